@@ -1,0 +1,214 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// TriggerAuthentication holds the credentials of triggers in its namespace.
+//
+// +genclient
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:path=triggerauthentications,scope=Namespaced,shortName=ta;triggerauth,categories=tidal
+// +kubebuilder:printcolumn:name="PodIdentity",type="string",JSONPath=".spec.podIdentity.provider"
+// +kubebuilder:printcolumn:name="Secret",type="string",JSONPath=".spec.secretTargetRef[*].name"
+// +kubebuilder:printcolumn:name="Env",type="string",JSONPath=".spec.env[*].name"
+// +kubebuilder:printcolumn:name="VaultAddress",type="string",JSONPath=".spec.hashiCorpVault.address"
+// +kubebuilder:printcolumn:name="ScaledObjects",type="string",JSONPath=".status.scaledobjects",priority=1
+// +kubebuilder:printcolumn:name="ScaledJobs",type="string",JSONPath=".status.scaledjobs",priority=1
+// +kubebuilder:printcolumn:name="Age",type="date",JSONPath=".metadata.creationTimestamp"
+type TriggerAuthentication struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec TriggerAuthenticationSpec `json:"spec"`
+	// +optional
+	Status TriggerAuthenticationStatus `json:"status,omitempty"`
+}
+
+// TriggerAuthenticationList is a list of TriggerAuthentications.
+//
+// +kubebuilder:object:root=true
+type TriggerAuthenticationList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []TriggerAuthentication `json:"items"`
+}
+
+// ClusterTriggerAuthentication is a cluster-wide TriggerAuthentication. Secrets and ConfigMaps it names are read
+// from the operator's namespace, as in KEDA.
+//
+// +genclient
+// +genclient:nonNamespaced
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:path=clustertriggerauthentications,scope=Cluster,shortName=cta;clustertriggerauth,categories=tidal
+// +kubebuilder:printcolumn:name="PodIdentity",type="string",JSONPath=".spec.podIdentity.provider"
+// +kubebuilder:printcolumn:name="Secret",type="string",JSONPath=".spec.secretTargetRef[*].name"
+// +kubebuilder:printcolumn:name="Env",type="string",JSONPath=".spec.env[*].name"
+// +kubebuilder:printcolumn:name="VaultAddress",type="string",JSONPath=".spec.hashiCorpVault.address"
+// +kubebuilder:printcolumn:name="ScaledObjects",type="string",JSONPath=".status.scaledobjects",priority=1
+// +kubebuilder:printcolumn:name="ScaledJobs",type="string",JSONPath=".status.scaledjobs",priority=1
+// +kubebuilder:printcolumn:name="Age",type="date",JSONPath=".metadata.creationTimestamp"
+type ClusterTriggerAuthentication struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec TriggerAuthenticationSpec `json:"spec"`
+	// +optional
+	Status TriggerAuthenticationStatus `json:"status,omitempty"`
+}
+
+// ClusterTriggerAuthenticationList is a list of ClusterTriggerAuthentications.
+//
+// +kubebuilder:object:root=true
+type ClusterTriggerAuthenticationList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []ClusterTriggerAuthentication `json:"items"`
+}
+
+// TriggerAuthenticationSpec says where each trigger parameter (password, token, ...) comes from.
+//
+// The external secret stores (hashiCorpVault, azureKeyVault, gcpSecretManager, awsSecretManager) are accepted
+// as opaque objects so KEDA manifests convert unchanged; Tidal does not read them yet and the operator reports
+// a trigger that depends on one as not Ready.
+type TriggerAuthenticationSpec struct {
+	// PodIdentity authenticates with the operator's workload identity.
+	// +optional
+	PodIdentity *AuthPodIdentity `json:"podIdentity,omitempty"`
+
+	// SecretTargetRef reads parameters from Secret keys.
+	// +optional
+	SecretTargetRef []AuthSecretTargetRef `json:"secretTargetRef,omitempty"`
+
+	// Env reads parameters from the scale target's container environment.
+	// +optional
+	Env []AuthEnvironment `json:"env,omitempty"`
+
+	// ConfigMapTargetRef reads parameters from ConfigMap keys.
+	// +optional
+	ConfigMapTargetRef []AuthConfigMapTargetRef `json:"configMapTargetRef,omitempty"`
+
+	// BoundServiceAccountToken requests a service-account token for a parameter.
+	// +optional
+	BoundServiceAccountToken []BoundServiceAccountToken `json:"boundServiceAccountToken,omitempty"`
+
+	// HashiCorpVault (KEDA schema), preserved as is; not read by Tidal.
+	// +optional
+	// +kubebuilder:pruning:PreserveUnknownFields
+	// +kubebuilder:validation:Type=object
+	HashiCorpVault *runtime.RawExtension `json:"hashiCorpVault,omitempty"`
+
+	// AzureKeyVault (KEDA schema), preserved as is; not read by Tidal.
+	// +optional
+	// +kubebuilder:pruning:PreserveUnknownFields
+	// +kubebuilder:validation:Type=object
+	AzureKeyVault *runtime.RawExtension `json:"azureKeyVault,omitempty"`
+
+	// GCPSecretManager (KEDA schema), preserved as is; not read by Tidal.
+	// +optional
+	// +kubebuilder:pruning:PreserveUnknownFields
+	// +kubebuilder:validation:Type=object
+	GCPSecretManager *runtime.RawExtension `json:"gcpSecretManager,omitempty"`
+
+	// AwsSecretManager (KEDA schema), preserved as is; not read by Tidal.
+	// +optional
+	// +kubebuilder:pruning:PreserveUnknownFields
+	// +kubebuilder:validation:Type=object
+	AwsSecretManager *runtime.RawExtension `json:"awsSecretManager,omitempty"`
+}
+
+// PodIdentityProvider names a workload identity mechanism (KEDA's values).
+// +kubebuilder:validation:Enum=none;azure-workload;gcp;aws;aws-eks
+type PodIdentityProvider string
+
+const (
+	PodIdentityProviderNone          PodIdentityProvider = "none"
+	PodIdentityProviderAzureWorkload PodIdentityProvider = "azure-workload"
+	PodIdentityProviderGCP           PodIdentityProvider = "gcp"
+	PodIdentityProviderAWS           PodIdentityProvider = "aws"
+	PodIdentityProviderAWSEKS        PodIdentityProvider = "aws-eks"
+)
+
+// AuthPodIdentity selects a workload identity.
+type AuthPodIdentity struct {
+	// Provider of the identity.
+	Provider PodIdentityProvider `json:"provider"`
+	// IdentityID is the client id of the identity (azure-workload).
+	// +optional
+	IdentityID *string `json:"identityId,omitempty"`
+	// IdentityTenantID is the tenant of the identity (azure-workload).
+	// +optional
+	IdentityTenantID *string `json:"identityTenantId,omitempty"`
+	// IdentityAuthorityHost is the authority host (azure-workload).
+	// +optional
+	IdentityAuthorityHost *string `json:"identityAuthorityHost,omitempty"`
+	// RoleArn is the role to assume (aws).
+	// +optional
+	RoleArn *string `json:"roleArn,omitempty"`
+	// IdentityOwner is whose identity is used: keda (the operator's, default) or workload (aws).
+	// +optional
+	// +kubebuilder:validation:Enum=keda;workload
+	IdentityOwner *string `json:"identityOwner,omitempty"`
+}
+
+// AuthSecretTargetRef maps a trigger parameter to a Secret key.
+type AuthSecretTargetRef struct {
+	// Parameter is the trigger parameter, e.g. password.
+	// +kubebuilder:validation:MinLength=1
+	Parameter string `json:"parameter"`
+	// Name of the Secret.
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// Key in the Secret.
+	// +kubebuilder:validation:MinLength=1
+	Key string `json:"key"`
+}
+
+// AuthEnvironment maps a trigger parameter to an environment variable of the scale target.
+type AuthEnvironment struct {
+	// Parameter is the trigger parameter.
+	// +kubebuilder:validation:MinLength=1
+	Parameter string `json:"parameter"`
+	// Name of the environment variable.
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// ContainerName is the container to read; default the target's envSourceContainerName or first container.
+	// +optional
+	ContainerName string `json:"containerName,omitempty"`
+}
+
+// AuthConfigMapTargetRef maps a trigger parameter to a ConfigMap key.
+type AuthConfigMapTargetRef struct {
+	// Parameter is the trigger parameter.
+	// +kubebuilder:validation:MinLength=1
+	Parameter string `json:"parameter"`
+	// Name of the ConfigMap.
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// Key in the ConfigMap.
+	// +kubebuilder:validation:MinLength=1
+	Key string `json:"key"`
+}
+
+// BoundServiceAccountToken maps a trigger parameter to a token of a service account.
+type BoundServiceAccountToken struct {
+	// Parameter is the trigger parameter.
+	// +kubebuilder:validation:MinLength=1
+	Parameter string `json:"parameter"`
+	// ServiceAccountName in the TriggerAuthentication's namespace.
+	// +kubebuilder:validation:MinLength=1
+	ServiceAccountName string `json:"serviceAccountName"`
+}
+
+// TriggerAuthenticationStatus lists the users of the authentication, as in KEDA.
+type TriggerAuthenticationStatus struct {
+	// ScaledObjects is a comma-separated list of ScaledObjects using this authentication.
+	// +optional
+	ScaledObjectNamesStr string `json:"scaledobjects,omitempty"`
+	// ScaledJobs is a comma-separated list of ScaledJobs using this authentication.
+	// +optional
+	ScaledJobNamesStr string `json:"scaledjobs,omitempty"`
+}

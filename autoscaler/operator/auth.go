@@ -1,0 +1,193 @@
+package operator
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	tidalclient "github.com/tidalscale/tidal/api/client/clientset/versioned"
+	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
+)
+
+// Resolver turns a trigger's authenticationRef and the target's container environment into the values scalers
+// read. Resolved values are secrets: they go into scalers.TriggerConfig only and are never logged, put in an
+// event or written to a status.
+type Resolver struct {
+	Kube  kubernetes.Interface
+	Tidal tidalclient.Interface
+	// ClusterObjectNamespace is where ClusterTriggerAuthentication secrets and config maps live (the
+	// operator's namespace), as in KEDA.
+	ClusterObjectNamespace string
+}
+
+// Env resolves the environment of one container of a pod template: literal values, secretKeyRef and
+// configMapKeyRef values, and envFrom. containerName empty means the first container. Missing optional
+// references are skipped; a missing required one is an error naming the variable.
+func (r *Resolver) Env(ctx context.Context, namespace string, tmpl *corev1.PodTemplateSpec, containerName string) (map[string]string, error) {
+	env := map[string]string{}
+	if tmpl == nil || len(tmpl.Spec.Containers) == 0 {
+		return env, nil
+	}
+	c := &tmpl.Spec.Containers[0]
+	if containerName != "" {
+		c = nil
+		for i := range tmpl.Spec.Containers {
+			if tmpl.Spec.Containers[i].Name == containerName {
+				c = &tmpl.Spec.Containers[i]
+			}
+		}
+		if c == nil {
+			return nil, fmt.Errorf("spec.scaleTargetRef.envSourceContainerName: no container %q in the target's pod template", containerName)
+		}
+	}
+	secrets := map[string]*corev1.Secret{}
+	configMaps := map[string]*corev1.ConfigMap{}
+	getSecret := func(name string) (*corev1.Secret, error) {
+		if s, ok := secrets[name]; ok {
+			return s, nil
+		}
+		s, err := r.Kube.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return nil, err
+		}
+		secrets[name] = s
+		return s, nil
+	}
+	getConfigMap := func(name string) (*corev1.ConfigMap, error) {
+		if cm, ok := configMaps[name]; ok {
+			return cm, nil
+		}
+		cm, err := r.Kube.CoreV1().ConfigMaps(namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return nil, err
+		}
+		configMaps[name] = cm
+		return cm, nil
+	}
+	for _, from := range c.EnvFrom {
+		switch {
+		case from.SecretRef != nil:
+			s, err := getSecret(from.SecretRef.Name)
+			if err != nil {
+				if isOptional(from.SecretRef.Optional) {
+					continue
+				}
+				return nil, fmt.Errorf("container %q envFrom secret %q: %w", c.Name, from.SecretRef.Name, err)
+			}
+			for k, v := range s.Data {
+				env[from.Prefix+k] = string(v)
+			}
+		case from.ConfigMapRef != nil:
+			cm, err := getConfigMap(from.ConfigMapRef.Name)
+			if err != nil {
+				if isOptional(from.ConfigMapRef.Optional) {
+					continue
+				}
+				return nil, fmt.Errorf("container %q envFrom configMap %q: %w", c.Name, from.ConfigMapRef.Name, err)
+			}
+			for k, v := range cm.Data {
+				env[from.Prefix+k] = v
+			}
+		}
+	}
+	for _, e := range c.Env {
+		switch {
+		case e.ValueFrom == nil:
+			env[e.Name] = e.Value
+		case e.ValueFrom.SecretKeyRef != nil:
+			ref := e.ValueFrom.SecretKeyRef
+			s, err := getSecret(ref.Name)
+			if err == nil {
+				if v, ok := s.Data[ref.Key]; ok {
+					env[e.Name] = string(v)
+					continue
+				}
+				err = fmt.Errorf("key %q not found", ref.Key)
+			}
+			if !isOptional(ref.Optional) {
+				return nil, fmt.Errorf("container %q env %s from secret %q: %w", c.Name, e.Name, ref.Name, err)
+			}
+		case e.ValueFrom.ConfigMapKeyRef != nil:
+			ref := e.ValueFrom.ConfigMapKeyRef
+			cm, err := getConfigMap(ref.Name)
+			if err == nil {
+				if v, ok := cm.Data[ref.Key]; ok {
+					env[e.Name] = v
+					continue
+				}
+				err = fmt.Errorf("key %q not found", ref.Key)
+			}
+			if !isOptional(ref.Optional) {
+				return nil, fmt.Errorf("container %q env %s from configMap %q: %w", c.Name, e.Name, ref.Name, err)
+			}
+		}
+	}
+	return env, nil
+}
+
+func isOptional(b *bool) bool { return b != nil && *b }
+
+// AuthParams resolves a trigger's authenticationRef. env is the resolved environment of the target's
+// containers keyed by container name ("" is the default container) for spec.env entries.
+func (r *Resolver) AuthParams(ctx context.Context, namespace string, ref *tidalv1alpha1.AuthenticationRef, envOf func(container string) (map[string]string, error)) (map[string]string, error) {
+	if ref == nil {
+		return nil, nil
+	}
+	var spec tidalv1alpha1.TriggerAuthenticationSpec
+	secretNS := namespace
+	switch ref.GetKind() {
+	case tidalv1alpha1.KindTriggerAuthentication:
+		ta, err := r.Tidal.TidalV1alpha1().TriggerAuthentications(namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("authenticationRef: TriggerAuthentication %q: %w", ref.Name, err)
+		}
+		spec = ta.Spec
+	case tidalv1alpha1.KindClusterTriggerAuthentication:
+		cta, err := r.Tidal.TidalV1alpha1().ClusterTriggerAuthentications().Get(ctx, ref.Name, metav1.GetOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("authenticationRef: ClusterTriggerAuthentication %q: %w", ref.Name, err)
+		}
+		spec = cta.Spec
+		secretNS = r.ClusterObjectNamespace
+	default:
+		return nil, fmt.Errorf("authenticationRef.kind: want TriggerAuthentication or ClusterTriggerAuthentication, got %q", ref.Kind)
+	}
+	params := map[string]string{}
+	for i, s := range spec.SecretTargetRef {
+		sec, err := r.Kube.CoreV1().Secrets(secretNS).Get(ctx, s.Name, metav1.GetOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("%s %q: spec.secretTargetRef[%d]: secret %q: %w", ref.GetKind(), ref.Name, i, s.Name, err)
+		}
+		v, ok := sec.Data[s.Key]
+		if !ok {
+			return nil, fmt.Errorf("%s %q: spec.secretTargetRef[%d]: secret %q has no key %q", ref.GetKind(), ref.Name, i, s.Name, s.Key)
+		}
+		params[s.Parameter] = string(v)
+	}
+	for i, c := range spec.ConfigMapTargetRef {
+		cm, err := r.Kube.CoreV1().ConfigMaps(secretNS).Get(ctx, c.Name, metav1.GetOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("%s %q: spec.configMapTargetRef[%d]: configMap %q: %w", ref.GetKind(), ref.Name, i, c.Name, err)
+		}
+		v, ok := cm.Data[c.Key]
+		if !ok {
+			return nil, fmt.Errorf("%s %q: spec.configMapTargetRef[%d]: configMap %q has no key %q", ref.GetKind(), ref.Name, i, c.Name, c.Key)
+		}
+		params[c.Parameter] = v
+	}
+	for i, e := range spec.Env {
+		env, err := envOf(e.ContainerName)
+		if err != nil {
+			return nil, fmt.Errorf("%s %q: spec.env[%d]: %w", ref.GetKind(), ref.Name, i, err)
+		}
+		v, ok := env[e.Name]
+		if !ok {
+			return nil, fmt.Errorf("%s %q: spec.env[%d]: variable %q not found in the target's container", ref.GetKind(), ref.Name, i, e.Name)
+		}
+		params[e.Parameter] = v
+	}
+	return params, nil
+}

@@ -1,0 +1,158 @@
+package scaledobject
+
+import (
+	"context"
+	"fmt"
+
+	"go.uber.org/zap"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
+	"github.com/tidalscale/tidal/autoscaler/core"
+	"github.com/tidalscale/tidal/autoscaler/operator"
+	"github.com/tidalscale/tidal/metricsadapter/poller"
+)
+
+// HPAName is the managed HPA's name: advanced.horizontalPodAutoscalerConfig.name or tidal-hpa-<name>.
+func HPAName(so *tidalv1alpha1.ScaledObject) string {
+	if a := so.Spec.Advanced; a != nil && a.HorizontalPodAutoscalerConfig != nil && a.HorizontalPodAutoscalerConfig.Name != "" {
+		return a.HorizontalPodAutoscalerConfig.Name
+	}
+	return "tidal-hpa-" + so.Name
+}
+
+// reconcileHPAMode keeps the managed HPA in line with the spec and, like KEDA, handles 0↔1 itself: the HPA
+// never scales from or to zero.
+func (c *Controller) reconcileHPAMode(ctx context.Context, so *tidalv1alpha1.ScaledObject, status *tidalv1alpha1.ScaledObjectStatus, target operator.Target, current int32, st *objectState) (Result, error) {
+	key := poller.Key{Kind: kindScaledObject, Namespace: so.Namespace, Name: so.Name}
+	specs := c.opts.Source.MetricSpecs(key)
+	if err := c.ensureHPA(ctx, so, target, specs); err != nil {
+		return Result{}, err
+	}
+	status.HpaName = HPAName(so)
+
+	now := c.now()
+	c.mu.Lock()
+	in, _, ready := c.decisionInput(so, st, specs, current, current)
+	c.mu.Unlock()
+	if !ready {
+		setCondition(status, so.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionUnknown, "WaitingForSamples", "waiting for the first sample of every trigger")
+		return Result{}, c.writeStatus(ctx, so, status)
+	}
+	d, err := core.Decide(in, now)
+	if err != nil {
+		msg := fmt.Sprintf("cannot decide: %v", err)
+		setCondition(status, so.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, "InvalidSpec", msg)
+		return Result{RequeueAfter: retryPermanentProblems}, c.writeStatus(ctx, so, status)
+	}
+	switch d.Reason {
+	case core.ReasonActivated, core.ReasonScaleToZero, core.ReasonScaleToIdle, core.ReasonScaleToMin:
+		if d.DesiredReplicas != current {
+			if _, err := c.opts.Targets.SetReplicas(ctx, target, d.DesiredReplicas); err != nil {
+				c.event(so, corev1.EventTypeWarning, ReasonScaleFailed, err.Error())
+				return Result{}, err
+			}
+			c.event(so, corev1.EventTypeNormal, ReasonScaled, fmt.Sprintf("scaled %s %s from %d to %d: %s", target.GVK.Kind, target.Name, current, d.DesiredReplicas, d.Reason))
+			operator.LoggerFrom(ctx).Info("scaled", zap.String("target", target.Name), zap.Int32("from", current), zap.Int32("to", d.DesiredReplicas), zap.String("reason", string(d.Reason)))
+			r := d.DesiredReplicas
+			status.CurrentReplicas = &r
+		}
+	}
+	c.mu.Lock()
+	st.core = d.NewState
+	c.mu.Unlock()
+	if d.NewState.LastActiveTime != nil {
+		t := metav1.NewTime(*d.NewState.LastActiveTime)
+		status.LastActiveTime = &t
+	}
+	applyDecisionConditions(status, so.Generation, d, st)
+	return Result{RequeueAfter: requeueFor(so, d, now)}, c.writeStatus(ctx, so, status)
+}
+
+// desiredHPA renders the managed HPA.
+func desiredHPA(so *tidalv1alpha1.ScaledObject, target operator.Target, specs []autoscalingv2.MetricSpec) *autoscalingv2.HorizontalPodAutoscaler {
+	minR := max(derefOr(so.Spec.MinReplicaCount, tidalv1alpha1.DefaultMinReplicaCount), 1)
+	metrics := make([]autoscalingv2.MetricSpec, 0, len(specs))
+	for _, s := range specs {
+		s = *s.DeepCopy()
+		if s.External != nil {
+			s.External.Metric.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{LabelScaledObjectName: so.Name}}
+		}
+		metrics = append(metrics, s)
+	}
+	hpa := &autoscalingv2.HorizontalPodAutoscaler{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      HPAName(so),
+			Namespace: so.Namespace,
+			Labels:    map[string]string{LabelScaledObjectName: so.Name, "app.kubernetes.io/managed-by": "tidal-operator"},
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(so,
+				tidalv1alpha1.SchemeGroupVersion.WithKind(kindScaledObject))},
+		},
+		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{
+				APIVersion: target.GVK.GroupVersion().String(), Kind: target.GVK.Kind, Name: target.Name,
+			},
+			MinReplicas: &minR,
+			MaxReplicas: derefOr(so.Spec.MaxReplicaCount, tidalv1alpha1.DefaultMaxReplicaCount),
+			Metrics:     metrics,
+		},
+	}
+	if a := so.Spec.Advanced; a != nil && a.HorizontalPodAutoscalerConfig != nil {
+		hpa.Spec.Behavior = a.HorizontalPodAutoscalerConfig.Behavior.DeepCopy()
+	}
+	return hpa
+}
+
+func (c *Controller) ensureHPA(ctx context.Context, so *tidalv1alpha1.ScaledObject, target operator.Target, specs []autoscalingv2.MetricSpec) error {
+	want := desiredHPA(so, target, specs)
+	hpas := c.opts.Kube.AutoscalingV2().HorizontalPodAutoscalers(so.Namespace)
+	got, err := hpas.Get(ctx, want.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		if _, err := hpas.Create(ctx, want, metav1.CreateOptions{FieldManager: operator.FieldManager}); err != nil {
+			return fmt.Errorf("create HPA %s: %w", want.Name, err)
+		}
+		c.event(so, corev1.EventTypeNormal, ReasonHPAManaged, "created HorizontalPodAutoscaler "+want.Name)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("get HPA %s: %w", want.Name, err)
+	}
+	if !metav1.IsControlledBy(got, so) {
+		return fmt.Errorf("HPA %s exists and is not managed by this ScaledObject", want.Name)
+	}
+	if apiequality.Semantic.DeepEqual(got.Spec, want.Spec) && apiequality.Semantic.DeepEqual(got.Labels, want.Labels) {
+		return nil
+	}
+	upd := got.DeepCopy()
+	upd.Spec = want.Spec
+	upd.Labels = want.Labels
+	if _, err := hpas.Update(ctx, upd, metav1.UpdateOptions{FieldManager: operator.FieldManager}); err != nil {
+		return fmt.Errorf("update HPA %s: %w", want.Name, err)
+	}
+	return nil
+}
+
+// deleteHPA removes the managed HPA, if any (garbage collection would too; deleting it first stops it acting on
+// the target while a restore runs).
+func (c *Controller) deleteHPA(ctx context.Context, so *tidalv1alpha1.ScaledObject) error {
+	hpas := c.opts.Kube.AutoscalingV2().HorizontalPodAutoscalers(so.Namespace)
+	got, err := hpas.Get(ctx, HPAName(so), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("get HPA %s: %w", HPAName(so), err)
+	}
+	if !metav1.IsControlledBy(got, so) {
+		return nil // somebody else's HPA: never ours to delete
+	}
+	err = hpas.Delete(ctx, got.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &got.UID}})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete HPA %s: %w", got.Name, err)
+	}
+	return nil
+}

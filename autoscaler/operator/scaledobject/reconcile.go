@@ -1,0 +1,317 @@
+package scaledobject
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
+	"github.com/tidalscale/tidal/autoscaler/core"
+	"github.com/tidalscale/tidal/autoscaler/operator"
+	"github.com/tidalscale/tidal/metricsadapter/poller"
+	"github.com/tidalscale/tidal/scalers"
+)
+
+const (
+	kindScaledObject = "ScaledObject"
+	// Finalizer lets the operator restore the target and release scalers before the object goes.
+	Finalizer = "tidal.dev/scaledobject"
+	// LabelScaledObjectName is set on the managed HPA and is the label selector of external metrics (mode hpa).
+	LabelScaledObjectName = "scaledobject.tidal.dev/name"
+)
+
+// Event reasons (constant, as in sample-controller).
+const (
+	ReasonScaled           = "Scaled"
+	ReasonScaleFailed      = "ScaleFailed"
+	ReasonTargetInvalid    = "ScaleTargetInvalid"
+	ReasonTriggerInvalid   = "TriggerInvalid"
+	ReasonTriggerFailing   = "TriggerFailing"
+	ReasonPaused           = "Paused"
+	ReasonFallback         = "FallbackActive"
+	ReasonReady            = "ScaledObjectReady"
+	ReasonRestored         = "ReplicasRestored"
+	ReasonHPAManaged       = "HPAManaged"
+	retryPermanentProblems = 30 * time.Second
+)
+
+// Result tells the queue when to look again without an event.
+type Result struct{ RequeueAfter time.Duration }
+
+// objectState is what the controller remembers of one ScaledObject between reconciles. It is rebuilt from the
+// source's snapshot after a restart; the core state (cooldown start, stabilization history) is also kept in the
+// status (lastActiveTime) so a restart never scales a workload to zero early.
+type objectState struct {
+	generation int64 // generation whose triggers are registered with the source; 0 means none
+	buildErrs  []error
+	triggers   map[int]poller.TriggerState
+	core       core.State
+	sampleSeen time.Time
+}
+
+func newObjectState() *objectState {
+	return &objectState{triggers: map[int]poller.TriggerState{}}
+}
+
+func splitKey(key string) (string, string, error) {
+	for i := 0; i < len(key); i++ {
+		if key[i] == '/' {
+			return key[:i], key[i+1:], nil
+		}
+	}
+	return "", "", fmt.Errorf("bad key %q", key)
+}
+
+// Reconcile brings one ScaledObject's target and status in line with its triggers. It is idempotent.
+func (c *Controller) Reconcile(ctx context.Context, key string) (Result, error) {
+	log := operator.LoggerFrom(ctx)
+	ns, name, err := splitKey(key)
+	if err != nil {
+		log.Error("dropping bad key", zap.Error(err))
+		return Result{}, nil
+	}
+	so, err := c.opts.Lister.ScaledObjects(ns).Get(name)
+	if apierrors.IsNotFound(err) {
+		c.forget(ctx, ns, name)
+		return Result{}, nil
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	if so.DeletionTimestamp != nil {
+		return Result{}, c.finalize(ctx, so)
+	}
+	if !slices.Contains(so.Finalizers, Finalizer) {
+		so = so.DeepCopy()
+		so.Finalizers = append(so.Finalizers, Finalizer)
+		if _, err := c.opts.Tidal.TidalV1alpha1().ScaledObjects(ns).Update(ctx, so, metav1.UpdateOptions{FieldManager: operator.FieldManager}); err != nil {
+			return Result{}, fmt.Errorf("add finalizer: %w", err)
+		}
+		return Result{}, nil // the update brings us back
+	}
+
+	status := so.Status.DeepCopy()
+	target, err := c.opts.Targets.Resolve(ns, so.Spec.ScaleTargetRef)
+	if err != nil {
+		c.event(so, corev1.EventTypeWarning, ReasonTargetInvalid, err.Error())
+		setCondition(status, so.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, ReasonTargetInvalid, err.Error())
+		return Result{RequeueAfter: retryPermanentProblems}, c.writeStatus(ctx, so, status)
+	}
+	status.ScaleTargetKind = operatorTargetKind(target)
+	status.ScaleTargetGVKR = target.GVKR()
+	scale, err := c.opts.Targets.GetScale(ctx, target)
+	if apierrors.IsNotFound(errors.Unwrap(err)) || apierrors.IsNotFound(err) {
+		msg := fmt.Sprintf("spec.scaleTargetRef: %s %q not found", target.GVK.Kind, target.Name)
+		setCondition(status, so.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, ReasonTargetInvalid, msg)
+		return Result{RequeueAfter: retryPermanentProblems}, c.writeStatus(ctx, so, status)
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	current := scale.Spec.Replicas
+	status.CurrentReplicas = &current
+	if status.OriginalReplicaCount == nil {
+		orig := current
+		status.OriginalReplicaCount = &orig
+	}
+
+	st, err := c.ensureTriggers(ctx, so, target)
+	if err != nil {
+		return Result{}, err
+	}
+	fillTriggerStatus(status, so, st)
+
+	// Pausing wins over everything else.
+	if paused, replicas, perr := pauseOf(so); perr != nil {
+		c.event(so, corev1.EventTypeWarning, ReasonPaused, perr.Error())
+		setCondition(status, so.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, "InvalidAnnotation", perr.Error())
+		return Result{}, c.writeStatus(ctx, so, status)
+	} else if paused {
+		return c.reconcilePaused(ctx, so, status, target, current, replicas)
+	}
+	setCondition(status, so.Generation, tidalv1alpha1.ConditionPaused, metav1.ConditionFalse, "NotPaused", "autoscaling is not paused")
+	status.PausedReplicaCount = nil
+
+	if so.Spec.Mode == tidalv1alpha1.ScalingModeHPA {
+		return c.reconcileHPAMode(ctx, so, status, target, current, st)
+	}
+	return c.reconcileDirect(ctx, so, status, target, scale.Status.Replicas, current, st)
+}
+
+// ensureTriggers (re)registers the object's triggers with the source when its generation changed.
+func (c *Controller) ensureTriggers(ctx context.Context, so *tidalv1alpha1.ScaledObject, target operator.Target) (*objectState, error) {
+	key := so.Namespace + "/" + so.Name
+	c.mu.Lock()
+	st := c.objects[key]
+	if st == nil {
+		st = newObjectState()
+		c.objects[key] = st
+	}
+	built := st.generation == so.Generation
+	c.mu.Unlock()
+	if built {
+		return st, nil
+	}
+	spec, resolveErr := c.buildSpec(ctx, so, target)
+	if resolveErr != nil {
+		// Auth or environment could not be resolved: every trigger reports it; retry later, as a secret may
+		// appear. The message names the field and never a value.
+		c.event(so, corev1.EventTypeWarning, ReasonTriggerInvalid, resolveErr.Error())
+		c.mu.Lock()
+		st.buildErrs = []error{resolveErr}
+		c.mu.Unlock()
+		return st, nil
+	}
+	errs := c.opts.Source.Upsert(ctx, spec)
+	for _, e := range errs {
+		if e != nil {
+			c.event(so, corev1.EventTypeWarning, ReasonTriggerInvalid, e.Error())
+		}
+	}
+	c.mu.Lock()
+	st.generation = so.Generation
+	st.buildErrs = slices.DeleteFunc(slices.Clone(errs), func(e error) bool { return e == nil })
+	c.mu.Unlock()
+	return st, nil
+}
+
+// buildSpec resolves each trigger's authentication and the target's environment into scaler configs.
+func (c *Controller) buildSpec(ctx context.Context, so *tidalv1alpha1.ScaledObject, target operator.Target) (poller.ObjectSpec, error) {
+	tmpl, err := c.opts.Targets.PodTemplate(ctx, target)
+	if err != nil {
+		return poller.ObjectSpec{}, err
+	}
+	envCache := map[string]map[string]string{}
+	envOf := func(container string) (map[string]string, error) {
+		if container == "" {
+			container = so.Spec.ScaleTargetRef.EnvSourceContainerName
+		}
+		if e, ok := envCache[container]; ok {
+			return e, nil
+		}
+		e, err := c.opts.Resolver.Env(ctx, so.Namespace, tmpl, container)
+		if err != nil {
+			return nil, err
+		}
+		envCache[container] = e
+		return e, nil
+	}
+	spec := poller.ObjectSpec{
+		Key:             poller.Key{Kind: kindScaledObject, Namespace: so.Namespace, Name: so.Name},
+		PollingInterval: time.Duration(pollingInterval(so)) * time.Second,
+		Generation:      so.Generation,
+	}
+	env, err := envOf("")
+	if err != nil {
+		return spec, err
+	}
+	for i, t := range so.Spec.Triggers {
+		auth, err := c.opts.Resolver.AuthParams(ctx, so.Namespace, t.AuthenticationRef, envOf)
+		if err != nil {
+			return spec, fmt.Errorf("spec.triggers[%d]: %w", i, err)
+		}
+		spec.Triggers = append(spec.Triggers, scalers.TriggerConfig{
+			Type: t.Type, Name: t.Name, Index: i,
+			Metadata: t.Metadata, AuthParams: auth, ResolvedEnv: env,
+			MetricType: t.MetricType, PollingInterval: spec.PollingInterval,
+			ObjectNamespace: so.Namespace, ObjectName: so.Name, ObjectKind: kindScaledObject,
+			Logger: c.log.With(zap.String("scaledObject", so.Namespace+"/"+so.Name), zap.String("trigger", triggerName(t, i))),
+		})
+		spec.UseCachedMetrics = append(spec.UseCachedMetrics, t.UseCachedMetrics)
+	}
+	return spec, nil
+}
+
+func triggerName(t tidalv1alpha1.ScaleTriggers, i int) string {
+	if t.Name != "" {
+		return t.Name
+	}
+	return "s" + strconv.Itoa(i) + "-" + t.Type
+}
+
+func pollingInterval(so *tidalv1alpha1.ScaledObject) int32 {
+	if so.Spec.PollingInterval != nil && *so.Spec.PollingInterval > 0 {
+		return *so.Spec.PollingInterval
+	}
+	return tidalv1alpha1.DefaultPollingInterval
+}
+
+// reconcilePaused applies the paused-replicas annotation, or freezes the target where it is.
+func (c *Controller) reconcilePaused(ctx context.Context, so *tidalv1alpha1.ScaledObject, status *tidalv1alpha1.ScaledObjectStatus, target operator.Target, current int32, replicas *int32) (Result, error) {
+	msg := "autoscaling is paused"
+	if replicas != nil {
+		msg = fmt.Sprintf("autoscaling is paused at %d replicas", *replicas)
+		status.PausedReplicaCount = replicas
+		if current != *replicas {
+			if _, err := c.opts.Targets.SetReplicas(ctx, target, *replicas); err != nil {
+				c.event(so, corev1.EventTypeWarning, ReasonScaleFailed, err.Error())
+				return Result{}, err
+			}
+			c.event(so, corev1.EventTypeNormal, ReasonScaled, fmt.Sprintf("scaled %s from %d to %d: paused-replicas annotation", target.Name, current, *replicas))
+			r := *replicas
+			status.CurrentReplicas = &r
+		}
+		status.DesiredReplicas = replicas
+	}
+	setCondition(status, so.Generation, tidalv1alpha1.ConditionPaused, metav1.ConditionTrue, ReasonPaused, msg)
+	setCondition(status, so.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionTrue, ReasonReady, "ScaledObject is paused")
+	return Result{}, c.writeStatus(ctx, so, status)
+}
+
+// forget drops everything the controller and the source hold for a deleted object.
+func (c *Controller) forget(ctx context.Context, ns, name string) {
+	c.opts.Source.Delete(ctx, poller.Key{Kind: kindScaledObject, Namespace: ns, Name: name})
+	c.mu.Lock()
+	delete(c.objects, ns+"/"+name)
+	c.mu.Unlock()
+}
+
+// finalize restores the target when asked, removes the managed HPA, releases scalers, then the finalizer.
+func (c *Controller) finalize(ctx context.Context, so *tidalv1alpha1.ScaledObject) error {
+	if !slices.Contains(so.Finalizers, Finalizer) {
+		c.forget(ctx, so.Namespace, so.Name)
+		return nil
+	}
+	if so.Spec.Advanced != nil && so.Spec.Advanced.RestoreToOriginalReplicaCount && so.Status.OriginalReplicaCount != nil {
+		target, err := c.opts.Targets.Resolve(so.Namespace, so.Spec.ScaleTargetRef)
+		if err == nil {
+			_, err = c.opts.Targets.SetReplicas(ctx, target, *so.Status.OriginalReplicaCount)
+			if err != nil && !apierrors.IsNotFound(errors.Unwrap(err)) {
+				return fmt.Errorf("restore original replica count: %w", err)
+			}
+			if err == nil {
+				c.event(so, corev1.EventTypeNormal, ReasonRestored, fmt.Sprintf("restored %s to %d replicas", target.Name, *so.Status.OriginalReplicaCount))
+			}
+		}
+	}
+	if err := c.deleteHPA(ctx, so); err != nil {
+		return err
+	}
+	c.forget(ctx, so.Namespace, so.Name)
+	so = so.DeepCopy()
+	so.Finalizers = slices.DeleteFunc(so.Finalizers, func(f string) bool { return f == Finalizer })
+	_, err := c.opts.Tidal.TidalV1alpha1().ScaledObjects(so.Namespace).Update(ctx, so, metav1.UpdateOptions{FieldManager: operator.FieldManager})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+func (c *Controller) event(so *tidalv1alpha1.ScaledObject, typ, reason, msg string) {
+	if c.opts.Recorder != nil {
+		c.opts.Recorder.Event(so, typ, reason, msg)
+	}
+}
+
+func operatorTargetKind(t operator.Target) string {
+	gv := t.GVK.GroupVersion().String()
+	return gv + "." + t.GVK.Kind
+}

@@ -1,0 +1,132 @@
+package scaledobject
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
+	"github.com/tidalscale/tidal/autoscaler/core"
+	"github.com/tidalscale/tidal/autoscaler/operator"
+)
+
+func setCondition(status *tidalv1alpha1.ScaledObjectStatus, gen int64, typ string, s metav1.ConditionStatus, reason, msg string) {
+	meta.SetStatusCondition(&status.Conditions, metav1.Condition{Type: typ, Status: s, Reason: reason, Message: msg, ObservedGeneration: gen})
+}
+
+// writeStatus updates status only when it changed, so reconciles triggered by our own writes settle.
+func (c *Controller) writeStatus(ctx context.Context, so *tidalv1alpha1.ScaledObject, status *tidalv1alpha1.ScaledObjectStatus) error {
+	status.ObservedGeneration = so.Generation
+	if apiequality.Semantic.DeepEqual(&so.Status, status) {
+		return nil
+	}
+	out := so.DeepCopy()
+	out.Status = *status
+	_, err := c.opts.Tidal.TidalV1alpha1().ScaledObjects(so.Namespace).UpdateStatus(ctx, out, metav1.UpdateOptions{FieldManager: operator.FieldManager})
+	if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+		c.queue.Add(so.Namespace + "/" + so.Name) // a newer object is on its way; look again
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("update status: %w", err)
+	}
+	return nil
+}
+
+// fillTriggerStatus copies the latest sample of each trigger into status.triggers and status.health. Errors
+// are scaler errors, which never carry a credential (scalers.TriggerConfig.Errorf redacts them).
+func fillTriggerStatus(status *tidalv1alpha1.ScaledObjectStatus, so *tidalv1alpha1.ScaledObject, st *objectState) {
+	types := make([]string, 0, len(so.Spec.Triggers))
+	auths := []string{}
+	status.Triggers = status.Triggers[:0]
+	status.ExternalMetricNames = nil
+	status.ResourceMetricNames = nil
+	health := map[string]tidalv1alpha1.HealthStatus{}
+	for i, t := range so.Spec.Triggers {
+		types = append(types, t.Type)
+		if t.AuthenticationRef != nil {
+			auths = append(auths, t.AuthenticationRef.Name)
+		}
+		ts := tidalv1alpha1.TriggerStatus{Name: triggerName(t, i), Type: t.Type}
+		state, ok := st.triggers[i]
+		switch {
+		case ok:
+			ts.Active = state.Active
+			if len(state.Samples) > 0 {
+				ts.Value = strconv.FormatFloat(state.Samples[0].Value, 'f', -1, 64)
+			}
+			if state.Err != nil {
+				ts.Error = state.Err.Error()
+			}
+			if !state.SampledAt.IsZero() {
+				t := metav1.NewTime(state.SampledAt)
+				ts.LastSampleTime = &t
+			}
+			if t.Type == tidalv1alpha1.TriggerTypeCPU || t.Type == tidalv1alpha1.TriggerTypeMemory {
+				status.ResourceMetricNames = append(status.ResourceMetricNames, t.Type)
+			} else {
+				status.ExternalMetricNames = append(status.ExternalMetricNames, state.MetricNames...)
+			}
+			for _, m := range state.MetricNames {
+				n := int32(state.ConsecutiveFailures)
+				h := tidalv1alpha1.HealthStatus{NumberOfFailures: &n, Status: tidalv1alpha1.HealthStatusHappy}
+				if state.Err != nil {
+					h.Status = tidalv1alpha1.HealthStatusFailing
+				}
+				health[m] = h
+			}
+		case len(st.buildErrs) > 0:
+			ts.Error = st.buildErrs[0].Error()
+		}
+		status.Triggers = append(status.Triggers, ts)
+	}
+	if len(health) > 0 {
+		status.Health = health
+	}
+	sort.Strings(auths)
+	status.TriggersTypes = strings.Join(types, ",")
+	status.AuthenticationsTypes = strings.Join(auths, ",")
+}
+
+// applyDecisionConditions sets Ready, Active and Fallback from a core decision.
+func applyDecisionConditions(status *tidalv1alpha1.ScaledObjectStatus, gen int64, d core.Decision, st *objectState) {
+	failing := []string{}
+	for _, t := range d.Triggers {
+		if t.Err != nil {
+			failing = append(failing, t.Name)
+		}
+	}
+	switch {
+	case len(st.buildErrs) > 0:
+		setCondition(status, gen, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, ReasonTriggerInvalid, st.buildErrs[0].Error())
+	case len(failing) > 0:
+		setCondition(status, gen, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, ReasonTriggerFailing, "failing triggers: "+strings.Join(failing, ", "))
+	default:
+		setCondition(status, gen, tidalv1alpha1.ConditionReady, metav1.ConditionTrue, ReasonReady, "ScaledObject is defined correctly and is ready for scaling")
+	}
+	if d.Active {
+		setCondition(status, gen, tidalv1alpha1.ConditionActive, metav1.ConditionTrue, "ScalerActive", "scaling is performed because triggers are active")
+	} else {
+		setCondition(status, gen, tidalv1alpha1.ConditionActive, metav1.ConditionFalse, "ScalerNotActive", "no trigger is active: "+string(d.Reason))
+	}
+	if d.FallbackActive {
+		setCondition(status, gen, tidalv1alpha1.ConditionFallback, metav1.ConditionTrue, ReasonFallback, "at least one trigger is failing past fallback.failureThreshold; fallback replicas are in use")
+	} else {
+		setCondition(status, gen, tidalv1alpha1.ConditionFallback, metav1.ConditionFalse, "NoFallbackFound", "no fallback is in effect")
+	}
+}
+
+func parseFloat(s string) float64 {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return 0
+	}
+	return f
+}

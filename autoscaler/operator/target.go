@@ -1,0 +1,160 @@
+package operator
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/scale"
+
+	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
+)
+
+// Targets reads and writes any workload through its /scale subresource, and reads its pod template for
+// trigger environment resolution. It resolves kinds through discovery, so custom resources work as long as they
+// serve /scale.
+type Targets struct {
+	mapper  *restmapper.DeferredDiscoveryRESTMapper
+	scales  scale.ScalesGetter
+	dynamic dynamic.Interface
+
+	mu sync.Mutex
+}
+
+// NewTargets builds a Targets from a rest config.
+func NewTargets(cfg *rest.Config) (*Targets, error) {
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("discovery client: %w", err)
+	}
+	cached := memory.NewMemCacheClient(dc)
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(cached)
+	sg, err := scale.NewForConfig(cfg, mapper, dynamic.LegacyAPIPathResolverFunc, scale.NewDiscoveryScaleKindResolver(cached))
+	if err != nil {
+		return nil, fmt.Errorf("scale client: %w", err)
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("dynamic client: %w", err)
+	}
+	return &Targets{mapper: mapper, scales: sg, dynamic: dyn}, nil
+}
+
+// Target is a resolved scale target.
+type Target struct {
+	Namespace string
+	Name      string
+	GVK       schema.GroupVersionKind
+	GVR       schema.GroupVersionResource
+}
+
+// Key identifies the workload for duplicate checks: "apps/deployments/ns/name".
+func (t Target) Key() string {
+	return t.GVR.Group + "/" + t.GVR.Resource + "/" + t.Namespace + "/" + t.Name
+}
+
+// GVKR renders the status field.
+func (t Target) GVKR() *tidalv1alpha1.GroupVersionKindResource {
+	return &tidalv1alpha1.GroupVersionKindResource{Group: t.GVK.Group, Version: t.GVK.Version, Kind: t.GVK.Kind, Resource: t.GVR.Resource}
+}
+
+// Resolve maps a scaleTargetRef to its resource. An unknown kind is retried once after refreshing discovery, so
+// a CRD installed after start-up resolves.
+func (ts *Targets) Resolve(namespace string, ref tidalv1alpha1.ScaleTarget) (Target, error) {
+	apiVersion, kind := ref.APIVersion, ref.Kind
+	if apiVersion == "" {
+		apiVersion = tidalv1alpha1.DefaultScaleTargetAPIVersion
+	}
+	if kind == "" {
+		kind = tidalv1alpha1.DefaultScaleTargetKind
+	}
+	gv, err := schema.ParseGroupVersion(apiVersion)
+	if err != nil {
+		return Target{}, fmt.Errorf("spec.scaleTargetRef.apiVersion %q: %w", apiVersion, err)
+	}
+	gvk := gv.WithKind(kind)
+	mapping, err := ts.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if err != nil && meta.IsNoMatchError(err) {
+		ts.mu.Lock()
+		ts.mapper.Reset()
+		ts.mu.Unlock()
+		mapping, err = ts.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	}
+	if err != nil {
+		return Target{}, fmt.Errorf("spec.scaleTargetRef: kind %s in %s is not served: %w", kind, apiVersion, err)
+	}
+	return Target{Namespace: namespace, Name: ref.Name, GVK: gvk, GVR: mapping.Resource}, nil
+}
+
+// GetScale reads the target's /scale.
+func (ts *Targets) GetScale(ctx context.Context, t Target) (*autoscalingv1.Scale, error) {
+	s, err := ts.scales.Scales(t.Namespace).Get(ctx, t.GVR.GroupResource(), t.Name, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("get /scale of %s %s/%s: %w", t.GVK.Kind, t.Namespace, t.Name, err)
+	}
+	return s, nil
+}
+
+// SetReplicas writes replicas through /scale, re-reading on conflict. It returns the previous replica count.
+func (ts *Targets) SetReplicas(ctx context.Context, t Target, replicas int32) (int32, error) {
+	for attempt := 0; ; attempt++ {
+		s, err := ts.GetScale(ctx, t)
+		if err != nil {
+			return 0, err
+		}
+		prev := s.Spec.Replicas
+		if prev == replicas {
+			return prev, nil
+		}
+		s = s.DeepCopy()
+		s.Spec.Replicas = replicas
+		_, err = ts.scales.Scales(t.Namespace).Update(ctx, t.GVR.GroupResource(), s, metav1.UpdateOptions{FieldManager: FieldManager})
+		if err == nil {
+			return prev, nil
+		}
+		if apierrors.IsConflict(err) && attempt < 3 {
+			continue
+		}
+		return prev, fmt.Errorf("update /scale of %s %s/%s to %d: %w", t.GVK.Kind, t.Namespace, t.Name, replicas, err)
+	}
+}
+
+// PodTemplate returns the target's pod template (spec.template) when it has one (Deployments, StatefulSets,
+// most workload CRDs); nil otherwise.
+func (ts *Targets) PodTemplate(ctx context.Context, t Target) (*corev1.PodTemplateSpec, error) {
+	obj, err := ts.dynamic.Resource(t.GVR).Namespace(t.Namespace).Get(ctx, t.Name, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("get %s %s/%s: %w", t.GVK.Kind, t.Namespace, t.Name, err)
+	}
+	raw, found, err := unstructured.NestedMap(obj.Object, "spec", "template")
+	if err != nil || !found {
+		return nil, nil //nolint:nilerr // a target without a pod template simply has no environment to offer
+	}
+	var tmpl corev1.PodTemplateSpec
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(raw, &tmpl); err != nil {
+		return nil, fmt.Errorf("%s %s/%s: spec.template: %w", t.GVK.Kind, t.Namespace, t.Name, err)
+	}
+	return &tmpl, nil
+}
+
+// FieldManager is the manager name on every write the operator makes.
+const FieldManager = "tidal-operator"
+
+// targetKind renders "apps/v1.Deployment" for status.scaleTargetKind.
+func targetKind(t Target) string {
+	return strings.TrimPrefix(t.GVK.GroupVersion().String()+"."+t.GVK.Kind, "/")
+}

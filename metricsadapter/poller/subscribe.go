@@ -1,0 +1,156 @@
+package poller
+
+import (
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Subscribe returns a channel of every Update (each sample of each trigger, which carries activity changes) and
+// a cancel func that stops the subscription and closes the channel.
+//
+// Publishing never blocks polling. While the subscriber keeps up, it receives every update in order. When its
+// channel (of capacity buffer) is full, later updates wait in a per-subscriber queue holding at most one update
+// per trigger: a newer update for a trigger replaces the one waiting (coalescing; ActivityChanged is OR-ed), so
+// a slow subscriber skips intermediate states but always ends with the latest state of every trigger, and
+// updates of one trigger never arrive out of order. Coalesced updates are counted in
+// tidal_poller_subscriber_coalesced_total. Each subscription runs one goroutine until cancelled.
+//
+// Upsert and Delete publish nothing themselves: the first sample of a new generation is its first update, and
+// consumers learn of deletions from their own informers (or by comparing with Snapshot).
+func (p *Poller) Subscribe(buffer int) (<-chan Update, func()) {
+	s := &subscriber{
+		out:     make(chan Update, max(buffer, 0)),
+		pending: map[triggerKey]Update{},
+		signal:  make(chan struct{}, 1),
+		done:    make(chan struct{}),
+	}
+	p.hub.add(s)
+	go s.pump()
+	var once sync.Once
+	return s.out, func() {
+		once.Do(func() {
+			p.hub.remove(s)
+			close(s.done)
+		})
+	}
+}
+
+type triggerKey struct {
+	key   Key
+	index int
+}
+
+type hub struct {
+	mu        sync.RWMutex
+	subs      map[*subscriber]struct{}
+	coalesced prometheus.Counter
+}
+
+func newHub(coalesced prometheus.Counter) *hub {
+	return &hub{subs: map[*subscriber]struct{}{}, coalesced: coalesced}
+}
+
+func (h *hub) add(s *subscriber) {
+	h.mu.Lock()
+	h.subs[s] = struct{}{}
+	h.mu.Unlock()
+}
+
+func (h *hub) remove(s *subscriber) {
+	h.mu.Lock()
+	delete(h.subs, s)
+	h.mu.Unlock()
+}
+
+func (h *hub) publish(u Update) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for s := range h.subs {
+		if s.offer(u) {
+			h.coalesced.Inc()
+		}
+	}
+}
+
+// subscriber is one subscription: a buffered channel in front of a coalescing queue drained by pump.
+type subscriber struct {
+	out    chan Update
+	signal chan struct{} // poked when pending gains an entry
+	done   chan struct{} // closed by cancel
+
+	mu      sync.Mutex
+	pending map[triggerKey]Update
+	order   []triggerKey // FIFO of pending keys
+	holding bool         // pump holds an update it is trying to send
+	closed  bool
+}
+
+// offer queues u without blocking and reports whether it replaced an update still waiting.
+func (s *subscriber) offer(u Update) (coalesced bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	// Fast path: nothing waits ahead of u, so sending directly keeps the order.
+	if len(s.order) == 0 && !s.holding {
+		select {
+		case s.out <- u:
+			return false
+		default:
+		}
+	}
+	k := triggerKey{u.Key, u.Trigger.Index}
+	if old, ok := s.pending[k]; ok {
+		u.ActivityChanged = u.ActivityChanged || old.ActivityChanged
+		s.pending[k] = u
+		return true
+	}
+	s.pending[k] = u
+	s.order = append(s.order, k)
+	select {
+	case s.signal <- struct{}{}:
+	default:
+	}
+	return false
+}
+
+// pump moves queued updates into out, blocking only itself, until the subscription is cancelled.
+func (s *subscriber) pump() {
+	defer func() {
+		s.mu.Lock()
+		s.closed = true
+		close(s.out)
+		s.mu.Unlock()
+	}()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-s.signal:
+		}
+		for {
+			s.mu.Lock()
+			if len(s.order) == 0 {
+				s.mu.Unlock()
+				break
+			}
+			k := s.order[0]
+			s.order = s.order[1:]
+			u := s.pending[k]
+			delete(s.pending, k)
+			s.holding = true
+			s.mu.Unlock()
+
+			select {
+			case s.out <- u:
+			case <-s.done:
+				return
+			}
+			s.mu.Lock()
+			s.holding = false
+			s.mu.Unlock()
+		}
+	}
+}

@@ -1,0 +1,244 @@
+// Package metricsapi is Tidal's metrics-api scaler: trigger type "metrics-api", with KEDA's metadata names and
+// defaults. It GETs url and reads one number from the response at valueLocation.
+//
+// Formats (metadata format, default json):
+//   - json: valueLocation is a GJSON path (github.com/tidwall/gjson), e.g. "components.worker.tasks".
+//   - yaml: the document is converted to JSON, then valueLocation is a GJSON path ("a.b.0.c").
+//   - xml: the document is converted to a JSON tree whose top-level key is the root element, child elements
+//     become keys (repeated ones arrays, attributes are ignored), then valueLocation is a GJSON path
+//     ("metrics.queue.depth").
+//   - prometheus: the text exposition format; valueLocation is a series selector with equality matchers,
+//     `name` or `name{label="value",...}`; the first series carrying every listed label wins (as in KEDA).
+//
+// A string value is parsed as a Kubernetes quantity ("5", "100m", "2Ki"), as KEDA does.
+//
+// Authentication (authMode, comma separated): apiKey (authParams apiKey; metadata method header|query and
+// keyParamName, default header X-API-KEY or query parameter api_key), basic (username, password), bearer
+// (token or bearerToken), tls (cert, key, optional keyPassword); ca on its own trusts a private CA.
+package metricsapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+
+	"github.com/tidalscale/tidal/scalers"
+)
+
+// TriggerType is the trigger type this package registers.
+const TriggerType = "metrics-api"
+
+// defaultTimeout is KEDA's global HTTP timeout default.
+const defaultTimeout = 3 * time.Second
+
+// Auth modes.
+const (
+	authAPIKey = "apiKey"
+	authBasic  = "basic"
+	authBearer = "bearer"
+	authTLS    = "tls"
+)
+
+// Formats.
+const (
+	formatJSON       = "json"
+	formatYAML       = "yaml"
+	formatXML        = "xml"
+	formatPrometheus = "prometheus"
+)
+
+// Metadata is the metrics-api trigger's metadata and authentication, with KEDA's names and defaults.
+type Metadata struct {
+	URL                   string  `tidal:"name=url"`
+	ValueLocation         string  `tidal:"name=valueLocation"`
+	Format                string  `tidal:"name=format,default=json,enum=json;yaml;xml;prometheus"`
+	TargetValue           float64 `tidal:"name=targetValue"`
+	ActivationTargetValue float64 `tidal:"name=activationTargetValue,default=0"`
+	UnsafeSsl             bool    `tidal:"name=unsafeSsl,default=false"`
+	// Timeout is a Tidal extension: milliseconds or a Go duration; KEDA uses its global HTTP timeout (3s).
+	Timeout string `tidal:"name=timeout,optional"`
+
+	AuthMode     string `tidal:"name=authMode;authModes,optional"`
+	Method       string `tidal:"name=method,default=header,enum=header;query"`
+	KeyParamName string `tidal:"name=keyParamName,optional"`
+	APIKey       string `tidal:"name=apiKey,order=authParams,optional"`
+	Username     string `tidal:"name=username,order=authParams,optional"`
+	Password     string `tidal:"name=password,order=authParams,optional"`
+	BearerToken  string `tidal:"name=token;bearerToken,order=authParams,optional"`
+	CA           string `tidal:"name=ca,order=authParams,optional"`
+	Cert         string `tidal:"name=cert,order=authParams,optional"`
+	Key          string `tidal:"name=key,order=authParams,optional"`
+	KeyPassword  string `tidal:"name=keyPassword,order=authParams,optional"`
+
+	url      *url.URL
+	timeout  time.Duration
+	modes    map[string]bool
+	selector *selector
+}
+
+// Validate checks the URL, target, value location, timeout and authentication rules.
+func (m *Metadata) Validate() error {
+	var errs []error
+	u, err := url.Parse(m.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("url: want an absolute http(s) URL, got %q", redactURL(m.URL)))
+	} else {
+		m.url = u
+	}
+	if m.TargetValue <= 0 {
+		errs = append(errs, fmt.Errorf("targetValue: must be a positive number, got %v", m.TargetValue))
+	}
+	if strings.TrimSpace(m.ValueLocation) == "" {
+		errs = append(errs, errors.New("valueLocation: must not be empty"))
+	} else if m.Format == formatPrometheus {
+		sel, err := parseSelector(m.ValueLocation)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("valueLocation: %w", err))
+		}
+		m.selector = sel
+	}
+	m.timeout = defaultTimeout
+	if m.Timeout != "" {
+		d, err := parseTimeout(m.Timeout)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("timeout: %w", err))
+		}
+		m.timeout = d
+	}
+	errs = append(errs, m.validateAuth()...)
+	return errors.Join(errs...)
+}
+
+func (m *Metadata) validateAuth() []error {
+	var errs []error
+	m.modes = map[string]bool{}
+	for _, mode := range strings.Split(m.AuthMode, ",") {
+		mode = strings.TrimSpace(mode)
+		switch mode {
+		case "":
+		case authAPIKey, authBasic, authBearer, authTLS:
+			m.modes[mode] = true
+		default:
+			errs = append(errs, fmt.Errorf("authMode: want a comma-separated list of apiKey, basic, bearer, tls, got %q", mode))
+		}
+	}
+	if m.modes[authBasic] && m.modes[authBearer] {
+		errs = append(errs, errors.New("authMode: basic and bearer cannot be combined"))
+	}
+	if m.modes[authAPIKey] && m.APIKey == "" {
+		errs = append(errs, errors.New("apiKey: required by authMode apiKey"))
+	}
+	if m.modes[authBasic] && m.Username == "" {
+		errs = append(errs, errors.New("username: required by authMode basic"))
+	}
+	if m.modes[authBearer] && m.BearerToken == "" {
+		errs = append(errs, errors.New("token: required by authMode bearer"))
+	}
+	if m.modes[authTLS] && (m.Cert == "" || m.Key == "") {
+		errs = append(errs, errors.New("cert and key: required by authMode tls"))
+	}
+	if strings.ContainsAny(m.KeyParamName, " \t\r\n:") {
+		errs = append(errs, fmt.Errorf("keyParamName: invalid name %q", m.KeyParamName))
+	}
+	return errs
+}
+
+func parseTimeout(s string) (time.Duration, error) {
+	if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if ms <= 0 || ms > int64(time.Hour/time.Millisecond) {
+			return 0, fmt.Errorf("want milliseconds between 1 and 3600000, got %q", s)
+		}
+		return time.Duration(ms) * time.Millisecond, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 || d > time.Hour {
+		return 0, fmt.Errorf("want a number of milliseconds or a duration such as 5s (at most 1h), got %q", s)
+	}
+	return d, nil
+}
+
+// redactURL drops userinfo and the query (which may carry an API key) from a URL shown in an error.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	u.User = nil
+	u.RawQuery = ""
+	return u.String()
+}
+
+// kedaNormalize is KEDA's NormalizeString: the characters it turns into dashes in metric names. Tidal's
+// SanitizeMetricName keeps dots, so they are replaced here to keep KEDA's metric names.
+func kedaNormalize(s string) string {
+	return strings.NewReplacer("/", "-", ".", "-", ":", "-", "%", "-", "(", "-", ")", "-", "\"", "-", " ", "-", "<", "-", ">", "-", "$", "-", "'", "-", "`", "-", "@", "-").Replace(s)
+}
+
+// Scaler reads one value from an HTTP endpoint.
+type Scaler struct {
+	cfg        *scalers.TriggerConfig
+	meta       Metadata
+	metricName string
+	client     *http.Client
+	release    func() error
+}
+
+var _ scalers.Scaler = (*Scaler)(nil)
+
+// Register adds the metrics-api scaler to r.
+func Register(r *scalers.Registry) { r.Register(New, TriggerType) }
+
+// New parses the trigger. HTTP transports are shared between triggers with the same TLS settings.
+func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
+	var meta Metadata
+	if err := scalers.Parse(cfg, &meta); err != nil {
+		return nil, err
+	}
+	opts := transportOptions{UnsafeSsl: meta.UnsafeSsl, CA: meta.CA}
+	if meta.modes[authTLS] {
+		opts.Cert, opts.Key, opts.KeyPassword = meta.Cert, meta.Key, meta.KeyPassword
+	}
+	tr, release, err := scalers.Acquire(cfg.Shared, opts.key(), func() (*http.Transport, error) { return newTransport(opts) },
+		func(t *http.Transport) error { t.CloseIdleConnections(); return nil })
+	if err != nil {
+		return nil, cfg.Errorf("%w", err)
+	}
+	// KEDA normalises the value location into the metric name (dots, slashes, ... become dashes).
+	name := kedaNormalize(meta.ValueLocation)
+	return &Scaler{
+		cfg:        cfg,
+		meta:       meta,
+		metricName: cfg.MetricName("metric-api", name),
+		client:     &http.Client{Transport: tr, Timeout: meta.timeout},
+		release:    release,
+	}, nil
+}
+
+// MetricSpecs returns one External metric with targetValue as its target.
+func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
+	return []autoscalingv2.MetricSpec{scalers.ExternalMetric(s.cfg, s.metricName, s.meta.TargetValue)}
+}
+
+// Sample fetches the URL and reads the value; the trigger is active when it exceeds activationTargetValue.
+func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
+	v, err := s.fetch(ctx)
+	if err != nil {
+		return nil, false, s.cfg.Errorf("%w", err)
+	}
+	return []scalers.Sample{{MetricName: s.metricName, Value: v}}, v > s.meta.ActivationTargetValue, nil
+}
+
+// Close releases the shared transport.
+func (s *Scaler) Close(context.Context) error {
+	if s.release == nil {
+		return nil
+	}
+	return s.release()
+}

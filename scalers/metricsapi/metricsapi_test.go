@@ -1,0 +1,284 @@
+package metricsapi
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tidalscale/tidal/scalers"
+)
+
+// queueAPI is a JSON metrics endpoint whose queue depth the test changes.
+type queueAPI struct {
+	mu    sync.Mutex
+	depth int
+}
+
+func (q *queueAPI) set(d int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.depth = d
+}
+
+func (q *queueAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	q.mu.Lock()
+	d := q.depth
+	q.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"components": map[string]any{"worker": map[string]any{"tasks": d, "memory": "512Mi"}},
+		"queues":     []map[string]any{{"name": "a", "depth": d}, {"name": "b", "depth": 2 * d}},
+	})
+}
+
+func newScaler(t testing.TB, md, auth map[string]string) *Scaler {
+	t.Helper()
+	cfg := &scalers.TriggerConfig{Type: TriggerType, Metadata: md, AuthParams: auth, Shared: scalers.NewShared()}
+	cfg.Normalize()
+	s, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	return s.(*Scaler)
+}
+
+func sample(s *Scaler) (float64, bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	vals, active, err := s.Sample(ctx)
+	if err != nil {
+		return 0, false, err
+	}
+	if len(vals) != 1 || vals[0].MetricName != s.metricName {
+		return 0, false, &unexpected{}
+	}
+	return vals[0].Value, active, nil
+}
+
+type unexpected struct{}
+
+func (*unexpected) Error() string { return "unexpected samples" }
+
+func TestLoadThenDrain(t *testing.T) {
+	t.Parallel()
+	api := &queueAPI{}
+	srv := httptest.NewServer(api)
+	t.Cleanup(srv.Close)
+	s := newScaler(t, map[string]string{
+		"url": srv.URL + "/api/v1/stats", "valueLocation": "components.worker.tasks", "targetValue": "5", "activationTargetValue": "2",
+	}, nil)
+	if s.metricName != "s0-metric-api-components-worker-tasks" {
+		t.Errorf("metric name = %q, want KEDA's s0-metric-api-components-worker-tasks", s.metricName)
+	}
+	for _, step := range []struct {
+		depth  int
+		active bool
+	}{{depth: 40, active: true}, {depth: 2, active: false}, {depth: 3, active: true}, {depth: 0, active: false}} {
+		api.set(step.depth)
+		v, active, err := sample(s)
+		if err != nil || v != float64(step.depth) || active != step.active {
+			t.Fatalf("depth %d: Sample = (%v, %v, %v), want (%d, %v, nil)", step.depth, v, active, err, step.depth, step.active)
+		}
+	}
+}
+
+func TestFormats(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "queue_depth", Help: "depth"}, []string{"queue", "env"})
+	reg.MustRegister(g)
+	g.WithLabelValues("orders", "prod").Set(17)
+	g.WithLabelValues("billing", "prod").Set(4)
+	h := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "latency_seconds", Help: "latency"})
+	reg.MustRegister(h)
+	promSrv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	t.Cleanup(promSrv.Close)
+
+	bodies := map[string]string{
+		"/json":    `{"a":{"b":[{"c":3.5},{"c":"250m"}]},"s":"lots","o":{},"t":true}`,
+		"/yaml":    "a:\n  b:\n    - c: 7\n    - c: \"2k\"\n",
+		"/xml":     `<?xml version="1.0"?><metrics><queue name="x"><depth>12</depth></queue><item>1</item><item>2</item></metrics>`,
+		"/badjson": `{"a":`,
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, ok := bodies[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = w.Write([]byte(b))
+	}))
+	t.Cleanup(srv.Close)
+
+	tests := []struct {
+		name    string
+		url     string
+		format  string
+		loc     string
+		want    float64
+		wantErr string
+	}{
+		{name: "json number", url: srv.URL + "/json", loc: "a.b.0.c", want: 3.5},
+		{name: "json quantity string", url: srv.URL + "/json", loc: "a.b.1.c", want: 0.25},
+		{name: "json gjson query", url: srv.URL + "/json", loc: "a.b.#", want: 2},
+		{name: "json missing", url: srv.URL + "/json", loc: "a.x", wantErr: "no value"},
+		{name: "json non-quantity string", url: srv.URL + "/json", loc: "s", wantErr: "quantity"},
+		{name: "json object", url: srv.URL + "/json", loc: "o", wantErr: "an object"},
+		{name: "json boolean", url: srv.URL + "/json", loc: "t", wantErr: "a boolean"},
+		{name: "invalid json", url: srv.URL + "/badjson", loc: "a", wantErr: "not valid JSON"},
+		{name: "yaml", url: srv.URL + "/yaml", format: "yaml", loc: "a.b.0.c", want: 7},
+		{name: "yaml quantity", url: srv.URL + "/yaml", format: "yaml", loc: "a.b.1.c", want: 2000},
+		{name: "xml", url: srv.URL + "/xml", format: "xml", loc: "metrics.queue.depth", want: 12},
+		{name: "xml repeated element", url: srv.URL + "/xml", format: "xml", loc: "metrics.item.1", want: 2},
+		{name: "prometheus with labels", url: promSrv.URL, format: "prometheus", loc: `queue_depth{queue="orders"}`, want: 17},
+		{name: "prometheus two labels", url: promSrv.URL, format: "prometheus", loc: `queue_depth{env="prod",queue="billing"}`, want: 4},
+		{name: "prometheus unknown label value", url: promSrv.URL, format: "prometheus", loc: `queue_depth{queue="none"}`, wantErr: "no series"},
+		{name: "prometheus unknown metric", url: promSrv.URL, format: "prometheus", loc: "nope", wantErr: "not found"},
+		{name: "prometheus histogram", url: promSrv.URL, format: "prometheus", loc: "latency_seconds", wantErr: "histogram"},
+		{name: "prometheus format on a JSON body", url: srv.URL + "/json", format: "prometheus", loc: "a", wantErr: "Prometheus text format"},
+		{name: "HTTP 404", url: srv.URL + "/missing", loc: "a", wantErr: "HTTP 404"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			md := map[string]string{"url": tc.url, "valueLocation": tc.loc, "targetValue": "1"}
+			if tc.format != "" {
+				md["format"] = tc.format
+			}
+			v, _, err := sample(newScaler(t, md, nil))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), "metrics-api trigger") {
+					t.Fatalf("Sample error = %v, want one naming the trigger and containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || v != tc.want {
+				t.Fatalf("Sample = (%v, %v), want %v", v, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestAuthModes(t *testing.T) {
+	t.Parallel()
+	pki := newTestPKI(t)
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, p, basic := r.BasicAuth()
+		ok := r.Header.Get("X-API-KEY") == "k-header" || r.Header.Get("X-Custom-Key") == "k-custom" ||
+			r.URL.Query().Get("api_key") == "k-query" || r.URL.Query().Get("token_param") == "k-query2" ||
+			(basic && u == "alice" && p == "pw") || r.Header.Get("Authorization") == "Bearer tok" ||
+			(r.TLS != nil && len(r.TLS.PeerCertificates) > 0)
+		if !ok {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		_, _ = w.Write([]byte(`{"v": 6}`))
+	})
+	plainSrv := httptest.NewServer(handler)
+	t.Cleanup(plainSrv.Close)
+	tlsSrv := httptest.NewUnstartedServer(handler)
+	tlsSrv.TLS = &tls.Config{Certificates: []tls.Certificate{pki.Server}, ClientCAs: pki.Pool, ClientAuth: tls.VerifyClientCertIfGiven, MinVersion: tls.VersionTLS12}
+	tlsSrv.StartTLS()
+	t.Cleanup(tlsSrv.Close)
+
+	tests := []struct {
+		name    string
+		url     string
+		md      map[string]string
+		auth    map[string]string
+		wantErr string
+	}{
+		{name: "apiKey default header", url: plainSrv.URL, md: map[string]string{"authMode": "apiKey"}, auth: map[string]string{"apiKey": "k-header"}},
+		{name: "apiKey custom header", url: plainSrv.URL, md: map[string]string{"authMode": "apiKey", "keyParamName": "X-Custom-Key"}, auth: map[string]string{"apiKey": "k-custom"}},
+		{name: "apiKey default query", url: plainSrv.URL, md: map[string]string{"authMode": "apiKey", "method": "query"}, auth: map[string]string{"apiKey": "k-query"}},
+		{name: "apiKey named query", url: plainSrv.URL + "/?x=1", md: map[string]string{"authMode": "apiKey", "method": "query", "keyParamName": "token_param"}, auth: map[string]string{"apiKey": "k-query2"}},
+		{name: "basic", url: plainSrv.URL, md: map[string]string{"authMode": "basic"}, auth: map[string]string{"username": "alice", "password": "pw"}},
+		{name: "bearer", url: plainSrv.URL, md: map[string]string{"authMode": "bearer"}, auth: map[string]string{"token": "tok"}},
+		{name: "tls client certificate", url: tlsSrv.URL, md: map[string]string{"authMode": "tls"}, auth: map[string]string{"ca": pki.CAPEM, "cert": pki.ClientCert, "key": pki.ClientKey}},
+		{name: "ca with bearer", url: tlsSrv.URL, md: map[string]string{"authMode": "bearer"}, auth: map[string]string{"ca": pki.CAPEM, "token": "tok"}},
+		{name: "unsafeSsl with apiKey", url: tlsSrv.URL, md: map[string]string{"authMode": "apiKey", "unsafeSsl": "true"}, auth: map[string]string{"apiKey": "k-header"}},
+		{name: "no credentials", url: plainSrv.URL, wantErr: "HTTP 401"},
+		{name: "unknown CA", url: tlsSrv.URL, md: map[string]string{"authMode": "bearer"}, auth: map[string]string{"token": "tok"}, wantErr: "certificate"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			md := map[string]string{"url": tc.url, "valueLocation": "v", "targetValue": "3"}
+			for k, v := range tc.md {
+				md[k] = v
+			}
+			v, active, err := sample(newScaler(t, md, tc.auth))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("Sample error = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || v != 6 || !active {
+				t.Fatalf("Sample = (%v, %v, %v), want (6, true, nil)", v, active, err)
+			}
+		})
+	}
+}
+
+func TestCredentialsNeverLeak(t *testing.T) {
+	t.Parallel()
+	const key = "query-api-key-0123456789"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusForbidden) }))
+	t.Cleanup(srv.Close)
+	dead := httptest.NewServer(http.NotFoundHandler())
+	deadURL := dead.URL
+	dead.Close()
+	for _, url := range []string{srv.URL, deadURL} {
+		logger, logs := observedLogger()
+		cfg := &scalers.TriggerConfig{Type: TriggerType, Logger: logger, AuthParams: map[string]string{"apiKey": key},
+			Metadata: map[string]string{"url": url + "/m", "valueLocation": "v", "targetValue": "1", "authMode": "apiKey", "method": "query"}}
+		cfg.Normalize()
+		s, err := New(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, err = s.Sample(context.Background())
+		if err == nil {
+			t.Fatalf("Sample against %s succeeded", url)
+		}
+		assertNoSecret(t, key, err.Error(), logs.All())
+		_ = s.Close(context.Background())
+	}
+}
+
+func BenchmarkSample(b *testing.B) {
+	api := &queueAPI{depth: 12}
+	srv := httptest.NewServer(api)
+	b.Cleanup(srv.Close)
+	s := newScaler(b, map[string]string{"url": srv.URL, "valueLocation": "queues.#(name==\"b\").depth", "targetValue": "5"}, nil)
+	ctx := context.Background()
+	if v, _, err := s.Sample(ctx); err != nil || v[0].Value != 24 {
+		b.Fatalf("Sample = %v, %v; want 24", v, err)
+	}
+	lat := make([]time.Duration, 0, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		if _, _, err := s.Sample(ctx); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	b.StopTimer()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+}

@@ -1,0 +1,465 @@
+package mysql
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/tidalscale/tidal/scalers"
+)
+
+const rootDSN = "root@tcp(127.0.0.1:3306)/test"
+
+func suffix() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func admin(t testing.TB) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("mysql", rootDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+func exec(t testing.TB, db *sql.DB, q string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := db.ExecContext(ctx, q); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+}
+
+// table creates a unique work table and drops it at cleanup.
+func table(t testing.TB) (string, *sql.DB) {
+	t.Helper()
+	db := admin(t)
+	name := "tidal_my_" + suffix()
+	exec(t, db, "CREATE TABLE "+name+" (id INT AUTO_INCREMENT PRIMARY KEY, done BOOLEAN NOT NULL DEFAULT FALSE, label VARCHAR(32))")
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, _ = db.ExecContext(ctx, "DROP TABLE IF EXISTS "+name)
+	})
+	return name, db
+}
+
+func newScaler(t testing.TB, cfg *scalers.TriggerConfig) scalers.Scaler {
+	t.Helper()
+	s, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	return s
+}
+
+func sample(t testing.TB, s scalers.Scaler) (float64, bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	v, active, err := s.Sample(ctx)
+	if err != nil {
+		t.Fatalf("Sample: %v", err)
+	}
+	if len(v) != 1 {
+		t.Fatalf("Sample returned %d values, want 1", len(v))
+	}
+	return v[0].Value, active
+}
+
+func TestSampleLoadAndDrain(t *testing.T) {
+	cases := []struct {
+		name       string
+		wantMetric string
+		cfg        func(table string) *scalers.TriggerConfig
+	}{
+		{
+			name:       "connectionString from authParams",
+			wantMetric: "s1-mysql-test",
+			cfg: func(table string) *scalers.TriggerConfig {
+				return &scalers.TriggerConfig{Type: Type, Index: 1,
+					Metadata:   map[string]string{"query": "SELECT count(*) FROM " + table + " WHERE done = false", "queryValue": "4", "activationQueryValue": "1"},
+					AuthParams: map[string]string{"connectionString": rootDSN}}
+			},
+		},
+		{
+			name:       "connectionString from env with metricName",
+			wantMetric: "s1-mysql-jobs",
+			cfg: func(table string) *scalers.TriggerConfig {
+				return &scalers.TriggerConfig{Type: Type, Index: 1,
+					Metadata:    map[string]string{"query": "SELECT count(*) FROM " + table + " WHERE done = false", "queryValue": "4", "activationQueryValue": "1", "connectionStringFromEnv": "DSN", "metricName": "jobs"},
+					ResolvedEnv: map[string]string{"DSN": rootDSN}}
+			},
+		},
+		{
+			name:       "separate fields",
+			wantMetric: "s1-mysql-test",
+			cfg: func(table string) *scalers.TriggerConfig {
+				return &scalers.TriggerConfig{Type: Type, Index: 1,
+					Metadata: map[string]string{"query": "SELECT count(*) FROM " + table + " WHERE done = false", "queryValue": "4", "activationQueryValue": "1",
+						"host": "127.0.0.1", "port": "3306", "username": "root", "dbName": "test"}}
+			},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tbl, db := table(t)
+			s := newScaler(t, tc.cfg(tbl))
+			specs := s.MetricSpecs()
+			if len(specs) != 1 || specs[0].External == nil || specs[0].External.Metric.Name != tc.wantMetric {
+				t.Fatalf("specs = %+v, want metric %s", specs, tc.wantMetric)
+			}
+			if got := specs[0].External.Target.AverageValue.MilliValue(); got != 4000 {
+				t.Errorf("target = %dm, want 4000m", got)
+			}
+			if v, active := sample(t, s); v != 0 || active {
+				t.Errorf("empty: value %v active %v, want 0 false", v, active)
+			}
+			exec(t, db, "INSERT INTO "+tbl+" (done) VALUES (false)")
+			if v, active := sample(t, s); v != 1 || active {
+				t.Errorf("one row: value %v active %v, want 1 false (activation 1)", v, active)
+			}
+			exec(t, db, "INSERT INTO "+tbl+" (done) VALUES (false), (false), (false), (false), (true)")
+			if v, active := sample(t, s); v != 5 || !active {
+				t.Errorf("loaded: value %v active %v, want 5 true", v, active)
+			}
+			exec(t, db, "UPDATE "+tbl+" SET done = true")
+			if v, active := sample(t, s); v != 0 || active {
+				t.Errorf("drained: value %v active %v, want 0 false", v, active)
+			}
+		})
+	}
+}
+
+func TestQueryResultShapes(t *testing.T) {
+	tbl, db := table(t)
+	exec(t, db, "INSERT INTO "+tbl+" (label) VALUES ('a'), ('b')")
+	cases := []struct {
+		name    string
+		query   string
+		want    float64
+		wantErr string
+	}{
+		{name: "decimal", query: "SELECT CAST(2.5 AS DECIMAL(4,2))", want: 2.5},
+		{name: "double", query: "SELECT 0.25e0", want: 0.25},
+		{name: "count", query: "SELECT count(*) FROM " + tbl, want: 2},
+		{name: "null is zero", query: "SELECT sum(id) FROM " + tbl + " WHERE false", want: 0},
+		{name: "first row wins", query: "SELECT id FROM " + tbl + " ORDER BY id DESC", want: 2},
+		{name: "text column", query: "SELECT label FROM " + tbl + " LIMIT 1", wantErr: `query: column "label" is not a number`},
+		{name: "no row", query: "SELECT id FROM " + tbl + " WHERE false", wantErr: "query: returned no rows"},
+		{name: "two columns", query: "SELECT 1, 2", wantErr: "query: must return exactly one column, got 2"},
+		{name: "syntax error", query: "SELEKT 1", wantErr: "query: Error 1064"},
+		{name: "missing table", query: "SELECT count(*) FROM " + tbl + "_nope", wantErr: "doesn't exist"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newScaler(t, &scalers.TriggerConfig{Type: Type, Name: "jobs",
+				Metadata:   map[string]string{"query": tc.query, "queryValue": "1"},
+				AuthParams: map[string]string{"connectionString": rootDSN}})
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			vals, _, err := s.Sample(ctx)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), `mysql trigger "jobs"`) {
+					t.Fatalf("err = %v, want one naming the trigger and containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Sample: %v", err)
+			}
+			if vals[0].Value != tc.want {
+				t.Errorf("value = %v, want %v", vals[0].Value, tc.want)
+			}
+		})
+	}
+}
+
+func TestSharedHandle(t *testing.T) {
+	shared := scalers.NewShared()
+	mk := func(idx int) *scalers.TriggerConfig {
+		return &scalers.TriggerConfig{Type: Type, Index: idx, Shared: shared,
+			Metadata:   map[string]string{"query": "SELECT 1", "queryValue": "1"},
+			AuthParams: map[string]string{"connectionString": rootDSN}}
+	}
+	a := newScaler(t, mk(0))
+	b := newScaler(t, mk(1))
+	if shared.Len() != 1 {
+		t.Fatalf("shared clients = %d, want 1", shared.Len())
+	}
+	sample(t, a)
+	_ = a.Close(context.Background())
+	sample(t, b)
+	_ = b.Close(context.Background())
+	if shared.Len() != 0 {
+		t.Fatalf("after both closed: %d clients, want 0", shared.Len())
+	}
+}
+
+func TestMetadata(t *testing.T) {
+	base := map[string]string{"query": "SELECT 1", "queryValue": "10"}
+	fields := map[string]string{"host": "db", "port": "3306", "username": "u", "dbName": "d"}
+	// build merges maps left to right; a value "-" deletes the key.
+	build := func(ms ...map[string]string) map[string]string {
+		out := map[string]string{}
+		for _, m := range ms {
+			for k, v := range m {
+				if v == "-" {
+					delete(out, k)
+				} else {
+					out[k] = v
+				}
+			}
+		}
+		return out
+	}
+	auth := map[string]string{"connectionString": rootDSN}
+	cases := []struct {
+		name       string
+		meta       map[string]string
+		auth       map[string]string
+		env        map[string]string
+		wantErr    string
+		wantMeta   Metadata
+		wantMetric string
+		mt         autoscalingv2.MetricTargetType
+	}{
+		{name: "utilization metricType", meta: base, auth: auth, mt: autoscalingv2.UtilizationMetricType, wantErr: "metricType: Utilization is only for cpu and memory"},
+		{name: "value metricType", meta: base, auth: auth, mt: autoscalingv2.ValueMetricType,
+			wantMeta: Metadata{ConnectionString: rootDSN, Query: "SELECT 1", QueryValue: 10}, wantMetric: "s0-mysql-test"},
+		{name: "defaults", meta: base, auth: auth, wantMeta: Metadata{ConnectionString: rootDSN, Query: "SELECT 1", QueryValue: 10}, wantMetric: "s0-mysql-test"},
+		{name: "activation", meta: build(base, map[string]string{"activationQueryValue": "0.5"}), auth: auth,
+			wantMeta: Metadata{ConnectionString: rootDSN, Query: "SELECT 1", QueryValue: 10, ActivationQueryValue: 0.5}, wantMetric: "s0-mysql-test"},
+		{name: "fields with password", meta: build(base, fields), auth: map[string]string{"password": "pw"},
+			wantMeta: Metadata{Host: "db", Port: "3306", Username: "u", DBName: "d", Password: "pw", Query: "SELECT 1", QueryValue: 10}, wantMetric: "s0-mysql-d"},
+		{name: "fields from authParams", meta: base, auth: fields,
+			wantMeta: Metadata{Host: "db", Port: "3306", Username: "u", DBName: "d", Query: "SELECT 1", QueryValue: 10}, wantMetric: "s0-mysql-d"},
+		{name: "password from env", meta: build(base, fields, map[string]string{"passwordFromEnv": "PW"}), env: map[string]string{"PW": "envpw"},
+			wantMeta: Metadata{Host: "db", Port: "3306", Username: "u", DBName: "d", Password: "envpw", Query: "SELECT 1", QueryValue: 10}, wantMetric: "s0-mysql-d"},
+		{name: "metricName", meta: build(base, fields, map[string]string{"metricName": "My_Queue"}),
+			wantMeta: Metadata{Host: "db", Port: "3306", Username: "u", DBName: "d", Query: "SELECT 1", QueryValue: 10, MetricName: "My_Queue"}, wantMetric: "s0-mysql-my-queue"},
+		{name: "missing query", meta: build(base, map[string]string{"query": "-"}), auth: auth, wantErr: `"query"`},
+		{name: "empty query", meta: build(base, map[string]string{"query": ""}), auth: auth, wantErr: "query: must not be empty"},
+		{name: "missing queryValue", meta: build(base, map[string]string{"queryValue": "-"}), auth: auth, wantErr: `"queryValue"`},
+		{name: "non-numeric queryValue", meta: build(base, map[string]string{"queryValue": "ten"}), auth: auth, wantErr: "queryValue: want number"},
+		{name: "zero queryValue", meta: build(base, map[string]string{"queryValue": "0"}), auth: auth, wantErr: "queryValue: must be > 0"},
+		{name: "negative queryValue", meta: build(base, map[string]string{"queryValue": "-3"}), auth: auth, wantErr: "queryValue: must be > 0"},
+		{name: "non-numeric activation", meta: build(base, map[string]string{"activationQueryValue": "x"}), auth: auth, wantErr: "activationQueryValue: want number"},
+		{name: "negative activation", meta: build(base, map[string]string{"activationQueryValue": "-1"}), auth: auth, wantErr: "activationQueryValue: must be >= 0"},
+		{name: "no host", meta: build(base, fields, map[string]string{"host": "-"}), wantErr: "host: required when connectionString is not given"},
+		{name: "no port", meta: build(base, fields, map[string]string{"port": "-"}), wantErr: "port: required"},
+		{name: "no username", meta: build(base, fields, map[string]string{"username": "-"}), wantErr: "username: required"},
+		{name: "no dbName", meta: build(base, fields, map[string]string{"dbName": "-"}), wantErr: "dbName: required"},
+		{name: "connectionString in plain metadata", meta: build(base, map[string]string{"connectionString": rootDSN}), wantErr: "connectionString: must come from authParams"},
+		{name: "password in plain metadata", meta: build(base, fields, map[string]string{"password": "pw"}), wantErr: "password: must come from authParams"},
+		{name: "connectionStringFromEnv missing variable", meta: build(base, map[string]string{"connectionStringFromEnv": "NOPE"}), wantErr: "connectionStringFromEnv"},
+		{name: "bad DSN", meta: base, auth: map[string]string{"connectionString": "root:pw@tcp(127.0.0.1:3306"}, wantErr: "connectionString: cannot parse the DSN"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := &scalers.TriggerConfig{Type: Type, Name: "my", Metadata: tc.meta, AuthParams: tc.auth, ResolvedEnv: tc.env, MetricType: tc.mt}
+			s, err := New(context.Background(), cfg)
+			if tc.wantErr != "" {
+				if err == nil {
+					_ = s.Close(context.Background())
+					t.Fatalf("New succeeded, want error containing %q", tc.wantErr)
+				}
+				if !strings.Contains(err.Error(), `mysql trigger "my"`) || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %q: want it to name the trigger and contain %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("New: %v", err)
+			}
+			defer s.Close(context.Background())
+			if got := s.(*Scaler).meta; got != tc.wantMeta {
+				t.Errorf("meta = %+v\nwant  %+v", got, tc.wantMeta)
+			}
+			spec := s.MetricSpecs()[0].External
+			if spec.Metric.Name != tc.wantMetric {
+				t.Errorf("metric = %q, want %q", spec.Metric.Name, tc.wantMetric)
+			}
+			wantType := tc.mt
+			if wantType == "" {
+				wantType = autoscalingv2.AverageValueMetricType
+			}
+			if spec.Target.Type != wantType {
+				t.Errorf("target type = %s, want %s", spec.Target.Type, wantType)
+			}
+		})
+	}
+}
+
+// TestSecretsNeverLeak uses a real user with a password and logs in with a wrong one.
+func TestSecretsNeverLeak(t *testing.T) {
+	db := admin(t)
+	user := "tidal_" + suffix()
+	const rightPW = "Right-Pw-1234"
+	exec(t, db, fmt.Sprintf("CREATE USER IF NOT EXISTS '%s'@'%%' IDENTIFIED BY '%s'", user, rightPW))
+	exec(t, db, fmt.Sprintf("CREATE USER IF NOT EXISTS '%s'@'localhost' IDENTIFIED BY '%s'", user, rightPW))
+	exec(t, db, fmt.Sprintf("GRANT SELECT ON test.* TO '%s'@'%%'", user))
+	exec(t, db, fmt.Sprintf("GRANT SELECT ON test.* TO '%s'@'localhost'", user))
+	t.Cleanup(func() {
+		_, _ = db.Exec(fmt.Sprintf("DROP USER IF EXISTS '%s'@'%%'", user))
+		_, _ = db.Exec(fmt.Sprintf("DROP USER IF EXISTS '%s'@'localhost'", user))
+	})
+
+	// The right password works: the user is real.
+	good := newScaler(t, &scalers.TriggerConfig{Type: Type,
+		Metadata:   map[string]string{"query": "SELECT 3", "queryValue": "1", "host": "127.0.0.1", "port": "3306", "username": user, "dbName": "test"},
+		AuthParams: map[string]string{"password": rightPW}})
+	if v, _ := sample(t, good); v != 3 {
+		t.Fatalf("right password: value %v, want 3", v)
+	}
+
+	const wrongPW = "Wrong-Pw-98765"
+	cases := []struct {
+		name string
+		cfg  scalers.TriggerConfig
+	}{
+		{name: "password in authParams", cfg: scalers.TriggerConfig{
+			Metadata:   map[string]string{"query": "SELECT 1", "queryValue": "1", "host": "127.0.0.1", "port": "3306", "username": user, "dbName": "test"},
+			AuthParams: map[string]string{"password": wrongPW}}},
+		{name: "password from env", cfg: scalers.TriggerConfig{
+			Metadata:    map[string]string{"query": "SELECT 1", "queryValue": "1", "host": "127.0.0.1", "port": "3306", "username": user, "dbName": "test", "passwordFromEnv": "PW"},
+			ResolvedEnv: map[string]string{"PW": wrongPW}}},
+		{name: "DSN in authParams", cfg: scalers.TriggerConfig{
+			Metadata:   map[string]string{"query": "SELECT 1", "queryValue": "1"},
+			AuthParams: map[string]string{"connectionString": user + ":" + wrongPW + "@tcp(127.0.0.1:3306)/test"}}},
+		{name: "DSN from env", cfg: scalers.TriggerConfig{
+			Metadata:    map[string]string{"query": "SELECT 1", "queryValue": "1", "connectionStringFromEnv": "DSN"},
+			ResolvedEnv: map[string]string{"DSN": user + ":" + wrongPW + "@tcp(127.0.0.1:3306)/test"}}},
+		{name: "unparsable DSN", cfg: scalers.TriggerConfig{
+			Metadata:   map[string]string{"query": "SELECT 1", "queryValue": "1"},
+			AuthParams: map[string]string{"connectionString": user + ":" + wrongPW + "@tcp(127.0.0.1:3306"}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			core, logs := observer.New(zapcore.DebugLevel)
+			cfg := tc.cfg
+			cfg.Type, cfg.Name, cfg.Logger = Type, "leak", zap.New(core)
+			var errs []error
+			s, err := New(context.Background(), &cfg)
+			if err != nil {
+				errs = append(errs, err)
+			} else {
+				defer s.Close(context.Background())
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				_, _, err = s.Sample(ctx)
+				cancel()
+				if err == nil {
+					t.Fatal("Sample with a wrong password succeeded")
+				}
+				if !strings.Contains(err.Error(), "connection: Error 1045") {
+					t.Errorf("error %q: want an access-denied connection error", err)
+				}
+				errs = append(errs, err)
+			}
+			for _, err := range errs {
+				t.Logf("error: %v", err)
+				if strings.Contains(err.Error(), wrongPW) || strings.Contains(fmt.Sprintf("%+v", err), wrongPW) {
+					t.Errorf("error leaks the password: %v", err)
+				}
+				if !strings.Contains(err.Error(), `mysql trigger "leak"`) {
+					t.Errorf("error %q does not name the trigger", err)
+				}
+			}
+			if len(logs.All()) == 0 && s != nil {
+				t.Error("expected a debug log entry for the failed query")
+			}
+			for _, e := range logs.All() {
+				if strings.Contains(e.Message, wrongPW) {
+					t.Errorf("log message leaks the password: %q", e.Message)
+				}
+				for k, v := range e.ContextMap() {
+					if strings.Contains(fmt.Sprint(v), wrongPW) {
+						t.Errorf("log field %s leaks the password", k)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestUnreachable(t *testing.T) {
+	s := newScaler(t, &scalers.TriggerConfig{Type: Type, Name: "down",
+		Metadata: map[string]string{"query": "SELECT 1", "queryValue": "1", "host": "127.0.0.1", "port": "1", "username": "root", "dbName": "test"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, _, err := s.Sample(ctx)
+	if err == nil || !strings.Contains(err.Error(), `mysql trigger "down": connection:`) {
+		t.Fatalf("err = %v, want a connection error naming the trigger", err)
+	}
+}
+
+func FuzzParseMysqlMetadata(f *testing.F) {
+	f.Add("SELECT 1", "5", "0", rootDSN, "", "", "")
+	f.Add("", "x", "-1", "", "h", "3306", "d")
+	f.Add("q", "1e308", "NaN", "u:p@tcp(h:1)/d?timeout=1s", "", "", "")
+	f.Add("q", "1", "", "", "::1", "p", "db")
+	f.Add("q", "1", "1", "u:p@tcp(h", "", "", "")
+	f.Add("q", "1", "1", "u@/d?readTimeout=bogus", "", "", "")
+	f.Fuzz(func(t *testing.T, query, target, activation, dsn, host, port, dbName string) {
+		meta := map[string]string{"query": query, "queryValue": target, "activationQueryValue": activation,
+			"host": host, "port": port, "username": "u", "dbName": dbName}
+		auth := map[string]string{}
+		if dsn != "" {
+			auth["connectionString"] = dsn
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		s, err := New(ctx, &scalers.TriggerConfig{Type: Type, Metadata: meta, AuthParams: auth})
+		if err != nil {
+			if !strings.Contains(err.Error(), "mysql trigger") {
+				t.Fatalf("error %q does not name the trigger", err)
+			}
+			return
+		}
+		defer s.Close(context.Background())
+		if len(s.MetricSpecs()) != 1 {
+			t.Fatal("want one spec")
+		}
+	})
+}
+
+func BenchmarkSample(b *testing.B) {
+	tbl, db := table(b)
+	exec(b, db, "INSERT INTO "+tbl+" (done) VALUES (false), (false), (true)")
+	s := newScaler(b, &scalers.TriggerConfig{Type: Type,
+		Metadata:   map[string]string{"query": "SELECT count(*) FROM " + tbl + " WHERE done = false", "queryValue": "5"},
+		AuthParams: map[string]string{"connectionString": rootDSN}})
+	ctx := context.Background()
+	lat := make([]time.Duration, 0, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		if _, _, err := s.Sample(ctx); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	b.StopTimer()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+}

@@ -1,0 +1,274 @@
+// Package postgresql implements the postgresql trigger: KEDA's PostgreSQL scaler. It runs a query that returns
+// one number and scales on it.
+//
+// Metadata (KEDA names):
+//
+//	connection                  a libpq connection string or URL; from authParams or connectionFromEnv only
+//	host, port, userName,       used when there is no connection (authParams or metadata); as in KEDA all five
+//	dbName, sslmode             are required then
+//	password                    authParams or passwordFromEnv; optional (trust/peer auth)
+//	query                       required; must return one row whose first and only column is a number. NULL
+//	                            counts as 0 (SELECT sum(x) over no rows); only the first row is read, as in KEDA
+//	targetQueryValue            required target (float)
+//	activationTargetQueryValue  default 0; the trigger is active when the value is above it
+//
+// Triggers with the same connection share one pgx pool through scalers.Shared.
+package postgresql
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+
+	"go.uber.org/zap"
+
+	"github.com/tidalscale/tidal/scalers"
+)
+
+// Type is the trigger type served by this package.
+const Type = "postgresql"
+
+const (
+	// queryTimeout bounds one Sample when the caller's context has no earlier deadline.
+	queryTimeout = 15 * time.Second
+	// maxPoolConns caps one shared pool: scalers run one short query at a time per trigger.
+	maxPoolConns = 4
+)
+
+// Register adds the postgresql trigger to r.
+func Register(r *scalers.Registry) {
+	r.Register(New, Type)
+}
+
+// Metadata is the postgresql trigger's metadata.
+//
+// The secret fields list triggerMetadata only so that their "<name>FromEnv" form resolves; a plain value in
+// metadata is rejected by ParseMetadata.
+type Metadata struct {
+	Connection string `tidal:"name=connection,order=authParams;triggerMetadata,optional"`
+	Host       string `tidal:"name=host,order=authParams;triggerMetadata,optional"`
+	Port       string `tidal:"name=port,order=authParams;triggerMetadata,optional"`
+	UserName   string `tidal:"name=userName,order=authParams;triggerMetadata,optional"`
+	DBName     string `tidal:"name=dbName,order=authParams;triggerMetadata,optional"`
+	SSLMode    string `tidal:"name=sslmode,order=authParams;triggerMetadata,optional"`
+	Password   string `tidal:"name=password,order=authParams;triggerMetadata,optional"`
+
+	Query                      string  `tidal:"name=query"`
+	TargetQueryValue           float64 `tidal:"name=targetQueryValue"`
+	ActivationTargetQueryValue float64 `tidal:"name=activationTargetQueryValue,default=0"`
+}
+
+// Validate checks the cross-field rules: a connection string, or all of host, port, userName, dbName, sslmode.
+func (m *Metadata) Validate() error {
+	var errs []error
+	if strings.TrimSpace(m.Query) == "" {
+		errs = append(errs, errors.New("query: must not be empty"))
+	}
+	if m.TargetQueryValue <= 0 {
+		errs = append(errs, fmt.Errorf("targetQueryValue: must be > 0, got %v", m.TargetQueryValue))
+	}
+	if m.ActivationTargetQueryValue < 0 {
+		errs = append(errs, fmt.Errorf("activationTargetQueryValue: must be >= 0, got %v", m.ActivationTargetQueryValue))
+	}
+	if m.Connection == "" {
+		for _, f := range []struct{ name, val string }{
+			{"host", m.Host}, {"port", m.Port}, {"userName", m.UserName}, {"dbName", m.DBName}, {"sslmode", m.SSLMode},
+		} {
+			if f.val == "" {
+				errs = append(errs, fmt.Errorf("%s: required when connection is not given", f.name))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// connString builds the libpq key=value string from the separate fields.
+func (m *Metadata) connString() string {
+	if m.Connection != "" {
+		return m.Connection
+	}
+	parts := []string{
+		"host=" + quote(m.Host), "port=" + quote(m.Port), "user=" + quote(m.UserName),
+		"dbname=" + quote(m.DBName), "sslmode=" + quote(m.SSLMode),
+	}
+	if m.Password != "" {
+		parts = append(parts, "password="+quote(m.Password))
+	}
+	return strings.Join(parts, " ")
+}
+
+// quote renders a libpq keyword value: quoted with \ and ' escaped whenever it is empty or holds a space, quote
+// or backslash.
+func quote(v string) string {
+	if v != "" && !strings.ContainsAny(v, " '\\\t\n") {
+		return v
+	}
+	v = strings.ReplaceAll(v, `\`, `\\`)
+	v = strings.ReplaceAll(v, `'`, `\'`)
+	return "'" + v + "'"
+}
+
+// Scaler is a postgresql trigger.
+type Scaler struct {
+	cfg        *scalers.TriggerConfig
+	meta       Metadata
+	metricName string
+	pool       *pgxpool.Pool
+	release    func() error
+	secrets    []string
+	log        *zap.Logger
+}
+
+// ParseMetadata parses and validates a postgresql trigger's metadata without connecting.
+func ParseMetadata(cfg *scalers.TriggerConfig) (Metadata, error) {
+	var m Metadata
+	cfg.Normalize()
+	if cfg.MetricType == autoscalingv2.UtilizationMetricType {
+		return m, cfg.Errorf("metricType: Utilization is only for cpu and memory triggers; use AverageValue or Value")
+	}
+	// A connection string carries a password: it belongs in a TriggerAuthentication or connectionFromEnv, never
+	// in plain metadata (KEDA ignores it there; Tidal says so).
+	if _, plain := cfg.Metadata["connection"]; plain {
+		return m, cfg.Errorf("connection: must come from authParams (TriggerAuthentication) or connectionFromEnv, not plain metadata")
+	}
+	if _, plain := cfg.Metadata["password"]; plain {
+		return m, cfg.Errorf("password: must come from authParams (TriggerAuthentication) or passwordFromEnv, not plain metadata")
+	}
+	if err := scalers.Parse(cfg, &m); err != nil {
+		return m, err
+	}
+	return m, nil
+}
+
+// New builds a postgresql trigger. The pool connects lazily: an unreachable server is a Sample error.
+func New(ctx context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
+	meta, err := ParseMetadata(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &Scaler{
+		cfg:        cfg,
+		meta:       meta,
+		metricName: cfg.MetricName(Type, ""),
+		log:        cfg.Logger.With(zap.String("trigger", cfg.ID())),
+	}
+	connStr := meta.connString()
+	s.secrets = secretsOf(meta, connStr)
+	poolCfg, err := pgxpool.ParseConfig(connStr)
+	if err != nil {
+		// pgconn's parse error may quote the string; never pass it on.
+		return nil, cfg.Errorf("connection: cannot parse the connection string (%s)", s.redact(parseErrorKind(err)))
+	}
+	if poolCfg.ConnConfig.Password != "" {
+		s.secrets = append(s.secrets, poolCfg.ConnConfig.Password)
+	}
+	poolCfg.MaxConns = maxPoolConns
+	poolCfg.MinConns = 0
+	poolCfg.MaxConnIdleTime = 5 * time.Minute
+	if poolCfg.ConnConfig.ConnectTimeout == 0 {
+		poolCfg.ConnConfig.ConnectTimeout = 10 * time.Second
+	}
+	key := scalers.ClientKey(Type, map[string]string{"conn": connStr})
+	pool, release, err := scalers.Acquire(cfg.Shared, key,
+		// The pool outlives this call; with MinConns 0 it opens nothing here.
+		func() (*pgxpool.Pool, error) { return pgxpool.NewWithConfig(context.WithoutCancel(ctx), poolCfg) },
+		func(p *pgxpool.Pool) error { p.Close(); return nil })
+	if err != nil {
+		return nil, cfg.Errorf("connection: %s", s.redact(err.Error()))
+	}
+	s.pool, s.release = pool, release
+	return s, nil
+}
+
+func parseErrorKind(err error) string {
+	var pe *pgconn.ParseConfigError
+	if errors.As(err, &pe) && pe.Unwrap() != nil {
+		return pe.Unwrap().Error()
+	}
+	return "invalid syntax"
+}
+
+func secretsOf(m Metadata, connStr string) []string {
+	var out []string
+	for _, s := range []string{m.Password, m.Connection, connStr} {
+		if len(s) >= 3 {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// redact removes this trigger's password and connection string from s (cfg.Errorf removes authParams values
+// again; this also covers passwordFromEnv/connectionFromEnv).
+func (s *Scaler) redact(msg string) string {
+	for _, sec := range s.secrets {
+		msg = strings.ReplaceAll(msg, sec, "[REDACTED]")
+	}
+	return msg
+}
+
+// MetricSpecs returns one External metric, s<index>-postgresql, targeting targetQueryValue.
+func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
+	return []autoscalingv2.MetricSpec{scalers.ExternalMetric(s.cfg, s.metricName, s.meta.TargetQueryValue)}
+}
+
+// Sample runs the query and reports its value; active when above activationTargetQueryValue.
+func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	defer cancel()
+	v, err := s.queryValue(ctx)
+	if err != nil {
+		s.log.Debug("postgresql query failed", zap.String("error", err.Error()))
+		return nil, false, err
+	}
+	return []scalers.Sample{{MetricName: s.metricName, Value: v}}, v > s.meta.ActivationTargetQueryValue, nil
+}
+
+func (s *Scaler) queryValue(ctx context.Context) (float64, error) {
+	rows, err := s.pool.Query(ctx, s.meta.Query)
+	if err != nil {
+		var ce *pgconn.ConnectError
+		if errors.As(err, &ce) {
+			return 0, s.cfg.Errorf("connection: %s", s.redact(err.Error()))
+		}
+		return 0, s.cfg.Errorf("query: %s", s.redact(err.Error()))
+	}
+	defer rows.Close()
+	if n := len(rows.FieldDescriptions()); n != 1 {
+		return 0, s.cfg.Errorf("query: must return exactly one column, got %d", n)
+	}
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return 0, s.cfg.Errorf("query: %s", s.redact(err.Error()))
+		}
+		return 0, s.cfg.Errorf("query: returned no rows, want one row with one number")
+	}
+	var f pgtype.Float8
+	if err := rows.Scan(&f); err != nil {
+		col := rows.FieldDescriptions()[0]
+		return 0, s.cfg.Errorf("query: column %q is not a number (type oid %d)", col.Name, col.DataTypeOID)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, s.cfg.Errorf("query: %s", s.redact(err.Error()))
+	}
+	if !f.Valid {
+		return 0, nil
+	}
+	return f.Float64, nil
+}
+
+// Close releases the shared pool.
+func (s *Scaler) Close(context.Context) error {
+	if s.release == nil {
+		return nil
+	}
+	return s.release()
+}

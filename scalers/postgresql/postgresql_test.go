@@ -1,0 +1,435 @@
+package postgresql
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/tidalscale/tidal/scalers"
+)
+
+const adminConn = "host=127.0.0.1 port=5432 user=postgres dbname=test sslmode=disable"
+
+func suffix() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// table creates a unique work table and drops it at cleanup.
+func table(t testing.TB) (string, *pgx.Conn) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, adminConn)
+	if err != nil {
+		t.Fatalf("connect to local PostgreSQL: %v", err)
+	}
+	name := "tidal_pg_" + suffix()
+	if _, err := conn.Exec(ctx, fmt.Sprintf("CREATE TABLE %s (id serial PRIMARY KEY, done boolean NOT NULL DEFAULT false, label text)", name)); err != nil {
+		t.Fatalf("create table: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, _ = conn.Exec(ctx, "DROP TABLE IF EXISTS "+name)
+		_ = conn.Close(ctx)
+	})
+	return name, conn
+}
+
+func exec(t testing.TB, conn *pgx.Conn, sql string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := conn.Exec(ctx, sql); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+func newScaler(t testing.TB, cfg *scalers.TriggerConfig) scalers.Scaler {
+	t.Helper()
+	s, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	return s
+}
+
+func sample(t testing.TB, s scalers.Scaler) (float64, bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	v, active, err := s.Sample(ctx)
+	if err != nil {
+		t.Fatalf("Sample: %v", err)
+	}
+	if len(v) != 1 {
+		t.Fatalf("Sample returned %d values, want 1", len(v))
+	}
+	return v[0].Value, active
+}
+
+func TestSampleLoadAndDrain(t *testing.T) {
+	cases := []struct {
+		name string
+		cfg  func(table string) *scalers.TriggerConfig
+	}{
+		{
+			name: "connection from authParams",
+			cfg: func(table string) *scalers.TriggerConfig {
+				return &scalers.TriggerConfig{Type: Type, Index: 2,
+					Metadata:   map[string]string{"query": "SELECT count(*) FROM " + table + " WHERE done = false", "targetQueryValue": "5", "activationTargetQueryValue": "2"},
+					AuthParams: map[string]string{"connection": adminConn}}
+			},
+		},
+		{
+			name: "connection URL from env",
+			cfg: func(table string) *scalers.TriggerConfig {
+				return &scalers.TriggerConfig{Type: Type, Index: 2,
+					Metadata:    map[string]string{"query": "SELECT count(*) FROM " + table + " WHERE done = false", "targetQueryValue": "5", "activationTargetQueryValue": "2", "connectionFromEnv": "PG_URL"},
+					ResolvedEnv: map[string]string{"PG_URL": "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"}}
+			},
+		},
+		{
+			name: "separate fields",
+			cfg: func(table string) *scalers.TriggerConfig {
+				return &scalers.TriggerConfig{Type: Type, Index: 2,
+					Metadata: map[string]string{"query": "SELECT count(*) FROM " + table + " WHERE done = false", "targetQueryValue": "5", "activationTargetQueryValue": "2",
+						"host": "127.0.0.1", "port": "5432", "userName": "postgres", "dbName": "test", "sslmode": "disable"}}
+			},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tbl, conn := table(t)
+			s := newScaler(t, tc.cfg(tbl))
+			specs := s.MetricSpecs()
+			if len(specs) != 1 || specs[0].External == nil || specs[0].External.Metric.Name != "s2-postgresql" {
+				t.Fatalf("specs = %+v", specs)
+			}
+			if got := specs[0].External.Target.AverageValue.MilliValue(); got != 5000 {
+				t.Errorf("target = %dm, want 5000m", got)
+			}
+
+			if v, active := sample(t, s); v != 0 || active {
+				t.Errorf("empty: value %v active %v, want 0 false", v, active)
+			}
+			exec(t, conn, "INSERT INTO "+tbl+" (done) VALUES (false), (false)")
+			if v, active := sample(t, s); v != 2 || active {
+				t.Errorf("two rows: value %v active %v, want 2 false (activation 2)", v, active)
+			}
+			exec(t, conn, "INSERT INTO "+tbl+" (done) SELECT false FROM generate_series(1, 5)")
+			exec(t, conn, "INSERT INTO "+tbl+" (done) VALUES (true)")
+			if v, active := sample(t, s); v != 7 || !active {
+				t.Errorf("loaded: value %v active %v, want 7 true", v, active)
+			}
+			exec(t, conn, "UPDATE "+tbl+" SET done = true")
+			if v, active := sample(t, s); v != 0 || active {
+				t.Errorf("drained: value %v active %v, want 0 false", v, active)
+			}
+		})
+	}
+}
+
+func TestQueryResultShapes(t *testing.T) {
+	tbl, conn := table(t)
+	exec(t, conn, "INSERT INTO "+tbl+" (label) VALUES ('a'), ('b')")
+	cases := []struct {
+		name    string
+		query   string
+		want    float64
+		wantErr string
+	}{
+		{name: "numeric", query: "SELECT 2.5::numeric", want: 2.5},
+		{name: "float", query: "SELECT 0.25::float8", want: 0.25},
+		{name: "bigint", query: "SELECT count(*) FROM " + tbl, want: 2},
+		{name: "null is zero", query: "SELECT sum(id) FROM " + tbl + " WHERE false", want: 0},
+		{name: "first row wins", query: "SELECT id FROM " + tbl + " ORDER BY id DESC", want: 2},
+		{name: "text column", query: "SELECT label FROM " + tbl + " LIMIT 1", wantErr: `query: column "label" is not a number`},
+		{name: "no row", query: "SELECT id FROM " + tbl + " WHERE false", wantErr: "query: returned no rows"},
+		{name: "two columns", query: "SELECT 1, 2", wantErr: "query: must return exactly one column, got 2"},
+		{name: "syntax error", query: "SELEKT 1", wantErr: "query: ERROR: syntax error"},
+		{name: "missing table", query: "SELECT count(*) FROM " + tbl + "_nope", wantErr: "does not exist"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newScaler(t, &scalers.TriggerConfig{Type: Type, Name: "jobs",
+				Metadata:   map[string]string{"query": tc.query, "targetQueryValue": "1"},
+				AuthParams: map[string]string{"connection": adminConn}})
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			vals, _, err := s.Sample(ctx)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), `postgresql trigger "jobs"`) {
+					t.Fatalf("err = %v, want one naming the trigger and containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Sample: %v", err)
+			}
+			if vals[0].Value != tc.want {
+				t.Errorf("value = %v, want %v", vals[0].Value, tc.want)
+			}
+		})
+	}
+}
+
+func TestSharedPool(t *testing.T) {
+	shared := scalers.NewShared()
+	mk := func(idx int) *scalers.TriggerConfig {
+		return &scalers.TriggerConfig{Type: Type, Index: idx, Shared: shared,
+			Metadata:   map[string]string{"query": "SELECT 1", "targetQueryValue": "1"},
+			AuthParams: map[string]string{"connection": adminConn}}
+	}
+	a := newScaler(t, mk(0))
+	b := newScaler(t, mk(1))
+	if shared.Len() != 1 {
+		t.Fatalf("shared clients = %d, want 1", shared.Len())
+	}
+	sample(t, a)
+	sample(t, b)
+	_ = a.Close(context.Background())
+	if shared.Len() != 1 {
+		t.Fatalf("after one close: %d clients, want 1", shared.Len())
+	}
+	sample(t, b)
+	_ = b.Close(context.Background())
+	if shared.Len() != 0 {
+		t.Fatalf("after both closed: %d clients, want 0", shared.Len())
+	}
+}
+
+func TestMetadata(t *testing.T) {
+	base := map[string]string{"query": "SELECT 1", "targetQueryValue": "10"}
+	fields := map[string]string{"host": "db", "port": "5432", "userName": "u", "dbName": "d", "sslmode": "require"}
+	// build merges maps left to right; a value "-" deletes the key.
+	build := func(ms ...map[string]string) map[string]string {
+		out := map[string]string{}
+		for _, m := range ms {
+			for k, v := range m {
+				if v == "-" {
+					delete(out, k)
+				} else {
+					out[k] = v
+				}
+			}
+		}
+		return out
+	}
+	auth := map[string]string{"connection": adminConn}
+	withFields := Metadata{Host: "db", Port: "5432", UserName: "u", DBName: "d", SSLMode: "require", Query: "SELECT 1", TargetQueryValue: 10}
+	cases := []struct {
+		name     string
+		meta     map[string]string
+		auth     map[string]string
+		env      map[string]string
+		wantErr  string
+		wantMeta Metadata
+		mt       autoscalingv2.MetricTargetType
+	}{
+		{name: "utilization metricType", meta: base, auth: auth, mt: autoscalingv2.UtilizationMetricType, wantErr: "metricType: Utilization is only for cpu and memory"},
+		{name: "defaults", meta: base, auth: auth, wantMeta: Metadata{Connection: adminConn, Query: "SELECT 1", TargetQueryValue: 10}},
+		{name: "activation", meta: build(base, map[string]string{"activationTargetQueryValue": "2.5"}), auth: auth,
+			wantMeta: Metadata{Connection: adminConn, Query: "SELECT 1", TargetQueryValue: 10, ActivationTargetQueryValue: 2.5}},
+		{name: "fields with password", meta: build(base, fields), auth: map[string]string{"password": "pw"},
+			wantMeta: func() Metadata { m := withFields; m.Password = "pw"; return m }()},
+		{name: "fields from authParams", meta: base, auth: fields, wantMeta: withFields},
+		{name: "password from env", meta: build(base, fields, map[string]string{"passwordFromEnv": "PGPW"}), env: map[string]string{"PGPW": "envpw"},
+			wantMeta: func() Metadata { m := withFields; m.Password = "envpw"; return m }()},
+		{name: "missing query", meta: build(base, map[string]string{"query": "-"}), auth: auth, wantErr: `"query"`},
+		{name: "empty query", meta: build(base, map[string]string{"query": " "}), auth: auth, wantErr: "query: must not be empty"},
+		{name: "missing targetQueryValue", meta: build(base, map[string]string{"targetQueryValue": "-"}), auth: auth, wantErr: `"targetQueryValue"`},
+		{name: "non-numeric targetQueryValue", meta: build(base, map[string]string{"targetQueryValue": "ten"}), auth: auth, wantErr: "targetQueryValue: want number"},
+		{name: "zero targetQueryValue", meta: build(base, map[string]string{"targetQueryValue": "0"}), auth: auth, wantErr: "targetQueryValue: must be > 0"},
+		{name: "negative targetQueryValue", meta: build(base, map[string]string{"targetQueryValue": "-1"}), auth: auth, wantErr: "targetQueryValue: must be > 0"},
+		{name: "non-numeric activation", meta: build(base, map[string]string{"activationTargetQueryValue": "x"}), auth: auth, wantErr: "activationTargetQueryValue: want number"},
+		{name: "negative activation", meta: build(base, map[string]string{"activationTargetQueryValue": "-1"}), auth: auth, wantErr: "activationTargetQueryValue: must be >= 0"},
+		{name: "no connection and no host", meta: build(base, fields, map[string]string{"host": "-"}), wantErr: "host: required when connection is not given"},
+		{name: "no port", meta: build(base, fields, map[string]string{"port": "-"}), wantErr: "port: required"},
+		{name: "no userName", meta: build(base, fields, map[string]string{"userName": "-"}), wantErr: "userName: required"},
+		{name: "no dbName", meta: build(base, fields, map[string]string{"dbName": "-"}), wantErr: "dbName: required"},
+		{name: "no sslmode", meta: build(base, fields, map[string]string{"sslmode": "-"}), wantErr: "sslmode: required"},
+		{name: "connection in plain metadata", meta: build(base, map[string]string{"connection": adminConn}), wantErr: "connection: must come from authParams"},
+		{name: "password in plain metadata", meta: build(base, fields, map[string]string{"password": "pw"}), wantErr: "password: must come from authParams"},
+		{name: "connectionFromEnv missing variable", meta: build(base, map[string]string{"connectionFromEnv": "NOPE"}), wantErr: "connectionFromEnv"},
+		{name: "bad connection string", meta: base, auth: map[string]string{"connection": "postgres://u:pw@[::1"}, wantErr: "connection: cannot parse"},
+		{name: "bad sslmode value", meta: build(base, fields, map[string]string{"sslmode": "sometimes"}), wantErr: "connection: cannot parse"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := &scalers.TriggerConfig{Type: Type, Name: "pg", Metadata: tc.meta, AuthParams: tc.auth, ResolvedEnv: tc.env, MetricType: tc.mt}
+			s, err := New(context.Background(), cfg)
+			if tc.wantErr != "" {
+				if err == nil {
+					_ = s.Close(context.Background())
+					t.Fatalf("New succeeded, want error containing %q", tc.wantErr)
+				}
+				if !strings.Contains(err.Error(), `postgresql trigger "pg"`) || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %q: want it to name the trigger and contain %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("New: %v", err)
+			}
+			defer s.Close(context.Background())
+			if got := s.(*Scaler).meta; got != tc.wantMeta {
+				t.Errorf("meta = %+v\nwant  %+v", got, tc.wantMeta)
+			}
+			if got := s.MetricSpecs()[0].External.Metric.Name; got != "s0-postgresql" {
+				t.Errorf("metric = %q, want s0-postgresql", got)
+			}
+		})
+	}
+}
+
+func TestQuote(t *testing.T) {
+	cases := []struct{ name, in, want string }{
+		{name: "plain", in: "abc", want: "abc"},
+		{name: "space", in: "a b", want: "'a b'"},
+		{name: "quote and backslash", in: `it's\x`, want: `'it\'s\\x'`},
+		{name: "empty", in: "", want: "''"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := quote(tc.in); got != tc.want {
+				t.Errorf("quote(%q) = %q, want %q", tc.in, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestSecretsNeverLeak: the local server uses trust auth, so a wrong password cannot be forced; instead the
+// password-bearing connection strings point at an unreachable port and every error and log entry is searched.
+func TestSecretsNeverLeak(t *testing.T) {
+	const pw = "Sup3r-Secret-PG-pw"
+	cases := []struct {
+		name string
+		cfg  scalers.TriggerConfig
+	}{
+		{name: "URL connection in authParams", cfg: scalers.TriggerConfig{
+			Metadata:   map[string]string{"query": "SELECT 1", "targetQueryValue": "1"},
+			AuthParams: map[string]string{"connection": "postgres://postgres:" + pw + "@127.0.0.1:1/test?sslmode=disable&connect_timeout=5"}}},
+		{name: "keyword connection from env", cfg: scalers.TriggerConfig{
+			Metadata:    map[string]string{"query": "SELECT 1", "targetQueryValue": "1", "connectionFromEnv": "DB"},
+			ResolvedEnv: map[string]string{"DB": "host=127.0.0.1 port=1 user=postgres dbname=test sslmode=disable password=" + pw}}},
+		{name: "password from env with fields", cfg: scalers.TriggerConfig{
+			Metadata: map[string]string{"query": "SELECT 1", "targetQueryValue": "1", "host": "127.0.0.1", "port": "1", "userName": "postgres",
+				"dbName": "test", "sslmode": "disable", "passwordFromEnv": "PW"},
+			ResolvedEnv: map[string]string{"PW": pw}}},
+		{name: "password in authParams with fields", cfg: scalers.TriggerConfig{
+			Metadata: map[string]string{"query": "SELECT 1", "targetQueryValue": "1", "host": "127.0.0.1", "port": "1", "userName": "postgres",
+				"dbName": "test", "sslmode": "disable"},
+			AuthParams: map[string]string{"password": pw}}},
+		{name: "unparsable URL with password", cfg: scalers.TriggerConfig{
+			Metadata:   map[string]string{"query": "SELECT 1", "targetQueryValue": "1"},
+			AuthParams: map[string]string{"connection": "postgres://postgres:" + pw + "@127.0.0.1:notaport/test"}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			core, logs := observer.New(zapcore.DebugLevel)
+			cfg := tc.cfg
+			cfg.Type, cfg.Name, cfg.Logger = Type, "leak", zap.New(core)
+			var errs []error
+			s, err := New(context.Background(), &cfg)
+			if err != nil {
+				errs = append(errs, err)
+			} else {
+				defer s.Close(context.Background())
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				_, _, err = s.Sample(ctx)
+				cancel()
+				if err == nil {
+					t.Fatal("Sample against port 1 succeeded")
+				}
+				errs = append(errs, err)
+			}
+			for _, err := range errs {
+				t.Logf("error: %v", err)
+				if strings.Contains(err.Error(), pw) || strings.Contains(fmt.Sprintf("%+v", err), pw) {
+					t.Errorf("error leaks the password: %v", err)
+				}
+				if !strings.Contains(err.Error(), `postgresql trigger "leak"`) {
+					t.Errorf("error %q does not name the trigger", err)
+				}
+			}
+			for _, e := range logs.All() {
+				if strings.Contains(e.Message, pw) {
+					t.Errorf("log message leaks the password: %q", e.Message)
+				}
+				for k, v := range e.ContextMap() {
+					if strings.Contains(fmt.Sprint(v), pw) {
+						t.Errorf("log field %s leaks the password", k)
+					}
+				}
+			}
+		})
+	}
+}
+
+func FuzzParsePostgresqlMetadata(f *testing.F) {
+	f.Add("SELECT 1", "5", "0", "host=127.0.0.1 dbname=test", "", "", "")
+	f.Add("", "x", "-1", "", "h", "5432", "require")
+	f.Add("q", "1e308", "NaN", "postgres://u:p@h:1/d", "", "", "")
+	f.Add("q", "1", "", "", "h o'st", "p", "verify-full")
+	f.Add("q", "1", "1", "postgres://[::1", "", "", "")
+	f.Fuzz(func(t *testing.T, query, target, activation, conn, host, port, sslmode string) {
+		meta := map[string]string{"query": query, "targetQueryValue": target, "activationTargetQueryValue": activation,
+			"host": host, "port": port, "userName": "u", "dbName": "d", "sslmode": sslmode}
+		auth := map[string]string{}
+		if conn != "" {
+			auth["connection"] = conn
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		s, err := New(ctx, &scalers.TriggerConfig{Type: Type, Metadata: meta, AuthParams: auth})
+		if err != nil {
+			if !strings.Contains(err.Error(), "postgresql trigger") {
+				t.Fatalf("error %q does not name the trigger", err)
+			}
+			return
+		}
+		defer s.Close(context.Background())
+		if specs := s.MetricSpecs(); len(specs) != 1 || specs[0].External.Target.Type != autoscalingv2.AverageValueMetricType {
+			t.Fatalf("specs = %+v", specs)
+		}
+	})
+}
+
+func BenchmarkSample(b *testing.B) {
+	tbl, conn := table(b)
+	exec(b, conn, "INSERT INTO "+tbl+" (done) SELECT false FROM generate_series(1, 100)")
+	s := newScaler(b, &scalers.TriggerConfig{Type: Type,
+		Metadata:   map[string]string{"query": "SELECT count(*) FROM " + tbl + " WHERE done = false", "targetQueryValue": "5"},
+		AuthParams: map[string]string{"connection": adminConn}})
+	ctx := context.Background()
+	lat := make([]time.Duration, 0, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		if _, _, err := s.Sample(ctx); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	b.StopTimer()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+}

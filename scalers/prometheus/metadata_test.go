@@ -1,0 +1,152 @@
+package prometheus
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tidalscale/tidal/scalers"
+)
+
+func TestMetadata(t *testing.T) {
+	t.Parallel()
+	base := func(extra map[string]string) map[string]string {
+		m := map[string]string{"serverAddress": "http://prom:9090", "query": "sum(up)", "threshold": "10"}
+		for k, v := range extra {
+			if v == "<delete>" {
+				delete(m, k)
+				continue
+			}
+			m[k] = v
+		}
+		return m
+	}
+	tests := []struct {
+		name    string
+		md      map[string]string
+		auth    map[string]string
+		wantErr string
+		check   func(t *testing.T, m Metadata)
+	}{
+		{name: "defaults", md: base(nil), check: func(t *testing.T, m Metadata) {
+			if m.Threshold != 10 || m.ActivationThreshold != 0 || !m.IgnoreNullValues || m.UnsafeSsl || m.timeout != defaultTimeout ||
+				m.queryURL.String() != "http://prom:9090/api/v1/query" || len(m.modes) != 0 {
+				t.Errorf("defaults wrong: %+v url=%s", m, m.queryURL)
+			}
+		}},
+		{name: "every field", md: base(map[string]string{
+			"serverAddress": "https://thanos:10902/prefix/", "threshold": "2.5", "activationThreshold": "1.5", "namespace": "ns",
+			"queryParameters": "a=1,b=2", "customHeaders": "X-A=1", "ignoreNullValues": "false", "unsafeSsl": "true",
+			"timeout": "1500", "authModes": "tls,bearer",
+		}), auth: map[string]string{"bearerToken": "t", "cert": "c", "key": "k"}, check: func(t *testing.T, m Metadata) {
+			if m.Threshold != 2.5 || m.ActivationThreshold != 1.5 || m.Namespace != "ns" || m.QueryParameters["b"] != "2" ||
+				m.CustomHeaders["X-A"] != "1" || m.IgnoreNullValues || !m.UnsafeSsl || m.timeout != 1500*time.Millisecond ||
+				!m.modes["tls"] || !m.modes["bearer"] || m.queryURL.String() != "https://thanos:10902/prefix/api/v1/query" {
+				t.Errorf("fields wrong: %+v url=%s", m, m.queryURL)
+			}
+		}},
+		{name: "timeout as duration", md: base(map[string]string{"timeout": "5s"}), check: func(t *testing.T, m Metadata) {
+			if m.timeout != 5*time.Second {
+				t.Errorf("timeout = %v", m.timeout)
+			}
+		}},
+		{name: "missing serverAddress", md: base(map[string]string{"serverAddress": "<delete>"}), wantErr: "serverAddress"},
+		{name: "relative serverAddress", md: base(map[string]string{"serverAddress": "prom:9090"}), wantErr: "serverAddress"},
+		{name: "bad scheme", md: base(map[string]string{"serverAddress": "ftp://prom"}), wantErr: "serverAddress"},
+		{name: "unparsable serverAddress", md: base(map[string]string{"serverAddress": "http://[::1"}), wantErr: "serverAddress"},
+		{name: "missing query", md: base(map[string]string{"query": "<delete>"}), wantErr: "query"},
+		{name: "blank query", md: base(map[string]string{"query": "  "}), wantErr: "query"},
+		{name: "missing threshold", md: base(map[string]string{"threshold": "<delete>"}), wantErr: "threshold"},
+		{name: "non-numeric threshold", md: base(map[string]string{"threshold": "AA"}), wantErr: "threshold"},
+		{name: "negative threshold", md: base(map[string]string{"threshold": "-1"}), wantErr: "threshold"},
+		{name: "NaN threshold", md: base(map[string]string{"threshold": "NaN"}), wantErr: "threshold"},
+		{name: "non-numeric activationThreshold", md: base(map[string]string{"activationThreshold": "x"}), wantErr: "activationThreshold"},
+		{name: "bad ignoreNullValues", md: base(map[string]string{"ignoreNullValues": "perhaps"}), wantErr: "ignoreNullValues"},
+		{name: "bad customHeaders", md: base(map[string]string{"customHeaders": "novalue"}), wantErr: "customHeaders"},
+		{name: "bad header name", md: base(map[string]string{"customHeaders": "a b=1"}), wantErr: "customHeaders"},
+		{name: "bad queryParameters", md: base(map[string]string{"queryParameters": "x"}), wantErr: "queryParameters"},
+		{name: "bad timeout", md: base(map[string]string{"timeout": "-5"}), wantErr: "timeout"},
+		{name: "unknown authMode", md: base(map[string]string{"authModes": "kerberos"}), wantErr: "authModes"},
+		{name: "bearer and basic", md: base(map[string]string{"authModes": "bearer,basic"}), auth: map[string]string{"bearerToken": "t", "username": "u"}, wantErr: "cannot be combined"},
+		{name: "bearer without token", md: base(map[string]string{"authModes": "bearer"}), wantErr: "bearerToken"},
+		{name: "basic without username", md: base(map[string]string{"authModes": "basic"}), wantErr: "username"},
+		{name: "tls without key", md: base(map[string]string{"authModes": "tls"}), auth: map[string]string{"cert": "c"}, wantErr: "cert and key"},
+		{name: "custom without value", md: base(map[string]string{"authModes": "custom"}), auth: map[string]string{"customAuthHeader": "X"}, wantErr: "customAuthValue"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := &scalers.TriggerConfig{Type: TriggerType, Metadata: tc.md, AuthParams: tc.auth}
+			var m Metadata
+			err := scalers.Parse(cfg, &m)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), "prometheus trigger") || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want it to name the prometheus trigger and %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if tc.check != nil {
+				tc.check(t, m)
+			}
+		})
+	}
+}
+
+func TestBadTLSMaterialIsABuildError(t *testing.T) {
+	t.Parallel()
+	cfg := &scalers.TriggerConfig{Type: TriggerType,
+		Metadata:   map[string]string{"serverAddress": "https://p", "query": "up", "threshold": "1", "authModes": "tls"},
+		AuthParams: map[string]string{"cert": "-----BEGIN CERTIFICATE-----\nsecretish\n", "key": "not-a-key-material", "ca": "nope"}}
+	cfg.Normalize()
+	_, err := New(context.Background(), cfg)
+	if err == nil || !strings.Contains(err.Error(), "prometheus trigger") || !strings.Contains(err.Error(), "ca") {
+		t.Fatalf("New error = %v, want one naming the trigger and the ca field", err)
+	}
+	if strings.Contains(err.Error(), "not-a-key-material") {
+		t.Fatalf("error leaks the key: %v", err)
+	}
+}
+
+func TestMetricSpecs(t *testing.T) {
+	t.Parallel()
+	s := newScaler(t, map[string]string{"serverAddress": "http://p:9090", "query": "up", "threshold": "2.5"}, nil)
+	specs := s.MetricSpecs()
+	if len(specs) != 1 || specs[0].External.Metric.Name != "s0-prometheus" {
+		t.Fatalf("specs = %+v, want one metric s0-prometheus", specs)
+	}
+	if av := specs[0].External.Target.AverageValue; av == nil || av.MilliValue() != 2500 {
+		t.Fatalf("target = %+v, want AverageValue 2.5", specs[0].External.Target)
+	}
+}
+
+func FuzzParsePrometheusMetadata(f *testing.F) {
+	f.Add("http://prom:9090", "sum(up)", "10", "0", "a=1", "X-A=1", "true", "1000", "bearer")
+	f.Add("", "", "x", "-1", "=", ",,=", "maybe", "-1", "tls,basic,custom")
+	f.Add("http://[::1", " ", "NaN", "Inf", "a", "Host=x", "false", "1h1s", "bearer,basic")
+	f.Add("https://u:p@h/p/", "q", "1e308", "1e-308", "k=v=w", "a b=c", "1", "0.5s", ",")
+	f.Fuzz(func(t *testing.T, addr, query, threshold, activation, params, headers, ignoreNull, timeout, modes string) {
+		cfg := &scalers.TriggerConfig{Type: TriggerType, Metadata: map[string]string{
+			"serverAddress": addr, "query": query, "threshold": threshold, "activationThreshold": activation,
+			"queryParameters": params, "customHeaders": headers, "ignoreNullValues": ignoreNull, "timeout": timeout,
+			"authModes": modes,
+		}, AuthParams: map[string]string{"bearerToken": "tok", "username": "u", "password": "p"}}
+		cfg.Normalize()
+		s, err := New(context.Background(), cfg)
+		if err != nil {
+			if !strings.Contains(err.Error(), "prometheus trigger") {
+				t.Fatalf("error does not name the trigger: %v", err)
+			}
+			return
+		}
+		_ = s.MetricSpecs()
+		// A request must always be buildable from parsed metadata; the cancelled context keeps it off the network.
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_, _, _ = s.Sample(ctx)
+		_ = s.Close(context.Background())
+	})
+}

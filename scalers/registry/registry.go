@@ -1,0 +1,39 @@
+// Package registry builds the registry of every scaler Tidal ships. It is the only package that imports all of
+// them, so each deployable decides whether to link the scalers (the operator and the metrics adapter do).
+package registry
+
+import (
+	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/cron"
+	"github.com/tidalscale/tidal/scalers/external"
+	"github.com/tidalscale/tidal/scalers/kafka"
+	"github.com/tidalscale/tidal/scalers/metricsapi"
+	"github.com/tidalscale/tidal/scalers/mysql"
+	"github.com/tidalscale/tidal/scalers/nats"
+	"github.com/tidalscale/tidal/scalers/postgresql"
+	"github.com/tidalscale/tidal/scalers/prometheus"
+	"github.com/tidalscale/tidal/scalers/rabbitmq"
+	"github.com/tidalscale/tidal/scalers/redis"
+	"github.com/tidalscale/tidal/scalers/resource"
+)
+
+// New returns a registry with every scaler registered, sharing one client store.
+func New() *scalers.Registry {
+	r := scalers.NewRegistry()
+	for _, register := range []func(*scalers.Registry){
+		cron.Register,
+		external.Register,
+		kafka.Register,
+		metricsapi.Register,
+		mysql.Register,
+		nats.Register,
+		postgresql.Register,
+		prometheus.Register,
+		rabbitmq.Register,
+		redis.Register,
+		resource.Register,
+	} {
+		register(r)
+	}
+	return r
+}
