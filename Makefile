@@ -27,8 +27,11 @@ test: build-dev
 test-unit:
 	$(GO) test -short $(PKGS)
 
-demo: build
-	@TIDAL_BIN=$(BIN) bench/demo/demo.sh
+# make demo [DEMO_SHORT=1]: the dev cluster, Tidal all-in-one, a Redis work queue and a burst, with a live
+# timeline and a plot in bench/results/.
+demo: build-dev
+	$(GO) build -o $(BIN)/tidal-bench ./cmd/tidal-bench
+	@$(BIN)/tidal-bench demo --tidal-dev $(BIN)/tidal-dev $(if $(DEMO_SHORT),--short,)
 
 vet:
 	$(GO) vet $(PKGS)

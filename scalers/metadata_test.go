@@ -127,7 +127,7 @@ func TestParse(t *testing.T) {
 
 func TestParseNeverEchoesSecrets(t *testing.T) {
 	type meta struct {
-		Port int `tidal:"name=port,order=authParams"`
+		Port int    `tidal:"name=port,order=authParams"`
 		Mode string `tidal:"name=mode,order=authParams,enum=a;b"`
 	}
 	cfg := &TriggerConfig{Type: "x", AuthParams: map[string]string{"port": "s3cr3t-port", "mode": "s3cr3t-mode"}}

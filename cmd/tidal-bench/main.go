@@ -1,0 +1,118 @@
+// Command tidal-bench runs Tidal's demo and benchmark scenarios on the embedded dev cluster.
+//
+//	tidal-bench demo [--short] [--tidal-dev bin/tidal-dev | --kubeconfig PATH] [--out bench/results]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/tidalscale/tidal/bench/demo"
+	"github.com/tidalscale/tidal/bench/devcluster"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "tidal-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	if len(args) == 0 {
+		return errors.New("usage: tidal-bench demo [flags]")
+	}
+	switch args[0] {
+	case "demo":
+		return runDemo(args[1:])
+	default:
+		return fmt.Errorf("unknown command %q (known: demo)", args[0])
+	}
+}
+
+func runDemo(args []string) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	short := fs.Bool("short", os.Getenv("DEMO_SHORT") != "", "run the quick form (also DEMO_SHORT=1)")
+	devBin := fs.String("tidal-dev", "bin/tidal-dev", "tidal-dev binary that starts the embedded cluster")
+	kubeconfig := fs.String("kubeconfig", "", "use this running cluster instead of starting one")
+	outDir := fs.String("out", "bench/results", "where the plot goes")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	start := time.Now()
+	var cluster *devcluster.Cluster
+	if *kubeconfig != "" {
+		c, err := devcluster.Connect(*kubeconfig)
+		if err != nil {
+			return err
+		}
+		cluster = c
+	} else {
+		fmt.Println("== starting the embedded dev cluster: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok nodes")
+		dataDir, err := os.MkdirTemp("", "tidal-demo-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dataDir)
+		startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		proc, err := devcluster.StartProcess(startCtx, *devBin, "up", "--nodes", "3", "--data-dir", filepath.Join(dataDir, "data"),
+			"--kubeconfig", filepath.Join(dataDir, "kubeconfig"), "--exit-with-parent", "--log-level", "warn")
+		cancel()
+		if err != nil {
+			return err
+		}
+		defer func() {
+			fmt.Println("== stopping the dev cluster")
+			_ = proc.Stop(30 * time.Second)
+		}()
+		fmt.Printf("   ready in %s, kubeconfig %s\n", proc.Ready.Startup, proc.Ready.Kubeconfig)
+		c, err := devcluster.Connect(proc.Ready.Kubeconfig)
+		if err != nil {
+			return err
+		}
+		cluster = c
+	}
+	if err := devcluster.ApplyCRDDir(ctx, cluster, "charts/tidal/crds"); err != nil {
+		return fmt.Errorf("install CRDs (run from the repository root): %w", err)
+	}
+	ns := "tidal-demo"
+	if _, err := cluster.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	o := demo.FullOptions()
+	if *short {
+		o = demo.ShortOptions()
+	}
+	o.Config, o.Namespace, o.Out = cluster.Config, ns, os.Stdout
+	fmt.Println("== Tidal operator (all-in-one, in this process) + a Redis work queue + a Deployment at 0 replicas")
+	res, err := demo.Run(ctx, o)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\nfirst replica %.2fs after the burst, first Running pod %.2fs, peak %d replicas, queue drained at %.1fs, back to zero at %.1fs\n",
+		res.FirstReplica.Seconds(), res.FirstRunning.Seconds(), res.PeakReplicas, res.Drained.Seconds(), res.BackToZero.Seconds())
+	if err := os.MkdirAll(*outDir, 0o755); err != nil {
+		return err
+	}
+	plot := filepath.Join(*outDir, "demo-"+time.Now().Format("20060102-150405")+".png")
+	if err := demo.WritePlot(res, plot); err != nil {
+		return err
+	}
+	abs, _ := filepath.Abs(plot)
+	fmt.Printf("plot: %s\ndemo finished in %.1fs\n", abs, time.Since(start).Seconds())
+	return nil
+}
