@@ -19,7 +19,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	kubeinformers "k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
@@ -32,6 +34,7 @@ import (
 	tidalscheme "github.com/tidalscale/tidal/api/client/clientset/versioned/scheme"
 	tidalinformers "github.com/tidalscale/tidal/api/client/informers/externalversions"
 	"github.com/tidalscale/tidal/autoscaler/operator"
+	"github.com/tidalscale/tidal/autoscaler/operator/scaledjob"
 	"github.com/tidalscale/tidal/autoscaler/operator/scaledobject"
 	"github.com/tidalscale/tidal/metricsadapter/poller"
 	"github.com/tidalscale/tidal/scalers"
@@ -201,7 +204,9 @@ func (o *Operator) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("leader election lock: %w", err)
 	}
-	var runErr error
+	// The elector runs OnStartedLeading in a goroutine of its own and does not wait for it: collect its result.
+	var started atomic.Bool
+	done := make(chan error, 1)
 	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock:            lock,
 		LeaseDuration:   o.opts.LeaseDuration,
@@ -212,8 +217,9 @@ func (o *Operator) Run(ctx context.Context) error {
 		Callbacks: leaderelection.LeaderCallbacks{
 			OnStartedLeading: func(lctx context.Context) {
 				o.log.Info("became leader", zap.String("identity", o.opts.Identity))
+				started.Store(true)
 				o.leading.Store(true)
-				runErr = o.runControllers(lctx)
+				done <- o.runControllers(lctx)
 			},
 			OnStoppedLeading: func() {
 				o.leading.Store(false)
@@ -226,7 +232,11 @@ func (o *Operator) Run(ctx context.Context) error {
 		return fmt.Errorf("leader election: %w", err)
 	}
 	le.Run(ctx)
-	return runErr
+	cancel()
+	if started.Load() {
+		return <-done
+	}
+	return nil
 }
 
 // runControllers runs the sample source and the controllers until ctx is done.
@@ -281,14 +291,38 @@ func (o *Operator) runControllers(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	sjInformer := factory.Tidal().V1alpha1().ScaledJobs()
+	kubeFactory := kubeinformers.NewSharedInformerFactoryWithOptions(o.kube, 10*time.Minute,
+		kubeinformers.WithTweakListOptions(func(lo *metav1.ListOptions) { lo.LabelSelector = scaledjob.LabelScaledJobName }))
+	jobInformer := kubeFactory.Batch().V1().Jobs()
+	sjc, err := scaledjob.New(scaledjob.Options{
+		Kube: o.kube, Tidal: o.tidal,
+		Informer: sjInformer.Informer(), Lister: sjInformer.Lister(),
+		JobInformer: jobInformer.Informer(), JobLister: jobInformer.Lister(),
+		Resolver: &operator.Resolver{Kube: o.kube, Tidal: o.tidal, ClusterObjectNamespace: o.opts.Namespace},
+		Source:   source, Recorder: recorder, Logger: o.log, Metrics: o.metrics,
+	})
+	if err != nil {
+		return err
+	}
 	factory.Start(ctx.Done())
+	kubeFactory.Start(ctx.Done())
 	defer factory.Shutdown()
+	defer kubeFactory.Shutdown()
 	go func() {
-		if factory.WaitForCacheSync(ctx.Done()) != nil {
-			o.synced.Store(true)
-		}
+		factory.WaitForCacheSync(ctx.Done())
+		kubeFactory.WaitForCacheSync(ctx.Done())
+		o.synced.Store(ctx.Err() == nil)
 	}()
-	return soc.Run(ctx, o.opts.Workers)
+	errs := make(chan error, 2)
+	go func() { errs <- soc.Run(ctx, o.opts.Workers) }()
+	go func() { errs <- sjc.Run(ctx, max(1, o.opts.Workers/2)) }()
+	err = <-errs
+	cancel()
+	if err2 := <-errs; err == nil {
+		err = err2
+	}
+	return err
 }
 
 func (o *Operator) handler() http.Handler {

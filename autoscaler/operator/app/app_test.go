@@ -25,6 +25,7 @@ import (
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	"github.com/tidalscale/tidal/autoscaler/operator/app"
 	"github.com/tidalscale/tidal/bench/devcluster"
+	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/registry"
 )
 
@@ -56,7 +57,7 @@ func (e *env) startOperator(opts app.Options) *app.Operator {
 	e.t.Helper()
 	opts.Config = e.c.Config
 	if opts.Registry == nil {
-		opts.Registry = registry.New()
+		opts.Registry = newRegistry()
 	}
 	if opts.Logger == nil {
 		opts.Logger = zaptest.NewLogger(e.t)
@@ -158,6 +159,8 @@ func (e *env) condition(name, typ string) metav1.ConditionStatus {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func newRegistry() *scalers.Registry { return registry.New() }
 
 func redisList(t *testing.T, addr string) (*goredis.Client, string) {
 	t.Helper()

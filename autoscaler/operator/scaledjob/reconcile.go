@@ -1,0 +1,355 @@
+package scaledjob
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
+	"github.com/tidalscale/tidal/autoscaler/core"
+	"github.com/tidalscale/tidal/autoscaler/operator"
+	"github.com/tidalscale/tidal/metricsadapter/poller"
+)
+
+// Reconcile creates the Jobs one sample round asks for, cleans the history and updates status. Idempotent: a
+// sample round is turned into Jobs once.
+func (c *Controller) Reconcile(ctx context.Context, key string) error {
+	log := operator.LoggerFrom(ctx)
+	ns, name, _ := strings.Cut(key, "/")
+	sj, err := c.opts.Lister.ScaledJobs(ns).Get(name)
+	if apierrors.IsNotFound(err) {
+		c.opts.Source.Delete(ctx, poller.Key{Kind: kindScaledJob, Namespace: ns, Name: name})
+		c.mu.Lock()
+		delete(c.jobs, key)
+		c.mu.Unlock()
+		return nil // the Jobs are owned by it: garbage collection removes them
+	}
+	if err != nil {
+		return err
+	}
+	if sj.DeletionTimestamp != nil || sj.Spec.JobTargetRef == nil {
+		return nil
+	}
+	st := c.state(key)
+	hash := templateHash(sj.Spec.JobTargetRef)
+	if err := c.ensureTriggers(ctx, sj, st); err != nil {
+		return err
+	}
+	jobs, err := c.opts.JobLister.Jobs(ns).List(labels.SelectorFromSet(labels.Set{LabelScaledJobName: name}))
+	if err != nil {
+		return err
+	}
+	if err := c.rollout(ctx, sj, jobs, hash); err != nil {
+		return err
+	}
+	running, pending := countJobs(jobs, hash, sj.Spec.Rollout)
+
+	status := sj.Status.DeepCopy()
+	c.mu.Lock()
+	in, newest, buildErr, triggerStatus := c.decisionInput(sj, st, running, pending)
+	fresh := newest.After(st.consumed)
+	c.mu.Unlock()
+	status.Triggers = triggerStatus
+	switch {
+	case buildErr != nil:
+		setCondition(status, sj.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, "TriggerInvalid", buildErr.Error())
+	case fresh:
+		d, err := core.DecideJobs(in)
+		if err != nil {
+			setCondition(status, sj.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, "InvalidSpec", err.Error())
+			break
+		}
+		if d.Create > 0 {
+			if err := c.createJobs(ctx, sj, hash, d.Create); err != nil {
+				return err
+			}
+			log.Info("created jobs", zap.Int64("count", d.Create), zap.Float64("queueLength", d.QueueLength),
+				zap.Int64("running", running), zap.Int64("pending", pending))
+			c.event(sj, corev1.EventTypeNormal, "JobsCreated", fmt.Sprintf("created %d jobs for queue length %g (%d running)", d.Create, d.QueueLength, running))
+		}
+		c.mu.Lock()
+		st.consumed = newest
+		c.mu.Unlock()
+		if d.Active {
+			now := metav1.NewTime(c.now())
+			status.LastActiveTime = &now
+			setCondition(status, sj.Generation, tidalv1alpha1.ConditionActive, metav1.ConditionTrue, "ScalerActive", "triggers are active")
+		} else {
+			setCondition(status, sj.Generation, tidalv1alpha1.ConditionActive, metav1.ConditionFalse, "ScalerNotActive", "no trigger is active")
+		}
+		setCondition(status, sj.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionTrue, "ScaledJobReady", "ScaledJob is defined correctly and is ready to scale")
+	}
+	if err := c.cleanHistory(ctx, sj, jobs); err != nil {
+		return err
+	}
+	return c.writeStatus(ctx, sj, status)
+}
+
+func (c *Controller) state(key string) *jobState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.jobs[key]
+	if st == nil {
+		st = &jobState{triggers: map[int]poller.TriggerState{}}
+		c.jobs[key] = st
+	}
+	return st
+}
+
+func (c *Controller) ensureTriggers(ctx context.Context, sj *tidalv1alpha1.ScaledJob, st *jobState) error {
+	c.mu.Lock()
+	built := st.generation == sj.Generation
+	c.mu.Unlock()
+	if built {
+		return nil
+	}
+	interval := time.Duration(tidalv1alpha1.DefaultPollingInterval) * time.Second
+	if sj.Spec.PollingInterval != nil && *sj.Spec.PollingInterval > 0 {
+		interval = time.Duration(*sj.Spec.PollingInterval) * time.Second
+	}
+	tmpl := sj.Spec.JobTargetRef.Template
+	cfgs, cached, err := operator.TriggerConfigs(ctx, c.opts.Resolver, operator.TriggerSource{
+		Kind: kindScaledJob, Namespace: sj.Namespace, Name: sj.Name, Triggers: sj.Spec.Triggers,
+		Template: &tmpl, EnvContainer: sj.Spec.EnvSourceContainerName, PollingInterval: interval, Logger: c.log,
+	})
+	if err != nil {
+		c.event(sj, corev1.EventTypeWarning, "TriggerInvalid", err.Error())
+		c.mu.Lock()
+		st.buildErr = err
+		c.mu.Unlock()
+		return nil
+	}
+	errs := c.opts.Source.Upsert(ctx, poller.ObjectSpec{Key: poller.Key{Kind: kindScaledJob, Namespace: sj.Namespace, Name: sj.Name},
+		PollingInterval: interval, Triggers: cfgs, UseCachedMetrics: cached, Generation: sj.Generation})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st.generation, st.buildErr = sj.Generation, nil
+	for _, e := range errs {
+		if e != nil {
+			st.buildErr = e
+			c.event(sj, corev1.EventTypeWarning, "TriggerInvalid", e.Error())
+			break
+		}
+	}
+	return nil
+}
+
+// decisionInput maps triggers' latest samples and the Job counts to core's input. newest is the newest sample
+// time among the triggers.
+func (c *Controller) decisionInput(sj *tidalv1alpha1.ScaledJob, st *jobState, running, pending int64) (core.JobInput, time.Time, error, []tidalv1alpha1.TriggerStatus) {
+	in := core.JobInput{Running: running, Pending: pending,
+		MinReplicas: int64(deref(sj.Spec.MinReplicaCount, 0)), MaxReplicas: int64(deref(sj.Spec.MaxReplicaCount, 100))}
+	if s := sj.Spec.ScalingStrategy; s != nil {
+		in.Strategy, in.Calculation = s.Strategy, s.MultipleScalersCalculation
+		in.CustomDeduction = int64(deref(s.CustomScalingQueueLengthDeduction, 0))
+		if s.CustomScalingRunningJobPercentage != "" {
+			in.CustomRunningPercentage, _ = strconv.ParseFloat(s.CustomScalingRunningJobPercentage, 64)
+		}
+	}
+	var newest time.Time
+	statuses := make([]tidalv1alpha1.TriggerStatus, 0, len(sj.Spec.Triggers))
+	specs := map[string]float64{}
+	for _, ms := range c.opts.Source.MetricSpecs(poller.Key{Kind: kindScaledJob, Namespace: sj.Namespace, Name: sj.Name}) {
+		if ms.External != nil {
+			if t := ms.External.Target; t.AverageValue != nil {
+				specs[ms.External.Metric.Name] = t.AverageValue.AsApproximateFloat64()
+			} else if t.Value != nil {
+				specs[ms.External.Metric.Name] = t.Value.AsApproximateFloat64()
+			}
+		}
+	}
+	for i, t := range sj.Spec.Triggers {
+		ts := tidalv1alpha1.TriggerStatus{Name: operator.TriggerName(t, i), Type: t.Type}
+		s, ok := st.triggers[i]
+		if ok && s.Err != nil {
+			ts.Error = s.Err.Error()
+		}
+		if ok && s.Err == nil && len(s.Samples) > 0 {
+			target := specs[s.Samples[0].MetricName]
+			in.Metrics = append(in.Metrics, core.JobMetric{QueueLength: s.Samples[0].Value, Target: target, Active: s.Active})
+			ts.Value = strconv.FormatFloat(s.Samples[0].Value, 'f', -1, 64)
+			ts.Active = s.Active
+			lt := metav1.NewTime(s.SampledAt)
+			ts.LastSampleTime = &lt
+			if s.SampledAt.After(newest) {
+				newest = s.SampledAt
+			}
+		}
+		statuses = append(statuses, ts)
+	}
+	return in, newest, st.buildErr, statuses
+}
+
+// countJobs counts unfinished Jobs (running) and, of those, the ones with no ready pod yet (pending).
+func countJobs(jobs []*batchv1.Job, hash string, _ *tidalv1alpha1.Rollout) (running, pending int64) {
+	for _, j := range jobs {
+		if finished(j) || j.DeletionTimestamp != nil {
+			continue
+		}
+		running++
+		if j.Status.Ready == nil || *j.Status.Ready == 0 {
+			pending++
+		}
+	}
+	return running, pending
+}
+
+func finished(j *batchv1.Job) bool {
+	for _, c := range j.Status.Conditions {
+		if (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) && c.Status == corev1.ConditionTrue {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Controller) createJobs(ctx context.Context, sj *tidalv1alpha1.ScaledJob, hash string, n int64) error {
+	for i := int64(0); i < n; i++ {
+		job := &batchv1.Job{
+			ObjectMeta: metav1.ObjectMeta{
+				GenerateName: sj.Name + "-",
+				Namespace:    sj.Namespace,
+				Labels:       map[string]string{LabelScaledJobName: sj.Name, LabelTemplateHash: hash, "app.kubernetes.io/managed-by": "tidal-operator"},
+				OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(sj,
+					tidalv1alpha1.SchemeGroupVersion.WithKind(kindScaledJob))},
+			},
+			Spec: *sj.Spec.JobTargetRef.DeepCopy(),
+		}
+		for k, v := range sj.Spec.JobTargetRef.Template.Labels {
+			if _, taken := job.Labels[k]; !taken {
+				job.Labels[k] = v
+			}
+		}
+		if _, err := c.opts.Kube.BatchV1().Jobs(sj.Namespace).Create(ctx, job, metav1.CreateOptions{FieldManager: operator.FieldManager}); err != nil {
+			c.event(sj, corev1.EventTypeWarning, "JobCreateFailed", err.Error())
+			return fmt.Errorf("create job %d of %d: %w", i+1, n, err)
+		}
+	}
+	return nil
+}
+
+// rollout deletes unfinished Jobs of an older template unless rollout.strategy is gradual.
+func (c *Controller) rollout(ctx context.Context, sj *tidalv1alpha1.ScaledJob, jobs []*batchv1.Job, hash string) error {
+	strategy := sj.Spec.RolloutStrategy
+	policy := metav1.DeletePropagationBackground
+	if r := sj.Spec.Rollout; r != nil {
+		if r.Strategy != "" {
+			strategy = r.Strategy
+		}
+		if r.PropagationPolicy == "foreground" {
+			policy = metav1.DeletePropagationForeground
+		}
+	}
+	if strategy == "gradual" {
+		return nil
+	}
+	for _, j := range jobs {
+		if j.Labels[LabelTemplateHash] == hash || finished(j) || j.DeletionTimestamp != nil {
+			continue
+		}
+		err := c.opts.Kube.BatchV1().Jobs(j.Namespace).Delete(ctx, j.Name, metav1.DeleteOptions{PropagationPolicy: &policy})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("rollout: delete job %s: %w", j.Name, err)
+		}
+	}
+	return nil
+}
+
+// cleanHistory keeps at most successfulJobsHistoryLimit completed and failedJobsHistoryLimit failed Jobs.
+func (c *Controller) cleanHistory(ctx context.Context, sj *tidalv1alpha1.ScaledJob, jobs []*batchv1.Job) error {
+	var done, failed []*batchv1.Job
+	for _, j := range jobs {
+		if j.DeletionTimestamp != nil {
+			continue
+		}
+		for _, cond := range j.Status.Conditions {
+			if cond.Status != corev1.ConditionTrue {
+				continue
+			}
+			if cond.Type == batchv1.JobComplete {
+				done = append(done, j)
+			} else if cond.Type == batchv1.JobFailed {
+				failed = append(failed, j)
+			}
+		}
+	}
+	bg := metav1.DeletePropagationBackground
+	for _, set := range []struct {
+		jobs  []*batchv1.Job
+		limit int32
+	}{
+		{done, deref(sj.Spec.SuccessfulJobsHistoryLimit, tidalv1alpha1.DefaultSuccessfulJobsHistoryLimit)},
+		{failed, deref(sj.Spec.FailedJobsHistoryLimit, tidalv1alpha1.DefaultFailedJobsHistoryLimit)},
+	} {
+		if int32(len(set.jobs)) <= set.limit {
+			continue
+		}
+		sort.Slice(set.jobs, func(a, b int) bool { return set.jobs[a].CreationTimestamp.Before(&set.jobs[b].CreationTimestamp) })
+		for _, j := range set.jobs[:int32(len(set.jobs))-set.limit] {
+			err := c.opts.Kube.BatchV1().Jobs(j.Namespace).Delete(ctx, j.Name, metav1.DeleteOptions{PropagationPolicy: &bg})
+			if err != nil && !apierrors.IsNotFound(err) {
+				return fmt.Errorf("history: delete job %s: %w", j.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (c *Controller) writeStatus(ctx context.Context, sj *tidalv1alpha1.ScaledJob, status *tidalv1alpha1.ScaledJobStatus) error {
+	status.ObservedGeneration = sj.Generation
+	types := make([]string, 0, len(sj.Spec.Triggers))
+	for _, t := range sj.Spec.Triggers {
+		types = append(types, t.Type)
+	}
+	status.TriggersTypes = strings.Join(types, ",")
+	if apiequality.Semantic.DeepEqual(&sj.Status, status) {
+		return nil
+	}
+	out := sj.DeepCopy()
+	out.Status = *status
+	_, err := c.opts.Tidal.TidalV1alpha1().ScaledJobs(sj.Namespace).UpdateStatus(ctx, out, metav1.UpdateOptions{FieldManager: operator.FieldManager})
+	if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+		c.queue.Add(sj.Namespace + "/" + sj.Name)
+		return nil
+	}
+	return err
+}
+
+func (c *Controller) event(sj *tidalv1alpha1.ScaledJob, typ, reason, msg string) {
+	if c.opts.Recorder != nil {
+		c.opts.Recorder.Event(sj, typ, reason, msg)
+	}
+}
+
+func setCondition(status *tidalv1alpha1.ScaledJobStatus, gen int64, typ string, s metav1.ConditionStatus, reason, msg string) {
+	meta.SetStatusCondition(&status.Conditions, metav1.Condition{Type: typ, Status: s, Reason: reason, Message: msg, ObservedGeneration: gen})
+}
+
+// templateHash identifies a jobTargetRef, so a changed template can be rolled out.
+func templateHash(spec *batchv1.JobSpec) string {
+	raw, _ := json.Marshal(spec)
+	sum := sha256.Sum256(raw)
+	return hex.EncodeToString(sum[:])[:10]
+}
+
+func deref(p *int32, def int32) int32 {
+	if p == nil {
+		return def
+	}
+	return *p
+}
