@@ -6,7 +6,9 @@ import (
 )
 
 func TestDecideJobs(t *testing.T) {
-	q := func(queue, target float64) JobMetric { return JobMetric{QueueLength: queue, Target: target, Active: queue > 0} }
+	q := func(queue, target float64) JobMetric {
+		return JobMetric{QueueLength: queue, Target: target, Active: queue > 0}
+	}
 	cases := []struct {
 		name       string
 		in         JobInput
