@@ -30,16 +30,21 @@ func TestMain(m *testing.M) {
 	os.Exit(devcluster.Main(m))
 }
 
-// resources maps each kind to its resource and scope.
-var resources = map[string]struct {
+// kindResource is the REST resource and scope of a kind.
+type kindResource struct {
 	resource   string
 	namespaced bool
-}{
-	"ScaledObject":                 {"scaledobjects", true},
-	"ScaledJob":                    {"scaledjobs", true},
-	"TriggerAuthentication":        {"triggerauthentications", true},
-	"ClusterTriggerAuthentication": {"clustertriggerauthentications", false},
-	"NodeGroup":                    {"nodegroups", false},
+}
+
+func resourceOf(kind string) (kindResource, bool) {
+	r, ok := map[string]kindResource{
+		"ScaledObject":                 {"scaledobjects", true},
+		"ScaledJob":                    {"scaledjobs", true},
+		"TriggerAuthentication":        {"triggerauthentications", true},
+		"ClusterTriggerAuthentication": {"clustertriggerauthentications", false},
+		"NodeGroup":                    {"nodegroups", false},
+	}[kind]
+	return r, ok
 }
 
 // TestCRDsOnAPIServer installs the CRDs into the dev cluster and checks that the real API server applies the
@@ -88,6 +93,7 @@ func TestCRDsOnAPIServer(t *testing.T) {
 				if err == nil {
 					t.Fatalf("API server accepted it; want an error naming %s", want)
 				}
+				t.Logf("%v", err)
 				if !apierrors.IsInvalid(err) {
 					t.Errorf("error %v is not Invalid", err)
 				}
@@ -240,11 +246,16 @@ func testStatusAndInformer(ctx context.Context, t *testing.T, tidal versioned.In
 		t.Errorf("spec update changed status to %+v", afterSpec.Status)
 	}
 
+	// The informers get their own context: Shutdown waits for them to stop, so it must be cancelled first.
+	informerCtx, stopInformers := context.WithCancel(ctx)
 	factory := externalversions.NewSharedInformerFactoryWithOptions(tidal, 0, externalversions.WithNamespace(ns))
 	lister := factory.Tidal().V1alpha1().ScaledObjects().Lister()
-	factory.Start(ctx.Done())
-	defer factory.Shutdown()
-	for typ, synced := range factory.WaitForCacheSync(ctx.Done()) {
+	factory.Start(informerCtx.Done())
+	defer func() {
+		stopInformers()
+		factory.Shutdown()
+	}()
+	for typ, synced := range factory.WaitForCacheSync(informerCtx.Done()) {
 		if !synced {
 			t.Fatalf("informer for %v did not sync", typ)
 		}
@@ -285,7 +296,7 @@ func testPrinterColumns(ctx context.Context, t *testing.T, tidal versioned.Inter
 // tryCreate sends the manifest as is (unstructured, so nothing is dropped on the client side).
 func tryCreate(ctx context.Context, t *testing.T, dyn dynamic.Interface, ns string, m testManifest) (*unstructured.Unstructured, error) {
 	t.Helper()
-	r, ok := resources[m.kind()]
+	r, ok := resourceOf(m.kind())
 	if !ok {
 		t.Fatalf("unknown kind %s", m.kind())
 	}
@@ -300,7 +311,16 @@ func tryCreate(ctx context.Context, t *testing.T, dyn dynamic.Interface, ns stri
 		u.SetName(fmt.Sprintf("%s-%s", u.GetName(), ns))
 		client = dyn.Resource(gvr)
 	}
-	created, err := client.Create(ctx, u, metav1.CreateOptions{})
+	// NotFound right after a CRD is Established means its endpoint is still warming up: retry.
+	var created *unstructured.Unstructured
+	var err error
+	pollErr := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		created, err = client.Create(ctx, u.DeepCopy(), metav1.CreateOptions{})
+		return !apierrors.IsNotFound(err), nil
+	})
+	if pollErr != nil {
+		t.Fatalf("create %s: endpoint not served: %v (last error %v)", m.name, pollErr, err)
+	}
 	if err == nil {
 		t.Cleanup(func() {
 			_ = client.Delete(context.Background(), created.GetName(), metav1.DeleteOptions{})

@@ -119,7 +119,7 @@ func SanitizeMetricName(n string) string {
 func (c *TriggerConfig) secrets() []string {
 	var out []string
 	for _, v := range c.AuthParams {
-		if len(v) >= 3 {
+		if len(v) >= 3 && !notSecret[strings.ToLower(v)] {
 			out = append(out, v)
 		}
 	}
@@ -135,6 +135,13 @@ func (c *TriggerConfig) secrets() []string {
 		}
 	}
 	return out
+}
+
+// notSecret lists auth parameter values that are switches, not credentials (tls: enable, sasl: plaintext):
+// redacting them would mangle messages ("enableTLS" → "[REDACTED]TLS") and protect nothing.
+var notSecret = map[string]bool{
+	"enable": true, "disable": true, "true": true, "false": true, "none": true, "plaintext": true,
+	"scram_sha256": true, "scram_sha512": true, "basic": true, "bearer": true, "tls": true, "apikey": true,
 }
 
 func urlPassword(s string) string {

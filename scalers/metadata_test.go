@@ -182,3 +182,11 @@ func FuzzParse(f *testing.F) {
 		_ = Parse(cfg, &m)
 	})
 }
+
+func TestRedactKeepsSwitches(t *testing.T) {
+	cfg := &TriggerConfig{Type: "redis", AuthParams: map[string]string{"tls": "enable", "password": "s3cret!"}}
+	got := cfg.Redact("enableTLS with s3cret!")
+	if got != "enableTLS with [REDACTED]" {
+		t.Fatalf("got %q", got)
+	}
+}

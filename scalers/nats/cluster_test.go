@@ -162,26 +162,21 @@ func TestMonitoringEndpointCluster(t *testing.T) {
 	}
 }
 
-// TestMonitoringEndpointClusterR1 reads a single-replica stream that lives on another server than the endpoint.
+// TestMonitoringEndpointClusterR1 reads a single-replica stream through the monitoring endpoint of a server that
+// does not hold it.
 func TestMonitoringEndpointClusterR1(t *testing.T) {
 	t.Parallel()
 	cl := startCluster(t)
-	var f *fixture
-	var home int
-	// Streams are created through node2 and node3, so that one lands away from node1, the endpoint.
-	for i := range 12 {
-		f = newReplicatedFixture(t, cl.url(2+i%2), 1)
-		if home = cl.node(consumerLeader(t, f)); home != 1 {
-			break
-		}
-	}
-	if home == 1 {
-		t.Fatal("every single-replica stream landed on node1")
-	}
+	f := newReplicatedFixture(t, cl.url(1), 1)
+	home := cl.node(consumerLeader(t, f))
+	other := home%3 + 1
 	f.publish(t, f.subject, 3)
-	s := newScaler(t, scalerOpts{metadata: map[string]string{"natsServerMonitoringEndpoint": cl.monitoring(1), "account": "$G", "stream": f.stream, "consumer": f.consumer}})
+	s := newScaler(t, scalerOpts{metadata: map[string]string{"natsServerMonitoringEndpoint": cl.monitoring(other), "account": "$G", "stream": f.stream, "consumer": f.consumer}})
 	if v, active := sample(t, s); v != 3 || !active {
-		t.Fatalf("R1 stream on node%d read via node1: lag=%v active=%v, want 3/true", home, v, active)
+		t.Fatalf("R1 stream on node%d read via node%d: lag=%v active=%v, want 3/true", home, other, v, active)
+	}
+	if mr := s.reader.(*monitorReader); !strings.Contains(mr.leaderURL, cl.monitoring(home)) {
+		t.Fatalf("remembered %q, want node%d's endpoint", mr.leaderURL, home)
 	}
 }
 

@@ -2,6 +2,7 @@ package nats
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -132,5 +133,51 @@ func TestBothSourcesSampleMonitoringWatchAPI(t *testing.T) {
 	}
 	if v, active := sample(t, s); v != 1 || !active {
 		t.Fatalf("lag=%v active=%v, want 1/true", v, active)
+	}
+}
+
+// TestClusterHosts covers both of KEDA's ways to list a cluster's monitoring endpoints from /varz.
+func TestClusterHosts(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		varz string
+		want []string
+	}{
+		{
+			name: "advertised client URLs",
+			varz: `{"server_name":"n1","connect_urls":["10.0.0.1:4222","10.0.0.2:4222","10.0.0.1:4222"],"cluster":{"urls":["10.0.0.2:6222"]}}`,
+			want: []string{"10.0.0.1:8222", "10.0.0.2:8222"},
+		},
+		{
+			name: "headless service names",
+			varz: `{"server_name":"nats-0","connect_urls":[],"cluster":{"urls":["nats-1.nats.ns.svc.cluster.local:6222","nats-2.nats.ns.svc.cluster.local:6222"]}}`,
+			want: []string{"nats-0.nats.ns.svc:8222", "nats-1.nats.ns.svc:8222", "nats-2.nats.ns.svc:8222"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path != "/varz" {
+					http.NotFound(w, r)
+					return
+				}
+				_, _ = w.Write([]byte(tc.varz))
+			}))
+			defer srv.Close()
+			s := newScaler(t, scalerOpts{metadata: map[string]string{"natsServerMonitoringEndpoint": "nats.ns.svc:8222", "account": "$G", "stream": "S", "consumer": "C"}})
+			mr := s.reader.(*monitorReader)
+			// Send the /varz request to the test server while keeping the endpoint's host name and port.
+			mr.client = &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, network, srv.Listener.Addr().String())
+			}}}
+			got, err := mr.clusterHosts(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(got, ",") != strings.Join(tc.want, ",") {
+				t.Fatalf("hosts %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

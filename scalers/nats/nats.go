@@ -4,7 +4,9 @@
 // sequence when the consumer does not exist yet. It is read from one of two places:
 //
 //   - natsServerMonitoringEndpoint (KEDA's key: host:port of the server's HTTP monitoring port) — the /jsz
-//     endpoint with acc=<account>&consumers=true&config=true, as KEDA does. account is required here.
+//     endpoint with acc=<account>&consumers=true&config=true, as KEDA does. account is required here. In a
+//     cluster only the consumer leader's numbers are current; like KEDA the reader finds the leader's monitoring
+//     port (/varz connect_urls, or server names under the endpoint's domain) and remembers it until it moves.
 //   - natsServer (a Tidal addition: nats://[user:pass@]host:4222, comma separated for several) — the JetStream
 //     API ($JS.API.CONSUMER.INFO), answered by the consumer's leader. It needs no monitoring port, works for
 //     clustered streams, and enables push: Watch subscribes to the consumer's filter subjects (or the stream's

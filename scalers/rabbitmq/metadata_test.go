@@ -256,7 +256,7 @@ func TestDecryptKey(t *testing.T) {
 	t.Parallel()
 	_, keyPEM, _ := selfSigned(t, "k", true)
 	block, _ := pem.Decode(keyPEM)
-	//nolint:staticcheck // producing a legacy encrypted key on purpose
+	//lint:ignore SA1019 producing a legacy encrypted key on purpose
 	enc, err := x509.EncryptPEMBlock(rand.Reader, block.Type, block.Bytes, []byte("pw-123"), x509.PEMCipherAES256)
 	if err != nil {
 		t.Fatal(err)

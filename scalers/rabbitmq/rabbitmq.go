@@ -54,6 +54,7 @@ const (
 	defaultWatchAMQP   = 200 * time.Millisecond
 	defaultWatchHTTP   = time.Second
 	minWatchInterval   = 10 * time.Millisecond
+	maxWatchBackoff    = 5 * time.Second
 )
 
 // Metadata is the rabbitmq trigger's metadata and authentication.
@@ -271,14 +272,20 @@ func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
 
 // Watch re-reads the queue every watchInterval and signals on changed when the trigger turns active (for
 // QueueLength: the queue went from empty to non-empty). It is a fast broker-side poll, not a broker push; see the
-// package doc. Read errors are logged and retried; Watch returns only when ctx is done.
+// package doc. Read errors are logged once and retried with a backoff up to maxWatchBackoff; Watch returns only
+// when ctx is done.
 func (s *Scaler) Watch(ctx context.Context, changed chan<- struct{}) error {
 	interval := s.meta.watchInterval()
-	ticker := time.NewTicker(interval)
-	defer ticker.Stop()
-	wasActive := false
-	failing := false
+	wait := interval
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	wasActive, failing := false, false
 	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-timer.C:
+		}
 		rctx, cancel := context.WithTimeout(ctx, s.meta.timeout())
 		v, err := s.reader.read(rctx)
 		cancel()
@@ -287,14 +294,17 @@ func (s *Scaler) Watch(ctx context.Context, changed chan<- struct{}) error {
 			return nil
 		case err != nil:
 			if !failing {
-				s.log.Warn("rabbitmq watch read failed; retrying", zap.String("error", s.cfg.Redact(err.Error())), zap.Duration("interval", interval))
+				s.log.Warn("rabbitmq watch read failed; retrying with backoff",
+					zap.String("error", s.cfg.Redact(err.Error())), zap.Duration("interval", interval))
 				failing = true
 			}
+			wait = min(2*wait, maxWatchBackoff)
 		default:
 			if failing {
 				s.log.Info("rabbitmq watch read recovered")
 				failing = false
 			}
+			wait = interval
 			active := v > s.meta.ActivationValue
 			if active && !wasActive {
 				select {
@@ -304,11 +314,7 @@ func (s *Scaler) Watch(ctx context.Context, changed chan<- struct{}) error {
 			}
 			wasActive = active
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-ticker.C:
-		}
+		timer.Reset(wait)
 	}
 }
 

@@ -133,20 +133,23 @@ func sample(t testing.TB, s *Scaler) (float64, bool) {
 	return v[0].Value, active
 }
 
-// eventually polls Sample until cond holds or the timeout passes; the management API refreshes its statistics
-// every ~5s, so HTTP tests wait for it.
+// eventually polls Sample until cond holds or the timeout passes. The management API refreshes its statistics
+// every ~5s and may not know a just-declared queue yet (404), so HTTP tests wait for it and retry errors.
 func eventually(t testing.TB, s *Scaler, timeout time.Duration, what string, cond func(v float64, active bool) bool) (float64, bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
-	var v float64
-	var active bool
 	for {
-		v, active = sample(t, s)
-		if cond(v, active) {
-			return v, active
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		vals, active, err := s.Sample(ctx)
+		cancel()
+		if err == nil && cond(vals[0].Value, active) {
+			return vals[0].Value, active
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: still value=%v active=%v after %v", what, v, active, timeout)
+			if err != nil {
+				t.Fatalf("%s: Sample still failing after %v: %v", what, timeout, err)
+			}
+			t.Fatalf("%s: still value=%v active=%v after %v", what, vals[0].Value, active, timeout)
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
@@ -275,9 +278,7 @@ func TestHTTPQueueLength(t *testing.T) {
 	b.declare(t, q)
 	s := newScaler(t, scalerOpts{metadata: map[string]string{"host": httpURL, "queueName": q, "mode": "QueueLength", "value": "10"}})
 	ready := newScaler(t, scalerOpts{metadata: map[string]string{"host": httpURL, "queueName": q, "mode": "QueueLength", "value": "10", "excludeUnacknowledged": "true"}})
-	if v, active := sample(t, s); v != 0 || active {
-		t.Fatalf("empty queue: value=%v active=%v", v, active)
-	}
+	eventually(t, s, 60*time.Second, "empty queue", func(v float64, active bool) bool { return v == 0 && !active })
 	b.publish(t, q, 6)
 	eventually(t, s, 60*time.Second, "6 published", func(v float64, active bool) bool { return v == 6 && active })
 
@@ -288,9 +289,7 @@ func TestHTTPQueueLength(t *testing.T) {
 		}
 	}
 	eventually(t, ready, 60*time.Second, "excludeUnacknowledged", func(v float64, _ bool) bool { return v == 4 })
-	if v, _ := sample(t, s); v != 6 {
-		t.Fatalf("messages with 2 unacked: %v, want 6", v)
-	}
+	eventually(t, s, 60*time.Second, "messages with 2 unacked", func(v float64, _ bool) bool { return v == 6 })
 	if err := b.ch.Nack(0, true, false); err != nil { // drop the two unacked deliveries
 		t.Fatal(err)
 	}
@@ -304,9 +303,7 @@ func TestHTTPMessageRate(t *testing.T) {
 	q := uniqueQueue(t)
 	b.declare(t, q)
 	s := newScaler(t, scalerOpts{metadata: map[string]string{"host": httpURL, "queueName": q, "mode": "MessageRate", "value": "100"}})
-	if v, active := sample(t, s); v != 0 || active {
-		t.Fatalf("no publishes: rate=%v active=%v, want 0/false", v, active)
-	}
+	eventually(t, s, 60*time.Second, "no publishes yet", func(v float64, active bool) bool { return v == 0 && !active })
 	// Publish steadily in the background; the rate is computed over the management API's sample window.
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -478,7 +475,7 @@ func TestMetricNames(t *testing.T) {
 		s := newScaler(t, scalerOpts{metadata: map[string]string{"host": amqpURL, "queueName": q}})
 		names[q] = s.MetricSpecs()[0].External.Metric.Name
 	}
-	want := map[string]string{"orders": "s0-rabbitmq-orders", "a/b": "s0-rabbitmq-a-2fb", "Orders.V2": "s0-rabbitmq-orders.v2"}
+	want := map[string]string{"orders": "s0-rabbitmq-orders", "a/b": "s0-rabbitmq-a-2fb", "Orders.V2": "s0-rabbitmq-orders-v2"}
 	for q, w := range want {
 		if names[q] != w {
 			t.Errorf("metric name for %q = %q, want %q", q, names[q], w)

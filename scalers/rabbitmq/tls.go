@@ -52,11 +52,11 @@ func decryptKey(keyPEM []byte, password string) ([]byte, error) {
 	if block == nil {
 		return nil, errors.New("key: no PEM block found")
 	}
-	//nolint:staticcheck // legacy PEM encryption is what keyPassword means in KEDA manifests
+	//lint:ignore SA1019 legacy PEM encryption is what keyPassword means in KEDA manifests
 	if !x509.IsEncryptedPEMBlock(block) {
 		return keyPEM, nil
 	}
-	//nolint:staticcheck // see above
+	//lint:ignore SA1019 see above
 	der, err := x509.DecryptPEMBlock(block, []byte(password))
 	if err != nil {
 		return nil, errors.New("keyPassword: cannot decrypt key")

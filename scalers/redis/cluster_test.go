@@ -89,7 +89,7 @@ func TestSentinel(t *testing.T) {
 	t.Run("streams", func(t *testing.T) { streamsOn(t, mc, TypeSentinelStreams, conn) })
 	t.Run("databaseIndex", func(t *testing.T) {
 		db2 := goredis.NewClient(&goredis.Options{Addr: st.master.addr, DB: 2, DisableIdentity: true})
-		defer db2.Close()
+		t.Cleanup(func() { _ = db2.Close() }) // registered before cleanupKeys, so it closes after
 		key := uniqueKey(t, "list")
 		cleanupKeys(t, db2, key)
 		db2.RPush(context.Background(), key, "a", "b")

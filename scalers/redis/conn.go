@@ -185,7 +185,7 @@ func (sc *sharedConn) close() error {
 	for _, h := range sc.hubs {
 		h.close()
 	}
-	sc.hubs = nil
+	sc.hubs = map[string]*hub{} // not nil: a watch that outlives Close must not panic
 	sc.mu.Unlock()
 	return sc.client.Close()
 }

@@ -140,7 +140,7 @@ func TestListDatabaseIndex(t *testing.T) {
 	rc := localClient(t)
 	ctx := context.Background()
 	db3 := goredis.NewClient(&goredis.Options{Addr: localAddr, DB: 3, DisableIdentity: true})
-	defer db3.Close()
+	t.Cleanup(func() { _ = db3.Close() }) // registered before cleanupKeys, so it closes after
 	key := uniqueKey(t, "list")
 	cleanupKeys(t, db3, key)
 	cleanupKeys(t, rc, key)
@@ -269,6 +269,9 @@ func TestListMetadata(t *testing.T) {
 				msg := err.Error()
 				if !strings.Contains(msg, tc.typ+" trigger") || !strings.Contains(msg, tc.wantField) {
 					t.Fatalf("error %q does not name the trigger type %q and field %q", msg, tc.typ, tc.wantField)
+				}
+				if strings.Contains(msg, "hunter22") {
+					t.Fatalf("error %q repeats the credentials in the address", msg)
 				}
 				for _, secret := range tc.auth {
 					if len(secret) > 3 && strings.Contains(msg, secret) {
@@ -482,4 +485,27 @@ func reportPercentiles(b *testing.B, lat []time.Duration) {
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	b.ReportMetric(float64(lat[len(lat)*50/100].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(lat[min(len(lat)-1, len(lat)*99/100)].Microseconds()), "p99-µs")
+}
+
+func TestRegister(t *testing.T) {
+	r := scalers.NewRegistry()
+	Register(r)
+	for _, typ := range []string{TypeList, TypeClusterList, TypeSentinelList, TypeStreams, TypeClusterStreams, TypeSentinelStreams} {
+		if !r.Has(typ) {
+			t.Errorf("registry lacks %q", typ)
+		}
+	}
+	s, err := r.New(context.Background(), scalers.TriggerConfig{Type: TypeList, Metadata: map[string]string{"address": localAddr, "listName": "q"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.(scalers.PushScaler); !ok {
+		t.Fatal("redis scaler from the registry is not a PushScaler")
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.Shared().Len(); n != 0 {
+		t.Fatalf("%d shared clients left", n)
+	}
 }

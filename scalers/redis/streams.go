@@ -3,6 +3,10 @@ package redis
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync/atomic"
 
 	goredis "github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
@@ -87,6 +91,8 @@ type streamScaler struct {
 	client  goredis.UniversalClient
 	release func() error
 	watch   watchTarget
+	// lagSupported caches a successful Redis 7+ check for lagCount.
+	lagSupported atomic.Bool
 }
 
 var _ scalers.PushScaler = (*streamScaler)(nil)
@@ -165,6 +171,9 @@ func (s *streamScaler) pending(ctx context.Context) (int64, error) {
 // compute the lag (it reports it as unknown after entries were deleted from the middle of the stream), the stream
 // length is used: an upper bound that errs towards scaling out.
 func (s *streamScaler) lag(ctx context.Context) (int64, error) {
+	if err := s.checkLagSupport(ctx); err != nil {
+		return 0, err
+	}
 	groups, err := s.client.XInfoGroups(ctx, s.meta.Stream).Result()
 	if isNoKey(err) {
 		return 0, nil
@@ -182,6 +191,38 @@ func (s *streamScaler) lag(ctx context.Context) (int64, error) {
 		break
 	}
 	return s.client.XLen(ctx, s.meta.Stream).Result()
+}
+
+// checkLagSupport fails on servers before Redis 7, whose XINFO GROUPS has no lag field (go-redis would read it
+// as 0 and the trigger would never scale). It asks once per scaler, as long as the answer is yes.
+func (s *streamScaler) checkLagSupport(ctx context.Context) error {
+	if s.lagSupported.Load() {
+		return nil
+	}
+	info, err := s.client.Info(ctx, "server").Result()
+	if err != nil {
+		return fmt.Errorf("reading the redis version (lagCount needs Redis 7+): %w", err)
+	}
+	version, ok := infoField(info, "redis_version")
+	major, convErr := strconv.Atoi(strings.SplitN(version, ".", 2)[0])
+	if !ok || convErr != nil {
+		return fmt.Errorf("lagCount needs Redis 7+, and the server did not report its version (%q)", version)
+	}
+	if major < 7 {
+		return fmt.Errorf("lagCount needs Redis 7+ (XINFO GROUPS lag), the server runs %s; use pendingEntriesCount", version)
+	}
+	s.lagSupported.Store(true)
+	return nil
+}
+
+// infoField finds "name:value" in INFO output.
+func infoField(info, name string) (string, bool) {
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
+			return v, true
+		}
+	}
+	return "", false
 }
 
 // Watch wakes the caller on every change to the stream (XADD, XTRIM, XDEL, group changes); see the package

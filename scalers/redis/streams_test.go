@@ -172,3 +172,21 @@ func TestStreamMetadata(t *testing.T) {
 		})
 	}
 }
+
+func TestInfoField(t *testing.T) {
+	info := "# Server\r\nredis_version:7.0.15\r\nredis_git_sha1:00000000\r\n"
+	cases := []struct {
+		name, field, want string
+		ok                bool
+	}{
+		{"version", "redis_version", "7.0.15", true},
+		{"absent", "valkey_version", "", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got, ok := infoField(info, tc.field); got != tc.want || ok != tc.ok {
+				t.Fatalf("infoField(%q) = %q, %v", tc.field, got, ok)
+			}
+		})
+	}
+}

@@ -119,7 +119,7 @@ func TestWatchStream(t *testing.T) {
 	rc := localClient(t)
 	setNotify(t, rc, "")
 	db5 := goredis.NewClient(&goredis.Options{Addr: localAddr, DB: 5, DisableIdentity: true})
-	defer db5.Close()
+	t.Cleanup(func() { _ = db5.Close() }) // registered before cleanupKeys, so it closes after
 	stream := uniqueKey(t, "stream")
 	cleanupKeys(t, db5, stream)
 	s := build(t, triggerConfig(t, TypeStreams, map[string]string{"address": localAddr, "stream": stream, "databaseIndex": "5"}), Options{})

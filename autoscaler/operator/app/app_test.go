@@ -32,14 +32,14 @@ import (
 func TestMain(m *testing.M) { os.Exit(devcluster.Main(m)) }
 
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	c     *devcluster.Cluster
 	ns    string
 	tidal tidalclient.Interface
 	ctx   context.Context
 }
 
-func setup(t *testing.T) *env {
+func setup(t testing.TB) *env {
 	t.Helper()
 	c := devcluster.Get(t)
 	devcluster.InstallCRDs(t, c)
@@ -162,7 +162,7 @@ func ptr[T any](v T) *T { return &v }
 
 func newRegistry() *scalers.Registry { return registry.New() }
 
-func redisList(t *testing.T, addr string) (*goredis.Client, string) {
+func redisList(t testing.TB, addr string) (*goredis.Client, string) {
 	t.Helper()
 	rc := goredis.NewClient(&goredis.Options{Addr: addr})
 	key := fmt.Sprintf("tidal-test-%s-%d", strings.ReplaceAll(t.Name(), "/", "-"), rand.Int64())
@@ -187,7 +187,7 @@ func redisSO(name, target, addr, list string) *tidalv1alpha1.ScaledObject {
 	}
 }
 
-func push(t *testing.T, rc *goredis.Client, key string, n int) {
+func push(t testing.TB, rc *goredis.Client, key string, n int) {
 	t.Helper()
 	items := make([]any, n)
 	for i := range items {
