@@ -43,3 +43,4 @@ clean:
 	rm -rf $(BIN)
 
 -include api/generate.mk
+-include bench/bench.mk

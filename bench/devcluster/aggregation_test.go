@@ -1,7 +1,6 @@
 package devcluster
 
 import (
-	"context"
 	"crypto/tls"
 	"encoding/json"
 	"net"
@@ -10,13 +9,8 @@ import (
 	"strconv"
 	"sync"
 	"testing"
-	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/dynamic"
 )
 
 // TestAggregatedAPIOnHostIsReachable registers an APIService whose backend is an HTTPS server in this test
@@ -40,57 +34,7 @@ func TestAggregatedAPIOnHostIsReachable(t *testing.T) {
 	}
 	port, _ := strconv.Atoi(portStr)
 
-	svc := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "adapter"},
-		Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "localhost"},
-	}
-	if _, err := c.Client.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("create ExternalName service: %v", err)
-	}
-	apiService := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "apiregistration.k8s.io/v1",
-		"kind":       "APIService",
-		"metadata":   map[string]any{"name": "v1." + group},
-		"spec": map[string]any{
-			"group":                 group,
-			"version":               "v1",
-			"service":               map[string]any{"namespace": ns, "name": "adapter", "port": int64(port)},
-			"insecureSkipTLSVerify": true,
-			"groupPriorityMinimum":  int64(1000),
-			"versionPriority":       int64(15),
-		},
-	}}
-	dyn, err := dynamic.NewForConfig(c.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	apiServices := dyn.Resource(schema.GroupVersionResource{Group: "apiregistration.k8s.io", Version: "v1", Resource: "apiservices"})
-	if _, err := apiServices.Create(ctx, apiService, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("create APIService: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = apiServices.Delete(ctx, "v1."+group, metav1.DeleteOptions{})
-	})
-
-	err = WaitFor(ctx, 250*time.Millisecond, func() (bool, error) {
-		got, err := apiServices.Get(ctx, "v1."+group, metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		conds, _, _ := unstructured.NestedSlice(got.Object, "status", "conditions")
-		for _, cnd := range conds {
-			m, _ := cnd.(map[string]any)
-			if m["type"] == "Available" && m["status"] == "True" {
-				return true, nil
-			}
-		}
-		return false, nil
-	})
-	if err != nil {
-		t.Fatalf("APIService Available: %v", err)
-	}
+	c.RegisterHostAPIService(t, HostAPIService{Group: group, Version: "v1", Port: port, Namespace: ns})
 
 	var list metav1.APIResourceList
 	body, err := c.Client.Discovery().RESTClient().Get().AbsPath("/apis", group, "v1").DoRaw(ctx)

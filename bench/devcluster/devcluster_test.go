@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/kubernetes"
 )
@@ -274,6 +275,79 @@ spec:
 
 	if _, err := ApplyYAML(ctx, c.Config, ns, []byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n")); err == nil {
 		t.Error("ApplyYAML of an object without a name succeeded, want an error")
+	}
+}
+
+func TestApplyYAMLDefinesAndUsesACRD(t *testing.T) {
+	t.Parallel()
+	c := Get(t)
+	ns := c.Namespace(t)
+	ctx := testContext(t)
+
+	group := ns + ".apply.test.tidal.dev"
+	manifest := []byte(strings.ReplaceAll(`
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gadgets.GROUP
+spec:
+  group: GROUP
+  scope: Namespaced
+  names: {plural: gadgets, singular: gadget, kind: Gadget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec: {type: object, properties: {size: {type: integer}}}
+---
+apiVersion: GROUP/v1
+kind: Gadget
+metadata:
+  name: g1
+spec:
+  size: 3
+`, "GROUP", group))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		err := c.Client.Discovery().RESTClient().Delete().
+			AbsPath("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", "gadgets."+group).Do(ctx).Error()
+		if err != nil {
+			t.Logf("delete CRD: %v", err)
+		}
+	})
+	objs, err := ApplyYAML(ctx, c.Config, ns, manifest)
+	if err != nil {
+		t.Fatalf("ApplyYAML: %v", err)
+	}
+	if len(objs) != 2 || objs[1].GetNamespace() != ns {
+		t.Fatalf("applied %d objects (last in namespace %q), want 2 with the Gadget in %q", len(objs), objs[len(objs)-1].GetNamespace(), ns)
+	}
+	size, _, _ := unstructured.NestedInt64(objs[1].Object, "spec", "size")
+	if size != 3 {
+		t.Errorf("stored gadget spec.size = %d, want 3", size)
+	}
+}
+
+func TestNamespacePrefix(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+	}{
+		{name: "simple", in: "TestScale", want: "testscale-"},
+		{name: "subtest", in: "TestScale/from_zero", want: "testscale-from-zero-"},
+		{name: "long", in: strings.Repeat("a", 80), want: strings.Repeat("a", 40) + "-"},
+		{name: "only symbols", in: "///", want: "test-"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := namespacePrefix(tc.in); got != tc.want {
+				t.Errorf("namespacePrefix(%q) = %q, want %q", tc.in, got, tc.want)
+			}
+		})
 	}
 }
 

@@ -240,3 +240,41 @@ func listeningPorts(pid int) ([]int, error) {
 	}
 	return ports, nil
 }
+
+func TestDataDirIsKeptAndNotShared(t *testing.T) {
+	t.Parallel()
+	bin := testBinary(t)
+	dir := filepath.Join(t.TempDir(), "data")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	first, err := StartProcess(ctx, bin, "up", "--nodes", "0", "--data-dir", dir, "--exit-with-parent", "--log-level", "warn")
+	if err != nil {
+		t.Fatalf("start tidal-dev: %v", err)
+	}
+	t.Cleanup(func() { _ = first.Stop(time.Minute) })
+	if want := filepath.Join(dir, "kubeconfig"); first.Ready.Kubeconfig != want {
+		t.Errorf("kubeconfig %q, want %q", first.Ready.Kubeconfig, want)
+	}
+
+	var stderr bytes.Buffer
+	second := exec.CommandContext(ctx, bin, "up", "--nodes", "0", "--data-dir", dir, "--exit-with-parent")
+	second.Stderr = &stderr
+	err = second.Run()
+	var exitErr *exec.ExitError
+	if !errors.As(err, &exitErr) || exitErr.ExitCode() == 0 {
+		t.Fatalf("second tidal-dev on the same data dir: %v, want a non-zero exit; stderr: %s", err, stderr.String())
+	}
+	if msg := strings.TrimSpace(stderr.String()); !strings.Contains(msg, "in use") || strings.Contains(msg, "\n") {
+		t.Errorf("stderr = %q, want one line saying the data dir is in use", msg)
+	}
+
+	if err := first.Stop(time.Minute); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	for _, kept := range []string{"kubeconfig", "etcd", "pki/ca.crt", "components.log"} {
+		if notExist(filepath.Join(dir, kept)) {
+			t.Errorf("%s missing from the kept data dir after stop", kept)
+		}
+	}
+}

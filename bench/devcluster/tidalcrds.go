@@ -24,7 +24,7 @@ func InstallCRDs(t testing.TB, c *Cluster) {
 	t.Helper()
 	crdMu.Lock()
 	defer crdMu.Unlock()
-	root, err := moduleRootDir()
+	root, err := ModuleRoot()
 	if err != nil {
 		t.Fatalf("install CRDs: %v", err)
 	}
@@ -89,22 +89,4 @@ func established(crd *apiextensionsv1.CustomResourceDefinition) bool {
 		}
 	}
 	return false
-}
-
-// moduleRootDir walks up from the working directory to the directory holding go.mod.
-func moduleRootDir() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("go.mod not found above the working directory")
-		}
-		dir = parent
-	}
 }

@@ -19,6 +19,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -156,8 +157,14 @@ func up(f upFlags, stdout, stderr io.Writer) error {
 		}
 		return err
 	}
-	fmt.Fprintf(stdout, "tidal-dev ready kubeconfig=%s apiserver=%s in %.1fs\n", cluster.Kubeconfig, cluster.APIServerURL, time.Since(began).Seconds())
-	logger.Info("cluster ready", zap.String("kubeconfig", cluster.Kubeconfig), zap.String("apiserver", cluster.APIServerURL),
+	kubeconfig := cluster.Kubeconfig
+	if f.kubeconfig != "" {
+		if kubeconfig, err = filepath.Abs(f.kubeconfig); err != nil {
+			kubeconfig = f.kubeconfig
+		}
+	}
+	fmt.Fprintf(stdout, "tidal-dev ready kubeconfig=%s apiserver=%s in %.1fs\n", kubeconfig, cluster.APIServerURL, time.Since(began).Seconds())
+	logger.Info("cluster ready", zap.String("kubeconfig", kubeconfig), zap.String("apiserver", cluster.APIServerURL),
 		zap.String("dataDir", cluster.DataDir), zap.Int("nodes", f.nodes))
 
 	var failure error

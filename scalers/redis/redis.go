@@ -188,23 +188,24 @@ func (s *listScaler) Watch(ctx context.Context, changed chan<- struct{}) error {
 }
 
 // listClasses picks the keyspace event classes for the key: l (list commands), or the class of the key's type
-// when KEDA's set/sorted set/hash support is in use.
+// when KEDA's set/sorted set/hash support is in use, plus g and x so that a DEL or an expiry of the key (the
+// queue emptied at once) wakes the caller too and a scale-down does not wait for the polling interval.
 func (s *listScaler) listClasses(ctx context.Context, c goredis.Cmdable) string {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
 	t, err := c.Type(ctx, s.meta.ListName).Result()
 	if err != nil {
-		return "l"
+		return "lgx"
 	}
 	switch t {
 	case "set":
-		return "ls"
+		return "lsgx"
 	case "zset":
-		return "lz"
+		return "lzgx"
 	case "hash":
-		return "lh"
+		return "lhgx"
 	}
-	return "l"
+	return "lgx"
 }
 
 // Close releases the shared client.

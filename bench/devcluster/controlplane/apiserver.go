@@ -25,25 +25,9 @@ type apiserverOptions struct {
 	Port     int
 }
 
-// apiserverArgs are the kube-apiserver flags of the dev cluster.
-//
-// Aggregation layer: the front-proxy CA and the --requestheader-* flags let aggregated API servers (the Tidal
-// metrics adapter serving external.metrics.k8s.io and, for simulated pods, metrics.k8s.io) authenticate the
-// apiserver's proxied requests; --proxy-client-* is the identity the apiserver presents to them.
-//
-// Reaching an aggregated API server on the host: there is no kube-proxy, so a ClusterIP is not routable. The
-// aggregator resolves an APIService's Service with k8s.io/apiserver/pkg/util/proxy.ResolveCluster (aggregator
-// routing stays off here), which for a Service of type ExternalName returns https://<externalName>:<port>,
-// where port is APIService.spec.service.port. So register an adapter listening on the host like this:
-//
-//	kind: Service            # namespace tidal-system, name tidal-metrics-adapter
-//	spec: {type: ExternalName, externalName: localhost}
-//	---
-//	kind: APIService         # v1beta1.external.metrics.k8s.io
-//	spec: {service: {namespace: tidal-system, name: tidal-metrics-adapter, port: 6443}, ...}
-//
-// Endpoints/EndpointSlices with loopback addresses are rejected by validation, which is why
-// --enable-aggregator-routing is not used: ResolveEndpoint could only reach non-loopback host addresses.
+// apiserverArgs are the kube-apiserver flags of the dev cluster. The aggregation-layer flags, and how an
+// aggregated API server on the host is reached through an ExternalName Service, are described in the package
+// documentation.
 func apiserverArgs(o apiserverOptions) []string {
 	return []string{
 		"--etcd-servers=" + o.EtcdURL,

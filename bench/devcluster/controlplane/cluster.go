@@ -1,16 +1,11 @@
-// Package controlplane runs a whole Kubernetes control plane in the current process: an embedded etcd,
-// kube-apiserver, kube-controller-manager and kube-scheduler from k8s.io/kubernetes, and kwok simulating the
-// nodes. It links k8s.io/kubernetes and is meant for cmd/tidal-dev only; tests reach the cluster through
-// bench/devcluster, which starts the tidal-dev binary.
 package controlplane
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -19,7 +14,6 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -107,9 +101,11 @@ type Cluster struct {
 	controllers []*component
 	failed      chan error
 	// logFile is the component log file Stop closes, if any.
-	logFile  *os.File
-	stopOnce sync.Once
-	stopErr  error
+	logFile *os.File
+	// unlockDataDir releases the data dir lock.
+	unlockDataDir func()
+	stopOnce      sync.Once
+	stopErr       error
 }
 
 // Start brings up etcd, the apiserver, the controller manager, the scheduler and kwok, creates the simulated
@@ -127,126 +123,195 @@ func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 			}
 		}
 	}()
+	s, err := c.prepare(o)
+	if err != nil {
+		return nil, err
+	}
+	steps := []struct {
+		name string
+		run  func(ctx context.Context, s *startup) error
+	}{
+		{"etcd", c.startEtcd},
+		{"kubeconfigs", c.writeKubeconfigs},
+		{"kube-apiserver", c.startAPIServer},
+		{"controllers", c.startControllers},
+		{"ready", c.waitReady},
+	}
+	for _, step := range steps {
+		if err := step.run(ctx, s); err != nil {
+			return nil, err
+		}
+		o.Logger.Debug("start-up step done", zap.String("step", step.name), zap.Duration("after", time.Since(s.began)))
+	}
+	return c, nil
+}
 
+// startup is the state passed between the steps of Start.
+type startup struct {
+	opts          Options
+	began         time.Time
+	pki           *pkiFiles
+	componentLog  io.Writer
+	apiListener   net.Listener
+	apiPort       int
+	admin         *clientcmdapi.Config
+	client        kubernetes.Interface
+	kcmKubeconfig string
+	schedKubecfg  string
+	kcmPort       int
+	schedPort     int
+}
+
+// prepare sets up the data dir (locked), component logging and the PKI.
+func (c *Cluster) prepare(o Options) (*startup, error) {
+	s := &startup{opts: o, began: time.Now()}
+	var err error
 	if c.DataDir, c.removeDataDir, err = prepareDataDir(o.DataDir); err != nil {
 		return nil, err
 	}
-	componentLog, err := c.openComponentLog(o.ComponentLog)
-	if err != nil {
+	if c.unlockDataDir, err = lockDataDir(c.DataDir); err != nil {
+		c.removeDataDir = false // in use by another process: not ours to remove
 		return nil, err
 	}
-	if err := ConfigureComponentLogging(componentLog, o.ComponentVerbosity); err != nil {
+	if s.componentLog, err = c.openComponentLog(o.ComponentLog); err != nil {
 		return nil, err
 	}
-	pki, err := generatePKI(filepath.Join(c.DataDir, "pki"), time.Now())
-	if err != nil {
+	if err := ConfigureComponentLogging(s.componentLog, o.ComponentVerbosity); err != nil {
+		return nil, err
+	}
+	if s.pki, err = generatePKI(filepath.Join(c.DataDir, "pki"), time.Now()); err != nil {
 		return nil, fmt.Errorf("pki: %w", err)
 	}
+	return s, nil
+}
 
-	start := time.Now()
-	c.etcd, err = startEtcd(ctx, etcdOptions{Dir: filepath.Join(c.DataDir, "etcd"), Logger: jsonLogger(componentLog, zapcore.WarnLevel)})
+func (c *Cluster) startEtcd(ctx context.Context, s *startup) error {
+	var err error
+	c.etcd, err = startEtcd(ctx, etcdOptions{Dir: filepath.Join(c.DataDir, "etcd"), Logger: jsonLogger(s.componentLog, zapcore.WarnLevel)})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	o.Logger.Debug("etcd ready", zap.String("url", c.etcd.ClientURL), zap.Duration("after", time.Since(start)))
+	go c.watchEtcd()
+	return nil
+}
 
-	apiListener, apiPort, err := listenLoopback()
-	if err != nil {
-		return nil, fmt.Errorf("kube-apiserver: %w", err)
+// writeKubeconfigs picks the apiserver port and writes the admin, controller-manager and scheduler kubeconfigs.
+func (c *Cluster) writeKubeconfigs(_ context.Context, s *startup) error {
+	var err error
+	if s.apiListener, s.apiPort, err = listenLoopback(); err != nil {
+		return fmt.Errorf("kube-apiserver: %w", err)
 	}
-	c.APIServerURL = fmt.Sprintf("https://127.0.0.1:%d", apiPort)
-	caPEM, err := os.ReadFile(pki.CACert)
+	c.APIServerURL = fmt.Sprintf("https://127.0.0.1:%d", s.apiPort)
+	caPEM, err := os.ReadFile(s.pki.CACert)
 	if err != nil {
-		return nil, fmt.Errorf("read CA %q: %w", pki.CACert, err)
+		return fmt.Errorf("read CA %q: %w", s.pki.CACert, err)
 	}
-	admin := kubeconfigFor(c.APIServerURL, caPEM, adminUser, pki.admin)
+	s.admin = kubeconfigFor(c.APIServerURL, caPEM, adminUser, s.pki.admin)
 	c.Kubeconfig = filepath.Join(c.DataDir, "kubeconfig")
-	kcmKubeconfig := filepath.Join(c.DataDir, "controller-manager.kubeconfig")
-	schedKubeconfig := filepath.Join(c.DataDir, "scheduler.kubeconfig")
+	s.kcmKubeconfig = filepath.Join(c.DataDir, "controller-manager.kubeconfig")
+	s.schedKubecfg = filepath.Join(c.DataDir, "scheduler.kubeconfig")
 	kubeconfigs := map[string]*clientcmdapi.Config{
-		c.Kubeconfig:    admin,
-		kcmKubeconfig:   kubeconfigFor(c.APIServerURL, caPEM, controllerManager, pki.controllerManager),
-		schedKubeconfig: kubeconfigFor(c.APIServerURL, caPEM, schedulerUser, pki.scheduler),
+		c.Kubeconfig:    s.admin,
+		s.kcmKubeconfig: kubeconfigFor(c.APIServerURL, caPEM, controllerManager, s.pki.controllerManager),
+		s.schedKubecfg:  kubeconfigFor(c.APIServerURL, caPEM, schedulerUser, s.pki.scheduler),
 	}
-	if o.Kubeconfig != "" {
-		kubeconfigs[o.Kubeconfig] = admin
+	if s.opts.Kubeconfig != "" {
+		kubeconfigs[s.opts.Kubeconfig] = s.admin
 	}
 	for path, cfg := range kubeconfigs {
 		if err := writeKubeconfig(path, cfg); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	if c.Config, err = restConfigFor(admin); err != nil {
-		return nil, fmt.Errorf("admin client config: %w", err)
+	if c.Config, err = restConfigFor(s.admin); err != nil {
+		return fmt.Errorf("admin client config: %w", err)
 	}
-	client, err := kubernetes.NewForConfig(c.Config)
-	if err != nil {
-		return nil, fmt.Errorf("admin client: %w", err)
+	if s.client, err = kubernetes.NewForConfig(c.Config); err != nil {
+		return fmt.Errorf("admin client: %w", err)
 	}
+	return nil
+}
 
+// startAPIServer runs the apiserver and waits for /readyz (which includes the RBAC bootstrap).
+func (c *Cluster) startAPIServer(ctx context.Context, s *startup) error {
 	c.apiserver = c.run(ctx, "kube-apiserver", func(ctx context.Context) error {
 		return runAPIServer(ctx, apiserverOptions{
-			EtcdURL: c.etcd.ClientURL, PKI: pki, CertDir: filepath.Join(c.DataDir, "apiserver"),
-			Listener: apiListener, Port: apiPort,
+			EtcdURL: c.etcd.ClientURL, PKI: s.pki, CertDir: filepath.Join(c.DataDir, "apiserver"),
+			Listener: s.apiListener, Port: s.apiPort,
 		})
 	})
-	if err := c.waitHealthy(ctx, "kube-apiserver", func(ctx context.Context) error {
-		return client.Discovery().RESTClient().Get().AbsPath("/readyz").Do(ctx).Error()
-	}); err != nil {
-		return nil, err
-	}
-	o.Logger.Debug("kube-apiserver ready", zap.Duration("after", time.Since(start)))
+	return c.waitHealthy(ctx, "kube-apiserver", func(ctx context.Context) error {
+		return s.client.Discovery().RESTClient().Get().AbsPath("/readyz").Do(ctx).Error()
+	})
+}
 
+// startControllers runs the controller manager, the scheduler and kwok, and creates the simulated nodes.
+func (c *Cluster) startControllers(ctx context.Context, s *startup) error {
 	kcmListener, kcmPort, err := listenLoopback()
 	if err != nil {
-		return nil, fmt.Errorf("kube-controller-manager: %w", err)
+		return fmt.Errorf("kube-controller-manager: %w", err)
 	}
+	s.kcmPort = kcmPort
 	c.controllers = append(c.controllers, c.run(ctx, "kube-controller-manager", func(ctx context.Context) error {
 		return runControllerManager(ctx, controllerManagerOptions{
-			Kubeconfig: kcmKubeconfig, PKI: pki, CertDir: filepath.Join(c.DataDir, "controller-manager"),
-			Listener: kcmListener, Port: kcmPort, HPASyncPeriod: o.HPASyncPeriod,
+			Kubeconfig: s.kcmKubeconfig, PKI: s.pki, CertDir: filepath.Join(c.DataDir, "controller-manager"),
+			Listener: kcmListener, Port: kcmPort, HPASyncPeriod: s.opts.HPASyncPeriod,
 		})
 	}))
 	schedListener, schedPort, err := listenLoopback()
 	if err != nil {
-		return nil, fmt.Errorf("kube-scheduler: %w", err)
+		return fmt.Errorf("kube-scheduler: %w", err)
 	}
+	s.schedPort = schedPort
 	c.controllers = append(c.controllers, c.run(ctx, "kube-scheduler", func(ctx context.Context) error {
 		return runScheduler(ctx, schedulerOptions{
-			Kubeconfig: schedKubeconfig, CertDir: filepath.Join(c.DataDir, "scheduler"),
+			Kubeconfig: s.schedKubecfg, CertDir: filepath.Join(c.DataDir, "scheduler"),
 			Listener: schedListener, Port: schedPort,
 		})
 	}))
 	c.controllers = append(c.controllers, c.run(ctx, "kwok", func(ctx context.Context) error {
-		if err := startKwok(ctx, kwokOptions{Config: c.Config, Log: componentLog}); err != nil {
+		if err := startKwok(ctx, kwokOptions{Config: c.Config, Log: s.componentLog}); err != nil {
 			return err
 		}
 		<-ctx.Done()
 		return nil
 	}))
-	if err := createNodes(ctx, client, o.Nodes, o.Node); err != nil {
-		return nil, err
-	}
+	return createNodes(ctx, s.client, s.opts.Nodes, s.opts.Node)
+}
 
+// waitReady waits for the controller manager and scheduler health, Ready nodes and the default ServiceAccount
+// (proof that the service-account controllers run, without which no pod can be created).
+func (c *Cluster) waitReady(ctx context.Context, s *startup) error {
 	checks := []struct {
 		name  string
 		check func(ctx context.Context) error
 	}{
-		{"kube-controller-manager", componentHealthz(kcmPort)},
-		{"kube-scheduler", componentHealthz(schedPort)},
-		{"simulated nodes", func(ctx context.Context) error { return waitNodesReady(ctx, client, o.Nodes) }},
+		{"kube-controller-manager", componentHealthz(s.kcmPort)},
+		{"kube-scheduler", componentHealthz(s.schedPort)},
+		{"simulated nodes", func(ctx context.Context) error { return waitNodesReady(ctx, s.client, s.opts.Nodes) }},
 		{"default service account", func(ctx context.Context) error {
-			_, err := client.CoreV1().ServiceAccounts(metav1.NamespaceDefault).Get(ctx, "default", metav1.GetOptions{})
+			_, err := s.client.CoreV1().ServiceAccounts(metav1.NamespaceDefault).Get(ctx, "default", metav1.GetOptions{})
 			return err
 		}},
 	}
 	for _, ch := range checks {
 		if err := c.waitHealthy(ctx, ch.name, ch.check); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	o.Logger.Debug("cluster ready", zap.Duration("after", time.Since(start)), zap.Int("nodes", o.Nodes))
-	return c, nil
+	return nil
+}
+
+// watchEtcd reports an etcd failure. The error channel is closed by a clean Close, which is not a failure.
+func (c *Cluster) watchEtcd() {
+	err, ok := <-c.etcd.Err()
+	if !ok || err == nil {
+		return
+	}
+	select {
+	case c.failed <- fmt.Errorf("etcd: %w", err):
+	default:
+	}
 }
 
 // Failed delivers the first error of a component that stopped on its own.
@@ -288,159 +353,10 @@ func (c *Cluster) Stop(ctx context.Context) error {
 				errs = append(errs, fmt.Errorf("remove data dir %q: %w", c.DataDir, err))
 			}
 		}
+		if c.unlockDataDir != nil {
+			c.unlockDataDir()
+		}
 		c.stopErr = errors.Join(errs...)
 	})
 	return c.stopErr
-}
-
-// component is one control-plane part running in a goroutine with its own context.
-type component struct {
-	name   string
-	cancel context.CancelFunc
-	done   chan struct{}
-	err    error
-}
-
-// run starts fn in a goroutine with a context that only Stop cancels. If fn returns before that, the cluster is
-// reported as failed.
-func (c *Cluster) run(ctx context.Context, name string, fn func(ctx context.Context) error) *component {
-	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	comp := &component{name: name, cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(comp.done)
-		comp.err = fn(cctx)
-		if cctx.Err() == nil {
-			err := comp.err
-			if err == nil {
-				err = errors.New("stopped unexpectedly")
-			}
-			select {
-			case c.failed <- fmt.Errorf("%s: %w", name, err):
-			default:
-			}
-		}
-	}()
-	return comp
-}
-
-func (comp *component) stop(ctx context.Context, logger *zap.Logger) error {
-	comp.cancel()
-	t := time.NewTimer(componentStopTimeout)
-	defer t.Stop()
-	select {
-	case <-comp.done:
-		logger.Debug("stopped", zap.String("component", comp.name))
-		if comp.err != nil && !errors.Is(comp.err, context.Canceled) {
-			return fmt.Errorf("%s: %w", comp.name, comp.err)
-		}
-		return nil
-	case <-t.C:
-		return fmt.Errorf("%s: not stopped after %s", comp.name, componentStopTimeout)
-	case <-ctx.Done():
-		return fmt.Errorf("%s: %w", comp.name, ctx.Err())
-	}
-}
-
-// waitHealthy polls check until it succeeds, a component fails, or ctx ends.
-func (c *Cluster) waitHealthy(ctx context.Context, what string, check func(ctx context.Context) error) error {
-	var last error
-	err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
-		select {
-		case err := <-c.failed:
-			return false, err
-		default:
-		}
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		last = check(pctx)
-		return last == nil, nil
-	})
-	if err != nil {
-		if last != nil && errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("waiting for %s: %w (last: %v)", what, err, last)
-		}
-		return fmt.Errorf("waiting for %s: %w", what, err)
-	}
-	return nil
-}
-
-// componentHealthz checks a component's /healthz on its loopback secure port. /healthz is always allowed without
-// authentication; the component's self-signed serving certificate is not verified (loopback only).
-func componentHealthz(port int) func(ctx context.Context) error {
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // loopback health probe of a self-signed component
-	url := fmt.Sprintf("https://127.0.0.1:%d/healthz", port)
-	return func(ctx context.Context) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return err
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("%s: status %d", url, resp.StatusCode)
-		}
-		return nil
-	}
-}
-
-// openComponentLog resolves Options.ComponentLog to a writer.
-func (c *Cluster) openComponentLog(spec string) (io.Writer, error) {
-	switch spec {
-	case ComponentLogStderr:
-		return os.Stderr, nil
-	case ComponentLogDiscard:
-		return io.Discard, nil
-	case "":
-		spec = filepath.Join(c.DataDir, "components.log")
-	}
-	f, err := os.OpenFile(spec, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("component-log: %w", err)
-	}
-	c.logFile = f
-	return f, nil
-}
-
-// prepareDataDir returns the directory to use and whether Stop removes it.
-func prepareDataDir(dir string) (string, bool, error) {
-	if dir == "" {
-		tmp, err := os.MkdirTemp("", "tidal-dev-")
-		if err != nil {
-			return "", false, fmt.Errorf("data-dir: %w", err)
-		}
-		return tmp, true, nil
-	}
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return "", false, fmt.Errorf("data-dir %q: %w", dir, err)
-	}
-	if err := os.MkdirAll(abs, 0o700); err != nil {
-		return "", false, fmt.Errorf("data-dir %q: %w", dir, err)
-	}
-	return abs, false, nil
-}
-
-// checkWritableDir reports whether dir is, or can be created as, a directory we can write to.
-func checkWritableDir(dir string) error {
-	st, err := os.Stat(dir)
-	switch {
-	case os.IsNotExist(err):
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return fmt.Errorf("%q: %w", dir, err)
-		}
-	case err != nil:
-		return fmt.Errorf("%q: %w", dir, err)
-	case !st.IsDir():
-		return fmt.Errorf("%q: not a directory", dir)
-	}
-	probe, err := os.CreateTemp(dir, ".tidal-dev-probe-")
-	if err != nil {
-		return fmt.Errorf("%q: not writable: %w", dir, err)
-	}
-	name := probe.Name()
-	_ = probe.Close()
-	return os.Remove(name)
 }

@@ -49,10 +49,8 @@ type kwokOptions struct {
 // heartbeat with a lease, pod ready, pod complete (pods owned by a Job turn Succeeded, so Jobs complete) and pod
 // delete. It returns once the controllers are started; they stop when ctx is cancelled.
 //
-// Simulated resource usage (future): the metrics adapter will serve metrics.k8s.io for pods on these nodes from
-// the pod annotations tidal.dev/sim-cpu-usage (a quantity such as "250m") and tidal.dev/sim-memory-usage
-// ("128Mi"), falling back to the pod's requests. Keeping usage in annotations, instead of kwok's
-// ResourceUsage CRDs, lets a benchmark change load with one patch and needs no extra controller here.
+// Simulated resource usage for the metrics APIs is planned through pod annotations; see the package
+// documentation.
 func startKwok(ctx context.Context, o kwokOptions) error {
 	// A nil writer gives kwok's no-op logger.
 	ctx = kwoklog.NewContext(ctx, kwoklog.NewLogger(o.Log, slog.LevelWarn))

@@ -1,0 +1,6 @@
+//go:build !unix
+
+package controlplane
+
+// lockDataDir is a no-op where flock is unavailable.
+func lockDataDir(string) (unlock func(), err error) { return func() {}, nil }
