@@ -3,7 +3,6 @@ package operator
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
@@ -109,12 +108,20 @@ func (ts *Targets) GetScale(ctx context.Context, t Target) (*autoscalingv1.Scale
 	return s, nil
 }
 
-// SetReplicas writes replicas through /scale, re-reading on conflict. It returns the previous replica count.
+// SetReplicas writes replicas through /scale, reading the current scale first. It returns the previous count.
 func (ts *Targets) SetReplicas(ctx context.Context, t Target, replicas int32) (int32, error) {
+	return ts.UpdateReplicas(ctx, t, nil, replicas)
+}
+
+// UpdateReplicas writes replicas through /scale starting from a scale the caller has just read (nil: read it),
+// which saves a round trip on the hot path; a conflict re-reads and retries. It returns the previous count.
+func (ts *Targets) UpdateReplicas(ctx context.Context, t Target, s *autoscalingv1.Scale, replicas int32) (int32, error) {
 	for attempt := 0; ; attempt++ {
-		s, err := ts.GetScale(ctx, t)
-		if err != nil {
-			return 0, err
+		if s == nil {
+			var err error
+			if s, err = ts.GetScale(ctx, t); err != nil {
+				return 0, err
+			}
 		}
 		prev := s.Spec.Replicas
 		if prev == replicas {
@@ -122,11 +129,12 @@ func (ts *Targets) SetReplicas(ctx context.Context, t Target, replicas int32) (i
 		}
 		s = s.DeepCopy()
 		s.Spec.Replicas = replicas
-		_, err = ts.scales.Scales(t.Namespace).Update(ctx, t.GVR.GroupResource(), s, metav1.UpdateOptions{FieldManager: FieldManager})
+		_, err := ts.scales.Scales(t.Namespace).Update(ctx, t.GVR.GroupResource(), s, metav1.UpdateOptions{FieldManager: FieldManager})
 		if err == nil {
 			return prev, nil
 		}
 		if apierrors.IsConflict(err) && attempt < 3 {
+			s = nil
 			continue
 		}
 		return prev, fmt.Errorf("update /scale of %s %s/%s to %d: %w", t.GVK.Kind, t.Namespace, t.Name, replicas, err)
@@ -154,7 +162,7 @@ func (ts *Targets) PodTemplate(ctx context.Context, t Target) (*corev1.PodTempla
 // FieldManager is the manager name on every write the operator makes.
 const FieldManager = "tidal-operator"
 
-// targetKind renders "apps/v1.Deployment" for status.scaleTargetKind.
-func targetKind(t Target) string {
-	return strings.TrimPrefix(t.GVK.GroupVersion().String()+"."+t.GVK.Kind, "/")
+// KindString renders status.scaleTargetKind: "apps/v1.Deployment".
+func (t Target) KindString() string {
+	return t.GVK.GroupVersion().String() + "." + t.GVK.Kind
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -17,7 +18,8 @@ import (
 )
 
 // reconcileDirect decides replicas in-process with autoscaler/core and writes /scale.
-func (c *Controller) reconcileDirect(ctx context.Context, so *tidalv1alpha1.ScaledObject, status *tidalv1alpha1.ScaledObjectStatus, target operator.Target, statusReplicas, current int32, st *objectState) (Result, error) {
+func (c *Controller) reconcileDirect(ctx context.Context, so *tidalv1alpha1.ScaledObject, status *tidalv1alpha1.ScaledObjectStatus, target operator.Target, scale *autoscalingv1.Scale, st *objectState) (Result, error) {
+	current, statusReplicas := scale.Spec.Replicas, scale.Status.Replicas
 	log := operator.LoggerFrom(ctx)
 	if status.HpaName != "" { // switched from mode hpa: the HPA must stop acting on the target
 		if err := c.deleteHPA(ctx, so); err != nil {
@@ -48,7 +50,7 @@ func (c *Controller) reconcileDirect(ctx context.Context, so *tidalv1alpha1.Scal
 
 	desired := d.DesiredReplicas
 	if desired != current {
-		if _, err := c.opts.Targets.SetReplicas(ctx, target, desired); err != nil {
+		if _, err := c.opts.Targets.UpdateReplicas(ctx, target, scale, desired); err != nil {
 			c.event(so, corev1.EventTypeWarning, ReasonScaleFailed, err.Error())
 			return Result{}, err
 		}

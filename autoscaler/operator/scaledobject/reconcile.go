@@ -105,7 +105,7 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (Result, error) 
 		setCondition(status, so.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, ReasonTargetInvalid, err.Error())
 		return Result{RequeueAfter: retryPermanentProblems}, c.writeStatus(ctx, so, status)
 	}
-	status.ScaleTargetKind = operatorTargetKind(target)
+	status.ScaleTargetKind = target.KindString()
 	status.ScaleTargetGVKR = target.GVKR()
 	scale, err := c.opts.Targets.GetScale(ctx, target)
 	if apierrors.IsNotFound(errors.Unwrap(err)) || apierrors.IsNotFound(err) {
@@ -143,7 +143,7 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (Result, error) 
 	if so.Spec.Mode == tidalv1alpha1.ScalingModeHPA {
 		return c.reconcileHPAMode(ctx, so, status, target, current, st)
 	}
-	return c.reconcileDirect(ctx, so, status, target, scale.Status.Replicas, current, st)
+	return c.reconcileDirect(ctx, so, status, target, scale, st)
 }
 
 // ensureTriggers (re)registers the object's triggers with the source when its generation changed.
@@ -309,9 +309,4 @@ func (c *Controller) event(so *tidalv1alpha1.ScaledObject, typ, reason, msg stri
 	if c.opts.Recorder != nil {
 		c.opts.Recorder.Event(so, typ, reason, msg)
 	}
-}
-
-func operatorTargetKind(t operator.Target) string {
-	gv := t.GVK.GroupVersion().String()
-	return gv + "." + t.GVK.Kind
 }
