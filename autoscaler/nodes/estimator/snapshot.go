@@ -72,3 +72,25 @@ func NewNoFitError(pod *corev1.Pod, reasons []string) *NoFitError {
 	sort.Strings(out)
 	return &NoFitError{Pod: pod.Namespace + "/" + pod.Name, Reasons: out}
 }
+
+// NodeUsage is what a node's pods request against what it can offer.
+type NodeUsage struct {
+	RequestedMilliCPU   int64
+	RequestedMemory     int64
+	AllocatableMilliCPU int64
+	AllocatableMemory   int64
+	Pods                int
+}
+
+// Utilization is the larger of the CPU and memory request ratios, as cluster-autoscaler computes it for
+// scale-down; 0 when the node offers nothing.
+func (u NodeUsage) Utilization() float64 {
+	var cpu, mem float64
+	if u.AllocatableMilliCPU > 0 {
+		cpu = float64(u.RequestedMilliCPU) / float64(u.AllocatableMilliCPU)
+	}
+	if u.AllocatableMemory > 0 {
+		mem = float64(u.RequestedMemory) / float64(u.AllocatableMemory)
+	}
+	return max(cpu, mem)
+}

@@ -1,0 +1,432 @@
+// Package nodes is the node autoscaler: every loop it collects unschedulable pods, simulates scheduling them on
+// existing, upcoming and template nodes with the kube-scheduler's own filter plugins (autoscaler/nodes/simulator),
+// grows the node groups the expander chooses, and removes nodes whose pods fit elsewhere.
+//
+// Decisions live in small packages: scaleup (Planner), scaledown (Planner, Actuator), estimator (binpacking),
+// expander, backoff. This package observes the cluster, calls them in order in RunOnce, and reports (status
+// ConfigMap, NodeGroup status, events, metrics).
+package nodes
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/record"
+
+	tidalclient "github.com/tidalscale/tidal/api/client/clientset/versioned"
+	tidalinformers "github.com/tidalscale/tidal/api/client/informers/externalversions"
+	"github.com/tidalscale/tidal/autoscaler/nodes/backoff"
+	"github.com/tidalscale/tidal/autoscaler/nodes/expander"
+	"github.com/tidalscale/tidal/autoscaler/nodes/provider"
+	"github.com/tidalscale/tidal/autoscaler/nodes/scaledown"
+	"github.com/tidalscale/tidal/autoscaler/nodes/scaleup"
+	"github.com/tidalscale/tidal/autoscaler/nodes/simulator"
+)
+
+// DefaultStatusConfigMap is the name of the status ConfigMap.
+const DefaultStatusConfigMap = "tidal-node-autoscaler-status"
+
+// Config is the autoscaler's behaviour; zero values take cluster-autoscaler's defaults.
+type Config struct {
+	// ScanInterval between loops (default 10s).
+	ScanInterval time.Duration
+	// Expanders in chain order (default least-waste).
+	Expanders []string
+	// PriorityConfigMap names a ConfigMap in StatusNamespace with cluster-autoscaler's "priorities" key for the
+	// priority expander; empty uses each NodeGroup's spec.priority.
+	PriorityConfigMap string
+	// Limits are cluster-wide caps for scale-up.
+	Limits scaleup.Limits
+	// MaxNodeProvisionTime after which an unregistered instance counts as failed (default 15m).
+	MaxNodeProvisionTime time.Duration
+	Backoff              backoff.Options
+	// EnforceMinSize grows groups below spec.minSize to it even without pending pods (cluster-autoscaler's
+	// --enforce-node-group-min-size).
+	EnforceMinSize bool
+	// ScaleUpForBurstPods counts pods running on virtual nodes (label type=virtual-kubelet) as demand for real
+	// nodes, so the virtual node's backfill can move them back once the nodes are there. Virtual nodes are never
+	// scheduling destinations in the simulation either way.
+	ScaleUpForBurstPods bool
+	// ScaleDownDisabled turns scale-down off.
+	ScaleDownDisabled bool
+	ScaleDown         scaledown.Options
+	// ScaleDownDelayAfterAdd: no scale-down this long after a scale-up (default 10m).
+	ScaleDownDelayAfterAdd time.Duration
+	// DrainTimeout bounds one node's drain (default 10m).
+	DrainTimeout time.Duration
+	// StatusNamespace holds the status ConfigMap (default kube-system).
+	StatusNamespace string
+	// StatusConfigMap name (default DefaultStatusConfigMap).
+	StatusConfigMap string
+	// PodNamespace restricts the pods the autoscaler sees to one namespace (tests, tenants); empty sees all.
+	PodNamespace string
+	// NodeGroupSelector restricts the NodeGroups the autoscaler manages; nil manages all.
+	NodeGroupSelector labels.Selector
+}
+
+func (c *Config) defaults() {
+	if c.ScanInterval <= 0 {
+		c.ScanInterval = 10 * time.Second
+	}
+	if c.MaxNodeProvisionTime <= 0 {
+		c.MaxNodeProvisionTime = 15 * time.Minute
+	}
+	if c.ScaleDownDelayAfterAdd <= 0 {
+		c.ScaleDownDelayAfterAdd = 10 * time.Minute
+	}
+	if c.StatusNamespace == "" {
+		c.StatusNamespace = "kube-system"
+	}
+	if c.StatusConfigMap == "" {
+		c.StatusConfigMap = DefaultStatusConfigMap
+	}
+	if c.NodeGroupSelector == nil {
+		c.NodeGroupSelector = labels.Everything()
+	}
+}
+
+// Options are what New needs.
+type Options struct {
+	Client      kubernetes.Interface
+	TidalClient tidalclient.Interface
+	// Providers by name; the sim provider must also be Run by the caller.
+	Providers provider.Registry
+	Recorder  record.EventRecorder
+	Logger    *zap.Logger
+	// Metrics; nil creates unregistered ones.
+	Metrics *Metrics
+	Config  Config
+}
+
+// Autoscaler is the node autoscaler. Start it, then call Run (or RunOnce from tests).
+type Autoscaler struct {
+	opts    Options
+	cfg     Config
+	log     *zap.Logger
+	metrics *Metrics
+
+	informers informers.SharedInformerFactory
+	// priorityInformers watches the priority expander's ConfigMap; nil when none is configured.
+	priorityInformers informers.SharedInformerFactory
+	tidalInformers    tidalinformers.SharedInformerFactory
+	snap              *simulator.Snapshot
+	backoff           *backoff.Tracker
+	down              *scaledown.Planner
+	actuator          *scaledown.Actuator
+
+	mu            sync.Mutex // guards the fields below (the actuator reports from its goroutines)
+	lastScaleUp   map[string]time.Time
+	lastScaleDown map[string]time.Time
+	anyScaleUp    time.Time
+	eventsSent    map[string]time.Time // pod UID + reason → last event time
+	firstSeen     map[string]time.Time // group/instance ID → first loop it was seen creating
+	seenNow       map[string]time.Time // the same, for this loop
+}
+
+// New builds an Autoscaler and its informers (started by Start).
+func New(ctx context.Context, opts Options) (*Autoscaler, error) {
+	if opts.Client == nil || opts.TidalClient == nil {
+		return nil, fmt.Errorf("node autoscaler: Options.Client and Options.TidalClient are required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics(nil)
+	}
+	cfg := opts.Config
+	cfg.defaults()
+	var factoryOpts []informers.SharedInformerOption
+	if cfg.PodNamespace != "" {
+		factoryOpts = append(factoryOpts, informers.WithNamespace(cfg.PodNamespace))
+	}
+	a := &Autoscaler{
+		opts:           opts,
+		cfg:            cfg,
+		log:            opts.Logger,
+		metrics:        opts.Metrics,
+		informers:      informers.NewSharedInformerFactoryWithOptions(opts.Client, 0, factoryOpts...),
+		tidalInformers: tidalinformers.NewSharedInformerFactory(opts.TidalClient, 0),
+		backoff:        backoff.New(cfg.Backoff),
+		down:           scaledown.NewPlanner(cfg.ScaleDown),
+		lastScaleUp:    map[string]time.Time{},
+		lastScaleDown:  map[string]time.Time{},
+		eventsSent:     map[string]time.Time{},
+		firstSeen:      map[string]time.Time{},
+		seenNow:        map[string]time.Time{},
+	}
+	a.actuator = scaledown.NewActuator(scaledown.ActuatorOptions{
+		Client:       opts.Client,
+		Providers:    opts.Providers,
+		Recorder:     opts.Recorder,
+		Logger:       opts.Logger,
+		DrainTimeout: cfg.DrainTimeout,
+		OnDone:       a.scaleDownDone,
+	})
+	// Register the listers RunOnce uses before the factories start.
+	a.informers.Core().V1().Nodes().Informer()
+	a.informers.Core().V1().Pods().Informer()
+	a.informers.Policy().V1().PodDisruptionBudgets().Informer()
+	if cfg.PriorityConfigMap != "" {
+		// Only the one ConfigMap, in the status namespace: no cluster-wide ConfigMap watch.
+		a.priorityInformers = informers.NewSharedInformerFactoryWithOptions(opts.Client, 0,
+			informers.WithNamespace(cfg.StatusNamespace),
+			informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+				o.FieldSelector = fields.OneTermEqualSelector("metadata.name", cfg.PriorityConfigMap).String()
+			}))
+		a.priorityInformers.Core().V1().ConfigMaps().Informer()
+	}
+	a.tidalInformers.Tidal().V1alpha1().NodeGroups().Informer()
+	snap, err := simulator.New(ctx, simulator.Options{InformerFactory: a.informers})
+	if err != nil {
+		return nil, err
+	}
+	a.snap = snap
+	if _, err := expander.New(expander.Config{Names: cfg.Expanders}); err != nil {
+		return nil, fmt.Errorf("node autoscaler: expanders: %w", err)
+	}
+	return a, nil
+}
+
+// Informers is the autoscaler's core informer factory, for providers that share its node cache (sim). Register
+// extra informers before Start.
+func (a *Autoscaler) Informers() informers.SharedInformerFactory { return a.informers }
+
+// Start starts the informers and waits for their caches.
+func (a *Autoscaler) Start(ctx context.Context) error {
+	a.informers.Start(ctx.Done())
+	a.tidalInformers.Start(ctx.Done())
+	for typ, ok := range a.informers.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return fmt.Errorf("node autoscaler: cache of %v did not sync", typ)
+		}
+	}
+	if a.priorityInformers != nil {
+		a.priorityInformers.Start(ctx.Done())
+		for typ, ok := range a.priorityInformers.WaitForCacheSync(ctx.Done()) {
+			if !ok {
+				return fmt.Errorf("node autoscaler: cache of %v did not sync", typ)
+			}
+		}
+	}
+	for typ, ok := range a.tidalInformers.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return fmt.Errorf("node autoscaler: cache of %v did not sync", typ)
+		}
+	}
+	return nil
+}
+
+// Run calls RunOnce every ScanInterval until ctx is cancelled, then waits for running drains.
+func (a *Autoscaler) Run(ctx context.Context) {
+	defer a.actuator.Wait()
+	ticker := time.NewTicker(a.cfg.ScanInterval)
+	defer ticker.Stop()
+	for {
+		if err := a.RunOnce(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			a.log.Error("autoscaler loop failed", zap.Error(err))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
+}
+
+// RunOnce is one autoscaler loop at now: observe, scale up, scale down, report.
+func (a *Autoscaler) RunOnce(ctx context.Context, now time.Time) error {
+	start := time.Now()
+	defer func() { a.metrics.FunctionDuration.WithLabelValues("main").Observe(time.Since(start).Seconds()) }()
+	a.metrics.LastActivity.WithLabelValues("main").Set(float64(now.Unix()))
+
+	st, err := a.observe(ctx, now)
+	if err != nil {
+		return err
+	}
+	upStart := time.Now()
+	plan, err := a.planScaleUp(ctx, st)
+	a.metrics.FunctionDuration.WithLabelValues("scaleUp").Observe(time.Since(upStart).Seconds())
+	if err != nil {
+		return fmt.Errorf("scale-up: %w", err)
+	}
+	scaledUp := a.executeScaleUp(ctx, now, st, plan)
+	if a.cfg.EnforceMinSize && a.enforceMinSize(ctx, now, st) {
+		scaledUp = true
+	}
+
+	var down scaledown.Plan
+	if !a.cfg.ScaleDownDisabled {
+		downStart := time.Now()
+		down, err = a.scaleDown(ctx, now, st, scaledUp)
+		a.metrics.FunctionDuration.WithLabelValues("scaleDown").Observe(time.Since(downStart).Seconds())
+		if err != nil {
+			return fmt.Errorf("scale-down: %w", err)
+		}
+	}
+	a.report(ctx, now, st, plan, down)
+	return nil
+}
+
+// planScaleUp simulates the pending pods on existing plus upcoming nodes, then on templates.
+func (a *Autoscaler) planScaleUp(ctx context.Context, st *state) (scaleup.Plan, error) {
+	demand := st.pending
+	if a.cfg.ScaleUpForBurstPods {
+		demand = append(append([]*corev1.Pod(nil), st.pending...), st.burstDemand()...)
+	}
+	if len(demand) == 0 {
+		return scaleup.Plan{}, nil
+	}
+	a.snap.Fork()
+	defer a.snap.Revert()
+	if err := a.addUpcoming(st); err != nil {
+		return scaleup.Plan{}, err
+	}
+	rest, err := scaleup.FilterSchedulable(ctx, a.snap, demand)
+	if err != nil {
+		return scaleup.Plan{}, err
+	}
+	filters, err := expander.New(expander.Config{Names: a.cfg.Expanders, Priorities: st.priorities})
+	if err != nil {
+		return scaleup.Plan{}, err
+	}
+	planner := scaleup.Planner{Expander: filters, Limits: a.cfg.Limits}
+	var groups []scaleup.Group
+	for _, g := range st.groups {
+		groups = append(groups, scaleup.Group{NodeGroup: g.group, Target: g.target, Backoff: g.backoff})
+	}
+	return planner.Plan(ctx, a.snap, scaleup.Input{Pending: rest, Groups: groups, Usage: st.usage})
+}
+
+// executeScaleUp asks the providers for the planned nodes and reports it; it returns whether any group grew.
+func (a *Autoscaler) executeScaleUp(ctx context.Context, now time.Time, st *state, plan scaleup.Plan) bool {
+	grew := false
+	for _, up := range plan.ScaleUps {
+		g := up.NodeGroup
+		log := a.log.With(zap.String("nodeGroup", g.Name))
+		prov := a.opts.Providers[g.Spec.ProviderRef.Name]
+		if err := prov.IncreaseSize(ctx, g, up.Delta); err != nil {
+			bs := a.backoff.Fail(g.Name, "increase size failed: "+err.Error(), now)
+			a.metrics.FailedScaleUps.WithLabelValues(g.Name, "providerError").Inc()
+			log.Warn("scale-up failed; backing off", zap.Error(err), zap.Time("until", bs.Until))
+			continue
+		}
+		grew = true
+		a.mu.Lock()
+		a.lastScaleUp[g.Name] = now
+		a.anyScaleUp = now
+		a.mu.Unlock()
+		if gs := st.byName[g.Name]; gs != nil {
+			gs.target += up.Delta
+		}
+		a.metrics.ScaledUpNodes.WithLabelValues(g.Name).Add(float64(up.Delta))
+		a.metrics.LastActivity.WithLabelValues("scaleUp").Set(float64(now.Unix()))
+		log.Info("scaled up", zap.Int("from", up.From), zap.Int("to", up.From+up.Delta), zap.Int("pods", len(up.Pods)))
+		msg := fmt.Sprintf("pod triggered scale-up: [{%s %d->%d (max: %d)}]", g.Name, up.From, up.From+up.Delta, g.Spec.MaxSize)
+		for _, pod := range up.Pods {
+			a.podEvent(now, pod, corev1.EventTypeNormal, EventTriggeredScaleUp, msg)
+		}
+	}
+	for _, n := range plan.NoScaleUp {
+		a.podEvent(now, n.Pod, corev1.EventTypeNormal, EventNotTriggerScaleUp, n.Message())
+	}
+	if grew {
+		a.down.Reset()
+	}
+	return grew
+}
+
+// enforceMinSize raises groups below their minimum, unless backed off; it returns whether any grew.
+func (a *Autoscaler) enforceMinSize(ctx context.Context, now time.Time, st *state) bool {
+	grew := false
+	for _, gs := range st.groups {
+		g := gs.group
+		missing := int(g.Spec.MinSize) - gs.target
+		if missing <= 0 || gs.backoff != "" {
+			continue
+		}
+		log := a.log.With(zap.String("nodeGroup", g.Name))
+		if err := a.opts.Providers[g.Spec.ProviderRef.Name].IncreaseSize(ctx, g, missing); err != nil {
+			bs := a.backoff.Fail(g.Name, "increase size to minSize failed: "+err.Error(), now)
+			a.metrics.FailedScaleUps.WithLabelValues(g.Name, "providerError").Inc()
+			log.Warn("scale-up to minSize failed; backing off", zap.Error(err), zap.Time("until", bs.Until))
+			continue
+		}
+		log.Info("scaled up to minSize", zap.Int("from", gs.target), zap.Int("to", int(g.Spec.MinSize)))
+		a.mu.Lock()
+		a.lastScaleUp[g.Name] = now
+		a.anyScaleUp = now
+		a.mu.Unlock()
+		a.metrics.ScaledUpNodes.WithLabelValues(g.Name).Add(float64(missing))
+		gs.target += missing
+		grew = true
+	}
+	return grew
+}
+
+// scaleDown plans on the real nodes (pending pods that fit existing nodes placed first, so their room is kept)
+// and starts the removals.
+func (a *Autoscaler) scaleDown(ctx context.Context, now time.Time, st *state, scaledUp bool) (scaledown.Plan, error) {
+	a.mu.Lock()
+	last := a.anyScaleUp
+	a.mu.Unlock()
+	if scaledUp || (!last.IsZero() && now.Sub(last) < a.cfg.ScaleDownDelayAfterAdd) {
+		return scaledown.Plan{}, nil
+	}
+	a.snap.Fork()
+	defer a.snap.Revert()
+	keep := st.pending
+	if a.cfg.ScaleUpForBurstPods {
+		keep = append(append([]*corev1.Pod(nil), st.pending...), st.burstDemand()...) // room for the backfill
+	}
+	if _, err := scaleup.FilterSchedulable(ctx, a.snap, keep); err != nil {
+		return scaledown.Plan{}, err
+	}
+	in := scaledown.Input{Sizes: map[string]scaledown.GroupSize{}, PDBs: st.pdbs, Deleting: a.actuator.Deleting()}
+	for _, g := range st.groups {
+		in.Sizes[g.group.Name] = scaledown.GroupSize{Target: g.target, Min: int(g.group.Spec.MinSize)}
+	}
+	for _, c := range st.candidates {
+		usage, ok := a.snap.Requested(c.node.Name)
+		if !ok {
+			continue
+		}
+		in.Candidates = append(in.Candidates, scaledown.Candidate{Node: c.node, Group: c.group, Pods: a.snap.PodsOn(c.node.Name), Usage: usage})
+	}
+	plan, err := a.down.Plan(ctx, a.snap, now, in)
+	if err != nil {
+		return plan, err
+	}
+	a.metrics.UnneededNodes.Set(float64(len(plan.Unneeded)))
+	for _, r := range plan.Remove {
+		if gs := st.byName[r.Group.Name]; gs != nil {
+			gs.target--
+		}
+	}
+	a.actuator.Start(ctx, plan.Remove)
+	return plan, nil
+}
+
+func (a *Autoscaler) scaleDownDone(r scaledown.Removal, err error) {
+	if err != nil {
+		return
+	}
+	now := time.Now()
+	a.mu.Lock()
+	a.lastScaleDown[r.Group.Name] = now
+	a.mu.Unlock()
+	a.metrics.ScaledDownNodes.WithLabelValues(r.Group.Name).Inc()
+	a.metrics.LastActivity.WithLabelValues("scaleDown").Set(float64(now.Unix()))
+}
+
+// WaitForDrains blocks until started removals finish (tests, shutdown).
+func (a *Autoscaler) WaitForDrains() { a.actuator.Wait() }
