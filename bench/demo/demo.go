@@ -49,6 +49,9 @@ type Options struct {
 	Cooldown time.Duration
 	// Timeout bounds the whole run.
 	Timeout time.Duration
+	// NodeAutoscaler runs Tidal's node autoscaler too: workers then ask for a whole CPU and only fit on a demo
+	// NodeGroup of 4-CPU simulated nodes, which grows for them and shrinks back to zero afterwards.
+	NodeAutoscaler bool
 	// Out receives the live timeline (nil: discard).
 	Out    io.Writer
 	Logger *zap.Logger
@@ -56,22 +59,23 @@ type Options struct {
 
 // ShortOptions is the demo's quick form (used by the test suite).
 func ShortOptions() Options {
-	return Options{Items: 60, ListLength: 10, MaxReplicas: 10, ItemsPerPodSecond: 10, Cooldown: 3 * time.Second, Timeout: 3 * time.Minute}
+	return Options{Items: 60, ListLength: 10, MaxReplicas: 10, ItemsPerPodSecond: 10, Cooldown: 3 * time.Second, Timeout: 3 * time.Minute, NodeAutoscaler: true}
 }
 
 // FullOptions is `make demo`.
 func FullOptions() Options {
-	return Options{Items: 600, ListLength: 20, MaxReplicas: 20, ItemsPerPodSecond: 8, Cooldown: 10 * time.Second, Timeout: 5 * time.Minute}
+	return Options{Items: 600, ListLength: 20, MaxReplicas: 20, ItemsPerPodSecond: 8, Cooldown: 10 * time.Second, Timeout: 5 * time.Minute, NodeAutoscaler: true}
 }
 
 // Sample is one row of the timeline.
 type Sample struct {
-	At       time.Duration `json:"at"`
-	Queue    int64         `json:"queue"`
-	Desired  int32         `json:"desired"`
-	Running  int           `json:"running"`
-	Nodes    int           `json:"nodes"`
-	Finished int64         `json:"finished"`
+	At      time.Duration `json:"at"`
+	Queue   int64         `json:"queue"`
+	Desired int32         `json:"desired"`
+	Running int           `json:"running"`
+	// Nodes counts the demo NodeGroup's nodes (all nodes without the node autoscaler).
+	Nodes    int   `json:"nodes"`
+	Finished int64 `json:"finished"`
 }
 
 // Result is what a run measured.
@@ -81,6 +85,7 @@ type Result struct {
 	FirstReplica time.Duration `json:"firstReplica"`
 	FirstRunning time.Duration `json:"firstRunning"`
 	PeakReplicas int32         `json:"peakReplicas"`
+	PeakNodes    int           `json:"peakNodes"`
 	// Drained is when the queue became empty; BackToZero when replicas returned to 0.
 	Drained    time.Duration `json:"drained"`
 	BackToZero time.Duration `json:"backToZero"`
@@ -134,6 +139,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	go func() { defer close(opDone); _ = op.Run(opCtx) }()
 	defer func() { stopOp(); <-opDone }()
 
+	if o.NodeAutoscaler {
+		stopNodes, err := startNodeAutoscaler(ctx, o, tc)
+		if err != nil {
+			return nil, err
+		}
+		defer stopNodes()
+	}
 	if err := createWorkload(ctx, kube, tc, o, list); err != nil {
 		return nil, err
 	}
@@ -148,6 +160,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 func createWorkload(ctx context.Context, kube kubernetes.Interface, tc tidalclient.Interface, o Options, list string) error {
 	zero := int32(0)
 	labels := map[string]string{"app": workerName}
+	cpu, nodeSelector := resource.MustParse("250m"), map[string]string(nil)
+	if o.NodeAutoscaler {
+		cpu, nodeSelector = resource.MustParse("1"), map[string]string{groupLabel: groupName(o.Namespace)}
+	}
 	d := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: workerName, Labels: labels},
 		Spec: appsv1.DeploymentSpec{
@@ -157,11 +173,12 @@ func createWorkload(ctx context.Context, kube kubernetes.Interface, tc tidalclie
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
 				Spec: corev1.PodSpec{
 					TerminationGracePeriodSeconds: ptr[int64](0),
+					NodeSelector:                  nodeSelector,
 					Containers: []corev1.Container{{
 						Name: "worker", Image: "tidal/demo-worker",
 						Env: []corev1.EnvVar{{Name: "REDIS_ADDRESS", Value: o.RedisAddress}, {Name: "LIST_NAME", Value: list}},
 						Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
-							corev1.ResourceCPU: resource.MustParse("250m"), corev1.ResourceMemory: resource.MustParse("128Mi")}},
+							corev1.ResourceCPU: cpu, corev1.ResourceMemory: resource.MustParse("128Mi")}},
 					}},
 				},
 			},

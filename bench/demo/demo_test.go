@@ -36,6 +36,9 @@ func TestShortDemo(t *testing.T) {
 	if res.PeakReplicas < 2 {
 		t.Fatalf("peak replicas %d: the HPA math should have gone past one replica for %d items", res.PeakReplicas, o.Items)
 	}
+	if o.NodeAutoscaler && res.PeakNodes < 1 {
+		t.Fatalf("the node autoscaler added no node for %d one-CPU workers", res.PeakReplicas)
+	}
 	if res.Processed != int64(o.Items) {
 		t.Fatalf("processed %d of %d items", res.Processed, o.Items)
 	}

@@ -39,7 +39,7 @@ func observe(ctx context.Context, kube kubernetes.Interface, rc *goredis.Client,
 		case <-tick.C:
 		}
 		now := time.Since(start)
-		s, err := snapshot(ctx, kube, rc, o.Namespace, list)
+		s, err := snapshot(ctx, kube, rc, o, list)
 		if err != nil {
 			return res, err
 		}
@@ -58,9 +58,8 @@ func observe(ctx context.Context, kube kubernetes.Interface, rc *goredis.Client,
 		}
 		s.At, s.Finished = now, res.Processed
 		res.Timeline = append(res.Timeline, s)
-		if s.Desired > res.PeakReplicas {
-			res.PeakReplicas = s.Desired
-		}
+		res.PeakReplicas = max(res.PeakReplicas, s.Desired)
+		res.PeakNodes = max(res.PeakNodes, s.Nodes)
 		if res.FirstReplica < 0 && s.Desired > 0 {
 			res.FirstReplica = now
 		}
@@ -74,8 +73,11 @@ func observe(ctx context.Context, kube kubernetes.Interface, rc *goredis.Client,
 			fmt.Fprintf(o.Out, "%6.1fs %7d %8d %8d %6d %10d\n", now.Seconds(), s.Queue, s.Desired, s.Running, s.Nodes, res.Processed)
 			lastPrint = time.Now()
 		}
-		if res.Drained >= 0 && s.Desired == 0 && s.Running == 0 {
+		if res.BackToZero < 0 && res.Drained >= 0 && s.Desired == 0 && s.Running == 0 {
 			res.BackToZero = now
+		}
+		// Done when the workload is back at zero and, with the node autoscaler, its nodes are gone too.
+		if res.BackToZero >= 0 && (!o.NodeAutoscaler || s.Nodes == 0) {
 			fmt.Fprintf(o.Out, "%6.1fs %7d %8d %8d %6d %10d\n", now.Seconds(), s.Queue, s.Desired, s.Running, s.Nodes, res.Processed)
 			return res, nil
 		}
@@ -89,8 +91,9 @@ func last(r *Result) Sample {
 	return r.Timeline[len(r.Timeline)-1]
 }
 
-func snapshot(ctx context.Context, kube kubernetes.Interface, rc *goredis.Client, ns, list string) (Sample, error) {
+func snapshot(ctx context.Context, kube kubernetes.Interface, rc *goredis.Client, o Options, list string) (Sample, error) {
 	var s Sample
+	ns := o.Namespace
 	n, err := rc.LLen(ctx, list).Result()
 	if err != nil {
 		return s, fmt.Errorf("queue length: %w", err)
@@ -111,7 +114,11 @@ func snapshot(ctx context.Context, kube kubernetes.Interface, rc *goredis.Client
 			s.Running++
 		}
 	}
-	nodes, err := kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	nodeSel := metav1.ListOptions{}
+	if o.NodeAutoscaler {
+		nodeSel.LabelSelector = groupNodeSelector(ns)
+	}
+	nodes, err := kube.CoreV1().Nodes().List(ctx, nodeSel)
 	if err != nil {
 		return s, fmt.Errorf("list nodes: %w", err)
 	}

@@ -17,6 +17,7 @@ func WritePlot(res *Result, path string) error {
 	queue := make(plotter.XYs, len(res.Timeline))
 	desired := make(plotter.XYs, len(res.Timeline))
 	running := make(plotter.XYs, len(res.Timeline))
+	nodes := make(plotter.XYs, len(res.Timeline))
 	var maxQueue float64
 	for _, s := range res.Timeline {
 		maxQueue = max(maxQueue, float64(s.Queue))
@@ -31,11 +32,12 @@ func WritePlot(res *Result, path string) error {
 		queue[i] = plotter.XY{X: x, Y: float64(s.Queue)}
 		desired[i] = plotter.XY{X: x, Y: float64(s.Desired) * scale}
 		running[i] = plotter.XY{X: x, Y: float64(s.Running) * scale}
+		nodes[i] = plotter.XY{X: x, Y: float64(s.Nodes) * scale}
 	}
 	p := plot.New()
 	p.Title.Text = fmt.Sprintf("Tidal demo: Redis queue → replicas (peak %d, back to zero at %.1fs)", res.PeakReplicas, res.BackToZero.Seconds())
 	p.X.Label.Text = "seconds since the burst"
-	p.Y.Label.Text = fmt.Sprintf("queue length  (replicas × %.0f)", scale)
+	p.Y.Label.Text = fmt.Sprintf("queue length  (replicas and nodes × %.0f)", scale)
 	p.Add(plotter.NewGrid())
 	for _, l := range []struct {
 		name string
@@ -45,6 +47,7 @@ func WritePlot(res *Result, path string) error {
 		{"queue length", queue, color.RGBA{R: 30, G: 100, B: 200, A: 255}},
 		{"desired replicas", desired, color.RGBA{R: 220, G: 90, B: 30, A: 255}},
 		{"running pods", running, color.RGBA{R: 40, G: 160, B: 60, A: 255}},
+		{"nodes (added by the node autoscaler)", nodes, color.RGBA{R: 120, G: 60, B: 160, A: 255}},
 	} {
 		line, err := plotter.NewLine(l.xy)
 		if err != nil {

@@ -1,6 +1,8 @@
 // Command tidal-bench runs Tidal's demo and benchmark scenarios on the embedded dev cluster.
 //
 //	tidal-bench demo [--short] [--tidal-dev bin/tidal-dev | --kubeconfig PATH] [--out bench/results]
+//	tidal-bench run [--short] [--compare-cmd '...'] [--tidal-dev bin/tidal-dev | --kubeconfig PATH] [--out bench/results] SCENARIO.yaml...
+//	tidal-bench list [--dir bench/scenarios]
 package main
 
 import (
@@ -31,13 +33,17 @@ func main() {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: tidal-bench demo [flags]")
+		return errors.New("usage: tidal-bench demo|run|list [flags]")
 	}
 	switch args[0] {
 	case "demo":
 		return runDemo(args[1:])
+	case "run":
+		return runScenarios(args[1:])
+	case "list":
+		return listScenarios(args[1:])
 	default:
-		return fmt.Errorf("unknown command %q (known: demo)", args[0])
+		return fmt.Errorf("unknown command %q (known: demo, run, list)", args[0])
 	}
 }
 
@@ -103,8 +109,8 @@ func runDemo(args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("\nfirst replica %.2fs after the burst, first Running pod %.2fs, peak %d replicas, queue drained at %.1fs, back to zero at %.1fs\n",
-		res.FirstReplica.Seconds(), res.FirstRunning.Seconds(), res.PeakReplicas, res.Drained.Seconds(), res.BackToZero.Seconds())
+	fmt.Printf("\nfirst replica %.2fs after the burst, first Running pod %.2fs, peak %d replicas on %d added nodes, queue drained at %.1fs, back to zero at %.1fs\n",
+		res.FirstReplica.Seconds(), res.FirstRunning.Seconds(), res.PeakReplicas, res.PeakNodes, res.Drained.Seconds(), res.BackToZero.Seconds())
 	if err := os.MkdirAll(*outDir, 0o755); err != nil {
 		return err
 	}
