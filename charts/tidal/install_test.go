@@ -1,0 +1,311 @@
+package tidal_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/release"
+	"helm.sh/helm/v3/pkg/releaseutil"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/restmapper"
+	"sigs.k8s.io/yaml"
+
+	"github.com/tidalscale/tidal/bench/devcluster"
+)
+
+func TestMain(m *testing.M) { os.Exit(devcluster.Main(m)) }
+
+// cluster is the dev cluster with the clients the install test needs.
+type cluster struct {
+	*devcluster.Cluster
+	dyn    dynamic.Interface
+	mapper *restmapper.DeferredDiscoveryRESTMapper
+	// installedCA is the metrics adapter CA generated at install.
+	installedCA []byte
+}
+
+func helmConfig(t *testing.T, c *devcluster.Cluster, ns string) *action.Configuration {
+	t.Helper()
+	flags := genericclioptions.NewConfigFlags(false)
+	flags.KubeConfig, flags.Namespace = &c.Kubeconfig, &ns
+	cfg := &action.Configuration{}
+	if err := cfg.Init(flags, ns, "secret", t.Logf); err != nil {
+		t.Fatalf("helm configuration: %v", err)
+	}
+	return cfg
+}
+
+// TestInstallUpgradeUninstall installs the chart into the embedded dev cluster with the Helm SDK, checks that
+// the API server accepted every object (CRDs established, APIService registered, webhook RBAC in place),
+// upgrades it with every deployable on, and uninstalls it: only the CRDs remain.
+func TestInstallUpgradeUninstall(t *testing.T) {
+	dc := devcluster.Get(t)
+	ns := dc.Namespace(t)
+	dyn, err := dynamic.NewForConfig(dc.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	disc, err := discovery.NewDiscoveryClientForConfig(dc.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &cluster{Cluster: dc, dyn: dyn, mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disc))}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+
+	// The APIService name is cluster-wide; another package's test may hold it for a while.
+	c.waitAbsent(ctx, t, schema.GroupVersionResource{Group: "apiregistration.k8s.io", Version: "v1", Resource: "apiservices"}, "v1beta1.external.metrics.k8s.io")
+
+	chrt := loadChart(t)
+	release := fmt.Sprintf("tidal-%d", rand.IntN(1_000_000))
+	cfg := helmConfig(t, dc, ns)
+	inst := action.NewInstall(cfg)
+	inst.ReleaseName, inst.Namespace, inst.Timeout = release, ns, 2*time.Minute
+	rel, err := inst.RunWithContext(ctx, chrt, nil)
+	if err != nil {
+		t.Fatalf("helm install: %v", err)
+	}
+	t.Cleanup(func() { // a failed test must not leave cluster-scoped objects behind
+		_, _ = action.NewUninstall(helmConfig(t, dc, ns)).Run(release)
+	})
+	if rel.Info.Status != "deployed" {
+		t.Fatalf("release status %s", rel.Info.Status)
+	}
+	installed := c.checkReleaseObjects(ctx, t, rel)
+	c.checkCRDsEstablished(ctx, t)
+	c.checkAPIService(ctx, t, "v1beta1.external.metrics.k8s.io", ns)
+	c.checkWebhookRBAC(ctx, t, release)
+
+	// Upgrade: every deployable on, two operator replicas, the dashboard, and (when no operator in this shared
+	// cluster registered one) the Helm-owned webhook configuration.
+	upVals := vals("nodeAutoscaler.enabled", true, "virtualNode.enabled", true, "grafanaDashboard.enabled", true,
+		"operator.replicas", 2, "operator.extraScaleTargets", []any{map[string]any{"apiGroup": "argoproj.io", "resources": []any{"rollouts"}}})
+	_, err = dc.Client.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, "tidal-validating-webhook", metav1.GetOptions{})
+	helmOwned := apierrors.IsNotFound(err)
+	if helmOwned {
+		// Limited to this test's namespace: a Fail-policy webhook whose operator never runs here must not
+		// block other tests' ScaledObjects in the shared cluster.
+		upVals["operator"].(map[string]any)["webhook"] = map[string]any{"helmOwnedConfiguration": true,
+			"namespaceSelector": map[string]any{"matchLabels": map[string]any{"kubernetes.io/metadata.name": ns}}}
+	} else {
+		t.Log("tidal-validating-webhook exists (another test's operator): not testing webhook.helmOwnedConfiguration")
+	}
+	up := action.NewUpgrade(helmConfig(t, dc, ns))
+	up.Namespace, up.Timeout = ns, 2*time.Minute
+	rel2, err := up.RunWithContext(ctx, release, chrt, upVals)
+	if err != nil {
+		t.Fatalf("helm upgrade: %v", err)
+	}
+	if rel2.Version != 2 || rel2.Info.Status != "deployed" {
+		t.Fatalf("after upgrade: version %d, status %s", rel2.Version, rel2.Info.Status)
+	}
+	upgraded := c.checkReleaseObjects(ctx, t, rel2)
+	if helmOwned {
+		if _, err := dc.Client.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, "tidal-validating-webhook", metav1.GetOptions{}); err != nil {
+			t.Errorf("helm-owned webhook configuration: %v", err)
+		}
+	}
+	if len(upgraded) <= len(installed) {
+		t.Errorf("upgrade rendered %d objects, install %d; the node autoscaler and virtual node are missing", len(upgraded), len(installed))
+	}
+	d, err := dc.Client.AppsV1().Deployments(ns).Get(ctx, release+"-operator", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *d.Spec.Replicas != 2 {
+		t.Errorf("operator replicas after upgrade = %d, want 2", *d.Spec.Replicas)
+	}
+	// The CA and certificate generated at install are kept across the upgrade.
+	secretAfter, err := dc.Client.CoreV1().Secrets(ns).Get(ctx, release+"-metrics-adapter-tls", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(secretAfter.Data["ca.crt"]) != string(c.installedCA) {
+		t.Error("the metrics adapter CA changed on upgrade; the APIService caBundle would flap")
+	}
+
+	res, err := action.NewUninstall(helmConfig(t, dc, ns)).Run(release)
+	if err != nil {
+		t.Fatalf("helm uninstall: %v", err)
+	}
+	if res.Release.Info.Status != "uninstalled" {
+		t.Errorf("release status after uninstall %s", res.Release.Info.Status)
+	}
+	for _, o := range upgraded {
+		c.waitGone(ctx, t, o)
+	}
+	c.checkCRDsEstablished(ctx, t)
+	secrets, err := dc.Client.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{LabelSelector: "owner=helm,name=" + release})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(secrets.Items) != 0 {
+		t.Errorf("%d Helm release secrets left after uninstall", len(secrets.Items))
+	}
+}
+
+// checkReleaseObjects reads back every object of the release's manifest from the API server.
+func (c *cluster) checkReleaseObjects(ctx context.Context, t *testing.T, rel *release.Release) []*unstructured.Unstructured {
+	t.Helper()
+	var out []*unstructured.Unstructured
+	for _, doc := range releaseutil.SplitManifests(rel.Manifest) {
+		var m map[string]any
+		if err := yaml.Unmarshal([]byte(doc), &m); err != nil {
+			t.Fatal(err)
+		}
+		if len(m) == 0 {
+			continue
+		}
+		o := &unstructured.Unstructured{Object: m}
+		if _, err := c.get(ctx, o); err != nil {
+			t.Errorf("%s: not in the cluster after install: %v", objKey(o), err)
+		}
+		if o.GetKind() == "Secret" && strings.HasSuffix(o.GetName(), "-metrics-adapter-tls") && c.installedCA == nil {
+			s, err := c.Client.CoreV1().Secrets(rel.Namespace).Get(ctx, o.GetName(), metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.installedCA = s.Data["ca.crt"]
+		}
+		out = append(out, o)
+	}
+	if len(out) == 0 {
+		t.Fatal("the release has no objects")
+	}
+	return out
+}
+
+func (c *cluster) get(ctx context.Context, o *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	gvk := o.GroupVersionKind()
+	m, err := c.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if err != nil {
+		c.mapper.Reset()
+		if m, err = c.mapper.RESTMapping(gvk.GroupKind(), gvk.Version); err != nil {
+			return nil, err
+		}
+	}
+	ri := c.dyn.Resource(m.Resource)
+	if o.GetNamespace() != "" {
+		return ri.Namespace(o.GetNamespace()).Get(ctx, o.GetName(), metav1.GetOptions{})
+	}
+	if m.Scope.Name() == "namespace" {
+		return nil, fmt.Errorf("namespaced object rendered without a namespace")
+	}
+	return ri.Get(ctx, o.GetName(), metav1.GetOptions{})
+}
+
+func (c *cluster) waitGone(ctx context.Context, t *testing.T, o *unstructured.Unstructured) {
+	t.Helper()
+	err := devcluster.WaitFor(ctx, 200*time.Millisecond, func() (bool, error) {
+		_, err := c.get(ctx, o)
+		if apierrors.IsNotFound(err) {
+			return true, nil
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Errorf("%s: still in the cluster after uninstall", objKey(o))
+	}
+}
+
+func (c *cluster) waitAbsent(ctx context.Context, t *testing.T, gvr schema.GroupVersionResource, name string) {
+	t.Helper()
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	err := devcluster.WaitFor(wctx, time.Second, func() (bool, error) {
+		_, err := c.dyn.Resource(gvr).Get(wctx, name, metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	})
+	if err != nil {
+		t.Fatalf("%s %s exists and is not ours; the chart cannot register it (another test holds it): %v", gvr.Resource, name, err)
+	}
+}
+
+func (c *cluster) checkCRDsEstablished(ctx context.Context, t *testing.T) {
+	t.Helper()
+	ac, err := apiextensionsclient.NewForConfig(c.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := os.ReadDir("crds")
+	for _, f := range files {
+		plural, _, _ := strings.Cut(strings.TrimPrefix(f.Name(), "tidal.dev_"), ".yaml")
+		name := plural + ".tidal.dev"
+		err := devcluster.WaitFor(ctx, 200*time.Millisecond, func() (bool, error) {
+			crd, err := ac.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return false, nil
+			}
+			for _, cond := range crd.Status.Conditions {
+				if cond.Type == apiextensionsv1.Established && cond.Status == apiextensionsv1.ConditionTrue {
+					return true, nil
+				}
+			}
+			return false, nil
+		})
+		if err != nil {
+			t.Errorf("CRD %s is not Established", name)
+		}
+	}
+}
+
+func (c *cluster) checkAPIService(ctx context.Context, t *testing.T, name, ns string) {
+	t.Helper()
+	gvr := schema.GroupVersionResource{Group: "apiregistration.k8s.io", Version: "v1", Resource: "apiservices"}
+	got, err := c.dyn.Resource(gvr).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("APIService %s: %v", name, err)
+	}
+	svcNS, _, _ := unstructured.NestedString(got.Object, "spec", "service", "namespace")
+	ca, _, _ := unstructured.NestedString(got.Object, "spec", "caBundle")
+	if svcNS != ns || ca == "" {
+		t.Errorf("APIService %s: service namespace %q (want %q), caBundle set %t", name, svcNS, ns, ca != "")
+	}
+	// The aggregator has picked it up: it reports an Available condition (False here: no adapter runs).
+	err = devcluster.WaitFor(ctx, 200*time.Millisecond, func() (bool, error) {
+		got, err := c.dyn.Resource(gvr).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		conds, _, _ := unstructured.NestedSlice(got.Object, "status", "conditions")
+		return len(conds) > 0, nil
+	})
+	if err != nil {
+		t.Errorf("APIService %s: the aggregator never reported on it", name)
+	}
+}
+
+// checkWebhookRBAC: the operator may manage its webhook configuration and CA Secret, as the chart promises.
+func (c *cluster) checkWebhookRBAC(ctx context.Context, t *testing.T, release string) {
+	t.Helper()
+	cr, err := c.Client.RbacV1().ClusterRoles().Get(ctx, release+"-operator", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("operator ClusterRole: %v", err)
+	}
+	found := false
+	for _, r := range cr.Rules {
+		for _, res := range r.Resources {
+			if res == "validatingwebhookconfigurations" && len(r.ResourceNames) == 1 && r.ResourceNames[0] == "tidal-validating-webhook" {
+				found = true
+			}
+		}
+	}
+	if !found {
+		t.Error("operator ClusterRole cannot update tidal-validating-webhook")
+	}
+}

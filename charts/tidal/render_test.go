@@ -1,0 +1,635 @@
+// Tests of the Tidal chart with the Helm Go SDK: lint, rendering with every toggle combination, values schema,
+// an RBAC golden file, and (install_test.go) install, upgrade and uninstall in the embedded dev cluster.
+package tidal_test
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"testing"
+
+	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
+	kubefake "helm.sh/helm/v3/pkg/kube/fake"
+	"helm.sh/helm/v3/pkg/lint"
+	"helm.sh/helm/v3/pkg/lint/support"
+	"helm.sh/helm/v3/pkg/releaseutil"
+	"helm.sh/helm/v3/pkg/storage"
+	"helm.sh/helm/v3/pkg/storage/driver"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/scheme"
+	sigsjson "sigs.k8s.io/json"
+	"sigs.k8s.io/yaml"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// components are the deployables' values keys and component names.
+var components = []struct{ key, name string }{
+	{"operator", "operator"},
+	{"metricsAdapter", "metrics-adapter"},
+	{"nodeAutoscaler", "node-autoscaler"},
+	{"virtualNode", "virtual-node"},
+}
+
+// kubeVersion is the dev cluster's Kubernetes version; Helm's client-only default (v1.20) is below the chart's
+// kubeVersion constraint.
+var kubeVersion = chartutil.KubeVersion{Version: "v1.37.2", Major: "1", Minor: "37"}
+
+// clientOnly returns a Helm configuration that renders without a cluster.
+func clientOnly() *action.Configuration {
+	caps := chartutil.DefaultCapabilities.Copy()
+	caps.KubeVersion = kubeVersion
+	return &action.Configuration{
+		KubeClient:   &kubefake.PrintingKubeClient{Out: io.Discard},
+		Releases:     storage.Init(driver.NewMemory()),
+		Capabilities: caps,
+		Log:          func(string, ...any) {},
+	}
+}
+
+func loadChart(t testing.TB) *chart.Chart {
+	t.Helper()
+	c, err := loader.Load(".")
+	if err != nil {
+		t.Fatalf("load chart: %v", err)
+	}
+	return c
+}
+
+// render renders the chart client-side, as `helm template` does, and returns its objects.
+func render(t testing.TB, c *chart.Chart, vals map[string]any) ([]*unstructured.Unstructured, error) {
+	t.Helper()
+	inst := action.NewInstall(clientOnly())
+	inst.ClientOnly, inst.DryRun, inst.Replace, inst.KubeVersion = true, true, true, &kubeVersion
+	inst.ReleaseName, inst.Namespace = "tidal", "tidal-system"
+	rel, err := inst.RunWithContext(context.Background(), c, vals)
+	if err != nil {
+		return nil, err
+	}
+	var objs []*unstructured.Unstructured
+	for _, doc := range releaseutil.SplitManifests(rel.Manifest) {
+		var m map[string]any
+		if err := yaml.Unmarshal([]byte(doc), &m); err != nil {
+			return nil, fmt.Errorf("rendered YAML: %w\n%s", err, doc)
+		}
+		if len(m) == 0 {
+			continue
+		}
+		objs = append(objs, &unstructured.Unstructured{Object: m})
+	}
+	sort.Slice(objs, func(i, j int) bool { return objKey(objs[i]) < objKey(objs[j]) })
+	return objs, nil
+}
+
+func objKey(o *unstructured.Unstructured) string {
+	return o.GetKind() + " " + o.GetNamespace() + "/" + o.GetName()
+}
+
+// vals builds a values map from dotted paths: vals("operator.enabled", false, ...).
+func vals(kv ...any) map[string]any {
+	out := map[string]any{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		path := strings.Split(kv[i].(string), ".")
+		m := out
+		for _, p := range path[:len(path)-1] {
+			next, ok := m[p].(map[string]any)
+			if !ok {
+				next = map[string]any{}
+				m[p] = next
+			}
+			m = next
+		}
+		m[path[len(path)-1]] = kv[i+1]
+	}
+	return out
+}
+
+func TestLint(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		vals map[string]any
+	}{
+		{name: "defaults"},
+		{name: "everything on", vals: allOn()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := lint.AllWithKubeVersion(".", tc.vals, "tidal-system", &kubeVersion)
+			for _, m := range l.Messages {
+				if m.Severity >= support.WarningSev {
+					t.Errorf("lint: %s", m)
+				}
+			}
+		})
+	}
+}
+
+func allOn() map[string]any {
+	return vals("nodeAutoscaler.enabled", true, "virtualNode.enabled", true, "serviceMonitor.enabled", true,
+		"grafanaDashboard.enabled", true, "crds.templated", true, "operator.webhook.helmOwnedConfiguration", true,
+		"metricsAdapter.apiService.podMetrics", true,
+		"operator.extraScaleTargets", []any{map[string]any{"apiGroup": "argoproj.io", "resources": []any{"rollouts"}}})
+}
+
+// TestRenderEveryToggleCombination renders the 16 combinations of the four deployables, each with the optional
+// features off and on, and checks the invariants every rendering must keep.
+func TestRenderEveryToggleCombination(t *testing.T) {
+	c := loadChart(t)
+	for mask := 0; mask < 1<<len(components); mask++ {
+		for _, extras := range []bool{false, true} {
+			v := map[string]any{}
+			if extras {
+				v = allOn()
+			}
+			var on []string
+			for i, comp := range components {
+				enabled := mask&(1<<i) != 0
+				v[comp.key] = mergeMap(v[comp.key], map[string]any{"enabled": enabled})
+				if enabled {
+					on = append(on, comp.name)
+				}
+			}
+			name := fmt.Sprintf("%s extras=%t", strings.Join(on, "+"), extras)
+			if len(on) == 0 {
+				name = fmt.Sprintf("none extras=%t", extras)
+			}
+			t.Run(name, func(t *testing.T) {
+				objs, err := render(t, c, v)
+				if err != nil {
+					t.Fatalf("render: %v", err)
+				}
+				checkRendering(t, objs, on, extras)
+			})
+		}
+	}
+}
+
+func mergeMap(a any, b map[string]any) map[string]any {
+	out := map[string]any{}
+	if m, ok := a.(map[string]any); ok {
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	for k, v := range b {
+		out[k] = v
+	}
+	return out
+}
+
+func checkRendering(t *testing.T, objs []*unstructured.Unstructured, on []string, extras bool) {
+	t.Helper()
+	byKind := map[string][]*unstructured.Unstructured{}
+	for _, o := range objs {
+		byKind[o.GetKind()] = append(byKind[o.GetKind()], o)
+		checkStrict(t, o)
+	}
+	deployments := map[string]*unstructured.Unstructured{}
+	for _, d := range byKind["Deployment"] {
+		deployments[d.GetLabels()["app.kubernetes.io/component"]] = d
+	}
+	if len(deployments) != len(on) {
+		t.Errorf("%d Deployments for components %v", len(deployments), on)
+	}
+	serviceAccounts := names(byKind["ServiceAccount"])
+	bound := map[string]bool{}
+	for _, b := range append(byKind["ClusterRoleBinding"], byKind["RoleBinding"]...) {
+		subjects, _, _ := unstructured.NestedSlice(b.Object, "subjects")
+		for _, s := range subjects {
+			bound[s.(map[string]any)["name"].(string)] = true
+		}
+	}
+	for _, comp := range on {
+		d, ok := deployments[comp]
+		if !ok {
+			t.Errorf("no Deployment for %s", comp)
+			continue
+		}
+		checkPodSecurity(t, d)
+		sa, _, _ := unstructured.NestedString(d.Object, "spec", "template", "spec", "serviceAccountName")
+		if !serviceAccounts[sa] {
+			t.Errorf("%s: ServiceAccount %q is not rendered", comp, sa)
+		}
+		if !bound[sa] {
+			t.Errorf("%s: ServiceAccount %q has no RoleBinding or ClusterRoleBinding", comp, sa)
+		}
+	}
+	for _, kind := range []string{"Role", "ClusterRole"} {
+		for _, r := range byKind[kind] {
+			checkNoWildcards(t, r)
+		}
+	}
+	has := func(s string) bool { return contains(on, s) }
+	wantCount := func(kind string, want int) {
+		if got := len(byKind[kind]); got != want {
+			t.Errorf("%d %s objects, want %d", got, kind, want)
+		}
+	}
+	apiServices := 0
+	if has("metrics-adapter") {
+		apiServices = 1
+		if extras {
+			apiServices = 2
+		}
+	}
+	wantCount("APIService", apiServices)
+	crds := 0
+	if extras {
+		crds = 5
+	}
+	wantCount("CustomResourceDefinition", crds)
+	webhooks := 0
+	if extras && has("operator") {
+		webhooks = 1
+	}
+	wantCount("ValidatingWebhookConfiguration", webhooks)
+	monitors := 0
+	if extras {
+		monitors = len(on)
+		if has("virtual-node") {
+			monitors-- // no /metrics endpoint
+		}
+	}
+	wantCount("ServiceMonitor", monitors)
+	pdbs := 0
+	for _, comp := range on {
+		if comp != "virtual-node" {
+			pdbs++
+		}
+	}
+	wantCount("PodDisruptionBudget", pdbs)
+}
+
+func names(objs []*unstructured.Unstructured) map[string]bool {
+	out := map[string]bool{}
+	for _, o := range objs {
+		out[o.GetName()] = true
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// checkStrict decodes objects of built-in kinds into their Go types, rejecting unknown or misspelled fields.
+func checkStrict(t *testing.T, o *unstructured.Unstructured) {
+	t.Helper()
+	gvk := o.GroupVersionKind()
+	typed, err := scheme.Scheme.New(gvk)
+	if err != nil {
+		return // CRD kinds (ServiceMonitor, Certificate, APIService)
+	}
+	js, err := o.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	strict, err := sigsjson.UnmarshalStrict(js, typed)
+	if err != nil {
+		t.Errorf("%s: %v", objKey(o), err)
+	}
+	for _, e := range strict {
+		t.Errorf("%s: %v", objKey(o), e)
+	}
+	var _ runtime.Object = typed
+}
+
+func checkPodSecurity(t *testing.T, d *unstructured.Unstructured) {
+	t.Helper()
+	spec, _, _ := unstructured.NestedMap(d.Object, "spec", "template", "spec")
+	want := map[string]any{
+		"securityContext.runAsNonRoot":                           true,
+		"securityContext.seccompProfile.type":                    "RuntimeDefault",
+		"containers[0].securityContext.allowPrivilegeEscalation": false,
+		"containers[0].securityContext.readOnlyRootFilesystem":   true,
+		"containers[0].securityContext.capabilities.drop[0]":     "ALL",
+	}
+	for path, v := range want {
+		if got := lookup(spec, path); fmt.Sprint(got) != fmt.Sprint(v) {
+			t.Errorf("%s: pod spec %s = %v, want %v", d.GetName(), path, got, v)
+		}
+	}
+	for _, path := range []string{"containers[0].resources.requests.cpu", "containers[0].resources.requests.memory", "containers[0].resources.limits.memory"} {
+		if lookup(spec, path) == nil {
+			t.Errorf("%s: pod spec %s is not set", d.GetName(), path)
+		}
+	}
+}
+
+// lookup follows a path like containers[0].securityContext.runAsNonRoot through decoded YAML.
+func lookup(v any, path string) any {
+	for _, part := range strings.Split(path, ".") {
+		name, idx, hasIdx := strings.Cut(part, "[")
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[name]
+		if hasIdx {
+			var i int
+			fmt.Sscanf(strings.TrimSuffix(idx, "]"), "%d", &i)
+			s, ok := v.([]any)
+			if !ok || i >= len(s) {
+				return nil
+			}
+			v = s[i]
+		}
+	}
+	return v
+}
+
+func checkNoWildcards(t *testing.T, role *unstructured.Unstructured) {
+	t.Helper()
+	rules, _, _ := unstructured.NestedSlice(role.Object, "rules")
+	for i, r := range rules {
+		rule := r.(map[string]any)
+		for _, field := range []string{"verbs", "resources", "apiGroups", "nonResourceURLs"} {
+			list, _ := rule[field].([]any)
+			for _, v := range list {
+				if s := fmt.Sprint(v); s == "*" || strings.HasPrefix(s, "*/") || strings.HasSuffix(s, "/*") {
+					t.Errorf("%s rule %d: wildcard %s %q", objKey(role), i, field, s)
+				}
+			}
+		}
+	}
+}
+
+// TestRBACGolden fails when the rendered RBAC changes, e.g. gains a verb: review the new permission, then
+// update testdata/rbac.golden with -update.
+func TestRBACGolden(t *testing.T) {
+	objs, err := render(t, loadChart(t), allOn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, o := range objs {
+		if o.GetKind() != "Role" && o.GetKind() != "ClusterRole" {
+			continue
+		}
+		rules, _, _ := unstructured.NestedSlice(o.Object, "rules")
+		for _, r := range rules {
+			rule := r.(map[string]any)
+			verbs := strs(rule["verbs"])
+			sort.Strings(verbs)
+			names := strs(rule["resourceNames"])
+			for _, g := range strs(rule["apiGroups"]) {
+				for _, res := range strs(rule["resources"]) {
+					if g == "" {
+						g = "core"
+					}
+					line := fmt.Sprintf("%s %s: %s/%s", o.GetKind(), qualified(o), g, res)
+					if len(names) > 0 {
+						line += " (" + strings.Join(names, ",") + ")"
+					}
+					lines = append(lines, line+" ["+strings.Join(verbs, " ")+"]")
+				}
+			}
+		}
+	}
+	sort.Strings(lines)
+	got := strings.Join(lines, "\n") + "\n"
+	path := "testdata/rbac.golden"
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if !bytes.Equal(want, []byte(got)) {
+		t.Errorf("rendered RBAC differs from %s; review the permissions, then run with -update:\n%s", path, diffLines(string(want), got))
+	}
+}
+
+func qualified(o *unstructured.Unstructured) string {
+	if o.GetNamespace() == "" {
+		return o.GetName()
+	}
+	return o.GetNamespace() + "/" + o.GetName()
+}
+
+func strs(v any) []string {
+	list, _ := v.([]any)
+	out := make([]string, 0, len(list))
+	for _, x := range list {
+		out = append(out, fmt.Sprint(x))
+	}
+	return out
+}
+
+func diffLines(want, got string) string {
+	wl, gl := map[string]bool{}, map[string]bool{}
+	for _, l := range strings.Split(want, "\n") {
+		wl[l] = true
+	}
+	for _, l := range strings.Split(got, "\n") {
+		gl[l] = true
+	}
+	var b strings.Builder
+	for _, l := range strings.Split(got, "\n") {
+		if !wl[l] {
+			b.WriteString("+ " + l + "\n")
+		}
+	}
+	for _, l := range strings.Split(want, "\n") {
+		if !gl[l] {
+			b.WriteString("- " + l + "\n")
+		}
+	}
+	return b.String()
+}
+
+// TestValuesSchemaRejects: bad values fail before anything renders, with a message naming the value.
+func TestValuesSchemaRejects(t *testing.T) {
+	c := loadChart(t)
+	cases := []struct {
+		name string
+		vals map[string]any
+		want string
+	}{
+		{name: "replicas not a number", vals: vals("operator.replicas", "two"), want: "operator.replicas"},
+		{name: "negative replicas", vals: vals("metricsAdapter.replicas", -1), want: "metricsAdapter.replicas"},
+		{name: "misspelled key", vals: vals("operator.replica", 2), want: "replica"},
+		{name: "unknown tls mode", vals: vals("metricsAdapter.tls.mode", "vault"), want: "metricsAdapter.tls.mode"},
+		{name: "unknown expander", vals: vals("nodeAutoscaler.expander", "cheapest"), want: "nodeAutoscaler.expander"},
+		{name: "unknown backend", vals: vals("virtualNode.backend", "docker"), want: "virtualNode.backend"},
+		{name: "bad log level", vals: vals("operator.logLevel", "verbose"), want: "operator.logLevel"},
+		{name: "port out of range", vals: vals("operator.webhook.port", 70000), want: "operator.webhook.port"},
+		{name: "extra arg without dashes", vals: vals("operator.extraArgs", []any{"workers=3"}), want: "operator.extraArgs"},
+		{name: "bad node name", vals: vals("virtualNode.nodeName", "Not_A_Name"), want: "virtualNode.nodeName"},
+		{name: "secret mode without CA", vals: vals("metricsAdapter.tls.mode", "secret", "metricsAdapter.tls.secretName", "x"), want: "metricsAdapter.tls.caBundle"},
+		{name: "no service account name", vals: vals("operator.serviceAccount.create", false), want: "operator.serviceAccount.name is required"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := render(t, c, tc.vals)
+			if err == nil {
+				t.Fatal("rendered; want the values rejected")
+			}
+			if msg := schemaPath(err.Error()); !strings.Contains(msg, tc.want) {
+				t.Errorf("error %q does not name %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// schemaPath turns the schema validator's JSON pointers (/operator/replicas) into value paths.
+func schemaPath(msg string) string {
+	return strings.NewReplacer("'/", "'", "/", ".").Replace(msg)
+}
+
+// TestTemplatedCRDsMatchCRDDir: the opt-in templated CRDs are the crds/ files plus Helm's keep policy.
+func TestTemplatedCRDsMatchCRDDir(t *testing.T) {
+	objs, err := render(t, loadChart(t), vals("crds.templated", true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := os.ReadDir("crds")
+	n := 0
+	for _, o := range objs {
+		if o.GetKind() != "CustomResourceDefinition" {
+			continue
+		}
+		n++
+		if o.GetAnnotations()["helm.sh/resource-policy"] != "keep" {
+			t.Errorf("%s: no helm.sh/resource-policy: keep", o.GetName())
+		}
+		plural, group, _ := strings.Cut(o.GetName(), ".")
+		raw, err := os.ReadFile("crds/" + group + "_" + plural + ".yaml") // controller-gen's file naming
+		if err != nil {
+			t.Errorf("%s: %v", o.GetName(), err)
+			continue
+		}
+		var want map[string]any
+		if err := yaml.Unmarshal(raw, &want); err != nil {
+			t.Fatal(err)
+		}
+		if got, _, _ := unstructured.NestedMap(o.Object, "spec"); fmt.Sprint(got) != fmt.Sprint(want["spec"]) {
+			t.Errorf("%s: templated spec differs from crds/", o.GetName())
+		}
+	}
+	if n != len(files) {
+		t.Errorf("%d templated CRDs, %d files in crds/", n, len(files))
+	}
+}
+
+// TestNotes checks NOTES.txt tells the next step.
+func TestNotes(t *testing.T) {
+	c := loadChart(t)
+	inst := action.NewInstall(clientOnly())
+	inst.ClientOnly, inst.DryRun, inst.ReleaseName, inst.Namespace = true, true, "tidal", "tidal-system"
+	inst.KubeVersion = &kubeVersion
+	rel, err := inst.RunWithContext(context.Background(), c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"rollout status", "tidalctl convert", "tidalctl status", "kubectl delete validatingwebhookconfiguration tidal-validating-webhook"} {
+		if !strings.Contains(rel.Info.Notes, want) {
+			t.Errorf("NOTES.txt lacks %q:\n%s", want, rel.Info.Notes)
+		}
+	}
+}
+
+// TestAdapterTLSModes: each way of getting the aggregated API's certificate renders what it needs.
+func TestAdapterTLSModes(t *testing.T) {
+	c := loadChart(t)
+	cases := []struct {
+		name      string
+		vals      map[string]any
+		wantKinds map[string]int
+		check     func(t *testing.T, apiService *unstructured.Unstructured)
+	}{
+		{
+			name:      "helm generates a CA",
+			wantKinds: map[string]int{"Secret": 1, "Certificate": 0, "Issuer": 0},
+			check: func(t *testing.T, a *unstructured.Unstructured) {
+				if ca, _, _ := unstructured.NestedString(a.Object, "spec", "caBundle"); ca == "" {
+					t.Error("APIService has no caBundle")
+				}
+			},
+		},
+		{
+			name:      "cert-manager with a self-signed issuer",
+			vals:      vals("metricsAdapter.tls.mode", "certManager"),
+			wantKinds: map[string]int{"Secret": 0, "Certificate": 1, "Issuer": 1},
+			check: func(t *testing.T, a *unstructured.Unstructured) {
+				if a.GetAnnotations()["cert-manager.io/inject-ca-from"] != "tidal-system/tidal-metrics-adapter" {
+					t.Errorf("APIService annotations %v", a.GetAnnotations())
+				}
+			},
+		},
+		{
+			name: "cert-manager with a cluster issuer",
+			vals: vals("metricsAdapter.tls.mode", "certManager",
+				"metricsAdapter.tls.certManager.issuerRef", map[string]any{"name": "corp-ca", "kind": "ClusterIssuer"}),
+			wantKinds: map[string]int{"Secret": 0, "Certificate": 1, "Issuer": 0},
+		},
+		{
+			name:      "existing secret",
+			vals:      vals("metricsAdapter.tls.mode", "secret", "metricsAdapter.tls.secretName", "my-tls", "metricsAdapter.tls.caBundle", "Q0E="),
+			wantKinds: map[string]int{"Secret": 0, "Certificate": 0, "Issuer": 0},
+			check: func(t *testing.T, a *unstructured.Unstructured) {
+				if ca, _, _ := unstructured.NestedString(a.Object, "spec", "caBundle"); ca != "Q0E=" {
+					t.Errorf("caBundle %q", ca)
+				}
+			},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			objs, err := render(t, c, tc.vals)
+			if err != nil {
+				t.Fatal(err)
+			}
+			counts := map[string]int{}
+			var apiService *unstructured.Unstructured
+			for _, o := range objs {
+				counts[o.GetKind()]++
+				if o.GetKind() == "APIService" {
+					apiService = o
+				}
+				if o.GetKind() == "Deployment" && o.GetLabels()["app.kubernetes.io/component"] == "metrics-adapter" {
+					vols, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "volumes")
+					if !strings.Contains(fmt.Sprint(vols), "secretName:"+secretNameFor(tc.vals)) {
+						t.Errorf("adapter volumes %v do not mount %s", vols, secretNameFor(tc.vals))
+					}
+				}
+			}
+			for kind, n := range tc.wantKinds {
+				if counts[kind] != n {
+					t.Errorf("%d %s objects, want %d", counts[kind], kind, n)
+				}
+			}
+			if apiService == nil {
+				t.Fatal("no APIService")
+			}
+			if tc.check != nil {
+				tc.check(t, apiService)
+			}
+		})
+	}
+}
+
+func secretNameFor(v map[string]any) string {
+	if ma, ok := v["metricsAdapter"].(map[string]any); ok {
+		if tls, ok := ma["tls"].(map[string]any); ok && tls["secretName"] != nil {
+			return tls["secretName"].(string)
+		}
+	}
+	return "tidal-metrics-adapter-tls"
+}

@@ -1,0 +1,201 @@
+package explain
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/duration"
+
+	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
+)
+
+// describeBehavior spells out the scale-up and scale-down rules: the spec's, or the HPA controller's defaults.
+func describeBehavior(so *tidalv1alpha1.ScaledObject) Behavior {
+	var b *autoscalingv2.HorizontalPodAutoscalerBehavior
+	if a := so.Spec.Advanced; a != nil && a.HorizontalPodAutoscalerConfig != nil {
+		b = a.HorizontalPodAutoscalerConfig.Behavior
+	}
+	if b == nil {
+		return Behavior{Source: "default",
+			ScaleUp:   "no stabilization; at most max(2x current, 4) replicas per step (HPA controller defaults)",
+			ScaleDown: "stabilization 5m0s: the highest recommendation of the last 5 minutes wins (HPA controller default)"}
+	}
+	out := Behavior{Source: "spec"}
+	out.ScaleUp = describeRules(b.ScaleUp, 0, "Max", "4 Pods per 15s, 100 Percent per 15s")
+	out.ScaleDown = describeRules(b.ScaleDown, 300, "Max", "100 Percent per 15s")
+	return out
+}
+
+func describeRules(r *autoscalingv2.HPAScalingRules, defWindow int32, defSelect, defPolicies string) string {
+	if r == nil {
+		return fmt.Sprintf("stabilization %s, select %s, policies: %s (defaults)", secs(defWindow), defSelect, defPolicies)
+	}
+	window := defWindow
+	if r.StabilizationWindowSeconds != nil {
+		window = *r.StabilizationWindowSeconds
+	}
+	sel := defSelect
+	if r.SelectPolicy != nil {
+		sel = string(*r.SelectPolicy)
+	}
+	policies := defPolicies + " (default)"
+	if len(r.Policies) > 0 {
+		parts := make([]string, 0, len(r.Policies))
+		for _, p := range r.Policies {
+			parts = append(parts, fmt.Sprintf("%d %s per %s", p.Value, p.Type, secs(p.PeriodSeconds)))
+		}
+		policies = strings.Join(parts, ", ")
+	}
+	s := fmt.Sprintf("stabilization %s, select %s, policies: %s", secs(window), sel, policies)
+	if r.Tolerance != nil {
+		s += ", tolerance " + r.Tolerance.String()
+	}
+	return s
+}
+
+func secs(n int32) string { return (time.Duration(n) * time.Second).String() }
+
+// WriteText writes the report for a terminal. now is the reference for ages.
+func (r Report) WriteText(w io.Writer, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	p := func(format string, args ...any) { fmt.Fprintf(tw, format+"\n", args...) }
+	p("Name:\t%s/%s", r.Namespace, r.Name)
+	p("Mode:\t%s", r.Mode)
+	p("Target:\t%s", r.Target)
+	bounds := fmt.Sprintf("min %d, max %d", r.Min, r.Max)
+	if r.Idle != nil {
+		bounds += fmt.Sprintf(", idle %d", *r.Idle)
+	}
+	p("Replicas:\tcurrent %s, desired %s (%s)", optInt(r.CurrentReplicas), optInt(r.DesiredReplicas), bounds)
+	p("Last active:\t%s", ago(r.LastActive, now))
+	if r.Paused != "" {
+		p("Paused:\t%s", r.Paused)
+	}
+	if r.Formula != "" {
+		p("Formula:\t%s", r.Formula)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	fmt.Fprintln(w, "\nConditions:")
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  TYPE\tSTATUS\tREASON\tMESSAGE")
+	for _, c := range sortedConditions(r.Conditions) {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", c.Type, c.Status, c.Reason, oneLine(c.Message))
+	}
+	if len(r.Conditions) == 0 {
+		fmt.Fprintln(tw, "  (none: the operator has not reconciled the object)")
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	fmt.Fprintln(w, "\nTriggers:")
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  NAME\tTYPE\tVALUE\tTARGET\tMETRIC TYPE\tACTIVE\tFAILURES\tPROPOSAL\tSAMPLED\tERROR")
+	for _, t := range r.Triggers {
+		target, proposal := dash(t.Target), optInt(t.Proposal)
+		if t.TargetError != "" {
+			target = "?"
+		}
+		if t.Fallback {
+			proposal += " (fallback)"
+		}
+		if t.Resource {
+			target, proposal = "(HPA)", "(mode hpa only)"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%t\t%d\t%s\t%s\t%s\n", t.Name, t.Type, dash(t.Value), target,
+			dash(t.MetricType), t.Active, t.Failures, proposal, ago(t.Sampled, now), oneLine(t.Error))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, t := range r.Triggers {
+		if t.TargetError != "" {
+			fmt.Fprintf(w, "  %s: target unknown: %s\n", t.Name, oneLine(t.TargetError))
+		}
+	}
+
+	fmt.Fprintln(w, "\nDecision (the scaling core re-run on the samples above):")
+	if r.Decision == nil {
+		fmt.Fprintf(w, "  not computed: %s\n", oneLine(r.DecisionError))
+	} else {
+		d := r.Decision
+		fmt.Fprintf(w, "  Desired replicas: %d\n", d.DesiredReplicas)
+		fmt.Fprintf(w, "  Active:           %t\n", d.Active)
+		fmt.Fprintf(w, "  Reason:           %s: %s\n", d.Reason, d.Explanation)
+		if len(d.Conditions) > 0 {
+			fmt.Fprintln(w, "  HPA conditions:")
+			tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			for _, c := range d.Conditions {
+				fmt.Fprintf(tw, "    %s\t%s\t%s\t%s\n", c.Type, c.Status, c.Reason, oneLine(c.Message))
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+		}
+	}
+	fmt.Fprintf(w, "\nBehavior (%s):\n  scale up:   %s\n  scale down: %s\n", r.Behavior.Source, r.Behavior.ScaleUp, r.Behavior.ScaleDown)
+	if len(r.Notes) > 0 {
+		fmt.Fprintln(w, "\nNotes:")
+		for _, n := range r.Notes {
+			fmt.Fprintf(w, "  - %s\n", n)
+		}
+	}
+	return nil
+}
+
+func ago(t *metav1.Time, now time.Time) string {
+	if t == nil || t.IsZero() {
+		return "-"
+	}
+	d := now.Sub(t.Time)
+	if d < 0 {
+		d = 0
+	}
+	return duration.HumanDuration(d) + " ago"
+}
+
+func optInt(p *int32) string {
+	if p == nil {
+		return "-"
+	}
+	return strconv.Itoa(int(*p))
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// conditionOrder is the order conditions are shown in, whatever order the operator wrote them in.
+var conditionOrder = map[string]int{tidalv1alpha1.ConditionReady: 0, tidalv1alpha1.ConditionActive: 1,
+	tidalv1alpha1.ConditionFallback: 2, tidalv1alpha1.ConditionPaused: 3}
+
+func sortedConditions(in []metav1.Condition) []metav1.Condition {
+	out := append([]metav1.Condition(nil), in...)
+	sort.SliceStable(out, func(i, j int) bool {
+		oi, ok := conditionOrder[out[i].Type]
+		if !ok {
+			oi = len(conditionOrder)
+		}
+		oj, ok := conditionOrder[out[j].Type]
+		if !ok {
+			oj = len(conditionOrder)
+		}
+		return oi < oj
+	})
+	return out
+}

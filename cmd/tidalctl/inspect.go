@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
+	"github.com/tidalscale/tidal/cmd/tidalctl/explain"
+	"github.com/tidalscale/tidal/cmd/tidalctl/status"
+	"github.com/tidalscale/tidal/scalers/registry"
+)
+
+func newStatusCmd(g *globalFlags, s streams) *cobra.Command {
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "status [NAME...]",
+		Short: "Show ScaledObjects: target, replicas, activity and each trigger's last sample",
+		RunE: func(cmd *cobra.Command, names []string) error {
+			if all && g.namespace != "" {
+				return usageError{errors.New("--all-namespaces and --namespace are mutually exclusive")}
+			}
+			client, ns, err := g.tidal()
+			if err != nil {
+				return err
+			}
+			if all {
+				ns = metav1.NamespaceAll
+			}
+			list, err := client.TidalV1alpha1().ScaledObjects(ns).List(cmd.Context(), metav1.ListOptions{})
+			if err != nil {
+				return fmt.Errorf("list ScaledObjects in %s: %w", nsName(ns), err)
+			}
+			items := list.Items
+			if len(names) > 0 {
+				items = slices.DeleteFunc(items, func(so tidalv1alpha1.ScaledObject) bool { return !slices.Contains(names, so.Name) })
+				for _, n := range names {
+					if !slices.ContainsFunc(items, func(so tidalv1alpha1.ScaledObject) bool { return so.Name == n }) {
+						return fmt.Errorf("ScaledObject %q not found in %s", n, nsName(ns))
+					}
+				}
+			}
+			rows := status.Rows(items)
+			if g.output != outputTable {
+				return printStructured(s.out, g.output, rows)
+			}
+			if len(rows) == 0 {
+				fmt.Fprintf(s.err, "No ScaledObjects found in %s.\n", nsName(ns))
+				return nil
+			}
+			return status.WriteTable(s.out, rows, status.TableOptions{AllNamespaces: all, Now: s.now()})
+		},
+	}
+	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "list ScaledObjects in every namespace")
+	return cmd
+}
+
+func newExplainCmd(g *globalFlags, s streams) *cobra.Command {
+	return &cobra.Command{
+		Use:   "explain NAME",
+		Short: "Explain a ScaledObject's replica count: each trigger's sample, the core's proposal, the policies applied",
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usageError{fmt.Errorf("explain: want exactly one ScaledObject name, got %d arguments", len(args))}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			client, ns, err := g.tidal()
+			if err != nil {
+				return err
+			}
+			so, err := client.TidalV1alpha1().ScaledObjects(ns).Get(cmd.Context(), args[0], metav1.GetOptions{})
+			if apierrors.IsNotFound(err) {
+				return fmt.Errorf("ScaledObject %q not found in %s", args[0], nsName(ns))
+			}
+			if err != nil {
+				return fmt.Errorf("get ScaledObject %s/%s: %w", ns, args[0], err)
+			}
+			now := s.now()
+			rep, err := explain.Explain(cmd.Context(), so, explain.Options{Registry: registry.New(), Now: now,
+				Env: g.targetEnv(cmd.Context(), so)})
+			if err != nil {
+				return err
+			}
+			if g.output != outputTable {
+				return printStructured(s.out, g.output, rep)
+			}
+			return rep.WriteText(s.out, now)
+		},
+	}
+}
+
+// targetEnv reads the literal environment of a Deployment or StatefulSet target's container (the
+// envSourceContainerName, else the first), so explain can build scalers configured with ...FromEnv keys. Values
+// from Secrets and ConfigMaps are not read. Any failure yields no environment: explain then reports the target as
+// unknown for those triggers.
+func (g *globalFlags) targetEnv(ctx context.Context, so *tidalv1alpha1.ScaledObject) map[string]string {
+	cfg, err := g.clientConfig().ClientConfig()
+	if err != nil {
+		return nil
+	}
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil
+	}
+	ref := so.Spec.ScaleTargetRef
+	if ref.APIVersion != "" && ref.APIVersion != "apps/v1" {
+		return nil
+	}
+	var tmpl *corev1.PodTemplateSpec
+	switch ref.Kind {
+	case "", "Deployment":
+		d, err := kube.AppsV1().Deployments(so.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		if err != nil {
+			return nil
+		}
+		tmpl = &d.Spec.Template
+	case "StatefulSet":
+		st, err := kube.AppsV1().StatefulSets(so.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		if err != nil {
+			return nil
+		}
+		tmpl = &st.Spec.Template
+	default:
+		return nil
+	}
+	env := map[string]string{}
+	for i, c := range tmpl.Spec.Containers {
+		if (ref.EnvSourceContainerName == "" && i == 0) || c.Name == ref.EnvSourceContainerName {
+			for _, e := range c.Env {
+				if e.ValueFrom == nil {
+					env[e.Name] = e.Value
+				}
+			}
+		}
+	}
+	return env
+}
+
+func nsName(ns string) string {
+	if ns == metav1.NamespaceAll {
+		return "any namespace"
+	}
+	return "namespace " + ns
+}
