@@ -8,7 +8,6 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +20,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/scalertest"
 )
 
 func queueName(prefix string) string {
@@ -312,11 +312,11 @@ func TestExternalIsNotPush(t *testing.T) {
 }
 
 func TestTLS(t *testing.T) {
-	pki := newPKI(t)
-	srv := startServer(t, newQueueServer(), pki.mTLSServerOption())
+	pki := scalertest.NewPKI(t)
+	srv := startServer(t, newQueueServer(), mTLSServerOption(pki))
 	plain := startServer(t, newQueueServer())
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(caFile, []byte(pki.caPEM), 0o600); err != nil {
+	if err := os.WriteFile(caFile, []byte(pki.CA), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct {
@@ -326,16 +326,16 @@ func TestTLS(t *testing.T) {
 		auth    map[string]string
 		wantErr string
 	}{
-		{name: "mTLS with caCert", addr: srv.addr, auth: map[string]string{"caCert": pki.caPEM, "tlsClientCert": pki.clientCertPEM, "tlsClientKey": pki.clientKeyPEM}},
-		{name: "mTLS with deprecated tlsCertFile", addr: srv.addr, meta: map[string]string{"tlsCertFile": caFile}, auth: map[string]string{"tlsClientCert": pki.clientCertPEM, "tlsClientKey": pki.clientKeyPEM}},
-		{name: "mTLS with unsafeSsl", addr: srv.addr, meta: map[string]string{"unsafeSsl": "true"}, auth: map[string]string{"tlsClientCert": pki.clientCertPEM, "tlsClientKey": pki.clientKeyPEM}},
-		{name: "no client certificate", addr: srv.addr, auth: map[string]string{"caCert": pki.caPEM}, wantErr: "GetMetricSpec"},
-		{name: "unknown CA", addr: srv.addr, meta: map[string]string{"enableTLS": "true"}, auth: map[string]string{"tlsClientCert": pki.clientCertPEM, "tlsClientKey": pki.clientKeyPEM}, wantErr: "certificate"},
+		{name: "mTLS with caCert", addr: srv.addr, auth: map[string]string{"caCert": pki.CA, "tlsClientCert": pki.ClientCert, "tlsClientKey": pki.ClientKey}},
+		{name: "mTLS with deprecated tlsCertFile", addr: srv.addr, meta: map[string]string{"tlsCertFile": caFile}, auth: map[string]string{"tlsClientCert": pki.ClientCert, "tlsClientKey": pki.ClientKey}},
+		{name: "mTLS with unsafeSsl", addr: srv.addr, meta: map[string]string{"unsafeSsl": "true"}, auth: map[string]string{"tlsClientCert": pki.ClientCert, "tlsClientKey": pki.ClientKey}},
+		{name: "no client certificate", addr: srv.addr, auth: map[string]string{"caCert": pki.CA}, wantErr: "GetMetricSpec"},
+		{name: "unknown CA", addr: srv.addr, meta: map[string]string{"enableTLS": "true"}, auth: map[string]string{"tlsClientCert": pki.ClientCert, "tlsClientKey": pki.ClientKey}, wantErr: "certificate"},
 		{name: "plaintext to a TLS server", addr: srv.addr, wantErr: "GetMetricSpec"},
 		{name: "TLS to a plaintext server", addr: plain.addr, meta: map[string]string{"enableTLS": "true"}, wantErr: "GetMetricSpec"},
 		{name: "garbage caCert", addr: srv.addr, auth: map[string]string{"caCert": "not a pem"}, wantErr: "caCert: no PEM certificate found"},
 		{name: "missing tlsCertFile", addr: srv.addr, meta: map[string]string{"tlsCertFile": "/nonexistent/ca.pem"}, wantErr: "tlsCertFile:"},
-		{name: "mismatched key", addr: srv.addr, auth: map[string]string{"caCert": pki.caPEM, "tlsClientCert": pki.clientCertPEM, "tlsClientKey": newPKI(t).clientKeyPEM}, wantErr: "tlsClientCert, tlsClientKey: not a matching"},
+		{name: "mismatched key", addr: srv.addr, auth: map[string]string{"caCert": pki.CA, "tlsClientCert": pki.ClientCert, "tlsClientKey": scalertest.NewPKI(t).ClientKey}, wantErr: "tlsClientCert, tlsClientKey: not a matching"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -417,10 +417,10 @@ func TestMetadata(t *testing.T) {
 // TestSecretsNeverLeak: TLS credentials in authParams never appear in errors or logs, also while the
 // external-push watch keeps failing against a scaler that went away.
 func TestSecretsNeverLeak(t *testing.T) {
-	pki := newPKI(t)
-	srv := startServer(t, newQueueServer(), pki.mTLSServerOption())
-	auth := map[string]string{"caCert": pki.caPEM, "tlsClientCert": pki.clientCertPEM, "tlsClientKey": pki.clientKeyPEM}
-	keyBody := strings.Split(pki.clientKeyPEM, "\n")[1] // a line of the base64 key body
+	pki := scalertest.NewPKI(t)
+	srv := startServer(t, newQueueServer(), mTLSServerOption(pki))
+	auth := map[string]string{"caCert": pki.CA, "tlsClientCert": pki.ClientCert, "tlsClientKey": pki.ClientKey}
+	keyBody := strings.Split(pki.ClientKey, "\n")[1] // a line of the base64 key body
 
 	core, logs := observer.New(zapcore.DebugLevel)
 	logger := zap.New(core)
@@ -455,7 +455,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 		Metadata: map[string]string{"scalerAddress": srv.addr, "queueName": "q"}})
 	check(err)
 	bad := maps.Clone(auth)
-	bad["tlsClientCert"] = newPKI(t).clientCertPEM
+	bad["tlsClientCert"] = scalertest.NewPKI(t).ClientCert
 	_, err = New(context.Background(), &scalers.TriggerConfig{Type: Type, Name: "leak", Logger: logger, AuthParams: bad,
 		Metadata: map[string]string{"scalerAddress": srv.addr, "queueName": "q"}})
 	check(err)
@@ -510,19 +510,5 @@ func BenchmarkSample(b *testing.B) {
 	q := queueName("bench")
 	impl.push(q, 3)
 	s := newExternal(b, &scalers.TriggerConfig{Type: Type, Metadata: map[string]string{"scalerAddress": srv.addr, "queueName": q, "targetSize": "1"}})
-	ctx := context.Background()
-	lat := make([]time.Duration, 0, b.N)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		start := time.Now()
-		if _, _, err := s.Sample(ctx); err != nil {
-			b.Fatal(err)
-		}
-		lat = append(lat, time.Since(start))
-	}
-	b.StopTimer()
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	scalertest.BenchmarkSample(b, s)
 }

@@ -2,14 +2,7 @@ package external
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"net"
 	"strconv"
 	"strings"
@@ -23,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/tidalscale/tidal/scalers/external/externalscaler"
+	"github.com/tidalscale/tidal/scalers/scalertest"
 )
 
 // queueServer is a tiny external scaler over in-memory queues, speaking KEDA's externalscaler protocol.
@@ -229,71 +223,10 @@ func (rs *runningServer) restart() {
 	}
 }
 
-// testPKI is a CA with a server certificate for 127.0.0.1 and a client certificate, all PEM.
-type testPKI struct {
-	caPEM                       string
-	serverCert                  tls.Certificate
-	clientCertPEM, clientKeyPEM string
-	pool                        *x509.CertPool
-}
-
-func newPKI(t testing.TB) testPKI {
-	t.Helper()
-	caKey := mustKey(t)
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "tidal-test-ca"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, _ := x509.ParseCertificate(caDER)
-	leaf := func(serial int64, cn string, usage x509.ExtKeyUsage, ips []net.IP) (string, string) {
-		key := mustKey(t)
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage}, IPAddresses: ips,
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kder, err := x509.MarshalECPrivateKey(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
-			string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}))
-	}
-	srvCert, srvKey := leaf(2, "server", x509.ExtKeyUsageServerAuth, []net.IP{net.ParseIP("127.0.0.1")})
-	cliCert, cliKey := leaf(3, "client", x509.ExtKeyUsageClientAuth, nil)
-	pair, err := tls.X509KeyPair([]byte(srvCert), []byte(srvKey))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(caCert)
-	return testPKI{
-		caPEM:      string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})),
-		serverCert: pair, clientCertPEM: cliCert, clientKeyPEM: cliKey, pool: pool,
-	}
-}
-
-func mustKey(t testing.TB) *ecdsa.PrivateKey {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
 // mTLSServerOption requires a client certificate signed by the test CA.
-func (p testPKI) mTLSServerOption() grpc.ServerOption {
+func mTLSServerOption(p scalertest.PKI) grpc.ServerOption {
 	return grpc.Creds(credentials.NewTLS(&tls.Config{
-		MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{p.serverCert},
-		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: p.pool,
+		MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{p.Server},
+		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: p.Pool,
 	}))
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/segmentio/kafka-go/sasl/scram"
 
 	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/tlsauth"
 )
 
 // connOptions identify one connection to a Kafka cluster: triggers with equal options share it.
@@ -25,7 +26,7 @@ type connOptions struct {
 	Username         string
 	Password         string
 	TLS              bool
-	TLSFiles         tlsOptions
+	TLSFiles         tlsauth.Options
 }
 
 func (o connOptions) key() string {
@@ -62,7 +63,7 @@ func newConn(o connOptions) (*conn, error) {
 		Context:     bg,
 	}
 	if o.TLS {
-		tc, err := newTLSConfig(o.TLSFiles)
+		tc, err := tlsauth.Config(o.TLSFiles)
 		if err != nil {
 			cancel()
 			return nil, err

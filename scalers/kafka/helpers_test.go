@@ -2,17 +2,10 @@ package kafka
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -20,11 +13,9 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/twmb/franz-go/pkg/kfake"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
-	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/scalertest"
 )
 
 // uniqueName returns a topic or group name unique to this test run.
@@ -133,16 +124,7 @@ func newScaler(t testing.TB, cfg *scalers.TriggerConfig) *Scaler {
 // sample returns the single metric value and activity, failing the test on error.
 func sample(t testing.TB, s *Scaler) (float64, bool) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	vals, active, err := s.Sample(ctx)
-	if err != nil {
-		t.Fatalf("Sample: %v", err)
-	}
-	if len(vals) != 1 || vals[0].MetricName != s.metricName {
-		t.Fatalf("Sample returned %+v, want one value named %s", vals, s.metricName)
-	}
-	return vals[0].Value, active
+	return scalertest.Sample(t, s, s.metricName)
 }
 
 // wantSample polls until the sample matches: the broker applies commits asynchronously to reads on a loaded machine.
@@ -158,81 +140,5 @@ func wantSample(t testing.TB, s *Scaler, value float64, active bool) {
 			t.Fatalf("sample = (%v, active=%v), want (%v, active=%v)", v, a, value, active)
 		}
 		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func observedLogger() (*zap.Logger, *observer.ObservedLogs) {
-	core, logs := observer.New(zapcore.DebugLevel)
-	return zap.New(core), logs
-}
-
-// testPKI is a CA and a server certificate for 127.0.0.1, PEM encoded.
-type testPKI struct {
-	CAPEM     string
-	ServerTLS *tls.Config
-}
-
-func newTestPKI(t testing.TB) testPKI {
-	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "tidal-test-ca"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, _ := x509.ParseCertificate(caDER)
-	srvKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srvTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, caCert, &srvKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(srvKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pair, err := tls.X509KeyPair(
-		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srvDER}),
-		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return testPKI{
-		CAPEM:     string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})),
-		ServerTLS: &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12},
-	}
-}
-
-// assertNoSecret fails when secret appears in the error text or in any logged message or field.
-func assertNoSecret(t testing.TB, secret, errText string, entries []observer.LoggedEntry) {
-	t.Helper()
-	if strings.Contains(errText, secret) {
-		t.Errorf("error leaks the secret: %q", errText)
-	}
-	for _, e := range entries {
-		if strings.Contains(e.Message, secret) {
-			t.Errorf("log message leaks the secret: %q", e.Message)
-		}
-		for k, v := range e.ContextMap() {
-			if strings.Contains(fmt.Sprint(v), secret) {
-				t.Errorf("log field %s leaks the secret: %v", k, v)
-			}
-		}
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/tlsauth"
 )
 
 // TriggerType is the trigger type this package registers.
@@ -227,7 +228,7 @@ func New(ctx context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error
 		Username:         meta.Username,
 		Password:         meta.Password,
 		TLS:              meta.TLS == "enable",
-		TLSFiles: tlsOptions{
+		TLSFiles: tlsauth.Options{
 			CA: meta.CA, Cert: meta.Cert, Key: meta.Key, KeyPassword: meta.KeyPassword, UnsafeSsl: meta.UnsafeSsl,
 		},
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/scalertest"
 )
 
 func TestSampleLagThenCommit(t *testing.T) {
@@ -159,7 +160,7 @@ func TestSASL(t *testing.T) {
 	}
 	t.Run("wrong password never leaks", func(t *testing.T) {
 		const wrong = "wr0ng-Pa55word-xyz"
-		logger, logs := observedLogger()
+		logger, logs := scalertest.ObservedLogger()
 		cfg := triggerConfig(c.Addr, map[string]string{"topic": topic, "consumerGroup": group, "version": "2.8.0", "watchInterval": "20ms"})
 		cfg.AuthParams = map[string]string{"sasl": "scram_sha256", "username": user, "password": wrong}
 		cfg.Logger = logger
@@ -178,7 +179,7 @@ func TestSASL(t *testing.T) {
 		wctx, wcancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 		defer wcancel()
 		_ = s.Watch(wctx, make(chan struct{}, 1))
-		assertNoSecret(t, wrong, err.Error(), logs.All())
+		scalertest.AssertNoSecret(t, wrong, err.Error(), logs.All())
 		if logs.FilterMessageSnippet("watch failed").Len() == 0 {
 			t.Errorf("Watch logged no failure; logs: %v", logs.All())
 		}
@@ -187,18 +188,18 @@ func TestSASL(t *testing.T) {
 
 func TestTLS(t *testing.T) {
 	t.Parallel()
-	pki := newTestPKI(t)
+	pki := scalertest.NewPKI(t)
 	topic, group := uniqueName(t, "t"), uniqueName(t, "g")
-	c := newTestCluster(t, kfake.SeedTopics(1, topic), kfake.TLS(pki.ServerTLS))
+	c := newTestCluster(t, kfake.SeedTopics(1, topic), kfake.TLS(&tls.Config{Certificates: []tls.Certificate{pki.Server}, MinVersion: tls.VersionTLS12}))
 	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM([]byte(pki.CAPEM))
+	roots.AppendCertsFromPEM([]byte(pki.CA))
 	c.withAdminAuth(nil, &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12})
 	c.produce(t, topic, 0, 3)
 	c.commit(t, group, topic, map[int]int64{0: 1})
 
 	t.Run("ca verifies the broker", func(t *testing.T) {
 		cfg := triggerConfig(c.Addr, map[string]string{"topic": topic, "consumerGroup": group})
-		cfg.AuthParams = map[string]string{"tls": "enable", "ca": pki.CAPEM}
+		cfg.AuthParams = map[string]string{"tls": "enable", "ca": pki.CA}
 		wantSample(t, newScaler(t, cfg), 2, true)
 	})
 	t.Run("unsafeSsl skips verification", func(t *testing.T) {
@@ -325,22 +326,5 @@ func BenchmarkSample(b *testing.B) {
 	}
 	c.commit(b, group, topic, map[int]int64{0: 1, 1: 2, 2: 3, 3: 4})
 	s := newScaler(b, triggerConfig(c.Addr, map[string]string{"topic": topic, "consumerGroup": group}))
-	ctx := context.Background()
-	if _, _, err := s.Sample(ctx); err != nil {
-		b.Fatal(err)
-	}
-	lat := make([]time.Duration, 0, b.N)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		start := time.Now()
-		if _, _, err := s.Sample(ctx); err != nil {
-			b.Fatal(err)
-		}
-		lat = append(lat, time.Since(start))
-	}
-	b.StopTimer()
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	scalertest.BenchmarkSample(b, s)
 }

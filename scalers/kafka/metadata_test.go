@@ -9,21 +9,13 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 
 	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/scalertest"
 )
 
 func TestMetadata(t *testing.T) {
 	t.Parallel()
-	base := func(extra map[string]string) map[string]string {
-		m := map[string]string{"bootstrapServers": "b1:9092,b2:9092", "consumerGroup": "grp", "topic": "orders"}
-		for k, v := range extra {
-			if v == "<delete>" {
-				delete(m, k)
-				continue
-			}
-			m[k] = v
-		}
-		return m
-	}
+	defaults := map[string]string{"bootstrapServers": "b1:9092,b2:9092", "consumerGroup": "grp", "topic": "orders"}
+	base := func(changes map[string]string) map[string]string { return scalertest.With(defaults, changes) }
 	tests := []struct {
 		name    string
 		md      map[string]string

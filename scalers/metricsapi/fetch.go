@@ -5,13 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
-	"strconv"
-	"time"
 
-	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/httpauth"
 )
 
 // maxBody bounds how much of a response is read.
@@ -63,51 +60,25 @@ func (s *Scaler) newRequest(ctx context.Context) (*http.Request, error) {
 	if err != nil {
 		return nil, fmt.Errorf("building the request for %s: %w", redactURL(s.meta.URL), err)
 	}
-	if s.meta.modes[authAPIKey] && s.meta.Method != "query" {
-		name := s.meta.KeyParamName
-		if name == "" {
-			name = "X-API-KEY"
-		}
-		req.Header.Add(name, s.meta.APIKey)
-	}
-	if s.meta.modes[authBasic] {
-		req.SetBasicAuth(s.meta.Username, s.meta.Password)
-	}
-	if s.meta.modes[authBearer] {
-		req.Header.Set("Authorization", "Bearer "+s.meta.BearerToken)
-	}
+	s.meta.credentials().Apply(req)
 	return req, nil
 }
 
-// transportOptions identify an HTTP transport: triggers with equal TLS settings share one (and its connections).
-type transportOptions struct {
-	UnsafeSsl   bool
-	CA          string
-	Cert        string
-	Key         string
-	KeyPassword string
-}
-
-func (o transportOptions) key() string {
-	return scalers.ClientKey(TriggerType, map[string]string{
-		"unsafeSsl": strconv.FormatBool(o.UnsafeSsl), "ca": o.CA, "cert": o.Cert, "key": o.Key, "keyPassword": o.KeyPassword,
-	})
-}
-
-func newTransport(o transportOptions) (*http.Transport, error) {
-	tc, err := newTLSConfig(tlsOptions{CA: o.CA, Cert: o.Cert, Key: o.Key, KeyPassword: o.KeyPassword, UnsafeSsl: o.UnsafeSsl})
-	if err != nil {
-		return nil, err
+// credentials are what the active auth modes add to a request: the API key as a header (method header), basic
+// auth and the bearer token. An API key sent as a query parameter is added to the URL by newRequest.
+func (m *Metadata) credentials() httpauth.Credentials {
+	var c httpauth.Credentials
+	if m.modes[authAPIKey] && m.Method != "query" {
+		c.Header, c.HeaderValue = m.KeyParamName, m.APIKey
+		if c.Header == "" {
+			c.Header = "X-API-KEY"
+		}
 	}
-	return &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSClientConfig:       tc,
-		TLSHandshakeTimeout:   5 * time.Second,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          100,
-		MaxIdleConnsPerHost:   10,
-		IdleConnTimeout:       90 * time.Second,
-		ExpectContinueTimeout: time.Second,
-	}, nil
+	if m.modes[authBasic] {
+		c.Username, c.Password = m.Username, m.Password
+	}
+	if m.modes[authBearer] {
+		c.BearerToken = m.BearerToken
+	}
+	return c
 }

@@ -23,13 +23,14 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 
 	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/httpauth"
+	"github.com/tidalscale/tidal/scalers/tlsauth"
 )
 
 // TriggerType is the trigger type this package registers.
@@ -106,7 +107,7 @@ func (m *Metadata) Validate() error {
 	}
 	m.timeout = defaultTimeout
 	if m.Timeout != "" {
-		d, err := parseTimeout(m.Timeout)
+		d, err := scalers.ParseHTTPTimeout(m.Timeout)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("timeout: %w", err))
 		}
@@ -117,18 +118,8 @@ func (m *Metadata) Validate() error {
 }
 
 func (m *Metadata) validateAuth() []error {
-	var errs []error
-	m.modes = map[string]bool{}
-	for _, mode := range strings.Split(m.AuthMode, ",") {
-		mode = strings.TrimSpace(mode)
-		switch mode {
-		case "":
-		case authAPIKey, authBasic, authBearer, authTLS:
-			m.modes[mode] = true
-		default:
-			errs = append(errs, fmt.Errorf("authMode: want a comma-separated list of apiKey, basic, bearer, tls, got %q", mode))
-		}
-	}
+	modes, errs := httpauth.ParseModes("authMode", m.AuthMode, authAPIKey, authBasic, authBearer, authTLS)
+	m.modes = modes
 	if m.modes[authBasic] && m.modes[authBearer] {
 		errs = append(errs, errors.New("authMode: basic and bearer cannot be combined"))
 	}
@@ -150,20 +141,6 @@ func (m *Metadata) validateAuth() []error {
 	return errs
 }
 
-func parseTimeout(s string) (time.Duration, error) {
-	if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
-		if ms <= 0 || ms > int64(time.Hour/time.Millisecond) {
-			return 0, fmt.Errorf("want milliseconds between 1 and 3600000, got %q", s)
-		}
-		return time.Duration(ms) * time.Millisecond, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 || d > time.Hour {
-		return 0, fmt.Errorf("want a number of milliseconds or a duration such as 5s (at most 1h), got %q", s)
-	}
-	return d, nil
-}
-
 // redactURL drops userinfo and the query (which may carry an API key) from a URL shown in an error.
 func redactURL(s string) string {
 	u, err := url.Parse(s)
@@ -173,6 +150,15 @@ func redactURL(s string) string {
 	u.User = nil
 	u.RawQuery = ""
 	return u.String()
+}
+
+// tlsOptions are the transport's TLS settings: unsafeSsl and ca always, the client certificate with authMode tls.
+func (m *Metadata) tlsOptions() tlsauth.Options {
+	o := tlsauth.Options{UnsafeSsl: m.UnsafeSsl, CA: m.CA}
+	if m.modes[authTLS] {
+		o.Cert, o.Key, o.KeyPassword = m.Cert, m.Key, m.KeyPassword
+	}
+	return o
 }
 
 // kedaNormalize is KEDA's NormalizeString: the characters it turns into dashes in metric names. Tidal's
@@ -201,12 +187,7 @@ func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) 
 	if err := scalers.Parse(cfg, &meta); err != nil {
 		return nil, err
 	}
-	opts := transportOptions{UnsafeSsl: meta.UnsafeSsl, CA: meta.CA}
-	if meta.modes[authTLS] {
-		opts.Cert, opts.Key, opts.KeyPassword = meta.Cert, meta.Key, meta.KeyPassword
-	}
-	tr, release, err := scalers.Acquire(cfg.Shared, opts.key(), func() (*http.Transport, error) { return newTransport(opts) },
-		func(t *http.Transport) error { t.CloseIdleConnections(); return nil })
+	tr, release, err := httpauth.AcquireTransport(cfg.Shared, TriggerType, meta.tlsOptions())
 	if err != nil {
 		return nil, cfg.Errorf("%w", err)
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/scalertest"
 )
 
 // queueAPI is a JSON metrics endpoint whose queue depth the test changes.
@@ -172,7 +172,7 @@ func TestFormats(t *testing.T) {
 
 func TestAuthModes(t *testing.T) {
 	t.Parallel()
-	pki := newTestPKI(t)
+	pki := scalertest.NewPKI(t)
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u, p, basic := r.BasicAuth()
 		ok := r.Header.Get("X-API-KEY") == "k-header" || r.Header.Get("X-Custom-Key") == "k-custom" ||
@@ -205,8 +205,8 @@ func TestAuthModes(t *testing.T) {
 		{name: "apiKey named query", url: plainSrv.URL + "/?x=1", md: map[string]string{"authMode": "apiKey", "method": "query", "keyParamName": "token_param"}, auth: map[string]string{"apiKey": "k-query2"}},
 		{name: "basic", url: plainSrv.URL, md: map[string]string{"authMode": "basic"}, auth: map[string]string{"username": "alice", "password": "pw"}},
 		{name: "bearer", url: plainSrv.URL, md: map[string]string{"authMode": "bearer"}, auth: map[string]string{"token": "tok"}},
-		{name: "tls client certificate", url: tlsSrv.URL, md: map[string]string{"authMode": "tls"}, auth: map[string]string{"ca": pki.CAPEM, "cert": pki.ClientCert, "key": pki.ClientKey}},
-		{name: "ca with bearer", url: tlsSrv.URL, md: map[string]string{"authMode": "bearer"}, auth: map[string]string{"ca": pki.CAPEM, "token": "tok"}},
+		{name: "tls client certificate", url: tlsSrv.URL, md: map[string]string{"authMode": "tls"}, auth: map[string]string{"ca": pki.CA, "cert": pki.ClientCert, "key": pki.ClientKey}},
+		{name: "ca with bearer", url: tlsSrv.URL, md: map[string]string{"authMode": "bearer"}, auth: map[string]string{"ca": pki.CA, "token": "tok"}},
 		{name: "unsafeSsl with apiKey", url: tlsSrv.URL, md: map[string]string{"authMode": "apiKey", "unsafeSsl": "true"}, auth: map[string]string{"apiKey": "k-header"}},
 		{name: "no credentials", url: plainSrv.URL, wantErr: "HTTP 401"},
 		{name: "unknown CA", url: tlsSrv.URL, md: map[string]string{"authMode": "bearer"}, auth: map[string]string{"token": "tok"}, wantErr: "certificate"},
@@ -241,7 +241,7 @@ func TestCredentialsNeverLeak(t *testing.T) {
 	deadURL := dead.URL
 	dead.Close()
 	for _, url := range []string{srv.URL, deadURL} {
-		logger, logs := observedLogger()
+		logger, logs := scalertest.ObservedLogger()
 		cfg := &scalers.TriggerConfig{Type: TriggerType, Logger: logger, AuthParams: map[string]string{"apiKey": key},
 			Metadata: map[string]string{"url": url + "/m", "valueLocation": "v", "targetValue": "1", "authMode": "apiKey", "method": "query"}}
 		cfg.Normalize()
@@ -253,7 +253,7 @@ func TestCredentialsNeverLeak(t *testing.T) {
 		if err == nil {
 			t.Fatalf("Sample against %s succeeded", url)
 		}
-		assertNoSecret(t, key, err.Error(), logs.All())
+		scalertest.AssertNoSecret(t, key, err.Error(), logs.All())
 		_ = s.Close(context.Background())
 	}
 }
@@ -267,18 +267,5 @@ func BenchmarkSample(b *testing.B) {
 	if v, _, err := s.Sample(ctx); err != nil || v[0].Value != 24 {
 		b.Fatalf("Sample = %v, %v; want 24", v, err)
 	}
-	lat := make([]time.Duration, 0, b.N)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		start := time.Now()
-		if _, _, err := s.Sample(ctx); err != nil {
-			b.Fatal(err)
-		}
-		lat = append(lat, time.Since(start))
-	}
-	b.StopTimer()
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	scalertest.BenchmarkSample(b, s)
 }

@@ -6,18 +6,14 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
-	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
-	"go.uber.org/zap/zaptest/observer"
-
 	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/scalertest"
 )
 
 const rootDSN = "root@tcp(127.0.0.1:3306)/test"
@@ -71,18 +67,10 @@ func newScaler(t testing.TB, cfg *scalers.TriggerConfig) scalers.Scaler {
 	return s
 }
 
+// sample returns the single metric value and activity, failing the test on error.
 func sample(t testing.TB, s scalers.Scaler) (float64, bool) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	v, active, err := s.Sample(ctx)
-	if err != nil {
-		t.Fatalf("Sample: %v", err)
-	}
-	if len(v) != 1 {
-		t.Fatalf("Sample returned %d values, want 1", len(v))
-	}
-	return v[0].Value, active
+	return scalertest.Sample(t, s, "")
 }
 
 func TestSampleLoadAndDrain(t *testing.T) {
@@ -354,9 +342,9 @@ func TestSecretsNeverLeak(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			core, logs := observer.New(zapcore.DebugLevel)
+			logger, logs := scalertest.ObservedLogger()
 			cfg := tc.cfg
-			cfg.Type, cfg.Name, cfg.Logger = Type, "leak", zap.New(core)
+			cfg.Type, cfg.Name, cfg.Logger = Type, "leak", logger
 			var errs []error
 			s, err := New(context.Background(), &cfg)
 			if err != nil {
@@ -386,16 +374,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 			if len(logs.All()) == 0 && s != nil {
 				t.Error("expected a debug log entry for the failed query")
 			}
-			for _, e := range logs.All() {
-				if strings.Contains(e.Message, wrongPW) {
-					t.Errorf("log message leaks the password: %q", e.Message)
-				}
-				for k, v := range e.ContextMap() {
-					if strings.Contains(fmt.Sprint(v), wrongPW) {
-						t.Errorf("log field %s leaks the password", k)
-					}
-				}
-			}
+			scalertest.AssertNoSecret(t, wrongPW, "", logs.All())
 		})
 	}
 }
@@ -447,19 +426,5 @@ func BenchmarkSample(b *testing.B) {
 	s := newScaler(b, &scalers.TriggerConfig{Type: Type,
 		Metadata:   map[string]string{"query": "SELECT count(*) FROM " + tbl + " WHERE done = false", "queryValue": "5"},
 		AuthParams: map[string]string{"connectionString": rootDSN}})
-	ctx := context.Background()
-	lat := make([]time.Duration, 0, b.N)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		start := time.Now()
-		if _, _, err := s.Sample(ctx); err != nil {
-			b.Fatal(err)
-		}
-		lat = append(lat, time.Since(start))
-	}
-	b.StopTimer()
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	scalertest.BenchmarkSample(b, s)
 }

@@ -1,11 +1,10 @@
 package nats
 
 import (
-	"context"
-	"sort"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/tidalscale/tidal/scalers/scalertest"
 )
 
 // BenchmarkSample measures one Sample: a $JS.API.CONSUMER.INFO request to the local server, and a /jsz read
@@ -23,24 +22,7 @@ func BenchmarkSample(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			s := newScaler(b, scalerOpts{metadata: bc.metadata})
-			ctx := context.Background()
-			if _, _, err := s.Sample(ctx); err != nil {
-				b.Fatal(err)
-			}
-			lat := make([]time.Duration, 0, b.N)
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				start := time.Now()
-				if _, _, err := s.Sample(ctx); err != nil {
-					b.Fatal(err)
-				}
-				lat = append(lat, time.Since(start))
-			}
-			b.StopTimer()
-			sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
-			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+			scalertest.BenchmarkSample(b, s)
 		})
 	}
 }

@@ -7,21 +7,13 @@ import (
 	"time"
 
 	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/scalertest"
 )
 
 func TestParseMetadata(t *testing.T) {
 	t.Parallel()
-	base := func(kv ...string) map[string]string {
-		m := map[string]string{"natsServerMonitoringEndpoint": "nats.nats.svc:8222", "account": "$G", "stream": "ORDERS", "consumer": "worker"}
-		for i := 0; i+1 < len(kv); i += 2 {
-			if kv[i+1] == "<delete>" {
-				delete(m, kv[i])
-				continue
-			}
-			m[kv[i]] = kv[i+1]
-		}
-		return m
-	}
+	defaults := map[string]string{"natsServerMonitoringEndpoint": "nats.nats.svc:8222", "account": "$G", "stream": "ORDERS", "consumer": "worker"}
+	base := func(kv ...string) map[string]string { return scalertest.WithPairs(defaults, kv...) }
 	type want struct {
 		lag        int64
 		activation int64

@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/scalertest"
 )
 
 const natsURL = "nats://127.0.0.1:4222"
@@ -147,18 +148,10 @@ func newScaler(t testing.TB, o scalerOpts) *Scaler {
 	return s.(*Scaler)
 }
 
+// sample returns the single metric value and activity, failing the test on error.
 func sample(t testing.TB, s *Scaler) (float64, bool) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	v, active, err := s.Sample(ctx)
-	if err != nil {
-		t.Fatalf("Sample: %v", err)
-	}
-	if len(v) != 1 || v[0].MetricName != s.metricName {
-		t.Fatalf("Sample returned %+v, want one value named %s", v, s.metricName)
-	}
-	return v[0].Value, active
+	return scalertest.Sample(t, s, s.metricName)
 }
 
 func TestAPILag(t *testing.T) {

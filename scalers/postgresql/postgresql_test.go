@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -13,11 +12,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
-	"go.uber.org/zap/zaptest/observer"
-
 	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/scalertest"
 )
 
 const adminConn = "host=127.0.0.1 port=5432 user=postgres dbname=test sslmode=disable"
@@ -69,18 +65,10 @@ func newScaler(t testing.TB, cfg *scalers.TriggerConfig) scalers.Scaler {
 	return s
 }
 
+// sample returns the single metric value and activity, failing the test on error.
 func sample(t testing.TB, s scalers.Scaler) (float64, bool) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	v, active, err := s.Sample(ctx)
-	if err != nil {
-		t.Fatalf("Sample: %v", err)
-	}
-	if len(v) != 1 {
-		t.Fatalf("Sample returned %d values, want 1", len(v))
-	}
-	return v[0].Value, active
+	return scalertest.Sample(t, s, "")
 }
 
 func TestSampleLoadAndDrain(t *testing.T) {
@@ -342,9 +330,9 @@ func TestSecretsNeverLeak(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			core, logs := observer.New(zapcore.DebugLevel)
+			logger, logs := scalertest.ObservedLogger()
 			cfg := tc.cfg
-			cfg.Type, cfg.Name, cfg.Logger = Type, "leak", zap.New(core)
+			cfg.Type, cfg.Name, cfg.Logger = Type, "leak", logger
 			var errs []error
 			s, err := New(context.Background(), &cfg)
 			if err != nil {
@@ -368,16 +356,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 					t.Errorf("error %q does not name the trigger", err)
 				}
 			}
-			for _, e := range logs.All() {
-				if strings.Contains(e.Message, pw) {
-					t.Errorf("log message leaks the password: %q", e.Message)
-				}
-				for k, v := range e.ContextMap() {
-					if strings.Contains(fmt.Sprint(v), pw) {
-						t.Errorf("log field %s leaks the password", k)
-					}
-				}
-			}
+			scalertest.AssertNoSecret(t, pw, "", logs.All())
 		})
 	}
 }
@@ -417,19 +396,5 @@ func BenchmarkSample(b *testing.B) {
 	s := newScaler(b, &scalers.TriggerConfig{Type: Type,
 		Metadata:   map[string]string{"query": "SELECT count(*) FROM " + tbl + " WHERE done = false", "targetQueryValue": "5"},
 		AuthParams: map[string]string{"connection": adminConn}})
-	ctx := context.Background()
-	lat := make([]time.Duration, 0, b.N)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		start := time.Now()
-		if _, _, err := s.Sample(ctx); err != nil {
-			b.Fatal(err)
-		}
-		lat = append(lat, time.Since(start))
-	}
-	b.StopTimer()
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	scalertest.BenchmarkSample(b, s)
 }

@@ -7,21 +7,13 @@ import (
 	"time"
 
 	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/scalertest"
 )
 
 func TestMetadata(t *testing.T) {
 	t.Parallel()
-	base := func(extra map[string]string) map[string]string {
-		m := map[string]string{"serverAddress": "http://prom:9090", "query": "sum(up)", "threshold": "10"}
-		for k, v := range extra {
-			if v == "<delete>" {
-				delete(m, k)
-				continue
-			}
-			m[k] = v
-		}
-		return m
-	}
+	defaults := map[string]string{"serverAddress": "http://prom:9090", "query": "sum(up)", "threshold": "10"}
+	base := func(changes map[string]string) map[string]string { return scalertest.With(defaults, changes) }
 	tests := []struct {
 		name    string
 		md      map[string]string

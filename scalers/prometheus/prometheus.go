@@ -17,13 +17,14 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 
 	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/httpauth"
+	"github.com/tidalscale/tidal/scalers/tlsauth"
 )
 
 // TriggerType is the trigger type this package registers.
@@ -90,7 +91,7 @@ func (m *Metadata) Validate() error {
 	}
 	m.timeout = defaultTimeout
 	if m.Timeout != "" {
-		d, err := parseTimeout(m.Timeout)
+		d, err := scalers.ParseHTTPTimeout(m.Timeout)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("timeout: %w", err))
 		}
@@ -106,20 +107,8 @@ func (m *Metadata) Validate() error {
 }
 
 func (m *Metadata) validateAuth() []error {
-	var errs []error
-	m.modes = map[string]bool{}
-	for _, mode := range strings.Split(m.AuthModes, ",") {
-		mode = strings.TrimSpace(mode)
-		if mode == "" {
-			continue
-		}
-		switch mode {
-		case authBearer, authBasic, authTLS, authCustom:
-			m.modes[mode] = true
-		default:
-			errs = append(errs, fmt.Errorf("authModes: want a comma-separated list of bearer, basic, tls, custom, got %q", mode))
-		}
-	}
+	modes, errs := httpauth.ParseModes("authModes", m.AuthModes, authBearer, authBasic, authTLS, authCustom)
+	m.modes = modes
 	exclusive := 0
 	for _, mode := range []string{authBearer, authBasic, authCustom} {
 		if m.modes[mode] {
@@ -144,18 +133,27 @@ func (m *Metadata) validateAuth() []error {
 	return errs
 }
 
-func parseTimeout(s string) (time.Duration, error) {
-	if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
-		if ms <= 0 || ms > int64(time.Hour/time.Millisecond) {
-			return 0, fmt.Errorf("want milliseconds between 1 and 3600000, got %q", s)
-		}
-		return time.Duration(ms) * time.Millisecond, nil
+// tlsOptions are the transport's TLS settings: unsafeSsl and ca always, the client certificate with authModes tls.
+func (m *Metadata) tlsOptions() tlsauth.Options {
+	o := tlsauth.Options{UnsafeSsl: m.UnsafeSsl, CA: m.CA}
+	if m.modes[authTLS] {
+		o.Cert, o.Key, o.KeyPassword = m.Cert, m.Key, m.KeyPassword
 	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 || d > time.Hour {
-		return 0, fmt.Errorf("want a number of milliseconds or a duration such as 5s (at most 1h), got %q", s)
+	return o
+}
+
+// credentials are what the active (exclusive) auth mode adds to a request: a bearer token, basic auth or the
+// custom header.
+func (m *Metadata) credentials() httpauth.Credentials {
+	switch {
+	case m.modes[authBearer]:
+		return httpauth.Credentials{BearerToken: m.BearerToken}
+	case m.modes[authBasic]:
+		return httpauth.Credentials{Username: m.Username, Password: m.Password}
+	case m.modes[authCustom]:
+		return httpauth.Credentials{Header: m.CustomAuthHeader, HeaderValue: m.CustomAuthValue}
 	}
-	return d, nil
+	return httpauth.Credentials{}
 }
 
 // redactURL drops userinfo from an address shown in an error.
@@ -188,12 +186,7 @@ func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) 
 	if err := scalers.Parse(cfg, &meta); err != nil {
 		return nil, err
 	}
-	opts := transportOptions{UnsafeSsl: meta.UnsafeSsl, CA: meta.CA}
-	if meta.modes[authTLS] {
-		opts.Cert, opts.Key, opts.KeyPassword = meta.Cert, meta.Key, meta.KeyPassword
-	}
-	tr, release, err := scalers.Acquire(cfg.Shared, opts.key(), func() (*http.Transport, error) { return newTransport(opts) },
-		func(t *http.Transport) error { t.CloseIdleConnections(); return nil })
+	tr, release, err := httpauth.AcquireTransport(cfg.Shared, TriggerType, meta.tlsOptions())
 	if err != nil {
 		return nil, cfg.Errorf("%w", err)
 	}

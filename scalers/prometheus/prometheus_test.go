@@ -6,13 +6,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/scalertest"
 )
 
 // fakeAPI serves /api/v1/query with a configurable status and body, and records each request.
@@ -184,7 +184,7 @@ func TestRequestShape(t *testing.T) {
 
 func TestAuthModes(t *testing.T) {
 	t.Parallel()
-	pki := newTestPKI(t)
+	pki := scalertest.NewPKI(t)
 	// One handler checks every credential kind; each case configures the scaler differently.
 	auth := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u, p, basic := r.BasicAuth()
@@ -214,8 +214,8 @@ func TestAuthModes(t *testing.T) {
 		{name: "bearer", url: plainSrv.URL, md: map[string]string{"authModes": "bearer"}, auth: map[string]string{"bearerToken": "good-token"}},
 		{name: "basic", url: plainSrv.URL, md: map[string]string{"authModes": "basic"}, auth: map[string]string{"username": "alice", "password": "good-pass"}},
 		{name: "custom", url: plainSrv.URL, md: map[string]string{"authModes": "custom"}, auth: map[string]string{"customAuthHeader": "X-Auth", "customAuthValue": "good-custom"}},
-		{name: "tls client certificate", url: tlsSrv.URL, md: map[string]string{"authModes": "tls"}, auth: map[string]string{"ca": pki.CAPEM, "cert": pki.ClientCert, "key": pki.ClientKey}},
-		{name: "ca with bearer", url: tlsSrv.URL, md: map[string]string{"authModes": "bearer"}, auth: map[string]string{"ca": pki.CAPEM, "bearerToken": "good-token"}},
+		{name: "tls client certificate", url: tlsSrv.URL, md: map[string]string{"authModes": "tls"}, auth: map[string]string{"ca": pki.CA, "cert": pki.ClientCert, "key": pki.ClientKey}},
+		{name: "ca with bearer", url: tlsSrv.URL, md: map[string]string{"authModes": "bearer"}, auth: map[string]string{"ca": pki.CA, "bearerToken": "good-token"}},
 		{name: "unsafeSsl with bearer", url: tlsSrv.URL, md: map[string]string{"authModes": "bearer", "unsafeSsl": "true"}, auth: map[string]string{"bearerToken": "good-token"}},
 		{name: "no credentials", url: plainSrv.URL, wantErr: "HTTP 401"},
 		{name: "unknown CA", url: tlsSrv.URL, md: map[string]string{"authModes": "bearer"}, auth: map[string]string{"bearerToken": "good-token"}, wantErr: "certificate"},
@@ -260,7 +260,7 @@ func TestCredentialsNeverLeak(t *testing.T) {
 		{name: "basic", mode: "basic", auth: map[string]string{"username": "bob", "password": pass}, secret: pass},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			logger, logs := observedLogger()
+			logger, logs := scalertest.ObservedLogger()
 			cfg := &scalers.TriggerConfig{Type: TriggerType, Logger: logger, AuthParams: tc.auth,
 				Metadata: map[string]string{"serverAddress": srv.URL, "query": "up", "threshold": "1", "authModes": tc.mode}}
 			cfg.Normalize()
@@ -273,7 +273,7 @@ func TestCredentialsNeverLeak(t *testing.T) {
 			if err == nil {
 				t.Fatal("Sample succeeded against a server refusing the credential")
 			}
-			assertNoSecret(t, tc.secret, err.Error(), logs.All())
+			scalertest.AssertNoSecret(t, tc.secret, err.Error(), logs.All())
 		})
 	}
 }
@@ -319,26 +319,5 @@ func BenchmarkSample(b *testing.B) {
 	api := &fakeAPI{status: 200, body: vector("12.5")}
 	srv := httptest.NewServer(api)
 	b.Cleanup(srv.Close)
-	benchSample(b, newScaler(b, map[string]string{"serverAddress": srv.URL, "query": "sum(up)", "threshold": "1"}, nil))
-}
-
-func benchSample(b *testing.B, s *Scaler) {
-	ctx := context.Background()
-	if _, _, err := s.Sample(ctx); err != nil {
-		b.Fatal(err)
-	}
-	lat := make([]time.Duration, 0, b.N)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		start := time.Now()
-		if _, _, err := s.Sample(ctx); err != nil {
-			b.Fatal(err)
-		}
-		lat = append(lat, time.Since(start))
-	}
-	b.StopTimer()
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
-	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	scalertest.BenchmarkSample(b, newScaler(b, map[string]string{"serverAddress": srv.URL, "query": "sum(up)", "threshold": "1"}, nil))
 }

@@ -90,14 +90,7 @@ func (s *Scaler) newRequest(ctx context.Context, ts time.Time) (*http.Request, e
 		}
 		req.Header.Add(k, v)
 	}
-	switch {
-	case s.meta.modes[authBearer]:
-		req.Header.Set("Authorization", "Bearer "+s.meta.BearerToken)
-	case s.meta.modes[authBasic]:
-		req.SetBasicAuth(s.meta.Username, s.meta.Password)
-	case s.meta.modes[authCustom]:
-		req.Header.Set(s.meta.CustomAuthHeader, s.meta.CustomAuthValue)
-	}
+	s.meta.credentials().Apply(req)
 	return req, nil
 }
 

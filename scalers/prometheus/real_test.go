@@ -15,6 +15,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tidalscale/tidal/scalers/scalertest"
 )
 
 const prometheusBinary = "/usr/bin/prometheus"
@@ -181,5 +183,5 @@ func BenchmarkSampleRealPrometheus(b *testing.B) {
 	prom := startPrometheus(b, strings.TrimPrefix(target.srv.URL, "http://"))
 	s := newScaler(b, map[string]string{"serverAddress": prom.URL, "query": "sum(tidal_bench_gauge)", "threshold": "1"}, nil)
 	waitValue(b, s, 7, true)
-	benchSample(b, s)
+	scalertest.BenchmarkSample(b, s)
 }

@@ -18,21 +18,13 @@ import (
 	"time"
 
 	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/scalertest"
 )
 
 func TestParseMetadata(t *testing.T) {
 	t.Parallel()
-	base := func(kv ...string) map[string]string {
-		m := map[string]string{"host": "amqp://guest:guest@127.0.0.1:5672/vh", "queueName": "orders"}
-		for i := 0; i+1 < len(kv); i += 2 {
-			if kv[i+1] == "<delete>" {
-				delete(m, kv[i])
-				continue
-			}
-			m[kv[i]] = kv[i+1]
-		}
-		return m
-	}
+	defaults := map[string]string{"host": "amqp://guest:guest@127.0.0.1:5672/vh", "queueName": "orders"}
+	base := func(kv ...string) map[string]string { return scalertest.WithPairs(defaults, kv...) }
 	type want struct {
 		protocol   string
 		mode       string
@@ -249,25 +241,6 @@ func TestHTTPTLS(t *testing.T) {
 				t.Fatalf("value=%v, want %v", v[0].Value, tc.want)
 			}
 		})
-	}
-}
-
-func TestDecryptKey(t *testing.T) {
-	t.Parallel()
-	_, keyPEM, _ := selfSigned(t, "k", true)
-	block, _ := pem.Decode(keyPEM)
-	//lint:ignore SA1019 producing a legacy encrypted key on purpose
-	enc, err := x509.EncryptPEMBlock(rand.Reader, block.Type, block.Bytes, []byte("pw-123"), x509.PEMCipherAES256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	encPEM := pem.EncodeToMemory(enc)
-	got, err := decryptKey(encPEM, "pw-123")
-	if err != nil || string(got) != string(keyPEM) {
-		t.Fatalf("decrypt: err=%v, equal=%v", err, string(got) == string(keyPEM))
-	}
-	if _, err := decryptKey(encPEM, "wrong"); err == nil || !strings.Contains(err.Error(), "keyPassword") || strings.Contains(err.Error(), "wrong") {
-		t.Fatalf("wrong password: err=%v, want a keyPassword error without the password", err)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/scalertest"
 )
 
 const (
@@ -119,18 +120,10 @@ func newScaler(t testing.TB, o scalerOpts) *Scaler {
 	return s.(*Scaler)
 }
 
+// sample returns the single metric value and activity, failing the test on error.
 func sample(t testing.TB, s *Scaler) (float64, bool) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	v, active, err := s.Sample(ctx)
-	if err != nil {
-		t.Fatalf("Sample: %v", err)
-	}
-	if len(v) != 1 || v[0].MetricName != s.metricName {
-		t.Fatalf("Sample returned %+v, want one value named %s", v, s.metricName)
-	}
-	return v[0].Value, active
+	return scalertest.Sample(t, s, s.metricName)
 }
 
 // eventually polls Sample until cond holds or the timeout passes. The management API refreshes its statistics

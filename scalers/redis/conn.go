@@ -3,8 +3,6 @@ package redis
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
@@ -16,6 +14,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/tlsauth"
 )
 
 // mode is the Redis deployment a trigger talks to, chosen by its trigger type.
@@ -250,48 +249,7 @@ func (c *connMeta) newClient() (goredis.UniversalClient, error) {
 // tlsConfig builds the client TLS settings from KEDA's ca, cert, key, keyPassword and unsafeSsl parameters.
 // Errors never include the PEM material.
 func (c *connMeta) tlsConfig() (*tls.Config, error) {
-	conf := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: c.UnsafeSsl} //nolint:gosec // unsafeSsl is the user's explicit choice, as in KEDA.
-	if c.CA != "" {
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM([]byte(c.CA)) {
-			return nil, errors.New("ca: no PEM certificate found")
-		}
-		conf.RootCAs = pool
-	}
-	if c.Cert != "" {
-		keyPEM := []byte(c.Key)
-		if c.KeyPassword != "" {
-			var err error
-			if keyPEM, err = decryptKey(keyPEM, c.KeyPassword); err != nil {
-				return nil, err
-			}
-		}
-		pair, err := tls.X509KeyPair([]byte(c.Cert), keyPEM)
-		if err != nil {
-			return nil, errors.New("cert: cert and key do not form a valid PEM key pair")
-		}
-		conf.Certificates = []tls.Certificate{pair}
-	}
-	return conf, nil
-}
-
-// decryptKey decrypts a legacy password-protected PEM private key (RFC 1423), the only kind keyPassword
-// applies to in KEDA.
-func decryptKey(keyPEM []byte, password string) ([]byte, error) {
-	block, _ := pem.Decode(keyPEM)
-	if block == nil {
-		return nil, errors.New("key: no PEM block found")
-	}
-	//lint:ignore SA1019 RFC 1423 encryption is what keyPassword means in KEDA; there is no newer std API.
-	if !x509.IsEncryptedPEMBlock(block) {
-		return keyPEM, nil
-	}
-	//lint:ignore SA1019 see above.
-	der, err := x509.DecryptPEMBlock(block, []byte(password))
-	if err != nil {
-		return nil, errors.New("keyPassword: cannot decrypt key with the given keyPassword")
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: block.Type, Bytes: der}), nil
+	return tlsauth.Config(tlsauth.Options{CA: c.CA, Cert: c.Cert, Key: c.Key, KeyPassword: c.KeyPassword, UnsafeSsl: c.UnsafeSsl})
 }
 
 // withTimeout bounds a call whose context carries no deadline.

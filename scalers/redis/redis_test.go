@@ -3,7 +3,6 @@ package redis
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,6 +15,7 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 
 	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/scalertest"
 )
 
 // localClient is a plain client of the shared server, for creating load. It fails the test when the server is
@@ -56,19 +56,10 @@ func build(t testing.TB, cfg *scalers.TriggerConfig, opts Options) scalers.PushS
 	return s.(scalers.PushScaler)
 }
 
-// sample returns the single value and activity, failing on error.
+// sample returns the single metric value and activity, failing the test on error.
 func sample(t testing.TB, s scalers.Scaler) (float64, bool) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	vals, active, err := s.Sample(ctx)
-	if err != nil {
-		t.Fatalf("Sample: %v", err)
-	}
-	if len(vals) != 1 {
-		t.Fatalf("Sample returned %d values, want 1", len(vals))
-	}
-	return vals[0].Value, active
+	return scalertest.Sample(t, s, "")
 }
 
 func cleanupKeys(t testing.TB, c goredis.Cmdable, keys ...string) {
@@ -458,33 +449,9 @@ func BenchmarkSample(b *testing.B) {
 				cleanupKeys(b, rc, key+":s")
 			}
 			s := build(b, &scalers.TriggerConfig{Type: typ, Metadata: md}, Options{})
-			ctx := context.Background()
-			if _, _, err := s.Sample(ctx); err != nil { // load the script, open the connection
-				b.Fatal(err)
-			}
-			lat := make([]time.Duration, 0, b.N)
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				t0 := time.Now()
-				if _, _, err := s.Sample(ctx); err != nil {
-					b.Fatal(err)
-				}
-				lat = append(lat, time.Since(t0))
-			}
-			b.StopTimer()
-			reportPercentiles(b, lat)
+			scalertest.BenchmarkSample(b, s)
 		})
 	}
-}
-
-func reportPercentiles(b *testing.B, lat []time.Duration) {
-	if len(lat) == 0 {
-		return
-	}
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	b.ReportMetric(float64(lat[len(lat)*50/100].Microseconds()), "p50-µs")
-	b.ReportMetric(float64(lat[min(len(lat)-1, len(lat)*99/100)].Microseconds()), "p99-µs")
 }
 
 func TestRegister(t *testing.T) {

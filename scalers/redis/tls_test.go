@@ -2,16 +2,9 @@ package redis
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -22,71 +15,11 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/scalertest"
 )
 
-// pki is a throwaway CA with a server certificate for 127.0.0.1 and a client certificate, all PEM.
-type pki struct {
-	ca, serverCert, serverKey, clientCert, clientKey string
-}
-
-func newPKI(t testing.TB) pki {
-	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "tidal test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, _ := x509.ParseCertificate(caDER)
-	leaf := func(serial int64, usage x509.ExtKeyUsage) (string, string) {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "redis"},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-			IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{usage},
-			KeyUsage: x509.KeyUsageDigitalSignature,
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &k.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kder, err := x509.MarshalECPrivateKey(k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
-			string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}))
-	}
-	p := pki{ca: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}))}
-	p.serverCert, p.serverKey = leaf(2, x509.ExtKeyUsageServerAuth)
-	p.clientCert, p.clientKey = leaf(3, x509.ExtKeyUsageClientAuth)
-	return p
-}
-
-// encryptKey protects a PEM key with a password the legacy (RFC 1423) way keyPassword refers to.
-func encryptKey(t testing.TB, keyPEM, password string) string {
-	t.Helper()
-	block, _ := pem.Decode([]byte(keyPEM))
-	//lint:ignore SA1019 producing the legacy format on purpose.
-	enc, err := x509.EncryptPEMBlock(rand.Reader, block.Type, block.Bytes, []byte(password), x509.PEMCipherAES256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(enc))
-}
-
 // startTLSRedis runs a private redis-server that speaks only TLS and requires a client certificate.
-func startTLSRedis(t testing.TB, p pki) string {
+func startTLSRedis(t testing.TB, p scalertest.PKI) string {
 	t.Helper()
 	dir := t.TempDir()
 	write := func(name, body string) string {
@@ -96,12 +29,12 @@ func startTLSRedis(t testing.TB, p pki) string {
 		}
 		return path
 	}
-	caFile, certFile, keyFile := write("ca.crt", p.ca), write("server.crt", p.serverCert), write("server.key", p.serverKey)
+	caFile, certFile, keyFile := write("ca.crt", p.CA), write("server.crt", p.ServerCert), write("server.key", p.ServerKey)
 	port := freePort(t)
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM([]byte(p.ca))
-	clientPair, err := tls.X509KeyPair([]byte(p.clientCert), []byte(p.clientKey))
+	pool.AppendCertsFromPEM([]byte(p.CA))
+	clientPair, err := tls.X509KeyPair([]byte(p.ClientCert), []byte(p.ClientKey))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,10 +48,10 @@ func startTLSRedis(t testing.TB, p pki) string {
 // TestTLS checks enableTLS / tls, ca, cert, key, keyPassword and unsafeSsl against a real TLS-only server that
 // requires client certificates.
 func TestTLS(t *testing.T) {
-	p := newPKI(t)
+	p := scalertest.NewPKI(t)
 	addr := startTLSRedis(t, p)
 	const keyPW = "key-pass-123"
-	other := newPKI(t)
+	other := scalertest.NewPKI(t)
 	cases := []struct {
 		name    string
 		md      map[string]string
@@ -126,15 +59,15 @@ func TestTLS(t *testing.T) {
 		wantErr string // "" means Sample succeeds
 	}{
 		{name: "enableTLS with ca and client cert", md: map[string]string{"enableTLS": "true"},
-			auth: map[string]string{"ca": p.ca, "cert": p.clientCert, "key": p.clientKey}},
-		{name: "tls enable in auth params", auth: map[string]string{"tls": "enable", "ca": p.ca, "cert": p.clientCert, "key": p.clientKey}},
+			auth: map[string]string{"ca": p.CA, "cert": p.ClientCert, "key": p.ClientKey}},
+		{name: "tls enable in auth params", auth: map[string]string{"tls": "enable", "ca": p.CA, "cert": p.ClientCert, "key": p.ClientKey}},
 		{name: "encrypted key with keyPassword", md: map[string]string{"enableTLS": "true"},
-			auth: map[string]string{"ca": p.ca, "cert": p.clientCert, "key": encryptKey(t, p.clientKey, keyPW), "keyPassword": keyPW}},
+			auth: map[string]string{"ca": p.CA, "cert": p.ClientCert, "key": scalertest.EncryptKey(t, p.ClientKey, keyPW), "keyPassword": keyPW}},
 		{name: "unsafeSsl skips server verification", md: map[string]string{"enableTLS": "true", "unsafeSsl": "true"},
-			auth: map[string]string{"cert": p.clientCert, "key": p.clientKey}},
+			auth: map[string]string{"cert": p.ClientCert, "key": p.ClientKey}},
 		{name: "server not signed by the given ca", md: map[string]string{"enableTLS": "true"},
-			auth: map[string]string{"ca": other.ca, "cert": p.clientCert, "key": p.clientKey}, wantErr: "certificate"},
-		{name: "no client certificate", md: map[string]string{"enableTLS": "true"}, auth: map[string]string{"ca": p.ca}, wantErr: "redis trigger"},
+			auth: map[string]string{"ca": other.CA, "cert": p.ClientCert, "key": p.ClientKey}, wantErr: "certificate"},
+		{name: "no client certificate", md: map[string]string{"enableTLS": "true"}, auth: map[string]string{"ca": p.CA}, wantErr: "redis trigger"},
 		{name: "tls disabled against a TLS port", auth: map[string]string{"tls": "disable"}, wantErr: "redis trigger"},
 	}
 	for _, tc := range cases {
