@@ -130,7 +130,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	list := fmt.Sprintf("tidal-demo-%d", rand.Int64())
 	defer rc.Del(context.Background(), list)
 
-	op, err := app.New(app.Options{Config: o.Config, Registry: registry.New(), Logger: o.Logger, Namespace: o.Namespace})
+	op, err := app.New(app.Options{Config: o.Config, Registry: registry.New(), Logger: o.Logger, Namespace: o.Namespace, WatchNamespace: o.Namespace})
 	if err != nil {
 		return nil, err
 	}

@@ -18,6 +18,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/tidalscale/tidal/autoscaler/operator/app"
+	"github.com/tidalscale/tidal/metricsadapter/stream"
+	"github.com/tidalscale/tidal/scalers/redis"
 	"github.com/tidalscale/tidal/scalers/registry"
 )
 
@@ -38,6 +40,11 @@ func run() error {
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	whAddr := fs.String("webhook-addr", ":9443", "TLS address of the validating webhook; empty disables it")
 	whHosts := fs.String("webhook-hosts", "tidal-operator.tidal-system.svc", "comma-separated names/IPs for the webhook's serving certificate")
+	adapterAddr := fs.String("metrics-adapter-address", "", "host:port of the metrics adapter's sample stream; empty samples triggers in-process")
+	adapterCA := fs.String("metrics-adapter-ca", "", "CA bundle that signed the adapter's stream certificate")
+	adapterCert := fs.String("metrics-adapter-cert", "", "client certificate for the adapter's stream (mutual TLS)")
+	adapterKey := fs.String("metrics-adapter-key", "", "client key for the adapter's stream")
+	adapterServerName := fs.String("metrics-adapter-server-name", "", "name expected in the adapter's certificate (default: the address's host)")
 	whService := fs.String("webhook-service", "tidal-system/tidal-operator:443", "namespace/name:port of the webhook's Service; empty means a URL to the first host")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
@@ -56,6 +63,7 @@ func run() error {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
+	redis.SetLogger(log) // go-redis logs reconnects through its own global logger
 
 	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
 		&clientcmd.ClientConfigLoadingRules{ExplicitPath: *kubeconfig}, &clientcmd.ConfigOverrides{}).ClientConfig()
@@ -65,6 +73,20 @@ func run() error {
 	opts := app.Options{
 		Config: cfg, Registry: registry.New(), Logger: log, Namespace: *namespace,
 		Workers: *workers, ServeAddr: *addr, LeaderElect: *leaderElect,
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if *adapterAddr != "" {
+		tlsCfg, err := stream.ClientTLSConfig(stream.TLSFiles{CertFile: *adapterCert, KeyFile: *adapterKey, CAFile: *adapterCA, ServerName: *adapterServerName})
+		if err != nil {
+			return fmt.Errorf("--metrics-adapter-cert/key/ca: %w", err)
+		}
+		client, err := stream.NewClient(stream.ClientOptions{Address: *adapterAddr, TLS: tlsCfg, Name: "tidal-operator", Logger: log.Named("stream")})
+		if err != nil {
+			return fmt.Errorf("--metrics-adapter-address: %w", err)
+		}
+		go func() { _ = client.Run(ctx) }()
+		opts.Source = client
 	}
 	if *whAddr != "" {
 		wo, err := webhookOptions(*whAddr, *whHosts, *whService)
@@ -77,8 +99,6 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	log.Info("starting", zap.String("addr", op.Addr()), zap.Bool("leaderElect", *leaderElect))
 	return op.Run(ctx)
 }

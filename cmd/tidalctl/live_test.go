@@ -91,7 +91,7 @@ func liveObjects(t *testing.T) (c *devcluster.Cluster, ns string) {
 		}
 	}
 
-	op, err := app.New(app.Options{Config: c.Config, Registry: registry.New(), Logger: zaptest.NewLogger(t), Namespace: ns})
+	op, err := app.New(app.Options{Config: c.Config, Registry: registry.New(), Logger: zaptest.NewLogger(t), Namespace: ns, WatchNamespace: ns})
 	if err != nil {
 		t.Fatal(err)
 	}

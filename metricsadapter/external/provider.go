@@ -6,7 +6,8 @@
 // where <metric> is one of the names the object's scalers put in their MetricSpecs (s<index>-<type>-<name>).
 // The selector picks the ScaledObject; the answer is the trigger's last sample from the cache. A sample that is
 // stale, or whose trigger's latest sample failed, is an error (503): the HPA then keeps the current scale instead
-// of acting on an old value.
+// of acting on an old value — unless the ScaledObject has spec.fallback and the trigger failed failureThreshold
+// times in a row: then, as in KEDA, the answer is the value that makes the HPA scale to the fallback replicas.
 package external
 
 import (
@@ -19,7 +20,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
@@ -27,6 +30,7 @@ import (
 	"sigs.k8s.io/custom-metrics-apiserver/pkg/provider"
 
 	tidallisters "github.com/tidalscale/tidal/api/client/listers/api/v1alpha1"
+	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	"github.com/tidalscale/tidal/metricsadapter/poller"
 	"github.com/tidalscale/tidal/scalers"
 )
@@ -41,6 +45,8 @@ type Cache interface {
 	Lookup(key poller.Key, metricName string) (scalers.Sample, poller.TriggerState, error)
 	// Snapshot returns the state of every object.
 	Snapshot() []poller.ObjectState
+	// MetricSpecs returns an object's metric specs (the targets fallback values are computed from).
+	MetricSpecs(key poller.Key) []autoscalingv2.MetricSpec
 }
 
 // Options configures a Provider. Cache is required.
@@ -108,6 +114,17 @@ func (p *Provider) get(namespace string, selector labels.Selector, metric string
 	for _, name := range names {
 		key := poller.Key{Kind: poller.KindScaledObject, Namespace: namespace, Name: name}
 		sample, st, err := p.cache.Lookup(key, metric)
+		if err != nil && errors.Is(err, poller.ErrSampleFailed) {
+			if v, ok := p.fallback(key, metric, st); ok {
+				list.Items = append(list.Items, external_metrics.ExternalMetricValue{
+					MetricName:   metric,
+					MetricLabels: map[string]string{LabelScaledObjectName: name},
+					Timestamp:    metav1.NewTime(time.Now()),
+					Value:        v,
+				})
+				continue
+			}
+		}
 		if err != nil {
 			if firstErr == nil {
 				firstErr = err
@@ -165,6 +182,39 @@ func (p *Provider) objectNames(namespace string, selector labels.Selector) ([]st
 	}
 	slices.Sort(names)
 	return names, nil
+}
+
+// fallback returns the value that makes the HPA ask for spec.fallback's replicas once the trigger has failed
+// failureThreshold times in a row, as KEDA's adapter does: replicas × the metric's AverageValue target (the HPA
+// divides an AverageValue External metric by its target). Value targets have no such value: no fallback.
+func (p *Provider) fallback(key poller.Key, metric string, st poller.TriggerState) (resource.Quantity, bool) {
+	if p.lister == nil {
+		return resource.Quantity{}, false
+	}
+	so, err := p.lister.ScaledObjects(key.Namespace).Get(key.Name)
+	if err != nil || so.Spec.Fallback == nil || st.ConsecutiveFailures < int(so.Spec.Fallback.FailureThreshold) {
+		return resource.Quantity{}, false
+	}
+	fb := so.Spec.Fallback
+	replicas := fb.Replicas
+	if cur := so.Status.CurrentReplicas; cur != nil {
+		switch fb.GetBehavior() {
+		case tidalv1alpha1.FallbackBehaviorCurrentReplicas:
+			replicas = *cur
+		case tidalv1alpha1.FallbackBehaviorCurrentReplicasIfHigher:
+			replicas = max(*cur, fb.Replicas)
+		case tidalv1alpha1.FallbackBehaviorCurrentReplicasIfLower:
+			replicas = min(*cur, fb.Replicas)
+		}
+	}
+	for _, ms := range p.cache.MetricSpecs(key) {
+		if ms.External == nil || ms.External.Metric.Name != metric || ms.External.Target.AverageValue == nil {
+			continue
+		}
+		target := ms.External.Target.AverageValue.AsApproximateFloat64()
+		return scalers.FloatQuantity(float64(replicas) * target), true
+	}
+	return resource.Quantity{}, false
 }
 
 func notFound(metric string, selector labels.Selector) error {

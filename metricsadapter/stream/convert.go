@@ -27,6 +27,12 @@ type RemoteError struct {
 
 func (e *RemoteError) Error() string { return e.Msg }
 
+// IsBuildError reports whether a trigger's Err is a build error: the poller keeps that as the Err of a trigger
+// that never sampled and never failed a sample.
+func IsBuildError(t *poller.TriggerState) bool {
+	return t.Err != nil && t.SampledAt.IsZero() && t.ConsecutiveFailures == 0
+}
+
 func keyToPB(k poller.Key) *streampb.ObjectKey {
 	return &streampb.ObjectKey{Kind: k.Kind, Namespace: k.Namespace, Name: k.Name}
 }
@@ -72,8 +78,7 @@ func triggerToPB(t *poller.TriggerState) *streampb.TriggerState {
 	if t.Err != nil {
 		out.Error = t.Err.Error()
 		out.ErrorKind = errorKindFailed
-		// The poller keeps a build error as Err of a trigger that never sampled and never failed a sample.
-		if t.SampledAt.IsZero() && t.ConsecutiveFailures == 0 {
+		if IsBuildError(t) {
 			out.ErrorKind = errorKindBuild
 		}
 	}

@@ -51,6 +51,9 @@ type Options struct {
 	// Namespace is the operator's own namespace: ClusterTriggerAuthentication secrets and the leader lease live
 	// there.
 	Namespace string
+	// WatchNamespace limits the operator to ScaledObjects and ScaledJobs of one namespace (KEDA's
+	// WATCH_NAMESPACE); empty watches all namespaces.
+	WatchNamespace string
 	// Workers is the number of concurrent ScaledObject reconciles (default 4).
 	Workers int
 	// ServeAddr serves /metrics, /healthz and /readyz ("" disables; ":0" picks a port, see Operator.Addr).
@@ -279,7 +282,7 @@ func (o *Operator) runControllers(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	factory := tidalinformers.NewSharedInformerFactory(o.tidal, 10*time.Minute)
+	factory := tidalinformers.NewSharedInformerFactoryWithOptions(o.tidal, 10*time.Minute, tidalinformers.WithNamespace(o.opts.WatchNamespace))
 	soInformer := factory.Tidal().V1alpha1().ScaledObjects()
 	soc, err := scaledobject.New(scaledobject.Options{
 		Kube: o.kube, Tidal: o.tidal,
@@ -292,7 +295,7 @@ func (o *Operator) runControllers(ctx context.Context) error {
 		return err
 	}
 	sjInformer := factory.Tidal().V1alpha1().ScaledJobs()
-	kubeFactory := kubeinformers.NewSharedInformerFactoryWithOptions(o.kube, 10*time.Minute,
+	kubeFactory := kubeinformers.NewSharedInformerFactoryWithOptions(o.kube, 10*time.Minute, kubeinformers.WithNamespace(o.opts.WatchNamespace),
 		kubeinformers.WithTweakListOptions(func(lo *metav1.ListOptions) { lo.LabelSelector = scaledjob.LabelScaledJobName }))
 	jobInformer := kubeFactory.Batch().V1().Jobs()
 	sjc, err := scaledjob.New(scaledjob.Options{

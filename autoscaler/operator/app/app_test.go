@@ -65,6 +65,8 @@ func (e *env) startOperator(opts app.Options) *app.Operator {
 	if opts.Namespace == "" {
 		opts.Namespace = e.ns
 	}
+	// The cluster is shared with other test binaries: this operator acts on this test's namespace only.
+	opts.WatchNamespace = e.ns
 	op, err := app.New(opts)
 	if err != nil {
 		e.t.Fatal(err)

@@ -168,7 +168,7 @@ func TestLeaderElectionFailover(t *testing.T) {
 }
 
 func withConfig(e *env, o app.Options) app.Options {
-	o.Config, o.Namespace = e.c.Config, e.ns
+	o.Config, o.Namespace, o.WatchNamespace = e.c.Config, e.ns, e.ns
 	o.Registry = newRegistry()
 	return o
 }

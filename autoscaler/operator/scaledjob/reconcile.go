@@ -68,6 +68,9 @@ func (c *Controller) Reconcile(ctx context.Context, key string) error {
 	switch {
 	case buildErr != nil:
 		setCondition(status, sj.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, "TriggerInvalid", buildErr.Error())
+	case sourceErr(c.opts.Source) != nil:
+		setCondition(status, sj.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, "SampleSourceUnavailable",
+			"creating no jobs: "+sourceErr(c.opts.Source).Error())
 	case fresh:
 		d, err := core.DecideJobs(in)
 		if err != nil {
@@ -118,15 +121,7 @@ func (c *Controller) ensureTriggers(ctx context.Context, sj *tidalv1alpha1.Scale
 	if built {
 		return nil
 	}
-	interval := time.Duration(tidalv1alpha1.DefaultPollingInterval) * time.Second
-	if sj.Spec.PollingInterval != nil && *sj.Spec.PollingInterval > 0 {
-		interval = time.Duration(*sj.Spec.PollingInterval) * time.Second
-	}
-	tmpl := sj.Spec.JobTargetRef.Template
-	cfgs, cached, err := operator.TriggerConfigs(ctx, c.opts.Resolver, operator.TriggerSource{
-		Kind: kindScaledJob, Namespace: sj.Namespace, Name: sj.Name, Triggers: sj.Spec.Triggers,
-		Template: &tmpl, EnvContainer: sj.Spec.EnvSourceContainerName, PollingInterval: interval, Logger: c.log,
-	})
+	spec, err := operator.ScaledJobSpec(ctx, sj, c.opts.Resolver, c.log)
 	if err != nil {
 		c.event(sj, corev1.EventTypeWarning, "TriggerInvalid", err.Error())
 		c.mu.Lock()
@@ -134,8 +129,7 @@ func (c *Controller) ensureTriggers(ctx context.Context, sj *tidalv1alpha1.Scale
 		c.mu.Unlock()
 		return nil
 	}
-	errs := c.opts.Source.Upsert(ctx, poller.ObjectSpec{Key: poller.Key{Kind: kindScaledJob, Namespace: sj.Namespace, Name: sj.Name},
-		PollingInterval: interval, Triggers: cfgs, UseCachedMetrics: cached, Generation: sj.Generation})
+	errs := c.opts.Source.Upsert(ctx, spec)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st.generation, st.buildErr = sj.Generation, nil
@@ -345,6 +339,14 @@ func templateHash(spec *batchv1.JobSpec) string {
 	raw, _ := json.Marshal(spec)
 	sum := sha256.Sum256(raw)
 	return hex.EncodeToString(sum[:])[:10]
+}
+
+// sourceErr reports a sample source that cannot be reached (the metrics adapter's stream), if it can tell.
+func sourceErr(src operator.SampleSource) error {
+	if h, ok := src.(interface{ Err() error }); ok {
+		return h.Err()
+	}
+	return nil
 }
 
 func deref(p *int32, def int32) int32 {

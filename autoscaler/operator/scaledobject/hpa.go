@@ -3,6 +3,7 @@ package scaledobject
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"go.uber.org/zap"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -30,6 +31,11 @@ func HPAName(so *tidalv1alpha1.ScaledObject) string {
 func (c *Controller) reconcileHPAMode(ctx context.Context, so *tidalv1alpha1.ScaledObject, status *tidalv1alpha1.ScaledObjectStatus, target operator.Target, current int32, st *objectState) (Result, error) {
 	key := poller.Key{Kind: kindScaledObject, Namespace: so.Namespace, Name: so.Name}
 	specs := c.opts.Source.MetricSpecs(key)
+	if len(specs) == 0 {
+		// An HPA without metrics would default to 80% CPU: wait for the triggers' specs.
+		setCondition(status, so.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionUnknown, "WaitingForMetricSpecs", "waiting for the triggers' metric specs")
+		return Result{RequeueAfter: time.Second}, c.writeStatus(ctx, so, status)
+	}
 	if err := c.ensureHPA(ctx, so, target, specs); err != nil {
 		return Result{}, err
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"time"
 
 	"go.uber.org/zap"
@@ -17,7 +16,6 @@ import (
 	"github.com/tidalscale/tidal/autoscaler/core"
 	"github.com/tidalscale/tidal/autoscaler/operator"
 	"github.com/tidalscale/tidal/metricsadapter/poller"
-	"github.com/tidalscale/tidal/scalers"
 )
 
 const (
@@ -30,17 +28,18 @@ const (
 
 // Event reasons (constant, as in sample-controller).
 const (
-	ReasonScaled           = "Scaled"
-	ReasonScaleFailed      = "ScaleFailed"
-	ReasonTargetInvalid    = "ScaleTargetInvalid"
-	ReasonTriggerInvalid   = "TriggerInvalid"
-	ReasonTriggerFailing   = "TriggerFailing"
-	ReasonPaused           = "Paused"
-	ReasonFallback         = "FallbackActive"
-	ReasonReady            = "ScaledObjectReady"
-	ReasonRestored         = "ReplicasRestored"
-	ReasonHPAManaged       = "HPAManaged"
-	retryPermanentProblems = 30 * time.Second
+	ReasonScaled            = "Scaled"
+	ReasonScaleFailed       = "ScaleFailed"
+	ReasonTargetInvalid     = "ScaleTargetInvalid"
+	ReasonTriggerInvalid    = "TriggerInvalid"
+	ReasonTriggerFailing    = "TriggerFailing"
+	ReasonPaused            = "Paused"
+	ReasonFallback          = "FallbackActive"
+	ReasonReady             = "ScaledObjectReady"
+	ReasonRestored          = "ReplicasRestored"
+	ReasonHPAManaged        = "HPAManaged"
+	ReasonSourceUnavailable = "SampleSourceUnavailable"
+	retryPermanentProblems  = 30 * time.Second
 )
 
 // Result tells the queue when to look again without an event.
@@ -129,6 +128,16 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (Result, error) 
 	}
 	fillTriggerStatus(status, so, st)
 
+	// A sample source that cannot be reached (the metrics adapter is down) gives no fresh samples: hold the
+	// target where it is, whatever the cooldown says, and say why.
+	if h, ok := c.opts.Source.(interface{ Err() error }); ok {
+		if err := h.Err(); err != nil {
+			setCondition(status, so.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, ReasonSourceUnavailable,
+				"holding replicas: "+err.Error())
+			return Result{RequeueAfter: 5 * time.Second}, c.writeStatus(ctx, so, status)
+		}
+	}
+
 	// Pausing wins over everything else.
 	if paused, replicas, perr := pauseOf(so); perr != nil {
 		c.event(so, corev1.EventTypeWarning, ReasonPaused, perr.Error())
@@ -160,7 +169,7 @@ func (c *Controller) ensureTriggers(ctx context.Context, so *tidalv1alpha1.Scale
 	if built {
 		return st, nil
 	}
-	spec, resolveErr := c.buildSpec(ctx, so, target)
+	spec, resolveErr := operator.ObjectSpec(ctx, so, c.opts.Targets, c.opts.Resolver, c.log)
 	if resolveErr != nil {
 		// Auth or environment could not be resolved: every trigger reports it; retry later, as a secret may
 		// appear. The message names the field and never a value.
@@ -183,59 +192,7 @@ func (c *Controller) ensureTriggers(ctx context.Context, so *tidalv1alpha1.Scale
 	return st, nil
 }
 
-// buildSpec resolves each trigger's authentication and the target's environment into scaler configs.
-func (c *Controller) buildSpec(ctx context.Context, so *tidalv1alpha1.ScaledObject, target operator.Target) (poller.ObjectSpec, error) {
-	tmpl, err := c.opts.Targets.PodTemplate(ctx, target)
-	if err != nil {
-		return poller.ObjectSpec{}, err
-	}
-	envCache := map[string]map[string]string{}
-	envOf := func(container string) (map[string]string, error) {
-		if container == "" {
-			container = so.Spec.ScaleTargetRef.EnvSourceContainerName
-		}
-		if e, ok := envCache[container]; ok {
-			return e, nil
-		}
-		e, err := c.opts.Resolver.Env(ctx, so.Namespace, tmpl, container)
-		if err != nil {
-			return nil, err
-		}
-		envCache[container] = e
-		return e, nil
-	}
-	spec := poller.ObjectSpec{
-		Key:             poller.Key{Kind: kindScaledObject, Namespace: so.Namespace, Name: so.Name},
-		PollingInterval: time.Duration(pollingInterval(so)) * time.Second,
-		Generation:      so.Generation,
-	}
-	env, err := envOf("")
-	if err != nil {
-		return spec, err
-	}
-	for i, t := range so.Spec.Triggers {
-		auth, err := c.opts.Resolver.AuthParams(ctx, so.Namespace, t.AuthenticationRef, envOf)
-		if err != nil {
-			return spec, fmt.Errorf("spec.triggers[%d]: %w", i, err)
-		}
-		spec.Triggers = append(spec.Triggers, scalers.TriggerConfig{
-			Type: t.Type, Name: t.Name, Index: i,
-			Metadata: t.Metadata, AuthParams: auth, ResolvedEnv: env,
-			MetricType: t.MetricType, PollingInterval: spec.PollingInterval,
-			ObjectNamespace: so.Namespace, ObjectName: so.Name, ObjectKind: kindScaledObject,
-			Logger: c.log.With(zap.String("scaledObject", so.Namespace+"/"+so.Name), zap.String("trigger", triggerName(t, i))),
-		})
-		spec.UseCachedMetrics = append(spec.UseCachedMetrics, t.UseCachedMetrics)
-	}
-	return spec, nil
-}
-
-func triggerName(t tidalv1alpha1.ScaleTriggers, i int) string {
-	if t.Name != "" {
-		return t.Name
-	}
-	return "s" + strconv.Itoa(i) + "-" + t.Type
-}
+func triggerName(t tidalv1alpha1.ScaleTriggers, i int) string { return operator.TriggerName(t, i) }
 
 func pollingInterval(so *tidalv1alpha1.ScaledObject) int32 {
 	if so.Spec.PollingInterval != nil && *so.Spec.PollingInterval > 0 {

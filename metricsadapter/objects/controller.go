@@ -1,23 +1,24 @@
-// Package scaledobjects keeps the metrics adapter's poller in line with the cluster's ScaledObjects: an
-// informer enqueues keys, and Reconcile builds each object's poller.ObjectSpec (auth and environment
-// resolved) and upserts it when its generation changed, or deletes it when the object is gone or being deleted.
-package scaledobjects
+// Package objects keeps the metrics adapter's poller in line with the cluster's ScaledObjects and ScaledJobs
+// (one Controller per kind): an informer enqueues keys, and Reconcile builds each object's poller.ObjectSpec
+// (auth and environment resolved) and upserts it when its generation changed, or deletes it when the object is
+// gone or being deleted.
+package objects
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
 	"go.uber.org/zap"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 
-	tidallisters "github.com/tidalscale/tidal/api/client/listers/api/v1alpha1"
-	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	"github.com/tidalscale/tidal/metricsadapter/poller"
 )
 
@@ -27,9 +28,12 @@ type Poller interface {
 	Delete(ctx context.Context, key poller.Key)
 }
 
-// BuildFunc turns a ScaledObject into its ObjectSpec (operator.ObjectSpec with the adapter's clients). Its
-// errors name the field and never a resolved value.
-type BuildFunc func(ctx context.Context, so *tidalv1alpha1.ScaledObject) (poller.ObjectSpec, error)
+// GetFunc reads an object from the informer's cache (a lister); NotFound when it is gone.
+type GetFunc func(namespace, name string) (metav1.Object, error)
+
+// BuildFunc turns an object returned by GetFunc into its ObjectSpec (operator.ObjectSpec or
+// operator.ScaledJobSpec with the adapter's clients). Its errors name the field and never a resolved value.
+type BuildFunc func(ctx context.Context, obj metav1.Object) (poller.ObjectSpec, error)
 
 // Observer hears about objects the controller installed or removed; the stream server uses it to send an
 // object's metric specs before its first sample and to tell clients about deletions. Calls must not block.
@@ -40,15 +44,17 @@ type Observer interface {
 
 // Options wires a Controller. Every field but Logger and Observer is required.
 type Options struct {
-	Informer cache.SharedIndexInformer // ScaledObjects
-	Lister   tidallisters.ScaledObjectLister
+	// Kind is poller.KindScaledObject or poller.KindScaledJob.
+	Kind     string
+	Informer cache.SharedIndexInformer
+	Get      GetFunc
 	Poller   Poller
 	Build    BuildFunc
 	Observer Observer
 	Logger   *zap.Logger
 }
 
-// Controller reconciles ScaledObjects into the poller.
+// Controller reconciles one kind of object into the poller.
 type Controller struct {
 	opts  Options
 	log   *zap.Logger
@@ -61,14 +67,16 @@ type Controller struct {
 // New validates opts, builds a Controller and registers its informer handlers.
 func New(opts Options) (*Controller, error) {
 	switch {
+	case opts.Kind != poller.KindScaledObject && opts.Kind != poller.KindScaledJob:
+		return nil, fmt.Errorf("objects: options: kind: want %s or %s, got %q", poller.KindScaledObject, poller.KindScaledJob, opts.Kind)
 	case opts.Informer == nil:
-		return nil, errors.New("scaledobjects: options: informer is required")
-	case opts.Lister == nil:
-		return nil, errors.New("scaledobjects: options: lister is required")
+		return nil, errors.New("objects: options: informer is required")
+	case opts.Get == nil:
+		return nil, errors.New("objects: options: get is required")
 	case opts.Poller == nil:
-		return nil, errors.New("scaledobjects: options: poller is required")
+		return nil, errors.New("objects: options: poller is required")
 	case opts.Build == nil:
-		return nil, errors.New("scaledobjects: options: build is required")
+		return nil, errors.New("objects: options: build is required")
 	}
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
@@ -78,7 +86,7 @@ func New(opts Options) (*Controller, error) {
 		log:  opts.Logger,
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "adapter-scaledobjects"}),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "adapter-" + strings.ToLower(opts.Kind)}),
 		built: map[string]int64{},
 	}
 	enqueue := func(obj any) {
@@ -95,7 +103,7 @@ func New(opts Options) (*Controller, error) {
 		DeleteFunc: enqueue,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("scaledobjects: informer: %w", err)
+		return nil, fmt.Errorf("objects: %s informer: %w", opts.Kind, err)
 	}
 	return c, nil
 }
@@ -107,9 +115,9 @@ func (c *Controller) HasSynced() bool { return c.opts.Informer.HasSynced() }
 func (c *Controller) Run(ctx context.Context, workers int) error {
 	defer c.queue.ShutDown()
 	if !cache.WaitForCacheSync(ctx.Done(), c.opts.Informer.HasSynced) {
-		return errors.New("scaledobjects: informer did not sync")
+		return fmt.Errorf("objects: %s informer did not sync", c.opts.Kind)
 	}
-	c.log.Info("started", zap.Int("workers", workers))
+	c.log.Info("started", zap.String("kind", c.opts.Kind), zap.Int("workers", workers))
 	var wg sync.WaitGroup
 	for range max(workers, 1) {
 		wg.Go(func() { wait.UntilWithContext(ctx, c.runWorker, time.Second) })
@@ -133,7 +141,7 @@ func (c *Controller) processNextWorkItem(ctx context.Context) bool {
 	}
 	defer c.queue.Done(key)
 	if err := c.Reconcile(ctx, key); err != nil {
-		c.log.Warn("reconcile failed, retrying", zap.String("scaledObject", key), zap.Error(err))
+		c.log.Warn("reconcile failed, retrying", zap.String("kind", c.opts.Kind), zap.String("object", key), zap.Error(err))
 		c.queue.AddRateLimited(key)
 		return true
 	}
@@ -148,9 +156,9 @@ func (c *Controller) Reconcile(ctx context.Context, key string) error {
 		c.log.Error("dropping bad key", zap.String("key", key), zap.Error(err))
 		return nil
 	}
-	pkey := poller.Key{Kind: poller.KindScaledObject, Namespace: ns, Name: name}
-	so, err := c.opts.Lister.ScaledObjects(ns).Get(name)
-	if apierrors.IsNotFound(err) || (err == nil && so.DeletionTimestamp != nil) {
+	pkey := poller.Key{Kind: c.opts.Kind, Namespace: ns, Name: name}
+	obj, err := c.opts.Get(ns, name)
+	if apierrors.IsNotFound(err) || (err == nil && obj.GetDeletionTimestamp() != nil) {
 		c.forget(ctx, key, pkey)
 		return nil
 	}
@@ -160,26 +168,26 @@ func (c *Controller) Reconcile(ctx context.Context, key string) error {
 	c.mu.Lock()
 	gen, ok := c.built[key]
 	c.mu.Unlock()
-	if ok && gen == so.Generation {
+	if ok && gen == obj.GetGeneration() {
 		return nil
 	}
-	spec, err := c.opts.Build(ctx, so)
+	spec, err := c.opts.Build(ctx, obj)
 	if err != nil {
 		// A secret or the target may appear later: retry with back-off.
-		return fmt.Errorf("ScaledObject %s: %w", key, err)
+		return fmt.Errorf("%s %s: %w", c.opts.Kind, key, err)
 	}
 	for _, e := range c.opts.Poller.Upsert(ctx, spec) {
 		if e != nil {
-			c.log.Warn("trigger cannot be built", zap.String("scaledObject", key), zap.String("error", e.Error()))
+			c.log.Warn("trigger cannot be built", zap.String("kind", c.opts.Kind), zap.String("object", key), zap.String("error", e.Error()))
 		}
 	}
 	c.mu.Lock()
-	c.built[key] = so.Generation
+	c.built[key] = obj.GetGeneration()
 	c.mu.Unlock()
 	if c.opts.Observer != nil {
 		c.opts.Observer.ObjectChanged(pkey)
 	}
-	c.log.Debug("scaledObject installed", zap.String("scaledObject", key), zap.Int64("generation", so.Generation))
+	c.log.Debug("object installed", zap.String("kind", c.opts.Kind), zap.String("object", key), zap.Int64("generation", obj.GetGeneration()))
 	return nil
 }
 

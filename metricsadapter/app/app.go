@@ -1,0 +1,361 @@
+// Package app assembles the Tidal metrics adapter: the poller that owns the scalers of every ScaledObject and
+// ScaledJob, the controllers that feed it from the cluster's objects, the aggregated API server (external.metrics.k8s.io
+// from the poller's cache, metrics.k8s.io for simulated pods), the gRPC sample stream to the operator, and the
+// /metrics, /healthz and /readyz endpoints. cmd/tidal-metrics-adapter is a thin flag parser around Run, and
+// tests start the same Run in-process against the dev cluster.
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	aggregator "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
+	cmoptions "sigs.k8s.io/custom-metrics-apiserver/pkg/cmd/options"
+
+	tidalclient "github.com/tidalscale/tidal/api/client/clientset/versioned"
+	tidalinformers "github.com/tidalscale/tidal/api/client/informers/externalversions"
+	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
+	"github.com/tidalscale/tidal/autoscaler/operator"
+	"github.com/tidalscale/tidal/metricsadapter/external"
+	"github.com/tidalscale/tidal/metricsadapter/objects"
+	"github.com/tidalscale/tidal/metricsadapter/podmetrics"
+	"github.com/tidalscale/tidal/metricsadapter/poller"
+	"github.com/tidalscale/tidal/metricsadapter/server"
+	"github.com/tidalscale/tidal/metricsadapter/stream"
+	"github.com/tidalscale/tidal/scalers"
+)
+
+// StreamOptions configures the gRPC sample stream.
+type StreamOptions struct {
+	// Addr is the listen address (":0" picks a port, see Adapter.StreamAddr).
+	Addr string
+	// TLS is the server side of mutual TLS (stream.ServerTLSConfig).
+	TLS *tls.Config
+}
+
+// Options configures the adapter. Config, Registry and Serving are required.
+type Options struct {
+	Config   *rest.Config
+	Registry *scalers.Registry
+	Logger   *zap.Logger
+	// Serving are the aggregated API server's options (secure serving, delegated authn/authz).
+	Serving *cmoptions.CustomMetricsAdapterServerOptions
+	// Namespace is where ClusterTriggerAuthentication secrets live (the operator's namespace).
+	Namespace string
+	// WatchNamespace limits the adapter to ScaledObjects and ScaledJobs of one namespace; empty watches all.
+	WatchNamespace string
+	// Workers is the number of concurrent ScaledObject reconciles (default 4).
+	Workers int
+	// Poller tunes the poller; Registry, Logger and Metrics are set by the adapter.
+	Poller poller.Options
+	// PodMetrics, when set, serves metrics.k8s.io for pods on simulated nodes.
+	PodMetrics *podmetrics.Options
+	// Stream, when set, serves the sample stream to the operator.
+	Stream *StreamOptions
+	// MetricsAddr serves /metrics, /healthz and /readyz over plain HTTP ("" disables; ":0" picks a port).
+	MetricsAddr string
+	// Register, when set, creates or updates the APIServices (and an ExternalName Service) once serving.
+	Register *server.RegisterOptions
+}
+
+// Adapter is a built metrics adapter; Run starts it.
+type Adapter struct {
+	opts     Options
+	log      *zap.Logger
+	kube     kubernetes.Interface
+	agg      aggregator.Interface
+	registry *prometheus.Registry
+	poller   *poller.Poller
+	stream   *stream.Server
+	shared   *sharedSource
+	soCtl    *objects.Controller
+	sjCtl    *objects.Controller
+	tidalInf tidalinformers.SharedInformerFactory
+	kubeInf  informers.SharedInformerFactory
+	api      *server.Server
+
+	streamListener  net.Listener
+	metricsListener net.Listener
+	running         atomic.Bool
+}
+
+// New validates options, builds clients and every component, and opens the listeners.
+func New(opts Options) (*Adapter, error) {
+	switch {
+	case opts.Config == nil:
+		return nil, errors.New("metrics adapter: a Kubernetes client config is required")
+	case opts.Registry == nil:
+		return nil, errors.New("metrics adapter: a scaler registry is required")
+	case opts.Serving == nil:
+		return nil, errors.New("metrics adapter: serving options are required")
+	case opts.Stream != nil && opts.Stream.TLS == nil:
+		return nil, errors.New("metrics adapter: stream: TLS is required (the stream is mutual TLS)")
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = 4
+	}
+	if opts.Namespace == "" {
+		opts.Namespace = "tidal-system"
+	}
+	cfg := rest.CopyConfig(opts.Config)
+	if cfg.QPS == 0 {
+		cfg.QPS, cfg.Burst = 100, 200
+	}
+	a := &Adapter{opts: opts, log: opts.Logger}
+	var err error
+	if a.kube, err = kubernetes.NewForConfig(cfg); err != nil {
+		return nil, fmt.Errorf("metrics adapter: kubernetes client: %w", err)
+	}
+	if a.agg, err = aggregator.NewForConfig(cfg); err != nil {
+		return nil, fmt.Errorf("metrics adapter: aggregator client: %w", err)
+	}
+	tc, err := tidalclient.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("metrics adapter: tidal client: %w", err)
+	}
+	a.registry = prometheus.NewRegistry()
+	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	po := opts.Poller
+	po.Registry, po.Logger, po.Metrics = opts.Registry, opts.Logger.Named("poller"), a.registry
+	if a.poller, err = poller.New(po); err != nil {
+		return nil, fmt.Errorf("metrics adapter: %w", err)
+	}
+
+	a.tidalInf = tidalinformers.NewSharedInformerFactoryWithOptions(tc, 10*time.Minute, tidalinformers.WithNamespace(opts.WatchNamespace))
+	soInf := a.tidalInf.Tidal().V1alpha1().ScaledObjects()
+	targets, err := operator.NewTargets(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("metrics adapter: %w", err)
+	}
+	resolver := &operator.Resolver{Kube: a.kube, Tidal: tc, ClusterObjectNamespace: opts.Namespace}
+	a.shared = newSharedSource(a.poller)
+	observer := observers{a.shared}
+	if opts.Stream != nil {
+		if a.stream, err = stream.NewServer(stream.ServerOptions{Source: a.poller, Logger: opts.Logger.Named("stream"), Metrics: a.registry}); err != nil {
+			return nil, fmt.Errorf("metrics adapter: %w", err)
+		}
+		observer = append(observer, a.stream)
+	}
+	soLog := opts.Logger.Named("scaledobjects")
+	a.soCtl, err = objects.New(objects.Options{
+		Kind: poller.KindScaledObject, Informer: soInf.Informer(), Poller: a.poller, Observer: observer, Logger: soLog,
+		Get: func(ns, name string) (metav1.Object, error) {
+			so, err := soInf.Lister().ScaledObjects(ns).Get(name)
+			if err != nil {
+				return nil, err
+			}
+			return so, nil
+		},
+		Build: func(ctx context.Context, obj metav1.Object) (poller.ObjectSpec, error) {
+			return operator.ObjectSpec(ctx, obj.(*tidalv1alpha1.ScaledObject), targets, resolver, soLog)
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("metrics adapter: %w", err)
+	}
+	sjInf := a.tidalInf.Tidal().V1alpha1().ScaledJobs()
+	sjLog := opts.Logger.Named("scaledjobs")
+	a.sjCtl, err = objects.New(objects.Options{
+		Kind: poller.KindScaledJob, Informer: sjInf.Informer(), Poller: a.poller, Observer: observer, Logger: sjLog,
+		Get: func(ns, name string) (metav1.Object, error) {
+			sj, err := sjInf.Lister().ScaledJobs(ns).Get(name)
+			if err != nil {
+				return nil, err
+			}
+			return sj, nil
+		},
+		Build: func(ctx context.Context, obj metav1.Object) (poller.ObjectSpec, error) {
+			return operator.ScaledJobSpec(ctx, obj.(*tidalv1alpha1.ScaledJob), resolver, sjLog)
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("metrics adapter: %w", err)
+	}
+	provider, err := external.New(external.Options{Cache: a.poller, Lister: soInf.Lister(), Logger: opts.Logger.Named("external"), Metrics: a.registry})
+	if err != nil {
+		return nil, fmt.Errorf("metrics adapter: %w", err)
+	}
+
+	a.kubeInf = informers.NewSharedInformerFactory(a.kube, 10*time.Minute)
+	var pm *podmetrics.Options
+	if opts.PodMetrics != nil {
+		o := *opts.PodMetrics
+		if o.Logger == nil {
+			o.Logger = opts.Logger.Named("podmetrics")
+		}
+		// Requested before the server starts the factory.
+		o.Pods = a.kubeInf.Core().V1().Pods().Lister()
+		o.Nodes = a.kubeInf.Core().V1().Nodes().Lister()
+		pm = &o
+	}
+	a.api, err = server.New(server.Options{
+		Serving: opts.Serving, ClientConfig: cfg, Informers: a.kubeInf, External: provider, PodMetrics: pm,
+		ReadyChecks: []server.ReadyCheck{{Name: "tidal-scaledobjects-synced", Check: a.readyCheck}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if opts.Stream != nil {
+		if a.streamListener, err = net.Listen("tcp", opts.Stream.Addr); err != nil {
+			return nil, fmt.Errorf("metrics adapter: stream listen %s: %w", opts.Stream.Addr, err)
+		}
+	}
+	if opts.MetricsAddr != "" {
+		if a.metricsListener, err = net.Listen("tcp", opts.MetricsAddr); err != nil {
+			if a.streamListener != nil {
+				_ = a.streamListener.Close()
+			}
+			return nil, fmt.Errorf("metrics adapter: metrics listen %s: %w", opts.MetricsAddr, err)
+		}
+	}
+	return a, nil
+}
+
+// Poller is the adapter's poller (for an all-in-one process, see Source).
+func (a *Adapter) Poller() *poller.Poller { return a.poller }
+
+// StreamAddr is the sample stream's address, or "".
+func (a *Adapter) StreamAddr() string {
+	if a.streamListener == nil {
+		return ""
+	}
+	return a.streamListener.Addr().String()
+}
+
+// MetricsAddr is the /metrics, /healthz and /readyz address, or "".
+func (a *Adapter) MetricsAddr() string {
+	if a.metricsListener == nil {
+		return ""
+	}
+	return a.metricsListener.Addr().String()
+}
+
+// Prometheus is the adapter's metrics registry.
+func (a *Adapter) Prometheus() *prometheus.Registry { return a.registry }
+
+func (a *Adapter) readyCheck(*http.Request) error {
+	if !a.running.Load() || !a.soCtl.HasSynced() || !a.sjCtl.HasSynced() {
+		return errors.New("ScaledObject and ScaledJob informers not synced")
+	}
+	return nil
+}
+
+// Run serves everything until ctx is done, then stops every component and waits for them.
+func (a *Adapter) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+
+	errs := make(chan error, 5)
+	wg.Go(func() {
+		if err := a.poller.Run(ctx); err != nil {
+			errs <- fmt.Errorf("poller: %w", err)
+		}
+	})
+	a.tidalInf.Start(ctx.Done())
+	defer a.tidalInf.Shutdown()
+	for _, ctl := range []*objects.Controller{a.soCtl, a.sjCtl} {
+		wg.Go(func() {
+			if err := ctl.Run(ctx, a.opts.Workers); err != nil && ctx.Err() == nil {
+				errs <- err
+			}
+		})
+	}
+	if a.stream != nil {
+		g := stream.NewGRPCServer(a.opts.Stream.TLS, a.stream)
+		wg.Go(func() {
+			if err := g.Serve(a.streamListener); err != nil && ctx.Err() == nil {
+				errs <- fmt.Errorf("stream server: %w", err)
+			}
+		})
+		wg.Go(func() {
+			<-ctx.Done()
+			// Stop, not GracefulStop: watch streams never end on their own.
+			g.Stop()
+		})
+	}
+	if a.metricsListener != nil {
+		srv := &http.Server{Handler: a.handler(), ReadHeaderTimeout: 5 * time.Second}
+		wg.Go(func() {
+			if err := srv.Serve(a.metricsListener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errs <- fmt.Errorf("metrics server: %w", err)
+			}
+		})
+		wg.Go(func() {
+			<-ctx.Done()
+			sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer scancel()
+			_ = srv.Shutdown(sctx)
+		})
+	}
+	if a.opts.Register != nil {
+		wg.Go(func() { a.register(ctx) })
+	}
+	a.running.Store(true)
+	defer a.running.Store(false)
+	wg.Go(func() {
+		if err := a.api.Run(ctx); err != nil && ctx.Err() == nil {
+			errs <- fmt.Errorf("api server: %w", err)
+		}
+	})
+	a.log.Info("metrics adapter started", zap.String("stream", a.StreamAddr()), zap.String("metrics", a.MetricsAddr()))
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-errs:
+		a.log.Error("metrics adapter component failed, stopping", zap.Error(err))
+		return err
+	}
+}
+
+// register applies the APIServices, retrying until it succeeds or ctx ends.
+func (a *Adapter) register(ctx context.Context) {
+	for delay := time.Second; ; delay = min(2*delay, 30*time.Second) {
+		err := server.Register(ctx, a.kube, a.agg, *a.opts.Register)
+		if err == nil {
+			a.log.Info("APIServices registered", zap.String("service", a.opts.Register.Namespace+"/"+a.opts.Register.Service))
+			return
+		}
+		a.log.Warn("registering APIServices failed, retrying", zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+	}
+}
+
+func (a *Adapter) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := a.readyCheck(r); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok"))
+	})
+	return mux
+}

@@ -1,0 +1,343 @@
+package app_test
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/metrics/pkg/apis/external_metrics/v1beta1"
+	metricsv1beta1 "k8s.io/metrics/pkg/apis/metrics/v1beta1"
+
+	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
+	operatorapp "github.com/tidalscale/tidal/autoscaler/operator/app"
+	"github.com/tidalscale/tidal/autoscaler/operator/scaledobject"
+	"github.com/tidalscale/tidal/bench/devcluster"
+	"github.com/tidalscale/tidal/metricsadapter/external"
+	"github.com/tidalscale/tidal/metricsadapter/podmetrics"
+	"github.com/tidalscale/tidal/metricsadapter/poller"
+	"github.com/tidalscale/tidal/metricsadapter/testpki"
+)
+
+func TestMain(m *testing.M) { os.Exit(devcluster.Main(m)) }
+
+func TestSelectorLabelMatchesOperator(t *testing.T) {
+	if external.LabelScaledObjectName != scaledobject.LabelScaledObjectName {
+		t.Fatalf("adapter serves selector %q, operator's HPA asks with %q", external.LabelScaledObjectName, scaledobject.LabelScaledObjectName)
+	}
+}
+
+// A metric read from a real Redis list is served through the embedded apiserver's aggregation layer.
+func TestExternalMetricThroughAggregator(t *testing.T) {
+	e := setup(t)
+	a, _, _ := e.registeredAdapter()
+	rc, list := redisList(t)
+	e.deployment("ext", 1, nil)
+	e.scaledObject(redisSO("ext", "ext", list, tidalv1alpha1.ScalingModeDirect))
+	push(t, rc, list, 7)
+
+	key := poller.Key{Kind: poller.KindScaledObject, Namespace: e.ns, Name: "ext"}
+	var metric string
+	e.eventually("adapter holds the ScaledObject", 60*time.Second, func() (bool, string) {
+		specs := a.Poller().MetricSpecs(key)
+		if len(specs) != 1 || specs[0].External == nil {
+			return false, fmt.Sprintf("specs=%v", specs)
+		}
+		metric = specs[0].External.Metric.Name
+		return true, ""
+	})
+	if !strings.HasPrefix(metric, "s0-redis-") {
+		t.Fatalf("metric name %q, want s0-redis-<list>", metric)
+	}
+	path := "/apis/external.metrics.k8s.io/v1beta1/namespaces/" + e.ns + "/" + metric
+	var got v1beta1.ExternalMetricValueList
+	e.eventually("metric value 7 through the aggregator", 60*time.Second, func() (bool, string) {
+		raw, err := e.c.Client.Discovery().RESTClient().Get().AbsPath(path).
+			Param("labelSelector", external.LabelScaledObjectName+"=ext").DoRaw(e.ctx)
+		if err != nil {
+			return false, fmt.Sprintf("%v %s", err, raw)
+		}
+		if err := json.Unmarshal(raw, &got); err != nil {
+			return false, err.Error()
+		}
+		return len(got.Items) == 1 && got.Items[0].Value.Value() == 7, string(raw)
+	})
+	if got.Items[0].MetricName != metric || got.Items[0].MetricLabels[external.LabelScaledObjectName] != "ext" {
+		t.Fatalf("item = %+v", got.Items[0])
+	}
+
+	// An object the adapter does not know is a 404, not a value.
+	_, err := e.c.Client.Discovery().RESTClient().Get().AbsPath(path).
+		Param("labelSelector", external.LabelScaledObjectName+"=nope").DoRaw(e.ctx)
+	if err == nil || !strings.Contains(err.Error(), "not found") && !strings.Contains(err.Error(), "could not find") {
+		t.Fatalf("unknown ScaledObject: err = %v, want not found", err)
+	}
+
+	// The list of all metrics names it.
+	raw, err := e.c.Client.Discovery().RESTClient().Get().AbsPath("/apis/external.metrics.k8s.io/v1beta1").DoRaw(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resources metav1.APIResourceList
+	if err := json.Unmarshal(raw, &resources); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, r := range resources.APIResources {
+		found = found || r.Name == metric
+	}
+	if !found {
+		t.Fatalf("metric %s missing from the resource list %s", metric, raw)
+	}
+}
+
+// Requests that do not come through the aggregator with a front-proxy identity or a client certificate are
+// refused by delegated authentication and authorization; health endpoints stay open.
+func TestUnauthenticatedRequestRefused(t *testing.T) {
+	e := setup(t)
+	a, _, _ := e.registeredAdapter()
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // no client identity on purpose
+	base := fmt.Sprintf("https://127.0.0.1:%d", a.securePort)
+	cases := []struct {
+		name string
+		path string
+		want []int
+	}{
+		{"external metric", "/apis/external.metrics.k8s.io/v1beta1/namespaces/" + e.ns + "/s0-redis-x?labelSelector=a%3Db", []int{http.StatusUnauthorized, http.StatusForbidden}},
+		{"pod metrics", "/apis/metrics.k8s.io/v1beta1/pods", []int{http.StatusUnauthorized, http.StatusForbidden}},
+		{"healthz stays open", "/healthz", []int{http.StatusOK}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := client.Get(base + tc.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			for _, w := range tc.want {
+				if resp.StatusCode == w {
+					return
+				}
+			}
+			t.Fatalf("status %d (%s), want one of %v", resp.StatusCode, body, tc.want)
+		})
+	}
+}
+
+// The embedded kube-controller-manager's HPA controller scales a Deployment on an External metric served by the
+// adapter: ScaledObject mode hpa, operator in-process fed by the gRPC stream.
+func TestHPAScalesOnExternalMetric(t *testing.T) {
+	e := setup(t)
+	a, p, _ := e.registeredAdapter()
+	e.startOperator(p, a.StreamAddr())
+	rc, list := redisList(t)
+	e.deployment("hpa-ext", 1, nil)
+	e.scaledObject(redisSO("hpa-ext", "hpa-ext", list, tidalv1alpha1.ScalingModeHPA))
+	e.eventually("managed HPA with the adapter's metric", 60*time.Second, func() (bool, string) {
+		hpa, err := e.c.Client.AutoscalingV2().HorizontalPodAutoscalers(e.ns).Get(e.ctx, "tidal-hpa-hpa-ext", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		return len(hpa.Spec.Metrics) == 1 && hpa.Spec.Metrics[0].Type == autoscalingv2.ExternalMetricSourceType, fmt.Sprintf("%+v", hpa.Spec.Metrics)
+	})
+	// 18 items at 5 per replica: ceil(18/5) = 4.
+	push(t, rc, list, 18)
+	e.waitReplicas("hpa-ext", 4, 3*time.Minute)
+}
+
+// The HPA controller scales a Deployment on CPU utilization read from the adapter's metrics.k8s.io for kwok pods.
+func TestHPAScalesOnSimulatedCPU(t *testing.T) {
+	e := setup(t)
+	e.registeredAdapter()
+	e.deployment("cpu", 1, func(d *appsv1.Deployment) {
+		// 90m of a 100m request: 90% against a 50% target.
+		d.Spec.Template.Annotations = map[string]string{podmetrics.AnnotationSimUsage: "cpu=90m,memory=32Mi"}
+	})
+	e.eventually("PodMetrics of the kwok pod", 90*time.Second, func() (bool, string) {
+		raw, err := e.c.Client.Discovery().RESTClient().Get().AbsPath("/apis/metrics.k8s.io/v1beta1/namespaces/" + e.ns + "/pods").DoRaw(e.ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		var list metricsv1beta1.PodMetricsList
+		if err := json.Unmarshal(raw, &list); err != nil {
+			return false, err.Error()
+		}
+		if len(list.Items) != 1 || len(list.Items[0].Containers) != 1 {
+			return false, string(raw)
+		}
+		cpu := list.Items[0].Containers[0].Usage.Cpu().MilliValue()
+		return cpu == 90, string(raw)
+	})
+	hpa := &autoscalingv2.HorizontalPodAutoscaler{
+		ObjectMeta: metav1.ObjectMeta{Name: "cpu"},
+		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "cpu"},
+			MinReplicas:    ptr[int32](1),
+			MaxReplicas:    3,
+			Metrics: []autoscalingv2.MetricSpec{{
+				Type: autoscalingv2.ResourceMetricSourceType,
+				Resource: &autoscalingv2.ResourceMetricSource{Name: "cpu", Target: autoscalingv2.MetricTarget{
+					Type: autoscalingv2.UtilizationMetricType, AverageUtilization: ptr[int32](50),
+				}},
+			}},
+		},
+	}
+	if _, err := e.c.Client.AutoscalingV2().HorizontalPodAutoscalers(e.ns).Create(e.ctx, hpa, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitReplicas("cpu", 3, 4*time.Minute)
+	got, err := e.c.Client.AutoscalingV2().HorizontalPodAutoscalers(e.ns).Get(e.ctx, "cpu", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var util *int32
+	for _, m := range got.Status.CurrentMetrics {
+		if m.Resource != nil {
+			util = m.Resource.Current.AverageUtilization
+		}
+	}
+	if util == nil || *util != 90 {
+		t.Fatalf("HPA current utilization = %v, want 90", util)
+	}
+}
+
+// Killing the adapter while the operator runs: the operator keeps its last state (no scale to zero although
+// the cooldown passes), the stream client reports the outage, and scaling resumes once the adapter is back.
+func TestAdapterOutage(t *testing.T) {
+	e := setup(t)
+	p := newPKI(t, testpki.NewCA(t, "tidal-outage"), e.ns)
+	log := zaptest.NewLogger(t)
+	first := startAdapter(t, e.c, p, adapterConfig{}, log.Named("adapter-1"))
+	t.Cleanup(first.stop)
+	addr := first.StreamAddr()
+	client := e.startOperator(p, addr)
+
+	rc, list := redisList(t)
+	e.deployment("outage", 0, nil)
+	so := redisSO("outage", "outage", list, tidalv1alpha1.ScalingModeDirect)
+	so.Spec.MinReplicaCount = ptr[int32](0)
+	so.Spec.CooldownPeriod = ptr[int32](2)
+	e.scaledObject(so)
+	push(t, rc, list, 12) // ceil(12/5) = 3
+	e.waitReplicas("outage", 3, 90*time.Second)
+	e.eventually("client connected", 10*time.Second, func() (bool, string) { return client.Err() == nil, fmt.Sprint(client.Err()) })
+
+	first.stop()
+	e.eventually("client reports the adapter unreachable", 30*time.Second, func() (bool, string) {
+		return client.Err() != nil && !client.Status().Connected, fmt.Sprintf("%+v", client.Status())
+	})
+	// The queue empties while the adapter is down; with a 2s cooldown a wrong decision would show quickly.
+	if err := rc.Del(e.ctx, list).Err(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(6 * time.Second)
+	if got := e.replicas("outage"); got != 3 {
+		t.Fatalf("while the adapter was down the operator scaled to %d, want its last state 3", got)
+	}
+
+	// Back on the same address: the client reconnects, rebuilds its view from the snapshot, scaling resumes.
+	second := startAdapter(t, e.c, p, adapterConfig{streamAddr: addr}, log.Named("adapter-2"))
+	t.Cleanup(second.stop)
+	e.eventually("client reconnected", 60*time.Second, func() (bool, string) {
+		st := client.Status()
+		return st.Connected && st.Reconnects >= 1, fmt.Sprintf("%+v", st)
+	})
+	push(t, rc, list, 22) // ceil(22/5) = 5
+	e.waitReplicas("outage", 5, 90*time.Second)
+}
+
+// ScaledJobs are polled by the adapter too, and their samples reach the operator over the stream.
+func TestScaledJobSamplesStreamed(t *testing.T) {
+	e := setup(t)
+	a, p, _ := e.registeredAdapter()
+	client := e.startOperatorClientOnly(p, a.StreamAddr())
+	rc, list := redisList(t)
+	push(t, rc, list, 4)
+	sj := &tidalv1alpha1.ScaledJob{
+		ObjectMeta: metav1.ObjectMeta{Name: "jobs"},
+		Spec: tidalv1alpha1.ScaledJobSpec{
+			JobTargetRef: &batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+				RestartPolicy: corev1.RestartPolicyNever,
+				Containers:    []corev1.Container{{Name: "job", Image: "tidal/demo-worker"}},
+			}}},
+			PollingInterval: ptr[int32](1),
+			Triggers: []tidalv1alpha1.ScaleTriggers{{
+				Type: "redis", Name: "queue",
+				Metadata: map[string]string{"address": "127.0.0.1:6379", "listName": list, "listLength": "1"},
+			}},
+		},
+	}
+	if _, err := e.tidal.TidalV1alpha1().ScaledJobs(e.ns).Create(e.ctx, sj, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	key := poller.Key{Kind: poller.KindScaledJob, Namespace: e.ns, Name: "jobs"}
+	e.eventually("ScaledJob sample streamed to the operator side", 60*time.Second, func() (bool, string) {
+		for _, st := range client.Snapshot() {
+			if st.Key == key && len(st.Triggers) == 1 && len(st.Triggers[0].Samples) == 1 {
+				return st.Triggers[0].Samples[0].Value == 4 && st.Triggers[0].Active, fmt.Sprintf("%+v", st.Triggers[0])
+			}
+		}
+		return false, "not streamed yet"
+	})
+	if specs := client.MetricSpecs(key); len(specs) != 1 {
+		t.Fatalf("metric specs of the ScaledJob = %+v", specs)
+	}
+	if err := e.tidal.TidalV1alpha1().ScaledJobs(e.ns).Delete(e.ctx, "jobs", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.eventually("ScaledJob dropped by the adapter and the client", 60*time.Second, func() (bool, string) {
+		_, err := a.Poller().State(key)
+		return err != nil && client.MetricSpecs(key) == nil, fmt.Sprint(err)
+	})
+}
+
+// All-in-one: the operator runs on the adapter's own poller (Adapter.Source), scales on a real Redis list, and
+// sees the build error of a trigger the adapter cannot build.
+func TestAllInOne(t *testing.T) {
+	e := setup(t)
+	p := newPKI(t, testpki.NewCA(t, "tidal-aio"), e.ns)
+	log := zaptest.NewLogger(t)
+	a := startAdapter(t, e.c, p, adapterConfig{}, log.Named("adapter"))
+	t.Cleanup(a.stop)
+	op, err := operatorapp.New(operatorapp.Options{Config: e.c.Config, Source: a.Source(), Logger: log.Named("operator"), Namespace: e.ns, WatchNamespace: e.ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = op.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	rc, list := redisList(t)
+	push(t, rc, list, 7) // ceil(7/5) = 2
+	e.deployment("aio", 0, nil)
+	so := redisSO("aio", "aio", list, tidalv1alpha1.ScalingModeDirect)
+	so.Spec.MinReplicaCount = ptr[int32](0)
+	e.scaledObject(so)
+	e.waitReplicas("aio", 2, 90*time.Second)
+
+	e.deployment("broken", 1, nil)
+	bad := redisSO("broken", "broken", list, tidalv1alpha1.ScalingModeDirect)
+	delete(bad.Spec.Triggers[0].Metadata, "listName")
+	e.scaledObject(bad)
+	e.eventually("build error in the status", 60*time.Second, func() (bool, string) {
+		got, err := e.tidal.TidalV1alpha1().ScaledObjects(e.ns).Get(e.ctx, "broken", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		return len(got.Status.Triggers) == 1 && strings.Contains(got.Status.Triggers[0].Error, "listName"), fmt.Sprintf("%+v", got.Status.Triggers)
+	})
+}

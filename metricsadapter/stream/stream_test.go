@@ -1,0 +1,424 @@
+package stream_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+
+	"github.com/tidalscale/tidal/metricsadapter/poller"
+	"github.com/tidalscale/tidal/metricsadapter/stream"
+	"github.com/tidalscale/tidal/metricsadapter/testpki"
+	"github.com/tidalscale/tidal/scalers"
+)
+
+// gauge is an in-process event source: the test sets its value, the scaler samples it. It stands in for the
+// scalers, which have their own tests against real servers; here only the transport is under test.
+type gauge struct {
+	value atomic.Int64
+	calls atomic.Int64
+}
+
+type gaugeScaler struct {
+	g      *gauge
+	metric string
+	cfg    *scalers.TriggerConfig
+}
+
+func (s *gaugeScaler) MetricSpecs() []autoscalingv2.MetricSpec {
+	return []autoscalingv2.MetricSpec{scalers.ExternalMetric(s.cfg, s.metric, 5)}
+}
+
+func (s *gaugeScaler) Sample(context.Context) ([]scalers.Sample, bool, error) {
+	s.g.calls.Add(1)
+	v := s.g.value.Load()
+	if v < 0 {
+		return nil, false, errors.New("source down")
+	}
+	return []scalers.Sample{{MetricName: s.metric, Value: float64(v)}}, v > 0, nil
+}
+
+func (s *gaugeScaler) Close(context.Context) error { return nil }
+
+func gaugeRegistry(g *gauge) *scalers.Registry {
+	r := scalers.NewRegistry()
+	r.Register(func(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
+		return &gaugeScaler{g: g, metric: cfg.MetricName("gauge", cfg.Metadata["name"]), cfg: cfg}, nil
+	}, "gauge")
+	r.Register(func(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
+		return nil, fmt.Errorf("broken trigger %q: metadata.name: required", cfg.Name)
+	}, "broken")
+	return r
+}
+
+func objectSpec(ns, name string, gen int64, interval time.Duration) poller.ObjectSpec {
+	return poller.ObjectSpec{
+		Key:             poller.Key{Kind: poller.KindScaledObject, Namespace: ns, Name: name},
+		PollingInterval: interval,
+		Generation:      gen,
+		Triggers:        []scalers.TriggerConfig{{Type: "gauge", Name: "g", Index: 0, Metadata: map[string]string{"name": name}}},
+	}
+}
+
+type fixture struct {
+	t      *testing.T
+	g      *gauge
+	poller *poller.Poller
+	server *stream.Server
+	pki    *testpki.CA
+	srvTLS testpki.Pair
+	cliTLS testpki.Pair
+	addr   string
+	stopFn func()
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	g := &gauge{}
+	p, err := poller.New(poller.Options{Registry: gaugeRegistry(g), Logger: zaptest.NewLogger(t).Named("poller")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = p.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	srv, err := stream.NewServer(stream.ServerOptions{Source: p, Logger: zaptest.NewLogger(t).Named("server")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := testpki.NewCA(t, "stream")
+	f := &fixture{t: t, g: g, poller: p, server: srv, pki: ca,
+		srvTLS: ca.Server(t, "adapter", "localhost", "127.0.0.1"), cliTLS: ca.Client(t, "operator")}
+	f.serve("127.0.0.1:0")
+	return f
+}
+
+// serve starts the gRPC server on addr; stop() stops it as a crashed adapter would.
+func (f *fixture) serve(addr string) {
+	f.t.Helper()
+	tlsCfg, err := stream.ServerTLSConfig(stream.TLSFiles{CertFile: f.srvTLS.CertFile, KeyFile: f.srvTLS.KeyFile, CAFile: f.pki.CertFile})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var l net.Listener
+	for i := 0; ; i++ { // the port of a stopped server may take a moment to free
+		if l, err = net.Listen("tcp", addr); err == nil || i == 50 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	g := stream.NewGRPCServer(tlsCfg, f.server)
+	go func() { _ = g.Serve(l) }()
+	f.addr = l.Addr().String()
+	var once sync.Once
+	f.stopFn = func() { once.Do(g.Stop) }
+	f.t.Cleanup(f.stopFn)
+}
+
+func (f *fixture) client(files stream.TLSFiles) *stream.Client {
+	f.t.Helper()
+	tlsCfg, err := stream.ClientTLSConfig(files)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	c, err := stream.NewClient(stream.ClientOptions{Address: f.addr, TLS: tlsCfg, Name: f.t.Name(),
+		Logger: zaptest.NewLogger(f.t).Named("client"), MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = c.Run(ctx) }()
+	f.t.Cleanup(func() { cancel(); <-done })
+	return c
+}
+
+func (f *fixture) goodClient() *stream.Client {
+	return f.client(stream.TLSFiles{CertFile: f.cliTLS.CertFile, KeyFile: f.cliTLS.KeyFile, CAFile: f.pki.CertFile, ServerName: "localhost"})
+}
+
+func eventually(t *testing.T, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	last := ""
+	for time.Now().Before(deadline) {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		last = state
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s; last state: %s", what, last)
+}
+
+// waitUpdate reads updates until one carries want for key.
+func waitUpdate(t *testing.T, updates <-chan poller.Update, key poller.Key, want float64) poller.Update {
+	t.Helper()
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case u, ok := <-updates:
+			if !ok {
+				t.Fatal("subscription closed")
+			}
+			if u.Key == key && len(u.Trigger.Samples) == 1 && u.Trigger.Samples[0].Value == want {
+				return u
+			}
+		case <-timeout:
+			t.Fatalf("no update with value %v for %s", want, key)
+		}
+	}
+}
+
+func TestSnapshotThenUpdates(t *testing.T) {
+	f := newFixture(t)
+	f.g.value.Store(3)
+	spec := objectSpec("ns", "before", 1, time.Hour)
+	if errs := f.poller.Upsert(context.Background(), spec); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	if err := f.poller.SampleNow(context.Background(), spec.Key); err != nil {
+		t.Fatal(err)
+	}
+
+	c := f.goodClient()
+	updates, cancel := c.Subscribe(64)
+	defer cancel()
+	// The snapshot is published to subscribers as updates, so the operator re-observes everything.
+	waitUpdate(t, updates, spec.Key, 3)
+	if c.Err() != nil {
+		t.Fatalf("connected client reports %v", c.Err())
+	}
+	snap := c.Snapshot()
+	if len(snap) != 1 || snap[0].Key != spec.Key || snap[0].Generation != 1 || len(snap[0].Triggers) != 1 || !snap[0].Triggers[0].Active {
+		t.Fatalf("snapshot = %+v", snap)
+	}
+	specs := c.MetricSpecs(spec.Key)
+	if len(specs) != 1 || specs[0].External == nil || specs[0].External.Metric.Name != "s0-gauge-before" {
+		t.Fatalf("metric specs = %+v", specs)
+	}
+
+	// Live updates follow, with activity changes flagged.
+	f.g.value.Store(0)
+	if err := f.poller.SampleNow(context.Background(), spec.Key); err != nil {
+		t.Fatal(err)
+	}
+	u := waitUpdate(t, updates, spec.Key, 0)
+	if !u.ActivityChanged || u.Trigger.Active {
+		t.Fatalf("update = %+v, want an activity change to inactive", u)
+	}
+
+	// A failed sample arrives as the trigger's error, keeping the last good value.
+	f.g.value.Store(-1)
+	_ = f.poller.SampleNow(context.Background(), spec.Key)
+	eventually(t, "failed sample streamed", func() (bool, string) {
+		st := c.Snapshot()
+		if len(st) != 1 || len(st[0].Triggers) != 1 {
+			return false, fmt.Sprintf("%+v", st)
+		}
+		tr := st[0].Triggers[0]
+		var re *stream.RemoteError
+		return errors.As(tr.Err, &re) && !re.Build && tr.ConsecutiveFailures == 1 && tr.Samples[0].Value == 0, fmt.Sprintf("%+v", tr)
+	})
+}
+
+func TestObjectInstallAndDelete(t *testing.T) {
+	f := newFixture(t)
+	c := f.goodClient()
+	eventually(t, "connected", func() (bool, string) { return c.Err() == nil, fmt.Sprint(c.Err()) })
+
+	spec := objectSpec("ns", "late", 1, time.Hour)
+	f.poller.Upsert(context.Background(), spec)
+	f.server.ObjectChanged(spec.Key)
+	// The operator learns the metric specs before the first sample (HPA mode needs them to create its HPA).
+	eventually(t, "metric specs streamed", func() (bool, string) {
+		s := c.MetricSpecs(spec.Key)
+		return len(s) == 1 && s[0].External.Metric.Name == "s0-gauge-late", fmt.Sprintf("%+v", s)
+	})
+	if errs := c.Upsert(context.Background(), spec); len(errs) != 0 {
+		t.Fatalf("Upsert of a buildable object returned %v", errs)
+	}
+
+	// A trigger that cannot be built never samples; its error is streamed when the object is installed.
+	broken := objectSpec("ns", "broken", 1, time.Hour)
+	broken.Triggers[0].Type = "broken"
+	updates, cancel := c.Subscribe(16)
+	defer cancel()
+	if errs := f.poller.Upsert(context.Background(), broken); len(errs) != 1 {
+		t.Fatalf("poller build errors = %v", errs)
+	}
+	f.server.ObjectChanged(broken.Key)
+	select {
+	case u := <-updates:
+		var re *stream.RemoteError
+		if u.Key != broken.Key || !errors.As(u.Trigger.Err, &re) || !re.Build || !strings.Contains(re.Msg, "metadata.name: required") {
+			t.Fatalf("update = %+v, want the build error", u)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("build error not streamed")
+	}
+	if errs := c.Upsert(context.Background(), broken); len(errs) != 1 {
+		t.Fatalf("client Upsert returned %v, want the build error", errs)
+	}
+
+	f.poller.Delete(context.Background(), broken.Key)
+	f.server.ObjectDeleted(broken.Key)
+	f.poller.Delete(context.Background(), spec.Key)
+	f.server.ObjectDeleted(spec.Key)
+	eventually(t, "object dropped", func() (bool, string) {
+		return c.MetricSpecs(spec.Key) == nil && len(c.Snapshot()) == 0, fmt.Sprintf("%+v", c.Snapshot())
+	})
+}
+
+func TestMutualTLSRequired(t *testing.T) {
+	f := newFixture(t)
+	other := testpki.NewCA(t, "other")
+	stranger := other.Client(t, "stranger")
+	cases := []struct {
+		name  string
+		files stream.TLSFiles
+	}{
+		{"client certificate from another CA", stream.TLSFiles{CertFile: stranger.CertFile, KeyFile: stranger.KeyFile, CAFile: f.pki.CertFile, ServerName: "localhost"}},
+		{"server not trusted by the client", stream.TLSFiles{CertFile: f.cliTLS.CertFile, KeyFile: f.cliTLS.KeyFile, CAFile: other.CertFile, ServerName: "localhost"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := f.client(tc.files)
+			time.Sleep(time.Second)
+			st := c.Status()
+			if st.Connected || !errors.Is(c.Err(), stream.ErrUnreachable) {
+				t.Fatalf("status = %+v, err = %v: want refused", st, c.Err())
+			}
+		})
+	}
+	if _, err := stream.ServerTLSConfig(stream.TLSFiles{CertFile: f.srvTLS.CertFile, KeyFile: f.srvTLS.KeyFile}); err == nil {
+		t.Fatal("server TLS without a client CA accepted")
+	}
+}
+
+func TestReconnectRebuildsFromSnapshot(t *testing.T) {
+	f := newFixture(t)
+	f.g.value.Store(2)
+	keep, gone := objectSpec("ns", "keep", 1, time.Hour), objectSpec("ns", "gone", 1, time.Hour)
+	for _, s := range []poller.ObjectSpec{keep, gone} {
+		f.poller.Upsert(context.Background(), s)
+		if err := f.poller.SampleNow(context.Background(), s.Key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := f.goodClient()
+	eventually(t, "two objects", func() (bool, string) { return len(c.Snapshot()) == 2, fmt.Sprintf("%+v", c.Snapshot()) })
+
+	f.stopFn()
+	eventually(t, "outage reported", func() (bool, string) {
+		return errors.Is(c.Err(), stream.ErrUnreachable), fmt.Sprint(c.Err())
+	})
+	// While down, the client keeps its last state.
+	if n := len(c.Snapshot()); n != 2 {
+		t.Fatalf("view during the outage has %d objects, want the last state (2)", n)
+	}
+	// Changes the client cannot hear about: one object goes (no deletion event), the other's value moves.
+	f.poller.Delete(context.Background(), gone.Key)
+	f.g.value.Store(9)
+	if err := f.poller.SampleNow(context.Background(), keep.Key); err != nil {
+		t.Fatal(err)
+	}
+
+	updates, cancel := c.Subscribe(64)
+	defer cancel()
+	f.serve(f.addr)
+	waitUpdate(t, updates, keep.Key, 9)
+	snap := c.Snapshot()
+	if len(snap) != 1 || snap[0].Key != keep.Key {
+		t.Fatalf("view after reconnect = %+v, want only %s", snap, keep.Key)
+	}
+	if st := c.Status(); !st.Connected || st.Reconnects != 1 {
+		t.Fatalf("status = %+v", st)
+	}
+}
+
+// BenchmarkStreamDelivery measures sample→subscriber latency through the stream (poller publish, gRPC over
+// loopback mTLS, client fan-out), from the sample's timestamp to its receipt by an operator-side subscriber.
+func BenchmarkStreamDelivery(b *testing.B) {
+	bt := b
+	g := &gauge{}
+	p, err := poller.New(poller.Options{Registry: gaugeRegistry(g)})
+	if err != nil {
+		bt.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = p.Run(ctx) }()
+	srv, err := stream.NewServer(stream.ServerOptions{Source: p})
+	if err != nil {
+		bt.Fatal(err)
+	}
+	ca := testpki.NewCA(bt, "bench")
+	sp, cp := ca.Server(bt, "adapter", "127.0.0.1"), ca.Client(bt, "operator")
+	stls, _ := stream.ServerTLSConfig(stream.TLSFiles{CertFile: sp.CertFile, KeyFile: sp.KeyFile, CAFile: ca.CertFile})
+	ctls, _ := stream.ClientTLSConfig(stream.TLSFiles{CertFile: cp.CertFile, KeyFile: cp.KeyFile, CAFile: ca.CertFile})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		bt.Fatal(err)
+	}
+	gs := stream.NewGRPCServer(stls, srv)
+	go func() { _ = gs.Serve(l) }()
+	defer gs.Stop()
+	c, _ := stream.NewClient(stream.ClientOptions{Address: l.Addr().String(), TLS: ctls})
+	go func() { _ = c.Run(ctx) }()
+	updates, unsub := c.Subscribe(1 << 16)
+	defer unsub()
+	for c.Err() != nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	const objects = 100
+	keys := make([]poller.Key, objects)
+	for i := range keys {
+		s := objectSpec("bench", "o"+strconv.Itoa(i), 1, time.Hour)
+		keys[i] = s.Key
+		p.Upsert(ctx, s)
+	}
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		g.value.Store(int64(i + 1))
+		key := keys[i%objects]
+		if err := p.SampleNow(ctx, key); err != nil {
+			bt.Fatal(err)
+		}
+		for {
+			u := <-updates
+			if u.Key == key && len(u.Trigger.Samples) == 1 && u.Trigger.Samples[0].Value == float64(i+1) {
+				lat = append(lat, time.Since(u.Trigger.SampledAt))
+				break
+			}
+		}
+	}
+	b.StopTimer()
+	reportPercentiles(b, lat)
+}
+
+func reportPercentiles(b *testing.B, lat []time.Duration) {
+	if len(lat) == 0 {
+		return
+	}
+	sorted := append([]time.Duration(nil), lat...)
+	slices.Sort(sorted)
+	b.ReportMetric(float64(sorted[len(sorted)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(sorted[len(sorted)*99/100].Microseconds()), "p99-µs")
+}
