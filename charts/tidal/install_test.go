@@ -68,7 +68,9 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
-	// The APIService name is cluster-wide; another package's test may hold it for a while.
+	// The APIService name is cluster-wide: take turns with other packages' adapters, then make sure the last
+	// holder's object is gone.
+	dc.Exclusive(t, devcluster.ExclusiveMetricsAPIs)
 	c.waitAbsent(ctx, t, schema.GroupVersionResource{Group: "apiregistration.k8s.io", Version: "v1", Resource: "apiservices"}, "v1beta1.external.metrics.k8s.io")
 
 	chrt := loadChart(t)

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/util/yaml"
+)
+
+// TestExampleArgsParse keeps examples/virtual-node.yaml in step with the flags.
+func TestExampleArgsParse(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "examples", "virtual-node.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var args []string
+	for _, doc := range strings.Split(string(b), "\n---\n") {
+		if !strings.Contains(doc, "kind: Deployment") {
+			continue
+		}
+		var d appsv1.Deployment
+		if err := yaml.Unmarshal([]byte(doc), &d); err != nil {
+			t.Fatalf("decode deployment: %v", err)
+		}
+		args = d.Spec.Template.Spec.Containers[0].Args
+	}
+	if len(args) == 0 {
+		t.Fatal("no Deployment args found in the example")
+	}
+	f, err := parseFlags(args)
+	if err != nil {
+		t.Fatalf("example args %v: %v", args, err)
+	}
+	if f.backendName != "aci" || !f.backfill || f.aciRegion != "westeurope" {
+		t.Errorf("parsed %+v", f)
+	}
+}
+
+func TestBadFlagsNameTheFlag(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{name: "port", args: []string{"--port=0"}, want: "--port"},
+		{name: "unknown flag", args: []string{"--nope"}, want: "nope"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseFlags(tc.args)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("parseFlags(%v) = %v, want an error naming %s", tc.args, err, tc.want)
+			}
+		})
+	}
+}

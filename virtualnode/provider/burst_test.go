@@ -1,0 +1,177 @@
+package provider_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/tidalscale/tidal/bench/devcluster"
+	"github.com/tidalscale/tidal/virtualnode/backend/sim"
+	"github.com/tidalscale/tidal/virtualnode/backfill"
+	"github.com/tidalscale/tidal/virtualnode/provider"
+)
+
+const poolLabel = "tidal.dev/test-pool"
+
+// addPoolNode creates a kwok-simulated node with 2 CPUs that only this test's pods tolerate (a stand-in for the
+// node autoscaler adding a real node).
+func addPoolNode(ctx context.Context, t *testing.T, c *devcluster.Cluster, pool, name string) {
+	t.Helper()
+	res := corev1.ResourceList{
+		corev1.ResourceCPU: resource.MustParse("2"), corev1.ResourceMemory: resource.MustParse("8Gi"), corev1.ResourcePods: resource.MustParse("110"),
+	}
+	node := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        name,
+			Labels:      map[string]string{"type": "kwok", "kubernetes.io/hostname": name, poolLabel: pool, "kubernetes.io/os": "linux"},
+			Annotations: map[string]string{"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+		},
+		Spec: corev1.NodeSpec{
+			ProviderID: "kwok://" + name,
+			Taints:     []corev1.Taint{{Key: poolLabel, Value: pool, Effect: corev1.TaintEffectNoSchedule}},
+		},
+		Status: corev1.NodeStatus{Capacity: res, Allocatable: res.DeepCopy()},
+	}
+	if _, err := c.Client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create node %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		_ = c.Client.CoreV1().Nodes().Delete(context.Background(), name, metav1.DeleteOptions{})
+	})
+	waitFor(ctx, t, "node "+name+" Ready", func() (bool, error) {
+		n, err := c.Client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		return err == nil && nodeReady(n), err
+	})
+}
+
+func burstDeployment(pool, vnode string, replicas int32) *appsv1.Deployment {
+	labels := map[string]string{"app": "burst"}
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "burst"},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &replicas,
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					TerminationGracePeriodSeconds: ptr(int64(1)),
+					Containers: []corev1.Container{{Name: "app", Image: "example.com/app:1", Resources: corev1.ResourceRequirements{
+						Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("128Mi")}}}},
+					Tolerations: []corev1.Toleration{
+						{Key: provider.TaintKey, Operator: corev1.TolerationOpEqual, Value: provider.TaintValue, Effect: corev1.TaintEffectNoSchedule},
+						{Key: poolLabel, Operator: corev1.TolerationOpEqual, Value: pool, Effect: corev1.TaintEffectNoSchedule},
+					},
+					Affinity: &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
+						// Real nodes of this test's pool, or this test's virtual node...
+						RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{
+							{MatchExpressions: []corev1.NodeSelectorRequirement{{Key: poolLabel, Operator: corev1.NodeSelectorOpIn, Values: []string{pool}}}},
+							{MatchExpressions: []corev1.NodeSelectorRequirement{{Key: "kubernetes.io/hostname", Operator: corev1.NodeSelectorOpIn, Values: []string{vnode}}}},
+						}},
+						// ...preferring real nodes: the virtual node only takes the overflow.
+						PreferredDuringSchedulingIgnoredDuringExecution: []corev1.PreferredSchedulingTerm{{Weight: 100, Preference: corev1.NodeSelectorTerm{
+							MatchExpressions: []corev1.NodeSelectorRequirement{{Key: "type", Operator: corev1.NodeSelectorOpNotIn, Values: []string{"virtual-kubelet"}}}}}},
+					}},
+				},
+			},
+		},
+	}
+}
+
+// placement counts the Deployment's ReplicaSet-owned Ready pods, on the virtual node and elsewhere.
+type placement struct{ readyVirtual, readyReal, total, replacements int }
+
+func place(ctx context.Context, c *devcluster.Cluster, ns, vnode string) (placement, error) {
+	var pl placement
+	pods, err := c.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=burst"})
+	if err != nil {
+		return pl, err
+	}
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		if p.Labels[backfill.LabelReplacementFor] != "" {
+			pl.replacements++
+			continue
+		}
+		if p.DeletionTimestamp != nil {
+			continue
+		}
+		pl.total++
+		if !podReady(p) {
+			continue
+		}
+		if p.Spec.NodeName == vnode {
+			pl.readyVirtual++
+		} else {
+			pl.readyReal++
+		}
+	}
+	return pl, nil
+}
+
+func TestBurstToVirtualNodeAndBackfill(t *testing.T) {
+	t.Parallel()
+	c := devcluster.Get(t)
+	ns := c.Namespace(t)
+	ctx := testContext(t)
+	pool := ns
+	addPoolNode(ctx, t, c, pool, uniqueName("pool-a"))
+	vn := simNode(t, c, sim.Options{StartLatency: sim.Latency{Kind: "fixed", Value: 20 * time.Millisecond}}, nil)
+
+	const replicas = 4
+	if _, err := c.Client.AppsV1().Deployments(ns).Create(ctx, burstDeployment(pool, vn.Name, replicas), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(ctx, t, "2 pods on the full real node and 2 burst to the virtual node", func() (bool, error) {
+		pl, err := place(ctx, c, ns, vn.Name)
+		return pl.readyReal == 2 && pl.readyVirtual == 2, err
+	})
+
+	bf, err := backfill.New(backfill.Options{Client: c.Client, NodeName: vn.Name, Interval: 300 * time.Millisecond, ReadyTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bctx, stopBackfill := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	t.Cleanup(func() { stopBackfill(); wg.Wait() })
+	wg.Go(func() { bf.Run(bctx) })
+
+	// Watch the ready count from now on: it must never drop below the desired replicas.
+	minReady := replicas
+	var mu sync.Mutex
+	mctx, stopMonitor := context.WithCancel(ctx)
+	wg.Go(func() {
+		for mctx.Err() == nil {
+			if pl, err := place(mctx, c, ns, vn.Name); err == nil {
+				mu.Lock()
+				minReady = min(minReady, pl.readyReal+pl.readyVirtual)
+				mu.Unlock()
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+
+	// With no room on real nodes, backfill's replacements are unschedulable and abandoned: nothing moves.
+	time.Sleep(2 * time.Second)
+	if pl, err := place(ctx, c, ns, vn.Name); err != nil || pl.readyVirtual != 2 {
+		t.Fatalf("before capacity was added: %+v, %v; want the 2 burst pods still on the virtual node", pl, err)
+	}
+
+	// The node autoscaler (stand-in) adds a real node: backfill moves the burst pods onto it.
+	addPoolNode(ctx, t, c, pool, uniqueName("pool-b"))
+	waitFor(ctx, t, "all pods back on real nodes", func() (bool, error) {
+		pl, err := place(ctx, c, ns, vn.Name)
+		return pl.readyReal == replicas && pl.readyVirtual == 0 && pl.total == replicas && pl.replacements == 0, err
+	})
+	stopMonitor()
+	mu.Lock()
+	defer mu.Unlock()
+	if minReady < replicas {
+		t.Errorf("ready pods dropped to %d during backfill, want never below %d", minReady, replicas)
+	}
+}
