@@ -393,7 +393,15 @@ func (a *Autoscaler) scaleDown(ctx context.Context, now time.Time, st *state, sc
 	}
 	in := scaledown.Input{Sizes: map[string]scaledown.GroupSize{}, PDBs: st.pdbs, Deleting: a.actuator.Deleting()}
 	for _, g := range st.groups {
-		in.Sizes[g.group.Name] = scaledown.GroupSize{Target: g.target, Min: int(g.group.Spec.MinSize)}
+		// A node whose removal is still under way (draining, deleting) still counts in the target: without
+		// subtracting it, the next loop would remove another node and take the group below its minimum.
+		target := g.target
+		for _, n := range g.nodes {
+			if in.Deleting[n] {
+				target--
+			}
+		}
+		in.Sizes[g.group.Name] = scaledown.GroupSize{Target: target, Min: int(g.group.Spec.MinSize)}
 	}
 	for _, c := range st.candidates {
 		usage, ok := a.snap.Requested(c.node.Name)

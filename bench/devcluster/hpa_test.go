@@ -51,6 +51,7 @@ func TestHPAScalesOnMetricsFromAggregatedAPI(t *testing.T) {
 	t.Cleanup(srv.Close)
 	_, portStr, _ := net.SplitHostPort(srv.Listener.Addr().String())
 	port, _ := strconv.Atoi(portStr)
+	c.Exclusive(t, ExclusiveMetricsAPIs)
 	c.RegisterHostAPIService(t, HostAPIService{Group: "metrics.k8s.io", Version: "v1beta1", Port: port, Namespace: "kube-system"})
 
 	dep := deployment("busy", 2)

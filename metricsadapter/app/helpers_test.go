@@ -101,6 +101,7 @@ func startAdapter(t testing.TB, c *devcluster.Cluster, p pki, cfg adapterConfig,
 		MetricsAddr: "127.0.0.1:0",
 	}
 	if cfg.register {
+		c.Exclusive(t, devcluster.ExclusiveMetricsAPIs) // the APIServices are cluster-wide
 		opts.Register = &server.RegisterOptions{
 			Namespace: cfg.namespace, Service: adapterService, Port: int32(port),
 			ExternalName: "localhost", CABundle: p.ca.CertPEM, PodMetrics: true,

@@ -74,7 +74,9 @@ func (c *Controller) reconcileDirect(ctx context.Context, so *tidalv1alpha1.Scal
 		t := metav1.NewTime(*d.NewState.LastActiveTime)
 		status.LastActiveTime = &t
 	}
+	c.mu.Lock()
 	applyDecisionConditions(status, so.Generation, d, st)
+	c.mu.Unlock()
 	return Result{RequeueAfter: requeueFor(so, d, now)}, c.writeStatus(ctx, so, status)
 }
 

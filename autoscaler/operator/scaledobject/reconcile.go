@@ -126,7 +126,9 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (Result, error) 
 	if err != nil {
 		return Result{}, err
 	}
+	c.mu.Lock() // st is written by the sample consumer
 	fillTriggerStatus(status, so, st)
+	c.mu.Unlock()
 
 	// A sample source that cannot be reached (the metrics adapter is down) gives no fresh samples: hold the
 	// target where it is, whatever the cooldown says, and say why.
