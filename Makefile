@@ -19,9 +19,12 @@ build-dev:
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/tidal-dev ./cmd/tidal-dev
 
-# make test: build tidal-dev once, start one dev cluster, run every test against it, stop it.
+# make test: build tidal-dev once, start one dev cluster, run every test against it, stop it. The bench
+# scenarios that drive the node autoscaler and virtual node as processes get their binaries too.
 test: build-dev
-	@TIDAL_DEV=$(BIN)/tidal-dev NODES=$(NODES) bench/devcluster/with-cluster.sh $(GO) test $(TESTFLAGS) $(PKGS)
+	$(GO) build -o $(BIN)/ ./cmd/tidal-node-autoscaler ./cmd/tidal-virtual-node
+	@TIDAL_DEV=$(BIN)/tidal-dev NODES=$(NODES) TIDAL_NODE_AUTOSCALER_BIN=$(BIN)/tidal-node-autoscaler \
+		TIDAL_VIRTUAL_NODE_BIN=$(BIN)/tidal-virtual-node bench/devcluster/with-cluster.sh $(GO) test $(TESTFLAGS) $(PKGS)
 
 # Tests that need no cluster (handy while editing); packages that need one start their own.
 test-unit:

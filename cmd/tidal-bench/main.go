@@ -1,7 +1,7 @@
 // Command tidal-bench runs Tidal's demo and benchmark scenarios on the embedded dev cluster.
 //
 //	tidal-bench demo [--short] [--tidal-dev bin/tidal-dev | --kubeconfig PATH] [--out bench/results]
-//	tidal-bench run [--short] [--compare-cmd '...'] [--tidal-dev bin/tidal-dev | --kubeconfig PATH] [--out bench/results] SCENARIO.yaml...
+//	tidal-bench run [--short] [--compare-cmd '...'] [--node-autoscaler PATH] [--virtual-node PATH] [--tidal-dev bin/tidal-dev | --kubeconfig PATH] [--out bench/results] SCENARIO.yaml...
 //	tidal-bench list [--dir bench/scenarios]
 package main
 

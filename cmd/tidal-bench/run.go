@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"k8s.io/klog/v2"
 
 	"github.com/tidalscale/tidal/bench/devcluster"
 	"github.com/tidalscale/tidal/bench/harness"
@@ -34,6 +36,8 @@ func runScenarios(args []string) error {
 	nodes := fs.Int("nodes", 3, "simulated nodes of a started cluster")
 	outDir := fs.String("out", "bench/results", "where results go")
 	redisAddr := fs.String("redis", "127.0.0.1:6379", "Redis server for redis scenarios")
+	nodeAutoscaler := fs.String("node-autoscaler", "", "tidal-node-autoscaler binary for node-scale-up (default $TIDAL_NODE_AUTOSCALER_BIN, else bin/tidal-node-autoscaler)")
+	virtualNode := fs.String("virtual-node", "", "tidal-virtual-node binary for virtual-burst (default $TIDAL_VIRTUAL_NODE_BIN, else bin/tidal-virtual-node)")
 	logLevel := fs.String("log-level", "error", "log level of the in-process autoscalers (to stderr)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -55,6 +59,12 @@ func runScenarios(args []string) error {
 	}
 	zcfg := zap.NewDevelopmentConfig()
 	zcfg.Level = zap.NewAtomicLevelAt(lvl)
+	zcfg.DisableStacktrace = true
+	if lvl > zapcore.InfoLevel {
+		// The adapter's API server libraries log through klog; below info they would drown the tables.
+		klog.LogToStderr(false)
+		klog.SetOutput(io.Discard)
+	}
 	log, err := zcfg.Build()
 	if err != nil {
 		return err
@@ -72,11 +82,12 @@ func runScenarios(args []string) error {
 	}
 	progress := harness.NewProgress(os.Stderr)
 	var failed []string
+	var done []*result.Result
 	for _, s := range specs {
 		fmt.Printf("== %s (%s)%s\n", s.Name, s.Kind, map[bool]string{true: ", short form", false: ""}[*short])
 		res, err := harness.Run(ctx, s, harness.Options{
 			Cluster: cluster, Short: *short, CompareCmd: *compare, RedisAddress: *redisAddr,
-			TidalVersion: result.Version(ctx, version), Progress: progress, Logger: log,
+			TidalVersion: result.Version(ctx, version), Progress: progress, Logger: log, NodeAutoscalerBin: *nodeAutoscaler, VirtualNodeBin: *virtualNode,
 		})
 		progress.Done()
 		if err != nil {
@@ -91,6 +102,7 @@ func runScenarios(args []string) error {
 		if err != nil {
 			return err
 		}
+		done = append(done, res)
 		fmt.Println(res.Table())
 		fmt.Printf("   %s\n   %s\n   %s\n   %s\n", files.JSON, files.Markdown, files.Timeline, files.CDF)
 		for _, r := range res.Runs {
@@ -98,6 +110,15 @@ func runScenarios(args []string) error {
 				failed = append(failed, s.Name+"/"+r.Autoscaler)
 			}
 		}
+	}
+	if len(specs) > 1 && len(done) > 0 {
+		summary := result.Summary(done)
+		fmt.Printf("\n== summary\n%s", summary)
+		path := filepath.Join(*outDir, "summary-"+time.Now().UTC().Format("20060102-150405")+".md")
+		if err := os.WriteFile(path, []byte(summary), 0o644); err != nil {
+			return err
+		}
+		fmt.Printf("   %s\n", path)
 	}
 	if len(failed) > 0 {
 		return fmt.Errorf("failed: %s", strings.Join(failed, ", "))

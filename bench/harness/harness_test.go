@@ -1,0 +1,343 @@
+package harness_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image/png"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+
+	operatorapp "github.com/tidalscale/tidal/autoscaler/operator/app"
+	"github.com/tidalscale/tidal/bench/devcluster"
+	"github.com/tidalscale/tidal/bench/harness"
+	"github.com/tidalscale/tidal/bench/result"
+	"github.com/tidalscale/tidal/bench/results"
+	"github.com/tidalscale/tidal/bench/scenario"
+	"github.com/tidalscale/tidal/scalers/registry"
+	"go.uber.org/zap"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// envHelper makes this test binary, re-executed, act as a --compare-cmd autoscaler (see TestMain).
+const envHelper = "TIDAL_BENCH_TEST_AUTOSCALER"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(envHelper) != "" {
+		os.Exit(helperAutoscaler())
+	}
+	os.Exit(devcluster.Main(m))
+}
+
+// helperAutoscaler is the --compare-cmd of TestCompareCommand: Tidal's operator (direct mode) run as a separate
+// process against $KUBECONFIG until SIGTERM, as any other autoscaler binary would be.
+func helperAutoscaler() int {
+	cfg, err := clientcmd.BuildConfigFromFlags("", os.Getenv("KUBECONFIG"))
+	if err != nil {
+		os.Stderr.WriteString(err.Error() + "\n")
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	op, err := operatorapp.New(operatorapp.Options{Config: cfg, Registry: registry.New(), Logger: zap.NewNop(), Namespace: os.Getenv("TIDAL_BENCH_NAMESPACE")})
+	if err != nil {
+		os.Stderr.WriteString(err.Error() + "\n")
+		return 1
+	}
+	if err := op.Run(ctx); err != nil && ctx.Err() == nil {
+		os.Stderr.WriteString(err.Error() + "\n")
+		return 1
+	}
+	return 0
+}
+
+func scenarioPath(t *testing.T, name string) string {
+	t.Helper()
+	root, err := devcluster.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(root, "bench", "scenarios", name+".yaml")
+}
+
+// runShort runs a scenario's short form on the dev cluster and checks what every result must satisfy: it
+// validates against the schema, both plots are PNGs, every run measured something and reported no error.
+func runShort(t *testing.T, name string, o harness.Options) *result.Result {
+	t.Helper()
+	c := devcluster.Get(t)
+	devcluster.InstallCRDs(t, c)
+	spec, err := scenario.Load(scenarioPath(t, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Cluster, o.Short, o.Logger, o.TidalVersion = c, true, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), "test"
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	res, err := harness.Run(ctx, spec, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := res.Write(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(files.JSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := results.Validate(raw); err != nil {
+		t.Fatalf("result does not validate: %v\n%s", err, raw)
+	}
+	for _, p := range []string{files.Timeline, files.CDF} {
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = png.Decode(f)
+		f.Close()
+		if err != nil {
+			t.Fatalf("%s is not a PNG: %v", p, err)
+		}
+	}
+	t.Logf("\n%s", res.Table())
+	for _, r := range res.Runs {
+		if len(r.Errors) > 0 {
+			t.Fatalf("%s: %v", r.Autoscaler, r.Errors)
+		}
+	}
+	if res.Warmup.Iterations != spec.Effective(true).Warmup || !res.Warmup.Excluded {
+		t.Fatalf("warm-up = %+v, want %d iterations excluded", res.Warmup, spec.Effective(true).Warmup)
+	}
+	return res
+}
+
+// metric returns the named metric of the named run, failing the test if it has no samples.
+func metric(t *testing.T, res *result.Result, run, name string, want int) *result.Metric {
+	t.Helper()
+	for _, r := range res.Runs {
+		if r.Autoscaler != run {
+			continue
+		}
+		m := r.Metric(name)
+		if m == nil || m.Count != want || len(m.Samples) != want {
+			t.Fatalf("%s %s: want %d samples, got %+v", run, name, want, m)
+		}
+		if m.P50 <= 0 || m.P50 > m.P99 || m.P99 > m.Max {
+			t.Fatalf("%s %s: inconsistent percentiles %+v", run, name, m)
+		}
+		return m
+	}
+	t.Fatalf("no run %q in %d runs", run, len(res.Runs))
+	return nil
+}
+
+func TestScaleFromZero(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		scenario string
+	}{
+		{name: "redis list", scenario: "scale-from-zero-redis"},
+		{name: "kafka topic", scenario: "scale-from-zero-kafka"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := runShort(t, tc.scenario, harness.Options{})
+			repeats := res.Params.Repeats
+			rep := metric(t, res, "tidal-direct", "event-to-replica", repeats)
+			run := metric(t, res, "tidal-direct", "event-to-running", repeats)
+			// The pod can only be Running after the replica was asked for, in every activation.
+			for i := range rep.Samples {
+				if run.Samples[i] < rep.Samples[i] {
+					t.Fatalf("activation %d: Running after %.1fms but replica after %.1fms", i, run.Samples[i], rep.Samples[i])
+				}
+			}
+			if len(res.Runs[0].Timeline) == 0 {
+				t.Fatal("no timeline")
+			}
+		})
+	}
+}
+
+func TestBurst(t *testing.T) {
+	res := runShort(t, "burst", harness.Options{})
+	metric(t, res, "tidal-direct", "activation", res.Params.Repeats)
+	metric(t, res, "tidal-direct", "burst-to-needed", res.Params.Repeats)
+	r := res.Runs[0]
+	if r.Counters["burstsNeverReachingNeeded"] != 0 {
+		t.Fatalf("%v bursts never reached the replicas their queue needed", r.Counters["burstsNeverReachingNeeded"])
+	}
+	if r.Counters["peakReplicasMean"] < 2 {
+		t.Fatalf("peak %v replicas: the burst should need more than one", r.Counters["peakReplicasMean"])
+	}
+	var sawPeak, backAtZero bool
+	for _, p := range r.Timeline {
+		sawPeak = sawPeak || p.Replicas >= 2
+		backAtZero = sawPeak && p.Replicas == 0 && p.Running == 0
+	}
+	if !sawPeak || !backAtZero {
+		t.Fatalf("timeline does not go up and back to zero: %+v", r.Timeline)
+	}
+}
+
+// The built-in side-by-side: the same burst with Tidal direct and Tidal hpa (kube-controller-manager's HPA on
+// the adapter's external metrics), and their ratios.
+func TestHPAVersusDirect(t *testing.T) {
+	// The adapter registers the cluster-wide metrics APIServices: one package at a time.
+	devcluster.Get(t).Exclusive(t, devcluster.ExclusiveMetricsAPIs)
+	res := runShort(t, "hpa-vs-direct", harness.Options{})
+	if len(res.Runs) != 2 || res.Runs[0].Autoscaler != "tidal-direct" || res.Runs[1].Autoscaler != "tidal-hpa" {
+		t.Fatalf("runs: %+v", res.Runs)
+	}
+	for _, run := range []string{"tidal-direct", "tidal-hpa"} {
+		metric(t, res, run, "activation", res.Params.Repeats)
+		metric(t, res, run, "burst-to-needed", res.Params.Repeats)
+	}
+	var ratio *result.Comparison
+	for i := range res.Comparisons {
+		if res.Comparisons[i].Metric == "burst-to-needed" {
+			ratio = &res.Comparisons[i]
+		}
+	}
+	if ratio == nil || ratio.Baseline != "tidal-direct" || ratio.Other != "tidal-hpa" || ratio.P50Ratio <= 0 {
+		t.Fatalf("no burst-to-needed comparison: %+v", res.Comparisons)
+	}
+}
+
+func TestAdapterLoad(t *testing.T) {
+	devcluster.Get(t).Exclusive(t, devcluster.ExclusiveMetricsAPIs)
+	res := runShort(t, "adapter-load", harness.Options{})
+	metric(t, res, "tidal-hpa", "external-metric-get", res.Params.Requests)
+	if f := res.Runs[0].Counters["failures"]; f != 0 {
+		t.Fatalf("%v failed GETs", f)
+	}
+}
+
+// --compare-cmd: a second autoscaler as a separate process (this test binary running Tidal's operator), on
+// the same cluster and event source; both are reported with their ratios.
+func TestCompareCommand(t *testing.T) {
+	cmd := envHelper + "=1 " + os.Args[0]
+	res := runShort(t, "scale-from-zero-redis", harness.Options{CompareCmd: cmd})
+	if len(res.Runs) != 2 || res.Runs[1].Autoscaler != "command" || res.Runs[1].Command != cmd {
+		t.Fatalf("runs: %+v", res.Runs)
+	}
+	metric(t, res, "command", "event-to-replica", res.Params.Repeats)
+	if len(res.Comparisons) != 2 {
+		t.Fatalf("comparisons: %+v", res.Comparisons)
+	}
+}
+
+func TestCompareCommandThatFailsIsReported(t *testing.T) {
+	c := devcluster.Get(t)
+	devcluster.InstallCRDs(t, c)
+	spec, err := scenario.Load(scenarioPath(t, "scale-from-zero-redis"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := harness.Run(context.Background(), spec, harness.Options{Cluster: c, Short: true, CompareCmd: "exit 3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Runs) != 2 || len(res.Runs[1].Errors) != 1 || !strings.Contains(res.Runs[1].Errors[0], "--compare-cmd: sh exited at start") {
+		t.Fatalf("runs: %+v", res.Runs)
+	}
+}
+
+// A scenario whose component binary is missing fails at once with ErrUnavailable saying how to build it.
+func TestUnavailableComponents(t *testing.T) {
+	c := devcluster.Get(t)
+	for _, tc := range []struct {
+		name, scenario, mention string
+		opts                    harness.Options
+	}{
+		{name: "node scale-up", scenario: "node-scale-up", mention: "tidal-node-autoscaler binary /nonexistent/tidal-node-autoscaler not found",
+			opts: harness.Options{NodeAutoscalerBin: "/nonexistent/tidal-node-autoscaler"}},
+		{name: "virtual burst", scenario: "virtual-burst", mention: "tidal-virtual-node binary /nonexistent/tidal-virtual-node not found",
+			opts: harness.Options{VirtualNodeBin: "/nonexistent/tidal-virtual-node"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			spec, err := scenario.Load(scenarioPath(t, tc.scenario))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.opts.Cluster, tc.opts.Short = c, true
+			_, err = harness.Run(context.Background(), spec, tc.opts)
+			if !errors.Is(err, harness.ErrUnavailable) || !strings.Contains(err.Error(), tc.mention) {
+				t.Fatalf("err = %v, want ErrUnavailable with %q", err, tc.mention)
+			}
+		})
+	}
+}
+
+// componentBinary returns the binary named by env or bin/<name>; without one the scenario must report
+// ErrUnavailable naming how to build it, which the test then checks instead.
+func componentBinary(t *testing.T, env, name string) string {
+	t.Helper()
+	if p := os.Getenv(env); p != "" {
+		return p
+	}
+	root, err := devcluster.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(root, "bin", name)
+	if _, err := os.Stat(p); err == nil {
+		return p
+	}
+	return ""
+}
+
+func expectUnavailable(t *testing.T, scenarioName, build string) {
+	t.Helper()
+	c := devcluster.Get(t)
+	spec, err := scenario.Load(scenarioPath(t, scenarioName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = harness.Run(context.Background(), spec, harness.Options{Cluster: c, Short: true})
+	if !errors.Is(err, harness.ErrUnavailable) || !strings.Contains(err.Error(), build) {
+		t.Fatalf("without the binary: err = %v, want ErrUnavailable naming %q", err, build)
+	}
+	t.Logf("binary not built, checked the ErrUnavailable path only: %v", err)
+}
+
+// Node scale-up with the node autoscaler binary ($TIDAL_NODE_AUTOSCALER_BIN or bin/tidal-node-autoscaler; it
+// links the scheduler framework, so it is not built here).
+func TestNodeScaleUp(t *testing.T) {
+	bin := componentBinary(t, "TIDAL_NODE_AUTOSCALER_BIN", "tidal-node-autoscaler")
+	if bin == "" {
+		expectUnavailable(t, "node-scale-up", "go build -o bin/tidal-node-autoscaler ./cmd/tidal-node-autoscaler")
+		return
+	}
+	res := runShort(t, "node-scale-up", harness.Options{NodeAutoscalerBin: bin})
+	size := res.Params.Nodes[0]
+	for _, name := range []string{"first-node", "all-pods-running"} {
+		metric(t, res, "tidal-node-autoscaler", fmt.Sprintf("%s@%dnodes", name, size), res.Params.Repeats)
+	}
+	metric(t, res, "tidal-node-autoscaler", fmt.Sprintf("pod-pending-to-running@%dnodes", size), res.Params.Repeats*res.Params.Pods)
+	want := float64((res.Params.Pods + 3) / 4)
+	if got := res.Runs[0].Counters[fmt.Sprintf("nodesAddedMean@%dnodes", size)]; got != want {
+		t.Fatalf("nodes added %v, want %v for %d one-CPU pods on four-CPU nodes", got, want, res.Params.Pods)
+	}
+}
+
+// Virtual burst with the virtual node binary ($TIDAL_VIRTUAL_NODE_BIN or bin/tidal-virtual-node).
+func TestVirtualBurst(t *testing.T) {
+	bin := componentBinary(t, "TIDAL_VIRTUAL_NODE_BIN", "tidal-virtual-node")
+	if bin == "" {
+		expectUnavailable(t, "virtual-burst", "go build -o bin/tidal-virtual-node ./cmd/tidal-virtual-node")
+		return
+	}
+	res := runShort(t, "virtual-burst", harness.Options{VirtualNodeBin: bin})
+	metric(t, res, "tidal-virtual-node", "burst-all-running", res.Params.Repeats)
+	metric(t, res, "tidal-virtual-node", "backfill-complete", res.Params.Repeats)
+	// One real node holds four one-CPU pods; the rest of the burst ran on the virtual node.
+	if got, want := res.Runs[0].Counters["podsOnVirtualNodeMean"], float64(res.Params.Pods-4); got != want {
+		t.Fatalf("pods on the virtual node %v, want %v", got, want)
+	}
+}
