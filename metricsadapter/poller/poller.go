@@ -167,7 +167,7 @@ type Poller struct {
 	timeout    time.Duration
 	metrics    *metrics
 	sched      *scheduler
-	hub        *hub
+	hub        *Hub
 
 	// maxLag is the largest scheduler lag seen, in nanoseconds (for benchmarks and tests).
 	maxLag atomic.Int64
@@ -221,7 +221,7 @@ func New(opts Options) (*Poller, error) {
 	}
 	p.metrics = m
 	p.sched = newScheduler()
-	p.hub = newHub(m.coalesced)
+	p.hub = NewHub(m.coalesced)
 	return p, nil
 }
 

@@ -50,7 +50,7 @@ func (p *Poller) sample(ctx context.Context, t *trigger) {
 		t.okSamples.Inc()
 	}
 	st, changed := p.record(t, values, active, err, pushed)
-	p.hub.publish(Update{Key: t.key, Trigger: st, ActivityChanged: changed})
+	p.hub.Publish(Update{Key: t.key, Trigger: st, ActivityChanged: changed})
 	p.sched.finish(t, seq, time.Now())
 }
 

@@ -18,21 +18,45 @@ import (
 //
 // Upsert and Delete publish nothing themselves: the first sample of a new generation is its first update, and
 // consumers learn of deletions from their own informers (or by comparing with Snapshot).
-func (p *Poller) Subscribe(buffer int) (<-chan Update, func()) {
+func (p *Poller) Subscribe(buffer int) (<-chan Update, func()) { return p.hub.Subscribe(buffer) }
+
+// Hub fans updates out to subscribers with the semantics documented on Poller.Subscribe. The poller publishes
+// its samples through one; the metrics adapter's stream client republishes what it receives through another.
+type Hub struct {
+	mu        sync.RWMutex
+	subs      map[*subscriber]struct{}
+	coalesced prometheus.Counter // may be nil
+}
+
+// NewHub returns a Hub that counts coalesced updates on coalesced (nil: not counted).
+func NewHub(coalesced prometheus.Counter) *Hub {
+	return &Hub{subs: map[*subscriber]struct{}{}, coalesced: coalesced}
+}
+
+// Subscribe adds a subscriber; see Poller.Subscribe.
+func (h *Hub) Subscribe(buffer int) (<-chan Update, func()) {
 	s := &subscriber{
 		out:     make(chan Update, max(buffer, 0)),
 		pending: map[triggerKey]Update{},
 		signal:  make(chan struct{}, 1),
 		done:    make(chan struct{}),
 	}
-	p.hub.add(s)
+	h.add(s)
 	go s.pump()
-	var once sync.Once
 	return s.out, func() {
-		once.Do(func() {
-			p.hub.remove(s)
-			close(s.done)
-		})
+		h.remove(s)
+		s.stop()
+	}
+}
+
+// CloseAll ends every subscription; their channels close.
+func (h *Hub) CloseAll() {
+	h.mu.Lock()
+	subs := h.subs
+	h.subs = map[*subscriber]struct{}{}
+	h.mu.Unlock()
+	for s := range subs {
+		s.stop()
 	}
 }
 
@@ -41,33 +65,24 @@ type triggerKey struct {
 	index int
 }
 
-type hub struct {
-	mu        sync.RWMutex
-	subs      map[*subscriber]struct{}
-	coalesced prometheus.Counter
-}
-
-func newHub(coalesced prometheus.Counter) *hub {
-	return &hub{subs: map[*subscriber]struct{}{}, coalesced: coalesced}
-}
-
-func (h *hub) add(s *subscriber) {
+func (h *Hub) add(s *subscriber) {
 	h.mu.Lock()
 	h.subs[s] = struct{}{}
 	h.mu.Unlock()
 }
 
-func (h *hub) remove(s *subscriber) {
+func (h *Hub) remove(s *subscriber) {
 	h.mu.Lock()
 	delete(h.subs, s)
 	h.mu.Unlock()
 }
 
-func (h *hub) publish(u Update) {
+// Publish offers u to every subscriber without blocking.
+func (h *Hub) Publish(u Update) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	for s := range h.subs {
-		if s.offer(u) {
+		if s.offer(u) && h.coalesced != nil {
 			h.coalesced.Inc()
 		}
 	}
@@ -77,7 +92,8 @@ func (h *hub) publish(u Update) {
 type subscriber struct {
 	out    chan Update
 	signal chan struct{} // poked when pending gains an entry
-	done   chan struct{} // closed by cancel
+	done   chan struct{} // closed by stop
+	once   sync.Once
 
 	mu      sync.Mutex
 	pending map[triggerKey]Update
@@ -85,6 +101,9 @@ type subscriber struct {
 	holding bool         // pump holds an update it is trying to send
 	closed  bool
 }
+
+// stop ends the subscription; safe to call more than once (cancel and CloseAll may both call it).
+func (s *subscriber) stop() { s.once.Do(func() { close(s.done) }) }
 
 // offer queues u without blocking and reports whether it replaced an update still waiting.
 func (s *subscriber) offer(u Update) (coalesced bool) {

@@ -68,7 +68,7 @@ type ClientOptions struct {
 type Client struct {
 	opts ClientOptions
 	log  *zap.Logger
-	hub  *fanout
+	hub  *poller.Hub
 
 	mu       sync.Mutex
 	objects  map[poller.Key]*objectView
@@ -106,7 +106,7 @@ func NewClient(opts ClientOptions) (*Client, error) {
 	return &Client{
 		opts:     opts,
 		log:      opts.Logger,
-		hub:      newFanout(),
+		hub:      poller.NewHub(nil),
 		objects:  map[poller.Key]*objectView{},
 		deleted:  map[poller.Key]struct{}{},
 		interest: map[poller.Key]int64{},
@@ -159,7 +159,7 @@ func (c *Client) Delete(_ context.Context, key poller.Key) {
 
 // Subscribe streams every update received (and, after each (re)connect, the snapshot's triggers). A slow
 // subscriber gets coalesced updates per trigger, as with the poller.
-func (c *Client) Subscribe(buffer int) (<-chan poller.Update, func()) { return c.hub.subscribe(buffer) }
+func (c *Client) Subscribe(buffer int) (<-chan poller.Update, func()) { return c.hub.Subscribe(buffer) }
 
 // Snapshot returns the streamed state of every object, sorted by key.
 func (c *Client) Snapshot() []poller.ObjectState {
@@ -207,7 +207,7 @@ func sortedIndexes(m map[int]poller.TriggerState) []int {
 // Run connects and keeps reconnecting with back-off until ctx is done; it returns nil then, or an error if the
 // connection cannot even be set up (bad address).
 func (c *Client) Run(ctx context.Context) error {
-	defer c.hub.closeAll()
+	defer c.hub.CloseAll()
 	cc, err := grpc.NewClient(c.opts.Address,
 		grpc.WithTransportCredentials(credentials.NewTLS(c.opts.TLS)),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: c.opts.KeepaliveTime, Timeout: c.opts.KeepaliveTime / 2, PermitWithoutStream: true}),
@@ -312,7 +312,7 @@ func (c *Client) applySnapshot(s *streampb.Snapshot) error {
 	c.deleted = map[poller.Key]struct{}{}
 	c.mu.Unlock()
 	for _, u := range updates {
-		c.hub.publish(u)
+		c.hub.Publish(u)
 	}
 	return nil
 }
@@ -332,7 +332,7 @@ func (c *Client) applyUpdate(u *streampb.TriggerUpdate) {
 	}
 	o.triggers[ts.Index] = ts
 	c.mu.Unlock()
-	c.hub.publish(poller.Update{Key: key, Trigger: ts, ActivityChanged: u.GetActivityChanged()})
+	c.hub.Publish(poller.Update{Key: key, Trigger: ts, ActivityChanged: u.GetActivityChanged()})
 }
 
 func (c *Client) applyObject(info *streampb.ObjectInfo) error {
