@@ -24,7 +24,7 @@ build-dev:
 test: build-dev
 	$(GO) build -o $(BIN)/ ./cmd/tidal-node-autoscaler ./cmd/tidal-virtual-node
 	@TIDAL_DEV=$(BIN)/tidal-dev NODES=$(NODES) TIDAL_NODE_AUTOSCALER_BIN=$(BIN)/tidal-node-autoscaler \
-		TIDAL_VIRTUAL_NODE_BIN=$(BIN)/tidal-virtual-node bench/devcluster/with-cluster.sh $(GO) test $(TESTFLAGS) $(PKGS)
+		TIDAL_VIRTUAL_NODE_BIN=$(BIN)/tidal-virtual-node internal/devcluster/with-cluster.sh $(GO) test $(TESTFLAGS) $(PKGS)
 
 # Tests that need no cluster (handy while editing); packages that need one start their own.
 test-unit:

@@ -11,7 +11,7 @@ import (
 	"github.com/tidalscale/tidal/api/client/clientset/versioned"
 	"github.com/tidalscale/tidal/api/client/informers/externalversions"
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
-	"github.com/tidalscale/tidal/bench/devcluster"
+	"github.com/tidalscale/tidal/internal/devcluster"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"

@@ -16,7 +16,7 @@ import (
 	"github.com/tidalscale/tidal/autoscaler/nodes"
 	"github.com/tidalscale/tidal/autoscaler/nodes/provider/clusterapi"
 	"github.com/tidalscale/tidal/autoscaler/nodes/provider/sim"
-	"github.com/tidalscale/tidal/bench/devcluster"
+	"github.com/tidalscale/tidal/internal/devcluster"
 )
 
 // TestClusterAPIScalesMachineDeployment: pending pods grow a MachineDeployment through /scale; the test plays

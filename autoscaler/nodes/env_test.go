@@ -28,7 +28,7 @@ import (
 	"github.com/tidalscale/tidal/autoscaler/nodes/provider/clusterapi"
 	"github.com/tidalscale/tidal/autoscaler/nodes/provider/sim"
 	"github.com/tidalscale/tidal/autoscaler/nodes/template"
-	"github.com/tidalscale/tidal/bench/devcluster"
+	"github.com/tidalscale/tidal/internal/devcluster"
 )
 
 func TestMain(m *testing.M) { os.Exit(devcluster.Main(m)) }

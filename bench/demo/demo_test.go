@@ -11,7 +11,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/tidalscale/tidal/bench/demo"
-	"github.com/tidalscale/tidal/bench/devcluster"
+	"github.com/tidalscale/tidal/internal/devcluster"
 )
 
 func TestMain(m *testing.M) { os.Exit(devcluster.Main(m)) }

@@ -17,7 +17,7 @@ import (
 	cmoptions "sigs.k8s.io/custom-metrics-apiserver/pkg/cmd/options"
 
 	operatorapp "github.com/tidalscale/tidal/autoscaler/operator/app"
-	"github.com/tidalscale/tidal/bench/devcluster"
+	"github.com/tidalscale/tidal/internal/devcluster"
 	adapterapp "github.com/tidalscale/tidal/metricsadapter/app"
 	"github.com/tidalscale/tidal/metricsadapter/server"
 	"github.com/tidalscale/tidal/scalers/registry"

@@ -13,7 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	tidalclient "github.com/tidalscale/tidal/api/client/clientset/versioned"
-	"github.com/tidalscale/tidal/bench/devcluster"
+	"github.com/tidalscale/tidal/internal/devcluster"
 	"github.com/tidalscale/tidal/bench/result"
 	"github.com/tidalscale/tidal/bench/scenario"
 )

@@ -16,7 +16,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	operatorapp "github.com/tidalscale/tidal/autoscaler/operator/app"
-	"github.com/tidalscale/tidal/bench/devcluster"
+	"github.com/tidalscale/tidal/internal/devcluster"
 	"github.com/tidalscale/tidal/bench/harness"
 	"github.com/tidalscale/tidal/bench/result"
 	"github.com/tidalscale/tidal/bench/results"

@@ -21,7 +21,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
-	"github.com/tidalscale/tidal/bench/devcluster"
+	"github.com/tidalscale/tidal/internal/devcluster"
 	"github.com/tidalscale/tidal/bench/result"
 )
 

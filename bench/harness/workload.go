@@ -15,7 +15,7 @@ import (
 
 	tidalclient "github.com/tidalscale/tidal/api/client/clientset/versioned"
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
-	"github.com/tidalscale/tidal/bench/devcluster"
+	"github.com/tidalscale/tidal/internal/devcluster"
 )
 
 // workerName is the Deployment (and ScaledObject) every scale scenario creates.

@@ -25,7 +25,7 @@ import (
 	"k8s.io/client-go/restmapper"
 	"sigs.k8s.io/yaml"
 
-	"github.com/tidalscale/tidal/bench/devcluster"
+	"github.com/tidalscale/tidal/internal/devcluster"
 )
 
 func TestMain(m *testing.M) { os.Exit(devcluster.Main(m)) }

@@ -17,7 +17,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"k8s.io/klog/v2"
 
-	"github.com/tidalscale/tidal/bench/devcluster"
+	"github.com/tidalscale/tidal/internal/devcluster"
 	"github.com/tidalscale/tidal/bench/harness"
 	"github.com/tidalscale/tidal/bench/result"
 	"github.com/tidalscale/tidal/bench/results"

@@ -28,7 +28,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"k8s.io/apimachinery/pkg/api/resource"
 
-	"github.com/tidalscale/tidal/bench/devcluster/controlplane"
+	"github.com/tidalscale/tidal/internal/devcluster/controlplane"
 )
 
 // stopTimeout bounds the whole shutdown.

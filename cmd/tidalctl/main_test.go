@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tidalscale/tidal/bench/devcluster"
+	"github.com/tidalscale/tidal/internal/devcluster"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")

@@ -24,7 +24,7 @@ import (
 	tidalclient "github.com/tidalscale/tidal/api/client/clientset/versioned"
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	operatorapp "github.com/tidalscale/tidal/autoscaler/operator/app"
-	"github.com/tidalscale/tidal/bench/devcluster"
+	"github.com/tidalscale/tidal/internal/devcluster"
 	"github.com/tidalscale/tidal/metricsadapter/app"
 	"github.com/tidalscale/tidal/metricsadapter/podmetrics"
 	"github.com/tidalscale/tidal/metricsadapter/server"

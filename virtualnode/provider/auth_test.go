@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tidalscale/tidal/bench/devcluster"
+	"github.com/tidalscale/tidal/internal/devcluster"
 	"github.com/tidalscale/tidal/virtualnode/backend"
 	"github.com/tidalscale/tidal/virtualnode/backend/sim"
 	"github.com/tidalscale/tidal/virtualnode/provider"

@@ -6,7 +6,7 @@
 // status.addresses (InternalIP) at status.daemonEndpoints.kubeletEndpoint.port over TLS. Without
 // --kubelet-certificate-authority it does not verify the serving certificate (a self-signed one is made when
 // none is given); without --kubelet-client-certificate it presents no client identity. The embedded dev
-// cluster (bench/devcluster/controlplane) sets neither, so there the kubelet API must run with AuthNone; a real
+// cluster (internal/devcluster/controlplane) sets neither, so there the kubelet API must run with AuthNone; a real
 // cluster sets --kubelet-client-certificate and the node runs AuthWebhook with that CA as ClientCAFile. The API
 // server's pods/log and pods/exec accept a loopback node address; nodes/proxy (and so metrics-server scraping
 // through it) refuses one, so on the dev cluster stats are read from the kubelet port directly.

@@ -10,7 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/tidalscale/tidal/bench/devcluster"
+	"github.com/tidalscale/tidal/internal/devcluster"
 	"github.com/tidalscale/tidal/virtualnode/backend"
 	"github.com/tidalscale/tidal/virtualnode/backend/sim"
 	"github.com/tidalscale/tidal/virtualnode/provider"

@@ -25,7 +25,7 @@ import (
 	"github.com/tidalscale/tidal/autoscaler/nodes"
 	"github.com/tidalscale/tidal/autoscaler/nodes/app"
 	"github.com/tidalscale/tidal/autoscaler/nodes/template"
-	"github.com/tidalscale/tidal/bench/devcluster"
+	"github.com/tidalscale/tidal/internal/devcluster"
 )
 
 func TestMain(m *testing.M) { os.Exit(devcluster.Main(m)) }

@@ -15,7 +15,7 @@ import (
 	"github.com/tidalscale/tidal/api/v1alpha1"
 	"github.com/tidalscale/tidal/autoscaler/nodes/provider"
 	"github.com/tidalscale/tidal/autoscaler/nodes/provider/clusterapi"
-	"github.com/tidalscale/tidal/bench/devcluster"
+	"github.com/tidalscale/tidal/internal/devcluster"
 )
 
 func TestMain(m *testing.M) { os.Exit(devcluster.Main(m)) }

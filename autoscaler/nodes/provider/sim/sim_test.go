@@ -17,7 +17,7 @@ import (
 	"github.com/tidalscale/tidal/autoscaler/nodes/provider"
 	"github.com/tidalscale/tidal/autoscaler/nodes/provider/sim"
 	"github.com/tidalscale/tidal/autoscaler/nodes/template"
-	"github.com/tidalscale/tidal/bench/devcluster"
+	"github.com/tidalscale/tidal/internal/devcluster"
 )
 
 func TestMain(m *testing.M) { os.Exit(devcluster.Main(m)) }

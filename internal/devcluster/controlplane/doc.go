@@ -1,7 +1,7 @@
 // Package controlplane runs a whole Kubernetes control plane in the current process: an embedded etcd
 // (go.etcd.io/etcd/server/v3/embed), kube-apiserver, kube-controller-manager and kube-scheduler from
 // k8s.io/kubernetes, and kwok (sigs.k8s.io/kwok) simulating the nodes. It links k8s.io/kubernetes and is meant
-// for cmd/tidal-dev only; tests reach the cluster through bench/devcluster, which starts the tidal-dev binary.
+// for cmd/tidal-dev only; tests reach the cluster through internal/devcluster, which starts the tidal-dev binary.
 //
 // # Components in one process
 //
@@ -46,7 +46,7 @@
 // The apiserver then presents the front-proxy client certificate (CN front-proxy-client) and passes the user in
 // X-Remote-User/X-Remote-Group; the adapter finds the front-proxy CA in the kube-system/
 // extension-apiserver-authentication ConfigMap. The HPA controller reaches such APIs the same way.
-// bench/devcluster's Cluster.RegisterHostAPIService does this for tests.
+// internal/devcluster's Cluster.RegisterHostAPIService does this for tests.
 //
 // # Simulated pod resource usage (design note, not implemented)
 //

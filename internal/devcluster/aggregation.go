@@ -33,7 +33,7 @@ type HostAPIService struct {
 // RegisterHostAPIService makes the apiserver proxy Group/Version to a server on this host, waits until the
 // APIService is Available, and removes the APIService at t.Cleanup.
 //
-// The route is the one documented in bench/devcluster/controlplane: the aggregator resolves an ExternalName
+// The route is the one documented in internal/devcluster/controlplane: the aggregator resolves an ExternalName
 // Service to https://<externalName>:<APIService port>, and the Service's externalName is localhost (there is no
 // kube-proxy, and EndpointSlices may not hold loopback addresses). The apiserver authenticates to the server
 // with the front-proxy client certificate and passes the user in X-Remote-User/X-Remote-Group; the server reads
