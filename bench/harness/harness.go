@@ -13,9 +13,9 @@ import (
 	"go.uber.org/zap"
 
 	tidalclient "github.com/tidalscale/tidal/api/client/clientset/versioned"
-	"github.com/tidalscale/tidal/internal/devcluster"
 	"github.com/tidalscale/tidal/bench/result"
 	"github.com/tidalscale/tidal/bench/scenario"
+	"github.com/tidalscale/tidal/internal/devcluster"
 )
 
 // Options configure one scenario run.

@@ -16,11 +16,11 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	operatorapp "github.com/tidalscale/tidal/autoscaler/operator/app"
-	"github.com/tidalscale/tidal/internal/devcluster"
 	"github.com/tidalscale/tidal/bench/harness"
 	"github.com/tidalscale/tidal/bench/result"
 	"github.com/tidalscale/tidal/bench/results"
 	"github.com/tidalscale/tidal/bench/scenario"
+	"github.com/tidalscale/tidal/internal/devcluster"
 	"github.com/tidalscale/tidal/scalers/registry"
 	"go.uber.org/zap"
 	"k8s.io/client-go/tools/clientcmd"

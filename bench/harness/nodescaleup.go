@@ -21,8 +21,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
-	"github.com/tidalscale/tidal/internal/devcluster"
 	"github.com/tidalscale/tidal/bench/result"
+	"github.com/tidalscale/tidal/internal/devcluster"
 )
 
 // Labels and taints of node-scale-up.

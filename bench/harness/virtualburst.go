@@ -16,8 +16,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
-	"github.com/tidalscale/tidal/internal/devcluster"
 	"github.com/tidalscale/tidal/bench/result"
+	"github.com/tidalscale/tidal/internal/devcluster"
 )
 
 // Virtual node identity (virtualnode/provider; not imported, the harness drives the binary).

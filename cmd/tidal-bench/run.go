@@ -17,11 +17,11 @@ import (
 	"go.uber.org/zap/zapcore"
 	"k8s.io/klog/v2"
 
-	"github.com/tidalscale/tidal/internal/devcluster"
 	"github.com/tidalscale/tidal/bench/harness"
 	"github.com/tidalscale/tidal/bench/result"
 	"github.com/tidalscale/tidal/bench/results"
 	"github.com/tidalscale/tidal/bench/scenario"
+	"github.com/tidalscale/tidal/internal/devcluster"
 )
 
 // version is set with -ldflags "-X main.version=..."; empty means `git describe`.

@@ -24,8 +24,8 @@ import (
 	tidalclient "github.com/tidalscale/tidal/api/client/clientset/versioned"
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	"github.com/tidalscale/tidal/autoscaler/operator/app"
-	"github.com/tidalscale/tidal/internal/devcluster"
 	"github.com/tidalscale/tidal/cmd/tidalctl/status"
+	"github.com/tidalscale/tidal/internal/devcluster"
 	"github.com/tidalscale/tidal/scalers/registry"
 )
 
