@@ -99,7 +99,7 @@ func TestParse(t *testing.T) {
 		{name: "Validate runs last", meta: map[string]string{"address": "a", "listName": "events", "mode": "stream"},
 			wantErr: []string{`listName: "events" is reserved`}},
 		{name: "NaN rejected", meta: map[string]string{"address": "a", "listName": "l", "activationListLength": "NaN"},
-			wantErr: []string{"activationListLength: want number"}},
+			wantErr: []string{"activationListLength: want a finite number"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -61,6 +61,8 @@ func (o Options) withDefaults() Options {
 // Register adds the Redis list and stream scalers under all six KEDA trigger types.
 func Register(r *scalers.Registry) {
 	r.Register(New, TypeList, TypeClusterList, TypeSentinelList, TypeStreams, TypeClusterStreams, TypeSentinelStreams)
+	r.Describe(listMeta{}, TypeList, TypeClusterList, TypeSentinelList)
+	r.Describe(streamMeta{}, TypeStreams, TypeClusterStreams, TypeSentinelStreams)
 }
 
 // New builds the scaler for cfg.Type with default Options. It is a scalers.Builder.
@@ -93,7 +95,7 @@ func NewWithOptions(_ context.Context, cfg *scalers.TriggerConfig, opts Options)
 type listMeta struct {
 	connMeta
 	ListName             string `tidal:"name=listName"`
-	ListLength           int64  `tidal:"name=listLength,default=5,range=1;"`
+	ListLength           int64  `tidal:"name=listLength,default=5,range=1;,target"`
 	ActivationListLength int64  `tidal:"name=activationListLength,default=0,range=0;"`
 }
 

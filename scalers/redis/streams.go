@@ -43,8 +43,8 @@ type streamMeta struct {
 	connMeta
 	Stream              string `tidal:"name=stream"`
 	ConsumerGroup       string `tidal:"name=consumerGroup,optional"`
-	PendingEntriesCount int64  `tidal:"name=pendingEntriesCount,default=5,range=1;"`
-	StreamLength        int64  `tidal:"name=streamLength,default=5,range=1;"`
+	PendingEntriesCount int64  `tidal:"name=pendingEntriesCount,default=5,range=1;,target"`
+	StreamLength        int64  `tidal:"name=streamLength,default=5,range=1;,target"`
 	LagCount            int64  `tidal:"name=lagCount,default=0,range=0;"`
 	ActivationLagCount  int64  `tidal:"name=activationLagCount,default=0,range=0;"`
 
