@@ -87,7 +87,7 @@ func TestParse(t *testing.T) {
 		{name: "below range", meta: map[string]string{"address": "a", "listName": "l", "listLength": "0"},
 			wantErr: []string{"listLength: must be >= 1"}},
 		{name: "negative duration", meta: map[string]string{"address": "a", "listName": "l", "timeout": "-3"},
-			wantErr: []string{"timeout: want a duration"}},
+			wantErr: []string{"timeout: want a non-negative duration"}},
 		{name: "enum", meta: map[string]string{"address": "a", "listName": "l", "mode": "heap"},
 			wantErr: []string{"mode: want one of list, stream", `"heap"`}},
 		{name: "bad bool", meta: map[string]string{"address": "a", "listName": "l", "enableTLS": "yes please"},
