@@ -3,7 +3,6 @@ package operator
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"time"
 
 	"go.uber.org/zap"
@@ -71,12 +70,7 @@ func TriggerConfigs(ctx context.Context, r *Resolver, src TriggerSource) ([]scal
 }
 
 // TriggerName is a trigger's name in status and formulas: its name, or s<index>-<type>.
-func TriggerName(t tidalv1alpha1.ScaleTriggers, i int) string {
-	if t.Name != "" {
-		return t.Name
-	}
-	return "s" + strconv.Itoa(i) + "-" + t.Type
-}
+func TriggerName(t tidalv1alpha1.ScaleTriggers, i int) string { return t.NameAt(i) }
 
 func lowerFirst(s string) string {
 	if s == "" {
