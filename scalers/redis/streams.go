@@ -121,9 +121,12 @@ func newStreamScaler(cfg *scalers.TriggerConfig, md mode, opts Options) (*stream
 		key:     meta.Stream,
 		classes: func(context.Context, goredis.Cmdable) string { return "t" },
 		recheck: opts.WatchRecheck,
+		policy:  meta.notifyPolicy(),
 	}
 	return s, nil
 }
+
+func (s *streamScaler) notifyPolicy() notifyPolicy { return s.watch.policy }
 
 // MetricSpecs returns one External metric named like KEDA's (s<index>-redis-streams-<stream>) whose target is
 // pendingEntriesCount, lagCount or streamLength, whichever the trigger measures.
