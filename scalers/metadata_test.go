@@ -190,3 +190,22 @@ func TestRedactKeepsSwitches(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+// TestFromEnvValuesAlwaysRedacted: a value resolved through "<key>FromEnv" is a secret even when it does not look
+// like a URL with a password (a bare token, a connection string without a scheme).
+func TestFromEnvValuesAlwaysRedacted(t *testing.T) {
+	cfg := &TriggerConfig{Type: "postgresql",
+		Metadata:    map[string]string{"connectionFromEnv": "PG_CONN", "passwordFromEnv": "PG_PASS"},
+		ResolvedEnv: map[string]string{"PG_CONN": "host=db user=app password=s3cr3t-conn", "PG_PASS": "plainpw", "OTHER": "visible-value"}}
+	err := cfg.Errorf("connect with %s / %s failed near visible-value", "host=db user=app password=s3cr3t-conn", "plainpw")
+	s := err.Error()
+	if strings.Contains(s, "s3cr3t-conn") || strings.Contains(s, "plainpw") {
+		t.Fatalf("a FromEnv value leaked: %s", s)
+	}
+	if !strings.Contains(s, "visible-value") {
+		t.Fatalf("an environment value no trigger reads was redacted: %s", s)
+	}
+	if got := cfg.Redact("token plainpw"); got != "token [REDACTED]" {
+		t.Fatalf("Redact = %q", got)
+	}
+}
