@@ -1,4 +1,4 @@
-package operator
+package triggers
 
 import (
 	"context"
@@ -12,8 +12,8 @@ import (
 	"github.com/tidalscale/tidal/scalers"
 )
 
-// TriggerSource is an object's triggers with what is needed to resolve their authentication and environment.
-type TriggerSource struct {
+// Object is an object's triggers with what is needed to resolve their authentication and environment.
+type Object struct {
 	Kind, Namespace, Name string
 	Triggers              []tidalv1alpha1.ScaleTriggers
 	// Template is the pod template whose container environment …FromEnv keys and TriggerAuthentication env
@@ -25,9 +25,9 @@ type TriggerSource struct {
 	Logger          *zap.Logger
 }
 
-// TriggerConfigs resolves every trigger of an object into a scaler config, and reports each trigger's
+// Configs resolves every trigger of an object into a scaler config, and reports each trigger's
 // useCachedMetrics. An error names the field that could not be resolved, never a value.
-func TriggerConfigs(ctx context.Context, r *Resolver, src TriggerSource) ([]scalers.TriggerConfig, []bool, error) {
+func Configs(ctx context.Context, r *Resolver, src Object) ([]scalers.TriggerConfig, []bool, error) {
 	if src.Logger == nil {
 		src.Logger = zap.NewNop()
 	}
@@ -62,15 +62,15 @@ func TriggerConfigs(ctx context.Context, r *Resolver, src TriggerSource) ([]scal
 			Metadata: t.Metadata, AuthParams: auth, ResolvedEnv: env,
 			MetricType: t.MetricType, PollingInterval: src.PollingInterval,
 			ObjectNamespace: src.Namespace, ObjectName: src.Name, ObjectKind: src.Kind,
-			Logger: src.Logger.With(zap.String(lowerFirst(src.Kind), src.Namespace+"/"+src.Name), zap.String("trigger", TriggerName(t, i))),
+			Logger: src.Logger.With(zap.String(lowerFirst(src.Kind), src.Namespace+"/"+src.Name), zap.String("trigger", Name(t, i))),
 		})
 		cached = append(cached, t.UseCachedMetrics)
 	}
 	return cfgs, cached, nil
 }
 
-// TriggerName is a trigger's name in status and formulas: its name, or s<index>-<type>.
-func TriggerName(t tidalv1alpha1.ScaleTriggers, i int) string { return t.NameAt(i) }
+// Name is a trigger's name in status and formulas: its name, or s<index>-<type> (ScaleTriggers.NameAt).
+func Name(t tidalv1alpha1.ScaleTriggers, i int) string { return t.NameAt(i) }
 
 func lowerFirst(s string) string {
 	if s == "" {
