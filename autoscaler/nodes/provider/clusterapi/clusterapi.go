@@ -128,20 +128,29 @@ func (t target) addReplicas(ctx context.Context, delta int64, check func(cur, ne
 	})
 }
 
-// Instances implements provider.Provider: the deployment's Machines, plus a Creating placeholder for each
-// replica that has no Machine yet.
-func (p *Provider) Instances(ctx context.Context, group *v1alpha1.NodeGroup) ([]provider.Instance, error) {
+// observe reads the group's MachineDeployment replicas and lists its Machines.
+func (p *Provider) observe(ctx context.Context, group *v1alpha1.NodeGroup) (target, int64, *unstructured.UnstructuredList, error) {
 	t, err := p.target(group)
 	if err != nil {
-		return nil, err
+		return t, 0, nil, err
 	}
 	_, replicas, err := t.replicas(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("clusterapi provider: node group %q: %w", group.Name, err)
+		return t, 0, nil, fmt.Errorf("clusterapi provider: node group %q: %w", group.Name, err)
 	}
 	list, err := t.machines.List(ctx, metav1.ListOptions{LabelSelector: LabelDeploymentName + "=" + t.name})
 	if err != nil {
-		return nil, fmt.Errorf("clusterapi provider: node group %q: list Machines: %w", group.Name, err)
+		return t, 0, nil, fmt.Errorf("clusterapi provider: node group %q: list Machines: %w", group.Name, err)
+	}
+	return t, replicas, list, nil
+}
+
+// Instances implements provider.Provider: the deployment's Machines, plus a Creating placeholder for each
+// replica that has no Machine yet.
+func (p *Provider) Instances(ctx context.Context, group *v1alpha1.NodeGroup) ([]provider.Instance, error) {
+	t, replicas, list, err := p.observe(ctx, group)
+	if err != nil {
+		return nil, err
 	}
 	var out []provider.Instance
 	active := 0
@@ -291,17 +300,9 @@ func (p *Provider) DeleteNodes(ctx context.Context, group *v1alpha1.NodeGroup, n
 // the autoscaler's marks as the MachineSet still has Machines to delete (replicas below the active Machines),
 // oldest first, and clears the rest. It returns the nodes of the Machines that keep their mark or are deleting.
 func (p *Provider) Recover(ctx context.Context, group *v1alpha1.NodeGroup) ([]string, error) {
-	t, err := p.target(group)
+	t, replicas, list, err := p.observe(ctx, group)
 	if err != nil {
 		return nil, err
-	}
-	_, replicas, err := t.replicas(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("clusterapi provider: node group %q: %w", group.Name, err)
-	}
-	list, err := t.machines.List(ctx, metav1.ListOptions{LabelSelector: LabelDeploymentName + "=" + t.name})
-	if err != nil {
-		return nil, fmt.Errorf("clusterapi provider: node group %q: list Machines: %w", group.Name, err)
 	}
 	var deleting []string
 	var marked []*unstructured.Unstructured
