@@ -193,7 +193,7 @@ func (p *Poller) newTrigger(spec samples.ObjectSpec, tc scalers.TriggerConfig, u
 		pushWakeups:   p.metrics.pushWakeups.WithLabelValues(tc.Type),
 		watchFailures: p.metrics.watchFailures.WithLabelValues(tc.Type),
 	}
-	t.state.Store(&samples.TriggerState{Index: tc.Index, Name: tc.Name, Type: tc.Type})
+	t.state.Store(&samples.TriggerState{Index: tc.Index, Generation: spec.Generation, Name: tc.Name, Type: tc.Type})
 	return t
 }
 
