@@ -113,14 +113,6 @@ func validateSpec(spec *samples.ObjectSpec) error {
 	return nil
 }
 
-// effectiveInterval applies the useCachedMetrics rule from the package doc.
-func effectiveInterval(kind string, interval time.Duration, useCached bool) time.Duration {
-	if kind == samples.KindScaledObject && !useCached && interval > hpaSyncPeriod {
-		return hpaSyncPeriod
-	}
-	return interval
-}
-
 // build constructs every trigger of spec. Build failures are kept per trigger; the object is never nil.
 func (p *Poller) build(ctx context.Context, spec samples.ObjectSpec) *object {
 	obj := &object{key: spec.Key, gen: spec.Generation, triggers: make([]*trigger, 0, len(spec.Triggers))}
@@ -129,9 +121,8 @@ func (p *Poller) build(ctx context.Context, spec samples.ObjectSpec) *object {
 		objField = zap.String("scaledJob", spec.Key.String())
 	}
 	usedNames := map[string]int{}
-	for i, tc := range spec.Triggers {
-		useCached := i < len(spec.UseCachedMetrics) && spec.UseCachedMetrics[i]
-		t := p.newTrigger(spec, tc, useCached, objField)
+	for _, tc := range spec.Triggers {
+		t := p.newTrigger(spec, tc, objField)
 		obj.triggers = append(obj.triggers, t)
 		err := p.buildScaler(ctx, t)
 		if err == nil {
@@ -160,7 +151,7 @@ func (p *Poller) build(ctx context.Context, spec samples.ObjectSpec) *object {
 	return obj
 }
 
-func (p *Poller) newTrigger(spec samples.ObjectSpec, tc scalers.TriggerConfig, useCached bool, objField zap.Field) *trigger {
+func (p *Poller) newTrigger(spec samples.ObjectSpec, tc scalers.TriggerConfig, objField zap.Field) *trigger {
 	if tc.PollingInterval == 0 {
 		tc.PollingInterval = spec.PollingInterval
 	}
@@ -178,7 +169,7 @@ func (p *Poller) newTrigger(spec samples.ObjectSpec, tc scalers.TriggerConfig, u
 	if tc.Logger == nil {
 		tc.Logger = log
 	}
-	interval := effectiveInterval(spec.Key.Kind, spec.PollingInterval, useCached)
+	interval := spec.PollingInterval // the user's pollingInterval, whatever useCachedMetrics says (package doc)
 	t := &trigger{
 		key:           spec.Key,
 		cfg:           tc,
