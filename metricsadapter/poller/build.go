@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 
+	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	"github.com/tidalscale/tidal/autoscaler/samples"
 	"github.com/tidalscale/tidal/scalers"
 )
@@ -107,7 +108,7 @@ func validateSpec(spec *samples.ObjectSpec) error {
 		seen[tc.Index] = true
 	}
 	if spec.PollingInterval == 0 {
-		spec.PollingInterval = defaultPollingInterval
+		spec.PollingInterval = tidalv1alpha1.PollingIntervalOrDefault(nil)
 	}
 	return nil
 }
@@ -184,7 +185,7 @@ func (p *Poller) newTrigger(spec samples.ObjectSpec, tc scalers.TriggerConfig, o
 		pushWakeups:   p.metrics.pushWakeups.WithLabelValues(tc.Type),
 		watchFailures: p.metrics.watchFailures.WithLabelValues(tc.Type),
 	}
-	t.state.Store(&samples.TriggerState{Index: tc.Index, Name: tc.Name, Type: tc.Type})
+	t.state.Store(&samples.TriggerState{Index: tc.Index, Generation: spec.Generation, Name: tc.Name, Type: tc.Type})
 	return t
 }
 

@@ -59,8 +59,6 @@ const (
 	maxInitialJitter = 5 * time.Second
 	// minSampleTimeout is the floor of the per-sample timeout.
 	minSampleTimeout = time.Second
-	// defaultPollingInterval is KEDA's default pollingInterval, used when a spec leaves it zero.
-	defaultPollingInterval = 30 * time.Second
 )
 
 // Errors returned by Lookup, SampleNow and Upsert; test with errors.Is.

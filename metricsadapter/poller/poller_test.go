@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	"github.com/tidalscale/tidal/autoscaler/samples"
 	"github.com/tidalscale/tidal/scalers"
 )
@@ -283,7 +284,7 @@ func TestPollingIntervalHonoured(t *testing.T) {
 		s.UseCachedMetrics = []bool{false, true}
 		mustUpsert(t, p, s)
 		tr := p.object(s.Key).triggers[1]
-		if tr.interval != defaultPollingInterval || tr.staleAfter != 90*time.Second {
+		if tr.interval != tidalv1alpha1.PollingIntervalOrDefault(nil) || tr.staleAfter != 90*time.Second {
 			t.Errorf("cached trigger: interval %s staleAfter %s, want 30s and 90s", tr.interval, tr.staleAfter)
 		}
 	})
