@@ -24,6 +24,7 @@ import (
 	cmoptions "sigs.k8s.io/custom-metrics-apiserver/pkg/cmd/options"
 
 	operatorapp "github.com/tidalscale/tidal/autoscaler/operator/app"
+	"github.com/tidalscale/tidal/internal/version"
 	"github.com/tidalscale/tidal/metricsadapter/app"
 	"github.com/tidalscale/tidal/metricsadapter/podmetrics"
 	"github.com/tidalscale/tidal/metricsadapter/server"
@@ -54,7 +55,7 @@ type flags struct {
 	apiserviceService, apiserviceExtName string
 	apiserviceCAFile                     string
 
-	allInOne bool
+	allInOne, version bool
 }
 
 func run(args []string) error {
@@ -77,10 +78,15 @@ func run(args []string) error {
 	fs.StringVar(&f.apiserviceExtName, "apiservice-external-name", "", "make that Service an ExternalName to this host (an adapter outside the cluster, e.g. localhost for the dev cluster)")
 	fs.StringVar(&f.apiserviceCAFile, "apiservice-ca-file", "", "CA bundle of the serving certificate for the APIServices; empty means insecureSkipTLSVerify")
 	fs.BoolVar(&f.allInOne, "all-in-one", false, "also run the operator in this process, sharing the adapter's poller")
+	fs.BoolVar(&f.version, "version", false, "print the version and commit, then exit")
 	serving := cmoptions.NewCustomMetricsAdapterServerOptions()
 	serving.AddFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if f.version {
+		fmt.Println(version.String("tidal-metrics-adapter"))
+		return nil
 	}
 	if f.workers < 1 {
 		return fmt.Errorf("--workers: must be at least 1, got %d", f.workers)

@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/tidalscale/tidal/autoscaler/operator/app"
+	"github.com/tidalscale/tidal/internal/version"
 	"github.com/tidalscale/tidal/metricsadapter/stream"
 	"github.com/tidalscale/tidal/scalers/redis"
 	"github.com/tidalscale/tidal/scalers/registry"
@@ -45,9 +46,14 @@ func run() error {
 	adapterCert := fs.String("metrics-adapter-cert", "", "client certificate for the adapter's stream (mutual TLS)")
 	adapterKey := fs.String("metrics-adapter-key", "", "client key for the adapter's stream")
 	adapterServerName := fs.String("metrics-adapter-server-name", "", "name expected in the adapter's certificate (default: the address's host)")
+	showVersion := fs.Bool("version", false, "print the version and commit, then exit")
 	whService := fs.String("webhook-service", "tidal-system/tidal-operator:443", "namespace/name:port of the webhook's Service; empty means a URL to the first host")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
+	}
+	if *showVersion {
+		fmt.Println(version.String("tidal-operator"))
+		return nil
 	}
 	if *workers < 1 {
 		return fmt.Errorf("--workers: must be at least 1, got %d", *workers)
