@@ -28,7 +28,9 @@ const pollingInterval = 2
 // arguments and certificates the chart renders by default, and proves with Redis INFO commandstats that only
 // the adapter polls the trigger: LLEN calls per polling interval are ~1 (not 2), every one of them is a sample
 // the adapter counted, the operator counts none of its own, only one process watches the list's keyspace
-// channel, and the operator still scales the target from the adapter's stream.
+// channel, and the operator still scales the target from the adapter's stream. A control run without the
+// operator's --metrics-adapter-* flags (what the chart rendered before) shows the same measurement sees two
+// pollers.
 //
 // Differences from a pod, forced by running on the host: container paths map to temp dirs holding the rendered
 // Secrets; ports are free loopback ports; the operator dials 127.0.0.1 with --metrics-adapter-server-name set to
@@ -39,6 +41,49 @@ func TestOnePollerPerTriggerWithTheAdapter(t *testing.T) {
 		t.Skip("runs the operator and adapter binaries against the dev cluster")
 	}
 	opBin, adBin := tidalBinary(t, "TIDAL_OPERATOR_BIN", "tidal-operator"), tidalBinary(t, "TIDAL_METRICS_ADAPTER_BIN", "tidal-metrics-adapter")
+	t.Run("chart wiring", func(t *testing.T) {
+		m := measurePolling(t, opBin, adBin, true)
+		if m.llen == 0 {
+			t.Fatal("no LLEN calls: nobody polls the trigger")
+		}
+		if perInterval := float64(m.llen) / m.intervals; perInterval > 1.5 {
+			t.Errorf("%.2f LLEN calls per polling interval, want ~1: more than one process polls", perInterval)
+		}
+		if d := float64(m.llen) - m.adapterSamples; d > 2 || d < -2 {
+			t.Errorf("%d LLEN calls but the adapter took %.0f samples: someone else polls", m.llen, m.adapterSamples)
+		}
+		if m.operatorSamples != 0 {
+			t.Errorf("the operator took %.0f samples itself; with the adapter on it must only read the stream", m.operatorSamples)
+		}
+		if m.subscribers != 1 {
+			t.Errorf("%d connections watch the list's keyspace channel, want 1 (the adapter's)", m.subscribers)
+		}
+	})
+	t.Run("control: operator not wired to the adapter", func(t *testing.T) {
+		m := measurePolling(t, opBin, adBin, false)
+		if m.operatorSamples == 0 || m.adapterSamples == 0 {
+			t.Fatalf("operator %.0f and adapter %.0f samples: both should poll without the wiring", m.operatorSamples, m.adapterSamples)
+		}
+		if d := float64(m.llen) - m.adapterSamples - m.operatorSamples; d > 3 || d < -3 {
+			t.Errorf("%d LLEN calls, but adapter and operator took %.0f samples together", m.llen, m.adapterSamples+m.operatorSamples)
+		}
+		if m.subscribers != 2 {
+			t.Errorf("%d connections watch the list's keyspace channel, want 2 (one per process)", m.subscribers)
+		}
+	})
+}
+
+// polling is what one measurement window saw.
+type polling struct {
+	llen                            int     // LLEN calls in the window (INFO commandstats)
+	intervals                       float64 // the window in polling intervals
+	adapterSamples, operatorSamples float64 // tidal_poller_samples_total{type="redis"} increase in the window
+	subscribers                     int64   // connections subscribed to the list's keyspace channel
+}
+
+// measurePolling starts the adapter and the operator from the rendered chart (wired: with the operator's
+// --metrics-adapter-* flags), scales a worker on a Redis list and measures ten polling intervals.
+func measurePolling(t *testing.T, opBin, adBin string, wired bool) polling {
 	dc := devcluster.Get(t)
 	devcluster.InstallCRDs(t, dc)
 	ns := dc.Namespace(t)
@@ -64,13 +109,20 @@ func TestOnePollerPerTriggerWithTheAdapter(t *testing.T) {
 		"--authentication-kubeconfig="+dc.Kubeconfig, "--authorization-kubeconfig="+dc.Kubeconfig)
 	renderedAddr, _ := op.flag("metrics-adapter-address")
 	serverName, _, _ := strings.Cut(renderedAddr, ":")
-	opArgs := localArgs(t, op.args, mounts, map[string]string{
+	opSet := map[string]string{
 		"metrics-adapter-address": fmt.Sprintf("127.0.0.1:%d", streamPort),
 		"metrics-addr":            fmt.Sprintf("127.0.0.1:%d", opMetrics),
 		"webhook-addr":            "", "webhook-hosts": "-", "webhook-service": "-",
-	}, "--metrics-adapter-server-name="+serverName, "--kubeconfig="+dc.Kubeconfig)
+	}
+	opExtra := []string{"--metrics-adapter-server-name=" + serverName, "--kubeconfig=" + dc.Kubeconfig}
+	if !wired {
+		for _, f := range []string{"metrics-adapter-address", "metrics-adapter-ca", "metrics-adapter-cert", "metrics-adapter-key"} {
+			opSet[f] = "-"
+		}
+		opExtra = opExtra[1:]
+	}
 	startBinary(t, adBin, adArgs)
-	startBinary(t, opBin, opArgs)
+	startBinary(t, opBin, localArgs(t, op.args, mounts, opSet, opExtra...))
 
 	list := fmt.Sprintf("onepoller-%d", rand.IntN(1_000_000))
 	manifest := fmt.Sprintf(`apiVersion: apps/v1
@@ -102,7 +154,7 @@ spec:
 	if err := rdb.RPush(ctx, list, "1", "2", "3", "4", "5", "6", "7", "8", "9", "10").Err(); err != nil {
 		t.Fatal(err)
 	}
-	// 10 items at 5 per replica: the operator, fed only by the stream, scales the worker to 2.
+	// 10 items at 5 per replica: the operator scales the worker to 2 (wired: fed only by the stream).
 	err = devcluster.WaitFor(ctx, 250*time.Millisecond, func() (bool, error) {
 		d, err := dc.Client.AppsV1().Deployments(ns).Get(ctx, "worker", metav1.GetOptions{})
 		return err == nil && d.Spec.Replicas != nil && *d.Spec.Replicas == 2, nil
@@ -112,36 +164,24 @@ spec:
 	}
 
 	// Measure over 10 polling intervals.
-	adapterBefore := samples(ctx, t, adMetrics)
+	adapterBefore, operatorBefore := samples(ctx, t, adMetrics), samples(ctx, t, opMetrics)
 	if err := rdb.ConfigResetStat(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
 	time.Sleep(10 * pollingInterval * time.Second) // a measurement window, not a wait for a condition
-	llen := commandCalls(ctx, t, rdb, "llen")
-	window := time.Since(start)
-	adapterSamples := samples(ctx, t, adMetrics) - adapterBefore
-	intervals := window.Seconds() / pollingInterval
-	t.Logf("in %.1fs (%.1f polling intervals): %d LLEN calls (%.2f per interval), %.0f adapter samples", window.Seconds(), intervals, llen, float64(llen)/intervals, adapterSamples)
-	if llen == 0 {
-		t.Fatal("no LLEN calls: nobody polls the trigger")
-	}
-	if perInterval := float64(llen) / intervals; perInterval > 1.5 {
-		t.Errorf("%.2f LLEN calls per polling interval, want ~1: more than one process polls", perInterval)
-	}
-	if d := float64(llen) - adapterSamples; d > 2 || d < -2 {
-		t.Errorf("%d LLEN calls but the adapter took %.0f samples: someone else polls", llen, adapterSamples)
-	}
-	if own := samples(ctx, t, opMetrics); own != 0 {
-		t.Errorf("the operator took %.0f samples itself; with the adapter on it must only read the stream", own)
-	}
+	m := polling{llen: commandCalls(ctx, t, rdb, "llen")}
+	m.intervals = time.Since(start).Seconds() / pollingInterval
+	m.adapterSamples = samples(ctx, t, adMetrics) - adapterBefore
+	m.operatorSamples = samples(ctx, t, opMetrics) - operatorBefore
 	subs, err := rdb.PubSubNumSub(ctx, "__keyspace@0__:"+list).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := subs["__keyspace@0__:"+list]; n != 1 {
-		t.Errorf("%d connections watch the list's keyspace channel, want 1 (the adapter's)", n)
-	}
+	m.subscribers = subs["__keyspace@0__:"+list]
+	t.Logf("wired=%t: in %.1f polling intervals %d LLEN calls (%.2f per interval); samples: adapter %.0f, operator %.0f; %d keyspace subscribers",
+		wired, m.intervals, m.llen, float64(m.llen)/m.intervals, m.adapterSamples, m.operatorSamples, m.subscribers)
+	return m
 }
 
 // tidalBinary is the path of a Tidal binary: $env (make test sets it), else built from this checkout.
