@@ -35,7 +35,8 @@ const pollingInterval = 2
 // Differences from a pod, forced by running on the host: container paths map to temp dirs holding the rendered
 // Secrets; ports are free loopback ports; the operator dials 127.0.0.1 with --metrics-adapter-server-name set to
 // the rendered Service name (no cluster DNS); both get --kubeconfig (and the adapter the delegated-auth
-// kubeconfigs); the operator's webhook is off, since its configuration would be cluster-wide in a shared cluster.
+// kubeconfigs); both watch only the test's namespace (--watch-namespace), and the operator's webhook is off, so
+// neither touches other tests' objects in the shared cluster.
 func TestOnePollerPerTriggerWithTheAdapter(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the operator and adapter binaries against the dev cluster")
@@ -46,11 +47,13 @@ func TestOnePollerPerTriggerWithTheAdapter(t *testing.T) {
 		if m.llen == 0 {
 			t.Fatal("no LLEN calls: nobody polls the trigger")
 		}
-		if perInterval := float64(m.llen) / m.intervals; perInterval > 1.5 {
+		// One poller: ~1 LLEN per interval. go-redis retries a command whose reply timed out, so on a loaded
+		// machine one sample can run LLEN twice; two pollers make it 2 per interval before any retry.
+		if perInterval := float64(m.llen) / m.intervals; perInterval >= 2 {
 			t.Errorf("%.2f LLEN calls per polling interval, want ~1: more than one process polls", perInterval)
 		}
-		if d := float64(m.llen) - m.adapterSamples; d > 2 || d < -2 {
-			t.Errorf("%d LLEN calls but the adapter took %.0f samples: someone else polls", m.llen, m.adapterSamples)
+		if perInterval := m.adapterSamples / m.intervals; perInterval > 1.5 || float64(m.llen) < m.adapterSamples-2 {
+			t.Errorf("the adapter took %.0f samples (%.2f per interval) for %d LLEN calls, want one per interval", m.adapterSamples, perInterval, m.llen)
 		}
 		if m.operatorSamples != 0 {
 			t.Errorf("the operator took %.0f samples itself; with the adapter on it must only read the stream", m.operatorSamples)
@@ -64,8 +67,8 @@ func TestOnePollerPerTriggerWithTheAdapter(t *testing.T) {
 		if m.operatorSamples == 0 || m.adapterSamples == 0 {
 			t.Fatalf("operator %.0f and adapter %.0f samples: both should poll without the wiring", m.operatorSamples, m.adapterSamples)
 		}
-		if d := float64(m.llen) - m.adapterSamples - m.operatorSamples; d > 3 || d < -3 {
-			t.Errorf("%d LLEN calls, but adapter and operator took %.0f samples together", m.llen, m.adapterSamples+m.operatorSamples)
+		if perInterval := float64(m.llen) / m.intervals; perInterval < 1.5 {
+			t.Errorf("%.2f LLEN calls per polling interval with two pollers; the measurement cannot tell one from two", perInterval)
 		}
 		if m.subscribers != 2 {
 			t.Errorf("%d connections watch the list's keyspace channel, want 2 (one per process)", m.subscribers)
@@ -105,7 +108,7 @@ func measurePolling(t *testing.T, opBin, adBin string, wired bool) polling {
 		"stream-addr":  fmt.Sprintf("127.0.0.1:%d", streamPort),
 		"metrics-addr": fmt.Sprintf("127.0.0.1:%d", adMetrics),
 		"secure-port":  strconv.Itoa(securePort),
-	}, "--bind-address=127.0.0.1", "--kubeconfig="+dc.Kubeconfig,
+	}, "--bind-address=127.0.0.1", "--kubeconfig="+dc.Kubeconfig, "--watch-namespace="+ns,
 		"--authentication-kubeconfig="+dc.Kubeconfig, "--authorization-kubeconfig="+dc.Kubeconfig)
 	renderedAddr, _ := op.flag("metrics-adapter-address")
 	serverName, _, _ := strings.Cut(renderedAddr, ":")
@@ -114,7 +117,7 @@ func measurePolling(t *testing.T, opBin, adBin string, wired bool) polling {
 		"metrics-addr":            fmt.Sprintf("127.0.0.1:%d", opMetrics),
 		"webhook-addr":            "", "webhook-hosts": "-", "webhook-service": "-",
 	}
-	opExtra := []string{"--metrics-adapter-server-name=" + serverName, "--kubeconfig=" + dc.Kubeconfig}
+	opExtra := []string{"--metrics-adapter-server-name=" + serverName, "--kubeconfig=" + dc.Kubeconfig, "--watch-namespace=" + ns}
 	if !wired {
 		for _, f := range []string{"metrics-adapter-address", "metrics-adapter-ca", "metrics-adapter-cert", "metrics-adapter-key"} {
 			opSet[f] = "-"

@@ -42,6 +42,7 @@ func main() {
 // flags are the adapter's own flags; the serving options add theirs.
 type flags struct {
 	kubeconfig, namespace, level string
+	watchNamespace               string
 	workers                      int
 	metricsAddr                  string
 
@@ -79,6 +80,7 @@ func run(args []string) error {
 	fs.StringVar(&f.apiserviceCAFile, "apiservice-ca-file", "", "CA bundle of the serving certificate for the APIServices; empty means insecureSkipTLSVerify")
 	fs.BoolVar(&f.allInOne, "all-in-one", false, "also run the operator in this process, sharing the adapter's poller")
 	fs.BoolVar(&f.version, "version", false, "print the version and commit, then exit")
+	fs.StringVar(&f.watchNamespace, "watch-namespace", os.Getenv("WATCH_NAMESPACE"), "only ScaledObjects and ScaledJobs of this namespace; empty watches all")
 	serving := cmoptions.NewCustomMetricsAdapterServerOptions()
 	serving.AddFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -110,7 +112,7 @@ func run(args []string) error {
 	}
 	opts := app.Options{
 		Config: cfg, Registry: registry.New(), Logger: log, Serving: serving,
-		Namespace: f.namespace, Workers: f.workers, MetricsAddr: f.metricsAddr,
+		Namespace: f.namespace, WatchNamespace: f.watchNamespace, Workers: f.workers, MetricsAddr: f.metricsAddr,
 	}
 	if f.podMetrics {
 		sel, err := labels.Parse(f.podNodeSelector)
@@ -150,7 +152,7 @@ func run(args []string) error {
 	if !f.allInOne {
 		return a.Run(ctx)
 	}
-	op, err := operatorapp.New(operatorapp.Options{Config: cfg, Source: a.Source(), Logger: log.Named("operator"), Namespace: f.namespace, Workers: f.workers})
+	op, err := operatorapp.New(operatorapp.Options{Config: cfg, Source: a.Source(), Logger: log.Named("operator"), Namespace: f.namespace, WatchNamespace: f.watchNamespace, Workers: f.workers})
 	if err != nil {
 		return err
 	}

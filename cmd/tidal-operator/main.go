@@ -50,6 +50,7 @@ func run() error {
 	adapterKey := fs.String("metrics-adapter-key", "", "client key for the adapter's stream")
 	adapterServerName := fs.String("metrics-adapter-server-name", "", "name expected in the adapter's certificate (default: the address's host)")
 	showVersion := fs.Bool("version", false, "print the version and commit, then exit")
+	watchNamespace := fs.String("watch-namespace", os.Getenv("WATCH_NAMESPACE"), "only ScaledObjects and ScaledJobs of this namespace; empty watches all")
 	whService := fs.String("webhook-service", "tidal-system/tidal-operator:443", "namespace/name:port of the webhook's Service; empty means a URL to the first host")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
@@ -81,7 +82,7 @@ func run() error {
 	}
 	opts := app.Options{
 		Config: cfg, Registry: registry.New(), Metrics: prometheus.NewRegistry(), Logger: log, Namespace: *namespace,
-		Workers: *workers, ServeAddr: *addr, LeaderElect: *leaderElect,
+		Workers: *workers, ServeAddr: *addr, LeaderElect: *leaderElect, WatchNamespace: *watchNamespace,
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
