@@ -31,6 +31,7 @@ import (
 	tidalinformers "github.com/tidalscale/tidal/api/client/informers/externalversions"
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	"github.com/tidalscale/tidal/autoscaler/operator"
+	"github.com/tidalscale/tidal/internal/controller"
 	"github.com/tidalscale/tidal/metricsadapter/external"
 	"github.com/tidalscale/tidal/metricsadapter/objects"
 	"github.com/tidalscale/tidal/metricsadapter/podmetrics"
@@ -155,9 +156,10 @@ func New(opts Options) (*Adapter, error) {
 		}
 		observer = append(observer, a.stream)
 	}
+	runtimeMetrics := controller.NewMetrics(a.registry, "metrics_adapter")
 	soLog := opts.Logger.Named("scaledobjects")
 	a.soCtl, err = objects.New(objects.Options{
-		Kind: poller.KindScaledObject, Informer: soInf.Informer(), Poller: a.poller, Observer: observer, Logger: soLog,
+		Kind: poller.KindScaledObject, Informer: soInf.Informer(), Poller: a.poller, Observer: observer, Logger: soLog, Metrics: runtimeMetrics,
 		Get: func(ns, name string) (metav1.Object, error) {
 			so, err := soInf.Lister().ScaledObjects(ns).Get(name)
 			if err != nil {
@@ -175,7 +177,7 @@ func New(opts Options) (*Adapter, error) {
 	sjInf := a.tidalInf.Tidal().V1alpha1().ScaledJobs()
 	sjLog := opts.Logger.Named("scaledjobs")
 	a.sjCtl, err = objects.New(objects.Options{
-		Kind: poller.KindScaledJob, Informer: sjInf.Informer(), Poller: a.poller, Observer: observer, Logger: sjLog,
+		Kind: poller.KindScaledJob, Informer: sjInf.Informer(), Poller: a.poller, Observer: observer, Logger: sjLog, Metrics: runtimeMetrics,
 		Get: func(ns, name string) (metav1.Object, error) {
 			sj, err := sjInf.Lister().ScaledJobs(ns).Get(name)
 			if err != nil {

@@ -14,6 +14,7 @@ import (
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	"github.com/tidalscale/tidal/autoscaler/core"
 	"github.com/tidalscale/tidal/autoscaler/operator"
+	"github.com/tidalscale/tidal/internal/controller"
 	"github.com/tidalscale/tidal/metricsadapter/poller"
 )
 
@@ -36,7 +37,7 @@ func (c *Controller) reconcileDirect(ctx context.Context, so *tidalv1alpha1.Scal
 	if !ready {
 		// No sample yet for some trigger: keep the target as it is rather than guess. The first sample
 		// enqueues the object again.
-		setCondition(status, so.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionUnknown, "WaitingForSamples", "waiting for the first sample of every trigger")
+		controller.SetCondition(&status.Conditions, so.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionUnknown, "WaitingForSamples", "waiting for the first sample of every trigger")
 		return Result{}, c.writeStatus(ctx, so, status)
 	}
 	d, err := core.Decide(in, now)
@@ -44,7 +45,7 @@ func (c *Controller) reconcileDirect(ctx context.Context, so *tidalv1alpha1.Scal
 		// Invalid input is a spec problem the webhook/CEL should have caught: report it, do not retry hot.
 		msg := fmt.Sprintf("cannot decide: %v", err)
 		c.event(so, corev1.EventTypeWarning, "InvalidSpec", msg)
-		setCondition(status, so.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, "InvalidSpec", msg)
+		controller.SetCondition(&status.Conditions, so.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, "InvalidSpec", msg)
 		return Result{RequeueAfter: retryPermanentProblems}, c.writeStatus(ctx, so, status)
 	}
 

@@ -15,6 +15,7 @@ import (
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	"github.com/tidalscale/tidal/autoscaler/core"
 	"github.com/tidalscale/tidal/autoscaler/operator"
+	"github.com/tidalscale/tidal/internal/controller"
 	"github.com/tidalscale/tidal/metricsadapter/poller"
 )
 
@@ -33,7 +34,7 @@ func (c *Controller) reconcileHPAMode(ctx context.Context, so *tidalv1alpha1.Sca
 	specs := c.opts.Source.MetricSpecs(key)
 	if len(specs) == 0 {
 		// An HPA without metrics would default to 80% CPU: wait for the triggers' specs.
-		setCondition(status, so.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionUnknown, "WaitingForMetricSpecs", "waiting for the triggers' metric specs")
+		controller.SetCondition(&status.Conditions, so.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionUnknown, "WaitingForMetricSpecs", "waiting for the triggers' metric specs")
 		return Result{RequeueAfter: time.Second}, c.writeStatus(ctx, so, status)
 	}
 	if err := c.ensureHPA(ctx, so, target, specs); err != nil {
@@ -46,13 +47,13 @@ func (c *Controller) reconcileHPAMode(ctx context.Context, so *tidalv1alpha1.Sca
 	in, _, ready := c.decisionInput(so, st, specs, current, current)
 	c.mu.Unlock()
 	if !ready {
-		setCondition(status, so.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionUnknown, "WaitingForSamples", "waiting for the first sample of every trigger")
+		controller.SetCondition(&status.Conditions, so.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionUnknown, "WaitingForSamples", "waiting for the first sample of every trigger")
 		return Result{}, c.writeStatus(ctx, so, status)
 	}
 	d, err := core.Decide(in, now)
 	if err != nil {
 		msg := fmt.Sprintf("cannot decide: %v", err)
-		setCondition(status, so.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, "InvalidSpec", msg)
+		controller.SetCondition(&status.Conditions, so.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, "InvalidSpec", msg)
 		return Result{RequeueAfter: retryPermanentProblems}, c.writeStatus(ctx, so, status)
 	}
 	switch d.Reason {
