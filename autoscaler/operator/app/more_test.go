@@ -16,6 +16,7 @@ import (
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	"github.com/tidalscale/tidal/autoscaler/operator/app"
 	"github.com/tidalscale/tidal/autoscaler/operator/scaledjob"
+	scaffold "github.com/tidalscale/tidal/internal/app"
 )
 
 // Any workload with /scale works: here a StatefulSet.
@@ -131,8 +132,8 @@ func TestLeaderElectionFailover(t *testing.T) {
 	rc, list := redisList(t, "127.0.0.1:6379")
 	lease := "tidal-operator-" + e.ns
 	leOpts := func(id string) app.Options {
-		return app.Options{LeaderElect: true, LeaseName: lease, Identity: id,
-			LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 500 * time.Millisecond}
+		return app.Options{Election: &scaffold.ElectionOptions{Name: lease, Identity: id,
+			LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 500 * time.Millisecond}}
 	}
 	ctxA, stopA := context.WithCancel(e.ctx)
 	a, err := app.New(withConfig(e, leOpts("replica-a")))
