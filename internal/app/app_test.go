@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/tidalscale/tidal/internal/devcluster"
+	"github.com/tidalscale/tidal/internal/testenv"
 	"github.com/tidalscale/tidal/internal/version"
 )
 
@@ -112,7 +113,7 @@ func TestElectionHandsOverWhenTheLeaderStops(t *testing.T) {
 	ctxA, stopA := context.WithCancel(context.Background())
 	doneA := make(chan error, 1)
 	go func() { doneA <- a.Run(ctxA, func(ctx context.Context) error { <-ctx.Done(); return nil }) }()
-	eventually(t, "a leads", a.Leading)
+	testenv.Eventually(t, "a leads", time.Minute, func() (bool, string) { return a.Leading(), "" })
 
 	ctxB, stopB := context.WithCancel(context.Background())
 	defer stopB()
@@ -137,16 +138,5 @@ func TestElectionHandsOverWhenTheLeaderStops(t *testing.T) {
 	stopB()
 	if err := <-doneB; err != nil {
 		t.Errorf("b.Run after cancel = %v, want nil", err)
-	}
-}
-
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting: %s", what)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -16,9 +16,9 @@ import (
 	"go.uber.org/zap/zaptest"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 
+	"github.com/tidalscale/tidal/internal/testpki"
 	"github.com/tidalscale/tidal/metricsadapter/poller"
 	"github.com/tidalscale/tidal/metricsadapter/stream"
-	"github.com/tidalscale/tidal/metricsadapter/testpki"
 	"github.com/tidalscale/tidal/scalers"
 )
 

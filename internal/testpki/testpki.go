@@ -1,5 +1,6 @@
-// Package testpki generates a throw-away CA and certificates in-process for tests of the adapter's TLS
-// endpoints (the aggregated API server and the mutual-TLS sample stream). Not for production use.
+// Package testpki generates a throw-away CA and certificates in-process for tests of TLS endpoints (the
+// adapter's aggregated API server and sample stream, scalers' TLS and mutual-TLS options). It is the one
+// certificate issuer of Tidal's tests. Not for production use.
 package testpki
 
 import (
@@ -66,6 +67,13 @@ func NewCAInDir(t testing.TB, dir, name string) *CA {
 	ca := &CA{dir: dir, cert: cert, key: key, CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
 	ca.CertFile = write(t, dir, name+"-ca.crt", ca.CertPEM)
 	return ca
+}
+
+// Pool is a certificate pool holding the CA, for a tls.Config's RootCAs or ClientCAs.
+func (ca *CA) Pool() *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(ca.cert)
+	return p
 }
 
 // Server issues a serving certificate for hosts (DNS names or IP addresses).
