@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"strconv"
@@ -9,8 +10,13 @@ import (
 	"go.uber.org/zap"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/tidalscale/tidal/autoscaler/operator/app"
+	"github.com/tidalscale/tidal/autoscaler/samples"
+	"github.com/tidalscale/tidal/metricsadapter/poller"
 	"github.com/tidalscale/tidal/metricsadapter/stream"
+	"github.com/tidalscale/tidal/scalers"
 )
 
 // adapterFlags choose the metrics adapter's sample stream over in-process sampling.
@@ -26,19 +32,21 @@ func (f *adapterFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.serverName, "metrics-adapter-server-name", "", "name expected in the adapter's certificate (default: the address's host)")
 }
 
-// client is the stream client the flags ask for, or nil for in-process sampling.
-func (f *adapterFlags) client(log *zap.Logger) (*stream.Client, error) {
+// source is the sample source the flags choose: the adapter's stream when --metrics-adapter-address is set,
+// else a poller in this process sampling with reg. Both run until ctx is done.
+func (f *adapterFlags) source(ctx context.Context, log *zap.Logger, reg *scalers.Registry, metrics *prometheus.Registry) (samples.Source, error) {
 	if f.addr == "" {
-		return nil, nil
+		return poller.Start(ctx, poller.Options{Registry: reg, Logger: log.Named("poller"), Metrics: metrics})
 	}
 	tlsCfg, err := stream.ClientTLSConfig(stream.TLSFiles{CertFile: f.cert, KeyFile: f.key, CAFile: f.ca, ServerName: f.serverName})
 	if err != nil {
 		return nil, fmt.Errorf("--metrics-adapter-cert/key/ca: %w", err)
 	}
-	c, err := stream.NewClient(stream.ClientOptions{Address: f.addr, TLS: tlsCfg, Name: "tidal-operator", Logger: log})
+	c, err := stream.NewClient(stream.ClientOptions{Address: f.addr, TLS: tlsCfg, Name: "tidal-operator", Logger: log.Named("stream")})
 	if err != nil {
 		return nil, fmt.Errorf("--metrics-adapter-address: %w", err)
 	}
+	go func() { _ = c.Run(ctx) }()
 	return c, nil
 }
 

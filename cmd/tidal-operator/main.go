@@ -30,16 +30,13 @@ func main() {
 		}
 		redis.SetLogger(env.Log) // go-redis logs reconnects through its own global logger
 		opts := app.Options{
-			Config: env.Config, Registry: registry.New(), Logger: env.Log, Namespace: common.Namespace,
-			Workers: *workers, ServeAddr: common.MetricsAddr, Election: env.Election(app.LeaseName),
+			Config: env.Config, Registry: registry.New(), Metrics: tidalapp.NewRegistry(), Logger: env.Log,
+			Namespace: common.Namespace, Workers: *workers, ServeAddr: common.MetricsAddr,
+			Election: env.Election(app.LeaseName),
 		}
-		source, err := adapter.client(env.Log.Named("stream"))
-		if err != nil {
+		var err error
+		if opts.Source, err = adapter.source(ctx, env.Log, opts.Registry, opts.Metrics); err != nil {
 			return err
-		}
-		if source != nil {
-			go func() { _ = source.Run(ctx) }()
-			opts.Source = source
 		}
 		if opts.Webhook, err = wh.options(); err != nil {
 			return err

@@ -25,12 +25,12 @@ import (
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	operatorapp "github.com/tidalscale/tidal/autoscaler/operator/app"
 	"github.com/tidalscale/tidal/autoscaler/operator/scaledobject"
+	"github.com/tidalscale/tidal/autoscaler/samples"
 	"github.com/tidalscale/tidal/internal/devcluster"
 	"github.com/tidalscale/tidal/internal/testenv"
 	"github.com/tidalscale/tidal/internal/testpki"
 	"github.com/tidalscale/tidal/metricsadapter/external"
 	"github.com/tidalscale/tidal/metricsadapter/podmetrics"
-	"github.com/tidalscale/tidal/metricsadapter/poller"
 )
 
 func TestMain(m *testing.M) { os.Exit(devcluster.Main(m)) }
@@ -50,7 +50,7 @@ func TestExternalMetricThroughAggregator(t *testing.T) {
 	e.ScaledObject(redisSO("ext", "ext", list, tidalv1alpha1.ScalingModeDirect))
 	testenv.Push(t, rc, list, 7)
 
-	key := poller.Key{Kind: poller.KindScaledObject, Namespace: e.NS, Name: "ext"}
+	key := samples.Key{Kind: samples.KindScaledObject, Namespace: e.NS, Name: "ext"}
 	var metric string
 	e.Eventually("adapter holds the ScaledObject", 60*time.Second, func() (bool, string) {
 		specs := a.Poller().MetricSpecs(key)
@@ -285,7 +285,7 @@ func TestScaledJobSamplesStreamed(t *testing.T) {
 	if _, err := e.Tidal.TidalV1alpha1().ScaledJobs(e.NS).Create(e.Ctx, sj, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	key := poller.Key{Kind: poller.KindScaledJob, Namespace: e.NS, Name: "jobs"}
+	key := samples.Key{Kind: samples.KindScaledJob, Namespace: e.NS, Name: "jobs"}
 	e.Eventually("ScaledJob sample streamed to the operator side", 60*time.Second, func() (bool, string) {
 		for _, st := range client.Snapshot() {
 			if st.Key == key && len(st.Triggers) == 1 && len(st.Triggers[0].Samples) == 1 {

@@ -21,6 +21,7 @@ import (
 	"github.com/tidalscale/tidal/autoscaler/operator/app"
 	"github.com/tidalscale/tidal/internal/devcluster"
 	"github.com/tidalscale/tidal/internal/testenv"
+	"github.com/tidalscale/tidal/metricsadapter/poller"
 	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/registry"
 )
@@ -42,6 +43,16 @@ func (e *env) startOperator(opts app.Options) *app.Operator {
 	if opts.Logger == nil {
 		opts.Logger = zaptest.NewLogger(e.T)
 	}
+	ctx, cancel := context.WithCancel(e.Ctx)
+	if opts.Source == nil {
+		// As cmd/tidal-operator does without a metrics adapter: an in-process poller.
+		p, err := poller.Start(ctx, poller.Options{Registry: opts.Registry, Logger: opts.Logger.Named("poller")})
+		if err != nil {
+			cancel()
+			e.T.Fatal(err)
+		}
+		opts.Source = p
+	}
 	if opts.Namespace == "" {
 		opts.Namespace = e.NS
 	}
@@ -49,9 +60,9 @@ func (e *env) startOperator(opts app.Options) *app.Operator {
 	opts.WatchNamespace = e.NS
 	op, err := app.New(opts)
 	if err != nil {
+		cancel()
 		e.T.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(e.Ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
