@@ -82,10 +82,10 @@ func (ca *CA) Server(t testing.TB, name string, hosts ...string) Pair {
 	return ca.issue(t, name, x509.ExtKeyUsageServerAuth, hosts)
 }
 
-// Client issues a client certificate with CommonName name.
-func (ca *CA) Client(t testing.TB, name string) Pair {
+// Client issues a client certificate with CommonName name (and hosts as SANs, for peers that check them).
+func (ca *CA) Client(t testing.TB, name string, hosts ...string) Pair {
 	t.Helper()
-	return ca.issue(t, name, x509.ExtKeyUsageClientAuth, nil)
+	return ca.issue(t, name, x509.ExtKeyUsageClientAuth, hosts)
 }
 
 func (ca *CA) issue(t testing.TB, name string, usage x509.ExtKeyUsage, hosts []string) Pair {

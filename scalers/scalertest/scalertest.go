@@ -44,7 +44,7 @@ func NewPKI(t testing.TB) PKI {
 	t.Helper()
 	ca := testpki.NewCA(t, "tidal-test-ca")
 	server := ca.Server(t, "127.0.0.1", "127.0.0.1", "localhost")
-	client := ca.Client(t, "tidal-test-client")
+	client := ca.Client(t, "tidal-test-client", "127.0.0.1", "localhost")
 	p := PKI{
 		CA:         string(ca.CertPEM),
 		ServerCert: string(server.CertPEM), ServerKey: string(server.KeyPEM),
