@@ -19,6 +19,7 @@ import (
 	"github.com/tidalscale/tidal/autoscaler/operator/scaledjob"
 	scaffold "github.com/tidalscale/tidal/internal/app"
 	"github.com/tidalscale/tidal/internal/testenv"
+	"github.com/tidalscale/tidal/metricsadapter/poller"
 )
 
 // Any workload with /scale works: here a StatefulSet.
@@ -138,7 +139,7 @@ func TestLeaderElectionFailover(t *testing.T) {
 			LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 500 * time.Millisecond}}
 	}
 	ctxA, stopA := context.WithCancel(e.Ctx)
-	a, err := app.New(withConfig(e, leOpts("replica-a")))
+	a, err := app.New(withConfig(ctxA, e, leOpts("replica-a")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,9 +171,15 @@ func TestLeaderElectionFailover(t *testing.T) {
 	}
 }
 
-func withConfig(e *env, o app.Options) app.Options {
+// withConfig completes o as startOperator does, with an in-process poller that runs until ctx is done.
+func withConfig(ctx context.Context, e *env, o app.Options) app.Options {
 	o.Config, o.Namespace, o.WatchNamespace = e.Cluster.Config, e.NS, e.NS
 	o.Registry = newRegistry()
+	p, err := poller.Start(ctx, poller.Options{Registry: o.Registry})
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	o.Source = p
 	return o
 }
 
