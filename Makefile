@@ -6,6 +6,10 @@ BIN        := $(CURDIR)/bin
 TESTFLAGS  ?= -race -timeout 30m
 PKGS       ?= ./...
 NODES      ?= 3
+# Version and commit linked into every binary (printed by --version).
+VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT     ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS    := -X github.com/tidalscale/tidal/internal/version.Version=$(VERSION) -X github.com/tidalscale/tidal/internal/version.Commit=$(COMMIT)
 
 # Release identity: the image tag, the commit and its time (SOURCE_DATE_EPOCH makes images reproducible).
 VERSION           ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -22,7 +26,7 @@ all: build
 
 build:
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
 
 build-dev:
 	@mkdir -p $(BIN)

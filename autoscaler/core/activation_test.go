@@ -3,6 +3,8 @@ package core
 import (
 	"testing"
 	"time"
+
+	"k8s.io/utils/ptr"
 )
 
 func TestActivate(t *testing.T) {
@@ -18,7 +20,7 @@ func TestActivate(t *testing.T) {
 			want: activationStep{replicas: 3, reason: ReasonActivated}},
 		{name: "active at zero with min 0 scales to 1", in: activationInput{current: 0, minReplicas: 0, active: true},
 			want: activationStep{replicas: 1, reason: ReasonActivated}},
-		{name: "active at idle scales to minReplicas", in: activationInput{current: 0, minReplicas: 2, idle: ptr(int32(0)), active: true},
+		{name: "active at idle scales to minReplicas", in: activationInput{current: 0, minReplicas: 2, idle: ptr.To(int32(0)), active: true},
 			want: activationStep{replicas: 2, reason: ReasonActivated}},
 		{name: "active above zero hands over to the HPA", in: activationInput{current: 4, minReplicas: 0, active: true},
 			want: activationStep{useHPA: true, reason: ReasonHPA}},
@@ -34,9 +36,9 @@ func TestActivate(t *testing.T) {
 			want: activationStep{useHPA: true, reason: ReasonInitialCooldown}},
 		{name: "initial cooldown elapsed", in: activationInput{current: 4, cooldown: 0, initialCool: 30 * time.Minute, createdAt: created},
 			want: activationStep{replicas: 0, reason: ReasonScaleToZero}},
-		{name: "inactive past cooldown scales to idle", in: activationInput{current: 5, minReplicas: 3, idle: ptr(int32(1)), cooldown: time.Minute, createdAt: created, lastActive: &old},
+		{name: "inactive past cooldown scales to idle", in: activationInput{current: 5, minReplicas: 3, idle: ptr.To(int32(1)), cooldown: time.Minute, createdAt: created, lastActive: &old},
 			want: activationStep{replicas: 1, reason: ReasonScaleToIdle}},
-		{name: "inactive at idle stays", in: activationInput{current: 1, minReplicas: 3, idle: ptr(int32(1)), createdAt: created},
+		{name: "inactive at idle stays", in: activationInput{current: 1, minReplicas: 3, idle: ptr.To(int32(1)), createdAt: created},
 			want: activationStep{replicas: 1, reason: ReasonInactive}},
 		{name: "inactive below min without idle goes to min", in: activationInput{current: 1, minReplicas: 3, createdAt: created},
 			want: activationStep{replicas: 3, reason: ReasonScaleToMin}},
@@ -48,7 +50,7 @@ func TestActivate(t *testing.T) {
 			want: activationStep{useHPA: true, reason: ReasonTriggerError}},
 		{name: "errors at zero stay at zero", in: activationInput{current: 0, failing: true, createdAt: created},
 			want: activationStep{replicas: 0, reason: ReasonTriggerError}},
-		{name: "errors never scale to idle", in: activationInput{current: 5, minReplicas: 3, idle: ptr(int32(0)), failing: true, createdAt: created},
+		{name: "errors never scale to idle", in: activationInput{current: 5, minReplicas: 3, idle: ptr.To(int32(0)), failing: true, createdAt: created},
 			want: activationStep{useHPA: true, reason: ReasonTriggerError}},
 		{name: "active with a failing trigger still activates", in: activationInput{current: 0, minReplicas: 2, active: true, failing: true},
 			want: activationStep{replicas: 2, reason: ReasonActivated}},

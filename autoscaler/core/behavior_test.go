@@ -5,6 +5,7 @@ import (
 	"time"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	"k8s.io/utils/ptr"
 )
 
 // Restates upstream's TestConvertDesiredReplicasWithRules (behavior nil; upstream's factor 2, minimum 4).
@@ -121,9 +122,9 @@ func TestConvertWithBehaviorRate(t *testing.T) {
 			down: rules(1000, 120, 100, 60, 300), current: 100, desired: 5, minR: 1, maxR: 1000, wantReplicas: 5, wantReason: ReasonDesiredWithinRange},
 		{name: "events outdated for two policies, down", downEvents: uniformEvents([]int32{8, 12, 9, 11}, 120),
 			down: rules(1000, 30, 100, 60, 300), current: 100, desired: 5, minR: 1, maxR: 1000, wantReplicas: 5, wantReason: ReasonDesiredWithinRange},
-		{name: "selectPolicy Disabled blocks scale up", up: &autoscalingv2.HPAScalingRules{SelectPolicy: ptr(autoscalingv2.DisabledPolicySelect)},
+		{name: "selectPolicy Disabled blocks scale up", up: &autoscalingv2.HPAScalingRules{SelectPolicy: ptr.To(autoscalingv2.DisabledPolicySelect)},
 			current: 10, desired: 50, minR: 1, maxR: 1000, wantReplicas: 10, wantReason: ReasonScaleUpLimit},
-		{name: "selectPolicy Disabled blocks scale down", down: &autoscalingv2.HPAScalingRules{SelectPolicy: ptr(autoscalingv2.DisabledPolicySelect)},
+		{name: "selectPolicy Disabled blocks scale down", down: &autoscalingv2.HPAScalingRules{SelectPolicy: ptr.To(autoscalingv2.DisabledPolicySelect)},
 			current: 10, desired: 2, minR: 1, maxR: 1000, wantReplicas: 10, wantReason: ReasonScaleDownLimit},
 	}
 	for _, tc := range cases {
@@ -144,8 +145,8 @@ func TestConvertWithBehaviorRate(t *testing.T) {
 // (selectPolicy Min).
 func TestMinChangePolicyLimits(t *testing.T) {
 	r := &autoscalingv2.HPAScalingRules{
-		StabilizationWindowSeconds: ptr(int32(300)),
-		SelectPolicy:               ptr(autoscalingv2.MinChangePolicySelect),
+		StabilizationWindowSeconds: ptr.To(int32(300)),
+		SelectPolicy:               ptr.To(autoscalingv2.MinChangePolicySelect),
 		Policies: []autoscalingv2.HPAScalingPolicy{
 			{Type: autoscalingv2.PodsScalingPolicy, Value: 2, PeriodSeconds: 60},
 			{Type: autoscalingv2.PercentScalingPolicy, Value: 50, PeriodSeconds: 60},
@@ -344,9 +345,9 @@ func TestValidateBehavior(t *testing.T) {
 		b    *autoscalingv2.HorizontalPodAutoscalerBehavior
 		want string
 	}{
-		{"negative window", &autoscalingv2.HorizontalPodAutoscalerBehavior{ScaleUp: &autoscalingv2.HPAScalingRules{StabilizationWindowSeconds: ptr(int32(-1))}},
+		{"negative window", &autoscalingv2.HorizontalPodAutoscalerBehavior{ScaleUp: &autoscalingv2.HPAScalingRules{StabilizationWindowSeconds: ptr.To(int32(-1))}},
 			"behavior.scaleUp.stabilizationWindowSeconds"},
-		{"unknown select policy", &autoscalingv2.HorizontalPodAutoscalerBehavior{ScaleDown: &autoscalingv2.HPAScalingRules{SelectPolicy: ptr(autoscalingv2.ScalingPolicySelect("Most"))}},
+		{"unknown select policy", &autoscalingv2.HorizontalPodAutoscalerBehavior{ScaleDown: &autoscalingv2.HPAScalingRules{SelectPolicy: ptr.To(autoscalingv2.ScalingPolicySelect("Most"))}},
 			"behavior.scaleDown.selectPolicy"},
 		{"zero policy value", &autoscalingv2.HorizontalPodAutoscalerBehavior{ScaleUp: rules(0, 0, 0, 0, 0)}, ""},
 		{"bad policy period", &autoscalingv2.HorizontalPodAutoscalerBehavior{ScaleUp: rules(4, 0, 0, 0, 0)}, "behavior.scaleUp.policies[0].periodSeconds"},

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	"k8s.io/utils/ptr"
 )
 
 func trig(name string, value, target float64) TriggerInput {
@@ -50,7 +51,7 @@ func TestDecide(t *testing.T) {
 		}(), want: 0, wantReason: ReasonInactive},
 		{name: "scaler's own activity verdict wins", in: func() ScaledObjectInput {
 			s := baseSO(0, trig("cron", 0, 1))
-			s.Triggers[0].Active = ptr(true)
+			s.Triggers[0].Active = ptr.To(true)
 			return s
 		}(), want: 1, wantReason: ReasonActivated, wantActive: true},
 		{name: "active: HPA math with AverageValue (default scale-up rules: +max(4 pods, 100%))", in: baseSO(2, trig("q", 100, 10)),
@@ -92,13 +93,13 @@ func TestDecide(t *testing.T) {
 		}(), want: 3, wantReason: ReasonInitialCooldown},
 		{name: "inactive past cooldown scales to idle", in: func() ScaledObjectInput {
 			s := baseSO(4, trig("q", 0, 10))
-			s.MinReplicas, s.IdleReplicas = 2, ptr(int32(0))
+			s.MinReplicas, s.IdleReplicas = 2, ptr.To(int32(0))
 			s.State.LastActiveTime = &longAgo
 			return s
 		}(), want: 0, wantReason: ReasonScaleToIdle},
 		{name: "active at idle scales to minReplicaCount", in: func() ScaledObjectInput {
 			s := baseSO(0, trig("q", 20, 10))
-			s.MinReplicas, s.IdleReplicas = 2, ptr(int32(0))
+			s.MinReplicas, s.IdleReplicas = 2, ptr.To(int32(0))
 			return s
 		}(), want: 2, wantReason: ReasonActivated, wantActive: true},
 		{name: "inactive below minReplicaCount scales to it", in: func() ScaledObjectInput {
@@ -108,7 +109,7 @@ func TestDecide(t *testing.T) {
 		}(), want: 3, wantReason: ReasonScaleToMin},
 		{name: "paused-replicas pins the count", in: func() ScaledObjectInput {
 			s := baseSO(3, trig("q", 1000, 10))
-			s.PausedReplicas = ptr(int32(7))
+			s.PausedReplicas = ptr.To(int32(7))
 			return s
 		}(), want: 7, wantReason: ReasonPaused},
 		{name: "paused holds the current count", in: func() ScaledObjectInput {
@@ -315,9 +316,9 @@ func TestDecideValidation(t *testing.T) {
 		{"negative current", func(s *ScaledObjectInput) { s.CurrentReplicas = -1 }, "currentReplicas"},
 		{"min above max", func(s *ScaledObjectInput) { s.MinReplicas = 200 }, "minReplicaCount: 200 is greater than maxReplicaCount 100"},
 		{"zero max", func(s *ScaledObjectInput) { s.MaxReplicas = 0 }, "maxReplicaCount"},
-		{"idle not below min", func(s *ScaledObjectInput) { s.MinReplicas, s.IdleReplicas = 1, ptr(int32(1)) }, "idleReplicaCount"},
+		{"idle not below min", func(s *ScaledObjectInput) { s.MinReplicas, s.IdleReplicas = 1, ptr.To(int32(1)) }, "idleReplicaCount"},
 		{"negative cooldown", func(s *ScaledObjectInput) { s.CooldownPeriod = -time.Second }, "cooldownPeriod"},
-		{"negative paused replicas", func(s *ScaledObjectInput) { s.PausedReplicas = ptr(int32(-2)) }, "paused-replicas"},
+		{"negative paused replicas", func(s *ScaledObjectInput) { s.PausedReplicas = ptr.To(int32(-2)) }, "paused-replicas"},
 		{"no triggers", func(s *ScaledObjectInput) { s.Triggers = nil }, "at least one trigger"},
 		{"negative value", func(s *ScaledObjectInput) { s.Triggers[0].Value = -1 }, `triggers[0] ("q").value`},
 		{"NaN value", func(s *ScaledObjectInput) { s.Triggers[0].Value = math.NaN() }, `triggers[0] ("q").value`},

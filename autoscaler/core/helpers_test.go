@@ -7,6 +7,7 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/utils/ptr"
 )
 
 // testNow is the fixed "now" of every table test.
@@ -100,14 +101,12 @@ func samplesFor(pods int, levels []int64, ts time.Time, window time.Duration) ([
 
 func milli(v int64) *resource.Quantity { return resource.NewMilliQuantity(v, resource.DecimalSI) }
 
-func ptr[T any](v T) *T { return &v }
-
 func cpuUtilizationSpec(target int32) autoscalingv2.MetricSpec {
 	return autoscalingv2.MetricSpec{
 		Type: autoscalingv2.ResourceMetricSourceType,
 		Resource: &autoscalingv2.ResourceMetricSource{
 			Name:   corev1.ResourceCPU,
-			Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: ptr(target)},
+			Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: ptr.To(target)},
 		},
 	}
 }
@@ -159,8 +158,8 @@ func externalSpec(name string, t autoscalingv2.MetricTargetType, milliTarget int
 // selectPolicy Max, and a stabilization window.
 func rules(pods, podsPeriod, percent, percentPeriod, window int32) *autoscalingv2.HPAScalingRules {
 	r := &autoscalingv2.HPAScalingRules{
-		StabilizationWindowSeconds: ptr(window),
-		SelectPolicy:               ptr(autoscalingv2.MaxChangePolicySelect),
+		StabilizationWindowSeconds: ptr.To(window),
+		SelectPolicy:               ptr.To(autoscalingv2.MaxChangePolicySelect),
 	}
 	if pods != 0 {
 		r.Policies = append(r.Policies, autoscalingv2.HPAScalingPolicy{Type: autoscalingv2.PodsScalingPolicy, Value: pods, PeriodSeconds: podsPeriod})

@@ -8,6 +8,7 @@ import (
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
 )
 
 // hpaCase restates one of upstream's horizontal_test.go reconcile scenarios. Pods follow upstream's fixture:
@@ -316,7 +317,7 @@ func TestComputeHPAValidation(t *testing.T) {
 		{"zero max", func(in *HPAInput) { in.MaxReplicas = 0 }, "maxReplicas"},
 		{"negative sample", func(in *HPAInput) { in.Metrics[0].Samples[1].Value = -3 }, "metrics[0]: samples[1]"},
 		{"misaligned samples", func(in *HPAInput) { in.Metrics[0].Samples = in.Metrics[0].Samples[:1] }, "metrics[0]: samples: have 1"},
-		{"zero target", func(in *HPAInput) { in.Metrics[0].Spec.Resource.Target.AverageUtilization = ptr(int32(0)) }, "metrics[0]: target.averageUtilization"},
+		{"zero target", func(in *HPAInput) { in.Metrics[0].Spec.Resource.Target.AverageUtilization = ptr.To(int32(0)) }, "metrics[0]: target.averageUtilization"},
 		{"negative tolerance config", func(in *HPAInput) { c := DefaultConfig(); c.Tolerance = -1; in.Config = &c }, "config.tolerance"},
 		{"bad behavior", func(in *HPAInput) {
 			in.Behavior = &autoscalingv2.HorizontalPodAutoscalerBehavior{ScaleUp: rules(4, -1, 0, 0, 0)}

@@ -10,6 +10,7 @@ import (
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
 )
 
 // genHPA draws an arbitrary but valid HPA input, including extreme values (no pods, 1e18 samples, huge targets).
@@ -108,7 +109,7 @@ func genHPA(r *rand.Rand) HPAInput {
 			}
 			sel := []autoscalingv2.ScalingPolicySelect{autoscalingv2.MaxChangePolicySelect, autoscalingv2.MinChangePolicySelect, autoscalingv2.DisabledPolicySelect}[r.Intn(3)]
 			return &autoscalingv2.HPAScalingRules{
-				StabilizationWindowSeconds: ptr(int32(r.Intn(600))),
+				StabilizationWindowSeconds: ptr.To(int32(r.Intn(600))),
 				SelectPolicy:               &sel,
 				Policies: []autoscalingv2.HPAScalingPolicy{
 					{Type: autoscalingv2.PodsScalingPolicy, Value: int32(1 + r.Intn(100)), PeriodSeconds: int32(1 + r.Intn(1800))},
@@ -195,7 +196,7 @@ func genSO(r *rand.Rand) ScaledObjectInput {
 		CreatedAt: testNow.Add(-time.Duration(r.Intn(3600)) * time.Second),
 	}
 	if minR > 0 && r.Intn(3) == 0 {
-		in.IdleReplicas = ptr(int32(r.Intn(int(minR))))
+		in.IdleReplicas = ptr.To(int32(r.Intn(int(minR))))
 	}
 	names := []string{"a", "b", "c"}
 	for _, n := range names[:1+r.Intn(3)] {
@@ -217,7 +218,7 @@ func genSO(r *rand.Rand) ScaledObjectInput {
 		in.Modifiers = &ScalingModifiers{Formula: in.Triggers[0].Name + " * 2", Target: 5, ActivationTarget: 1}
 	}
 	if r.Intn(10) == 0 {
-		in.PausedReplicas = ptr(int32(r.Intn(10)))
+		in.PausedReplicas = ptr.To(int32(r.Intn(10)))
 	}
 	if r.Intn(2) == 0 {
 		lt := testNow.Add(-time.Duration(r.Intn(900)) * time.Second)

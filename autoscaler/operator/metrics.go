@@ -4,29 +4,22 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tidalscale/tidal/internal/controller"
 )
 
 // Metrics are the operator's Prometheus collectors. A nil *Metrics records nothing, so tests may omit it.
 type Metrics struct {
-	reconciles    *prometheus.CounterVec
-	reconcileTime *prometheus.HistogramVec
+	runtime       *controller.Metrics
 	scales        *prometheus.CounterVec
 	sampleToScale prometheus.Histogram
 	triggerErrors *prometheus.CounterVec
-	queueDepth    *prometheus.GaugeVec
 }
 
 // NewMetrics registers the operator's collectors on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		reconciles: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "tidal", Subsystem: "operator", Name: "reconciles_total",
-			Help: "Reconciles by kind and result.",
-		}, []string{"kind", "result"}),
-		reconcileTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: "tidal", Subsystem: "operator", Name: "reconcile_duration_seconds",
-			Help: "Time spent in one reconcile.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
-		}, []string{"kind"}),
+		runtime: controller.NewMetrics(reg, "operator"),
 		scales: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "tidal", Subsystem: "operator", Name: "scale_decisions_total",
 			Help: "Replica changes written to /scale, by direction and reason.",
@@ -39,26 +32,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: "tidal", Subsystem: "operator", Name: "trigger_errors_total",
 			Help: "Failed trigger samples seen by the operator, by namespace, object and trigger.",
 		}, []string{"namespace", "scaledObject", "trigger"}),
-		queueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: "tidal", Subsystem: "operator", Name: "workqueue_depth",
-			Help: "Keys waiting in a controller's queue.",
-		}, []string{"queue"}),
 	}
-	reg.MustRegister(m.reconciles, m.reconcileTime, m.scales, m.sampleToScale, m.triggerErrors, m.queueDepth)
+	reg.MustRegister(m.scales, m.sampleToScale, m.triggerErrors)
 	return m
 }
 
-// ObserveReconcile counts one reconcile.
-func (m *Metrics) ObserveReconcile(kind string, d time.Duration, err error) {
+// Runtime is what the controller runtime records: reconciles by kind and result, reconcile duration and queue
+// depth (tidal_operator_reconciles_total, _reconcile_duration_seconds, _workqueue_depth).
+func (m *Metrics) Runtime() *controller.Metrics {
 	if m == nil {
-		return
+		return nil
 	}
-	result := "success"
-	if err != nil {
-		result = "error"
-	}
-	m.reconciles.WithLabelValues(kind, result).Inc()
-	m.reconcileTime.WithLabelValues(kind).Observe(d.Seconds())
+	return m.runtime
 }
 
 // ObserveScale counts one /scale write and how long after its sample it happened.
@@ -82,12 +67,4 @@ func (m *Metrics) ObserveTriggerError(namespace, name, trigger string) {
 		return
 	}
 	m.triggerErrors.WithLabelValues(namespace, name, trigger).Inc()
-}
-
-// SetQueueDepth records a queue's length.
-func (m *Metrics) SetQueueDepth(queue string, n int) {
-	if m == nil {
-		return
-	}
-	m.queueDepth.WithLabelValues(queue).Set(float64(n))
 }

@@ -26,6 +26,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 
 	tidalclient "github.com/tidalscale/tidal/api/client/clientset/versioned"
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
@@ -177,7 +178,7 @@ func createWorkload(ctx context.Context, kube kubernetes.Interface, tc tidalclie
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
 				Spec: corev1.PodSpec{
-					TerminationGracePeriodSeconds: ptr[int64](0),
+					TerminationGracePeriodSeconds: ptr.To[int64](0),
 					NodeSelector:                  nodeSelector,
 					Containers: []corev1.Container{{
 						Name: "worker", Image: "tidal/demo-worker",
@@ -196,10 +197,10 @@ func createWorkload(ctx context.Context, kube kubernetes.Interface, tc tidalclie
 		ObjectMeta: metav1.ObjectMeta{Name: workerName},
 		Spec: tidalv1alpha1.ScaledObjectSpec{
 			ScaleTargetRef:  tidalv1alpha1.ScaleTarget{Name: workerName},
-			PollingInterval: ptr[int32](1),
-			CooldownPeriod:  ptr(int32(o.Cooldown / time.Second)),
-			MinReplicaCount: ptr[int32](0),
-			MaxReplicaCount: ptr(o.MaxReplicas),
+			PollingInterval: ptr.To[int32](1),
+			CooldownPeriod:  ptr.To(int32(o.Cooldown / time.Second)),
+			MinReplicaCount: ptr.To[int32](0),
+			MaxReplicaCount: ptr.To(o.MaxReplicas),
 			Triggers: []tidalv1alpha1.ScaleTriggers{{
 				Type: "redis", Name: "queue",
 				Metadata: map[string]string{"address": o.RedisAddress, "listName": list, "listLength": fmt.Sprint(o.ListLength)},
@@ -236,5 +237,3 @@ func cleanup(kube kubernetes.Interface, tc tidalclient.Interface, ns string) {
 		return
 	}
 }
-
-func ptr[T any](v T) *T { return &v }

@@ -45,7 +45,7 @@ func (r virtualBurst) measure(ctx context.Context, env *runEnv) (*result.Run, er
 		return nil, err
 	}
 	args := []string{"--kubeconfig", env.opts.Cluster.Kubeconfig, "--node-name", vnName, "--port", fmt.Sprint(port),
-		"--backend", "sim", "--kubelet-auth", "none", "--backfill", "--log-level", "warn",
+		"--backend", "sim", "--kubelet-auth", "none", "--backfill", "--log-level", "warn", "--metrics-addr", "",
 		"--process-dir", filepath.Join(env.opts.TmpDir, "virtual-node")}
 	if p.BackfillInterval > 0 {
 		args = append(args, "--backfill-interval", p.BackfillInterval.D().String())

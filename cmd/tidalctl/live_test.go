@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
 
 	tidalclient "github.com/tidalscale/tidal/api/client/clientset/versioned"
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
@@ -64,8 +65,8 @@ func liveObjects(t *testing.T) (c *devcluster.Cluster, ns string) {
 	orders := &tidalv1alpha1.ScaledObject{
 		ObjectMeta: metav1.ObjectMeta{Name: "orders"},
 		Spec: tidalv1alpha1.ScaledObjectSpec{
-			ScaleTargetRef: tidalv1alpha1.ScaleTarget{Name: "worker"}, PollingInterval: ptr[int32](1),
-			CooldownPeriod: ptr[int32](300), MinReplicaCount: ptr[int32](0), MaxReplicaCount: ptr[int32](10),
+			ScaleTargetRef: tidalv1alpha1.ScaleTarget{Name: "worker"}, PollingInterval: ptr.To[int32](1),
+			CooldownPeriod: ptr.To[int32](300), MinReplicaCount: ptr.To[int32](0), MaxReplicaCount: ptr.To[int32](10),
 			Advanced: &tidalv1alpha1.AdvancedConfig{HorizontalPodAutoscalerConfig: &tidalv1alpha1.HorizontalPodAutoscalerConfig{
 				Behavior: &autoscalingv2.HorizontalPodAutoscalerBehavior{ScaleDown: &autoscalingv2.HPAScalingRules{
 					StabilizationWindowSeconds: &window,
@@ -80,8 +81,8 @@ func liveObjects(t *testing.T) (c *devcluster.Cluster, ns string) {
 	legacy := &tidalv1alpha1.ScaledObject{
 		ObjectMeta: metav1.ObjectMeta{Name: "legacy"},
 		Spec: tidalv1alpha1.ScaledObjectSpec{
-			ScaleTargetRef: tidalv1alpha1.ScaleTarget{Name: "legacy"}, PollingInterval: ptr[int32](1),
-			MaxReplicaCount: ptr[int32](5),
+			ScaleTargetRef: tidalv1alpha1.ScaleTarget{Name: "legacy"}, PollingInterval: ptr.To[int32](1),
+			MaxReplicaCount: ptr.To[int32](5),
 			Triggers: []tidalv1alpha1.ScaleTriggers{{Type: "redis",
 				Metadata: map[string]string{"address": "127.0.0.1:1", "listName": "jobs", "listLength": "5"}}},
 		},
@@ -149,7 +150,7 @@ func liveObjects(t *testing.T) (c *devcluster.Cluster, ns string) {
 		}
 		for m, h := range so.Status.Health { // the failure count depends on how many polls the test waited
 			if h.Status == tidalv1alpha1.HealthStatusFailing {
-				h.NumberOfFailures = ptr[int32](3)
+				h.NumberOfFailures = ptr.To[int32](3)
 				so.Status.Health[m] = h
 			}
 		}
@@ -179,8 +180,6 @@ func createDeployment(ctx context.Context, t *testing.T, c *devcluster.Cluster, 
 		t.Fatal(err)
 	}
 }
-
-func ptr[T any](v T) *T { return &v }
 
 // TestStatusAndExplainLive runs status and explain against live ScaledObjects the operator reconciled, and
 // checks the kubeconfig flags kubectl users rely on.

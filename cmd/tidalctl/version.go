@@ -3,16 +3,14 @@ package main
 import (
 	"fmt"
 	"runtime"
-	"runtime/debug"
 
 	"github.com/spf13/cobra"
+
+	"github.com/tidalscale/tidal/internal/version"
 )
 
-// version is set at build time: go build -ldflags "-X main.version=v0.1.0". Without it the module version from
-// the build info is used ("(devel)" for a build from a checkout).
-var version = ""
-
-// versionInfo is the output of `tidalctl version`.
+// versionInfo is the output of `tidalctl version`: internal/version's version and commit (set by -ldflags -X,
+// else from the build info) and the platform.
 type versionInfo struct {
 	Version   string `json:"version"`
 	GoVersion string `json:"goVersion"`
@@ -21,21 +19,12 @@ type versionInfo struct {
 }
 
 func currentVersion() versionInfo {
-	v := versionInfo{Version: version, GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		if v.Version == "" {
-			v.Version = bi.Main.Version
-		}
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" {
-				v.Revision = s.Value
-			}
-		}
+	v := version.Get()
+	out := versionInfo{Version: v.Version, GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
+	if v.Commit != "unknown" {
+		out.Revision = v.Commit
 	}
-	if v.Version == "" {
-		v.Version = "(devel)"
-	}
-	return v
+	return out
 }
 
 func newVersionCmd(g *globalFlags, s streams) *cobra.Command {

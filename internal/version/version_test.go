@@ -1,16 +1,19 @@
 package version
 
 import (
-	"runtime"
 	"strings"
 	"testing"
 )
 
-func TestStringNamesBinaryVersionAndCommit(t *testing.T) {
-	got := String("tidal-operator")
-	for _, want := range []string{"tidal-operator dev", "commit unknown", runtime.Version(), runtime.GOOS + "/" + runtime.GOARCH} {
-		if !strings.Contains(got, want) {
-			t.Errorf("String() = %q, want it to contain %q", got, want)
-		}
+func TestStringUsesLinkedVersion(t *testing.T) {
+	oldV, oldC := Version, Commit
+	t.Cleanup(func() { Version, Commit = oldV, oldC })
+	Version, Commit = "v1.2.3", "abc1234"
+	if got, want := String("operator"), "tidal-operator version v1.2.3 commit abc1234"; got != want {
+		t.Errorf("String = %q, want %q", got, want)
+	}
+	Version, Commit = "", ""
+	if got := String("operator"); !strings.HasPrefix(got, "tidal-operator version ") || !strings.Contains(got, " commit ") {
+		t.Errorf("String without ldflags = %q", got)
 	}
 }

@@ -17,8 +17,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
@@ -33,6 +31,8 @@ import (
 	"github.com/tidalscale/tidal/autoscaler/samples"
 	"github.com/tidalscale/tidal/autoscaler/scaletarget"
 	"github.com/tidalscale/tidal/autoscaler/triggers"
+	scaffold "github.com/tidalscale/tidal/internal/app"
+	"github.com/tidalscale/tidal/internal/controller"
 	"github.com/tidalscale/tidal/metricsadapter/external"
 	"github.com/tidalscale/tidal/metricsadapter/objects"
 	"github.com/tidalscale/tidal/metricsadapter/podmetrics"
@@ -91,9 +91,9 @@ type Adapter struct {
 	kubeInf  informers.SharedInformerFactory
 	api      *server.Server
 
-	streamListener  net.Listener
-	metricsListener net.Listener
-	running         atomic.Bool
+	streamListener net.Listener
+	server         *scaffold.Server
+	running        atomic.Bool
 }
 
 // New validates options, builds clients and every component, and opens the listeners.
@@ -133,8 +133,7 @@ func New(opts Options) (*Adapter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metrics adapter: tidal client: %w", err)
 	}
-	a.registry = prometheus.NewRegistry()
-	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.registry = scaffold.NewRegistry()
 
 	po := opts.Poller
 	po.Registry, po.Logger, po.Metrics = opts.Registry, opts.Logger.Named("poller"), a.registry
@@ -157,9 +156,10 @@ func New(opts Options) (*Adapter, error) {
 		}
 		observer = append(observer, a.stream)
 	}
+	runtimeMetrics := controller.NewMetrics(a.registry, "metrics_adapter")
 	soLog := opts.Logger.Named("scaledobjects")
 	a.soCtl, err = objects.New(objects.Options{
-		Kind: samples.KindScaledObject, Informer: soInf.Informer(), Poller: a.poller, Observer: observer, Logger: soLog,
+		Kind: samples.KindScaledObject, Informer: soInf.Informer(), Poller: a.poller, Observer: observer, Logger: soLog, Metrics: runtimeMetrics,
 		Get: func(ns, name string) (metav1.Object, error) {
 			so, err := soInf.Lister().ScaledObjects(ns).Get(name)
 			if err != nil {
@@ -177,7 +177,7 @@ func New(opts Options) (*Adapter, error) {
 	sjInf := a.tidalInf.Tidal().V1alpha1().ScaledJobs()
 	sjLog := opts.Logger.Named("scaledjobs")
 	a.sjCtl, err = objects.New(objects.Options{
-		Kind: samples.KindScaledJob, Informer: sjInf.Informer(), Poller: a.poller, Observer: observer, Logger: sjLog,
+		Kind: samples.KindScaledJob, Informer: sjInf.Informer(), Poller: a.poller, Observer: observer, Logger: sjLog, Metrics: runtimeMetrics,
 		Get: func(ns, name string) (metav1.Object, error) {
 			sj, err := sjInf.Lister().ScaledJobs(ns).Get(name)
 			if err != nil {
@@ -222,11 +222,11 @@ func New(opts Options) (*Adapter, error) {
 		}
 	}
 	if opts.MetricsAddr != "" {
-		if a.metricsListener, err = net.Listen("tcp", opts.MetricsAddr); err != nil {
+		if a.server, err = scaffold.Listen(opts.MetricsAddr, a.registry, func() error { return a.readyCheck(nil) }); err != nil {
 			if a.streamListener != nil {
 				_ = a.streamListener.Close()
 			}
-			return nil, fmt.Errorf("metrics adapter: metrics listen %s: %w", opts.MetricsAddr, err)
+			return nil, fmt.Errorf("metrics adapter: %w", err)
 		}
 	}
 	return a, nil
@@ -245,10 +245,10 @@ func (a *Adapter) StreamAddr() string {
 
 // MetricsAddr is the /metrics, /healthz and /readyz address, or "".
 func (a *Adapter) MetricsAddr() string {
-	if a.metricsListener == nil {
+	if a.server == nil {
 		return ""
 	}
-	return a.metricsListener.Addr().String()
+	return a.server.Addr()
 }
 
 // Prometheus is the adapter's metrics registry.
@@ -269,7 +269,7 @@ func (a *Adapter) Run(ctx context.Context) error {
 	defer wg.Wait()
 	defer cancel()
 
-	errs := make(chan error, 5)
+	errs := make(chan error, 8)
 	wg.Go(func() {
 		if err := a.poller.Run(ctx); err != nil {
 			errs <- fmt.Errorf("poller: %w", err)
@@ -308,18 +308,11 @@ func (a *Adapter) Run(ctx context.Context) error {
 			g.Stop()
 		})
 	}
-	if a.metricsListener != nil {
-		srv := &http.Server{Handler: a.handler(), ReadHeaderTimeout: 5 * time.Second}
+	if a.server != nil {
 		wg.Go(func() {
-			if err := srv.Serve(a.metricsListener); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errs <- fmt.Errorf("metrics server: %w", err)
+			if err := a.server.Run(ctx); err != nil {
+				errs <- err
 			}
-		})
-		wg.Go(func() {
-			<-ctx.Done()
-			sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			defer scancel()
-			_ = srv.Shutdown(sctx)
 		})
 	}
 	if a.opts.Register != nil {
@@ -357,18 +350,4 @@ func (a *Adapter) register(ctx context.Context) {
 		case <-time.After(delay):
 		}
 	}
-}
-
-func (a *Adapter) handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := a.readyCheck(r); err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("ok"))
-	})
-	return mux
 }

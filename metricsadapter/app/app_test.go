@@ -20,15 +20,17 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/metrics/pkg/apis/external_metrics/v1beta1"
 	metricsv1beta1 "k8s.io/metrics/pkg/apis/metrics/v1beta1"
+	"k8s.io/utils/ptr"
 
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	operatorapp "github.com/tidalscale/tidal/autoscaler/operator/app"
 	"github.com/tidalscale/tidal/autoscaler/operator/scaledobject"
 	"github.com/tidalscale/tidal/autoscaler/samples"
 	"github.com/tidalscale/tidal/internal/devcluster"
+	"github.com/tidalscale/tidal/internal/testenv"
+	"github.com/tidalscale/tidal/internal/testpki"
 	"github.com/tidalscale/tidal/metricsadapter/external"
 	"github.com/tidalscale/tidal/metricsadapter/podmetrics"
-	"github.com/tidalscale/tidal/metricsadapter/testpki"
 )
 
 func TestMain(m *testing.M) { os.Exit(devcluster.Main(m)) }
@@ -43,14 +45,14 @@ func TestSelectorLabelMatchesOperator(t *testing.T) {
 func TestExternalMetricThroughAggregator(t *testing.T) {
 	e := setup(t)
 	a, _, _ := e.registeredAdapter()
-	rc, list := redisList(t)
-	e.deployment("ext", 1, nil)
-	e.scaledObject(redisSO("ext", "ext", list, tidalv1alpha1.ScalingModeDirect))
-	push(t, rc, list, 7)
+	rc, list := testenv.RedisList(t, testenv.RedisAddr)
+	e.Deployment("ext", 1)
+	e.ScaledObject(redisSO("ext", "ext", list, tidalv1alpha1.ScalingModeDirect))
+	testenv.Push(t, rc, list, 7)
 
-	key := samples.Key{Kind: samples.KindScaledObject, Namespace: e.ns, Name: "ext"}
+	key := samples.Key{Kind: samples.KindScaledObject, Namespace: e.NS, Name: "ext"}
 	var metric string
-	e.eventually("adapter holds the ScaledObject", 60*time.Second, func() (bool, string) {
+	e.Eventually("adapter holds the ScaledObject", 60*time.Second, func() (bool, string) {
 		specs := a.Poller().MetricSpecs(key)
 		if len(specs) != 1 || specs[0].External == nil {
 			return false, fmt.Sprintf("specs=%v", specs)
@@ -61,11 +63,11 @@ func TestExternalMetricThroughAggregator(t *testing.T) {
 	if !strings.HasPrefix(metric, "s0-redis-") {
 		t.Fatalf("metric name %q, want s0-redis-<list>", metric)
 	}
-	path := "/apis/external.metrics.k8s.io/v1beta1/namespaces/" + e.ns + "/" + metric
+	path := "/apis/external.metrics.k8s.io/v1beta1/namespaces/" + e.NS + "/" + metric
 	var got v1beta1.ExternalMetricValueList
-	e.eventually("metric value 7 through the aggregator", 60*time.Second, func() (bool, string) {
-		raw, err := e.c.Client.Discovery().RESTClient().Get().AbsPath(path).
-			Param("labelSelector", external.LabelScaledObjectName+"=ext").DoRaw(e.ctx)
+	e.Eventually("metric value 7 through the aggregator", 60*time.Second, func() (bool, string) {
+		raw, err := e.Cluster.Client.Discovery().RESTClient().Get().AbsPath(path).
+			Param("labelSelector", external.LabelScaledObjectName+"=ext").DoRaw(e.Ctx)
 		if err != nil {
 			return false, fmt.Sprintf("%v %s", err, raw)
 		}
@@ -79,14 +81,14 @@ func TestExternalMetricThroughAggregator(t *testing.T) {
 	}
 
 	// An object the adapter does not know is a 404, not a value.
-	_, err := e.c.Client.Discovery().RESTClient().Get().AbsPath(path).
-		Param("labelSelector", external.LabelScaledObjectName+"=nope").DoRaw(e.ctx)
+	_, err := e.Cluster.Client.Discovery().RESTClient().Get().AbsPath(path).
+		Param("labelSelector", external.LabelScaledObjectName+"=nope").DoRaw(e.Ctx)
 	if err == nil || !strings.Contains(err.Error(), "not found") && !strings.Contains(err.Error(), "could not find") {
 		t.Fatalf("unknown ScaledObject: err = %v, want not found", err)
 	}
 
 	// The list of all metrics names it.
-	raw, err := e.c.Client.Discovery().RESTClient().Get().AbsPath("/apis/external.metrics.k8s.io/v1beta1").DoRaw(e.ctx)
+	raw, err := e.Cluster.Client.Discovery().RESTClient().Get().AbsPath("/apis/external.metrics.k8s.io/v1beta1").DoRaw(e.Ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +117,7 @@ func TestUnauthenticatedRequestRefused(t *testing.T) {
 		path string
 		want []int
 	}{
-		{"external metric", "/apis/external.metrics.k8s.io/v1beta1/namespaces/" + e.ns + "/s0-redis-x?labelSelector=a%3Db", []int{http.StatusUnauthorized, http.StatusForbidden}},
+		{"external metric", "/apis/external.metrics.k8s.io/v1beta1/namespaces/" + e.NS + "/s0-redis-x?labelSelector=a%3Db", []int{http.StatusUnauthorized, http.StatusForbidden}},
 		{"pod metrics", "/apis/metrics.k8s.io/v1beta1/pods", []int{http.StatusUnauthorized, http.StatusForbidden}},
 		{"healthz stays open", "/healthz", []int{http.StatusOK}},
 	}
@@ -143,31 +145,31 @@ func TestHPAScalesOnExternalMetric(t *testing.T) {
 	e := setup(t)
 	a, p, _ := e.registeredAdapter()
 	e.startOperator(p, a.StreamAddr())
-	rc, list := redisList(t)
-	e.deployment("hpa-ext", 1, nil)
-	e.scaledObject(redisSO("hpa-ext", "hpa-ext", list, tidalv1alpha1.ScalingModeHPA))
-	e.eventually("managed HPA with the adapter's metric", 60*time.Second, func() (bool, string) {
-		hpa, err := e.c.Client.AutoscalingV2().HorizontalPodAutoscalers(e.ns).Get(e.ctx, "tidal-hpa-hpa-ext", metav1.GetOptions{})
+	rc, list := testenv.RedisList(t, testenv.RedisAddr)
+	e.Deployment("hpa-ext", 1)
+	e.ScaledObject(redisSO("hpa-ext", "hpa-ext", list, tidalv1alpha1.ScalingModeHPA))
+	e.Eventually("managed HPA with the adapter's metric", 60*time.Second, func() (bool, string) {
+		hpa, err := e.Cluster.Client.AutoscalingV2().HorizontalPodAutoscalers(e.NS).Get(e.Ctx, "tidal-hpa-hpa-ext", metav1.GetOptions{})
 		if err != nil {
 			return false, err.Error()
 		}
 		return len(hpa.Spec.Metrics) == 1 && hpa.Spec.Metrics[0].Type == autoscalingv2.ExternalMetricSourceType, fmt.Sprintf("%+v", hpa.Spec.Metrics)
 	})
 	// 18 items at 5 per replica: ceil(18/5) = 4.
-	push(t, rc, list, 18)
-	e.waitReplicas("hpa-ext", 4, 3*time.Minute)
+	testenv.Push(t, rc, list, 18)
+	e.WaitReplicas("hpa-ext", 4, 3*time.Minute)
 }
 
 // The HPA controller scales a Deployment on CPU utilization read from the adapter's metrics.k8s.io for kwok pods.
 func TestHPAScalesOnSimulatedCPU(t *testing.T) {
 	e := setup(t)
 	e.registeredAdapter()
-	e.deployment("cpu", 1, func(d *appsv1.Deployment) {
+	e.Deployment("cpu", 1, func(d *appsv1.Deployment) {
 		// 90m of a 100m request: 90% against a 50% target.
 		d.Spec.Template.Annotations = map[string]string{podmetrics.AnnotationSimUsage: "cpu=90m,memory=32Mi"}
 	})
-	e.eventually("PodMetrics of the kwok pod", 90*time.Second, func() (bool, string) {
-		raw, err := e.c.Client.Discovery().RESTClient().Get().AbsPath("/apis/metrics.k8s.io/v1beta1/namespaces/" + e.ns + "/pods").DoRaw(e.ctx)
+	e.Eventually("PodMetrics of the kwok pod", 90*time.Second, func() (bool, string) {
+		raw, err := e.Cluster.Client.Discovery().RESTClient().Get().AbsPath("/apis/metrics.k8s.io/v1beta1/namespaces/" + e.NS + "/pods").DoRaw(e.Ctx)
 		if err != nil {
 			return false, err.Error()
 		}
@@ -185,21 +187,21 @@ func TestHPAScalesOnSimulatedCPU(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "cpu"},
 		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
 			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "cpu"},
-			MinReplicas:    ptr[int32](1),
+			MinReplicas:    ptr.To[int32](1),
 			MaxReplicas:    3,
 			Metrics: []autoscalingv2.MetricSpec{{
 				Type: autoscalingv2.ResourceMetricSourceType,
 				Resource: &autoscalingv2.ResourceMetricSource{Name: "cpu", Target: autoscalingv2.MetricTarget{
-					Type: autoscalingv2.UtilizationMetricType, AverageUtilization: ptr[int32](50),
+					Type: autoscalingv2.UtilizationMetricType, AverageUtilization: ptr.To[int32](50),
 				}},
 			}},
 		},
 	}
-	if _, err := e.c.Client.AutoscalingV2().HorizontalPodAutoscalers(e.ns).Create(e.ctx, hpa, metav1.CreateOptions{}); err != nil {
+	if _, err := e.Cluster.Client.AutoscalingV2().HorizontalPodAutoscalers(e.NS).Create(e.Ctx, hpa, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	e.waitReplicas("cpu", 3, 4*time.Minute)
-	got, err := e.c.Client.AutoscalingV2().HorizontalPodAutoscalers(e.ns).Get(e.ctx, "cpu", metav1.GetOptions{})
+	e.WaitReplicas("cpu", 3, 4*time.Minute)
+	got, err := e.Cluster.Client.AutoscalingV2().HorizontalPodAutoscalers(e.NS).Get(e.Ctx, "cpu", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,45 +220,45 @@ func TestHPAScalesOnSimulatedCPU(t *testing.T) {
 // the cooldown passes), the stream client reports the outage, and scaling resumes once the adapter is back.
 func TestAdapterOutage(t *testing.T) {
 	e := setup(t)
-	p := newPKI(t, testpki.NewCA(t, "tidal-outage"), e.ns)
+	p := newPKI(t, testpki.NewCA(t, "tidal-outage"), e.NS)
 	log := zaptest.NewLogger(t)
-	first := startAdapter(t, e.c, p, adapterConfig{}, log.Named("adapter-1"))
+	first := startAdapter(t, e.Cluster, p, adapterConfig{}, log.Named("adapter-1"))
 	t.Cleanup(first.stop)
 	addr := first.StreamAddr()
 	client := e.startOperator(p, addr)
 
-	rc, list := redisList(t)
-	e.deployment("outage", 0, nil)
+	rc, list := testenv.RedisList(t, testenv.RedisAddr)
+	e.Deployment("outage", 0)
 	so := redisSO("outage", "outage", list, tidalv1alpha1.ScalingModeDirect)
-	so.Spec.MinReplicaCount = ptr[int32](0)
-	so.Spec.CooldownPeriod = ptr[int32](2)
-	e.scaledObject(so)
-	push(t, rc, list, 12) // ceil(12/5) = 3
-	e.waitReplicas("outage", 3, 90*time.Second)
-	e.eventually("client connected", 10*time.Second, func() (bool, string) { return client.Err() == nil, fmt.Sprint(client.Err()) })
+	so.Spec.MinReplicaCount = ptr.To[int32](0)
+	so.Spec.CooldownPeriod = ptr.To[int32](2)
+	e.ScaledObject(so)
+	testenv.Push(t, rc, list, 12) // ceil(12/5) = 3
+	e.WaitReplicas("outage", 3, 90*time.Second)
+	e.Eventually("client connected", 10*time.Second, func() (bool, string) { return client.Err() == nil, fmt.Sprint(client.Err()) })
 
 	first.stop()
-	e.eventually("client reports the adapter unreachable", 30*time.Second, func() (bool, string) {
+	e.Eventually("client reports the adapter unreachable", 30*time.Second, func() (bool, string) {
 		return client.Err() != nil && !client.Status().Connected, fmt.Sprintf("%+v", client.Status())
 	})
 	// The queue empties while the adapter is down; with a 2s cooldown a wrong decision would show quickly.
-	if err := rc.Del(e.ctx, list).Err(); err != nil {
+	if err := rc.Del(e.Ctx, list).Err(); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(6 * time.Second)
-	if got := e.replicas("outage"); got != 3 {
+	if got := e.Replicas("outage"); got != 3 {
 		t.Fatalf("while the adapter was down the operator scaled to %d, want its last state 3", got)
 	}
 
 	// Back on the same address: the client reconnects, rebuilds its view from the snapshot, scaling resumes.
-	second := startAdapter(t, e.c, p, adapterConfig{streamAddr: addr}, log.Named("adapter-2"))
+	second := startAdapter(t, e.Cluster, p, adapterConfig{streamAddr: addr}, log.Named("adapter-2"))
 	t.Cleanup(second.stop)
-	e.eventually("client reconnected", 60*time.Second, func() (bool, string) {
+	e.Eventually("client reconnected", 60*time.Second, func() (bool, string) {
 		st := client.Status()
 		return st.Connected && st.Reconnects >= 1, fmt.Sprintf("%+v", st)
 	})
-	push(t, rc, list, 22) // ceil(22/5) = 5
-	e.waitReplicas("outage", 5, 90*time.Second)
+	testenv.Push(t, rc, list, 22) // ceil(22/5) = 5
+	e.WaitReplicas("outage", 5, 90*time.Second)
 }
 
 // ScaledJobs are polled by the adapter too, and their samples reach the operator over the stream.
@@ -264,8 +266,8 @@ func TestScaledJobSamplesStreamed(t *testing.T) {
 	e := setup(t)
 	a, p, _ := e.registeredAdapter()
 	client := e.startOperatorClientOnly(p, a.StreamAddr())
-	rc, list := redisList(t)
-	push(t, rc, list, 4)
+	rc, list := testenv.RedisList(t, testenv.RedisAddr)
+	testenv.Push(t, rc, list, 4)
 	sj := &tidalv1alpha1.ScaledJob{
 		ObjectMeta: metav1.ObjectMeta{Name: "jobs"},
 		Spec: tidalv1alpha1.ScaledJobSpec{
@@ -273,18 +275,18 @@ func TestScaledJobSamplesStreamed(t *testing.T) {
 				RestartPolicy: corev1.RestartPolicyNever,
 				Containers:    []corev1.Container{{Name: "job", Image: "tidal/demo-worker"}},
 			}}},
-			PollingInterval: ptr[int32](1),
+			PollingInterval: ptr.To[int32](1),
 			Triggers: []tidalv1alpha1.ScaleTriggers{{
 				Type: "redis", Name: "queue",
 				Metadata: map[string]string{"address": "127.0.0.1:6379", "listName": list, "listLength": "1"},
 			}},
 		},
 	}
-	if _, err := e.tidal.TidalV1alpha1().ScaledJobs(e.ns).Create(e.ctx, sj, metav1.CreateOptions{}); err != nil {
+	if _, err := e.Tidal.TidalV1alpha1().ScaledJobs(e.NS).Create(e.Ctx, sj, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	key := samples.Key{Kind: samples.KindScaledJob, Namespace: e.ns, Name: "jobs"}
-	e.eventually("ScaledJob sample streamed to the operator side", 60*time.Second, func() (bool, string) {
+	key := samples.Key{Kind: samples.KindScaledJob, Namespace: e.NS, Name: "jobs"}
+	e.Eventually("ScaledJob sample streamed to the operator side", 60*time.Second, func() (bool, string) {
 		for _, st := range client.Snapshot() {
 			if st.Key == key && len(st.Triggers) == 1 && len(st.Triggers[0].Samples) == 1 {
 				return st.Triggers[0].Samples[0].Value == 4 && st.Triggers[0].Active, fmt.Sprintf("%+v", st.Triggers[0])
@@ -295,10 +297,10 @@ func TestScaledJobSamplesStreamed(t *testing.T) {
 	if specs := client.MetricSpecs(key); len(specs) != 1 {
 		t.Fatalf("metric specs of the ScaledJob = %+v", specs)
 	}
-	if err := e.tidal.TidalV1alpha1().ScaledJobs(e.ns).Delete(e.ctx, "jobs", metav1.DeleteOptions{}); err != nil {
+	if err := e.Tidal.TidalV1alpha1().ScaledJobs(e.NS).Delete(e.Ctx, "jobs", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	e.eventually("ScaledJob dropped by the adapter and the client", 60*time.Second, func() (bool, string) {
+	e.Eventually("ScaledJob dropped by the adapter and the client", 60*time.Second, func() (bool, string) {
 		_, err := a.Poller().State(key)
 		return err != nil && client.MetricSpecs(key) == nil, fmt.Sprint(err)
 	})
@@ -308,33 +310,33 @@ func TestScaledJobSamplesStreamed(t *testing.T) {
 // sees the build error of a trigger the adapter cannot build.
 func TestAllInOne(t *testing.T) {
 	e := setup(t)
-	p := newPKI(t, testpki.NewCA(t, "tidal-aio"), e.ns)
+	p := newPKI(t, testpki.NewCA(t, "tidal-aio"), e.NS)
 	log := zaptest.NewLogger(t)
-	a := startAdapter(t, e.c, p, adapterConfig{}, log.Named("adapter"))
+	a := startAdapter(t, e.Cluster, p, adapterConfig{}, log.Named("adapter"))
 	t.Cleanup(a.stop)
-	op, err := operatorapp.New(operatorapp.Options{Config: e.c.Config, Source: a.Source(), Logger: log.Named("operator"), Namespace: e.ns, WatchNamespace: e.ns})
+	op, err := operatorapp.New(operatorapp.Options{Config: e.Cluster.Config, Source: a.Source(), Logger: log.Named("operator"), Namespace: e.NS, WatchNamespace: e.NS})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(e.ctx)
+	ctx, cancel := context.WithCancel(e.Ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = op.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 
-	rc, list := redisList(t)
-	push(t, rc, list, 7) // ceil(7/5) = 2
-	e.deployment("aio", 0, nil)
+	rc, list := testenv.RedisList(t, testenv.RedisAddr)
+	testenv.Push(t, rc, list, 7) // ceil(7/5) = 2
+	e.Deployment("aio", 0)
 	so := redisSO("aio", "aio", list, tidalv1alpha1.ScalingModeDirect)
-	so.Spec.MinReplicaCount = ptr[int32](0)
-	e.scaledObject(so)
-	e.waitReplicas("aio", 2, 90*time.Second)
+	so.Spec.MinReplicaCount = ptr.To[int32](0)
+	e.ScaledObject(so)
+	e.WaitReplicas("aio", 2, 90*time.Second)
 
-	e.deployment("broken", 1, nil)
+	e.Deployment("broken", 1)
 	bad := redisSO("broken", "broken", list, tidalv1alpha1.ScalingModeDirect)
 	delete(bad.Spec.Triggers[0].Metadata, "listName")
-	e.scaledObject(bad)
-	e.eventually("build error in the status", 60*time.Second, func() (bool, string) {
-		got, err := e.tidal.TidalV1alpha1().ScaledObjects(e.ns).Get(e.ctx, "broken", metav1.GetOptions{})
+	e.ScaledObject(bad)
+	e.Eventually("build error in the status", 60*time.Second, func() (bool, string) {
+		got, err := e.Tidal.TidalV1alpha1().ScaledObjects(e.NS).Get(e.Ctx, "broken", metav1.GetOptions{})
 		if err != nil {
 			return false, err.Error()
 		}

@@ -80,7 +80,7 @@ func BenchmarkExternalMetricHTTP(b *testing.B) {
 		}
 	})
 
-	tlsCfg, err := rest.TLSConfigFor(e.c.Config)
+	tlsCfg, err := rest.TLSConfigFor(e.Cluster.Config)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func BenchmarkExternalMetricHTTP(b *testing.B) {
 	}{
 		{"adapter", fmt.Sprintf("https://127.0.0.1:%d", a.securePort),
 			&http.Client{Transport: &http.Transport{TLSClientConfig: direct, MaxIdleConnsPerHost: 64}}},
-		{"aggregator", e.c.Config.Host,
+		{"aggregator", e.Cluster.Config.Host,
 			&http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg, MaxIdleConnsPerHost: 64}}},
 	}
 	for _, tg := range targets {

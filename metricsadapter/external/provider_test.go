@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/custom-metrics-apiserver/pkg/provider"
 
 	tidallisters "github.com/tidalscale/tidal/api/client/listers/api/v1alpha1"
@@ -355,10 +356,10 @@ func TestFallbackValue(t *testing.T) {
 		current  *int32
 		want     int64 // milli-units; the gauge's target is 5
 	}{
-		{"static", tidalv1alpha1.Fallback{FailureThreshold: 2, Replicas: 4}, ptr[int32](7), 20_000},
-		{"currentReplicas", tidalv1alpha1.Fallback{FailureThreshold: 2, Replicas: 4, Behavior: tidalv1alpha1.FallbackBehaviorCurrentReplicas}, ptr[int32](7), 35_000},
-		{"currentReplicasIfHigher", tidalv1alpha1.Fallback{FailureThreshold: 2, Replicas: 4, Behavior: tidalv1alpha1.FallbackBehaviorCurrentReplicasIfHigher}, ptr[int32](7), 35_000},
-		{"currentReplicasIfLower", tidalv1alpha1.Fallback{FailureThreshold: 2, Replicas: 4, Behavior: tidalv1alpha1.FallbackBehaviorCurrentReplicasIfLower}, ptr[int32](7), 20_000},
+		{"static", tidalv1alpha1.Fallback{FailureThreshold: 2, Replicas: 4}, ptr.To[int32](7), 20_000},
+		{"currentReplicas", tidalv1alpha1.Fallback{FailureThreshold: 2, Replicas: 4, Behavior: tidalv1alpha1.FallbackBehaviorCurrentReplicas}, ptr.To[int32](7), 35_000},
+		{"currentReplicasIfHigher", tidalv1alpha1.Fallback{FailureThreshold: 2, Replicas: 4, Behavior: tidalv1alpha1.FallbackBehaviorCurrentReplicasIfHigher}, ptr.To[int32](7), 35_000},
+		{"currentReplicasIfLower", tidalv1alpha1.Fallback{FailureThreshold: 2, Replicas: 4, Behavior: tidalv1alpha1.FallbackBehaviorCurrentReplicasIfLower}, ptr.To[int32](7), 20_000},
 		{"no current replicas yet: static", tidalv1alpha1.Fallback{FailureThreshold: 2, Replicas: 4, Behavior: tidalv1alpha1.FallbackBehaviorCurrentReplicas}, nil, 20_000},
 	}
 	for _, tc := range cases {
@@ -391,5 +392,3 @@ func TestFallbackValue(t *testing.T) {
 		})
 	}
 }
-
-func ptr[T any](v T) *T { return &v }

@@ -10,16 +10,14 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"time"
 
 	"go.uber.org/zap"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/util/workqueue"
 
 	"github.com/tidalscale/tidal/autoscaler/samples"
+	"github.com/tidalscale/tidal/internal/controller"
 )
 
 // Poller is the part of *poller.Poller the controller drives.
@@ -42,7 +40,7 @@ type Observer interface {
 	ObjectDeleted(key samples.Key)
 }
 
-// Options wires a Controller. Every field but Logger and Observer is required.
+// Options wires a Controller. Every field but Logger, Observer and Metrics is required.
 type Options struct {
 	// Kind is samples.KindScaledObject or samples.KindScaledJob.
 	Kind     string
@@ -52,13 +50,15 @@ type Options struct {
 	Build    BuildFunc
 	Observer Observer
 	Logger   *zap.Logger
+	// Metrics, when set, records reconciles and queue depth.
+	Metrics *controller.Metrics
 }
 
 // Controller reconciles one kind of object into the poller.
 type Controller struct {
-	opts  Options
-	log   *zap.Logger
-	queue workqueue.TypedRateLimitingInterface[string]
+	opts   Options
+	log    *zap.Logger
+	runner *controller.Runner
 
 	mu      sync.Mutex
 	built   map[string]int64    // namespace/name → generation upserted
@@ -83,29 +83,20 @@ func New(opts Options) (*Controller, error) {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
-	c := &Controller{
-		opts: opts,
-		log:  opts.Logger,
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
-			workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "adapter-" + strings.ToLower(opts.Kind)}),
-		built:  map[string]int64{},
-		synced: make(chan struct{}),
-	}
-	enqueue := func(obj any) {
-		key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj)
-		if err != nil {
-			c.log.Warn("cannot key object", zap.Error(err))
-			return
-		}
-		c.queue.Add(key)
-	}
-	_, err := opts.Informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    enqueue,
-		UpdateFunc: func(_, obj any) { enqueue(obj) },
-		DeleteFunc: enqueue,
+	c := &Controller{opts: opts, log: opts.Logger, built: map[string]int64{}, synced: make(chan struct{})}
+	var err error
+	c.runner, err = controller.New(controller.Options{
+		Name: "adapter-" + strings.ToLower(opts.Kind), Kind: opts.Kind,
+		Reconcile: func(ctx context.Context, key string) (controller.Result, error) {
+			defer c.reconciled(key)
+			return controller.Result{}, c.Reconcile(ctx, key)
+		},
+		Synced: []cache.InformerSynced{opts.Informer.HasSynced}, Logger: opts.Logger, Metrics: opts.Metrics,
 	})
 	if err != nil {
+		return nil, fmt.Errorf("objects: %w", err)
+	}
+	if _, err := opts.Informer.AddEventHandler(c.runner.Handler()); err != nil {
 		return nil, fmt.Errorf("objects: %s informer: %w", opts.Kind, err)
 	}
 	return c, nil
@@ -135,7 +126,6 @@ func (c *Controller) reconciled(key string) {
 
 // Run processes the queue with workers goroutines until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) error {
-	defer c.queue.ShutDown()
 	if !cache.WaitForCacheSync(ctx.Done(), c.opts.Informer.HasSynced) {
 		return fmt.Errorf("objects: %s informer did not sync", c.opts.Kind)
 	}
@@ -149,37 +139,7 @@ func (c *Controller) Run(ctx context.Context, workers int) error {
 		close(c.synced)
 	}
 	c.mu.Unlock()
-	c.log.Info("started", zap.String("kind", c.opts.Kind), zap.Int("workers", workers))
-	var wg sync.WaitGroup
-	for range max(workers, 1) {
-		wg.Go(func() { wait.UntilWithContext(ctx, c.runWorker, time.Second) })
-	}
-	<-ctx.Done()
-	c.queue.ShutDown()
-	wg.Wait()
-	return nil
-}
-
-func (c *Controller) runWorker(ctx context.Context) {
-	for c.processNextWorkItem(ctx) {
-	}
-}
-
-// processNextWorkItem is the one place retries are decided.
-func (c *Controller) processNextWorkItem(ctx context.Context) bool {
-	key, shutdown := c.queue.Get()
-	if shutdown {
-		return false
-	}
-	defer c.queue.Done(key)
-	defer c.reconciled(key)
-	if err := c.Reconcile(ctx, key); err != nil {
-		c.log.Warn("reconcile failed, retrying", zap.String("kind", c.opts.Kind), zap.String("object", key), zap.Error(err))
-		c.queue.AddRateLimited(key)
-		return true
-	}
-	c.queue.Forget(key)
-	return true
+	return c.runner.Run(ctx, workers)
 }
 
 // Reconcile upserts the object's spec when its generation is new, or deletes it from the poller.

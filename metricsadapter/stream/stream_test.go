@@ -17,9 +17,9 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 
 	"github.com/tidalscale/tidal/autoscaler/samples"
+	"github.com/tidalscale/tidal/internal/testpki"
 	"github.com/tidalscale/tidal/metricsadapter/poller"
 	"github.com/tidalscale/tidal/metricsadapter/stream"
-	"github.com/tidalscale/tidal/metricsadapter/testpki"
 	"github.com/tidalscale/tidal/scalers"
 )
 

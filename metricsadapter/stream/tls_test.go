@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tidalscale/tidal/metricsadapter/testpki"
+	"github.com/tidalscale/tidal/internal/testpki"
 )
 
 // Rotated files are picked up on the next check; a broken rotation keeps the last good certificate.

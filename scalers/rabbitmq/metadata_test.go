@@ -2,14 +2,8 @@ package rabbitmq
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"sort"
@@ -17,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tidalscale/tidal/internal/testpki"
 	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/scalertest"
 )
@@ -154,40 +149,13 @@ func TestCombine(t *testing.T) {
 	}
 }
 
-// selfSigned returns a PEM certificate and key for name.
-func selfSigned(t *testing.T, name string, client bool) (certPEM, keyPEM []byte, cert *x509.Certificate) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	usage := x509.ExtKeyUsageServerAuth
-	if client {
-		usage = x509.ExtKeyUsageClientAuth
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{usage},
-		BasicConstraintsValid: true, IsCA: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ = x509.ParseCertificate(der)
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), cert
-}
-
 // TestHTTPTLS reads the management API over TLS with a custom CA and a client certificate, against an httptest
 // server that answers with the management API's queue JSON.
 func TestHTTPTLS(t *testing.T) {
 	t.Parallel()
-	clientCert, clientKey, clientX509 := selfSigned(t, "tidal-client", true)
+	clientCA := testpki.NewCA(t, "tidal-client-ca")
+	client := clientCA.Client(t, "tidal-client")
+	clientCert, clientKey := client.CertPEM, client.KeyPEM
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.EscapedPath() != "/api/queues/%2F/orders" {
 			http.NotFound(w, r)
@@ -200,9 +168,7 @@ func TestHTTPTLS(t *testing.T) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"message_stats":{"publish_details":{"rate":1.5}},"messages":12,"messages_ready":9,"name":"orders"}`))
 	}))
-	pool := x509.NewCertPool()
-	pool.AddCert(clientX509)
-	srv.TLS = &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool}
+	srv.TLS = &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: clientCA.Pool()}
 	srv.StartTLS()
 	defer srv.Close()
 	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})

@@ -9,11 +9,10 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	apiresource "k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/utils/ptr"
 
 	"github.com/tidalscale/tidal/scalers"
 )
-
-func ptr[T any](v T) *T { return &v }
 
 func qty(s string) *apiresource.Quantity {
 	q := apiresource.MustParse(s)
@@ -34,14 +33,14 @@ func TestMetricSpecs(t *testing.T) {
 			metricType: autoscalingv2.UtilizationMetricType,
 			meta:       map[string]string{"value": "60"},
 			want: autoscalingv2.MetricSpec{Type: autoscalingv2.ResourceMetricSourceType, Resource: &autoscalingv2.ResourceMetricSource{
-				Name: corev1.ResourceCPU, Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: ptr(int32(60))}}},
+				Name: corev1.ResourceCPU, Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: ptr.To(int32(60))}}},
 		},
 		{
 			name: "cpu utilization via deprecated type",
 			typ:  TypeCPU,
 			meta: map[string]string{"type": "Utilization", "value": "75"},
 			want: autoscalingv2.MetricSpec{Type: autoscalingv2.ResourceMetricSourceType, Resource: &autoscalingv2.ResourceMetricSource{
-				Name: corev1.ResourceCPU, Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: ptr(int32(75))}}},
+				Name: corev1.ResourceCPU, Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: ptr.To(int32(75))}}},
 		},
 		{
 			name: "memory average value default metricType",
@@ -64,7 +63,7 @@ func TestMetricSpecs(t *testing.T) {
 			metricType: autoscalingv2.UtilizationMetricType,
 			meta:       map[string]string{"value": "80", "containerName": "app"},
 			want: autoscalingv2.MetricSpec{Type: autoscalingv2.ContainerResourceMetricSourceType, ContainerResource: &autoscalingv2.ContainerResourceMetricSource{
-				Name: corev1.ResourceMemory, Container: "app", Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: ptr(int32(80))}}},
+				Name: corev1.ResourceMemory, Container: "app", Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: ptr.To(int32(80))}}},
 		},
 		{
 			name:       "deprecated type agrees with metricType",
@@ -72,7 +71,7 @@ func TestMetricSpecs(t *testing.T) {
 			metricType: autoscalingv2.UtilizationMetricType,
 			meta:       map[string]string{"type": "Utilization", "value": "50"},
 			want: autoscalingv2.MetricSpec{Type: autoscalingv2.ResourceMetricSourceType, Resource: &autoscalingv2.ResourceMetricSource{
-				Name: corev1.ResourceCPU, Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: ptr(int32(50))}}},
+				Name: corev1.ResourceCPU, Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: ptr.To(int32(50))}}},
 		},
 	}
 	for _, tc := range cases {

@@ -6,16 +6,11 @@ package scalertest
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -25,6 +20,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/tidalscale/tidal/internal/testpki"
 	"github.com/tidalscale/tidal/scalers"
 )
 
@@ -43,53 +39,20 @@ type PKI struct {
 	Pool *x509.CertPool
 }
 
-// NewPKI creates a fresh PKI; it fails t on error.
+// NewPKI creates a fresh PKI (internal/testpki); it fails t on error.
 func NewPKI(t testing.TB) PKI {
 	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
+	ca := testpki.NewCA(t, "tidal-test-ca")
+	server := ca.Server(t, "127.0.0.1", "127.0.0.1", "localhost")
+	client := ca.Client(t, "tidal-test-client", "127.0.0.1", "localhost")
+	p := PKI{
+		CA:         string(ca.CertPEM),
+		ServerCert: string(server.CertPEM), ServerKey: string(server.KeyPEM),
+		ClientCert: string(client.CertPEM), ClientKey: string(client.KeyPEM),
+		Pool: ca.Pool(),
 	}
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "tidal-test-ca"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	issue := func(serial int64, usage x509.ExtKeyUsage) (certPEM, keyPEM string) {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "127.0.0.1"},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-			IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &k.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kd, err := x509.MarshalECPrivateKey(k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
-			string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kd}))
-	}
-	p := PKI{CA: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})), Pool: x509.NewCertPool()}
-	p.Pool.AddCert(caCert)
-	p.ServerCert, p.ServerKey = issue(2, x509.ExtKeyUsageServerAuth)
-	p.ClientCert, p.ClientKey = issue(3, x509.ExtKeyUsageClientAuth)
-	if p.Server, err = tls.X509KeyPair([]byte(p.ServerCert), []byte(p.ServerKey)); err != nil {
+	var err error
+	if p.Server, err = tls.X509KeyPair(server.CertPEM, server.KeyPEM); err != nil {
 		t.Fatal(err)
 	}
 	return p

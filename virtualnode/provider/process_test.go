@@ -27,6 +27,7 @@ import (
 	"k8s.io/client-go/tools/remotecommand"
 	utilexec "k8s.io/client-go/util/exec"
 	statsv1alpha1 "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
+	"k8s.io/utils/ptr"
 
 	"github.com/tidalscale/tidal/internal/devcluster"
 	"github.com/tidalscale/tidal/virtualnode/backend"
@@ -146,7 +147,7 @@ func TestProcessBackendRunsDeploymentWithLogsExecStatsAndNoOrphans(t *testing.T)
 		s := string(b)
 		return strings.Contains(s, "item-alpha") && strings.Contains(s, "item-beta"), nil
 	})
-	tail, err := c.Client.CoreV1().Pods(ns).GetLogs(pod.Name, &corev1.PodLogOptions{TailLines: ptr(int64(1))}).DoRaw(ctx)
+	tail, err := c.Client.CoreV1().Pods(ns).GetLogs(pod.Name, &corev1.PodLogOptions{TailLines: ptr.To(int64(1))}).DoRaw(ctx)
 	if err != nil {
 		t.Fatalf("logs --tail=1: %v", err)
 	}
@@ -218,8 +219,6 @@ func TestProcessBackendRunsDeploymentWithLogsExecStatsAndNoOrphans(t *testing.T)
 		return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH), nil
 	})
 }
-
-func ptr[T any](v T) *T { return &v }
 
 // containerPID reads the process ID from a process-backend container ID (process://<pid>).
 func containerPID(t *testing.T, pod *corev1.Pod) int {

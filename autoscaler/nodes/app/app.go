@@ -3,30 +3,22 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/leaderelection"
-	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/client-go/tools/record"
 
 	tidalclient "github.com/tidalscale/tidal/api/client/clientset/versioned"
@@ -36,6 +28,7 @@ import (
 	"github.com/tidalscale/tidal/autoscaler/nodes/provider/clusterapi"
 	"github.com/tidalscale/tidal/autoscaler/nodes/provider/externalgrpc"
 	"github.com/tidalscale/tidal/autoscaler/nodes/provider/sim"
+	scaffold "github.com/tidalscale/tidal/internal/app"
 )
 
 // Options of a node autoscaler process.
@@ -45,10 +38,10 @@ type Options struct {
 	// Namespace of the lease (and the default status ConfigMap namespace).
 	Namespace string
 	// ServeAddr for /metrics, /healthz, /readyz; empty disables the server.
-	ServeAddr   string
-	LeaderElect bool
-	// Identity in the lease; default hostname.
-	Identity string
+	ServeAddr string
+	// Election, when set, runs the autoscaler only while this replica holds the Lease (Namespace defaults to
+	// Options.Namespace, Name to LeaseName).
+	Election *scaffold.ElectionOptions
 	// SimProvisioningDelay is the sim provider's default delay.
 	SimProvisioningDelay time.Duration
 	// ExternalGRPCDialOptions secure the externalgrpc provider's connections; empty means plaintext.
@@ -70,21 +63,25 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("tidal client: %w", err)
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := scaffold.NewRegistry()
 	metrics := nodes.NewMetrics(reg)
 
 	var running atomic.Bool // the autoscaler loop is running (this replica leads), for /readyz
 	if opts.ServeAddr != "" {
-		srv, err := serve(opts.ServeAddr, reg, &running, opts.LeaderElect)
+		// /readyz is ok while the loop runs, or always with leader election (a standby is ready to take over).
+		srv, err := scaffold.Listen(opts.ServeAddr, reg, func() error {
+			if !running.Load() && opts.Election == nil {
+				return errors.New("starting")
+			}
+			return nil
+		})
 		if err != nil {
 			return err
 		}
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			defer cancel()
-			_ = srv.Shutdown(sctx)
-		}()
+		sctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); _ = srv.Run(sctx) }()
+		defer func() { stop(); <-done }()
 	}
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	// Events get their own client, so their writes never wait in the rate limiter behind a scale-up's calls.
@@ -140,63 +137,18 @@ func Run(ctx context.Context, opts Options) error {
 		wg.Wait()
 		return nil
 	}
-	if !opts.LeaderElect {
+	if opts.Election == nil {
 		return run(ctx)
 	}
-	id := opts.Identity
-	if id == "" {
-		if id, err = os.Hostname(); err != nil {
-			return fmt.Errorf("leader election identity: %w", err)
-		}
-	}
-	lock := &resourcelock.LeaseLock{
-		LeaseMeta:  metav1.ObjectMeta{Name: LeaseName, Namespace: opts.Namespace},
-		Client:     client.CoordinationV1(),
-		LockConfig: resourcelock.ResourceLockConfig{Identity: id, EventRecorder: recorder},
-	}
-	var runErr error
-	leaderCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	leaderelection.RunOrDie(leaderCtx, leaderelection.LeaderElectionConfig{
-		Lock: lock, ReleaseOnCancel: true,
-		LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
-		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(ctx context.Context) {
-				log.Info("became leader", zap.String("identity", id))
-				runErr = run(ctx)
-				cancel()
-			},
-			OnStoppedLeading: func() {
-				running.Store(false)
-				log.Info("stopped leading", zap.String("identity", id))
-				cancel()
-			},
-		},
-	})
-	if runErr == nil && ctx.Err() == nil {
-		return errors.New("lost leader election")
-	}
-	return runErr
-}
-
-// serve starts the HTTP server. /readyz is ok while the loop runs, or always with leader election (a standby
-// replica is ready to take over).
-func serve(addr string, reg *prometheus.Registry, running *atomic.Bool, leaderElect bool) (*http.Server, error) {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !running.Load() && !leaderElect {
-			http.Error(w, "starting", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("ok"))
-	})
-	ln, err := net.Listen("tcp", addr)
+	eo := *opts.Election
+	eo.Namespace = cmp.Or(eo.Namespace, opts.Namespace)
+	eo.Name = cmp.Or(eo.Name, LeaseName)
+	election, err := scaffold.NewElection(client, eo, recorder, log)
 	if err != nil {
-		return nil, fmt.Errorf("--metrics-addr %q: %w", addr, err)
+		return err
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	return srv, nil
+	return election.Run(ctx, func(ctx context.Context) error {
+		defer running.Store(false)
+		return run(ctx)
+	})
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/tidalscale/tidal/autoscaler/nodes"
 	"github.com/tidalscale/tidal/autoscaler/nodes/app"
 	"github.com/tidalscale/tidal/autoscaler/nodes/template"
+	scaffold "github.com/tidalscale/tidal/internal/app"
 	"github.com/tidalscale/tidal/internal/devcluster"
 )
 
@@ -70,7 +71,7 @@ func TestRunWithLeaderElectionServesMetrics(t *testing.T) {
 	go func() {
 		done <- app.Run(ctx, app.Options{
 			Config: c.Config, Logger: zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel)), Namespace: ns, ServeAddr: addr,
-			LeaderElect: true, Identity: "test-" + ns, SimProvisioningDelay: 500 * time.Millisecond,
+			Election: &scaffold.ElectionOptions{Identity: "test-" + ns}, SimProvisioningDelay: 500 * time.Millisecond,
 			Autoscaler: nodes.Config{
 				ScanInterval: time.Second, PodNamespace: ns, ScaleDownDisabled: true,
 				NodeGroupSelector: labels.SelectorFromSet(labels.Set{"tidal.dev/test-run": ns}),

@@ -5,19 +5,16 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -27,8 +24,6 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/leaderelection"
-	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/client-go/tools/record"
 
 	tidalclient "github.com/tidalscale/tidal/api/client/clientset/versioned"
@@ -40,6 +35,7 @@ import (
 	"github.com/tidalscale/tidal/autoscaler/samples"
 	"github.com/tidalscale/tidal/autoscaler/scaletarget"
 	"github.com/tidalscale/tidal/autoscaler/triggers"
+	scaffold "github.com/tidalscale/tidal/internal/app"
 	"github.com/tidalscale/tidal/scalers"
 )
 
@@ -50,8 +46,9 @@ type Options struct {
 	Source samples.Source
 	// Registry builds scalers for the webhook's validation; required with Webhook.
 	Registry *scalers.Registry
-	// Metrics is the registry /metrics serves; the caller may register its source's collectors in it. A new one
-	// when nil.
+	// Metrics is the registry /metrics serves; the caller may register its source's collectors in it. A new
+	// scaffold.NewRegistry (with the Go and process collectors) when nil; a caller's registry should come from
+	// there too.
 	Metrics *prometheus.Registry
 	Logger  *zap.Logger
 	// Namespace is the operator's own namespace: ClusterTriggerAuthentication secrets and the leader lease live
@@ -64,13 +61,9 @@ type Options struct {
 	Workers int
 	// ServeAddr serves /metrics, /healthz and /readyz ("" disables; ":0" picks a port, see Operator.Addr).
 	ServeAddr string
-	// LeaderElect turns on leader election through a Lease named LeaseName in Namespace.
-	LeaderElect   bool
-	LeaseName     string
-	Identity      string
-	LeaseDuration time.Duration
-	RenewDeadline time.Duration
-	RetryPeriod   time.Duration
+	// Election, when set, runs the controllers only while this replica holds the Lease (Namespace defaults to
+	// Options.Namespace, Name to LeaseName).
+	Election *scaffold.ElectionOptions
 	// Webhook, when set, serves the validating admission webhook and registers it.
 	Webhook *WebhookOptions
 }
@@ -83,11 +76,15 @@ type Operator struct {
 	tidal    tidalclient.Interface
 	registry *prometheus.Registry
 	metrics  *operator.Metrics
-	leading  atomic.Bool
+	election *scaffold.Election
+	leading  atomic.Bool // without election: the controllers run
 	synced   atomic.Bool
-	listener net.Listener
+	server   *scaffold.Server
 	whListen net.Listener
 }
+
+// LeaseName is the operator's default leader-election Lease.
+const LeaseName = "tidal-operator"
 
 // New validates options and builds clients; Run starts everything.
 func New(opts Options) (*Operator, error) {
@@ -106,22 +103,6 @@ func New(opts Options) (*Operator, error) {
 	if opts.Namespace == "" {
 		opts.Namespace = "tidal-system"
 	}
-	if opts.LeaseName == "" {
-		opts.LeaseName = "tidal-operator"
-	}
-	if opts.Identity == "" {
-		host, _ := os.Hostname()
-		opts.Identity = fmt.Sprintf("%s_%d", host, os.Getpid())
-	}
-	if opts.LeaseDuration == 0 {
-		opts.LeaseDuration = 15 * time.Second
-	}
-	if opts.RenewDeadline == 0 {
-		opts.RenewDeadline = 10 * time.Second
-	}
-	if opts.RetryPeriod == 0 {
-		opts.RetryPeriod = 2 * time.Second
-	}
 	cfg := rest.CopyConfig(opts.Config)
 	if cfg.QPS == 0 {
 		cfg.QPS, cfg.Burst = 200, 400
@@ -136,17 +117,22 @@ func New(opts Options) (*Operator, error) {
 	}
 	reg := opts.Metrics
 	if reg == nil {
-		reg = prometheus.NewRegistry()
+		reg = scaffold.NewRegistry()
 	}
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	o := &Operator{opts: opts, log: opts.Logger, kube: kube, tidal: tc, registry: reg, metrics: operator.NewMetrics(reg)}
 	o.opts.Config = cfg
-	if opts.ServeAddr != "" {
-		l, err := net.Listen("tcp", opts.ServeAddr)
-		if err != nil {
-			return nil, fmt.Errorf("listen %s: %w", opts.ServeAddr, err)
+	if opts.Election != nil {
+		eo := *opts.Election
+		eo.Namespace = cmp.Or(eo.Namespace, opts.Namespace)
+		eo.Name = cmp.Or(eo.Name, LeaseName)
+		if o.election, err = scaffold.NewElection(kube, eo, nil, opts.Logger); err != nil {
+			return nil, err
 		}
-		o.listener = l
+	}
+	if opts.ServeAddr != "" {
+		if o.server, err = scaffold.Listen(opts.ServeAddr, reg, o.ready); err != nil {
+			return nil, err
+		}
 	}
 	if opts.Webhook != nil {
 		if opts.Registry == nil {
@@ -163,92 +149,56 @@ func New(opts Options) (*Operator, error) {
 
 // Addr is the address /metrics, /healthz and /readyz are served on, or "".
 func (o *Operator) Addr() string {
-	if o.listener == nil {
+	if o.server == nil {
 		return ""
 	}
-	return o.listener.Addr().String()
+	return o.server.Addr()
 }
 
 // Leading reports whether this replica currently holds the lease (always true without leader election once
 // running).
-func (o *Operator) Leading() bool { return o.leading.Load() }
+func (o *Operator) Leading() bool {
+	if o.election != nil {
+		return o.election.Leading()
+	}
+	return o.leading.Load()
+}
+
+// ready is /readyz: a standby replica is ready (it serves health and waits for the lease); a leader is ready
+// once its informers synced.
+func (o *Operator) ready() error {
+	if o.Leading() && !o.synced.Load() {
+		return errors.New("informers not synced")
+	}
+	return nil
+}
 
 // Run serves the endpoints and runs the controllers (under leader election when enabled) until ctx is done.
 func (o *Operator) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var wg sync.WaitGroup
-	if o.listener != nil {
-		srv := &http.Server{Handler: o.handler(), ReadHeaderTimeout: 5 * time.Second}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := srv.Serve(o.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	defer wg.Wait()
+	defer cancel()
+	if o.server != nil {
+		wg.Go(func() {
+			if err := o.server.Run(ctx); err != nil {
 				o.log.Error("metrics/health server stopped", zap.Error(err))
 			}
-		}()
-		go func() {
-			<-ctx.Done()
-			sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer scancel()
-			_ = srv.Shutdown(sctx)
-		}()
+		})
 	}
-	defer func() {
-		cancel()
-		wg.Wait()
-	}()
 	if o.whListen != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			if err := o.serveWebhook(ctx, o.whListen); err != nil {
 				o.log.Error("webhook stopped", zap.Error(err))
 			}
-		}()
+		})
 	}
-	if !o.opts.LeaderElect {
-		o.leading.Store(true)
-		return o.runControllers(ctx)
+	if o.election != nil {
+		return o.election.Run(ctx, o.runControllers)
 	}
-	lock, err := resourcelock.New(resourcelock.LeasesResourceLock, o.opts.Namespace, o.opts.LeaseName,
-		o.kube.CoreV1(), o.kube.CoordinationV1(), resourcelock.ResourceLockConfig{Identity: o.opts.Identity})
-	if err != nil {
-		return fmt.Errorf("leader election lock: %w", err)
-	}
-	// The elector runs OnStartedLeading in a goroutine of its own and does not wait for it: collect its result.
-	var started atomic.Bool
-	done := make(chan error, 1)
-	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
-		Lock:            lock,
-		LeaseDuration:   o.opts.LeaseDuration,
-		RenewDeadline:   o.opts.RenewDeadline,
-		RetryPeriod:     o.opts.RetryPeriod,
-		ReleaseOnCancel: true,
-		Name:            o.opts.LeaseName,
-		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(lctx context.Context) {
-				o.log.Info("became leader", zap.String("identity", o.opts.Identity))
-				started.Store(true)
-				o.leading.Store(true)
-				done <- o.runControllers(lctx)
-			},
-			OnStoppedLeading: func() {
-				o.leading.Store(false)
-				o.log.Info("stopped leading", zap.String("identity", o.opts.Identity))
-				cancel()
-			},
-		},
-	})
-	if err != nil {
-		return fmt.Errorf("leader election: %w", err)
-	}
-	le.Run(ctx)
-	cancel()
-	if started.Load() {
-		return <-done
-	}
-	return nil
+	o.leading.Store(true)
+	defer o.leading.Store(false)
+	return o.runControllers(ctx)
 }
 
 // runControllers runs the controllers until ctx is done.
@@ -317,19 +267,4 @@ func (o *Operator) runControllers(ctx context.Context) error {
 		err = err2
 	}
 	return err
-}
-
-func (o *Operator) handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(o.registry, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		// A standby replica is ready: it serves health and waits for the lease.
-		if o.leading.Load() && !o.synced.Load() {
-			http.Error(w, "informers not synced", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("ok"))
-	})
-	return mux
 }

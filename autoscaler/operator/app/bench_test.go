@@ -10,8 +10,10 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/utils/ptr"
 
 	"github.com/tidalscale/tidal/autoscaler/operator/app"
+	"github.com/tidalscale/tidal/internal/testenv"
 )
 
 // BenchmarkActivation measures event pushed → /scale patched in direct mode: each iteration pushes one item to
@@ -21,16 +23,16 @@ import (
 func BenchmarkActivation(b *testing.B) {
 	e := setup(b)
 	e.startOperator(app.Options{})
-	rc, list := redisList(b, "127.0.0.1:6379")
-	e.deployment("bench", 0)
-	so := redisSO("bench", "bench", "127.0.0.1:6379", list)
-	so.Spec.PollingInterval = ptr[int32](30) // push, not polling, must drive activation
-	so.Spec.CooldownPeriod = ptr[int32](0)
-	e.scaledObject(so)
-	e.eventually("Ready", 60*time.Second, func() (bool, string) {
-		return e.condition("bench", "Ready") == "True", ""
+	rc, list := testenv.RedisList(b, "127.0.0.1:6379")
+	e.Deployment("bench", 0)
+	so := testenv.RedisScaledObject("bench", "bench", "127.0.0.1:6379", list)
+	so.Spec.PollingInterval = ptr.To[int32](30) // push, not polling, must drive activation
+	so.Spec.CooldownPeriod = ptr.To[int32](0)
+	e.ScaledObject(so)
+	e.Eventually("Ready", 60*time.Second, func() (bool, string) {
+		return e.Condition("bench", "Ready") == "True", ""
 	})
-	w, err := e.c.Client.AppsV1().Deployments(e.ns).Watch(e.ctx, metav1.ListOptions{FieldSelector: "metadata.name=bench"})
+	w, err := e.Cluster.Client.AppsV1().Deployments(e.NS).Watch(e.Ctx, metav1.ListOptions{FieldSelector: "metadata.name=bench"})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -12,10 +12,13 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	"github.com/tidalscale/tidal/autoscaler/operator/app"
 	"github.com/tidalscale/tidal/autoscaler/operator/scaledjob"
+	scaffold "github.com/tidalscale/tidal/internal/app"
+	"github.com/tidalscale/tidal/internal/testenv"
 	"github.com/tidalscale/tidal/metricsadapter/poller"
 )
 
@@ -23,7 +26,7 @@ import (
 func TestStatefulSetTarget(t *testing.T) {
 	e := setup(t)
 	e.startOperator(app.Options{})
-	rc, list := redisList(t, "127.0.0.1:6379")
+	rc, list := testenv.RedisList(t, "127.0.0.1:6379")
 	labels := map[string]string{"app": "db"}
 	zero := int32(0)
 	sts := &appsv1.StatefulSet{
@@ -35,21 +38,21 @@ func TestStatefulSetTarget(t *testing.T) {
 				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "db", Image: "tidal/db"}}}},
 		},
 	}
-	if _, err := e.c.Client.AppsV1().StatefulSets(e.ns).Create(e.ctx, sts, metav1.CreateOptions{}); err != nil {
+	if _, err := e.Cluster.Client.AppsV1().StatefulSets(e.NS).Create(e.Ctx, sts, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	so := redisSO("db", "db", "127.0.0.1:6379", list)
+	so := testenv.RedisScaledObject("db", "db", "127.0.0.1:6379", list)
 	so.Spec.ScaleTargetRef.Kind = "StatefulSet"
-	e.scaledObject(so)
-	push(t, rc, list, 12) // ceil(12/5) = 3
-	e.eventually("StatefulSet at 3 replicas", 60*time.Second, func() (bool, string) {
-		s, err := e.c.Client.AppsV1().StatefulSets(e.ns).GetScale(e.ctx, "db", metav1.GetOptions{})
+	e.ScaledObject(so)
+	testenv.Push(t, rc, list, 12) // ceil(12/5) = 3
+	e.Eventually("StatefulSet at 3 replicas", 60*time.Second, func() (bool, string) {
+		s, err := e.Cluster.Client.AppsV1().StatefulSets(e.NS).GetScale(e.Ctx, "db", metav1.GetOptions{})
 		if err != nil {
 			return false, err.Error()
 		}
 		return s.Spec.Replicas == 3, fmt.Sprint(s.Spec.Replicas)
 	})
-	got, err := e.tidal.TidalV1alpha1().ScaledObjects(e.ns).Get(e.ctx, "db", metav1.GetOptions{})
+	got, err := e.Tidal.TidalV1alpha1().ScaledObjects(e.NS).Get(e.Ctx, "db", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,15 +65,15 @@ func TestStatefulSetTarget(t *testing.T) {
 func TestScaledJobRunsOneJobPerBatch(t *testing.T) {
 	e := setup(t)
 	e.startOperator(app.Options{})
-	rc, list := redisList(t, "127.0.0.1:6379")
+	rc, list := testenv.RedisList(t, "127.0.0.1:6379")
 	one := int32(1)
 	sj := &tidalv1alpha1.ScaledJob{
 		ObjectMeta: metav1.ObjectMeta{Name: "batch"},
 		Spec: tidalv1alpha1.ScaledJobSpec{
 			// Redis pushes every change, so the long interval makes the sample rounds exactly: one for the
 			// burst, one for the drain.
-			PollingInterval:            ptr[int32](300),
-			MaxReplicaCount:            ptr[int32](10),
+			PollingInterval:            ptr.To[int32](300),
+			MaxReplicaCount:            ptr.To[int32](10),
 			SuccessfulJobsHistoryLimit: &one,
 			JobTargetRef: &batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
 				RestartPolicy: corev1.RestartPolicyNever,
@@ -80,19 +83,19 @@ func TestScaledJobRunsOneJobPerBatch(t *testing.T) {
 				Metadata: map[string]string{"address": "127.0.0.1:6379", "listName": list, "listLength": "2"}}},
 		},
 	}
-	if _, err := e.tidal.TidalV1alpha1().ScaledJobs(e.ns).Create(e.ctx, sj, metav1.CreateOptions{}); err != nil {
+	if _, err := e.Tidal.TidalV1alpha1().ScaledJobs(e.NS).Create(e.Ctx, sj, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	push(t, rc, list, 6) // 3 batches of 2
+	testenv.Push(t, rc, list, 6) // 3 batches of 2
 	jobs := func() []batchv1.Job {
-		l, err := e.c.Client.BatchV1().Jobs(e.ns).List(e.ctx, metav1.ListOptions{LabelSelector: scaledjob.LabelScaledJobName + "=batch"})
+		l, err := e.Cluster.Client.BatchV1().Jobs(e.NS).List(e.Ctx, metav1.ListOptions{LabelSelector: scaledjob.LabelScaledJobName + "=batch"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return l.Items
 	}
 	seen := map[string]bool{}
-	e.eventually("3 jobs", 60*time.Second, func() (bool, string) {
+	e.Eventually("3 jobs", 60*time.Second, func() (bool, string) {
 		for _, j := range jobs() {
 			seen[j.Name] = true
 		}
@@ -102,7 +105,7 @@ func TestScaledJobRunsOneJobPerBatch(t *testing.T) {
 		t.Fatalf("%d jobs for 3 batches", len(seen))
 	}
 	// The workers took the batches.
-	if err := rc.Del(e.ctx, list).Err(); err != nil {
+	if err := rc.Del(e.Ctx, list).Err(); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(3 * time.Second) // the drain's sample round must not create jobs
@@ -111,7 +114,7 @@ func TestScaledJobRunsOneJobPerBatch(t *testing.T) {
 			t.Fatalf("job %s was created after the list was emptied", j.Name)
 		}
 	}
-	e.eventually("history trimmed to 1 completed job", 120*time.Second, func() (bool, string) {
+	e.Eventually("history trimmed to 1 completed job", 120*time.Second, func() (bool, string) {
 		var complete []string
 		all := jobs()
 		for _, j := range all {
@@ -129,13 +132,13 @@ func TestScaledJobRunsOneJobPerBatch(t *testing.T) {
 // Two replicas with leader election: only the leader scales; when it goes, the other takes over.
 func TestLeaderElectionFailover(t *testing.T) {
 	e := setup(t)
-	rc, list := redisList(t, "127.0.0.1:6379")
-	lease := "tidal-operator-" + e.ns
+	rc, list := testenv.RedisList(t, "127.0.0.1:6379")
+	lease := "tidal-operator-" + e.NS
 	leOpts := func(id string) app.Options {
-		return app.Options{LeaderElect: true, LeaseName: lease, Identity: id,
-			LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 500 * time.Millisecond}
+		return app.Options{Election: &scaffold.ElectionOptions{Name: lease, Identity: id,
+			LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 500 * time.Millisecond}}
 	}
-	ctxA, stopA := context.WithCancel(e.ctx)
+	ctxA, stopA := context.WithCancel(e.Ctx)
 	a, err := app.New(withConfig(ctxA, e, leOpts("replica-a")))
 	if err != nil {
 		t.Fatal(err)
@@ -143,23 +146,23 @@ func TestLeaderElectionFailover(t *testing.T) {
 	doneA := make(chan struct{})
 	go func() { defer close(doneA); _ = a.Run(ctxA) }()
 	t.Cleanup(func() { stopA(); <-doneA })
-	e.eventually("replica-a leads", 30*time.Second, func() (bool, string) { return a.Leading(), "" })
+	e.Eventually("replica-a leads", 30*time.Second, func() (bool, string) { return a.Leading(), "" })
 	b := e.startOperator(leOpts("replica-b"))
 
-	e.deployment("le", 0)
-	e.scaledObject(redisSO("le", "le", "127.0.0.1:6379", list))
-	push(t, rc, list, 3)
-	e.waitReplicas("le", 1, 30*time.Second)
+	e.Deployment("le", 0)
+	e.ScaledObject(testenv.RedisScaledObject("le", "le", "127.0.0.1:6379", list))
+	testenv.Push(t, rc, list, 3)
+	e.WaitReplicas("le", 1, 30*time.Second)
 	if b.Leading() {
 		t.Fatal("both replicas lead")
 	}
 
 	stopA() // the leader goes away (releases the lease on cancel)
 	<-doneA
-	e.eventually("replica-b takes over", 30*time.Second, func() (bool, string) { return b.Leading(), "" })
-	push(t, rc, list, 10) // 13 items → 3 replicas
-	e.waitReplicas("le", 3, 60*time.Second)
-	l, err := e.c.Client.CoordinationV1().Leases(e.ns).Get(e.ctx, lease, metav1.GetOptions{})
+	e.Eventually("replica-b takes over", 30*time.Second, func() (bool, string) { return b.Leading(), "" })
+	testenv.Push(t, rc, list, 10) // 13 items → 3 replicas
+	e.WaitReplicas("le", 3, 60*time.Second)
+	l, err := e.Cluster.Client.CoordinationV1().Leases(e.NS).Get(e.Ctx, lease, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,11 +173,11 @@ func TestLeaderElectionFailover(t *testing.T) {
 
 // withConfig completes o as startOperator does, with an in-process poller that runs until ctx is done.
 func withConfig(ctx context.Context, e *env, o app.Options) app.Options {
-	o.Config, o.Namespace, o.WatchNamespace = e.c.Config, e.ns, e.ns
+	o.Config, o.Namespace, o.WatchNamespace = e.Cluster.Config, e.NS, e.NS
 	o.Registry = newRegistry()
 	p, err := poller.Start(ctx, poller.Options{Registry: o.Registry})
 	if err != nil {
-		e.t.Fatal(err)
+		e.T.Fatal(err)
 	}
 	o.Source = p
 	return o

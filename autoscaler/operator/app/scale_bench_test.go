@@ -15,6 +15,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	"github.com/tidalscale/tidal/autoscaler/operator/app"
@@ -31,7 +32,7 @@ func BenchmarkManyScaledObjects(b *testing.B) {
 	}
 	const interval = 30
 	e := setup(b)
-	e.c.Config.QPS, e.c.Config.Burst = 500, 1000
+	e.Cluster.Config.QPS, e.Cluster.Config.Burst = 500, 1000
 	op := e.startOperator(app.Options{ServeAddr: "127.0.0.1:0", Workers: 8})
 	var rssBefore = rssBytes()
 
@@ -39,7 +40,7 @@ func BenchmarkManyScaledObjects(b *testing.B) {
 		name := fmt.Sprintf("o%05d", i)
 		labels := map[string]string{"app": name}
 		zero := int32(0)
-		_, err := e.c.Client.AppsV1().Deployments(e.ns).Create(e.ctx, &appsv1.Deployment{
+		_, err := e.Cluster.Client.AppsV1().Deployments(e.NS).Create(e.Ctx, &appsv1.Deployment{
 			ObjectMeta: metav1.ObjectMeta{Name: name},
 			Spec: appsv1.DeploymentSpec{Replicas: &zero, Selector: &metav1.LabelSelector{MatchLabels: labels},
 				Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
@@ -48,10 +49,10 @@ func BenchmarkManyScaledObjects(b *testing.B) {
 		if err != nil {
 			return err
 		}
-		_, err = e.tidal.TidalV1alpha1().ScaledObjects(e.ns).Create(e.ctx, &tidalv1alpha1.ScaledObject{
+		_, err = e.Tidal.TidalV1alpha1().ScaledObjects(e.NS).Create(e.Ctx, &tidalv1alpha1.ScaledObject{
 			ObjectMeta: metav1.ObjectMeta{Name: name},
 			Spec: tidalv1alpha1.ScaledObjectSpec{
-				ScaleTargetRef: tidalv1alpha1.ScaleTarget{Name: name}, PollingInterval: ptr[int32](interval),
+				ScaleTargetRef: tidalv1alpha1.ScaleTarget{Name: name}, PollingInterval: ptr.To[int32](interval),
 				Triggers: []tidalv1alpha1.ScaleTriggers{{Type: "cron", Metadata: map[string]string{
 					"timezone": "UTC", "start": "0 3 * * *", "end": "0 4 * * *", "desiredReplicas": "2"}}},
 			},

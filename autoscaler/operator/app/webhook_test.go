@@ -7,10 +7,12 @@ import (
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	"github.com/tidalscale/tidal/autoscaler/operator/app"
 	"github.com/tidalscale/tidal/autoscaler/operator/webhook"
+	"github.com/tidalscale/tidal/internal/testenv"
 )
 
 // Every invalid manifest is refused by the real API server — by the CRD's schema and CEL rules or by the
@@ -19,29 +21,31 @@ func TestInvalidScaledObjectsRejected(t *testing.T) {
 	e := setup(t)
 	e.startOperator(app.Options{Webhook: &app.WebhookOptions{
 		Addr: "127.0.0.1:0", Hosts: []string{"127.0.0.1"},
-		NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": e.ns}},
+		NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": e.NS}},
 	}})
 	t.Cleanup(func() {
-		_ = e.c.Client.AdmissionregistrationV1().ValidatingWebhookConfigurations().Delete(e.ctx, webhook.ConfigurationName, metav1.DeleteOptions{})
+		_ = e.Cluster.Client.AdmissionregistrationV1().ValidatingWebhookConfigurations().Delete(e.Ctx, webhook.ConfigurationName, metav1.DeleteOptions{})
 	})
-	e.deployment("taken", 0)
-	e.deployment("hpa-owned", 0)
-	base := func() *tidalv1alpha1.ScaledObject { return redisSO("x", "free", "127.0.0.1:6379", "l") }
+	e.Deployment("taken", 0)
+	e.Deployment("hpa-owned", 0)
+	base := func() *tidalv1alpha1.ScaledObject {
+		return testenv.RedisScaledObject("x", "free", "127.0.0.1:6379", "l")
+	}
 	// Wait until the webhook answers: a valid object is admitted, then removed.
-	e.eventually("webhook registered and serving", 60*time.Second, func() (bool, string) {
+	e.Eventually("webhook registered and serving", 60*time.Second, func() (bool, string) {
 		so := base()
 		so.Name = "probe"
-		_, err := e.tidal.TidalV1alpha1().ScaledObjects(e.ns).Create(e.ctx, so, metav1.CreateOptions{})
+		_, err := e.Tidal.TidalV1alpha1().ScaledObjects(e.NS).Create(e.Ctx, so, metav1.CreateOptions{})
 		if err != nil {
 			return false, err.Error()
 		}
-		_ = e.tidal.TidalV1alpha1().ScaledObjects(e.ns).Delete(e.ctx, "probe", metav1.DeleteOptions{})
+		_ = e.Tidal.TidalV1alpha1().ScaledObjects(e.NS).Delete(e.Ctx, "probe", metav1.DeleteOptions{})
 		return true, ""
 	})
-	first := redisSO("first", "taken", "127.0.0.1:6379", "l")
-	e.scaledObject(first)
+	first := testenv.RedisScaledObject("first", "taken", "127.0.0.1:6379", "l")
+	e.ScaledObject(first)
 	minR := int32(1)
-	if _, err := e.c.Client.AutoscalingV2().HorizontalPodAutoscalers(e.ns).Create(e.ctx, &autoscalingv2.HorizontalPodAutoscaler{
+	if _, err := e.Cluster.Client.AutoscalingV2().HorizontalPodAutoscalers(e.NS).Create(e.Ctx, &autoscalingv2.HorizontalPodAutoscaler{
 		ObjectMeta: metav1.ObjectMeta{Name: "users-own"},
 		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
 			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "hpa-owned"},
@@ -57,12 +61,12 @@ func TestInvalidScaledObjectsRejected(t *testing.T) {
 		want   []string
 	}{
 		{"min above max", func(so *tidalv1alpha1.ScaledObject) {
-			so.Spec.MinReplicaCount = ptr[int32](5)
-			so.Spec.MaxReplicaCount = ptr[int32](2)
+			so.Spec.MinReplicaCount = ptr.To[int32](5)
+			so.Spec.MaxReplicaCount = ptr.To[int32](2)
 		}, []string{"minReplicaCount"}},
 		{"idle not below min", func(so *tidalv1alpha1.ScaledObject) {
-			so.Spec.MinReplicaCount = ptr[int32](1)
-			so.Spec.IdleReplicaCount = ptr[int32](1)
+			so.Spec.MinReplicaCount = ptr.To[int32](1)
+			so.Spec.IdleReplicaCount = ptr.To[int32](1)
 		}, []string{"idleReplicaCount"}},
 		{"no triggers", func(so *tidalv1alpha1.ScaledObject) { so.Spec.Triggers = nil }, []string{"triggers"}},
 		{"empty trigger type", func(so *tidalv1alpha1.ScaledObject) { so.Spec.Triggers[0].Type = "" }, []string{"type"}},
@@ -72,8 +76,8 @@ func TestInvalidScaledObjectsRejected(t *testing.T) {
 		{"negative activation", func(so *tidalv1alpha1.ScaledObject) { so.Spec.Triggers[0].Metadata["activationListLength"] = "-4" }, []string{"activationListLength"}},
 		{"bad metricType", func(so *tidalv1alpha1.ScaledObject) { so.Spec.Triggers[0].MetricType = "Bogus" }, []string{"metricType"}},
 		{"bad mode", func(so *tidalv1alpha1.ScaledObject) { so.Spec.Mode = "turbo" }, []string{"mode"}},
-		{"zero polling interval", func(so *tidalv1alpha1.ScaledObject) { so.Spec.PollingInterval = ptr[int32](0) }, []string{"pollingInterval"}},
-		{"negative cooldown", func(so *tidalv1alpha1.ScaledObject) { so.Spec.CooldownPeriod = ptr[int32](-1) }, []string{"cooldownPeriod"}},
+		{"zero polling interval", func(so *tidalv1alpha1.ScaledObject) { so.Spec.PollingInterval = ptr.To[int32](0) }, []string{"pollingInterval"}},
+		{"negative cooldown", func(so *tidalv1alpha1.ScaledObject) { so.Spec.CooldownPeriod = ptr.To[int32](-1) }, []string{"cooldownPeriod"}},
 		{"empty target name", func(so *tidalv1alpha1.ScaledObject) { so.Spec.ScaleTargetRef.Name = "" }, []string{"scaleTargetRef.name"}},
 		{"duplicate trigger names", func(so *tidalv1alpha1.ScaledObject) {
 			so.Spec.Triggers = append(so.Spec.Triggers, *so.Spec.Triggers[0].DeepCopy())
@@ -94,9 +98,9 @@ func TestInvalidScaledObjectsRejected(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			so := base()
 			tc.mutate(so)
-			_, err := e.tidal.TidalV1alpha1().ScaledObjects(e.ns).Create(e.ctx, so, metav1.CreateOptions{})
+			_, err := e.Tidal.TidalV1alpha1().ScaledObjects(e.NS).Create(e.Ctx, so, metav1.CreateOptions{})
 			if err == nil {
-				_ = e.tidal.TidalV1alpha1().ScaledObjects(e.ns).Delete(e.ctx, so.Name, metav1.DeleteOptions{})
+				_ = e.Tidal.TidalV1alpha1().ScaledObjects(e.NS).Delete(e.Ctx, so.Name, metav1.DeleteOptions{})
 				t.Fatalf("accepted an invalid ScaledObject")
 			}
 			for _, w := range tc.want {

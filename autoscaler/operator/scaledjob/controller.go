@@ -12,19 +12,17 @@ import (
 
 	"go.uber.org/zap"
 	batchv1 "k8s.io/api/batch/v1"
-	"k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	batchlisters "k8s.io/client-go/listers/batch/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
-	"k8s.io/client-go/util/workqueue"
 
 	tidalclient "github.com/tidalscale/tidal/api/client/clientset/versioned"
 	tidallisters "github.com/tidalscale/tidal/api/client/listers/api/v1alpha1"
 	"github.com/tidalscale/tidal/autoscaler/operator"
 	"github.com/tidalscale/tidal/autoscaler/samples"
 	"github.com/tidalscale/tidal/autoscaler/triggers"
+	"github.com/tidalscale/tidal/internal/controller"
 )
 
 // Labels on the Jobs a ScaledJob creates.
@@ -52,10 +50,10 @@ type Options struct {
 
 // Controller reconciles ScaledJobs.
 type Controller struct {
-	opts  Options
-	log   *zap.Logger
-	now   func() time.Time
-	queue workqueue.TypedRateLimitingInterface[string]
+	opts   Options
+	log    *zap.Logger
+	now    func() time.Time
+	runner *controller.Runner
 
 	mu   sync.Mutex
 	jobs map[string]*jobState
@@ -78,30 +76,29 @@ func New(opts Options) (*Controller, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	c := &Controller{
-		opts: opts, log: opts.Logger.Named("scaledjob"), now: opts.Now,
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "scaledjobs"}),
-		jobs: map[string]*jobState{},
-	}
-	if _, err := opts.Informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: c.enqueue, UpdateFunc: func(_, o any) { c.enqueue(o) }, DeleteFunc: c.enqueue,
-	}); err != nil {
+	c := &Controller{opts: opts, log: opts.Logger.Named("scaledjob"), now: opts.Now, jobs: map[string]*jobState{}}
+	var err error
+	c.runner, err = controller.New(controller.Options{
+		Name: "scaledjobs", Kind: kindScaledJob,
+		Reconcile: func(ctx context.Context, key string) (controller.Result, error) {
+			return controller.Result{}, c.Reconcile(ctx, key)
+		},
+		Synced: []cache.InformerSynced{opts.Informer.HasSynced, opts.JobInformer.HasSynced},
+		Logger: c.log, Metrics: opts.Metrics.Runtime(),
+	})
+	if err != nil {
 		return nil, err
+	}
+	if _, err := opts.Informer.AddEventHandler(c.runner.Handler()); err != nil {
+		return nil, fmt.Errorf("scaledjob informer: %w", err)
 	}
 	// A finished Job frees a slot and may need history cleanup: look at its ScaledJob again.
 	if _, err := opts.JobInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		UpdateFunc: func(_, o any) { c.enqueueOwner(o) }, DeleteFunc: c.enqueueOwner,
 	}); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("job informer: %w", err)
 	}
 	return c, nil
-}
-
-func (c *Controller) enqueue(obj any) {
-	if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
-		c.queue.Add(key)
-	}
 }
 
 func (c *Controller) enqueueOwner(obj any) {
@@ -113,14 +110,12 @@ func (c *Controller) enqueueOwner(obj any) {
 		return
 	}
 	if name := job.Labels[LabelScaledJobName]; name != "" {
-		c.queue.Add(job.Namespace + "/" + name)
+		c.runner.Enqueue(job.Namespace + "/" + name)
 	}
 }
 
 // Run consumes samples and runs workers until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) error {
-	defer runtime.HandleCrashWithContext(ctx)
-	defer c.queue.ShutDown()
 	updates, cancel := c.opts.Source.Subscribe(1024)
 	defer cancel()
 	go func() {
@@ -136,28 +131,11 @@ func (c *Controller) Run(ctx context.Context, workers int) error {
 					continue
 				}
 				c.observe(u)
-				c.queue.Add(u.Key.Namespace + "/" + u.Key.Name)
+				c.runner.Enqueue(u.Key.Namespace + "/" + u.Key.Name)
 			}
 		}
 	}()
-	if !cache.WaitForCacheSync(ctx.Done(), c.opts.Informer.HasSynced, c.opts.JobInformer.HasSynced) {
-		return fmt.Errorf("scaledjob informers did not sync")
-	}
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			wait.UntilWithContext(ctx, func(ctx context.Context) {
-				for c.processNext(ctx) {
-				}
-			}, time.Second)
-		}()
-	}
-	<-ctx.Done()
-	c.queue.ShutDown()
-	wg.Wait()
-	return nil
+	return c.runner.Run(ctx, workers)
 }
 
 func (c *Controller) observe(u samples.Update) {
@@ -170,23 +148,4 @@ func (c *Controller) observe(u samples.Update) {
 		c.jobs[key] = st
 	}
 	st.triggers[u.Trigger.Index] = u.Trigger
-}
-
-func (c *Controller) processNext(ctx context.Context) bool {
-	key, shutdown := c.queue.Get()
-	if shutdown {
-		return false
-	}
-	defer c.queue.Done(key)
-	log := c.log.With(zap.String("scaledJob", key))
-	start := time.Now()
-	err := c.Reconcile(operator.WithLogger(ctx, log), key)
-	c.opts.Metrics.ObserveReconcile(kindScaledJob, time.Since(start), err)
-	if err != nil {
-		log.Warn("reconcile failed, retrying", zap.Error(err))
-		c.queue.AddRateLimited(key)
-		return true
-	}
-	c.queue.Forget(key)
-	return true
 }

@@ -16,7 +16,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
@@ -25,6 +24,7 @@ import (
 	"github.com/tidalscale/tidal/autoscaler/operator"
 	"github.com/tidalscale/tidal/autoscaler/samples"
 	"github.com/tidalscale/tidal/autoscaler/triggers"
+	"github.com/tidalscale/tidal/internal/controller"
 )
 
 // Reconcile creates the Jobs one sample round asks for, cleans the history and updates status. Idempotent: a
@@ -68,14 +68,14 @@ func (c *Controller) Reconcile(ctx context.Context, key string) error {
 	status.Triggers = triggerStatus
 	switch {
 	case buildErr != nil:
-		setCondition(status, sj.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, "TriggerInvalid", buildErr.Error())
+		controller.SetCondition(&status.Conditions, sj.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, "TriggerInvalid", buildErr.Error())
 	case sourceErr(c.opts.Source) != nil:
-		setCondition(status, sj.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, "SampleSourceUnavailable",
+		controller.SetCondition(&status.Conditions, sj.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, "SampleSourceUnavailable",
 			"creating no jobs: "+sourceErr(c.opts.Source).Error())
 	case fresh:
 		d, err := core.DecideJobs(in)
 		if err != nil {
-			setCondition(status, sj.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, "InvalidSpec", err.Error())
+			controller.SetCondition(&status.Conditions, sj.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, "InvalidSpec", err.Error())
 			break
 		}
 		if d.Create > 0 {
@@ -92,11 +92,11 @@ func (c *Controller) Reconcile(ctx context.Context, key string) error {
 		if d.Active {
 			now := metav1.NewTime(c.now())
 			status.LastActiveTime = &now
-			setCondition(status, sj.Generation, tidalv1alpha1.ConditionActive, metav1.ConditionTrue, "ScalerActive", "triggers are active")
+			controller.SetCondition(&status.Conditions, sj.Generation, tidalv1alpha1.ConditionActive, metav1.ConditionTrue, "ScalerActive", "triggers are active")
 		} else {
-			setCondition(status, sj.Generation, tidalv1alpha1.ConditionActive, metav1.ConditionFalse, "ScalerNotActive", "no trigger is active")
+			controller.SetCondition(&status.Conditions, sj.Generation, tidalv1alpha1.ConditionActive, metav1.ConditionFalse, "ScalerNotActive", "no trigger is active")
 		}
-		setCondition(status, sj.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionTrue, "ScaledJobReady", "ScaledJob is defined correctly and is ready to scale")
+		controller.SetCondition(&status.Conditions, sj.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionTrue, "ScaledJobReady", "ScaledJob is defined correctly and is ready to scale")
 	}
 	if err := c.cleanHistory(ctx, sj, jobs); err != nil {
 		return err
@@ -319,7 +319,7 @@ func (c *Controller) writeStatus(ctx context.Context, sj *tidalv1alpha1.ScaledJo
 	out.Status = *status
 	_, err := c.opts.Tidal.TidalV1alpha1().ScaledJobs(sj.Namespace).UpdateStatus(ctx, out, metav1.UpdateOptions{FieldManager: operator.FieldManager})
 	if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
-		c.queue.Add(sj.Namespace + "/" + sj.Name)
+		c.runner.Enqueue(sj.Namespace + "/" + sj.Name)
 		return nil
 	}
 	return err
@@ -329,10 +329,6 @@ func (c *Controller) event(sj *tidalv1alpha1.ScaledJob, typ, reason, msg string)
 	if c.opts.Recorder != nil {
 		c.opts.Recorder.Event(sj, typ, reason, msg)
 	}
-}
-
-func setCondition(status *tidalv1alpha1.ScaledJobStatus, gen int64, typ string, s metav1.ConditionStatus, reason, msg string) {
-	meta.SetStatusCondition(&status.Conditions, metav1.Condition{Type: typ, Status: s, Reason: reason, Message: msg, ObservedGeneration: gen})
 }
 
 // templateHash identifies a jobTargetRef, so a changed template can be rolled out.

@@ -19,6 +19,7 @@ import (
 	"github.com/tidalscale/tidal/autoscaler/operator"
 	"github.com/tidalscale/tidal/autoscaler/samples"
 	"github.com/tidalscale/tidal/autoscaler/scaletarget"
+	"github.com/tidalscale/tidal/internal/controller"
 )
 
 // reconcileDirect decides replicas in-process with autoscaler/core and writes /scale.
@@ -47,7 +48,7 @@ func (c *Controller) reconcileDirect(ctx context.Context, so *tidalv1alpha1.Scal
 		// Invalid input is a spec problem the webhook/CEL should have caught: report it, do not retry hot.
 		msg := fmt.Sprintf("cannot decide: %v", err)
 		c.event(so, corev1.EventTypeWarning, "InvalidSpec", msg)
-		setCondition(status, so.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, "InvalidSpec", msg)
+		controller.SetCondition(&status.Conditions, so.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, "InvalidSpec", msg)
 		return Result{RequeueAfter: retryPermanentProblems}, c.writeStatus(ctx, so, status)
 	}
 
@@ -143,6 +144,6 @@ func (c *Controller) wait(ctx context.Context, so *tidalv1alpha1.ScaledObject, s
 	if prev == nil || prev.Reason != ReasonWaiting || prev.Message != msg || prev.ObservedGeneration != so.Generation {
 		c.event(so, corev1.EventTypeNormal, ReasonWaiting, msg)
 	}
-	setCondition(status, so.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionUnknown, ReasonWaiting, msg)
+	controller.SetCondition(&status.Conditions, so.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionUnknown, ReasonWaiting, msg)
 	return c.writeStatus(ctx, so, status)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/tidalscale/tidal/autoscaler/operator"
 	"github.com/tidalscale/tidal/autoscaler/samples"
 	"github.com/tidalscale/tidal/autoscaler/scaletarget"
+	"github.com/tidalscale/tidal/internal/controller"
 )
 
 // HPAName is the managed HPA's name: advanced.horizontalPodAutoscalerConfig.name or tidal-hpa-<name>.
@@ -34,7 +35,7 @@ func (c *Controller) reconcileHPAMode(ctx context.Context, so *tidalv1alpha1.Sca
 	specs := c.opts.Source.MetricSpecs(key)
 	if len(specs) == 0 {
 		// An HPA without metrics would default to 80% CPU: wait for the triggers' specs.
-		setCondition(status, so.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionUnknown, "WaitingForMetricSpecs", "waiting for the triggers' metric specs")
+		controller.SetCondition(&status.Conditions, so.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionUnknown, "WaitingForMetricSpecs", "waiting for the triggers' metric specs")
 		return Result{RequeueAfter: time.Second}, c.writeStatus(ctx, so, status)
 	}
 	if err := c.ensureHPA(ctx, so, target, specs); err != nil {
@@ -52,7 +53,7 @@ func (c *Controller) reconcileHPAMode(ctx context.Context, so *tidalv1alpha1.Sca
 	d, err := core.Decide(in, now)
 	if err != nil {
 		msg := fmt.Sprintf("cannot decide: %v", err)
-		setCondition(status, so.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, "InvalidSpec", msg)
+		controller.SetCondition(&status.Conditions, so.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, "InvalidSpec", msg)
 		return Result{RequeueAfter: retryPermanentProblems}, c.writeStatus(ctx, so, status)
 	}
 	switch d.Reason {

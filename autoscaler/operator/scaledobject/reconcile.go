@@ -18,6 +18,7 @@ import (
 	"github.com/tidalscale/tidal/autoscaler/samples"
 	"github.com/tidalscale/tidal/autoscaler/scaletarget"
 	"github.com/tidalscale/tidal/autoscaler/triggers"
+	"github.com/tidalscale/tidal/internal/controller"
 )
 
 const (
@@ -47,8 +48,8 @@ const (
 	retryPermanentProblems = 30 * time.Second
 )
 
-// Result tells the queue when to look again without an event.
-type Result struct{ RequeueAfter time.Duration }
+// Result tells the runner when to look again without an event.
+type Result = controller.Result
 
 // objectState is what the controller remembers of one ScaledObject between reconciles. It is rebuilt from the
 // source's snapshot after a restart; the core state (cooldown start, stabilization history) is also kept in the
@@ -106,7 +107,7 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (Result, error) 
 	target, err := c.opts.Targets.Resolve(ns, so.Spec.ScaleTargetRef)
 	if err != nil {
 		c.event(so, corev1.EventTypeWarning, ReasonTargetInvalid, err.Error())
-		setCondition(status, so.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, ReasonTargetInvalid, err.Error())
+		controller.SetCondition(&status.Conditions, so.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, ReasonTargetInvalid, err.Error())
 		return Result{RequeueAfter: retryPermanentProblems}, c.writeStatus(ctx, so, status)
 	}
 	status.ScaleTargetKind = target.KindString()
@@ -114,7 +115,7 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (Result, error) 
 	scale, err := c.opts.Targets.GetScale(ctx, target)
 	if apierrors.IsNotFound(errors.Unwrap(err)) || apierrors.IsNotFound(err) {
 		msg := fmt.Sprintf("spec.scaleTargetRef: %s %q not found", target.GVK.Kind, target.Name)
-		setCondition(status, so.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, ReasonTargetInvalid, msg)
+		controller.SetCondition(&status.Conditions, so.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, ReasonTargetInvalid, msg)
 		return Result{RequeueAfter: retryPermanentProblems}, c.writeStatus(ctx, so, status)
 	}
 	if err != nil {
@@ -139,7 +140,7 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (Result, error) 
 	// target where it is, whatever the cooldown says, and say why.
 	if h, ok := c.opts.Source.(interface{ Err() error }); ok {
 		if err := h.Err(); err != nil {
-			setCondition(status, so.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, ReasonSourceUnavailable,
+			controller.SetCondition(&status.Conditions, so.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, ReasonSourceUnavailable,
 				"holding replicas: "+err.Error())
 			return Result{RequeueAfter: 5 * time.Second}, c.writeStatus(ctx, so, status)
 		}
@@ -148,12 +149,12 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (Result, error) 
 	// Pausing wins over everything else.
 	if paused, replicas, perr := pauseOf(so); perr != nil {
 		c.event(so, corev1.EventTypeWarning, ReasonPaused, perr.Error())
-		setCondition(status, so.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, "InvalidAnnotation", perr.Error())
+		controller.SetCondition(&status.Conditions, so.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, "InvalidAnnotation", perr.Error())
 		return Result{}, c.writeStatus(ctx, so, status)
 	} else if paused {
 		return c.reconcilePaused(ctx, so, status, target, current, replicas)
 	}
-	setCondition(status, so.Generation, tidalv1alpha1.ConditionPaused, metav1.ConditionFalse, "NotPaused", "autoscaling is not paused")
+	controller.SetCondition(&status.Conditions, so.Generation, tidalv1alpha1.ConditionPaused, metav1.ConditionFalse, "NotPaused", "autoscaling is not paused")
 	status.PausedReplicaCount = nil
 
 	if so.Spec.Mode == tidalv1alpha1.ScalingModeHPA {
@@ -218,8 +219,8 @@ func (c *Controller) reconcilePaused(ctx context.Context, so *tidalv1alpha1.Scal
 		}
 		status.DesiredReplicas = replicas
 	}
-	setCondition(status, so.Generation, tidalv1alpha1.ConditionPaused, metav1.ConditionTrue, ReasonPaused, msg)
-	setCondition(status, so.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionTrue, ReasonReady, "ScaledObject is paused")
+	controller.SetCondition(&status.Conditions, so.Generation, tidalv1alpha1.ConditionPaused, metav1.ConditionTrue, ReasonPaused, msg)
+	controller.SetCondition(&status.Conditions, so.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionTrue, ReasonReady, "ScaledObject is paused")
 	return Result{}, c.writeStatus(ctx, so, status)
 }
 

@@ -10,20 +10,16 @@ import (
 
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	"github.com/tidalscale/tidal/autoscaler/core"
 	"github.com/tidalscale/tidal/autoscaler/operator"
+	"github.com/tidalscale/tidal/internal/controller"
 )
 
 // sampleTimeRefresh bounds how stale status.triggers[].lastSampleTime may be while nothing else changes.
 const sampleTimeRefresh = 5 * time.Minute
-
-func setCondition(status *tidalv1alpha1.ScaledObjectStatus, gen int64, typ string, s metav1.ConditionStatus, reason, msg string) {
-	meta.SetStatusCondition(&status.Conditions, metav1.Condition{Type: typ, Status: s, Reason: reason, Message: msg, ObservedGeneration: gen})
-}
 
 // writeStatus updates status only when it changed, so reconciles triggered by our own writes settle.
 func (c *Controller) writeStatus(ctx context.Context, so *tidalv1alpha1.ScaledObject, status *tidalv1alpha1.ScaledObjectStatus) error {
@@ -35,7 +31,7 @@ func (c *Controller) writeStatus(ctx context.Context, so *tidalv1alpha1.ScaledOb
 	out.Status = *status
 	_, err := c.opts.Tidal.TidalV1alpha1().ScaledObjects(so.Namespace).UpdateStatus(ctx, out, metav1.UpdateOptions{FieldManager: operator.FieldManager})
 	if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
-		c.queue.Add(so.Namespace + "/" + so.Name) // a newer object is on its way; look again
+		c.runner.Enqueue(so.Namespace + "/" + so.Name) // a newer object is on its way; look again
 		return nil
 	}
 	if err != nil {
@@ -119,20 +115,20 @@ func applyDecisionConditions(status *tidalv1alpha1.ScaledObjectStatus, gen int64
 	}
 	switch {
 	case len(st.buildErrs) > 0:
-		setCondition(status, gen, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, ReasonTriggerInvalid, st.buildErrs[0].Error())
+		controller.SetCondition(&status.Conditions, gen, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, ReasonTriggerInvalid, st.buildErrs[0].Error())
 	case len(failing) > 0:
-		setCondition(status, gen, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, ReasonTriggerFailing, "failing triggers: "+strings.Join(failing, ", "))
+		controller.SetCondition(&status.Conditions, gen, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, ReasonTriggerFailing, "failing triggers: "+strings.Join(failing, ", "))
 	default:
-		setCondition(status, gen, tidalv1alpha1.ConditionReady, metav1.ConditionTrue, ReasonReady, "ScaledObject is defined correctly and is ready for scaling")
+		controller.SetCondition(&status.Conditions, gen, tidalv1alpha1.ConditionReady, metav1.ConditionTrue, ReasonReady, "ScaledObject is defined correctly and is ready for scaling")
 	}
 	if d.Active {
-		setCondition(status, gen, tidalv1alpha1.ConditionActive, metav1.ConditionTrue, "ScalerActive", "scaling is performed because triggers are active")
+		controller.SetCondition(&status.Conditions, gen, tidalv1alpha1.ConditionActive, metav1.ConditionTrue, "ScalerActive", "scaling is performed because triggers are active")
 	} else {
-		setCondition(status, gen, tidalv1alpha1.ConditionActive, metav1.ConditionFalse, "ScalerNotActive", "no trigger is active: "+string(d.Reason))
+		controller.SetCondition(&status.Conditions, gen, tidalv1alpha1.ConditionActive, metav1.ConditionFalse, "ScalerNotActive", "no trigger is active: "+string(d.Reason))
 	}
 	if d.FallbackActive {
-		setCondition(status, gen, tidalv1alpha1.ConditionFallback, metav1.ConditionTrue, ReasonFallback, "at least one trigger is failing past fallback.failureThreshold; fallback replicas are in use")
+		controller.SetCondition(&status.Conditions, gen, tidalv1alpha1.ConditionFallback, metav1.ConditionTrue, ReasonFallback, "at least one trigger is failing past fallback.failureThreshold; fallback replicas are in use")
 	} else {
-		setCondition(status, gen, tidalv1alpha1.ConditionFallback, metav1.ConditionFalse, "NoFallbackFound", "no fallback is in effect")
+		controller.SetCondition(&status.Conditions, gen, tidalv1alpha1.ConditionFallback, metav1.ConditionFalse, "NoFallbackFound", "no fallback is in effect")
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	"github.com/tidalscale/tidal/autoscaler/core"
@@ -16,8 +17,6 @@ import (
 )
 
 var now = time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
-
-func ptr[T any](v T) *T { return &v }
 
 // sampled is a trigger status sampled 5s before now.
 func sampled(name, typ, value string, active bool, errMsg string) tidalv1alpha1.TriggerStatus {
@@ -31,7 +30,7 @@ func redisObject(current int32, samples ...tidalv1alpha1.TriggerStatus) *tidalv1
 		ObjectMeta: metav1.ObjectMeta{Name: "orders", Namespace: "shop", CreationTimestamp: metav1.Time{Time: now.Add(-time.Hour)}},
 		Spec: tidalv1alpha1.ScaledObjectSpec{
 			ScaleTargetRef:  tidalv1alpha1.ScaleTarget{Name: "worker"},
-			MinReplicaCount: ptr[int32](0), MaxReplicaCount: ptr[int32](10), CooldownPeriod: ptr[int32](60),
+			MinReplicaCount: ptr.To[int32](0), MaxReplicaCount: ptr.To[int32](10), CooldownPeriod: ptr.To[int32](60),
 			Triggers: []tidalv1alpha1.ScaleTriggers{{Type: "redis", Name: "queue",
 				Metadata: map[string]string{"address": "127.0.0.1:6379", "listName": "jobs", "listLength": "5"}}},
 		},
@@ -55,7 +54,7 @@ func TestExplain(t *testing.T) {
 		{
 			name:        "queue of 12 at one replica proposes three",
 			so:          redisObject(1, sampled("queue", "redis", "12", true, "")),
-			wantDesired: 3, wantReason: core.ReasonHPA, wantProposal: ptr[int32](3), wantTarget: "5",
+			wantDesired: 3, wantReason: core.ReasonHPA, wantProposal: ptr.To[int32](3), wantTarget: "5",
 		},
 		{
 			name:        "activation from zero",
@@ -82,10 +81,10 @@ func TestExplain(t *testing.T) {
 				so := redisObject(4, sampled("queue", "redis", "", false, "connection refused"))
 				so.Spec.Fallback = &tidalv1alpha1.Fallback{FailureThreshold: 3, Replicas: 6}
 				so.Status.Health = map[string]tidalv1alpha1.HealthStatus{
-					"s0-redis-jobs": {NumberOfFailures: ptr[int32](5), Status: tidalv1alpha1.HealthStatusFailing}}
+					"s0-redis-jobs": {NumberOfFailures: ptr.To[int32](5), Status: tidalv1alpha1.HealthStatusFailing}}
 				return so
 			}(),
-			wantDesired: 6, wantReason: core.ReasonFallback, wantProposal: ptr[int32](6), wantTarget: "5",
+			wantDesired: 6, wantReason: core.ReasonFallback, wantProposal: ptr.To[int32](6), wantTarget: "5",
 		},
 		{
 			name: "paused replicas pin the count",
@@ -101,10 +100,10 @@ func TestExplain(t *testing.T) {
 			so: func() *tidalv1alpha1.ScaledObject {
 				so := redisObject(8, sampled("queue", "redis", "10", true, ""))
 				so.Spec.Advanced = &tidalv1alpha1.AdvancedConfig{HorizontalPodAutoscalerConfig: &tidalv1alpha1.HorizontalPodAutoscalerConfig{
-					Behavior: &autoscalingv2.HorizontalPodAutoscalerBehavior{ScaleDown: &autoscalingv2.HPAScalingRules{StabilizationWindowSeconds: ptr[int32](0)}}}}
+					Behavior: &autoscalingv2.HorizontalPodAutoscalerBehavior{ScaleDown: &autoscalingv2.HPAScalingRules{StabilizationWindowSeconds: ptr.To[int32](0)}}}}
 				return so
 			}(),
-			wantDesired: 2, wantReason: core.ReasonHPA, wantProposal: ptr[int32](2), wantTarget: "5",
+			wantDesired: 2, wantReason: core.ReasonHPA, wantProposal: ptr.To[int32](2), wantTarget: "5",
 			wantNote: "stabilization history is in memory only",
 		},
 		{
@@ -178,7 +177,7 @@ func TestDescribeBehavior(t *testing.T) {
 	so := redisObject(1)
 	so.Spec.Advanced = &tidalv1alpha1.AdvancedConfig{HorizontalPodAutoscalerConfig: &tidalv1alpha1.HorizontalPodAutoscalerConfig{
 		Behavior: &autoscalingv2.HorizontalPodAutoscalerBehavior{ScaleDown: &autoscalingv2.HPAScalingRules{
-			StabilizationWindowSeconds: ptr[int32](120), SelectPolicy: &sel,
+			StabilizationWindowSeconds: ptr.To[int32](120), SelectPolicy: &sel,
 			Policies: []autoscalingv2.HPAScalingPolicy{{Type: autoscalingv2.PodsScalingPolicy, Value: 2, PeriodSeconds: 60}},
 		}}}}
 	b := describeBehavior(so)

@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	statsv1alpha1 "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 
 	"github.com/tidalscale/tidal/virtualnode/backend"
 	"github.com/tidalscale/tidal/virtualnode/podstatus"
@@ -305,19 +306,17 @@ func (b *Backend) PodStats(context.Context) ([]statsv1alpha1.PodStats, error) {
 			mem := uint64(float64(memReq) * b.opts.MemoryUsage)
 			ps.Containers = append(ps.Containers, statsv1alpha1.ContainerStats{
 				Name: c.Name, StartTime: metav1.NewTime(sp.running),
-				CPU:    &statsv1alpha1.CPUStats{Time: mt, UsageNanoCores: ptr(rate), UsageCoreNanoSeconds: ptr(secs)},
-				Memory: &statsv1alpha1.MemoryStats{Time: mt, WorkingSetBytes: ptr(mem), UsageBytes: ptr(mem), RSSBytes: ptr(mem)},
+				CPU:    &statsv1alpha1.CPUStats{Time: mt, UsageNanoCores: ptr.To(rate), UsageCoreNanoSeconds: ptr.To(secs)},
+				Memory: &statsv1alpha1.MemoryStats{Time: mt, WorkingSetBytes: ptr.To(mem), UsageBytes: ptr.To(mem), RSSBytes: ptr.To(mem)},
 			})
 			podRate, podSecs, podMem = podRate+rate, podSecs+secs, podMem+mem
 		}
-		ps.CPU = &statsv1alpha1.CPUStats{Time: mt, UsageNanoCores: ptr(podRate), UsageCoreNanoSeconds: ptr(podSecs)}
-		ps.Memory = &statsv1alpha1.MemoryStats{Time: mt, WorkingSetBytes: ptr(podMem), UsageBytes: ptr(podMem), RSSBytes: ptr(podMem)}
+		ps.CPU = &statsv1alpha1.CPUStats{Time: mt, UsageNanoCores: ptr.To(podRate), UsageCoreNanoSeconds: ptr.To(podSecs)}
+		ps.Memory = &statsv1alpha1.MemoryStats{Time: mt, WorkingSetBytes: ptr.To(podMem), UsageBytes: ptr.To(podMem), RSSBytes: ptr.To(podMem)}
 		out = append(out, ps)
 	}
 	return out, nil
 }
-
-func ptr(v uint64) *uint64 { return &v }
 
 func parseFraction(s string) (float64, error) {
 	var f float64

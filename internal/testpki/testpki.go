@@ -1,5 +1,6 @@
-// Package testpki generates a throw-away CA and certificates in-process for tests of the adapter's TLS
-// endpoints (the aggregated API server and the mutual-TLS sample stream). Not for production use.
+// Package testpki generates a throw-away CA and certificates in-process for tests of TLS endpoints (the
+// adapter's aggregated API server and sample stream, scalers' TLS and mutual-TLS options). It is the one
+// certificate issuer of Tidal's tests. Not for production use.
 package testpki
 
 import (
@@ -68,16 +69,23 @@ func NewCAInDir(t testing.TB, dir, name string) *CA {
 	return ca
 }
 
+// Pool is a certificate pool holding the CA, for a tls.Config's RootCAs or ClientCAs.
+func (ca *CA) Pool() *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(ca.cert)
+	return p
+}
+
 // Server issues a serving certificate for hosts (DNS names or IP addresses).
 func (ca *CA) Server(t testing.TB, name string, hosts ...string) Pair {
 	t.Helper()
 	return ca.issue(t, name, x509.ExtKeyUsageServerAuth, hosts)
 }
 
-// Client issues a client certificate with CommonName name.
-func (ca *CA) Client(t testing.TB, name string) Pair {
+// Client issues a client certificate with CommonName name (and hosts as SANs, for peers that check them).
+func (ca *CA) Client(t testing.TB, name string, hosts ...string) Pair {
 	t.Helper()
-	return ca.issue(t, name, x509.ExtKeyUsageClientAuth, nil)
+	return ca.issue(t, name, x509.ExtKeyUsageClientAuth, hosts)
 }
 
 func (ca *CA) issue(t testing.TB, name string, usage x509.ExtKeyUsage, hosts []string) Pair {

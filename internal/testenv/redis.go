@@ -1,0 +1,59 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"testing"
+
+	goredis "github.com/redis/go-redis/v9"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
+)
+
+// RedisAddr is the Redis server the test machine runs.
+const RedisAddr = "127.0.0.1:6379"
+
+// RedisList is a client of the Redis at addr and a list key unique to this test, deleted when it ends.
+func RedisList(t testing.TB, addr string) (*goredis.Client, string) {
+	t.Helper()
+	rc := goredis.NewClient(&goredis.Options{Addr: addr})
+	key := fmt.Sprintf("tidal-test-%s-%d", strings.ReplaceAll(t.Name(), "/", "-"), rand.Int64())
+	t.Cleanup(func() { rc.Del(context.Background(), key); _ = rc.Close() })
+	return rc, key
+}
+
+// Push appends n items to the list key.
+func Push(t testing.TB, rc *goredis.Client, key string, n int) {
+	t.Helper()
+	items := make([]any, n)
+	for i := range items {
+		items[i] = "job-" + strconv.Itoa(i)
+	}
+	if err := rc.RPush(context.Background(), key, items...).Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// RedisScaledObject scales the Deployment target on the length of list (5 items per replica, 0 to 10 replicas,
+// polled every second, 2 s cooldown).
+func RedisScaledObject(name, target, addr, list string) *tidalv1alpha1.ScaledObject {
+	return &tidalv1alpha1.ScaledObject{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: tidalv1alpha1.ScaledObjectSpec{
+			ScaleTargetRef:  tidalv1alpha1.ScaleTarget{Name: target},
+			PollingInterval: ptr.To[int32](1),
+			CooldownPeriod:  ptr.To[int32](2),
+			MinReplicaCount: ptr.To[int32](0),
+			MaxReplicaCount: ptr.To[int32](10),
+			Triggers: []tidalv1alpha1.ScaleTriggers{{
+				Type: "redis", Name: "queue",
+				Metadata: map[string]string{"address": addr, "listName": list, "listLength": "5"},
+			}},
+		},
+	}
+}
