@@ -133,7 +133,7 @@ func WriteImages(w io.Writer, images map[string]v1.Image) error {
 		}
 		tag := r.Identifier()
 		if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{
-			"io.containerd.image.name":         r.Name(),
+			"io.containerd.image.name":          r.Name(),
 			"org.opencontainers.image.ref.name": tag,
 		})); err != nil {
 			return fmt.Errorf("image %q: %w", ref, err)

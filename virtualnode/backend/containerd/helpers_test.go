@@ -133,7 +133,7 @@ func (r *recorder) get(k backend.Key) *corev1.PodStatus {
 }
 
 type harness struct {
-	t    *testing.T
+	t    testing.TB
 	b    *containerd.Backend
 	rec  *recorder
 	node string
@@ -145,6 +145,12 @@ func newHarness(t *testing.T, mod func(*containerd.Options)) *harness {
 	if env.skip != "" {
 		t.Skip("containerd backend tests need containerd and runc (" + env.skip + "); .ci/run installs them")
 	}
+	return startHarness(t, mod)
+}
+
+func newBenchHarness(b *testing.B) *harness { return startHarness(b, nil) }
+
+func startHarness(t testing.TB, mod func(*containerd.Options)) *harness {
 	h := &harness{t: t, rec: &recorder{last: map[backend.Key]*corev1.PodStatus{}}, node: uniqueName("node")}
 	h.dir = filepath.Join(env.dir, h.node)
 	opts := containerd.Options{
