@@ -46,6 +46,17 @@ type Volume struct {
 	Secret bool
 	// EmptyDir is true for an emptyDir volume.
 	EmptyDir bool
+	// Tokens are the service-account tokens of a projected volume, at paths relative to the mount point. A
+	// backend that can ask the API server for tokens (TokenRequest) writes them and refreshes them before they
+	// expire; the others leave them out.
+	Tokens []TokenProjection
+}
+
+// TokenProjection is one projected service-account token.
+type TokenProjection struct {
+	Path              string
+	Audience          string // empty means the API server's
+	ExpirationSeconds int64  // 0 means one hour
 }
 
 // ChangeFunc is called by a backend with a pod's new status whenever it changed, including the terminal status

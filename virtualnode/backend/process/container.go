@@ -13,6 +13,8 @@ import (
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/tidalscale/tidal/virtualnode/backend/containerlog"
 )
 
 // containerSpec is a container with its resolved argv.
@@ -33,10 +35,10 @@ type container struct {
 	status   corev1.ContainerStatus
 	proc     *os.Process // current process, nil when not running
 	pgid     int
-	log      *logFile // current instance
-	prevLog  *logFile // previous instance, for --previous
-	liveFail int      // consecutive liveness failures
-	ready    bool     // readiness probe result
+	log      *containerlog.File // current instance
+	prevLog  *containerlog.File // previous instance, for --previous
+	liveFail int                // consecutive liveness failures
+	ready    bool               // readiness probe result
 	stopCh   chan struct{}
 	stopOnce sync.Once
 	done     chan struct{} // closed when supervise returned
@@ -119,26 +121,26 @@ func (c *container) runOnce() (int32, string, string) {
 	c.run.mu.Lock()
 	instance := c.status.RestartCount
 	c.run.mu.Unlock()
-	lf, err := createLogFile(filepath.Join(r.dir, "logs", fmt.Sprintf("%s-%d.log", unsafeName.ReplaceAllString(c.name(), "-"), instance)), time.Now)
+	lf, err := containerlog.Create(filepath.Join(r.dir, "logs", fmt.Sprintf("%s-%d.log", unsafeName.ReplaceAllString(c.name(), "-"), instance)), time.Now)
 	if err != nil {
 		return c.failedStart(err)
 	}
 	path, err := exec.LookPath(c.spec.argv[0])
 	if err != nil {
-		lf.finish()
+		lf.Finish()
 		c.setLog(lf)
 		return c.failedStart(fmt.Errorf("command %q: %w", c.spec.argv[0], err))
 	}
 	outR, outW, err := os.Pipe()
 	if err != nil {
-		lf.finish()
+		lf.Finish()
 		return c.failedStart(err)
 	}
 	errR, errW, err := os.Pipe()
 	if err != nil {
 		outR.Close()
 		outW.Close()
-		lf.finish()
+		lf.Finish()
 		return c.failedStart(err)
 	}
 	cmd := &exec.Cmd{
@@ -150,15 +152,15 @@ func (c *container) runOnce() (int32, string, string) {
 		outW.Close()
 		errR.Close()
 		errW.Close()
-		lf.finish()
+		lf.Finish()
 		c.setLog(lf)
 		return c.failedStart(err)
 	}
 	outW.Close()
 	errW.Close()
 	var copying sync.WaitGroup
-	copying.Go(func() { lf.copyFrom(outR, "stdout"); outR.Close() })
-	copying.Go(func() { lf.copyFrom(errR, "stderr"); errR.Close() })
+	copying.Go(func() { lf.CopyFrom(outR, "stdout"); outR.Close() })
+	copying.Go(func() { lf.CopyFrom(errR, "stderr"); errR.Close() })
 
 	now := metav1.Now()
 	r.mu.Lock()
@@ -190,7 +192,7 @@ func (c *container) runOnce() (int32, string, string) {
 	case <-copyDone:
 	case <-time.After(2 * time.Second):
 	}
-	lf.finish()
+	lf.Finish()
 
 	code, reason := exitStatus(cmd.ProcessState, waitErr)
 	r.mu.Lock()
@@ -211,7 +213,7 @@ func (c *container) runOnce() (int32, string, string) {
 	return code, reason, fmt.Sprintf("exit code %d", code)
 }
 
-func (c *container) setLog(lf *logFile) {
+func (c *container) setLog(lf *containerlog.File) {
 	c.run.mu.Lock()
 	c.prevLog, c.log = c.log, lf
 	c.run.mu.Unlock()

@@ -11,6 +11,7 @@ import (
 	utilexec "k8s.io/utils/exec"
 
 	"github.com/tidalscale/tidal/virtualnode/backend"
+	"github.com/tidalscale/tidal/virtualnode/backend/containerlog"
 )
 
 // Logs implements backend.LogReader.
@@ -35,7 +36,7 @@ func (b *Backend) Logs(ctx context.Context, key backend.Key, container string, o
 		}
 		return io.NopCloser(eofReader{}), nil
 	}
-	return readLogs(ctx, lf, opts)
+	return containerlog.Read(ctx, lf, opts)
 }
 
 type eofReader struct{}

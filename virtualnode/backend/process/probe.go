@@ -4,17 +4,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
-	"net/http"
 	"os/exec"
-	"strconv"
 	"sync"
 	"syscall"
-	"time"
 
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/tidalscale/tidal/virtualnode/backend/probe"
 )
 
 // startProbes runs the container's readiness and liveness probes until done is closed.
@@ -52,48 +49,7 @@ func (c *container) startProbes(wg *sync.WaitGroup, done <-chan struct{}) {
 
 // probeLoop runs p every period and calls report with the thresholded result whenever it is decided.
 func (c *container) probeLoop(p *corev1.Probe, done <-chan struct{}, report func(bool)) {
-	period := secondsOr(p.PeriodSeconds, 10)
-	timeout := secondsOr(p.TimeoutSeconds, 1)
-	success := int(max(p.SuccessThreshold, 1))
-	failure := int(max(p.FailureThreshold, 1))
-	if p.FailureThreshold == 0 {
-		failure = 3
-	}
-	select {
-	case <-done:
-		return
-	case <-time.After(time.Duration(p.InitialDelaySeconds) * time.Second):
-	}
-	var okRun, failRun int
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		err := c.probeOnce(ctx, p)
-		cancel()
-		if err == nil {
-			okRun, failRun = okRun+1, 0
-			if okRun >= success {
-				report(true)
-			}
-		} else {
-			failRun, okRun = failRun+1, 0
-			if failRun >= failure {
-				report(false)
-				failRun = 0
-			}
-		}
-		select {
-		case <-done:
-			return
-		case <-time.After(period):
-		}
-	}
-}
-
-func secondsOr(s int32, def int) time.Duration {
-	if s <= 0 {
-		return time.Duration(def) * time.Second
-	}
-	return time.Duration(s) * time.Second
+	probe.Loop(p, done, func(ctx context.Context) error { return c.probeOnce(ctx, p) }, report)
 }
 
 // probeOnce runs one probe: exec (in the container's environment), HTTP GET or TCP connect on 127.0.0.1.
@@ -113,67 +69,11 @@ func (c *container) probeOnce(ctx context.Context, p *corev1.Probe) error {
 			return fmt.Errorf("exec probe: %w: %s", err, out.String())
 		}
 		return nil
-	case p.HTTPGet != nil:
-		port, err := c.port(p.HTTPGet.Port)
-		if err != nil {
-			return err
-		}
-		scheme := "http"
-		if p.HTTPGet.Scheme == corev1.URISchemeHTTPS {
-			scheme = "https"
-		}
-		host := p.HTTPGet.Host
-		if host == "" {
-			host = "127.0.0.1"
-		}
-		url := fmt.Sprintf("%s://%s%s", scheme, net.JoinHostPort(host, strconv.Itoa(port)), p.HTTPGet.Path)
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return fmt.Errorf("http probe: %w", err)
-		}
-		for _, h := range p.HTTPGet.HTTPHeaders {
-			req.Header.Add(h.Name, h.Value)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return fmt.Errorf("http probe: %w", err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode < 200 || resp.StatusCode >= 400 {
-			return fmt.Errorf("http probe: status %d", resp.StatusCode)
-		}
-		return nil
-	case p.TCPSocket != nil:
-		port, err := c.port(p.TCPSocket.Port)
-		if err != nil {
-			return err
-		}
-		host := p.TCPSocket.Host
-		if host == "" {
-			host = "127.0.0.1"
-		}
-		var d net.Dialer
-		conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort(host, strconv.Itoa(port)))
-		if err != nil {
-			return fmt.Errorf("tcp probe: %w", err)
-		}
-		return conn.Close()
+	case p.HTTPGet != nil, p.TCPSocket != nil:
+		return probe.Network(ctx, p, "127.0.0.1", c.spec.container.Ports)
 	case p.GRPC != nil:
 		return fmt.Errorf("grpc probes are not supported by the process backend")
 	default:
 		return fmt.Errorf("probe has no handler")
 	}
-}
-
-// port resolves a probe port, by number or by container port name.
-func (c *container) port(p intstr.IntOrString) (int, error) {
-	if p.Type == intstr.Int {
-		return p.IntValue(), nil
-	}
-	for _, cp := range c.spec.container.Ports {
-		if cp.Name == p.StrVal {
-			return int(cp.ContainerPort), nil
-		}
-	}
-	return 0, fmt.Errorf("probe port %q: no container port with that name", p.StrVal)
 }

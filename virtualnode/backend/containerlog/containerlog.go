@@ -1,4 +1,7 @@
-package process
+// Package containerlog keeps container logs for virtual-node backends: one file per container instance, one line
+// per output line, "<RFC3339Nano> <stdout|stderr> <text>" as the CRI log format, read back filtered (tail, since,
+// limit, timestamps) and followed until the instance ends.
+package containerlog
 
 import (
 	"bufio"
@@ -14,11 +17,8 @@ import (
 	"github.com/tidalscale/tidal/virtualnode/backend"
 )
 
-// Log files hold one line per output line, "<RFC3339Nano> <stdout|stderr> <text>", as the CRI log format does,
-// so logs can be filtered by time and shown with or without timestamps.
-
-// logFile is the log of one container instance (one start).
-type logFile struct {
+// File is the log of one container instance (one start). Use Create.
+type File struct {
 	path string
 	mu   sync.Mutex
 	f    *os.File
@@ -26,16 +26,17 @@ type logFile struct {
 	now  func() time.Time
 }
 
-func createLogFile(path string, now func() time.Time) (*logFile, error) {
+// Create creates (truncates) the log file at path; now stamps lines.
+func Create(path string, now func() time.Time) (*File, error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("log file %q: %w", path, err)
 	}
-	return &logFile{path: path, f: f, done: make(chan struct{}), now: now}, nil
+	return &File{path: path, f: f, done: make(chan struct{}), now: now}, nil
 }
 
-// copyFrom copies r line by line into the file, tagged with stream.
-func (l *logFile) copyFrom(r io.Reader, stream string) {
+// CopyFrom copies r line by line into the file, tagged with stream ("stdout" or "stderr"), until r ends.
+func (l *File) CopyFrom(r io.Reader, stream string) {
 	br := bufio.NewReaderSize(r, 64*1024)
 	for {
 		line, err := br.ReadBytes('\n')
@@ -51,8 +52,8 @@ func (l *logFile) copyFrom(r io.Reader, stream string) {
 	}
 }
 
-// finish closes the file and marks the instance done.
-func (l *logFile) finish() {
+// Finish closes the file and marks the instance done (followers stop). Call once, after every CopyFrom returned.
+func (l *File) Finish() {
 	l.mu.Lock()
 	_ = l.f.Close()
 	l.mu.Unlock()
@@ -99,9 +100,9 @@ func (ll logLine) format(timestamps bool) string {
 	return ll.text + "\n"
 }
 
-// readLogs returns the log of lf filtered by opts. With Follow it keeps streaming new lines until the instance
-// is done or ctx ends.
-func readLogs(ctx context.Context, lf *logFile, opts backend.LogOptions) (io.ReadCloser, error) {
+// Read returns the log of lf filtered by opts. With Follow it keeps streaming new lines until the instance is
+// done or ctx ends.
+func Read(ctx context.Context, lf *File, opts backend.LogOptions) (io.ReadCloser, error) {
 	f, err := os.Open(lf.path)
 	if err != nil {
 		return nil, fmt.Errorf("log file %q: %w", lf.path, err)

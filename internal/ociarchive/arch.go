@@ -1,0 +1,5 @@
+package ociarchive
+
+import "runtime"
+
+func runtimeArch() string { return runtime.GOARCH }
