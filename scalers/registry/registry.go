@@ -4,6 +4,7 @@ package registry
 
 import (
 	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/awssqs"
 	"github.com/tidalscale/tidal/scalers/cron"
 	"github.com/tidalscale/tidal/scalers/external"
 	"github.com/tidalscale/tidal/scalers/kafka"
@@ -21,6 +22,7 @@ import (
 func New() *scalers.Registry {
 	r := scalers.NewRegistry()
 	for _, register := range []func(*scalers.Registry){
+		awssqs.Register,
 		cron.Register,
 		external.Register,
 		kafka.Register,
