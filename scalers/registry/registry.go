@@ -7,7 +7,9 @@ import (
 	"github.com/tidalscale/tidal/scalers/awssqs"
 	"github.com/tidalscale/tidal/scalers/cron"
 	"github.com/tidalscale/tidal/scalers/external"
+	"github.com/tidalscale/tidal/scalers/gcppubsub"
 	"github.com/tidalscale/tidal/scalers/kafka"
+	"github.com/tidalscale/tidal/scalers/kubeworkload"
 	"github.com/tidalscale/tidal/scalers/metricsapi"
 	"github.com/tidalscale/tidal/scalers/mysql"
 	"github.com/tidalscale/tidal/scalers/nats"
@@ -25,7 +27,9 @@ func New() *scalers.Registry {
 		awssqs.Register,
 		cron.Register,
 		external.Register,
+		gcppubsub.Register,
 		kafka.Register,
+		kubeworkload.Register,
 		metricsapi.Register,
 		mysql.Register,
 		nats.Register,
