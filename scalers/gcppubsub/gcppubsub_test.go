@@ -72,7 +72,7 @@ type env struct {
 	monAddr string
 	pki     scalertest.PKI
 	creds   string
-	now     time.Time
+	nowNS   atomic.Int64 // the shared clock of pstest, the fake and the scaler
 
 	mu     sync.Mutex
 	topics map[string]string // subscription ID → topic ID
@@ -126,7 +126,7 @@ func (f *monitoringFake) ListTimeSeries(ctx context.Context, req *monitoringpb.L
 		v = undelivered
 	case "pubsub.googleapis.com/subscription/oldest_unacked_message_age":
 		if !oldest.IsZero() {
-			v = int64(f.e.now.Sub(oldest).Seconds())
+			v = int64(f.e.clock().Sub(oldest).Seconds())
 		}
 	default:
 		return &monitoringpb.ListTimeSeriesResponse{}, nil
@@ -172,8 +172,9 @@ func newEnv(t testing.TB) *env {
 		http.Error(w, "no token exchange here", http.StatusBadRequest)
 	}))
 	t.Cleanup(tokenSrv.Close)
-	e := &env{ps: pstest.NewServer(), pki: scalertest.NewPKI(t), topics: map[string]string{}, now: time.Now()}
-	e.ps.SetTimeNowFunc(func() time.Time { return e.now })
+	e := &env{ps: pstest.NewServer(), pki: scalertest.NewPKI(t), topics: map[string]string{}}
+	e.nowNS.Store(time.Now().UnixNano())
+	e.ps.SetTimeNowFunc(e.clock)
 	t.Cleanup(func() { _ = e.ps.Close() })
 	var key *rsa.PublicKey
 	e.creds, key = serviceAccount(t, tokenSrv.URL)
@@ -277,6 +278,8 @@ func (e *env) ack(t testing.TB, sub string, n int) {
 	}
 }
 
+func (e *env) clock() time.Time { return time.Unix(0, e.nowNS.Load()) }
+
 func (e *env) trigger(md map[string]string) *scalers.TriggerConfig {
 	return &scalers.TriggerConfig{Type: Type, Index: 3, Metadata: md,
 		AuthParams: map[string]string{"GoogleApplicationCredentials": e.creds}}
@@ -286,7 +289,7 @@ func (e *env) scaler(t testing.TB, cfg *scalers.TriggerConfig) *Scaler {
 	t.Helper()
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM([]byte(e.pki.CA))
-	s, err := newScaler(context.Background(), cfg, func() time.Time { return e.now },
+	s, err := newScaler(context.Background(), cfg, e.clock,
 		option.WithEndpoint(e.monAddr),
 		option.WithGRPCDialOption(grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: pool}))))
 	if err != nil {
@@ -411,11 +414,11 @@ func TestOldestUnackedMessageAge(t *testing.T) {
 		t.Errorf("empty: %v %v", v, active)
 	}
 	e.publish(t, topic, 1)
-	e.now = e.now.Add(20 * time.Second)
+	e.nowNS.Add(int64(20 * time.Second))
 	if v, active := scalertest.Sample(t, s, ""); v != 20 || active {
 		t.Errorf("20s old: %v %v, want 20 false", v, active)
 	}
-	e.now = e.now.Add(100 * time.Second)
+	e.nowNS.Add(int64(100 * time.Second))
 	if v, active := scalertest.Sample(t, s, ""); v != 120 || !active {
 		t.Errorf("120s old: %v %v, want 120 true", v, active)
 	}

@@ -6,6 +6,7 @@ import (
 	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/awssqs"
 	"github.com/tidalscale/tidal/scalers/cron"
+	"github.com/tidalscale/tidal/scalers/etcd"
 	"github.com/tidalscale/tidal/scalers/external"
 	"github.com/tidalscale/tidal/scalers/gcppubsub"
 	"github.com/tidalscale/tidal/scalers/kafka"
@@ -26,6 +27,7 @@ func New() *scalers.Registry {
 	for _, register := range []func(*scalers.Registry){
 		awssqs.Register,
 		cron.Register,
+		etcd.Register,
 		external.Register,
 		gcppubsub.Register,
 		kafka.Register,
