@@ -9,6 +9,7 @@ import (
 	"github.com/tidalscale/tidal/scalers/etcd"
 	"github.com/tidalscale/tidal/scalers/external"
 	"github.com/tidalscale/tidal/scalers/gcppubsub"
+	"github.com/tidalscale/tidal/scalers/githubrunner"
 	"github.com/tidalscale/tidal/scalers/kafka"
 	"github.com/tidalscale/tidal/scalers/kubeworkload"
 	"github.com/tidalscale/tidal/scalers/metricsapi"
@@ -30,6 +31,7 @@ func New() *scalers.Registry {
 		etcd.Register,
 		external.Register,
 		gcppubsub.Register,
+		githubrunner.Register,
 		kafka.Register,
 		kubeworkload.Register,
 		metricsapi.Register,
