@@ -4,6 +4,7 @@ package registry
 
 import (
 	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/awskinesis"
 	"github.com/tidalscale/tidal/scalers/awssqs"
 	"github.com/tidalscale/tidal/scalers/cron"
 	"github.com/tidalscale/tidal/scalers/etcd"
@@ -26,6 +27,7 @@ import (
 func New() *scalers.Registry {
 	r := scalers.NewRegistry()
 	for _, register := range []func(*scalers.Registry){
+		awskinesis.Register,
 		awssqs.Register,
 		cron.Register,
 		etcd.Register,
