@@ -4,6 +4,7 @@ package registry
 
 import (
 	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/awsdynamodb"
 	"github.com/tidalscale/tidal/scalers/awskinesis"
 	"github.com/tidalscale/tidal/scalers/awssqs"
 	"github.com/tidalscale/tidal/scalers/cron"
@@ -27,6 +28,7 @@ import (
 func New() *scalers.Registry {
 	r := scalers.NewRegistry()
 	for _, register := range []func(*scalers.Registry){
+		awsdynamodb.Register,
 		awskinesis.Register,
 		awssqs.Register,
 		cron.Register,
