@@ -14,6 +14,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
 
 	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/scalertest"
@@ -44,7 +45,8 @@ func newServer(t testing.TB, auth bool) *server {
 	t.Helper()
 	cfg := embed.NewConfig()
 	cfg.Dir = t.TempDir()
-	cfg.LogLevel = "error"
+	cfg.BcryptCost = 4 // bcrypt's minimum: the default cost takes seconds per login under -race on a loaded machine
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop()) // shutdown logs "server closed" at error level
 	client, peer := url.URL{Scheme: "http", Host: freePort(t)}, url.URL{Scheme: "http", Host: freePort(t)}
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
@@ -60,7 +62,7 @@ func newServer(t testing.TB, auth bool) *server {
 	case <-time.After(60 * time.Second):
 		t.Fatal("etcd did not become ready")
 	}
-	s.admin, err = clientv3.New(clientv3.Config{Endpoints: []string{s.endpoint}, DialTimeout: 10 * time.Second})
+	s.admin, err = clientv3.New(clientv3.Config{Endpoints: []string{s.endpoint}, DialTimeout: 60 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +78,7 @@ func newServer(t testing.TB, auth bool) *server {
 			t.Fatal(err)
 		}
 		_ = s.admin.Close()
-		s.admin, err = clientv3.New(clientv3.Config{Endpoints: []string{s.endpoint}, DialTimeout: 10 * time.Second, Username: "root", Password: rootPassword})
+		s.admin, err = clientv3.New(clientv3.Config{Endpoints: []string{s.endpoint}, DialTimeout: 60 * time.Second, Username: "root", Password: rootPassword})
 		if err != nil {
 			t.Fatal(err)
 		}
