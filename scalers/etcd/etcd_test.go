@@ -45,7 +45,7 @@ func newServer(t testing.TB, auth bool) *server {
 	t.Helper()
 	cfg := embed.NewConfig()
 	cfg.Dir = t.TempDir()
-	cfg.BcryptCost = 4 // bcrypt's minimum: the default cost takes seconds per login under -race on a loaded machine
+	cfg.BcryptCost = 4                                             // bcrypt's minimum: the default cost takes seconds per login under -race on a loaded machine
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop()) // shutdown logs "server closed" at error level
 	client, peer := url.URL{Scheme: "http", Host: freePort(t)}, url.URL{Scheme: "http", Host: freePort(t)}
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
