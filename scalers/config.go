@@ -8,6 +8,7 @@ import (
 	"time"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	"k8s.io/client-go/kubernetes"
 
 	"go.uber.org/zap"
 )
@@ -40,6 +41,9 @@ type TriggerConfig struct {
 	ObjectKind string
 	// Logger carries the object and trigger keys; never nil after Normalize.
 	Logger *zap.Logger
+	// Kube is the deployable's own Kubernetes client, for triggers that read the cluster (kubernetes-workload).
+	// May be nil (tidalctl, tests): such a trigger's Sample then reports that it has no client.
+	Kube kubernetes.Interface
 	// Shared lets triggers share one client per distinct (address, credentials). May be nil: then every scaler
 	// opens its own.
 	Shared *Shared

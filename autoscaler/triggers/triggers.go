@@ -61,7 +61,7 @@ func Configs(ctx context.Context, r *Resolver, src Object) ([]scalers.TriggerCon
 			Type: t.Type, Name: t.Name, Index: i,
 			Metadata: t.Metadata, AuthParams: auth, ResolvedEnv: env,
 			MetricType: t.MetricType, PollingInterval: src.PollingInterval,
-			ObjectNamespace: src.Namespace, ObjectName: src.Name, ObjectKind: src.Kind,
+			ObjectNamespace: src.Namespace, ObjectName: src.Name, ObjectKind: src.Kind, Kube: r.Kube,
 			Logger: src.Logger.With(zap.String(lowerFirst(src.Kind), src.Namespace+"/"+src.Name), zap.String("trigger", Name(t, i))),
 		})
 		cached = append(cached, t.UseCachedMetrics)

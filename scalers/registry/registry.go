@@ -4,9 +4,16 @@ package registry
 
 import (
 	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/awsdynamodb"
+	"github.com/tidalscale/tidal/scalers/awskinesis"
+	"github.com/tidalscale/tidal/scalers/awssqs"
 	"github.com/tidalscale/tidal/scalers/cron"
+	"github.com/tidalscale/tidal/scalers/etcd"
 	"github.com/tidalscale/tidal/scalers/external"
+	"github.com/tidalscale/tidal/scalers/gcppubsub"
+	"github.com/tidalscale/tidal/scalers/githubrunner"
 	"github.com/tidalscale/tidal/scalers/kafka"
+	"github.com/tidalscale/tidal/scalers/kubeworkload"
 	"github.com/tidalscale/tidal/scalers/metricsapi"
 	"github.com/tidalscale/tidal/scalers/mysql"
 	"github.com/tidalscale/tidal/scalers/nats"
@@ -21,9 +28,16 @@ import (
 func New() *scalers.Registry {
 	r := scalers.NewRegistry()
 	for _, register := range []func(*scalers.Registry){
+		awsdynamodb.Register,
+		awskinesis.Register,
+		awssqs.Register,
 		cron.Register,
+		etcd.Register,
 		external.Register,
+		gcppubsub.Register,
+		githubrunner.Register,
 		kafka.Register,
+		kubeworkload.Register,
 		metricsapi.Register,
 		mysql.Register,
 		nats.Register,

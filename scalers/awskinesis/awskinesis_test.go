@@ -1,0 +1,186 @@
+package awskinesis
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/awsauth/awstest"
+	"github.com/tidalscale/tidal/scalers/scalertest"
+)
+
+const (
+	keyID  = "AKIDKINESISTEST"
+	secret = "tidal-kinesis-secret"
+)
+
+// fake answers Kinesis's DescribeStreamSummary in the AWS JSON 1.1 protocol, after checking the SigV4
+// signature, from a map of stream name → open shard count.
+type fake struct {
+	srv    *httptest.Server
+	mu     sync.Mutex
+	shards map[string]int
+}
+
+func newFake(t testing.TB) *fake {
+	t.Helper()
+	f := &fake{shards: map[string]int{}}
+	keys := awstest.Keys{keyID: secret}
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, aerr := keys.ReadSigned(r)
+		if aerr != nil {
+			aerr.Write(w)
+			return
+		}
+		if r.Header.Get("X-Amz-Target") != "Kinesis_20131202.DescribeStreamSummary" {
+			(&awstest.Error{Status: 400, Type: "UnknownOperationException", Message: r.Header.Get("X-Amz-Target")}).Write(w)
+			return
+		}
+		var in struct{ StreamName string }
+		if err := json.Unmarshal(body, &in); err != nil {
+			(&awstest.Error{Status: 400, Type: "SerializationException", Message: err.Error()}).Write(w)
+			return
+		}
+		f.mu.Lock()
+		n, ok := f.shards[in.StreamName]
+		f.mu.Unlock()
+		if !ok {
+			(&awstest.Error{Status: 400, Type: "ResourceNotFoundException", Message: "Stream " + in.StreamName + " under account 123456789012 not found."}).Write(w)
+			return
+		}
+		awstest.WriteJSON(w, "application/x-amz-json-1.1", map[string]any{"StreamDescriptionSummary": map[string]any{
+			"StreamName": in.StreamName, "StreamARN": "arn:aws:kinesis:eu-west-1:123456789012:stream/" + in.StreamName,
+			"StreamStatus": "ACTIVE", "StreamModeDetails": map[string]string{"StreamMode": "PROVISIONED"},
+			"RetentionPeriodHours": 24, "StreamCreationTimestamp": float64(time.Now().Unix()),
+			"EnhancedMonitoring": []map[string]any{{"ShardLevelMetrics": []string{}}}, "EncryptionType": "NONE",
+			"OpenShardCount": n, "ConsumerCount": 0,
+		}})
+	}))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fake) set(stream string, n int) {
+	f.mu.Lock()
+	f.shards[stream] = n
+	f.mu.Unlock()
+}
+
+func (f *fake) trigger(md map[string]string) *scalers.TriggerConfig {
+	return &scalers.TriggerConfig{Type: Type, Index: 0,
+		Metadata:   scalertest.With(map[string]string{"streamName": "orders", "awsRegion": "eu-west-1", "awsEndpoint": f.srv.URL}, md),
+		AuthParams: map[string]string{"awsAccessKeyID": keyID, "awsSecretAccessKey": secret}}
+}
+
+func newScaler(t testing.TB, cfg *scalers.TriggerConfig) scalers.Scaler {
+	t.Helper()
+	s, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	return s
+}
+
+func TestMetadata(t *testing.T) {
+	t.Parallel()
+	defaults := map[string]string{"streamName": "orders", "awsRegion": "eu-west-1"}
+	auth := map[string]string{"awsAccessKeyID": "AKID", "awsSecretAccessKey": "s3cr3t-value"}
+	tests := []struct {
+		name    string
+		md      map[string]string
+		auth    map[string]string
+		wantErr string
+		check   func(t *testing.T, m Metadata)
+	}{
+		{name: "defaults", md: defaults, auth: auth, check: func(t *testing.T, m Metadata) {
+			if m.ShardCount != 2 || m.ActivationShardCount != 0 || m.StreamName != "orders" {
+				t.Errorf("defaults wrong: %+v", m)
+			}
+		}},
+		{name: "every field", md: scalertest.WithPairs(defaults, "shardCount", "4", "activationShardCount", "1", "awsEndpoint", "http://127.0.0.1:4566"), auth: auth,
+			check: func(t *testing.T, m Metadata) {
+				if m.ShardCount != 4 || m.ActivationShardCount != 1 || m.Endpoint != "http://127.0.0.1:4566" {
+					t.Errorf("fields wrong: %+v", m)
+				}
+			}},
+		{name: "missing streamName", md: scalertest.WithPairs(defaults, "streamName", scalertest.Delete), auth: auth, wantErr: `"streamName"`},
+		{name: "blank streamName", md: scalertest.WithPairs(defaults, "streamName", " "), auth: auth, wantErr: "streamName"},
+		{name: "shardCount text", md: scalertest.WithPairs(defaults, "shardCount", "two"), auth: auth, wantErr: "shardCount: want integer"},
+		{name: "shardCount zero", md: scalertest.WithPairs(defaults, "shardCount", "0"), auth: auth, wantErr: "shardCount"},
+		{name: "activationShardCount negative", md: scalertest.WithPairs(defaults, "activationShardCount", "-1"), auth: auth, wantErr: "activationShardCount"},
+		{name: "activationShardCount text", md: scalertest.WithPairs(defaults, "activationShardCount", "1.5"), auth: auth, wantErr: "activationShardCount"},
+		{name: "missing awsRegion", md: scalertest.WithPairs(defaults, "awsRegion", scalertest.Delete), auth: auth, wantErr: "awsRegion"},
+		{name: "no credentials", md: defaults, wantErr: "awsAccessKeyID"},
+		{name: "role refused", md: defaults, auth: scalertest.WithPairs(auth, "awsRoleArn", "arn:aws:iam::1:role/r"), wantErr: "awsRoleArn"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			m, err := ParseMetadata(&scalers.TriggerConfig{Type: Type, Metadata: tc.md, AuthParams: tc.auth})
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), "aws-kinesis-stream trigger") || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want it to name the trigger and %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, m)
+		})
+	}
+}
+
+func TestSample(t *testing.T) {
+	f := newFake(t)
+	s := newScaler(t, f.trigger(map[string]string{"activationShardCount": "1"}))
+	if specs := s.MetricSpecs(); specs[0].External.Metric.Name != "s0-aws-kinesis-orders" || specs[0].External.Target.AverageValue.Value() != 2 {
+		t.Fatalf("specs = %+v", specs[0].External)
+	}
+	if _, _, err := s.Sample(context.Background()); err == nil || !strings.Contains(err.Error(), "ResourceNotFoundException") {
+		t.Errorf("missing stream: %v", err)
+	}
+	for _, tc := range []struct {
+		shards     int
+		wantActive bool
+	}{{0, false}, {1, false}, {6, true}} {
+		f.set("orders", tc.shards)
+		if v, active := scalertest.Sample(t, s, "s0-aws-kinesis-orders"); v != float64(tc.shards) || active != tc.wantActive {
+			t.Errorf("%d shards: %v %v, want %v", tc.shards, v, active, tc.wantActive)
+		}
+	}
+}
+
+func TestAuthAndServerDown(t *testing.T) {
+	f := newFake(t)
+	f.set("orders", 3)
+	log, logs := scalertest.ObservedLogger()
+	cfg := f.trigger(nil)
+	cfg.AuthParams["awsSecretAccessKey"], cfg.Logger = "wrong-kinesis-secret", log
+	bad := newScaler(t, cfg)
+	_, _, err := bad.Sample(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "InvalidSignatureException") {
+		t.Fatalf("wrong secret: %v", err)
+	}
+	scalertest.AssertNoSecret(t, "wrong-kinesis-secret", err.Error(), logs.All())
+	s := newScaler(t, f.trigger(nil))
+	scalertest.Sample(t, s, "")
+	f.srv.Close()
+	if _, _, err := s.Sample(context.Background()); err == nil || !strings.Contains(err.Error(), "DescribeStreamSummary") {
+		t.Fatalf("server down: %v", err)
+	}
+}
+
+// BenchmarkSample measures one signed DescribeStreamSummary against the local fake.
+func BenchmarkSample(b *testing.B) {
+	f := newFake(b)
+	f.set("orders", 4)
+	scalertest.BenchmarkSample(b, newScaler(b, f.trigger(nil)))
+}

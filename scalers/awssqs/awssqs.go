@@ -1,0 +1,200 @@
+// Package awssqs implements the aws-sqs-queue trigger: KEDA's AWS SQS Queue scaler. It reads a queue's
+// approximate message counts with GetQueueAttributes.
+//
+// Metadata (KEDA names):
+//
+//	queueURL               the queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>) or, as in KEDA,
+//	                       a bare queue name (resolved once with GetQueueUrl); queueURLFromEnv reads it from the
+//	                       target's container
+//	queueLength            target messages per replica, default 5
+//	activationQueueLength  default 0; active when the count is above it
+//	scaleOnInFlight        default true: count ApproximateNumberOfMessagesNotVisible (received, not deleted)
+//	scaleOnDelayed         default false: count ApproximateNumberOfMessagesDelayed
+//	awsRegion, awsEndpoint, identityOwner and the credentials: see scalers/awsauth
+//
+// The metric is s<index>-aws-sqs-<queue name>, as in KEDA. SQS cannot notify, so this trigger polls.
+package awssqs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+
+	"go.uber.org/zap"
+
+	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/awsauth"
+)
+
+// Type is the trigger type served by this package.
+const Type = "aws-sqs-queue"
+
+// callTimeout bounds one Sample when the caller's context has no earlier deadline.
+const callTimeout = 15 * time.Second
+
+// Register adds the aws-sqs-queue trigger to r.
+func Register(r *scalers.Registry) { r.Register(New, Type) }
+
+// Metadata is the aws-sqs-queue trigger's metadata.
+type Metadata struct {
+	awsauth.Metadata
+
+	QueueURL              string `tidal:"name=queueURL"`
+	QueueLength           int64  `tidal:"name=queueLength,default=5,range=1;"`
+	ActivationQueueLength int64  `tidal:"name=activationQueueLength,default=0,range=0;"`
+	ScaleOnInFlight       bool   `tidal:"name=scaleOnInFlight,default=true"`
+	ScaleOnDelayed        bool   `tidal:"name=scaleOnDelayed,default=false"`
+
+	// queueName is the last path segment of QueueURL, or QueueURL itself when it is a bare name.
+	queueName string
+	// isName reports that QueueURL is a bare queue name to resolve with GetQueueUrl.
+	isName bool
+}
+
+// Validate derives the queue name from queueURL the way KEDA does (the URL's path is /<account>/<name>) and
+// checks the AWS parameters.
+func (m *Metadata) Validate() error {
+	errs := []error{m.Metadata.Validate()}
+	u, err := url.ParseRequestURI(m.QueueURL)
+	switch {
+	case strings.TrimSpace(m.QueueURL) == "":
+		errs = append(errs, errors.New("queueURL: must not be empty"))
+	case err != nil:
+		if strings.ContainsAny(m.QueueURL, "/: ") {
+			errs = append(errs, fmt.Errorf("queueURL: want https://sqs.<region>.amazonaws.com/<account>/<name> or a queue name, got %q", m.QueueURL))
+		}
+		m.queueName, m.isName = m.QueueURL, true
+	default:
+		parts := strings.Split(u.Path, "/")
+		if (u.Scheme != "http" && u.Scheme != "https") || len(parts) != 3 || parts[2] == "" {
+			errs = append(errs, fmt.Errorf("queueURL: want https://sqs.<region>.amazonaws.com/<account>/<name>, got %q", m.QueueURL))
+		} else {
+			m.queueName = parts[2]
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ParseMetadata parses and validates an aws-sqs-queue trigger's metadata without connecting.
+func ParseMetadata(cfg *scalers.TriggerConfig) (Metadata, error) {
+	var m Metadata
+	cfg.Normalize()
+	if cfg.MetricType == autoscalingv2.UtilizationMetricType {
+		return m, cfg.Errorf("metricType: Utilization is only for cpu and memory triggers; use AverageValue or Value")
+	}
+	err := scalers.Parse(cfg, &m)
+	return m, err
+}
+
+// Scaler is an aws-sqs-queue trigger.
+type Scaler struct {
+	cfg        *scalers.TriggerConfig
+	meta       Metadata
+	metricName string
+	client     *sqs.Client
+	attrs      []types.QueueAttributeName
+	log        *zap.Logger
+
+	mu       sync.Mutex
+	queueURL string // resolved on first use when the metadata names the queue only
+}
+
+// New builds an aws-sqs-queue trigger. Nothing is sent to AWS until the first Sample.
+func New(ctx context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
+	meta, err := ParseMetadata(cfg)
+	if err != nil {
+		return nil, err
+	}
+	awsCfg, err := meta.Config(ctx, nil)
+	if err != nil {
+		return nil, cfg.Errorf("%s", meta.Redact(err.Error()))
+	}
+	attrs := []types.QueueAttributeName{types.QueueAttributeNameApproximateNumberOfMessages}
+	if meta.ScaleOnInFlight {
+		attrs = append(attrs, types.QueueAttributeNameApproximateNumberOfMessagesNotVisible)
+	}
+	if meta.ScaleOnDelayed {
+		attrs = append(attrs, types.QueueAttributeNameApproximateNumberOfMessagesDelayed)
+	}
+	s := &Scaler{
+		cfg:        cfg,
+		meta:       meta,
+		metricName: cfg.MetricName("aws-sqs", meta.queueName),
+		client:     sqs.NewFromConfig(awsCfg),
+		attrs:      attrs,
+		log:        cfg.Logger.With(zap.String("trigger", cfg.ID())),
+	}
+	if !meta.isName {
+		s.queueURL = meta.QueueURL
+	}
+	return s, nil
+}
+
+// MetricSpecs returns one External metric, s<index>-aws-sqs-<queue>, targeting queueLength.
+func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
+	return []autoscalingv2.MetricSpec{scalers.ExternalMetric(s.cfg, s.metricName, float64(s.meta.QueueLength))}
+}
+
+// Sample reads the queue's counts and sums the ones the metadata asks for; active above activationQueueLength.
+func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	n, err := s.length(ctx)
+	if err != nil {
+		s.log.Debug("aws-sqs-queue sample failed", zap.String("error", err.Error()))
+		return nil, false, err
+	}
+	return []scalers.Sample{{MetricName: s.metricName, Value: float64(n)}}, n > s.meta.ActivationQueueLength, nil
+}
+
+func (s *Scaler) length(ctx context.Context) (int64, error) {
+	qURL, err := s.resolve(ctx)
+	if err != nil {
+		return 0, err
+	}
+	out, err := s.client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(qURL), AttributeNames: s.attrs})
+	if err != nil {
+		return 0, s.cfg.Errorf("queueURL %s: GetQueueAttributes: %s", qURL, s.meta.Redact(err.Error()))
+	}
+	var total int64
+	for _, a := range s.attrs {
+		raw, ok := out.Attributes[string(a)]
+		if !ok {
+			return 0, s.cfg.Errorf("queueURL %s: GetQueueAttributes returned no %s", qURL, a)
+		}
+		n, err := strconv.ParseInt(raw, 10, 64)
+		if err != nil || n < 0 {
+			return 0, s.cfg.Errorf("queueURL %s: %s is not a count: %q", qURL, a, raw)
+		}
+		total += n
+	}
+	return total, nil
+}
+
+// resolve returns the queue URL, asking GetQueueUrl once when the metadata gave a bare name.
+func (s *Scaler) resolve(ctx context.Context) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.queueURL != "" {
+		return s.queueURL, nil
+	}
+	out, err := s.client.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(s.meta.queueName)})
+	if err != nil {
+		return "", s.cfg.Errorf("queueURL: GetQueueUrl for queue %q: %s", s.meta.queueName, s.meta.Redact(err.Error()))
+	}
+	s.queueURL = aws.ToString(out.QueueUrl)
+	return s.queueURL, nil
+}
+
+// Close releases nothing: the SDK client holds idle connections only.
+func (s *Scaler) Close(context.Context) error { return nil }

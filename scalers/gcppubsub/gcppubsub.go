@@ -1,0 +1,340 @@
+// Package gcppubsub implements the gcp-pubsub trigger: KEDA's Google Cloud Pub/Sub scaler. Like KEDA it reads
+// the subscription's or topic's Pub/Sub metrics from Cloud Monitoring (ListTimeSeries), the only place Google
+// publishes a subscription's backlog and oldest unacked age.
+//
+// Metadata (KEDA names):
+//
+//	subscriptionName | topicName   exactly one; a name in the credentials' project or a full
+//	                               projects/<p>/subscriptions/<s> (projects/<p>/topics/<t>); "<name>FromEnv" reads
+//	                               it from the target's container
+//	mode              SubscriptionSize (default: subscription/num_undelivered_messages),
+//	                  OldestUnackedMessageAge (seconds), or any other Pub/Sub metric in PascalCase
+//	                  (PullRequestCount → subscription/pull_request_count, topic/... for topicName)
+//	value             target, default 10; activationValue default 0 (active above it)
+//	timeHorizon       how far back to look for the newest point, default 2m (Monitoring samples each minute)
+//	valueIfNull       value when Monitoring has no point in the window; without it that is an error, so a
+//	                  metric gap never scales a workload to zero
+//	aggregation       refused for now: Pub/Sub's distribution metrics (sizes, latencies) need it, and a field
+//	                  accepted but ignored would read the wrong number
+//	credentials       authParams GoogleApplicationCredentials (the key JSON), credentialsFromEnv (a variable
+//	                  holding the JSON) or credentialsFromEnvFile (a variable holding a path). podIdentity gcp
+//	                  (the operator's own identity) is left to the TriggerAuthentication work.
+//
+// Pub/Sub cannot notify about its backlog, so this trigger polls. The metric is s<index>-gcp-ps-<name>.
+package gcppubsub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+	"unicode"
+
+	monitoring "cloud.google.com/go/monitoring/apiv3/v2"
+	"cloud.google.com/go/monitoring/apiv3/v2/monitoringpb"
+	"google.golang.org/api/iterator"
+	"google.golang.org/api/option"
+	"google.golang.org/protobuf/types/known/timestamppb"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+
+	"go.uber.org/zap"
+
+	"github.com/tidalscale/tidal/scalers"
+)
+
+// Type is the trigger type served by this package.
+const Type = "gcp-pubsub"
+
+const callTimeout = 15 * time.Second
+
+// Register adds the gcp-pubsub trigger to r.
+func Register(r *scalers.Registry) { r.Register(New, Type) }
+
+// Metadata is the gcp-pubsub trigger's metadata.
+type Metadata struct {
+	SubscriptionName string        `tidal:"name=subscriptionName,optional"`
+	TopicName        string        `tidal:"name=topicName,optional"`
+	Mode             string        `tidal:"name=mode,default=SubscriptionSize"`
+	Value            float64       `tidal:"name=value,default=10"`
+	ActivationValue  float64       `tidal:"name=activationValue,default=0"`
+	TimeHorizon      time.Duration `tidal:"name=timeHorizon,default=2m"`
+	ValueIfNull      *float64      `tidal:"name=valueIfNull,optional"`
+	Aggregation      string        `tidal:"name=aggregation,optional"`
+
+	Credentials string `tidal:"name=GoogleApplicationCredentials;credentials,order=authParams;triggerMetadata,optional"`
+	// CredentialsFile is a path read from the variable named by credentialsFromEnvFile.
+	CredentialsFile string `tidal:"name=credentialsFile,optional"`
+
+	project, resourceType, resourceID, metricType string
+	credType                                      option.CredentialsType
+	privateKey                                    string
+}
+
+// Validate applies the cross-field rules and derives the Monitoring metric type and resource.
+func (m *Metadata) Validate() error {
+	var errs []error
+	name := m.SubscriptionName
+	m.resourceType = "subscription"
+	switch {
+	case m.SubscriptionName != "" && m.TopicName != "":
+		errs = append(errs, errors.New("subscriptionName, topicName: give exactly one"))
+	case m.SubscriptionName == "" && m.TopicName == "":
+		errs = append(errs, errors.New("subscriptionName: required (or topicName)"))
+	case m.TopicName != "":
+		name, m.resourceType = m.TopicName, "topic"
+	}
+	field := m.resourceType + "Name"
+	if name != "" {
+		parts := strings.Split(name, "/")
+		switch {
+		case len(parts) == 1:
+			m.resourceID = name
+		case len(parts) == 4 && parts[0] == "projects" && parts[2] == m.resourceType+"s" && parts[1] != "" && parts[3] != "":
+			m.project, m.resourceID = parts[1], parts[3]
+		default:
+			errs = append(errs, fmt.Errorf("%s: want a name or projects/<project>/%ss/<name>, got %q", field, m.resourceType, name))
+		}
+	}
+	switch m.Mode {
+	case "":
+		errs = append(errs, errors.New("mode: must not be empty"))
+	case "SubscriptionSize":
+		m.metricType = m.resourceType + "/num_undelivered_messages"
+	default:
+		snake, ok := pascalToSnake(m.Mode)
+		if !ok {
+			errs = append(errs, fmt.Errorf("mode: want SubscriptionSize, OldestUnackedMessageAge or another Pub/Sub metric in PascalCase, got %q", m.Mode))
+		}
+		m.metricType = m.resourceType + "/" + snake
+	}
+	m.metricType = "pubsub.googleapis.com/" + m.metricType
+	if m.Value <= 0 {
+		errs = append(errs, fmt.Errorf("value: must be > 0, got %v", m.Value))
+	}
+	if m.ActivationValue < 0 {
+		errs = append(errs, fmt.Errorf("activationValue: must be >= 0, got %v", m.ActivationValue))
+	}
+	if m.TimeHorizon < time.Minute {
+		errs = append(errs, fmt.Errorf("timeHorizon: must be at least 1m (Monitoring samples Pub/Sub each minute), got %v", m.TimeHorizon))
+	}
+	if m.Aggregation != "" {
+		errs = append(errs, errors.New("aggregation: not supported yet; choose a mode whose metric is a count or an age"))
+	}
+	if err := m.credentials(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// credentials loads the key JSON and reads its type and project (never echoing its content).
+func (m *Metadata) credentials() error {
+	field := "GoogleApplicationCredentials"
+	if m.Credentials == "" && m.CredentialsFile != "" {
+		b, err := os.ReadFile(m.CredentialsFile)
+		if err != nil {
+			return fmt.Errorf("credentialsFromEnvFile: cannot read the credentials file: %w", err)
+		}
+		m.Credentials, field = string(b), "credentialsFromEnvFile"
+	}
+	if m.Credentials == "" {
+		return errors.New("GoogleApplicationCredentials: required in authParams, or credentialsFromEnv / credentialsFromEnvFile (podIdentity gcp is not supported yet)")
+	}
+	var key struct {
+		Type       string `json:"type"`
+		ProjectID  string `json:"project_id"`
+		PrivateKey string `json:"private_key"`
+	}
+	if err := json.Unmarshal([]byte(m.Credentials), &key); err != nil {
+		return fmt.Errorf("%s: not a Google credentials JSON document", field)
+	}
+	switch key.Type {
+	case "service_account":
+		m.credType = option.ServiceAccount
+	case "external_account":
+		m.credType = option.ExternalAccount
+	case "authorized_user":
+		m.credType = option.AuthorizedUser
+	case "impersonated_service_account":
+		m.credType = option.ImpersonatedServiceAccount
+	default:
+		return fmt.Errorf("%s: unsupported credentials type %q", field, key.Type)
+	}
+	m.privateKey = key.PrivateKey
+	if m.project == "" {
+		m.project = key.ProjectID
+	}
+	if m.project == "" {
+		return fmt.Errorf("%s: no project_id in the credentials; name the %s as projects/<project>/%ss/<name>", field, m.resourceType, m.resourceType)
+	}
+	return nil
+}
+
+// pascalToSnake turns a Pub/Sub metric's PascalCase name into its snake_case Monitoring name.
+func pascalToSnake(s string) (string, bool) {
+	if s == "" || !unicode.IsUpper(rune(s[0])) {
+		return "", false
+	}
+	var b strings.Builder
+	for i, r := range s {
+		switch {
+		case unicode.IsUpper(r):
+			if i > 0 {
+				b.WriteByte('_')
+			}
+			b.WriteRune(unicode.ToLower(r))
+		case unicode.IsLower(r), unicode.IsDigit(r):
+			b.WriteRune(r)
+		default:
+			return "", false
+		}
+	}
+	return b.String(), true
+}
+
+// ParseMetadata parses and validates a gcp-pubsub trigger's metadata without connecting.
+func ParseMetadata(cfg *scalers.TriggerConfig) (Metadata, error) {
+	var m Metadata
+	cfg.Normalize()
+	if cfg.MetricType == autoscalingv2.UtilizationMetricType {
+		return m, cfg.Errorf("metricType: Utilization is only for cpu and memory triggers; use AverageValue or Value")
+	}
+	// KEDA's credentialsFromEnv names a variable holding the JSON; credentialsFromEnvFile one holding a path.
+	if v, ok := cfg.Metadata["credentialsFromEnvFile"]; ok {
+		md := make(map[string]string, len(cfg.Metadata)+1)
+		for k, val := range cfg.Metadata {
+			md[k] = val
+		}
+		md["credentialsFileFromEnv"] = v
+		delete(md, "credentialsFromEnvFile")
+		c := *cfg
+		c.Metadata = md
+		err := scalers.Parse(&c, &m)
+		return m, err
+	}
+	err := scalers.Parse(cfg, &m)
+	return m, err
+}
+
+// Scaler is a gcp-pubsub trigger.
+type Scaler struct {
+	cfg        *scalers.TriggerConfig
+	meta       Metadata
+	metricName string
+	client     *monitoring.MetricClient
+	filter     string
+	now        func() time.Time
+	log        *zap.Logger
+}
+
+// New builds a gcp-pubsub trigger with a Cloud Monitoring client. The connection opens lazily.
+func New(ctx context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
+	return newScaler(ctx, cfg, time.Now)
+}
+
+// newScaler lets tests add client options (the fake Monitoring endpoint) and a clock.
+func newScaler(ctx context.Context, cfg *scalers.TriggerConfig, now func() time.Time, opts ...option.ClientOption) (*Scaler, error) {
+	meta, err := ParseMetadata(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &Scaler{
+		cfg:        cfg,
+		meta:       meta,
+		metricName: cfg.MetricName("gcp-ps", meta.resourceID),
+		filter: fmt.Sprintf(`metric.type = %q AND resource.labels.%s_id = %q`,
+			meta.metricType, meta.resourceType, meta.resourceID),
+		now: now,
+		log: cfg.Logger.With(zap.String("trigger", cfg.ID())),
+	}
+	opts = append([]option.ClientOption{option.WithAuthCredentialsJSON(meta.credType, []byte(meta.Credentials))}, opts...)
+	// The client outlives this call.
+	c, err := monitoring.NewMetricClient(context.WithoutCancel(ctx), opts...)
+	if err != nil {
+		return nil, cfg.Errorf("GoogleApplicationCredentials: cannot build the Monitoring client: %s", s.redact(err.Error()))
+	}
+	s.client = c
+	return s, nil
+}
+
+func (s *Scaler) redact(msg string) string {
+	for _, sec := range []string{s.meta.Credentials, s.meta.privateKey} {
+		if len(sec) >= 3 {
+			msg = strings.ReplaceAll(msg, sec, "[REDACTED]")
+		}
+	}
+	return s.cfg.Redact(msg)
+}
+
+// MetricSpecs returns one External metric, s<index>-gcp-ps-<name>, targeting value.
+func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
+	return []autoscalingv2.MetricSpec{scalers.ExternalMetric(s.cfg, s.metricName, s.meta.Value)}
+}
+
+// Sample reads the newest point of the metric within timeHorizon; active above activationValue.
+func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	v, err := s.read(ctx)
+	if err != nil {
+		s.log.Debug("gcp-pubsub sample failed", zap.String("error", err.Error()))
+		return nil, false, err
+	}
+	return []scalers.Sample{{MetricName: s.metricName, Value: v}}, v > s.meta.ActivationValue, nil
+}
+
+func (s *Scaler) read(ctx context.Context) (float64, error) {
+	now := s.now()
+	it := s.client.ListTimeSeries(ctx, &monitoringpb.ListTimeSeriesRequest{
+		Name:   "projects/" + s.meta.project,
+		Filter: s.filter,
+		Interval: &monitoringpb.TimeInterval{
+			StartTime: timestamppb.New(now.Add(-s.meta.TimeHorizon)),
+			EndTime:   timestamppb.New(now),
+		},
+		View: monitoringpb.ListTimeSeriesRequest_FULL,
+	})
+	var (
+		newest time.Time
+		value  float64
+		found  bool
+	)
+	for {
+		ts, err := it.Next()
+		if errors.Is(err, iterator.Done) {
+			break
+		}
+		if err != nil {
+			return 0, s.cfg.Errorf("%sName %s: Monitoring ListTimeSeries %s: %s", s.meta.resourceType, s.meta.resourceID, s.meta.metricType, s.redact(err.Error()))
+		}
+		for _, p := range ts.GetPoints() {
+			end := p.GetInterval().GetEndTime().AsTime()
+			if found && !end.After(newest) {
+				continue
+			}
+			var v float64
+			switch tv := p.GetValue().GetValue().(type) {
+			case *monitoringpb.TypedValue_Int64Value:
+				v = float64(tv.Int64Value)
+			case *monitoringpb.TypedValue_DoubleValue:
+				v = tv.DoubleValue
+			default:
+				return 0, s.cfg.Errorf("mode: metric %s is not a number (%T); it needs an aggregation, which is not supported yet", s.meta.metricType, tv)
+			}
+			newest, value, found = end, v, true
+		}
+	}
+	if !found {
+		if s.meta.ValueIfNull != nil {
+			return *s.meta.ValueIfNull, nil
+		}
+		return 0, s.cfg.Errorf("%sName %s: Monitoring has no %s point in the last %v (set valueIfNull to use a default)",
+			s.meta.resourceType, s.meta.resourceID, s.meta.metricType, s.meta.TimeHorizon)
+	}
+	return value, nil
+}
+
+// Close closes the Monitoring client.
+func (s *Scaler) Close(context.Context) error { return s.client.Close() }

@@ -1,0 +1,480 @@
+package gcppubsub
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"cloud.google.com/go/monitoring/apiv3/v2/monitoringpb"
+	"cloud.google.com/go/pubsub/v2"
+	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+	"cloud.google.com/go/pubsub/v2/pstest"
+	"google.golang.org/api/option"
+	"google.golang.org/genproto/googleapis/api/metric"
+	"google.golang.org/genproto/googleapis/api/monitoredres"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	grpcmd "google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/scalertest"
+)
+
+const project = "tidal-test"
+
+// serviceAccount is a service-account key document with a fresh RSA key; tokenURI is a loopback server the
+// client must never need (gRPC clients sign their own JWTs).
+func serviceAccount(t testing.TB, tokenURI string) (string, *rsa.PublicKey) {
+	t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKCS8PrivateKey(k)
+	doc, _ := json.Marshal(map[string]string{
+		"type": "service_account", "project_id": project, "private_key_id": "k1",
+		"private_key":  string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
+		"client_email": "scaler@" + project + ".iam.gserviceaccount.com", "client_id": "1", "token_uri": tokenURI,
+	})
+	return string(doc), &k.PublicKey
+}
+
+// env is pstest (Google's in-process Pub/Sub server) used through the real client, and a fake Cloud Monitoring
+// MetricService on gRPC over TLS that answers ListTimeSeries for the Pub/Sub subscription metrics from pstest's
+// state, after verifying the caller's self-signed service-account JWT, as Monitoring would.
+type env struct {
+	ps      *pstest.Server
+	client  *pubsub.Client
+	mon     *grpc.Server
+	monAddr string
+	pki     scalertest.PKI
+	creds   string
+	nowNS   atomic.Int64 // the shared clock of pstest, the fake and the scaler
+
+	mu     sync.Mutex
+	topics map[string]string // subscription ID → topic ID
+	calls  atomic.Int64
+}
+
+type monitoringFake struct {
+	monitoringpb.UnimplementedMetricServiceServer
+	e   *env
+	key *rsa.PublicKey
+}
+
+var filterRE = regexp.MustCompile(`^metric\.type = "([^"]+)" AND resource\.labels\.(subscription|topic)_id = "([^"]+)"$`)
+
+func (f *monitoringFake) ListTimeSeries(ctx context.Context, req *monitoringpb.ListTimeSeriesRequest) (*monitoringpb.ListTimeSeriesResponse, error) {
+	f.e.calls.Add(1)
+	if err := f.verify(ctx); err != nil {
+		return nil, err
+	}
+	if req.GetName() != "projects/"+project {
+		return nil, status.Errorf(codes.PermissionDenied, "permission denied on resource %s", req.GetName())
+	}
+	m := filterRE.FindStringSubmatch(req.GetFilter())
+	if m == nil {
+		return nil, status.Errorf(codes.InvalidArgument, "unsupported filter %q", req.GetFilter())
+	}
+	metricType, kind, id := m[1], m[2], m[3]
+	if kind != "subscription" {
+		return &monitoringpb.ListTimeSeriesResponse{}, nil // topic metrics are not modelled: no data
+	}
+	f.e.mu.Lock()
+	topic, ok := f.e.topics[id]
+	f.e.mu.Unlock()
+	if !ok {
+		return &monitoringpb.ListTimeSeriesResponse{}, nil
+	}
+	var undelivered int64
+	oldest := time.Time{}
+	for _, msg := range f.e.ps.Messages() {
+		if msg.Topic != "projects/"+project+"/topics/"+topic || msg.Acks > 0 {
+			continue
+		}
+		undelivered++
+		if oldest.IsZero() || msg.PublishTime.Before(oldest) {
+			oldest = msg.PublishTime
+		}
+	}
+	var v int64
+	switch metricType {
+	case "pubsub.googleapis.com/subscription/num_undelivered_messages":
+		v = undelivered
+	case "pubsub.googleapis.com/subscription/oldest_unacked_message_age":
+		if !oldest.IsZero() {
+			v = int64(f.e.clock().Sub(oldest).Seconds())
+		}
+	default:
+		return &monitoringpb.ListTimeSeriesResponse{}, nil
+	}
+	end := req.GetInterval().GetEndTime()
+	return &monitoringpb.ListTimeSeriesResponse{TimeSeries: []*monitoringpb.TimeSeries{{
+		Metric:     &metric.Metric{Type: metricType},
+		Resource:   &monitoredres.MonitoredResource{Type: "pubsub_subscription", Labels: map[string]string{"project_id": project, "subscription_id": id}},
+		MetricKind: metric.MetricDescriptor_GAUGE, ValueType: metric.MetricDescriptor_INT64,
+		Points: []*monitoringpb.Point{
+			{Interval: &monitoringpb.TimeInterval{EndTime: end}, Value: &monitoringpb.TypedValue{Value: &monitoringpb.TypedValue_Int64Value{Int64Value: v}}},
+			// An older point that must lose to the newest one.
+			{Interval: &monitoringpb.TimeInterval{EndTime: timestamppb.New(end.AsTime().Add(-time.Minute))},
+				Value: &monitoringpb.TypedValue{Value: &monitoringpb.TypedValue_Int64Value{Int64Value: 999}}},
+		},
+	}}}, nil
+}
+
+// verify checks the bearer token: an RS256 JWT signed by the service account's key.
+func (f *monitoringFake) verify(ctx context.Context) error {
+	md, _ := grpcmd.FromIncomingContext(ctx)
+	authz := md.Get("authorization")
+	if len(authz) != 1 || !strings.HasPrefix(authz[0], "Bearer ") {
+		return status.Error(codes.Unauthenticated, "Request had invalid authentication credentials.")
+	}
+	parts := strings.Split(strings.TrimPrefix(authz[0], "Bearer "), ".")
+	if len(parts) != 3 {
+		return status.Error(codes.Unauthenticated, "Request had invalid authentication credentials.")
+	}
+	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
+	h := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+	if err != nil || rsa.VerifyPKCS1v15(f.key, crypto.SHA256, h[:], sig) != nil {
+		return status.Error(codes.Unauthenticated, "Request had invalid authentication credentials. Expected OAuth 2 access token.")
+	}
+	return nil
+}
+
+func newEnv(t testing.TB) *env {
+	t.Helper()
+	tokenHits := atomic.Int64{}
+	tokenSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		tokenHits.Add(1)
+		http.Error(w, "no token exchange here", http.StatusBadRequest)
+	}))
+	t.Cleanup(tokenSrv.Close)
+	e := &env{ps: pstest.NewServer(), pki: scalertest.NewPKI(t), topics: map[string]string{}}
+	e.nowNS.Store(time.Now().UnixNano())
+	e.ps.SetTimeNowFunc(e.clock)
+	t.Cleanup(func() { _ = e.ps.Close() })
+	var key *rsa.PublicKey
+	e.creds, key = serviceAccount(t, tokenSrv.URL)
+	ctx := context.Background()
+	var err error
+	e.client, err = pubsub.NewClient(ctx, project, option.WithEndpoint(e.ps.Addr), option.WithoutAuthentication(),
+		option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.client.Close() })
+
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.monAddr = lis.Addr().String()
+	e.mon = grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{e.pki.Server}})))
+	monitoringpb.RegisterMetricServiceServer(e.mon, &monitoringFake{e: e, key: key})
+	go func() { _ = e.mon.Serve(lis) }()
+	t.Cleanup(e.mon.Stop)
+	t.Cleanup(func() {
+		if n := tokenHits.Load(); n > 0 {
+			t.Errorf("the client called the token endpoint %d times; it should sign its own JWT", n)
+		}
+	})
+	return e
+}
+
+// subscription creates a topic and a subscription on it and returns the subscription ID.
+func (e *env) subscription(t testing.TB) (sub, topic string) {
+	t.Helper()
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	id := hex.EncodeToString(b)
+	sub, topic = "sub-"+id, "topic-"+id
+	ctx := context.Background()
+	if _, err := e.client.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: "projects/" + project + "/topics/" + topic}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.client.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{
+		Name: "projects/" + project + "/subscriptions/" + sub, Topic: "projects/" + project + "/topics/" + topic, AckDeadlineSeconds: 600,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e.mu.Lock()
+	e.topics[sub] = topic
+	e.mu.Unlock()
+	return sub, topic
+}
+
+func (e *env) publish(t testing.TB, topic string, n int) {
+	t.Helper()
+	p := e.client.Publisher(topic)
+	defer p.Stop()
+	var results []*pubsub.PublishResult
+	for i := 0; i < n; i++ {
+		results = append(results, p.Publish(context.Background(), &pubsub.Message{Data: []byte("m")}))
+	}
+	for _, r := range results {
+		if _, err := r.Get(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// ack receives and acknowledges n messages.
+func (e *env) ack(t testing.TB, sub string, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	acked := 0
+	err := e.client.Subscriber(sub).Receive(ctx, func(_ context.Context, m *pubsub.Message) {
+		mu.Lock()
+		defer mu.Unlock()
+		if acked >= n {
+			m.Nack()
+			return
+		}
+		m.Ack()
+		acked++
+		if acked == n {
+			cancel()
+		}
+	})
+	if err != nil || acked != n {
+		t.Fatalf("acked %d of %d: %v", acked, n, err)
+	}
+	// Acks travel asynchronously; wait until pstest has them.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		total := 0
+		for _, m := range e.ps.Messages() {
+			total += min(m.Acks, 1)
+		}
+		if total >= n || time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (e *env) clock() time.Time { return time.Unix(0, e.nowNS.Load()) }
+
+func (e *env) trigger(md map[string]string) *scalers.TriggerConfig {
+	return &scalers.TriggerConfig{Type: Type, Index: 3, Metadata: md,
+		AuthParams: map[string]string{"GoogleApplicationCredentials": e.creds}}
+}
+
+func (e *env) scaler(t testing.TB, cfg *scalers.TriggerConfig) *Scaler {
+	t.Helper()
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM([]byte(e.pki.CA))
+	s, err := newScaler(context.Background(), cfg, e.clock,
+		option.WithEndpoint(e.monAddr),
+		option.WithGRPCDialOption(grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: pool}))))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	return s
+}
+
+func TestMetadata(t *testing.T) {
+	t.Parallel()
+	creds, _ := serviceAccount(t, "http://127.0.0.1:1/token")
+	auth := map[string]string{"GoogleApplicationCredentials": creds}
+	file := filepath.Join(t.TempDir(), "key.json")
+	if err := os.WriteFile(file, []byte(creds), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	defaults := map[string]string{"subscriptionName": "orders"}
+	tests := []struct {
+		name    string
+		md      map[string]string
+		auth    map[string]string
+		env     map[string]string
+		wantErr string
+		check   func(t *testing.T, m Metadata)
+	}{
+		{name: "defaults", md: defaults, auth: auth, check: func(t *testing.T, m Metadata) {
+			if m.Value != 10 || m.ActivationValue != 0 || m.TimeHorizon != 2*time.Minute || m.ValueIfNull != nil || m.project != project ||
+				m.resourceID != "orders" || m.metricType != "pubsub.googleapis.com/subscription/num_undelivered_messages" {
+				t.Errorf("defaults wrong: %+v", m)
+			}
+		}},
+		{name: "oldest age, full name, every field", md: map[string]string{"subscriptionName": "projects/other/subscriptions/jobs",
+			"mode": "OldestUnackedMessageAge", "value": "30.5", "activationValue": "5", "timeHorizon": "5m", "valueIfNull": "0"}, auth: auth,
+			check: func(t *testing.T, m Metadata) {
+				if m.project != "other" || m.resourceID != "jobs" || m.Value != 30.5 || m.ActivationValue != 5 || m.TimeHorizon != 5*time.Minute ||
+					m.ValueIfNull == nil || *m.ValueIfNull != 0 || m.metricType != "pubsub.googleapis.com/subscription/oldest_unacked_message_age" {
+					t.Errorf("fields wrong: %+v", m)
+				}
+			}},
+		{name: "topic with another mode", md: map[string]string{"topicName": "t", "mode": "SendRequestCount"}, auth: auth, check: func(t *testing.T, m Metadata) {
+			if m.metricType != "pubsub.googleapis.com/topic/send_request_count" || m.resourceType != "topic" {
+				t.Errorf("topic: %+v", m)
+			}
+		}},
+		{name: "credentialsFromEnv", md: scalertest.WithPairs(defaults, "credentialsFromEnv", "GCP_JSON"), env: map[string]string{"GCP_JSON": creds}},
+		{name: "credentialsFromEnvFile", md: scalertest.WithPairs(defaults, "credentialsFromEnvFile", "GCP_FILE"), env: map[string]string{"GCP_FILE": file}},
+		{name: "subscriptionNameFromEnv", md: map[string]string{"subscriptionNameFromEnv": "SUB"}, env: map[string]string{"SUB": "s1"}, auth: auth},
+		{name: "no name", md: map[string]string{}, auth: auth, wantErr: "subscriptionName: required"},
+		{name: "both names", md: scalertest.WithPairs(defaults, "topicName", "t"), auth: auth, wantErr: "give exactly one"},
+		{name: "bad full name", md: map[string]string{"subscriptionName": "projects/p/topics/t"}, auth: auth, wantErr: "subscriptionName"},
+		{name: "bad mode", md: scalertest.WithPairs(defaults, "mode", "subscription_size"), auth: auth, wantErr: "mode"},
+		{name: "value text", md: scalertest.WithPairs(defaults, "value", "ten"), auth: auth, wantErr: "value: want number"},
+		{name: "value zero", md: scalertest.WithPairs(defaults, "value", "0"), auth: auth, wantErr: "value: must be > 0"},
+		{name: "activationValue negative", md: scalertest.WithPairs(defaults, "activationValue", "-1"), auth: auth, wantErr: "activationValue"},
+		{name: "activationValue text", md: scalertest.WithPairs(defaults, "activationValue", "x"), auth: auth, wantErr: "activationValue"},
+		{name: "timeHorizon bad", md: scalertest.WithPairs(defaults, "timeHorizon", "soon"), auth: auth, wantErr: "timeHorizon"},
+		{name: "timeHorizon too short", md: scalertest.WithPairs(defaults, "timeHorizon", "10s"), auth: auth, wantErr: "timeHorizon"},
+		{name: "valueIfNull text", md: scalertest.WithPairs(defaults, "valueIfNull", "none"), auth: auth, wantErr: "valueIfNull"},
+		{name: "aggregation refused", md: scalertest.WithPairs(defaults, "aggregation", "sum"), auth: auth, wantErr: "aggregation"},
+		{name: "no credentials", md: defaults, wantErr: "GoogleApplicationCredentials: required"},
+		{name: "credentials not JSON", md: defaults, auth: map[string]string{"GoogleApplicationCredentials": "not-json-secret"}, wantErr: "not a Google credentials"},
+		{name: "credentials wrong type", md: defaults, auth: map[string]string{"GoogleApplicationCredentials": `{"type":"api_key"}`}, wantErr: "unsupported credentials type"},
+		{name: "credentials without project", md: defaults, auth: map[string]string{"GoogleApplicationCredentials": `{"type":"service_account"}`}, wantErr: "project_id"},
+		{name: "credentialsFromEnv unset", md: scalertest.WithPairs(defaults, "credentialsFromEnv", "NOPE"), wantErr: "credentialsFromEnv"},
+		{name: "credentialsFromEnvFile missing file", md: scalertest.WithPairs(defaults, "credentialsFromEnvFile", "F"), env: map[string]string{"F": "/nonexistent/key.json"}, wantErr: "credentialsFromEnvFile"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			m, err := ParseMetadata(&scalers.TriggerConfig{Type: Type, Metadata: tc.md, AuthParams: tc.auth, ResolvedEnv: tc.env})
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), "gcp-pubsub trigger") || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want it to name the trigger and %q", err, tc.wantErr)
+				}
+				if strings.Contains(err.Error(), "PRIVATE KEY") || strings.Contains(err.Error(), "not-json-secret") {
+					t.Errorf("error leaks the credentials: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.check != nil {
+				tc.check(t, m)
+			}
+		})
+	}
+}
+
+func TestSubscriptionSize(t *testing.T) {
+	e := newEnv(t)
+	sub, topic := e.subscription(t)
+	s := e.scaler(t, e.trigger(map[string]string{"subscriptionName": sub, "value": "5", "activationValue": "2"}))
+	specs := s.MetricSpecs()
+	if len(specs) != 1 || specs[0].External.Metric.Name != "s3-gcp-ps-"+sub || specs[0].External.Target.AverageValue.Value() != 5 {
+		t.Fatalf("specs = %+v", specs)
+	}
+	if v, active := scalertest.Sample(t, s, specs[0].External.Metric.Name); v != 0 || active {
+		t.Errorf("empty: %v %v, want 0 false", v, active)
+	}
+	e.publish(t, topic, 2)
+	if v, active := scalertest.Sample(t, s, ""); v != 2 || active {
+		t.Errorf("at activation: %v %v, want 2 false", v, active)
+	}
+	e.publish(t, topic, 7)
+	if v, active := scalertest.Sample(t, s, ""); v != 9 || !active {
+		t.Errorf("above target: %v %v, want 9 true", v, active)
+	}
+	e.ack(t, sub, 4)
+	if v, _ := scalertest.Sample(t, s, ""); v != 5 {
+		t.Errorf("after 4 acks: %v, want 5", v)
+	}
+}
+
+func TestOldestUnackedMessageAge(t *testing.T) {
+	e := newEnv(t)
+	sub, topic := e.subscription(t)
+	s := e.scaler(t, e.trigger(map[string]string{"subscriptionName": "projects/" + project + "/subscriptions/" + sub,
+		"mode": "OldestUnackedMessageAge", "value": "60", "activationValue": "30"}))
+	if v, active := scalertest.Sample(t, s, ""); v != 0 || active {
+		t.Errorf("empty: %v %v", v, active)
+	}
+	e.publish(t, topic, 1)
+	e.nowNS.Add(int64(20 * time.Second))
+	if v, active := scalertest.Sample(t, s, ""); v != 20 || active {
+		t.Errorf("20s old: %v %v, want 20 false", v, active)
+	}
+	e.nowNS.Add(int64(100 * time.Second))
+	if v, active := scalertest.Sample(t, s, ""); v != 120 || !active {
+		t.Errorf("120s old: %v %v, want 120 true", v, active)
+	}
+}
+
+func TestNoData(t *testing.T) {
+	e := newEnv(t)
+	_, topic := e.subscription(t)
+	s := e.scaler(t, e.trigger(map[string]string{"topicName": topic, "mode": "SendRequestCount"}))
+	_, _, err := s.Sample(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "no pubsub.googleapis.com/topic/send_request_count point") {
+		t.Errorf("no data: %v, want an error (never a silent 0)", err)
+	}
+	s = e.scaler(t, e.trigger(map[string]string{"topicName": topic, "mode": "SendRequestCount", "valueIfNull": "3"}))
+	if v, _ := scalertest.Sample(t, s, ""); v != 3 {
+		t.Errorf("valueIfNull: %v, want 3", v)
+	}
+}
+
+func TestAuthFailure(t *testing.T) {
+	e := newEnv(t)
+	sub, _ := e.subscription(t)
+	other, _ := serviceAccount(t, "http://127.0.0.1:1/token")
+	log, logs := scalertest.ObservedLogger()
+	cfg := e.trigger(map[string]string{"subscriptionName": sub})
+	cfg.AuthParams["GoogleApplicationCredentials"], cfg.Logger = other, log
+	s := e.scaler(t, cfg)
+	_, _, err := s.Sample(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "Unauthenticated") || !strings.Contains(err.Error(), "gcp-pubsub trigger #3") {
+		t.Fatalf("wrong key: %v, want Unauthenticated naming the trigger", err)
+	}
+	var key struct {
+		PrivateKey string `json:"private_key"`
+	}
+	_ = json.Unmarshal([]byte(other), &key)
+	scalertest.AssertNoSecret(t, strings.Split(key.PrivateKey, "\n")[1], err.Error(), logs.All())
+}
+
+func TestServerDown(t *testing.T) {
+	e := newEnv(t)
+	sub, _ := e.subscription(t)
+	s := e.scaler(t, e.trigger(map[string]string{"subscriptionName": sub}))
+	scalertest.Sample(t, s, "")
+	e.mon.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, _, err := s.Sample(ctx); err == nil || !strings.Contains(err.Error(), "ListTimeSeries") {
+		t.Fatalf("server down: %v", err)
+	}
+}
+
+// BenchmarkSample measures one ListTimeSeries over TLS gRPC with a self-signed JWT against the fake Monitoring
+// service (whose answer reads pstest's state).
+func BenchmarkSample(b *testing.B) {
+	e := newEnv(b)
+	sub, topic := e.subscription(b)
+	e.publish(b, topic, 10)
+	scalertest.BenchmarkSample(b, e.scaler(b, e.trigger(map[string]string{"subscriptionName": sub})))
+}
