@@ -4,6 +4,8 @@ package registry
 
 import (
 	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/azureblob"
+	"github.com/tidalscale/tidal/scalers/azurequeue"
 	"github.com/tidalscale/tidal/scalers/cron"
 	"github.com/tidalscale/tidal/scalers/external"
 	"github.com/tidalscale/tidal/scalers/kafka"
@@ -21,6 +23,8 @@ import (
 func New() *scalers.Registry {
 	r := scalers.NewRegistry()
 	for _, register := range []func(*scalers.Registry){
+		azureblob.Register,
+		azurequeue.Register,
 		cron.Register,
 		external.Register,
 		kafka.Register,
