@@ -9,6 +9,7 @@ import (
 	"github.com/tidalscale/tidal/scalers/cron"
 	"github.com/tidalscale/tidal/scalers/external"
 	"github.com/tidalscale/tidal/scalers/kafka"
+	"github.com/tidalscale/tidal/scalers/loki"
 	"github.com/tidalscale/tidal/scalers/metricsapi"
 	"github.com/tidalscale/tidal/scalers/mysql"
 	"github.com/tidalscale/tidal/scalers/nats"
@@ -28,6 +29,7 @@ func New() *scalers.Registry {
 		cron.Register,
 		external.Register,
 		kafka.Register,
+		loki.Register,
 		metricsapi.Register,
 		mysql.Register,
 		nats.Register,
