@@ -16,7 +16,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/httpauth"
+	"github.com/tidalscale/tidal/scalers/httpquery"
 	"github.com/tidalscale/tidal/scalers/tlsauth"
 )
 
@@ -36,7 +36,6 @@ const TriggerType = "loki"
 const (
 	queryPath      = "/loki/api/v1/query"
 	defaultTimeout = 3 * time.Second
-	maxBody        = 8 << 20
 )
 
 // Metadata is the loki trigger's metadata and authentication, with KEDA's names and defaults.
@@ -202,28 +201,16 @@ func (s *Scaler) query(ctx context.Context) (float64, error) {
 		req.Header.Set("X-Scope-OrgID", s.meta.TenantName)
 	}
 	s.meta.credentials().Apply(req)
-	resp, err := s.client.Do(req)
+	body, err := httpquery.Do(s.client, req, "loki")
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return 0, fmt.Errorf("calling %s: %w", s.meta.queryURL, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-	if err != nil {
-		return 0, fmt.Errorf("reading the response: %w", err)
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return 0, fmt.Errorf("loki returned HTTP %d: %s", resp.StatusCode, firstLine(string(body)))
+		return 0, err
 	}
 	var r response
 	if err := json.Unmarshal(body, &r); err != nil {
 		return 0, fmt.Errorf("decoding the response: %w", err)
 	}
 	if r.Status != "success" {
-		return 0, fmt.Errorf("loki returned status %q: %s", r.Status, firstLine(r.Error))
+		return 0, fmt.Errorf("loki returned status %q: %s", r.Status, httpquery.FirstLine(r.Error, 300))
 	}
 	if r.Data.ResultType != "vector" {
 		return 0, fmt.Errorf("result type %q is not supported; want a metric query returning an instant vector (e.g. sum(count_over_time({app=\"x\"}[1m])))", r.Data.ResultType)
@@ -255,16 +242,7 @@ func (s *Scaler) query(ctx context.Context) (float64, error) {
 	}
 	v, err := strconv.ParseFloat(str, 64)
 	if err != nil {
-		return 0, fmt.Errorf("the value %q is not a number", firstLine(str))
+		return 0, fmt.Errorf("the value %q is not a number", httpquery.FirstLine(str, 50))
 	}
 	return v, nil
-}
-
-// firstLine shortens a server message for an error.
-func firstLine(s string) string {
-	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
-	if len(s) > 300 {
-		s = s[:300] + "..."
-	}
-	return s
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/tidalscale/tidal/scalers/azurequeue"
 	"github.com/tidalscale/tidal/scalers/cron"
 	"github.com/tidalscale/tidal/scalers/external"
+	"github.com/tidalscale/tidal/scalers/graphite"
 	"github.com/tidalscale/tidal/scalers/kafka"
 	"github.com/tidalscale/tidal/scalers/loki"
 	"github.com/tidalscale/tidal/scalers/metricsapi"
@@ -28,6 +29,7 @@ func New() *scalers.Registry {
 		azurequeue.Register,
 		cron.Register,
 		external.Register,
+		graphite.Register,
 		kafka.Register,
 		loki.Register,
 		metricsapi.Register,
