@@ -21,7 +21,12 @@ type StatusError struct {
 	Service string
 	Status  int
 	Message string
+	// Headers are the response headers (rate-limit headers and the like).
+	Headers http.Header
 }
+
+// Header returns one response header.
+func (e *StatusError) Header(name string) string { return e.Headers.Get(name) }
 
 func (e *StatusError) Error() string {
 	if e.Message == "" {
@@ -47,7 +52,7 @@ func Do(client *http.Client, req *http.Request, service string) ([]byte, error) 
 		return nil, fmt.Errorf("reading the %s response: %w", service, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return body, &StatusError{Service: service, Status: resp.StatusCode, Message: FirstLine(string(body), 300)}
+		return body, &StatusError{Service: service, Status: resp.StatusCode, Message: FirstLine(string(body), 300), Headers: resp.Header}
 	}
 	return body, nil
 }

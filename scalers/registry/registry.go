@@ -7,6 +7,7 @@ import (
 	"github.com/tidalscale/tidal/scalers/azureblob"
 	"github.com/tidalscale/tidal/scalers/azurequeue"
 	"github.com/tidalscale/tidal/scalers/cron"
+	"github.com/tidalscale/tidal/scalers/datadog"
 	"github.com/tidalscale/tidal/scalers/external"
 	"github.com/tidalscale/tidal/scalers/graphite"
 	"github.com/tidalscale/tidal/scalers/kafka"
@@ -28,6 +29,7 @@ func New() *scalers.Registry {
 		azureblob.Register,
 		azurequeue.Register,
 		cron.Register,
+		datadog.Register,
 		external.Register,
 		graphite.Register,
 		kafka.Register,
