@@ -15,6 +15,7 @@ import (
 	"github.com/tidalscale/tidal/scalers/metricsapi"
 	"github.com/tidalscale/tidal/scalers/mysql"
 	"github.com/tidalscale/tidal/scalers/nats"
+	"github.com/tidalscale/tidal/scalers/newrelic"
 	"github.com/tidalscale/tidal/scalers/postgresql"
 	"github.com/tidalscale/tidal/scalers/prometheus"
 	"github.com/tidalscale/tidal/scalers/rabbitmq"
@@ -37,6 +38,7 @@ func New() *scalers.Registry {
 		metricsapi.Register,
 		mysql.Register,
 		nats.Register,
+		newrelic.Register,
 		postgresql.Register,
 		prometheus.Register,
 		rabbitmq.Register,
