@@ -10,6 +10,7 @@ import (
 	"github.com/tidalscale/tidal/scalers/datadog"
 	"github.com/tidalscale/tidal/scalers/external"
 	"github.com/tidalscale/tidal/scalers/graphite"
+	"github.com/tidalscale/tidal/scalers/influxdb"
 	"github.com/tidalscale/tidal/scalers/kafka"
 	"github.com/tidalscale/tidal/scalers/loki"
 	"github.com/tidalscale/tidal/scalers/metricsapi"
@@ -33,6 +34,7 @@ func New() *scalers.Registry {
 		datadog.Register,
 		external.Register,
 		graphite.Register,
+		influxdb.Register,
 		kafka.Register,
 		loki.Register,
 		metricsapi.Register,
