@@ -4,8 +4,10 @@ package registry
 
 import (
 	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/activemq"
 	"github.com/tidalscale/tidal/scalers/azureblob"
 	"github.com/tidalscale/tidal/scalers/azurequeue"
+	"github.com/tidalscale/tidal/scalers/beanstalkd"
 	"github.com/tidalscale/tidal/scalers/cron"
 	"github.com/tidalscale/tidal/scalers/datadog"
 	"github.com/tidalscale/tidal/scalers/external"
@@ -28,8 +30,10 @@ import (
 func New() *scalers.Registry {
 	r := scalers.NewRegistry()
 	for _, register := range []func(*scalers.Registry){
+		activemq.Register,
 		azureblob.Register,
 		azurequeue.Register,
+		beanstalkd.Register,
 		cron.Register,
 		datadog.Register,
 		external.Register,
