@@ -5,6 +5,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	resourcehelpers "k8s.io/component-helpers/resource"
 )
 
 // PodInfo is what the replica calculation needs to know about one pod selected by the scale target. Build it
@@ -63,21 +64,24 @@ func PodFromObject(pod *corev1.Pod) PodInfo {
 	return info
 }
 
-// PodRequest returns the pod's request for resource in milli-units, as the HPA controller computes it: the named
-// container's request when container is set; otherwise the pod-level request when the pod sets one
-// (PodLevelResources, on by default since v1.34), otherwise the sum over containers and restartable (sidecar)
-// init containers. A container without a request for the resource is an error, as upstream.
+// PodRequest returns the pod's request for resource in milli-units, as the HPA controller computes it
+// (calculateRequests in k8s.io/kubernetes v1.37 pkg/controller/podautoscaler): the named container's request when
+// container is set; otherwise, when the pod sets a pod-level request for a supported resource (PodLevelResources, on
+// by default since v1.34), what k8s.io/component-helpers/resource PodRequests computes — the containers' aggregate
+// (regular containers plus sidecars, at least the largest init container) overlaid by the pod-level requests that
+// are set, plus overhead — so a pod-level request for cpu alone still yields a memory request from the containers;
+// otherwise the sum over containers and restartable (sidecar) init containers, where a container without a request
+// for the resource is an error, as upstream.
+//
+// Deliberate difference: the container sum saturates at math.MaxInt64 milli-units where upstream's int64 addition
+// wraps; no real pod gets there, and a wrapped (negative) request would turn utilization upside down.
 func PodRequest(pod *corev1.Pod, container string, resource corev1.ResourceName) (int64, error) {
-	if container == "" && podLevelRequestsSet(pod) {
-		q, ok := pod.Spec.Resources.Requests[resource]
+	if container == "" && resourcehelpers.IsPodLevelRequestsSet(pod) {
+		q, ok := resourcehelpers.PodRequests(pod, resourcehelpers.PodResourcesOptions{})[resource]
 		if !ok {
 			return 0, fmt.Errorf("pod %s: missing pod-level request for %s", pod.Name, resource)
 		}
-		v := q.MilliValue()
-		if o, ok := pod.Spec.Overhead[resource]; ok {
-			v = addSat(v, o.MilliValue())
-		}
-		return v, nil
+		return q.MilliValue(), nil
 	}
 	var total int64
 	check := func(c *corev1.Container) (bool, error) {
@@ -239,15 +243,4 @@ func readyPodCount(pods []PodInfo) (int64, error) {
 		}
 	}
 	return n, nil
-}
-
-// podLevelRequestsSet mirrors component-helpers' IsPodLevelRequestsSet: a supported resource (cpu, memory) is
-// requested at pod level.
-func podLevelRequestsSet(pod *corev1.Pod) bool {
-	if pod.Spec.Resources == nil {
-		return false
-	}
-	_, cpu := pod.Spec.Resources.Requests[corev1.ResourceCPU]
-	_, mem := pod.Spec.Resources.Requests[corev1.ResourceMemory]
-	return cpu || mem
 }

@@ -118,6 +118,72 @@ func TestPodRequest(t *testing.T) {
 	}
 }
 
+// TestPodRequestPodLevelFallback: with pod-level requests set, the answer is component-helpers' PodRequests, as
+// upstream's calculatePodLevelRequests: resources requested only at container level come from the containers'
+// aggregate (sidecars summed, the largest init container as a floor), overhead is added.
+func TestPodRequestPodLevelFallback(t *testing.T) {
+	q := resource.MustParse
+	always := corev1.ContainerRestartPolicyAlways
+	req := func(kv ...string) corev1.ResourceRequirements {
+		l := corev1.ResourceList{}
+		for i := 0; i < len(kv); i += 2 {
+			l[corev1.ResourceName(kv[i])] = q(kv[i+1])
+		}
+		return corev1.ResourceRequirements{Requests: l}
+	}
+	podCPU := func(v string) *corev1.ResourceRequirements { r := req("cpu", v); return &r }
+	cases := []struct {
+		name     string
+		spec     corev1.PodSpec
+		resource corev1.ResourceName
+		want     int64
+		wantErr  string
+	}{
+		{name: "pod-level cpu only: memory from the containers", resource: corev1.ResourceMemory, spec: corev1.PodSpec{
+			Resources:  podCPU("2"),
+			Containers: []corev1.Container{{Name: "a", Resources: req("memory", "100Mi")}, {Name: "b", Resources: req("memory", "28Mi")}}},
+			want: 128 * 1024 * 1024 * 1000},
+		{name: "pod-level cpu only: cpu from the pod", resource: corev1.ResourceCPU, spec: corev1.PodSpec{
+			Resources:  podCPU("2"),
+			Containers: []corev1.Container{{Name: "a", Resources: req("cpu", "100m", "memory", "100Mi")}}},
+			want: 2000},
+		{name: "sidecar counted with the containers", resource: corev1.ResourceMemory, spec: corev1.PodSpec{
+			Resources:      podCPU("1"),
+			Containers:     []corev1.Container{{Name: "a", Resources: req("memory", "100Mi")}},
+			InitContainers: []corev1.Container{{Name: "sidecar", RestartPolicy: &always, Resources: req("memory", "50Mi")}}},
+			want: 150 * 1024 * 1024 * 1000},
+		{name: "a large init container is the floor", resource: corev1.ResourceMemory, spec: corev1.PodSpec{
+			Resources:      podCPU("1"),
+			Containers:     []corev1.Container{{Name: "a", Resources: req("memory", "100Mi")}},
+			InitContainers: []corev1.Container{{Name: "migrate", Resources: req("memory", "1Gi")}}},
+			want: 1024 * 1024 * 1024 * 1000},
+		{name: "overhead added to the pod-level request", resource: corev1.ResourceCPU, spec: corev1.PodSpec{
+			Resources:  podCPU("1"),
+			Overhead:   corev1.ResourceList{corev1.ResourceCPU: q("250m")},
+			Containers: []corev1.Container{{Name: "a"}}},
+			want: 1250},
+		{name: "requested nowhere", resource: corev1.ResourceMemory, spec: corev1.PodSpec{
+			Resources:  podCPU("1"),
+			Containers: []corev1.Container{{Name: "a", Resources: req("cpu", "1")}}},
+			wantErr: "missing pod-level request for memory"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p"}, Spec: tc.spec}
+			got, err := PodRequest(pod, "", tc.resource)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("PodRequest = %d, %v; want %d", got, err, tc.want)
+			}
+		})
+	}
+}
+
 func TestPodFromObject(t *testing.T) {
 	start := metav1.NewTime(testNow.Add(-time.Minute))
 	deleted := metav1.NewTime(testNow)

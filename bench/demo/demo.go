@@ -30,6 +30,7 @@ import (
 	tidalclient "github.com/tidalscale/tidal/api/client/clientset/versioned"
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	"github.com/tidalscale/tidal/autoscaler/operator/app"
+	"github.com/tidalscale/tidal/metricsadapter/poller"
 	"github.com/tidalscale/tidal/scalers/registry"
 )
 
@@ -130,7 +131,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	list := fmt.Sprintf("tidal-demo-%d", rand.Int64())
 	defer rc.Del(context.Background(), list)
 
-	op, err := app.New(app.Options{Config: o.Config, Registry: registry.New(), Logger: o.Logger, Namespace: o.Namespace, WatchNamespace: o.Namespace})
+	source, err := poller.Start(ctx, poller.Options{Registry: registry.New(), Logger: o.Logger.Named("poller")})
+	if err != nil {
+		return nil, err
+	}
+	op, err := app.New(app.Options{Config: o.Config, Source: source, Logger: o.Logger, Namespace: o.Namespace, WatchNamespace: o.Namespace})
 	if err != nil {
 		return nil, err
 	}

@@ -19,6 +19,7 @@ import (
 	operatorapp "github.com/tidalscale/tidal/autoscaler/operator/app"
 	"github.com/tidalscale/tidal/internal/devcluster"
 	adapterapp "github.com/tidalscale/tidal/metricsadapter/app"
+	"github.com/tidalscale/tidal/metricsadapter/poller"
 	"github.com/tidalscale/tidal/metricsadapter/server"
 	"github.com/tidalscale/tidal/scalers/registry"
 )
@@ -40,11 +41,17 @@ func (tidalDirect) Name() string { return "tidal-direct" }
 func (tidalDirect) Mode() string { return "direct" }
 
 func (a tidalDirect) Start(ctx context.Context, c *devcluster.Cluster, namespace string) (func(), error) {
-	op, err := operatorapp.New(operatorapp.Options{Config: c.Config, Registry: registry.New(), Logger: a.log.Named("operator"), Namespace: namespace, WatchNamespace: namespace})
+	p, err := poller.New(poller.Options{Registry: registry.New(), Logger: a.log.Named("poller")})
 	if err != nil {
 		return nil, fmt.Errorf("tidal-direct: %w", err)
 	}
-	return runInBackground(ctx, a.log, "operator", op.Run), nil
+	op, err := operatorapp.New(operatorapp.Options{Config: c.Config, Source: p, Logger: a.log.Named("operator"), Namespace: namespace, WatchNamespace: namespace})
+	if err != nil {
+		return nil, fmt.Errorf("tidal-direct: %w", err)
+	}
+	stopPoller := runInBackground(ctx, a.log, "poller", p.Run)
+	stopOperator := runInBackground(ctx, a.log, "operator", op.Run)
+	return func() { stopOperator(); stopPoller() }, nil
 }
 
 // tidalHPA is Tidal all-in-one in this process: the metrics adapter, registered with the cluster's aggregator

@@ -15,15 +15,17 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
+	"go.uber.org/zap"
+	"k8s.io/client-go/tools/clientcmd"
+
 	operatorapp "github.com/tidalscale/tidal/autoscaler/operator/app"
 	"github.com/tidalscale/tidal/bench/harness"
 	"github.com/tidalscale/tidal/bench/result"
 	"github.com/tidalscale/tidal/bench/results"
 	"github.com/tidalscale/tidal/bench/scenario"
 	"github.com/tidalscale/tidal/internal/devcluster"
+	"github.com/tidalscale/tidal/metricsadapter/poller"
 	"github.com/tidalscale/tidal/scalers/registry"
-	"go.uber.org/zap"
-	"k8s.io/client-go/tools/clientcmd"
 )
 
 // envHelper makes this test binary, re-executed, act as a --compare-cmd autoscaler (see TestMain).
@@ -46,7 +48,12 @@ func helperAutoscaler() int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	op, err := operatorapp.New(operatorapp.Options{Config: cfg, Registry: registry.New(), Logger: zap.NewNop(), Namespace: os.Getenv("TIDAL_BENCH_NAMESPACE")})
+	source, err := poller.Start(ctx, poller.Options{Registry: registry.New()})
+	if err != nil {
+		os.Stderr.WriteString(err.Error() + "\n")
+		return 1
+	}
+	op, err := operatorapp.New(operatorapp.Options{Config: cfg, Source: source, Logger: zap.NewNop(), Namespace: os.Getenv("TIDAL_BENCH_NAMESPACE")})
 	if err != nil {
 		os.Stderr.WriteString(err.Error() + "\n")
 		return 1

@@ -17,7 +17,10 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/tidalscale/tidal/autoscaler/operator/app"
+	"github.com/tidalscale/tidal/metricsadapter/poller"
 	"github.com/tidalscale/tidal/metricsadapter/stream"
 	"github.com/tidalscale/tidal/scalers/redis"
 	"github.com/tidalscale/tidal/scalers/registry"
@@ -71,12 +74,18 @@ func run() error {
 		return fmt.Errorf("--kubeconfig: %w", err)
 	}
 	opts := app.Options{
-		Config: cfg, Registry: registry.New(), Logger: log, Namespace: *namespace,
+		Config: cfg, Registry: registry.New(), Metrics: prometheus.NewRegistry(), Logger: log, Namespace: *namespace,
 		Workers: *workers, ServeAddr: *addr, LeaderElect: *leaderElect,
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if *adapterAddr != "" {
+	if *adapterAddr == "" {
+		p, err := poller.Start(ctx, poller.Options{Registry: opts.Registry, Logger: log.Named("poller"), Metrics: opts.Metrics})
+		if err != nil {
+			return err
+		}
+		opts.Source = p
+	} else {
 		tlsCfg, err := stream.ClientTLSConfig(stream.TLSFiles{CertFile: *adapterCert, KeyFile: *adapterKey, CAFile: *adapterCA, ServerName: *adapterServerName})
 		if err != nil {
 			return fmt.Errorf("--metrics-adapter-cert/key/ca: %w", err)

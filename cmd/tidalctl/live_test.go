@@ -26,6 +26,7 @@ import (
 	"github.com/tidalscale/tidal/autoscaler/operator/app"
 	"github.com/tidalscale/tidal/cmd/tidalctl/status"
 	"github.com/tidalscale/tidal/internal/devcluster"
+	"github.com/tidalscale/tidal/metricsadapter/poller"
 	"github.com/tidalscale/tidal/scalers/registry"
 )
 
@@ -91,11 +92,17 @@ func liveObjects(t *testing.T) (c *devcluster.Cluster, ns string) {
 		}
 	}
 
-	op, err := app.New(app.Options{Config: c.Config, Registry: registry.New(), Logger: zaptest.NewLogger(t), Namespace: ns, WatchNamespace: ns})
+	opCtx, stopOp := context.WithCancel(ctx)
+	source, err := poller.Start(opCtx, poller.Options{Registry: registry.New()})
 	if err != nil {
+		stopOp()
 		t.Fatal(err)
 	}
-	opCtx, stopOp := context.WithCancel(ctx)
+	op, err := app.New(app.Options{Config: c.Config, Source: source, Logger: zaptest.NewLogger(t), Namespace: ns, WatchNamespace: ns})
+	if err != nil {
+		stopOp()
+		t.Fatal(err)
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -30,7 +30,9 @@ import (
 	tidalclient "github.com/tidalscale/tidal/api/client/clientset/versioned"
 	tidalinformers "github.com/tidalscale/tidal/api/client/informers/externalversions"
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
-	"github.com/tidalscale/tidal/autoscaler/operator"
+	"github.com/tidalscale/tidal/autoscaler/samples"
+	"github.com/tidalscale/tidal/autoscaler/scaletarget"
+	"github.com/tidalscale/tidal/autoscaler/triggers"
 	"github.com/tidalscale/tidal/metricsadapter/external"
 	"github.com/tidalscale/tidal/metricsadapter/objects"
 	"github.com/tidalscale/tidal/metricsadapter/podmetrics"
@@ -142,11 +144,11 @@ func New(opts Options) (*Adapter, error) {
 
 	a.tidalInf = tidalinformers.NewSharedInformerFactoryWithOptions(tc, 10*time.Minute, tidalinformers.WithNamespace(opts.WatchNamespace))
 	soInf := a.tidalInf.Tidal().V1alpha1().ScaledObjects()
-	targets, err := operator.NewTargets(cfg)
+	targets, err := scaletarget.New(cfg, "tidal-metrics-adapter") // reads only: the adapter never writes /scale
 	if err != nil {
 		return nil, fmt.Errorf("metrics adapter: %w", err)
 	}
-	resolver := &operator.Resolver{Kube: a.kube, Tidal: tc, ClusterObjectNamespace: opts.Namespace}
+	resolver := &triggers.Resolver{Kube: a.kube, Tidal: tc, ClusterObjectNamespace: opts.Namespace}
 	a.shared = newSharedSource(a.poller)
 	observer := observers{a.shared}
 	if opts.Stream != nil {
@@ -157,7 +159,7 @@ func New(opts Options) (*Adapter, error) {
 	}
 	soLog := opts.Logger.Named("scaledobjects")
 	a.soCtl, err = objects.New(objects.Options{
-		Kind: poller.KindScaledObject, Informer: soInf.Informer(), Poller: a.poller, Observer: observer, Logger: soLog,
+		Kind: samples.KindScaledObject, Informer: soInf.Informer(), Poller: a.poller, Observer: observer, Logger: soLog,
 		Get: func(ns, name string) (metav1.Object, error) {
 			so, err := soInf.Lister().ScaledObjects(ns).Get(name)
 			if err != nil {
@@ -165,8 +167,8 @@ func New(opts Options) (*Adapter, error) {
 			}
 			return so, nil
 		},
-		Build: func(ctx context.Context, obj metav1.Object) (poller.ObjectSpec, error) {
-			return operator.ObjectSpec(ctx, obj.(*tidalv1alpha1.ScaledObject), targets, resolver, soLog)
+		Build: func(ctx context.Context, obj metav1.Object) (samples.ObjectSpec, error) {
+			return triggers.ForScaledObject(ctx, obj.(*tidalv1alpha1.ScaledObject), targets, resolver, soLog)
 		},
 	})
 	if err != nil {
@@ -175,7 +177,7 @@ func New(opts Options) (*Adapter, error) {
 	sjInf := a.tidalInf.Tidal().V1alpha1().ScaledJobs()
 	sjLog := opts.Logger.Named("scaledjobs")
 	a.sjCtl, err = objects.New(objects.Options{
-		Kind: poller.KindScaledJob, Informer: sjInf.Informer(), Poller: a.poller, Observer: observer, Logger: sjLog,
+		Kind: samples.KindScaledJob, Informer: sjInf.Informer(), Poller: a.poller, Observer: observer, Logger: sjLog,
 		Get: func(ns, name string) (metav1.Object, error) {
 			sj, err := sjInf.Lister().ScaledJobs(ns).Get(name)
 			if err != nil {
@@ -183,8 +185,8 @@ func New(opts Options) (*Adapter, error) {
 			}
 			return sj, nil
 		},
-		Build: func(ctx context.Context, obj metav1.Object) (poller.ObjectSpec, error) {
-			return operator.ScaledJobSpec(ctx, obj.(*tidalv1alpha1.ScaledJob), resolver, sjLog)
+		Build: func(ctx context.Context, obj metav1.Object) (samples.ObjectSpec, error) {
+			return triggers.ForScaledJob(ctx, obj.(*tidalv1alpha1.ScaledJob), resolver, sjLog)
 		},
 	})
 	if err != nil {

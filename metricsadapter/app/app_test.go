@@ -24,10 +24,10 @@ import (
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	operatorapp "github.com/tidalscale/tidal/autoscaler/operator/app"
 	"github.com/tidalscale/tidal/autoscaler/operator/scaledobject"
+	"github.com/tidalscale/tidal/autoscaler/samples"
 	"github.com/tidalscale/tidal/internal/devcluster"
 	"github.com/tidalscale/tidal/metricsadapter/external"
 	"github.com/tidalscale/tidal/metricsadapter/podmetrics"
-	"github.com/tidalscale/tidal/metricsadapter/poller"
 	"github.com/tidalscale/tidal/metricsadapter/testpki"
 )
 
@@ -48,7 +48,7 @@ func TestExternalMetricThroughAggregator(t *testing.T) {
 	e.scaledObject(redisSO("ext", "ext", list, tidalv1alpha1.ScalingModeDirect))
 	push(t, rc, list, 7)
 
-	key := poller.Key{Kind: poller.KindScaledObject, Namespace: e.ns, Name: "ext"}
+	key := samples.Key{Kind: samples.KindScaledObject, Namespace: e.ns, Name: "ext"}
 	var metric string
 	e.eventually("adapter holds the ScaledObject", 60*time.Second, func() (bool, string) {
 		specs := a.Poller().MetricSpecs(key)
@@ -283,7 +283,7 @@ func TestScaledJobSamplesStreamed(t *testing.T) {
 	if _, err := e.tidal.TidalV1alpha1().ScaledJobs(e.ns).Create(e.ctx, sj, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	key := poller.Key{Kind: poller.KindScaledJob, Namespace: e.ns, Name: "jobs"}
+	key := samples.Key{Kind: samples.KindScaledJob, Namespace: e.ns, Name: "jobs"}
 	e.eventually("ScaledJob sample streamed to the operator side", 60*time.Second, func() (bool, string) {
 		for _, st := range client.Snapshot() {
 			if st.Key == key && len(st.Triggers) == 1 && len(st.Triggers[0].Samples) == 1 {

@@ -16,7 +16,7 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	"k8s.io/client-go/rest"
 
-	"github.com/tidalscale/tidal/metricsadapter/poller"
+	"github.com/tidalscale/tidal/autoscaler/samples"
 	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/registry"
 )
@@ -61,8 +61,8 @@ func BenchmarkExternalMetricHTTP(b *testing.B) {
 	const objects, triggers = 1000, 3
 	ns := "bench-" + strconv.Itoa(int(time.Now().UnixNano()%1e6))
 	for i := range objects {
-		key := poller.Key{Kind: poller.KindScaledObject, Namespace: ns, Name: "so-" + strconv.Itoa(i)}
-		spec := poller.ObjectSpec{Key: key, PollingInterval: time.Hour, Generation: 1}
+		key := samples.Key{Kind: samples.KindScaledObject, Namespace: ns, Name: "so-" + strconv.Itoa(i)}
+		spec := samples.ObjectSpec{Key: key, PollingInterval: time.Hour, Generation: 1}
 		for j := range triggers {
 			spec.Triggers = append(spec.Triggers, scalers.TriggerConfig{Type: "bench-gauge", Index: j, Metadata: map[string]string{"name": "q" + strconv.Itoa(j)}})
 			spec.UseCachedMetrics = append(spec.UseCachedMetrics, true)
@@ -76,7 +76,7 @@ func BenchmarkExternalMetricHTTP(b *testing.B) {
 	}
 	b.Cleanup(func() {
 		for i := range objects {
-			a.Poller().Delete(context.Background(), poller.Key{Kind: poller.KindScaledObject, Namespace: ns, Name: "so-" + strconv.Itoa(i)})
+			a.Poller().Delete(context.Background(), samples.Key{Kind: samples.KindScaledObject, Namespace: ns, Name: "so-" + strconv.Itoa(i)})
 		}
 	})
 

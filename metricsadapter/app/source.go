@@ -4,7 +4,7 @@ import (
 	"context"
 	"sync"
 
-	"github.com/tidalscale/tidal/autoscaler/operator"
+	"github.com/tidalscale/tidal/autoscaler/samples"
 	"github.com/tidalscale/tidal/metricsadapter/poller"
 	"github.com/tidalscale/tidal/metricsadapter/stream"
 )
@@ -12,22 +12,22 @@ import (
 // Source is the operator's SampleSource in an all-in-one process: it reads the adapter's poller directly, and
 // its Upsert and Delete leave the poller to the adapter's own object controllers (the poller wants one writer
 // per key). Build errors reach the operator as Updates when the adapter installs an object, as over the stream.
-func (a *Adapter) Source() operator.SampleSource { return a.shared }
+func (a *Adapter) Source() samples.Source { return a.shared }
 
 // sharedSource is the all-in-one SampleSource; it also observes the adapter's object installs.
 type sharedSource struct {
 	*poller.Poller
 
 	mu     sync.Mutex
-	extras map[chan poller.Update]struct{}
+	extras map[chan samples.Update]struct{}
 }
 
 func newSharedSource(p *poller.Poller) *sharedSource {
-	return &sharedSource{Poller: p, extras: map[chan poller.Update]struct{}{}}
+	return &sharedSource{Poller: p, extras: map[chan samples.Update]struct{}{}}
 }
 
 // Upsert returns the build errors the poller holds for the generation asked about, if installed already.
-func (s *sharedSource) Upsert(_ context.Context, spec poller.ObjectSpec) []error {
+func (s *sharedSource) Upsert(_ context.Context, spec samples.ObjectSpec) []error {
 	st, err := s.State(spec.Key)
 	if err != nil || st.Generation != spec.Generation {
 		return nil
@@ -41,13 +41,13 @@ func (s *sharedSource) Upsert(_ context.Context, spec poller.ObjectSpec) []error
 	return errs
 }
 
-func (*sharedSource) Delete(context.Context, poller.Key) {}
+func (*sharedSource) Delete(context.Context, samples.Key) {}
 
 // Subscribe merges the poller's updates with the build-error updates of ObjectChanged.
-func (s *sharedSource) Subscribe(buffer int) (<-chan poller.Update, func()) {
+func (s *sharedSource) Subscribe(buffer int) (<-chan samples.Update, func()) {
 	in, cancel := s.Poller.Subscribe(buffer)
-	extra := make(chan poller.Update, 256)
-	out := make(chan poller.Update, max(buffer, 0))
+	extra := make(chan samples.Update, 256)
+	out := make(chan samples.Update, max(buffer, 0))
 	done := make(chan struct{})
 	s.mu.Lock()
 	s.extras[extra] = struct{}{}
@@ -55,7 +55,7 @@ func (s *sharedSource) Subscribe(buffer int) (<-chan poller.Update, func()) {
 	go func() {
 		defer close(out)
 		for {
-			var u poller.Update
+			var u samples.Update
 			select {
 			case <-done:
 				return
@@ -86,7 +86,7 @@ func (s *sharedSource) Subscribe(buffer int) (<-chan poller.Update, func()) {
 }
 
 // ObjectChanged publishes the build errors of a newly installed object (such triggers never sample).
-func (s *sharedSource) ObjectChanged(key poller.Key) {
+func (s *sharedSource) ObjectChanged(key samples.Key) {
 	st, err := s.State(key)
 	if err != nil {
 		return
@@ -97,7 +97,7 @@ func (s *sharedSource) ObjectChanged(key poller.Key) {
 		if !stream.IsBuildError(&st.Triggers[i]) {
 			continue
 		}
-		u := poller.Update{Key: key, Trigger: st.Triggers[i]}
+		u := samples.Update{Key: key, Trigger: st.Triggers[i]}
 		for ch := range s.extras {
 			select {
 			case ch <- u:
@@ -107,24 +107,24 @@ func (s *sharedSource) ObjectChanged(key poller.Key) {
 	}
 }
 
-func (*sharedSource) ObjectDeleted(poller.Key) {}
+func (*sharedSource) ObjectDeleted(samples.Key) {}
 
 // observers fans the object controllers' notifications out to several observers.
 type observers []interface {
-	ObjectChanged(poller.Key)
-	ObjectDeleted(poller.Key)
+	ObjectChanged(samples.Key)
+	ObjectDeleted(samples.Key)
 }
 
-func (o observers) ObjectChanged(key poller.Key) {
+func (o observers) ObjectChanged(key samples.Key) {
 	for _, x := range o {
 		x.ObjectChanged(key)
 	}
 }
 
-func (o observers) ObjectDeleted(key poller.Key) {
+func (o observers) ObjectDeleted(key samples.Key) {
 	for _, x := range o {
 		x.ObjectDeleted(key)
 	}
 }
 
-var _ operator.SampleSource = (*sharedSource)(nil)
+var _ samples.Source = (*sharedSource)(nil)

@@ -31,6 +31,7 @@ import (
 
 	tidallisters "github.com/tidalscale/tidal/api/client/listers/api/v1alpha1"
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
+	"github.com/tidalscale/tidal/autoscaler/samples"
 	"github.com/tidalscale/tidal/metricsadapter/poller"
 	"github.com/tidalscale/tidal/scalers"
 )
@@ -42,11 +43,11 @@ const LabelScaledObjectName = "scaledobject.tidal.dev/name"
 // Cache is what the provider reads: *poller.Poller.
 type Cache interface {
 	// Lookup returns the cached sample of one metric of one object (see poller.Poller.Lookup for the errors).
-	Lookup(key poller.Key, metricName string) (scalers.Sample, poller.TriggerState, error)
+	Lookup(key samples.Key, metricName string) (scalers.Sample, samples.TriggerState, error)
 	// Snapshot returns the state of every object.
-	Snapshot() []poller.ObjectState
+	Snapshot() []samples.ObjectState
 	// MetricSpecs returns an object's metric specs (the targets fallback values are computed from).
-	MetricSpecs(key poller.Key) []autoscalingv2.MetricSpec
+	MetricSpecs(key samples.Key) []autoscalingv2.MetricSpec
 }
 
 // Options configures a Provider. Cache is required.
@@ -112,7 +113,7 @@ func (p *Provider) get(namespace string, selector labels.Selector, metric string
 	list := &external_metrics.ExternalMetricValueList{Items: make([]external_metrics.ExternalMetricValue, 0, len(names))}
 	var firstErr error
 	for _, name := range names {
-		key := poller.Key{Kind: poller.KindScaledObject, Namespace: namespace, Name: name}
+		key := samples.Key{Kind: samples.KindScaledObject, Namespace: namespace, Name: name}
 		sample, st, err := p.cache.Lookup(key, metric)
 		if err != nil && errors.Is(err, poller.ErrSampleFailed) {
 			if v, ok := p.fallback(key, metric, st); ok {
@@ -187,7 +188,7 @@ func (p *Provider) objectNames(namespace string, selector labels.Selector) ([]st
 // fallback returns the value that makes the HPA ask for spec.fallback's replicas once the trigger has failed
 // failureThreshold times in a row, as KEDA's adapter does: replicas × the metric's AverageValue target (the HPA
 // divides an AverageValue External metric by its target). Value targets have no such value: no fallback.
-func (p *Provider) fallback(key poller.Key, metric string, st poller.TriggerState) (resource.Quantity, bool) {
+func (p *Provider) fallback(key samples.Key, metric string, st samples.TriggerState) (resource.Quantity, bool) {
 	if p.lister == nil {
 		return resource.Quantity{}, false
 	}
@@ -225,7 +226,7 @@ func notFound(metric string, selector labels.Selector) error {
 func (p *Provider) ListAllExternalMetrics() []provider.ExternalMetricInfo {
 	seen := map[string]struct{}{}
 	for _, obj := range p.cache.Snapshot() {
-		if obj.Key.Kind != poller.KindScaledObject {
+		if obj.Key.Kind != samples.KindScaledObject {
 			continue
 		}
 		for _, t := range obj.Triggers {

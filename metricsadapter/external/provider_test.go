@@ -21,6 +21,7 @@ import (
 
 	tidallisters "github.com/tidalscale/tidal/api/client/listers/api/v1alpha1"
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
+	"github.com/tidalscale/tidal/autoscaler/samples"
 	"github.com/tidalscale/tidal/metricsadapter/external"
 	"github.com/tidalscale/tidal/metricsadapter/poller"
 	"github.com/tidalscale/tidal/scalers"
@@ -107,10 +108,10 @@ func newFixture(t testing.TB) *fixture {
 }
 
 // object installs a ScaledObject with n gauge triggers (polled hourly: only SampleNow samples) and samples it.
-func (f *fixture) object(t testing.TB, ns, name string, n int) poller.Key {
+func (f *fixture) object(t testing.TB, ns, name string, n int) samples.Key {
 	t.Helper()
-	key := poller.Key{Kind: poller.KindScaledObject, Namespace: ns, Name: name}
-	spec := poller.ObjectSpec{Key: key, PollingInterval: time.Hour, Generation: 1, UseCachedMetrics: make([]bool, n)}
+	key := samples.Key{Kind: samples.KindScaledObject, Namespace: ns, Name: name}
+	spec := samples.ObjectSpec{Key: key, PollingInterval: time.Hour, Generation: 1, UseCachedMetrics: make([]bool, n)}
 	for i := range n {
 		spec.Triggers = append(spec.Triggers, scalers.TriggerConfig{Type: "gauge", Index: i, Metadata: map[string]string{"name": "q" + strconv.Itoa(i)}})
 		spec.UseCachedMetrics[i] = true

@@ -1,5 +1,5 @@
 // Package objects keeps the metrics adapter's poller in line with the cluster's ScaledObjects and ScaledJobs
-// (one Controller per kind): an informer enqueues keys, and Reconcile builds each object's poller.ObjectSpec
+// (one Controller per kind): an informer enqueues keys, and Reconcile builds each object's samples.ObjectSpec
 // (auth and environment resolved) and upserts it when its generation changed, or deletes it when the object is
 // gone or being deleted.
 package objects
@@ -19,32 +19,32 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 
-	"github.com/tidalscale/tidal/metricsadapter/poller"
+	"github.com/tidalscale/tidal/autoscaler/samples"
 )
 
 // Poller is the part of *poller.Poller the controller drives.
 type Poller interface {
-	Upsert(ctx context.Context, spec poller.ObjectSpec) []error
-	Delete(ctx context.Context, key poller.Key)
+	Upsert(ctx context.Context, spec samples.ObjectSpec) []error
+	Delete(ctx context.Context, key samples.Key)
 }
 
 // GetFunc reads an object from the informer's cache (a lister); NotFound when it is gone.
 type GetFunc func(namespace, name string) (metav1.Object, error)
 
-// BuildFunc turns an object returned by GetFunc into its ObjectSpec (operator.ObjectSpec or
-// operator.ScaledJobSpec with the adapter's clients). Its errors name the field and never a resolved value.
-type BuildFunc func(ctx context.Context, obj metav1.Object) (poller.ObjectSpec, error)
+// BuildFunc turns an object returned by GetFunc into its ObjectSpec (triggers.ForScaledObject or
+// triggers.ForScaledJob with the adapter's clients). Its errors name the field and never a resolved value.
+type BuildFunc func(ctx context.Context, obj metav1.Object) (samples.ObjectSpec, error)
 
 // Observer hears about objects the controller installed or removed; the stream server uses it to send an
 // object's metric specs before its first sample and to tell clients about deletions. Calls must not block.
 type Observer interface {
-	ObjectChanged(key poller.Key)
-	ObjectDeleted(key poller.Key)
+	ObjectChanged(key samples.Key)
+	ObjectDeleted(key samples.Key)
 }
 
 // Options wires a Controller. Every field but Logger and Observer is required.
 type Options struct {
-	// Kind is poller.KindScaledObject or poller.KindScaledJob.
+	// Kind is samples.KindScaledObject or samples.KindScaledJob.
 	Kind     string
 	Informer cache.SharedIndexInformer
 	Get      GetFunc
@@ -67,8 +67,8 @@ type Controller struct {
 // New validates opts, builds a Controller and registers its informer handlers.
 func New(opts Options) (*Controller, error) {
 	switch {
-	case opts.Kind != poller.KindScaledObject && opts.Kind != poller.KindScaledJob:
-		return nil, fmt.Errorf("objects: options: kind: want %s or %s, got %q", poller.KindScaledObject, poller.KindScaledJob, opts.Kind)
+	case opts.Kind != samples.KindScaledObject && opts.Kind != samples.KindScaledJob:
+		return nil, fmt.Errorf("objects: options: kind: want %s or %s, got %q", samples.KindScaledObject, samples.KindScaledJob, opts.Kind)
 	case opts.Informer == nil:
 		return nil, errors.New("objects: options: informer is required")
 	case opts.Get == nil:
@@ -156,7 +156,7 @@ func (c *Controller) Reconcile(ctx context.Context, key string) error {
 		c.log.Error("dropping bad key", zap.String("key", key), zap.Error(err))
 		return nil
 	}
-	pkey := poller.Key{Kind: c.opts.Kind, Namespace: ns, Name: name}
+	pkey := samples.Key{Kind: c.opts.Kind, Namespace: ns, Name: name}
 	obj, err := c.opts.Get(ns, name)
 	if apierrors.IsNotFound(err) || (err == nil && obj.GetDeletionTimestamp() != nil) {
 		c.forget(ctx, key, pkey)
@@ -191,7 +191,7 @@ func (c *Controller) Reconcile(ctx context.Context, key string) error {
 	return nil
 }
 
-func (c *Controller) forget(ctx context.Context, key string, pkey poller.Key) {
+func (c *Controller) forget(ctx context.Context, key string, pkey samples.Key) {
 	c.mu.Lock()
 	_, had := c.built[key]
 	delete(c.built, key)

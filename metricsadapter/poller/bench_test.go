@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 
+	"github.com/tidalscale/tidal/autoscaler/samples"
 	"github.com/tidalscale/tidal/scalers"
 )
 
@@ -48,7 +49,7 @@ func (s *noopScaler) Close(context.Context) error { return nil }
 
 type fleet struct {
 	p       *Poller
-	keys    []Key
+	keys    []samples.Key
 	metrics []string
 	scalers []*noopScaler
 }
@@ -66,8 +67,8 @@ func startFleet(b *testing.B, n int, interval time.Duration) *fleet {
 	h := start(b, nil, Options{Registry: reg, Logger: zap.NewNop()})
 	f.p = h.p
 	for i := range n {
-		s := ObjectSpec{
-			Key:              Key{Kind: KindScaledObject, Namespace: "bench", Name: fmt.Sprintf("obj-%05d", i)},
+		s := samples.ObjectSpec{
+			Key:              samples.Key{Kind: samples.KindScaledObject, Namespace: "bench", Name: fmt.Sprintf("obj-%05d", i)},
 			PollingInterval:  interval,
 			Triggers:         []scalers.TriggerConfig{{Type: "noop", Index: 0}},
 			UseCachedMetrics: []bool{true},

@@ -11,13 +11,14 @@ import (
 	"go.uber.org/zap"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 
+	"github.com/tidalscale/tidal/autoscaler/samples"
 	"github.com/tidalscale/tidal/scalers"
 )
 
-// object is one generation of an ObjectSpec with its built triggers. It is immutable once installed; a new
+// object is one generation of a samples.ObjectSpec with its built triggers. It is immutable once installed; a new
 // generation replaces it whole.
 type object struct {
-	key       Key
+	key       samples.Key
 	gen       int64
 	triggers  []*trigger
 	specs     []autoscalingv2.MetricSpec
@@ -38,7 +39,7 @@ func (o *object) triggerFor(metricName string) *trigger {
 
 // trigger is one built trigger of an object: its scaler, its schedule and its cached state.
 type trigger struct {
-	key         Key
+	key         samples.Key
 	cfg         scalers.TriggerConfig // kept for Redact and ID
 	scaler      scalers.Scaler        // nil when the build failed
 	push        scalers.PushScaler    // non-nil when scaler can push
@@ -55,7 +56,7 @@ type trigger struct {
 	watchFailures         prometheus.Counter
 
 	// state is replaced whole after every sample, so readers never lock.
-	state atomic.Pointer[TriggerState]
+	state atomic.Pointer[samples.TriggerState]
 	// run is a one-slot semaphore held while the scaler is in use (a sample, or Close).
 	run chan struct{}
 
@@ -80,12 +81,12 @@ type trigger struct {
 // sampled reports whether the scheduler polls this trigger.
 func (t *trigger) sampled() bool { return t.scaler != nil && !t.resource }
 
-func validateSpec(spec *ObjectSpec) error {
+func validateSpec(spec *samples.ObjectSpec) error {
 	k := spec.Key
 	prefix := fmt.Sprintf("poller: %s %s", k.Kind, k)
 	switch {
-	case k.Kind != KindScaledObject && k.Kind != KindScaledJob:
-		return fmt.Errorf("%s: key.kind: want %s or %s, got %q", prefix, KindScaledObject, KindScaledJob, k.Kind)
+	case k.Kind != samples.KindScaledObject && k.Kind != samples.KindScaledJob:
+		return fmt.Errorf("%s: key.kind: want %s or %s, got %q", prefix, samples.KindScaledObject, samples.KindScaledJob, k.Kind)
 	case k.Namespace == "":
 		return fmt.Errorf("%s: key.namespace: must not be empty", prefix)
 	case k.Name == "":
@@ -113,17 +114,17 @@ func validateSpec(spec *ObjectSpec) error {
 
 // effectiveInterval applies the useCachedMetrics rule from the package doc.
 func effectiveInterval(kind string, interval time.Duration, useCached bool) time.Duration {
-	if kind == KindScaledObject && !useCached && interval > hpaSyncPeriod {
+	if kind == samples.KindScaledObject && !useCached && interval > hpaSyncPeriod {
 		return hpaSyncPeriod
 	}
 	return interval
 }
 
 // build constructs every trigger of spec. Build failures are kept per trigger; the object is never nil.
-func (p *Poller) build(ctx context.Context, spec ObjectSpec) *object {
+func (p *Poller) build(ctx context.Context, spec samples.ObjectSpec) *object {
 	obj := &object{key: spec.Key, gen: spec.Generation, triggers: make([]*trigger, 0, len(spec.Triggers))}
 	objField := zap.String("scaledObject", spec.Key.String())
-	if spec.Key.Kind == KindScaledJob {
+	if spec.Key.Kind == samples.KindScaledJob {
 		objField = zap.String("scaledJob", spec.Key.String())
 	}
 	usedNames := map[string]int{}
@@ -158,7 +159,7 @@ func (p *Poller) build(ctx context.Context, spec ObjectSpec) *object {
 	return obj
 }
 
-func (p *Poller) newTrigger(spec ObjectSpec, tc scalers.TriggerConfig, useCached bool, objField zap.Field) *trigger {
+func (p *Poller) newTrigger(spec samples.ObjectSpec, tc scalers.TriggerConfig, useCached bool, objField zap.Field) *trigger {
 	if tc.PollingInterval == 0 {
 		tc.PollingInterval = spec.PollingInterval
 	}
@@ -192,7 +193,7 @@ func (p *Poller) newTrigger(spec ObjectSpec, tc scalers.TriggerConfig, useCached
 		pushWakeups:   p.metrics.pushWakeups.WithLabelValues(tc.Type),
 		watchFailures: p.metrics.watchFailures.WithLabelValues(tc.Type),
 	}
-	t.state.Store(&TriggerState{Index: tc.Index, Name: tc.Name, Type: tc.Type})
+	t.state.Store(&samples.TriggerState{Index: tc.Index, Name: tc.Name, Type: tc.Type})
 	return t
 }
 

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap/zaptest"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 
+	"github.com/tidalscale/tidal/autoscaler/samples"
 	"github.com/tidalscale/tidal/scalers"
 )
 
@@ -214,10 +215,10 @@ func (h *harness) stop() {
 	<-h.done
 }
 
-// spec builds an ObjectSpec with one trigger of type typ per name.
-func spec(name string, gen int64, interval time.Duration, typ string, triggerNames ...string) ObjectSpec {
-	s := ObjectSpec{
-		Key:             Key{Kind: KindScaledObject, Namespace: "ns", Name: name},
+// spec builds a samples.ObjectSpec with one trigger of type typ per name.
+func spec(name string, gen int64, interval time.Duration, typ string, triggerNames ...string) samples.ObjectSpec {
+	s := samples.ObjectSpec{
+		Key:             samples.Key{Kind: samples.KindScaledObject, Namespace: "ns", Name: name},
 		PollingInterval: interval,
 		Generation:      gen,
 	}
@@ -235,7 +236,7 @@ func spec(name string, gen int64, interval time.Duration, typ string, triggerNam
 	return s
 }
 
-func mustUpsert(t testing.TB, p *Poller, s ObjectSpec) {
+func mustUpsert(t testing.TB, p *Poller, s samples.ObjectSpec) {
 	t.Helper()
 	if errs := p.Upsert(context.Background(), s); len(errs) > 0 {
 		t.Fatalf("Upsert %s: %v", s.Key, errs)
@@ -255,7 +256,7 @@ func eventually(t testing.TB, what string, cond func() bool) {
 }
 
 // receive reads updates until match accepts one, failing after a generous deadline.
-func receive(t testing.TB, ch <-chan Update, what string, match func(Update) bool) Update {
+func receive(t testing.TB, ch <-chan samples.Update, what string, match func(samples.Update) bool) samples.Update {
 	t.Helper()
 	timeout := time.After(30 * time.Second)
 	for {
@@ -273,7 +274,7 @@ func receive(t testing.TB, ch <-chan Update, what string, match func(Update) boo
 	}
 }
 
-func value(u Update) float64 {
+func value(u samples.Update) float64 {
 	if len(u.Trigger.Samples) == 0 {
 		return -1
 	}

@@ -51,13 +51,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/tidalscale/tidal/autoscaler/samples"
 	"github.com/tidalscale/tidal/scalers"
-)
-
-// Object kinds a Key may name.
-const (
-	KindScaledObject = "ScaledObject"
-	KindScaledJob    = "ScaledJob"
 )
 
 const (
@@ -84,61 +79,6 @@ var (
 	// ErrRunning: Run was called twice.
 	ErrRunning = errors.New("poller is already running")
 )
-
-// Key identifies a ScaledObject or ScaledJob.
-type Key struct{ Kind, Namespace, Name string }
-
-// String renders "namespace/name".
-func (k Key) String() string { return k.Namespace + "/" + k.Name }
-
-// ObjectSpec is what the poller needs of one ScaledObject or ScaledJob.
-type ObjectSpec struct {
-	Key Key
-	// PollingInterval is spec.pollingInterval; zero means KEDA's default, 30s.
-	PollingInterval time.Duration
-	// Triggers are the resolved triggers; the caller sets each Index (its position in spec.triggers).
-	Triggers []scalers.TriggerConfig
-	// UseCachedMetrics is triggers[].useCachedMetrics by position; missing entries are false.
-	UseCachedMetrics []bool
-	// Generation is the object's metadata.generation. An Upsert with the generation already held is a no-op.
-	Generation int64
-}
-
-// TriggerState is the cached state of one trigger.
-//
-// On a failed sample, Samples, Active and SampledAt keep the values of the last successful sample, while Err and
-// ConsecutiveFailures describe the latest attempt; a successful sample resets both. A trigger whose scaler could
-// not be built has the build error in Err and is never sampled.
-type TriggerState struct {
-	Index       int
-	Name, Type  string
-	MetricNames []string
-	Samples     []scalers.Sample
-	Active      bool
-	Err         error
-	// ConsecutiveFailures counts failed samples since the last success.
-	ConsecutiveFailures int
-	// SampledAt is when the last successful sample was taken (Options.Now); zero before the first.
-	SampledAt time.Time
-	// Pushed reports that the latest sample was taken because the trigger's PushScaler signalled a change.
-	Pushed bool
-}
-
-// ObjectState is the cached state of one object, for Snapshot.
-type ObjectState struct {
-	Key        Key
-	Generation int64
-	Triggers   []TriggerState
-}
-
-// Update is published to subscribers after every sample of a trigger, successful or not.
-type Update struct {
-	Key     Key
-	Trigger TriggerState
-	// ActivityChanged reports that Trigger.Active differs from the state before this update. When a slow
-	// subscriber's updates were coalesced, it reports whether any of the merged updates changed activity.
-	ActivityChanged bool
-}
 
 // Options configures a Poller. Only Registry is required.
 type Options struct {
@@ -225,6 +165,21 @@ func New(opts Options) (*Poller, error) {
 	return p, nil
 }
 
+// Start builds a Poller and runs it until ctx is done: the in-process sample source of an operator that runs
+// without a metrics adapter (cmd/tidal-operator, tests). Errors of Run after a successful start are logged.
+func Start(ctx context.Context, opts Options) (*Poller, error) {
+	p, err := New(opts)
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		if err := p.Run(ctx); err != nil {
+			p.log.Error("poller stopped", zap.Error(err))
+		}
+	}()
+	return p, nil
+}
+
 // DefaultStaleAfter is 3×interval, at least 30s.
 func DefaultStaleAfter(interval time.Duration) time.Duration {
 	return max(3*interval, 30*time.Second)
@@ -282,7 +237,7 @@ func (p *Poller) Run(ctx context.Context) error {
 // scalers of the previous generation (waiting for their in-flight samples). A spec error leaves the held object
 // untouched and is the only error returned; a trigger whose scaler cannot be built is returned as an error and
 // kept as that trigger's Err, while the other triggers run.
-func (p *Poller) Upsert(ctx context.Context, spec ObjectSpec) []error {
+func (p *Poller) Upsert(ctx context.Context, spec samples.ObjectSpec) []error {
 	if err := validateSpec(&spec); err != nil {
 		return []error{err}
 	}
@@ -324,7 +279,7 @@ func (p *Poller) Upsert(ctx context.Context, spec ObjectSpec) []error {
 
 // Delete stops sampling an object, waits for its in-flight samples and push watches (bounded by ctx) and closes
 // its scalers, releasing their connections. Deleting an unknown key does nothing.
-func (p *Poller) Delete(ctx context.Context, key Key) {
+func (p *Poller) Delete(ctx context.Context, key samples.Key) {
 	p.mu.Lock()
 	v, found := p.objects.LoadAndDelete(key)
 	p.mu.Unlock()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/tidalscale/tidal/autoscaler/samples"
 	"github.com/tidalscale/tidal/scalers"
 )
 
@@ -36,7 +37,7 @@ func TestPollsAtInterval(t *testing.T) {
 	}
 	t.Logf("%d samples in %s (interval %s)", calls, elapsed, interval)
 
-	_, st, err := h.p.Lookup(Key{KindScaledObject, "ns", "polled"}, metricName(0, "a"))
+	_, st, err := h.p.Lookup(samples.Key{Kind: samples.KindScaledObject, Namespace: "ns", Name: "polled"}, metricName(0, "a"))
 	if err != nil {
 		t.Fatalf("Lookup: %v", err)
 	}
@@ -170,16 +171,16 @@ func TestUpsertValidation(t *testing.T) {
 	good := spec("valid", 1, time.Second, "test", "a", "b")
 	cases := []struct {
 		name   string
-		mutate func(*ObjectSpec)
+		mutate func(*samples.ObjectSpec)
 		field  string
 	}{
-		{"bad kind", func(s *ObjectSpec) { s.Key.Kind = "Deployment" }, "key.kind"},
-		{"empty namespace", func(s *ObjectSpec) { s.Key.Namespace = "" }, "key.namespace"},
-		{"empty name", func(s *ObjectSpec) { s.Key.Name = "" }, "key.name"},
-		{"negative interval", func(s *ObjectSpec) { s.PollingInterval = -time.Second }, "pollingInterval"},
-		{"too many useCachedMetrics", func(s *ObjectSpec) { s.UseCachedMetrics = []bool{true, true, true} }, "useCachedMetrics"},
-		{"duplicate index", func(s *ObjectSpec) { s.Triggers[1].Index = 0 }, "triggers[1].index"},
-		{"negative index", func(s *ObjectSpec) { s.Triggers[0].Index = -1 }, "triggers[0].index"},
+		{"bad kind", func(s *samples.ObjectSpec) { s.Key.Kind = "Deployment" }, "key.kind"},
+		{"empty namespace", func(s *samples.ObjectSpec) { s.Key.Namespace = "" }, "key.namespace"},
+		{"empty name", func(s *samples.ObjectSpec) { s.Key.Name = "" }, "key.name"},
+		{"negative interval", func(s *samples.ObjectSpec) { s.PollingInterval = -time.Second }, "pollingInterval"},
+		{"too many useCachedMetrics", func(s *samples.ObjectSpec) { s.UseCachedMetrics = []bool{true, true, true} }, "useCachedMetrics"},
+		{"duplicate index", func(s *samples.ObjectSpec) { s.Triggers[1].Index = 0 }, "triggers[1].index"},
+		{"negative index", func(s *samples.ObjectSpec) { s.Triggers[0].Index = -1 }, "triggers[0].index"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -267,10 +268,10 @@ func TestEffectiveInterval(t *testing.T) {
 		useCached bool
 		want      time.Duration
 	}{
-		{"uncached ScaledObject bounded by HPA sync period", KindScaledObject, 60 * time.Second, false, 15 * time.Second},
-		{"uncached ScaledObject with short interval", KindScaledObject, 5 * time.Second, false, 5 * time.Second},
-		{"cached ScaledObject keeps interval", KindScaledObject, 60 * time.Second, true, 60 * time.Second},
-		{"ScaledJob ignores the flag", KindScaledJob, 60 * time.Second, false, 60 * time.Second},
+		{"uncached ScaledObject bounded by HPA sync period", samples.KindScaledObject, 60 * time.Second, false, 15 * time.Second},
+		{"uncached ScaledObject with short interval", samples.KindScaledObject, 5 * time.Second, false, 5 * time.Second},
+		{"cached ScaledObject keeps interval", samples.KindScaledObject, 60 * time.Second, true, 60 * time.Second},
+		{"ScaledJob ignores the flag", samples.KindScaledJob, 60 * time.Second, false, 60 * time.Second},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -371,11 +372,11 @@ func TestLookupNotFound(t *testing.T) {
 	mustUpsert(t, h.p, s)
 	cases := []struct {
 		name   string
-		key    Key
+		key    samples.Key
 		metric string
 	}{
-		{"unknown object", Key{KindScaledObject, "ns", "nope"}, metricName(0, "a")},
-		{"wrong kind", Key{KindScaledJob, "ns", "pending"}, metricName(0, "a")},
+		{"unknown object", samples.Key{Kind: samples.KindScaledObject, Namespace: "ns", Name: "nope"}, metricName(0, "a")},
+		{"wrong kind", samples.Key{Kind: samples.KindScaledJob, Namespace: "ns", Name: "pending"}, metricName(0, "a")},
 		{"unknown metric", s.Key, "s9-test-x"},
 		{"not sampled yet", s.Key, metricName(0, "a")},
 	}

@@ -10,6 +10,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/tidalscale/tidal/autoscaler/samples"
 )
 
 func TestPushSamplesImmediately(t *testing.T) {
@@ -28,7 +30,7 @@ func TestPushSamplesImmediately(t *testing.T) {
 	src.value.Store(7)
 	signalled := time.Now()
 	src.signalPush()
-	u := receive(t, updates, "pushed sample with value 7", func(u Update) bool { return value(u) == 7 })
+	u := receive(t, updates, "pushed sample with value 7", func(u samples.Update) bool { return value(u) == 7 })
 	latency := time.Since(signalled)
 	t.Logf("push → sample latency %s (polling interval %s)", latency, interval)
 	if latency >= interval {
@@ -107,7 +109,7 @@ func TestWatchRecoversAfterBackoff(t *testing.T) {
 
 	src.value.Store(5)
 	src.signalPush()
-	u := receive(t, updates, "pushed sample after the watch recovered", func(u Update) bool { return value(u) == 5 })
+	u := receive(t, updates, "pushed sample after the watch recovered", func(u samples.Update) bool { return value(u) == 5 })
 	if !u.Trigger.Pushed {
 		t.Errorf("update = %+v, want Pushed", u.Trigger)
 	}

@@ -9,10 +9,11 @@ import (
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 
+	"github.com/tidalscale/tidal/autoscaler/samples"
 	"github.com/tidalscale/tidal/scalers"
 )
 
-func (p *Poller) object(key Key) *object {
+func (p *Poller) object(key samples.Key) *object {
 	if v, ok := p.objects.Load(key); ok {
 		return v.(*object)
 	}
@@ -26,14 +27,14 @@ func (p *Poller) object(key Key) *object {
 //     good sample is also stale — the last good sample is returned for information only;
 //   - ErrStale when the sample is older than StaleAfter of the trigger's effective interval;
 //   - nil for a fresh sample.
-func (p *Poller) Lookup(key Key, metricName string) (scalers.Sample, TriggerState, error) {
+func (p *Poller) Lookup(key samples.Key, metricName string) (scalers.Sample, samples.TriggerState, error) {
 	obj := p.object(key)
 	if obj == nil {
-		return scalers.Sample{}, TriggerState{}, fmt.Errorf("%s %s: %w", key.Kind, key, ErrNotFound)
+		return scalers.Sample{}, samples.TriggerState{}, fmt.Errorf("%s %s: %w", key.Kind, key, ErrNotFound)
 	}
 	t := obj.triggerFor(metricName)
 	if t == nil {
-		return scalers.Sample{}, TriggerState{}, fmt.Errorf("%s %s: metric %q: %w", key.Kind, key, metricName, ErrNotFound)
+		return scalers.Sample{}, samples.TriggerState{}, fmt.Errorf("%s %s: metric %q: %w", key.Kind, key, metricName, ErrNotFound)
 	}
 	st := *t.state.Load()
 	var sample scalers.Sample
@@ -70,21 +71,21 @@ func (p *Poller) Lookup(key Key, metricName string) (scalers.Sample, TriggerStat
 // Snapshot returns the current state of every object, sorted by kind, namespace and name: what a reconnecting
 // stream client needs. Subscribe first, then Snapshot: an update published in between may repeat state the
 // snapshot already holds, but none is missed.
-func (p *Poller) Snapshot() []ObjectState {
-	var out []ObjectState
+func (p *Poller) Snapshot() []samples.ObjectState {
+	var out []samples.ObjectState
 	p.objects.Range(func(_, v any) bool {
 		out = append(out, v.(*object).state())
 		return true
 	})
-	slices.SortFunc(out, func(a, b ObjectState) int {
+	slices.SortFunc(out, func(a, b samples.ObjectState) int {
 		return cmp.Or(cmp.Compare(a.Key.Kind, b.Key.Kind), cmp.Compare(a.Key.Namespace, b.Key.Namespace),
 			cmp.Compare(a.Key.Name, b.Key.Name))
 	})
 	return out
 }
 
-func (o *object) state() ObjectState {
-	s := ObjectState{Key: o.key, Generation: o.gen, Triggers: make([]TriggerState, len(o.triggers))}
+func (o *object) state() samples.ObjectState {
+	s := samples.ObjectState{Key: o.key, Generation: o.gen, Triggers: make([]samples.TriggerState, len(o.triggers))}
 	for i, t := range o.triggers {
 		s.Triggers[i] = *t.state.Load()
 	}
@@ -92,17 +93,17 @@ func (o *object) state() ObjectState {
 }
 
 // State returns the current state of one object.
-func (p *Poller) State(key Key) (ObjectState, error) {
+func (p *Poller) State(key samples.Key) (samples.ObjectState, error) {
 	obj := p.object(key)
 	if obj == nil {
-		return ObjectState{}, fmt.Errorf("%s %s: %w", key.Kind, key, ErrNotFound)
+		return samples.ObjectState{}, fmt.Errorf("%s %s: %w", key.Kind, key, ErrNotFound)
 	}
 	return obj.state(), nil
 }
 
 // MetricSpecs returns the metric specs of every built trigger of an object, in trigger order (deep copies); nil
 // for an unknown object.
-func (p *Poller) MetricSpecs(key Key) []autoscalingv2.MetricSpec {
+func (p *Poller) MetricSpecs(key samples.Key) []autoscalingv2.MetricSpec {
 	obj := p.object(key)
 	if obj == nil || len(obj.specs) == 0 {
 		return nil
@@ -118,7 +119,7 @@ func (p *Poller) MetricSpecs(key Key) []autoscalingv2.MetricSpec {
 // taken after the call. Calls coalesce: a sample already queued answers them, and a running one is followed by
 // exactly one more. It returns ErrNotFound for an unknown object, ctx's error if ctx ends first (it needs Run to
 // be running to return otherwise), and the Err of every trigger that failed, joined.
-func (p *Poller) SampleNow(ctx context.Context, key Key) error {
+func (p *Poller) SampleNow(ctx context.Context, key samples.Key) error {
 	// An Upsert that replaces the object while we wait removes the triggers we wait on; retry on the new ones.
 	for range 3 {
 		obj := p.object(key)

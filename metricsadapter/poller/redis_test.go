@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 
+	"github.com/tidalscale/tidal/autoscaler/samples"
 	"github.com/tidalscale/tidal/scalers"
 )
 
@@ -68,8 +69,8 @@ func TestRedisListIntegration(t *testing.T) {
 	h := start(t, nil, Options{Registry: reg})
 	updates, cancel := h.p.Subscribe(256)
 	defer cancel()
-	key := Key{Kind: KindScaledObject, Namespace: "ns", Name: "orders"}
-	mustUpsert(t, h.p, ObjectSpec{
+	key := samples.Key{Kind: samples.KindScaledObject, Namespace: "ns", Name: "orders"}
+	mustUpsert(t, h.p, samples.ObjectSpec{
 		Key:             key,
 		PollingInterval: 100 * time.Millisecond,
 		Triggers: []scalers.TriggerConfig{{Type: "llen", Index: 0, Metadata: map[string]string{
@@ -87,7 +88,7 @@ func TestRedisListIntegration(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	u := receive(t, updates, "LLEN 12", func(u Update) bool { return value(u) == 12 })
+	u := receive(t, updates, "LLEN 12", func(u samples.Update) bool { return value(u) == 12 })
 	if !u.Trigger.Active || u.Trigger.Err != nil {
 		t.Errorf("update with 12 items = %+v", u.Trigger)
 	}
@@ -102,7 +103,7 @@ func TestRedisListIntegration(t *testing.T) {
 	if err := rdb.Del(ctx, list).Err(); err != nil {
 		t.Fatal(err)
 	}
-	u = receive(t, updates, "LLEN 0", func(u Update) bool { return value(u) == 0 })
+	u = receive(t, updates, "LLEN 0", func(u samples.Update) bool { return value(u) == 0 })
 	if u.Trigger.Active || !u.ActivityChanged {
 		t.Errorf("update after delete = %+v, want inactive and ActivityChanged", u)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/tidalscale/tidal/autoscaler/samples"
 	"github.com/tidalscale/tidal/scalers"
 )
 
@@ -50,7 +51,7 @@ func (p *Poller) sample(ctx context.Context, t *trigger) {
 		t.okSamples.Inc()
 	}
 	st, changed := p.record(t, values, active, err, pushed)
-	p.hub.Publish(Update{Key: t.key, Trigger: st, ActivityChanged: changed})
+	p.hub.Publish(samples.Update{Key: t.key, Trigger: st, ActivityChanged: changed})
 	p.sched.finish(t, seq, time.Now())
 }
 
@@ -65,7 +66,7 @@ func callSample(ctx context.Context, t *trigger) (values []scalers.Sample, activ
 }
 
 // record stores the outcome of a sample as t's new state and reports whether activity changed.
-func (p *Poller) record(t *trigger, values []scalers.Sample, active bool, err error, pushed bool) (TriggerState, bool) {
+func (p *Poller) record(t *trigger, values []scalers.Sample, active bool, err error, pushed bool) (samples.TriggerState, bool) {
 	prev := t.state.Load()
 	next := *prev
 	next.Pushed = pushed

@@ -4,6 +4,8 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tidalscale/tidal/autoscaler/samples"
 )
 
 // Subscribe returns a channel of every Update (each sample of each trigger, which carries activity changes) and
@@ -18,7 +20,9 @@ import (
 //
 // Upsert and Delete publish nothing themselves: the first sample of a new generation is its first update, and
 // consumers learn of deletions from their own informers (or by comparing with Snapshot).
-func (p *Poller) Subscribe(buffer int) (<-chan Update, func()) { return p.hub.Subscribe(buffer) }
+func (p *Poller) Subscribe(buffer int) (<-chan samples.Update, func()) {
+	return p.hub.Subscribe(buffer)
+}
 
 // Hub fans updates out to subscribers with the semantics documented on Poller.Subscribe. The poller publishes
 // its samples through one; the metrics adapter's stream client republishes what it receives through another.
@@ -34,10 +38,10 @@ func NewHub(coalesced prometheus.Counter) *Hub {
 }
 
 // Subscribe adds a subscriber; see Poller.Subscribe.
-func (h *Hub) Subscribe(buffer int) (<-chan Update, func()) {
+func (h *Hub) Subscribe(buffer int) (<-chan samples.Update, func()) {
 	s := &subscriber{
-		out:     make(chan Update, max(buffer, 0)),
-		pending: map[triggerKey]Update{},
+		out:     make(chan samples.Update, max(buffer, 0)),
+		pending: map[triggerKey]samples.Update{},
 		signal:  make(chan struct{}, 1),
 		done:    make(chan struct{}),
 	}
@@ -61,7 +65,7 @@ func (h *Hub) CloseAll() {
 }
 
 type triggerKey struct {
-	key   Key
+	key   samples.Key
 	index int
 }
 
@@ -78,7 +82,7 @@ func (h *Hub) remove(s *subscriber) {
 }
 
 // Publish offers u to every subscriber without blocking.
-func (h *Hub) Publish(u Update) {
+func (h *Hub) Publish(u samples.Update) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	for s := range h.subs {
@@ -90,13 +94,13 @@ func (h *Hub) Publish(u Update) {
 
 // subscriber is one subscription: a buffered channel in front of a coalescing queue drained by pump.
 type subscriber struct {
-	out    chan Update
+	out    chan samples.Update
 	signal chan struct{} // poked when pending gains an entry
 	done   chan struct{} // closed by stop
 	once   sync.Once
 
 	mu      sync.Mutex
-	pending map[triggerKey]Update
+	pending map[triggerKey]samples.Update
 	order   []triggerKey // FIFO of pending keys
 	holding bool         // pump holds an update it is trying to send
 	closed  bool
@@ -106,7 +110,7 @@ type subscriber struct {
 func (s *subscriber) stop() { s.once.Do(func() { close(s.done) }) }
 
 // offer queues u without blocking and reports whether it replaced an update still waiting.
-func (s *subscriber) offer(u Update) (coalesced bool) {
+func (s *subscriber) offer(u samples.Update) (coalesced bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {

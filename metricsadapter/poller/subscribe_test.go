@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/tidalscale/tidal/autoscaler/samples"
 )
 
 func TestSubscribeGetsEveryUpdate(t *testing.T) {
@@ -23,7 +25,7 @@ func TestSubscribeGetsEveryUpdate(t *testing.T) {
 
 	last := map[int]float64{}
 	for i := range total {
-		u := receive(t, updates, "update", func(Update) bool { return true })
+		u := receive(t, updates, "update", func(samples.Update) bool { return true })
 		idx := u.Trigger.Index
 		if u.Key != s.Key {
 			t.Fatalf("update %d for %v", i, u.Key)
@@ -71,7 +73,7 @@ func TestSlowSubscriberKeepsLatestState(t *testing.T) {
 	received := 0
 	last := map[int]float64{}
 	for len(last) < 3 || last[0] != rounds || last[1] != rounds || last[2] != rounds {
-		u := receive(t, slow, "latest state of every trigger", func(Update) bool { return true })
+		u := receive(t, slow, "latest state of every trigger", func(samples.Update) bool { return true })
 		received++
 		idx := u.Trigger.Index
 		if prev, ok := last[idx]; ok && value(u) <= prev {

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 
+	"github.com/tidalscale/tidal/autoscaler/samples"
 	"github.com/tidalscale/tidal/metricsadapter/poller"
 	"github.com/tidalscale/tidal/metricsadapter/stream/streampb"
 )
@@ -71,16 +72,16 @@ type Client struct {
 	hub  *poller.Hub
 
 	mu       sync.Mutex
-	objects  map[poller.Key]*objectView
-	deleted  map[poller.Key]struct{} // tombstones: drop late updates of a deleted object until it reappears
-	interest map[poller.Key]int64    // generations the operator upserted
+	objects  map[samples.Key]*objectView
+	deleted  map[samples.Key]struct{} // tombstones: drop late updates of a deleted object until it reappears
+	interest map[samples.Key]int64    // generations the operator upserted
 	status   Status
 }
 
 type objectView struct {
 	gen      int64
 	specs    []autoscalingv2.MetricSpec
-	triggers map[int]poller.TriggerState
+	triggers map[int]samples.TriggerState
 }
 
 // NewClient validates opts and builds a Client; call Run to connect.
@@ -107,9 +108,9 @@ func NewClient(opts ClientOptions) (*Client, error) {
 		opts:     opts,
 		log:      opts.Logger,
 		hub:      poller.NewHub(nil),
-		objects:  map[poller.Key]*objectView{},
-		deleted:  map[poller.Key]struct{}{},
-		interest: map[poller.Key]int64{},
+		objects:  map[samples.Key]*objectView{},
+		deleted:  map[samples.Key]struct{}{},
+		interest: map[samples.Key]int64{},
 		status:   Status{Since: time.Now(), LastError: errors.New("not connected yet")},
 	}, nil
 }
@@ -132,7 +133,7 @@ func (c *Client) Err() error {
 
 // Upsert records interest in spec's object and returns the build errors the adapter reported for this
 // generation, if its state for it has arrived.
-func (c *Client) Upsert(_ context.Context, spec poller.ObjectSpec) []error {
+func (c *Client) Upsert(_ context.Context, spec samples.ObjectSpec) []error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.interest[spec.Key] = spec.Generation
@@ -151,7 +152,7 @@ func (c *Client) Upsert(_ context.Context, spec poller.ObjectSpec) []error {
 }
 
 // Delete forgets the operator's interest; the adapter drops the object when the ScaledObject goes.
-func (c *Client) Delete(_ context.Context, key poller.Key) {
+func (c *Client) Delete(_ context.Context, key samples.Key) {
 	c.mu.Lock()
 	delete(c.interest, key)
 	c.mu.Unlock()
@@ -159,21 +160,23 @@ func (c *Client) Delete(_ context.Context, key poller.Key) {
 
 // Subscribe streams every update received (and, after each (re)connect, the snapshot's triggers). A slow
 // subscriber gets coalesced updates per trigger, as with the poller.
-func (c *Client) Subscribe(buffer int) (<-chan poller.Update, func()) { return c.hub.Subscribe(buffer) }
+func (c *Client) Subscribe(buffer int) (<-chan samples.Update, func()) {
+	return c.hub.Subscribe(buffer)
+}
 
 // Snapshot returns the streamed state of every object, sorted by key.
-func (c *Client) Snapshot() []poller.ObjectState {
+func (c *Client) Snapshot() []samples.ObjectState {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make([]poller.ObjectState, 0, len(c.objects))
+	out := make([]samples.ObjectState, 0, len(c.objects))
 	for k, o := range c.objects {
-		st := poller.ObjectState{Key: k, Generation: o.gen}
+		st := samples.ObjectState{Key: k, Generation: o.gen}
 		for _, idx := range sortedIndexes(o.triggers) {
 			st.Triggers = append(st.Triggers, o.triggers[idx])
 		}
 		out = append(out, st)
 	}
-	slices.SortFunc(out, func(a, b poller.ObjectState) int {
+	slices.SortFunc(out, func(a, b samples.ObjectState) int {
 		return cmp.Or(cmp.Compare(a.Key.Kind, b.Key.Kind), cmp.Compare(a.Key.Namespace, b.Key.Namespace),
 			cmp.Compare(a.Key.Name, b.Key.Name))
 	})
@@ -181,7 +184,7 @@ func (c *Client) Snapshot() []poller.ObjectState {
 }
 
 // MetricSpecs returns the object's metric specs as streamed (deep copies); nil when unknown.
-func (c *Client) MetricSpecs(key poller.Key) []autoscalingv2.MetricSpec {
+func (c *Client) MetricSpecs(key samples.Key) []autoscalingv2.MetricSpec {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	o := c.objects[key]
@@ -195,7 +198,7 @@ func (c *Client) MetricSpecs(key poller.Key) []autoscalingv2.MetricSpec {
 	return out
 }
 
-func sortedIndexes(m map[int]poller.TriggerState) []int {
+func sortedIndexes(m map[int]samples.TriggerState) []int {
 	idx := make([]int, 0, len(m))
 	for i := range m {
 		idx = append(idx, i)
@@ -283,19 +286,19 @@ func (c *Client) watch(ctx context.Context, api streampb.SampleStreamClient, fir
 }
 
 func (c *Client) applySnapshot(s *streampb.Snapshot) error {
-	objects := make(map[poller.Key]*objectView, len(s.GetObjects()))
-	var updates []poller.Update
+	objects := make(map[samples.Key]*objectView, len(s.GetObjects()))
+	var updates []samples.Update
 	for _, o := range s.GetObjects() {
 		key := keyFromPB(o.GetInfo().GetKey())
 		specs, err := specsFromPB(o.GetInfo().GetMetricSpecs())
 		if err != nil {
 			return fmt.Errorf("snapshot: %s %s: %w", key.Kind, key, err)
 		}
-		v := &objectView{gen: o.GetInfo().GetGeneration(), specs: specs, triggers: map[int]poller.TriggerState{}}
+		v := &objectView{gen: o.GetInfo().GetGeneration(), specs: specs, triggers: map[int]samples.TriggerState{}}
 		for _, t := range o.GetTriggers() {
 			ts := triggerFromPB(t)
 			v.triggers[ts.Index] = ts
-			updates = append(updates, poller.Update{Key: key, Trigger: ts})
+			updates = append(updates, samples.Update{Key: key, Trigger: ts})
 		}
 		objects[key] = v
 	}
@@ -309,7 +312,7 @@ func (c *Client) applySnapshot(s *streampb.Snapshot) error {
 		}
 	}
 	c.objects = objects
-	c.deleted = map[poller.Key]struct{}{}
+	c.deleted = map[samples.Key]struct{}{}
 	c.mu.Unlock()
 	for _, u := range updates {
 		c.hub.Publish(u)
@@ -327,12 +330,12 @@ func (c *Client) applyUpdate(u *streampb.TriggerUpdate) {
 	}
 	o := c.objects[key]
 	if o == nil {
-		o = &objectView{triggers: map[int]poller.TriggerState{}}
+		o = &objectView{triggers: map[int]samples.TriggerState{}}
 		c.objects[key] = o
 	}
 	o.triggers[ts.Index] = ts
 	c.mu.Unlock()
-	c.hub.Publish(poller.Update{Key: key, Trigger: ts, ActivityChanged: u.GetActivityChanged()})
+	c.hub.Publish(samples.Update{Key: key, Trigger: ts, ActivityChanged: u.GetActivityChanged()})
 }
 
 func (c *Client) applyObject(info *streampb.ObjectInfo) error {
@@ -347,14 +350,14 @@ func (c *Client) applyObject(info *streampb.ObjectInfo) error {
 	o := c.objects[key]
 	if o == nil || o.gen != info.GetGeneration() {
 		// A new generation starts with no samples: the old triggers' states belong to the old scalers.
-		o = &objectView{gen: info.GetGeneration(), triggers: map[int]poller.TriggerState{}}
+		o = &objectView{gen: info.GetGeneration(), triggers: map[int]samples.TriggerState{}}
 		c.objects[key] = o
 	}
 	o.specs = specs
 	return nil
 }
 
-func (c *Client) applyDeleted(key poller.Key) {
+func (c *Client) applyDeleted(key samples.Key) {
 	c.mu.Lock()
 	delete(c.objects, key)
 	c.deleted[key] = struct{}{}

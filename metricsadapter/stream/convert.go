@@ -7,7 +7,7 @@ import (
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 
-	"github.com/tidalscale/tidal/metricsadapter/poller"
+	"github.com/tidalscale/tidal/autoscaler/samples"
 	"github.com/tidalscale/tidal/metricsadapter/stream/streampb"
 	"github.com/tidalscale/tidal/scalers"
 )
@@ -29,19 +29,19 @@ func (e *RemoteError) Error() string { return e.Msg }
 
 // IsBuildError reports whether a trigger's Err is a build error: the poller keeps that as the Err of a trigger
 // that never sampled and never failed a sample.
-func IsBuildError(t *poller.TriggerState) bool {
+func IsBuildError(t *samples.TriggerState) bool {
 	return t.Err != nil && t.SampledAt.IsZero() && t.ConsecutiveFailures == 0
 }
 
-func keyToPB(k poller.Key) *streampb.ObjectKey {
+func keyToPB(k samples.Key) *streampb.ObjectKey {
 	return &streampb.ObjectKey{Kind: k.Kind, Namespace: k.Namespace, Name: k.Name}
 }
 
-func keyFromPB(k *streampb.ObjectKey) poller.Key {
+func keyFromPB(k *streampb.ObjectKey) samples.Key {
 	if k == nil {
-		return poller.Key{}
+		return samples.Key{}
 	}
-	return poller.Key{Kind: k.GetKind(), Namespace: k.GetNamespace(), Name: k.GetName()}
+	return samples.Key{Kind: k.GetKind(), Namespace: k.GetNamespace(), Name: k.GetName()}
 }
 
 func unixNano(t time.Time) int64 {
@@ -58,7 +58,7 @@ func fromUnixNano(n int64) time.Time {
 	return time.Unix(0, n)
 }
 
-func triggerToPB(t *poller.TriggerState) *streampb.TriggerState {
+func triggerToPB(t *samples.TriggerState) *streampb.TriggerState {
 	out := &streampb.TriggerState{
 		Index:               int32(t.Index),
 		Name:                t.Name,
@@ -85,8 +85,8 @@ func triggerToPB(t *poller.TriggerState) *streampb.TriggerState {
 	return out
 }
 
-func triggerFromPB(t *streampb.TriggerState) poller.TriggerState {
-	out := poller.TriggerState{
+func triggerFromPB(t *streampb.TriggerState) samples.TriggerState {
+	out := samples.TriggerState{
 		Index:               int(t.GetIndex()),
 		Name:                t.GetName(),
 		Type:                t.GetType(),

@@ -26,16 +26,17 @@ import (
 	"google.golang.org/grpc/status"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 
+	"github.com/tidalscale/tidal/autoscaler/samples"
 	"github.com/tidalscale/tidal/metricsadapter/poller"
 	"github.com/tidalscale/tidal/metricsadapter/stream/streampb"
 )
 
 // Source is the part of *poller.Poller the server streams.
 type Source interface {
-	Subscribe(buffer int) (<-chan poller.Update, func())
-	Snapshot() []poller.ObjectState
-	MetricSpecs(key poller.Key) []autoscalingv2.MetricSpec
-	State(key poller.Key) (poller.ObjectState, error)
+	Subscribe(buffer int) (<-chan samples.Update, func())
+	Snapshot() []samples.ObjectState
+	MetricSpecs(key samples.Key) []autoscalingv2.MetricSpec
+	State(key samples.Key) (samples.ObjectState, error)
 }
 
 // ServerOptions configures a Server. Source is required.
@@ -100,7 +101,7 @@ func NewServer(opts ServerOptions) (*Server, error) {
 }
 
 // ObjectChanged tells every stream about an object's new generation and metric specs.
-func (s *Server) ObjectChanged(key poller.Key) {
+func (s *Server) ObjectChanged(key samples.Key) {
 	st, err := s.opts.Source.State(key)
 	if err != nil {
 		return // deleted meanwhile
@@ -123,7 +124,7 @@ func (s *Server) ObjectChanged(key poller.Key) {
 }
 
 // ObjectDeleted tells every stream an object is gone.
-func (s *Server) ObjectDeleted(key poller.Key) {
+func (s *Server) ObjectDeleted(key samples.Key) {
 	s.broadcast(&streampb.WatchResponse{Event: &streampb.WatchResponse_Deleted{Deleted: keyToPB(key)}})
 }
 
@@ -135,7 +136,7 @@ func (s *Server) broadcast(msg *streampb.WatchResponse) {
 	}
 }
 
-func (s *Server) objectInfo(key poller.Key, gen int64) (*streampb.ObjectInfo, error) {
+func (s *Server) objectInfo(key samples.Key, gen int64) (*streampb.ObjectInfo, error) {
 	specs, err := specsToPB(s.opts.Source.MetricSpecs(key))
 	if err != nil {
 		return nil, err

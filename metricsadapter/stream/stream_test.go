@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap/zaptest"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 
+	"github.com/tidalscale/tidal/autoscaler/samples"
 	"github.com/tidalscale/tidal/metricsadapter/poller"
 	"github.com/tidalscale/tidal/metricsadapter/stream"
 	"github.com/tidalscale/tidal/metricsadapter/testpki"
@@ -61,9 +62,9 @@ func gaugeRegistry(g *gauge) *scalers.Registry {
 	return r
 }
 
-func objectSpec(ns, name string, gen int64, interval time.Duration) poller.ObjectSpec {
-	return poller.ObjectSpec{
-		Key:             poller.Key{Kind: poller.KindScaledObject, Namespace: ns, Name: name},
+func objectSpec(ns, name string, gen int64, interval time.Duration) samples.ObjectSpec {
+	return samples.ObjectSpec{
+		Key:             samples.Key{Kind: samples.KindScaledObject, Namespace: ns, Name: name},
 		PollingInterval: interval,
 		Generation:      gen,
 		Triggers:        []scalers.TriggerConfig{{Type: "gauge", Name: "g", Index: 0, Metadata: map[string]string{"name": name}}},
@@ -167,7 +168,7 @@ func eventually(t *testing.T, what string, cond func() (bool, string)) {
 }
 
 // waitUpdate reads updates until one carries want for key.
-func waitUpdate(t *testing.T, updates <-chan poller.Update, key poller.Key, want float64) poller.Update {
+func waitUpdate(t *testing.T, updates <-chan samples.Update, key samples.Key, want float64) samples.Update {
 	t.Helper()
 	timeout := time.After(30 * time.Second)
 	for {
@@ -315,7 +316,7 @@ func TestReconnectRebuildsFromSnapshot(t *testing.T) {
 	f := newFixture(t)
 	f.g.value.Store(2)
 	keep, gone := objectSpec("ns", "keep", 1, time.Hour), objectSpec("ns", "gone", 1, time.Hour)
-	for _, s := range []poller.ObjectSpec{keep, gone} {
+	for _, s := range []samples.ObjectSpec{keep, gone} {
 		f.poller.Upsert(context.Background(), s)
 		if err := f.poller.SampleNow(context.Background(), s.Key); err != nil {
 			t.Fatal(err)
@@ -387,7 +388,7 @@ func BenchmarkStreamDelivery(b *testing.B) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	const objects = 100
-	keys := make([]poller.Key, objects)
+	keys := make([]samples.Key, objects)
 	for i := range keys {
 		s := objectSpec("bench", "o"+strconv.Itoa(i), 1, time.Hour)
 		keys[i] = s.Key

@@ -1,6 +1,7 @@
-// Package app assembles the Tidal operator: clients, informers, the sample source, the controllers, leader
-// election and the /metrics, /healthz and /readyz endpoints. cmd/tidal-operator is a thin flag parser around
-// Run, and tests start the same Run in-process against the dev cluster.
+// Package app assembles the Tidal operator: clients, informers, the controllers, leader election and the
+// /metrics, /healthz and /readyz endpoints. The sample source (the metrics adapter's stream client, or a poller
+// in the same process) is chosen and run by the caller: cmd/tidal-operator is a thin flag parser around Run, and
+// tests start the same Run in-process against the dev cluster.
 package app
 
 import (
@@ -36,18 +37,23 @@ import (
 	"github.com/tidalscale/tidal/autoscaler/operator"
 	"github.com/tidalscale/tidal/autoscaler/operator/scaledjob"
 	"github.com/tidalscale/tidal/autoscaler/operator/scaledobject"
-	"github.com/tidalscale/tidal/metricsadapter/poller"
+	"github.com/tidalscale/tidal/autoscaler/samples"
+	"github.com/tidalscale/tidal/autoscaler/scaletarget"
+	"github.com/tidalscale/tidal/autoscaler/triggers"
 	"github.com/tidalscale/tidal/scalers"
 )
 
 // Options configures the operator.
 type Options struct {
 	Config *rest.Config
-	// Registry builds scalers for the in-process sample source. Required unless Source is set.
+	// Source supplies the samples (required): the metrics adapter's stream client, or a poller the caller runs.
+	Source samples.Source
+	// Registry builds scalers for the webhook's validation; required with Webhook.
 	Registry *scalers.Registry
-	// Source overrides the in-process poller (e.g. the metrics adapter's stream client).
-	Source operator.SampleSource
-	Logger *zap.Logger
+	// Metrics is the registry /metrics serves; the caller may register its source's collectors in it. A new one
+	// when nil.
+	Metrics *prometheus.Registry
+	Logger  *zap.Logger
 	// Namespace is the operator's own namespace: ClusterTriggerAuthentication secrets and the leader lease live
 	// there.
 	Namespace string
@@ -88,8 +94,8 @@ func New(opts Options) (*Operator, error) {
 	if opts.Config == nil {
 		return nil, errors.New("operator: a Kubernetes client config is required")
 	}
-	if opts.Registry == nil && opts.Source == nil {
-		return nil, errors.New("operator: a scaler registry or a sample source is required")
+	if opts.Source == nil {
+		return nil, errors.New("operator: a sample source is required")
 	}
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
@@ -128,7 +134,10 @@ func New(opts Options) (*Operator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tidal client: %w", err)
 	}
-	reg := prometheus.NewRegistry()
+	reg := opts.Metrics
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	o := &Operator{opts: opts, log: opts.Logger, kube: kube, tidal: tc, registry: reg, metrics: operator.NewMetrics(reg)}
 	o.opts.Config = cfg
@@ -242,29 +251,11 @@ func (o *Operator) Run(ctx context.Context) error {
 	return nil
 }
 
-// runControllers runs the sample source and the controllers until ctx is done.
+// runControllers runs the controllers until ctx is done.
 func (o *Operator) runControllers(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-
 	source := o.opts.Source
-	if source == nil {
-		p, err := poller.New(poller.Options{Registry: o.opts.Registry, Logger: o.log.Named("poller"), Metrics: o.registry})
-		if err != nil {
-			return fmt.Errorf("poller: %w", err)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := p.Run(ctx); err != nil && ctx.Err() == nil {
-				o.log.Error("poller stopped", zap.Error(err))
-			}
-		}()
-		source = p
-	}
 
 	sch := runtime.NewScheme()
 	if err := scheme.AddToScheme(sch); err != nil {
@@ -278,7 +269,7 @@ func (o *Operator) runControllers(ctx context.Context) error {
 	defer broadcaster.Shutdown()
 	recorder := broadcaster.NewRecorder(sch, corev1.EventSource{Component: "tidal-operator"})
 
-	targets, err := operator.NewTargets(o.opts.Config)
+	targets, err := scaletarget.New(o.opts.Config, operator.FieldManager)
 	if err != nil {
 		return err
 	}
@@ -288,7 +279,7 @@ func (o *Operator) runControllers(ctx context.Context) error {
 		Kube: o.kube, Tidal: o.tidal,
 		Informer: soInformer.Informer(), Lister: soInformer.Lister(),
 		Targets:  targets,
-		Resolver: &operator.Resolver{Kube: o.kube, Tidal: o.tidal, ClusterObjectNamespace: o.opts.Namespace},
+		Resolver: &triggers.Resolver{Kube: o.kube, Tidal: o.tidal, ClusterObjectNamespace: o.opts.Namespace},
 		Source:   source, Recorder: recorder, Logger: o.log, Metrics: o.metrics,
 	})
 	if err != nil {
@@ -302,7 +293,7 @@ func (o *Operator) runControllers(ctx context.Context) error {
 		Kube: o.kube, Tidal: o.tidal,
 		Informer: sjInformer.Informer(), Lister: sjInformer.Lister(),
 		JobInformer: jobInformer.Informer(), JobLister: jobInformer.Lister(),
-		Resolver: &operator.Resolver{Kube: o.kube, Tidal: o.tidal, ClusterObjectNamespace: o.opts.Namespace},
+		Resolver: &triggers.Resolver{Kube: o.kube, Tidal: o.tidal, ClusterObjectNamespace: o.opts.Namespace},
 		Source:   source, Recorder: recorder, Logger: o.log, Metrics: o.metrics,
 	})
 	if err != nil {

@@ -25,6 +25,7 @@ import (
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	"github.com/tidalscale/tidal/autoscaler/operator/app"
 	"github.com/tidalscale/tidal/internal/devcluster"
+	"github.com/tidalscale/tidal/metricsadapter/poller"
 	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/registry"
 )
@@ -62,6 +63,16 @@ func (e *env) startOperator(opts app.Options) *app.Operator {
 	if opts.Logger == nil {
 		opts.Logger = zaptest.NewLogger(e.t)
 	}
+	ctx, cancel := context.WithCancel(e.ctx)
+	if opts.Source == nil {
+		// As cmd/tidal-operator does without a metrics adapter: an in-process poller.
+		p, err := poller.Start(ctx, poller.Options{Registry: opts.Registry, Logger: opts.Logger.Named("poller")})
+		if err != nil {
+			cancel()
+			e.t.Fatal(err)
+		}
+		opts.Source = p
+	}
 	if opts.Namespace == "" {
 		opts.Namespace = e.ns
 	}
@@ -69,9 +80,9 @@ func (e *env) startOperator(opts app.Options) *app.Operator {
 	opts.WatchNamespace = e.ns
 	op, err := app.New(opts)
 	if err != nil {
+		cancel()
 		e.t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(e.ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

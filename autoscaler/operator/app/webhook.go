@@ -13,8 +13,8 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/tidalscale/tidal/autoscaler/operator"
 	"github.com/tidalscale/tidal/autoscaler/operator/webhook"
+	"github.com/tidalscale/tidal/autoscaler/triggers"
 )
 
 // WebhookOptions turns on the validating webhook.
@@ -52,7 +52,7 @@ func (o *Operator) serveWebhook(ctx context.Context, l net.Listener) error {
 		return err
 	}
 	v := &webhook.Validator{Kube: o.kube, Tidal: o.tidal, Registry: o.opts.Registry, Logger: o.log.Named("webhook"),
-		Resolver: &operator.Resolver{Kube: o.kube, Tidal: o.tidal, ClusterObjectNamespace: o.opts.Namespace}}
+		Resolver: &triggers.Resolver{Kube: o.kube, Tidal: o.tidal, ClusterObjectNamespace: o.opts.Namespace}}
 	mux := http.NewServeMux()
 	mux.Handle(webhook.Path, v)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second,

@@ -23,7 +23,8 @@ import (
 	tidalclient "github.com/tidalscale/tidal/api/client/clientset/versioned"
 	tidallisters "github.com/tidalscale/tidal/api/client/listers/api/v1alpha1"
 	"github.com/tidalscale/tidal/autoscaler/operator"
-	"github.com/tidalscale/tidal/metricsadapter/poller"
+	"github.com/tidalscale/tidal/autoscaler/samples"
+	"github.com/tidalscale/tidal/autoscaler/triggers"
 )
 
 // Labels on the Jobs a ScaledJob creates.
@@ -41,8 +42,8 @@ type Options struct {
 	Lister      tidallisters.ScaledJobLister
 	JobInformer cache.SharedIndexInformer // Jobs labelled scaledjob.tidal.dev/name
 	JobLister   batchlisters.JobLister
-	Resolver    *operator.Resolver
-	Source      operator.SampleSource
+	Resolver    *triggers.Resolver
+	Source      samples.Source
 	Recorder    record.EventRecorder
 	Logger      *zap.Logger
 	Metrics     *operator.Metrics
@@ -64,7 +65,7 @@ type Controller struct {
 type jobState struct {
 	generation int64
 	buildErr   error
-	triggers   map[int]poller.TriggerState
+	triggers   map[int]samples.TriggerState
 	// consumed is the newest sample time already turned into Jobs: one creation round per sample round.
 	consumed time.Time
 }
@@ -159,13 +160,13 @@ func (c *Controller) Run(ctx context.Context, workers int) error {
 	return nil
 }
 
-func (c *Controller) observe(u poller.Update) {
+func (c *Controller) observe(u samples.Update) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	key := u.Key.Namespace + "/" + u.Key.Name
 	st := c.jobs[key]
 	if st == nil {
-		st = &jobState{triggers: map[int]poller.TriggerState{}}
+		st = &jobState{triggers: map[int]samples.TriggerState{}}
 		c.jobs[key] = st
 	}
 	st.triggers[u.Trigger.Index] = u.Trigger

@@ -23,7 +23,8 @@ import (
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	"github.com/tidalscale/tidal/autoscaler/core"
 	"github.com/tidalscale/tidal/autoscaler/operator"
-	"github.com/tidalscale/tidal/metricsadapter/poller"
+	"github.com/tidalscale/tidal/autoscaler/samples"
+	"github.com/tidalscale/tidal/autoscaler/triggers"
 )
 
 // Reconcile creates the Jobs one sample round asks for, cleans the history and updates status. Idempotent: a
@@ -33,7 +34,7 @@ func (c *Controller) Reconcile(ctx context.Context, key string) error {
 	ns, name, _ := strings.Cut(key, "/")
 	sj, err := c.opts.Lister.ScaledJobs(ns).Get(name)
 	if apierrors.IsNotFound(err) {
-		c.opts.Source.Delete(ctx, poller.Key{Kind: kindScaledJob, Namespace: ns, Name: name})
+		c.opts.Source.Delete(ctx, samples.Key{Kind: kindScaledJob, Namespace: ns, Name: name})
 		c.mu.Lock()
 		delete(c.jobs, key)
 		c.mu.Unlock()
@@ -108,7 +109,7 @@ func (c *Controller) state(key string) *jobState {
 	defer c.mu.Unlock()
 	st := c.jobs[key]
 	if st == nil {
-		st = &jobState{triggers: map[int]poller.TriggerState{}}
+		st = &jobState{triggers: map[int]samples.TriggerState{}}
 		c.jobs[key] = st
 	}
 	return st
@@ -121,7 +122,7 @@ func (c *Controller) ensureTriggers(ctx context.Context, sj *tidalv1alpha1.Scale
 	if built {
 		return nil
 	}
-	spec, err := operator.ScaledJobSpec(ctx, sj, c.opts.Resolver, c.log)
+	spec, err := triggers.ForScaledJob(ctx, sj, c.opts.Resolver, c.log)
 	if err != nil {
 		c.event(sj, corev1.EventTypeWarning, "TriggerInvalid", err.Error())
 		c.mu.Lock()
@@ -158,7 +159,7 @@ func (c *Controller) decisionInput(sj *tidalv1alpha1.ScaledJob, st *jobState, ru
 	var newest time.Time
 	statuses := make([]tidalv1alpha1.TriggerStatus, 0, len(sj.Spec.Triggers))
 	specs := map[string]float64{}
-	for _, ms := range c.opts.Source.MetricSpecs(poller.Key{Kind: kindScaledJob, Namespace: sj.Namespace, Name: sj.Name}) {
+	for _, ms := range c.opts.Source.MetricSpecs(samples.Key{Kind: kindScaledJob, Namespace: sj.Namespace, Name: sj.Name}) {
 		if ms.External != nil {
 			if t := ms.External.Target; t.AverageValue != nil {
 				specs[ms.External.Metric.Name] = t.AverageValue.AsApproximateFloat64()
@@ -168,7 +169,7 @@ func (c *Controller) decisionInput(sj *tidalv1alpha1.ScaledJob, st *jobState, ru
 		}
 	}
 	for i, t := range sj.Spec.Triggers {
-		ts := tidalv1alpha1.TriggerStatus{Name: operator.TriggerName(t, i), Type: t.Type}
+		ts := tidalv1alpha1.TriggerStatus{Name: triggers.Name(t, i), Type: t.Type}
 		s, ok := st.triggers[i]
 		if ok && s.Err != nil {
 			ts.Error = s.Err.Error()
@@ -342,7 +343,7 @@ func templateHash(spec *batchv1.JobSpec) string {
 }
 
 // sourceErr reports a sample source that cannot be reached (the metrics adapter's stream), if it can tell.
-func sourceErr(src operator.SampleSource) error {
+func sourceErr(src samples.Source) error {
 	if h, ok := src.(interface{ Err() error }); ok {
 		return h.Err()
 	}

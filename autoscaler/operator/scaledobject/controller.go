@@ -20,7 +20,9 @@ import (
 	tidalclient "github.com/tidalscale/tidal/api/client/clientset/versioned"
 	tidallisters "github.com/tidalscale/tidal/api/client/listers/api/v1alpha1"
 	"github.com/tidalscale/tidal/autoscaler/operator"
-	"github.com/tidalscale/tidal/metricsadapter/poller"
+	"github.com/tidalscale/tidal/autoscaler/samples"
+	"github.com/tidalscale/tidal/autoscaler/scaletarget"
+	"github.com/tidalscale/tidal/autoscaler/triggers"
 )
 
 // Options wires a Controller.
@@ -29,9 +31,9 @@ type Options struct {
 	Tidal    tidalclient.Interface
 	Informer cache.SharedIndexInformer // ScaledObjects
 	Lister   tidallisters.ScaledObjectLister
-	Targets  *operator.Targets
-	Resolver *operator.Resolver
-	Source   operator.SampleSource
+	Targets  *scaletarget.Client
+	Resolver *triggers.Resolver
+	Source   samples.Source
 	Recorder record.EventRecorder
 	Logger   *zap.Logger
 	Metrics  *operator.Metrics
@@ -96,7 +98,7 @@ func (c *Controller) Run(ctx context.Context, workers int) error {
 	defer cancel()
 	for _, st := range c.opts.Source.Snapshot() {
 		for _, t := range st.Triggers {
-			c.observe(poller.Update{Key: st.Key, Trigger: t})
+			c.observe(samples.Update{Key: st.Key, Trigger: t})
 		}
 	}
 	go c.consume(ctx, updates)
@@ -121,7 +123,7 @@ func (c *Controller) Run(ctx context.Context, workers int) error {
 
 // consume turns every sample update into a reconcile of its object: this is what makes direct mode react to a
 // push within milliseconds rather than at a sync period.
-func (c *Controller) consume(ctx context.Context, updates <-chan poller.Update) {
+func (c *Controller) consume(ctx context.Context, updates <-chan samples.Update) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -139,7 +141,7 @@ func (c *Controller) consume(ctx context.Context, updates <-chan poller.Update) 
 	}
 }
 
-func (c *Controller) observe(u poller.Update) {
+func (c *Controller) observe(u samples.Update) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	key := u.Key.Namespace + "/" + u.Key.Name

@@ -14,11 +14,12 @@ import (
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	"github.com/tidalscale/tidal/autoscaler/core"
 	"github.com/tidalscale/tidal/autoscaler/operator"
-	"github.com/tidalscale/tidal/metricsadapter/poller"
+	"github.com/tidalscale/tidal/autoscaler/samples"
+	"github.com/tidalscale/tidal/autoscaler/scaletarget"
 )
 
 // reconcileDirect decides replicas in-process with autoscaler/core and writes /scale.
-func (c *Controller) reconcileDirect(ctx context.Context, so *tidalv1alpha1.ScaledObject, status *tidalv1alpha1.ScaledObjectStatus, target operator.Target, scale *autoscalingv1.Scale, st *objectState) (Result, error) {
+func (c *Controller) reconcileDirect(ctx context.Context, so *tidalv1alpha1.ScaledObject, status *tidalv1alpha1.ScaledObjectStatus, target scaletarget.Target, scale *autoscalingv1.Scale, st *objectState) (Result, error) {
 	current, statusReplicas := scale.Spec.Replicas, scale.Status.Replicas
 	log := operator.LoggerFrom(ctx)
 	if status.HpaName != "" { // switched from mode hpa: the HPA must stop acting on the target
@@ -28,7 +29,7 @@ func (c *Controller) reconcileDirect(ctx context.Context, so *tidalv1alpha1.Scal
 		status.HpaName = ""
 	}
 	now := c.now()
-	key := poller.Key{Kind: kindScaledObject, Namespace: so.Namespace, Name: so.Name}
+	key := samples.Key{Kind: kindScaledObject, Namespace: so.Namespace, Name: so.Name}
 
 	c.mu.Lock()
 	in, sampled, ready := c.decisionInput(so, st, c.opts.Source.MetricSpecs(key), current, statusReplicas)

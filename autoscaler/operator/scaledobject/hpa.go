@@ -15,7 +15,8 @@ import (
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	"github.com/tidalscale/tidal/autoscaler/core"
 	"github.com/tidalscale/tidal/autoscaler/operator"
-	"github.com/tidalscale/tidal/metricsadapter/poller"
+	"github.com/tidalscale/tidal/autoscaler/samples"
+	"github.com/tidalscale/tidal/autoscaler/scaletarget"
 )
 
 // HPAName is the managed HPA's name: advanced.horizontalPodAutoscalerConfig.name or tidal-hpa-<name>.
@@ -28,8 +29,8 @@ func HPAName(so *tidalv1alpha1.ScaledObject) string {
 
 // reconcileHPAMode keeps the managed HPA in line with the spec and, like KEDA, handles 0↔1 itself: the HPA
 // never scales from or to zero.
-func (c *Controller) reconcileHPAMode(ctx context.Context, so *tidalv1alpha1.ScaledObject, status *tidalv1alpha1.ScaledObjectStatus, target operator.Target, current int32, st *objectState) (Result, error) {
-	key := poller.Key{Kind: kindScaledObject, Namespace: so.Namespace, Name: so.Name}
+func (c *Controller) reconcileHPAMode(ctx context.Context, so *tidalv1alpha1.ScaledObject, status *tidalv1alpha1.ScaledObjectStatus, target scaletarget.Target, current int32, st *objectState) (Result, error) {
+	key := samples.Key{Kind: kindScaledObject, Namespace: so.Namespace, Name: so.Name}
 	specs := c.opts.Source.MetricSpecs(key)
 	if len(specs) == 0 {
 		// An HPA without metrics would default to 80% CPU: wait for the triggers' specs.
@@ -82,7 +83,7 @@ func (c *Controller) reconcileHPAMode(ctx context.Context, so *tidalv1alpha1.Sca
 }
 
 // desiredHPA renders the managed HPA.
-func desiredHPA(so *tidalv1alpha1.ScaledObject, target operator.Target, specs []autoscalingv2.MetricSpec) *autoscalingv2.HorizontalPodAutoscaler {
+func desiredHPA(so *tidalv1alpha1.ScaledObject, target scaletarget.Target, specs []autoscalingv2.MetricSpec) *autoscalingv2.HorizontalPodAutoscaler {
 	minR := max(derefOr(so.Spec.MinReplicaCount, tidalv1alpha1.DefaultMinReplicaCount), 1)
 	metrics := make([]autoscalingv2.MetricSpec, 0, len(specs))
 	for _, s := range specs {
@@ -115,7 +116,7 @@ func desiredHPA(so *tidalv1alpha1.ScaledObject, target operator.Target, specs []
 	return hpa
 }
 
-func (c *Controller) ensureHPA(ctx context.Context, so *tidalv1alpha1.ScaledObject, target operator.Target, specs []autoscalingv2.MetricSpec) error {
+func (c *Controller) ensureHPA(ctx context.Context, so *tidalv1alpha1.ScaledObject, target scaletarget.Target, specs []autoscalingv2.MetricSpec) error {
 	want := desiredHPA(so, target, specs)
 	hpas := c.opts.Kube.AutoscalingV2().HorizontalPodAutoscalers(so.Namespace)
 	got, err := hpas.Get(ctx, want.Name, metav1.GetOptions{})

@@ -15,7 +15,9 @@ import (
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	"github.com/tidalscale/tidal/autoscaler/core"
 	"github.com/tidalscale/tidal/autoscaler/operator"
-	"github.com/tidalscale/tidal/metricsadapter/poller"
+	"github.com/tidalscale/tidal/autoscaler/samples"
+	"github.com/tidalscale/tidal/autoscaler/scaletarget"
+	"github.com/tidalscale/tidal/autoscaler/triggers"
 )
 
 const (
@@ -51,13 +53,13 @@ type Result struct{ RequeueAfter time.Duration }
 type objectState struct {
 	generation int64 // generation whose triggers are registered with the source; 0 means none
 	buildErrs  []error
-	triggers   map[int]poller.TriggerState
+	triggers   map[int]samples.TriggerState
 	core       core.State
 	sampleSeen time.Time
 }
 
 func newObjectState() *objectState {
-	return &objectState{triggers: map[int]poller.TriggerState{}}
+	return &objectState{triggers: map[int]samples.TriggerState{}}
 }
 
 func splitKey(key string) (string, string, error) {
@@ -158,7 +160,7 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (Result, error) 
 }
 
 // ensureTriggers (re)registers the object's triggers with the source when its generation changed.
-func (c *Controller) ensureTriggers(ctx context.Context, so *tidalv1alpha1.ScaledObject, target operator.Target) (*objectState, error) {
+func (c *Controller) ensureTriggers(ctx context.Context, so *tidalv1alpha1.ScaledObject, target scaletarget.Target) (*objectState, error) {
 	key := so.Namespace + "/" + so.Name
 	c.mu.Lock()
 	st := c.objects[key]
@@ -171,7 +173,7 @@ func (c *Controller) ensureTriggers(ctx context.Context, so *tidalv1alpha1.Scale
 	if built {
 		return st, nil
 	}
-	spec, resolveErr := operator.ObjectSpec(ctx, so, c.opts.Targets, c.opts.Resolver, c.log)
+	spec, resolveErr := triggers.ForScaledObject(ctx, so, c.opts.Targets, c.opts.Resolver, c.log)
 	if resolveErr != nil {
 		// Auth or environment could not be resolved: every trigger reports it; retry later, as a secret may
 		// appear. The message names the field and never a value.
@@ -194,7 +196,7 @@ func (c *Controller) ensureTriggers(ctx context.Context, so *tidalv1alpha1.Scale
 	return st, nil
 }
 
-func triggerName(t tidalv1alpha1.ScaleTriggers, i int) string { return operator.TriggerName(t, i) }
+func triggerName(t tidalv1alpha1.ScaleTriggers, i int) string { return triggers.Name(t, i) }
 
 func pollingInterval(so *tidalv1alpha1.ScaledObject) int32 {
 	if so.Spec.PollingInterval != nil && *so.Spec.PollingInterval > 0 {
@@ -204,7 +206,7 @@ func pollingInterval(so *tidalv1alpha1.ScaledObject) int32 {
 }
 
 // reconcilePaused applies the paused-replicas annotation, or freezes the target where it is.
-func (c *Controller) reconcilePaused(ctx context.Context, so *tidalv1alpha1.ScaledObject, status *tidalv1alpha1.ScaledObjectStatus, target operator.Target, current int32, replicas *int32) (Result, error) {
+func (c *Controller) reconcilePaused(ctx context.Context, so *tidalv1alpha1.ScaledObject, status *tidalv1alpha1.ScaledObjectStatus, target scaletarget.Target, current int32, replicas *int32) (Result, error) {
 	msg := "autoscaling is paused"
 	if replicas != nil {
 		msg = fmt.Sprintf("autoscaling is paused at %d replicas", *replicas)
@@ -227,7 +229,7 @@ func (c *Controller) reconcilePaused(ctx context.Context, so *tidalv1alpha1.Scal
 
 // forget drops everything the controller and the source hold for a deleted object.
 func (c *Controller) forget(ctx context.Context, ns, name string) {
-	c.opts.Source.Delete(ctx, poller.Key{Kind: kindScaledObject, Namespace: ns, Name: name})
+	c.opts.Source.Delete(ctx, samples.Key{Kind: kindScaledObject, Namespace: ns, Name: name})
 	c.mu.Lock()
 	delete(c.objects, ns+"/"+name)
 	c.mu.Unlock()

@@ -20,7 +20,7 @@ import (
 
 	tidalclient "github.com/tidalscale/tidal/api/client/clientset/versioned"
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
-	"github.com/tidalscale/tidal/autoscaler/operator"
+	"github.com/tidalscale/tidal/autoscaler/triggers"
 	"github.com/tidalscale/tidal/scalers"
 )
 
@@ -32,7 +32,7 @@ type Validator struct {
 	Kube     kubernetes.Interface
 	Tidal    tidalclient.Interface
 	Registry *scalers.Registry
-	Resolver *operator.Resolver
+	Resolver *triggers.Resolver
 	Logger   *zap.Logger
 }
 

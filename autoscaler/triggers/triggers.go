@@ -1,4 +1,4 @@
-package operator
+package triggers
 
 import (
 	"context"
@@ -13,8 +13,8 @@ import (
 	"github.com/tidalscale/tidal/scalers"
 )
 
-// TriggerSource is an object's triggers with what is needed to resolve their authentication and environment.
-type TriggerSource struct {
+// Object is an object's triggers with what is needed to resolve their authentication and environment.
+type Object struct {
 	Kind, Namespace, Name string
 	Triggers              []tidalv1alpha1.ScaleTriggers
 	// Template is the pod template whose container environment …FromEnv keys and TriggerAuthentication env
@@ -26,9 +26,9 @@ type TriggerSource struct {
 	Logger          *zap.Logger
 }
 
-// TriggerConfigs resolves every trigger of an object into a scaler config, and reports each trigger's
+// Configs resolves every trigger of an object into a scaler config, and reports each trigger's
 // useCachedMetrics. An error names the field that could not be resolved, never a value.
-func TriggerConfigs(ctx context.Context, r *Resolver, src TriggerSource) ([]scalers.TriggerConfig, []bool, error) {
+func Configs(ctx context.Context, r *Resolver, src Object) ([]scalers.TriggerConfig, []bool, error) {
 	if src.Logger == nil {
 		src.Logger = zap.NewNop()
 	}
@@ -63,15 +63,15 @@ func TriggerConfigs(ctx context.Context, r *Resolver, src TriggerSource) ([]scal
 			Metadata: t.Metadata, AuthParams: auth, ResolvedEnv: env,
 			MetricType: t.MetricType, PollingInterval: src.PollingInterval,
 			ObjectNamespace: src.Namespace, ObjectName: src.Name, ObjectKind: src.Kind,
-			Logger: src.Logger.With(zap.String(lowerFirst(src.Kind), src.Namespace+"/"+src.Name), zap.String("trigger", TriggerName(t, i))),
+			Logger: src.Logger.With(zap.String(lowerFirst(src.Kind), src.Namespace+"/"+src.Name), zap.String("trigger", Name(t, i))),
 		})
 		cached = append(cached, t.UseCachedMetrics)
 	}
 	return cfgs, cached, nil
 }
 
-// TriggerName is a trigger's name in status and formulas: its name, or s<index>-<type>.
-func TriggerName(t tidalv1alpha1.ScaleTriggers, i int) string {
+// Name is a trigger's name in status and formulas: its name, or s<index>-<type>.
+func Name(t tidalv1alpha1.ScaleTriggers, i int) string {
 	if t.Name != "" {
 		return t.Name
 	}

@@ -1,4 +1,7 @@
-package operator
+// Package scaletarget reads and writes any workload through its /scale subresource and reads its pod template.
+// The operator scales through it; the operator and the metrics adapter both read the target's pod template to
+// resolve a trigger's environment.
+package scaletarget
 
 import (
 	"context"
@@ -23,19 +26,20 @@ import (
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 )
 
-// Targets reads and writes any workload through its /scale subresource, and reads its pod template for
+// Client reads and writes any workload through its /scale subresource, and reads its pod template for
 // trigger environment resolution. It resolves kinds through discovery, so custom resources work as long as they
 // serve /scale.
-type Targets struct {
-	mapper  *restmapper.DeferredDiscoveryRESTMapper
-	scales  scale.ScalesGetter
-	dynamic dynamic.Interface
+type Client struct {
+	mapper       *restmapper.DeferredDiscoveryRESTMapper
+	scales       scale.ScalesGetter
+	dynamic      dynamic.Interface
+	fieldManager string
 
 	mu sync.Mutex
 }
 
-// NewTargets builds a Targets from a rest config.
-func NewTargets(cfg *rest.Config) (*Targets, error) {
+// New builds a Client from a rest config; fieldManager names the writer of every /scale update.
+func New(cfg *rest.Config, fieldManager string) (*Client, error) {
 	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("discovery client: %w", err)
@@ -50,7 +54,7 @@ func NewTargets(cfg *rest.Config) (*Targets, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dynamic client: %w", err)
 	}
-	return &Targets{mapper: mapper, scales: sg, dynamic: dyn}, nil
+	return &Client{mapper: mapper, scales: sg, dynamic: dyn, fieldManager: fieldManager}, nil
 }
 
 // Target is a resolved scale target.
@@ -73,19 +77,11 @@ func (t Target) GVKR() *tidalv1alpha1.GroupVersionKindResource {
 
 // Resolve maps a scaleTargetRef to its resource. An unknown kind is retried once after refreshing discovery, so
 // a CRD installed after start-up resolves.
-func (ts *Targets) Resolve(namespace string, ref tidalv1alpha1.ScaleTarget) (Target, error) {
-	apiVersion, kind := ref.APIVersion, ref.Kind
-	if apiVersion == "" {
-		apiVersion = tidalv1alpha1.DefaultScaleTargetAPIVersion
-	}
-	if kind == "" {
-		kind = tidalv1alpha1.DefaultScaleTargetKind
-	}
-	gv, err := schema.ParseGroupVersion(apiVersion)
+func (ts *Client) Resolve(namespace string, ref tidalv1alpha1.ScaleTarget) (Target, error) {
+	gvk, err := ref.GroupVersionKind()
 	if err != nil {
-		return Target{}, fmt.Errorf("spec.scaleTargetRef.apiVersion %q: %w", apiVersion, err)
+		return Target{}, fmt.Errorf("spec.%w", err)
 	}
-	gvk := gv.WithKind(kind)
 	mapping, err := ts.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 	if err != nil && meta.IsNoMatchError(err) {
 		ts.mu.Lock()
@@ -94,13 +90,13 @@ func (ts *Targets) Resolve(namespace string, ref tidalv1alpha1.ScaleTarget) (Tar
 		mapping, err = ts.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 	}
 	if err != nil {
-		return Target{}, fmt.Errorf("spec.scaleTargetRef: kind %s in %s is not served: %w", kind, apiVersion, err)
+		return Target{}, fmt.Errorf("spec.scaleTargetRef: kind %s in %s is not served: %w", gvk.Kind, gvk.GroupVersion(), err)
 	}
 	return Target{Namespace: namespace, Name: ref.Name, GVK: gvk, GVR: mapping.Resource}, nil
 }
 
 // GetScale reads the target's /scale.
-func (ts *Targets) GetScale(ctx context.Context, t Target) (*autoscalingv1.Scale, error) {
+func (ts *Client) GetScale(ctx context.Context, t Target) (*autoscalingv1.Scale, error) {
 	s, err := ts.scales.Scales(t.Namespace).Get(ctx, t.GVR.GroupResource(), t.Name, metav1.GetOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("get /scale of %s %s/%s: %w", t.GVK.Kind, t.Namespace, t.Name, err)
@@ -109,13 +105,13 @@ func (ts *Targets) GetScale(ctx context.Context, t Target) (*autoscalingv1.Scale
 }
 
 // SetReplicas writes replicas through /scale, reading the current scale first. It returns the previous count.
-func (ts *Targets) SetReplicas(ctx context.Context, t Target, replicas int32) (int32, error) {
+func (ts *Client) SetReplicas(ctx context.Context, t Target, replicas int32) (int32, error) {
 	return ts.UpdateReplicas(ctx, t, nil, replicas)
 }
 
 // UpdateReplicas writes replicas through /scale starting from a scale the caller has just read (nil: read it),
 // which saves a round trip on the hot path; a conflict re-reads and retries. It returns the previous count.
-func (ts *Targets) UpdateReplicas(ctx context.Context, t Target, s *autoscalingv1.Scale, replicas int32) (int32, error) {
+func (ts *Client) UpdateReplicas(ctx context.Context, t Target, s *autoscalingv1.Scale, replicas int32) (int32, error) {
 	for attempt := 0; ; attempt++ {
 		if s == nil {
 			var err error
@@ -129,7 +125,7 @@ func (ts *Targets) UpdateReplicas(ctx context.Context, t Target, s *autoscalingv
 		}
 		s = s.DeepCopy()
 		s.Spec.Replicas = replicas
-		_, err := ts.scales.Scales(t.Namespace).Update(ctx, t.GVR.GroupResource(), s, metav1.UpdateOptions{FieldManager: FieldManager})
+		_, err := ts.scales.Scales(t.Namespace).Update(ctx, t.GVR.GroupResource(), s, metav1.UpdateOptions{FieldManager: ts.fieldManager})
 		if err == nil {
 			return prev, nil
 		}
@@ -143,7 +139,7 @@ func (ts *Targets) UpdateReplicas(ctx context.Context, t Target, s *autoscalingv
 
 // PodTemplate returns the target's pod template (spec.template) when it has one (Deployments, StatefulSets,
 // most workload CRDs); nil otherwise.
-func (ts *Targets) PodTemplate(ctx context.Context, t Target) (*corev1.PodTemplateSpec, error) {
+func (ts *Client) PodTemplate(ctx context.Context, t Target) (*corev1.PodTemplateSpec, error) {
 	obj, err := ts.dynamic.Resource(t.GVR).Namespace(t.Namespace).Get(ctx, t.Name, metav1.GetOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("get %s %s/%s: %w", t.GVK.Kind, t.Namespace, t.Name, err)
@@ -158,9 +154,6 @@ func (ts *Targets) PodTemplate(ctx context.Context, t Target) (*corev1.PodTempla
 	}
 	return &tmpl, nil
 }
-
-// FieldManager is the manager name on every write the operator makes.
-const FieldManager = "tidal-operator"
 
 // KindString renders status.scaleTargetKind: "apps/v1.Deployment".
 func (t Target) KindString() string {

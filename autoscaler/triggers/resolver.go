@@ -1,4 +1,7 @@
-package operator
+// Package triggers resolves a ScaledObject's or ScaledJob's triggers into what scalers are built from: each
+// trigger's TriggerAuthentication or ClusterTriggerAuthentication and the scale target's container environment.
+// The operator and the metrics adapter both build their samples.ObjectSpec here, so both name the same metrics.
+package triggers
 
 import (
 	"context"

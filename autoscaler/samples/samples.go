@@ -1,0 +1,93 @@
+// Package samples is the contract between whatever samples triggers (the metrics adapter's poller, in-process
+// or behind the gRPC stream) and the operator that decides on the samples. Data flows one way: scalers →
+// poller → (stream) → operator. Both sides import this package and nothing of each other.
+package samples
+
+import (
+	"context"
+	"time"
+
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+
+	"github.com/tidalscale/tidal/scalers"
+)
+
+// Object kinds a Key may name.
+const (
+	KindScaledObject = "ScaledObject"
+	KindScaledJob    = "ScaledJob"
+)
+
+// Key identifies a ScaledObject or ScaledJob.
+type Key struct{ Kind, Namespace, Name string }
+
+// String renders "namespace/name".
+func (k Key) String() string { return k.Namespace + "/" + k.Name }
+
+// ObjectSpec is what a sampler needs of one ScaledObject or ScaledJob: its triggers, resolved.
+type ObjectSpec struct {
+	Key Key
+	// PollingInterval is spec.pollingInterval; zero means KEDA's default, 30s.
+	PollingInterval time.Duration
+	// Triggers are the resolved triggers; the caller sets each Index (its position in spec.triggers).
+	Triggers []scalers.TriggerConfig
+	// UseCachedMetrics is triggers[].useCachedMetrics by position; missing entries are false.
+	UseCachedMetrics []bool
+	// Generation is the object's metadata.generation. An Upsert with the generation already held is a no-op.
+	Generation int64
+}
+
+// TriggerState is the latest state of one trigger.
+//
+// On a failed sample, Samples, Active and SampledAt keep the values of the last successful sample, while Err and
+// ConsecutiveFailures describe the latest attempt; a successful sample resets both. A trigger whose scaler could
+// not be built has the build error in Err and is never sampled.
+type TriggerState struct {
+	Index       int
+	Name, Type  string
+	MetricNames []string
+	Samples     []scalers.Sample
+	Active      bool
+	Err         error
+	// ConsecutiveFailures counts failed samples since the last success.
+	ConsecutiveFailures int
+	// SampledAt is when the last successful sample was taken; zero before the first.
+	SampledAt time.Time
+	// Pushed reports that the latest sample was taken because the trigger's PushScaler signalled a change.
+	Pushed bool
+}
+
+// ObjectState is the state of one object, for Snapshot.
+type ObjectState struct {
+	Key        Key
+	Generation int64
+	Triggers   []TriggerState
+}
+
+// Update is published to subscribers after every sample of a trigger, successful or not.
+type Update struct {
+	Key     Key
+	Trigger TriggerState
+	// ActivityChanged reports that Trigger.Active differs from the state before this update. When a slow
+	// subscriber's updates were coalesced, it reports whether any of the merged updates changed activity.
+	ActivityChanged bool
+}
+
+// Source supplies trigger samples to the operator. Two implementations exist: the metrics adapter's poller
+// (in-process, for all-in-one and small clusters) and the adapter's gRPC stream client. The operator registers
+// every object's triggers with Upsert, removes them with Delete, and reacts to every Update it receives; it
+// never polls the source for values. cmd/ chooses which one the operator gets.
+type Source interface {
+	// Upsert registers or updates an object's triggers; per-trigger build errors are returned (and reported
+	// later as that trigger's error).
+	Upsert(ctx context.Context, spec ObjectSpec) []error
+	// Delete forgets an object and releases its scalers.
+	Delete(ctx context.Context, key Key)
+	// Subscribe streams every new sample and activity change.
+	Subscribe(buffer int) (<-chan Update, func())
+	// Snapshot returns the current state of every object, for a subscriber that (re)starts.
+	Snapshot() []ObjectState
+	// MetricSpecs returns the metric specs of an object's triggers (External targets, or Resource for cpu and
+	// memory), in trigger order.
+	MetricSpecs(key Key) []autoscalingv2.MetricSpec
+}

@@ -1,0 +1,60 @@
+package triggers
+
+import (
+	"context"
+	"fmt"
+
+	"go.uber.org/zap"
+
+	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
+	"github.com/tidalscale/tidal/autoscaler/samples"
+	"github.com/tidalscale/tidal/autoscaler/scaletarget"
+)
+
+// ForScaledObject turns a ScaledObject into what a sampler needs: each trigger with its TriggerAuthentication
+// and the scale target's container environment resolved (Configs). The operator and the metrics adapter build
+// their scalers from the same spec, so both name the same metrics.
+//
+// An error names the field that could not be resolved (spec.scaleTargetRef, spec.triggers[i]...) and never a
+// resolved value. The returned spec holds secrets in its triggers' AuthParams: never log it.
+func ForScaledObject(ctx context.Context, so *tidalv1alpha1.ScaledObject, targets *scaletarget.Client, resolver *Resolver, logger *zap.Logger) (samples.ObjectSpec, error) {
+	interval := so.Spec.GetPollingInterval()
+	spec := samples.ObjectSpec{
+		Key:             samples.Key{Kind: samples.KindScaledObject, Namespace: so.Namespace, Name: so.Name},
+		PollingInterval: interval,
+		Generation:      so.Generation,
+	}
+	target, err := targets.Resolve(so.Namespace, so.Spec.ScaleTargetRef)
+	if err != nil {
+		return spec, err
+	}
+	tmpl, err := targets.PodTemplate(ctx, target)
+	if err != nil {
+		return spec, fmt.Errorf("spec.scaleTargetRef: %w", err)
+	}
+	spec.Triggers, spec.UseCachedMetrics, err = Configs(ctx, resolver, Object{
+		Kind: samples.KindScaledObject, Namespace: so.Namespace, Name: so.Name, Triggers: so.Spec.Triggers,
+		Template: tmpl, EnvContainer: so.Spec.ScaleTargetRef.EnvSourceContainerName, PollingInterval: interval, Logger: logger,
+	})
+	return spec, err
+}
+
+// ForScaledJob is ForScaledObject for a ScaledJob: the environment comes from its jobTargetRef's pod template.
+func ForScaledJob(ctx context.Context, sj *tidalv1alpha1.ScaledJob, resolver *Resolver, logger *zap.Logger) (samples.ObjectSpec, error) {
+	interval := sj.Spec.GetPollingInterval()
+	spec := samples.ObjectSpec{
+		Key:             samples.Key{Kind: samples.KindScaledJob, Namespace: sj.Namespace, Name: sj.Name},
+		PollingInterval: interval,
+		Generation:      sj.Generation,
+	}
+	if sj.Spec.JobTargetRef == nil {
+		return spec, fmt.Errorf("spec.jobTargetRef: required")
+	}
+	tmpl := sj.Spec.JobTargetRef.Template
+	var err error
+	spec.Triggers, spec.UseCachedMetrics, err = Configs(ctx, resolver, Object{
+		Kind: samples.KindScaledJob, Namespace: sj.Namespace, Name: sj.Name, Triggers: sj.Spec.Triggers,
+		Template: &tmpl, EnvContainer: sj.Spec.EnvSourceContainerName, PollingInterval: interval, Logger: logger,
+	})
+	return spec, err
+}
