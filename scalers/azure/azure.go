@@ -156,3 +156,24 @@ func HTTPClient(shared *scalers.Shared, scalerType string) (*http.Client, func()
 	}
 	return &http.Client{Transport: tr, Timeout: DefaultTimeout}, release, nil
 }
+
+// NewClient builds the SDK client of one storage entity (a queue, a container): from the connection string when
+// one is given, else at ServiceURL/entity with the workload identity of the pod. fromConn and fromCred wrap the
+// SDK's two constructors; opts are the pipeline options both use for the credential.
+func NewClient[C any](s Storage, entity string, opts policy.ClientOptions,
+	fromConn func(conn, entity string) (C, error), fromCred func(url string, cred azcore.TokenCredential) (C, error)) (C, error) {
+	var zero C
+	if s.Connection != "" {
+		c, err := fromConn(s.Connection, entity)
+		if err != nil {
+			// The SDK's parse error may quote the connection string: keep it out.
+			return zero, errors.New("connection: not a valid storage connection string")
+		}
+		return c, nil
+	}
+	cred, err := WorkloadIdentity(opts)
+	if err != nil {
+		return zero, err
+	}
+	return fromCred(s.ServiceURL+"/"+entity, cred)
+}

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/gobwas/glob"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -94,18 +95,13 @@ func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) 
 		return nil, cfg.Errorf("%w", err)
 	}
 	opts := &container.ClientOptions{ClientOptions: azure.ClientOptions(hc)}
-	var client *container.Client
-	if meta.Connection != "" {
-		client, err = container.NewClientFromConnectionString(meta.Connection, meta.BlobContainerName, opts)
-		if err != nil {
-			err = errors.New("connection: not a valid storage connection string")
-		}
-	} else {
-		cred, credErr := azure.WorkloadIdentity(opts.ClientOptions)
-		if err = credErr; err == nil {
-			client, err = container.NewClient(meta.ServiceURL+"/"+meta.BlobContainerName, cred, opts)
-		}
-	}
+	client, err := azure.NewClient(meta.Storage, meta.BlobContainerName, opts.ClientOptions,
+		func(conn, name string) (*container.Client, error) {
+			return container.NewClientFromConnectionString(conn, name, opts)
+		},
+		func(url string, cred azcore.TokenCredential) (*container.Client, error) {
+			return container.NewClient(url, cred, opts)
+		})
 	if err != nil {
 		_ = release()
 		return nil, cfg.Errorf("%w", err)

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue/v2"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 
@@ -71,18 +72,13 @@ func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) 
 		return nil, cfg.Errorf("%w", err)
 	}
 	opts := &azqueue.ClientOptions{ClientOptions: azure.ClientOptions(hc)}
-	var client *azqueue.QueueClient
-	if meta.Connection != "" {
-		client, err = azqueue.NewQueueClientFromConnectionString(meta.Connection, meta.QueueName, opts)
-		if err != nil {
-			err = errors.New("connection: not a valid storage connection string")
-		}
-	} else {
-		cred, credErr := azure.WorkloadIdentity(opts.ClientOptions)
-		if err = credErr; err == nil {
-			client, err = azqueue.NewQueueClient(meta.ServiceURL+"/"+meta.QueueName, cred, opts)
-		}
-	}
+	client, err := azure.NewClient(meta.Storage, meta.QueueName, opts.ClientOptions,
+		func(conn, queue string) (*azqueue.QueueClient, error) {
+			return azqueue.NewQueueClientFromConnectionString(conn, queue, opts)
+		},
+		func(url string, cred azcore.TokenCredential) (*azqueue.QueueClient, error) {
+			return azqueue.NewQueueClient(url, cred, opts)
+		})
 	if err != nil {
 		_ = release()
 		return nil, cfg.Errorf("%w", err)
