@@ -10,6 +10,7 @@ import (
 	"github.com/tidalscale/tidal/scalers/beanstalkd"
 	"github.com/tidalscale/tidal/scalers/cron"
 	"github.com/tidalscale/tidal/scalers/datadog"
+	"github.com/tidalscale/tidal/scalers/elasticsearch"
 	"github.com/tidalscale/tidal/scalers/external"
 	"github.com/tidalscale/tidal/scalers/graphite"
 	"github.com/tidalscale/tidal/scalers/influxdb"
@@ -36,6 +37,7 @@ func New() *scalers.Registry {
 		beanstalkd.Register,
 		cron.Register,
 		datadog.Register,
+		elasticsearch.Register,
 		external.Register,
 		graphite.Register,
 		influxdb.Register,
