@@ -51,6 +51,14 @@ echo "CRDs -> ${CRD_DIR#"${ROOT}/"}"
 mkdir -p "${CRD_DIR}"
 rm -f "${CRD_DIR}"/tidal.dev_*.yaml
 "${CG_BIN}/controller-gen" crd:crdVersions=v1,generateEmbeddedObjectMeta=true paths=./api/v1alpha1/... output:crd:artifacts:config="${CRD_DIR}"
+# The ScaledJob embeds a whole batch/v1 JobSpec (pod template): with descriptions its schema is ~700 KB, and
+# `kubectl apply` (client-side) fails because the last-applied-configuration annotation exceeds 256 KiB. Its CRD is
+# generated without descriptions (~75 KB as JSON); the other CRDs keep theirs for `kubectl explain`.
+# api/v1alpha1/crd_apply_test.go checks every CRD fits.
+NODESC_DIR="$(mktemp -d)"
+trap 'rm -rf "${NODESC_DIR}"' EXIT
+"${CG_BIN}/controller-gen" crd:crdVersions=v1,generateEmbeddedObjectMeta=true,maxDescLen=0 paths=./api/v1alpha1/... output:crd:artifacts:config="${NODESC_DIR}"
+cp "${NODESC_DIR}/tidal.dev_scaledjobs.yaml" "${CRD_DIR}/tidal.dev_scaledjobs.yaml"
 
 echo "clientset, listers, informers (code-generator ${CODE_GENERATOR_VERSION})"
 rm -rf api/client/clientset api/client/listers api/client/informers

@@ -134,6 +134,16 @@ func (c *TriggerConfig) secrets() []string {
 			out = append(out, p)
 		}
 	}
+	// A value read from the target's environment through "<key>FromEnv" is treated as a secret whatever it looks
+	// like: the user chose the environment (often a Secret reference) over plain metadata.
+	for k, envName := range c.Metadata {
+		if !strings.HasSuffix(k, "FromEnv") {
+			continue
+		}
+		if v := c.ResolvedEnv[envName]; len(v) >= 3 && !notSecret[strings.ToLower(v)] {
+			out = append(out, v)
+		}
+	}
 	return out
 }
 

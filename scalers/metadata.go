@@ -3,6 +3,7 @@ package scalers
 import (
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"strconv"
 	"strings"
@@ -22,7 +23,13 @@ import (
 //	default=5              value when absent
 //	optional               absent is fine; the field keeps its zero value (pointer fields stay nil)
 //	enum=a;b;c             allowed values
-//	range=0;100            allowed numeric range, inclusive; either side may be empty
+//	range=0;100            allowed numeric range, inclusive; either side may be empty (durations: seconds)
+//	target                 the value is a metric target per replica: it must be at least MinTarget
+//
+// Numbers are checked for every numeric field, whatever its tags: surrounding whitespace is trimmed (" 5 " is 5,
+// from metadata, authParams and the environment alike), an empty value is an error (leave the key out to get the
+// default), NaN and ±Inf are refused, integers must fit their Go type, and no value may exceed ±MaxValue, the
+// largest a Kubernetes quantity holds exactly in milli-units. Durations must not be negative.
 //
 // Supported field kinds: string, bool, ints, uints, floats, time.Duration ("30s" or a number of seconds),
 // []string (comma separated), map[string]string ("k=v,k2=v2"), pointers to these, and embedded or tagged
@@ -69,7 +76,17 @@ type fieldTag struct {
 	optional bool
 	enum     []string
 	min, max *float64
+	target   bool
 }
+
+// MaxValue is the largest magnitude any numeric metadata field may have. Metric values and targets travel as
+// resource.Quantity milli-units (int64) and through float64 math: 1e15 keeps both exact. A threshold meant as
+// "never scale" (listLength: 9223372036854775807) is refused rather than silently clamped.
+const MaxValue = 1e15
+
+// MinTarget is the smallest metric target: quantities keep milli precision, so anything below 0.001 would round
+// to 0 (and a 0 target divides by zero in the replica calculation).
+const MinTarget = 0.001
 
 const (
 	orderMetadata = "triggerMetadata"
@@ -100,6 +117,8 @@ func parseTag(tag string) (fieldTag, error) {
 			t.def = &d
 		case "optional":
 			t.optional = true
+		case "target":
+			t.target = true
 		case "enum":
 			t.enum = splitSemi(val)
 		case "range":
@@ -195,13 +214,9 @@ func parseStruct(cfg *TriggerConfig, v reflect.Value, errs *[]error) {
 			*errs = append(*errs, fmt.Errorf("%s: want one of %s, got %s", name, strings.Join(ft.enum, ", "), shown))
 			continue
 		}
-		if ft.min != nil || ft.max != nil {
-			if f, ok := numeric(fv); ok {
-				if ft.min != nil && f < *ft.min {
-					*errs = append(*errs, fmt.Errorf("%s: must be >= %v, got %v", name, *ft.min, f))
-				} else if ft.max != nil && f > *ft.max {
-					*errs = append(*errs, fmt.Errorf("%s: must be <= %v, got %v", name, *ft.max, f))
-				}
+		if f, ok := numeric(fv); ok {
+			if err := checkNumber(ft, f); err != nil {
+				*errs = append(*errs, fmt.Errorf("%s: %w", name, err))
 			}
 		}
 	}
@@ -246,6 +261,23 @@ func lookup(cfg *TriggerConfig, ft fieldTag) (raw string, found, secret bool, er
 	return "", false, false, nil
 }
 
+// checkNumber applies the rules every numeric field obeys, then the field's own range and target options.
+func checkNumber(ft fieldTag, f float64) error {
+	switch {
+	case math.IsNaN(f) || math.IsInf(f, 0):
+		return errors.New("want a finite number")
+	case math.Abs(f) > MaxValue:
+		return fmt.Errorf("must be between %g and %g, got %g", -MaxValue, MaxValue, f)
+	case ft.min != nil && f < *ft.min:
+		return fmt.Errorf("must be >= %v, got %v", *ft.min, f)
+	case ft.max != nil && f > *ft.max:
+		return fmt.Errorf("must be <= %v, got %v", *ft.max, f)
+	case ft.target && f < MinTarget:
+		return fmt.Errorf("a metric target must be at least %g (targets keep milli precision, smaller values round to 0), got %g", MinTarget, f)
+	}
+	return nil
+}
+
 type setError struct{ kind string }
 
 func numeric(v reflect.Value) (float64, bool) {
@@ -270,6 +302,12 @@ func numeric(v reflect.Value) (float64, bool) {
 }
 
 func setField(v reflect.Value, raw string) *setError {
+	if k := v.Kind(); k != reflect.String && k != reflect.Pointer && k != reflect.Slice && k != reflect.Map {
+		raw = strings.TrimSpace(raw)
+		if raw == "" {
+			return &setError{"want a value, got an empty one (leave the key out for the default)"}
+		}
+	}
 	if v.Kind() == reflect.Pointer {
 		nv := reflect.New(v.Type().Elem())
 		if err := setField(nv.Elem(), raw); err != nil {
@@ -280,12 +318,15 @@ func setField(v reflect.Value, raw string) *setError {
 	}
 	if v.Type() == reflect.TypeFor[time.Duration]() {
 		if d, err := time.ParseDuration(raw); err == nil {
+			if d < 0 {
+				return &setError{"want a non-negative duration such as 30s or a number of seconds"}
+			}
 			v.SetInt(int64(d))
 			return nil
 		}
 		f, err := strconv.ParseFloat(raw, 64)
-		if err != nil || f < 0 || f > float64(1<<62)/float64(time.Second) {
-			return &setError{"want a duration such as 30s or a number of seconds"}
+		if err != nil || math.IsNaN(f) || f < 0 || f > MaxValue/1e6 {
+			return &setError{"want a non-negative duration such as 30s or a number of seconds"}
 		}
 		v.SetInt(int64(f * float64(time.Second)))
 		return nil
@@ -301,20 +342,26 @@ func setField(v reflect.Value, raw string) *setError {
 		v.SetBool(b)
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		n, err := strconv.ParseInt(raw, 10, v.Type().Bits())
+		if errors.Is(err, strconv.ErrRange) {
+			return &setError{fmt.Sprintf("want an integer between %g and %g", -MaxValue, MaxValue)}
+		}
 		if err != nil {
 			return &setError{"want integer"}
 		}
 		v.SetInt(n)
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		n, err := strconv.ParseUint(raw, 10, v.Type().Bits())
+		if errors.Is(err, strconv.ErrRange) {
+			return &setError{fmt.Sprintf("want an integer between 0 and %g", MaxValue)}
+		}
 		if err != nil {
 			return &setError{"want non-negative integer"}
 		}
 		v.SetUint(n)
 	case reflect.Float32, reflect.Float64:
 		f, err := strconv.ParseFloat(raw, v.Type().Bits())
-		if err != nil || f != f { // NaN is never a useful threshold
-			return &setError{"want number"}
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			return &setError{"want a finite number"}
 		}
 		v.SetFloat(f)
 	case reflect.Slice:
@@ -348,4 +395,74 @@ func setField(v reflect.Value, raw string) *setError {
 		return &setError{"unsupported field type " + v.Type().String()}
 	}
 	return nil
+}
+
+// Field describes one tagged metadata field, for documentation, admission and tests.
+type Field struct {
+	// Name is the metadata key (the first of the tag's names).
+	Name string
+	// Kind is the Go kind of the field's value (a pointer's element kind); Duration marks time.Duration.
+	Kind     reflect.Kind
+	Duration bool
+	// Target marks a metric target (at least MinTarget); Min and Max are the tag's range, nil when open.
+	Target   bool
+	Min, Max *float64
+}
+
+// Numeric reports whether the field holds a number (an integer, a float or a duration).
+func (f Field) Numeric() bool {
+	switch f.Kind {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		return true
+	}
+	return false
+}
+
+// Fields lists the tagged fields of a metadata struct (or a pointer to one), nested structs included, in
+// declaration order. Fields with a malformed tag are skipped: Parse reports those.
+func Fields(meta any) []Field {
+	t := reflect.TypeOf(meta)
+	if t == nil {
+		return nil
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	var out []Field
+	collectFields(t, &out)
+	return out
+}
+
+func collectFields(t reflect.Type, out *[]Field) {
+	for i := 0; i < t.NumField(); i++ {
+		sf := t.Field(i)
+		tag, hasTag := sf.Tag.Lookup("tidal")
+		ft := sf.Type
+		if !hasTag {
+			if sf.Anonymous && ft.Kind() == reflect.Struct {
+				collectFields(ft, out)
+			}
+			continue
+		}
+		if tag == "-" || !sf.IsExported() {
+			continue
+		}
+		if ft.Kind() == reflect.Struct && tag == "" {
+			collectFields(ft, out)
+			continue
+		}
+		pt, err := parseTag(tag)
+		if err != nil {
+			continue
+		}
+		if ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		*out = append(*out, Field{Name: pt.names[0], Kind: ft.Kind(), Duration: ft == reflect.TypeFor[time.Duration](),
+			Target: pt.target, Min: pt.min, Max: pt.max})
+	}
 }

@@ -87,7 +87,7 @@ func TestParse(t *testing.T) {
 		{name: "below range", meta: map[string]string{"address": "a", "listName": "l", "listLength": "0"},
 			wantErr: []string{"listLength: must be >= 1"}},
 		{name: "negative duration", meta: map[string]string{"address": "a", "listName": "l", "timeout": "-3"},
-			wantErr: []string{"timeout: want a duration"}},
+			wantErr: []string{"timeout: want a non-negative duration"}},
 		{name: "enum", meta: map[string]string{"address": "a", "listName": "l", "mode": "heap"},
 			wantErr: []string{"mode: want one of list, stream", `"heap"`}},
 		{name: "bad bool", meta: map[string]string{"address": "a", "listName": "l", "enableTLS": "yes please"},
@@ -99,7 +99,7 @@ func TestParse(t *testing.T) {
 		{name: "Validate runs last", meta: map[string]string{"address": "a", "listName": "events", "mode": "stream"},
 			wantErr: []string{`listName: "events" is reserved`}},
 		{name: "NaN rejected", meta: map[string]string{"address": "a", "listName": "l", "activationListLength": "NaN"},
-			wantErr: []string{"activationListLength: want number"}},
+			wantErr: []string{"activationListLength: want a finite number"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -188,5 +188,24 @@ func TestRedactKeepsSwitches(t *testing.T) {
 	got := cfg.Redact("enableTLS with s3cret!")
 	if got != "enableTLS with [REDACTED]" {
 		t.Fatalf("got %q", got)
+	}
+}
+
+// TestFromEnvValuesAlwaysRedacted: a value resolved through "<key>FromEnv" is a secret even when it does not look
+// like a URL with a password (a bare token, a connection string without a scheme).
+func TestFromEnvValuesAlwaysRedacted(t *testing.T) {
+	cfg := &TriggerConfig{Type: "postgresql",
+		Metadata:    map[string]string{"connectionFromEnv": "PG_CONN", "passwordFromEnv": "PG_PASS"},
+		ResolvedEnv: map[string]string{"PG_CONN": "host=db user=app password=s3cr3t-conn", "PG_PASS": "plainpw", "OTHER": "visible-value"}}
+	err := cfg.Errorf("connect with %s / %s failed near visible-value", "host=db user=app password=s3cr3t-conn", "plainpw")
+	s := err.Error()
+	if strings.Contains(s, "s3cr3t-conn") || strings.Contains(s, "plainpw") {
+		t.Fatalf("a FromEnv value leaked: %s", s)
+	}
+	if !strings.Contains(s, "visible-value") {
+		t.Fatalf("an environment value no trigger reads was redacted: %s", s)
+	}
+	if got := cfg.Redact("token plainpw"); got != "token [REDACTED]" {
+		t.Fatalf("Redact = %q", got)
 	}
 }

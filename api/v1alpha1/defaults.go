@@ -26,9 +26,19 @@ func (s *ScaledObjectSpec) GetMode() ScalingMode {
 	return s.Mode
 }
 
+// PollingIntervalOrDefault is a pollingInterval in seconds as a duration, DefaultPollingInterval (30s) when unset
+// or not positive. It is the one place the default is derived: both kinds' GetPollingInterval and the poller (for
+// a spec that leaves its interval zero) use it.
+func PollingIntervalOrDefault(seconds *int32) time.Duration {
+	if seconds == nil || *seconds <= 0 {
+		return time.Duration(DefaultPollingInterval) * time.Second
+	}
+	return time.Duration(*seconds) * time.Second
+}
+
 // GetPollingInterval returns spec.pollingInterval as a duration, default 30s.
 func (s *ScaledObjectSpec) GetPollingInterval() time.Duration {
-	return time.Duration(int32Or(s.PollingInterval, DefaultPollingInterval)) * time.Second
+	return PollingIntervalOrDefault(s.PollingInterval)
 }
 
 // GetCooldownPeriod returns spec.cooldownPeriod as a duration, default 300s.
@@ -82,7 +92,7 @@ func (s *ScaledObjectSpec) IsUsingModifiers() bool {
 
 // GetPollingInterval returns spec.pollingInterval as a duration, default 30s.
 func (s *ScaledJobSpec) GetPollingInterval() time.Duration {
-	return time.Duration(int32Or(s.PollingInterval, DefaultPollingInterval)) * time.Second
+	return PollingIntervalOrDefault(s.PollingInterval)
 }
 
 // GetMinReplicaCount returns spec.minReplicaCount, default 0.

@@ -74,6 +74,9 @@ type ScaledObjectSpec struct {
 	ScaleTargetRef ScaleTarget `json:"scaleTargetRef"`
 
 	// Mode selects direct scaling by the operator (default) or a managed HorizontalPodAutoscaler. Tidal only.
+	// In direct mode the operator decides on every sample rather than every 15s HPA sync; scale steps are paced
+	// by advanced.horizontalPodAutoscalerConfig.behavior, or when it is unset by the HPA's default rules
+	// (scale up by at most max(4 pods, 100%) per 15s; scale down by 100% per 15s after a 300s stabilization).
 	// +optional
 	// +kubebuilder:default=direct
 	Mode ScalingMode `json:"mode,omitempty"`

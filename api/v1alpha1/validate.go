@@ -10,6 +10,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/tidalscale/tidal/autoscaler/core"
 )
 
 // The Validate methods repeat the CRD's OpenAPI and CEL rules in Go, with the same field paths, and add checks
@@ -82,7 +84,7 @@ func (s *ScaledObjectSpec) validate(p *field.Path) field.ErrorList {
 		errs = append(errs, s.validateFallback(onlyResourceTriggers, p.Child("fallback"))...)
 	}
 	if s.Advanced != nil {
-		errs = append(errs, validateAdvanced(s.Advanced, p.Child("advanced"))...)
+		errs = append(errs, validateAdvanced(s.Advanced, TriggerNames(s.Triggers), p.Child("advanced"))...)
 	}
 	return errs
 }
@@ -146,6 +148,24 @@ func allResourceTriggers(triggers []ScaleTriggers) bool {
 	return true
 }
 
+// NameAt is the trigger's name in status, metrics and scalingModifiers formulas when it sits at index i of
+// spec.triggers: its name, or s<index>-<type> when it has none.
+func (t ScaleTriggers) NameAt(i int) string {
+	if t.Name != "" {
+		return t.Name
+	}
+	return "s" + strconv.Itoa(i) + "-" + t.Type
+}
+
+// TriggerNames lists the triggers' names as NameAt gives them.
+func TriggerNames(triggers []ScaleTriggers) []string {
+	out := make([]string, len(triggers))
+	for i, t := range triggers {
+		out[i] = t.NameAt(i)
+	}
+	return out
+}
+
 // validateTriggers checks spec.triggers of a ScaledObject or ScaledJob.
 func validateTriggers(triggers []ScaleTriggers, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
@@ -155,7 +175,7 @@ func validateTriggers(triggers []ScaleTriggers, p *field.Path) field.ErrorList {
 	case len(triggers) > MaxTriggers:
 		errs = append(errs, field.TooMany(p, len(triggers), MaxTriggers))
 	}
-	names := map[string]bool{}
+	names := map[string]int{} // effective name (explicit or generated) → index of the first trigger with it
 	for i := range triggers {
 		t := &triggers[i]
 		tp := p.Index(i)
@@ -168,11 +188,15 @@ func validateTriggers(triggers []ScaleTriggers, p *field.Path) field.ErrorList {
 		if len(t.Name) > MaxTriggerNameLength {
 			errs = append(errs, field.TooLong(tp.Child("name"), t.Name, MaxTriggerNameLength))
 		}
-		if t.Name != "" {
-			if names[t.Name] {
-				errs = append(errs, field.Duplicate(tp.Child("name"), t.Name))
+		name := t.NameAt(i)
+		if first, dup := names[name]; dup {
+			detail := fmt.Sprintf("trigger name %q is already used by spec.triggers[%d]", name, first)
+			if t.Name == "" || triggers[first].Name == "" {
+				detail += "; an unnamed trigger is called s<index>-<type>, so give one of them another name"
 			}
-			names[t.Name] = true
+			errs = append(errs, field.Duplicate(tp.Child("name"), detail))
+		} else {
+			names[name] = i
 		}
 		errs = append(errs, validateTriggerMetricType(t, tp.Child("metricType"))...)
 		if ref := t.AuthenticationRef; ref != nil {
@@ -204,7 +228,7 @@ func validateTriggerMetricType(t *ScaleTriggers, p *field.Path) field.ErrorList 
 	return nil
 }
 
-func validateAdvanced(a *AdvancedConfig, p *field.Path) field.ErrorList {
+func validateAdvanced(a *AdvancedConfig, triggerNames []string, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	if h := a.HorizontalPodAutoscalerConfig; h != nil {
 		hp := p.Child("horizontalPodAutoscalerConfig")
@@ -218,13 +242,19 @@ func validateAdvanced(a *AdvancedConfig, p *field.Path) field.ErrorList {
 		}
 	}
 	if m := a.ScalingModifiers; m != nil {
-		errs = append(errs, validateScalingModifiers(m, p.Child("scalingModifiers"))...)
+		errs = append(errs, validateScalingModifiers(m, triggerNames, p.Child("scalingModifiers"))...)
 	}
 	return errs
 }
 
-func validateScalingModifiers(m *ScalingModifiers, p *field.Path) field.ErrorList {
+func validateScalingModifiers(m *ScalingModifiers, triggerNames []string, p *field.Path) field.ErrorList {
 	var errs field.ErrorList
+	if m.Formula != "" {
+		// Compiled exactly as the operator compiles it, so a formula admitted here always runs there.
+		if _, err := core.CompileFormula(m.Formula, triggerNames); err != nil {
+			errs = append(errs, field.Invalid(p.Child("formula"), m.Formula, err.Error()))
+		}
+	}
 	if m.Formula != "" && m.Target == "" {
 		errs = append(errs, field.Required(p.Child("target"), "advanced.scalingModifiers.target is required when formula is set"))
 	}

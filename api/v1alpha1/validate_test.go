@@ -129,6 +129,17 @@ func TestScaledObjectValidateRejects(t *testing.T) {
 			"spec.triggers[1].type", field.ErrorTypeRequired},
 		{"duplicate trigger names", func(so *ScaledObject) { so.Spec.Triggers[1].Name = "queue"; so.Spec.Advanced.ScalingModifiers = nil },
 			"spec.triggers[1].name", field.ErrorTypeDuplicate},
+		{"explicit name equal to a generated name", func(so *ScaledObject) {
+			so.Spec.Advanced.ScalingModifiers = nil
+			so.Spec.Triggers[0].Name = "s1-redis"
+			so.Spec.Triggers[1].Name, so.Spec.Triggers[1].Type = "", "redis"
+		}, "spec.triggers[1].name", field.ErrorTypeDuplicate},
+		{"formula syntax error", func(so *ScaledObject) { so.Spec.Advanced.ScalingModifiers.Formula = "(queue + " },
+			"spec.advanced.scalingModifiers.formula", field.ErrorTypeInvalid},
+		{"formula unknown trigger name", func(so *ScaledObject) { so.Spec.Advanced.ScalingModifiers.Formula = "queue + nosuch" },
+			"spec.advanced.scalingModifiers.formula", field.ErrorTypeInvalid},
+		{"formula not a number", func(so *ScaledObject) { so.Spec.Advanced.ScalingModifiers.Formula = `"text"` },
+			"spec.advanced.scalingModifiers.formula", field.ErrorTypeInvalid},
 		{"unknown metric type", func(so *ScaledObject) { so.Spec.Triggers[0].MetricType = "Average" },
 			"spec.triggers[0].metricType", field.ErrorTypeNotSupported},
 		{"Utilization on an event trigger", func(so *ScaledObject) { so.Spec.Triggers[0].MetricType = autoscalingv2.UtilizationMetricType },

@@ -54,7 +54,9 @@ type ScaledObjectInput struct {
 	CooldownPeriod        time.Duration
 	InitialCooldownPeriod time.Duration
 	CreatedAt             time.Time
-	// Behavior is advanced.horizontalPodAutoscalerConfig.behavior.
+	// Behavior is advanced.horizontalPodAutoscalerConfig.behavior. Unset means the API server's default rules
+	// (scale up by max(4 pods, 100%) per 15s, scale down by 100% per 15s after the downscale window), whose
+	// periods pace decisions made on every sample (see pacedBehavior).
 	Behavior *autoscalingv2.HorizontalPodAutoscalerBehavior
 	// Triggers are the ScaledObject's triggers with their latest sample.
 	Triggers []TriggerInput
@@ -307,7 +309,7 @@ func runHPA(in *ScaledObjectInput, d *Decision, composite *TriggerResult, compos
 		StatusReplicas: status,
 		MinReplicas:    max(in.MinReplicas, 1),
 		MaxReplicas:    in.MaxReplicas,
-		Behavior:       in.Behavior,
+		Behavior:       pacedBehavior(in.Behavior),
 		Metrics:        metrics,
 		Pods:           in.Pods,
 		History:        in.State.HPA,
@@ -439,4 +441,15 @@ func validateTrigger(triggers []TriggerInput, i int) error {
 		}
 	}
 	return nil
+}
+
+// pacedBehavior returns b, or for nil an empty behavior that resolves to the default rules. The HPA controller
+// with no behavior limits each step to max(2×current, 4) per sync, and its 15s sync paces those steps. Decide runs
+// on every sample (sub-second with push), where that per-call factor would compound (10 → 20 → 40 within a
+// second); the default rules' policy periods, tracked in History.ScaleUpEvents, pace it as the HPA would.
+func pacedBehavior(b *autoscalingv2.HorizontalPodAutoscalerBehavior) *autoscalingv2.HorizontalPodAutoscalerBehavior {
+	if b != nil {
+		return b
+	}
+	return &autoscalingv2.HorizontalPodAutoscalerBehavior{}
 }

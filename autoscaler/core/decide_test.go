@@ -53,14 +53,14 @@ func TestDecide(t *testing.T) {
 			s.Triggers[0].Active = ptr(true)
 			return s
 		}(), want: 1, wantReason: ReasonActivated, wantActive: true},
-		{name: "active: HPA math with AverageValue (legacy scale-up limit)", in: baseSO(2, trig("q", 100, 10)),
-			want: 4, wantReason: ReasonHPA, wantActive: true, wantLimited: ReasonScaleUpLimit},
+		{name: "active: HPA math with AverageValue (default scale-up rules: +max(4 pods, 100%))", in: baseSO(2, trig("q", 100, 10)),
+			want: 6, wantReason: ReasonHPA, wantActive: true, wantLimited: ReasonScaleUpLimit},
 		{name: "active: HPA math with Value target", in: func() ScaledObjectInput {
 			s := baseSO(2, trig("q", 30, 10))
 			s.Triggers[0].MetricType = autoscalingv2.ValueMetricType
 			s.Pods = podSet{count: 2}.build()
 			return s
-		}(), want: 4, wantReason: ReasonHPA, wantActive: true},
+		}(), want: 6, wantReason: ReasonHPA, wantActive: true},
 		{name: "active: several triggers take the largest proposal", in: baseSO(4, trig("a", 4, 10), trig("b", 60, 10)),
 			want: 6, wantReason: ReasonHPA, wantActive: true},
 		{name: "active: maxReplicaCount clamps", in: func() ScaledObjectInput {
@@ -219,7 +219,7 @@ func TestDecide(t *testing.T) {
 			samples, _ := samplesFor(2, []int64{900, 900}, testNow, time.Minute)
 			s.ResourceMetrics = []Metric{{Spec: cpuUtilizationSpec(30), Samples: samples, Requests: []int64{1000, 1000}}}
 			return s
-		}(), want: 4, wantReason: ReasonHPA, wantActive: true, wantLimited: ReasonScaleUpLimit},
+		}(), want: 6, wantReason: ReasonHPA, wantActive: true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -363,5 +363,32 @@ func TestDecidePrecompiledFormula(t *testing.T) {
 	// 20 / (5 * 1 pod) = 4 replicas.
 	if d.DesiredReplicas != 4 || d.Triggers[len(d.Triggers)-1].Name != CompositeTriggerName {
 		t.Fatalf("decision %+v", d)
+	}
+}
+
+// TestDecideDefaultScaleUpPaced: with no behavior set, Decide (called on every sample) paces scale-up like the
+// HPA's default rules over 15s periods, instead of doubling on every call (10 → 20 → 40 → 50 within a second).
+func TestDecideDefaultScaleUpPaced(t *testing.T) {
+	in := baseSO(10, trig("q", 10000, 10))
+	in.MaxReplicas = 200
+	now := testNow
+	steps := []struct {
+		after time.Duration
+		want  int32
+	}{
+		{0, 20},                // 100% of 10
+		{time.Second, 20},      // same 15s period: held
+		{10 * time.Second, 20}, // still inside it
+		{16 * time.Second, 40}, // a new period: 100% of 20
+	}
+	for _, s := range steps {
+		d, err := Decide(in, now.Add(s.after))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.DesiredReplicas != s.want {
+			t.Fatalf("after %s: desired %d, want %d", s.after, d.DesiredReplicas, s.want)
+		}
+		in.CurrentReplicas, in.State = d.DesiredReplicas, d.NewState
 	}
 }

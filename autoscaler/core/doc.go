@@ -1,6 +1,7 @@
 // Package core is Tidal's scaling math: everything that turns observed inputs into a replica count, with no
-// Kubernetes client and no clock. Every deployable (the operator's direct mode, the metrics adapter, the bench
-// harness) calls it, so a decision made anywhere in Tidal is made by the same code.
+// Kubernetes client and no clock. The operator calls it (Decide for ScaledObjects: every replica count in mode
+// direct, 0↔1 in mode hpa; DecideJobs for ScaledJobs), and `tidalctl explain` re-runs Decide through the same
+// spec-to-input mapping (autoscaler/coreinput), so an explanation shows the operator's own answer.
 //
 // The package has two layers:
 //

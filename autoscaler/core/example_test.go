@@ -27,7 +27,7 @@ func ExampleDecide() {
 	fmt.Println(d.DesiredReplicas, d.Reason)
 
 	in.CurrentReplicas, in.State = d.DesiredReplicas, d.NewState
-	d, _ = core.Decide(in, now.Add(15*time.Second)) // 42 messages / 5 per pod, at most max(2*1, 4) at once
+	d, _ = core.Decide(in, now.Add(15*time.Second)) // 42 messages / 5 per pod, at most +max(4 pods, 100%) per 15s
 	fmt.Println(d.DesiredReplicas, d.Reason)
 
 	in.CurrentReplicas, in.State = d.DesiredReplicas, d.NewState
@@ -36,6 +36,6 @@ func ExampleDecide() {
 	fmt.Println(d.DesiredReplicas, d.Reason)
 	// Output:
 	// 1 Activated
-	// 4 HPA
+	// 5 HPA
 	// 0 ScaleToZero
 }

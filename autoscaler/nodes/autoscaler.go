@@ -20,11 +20,13 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 
 	tidalclient "github.com/tidalscale/tidal/api/client/clientset/versioned"
 	tidalinformers "github.com/tidalscale/tidal/api/client/informers/externalversions"
 	"github.com/tidalscale/tidal/autoscaler/nodes/backoff"
+	"github.com/tidalscale/tidal/autoscaler/nodes/batch"
 	"github.com/tidalscale/tidal/autoscaler/nodes/expander"
 	"github.com/tidalscale/tidal/autoscaler/nodes/provider"
 	"github.com/tidalscale/tidal/autoscaler/nodes/scaledown"
@@ -37,8 +39,11 @@ const DefaultStatusConfigMap = "tidal-node-autoscaler-status"
 
 // Config is the autoscaler's behaviour; zero values take cluster-autoscaler's defaults.
 type Config struct {
-	// ScanInterval between loops (default 10s).
+	// ScanInterval between loops (default 10s). A newly unschedulable pod starts a loop sooner, after Batch.
 	ScanInterval time.Duration
+	// Batch is the window that gathers newly unschedulable pods into one loop (Karpenter's batch idle/max
+	// duration; the command's defaults are 1s idle, 10s max). Zero starts a loop at the first such pod.
+	Batch batch.Window
 	// Expanders in chain order (default least-waste).
 	Expanders []string
 	// PriorityConfigMap names a ConfigMap in StatusNamespace with cluster-autoscaler's "priorities" key for the
@@ -121,6 +126,7 @@ type Autoscaler struct {
 	snap              *simulator.Snapshot
 	backoff           *backoff.Tracker
 	down              *scaledown.Planner
+	batcher           *batch.Batcher // woken by newly unschedulable pods
 	actuator          *scaledown.Actuator
 
 	mu            sync.Mutex // guards the fields below (the actuator reports from its goroutines)
@@ -158,6 +164,7 @@ func New(ctx context.Context, opts Options) (*Autoscaler, error) {
 		tidalInformers: tidalinformers.NewSharedInformerFactory(opts.TidalClient, 0),
 		backoff:        backoff.New(cfg.Backoff),
 		down:           scaledown.NewPlanner(cfg.ScaleDown),
+		batcher:        batch.New(cfg.Batch),
 		lastScaleUp:    map[string]time.Time{},
 		lastScaleDown:  map[string]time.Time{},
 		eventsSent:     map[string]time.Time{},
@@ -174,7 +181,22 @@ func New(ctx context.Context, opts Options) (*Autoscaler, error) {
 	})
 	// Register the listers RunOnce uses before the factories start.
 	a.informers.Core().V1().Nodes().Informer()
-	a.informers.Core().V1().Pods().Informer()
+	if _, err := a.informers.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) {
+			if p, ok := obj.(*corev1.Pod); ok && isUnschedulable(p) {
+				a.batcher.Trigger()
+			}
+		},
+		UpdateFunc: func(oldObj, newObj any) {
+			o, ok1 := oldObj.(*corev1.Pod)
+			n, ok2 := newObj.(*corev1.Pod)
+			if ok1 && ok2 && !isUnschedulable(o) && isUnschedulable(n) {
+				a.batcher.Trigger()
+			}
+		},
+	}); err != nil {
+		return nil, fmt.Errorf("node autoscaler: pod handler: %w", err)
+	}
 	a.informers.Policy().V1().PodDisruptionBudgets().Informer()
 	if cfg.PriorityConfigMap != "" {
 		// Only the one ConfigMap, in the status namespace: no cluster-wide ConfigMap watch.
@@ -226,12 +248,25 @@ func (a *Autoscaler) Start(ctx context.Context) error {
 	return nil
 }
 
-// Run calls RunOnce every ScanInterval until ctx is cancelled, then waits for running drains.
+// Run first settles what a previous run left half-done (recoverAfterRestart, retried before each loop until it
+// succeeds), then calls RunOnce every ScanInterval, and as soon as a batch of newly unschedulable pods has
+// gathered, until ctx is cancelled; then it waits for running drains.
 func (a *Autoscaler) Run(ctx context.Context) {
 	defer a.actuator.Wait()
 	ticker := time.NewTicker(a.cfg.ScanInterval)
 	defer ticker.Stop()
+	batchCtx, stopBatch := context.WithCancel(ctx)
+	defer stopBatch()
+	go a.batcher.Run(batchCtx)
+	recovered := false
 	for {
+		if !recovered {
+			if err := a.recoverAfterRestart(ctx); err != nil {
+				a.log.Error("recovering from the previous run failed; retrying next loop", zap.Error(err))
+			} else {
+				recovered = true
+			}
+		}
 		if err := a.RunOnce(ctx, time.Now()); err != nil && ctx.Err() == nil {
 			a.log.Error("autoscaler loop failed", zap.Error(err))
 		}
@@ -239,6 +274,8 @@ func (a *Autoscaler) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-ticker.C:
+		case <-a.batcher.Ready():
+			ticker.Reset(a.cfg.ScanInterval)
 		}
 	}
 }
@@ -307,14 +344,24 @@ func (a *Autoscaler) planScaleUp(ctx context.Context, st *state) (scaleup.Plan, 
 	return planner.Plan(ctx, a.snap, scaleup.Input{Pending: rest, Groups: groups, Usage: st.usage})
 }
 
-// executeScaleUp asks the providers for the planned nodes and reports it; it returns whether any group grew.
+// executeScaleUp asks the providers for the planned nodes, every group at once, and reports it; it returns
+// whether any group grew. Events are recorded after all the requests are in.
 func (a *Autoscaler) executeScaleUp(ctx context.Context, now time.Time, st *state, plan scaleup.Plan) bool {
+	errs := make([]error, len(plan.ScaleUps))
+	var wg sync.WaitGroup
+	for i, up := range plan.ScaleUps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = a.opts.Providers[up.NodeGroup.Spec.ProviderRef.Name].IncreaseSize(ctx, up.NodeGroup, up.Delta)
+		}()
+	}
+	wg.Wait()
 	grew := false
-	for _, up := range plan.ScaleUps {
+	for i, up := range plan.ScaleUps {
 		g := up.NodeGroup
 		log := a.log.With(zap.String("nodeGroup", g.Name))
-		prov := a.opts.Providers[g.Spec.ProviderRef.Name]
-		if err := prov.IncreaseSize(ctx, g, up.Delta); err != nil {
+		if err := errs[i]; err != nil {
 			bs := a.backoff.Fail(g.Name, "increase size failed: "+err.Error(), now)
 			a.metrics.FailedScaleUps.WithLabelValues(g.Name, "providerError").Inc()
 			log.Warn("scale-up failed; backing off", zap.Error(err), zap.Time("until", bs.Until))
@@ -331,6 +378,12 @@ func (a *Autoscaler) executeScaleUp(ctx context.Context, now time.Time, st *stat
 		a.metrics.ScaledUpNodes.WithLabelValues(g.Name).Add(float64(up.Delta))
 		a.metrics.LastActivity.WithLabelValues("scaleUp").Set(float64(now.Unix()))
 		log.Info("scaled up", zap.Int("from", up.From), zap.Int("to", up.From+up.Delta), zap.Int("pods", len(up.Pods)))
+	}
+	for i, up := range plan.ScaleUps {
+		if errs[i] != nil {
+			continue
+		}
+		g := up.NodeGroup
 		msg := fmt.Sprintf("pod triggered scale-up: [{%s %d->%d (max: %d)}]", g.Name, up.From, up.From+up.Delta, g.Spec.MaxSize)
 		for _, pod := range up.Pods {
 			a.podEvent(now, pod, corev1.EventTypeNormal, EventTriggeredScaleUp, msg)

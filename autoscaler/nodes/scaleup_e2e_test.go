@@ -15,6 +15,7 @@ import (
 
 	"github.com/tidalscale/tidal/api/v1alpha1"
 	"github.com/tidalscale/tidal/autoscaler/nodes"
+	"github.com/tidalscale/tidal/autoscaler/nodes/batch"
 	"github.com/tidalscale/tidal/autoscaler/nodes/expander"
 	"github.com/tidalscale/tidal/autoscaler/nodes/provider/sim"
 )
@@ -315,4 +316,18 @@ func TestPriorityExpanderReadsConfigMap(t *testing.T) {
 	if n := len(e.groupNodes("other")); n != 0 {
 		t.Fatalf("other group grew to %d nodes", n)
 	}
+}
+
+// TestScaleUpWakesOnPendingPod: with a 10-minute scan interval, a pod that becomes unschedulable after the first
+// loop still gets its node: the pod watch starts a loop once the batching window closes.
+func TestScaleUpWakesOnPendingPod(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nodes.Config{ScaleDownDisabled: true, ScanInterval: 10 * time.Minute,
+		Batch: batch.Window{Idle: time.Second, Max: 10 * time.Second}}, nodeGroup("pool", 0, 5, nil))
+	e.eventually(time.Minute, "the first loop", statusNewerThan(e, time.Time{}))
+	e.deployment("web", 3, "1", e.selectGroup("pool"))
+	e.eventually(3*time.Minute, "a node for the pending pods, well before the next scan", func() (bool, error) {
+		pods := e.pods("web")
+		return len(e.groupNodes("pool")) == 1 && len(pods) == 3 && scheduled(pods) == 3, nil
+	})
 }

@@ -43,7 +43,10 @@ type ObjectSpec struct {
 // ConsecutiveFailures describe the latest attempt; a successful sample resets both. A trigger whose scaler could
 // not be built has the build error in Err and is never sampled.
 type TriggerState struct {
-	Index       int
+	Index int
+	// Generation is the object's metadata.generation this state belongs to: a consumer never mixes the samples
+	// of an older spec (another listName, another threshold) into a decision on the current one.
+	Generation  int64
 	Name, Type  string
 	MetricNames []string
 	Samples     []scalers.Sample
@@ -56,6 +59,11 @@ type TriggerState struct {
 	// Pushed reports that the latest sample was taken because the trigger's PushScaler signalled a change.
 	Pushed bool
 }
+
+// Reported reports whether the trigger has reported at least once: a successful sample, or a failure (a
+// failed sample, or a scaler that could not be built). A trigger that has not must not take part in a decision:
+// it has no value, not a value of zero.
+func (t *TriggerState) Reported() bool { return !t.SampledAt.IsZero() || t.Err != nil }
 
 // ObjectState is the state of one object, for Snapshot.
 type ObjectState struct {

@@ -3,7 +3,6 @@ package triggers
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"time"
 
 	"go.uber.org/zap"
@@ -70,13 +69,8 @@ func Configs(ctx context.Context, r *Resolver, src Object) ([]scalers.TriggerCon
 	return cfgs, cached, nil
 }
 
-// Name is a trigger's name in status and formulas: its name, or s<index>-<type>.
-func Name(t tidalv1alpha1.ScaleTriggers, i int) string {
-	if t.Name != "" {
-		return t.Name
-	}
-	return "s" + strconv.Itoa(i) + "-" + t.Type
-}
+// Name is a trigger's name in status and formulas: its name, or s<index>-<type> (ScaleTriggers.NameAt).
+func Name(t tidalv1alpha1.ScaleTriggers, i int) string { return t.NameAt(i) }
 
 func lowerFirst(s string) string {
 	if s == "" {

@@ -51,6 +51,10 @@ type runner interface {
 // beside them.
 type selfContained interface{ selfContained() }
 
+// commandComparable self-contained runners accept --compare-cmd: a command that stands in for their component
+// (another build, another autoscaler); in that run they start nothing themselves.
+type commandComparable interface{ commandComparable() }
+
 // noAutoscaler stands in for the autoscaler of a self-contained runner.
 type noAutoscaler struct{}
 
@@ -112,10 +116,14 @@ func Run(ctx context.Context, spec *scenario.Spec, o Options) (*result.Result, e
 	}
 	list := autoscalers(spec, p, o)
 	if _, ok := r.(selfContained); ok {
-		if o.CompareCmd != "" || spec.Compare != nil {
+		_, comparable := r.(commandComparable)
+		if (o.CompareCmd != "" && !comparable) || spec.Compare != nil {
 			return nil, fmt.Errorf("scenario %s: kind %s runs its own component; --compare-cmd and compare are not supported", spec.Name, spec.Kind)
 		}
 		list = []Autoscaler{noAutoscaler{}}
+		if o.CompareCmd != "" {
+			list = append(list, commandAutoscaler{command: o.CompareCmd, mode: scenario.ModeDirect, logDir: o.TmpDir})
+		}
 	}
 	for _, a := range list {
 		run, err := measureOne(ctx, r, a, spec, p, tc, o)

@@ -69,7 +69,8 @@ func findBinary(explicit, env, name, why string) (string, error) {
 // scheduler places the pods. Timestamps: before the Deployment create call; Node and Pod watch events.
 type nodeScaleUp struct{ bin string }
 
-func (nodeScaleUp) selfContained() {}
+func (nodeScaleUp) selfContained()     {}
+func (nodeScaleUp) commandComparable() {}
 
 func (r nodeScaleUp) measure(ctx context.Context, env *runEnv) (*result.Run, error) {
 	p := env.params
@@ -79,11 +80,16 @@ func (r nodeScaleUp) measure(ctx context.Context, env *runEnv) (*result.Run, err
 	if err != nil {
 		return nil, err
 	}
-	stop, err := r.start(ctx, env)
-	if err != nil {
-		return nil, err
+	// With --compare-cmd, the second run's node autoscaler is the command (started by the harness with
+	// KUBECONFIG and TIDAL_BENCH_NAMESPACE; it must manage the NodeGroups labelled tidal.dev/bench=<namespace>).
+	_, command := env.autoscaler.(commandAutoscaler)
+	if !command {
+		stop, err := r.start(ctx, env)
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
 	}
-	defer stop()
 	defer deleteLabelled(kube, env.namespace)
 
 	run := &result.Run{Counters: map[string]float64{}}
@@ -115,6 +121,9 @@ func (r nodeScaleUp) measure(ctx context.Context, env *runEnv) (*result.Run, err
 		run.Counters["nodesAddedMean"+sfx] = mean(added)
 	}
 	run.Autoscaler = "tidal-node-autoscaler"
+	if command {
+		run.Autoscaler = "command"
+	}
 	return run, nil
 }
 
@@ -127,9 +136,8 @@ func (r nodeScaleUp) start(ctx context.Context, env *runEnv) (func(), error) {
 	if p.ScanInterval > 0 {
 		args = append(args, "--scan-interval", p.ScanInterval.D().String())
 	}
-	if p.ProvisioningDelay > 0 {
-		args = append(args, "--sim-provisioning-delay", p.ProvisioningDelay.D().String())
-	}
+	// Always passed: 0s is a valid delay (a cloud that answers at once), not "the binary's default".
+	args = append(args, "--sim-provisioning-delay", p.ProvisioningDelay.D().String())
 	return startProcess(ctx, exec.Command(r.bin, args...), filepath.Join(env.opts.TmpDir, "node-autoscaler.log"))
 }
 

@@ -28,6 +28,7 @@ import (
 	"github.com/tidalscale/tidal/metricsadapter/podmetrics"
 	"github.com/tidalscale/tidal/metricsadapter/server"
 	"github.com/tidalscale/tidal/metricsadapter/stream"
+	"github.com/tidalscale/tidal/scalers/redis"
 	"github.com/tidalscale/tidal/scalers/registry"
 )
 
@@ -96,6 +97,7 @@ func run(args []string) error {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
+	redis.SetLogger(log) // go-redis logs reconnects through its own global logger
 
 	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
 		&clientcmd.ClientConfigLoadingRules{ExplicitPath: f.kubeconfig}, &clientcmd.ConfigOverrides{}).ClientConfig()

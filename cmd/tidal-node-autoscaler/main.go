@@ -25,6 +25,7 @@ import (
 	"github.com/tidalscale/tidal/autoscaler/nodes"
 	"github.com/tidalscale/tidal/autoscaler/nodes/app"
 	"github.com/tidalscale/tidal/autoscaler/nodes/backoff"
+	"github.com/tidalscale/tidal/autoscaler/nodes/batch"
 	"github.com/tidalscale/tidal/autoscaler/nodes/scaledown"
 	"github.com/tidalscale/tidal/autoscaler/nodes/scaleup"
 )
@@ -43,7 +44,11 @@ func run() error {
 	addr := fs.String("metrics-addr", ":8085", "address for /metrics, /healthz and /readyz; empty disables")
 	leaderElect := fs.Bool("leader-elect", true, "elect a leader through a Lease so several replicas can run")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
-	scan := fs.Duration("scan-interval", 10*time.Second, "time between autoscaler loops")
+	scan := fs.Duration("scan-interval", 10*time.Second, "time between autoscaler loops when no new pod is unschedulable")
+	batchIdle := fs.Duration("batch-idle-duration", time.Second, "after a pod becomes unschedulable, start a loop once no other has for this long (0: at once)")
+	batchMax := fs.Duration("batch-max-duration", 10*time.Second, "longest wait for a batch of unschedulable pods before a loop starts (0: no bound)")
+	qps := fs.Float64("kube-api-qps", 50, "API server requests per second (a scale-up creates or scales many objects at once)")
+	burstQPS := fs.Int("kube-api-burst", 100, "API server request burst")
 	expanders := fs.String("expander", "least-waste", "comma-separated expander chain: least-waste, most-pods, priority, price, random")
 	priorityCM := fs.String("priority-configmap", "", "ConfigMap in --namespace with cluster-autoscaler's priorities for the priority expander")
 	maxNodes := fs.Int("max-nodes-total", 0, "cluster-wide node limit for scale-up (0: none)")
@@ -87,6 +92,12 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("--nodegroup-selector: %w", err)
 	}
+	if *batchIdle < 0 || *batchMax < 0 {
+		return fmt.Errorf("--batch-idle-duration/--batch-max-duration: want non-negative durations, got %s/%s", *batchIdle, *batchMax)
+	}
+	if *qps <= 0 || *burstQPS <= 0 {
+		return fmt.Errorf("--kube-api-qps/--kube-api-burst: want positive values, got %v/%d", *qps, *burstQPS)
+	}
 	var memBytes int64
 	if *maxMemory != "" {
 		q, err := resource.ParseQuantity(*maxMemory)
@@ -104,6 +115,7 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("--kubeconfig: %w", err)
 	}
+	cfg.QPS, cfg.Burst = float32(*qps), *burstQPS
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return app.Run(ctx, app.Options{
@@ -111,6 +123,7 @@ func run() error {
 		SimProvisioningDelay: *simDelay, ExternalGRPCDialOptions: dialOpts,
 		Autoscaler: nodes.Config{
 			ScanInterval:         *scan,
+			Batch:                batch.Window{Idle: *batchIdle, Max: *batchMax},
 			Limits:               scaleup.Limits{MaxNodes: *maxNodes, MaxMilliCPU: *maxCores * 1000, MaxMemory: memBytes},
 			Expanders:            strings.Split(*expanders, ","),
 			PriorityConfigMap:    *priorityCM,

@@ -7,6 +7,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"os/signal"
 	"strings"
@@ -43,6 +44,9 @@ type flags struct {
 	port                                    int
 	cpu, memory, pods                       string
 	backendName                             string
+	processAllowed                          string
+	processUID, processGID                  uint
+	processNamespaces                       bool
 	auth, certFile, keyFile, clientCA       string
 	processDir, imagesConfigMap, imagesFile string
 	simStart, simDelete                     string
@@ -66,7 +70,7 @@ func parseFlags(args []string) (flags, error) {
 	fs.StringVar(&f.memory, "memory", "400Gi", "memory capacity the node advertises")
 	fs.StringVar(&f.pods, "pods", "1000", "pod capacity the node advertises")
 	fs.IntVar(&f.workers, "workers", 50, "pod reconcile and status workers")
-	fs.StringVar(&f.backendName, "backend", "process", "process, aci or sim")
+	fs.StringVar(&f.backendName, "backend", "sim", "sim, aci or process (opt-in: runs pods as local processes, sandboxed)")
 	fs.StringVar(&f.auth, "kubelet-auth", provider.AuthWebhook, "kubelet API authentication: webhook (client certificates + TokenReview/SubjectAccessReview) or none")
 	fs.StringVar(&f.certFile, "tls-cert-file", "", "kubelet API serving certificate (default: self-signed)")
 	fs.StringVar(&f.keyFile, "tls-key-file", "", "kubelet API serving key")
@@ -74,6 +78,10 @@ func parseFlags(args []string) (flags, error) {
 	fs.StringVar(&f.processDir, "process-dir", "/var/lib/tidal-virtual-node", "process backend: directory for pod files and logs")
 	fs.StringVar(&f.imagesConfigMap, "process-images-configmap", "", "process backend: NAMESPACE/NAME of the ConfigMap whose key images.yaml maps images to commands")
 	fs.StringVar(&f.imagesFile, "process-images-file", "", "process backend: file with the image map (images.yaml format)")
+	fs.StringVar(&f.processAllowed, "process-allowed-commands", "", "process backend: comma-separated executables pods may run besides their image's mapped entrypoint (container command, kubectl exec, exec probes)")
+	fs.UintVar(&f.processUID, "process-uid", 65532, "process backend: uid pods run as (never 0)")
+	fs.UintVar(&f.processGID, "process-gid", 65532, "process backend: gid pods run as (never 0)")
+	fs.BoolVar(&f.processNamespaces, "process-namespaces", true, "process backend: run each container in its own mount and PID namespaces (needs root)")
 	fs.StringVar(&f.simStart, "sim-start-latency", "lognormal:50ms,150ms", "sim backend: start latency (DURATION, uniform:MIN-MAX or lognormal:MEDIAN,P99)")
 	fs.StringVar(&f.simDelete, "sim-delete-latency", "10ms", "sim backend: delete latency")
 	fs.Float64Var(&f.simFailure, "sim-failure-rate", 0, "sim backend: probability a pod fails to start")
@@ -163,6 +171,9 @@ func run() error {
 func backendFactory(ctx context.Context, f flags, client kubernetes.Interface, log *zap.Logger) (func(provider.BackendDeps) (backend.Backend, error), error) {
 	switch f.backendName {
 	case "process":
+		if f.processUID > math.MaxUint32 || f.processGID > math.MaxUint32 {
+			return nil, fmt.Errorf("--process-uid/--process-gid: want at most %d", uint32(math.MaxUint32))
+		}
 		var images process.ImageResolver
 		switch {
 		case f.imagesFile != "":
@@ -189,7 +200,9 @@ func backendFactory(ctx context.Context, f flags, client kubernetes.Interface, l
 			return nil, fmt.Errorf("--backend=process needs --process-images-configmap or --process-images-file")
 		}
 		return func(d provider.BackendDeps) (backend.Backend, error) {
-			return process.New(process.Options{Images: images, Dir: f.processDir, Changed: d.Changed, NodeIP: d.NodeIP, Logger: d.Logger})
+			return process.New(process.Options{Images: images, Dir: f.processDir, Changed: d.Changed, NodeIP: d.NodeIP, Logger: d.Logger,
+				AllowedCommands: splitList(f.processAllowed),
+				Sandbox:         &process.Sandbox{UID: uint32(f.processUID), GID: uint32(f.processGID), Namespaces: f.processNamespaces}})
 		}, nil
 	case "sim":
 		start, err := sim.ParseLatency("--sim-start-latency", f.simStart)
@@ -241,4 +254,15 @@ func envOr(k, def string) string {
 		return v
 	}
 	return def
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }

@@ -287,6 +287,17 @@ func (a *Adapter) Run(ctx context.Context) error {
 	if a.stream != nil {
 		g := stream.NewGRPCServer(a.opts.Stream.TLS, a.stream)
 		wg.Go(func() {
+			// Serve only once every object of the initial lists is installed: a snapshot of a cache still
+			// filling would tell the operator less than it knows.
+			for _, ctl := range []*objects.Controller{a.soCtl, a.sjCtl} {
+				select {
+				case <-ctl.Synced():
+				case <-ctx.Done():
+					_ = a.streamListener.Close()
+					return
+				}
+			}
+			a.log.Info("objects synced, serving the sample stream")
 			if err := g.Serve(a.streamListener); err != nil && ctx.Err() == nil {
 				errs <- fmt.Errorf("stream server: %w", err)
 			}

@@ -60,8 +60,10 @@ type Controller struct {
 	log   *zap.Logger
 	queue workqueue.TypedRateLimitingInterface[string]
 
-	mu    sync.Mutex
-	built map[string]int64 // namespace/name → generation upserted
+	mu      sync.Mutex
+	built   map[string]int64    // namespace/name → generation upserted
+	initial map[string]struct{} // keys of the initial list not reconciled yet; nil before the cache synced
+	synced  chan struct{}       // closed once every object of the initial list was reconciled once
 }
 
 // New validates opts, builds a Controller and registers its informer handlers.
@@ -87,7 +89,8 @@ func New(opts Options) (*Controller, error) {
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "adapter-" + strings.ToLower(opts.Kind)}),
-		built: map[string]int64{},
+		built:  map[string]int64{},
+		synced: make(chan struct{}),
 	}
 	enqueue := func(obj any) {
 		key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj)
@@ -111,12 +114,41 @@ func New(opts Options) (*Controller, error) {
 // HasSynced reports whether the informer has delivered the initial list.
 func (c *Controller) HasSynced() bool { return c.opts.Informer.HasSynced() }
 
+// Synced is closed once every object of the informer's initial list has been reconciled once (installed in the
+// poller, or failed to build): the stream starts serving only then, so an operator never takes a restarted
+// adapter's empty cache for the truth.
+func (c *Controller) Synced() <-chan struct{} { return c.synced }
+
+// reconciled marks key as seen for Synced.
+func (c *Controller) reconciled(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.initial == nil {
+		return
+	}
+	delete(c.initial, key)
+	if len(c.initial) == 0 {
+		c.initial = nil
+		close(c.synced)
+	}
+}
+
 // Run processes the queue with workers goroutines until ctx is done.
 func (c *Controller) Run(ctx context.Context, workers int) error {
 	defer c.queue.ShutDown()
 	if !cache.WaitForCacheSync(ctx.Done(), c.opts.Informer.HasSynced) {
 		return fmt.Errorf("objects: %s informer did not sync", c.opts.Kind)
 	}
+	c.mu.Lock()
+	c.initial = map[string]struct{}{}
+	for _, key := range c.opts.Informer.GetStore().ListKeys() {
+		c.initial[key] = struct{}{}
+	}
+	if len(c.initial) == 0 {
+		c.initial = nil
+		close(c.synced)
+	}
+	c.mu.Unlock()
 	c.log.Info("started", zap.String("kind", c.opts.Kind), zap.Int("workers", workers))
 	var wg sync.WaitGroup
 	for range max(workers, 1) {
@@ -140,6 +172,7 @@ func (c *Controller) processNextWorkItem(ctx context.Context) bool {
 		return false
 	}
 	defer c.queue.Done(key)
+	defer c.reconciled(key)
 	if err := c.Reconcile(ctx, key); err != nil {
 		c.log.Warn("reconcile failed, retrying", zap.String("kind", c.opts.Kind), zap.String("object", key), zap.Error(err))
 		c.queue.AddRateLimited(key)

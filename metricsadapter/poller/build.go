@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 
+	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	"github.com/tidalscale/tidal/autoscaler/samples"
 	"github.com/tidalscale/tidal/scalers"
 )
@@ -107,17 +108,9 @@ func validateSpec(spec *samples.ObjectSpec) error {
 		seen[tc.Index] = true
 	}
 	if spec.PollingInterval == 0 {
-		spec.PollingInterval = defaultPollingInterval
+		spec.PollingInterval = tidalv1alpha1.PollingIntervalOrDefault(nil)
 	}
 	return nil
-}
-
-// effectiveInterval applies the useCachedMetrics rule from the package doc.
-func effectiveInterval(kind string, interval time.Duration, useCached bool) time.Duration {
-	if kind == samples.KindScaledObject && !useCached && interval > hpaSyncPeriod {
-		return hpaSyncPeriod
-	}
-	return interval
 }
 
 // build constructs every trigger of spec. Build failures are kept per trigger; the object is never nil.
@@ -128,9 +121,8 @@ func (p *Poller) build(ctx context.Context, spec samples.ObjectSpec) *object {
 		objField = zap.String("scaledJob", spec.Key.String())
 	}
 	usedNames := map[string]int{}
-	for i, tc := range spec.Triggers {
-		useCached := i < len(spec.UseCachedMetrics) && spec.UseCachedMetrics[i]
-		t := p.newTrigger(spec, tc, useCached, objField)
+	for _, tc := range spec.Triggers {
+		t := p.newTrigger(spec, tc, objField)
 		obj.triggers = append(obj.triggers, t)
 		err := p.buildScaler(ctx, t)
 		if err == nil {
@@ -159,7 +151,7 @@ func (p *Poller) build(ctx context.Context, spec samples.ObjectSpec) *object {
 	return obj
 }
 
-func (p *Poller) newTrigger(spec samples.ObjectSpec, tc scalers.TriggerConfig, useCached bool, objField zap.Field) *trigger {
+func (p *Poller) newTrigger(spec samples.ObjectSpec, tc scalers.TriggerConfig, objField zap.Field) *trigger {
 	if tc.PollingInterval == 0 {
 		tc.PollingInterval = spec.PollingInterval
 	}
@@ -177,7 +169,7 @@ func (p *Poller) newTrigger(spec samples.ObjectSpec, tc scalers.TriggerConfig, u
 	if tc.Logger == nil {
 		tc.Logger = log
 	}
-	interval := effectiveInterval(spec.Key.Kind, spec.PollingInterval, useCached)
+	interval := spec.PollingInterval // the user's pollingInterval, whatever useCachedMetrics says (package doc)
 	t := &trigger{
 		key:           spec.Key,
 		cfg:           tc,
@@ -193,7 +185,7 @@ func (p *Poller) newTrigger(spec samples.ObjectSpec, tc scalers.TriggerConfig, u
 		pushWakeups:   p.metrics.pushWakeups.WithLabelValues(tc.Type),
 		watchFailures: p.metrics.watchFailures.WithLabelValues(tc.Type),
 	}
-	t.state.Store(&samples.TriggerState{Index: tc.Index, Name: tc.Name, Type: tc.Type})
+	t.state.Store(&samples.TriggerState{Index: tc.Index, Generation: spec.Generation, Name: tc.Name, Type: tc.Type})
 	return t
 }
 

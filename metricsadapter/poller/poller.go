@@ -18,13 +18,12 @@
 //
 // # useCachedMetrics
 //
-// Lookup always reads the cache; no request from the HPA ever calls a scaler. In KEDA, useCachedMetrics=true
-// means the HPA's request reads the value cached at pollingInterval, and false (the default) means every HPA
-// request queries the scaler. Tidal satisfies false by bounding staleness instead: a ScaledObject trigger with
-// useCachedMetrics=false is polled every min(pollingInterval, 15s), 15s being the HPA sync period, so the HPA
-// never reads a value older than one of its own sync periods (plus one sample's duration). A trigger with
-// useCachedMetrics=true is polled at pollingInterval. ScaledJob triggers are always polled at pollingInterval;
-// no HPA reads them.
+// Lookup always reads the cache; no request from the HPA ever calls a scaler, and every trigger is polled at its
+// object's pollingInterval. In KEDA, useCachedMetrics=false (the default) makes every HPA request (every 15s) query
+// the scaler; Tidal does not poll faster than the user asked to emulate that: the load on the event source is
+// what pollingInterval says, and a source that can push (PushScaler) wakes its trigger between polls. While a
+// push watch is healthy, the poll at pollingInterval is its safety net, never more frequent. useCachedMetrics is
+// accepted for KEDA compatibility and has no further effect. ScaledJob triggers are polled the same way.
 //
 // # Clocks
 //
@@ -56,14 +55,10 @@ import (
 )
 
 const (
-	// hpaSyncPeriod bounds the staleness of triggers with useCachedMetrics=false (see the package doc).
-	hpaSyncPeriod = 15 * time.Second
 	// maxInitialJitter caps how long the first poll of a new object may be delayed.
 	maxInitialJitter = 5 * time.Second
 	// minSampleTimeout is the floor of the per-sample timeout.
 	minSampleTimeout = time.Second
-	// defaultPollingInterval is KEDA's default pollingInterval, used when a spec leaves it zero.
-	defaultPollingInterval = 30 * time.Second
 )
 
 // Errors returned by Lookup, SampleNow and Upsert; test with errors.Is.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	"github.com/tidalscale/tidal/autoscaler/samples"
 	"github.com/tidalscale/tidal/scalers"
 )
@@ -260,27 +261,9 @@ func TestBuildErrorsAreKeptPerTrigger(t *testing.T) {
 	}
 }
 
-func TestEffectiveInterval(t *testing.T) {
-	cases := []struct {
-		name      string
-		kind      string
-		interval  time.Duration
-		useCached bool
-		want      time.Duration
-	}{
-		{"uncached ScaledObject bounded by HPA sync period", samples.KindScaledObject, 60 * time.Second, false, 15 * time.Second},
-		{"uncached ScaledObject with short interval", samples.KindScaledObject, 5 * time.Second, false, 5 * time.Second},
-		{"cached ScaledObject keeps interval", samples.KindScaledObject, 60 * time.Second, true, 60 * time.Second},
-		{"ScaledJob ignores the flag", samples.KindScaledJob, 60 * time.Second, false, 60 * time.Second},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := effectiveInterval(tc.kind, tc.interval, tc.useCached); got != tc.want {
-				t.Errorf("effectiveInterval = %s, want %s", got, tc.want)
-			}
-		})
-	}
-
+// TestPollingIntervalHonoured: every trigger is polled at the object's pollingInterval, whatever
+// useCachedMetrics says (Tidal used to cap uncached triggers at 15s, 30x KEDA's load on an idle source).
+func TestPollingIntervalHonoured(t *testing.T) {
 	t.Run("applied per trigger with timeout and staleness", func(t *testing.T) {
 		src := newSource()
 		p, err := New(Options{Registry: newTestRegistry(src), SampleTimeout: 30 * time.Second})
@@ -291,9 +274,9 @@ func TestEffectiveInterval(t *testing.T) {
 		s.UseCachedMetrics = []bool{false} // second trigger missing: false too
 		mustUpsert(t, p, s)
 		obj := p.object(s.Key)
-		for i, want := range []time.Duration{15 * time.Second, 15 * time.Second} {
+		for i, want := range []time.Duration{defaultPollingInterval, defaultPollingInterval} {
 			tr := obj.triggers[i]
-			if tr.interval != want || tr.timeout != want || tr.staleAfter != 45*time.Second {
+			if tr.interval != want || tr.timeout != want || tr.staleAfter != 90*time.Second {
 				t.Errorf("trigger %d: interval %s timeout %s staleAfter %s", i, tr.interval, tr.timeout, tr.staleAfter)
 			}
 		}
@@ -301,7 +284,7 @@ func TestEffectiveInterval(t *testing.T) {
 		s.UseCachedMetrics = []bool{false, true}
 		mustUpsert(t, p, s)
 		tr := p.object(s.Key).triggers[1]
-		if tr.interval != defaultPollingInterval || tr.staleAfter != 90*time.Second {
+		if tr.interval != tidalv1alpha1.PollingIntervalOrDefault(nil) || tr.staleAfter != 90*time.Second {
 			t.Errorf("cached trigger: interval %s staleAfter %s, want 30s and 90s", tr.interval, tr.staleAfter)
 		}
 	})

@@ -297,6 +297,7 @@ func (c *Client) applySnapshot(s *streampb.Snapshot) error {
 		v := &objectView{gen: o.GetInfo().GetGeneration(), specs: specs, triggers: map[int]samples.TriggerState{}}
 		for _, t := range o.GetTriggers() {
 			ts := triggerFromPB(t)
+			ts.Generation = v.gen
 			v.triggers[ts.Index] = ts
 			updates = append(updates, samples.Update{Key: key, Trigger: ts})
 		}
@@ -333,6 +334,8 @@ func (c *Client) applyUpdate(u *streampb.TriggerUpdate) {
 		o = &objectView{triggers: map[int]samples.TriggerState{}}
 		c.objects[key] = o
 	}
+	// The server sends an object's info before the first sample of each generation (see Server.Watch).
+	ts.Generation = o.gen
 	o.triggers[ts.Index] = ts
 	c.mu.Unlock()
 	c.hub.Publish(samples.Update{Key: key, Trigger: ts, ActivityChanged: u.GetActivityChanged()})

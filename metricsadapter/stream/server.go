@@ -163,7 +163,11 @@ func (s *Server) Watch(req *streampb.WatchRequest, stream streampb.SampleStream_
 	}()
 	s.metrics.clients.Inc()
 
-	snap, err := s.snapshot()
+	// sent is the generation of each object whose ObjectInfo this stream has carried: an update of a newer
+	// generation goes after its object's info, and one of an older generation is dropped, so the client stamps
+	// every sample with the generation it belongs to.
+	sent := map[samples.Key]int64{}
+	snap, err := s.snapshot(sent)
 	if err != nil {
 		return status.Errorf(codes.Internal, "snapshot: %v", err)
 	}
@@ -181,8 +185,15 @@ func (s *Server) Watch(req *streampb.WatchRequest, stream streampb.SampleStream_
 			return status.Error(codes.ResourceExhausted, "client too slow: reconnect for a fresh snapshot")
 		case msg := <-c.control:
 			kind := "object"
-			if msg.GetDeleted() != nil {
+			if d := msg.GetDeleted(); d != nil {
 				kind = "deleted"
+				delete(sent, keyFromPB(d))
+			} else if o := msg.GetObject(); o != nil {
+				key := keyFromPB(o.GetKey())
+				if o.GetGeneration() < sent[key] {
+					continue // an info overtaken by the one sent ahead of a newer sample
+				}
+				sent[key] = o.GetGeneration()
 			}
 			if err := s.send(stream, msg, kind); err != nil {
 				return err
@@ -190,6 +201,18 @@ func (s *Server) Watch(req *streampb.WatchRequest, stream streampb.SampleStream_
 		case u, ok := <-updates:
 			if !ok {
 				return status.Error(codes.Unavailable, "adapter shutting down")
+			}
+			if g := u.Trigger.Generation; g < sent[u.Key] {
+				continue // a late sample of a replaced generation
+			} else if g > sent[u.Key] {
+				info, err := s.objectInfo(u.Key, g)
+				if err != nil {
+					return status.Errorf(codes.Internal, "%s %s: %v", u.Key.Kind, u.Key, err)
+				}
+				if err := s.send(stream, &streampb.WatchResponse{Event: &streampb.WatchResponse_Object{Object: info}}, "object"); err != nil {
+					return err
+				}
+				sent[u.Key] = g
 			}
 			msg := &streampb.WatchResponse{Event: &streampb.WatchResponse_Update{Update: &streampb.TriggerUpdate{
 				Key: keyToPB(u.Key), Trigger: triggerToPB(&u.Trigger), ActivityChanged: u.ActivityChanged,
@@ -210,7 +233,10 @@ func (s *Server) send(stream streampb.SampleStream_WatchServer, msg *streampb.Wa
 	return nil
 }
 
-func (s *Server) snapshot() (*streampb.WatchResponse, error) {
+// snapshot encodes every object with the triggers that have reported for its generation; a trigger not yet
+// sampled is left out, so a client never mistakes "no sample yet" for an inactive trigger. It records each
+// object's generation in sent.
+func (s *Server) snapshot(sent map[samples.Key]int64) (*streampb.WatchResponse, error) {
 	states := s.opts.Source.Snapshot()
 	snap := &streampb.Snapshot{Objects: make([]*streampb.ObjectState, 0, len(states))}
 	for i := range states {
@@ -219,11 +245,14 @@ func (s *Server) snapshot() (*streampb.WatchResponse, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s %s: %w", st.Key.Kind, st.Key, err)
 		}
-		obj := &streampb.ObjectState{Info: info, Triggers: make([]*streampb.TriggerState, len(st.Triggers))}
+		obj := &streampb.ObjectState{Info: info, Triggers: make([]*streampb.TriggerState, 0, len(st.Triggers))}
 		for j := range st.Triggers {
-			obj.Triggers[j] = triggerToPB(&st.Triggers[j])
+			if t := &st.Triggers[j]; t.Reported() && t.Generation == st.Generation {
+				obj.Triggers = append(obj.Triggers, triggerToPB(t))
+			}
 		}
 		snap.Objects = append(snap.Objects, obj)
+		sent[st.Key] = st.Generation
 	}
 	return &streampb.WatchResponse{Event: &streampb.WatchResponse_Snapshot{Snapshot: snap}}, nil
 }

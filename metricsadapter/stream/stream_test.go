@@ -423,3 +423,70 @@ func reportPercentiles(b *testing.B, lat []time.Duration) {
 	b.ReportMetric(float64(sorted[len(sorted)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(sorted[len(sorted)*99/100].Microseconds()), "p99-µs")
 }
+
+// TestSnapshotLeavesOutUnsampledTriggers reproduces issue 18's adapter restart: the snapshot used to carry
+// triggers not sampled yet (SampledAt zero, no error), which the operator read as inactive and scaled 5 → 0.
+// Now an unsampled trigger is simply absent, and the operator waits for its first sample.
+func TestSnapshotLeavesOutUnsampledTriggers(t *testing.T) {
+	g := &gauge{}
+	g.value.Store(3)
+	// A poller that is never run: its objects are installed but never sampled, like a restarted adapter's
+	// before the first (jittered) poll.
+	p, err := poller.New(poller.Options{Registry: gaugeRegistry(g)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := objectSpec("ns", "restarted", 4, time.Hour)
+	if errs := p.Upsert(context.Background(), spec); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	srv, err := stream.NewServer(stream.ServerOptions{Source: p, Logger: zaptest.NewLogger(t).Named("server")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := testpki.NewCA(t, "stream")
+	f := &fixture{t: t, g: g, poller: p, server: srv, pki: ca,
+		srvTLS: ca.Server(t, "adapter", "localhost", "127.0.0.1"), cliTLS: ca.Client(t, "operator")}
+	f.serve("127.0.0.1:0")
+	c := f.goodClient()
+	eventually(t, "connected", func() (bool, string) { return c.Err() == nil, fmt.Sprint(c.Err()) })
+	snap := c.Snapshot()
+	if len(snap) != 1 || snap[0].Generation != 4 {
+		t.Fatalf("snapshot = %+v, want the object at generation 4", snap)
+	}
+	if len(snap[0].Triggers) != 0 {
+		t.Fatalf("snapshot carries unsampled triggers: %+v", snap[0].Triggers)
+	}
+	if got := c.MetricSpecs(spec.Key); len(got) != 1 {
+		t.Fatalf("metric specs = %+v, want the trigger's spec", got)
+	}
+}
+
+// TestUpdatesCarryTheirGeneration: every streamed sample is stamped with the generation it was taken for, so the
+// operator never decides on a sample of an edited trigger's previous spec.
+func TestUpdatesCarryTheirGeneration(t *testing.T) {
+	f := newFixture(t)
+	f.g.value.Store(2)
+	c := f.goodClient()
+	updates, cancel := c.Subscribe(64)
+	defer cancel()
+	eventually(t, "connected", func() (bool, string) { return c.Err() == nil, fmt.Sprint(c.Err()) })
+	for gen := int64(1); gen <= 2; gen++ {
+		spec := objectSpec("ns", "edited", gen, time.Hour)
+		if errs := f.poller.Upsert(context.Background(), spec); len(errs) > 0 {
+			t.Fatal(errs)
+		}
+		if err := f.poller.SampleNow(context.Background(), spec.Key); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			u := waitUpdate(t, updates, spec.Key, 2)
+			if u.Trigger.Generation > gen {
+				t.Fatalf("update of generation %d while generation %d is the newest", u.Trigger.Generation, gen)
+			}
+			if u.Trigger.Generation == gen {
+				break
+			}
+		}
+	}
+}

@@ -117,7 +117,9 @@ func ServerTLSConfig(f TLSFiles) (*tls.Config, error) {
 }
 
 // ClientTLSConfig is the operator's side: its client certificate, and the adapter's certificate verified against
-// CAFile. The client certificate is reloaded when its files change; the CA is read once.
+// CAFile. All three files are reloaded when they change, so a rotated CA takes effect on the next connection
+// without a restart: Go's built-in verification reads a fixed RootCAs, so verification runs in VerifyConnection
+// against the current CA pool instead, with the same checks (chain, expiry, server auth usage, host name).
 func ClientTLSConfig(f TLSFiles) (*tls.Config, error) {
 	r, err := newReloader(f)
 	if err != nil {
@@ -125,11 +127,38 @@ func ClientTLSConfig(f TLSFiles) (*tls.Config, error) {
 	}
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
-		RootCAs:    r.current.pool,
 		ServerName: f.ServerName,
+		// Not skipped: VerifyConnection below verifies the chain and name against the reloaded CA.
+		InsecureSkipVerify: true, //nolint:gosec // verification happens in VerifyConnection
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			return verifyServer(cs, r.get().pool, f.ServerName)
+		},
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 			m := r.get()
 			return &m.cert, nil
 		},
 	}, nil
+}
+
+// verifyServer does what crypto/tls does for a client with RootCAs set: verify the peer's chain against roots for
+// server authentication, and its name against serverName (or the name the client dialled).
+func verifyServer(cs tls.ConnectionState, roots *x509.CertPool, serverName string) error {
+	if len(cs.PeerCertificates) == 0 {
+		return errors.New("stream client TLS: the server sent no certificate")
+	}
+	if serverName == "" {
+		serverName = cs.ServerName
+	}
+	inter := x509.NewCertPool()
+	for _, c := range cs.PeerCertificates[1:] {
+		inter.AddCert(c)
+	}
+	_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{
+		Roots: roots, Intermediates: inter, DNSName: serverName,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	})
+	if err != nil {
+		return fmt.Errorf("stream client TLS: verifying the adapter's certificate: %w", err)
+	}
+	return nil
 }

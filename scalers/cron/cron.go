@@ -52,7 +52,10 @@ func (o Options) withDefaults() Options {
 }
 
 // Register adds the cron scaler.
-func Register(r *scalers.Registry) { r.Register(New, Type) }
+func Register(r *scalers.Registry) {
+	r.Register(New, Type)
+	r.Describe(metadata{}, Type)
+}
 
 // New builds a cron scaler on the real clock. It is a scalers.Builder.
 func New(ctx context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {

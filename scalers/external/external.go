@@ -28,7 +28,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -60,6 +59,23 @@ const (
 func Register(r *scalers.Registry) {
 	r.Register(New, Type)
 	r.Register(NewPush, PushType)
+	r.Describe(Metadata{}, Type, PushType)
+	r.RegisterCheck(Check, Type, PushType)
+}
+
+// Check validates an external trigger offline: its metadata and TLS material, without dialing the scaler.
+// Whether the scaler answers is a run-time condition reported on the object's status.
+func Check(cfg *scalers.TriggerConfig) error {
+	meta, err := ParseMetadata(cfg)
+	if err != nil {
+		return err
+	}
+	if meta.useTLS() {
+		if _, err := meta.tlsConfig(); err != nil {
+			return cfg.Errorf("%w", err)
+		}
+	}
+	return nil
 }
 
 // Metadata is the external trigger's connection metadata.
@@ -67,6 +83,8 @@ type Metadata struct {
 	ScalerAddress string `tidal:"name=scalerAddress"`
 	EnableTLS     bool   `tidal:"name=enableTLS,default=false"`
 	UnsafeSsl     bool   `tidal:"name=unsafeSsl,default=false"`
+	// TLSCertFile is KEDA's path to a CA file on the operator's filesystem. Tidal refuses it: an object's author
+	// must not make the operator read its files. Put the CA PEM in caCert of a TriggerAuthentication instead.
 	TLSCertFile   string `tidal:"name=tlsCertFile,order=triggerMetadata;authParams,optional"`
 	CACert        string `tidal:"name=caCert,order=authParams,optional"`
 	TLSClientCert string `tidal:"name=tlsClientCert,order=authParams,optional"`
@@ -82,29 +100,23 @@ func (m *Metadata) Validate() error {
 	if (m.TLSClientCert == "") != (m.TLSClientKey == "") {
 		errs = append(errs, errors.New("tlsClientCert, tlsClientKey: give both or neither"))
 	}
+	if m.TLSCertFile != "" {
+		errs = append(errs, errors.New("tlsCertFile: not supported: Tidal does not read files from its own filesystem on an object's say-so; put the CA certificate (PEM) in caCert of a TriggerAuthentication"))
+	}
 	return errors.Join(errs...)
 }
 
 func (m *Metadata) useTLS() bool {
-	return m.EnableTLS || m.UnsafeSsl || m.CACert != "" || m.TLSCertFile != "" || m.TLSClientCert != ""
+	return m.EnableTLS || m.UnsafeSsl || m.CACert != "" || m.TLSClientCert != ""
 }
 
 // tlsConfig builds the client TLS configuration. Errors never include certificate or key material.
 func (m *Metadata) tlsConfig() (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: m.UnsafeSsl} //nolint:gosec // unsafeSsl is the user's explicit choice, as in KEDA
-	if m.CACert != "" || m.TLSCertFile != "" {
+	if m.CACert != "" {
 		pool := x509.NewCertPool()
-		if m.CACert != "" && !pool.AppendCertsFromPEM([]byte(m.CACert)) {
+		if !pool.AppendCertsFromPEM([]byte(m.CACert)) {
 			return nil, errors.New("caCert: no PEM certificate found")
-		}
-		if m.TLSCertFile != "" {
-			pem, err := os.ReadFile(m.TLSCertFile)
-			if err != nil {
-				return nil, fmt.Errorf("tlsCertFile: %w", err)
-			}
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("tlsCertFile: no PEM certificate found in %s", m.TLSCertFile)
-			}
 		}
 		cfg.RootCAs = pool
 	}
@@ -166,8 +178,13 @@ type Scaler struct {
 }
 
 // New builds an external trigger: it connects, and asks the scaler for its metric specs.
+// On error the Scaler is a nil interface, never a typed nil *Scaler.
 func New(ctx context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
-	return build(ctx, cfg)
+	s, err := build(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 func build(ctx context.Context, cfg *scalers.TriggerConfig) (*Scaler, error) {
@@ -186,7 +203,7 @@ func build(ctx context.Context, cfg *scalers.TriggerConfig) (*Scaler, error) {
 	}
 	key := scalers.ClientKey(Type, map[string]string{
 		"address": meta.ScalerAddress, "tls": fmt.Sprint(meta.useTLS()), "unsafe": fmt.Sprint(meta.UnsafeSsl),
-		"ca": meta.CACert, "caFile": meta.TLSCertFile, "cert": meta.TLSClientCert, "key": meta.TLSClientKey,
+		"ca": meta.CACert, "cert": meta.TLSClientCert, "key": meta.TLSClientKey,
 	})
 	conn, release, err := scalers.Acquire(cfg.Shared, key,
 		func() (*grpc.ClientConn, error) {
@@ -230,8 +247,9 @@ func (s *Scaler) loadSpecs(ctx context.Context) error {
 		if target <= 0 {
 			target = float64(ms.GetTargetSize())
 		}
-		if target <= 0 {
-			return s.cfg.Errorf("scalerAddress %s: GetMetricSpec: metricSpecs[%d] %q: targetSize/targetSizeFloat must be > 0", s.meta.ScalerAddress, i, ms.GetMetricName())
+		if !(target >= scalers.MinTarget && target <= scalers.MaxValue) { // also false for NaN
+			return s.cfg.Errorf("scalerAddress %s: GetMetricSpec: metricSpecs[%d] %q: targetSize/targetSizeFloat must be between %g and %g, got %g",
+				s.meta.ScalerAddress, i, ms.GetMetricName(), scalers.MinTarget, scalers.MaxValue, target)
 		}
 		name := s.cfg.MetricName(ms.GetMetricName(), "")
 		if seen[name] {

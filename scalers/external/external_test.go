@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -138,7 +139,7 @@ func TestBadSpecs(t *testing.T) {
 		wantErr string
 	}{
 		{name: "server rejects metadata", meta: map[string]string{}, wantErr: "GetMetricSpec: rpc error: code = InvalidArgument desc = queueName is required"},
-		{name: "zero target", meta: map[string]string{"queueName": "q", "targetSize": "0"}, wantErr: "targetSize/targetSizeFloat must be > 0"},
+		{name: "zero target", meta: map[string]string{"queueName": "q", "targetSize": "0"}, wantErr: "targetSize/targetSizeFloat must be between 0.001"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -327,14 +328,14 @@ func TestTLS(t *testing.T) {
 		wantErr string
 	}{
 		{name: "mTLS with caCert", addr: srv.addr, auth: map[string]string{"caCert": pki.CA, "tlsClientCert": pki.ClientCert, "tlsClientKey": pki.ClientKey}},
-		{name: "mTLS with deprecated tlsCertFile", addr: srv.addr, meta: map[string]string{"tlsCertFile": caFile}, auth: map[string]string{"tlsClientCert": pki.ClientCert, "tlsClientKey": pki.ClientKey}},
+		{name: "tlsCertFile is refused, never read", addr: srv.addr, meta: map[string]string{"tlsCertFile": caFile}, auth: map[string]string{"tlsClientCert": pki.ClientCert, "tlsClientKey": pki.ClientKey}, wantErr: "tlsCertFile: not supported"},
 		{name: "mTLS with unsafeSsl", addr: srv.addr, meta: map[string]string{"unsafeSsl": "true"}, auth: map[string]string{"tlsClientCert": pki.ClientCert, "tlsClientKey": pki.ClientKey}},
 		{name: "no client certificate", addr: srv.addr, auth: map[string]string{"caCert": pki.CA}, wantErr: "GetMetricSpec"},
 		{name: "unknown CA", addr: srv.addr, meta: map[string]string{"enableTLS": "true"}, auth: map[string]string{"tlsClientCert": pki.ClientCert, "tlsClientKey": pki.ClientKey}, wantErr: "certificate"},
 		{name: "plaintext to a TLS server", addr: srv.addr, wantErr: "GetMetricSpec"},
 		{name: "TLS to a plaintext server", addr: plain.addr, meta: map[string]string{"enableTLS": "true"}, wantErr: "GetMetricSpec"},
 		{name: "garbage caCert", addr: srv.addr, auth: map[string]string{"caCert": "not a pem"}, wantErr: "caCert: no PEM certificate found"},
-		{name: "missing tlsCertFile", addr: srv.addr, meta: map[string]string{"tlsCertFile": "/nonexistent/ca.pem"}, wantErr: "tlsCertFile:"},
+		{name: "missing tlsCertFile", addr: srv.addr, meta: map[string]string{"tlsCertFile": "/nonexistent/ca.pem"}, wantErr: "tlsCertFile: not supported"},
 		{name: "mismatched key", addr: srv.addr, auth: map[string]string{"caCert": pki.CA, "tlsClientCert": pki.ClientCert, "tlsClientKey": scalertest.NewPKI(t).ClientKey}, wantErr: "tlsClientCert, tlsClientKey: not a matching"},
 	}
 	for _, tc := range cases {
@@ -378,9 +379,11 @@ func TestMetadata(t *testing.T) {
 		mt      autoscalingv2.MetricTargetType
 	}{
 		{name: "address only", meta: map[string]string{"scalerAddress": "svc:6000"}, want: Metadata{ScalerAddress: "svc:6000"}},
-		{name: "tls fields", meta: map[string]string{"scalerAddress": "svc:6000", "enableTLS": "true", "unsafeSsl": "true", "tlsCertFile": "/ca.pem"},
+		{name: "tls fields", meta: map[string]string{"scalerAddress": "svc:6000", "enableTLS": "true", "unsafeSsl": "true"},
 			auth: map[string]string{"caCert": "CA", "tlsClientCert": "C", "tlsClientKey": "K"},
-			want: Metadata{ScalerAddress: "svc:6000", EnableTLS: true, UnsafeSsl: true, TLSCertFile: "/ca.pem", CACert: "CA", TLSClientCert: "C", TLSClientKey: "K"}},
+			want: Metadata{ScalerAddress: "svc:6000", EnableTLS: true, UnsafeSsl: true, CACert: "CA", TLSClientCert: "C", TLSClientKey: "K"}},
+		{name: "tlsCertFile refused", meta: map[string]string{"scalerAddress": "svc:6000", "tlsCertFile": "/etc/shadow"}, wantErr: "tlsCertFile: not supported"},
+		{name: "tlsCertFile from auth refused", meta: map[string]string{"scalerAddress": "svc:6000"}, auth: map[string]string{"tlsCertFile": "/ca.pem"}, wantErr: "tlsCertFile: not supported"},
 		{name: "scalerAddress from env", meta: map[string]string{"scalerAddressFromEnv": "ADDR"}, want: Metadata{ScalerAddress: "svc:1"}},
 		{name: "utilization metricType", meta: map[string]string{"scalerAddress": "a:1"}, mt: autoscalingv2.UtilizationMetricType, wantErr: "metricType: Utilization is only for cpu and memory"},
 		{name: "missing scalerAddress", meta: map[string]string{"queueName": "q"}, wantErr: `missing required parameter "scalerAddress"`},
@@ -474,6 +477,50 @@ func TestSecretsNeverLeak(t *testing.T) {
 		if strings.Contains(all, keyBody) || strings.Contains(all, "PRIVATE KEY") {
 			t.Errorf("log entry leaks the client key: %q", all)
 		}
+	}
+}
+
+// TestCheckNeverDials: admission's offline check accepts a good trigger whose scaler is unreachable and refuses
+// bad metadata, without any connection (the listener below must see none).
+func TestCheckNeverDials(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan struct{}, 1)
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			accepted <- struct{}{}
+			c.Close()
+		}
+	}()
+	r := scalers.NewRegistry()
+	Register(r)
+	for _, typ := range []string{Type, PushType} {
+		if err := r.Check(context.Background(), scalers.TriggerConfig{Type: typ, Metadata: map[string]string{"scalerAddress": ln.Addr().String()}}); err != nil {
+			t.Fatalf("%s: Check of a valid trigger: %v", typ, err)
+		}
+		err := r.Check(context.Background(), scalers.TriggerConfig{Type: typ, Metadata: map[string]string{"scalerAddress": ln.Addr().String(), "tlsCertFile": "/etc/passwd"}})
+		if err == nil || !strings.Contains(err.Error(), "tlsCertFile") {
+			t.Fatalf("%s: Check with tlsCertFile: want refused, got %v", typ, err)
+		}
+	}
+	select {
+	case <-accepted:
+		t.Fatal("Check dialed the external scaler")
+	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+// TestNewErrorIsUntypedNil: a failed New returns a nil interface, so `if s != nil` checks hold.
+func TestNewErrorIsUntypedNil(t *testing.T) {
+	s, err := New(context.Background(), &scalers.TriggerConfig{Type: Type, Metadata: map[string]string{}})
+	if err == nil {
+		t.Fatal("want an error for missing scalerAddress")
+	}
+	if s != nil {
+		t.Fatalf("New returned a non-nil %T with an error", s)
 	}
 }
 

@@ -56,8 +56,8 @@ type Metadata struct {
 	// PartitionLimitation restricts the partitions considered: "0,1,4-6". Ignored without a topic, as in KEDA.
 	PartitionLimitation string `tidal:"name=partitionLimitation,optional"`
 
-	LagThreshold           int64 `tidal:"name=lagThreshold,default=10"`
-	ActivationLagThreshold int64 `tidal:"name=activationLagThreshold,default=0"`
+	LagThreshold           int64 `tidal:"name=lagThreshold,default=10,target"`
+	ActivationLagThreshold int64 `tidal:"name=activationLagThreshold,default=0,range=0;"`
 
 	OffsetResetPolicy                  string `tidal:"name=offsetResetPolicy,default=latest,enum=latest;earliest"`
 	AllowIdleConsumers                 bool   `tidal:"name=allowIdleConsumers,default=false"`
@@ -81,7 +81,7 @@ type Metadata struct {
 	Password string `tidal:"name=password,order=authParams,optional"`
 
 	// WatchInterval is how often Watch lists the latest offsets (Tidal extension; not a KEDA key).
-	WatchInterval time.Duration `tidal:"name=watchInterval,default=250ms"`
+	WatchInterval time.Duration `tidal:"name=watchInterval,default=250ms,range=0.001;"`
 
 	// partitions is PartitionLimitation parsed by Validate; nil means every partition.
 	partitions map[int32]struct{}
@@ -209,7 +209,10 @@ type Scaler struct {
 var _ scalers.PushScaler = (*Scaler)(nil)
 
 // Register adds the kafka scaler to r.
-func Register(r *scalers.Registry) { r.Register(New, TriggerType) }
+func Register(r *scalers.Registry) {
+	r.Register(New, TriggerType)
+	r.Describe(Metadata{}, TriggerType)
+}
 
 // New parses the trigger and prepares a client shared by triggers that use the same brokers and credentials. It
 // does not connect: an unreachable broker is a Sample error.

@@ -60,7 +60,7 @@ type Metadata struct {
 	URL                   string  `tidal:"name=url"`
 	ValueLocation         string  `tidal:"name=valueLocation"`
 	Format                string  `tidal:"name=format,default=json,enum=json;yaml;xml;prometheus"`
-	TargetValue           float64 `tidal:"name=targetValue"`
+	TargetValue           float64 `tidal:"name=targetValue,target"`
 	ActivationTargetValue float64 `tidal:"name=activationTargetValue,default=0"`
 	UnsafeSsl             bool    `tidal:"name=unsafeSsl,default=false"`
 	// Timeout is a Tidal extension: milliseconds or a Go duration; KEDA uses its global HTTP timeout (3s).
@@ -179,7 +179,10 @@ type Scaler struct {
 var _ scalers.Scaler = (*Scaler)(nil)
 
 // Register adds the metrics-api scaler to r.
-func Register(r *scalers.Registry) { r.Register(New, TriggerType) }
+func Register(r *scalers.Registry) {
+	r.Register(New, TriggerType)
+	r.Describe(Metadata{}, TriggerType)
+}
 
 // New parses the trigger. HTTP transports are shared between triggers with the same TLS settings.
 func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {

@@ -49,6 +49,7 @@ const (
 // Register adds the mysql trigger to r.
 func Register(r *scalers.Registry) {
 	r.Register(New, Type)
+	r.Describe(Metadata{}, Type)
 }
 
 // Metadata is the mysql trigger's metadata.
@@ -64,8 +65,8 @@ type Metadata struct {
 	DBName           string `tidal:"name=dbName,order=triggerMetadata;authParams,optional"`
 
 	Query                string  `tidal:"name=query"`
-	QueryValue           float64 `tidal:"name=queryValue"`
-	ActivationQueryValue float64 `tidal:"name=activationQueryValue,default=0"`
+	QueryValue           float64 `tidal:"name=queryValue,target"`
+	ActivationQueryValue float64 `tidal:"name=activationQueryValue,default=0,range=0;"`
 	MetricName           string  `tidal:"name=metricName,optional"`
 }
 
@@ -74,12 +75,6 @@ func (m *Metadata) Validate() error {
 	var errs []error
 	if strings.TrimSpace(m.Query) == "" {
 		errs = append(errs, errors.New("query: must not be empty"))
-	}
-	if m.QueryValue <= 0 {
-		errs = append(errs, fmt.Errorf("queryValue: must be > 0, got %v", m.QueryValue))
-	}
-	if m.ActivationQueryValue < 0 {
-		errs = append(errs, fmt.Errorf("activationQueryValue: must be >= 0, got %v", m.ActivationQueryValue))
 	}
 	if m.ConnectionString == "" {
 		for _, f := range []struct{ name, val string }{

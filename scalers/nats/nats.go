@@ -46,15 +46,15 @@ type Metadata struct {
 	Account                string `tidal:"name=account,order=authParams;triggerMetadata,optional"`
 	Stream                 string `tidal:"name=stream"`
 	Consumer               string `tidal:"name=consumer"`
-	LagThreshold           int64  `tidal:"name=lagThreshold,default=10"`
-	ActivationLagThreshold int64  `tidal:"name=activationLagThreshold,default=0"`
+	LagThreshold           int64  `tidal:"name=lagThreshold,default=10,target"`
+	ActivationLagThreshold int64  `tidal:"name=activationLagThreshold,default=0,range=0;"`
 	MonitoringEndpoint     string `tidal:"name=natsServerMonitoringEndpoint,order=authParams;triggerMetadata,optional"`
 	UseHTTPS               bool   `tidal:"name=useHttps,default=false"`
 
 	// Tidal additions.
 	Server   string        `tidal:"name=natsServer,order=authParams;triggerMetadata,optional"`
 	JSDomain string        `tidal:"name=jsDomain,optional"`
-	Timeout  time.Duration `tidal:"name=timeout,default=5s"`
+	Timeout  time.Duration `tidal:"name=timeout,default=5s,range=0.001;"`
 
 	Username string `tidal:"name=username,order=authParams;triggerMetadata,optional"`
 	Password string `tidal:"name=password,order=authParams;triggerMetadata,optional"`
@@ -239,6 +239,7 @@ func New(ctx context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error
 // Register adds the nats-jetstream scaler to r.
 func Register(r *scalers.Registry) {
 	r.Register(New, TriggerType)
+	r.Describe(Metadata{}, TriggerType)
 }
 
 // MetricSpecs returns the one External metric s<index>-nats-jetstream-<stream>.

@@ -45,6 +45,7 @@ const (
 // Register adds the postgresql trigger to r.
 func Register(r *scalers.Registry) {
 	r.Register(New, Type)
+	r.Describe(Metadata{}, Type)
 }
 
 // Metadata is the postgresql trigger's metadata.
@@ -61,8 +62,8 @@ type Metadata struct {
 	Password   string `tidal:"name=password,order=authParams;triggerMetadata,optional"`
 
 	Query                      string  `tidal:"name=query"`
-	TargetQueryValue           float64 `tidal:"name=targetQueryValue"`
-	ActivationTargetQueryValue float64 `tidal:"name=activationTargetQueryValue,default=0"`
+	TargetQueryValue           float64 `tidal:"name=targetQueryValue,target"`
+	ActivationTargetQueryValue float64 `tidal:"name=activationTargetQueryValue,default=0,range=0;"`
 }
 
 // Validate checks the cross-field rules: a connection string, or all of host, port, userName, dbName, sslmode.
@@ -70,12 +71,6 @@ func (m *Metadata) Validate() error {
 	var errs []error
 	if strings.TrimSpace(m.Query) == "" {
 		errs = append(errs, errors.New("query: must not be empty"))
-	}
-	if m.TargetQueryValue <= 0 {
-		errs = append(errs, fmt.Errorf("targetQueryValue: must be > 0, got %v", m.TargetQueryValue))
-	}
-	if m.ActivationTargetQueryValue < 0 {
-		errs = append(errs, fmt.Errorf("activationTargetQueryValue: must be >= 0, got %v", m.ActivationTargetQueryValue))
 	}
 	if m.Connection == "" {
 		for _, f := range []struct{ name, val string }{

@@ -46,7 +46,7 @@ type Metadata struct {
 	ServerAddress       string            `tidal:"name=serverAddress"`
 	Query               string            `tidal:"name=query"`
 	QueryParameters     map[string]string `tidal:"name=queryParameters,optional"`
-	Threshold           float64           `tidal:"name=threshold"`
+	Threshold           float64           `tidal:"name=threshold,target"`
 	ActivationThreshold float64           `tidal:"name=activationThreshold,default=0"`
 	// Namespace is sent as the namespace query parameter, for Thanos Querier / prom-label-proxy tenancy.
 	Namespace        string            `tidal:"name=namespace,optional"`
@@ -178,7 +178,10 @@ type Scaler struct {
 var _ scalers.Scaler = (*Scaler)(nil)
 
 // Register adds the prometheus scaler to r.
-func Register(r *scalers.Registry) { r.Register(New, TriggerType) }
+func Register(r *scalers.Registry) {
+	r.Register(New, TriggerType)
+	r.Describe(Metadata{}, TriggerType)
+}
 
 // New parses the trigger. HTTP transports are shared between triggers with the same TLS settings.
 func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {

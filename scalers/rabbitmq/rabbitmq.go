@@ -64,10 +64,10 @@ type Metadata struct {
 	QueueName string `tidal:"name=queueName"`
 	Mode      string `tidal:"name=mode,optional,enum=QueueLength;MessageRate"`
 	// Value is the target per replica (messages, or messages per second for MessageRate).
-	Value *float64 `tidal:"name=value,optional"`
+	Value *float64 `tidal:"name=value,optional,target"`
 	// QueueLength is KEDA's deprecated spelling of mode=QueueLength + value.
-	QueueLength     *float64 `tidal:"name=queueLength,optional"`
-	ActivationValue float64  `tidal:"name=activationValue,default=0"`
+	QueueLength     *float64 `tidal:"name=queueLength,optional,target"`
+	ActivationValue float64  `tidal:"name=activationValue,default=0,range=0;"`
 	VhostName       *string  `tidal:"name=vhostName,optional"`
 
 	UseRegex              bool   `tidal:"name=useRegex,default=false"`
@@ -87,7 +87,7 @@ type Metadata struct {
 	KeyPassword string `tidal:"name=keyPassword,order=authParams,optional"`
 
 	// WatchInterval is a Tidal addition: how often Watch re-reads the queue.
-	WatchInterval time.Duration `tidal:"name=watchInterval,optional"`
+	WatchInterval time.Duration `tidal:"name=watchInterval,optional,range=0.001;"`
 
 	// Resolved by Validate.
 	hostURL *url.URL
@@ -252,6 +252,7 @@ func New(ctx context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error
 // Register adds the rabbitmq scaler to r.
 func Register(r *scalers.Registry) {
 	r.Register(New, TriggerType)
+	r.Describe(Metadata{}, TriggerType)
 }
 
 // MetricSpecs returns the one External metric s<index>-rabbitmq-<queueName>.

@@ -64,7 +64,7 @@ func TestCluster(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				s := build(t, triggerConfig(t, TypeClusterList, map[string]string{"addresses": conn["addresses"], "listName": key}), Options{})
+				s := build(t, triggerConfig(t, TypeClusterList, map[string]string{"enableKeyspaceNotifications": "true", "addresses": conn["addresses"], "listName": key}), Options{})
 				changed, _ := watching(t, s, owner, keyspace(0, key))
 				if flags := notifyFlags(t, owner); !covers(flags, "l") {
 					t.Fatalf("owner %s has notify-keyspace-events %q", owner.Options().Addr, flags)
@@ -101,7 +101,7 @@ func TestSentinel(t *testing.T) {
 	t.Run("push", func(t *testing.T) {
 		key := uniqueKey(t, "list")
 		cleanupKeys(t, mc, key)
-		s := build(t, triggerConfig(t, TypeSentinelList, map[string]string{"addresses": st.sentinel, "sentinelMaster": st.name, "listName": key}), Options{})
+		s := build(t, triggerConfig(t, TypeSentinelList, map[string]string{"enableKeyspaceNotifications": "true", "addresses": st.sentinel, "sentinelMaster": st.name, "listName": key}), Options{})
 		changed, _ := watching(t, s, mc, keyspace(0, key))
 		assertWakeUp(t, changed, func() { mc.LPush(context.Background(), key, "job") })
 	})
@@ -123,7 +123,7 @@ func TestSentinelFailover(t *testing.T) {
 	rc := goredis.NewClient(&goredis.Options{Addr: st.replica, DisableIdentity: true})
 	defer rc.Close()
 	key := uniqueKey(t, "list")
-	s := build(t, triggerConfig(t, TypeSentinelList, map[string]string{"addresses": st.sentinel, "sentinelMaster": st.name, "listName": key}),
+	s := build(t, triggerConfig(t, TypeSentinelList, map[string]string{"enableKeyspaceNotifications": "true", "addresses": st.sentinel, "sentinelMaster": st.name, "listName": key}),
 		Options{WatchRecheck: 200 * time.Millisecond})
 	mc := goredis.NewClient(&goredis.Options{Addr: st.master.addr, DisableIdentity: true})
 	defer mc.Close()
@@ -178,7 +178,7 @@ func TestClusterSlotMove(t *testing.T) {
 	cc := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: addrs, DisableIdentity: true})
 	defer cc.Close()
 	key := "{move}" + uniqueKey(t, "list")
-	s := build(t, triggerConfig(t, TypeClusterList, map[string]string{"addresses": strings.Join(addrs, ","), "listName": key}),
+	s := build(t, triggerConfig(t, TypeClusterList, map[string]string{"enableKeyspaceNotifications": "true", "addresses": strings.Join(addrs, ","), "listName": key}),
 		Options{WatchRecheck: 200 * time.Millisecond})
 	from, err := cc.MasterForKey(ctx, key)
 	if err != nil {

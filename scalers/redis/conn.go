@@ -64,8 +64,23 @@ type connMeta struct {
 	Cert             string   `tidal:"name=cert;Cert,order=authParams,optional"`
 	Key              string   `tidal:"name=key,order=authParams,optional"`
 	KeyPassword      string   `tidal:"name=keyPassword,order=authParams,optional"`
+	// EnableKeyspaceNotifications governs push (see the package doc): unset uses notifications the server already
+	// publishes, true may add the missing classes server-wide, false never watches.
+	EnableKeyspaceNotifications *bool `tidal:"name=enableKeyspaceNotifications,optional"`
 
 	mode mode
+}
+
+// notifyPolicy maps enableKeyspaceNotifications to the watch's policy.
+func (c *connMeta) notifyPolicy() notifyPolicy {
+	switch {
+	case c.EnableKeyspaceNotifications == nil:
+		return notifyIfOn
+	case *c.EnableKeyspaceNotifications:
+		return notifyEnable
+	default:
+		return notifyNever
+	}
 }
 
 // validate joins host/port pairs into addresses and checks the cross-field rules. It runs from the trigger

@@ -12,13 +12,21 @@
 // (__keyspace@<db>__:<key>); in a cluster, on the master that owns the key's slot, following the slot when it
 // moves. All watches through one shared client share one subscriber connection per server (hub.go).
 //
-// Keyspace notifications are off by default in Redis. When the server's notify-keyspace-events lacks the classes
-// a watch needs (K plus l for lists, or s/z/h when the key is a set/sorted set/hash; K plus t for streams), Watch
-// enables them with CONFIG SET, adding to whatever was already on. This is a server-wide setting that stays
-// after Tidal stops (Redis then publishes an event for each write of those classes, a small CPU cost). A running
-// watch re-checks it every Options.WatchRecheck, since a restart or a sentinel failover loses it. Where CONFIG is
-// refused (managed Redis that disables the command, ACL users without +config), Watch can neither check nor
-// change the setting: it returns an error and the caller keeps polling that trigger.
+// Keyspace notifications are off by default in Redis, and notify-keyspace-events is a server-wide setting that is
+// not Tidal's to change unasked. Push is therefore governed per trigger by enableKeyspaceNotifications:
+//
+//   - unset (the default): Watch reads notify-keyspace-events (CONFIG GET) and subscribes only when the server
+//     already publishes what the watch needs (K plus l for lists, or s/z/h when the key is a set/sorted
+//     set/hash; K plus t for streams). Otherwise Watch returns an error saying so and the trigger is polled at
+//     its pollingInterval. Tidal never changes the server.
+//   - "true": as above, but when classes are missing Watch adds them with CONFIG SET, merging with the flags
+//     already on and never removing any. The setting stays after Tidal stops (Redis then publishes an event for
+//     each write of those classes, a small CPU cost). A running watch re-checks every Options.WatchRecheck,
+//     since a restart or a sentinel failover loses it.
+//   - "false": no push at all; the scaler is not a PushScaler and is polled at its pollingInterval.
+//
+// Where CONFIG is refused (managed Redis that disables the command, ACL users without +config), Watch can neither
+// check nor change the setting: it returns an error and the caller keeps polling that trigger.
 package redis
 
 import (
@@ -61,6 +69,8 @@ func (o Options) withDefaults() Options {
 // Register adds the Redis list and stream scalers under all six KEDA trigger types.
 func Register(r *scalers.Registry) {
 	r.Register(New, TypeList, TypeClusterList, TypeSentinelList, TypeStreams, TypeClusterStreams, TypeSentinelStreams)
+	r.Describe(listMeta{}, TypeList, TypeClusterList, TypeSentinelList)
+	r.Describe(streamMeta{}, TypeStreams, TypeClusterStreams, TypeSentinelStreams)
 }
 
 // New builds the scaler for cfg.Type with default Options. It is a scalers.Builder.
@@ -69,9 +79,30 @@ func New(ctx context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error
 }
 
 // NewWithOptions builds the scaler for cfg.Type. It does not connect: an unreachable server is a Sample error.
+// With enableKeyspaceNotifications "false" the scaler does not implement scalers.PushScaler. On error the Scaler is a
+// nil interface.
 func NewWithOptions(_ context.Context, cfg *scalers.TriggerConfig, opts Options) (scalers.Scaler, error) {
 	cfg.Normalize()
-	opts = opts.withDefaults()
+	s, err := newScaler(cfg, opts.withDefaults())
+	if err != nil {
+		return nil, err
+	}
+	if s.notifyPolicy() == notifyNever {
+		return pollOnly{s}, nil
+	}
+	return s, nil
+}
+
+// redisScaler is what every scaler of this package is.
+type redisScaler interface {
+	scalers.PushScaler
+	notifyPolicy() notifyPolicy
+}
+
+// pollOnly hides Watch: the trigger asked for no push.
+type pollOnly struct{ scalers.Scaler }
+
+func newScaler(cfg *scalers.TriggerConfig, opts Options) (redisScaler, error) {
 	switch cfg.Type {
 	case TypeList:
 		return newListScaler(cfg, modeStandalone, opts)
@@ -93,7 +124,7 @@ func NewWithOptions(_ context.Context, cfg *scalers.TriggerConfig, opts Options)
 type listMeta struct {
 	connMeta
 	ListName             string `tidal:"name=listName"`
-	ListLength           int64  `tidal:"name=listLength,default=5,range=1;"`
+	ListLength           int64  `tidal:"name=listLength,default=5,range=1;,target"`
 	ActivationListLength int64  `tidal:"name=activationListLength,default=0,range=0;"`
 }
 
@@ -161,9 +192,12 @@ func newListScaler(cfg *scalers.TriggerConfig, md mode, opts Options) (*listScal
 		key:     meta.ListName,
 		classes: s.listClasses,
 		recheck: opts.WatchRecheck,
+		policy:  meta.notifyPolicy(),
 	}
 	return s, nil
 }
+
+func (s *listScaler) notifyPolicy() notifyPolicy { return s.watch.policy }
 
 // MetricSpecs returns one External metric named like KEDA's (s<index>-redis-<listName>) with target listLength.
 func (s *listScaler) MetricSpecs() []autoscalingv2.MetricSpec {

@@ -43,8 +43,8 @@ type streamMeta struct {
 	connMeta
 	Stream              string `tidal:"name=stream"`
 	ConsumerGroup       string `tidal:"name=consumerGroup,optional"`
-	PendingEntriesCount int64  `tidal:"name=pendingEntriesCount,default=5,range=1;"`
-	StreamLength        int64  `tidal:"name=streamLength,default=5,range=1;"`
+	PendingEntriesCount int64  `tidal:"name=pendingEntriesCount,default=5,range=1;,target"`
+	StreamLength        int64  `tidal:"name=streamLength,default=5,range=1;,target"`
 	LagCount            int64  `tidal:"name=lagCount,default=0,range=0;"`
 	ActivationLagCount  int64  `tidal:"name=activationLagCount,default=0,range=0;"`
 
@@ -121,9 +121,12 @@ func newStreamScaler(cfg *scalers.TriggerConfig, md mode, opts Options) (*stream
 		key:     meta.Stream,
 		classes: func(context.Context, goredis.Cmdable) string { return "t" },
 		recheck: opts.WatchRecheck,
+		policy:  meta.notifyPolicy(),
 	}
 	return s, nil
 }
+
+func (s *streamScaler) notifyPolicy() notifyPolicy { return s.watch.policy }
 
 // MetricSpecs returns one External metric named like KEDA's (s<index>-redis-streams-<stream>) whose target is
 // pendingEntriesCount, lagCount or streamLength, whichever the trigger measures.

@@ -19,13 +19,29 @@ const (
 	allClasses = "g$lshztxed"
 )
 
+// notifyPolicy says what a watch may do about the server's notify-keyspace-events (enableKeyspaceNotifications).
+type notifyPolicy int
+
+const (
+	// notifyIfOn subscribes only when the server already publishes the needed events; it never changes it.
+	notifyIfOn notifyPolicy = iota
+	// notifyEnable adds missing classes with CONFIG SET (merging, never removing): the user asked for it.
+	notifyEnable
+	// notifyNever does not watch at all.
+	notifyNever
+)
+
+// errNotificationsOff ends a watch whose server does not publish the needed events and that may not enable them.
+var errNotificationsOff = errors.New("keyspace notifications needed for push are off")
+
 // watchTarget is the keyspace-notification watch of one key, shared by the list and stream scalers.
 type watchTarget struct {
-	cfg  *scalers.TriggerConfig
-	conn *sharedConn
-	mode mode
-	db   int
-	key  string
+	policy notifyPolicy
+	cfg    *scalers.TriggerConfig
+	conn   *sharedConn
+	mode   mode
+	db     int
+	key    string
 	// classes returns the event classes (besides K) this key needs, such as "l" for a list.
 	classes func(ctx context.Context, c goredis.Cmdable) string
 	recheck time.Duration
@@ -137,7 +153,7 @@ func (w *watchTarget) recheckNode(ctx context.Context, n node, classes string, c
 		return nil
 	case ctx.Err() != nil:
 		return nil
-	case errors.As(err, &reply):
+	case errors.As(err, &reply), errors.Is(err, errNotificationsOff):
 		return err
 	default:
 		w.cfg.Logger.Debug("re-checking keyspace notifications failed; will retry",
@@ -147,8 +163,8 @@ func (w *watchTarget) recheckNode(ctx context.Context, n node, classes string, c
 	}
 }
 
-// ensure checks notify-keyspace-events on the node covers K and classes, and turns them on when it does not;
-// enabled reports that it had to.
+// ensure checks notify-keyspace-events on the node covers K and classes. When it does not, it turns them on if the
+// trigger opted in (enabled reports that it had to), and otherwise returns errNotificationsOff.
 func (w *watchTarget) ensure(ctx context.Context, n node, classes string) (enabled bool, err error) {
 	ctx, cancel := withTimeout(ctx)
 	defer cancel()
@@ -159,6 +175,10 @@ func (w *watchTarget) ensure(ctx context.Context, n node, classes string) (enabl
 	flags := cur[notifyParam]
 	if covers(flags, classes) {
 		return false, nil
+	}
+	if w.policy != notifyEnable {
+		return false, w.cfg.Errorf("watch %q: %w (%s=%q, need K and %s); polling at the pollingInterval instead. Enable them on the server, or set enableKeyspaceNotifications: \"true\" to let Tidal add them server-wide",
+			w.key, errNotificationsOff, notifyParam, flags, classes)
 	}
 	want := mergeFlags(flags, classes)
 	if err := n.client.ConfigSet(ctx, notifyParam, want).Err(); err != nil {

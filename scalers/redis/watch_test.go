@@ -5,6 +5,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -101,7 +102,7 @@ func TestWatchList(t *testing.T) {
 	setNotify(t, rc, "")
 	key := uniqueKey(t, "list")
 	cleanupKeys(t, rc, key)
-	s := build(t, triggerConfig(t, TypeList, map[string]string{"address": localAddr, "listName": key}), Options{})
+	s := build(t, triggerConfig(t, TypeList, map[string]string{"enableKeyspaceNotifications": "true", "address": localAddr, "listName": key}), Options{})
 	if v, active := sample(t, s); v != 0 || active {
 		t.Fatalf("empty list: %v %v", v, active)
 	}
@@ -122,7 +123,7 @@ func TestWatchStream(t *testing.T) {
 	t.Cleanup(func() { _ = db5.Close() }) // registered before cleanupKeys, so it closes after
 	stream := uniqueKey(t, "stream")
 	cleanupKeys(t, db5, stream)
-	s := build(t, triggerConfig(t, TypeStreams, map[string]string{"address": localAddr, "stream": stream, "databaseIndex": "5"}), Options{})
+	s := build(t, triggerConfig(t, TypeStreams, map[string]string{"enableKeyspaceNotifications": "true", "address": localAddr, "stream": stream, "databaseIndex": "5"}), Options{})
 	changed, _ := watching(t, s, rc, keyspace(5, stream))
 	if flags := notifyFlags(t, rc); !covers(flags, "t") {
 		t.Fatalf("Watch left notify-keyspace-events %q, want K and t", flags)
@@ -138,7 +139,7 @@ func TestWatchKeepsOtherFlags(t *testing.T) {
 	rc := localClient(t)
 	setNotify(t, rc, "Ex")
 	key := uniqueKey(t, "list")
-	s := build(t, triggerConfig(t, TypeList, map[string]string{"address": localAddr, "listName": key}), Options{})
+	s := build(t, triggerConfig(t, TypeList, map[string]string{"enableKeyspaceNotifications": "true", "address": localAddr, "listName": key}), Options{})
 	watching(t, s, rc, keyspace(0, key))
 	flags := notifyFlags(t, rc)
 	for _, c := range "ExKl" {
@@ -155,7 +156,7 @@ func TestWatchReenables(t *testing.T) {
 	setNotify(t, rc, "")
 	key := uniqueKey(t, "list")
 	cleanupKeys(t, rc, key)
-	s := build(t, triggerConfig(t, TypeList, map[string]string{"address": localAddr, "listName": key}), Options{WatchRecheck: 200 * time.Millisecond})
+	s := build(t, triggerConfig(t, TypeList, map[string]string{"enableKeyspaceNotifications": "true", "address": localAddr, "listName": key}), Options{WatchRecheck: 200 * time.Millisecond})
 	changed, _ := watching(t, s, rc, keyspace(0, key))
 	if err := rc.ConfigSet(context.Background(), notifyParam, "").Err(); err != nil {
 		t.Fatal(err)
@@ -182,7 +183,7 @@ func TestWatchFallsBack(t *testing.T) {
 	const pw = "no-config-for-you"
 	user := aclUser(t, rc, pw, "+@all", "-config")
 	key := uniqueKey(t, "list")
-	cfg := triggerConfig(t, TypeList, map[string]string{"address": localAddr, "listName": key, "username": user})
+	cfg := triggerConfig(t, TypeList, map[string]string{"enableKeyspaceNotifications": "true", "address": localAddr, "listName": key, "username": user})
 	cfg.AuthParams = map[string]string{"password": pw}
 	s := build(t, cfg, Options{})
 	if v, _ := sample(t, s); v != 0 { // polling still works for this user
@@ -253,7 +254,7 @@ func TestWatchSharesOneConnection(t *testing.T) {
 			keys[i] = keys[0] // two watches on one key
 		}
 		cleanupKeys(t, rc, keys[i])
-		cfg := triggerConfig(t, TypeList, map[string]string{"address": localAddr, "listName": keys[i]})
+		cfg := triggerConfig(t, TypeList, map[string]string{"enableKeyspaceNotifications": "true", "address": localAddr, "listName": keys[i]})
 		cfg.Shared = shared
 		s := build(t, cfg, Options{})
 		wakes[i] = make(chan struct{}, 1)
@@ -335,7 +336,7 @@ func TestWatchSurvivesReconnect(t *testing.T) {
 	pc := goredis.NewClient(&goredis.Options{Addr: addr, DisableIdentity: true})
 	defer pc.Close()
 	key := uniqueKey(t, "list")
-	s := build(t, triggerConfig(t, TypeList, map[string]string{"address": addr, "listName": key}), Options{})
+	s := build(t, triggerConfig(t, TypeList, map[string]string{"enableKeyspaceNotifications": "true", "address": addr, "listName": key}), Options{})
 	changed, _ := watching(t, s, pc, keyspace(0, key))
 	if err := pc.Do(context.Background(), "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
 		t.Fatal(err)
@@ -353,4 +354,87 @@ func TestWatchSurvivesReconnect(t *testing.T) {
 		return nil
 	})
 	assertWakeUp(t, changed, func() { pc.LPush(context.Background(), key, "job") })
+}
+
+// TestWatchDefaultNeverChangesServer: without enableKeyspaceNotifications a trigger whose server publishes no
+// keyspace events does not touch the server: Watch says why and returns, and the caller polls.
+func TestWatchDefaultNeverChangesServer(t *testing.T) {
+	rc := localClient(t)
+	setNotify(t, rc, "Ex")
+	before := notifyFlags(t, rc)
+	key := uniqueKey(t, "list")
+	s := build(t, triggerConfig(t, TypeList, map[string]string{"address": localAddr, "listName": key}), Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := s.Watch(ctx, make(chan struct{}, 1))
+	if !errors.Is(err, errNotificationsOff) || ctx.Err() != nil {
+		t.Fatalf("Watch = %v, want errNotificationsOff before the deadline", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, `redis trigger "orders"`) || !strings.Contains(msg, "enableKeyspaceNotifications") {
+		t.Fatalf("error %q should name the trigger and the opt-in", msg)
+	}
+	if flags := notifyFlags(t, rc); flags != before {
+		t.Fatalf("notify-keyspace-events changed from %q to %q without the opt-in", before, flags)
+	}
+}
+
+// TestWatchDefaultUsesServerNotifications: when the server already publishes what a watch needs, the default
+// trigger subscribes (push works) and leaves the setting exactly as it was; when someone turns the events off
+// later, the watch ends (the caller polls) instead of turning them back on.
+func TestWatchDefaultUsesServerNotifications(t *testing.T) {
+	rc := localClient(t)
+	setNotify(t, rc, "Klgx") // what a list watch needs: pushes, DEL, expiry
+	before := notifyFlags(t, rc)
+	key := uniqueKey(t, "list")
+	cleanupKeys(t, rc, key)
+	s := build(t, triggerConfig(t, TypeList, map[string]string{"address": localAddr, "listName": key}), Options{WatchRecheck: 200 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	changed, errc := make(chan struct{}, 1), make(chan error, 1)
+	go func() { errc <- s.Watch(ctx, changed) }()
+	channel := keyspace(0, key)
+	eventually(t, 15*time.Second, "Watch subscribed to "+channel, func() error {
+		n, err := rc.PubSubNumSub(ctx, channel).Result()
+		if err != nil {
+			return err
+		}
+		if n[channel] < 1 {
+			return fmt.Errorf("%d subscribers", n[channel])
+		}
+		return nil
+	})
+	assertWakeUp(t, changed, func() { rc.LPush(context.Background(), key, "job") })
+	if flags := notifyFlags(t, rc); flags != before {
+		t.Fatalf("notify-keyspace-events changed from %q to %q", before, flags)
+	}
+	if err := rc.ConfigSet(context.Background(), notifyParam, "").Err(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errc:
+		if !errors.Is(err, errNotificationsOff) {
+			t.Fatalf("Watch ended with %v, want errNotificationsOff", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Watch kept running after notifications were turned off")
+	}
+	if flags := notifyFlags(t, rc); flags != "" {
+		t.Fatalf("the default trigger re-enabled notifications: %q", flags)
+	}
+}
+
+// TestWatchOptOut: enableKeyspaceNotifications "false" builds a scaler that cannot push at all.
+func TestWatchOptOut(t *testing.T) {
+	s, err := NewWithOptions(context.Background(), triggerConfig(t, TypeList,
+		map[string]string{"address": localAddr, "listName": "q", "enableKeyspaceNotifications": "false"}), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	if _, ok := s.(scalers.PushScaler); ok {
+		t.Fatal("a trigger with enableKeyspaceNotifications false is a PushScaler")
+	}
+	if v, _ := sample(t, s); v != 0 {
+		t.Fatalf("polling: value %v", v)
+	}
 }

@@ -40,6 +40,7 @@ const (
 // Register adds the cpu and memory triggers to r.
 func Register(r *scalers.Registry) {
 	r.Register(New, TypeCPU, TypeMemory)
+	r.Describe(Metadata{}, TypeCPU, TypeMemory)
 }
 
 // Metadata is the trigger metadata of a cpu or memory trigger.
@@ -51,6 +52,12 @@ type Metadata struct {
 	// ContainerName, when set, makes the metric a ContainerResource metric of that container.
 	ContainerName string `tidal:"name=containerName,optional"`
 }
+
+// AverageValue bounds: below 1m a target rounds to 0; above scalers.MaxValue milli-unit arithmetic overflows.
+var (
+	minAverageValue = apiresource.MustParse("1m")
+	maxAverageValue = *apiresource.NewQuantity(int64(scalers.MaxValue), apiresource.DecimalSI)
+)
 
 // Target is a parsed cpu/memory target.
 type Target struct {
@@ -97,6 +104,10 @@ func ParseTarget(cfg *scalers.TriggerConfig) (Target, error) {
 		}
 		if q.Sign() <= 0 {
 			return Target{}, cfg.Errorf("value: must be > 0 for AverageValue, got %q", meta.Value)
+		}
+		if q.Cmp(minAverageValue) < 0 || q.Cmp(maxAverageValue) > 0 {
+			return Target{}, cfg.Errorf("value: must be between %s and %s for AverageValue (milli precision), got %q",
+				minAverageValue.String(), maxAverageValue.String(), meta.Value)
 		}
 		t.AverageValue = q
 	default:

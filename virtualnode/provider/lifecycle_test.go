@@ -50,6 +50,12 @@ func TestProcessBackendPodProblemsBecomeStatus(t *testing.T) {
 	tooBig.Spec.NodeName = vn.Name
 	tooBig.Spec.NodeSelector = nil
 
+	// Bound by nodeName without tolerating the node's taint: the scheduler never checked; the node must refuse.
+	untolerated := busyboxPod("untolerated", vn.Name, "sleep 60")
+	untolerated.Spec.NodeName = vn.Name
+	untolerated.Spec.NodeSelector = nil
+	untolerated.Spec.Tolerations = nil
+
 	notReady := busyboxPod("not-ready", vn.Name, "sleep 600")
 	notReady.Spec.Containers[0].ReadinessProbe = &corev1.Probe{
 		ProbeHandler:  corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"sh", "-c", "exit 1"}}},
@@ -69,7 +75,7 @@ func TestProcessBackendPodProblemsBecomeStatus(t *testing.T) {
 	done := busyboxPod("completes", vn.Name, "echo done")
 	done.Spec.RestartPolicy = corev1.RestartPolicyNever
 
-	for _, p := range []*corev1.Pod{unknown, tooBig, notReady, notLive, crashing, done} {
+	for _, p := range []*corev1.Pod{unknown, tooBig, untolerated, notReady, notLive, crashing, done} {
 		if _, err := c.Client.CoreV1().Pods(ns).Create(ctx, p, metav1.CreateOptions{}); err != nil {
 			t.Fatalf("create pod %s: %v", p.Name, err)
 		}
@@ -88,6 +94,10 @@ func TestProcessBackendPodProblemsBecomeStatus(t *testing.T) {
 		}},
 		{name: "pod larger than the node fails with OutOfCapacity", pod: "too-big", event: backend.ReasonOutOfCapacity, want: func(p *corev1.Pod) bool {
 			return p.Status.Phase == corev1.PodFailed && p.Status.Reason == backend.ReasonOutOfCapacity
+		}},
+		{name: "pod bound without tolerating the node's taint fails", pod: "untolerated", event: provider.ReasonTaintToleration, want: func(p *corev1.Pod) bool {
+			return p.Status.Phase == corev1.PodFailed && p.Status.Reason == provider.ReasonTaintToleration &&
+				strings.Contains(p.Status.Message, provider.TaintKey)
 		}},
 		{name: "failing liveness probe restarts the container", pod: "not-live", want: func(p *corev1.Pod) bool {
 			return len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].RestartCount >= 1

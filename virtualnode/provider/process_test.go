@@ -43,12 +43,13 @@ func processNode(t testing.TB, c *devcluster.Cluster, capacity corev1.ResourceLi
 	return startNode(t, c, "process", capacity, provider.VirtualNodeOptions{
 		NewBackend: func(d provider.BackendDeps) (backend.Backend, error) {
 			return process.New(process.Options{
-				Images:         process.StaticImages{"tidal/demo-worker": {worker}, "busybox": nil},
-				Dir:            dir,
-				Changed:        d.Changed,
-				NodeIP:         d.NodeIP,
-				Logger:         d.Logger,
-				RestartBackoff: 500 * time.Millisecond,
+				Images:          process.StaticImages{"tidal/demo-worker": {worker}, "busybox": nil},
+				AllowedCommands: []string{"sh"},
+				Dir:             dir,
+				Changed:         d.Changed,
+				NodeIP:          d.NodeIP,
+				Logger:          d.Logger,
+				RestartBackoff:  500 * time.Millisecond,
 			})
 		},
 	})

@@ -47,9 +47,12 @@ type Options struct {
 	NodeName    string
 	NodeIP      string
 	Allocatable corev1.ResourceList // pods, cpu, memory the node offers
-	ConfigMaps  corev1listers.ConfigMapLister
-	Secrets     corev1listers.SecretLister
-	Recorder    record.EventRecorder
+	// Taints are the node's taints; a pod that does not tolerate a NoSchedule/NoExecute one is failed with
+	// ReasonTaintToleration (pods bound by spec.nodeName never met the scheduler's check).
+	Taints     []corev1.Taint
+	ConfigMaps corev1listers.ConfigMapLister
+	Secrets    corev1listers.SecretLister
+	Recorder   record.EventRecorder
 	// Pods, when set, is used to remove a deleted pod from the API as soon as its containers stopped (as the
 	// kubelet does), instead of after the whole grace period as virtual-kubelet's pod controller would.
 	Pods   corev1client.PodsGetter
@@ -199,6 +202,15 @@ func (p *Provider) CreatePod(ctx context.Context, pod *corev1.Pod) error {
 	p.mu.Lock()
 	if _, ok := p.pods[key]; ok {
 		p.mu.Unlock()
+		return nil
+	}
+	if msg := untoleratedTaint(p.opts.Taints, pod); msg != "" {
+		e := &entry{pod: pod, status: p.failedStatus(pod, ReasonTaintToleration, msg)}
+		p.pods[key] = e
+		p.mu.Unlock()
+		log.Warn("pod does not tolerate the virtual node's taint", zap.String("reason", msg))
+		p.event(pod, corev1.EventTypeWarning, ReasonTaintToleration, msg)
+		p.queue.Add(key)
 		return nil
 	}
 	if msg := p.exceedsCapacityLocked(pod); msg != "" {

@@ -127,7 +127,7 @@ func (v *VirtualNode) build() error {
 	var pods corev1listers.PodLister
 	newProvider := func(pc nodeutil.ProviderConfig) (nodeutil.Provider, vknode.NodeProvider, error) {
 		p, err := New(Options{
-			NodeName: o.Node.Name, NodeIP: o.Node.Address, Allocatable: o.Node.Capacity,
+			NodeName: o.Node.Name, NodeIP: o.Node.Address, Allocatable: o.Node.Capacity, Taints: o.Node.Node().Spec.Taints,
 			ConfigMaps: pc.ConfigMaps, Secrets: pc.Secrets, Recorder: recorder, Logger: v.log, Pods: o.Client.CoreV1(),
 			Clock: o.Clock, RetryBase: o.RetryBase, RetryMax: o.RetryMax,
 		})

@@ -87,7 +87,12 @@ func Run(ctx context.Context, opts Options) error {
 		}()
 	}
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
-	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
+	// Events get their own client, so their writes never wait in the rate limiter behind a scale-up's calls.
+	events, err := kubernetes.NewForConfig(opts.Config)
+	if err != nil {
+		return fmt.Errorf("kubernetes client: %w", err)
+	}
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: events.CoreV1().Events("")})
 	defer broadcaster.Shutdown()
 	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "tidal-node-autoscaler"})
 

@@ -44,6 +44,14 @@ type Refresher interface {
 	Refresh(ctx context.Context) error
 }
 
+// Recoverer is optional: Recover is called once per group when an autoscaler starts leading, before its first
+// loop, to settle operations a previous run (crashed or killed) left half-done. It returns the names of the
+// group's nodes whose removal is under way and will complete; every other node the autoscaler tainted for
+// removal gets its taint and cordon back off.
+type Recoverer interface {
+	Recover(ctx context.Context, group *v1alpha1.NodeGroup) (deleting []string, err error)
+}
+
 // InstanceState is the lifecycle state of an instance.
 type InstanceState string
 

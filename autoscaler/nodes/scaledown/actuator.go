@@ -142,28 +142,87 @@ func (a *Actuator) event(node *corev1.Node, typ, reason, msg string) {
 	}
 }
 
-// taint adds (or removes) the to-be-deleted NoSchedule taint and sets (or clears) spec.unschedulable.
+// taint adds (or removes) the to-be-deleted NoSchedule taint and cordons the node (or undoes both).
 func (a *Actuator) taint(ctx context.Context, name string, add bool) error {
+	if !add {
+		return RemoveTaint(ctx, a.opts.Client, name)
+	}
+	return updateNode(ctx, a.opts.Client, name, func(n *corev1.Node) *corev1.Node { return withTaint(n, time.Now()) })
+}
+
+// RemoveTaint removes the to-be-deleted taint and the autoscaler's cordon from the named node; a node that is
+// gone or carries neither is left as it is.
+func RemoveTaint(ctx context.Context, client kubernetes.Interface, name string) error {
+	return updateNode(ctx, client, name, withoutTaint)
+}
+
+// updateNode applies mutate (which returns a changed copy, or nil for no change) to the node, re-reading it on
+// conflict.
+func updateNode(ctx context.Context, client kubernetes.Interface, name string, mutate func(*corev1.Node) *corev1.Node) error {
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		node, err := a.opts.Client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		node, err := client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
-		node = node.DeepCopy()
-		var taints []corev1.Taint
-		for _, t := range node.Spec.Taints {
-			if t.Key != template.TaintToBeDeleted {
-				taints = append(taints, t)
-			}
+		if node = mutate(node); node == nil {
+			return nil
 		}
-		if add {
-			taints = append(taints, corev1.Taint{Key: template.TaintToBeDeleted, Value: fmt.Sprint(time.Now().Unix()), Effect: corev1.TaintEffectNoSchedule})
-		}
-		node.Spec.Taints = taints
-		node.Spec.Unschedulable = add
-		_, err = a.opts.Client.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{FieldManager: "tidal-node-autoscaler"})
+		_, err = client.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{FieldManager: "tidal-node-autoscaler"})
 		return err
 	})
+}
+
+// withTaint returns a copy of node with the to-be-deleted taint and cordoned, remembering in
+// template.AnnotationCordonedByAutoscaler whether it was cordoned before.
+func withTaint(node *corev1.Node, now time.Time) *corev1.Node {
+	node = node.DeepCopy()
+	var taints []corev1.Taint
+	for _, t := range node.Spec.Taints {
+		if t.Key != template.TaintToBeDeleted {
+			taints = append(taints, t)
+		}
+	}
+	if !HasTaint(node) {
+		if node.Annotations == nil {
+			node.Annotations = map[string]string{}
+		}
+		node.Annotations[template.AnnotationCordonedByAutoscaler] = fmt.Sprint(!node.Spec.Unschedulable)
+	}
+	node.Spec.Taints = append(taints, corev1.Taint{Key: template.TaintToBeDeleted, Value: fmt.Sprint(now.Unix()), Effect: corev1.TaintEffectNoSchedule})
+	node.Spec.Unschedulable = true
+	return node
+}
+
+// withoutTaint returns a copy of node without the to-be-deleted taint, uncordoned unless it was cordoned before the
+// autoscaler tainted it; nil when there is nothing to undo.
+func withoutTaint(node *corev1.Node) *corev1.Node {
+	mark, marked := node.Annotations[template.AnnotationCordonedByAutoscaler]
+	if !HasTaint(node) && !marked {
+		return nil
+	}
+	node = node.DeepCopy()
+	var taints []corev1.Taint
+	for _, t := range node.Spec.Taints {
+		if t.Key != template.TaintToBeDeleted {
+			taints = append(taints, t)
+		}
+	}
+	node.Spec.Taints = taints
+	if !marked || mark == "true" {
+		node.Spec.Unschedulable = false
+	}
+	delete(node.Annotations, template.AnnotationCordonedByAutoscaler)
+	return node
+}
+
+// HasTaint reports whether node carries the to-be-deleted taint.
+func HasTaint(node *corev1.Node) bool {
+	for _, t := range node.Spec.Taints {
+		if t.Key == template.TaintToBeDeleted {
+			return true
+		}
+	}
+	return false
 }
 
 // drain evicts every pod through the Eviction API (retrying while a PDB answers 429) and waits until the pods

@@ -23,6 +23,10 @@ const (
 	AnnotationCAScaleDownDisabled = "cluster-autoscaler.kubernetes.io/scale-down-disabled"
 	// TaintToBeDeleted is put on a node the autoscaler is draining (NoSchedule).
 	TaintToBeDeleted = "tidal.dev/to-be-deleted"
+	// AnnotationCordonedByAutoscaler goes with TaintToBeDeleted: "true" when the autoscaler cordoned the node
+	// (spec.unschedulable), "false" when it was already cordoned, so removing the taint restores the cordon the
+	// node had. A taint without it (an older version) means the autoscaler cordoned the node.
+	AnnotationCordonedByAutoscaler = "tidal.dev/cordoned-by-autoscaler"
 	// LabelTemplateNode marks a Node that exists only in the simulation.
 	LabelTemplateNode = "tidal.dev/template-node"
 )

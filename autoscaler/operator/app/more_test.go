@@ -16,6 +16,7 @@ import (
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	"github.com/tidalscale/tidal/autoscaler/operator/app"
 	"github.com/tidalscale/tidal/autoscaler/operator/scaledjob"
+	"github.com/tidalscale/tidal/metricsadapter/poller"
 )
 
 // Any workload with /scale works: here a StatefulSet.
@@ -135,7 +136,7 @@ func TestLeaderElectionFailover(t *testing.T) {
 			LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 500 * time.Millisecond}
 	}
 	ctxA, stopA := context.WithCancel(e.ctx)
-	a, err := app.New(withConfig(e, leOpts("replica-a")))
+	a, err := app.New(withConfig(ctxA, e, leOpts("replica-a")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,9 +168,15 @@ func TestLeaderElectionFailover(t *testing.T) {
 	}
 }
 
-func withConfig(e *env, o app.Options) app.Options {
+// withConfig completes o as startOperator does, with an in-process poller that runs until ctx is done.
+func withConfig(ctx context.Context, e *env, o app.Options) app.Options {
 	o.Config, o.Namespace, o.WatchNamespace = e.c.Config, e.ns, e.ns
 	o.Registry = newRegistry()
+	p, err := poller.Start(ctx, poller.Options{Registry: o.Registry})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	o.Source = p
 	return o
 }
 

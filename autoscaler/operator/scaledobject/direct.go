@@ -3,16 +3,19 @@ package scaledobject
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	"github.com/tidalscale/tidal/autoscaler/core"
+	"github.com/tidalscale/tidal/autoscaler/coreinput"
 	"github.com/tidalscale/tidal/autoscaler/operator"
 	"github.com/tidalscale/tidal/autoscaler/samples"
 	"github.com/tidalscale/tidal/autoscaler/scaletarget"
@@ -32,13 +35,12 @@ func (c *Controller) reconcileDirect(ctx context.Context, so *tidalv1alpha1.Scal
 	key := samples.Key{Kind: kindScaledObject, Namespace: so.Namespace, Name: so.Name}
 
 	c.mu.Lock()
-	in, sampled, ready := c.decisionInput(so, st, c.opts.Source.MetricSpecs(key), current, statusReplicas)
+	in, sampled, waiting := c.decisionInput(so, st, c.opts.Source.MetricSpecs(key), current, statusReplicas)
 	c.mu.Unlock()
-	if !ready {
-		// No sample yet for some trigger: keep the target as it is rather than guess. The first sample
-		// enqueues the object again.
-		setCondition(status, so.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionUnknown, "WaitingForSamples", "waiting for the first sample of every trigger")
-		return Result{}, c.writeStatus(ctx, so, status)
+	if len(waiting) > 0 {
+		// No current sample (or metric spec) for some trigger: hold the target rather than guess. The first
+		// sample enqueues the object again.
+		return Result{}, c.wait(ctx, so, status, waiting)
 	}
 	d, err := core.Decide(in, now)
 	if err != nil {
@@ -81,96 +83,38 @@ func (c *Controller) reconcileDirect(ctx context.Context, so *tidalv1alpha1.Scal
 	return Result{RequeueAfter: requeueFor(so, d, now)}, c.writeStatus(ctx, so, status)
 }
 
-// decisionInput maps the spec, the latest samples and the remembered core state into core's input. sampled is
-// the time of the newest sample; ready is false until every buildable trigger has reported once.
-func (c *Controller) decisionInput(so *tidalv1alpha1.ScaledObject, st *objectState, specs []autoscalingv2.MetricSpec, current, statusReplicas int32) (in core.ScaledObjectInput, sampled time.Time, ready bool) {
-	targets := map[string]autoscalingv2.MetricSpec{}
+// decisionInput maps the spec, the latest samples of the current generation and the remembered core state into
+// core's input (coreinput.Map, the mapping tidalctl explain re-runs). sampled is the time of the newest sample;
+// waiting names the triggers without a current sample or metric spec, which hold the decision.
+func (c *Controller) decisionInput(so *tidalv1alpha1.ScaledObject, st *objectState, specs []autoscalingv2.MetricSpec, current, statusReplicas int32) (in core.ScaledObjectInput, sampled time.Time, waiting []string) {
+	targets := map[string]*coreinput.Target{}
 	for _, s := range specs {
-		if s.External != nil {
-			targets[s.External.Metric.Name] = s
+		if t := coreinput.ExternalTarget(s); t != nil {
+			targets[s.External.Metric.Name] = t
 		}
 	}
-	in = core.ScaledObjectInput{
-		CurrentReplicas:       current,
-		StatusReplicas:        &statusReplicas,
-		MinReplicas:           derefOr(so.Spec.MinReplicaCount, tidalv1alpha1.DefaultMinReplicaCount),
-		MaxReplicas:           derefOr(so.Spec.MaxReplicaCount, tidalv1alpha1.DefaultMaxReplicaCount),
-		IdleReplicas:          so.Spec.IdleReplicaCount,
-		CooldownPeriod:        time.Duration(derefOr(so.Spec.CooldownPeriod, tidalv1alpha1.DefaultCooldownPeriod)) * time.Second,
-		InitialCooldownPeriod: time.Duration(derefOr(so.Spec.InitialCooldownPeriod, 0)) * time.Second,
-		CreatedAt:             so.CreationTimestamp.Time,
-		State:                 st.core,
-	}
-	if st.core.LastActiveTime == nil && so.Status.LastActiveTime != nil {
-		// After an operator restart the cooldown continues from the persisted last activity.
-		t := so.Status.LastActiveTime.Time
-		in.State.LastActiveTime = &t
-	}
-	if a := so.Spec.Advanced; a != nil {
-		if a.HorizontalPodAutoscalerConfig != nil {
-			in.Behavior = a.HorizontalPodAutoscalerConfig.Behavior
-		}
-		if m := a.ScalingModifiers; m != nil && m.Formula != "" {
-			in.Modifiers = &core.ScalingModifiers{Formula: m.Formula, MetricType: m.MetricType,
-				Target: parseFloat(m.Target), ActivationTarget: parseFloat(m.ActivationTarget)}
-		}
-	}
-	if f := so.Spec.Fallback; f != nil {
-		in.Fallback = &core.Fallback{FailureThreshold: f.FailureThreshold, Replicas: f.Replicas, Behavior: core.FallbackBehavior(f.Behavior)}
-	}
-	ready = true
-	// The core counts a failure per decision; the source counts per sample. Seed the core with the source's count
-	// so repeated reconciles of one failed sample do not count it again.
-	in.State.Triggers = nil
-	for i, t := range so.Spec.Triggers {
-		if t.Type == tidalv1alpha1.TriggerTypeCPU || t.Type == tidalv1alpha1.TriggerTypeMemory {
-			continue // resource metrics take part in mode hpa only; see package doc
-		}
-		name := triggerName(t, i)
-		ti := core.TriggerInput{Name: name, MetricType: t.MetricType}
+	obs := coreinput.Observed{CurrentReplicas: current, StatusReplicas: &statusReplicas, State: st.core,
+		Triggers: make([]coreinput.Trigger, len(so.Spec.Triggers))}
+	for i := range so.Spec.Triggers {
 		ts, ok := st.triggers[i]
 		switch {
-		case len(st.buildErrs) > 0 && !ok:
-			ti.Err = st.buildErrs[0]
-		case !ok:
-			ready = false
-			continue
-		case ts.Err != nil:
-			ti.Err = ts.Err
-			in.State.Triggers = append(in.State.Triggers, core.TriggerHealth{Name: name, ConsecutiveFailures: int32(max(ts.ConsecutiveFailures-1, 0))})
-		default:
-			active := ts.Active
-			ti.Active = &active
+		case ok && ts.Reported() && ts.Generation == so.Generation:
+			tr := coreinput.Trigger{Reported: true, Active: ts.Active, Err: ts.Err, ConsecutiveFailures: int32(ts.ConsecutiveFailures)}
 			if len(ts.Samples) > 0 {
-				ti.Value = ts.Samples[0].Value
-				if spec, ok := targets[ts.Samples[0].MetricName]; ok {
-					ti.Target, ti.MetricType = externalTarget(spec)
-				}
+				tr.Value = ts.Samples[0].Value
+				tr.Target = targets[ts.Samples[0].MetricName]
 			}
-			if ts.SampledAt.After(sampled) {
+			if ts.Err == nil && ts.SampledAt.After(sampled) {
 				sampled = ts.SampledAt
 			}
+			obs.Triggers[i] = tr
+		case len(st.buildErrs) > 0:
+			obs.Triggers[i] = coreinput.Trigger{Reported: true, Err: st.buildErrs[0]}
 		}
-		if ti.Target <= 0 {
-			ti.Target = 1 // a trigger that failed before reporting a target: any positive target keeps the math valid
-		}
-		in.Triggers = append(in.Triggers, ti)
 	}
-	if pausedReplicas, ok := pausedReplicasOf(so); ok {
-		in.PausedReplicas = &pausedReplicas
-	}
-	return in, sampled, ready
-}
-
-func externalTarget(spec autoscalingv2.MetricSpec) (float64, autoscalingv2.MetricTargetType) {
-	t := spec.External.Target
-	switch {
-	case t.Type == autoscalingv2.ValueMetricType && t.Value != nil:
-		return t.Value.AsApproximateFloat64(), autoscalingv2.ValueMetricType
-	case t.AverageValue != nil:
-		return t.AverageValue.AsApproximateFloat64(), autoscalingv2.AverageValueMetricType
-	}
-	return 1, autoscalingv2.AverageValueMetricType
+	// A malformed pause annotation was reported before the decision; without it the mapping cannot fail.
+	res, _ := coreinput.Map(so, obs)
+	return res.Input, sampled, res.Waiting
 }
 
 // requeueFor asks to look again when time alone can change the decision: the end of a cooldown, or the
@@ -179,7 +123,7 @@ func requeueFor(so *tidalv1alpha1.ScaledObject, d core.Decision, now time.Time) 
 	switch d.Reason {
 	case core.ReasonCooldown, core.ReasonInitialCooldown:
 		if d.NewState.LastActiveTime != nil {
-			cool := time.Duration(derefOr(so.Spec.CooldownPeriod, tidalv1alpha1.DefaultCooldownPeriod)) * time.Second
+			cool := so.Spec.GetCooldownPeriod()
 			if wait := d.NewState.LastActiveTime.Add(cool).Sub(now); wait > 0 {
 				return wait + 50*time.Millisecond
 			}
@@ -188,12 +132,17 @@ func requeueFor(so *tidalv1alpha1.ScaledObject, d core.Decision, now time.Time) 
 	}
 	// Stabilization windows and rate policies depend on time too; a sample per pollingInterval re-evaluates
 	// them, and this bounds the wait when samples are rarer.
-	return time.Duration(pollingInterval(so)) * time.Second
+	return so.Spec.GetPollingInterval()
 }
 
-func derefOr(p *int32, def int32) int32 {
-	if p == nil {
-		return def
+// wait holds the target as it is while some triggers have no current sample or metric spec, and says so in the
+// Ready condition and, once per generation and set of triggers, in an event.
+func (c *Controller) wait(ctx context.Context, so *tidalv1alpha1.ScaledObject, status *tidalv1alpha1.ScaledObjectStatus, waiting []string) error {
+	msg := "holding replicas: waiting for a sample of the current generation from " + strings.Join(waiting, ", ")
+	prev := meta.FindStatusCondition(so.Status.Conditions, tidalv1alpha1.ConditionReady)
+	if prev == nil || prev.Reason != ReasonWaiting || prev.Message != msg || prev.ObservedGeneration != so.Generation {
+		c.event(so, corev1.EventTypeNormal, ReasonWaiting, msg)
 	}
-	return *p
+	setCondition(status, so.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionUnknown, ReasonWaiting, msg)
+	return c.writeStatus(ctx, so, status)
 }

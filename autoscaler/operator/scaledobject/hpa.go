@@ -44,11 +44,10 @@ func (c *Controller) reconcileHPAMode(ctx context.Context, so *tidalv1alpha1.Sca
 
 	now := c.now()
 	c.mu.Lock()
-	in, _, ready := c.decisionInput(so, st, specs, current, current)
+	in, _, waiting := c.decisionInput(so, st, specs, current, current)
 	c.mu.Unlock()
-	if !ready {
-		setCondition(status, so.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionUnknown, "WaitingForSamples", "waiting for the first sample of every trigger")
-		return Result{}, c.writeStatus(ctx, so, status)
+	if len(waiting) > 0 {
+		return Result{}, c.wait(ctx, so, status, waiting)
 	}
 	d, err := core.Decide(in, now)
 	if err != nil {
@@ -84,7 +83,7 @@ func (c *Controller) reconcileHPAMode(ctx context.Context, so *tidalv1alpha1.Sca
 
 // desiredHPA renders the managed HPA.
 func desiredHPA(so *tidalv1alpha1.ScaledObject, target scaletarget.Target, specs []autoscalingv2.MetricSpec) *autoscalingv2.HorizontalPodAutoscaler {
-	minR := max(derefOr(so.Spec.MinReplicaCount, tidalv1alpha1.DefaultMinReplicaCount), 1)
+	minR := max(so.Spec.GetMinReplicaCount(), 1)
 	metrics := make([]autoscalingv2.MetricSpec, 0, len(specs))
 	for _, s := range specs {
 		s = *s.DeepCopy()
@@ -106,7 +105,7 @@ func desiredHPA(so *tidalv1alpha1.ScaledObject, target scaletarget.Target, specs
 				APIVersion: target.GVK.GroupVersion().String(), Kind: target.GVK.Kind, Name: target.Name,
 			},
 			MinReplicas: &minR,
-			MaxReplicas: derefOr(so.Spec.MaxReplicaCount, tidalv1alpha1.DefaultMaxReplicaCount),
+			MaxReplicas: so.Spec.GetMaxReplicaCount(),
 			Metrics:     metrics,
 		},
 	}

@@ -5,22 +5,14 @@ import (
 	"strconv"
 
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
+	"github.com/tidalscale/tidal/autoscaler/coreinput"
 )
 
 // pauseOf reads the pause annotations (Tidal's and KEDA's spellings). paused-replicas pins the target to a count;
 // paused: "true" freezes it where it is. A malformed value is an error naming the annotation.
 func pauseOf(so *tidalv1alpha1.ScaledObject) (paused bool, replicas *int32, err error) {
-	for _, name := range []string{tidalv1alpha1.PausedReplicasAnnotation, tidalv1alpha1.KEDAPausedReplicasAnnotation} {
-		v, ok := so.Annotations[name]
-		if !ok {
-			continue
-		}
-		n, perr := strconv.ParseInt(v, 10, 32)
-		if perr != nil || n < 0 {
-			return false, nil, fmt.Errorf("metadata.annotations[%s]: want a non-negative integer, got %q", name, v)
-		}
-		r := int32(n)
-		return true, &r, nil
+	if replicas, err := coreinput.PausedReplicas(so); err != nil || replicas != nil {
+		return err == nil, replicas, err
 	}
 	for _, name := range []string{tidalv1alpha1.PausedAnnotation, tidalv1alpha1.KEDAPausedAnnotation} {
 		v, ok := so.Annotations[name]
@@ -36,11 +28,4 @@ func pauseOf(so *tidalv1alpha1.ScaledObject) (paused bool, replicas *int32, err 
 		}
 	}
 	return false, nil, nil
-}
-
-func pausedReplicasOf(so *tidalv1alpha1.ScaledObject) (int32, bool) {
-	if _, r, err := pauseOf(so); err == nil && r != nil {
-		return *r, true
-	}
-	return 0, false
 }

@@ -41,7 +41,10 @@ const (
 	ReasonRestored          = "ReplicasRestored"
 	ReasonHPAManaged        = "HPAManaged"
 	ReasonSourceUnavailable = "SampleSourceUnavailable"
-	retryPermanentProblems  = 30 * time.Second
+	// ReasonWaiting: some trigger has no sample of the current generation (or no metric spec) yet; replicas are
+	// held as they are.
+	ReasonWaiting          = "WaitingForSamples"
+	retryPermanentProblems = 30 * time.Second
 )
 
 // Result tells the queue when to look again without an event.
@@ -197,13 +200,6 @@ func (c *Controller) ensureTriggers(ctx context.Context, so *tidalv1alpha1.Scale
 }
 
 func triggerName(t tidalv1alpha1.ScaleTriggers, i int) string { return triggers.Name(t, i) }
-
-func pollingInterval(so *tidalv1alpha1.ScaledObject) int32 {
-	if so.Spec.PollingInterval != nil && *so.Spec.PollingInterval > 0 {
-		return *so.Spec.PollingInterval
-	}
-	return tidalv1alpha1.DefaultPollingInterval
-}
 
 // reconcilePaused applies the paused-replicas annotation, or freezes the target where it is.
 func (c *Controller) reconcilePaused(ctx context.Context, so *tidalv1alpha1.ScaledObject, status *tidalv1alpha1.ScaledObjectStatus, target scaletarget.Target, current int32, replicas *int32) (Result, error) {

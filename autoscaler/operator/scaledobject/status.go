@@ -136,11 +136,3 @@ func applyDecisionConditions(status *tidalv1alpha1.ScaledObjectStatus, gen int64
 		setCondition(status, gen, tidalv1alpha1.ConditionFallback, metav1.ConditionFalse, "NoFallbackFound", "no fallback is in effect")
 	}
 }
-
-func parseFloat(s string) float64 {
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil {
-		return 0
-	}
-	return f
-}

@@ -106,7 +106,7 @@ func (v *Validator) ValidateScaledObject(ctx context.Context, so *tidalv1alpha1.
 	return errs
 }
 
-// validateTriggers builds each trigger's scaler offline to run its metadata parser. Authentication that cannot be
+// validateTriggers checks each trigger's metadata offline with the registry's Check (no connection, no file). Authentication that cannot be
 // resolved yet (a secret created later) is not an error here: the trigger then reports it at run time.
 func (v *Validator) validateTriggers(ctx context.Context, ns, kind string, triggers []tidalv1alpha1.ScaleTriggers, so *tidalv1alpha1.ScaledObject) field.ErrorList {
 	var errs field.ErrorList
@@ -133,12 +133,11 @@ func (v *Validator) validateTriggers(ctx context.Context, ns, kind string, trigg
 		if so != nil {
 			cfg.ObjectNamespace, cfg.ObjectName = so.Namespace, so.Name
 		}
-		s, err := v.Registry.New(ctx, cfg)
-		if err != nil {
+		// Check never dials: an author must not be able to make the webhook connect anywhere. Whether the source
+		// answers is reported at run time on the object's status.
+		if err := v.Registry.Check(ctx, cfg); err != nil {
 			errs = append(errs, field.Invalid(tp.Child("metadata"), "(omitted)", err.Error()))
-			continue
 		}
-		_ = s.Close(ctx)
 	}
 	return errs
 }

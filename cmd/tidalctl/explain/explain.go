@@ -10,8 +10,10 @@ package explain
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -21,6 +23,7 @@ import (
 
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	"github.com/tidalscale/tidal/autoscaler/core"
+	"github.com/tidalscale/tidal/autoscaler/coreinput"
 	"github.com/tidalscale/tidal/cmd/tidalctl/status"
 	"github.com/tidalscale/tidal/scalers"
 )
@@ -164,42 +167,14 @@ func Explain(ctx context.Context, so *tidalv1alpha1.ScaledObject, opts Options) 
 	return r, nil
 }
 
-// decisionInput maps the spec and the status' last samples into core's input, the way the operator does.
+// decisionInput maps the spec and the status' last samples into core's input with coreinput.Map, the mapping
+// the operator decides with.
 func decisionInput(ctx context.Context, so *tidalv1alpha1.ScaledObject, samples []tidalv1alpha1.TriggerStatus, opts Options, r *Report) (core.ScaledObjectInput, error) {
-	current := int32(0)
+	obs := coreinput.Observed{Triggers: make([]coreinput.Trigger, len(so.Spec.Triggers))}
 	if so.Status.CurrentReplicas != nil {
-		current = *so.Status.CurrentReplicas
+		obs.CurrentReplicas = *so.Status.CurrentReplicas
 	}
-	in := core.ScaledObjectInput{
-		CurrentReplicas:       current,
-		MinReplicas:           r.Min,
-		MaxReplicas:           r.Max,
-		IdleReplicas:          so.Spec.IdleReplicaCount,
-		CooldownPeriod:        seconds(so.Spec.CooldownPeriod, tidalv1alpha1.DefaultCooldownPeriod),
-		InitialCooldownPeriod: seconds(so.Spec.InitialCooldownPeriod, 0),
-		CreatedAt:             so.CreationTimestamp.Time,
-	}
-	if so.Status.LastActiveTime != nil {
-		t := so.Status.LastActiveTime.Time
-		in.State.LastActiveTime = &t
-	}
-	if a := so.Spec.Advanced; a != nil {
-		if a.HorizontalPodAutoscalerConfig != nil {
-			in.Behavior = a.HorizontalPodAutoscalerConfig.Behavior
-		}
-		if m := a.ScalingModifiers; m != nil && m.Formula != "" {
-			in.Modifiers = &core.ScalingModifiers{Formula: m.Formula, MetricType: m.MetricType,
-				Target: parseFloat(m.Target), ActivationTarget: parseFloat(m.ActivationTarget)}
-		}
-	}
-	if f := so.Spec.Fallback; f != nil {
-		in.Fallback = &core.Fallback{FailureThreshold: f.FailureThreshold, Replicas: f.Replicas, Behavior: core.FallbackBehavior(f.Behavior)}
-	}
-	if p, ok, err := pausedReplicas(so); err != nil {
-		return in, err
-	} else if ok {
-		in.PausedReplicas = &p
-	}
+	external := 0
 	for i, t := range so.Spec.Triggers {
 		s := samples[i]
 		tr := Trigger{Name: s.Name, Type: t.Type, Value: s.Value, Active: s.Active, Error: s.Error, Sampled: s.LastSampleTime}
@@ -208,99 +183,71 @@ func decisionInput(ctx context.Context, so *tidalv1alpha1.ScaledObject, samples 
 			r.Triggers = append(r.Triggers, tr)
 			continue
 		}
-		ti := core.TriggerInput{Name: s.Name, MetricType: t.MetricType}
+		external++
 		target, metricName, err := scalerTarget(ctx, so, t, i, opts)
 		if err != nil {
 			tr.TargetError = err.Error()
 		} else {
-			ti.Target, ti.MetricType = target.value, target.metricType
-			tr.Target = strconv.FormatFloat(target.value, 'f', -1, 64)
+			tr.Target = strconv.FormatFloat(target.Value, 'f', -1, 64)
+			tr.MetricType = string(target.Type)
 		}
-		tr.MetricType = string(ti.MetricType)
 		if tr.MetricType == "" {
 			tr.MetricType = string(autoscalingv2.AverageValueMetricType)
 		}
 		if h, ok := so.Status.Health[metricName]; ok && h.NumberOfFailures != nil {
 			tr.Failures = *h.NumberOfFailures
 		}
+		in := coreinput.Trigger{Reported: s.LastSampleTime != nil || s.Error != "", Target: target, ConsecutiveFailures: tr.Failures, Active: s.Active}
 		switch {
-		case s.LastSampleTime == nil && s.Error == "":
-			return in, fmt.Errorf("trigger %q has no sample yet; the operator waits for every trigger's first sample", s.Name)
 		case s.Error != "":
-			ti.Err = fmt.Errorf("%s", s.Error)
-			in.State.Triggers = append(in.State.Triggers, core.TriggerHealth{Name: s.Name, ConsecutiveFailures: max(tr.Failures-1, 0)})
+			in.Err = errors.New(s.Error)
 		case err != nil:
-			ti.Err = fmt.Errorf("target unknown: %w", err)
+			// Without credentials the target cannot always be read: count the trigger as failing here.
+			in.Err = fmt.Errorf("target unknown: %w", err)
 		default:
-			active := s.Active
-			ti.Active = &active
-			ti.Value = parseFloat(s.Value)
+			in.Value, _ = strconv.ParseFloat(s.Value, 64)
 		}
-		if ti.Target <= 0 {
-			ti.Target = 1
-		}
-		in.Triggers = append(in.Triggers, ti)
+		obs.Triggers[i] = in
 		r.Triggers = append(r.Triggers, tr)
 	}
-	if len(in.Triggers) == 0 {
-		return in, fmt.Errorf("only cpu/memory triggers: the HorizontalPodAutoscaler decides from resource metrics")
+	if external == 0 {
+		return core.ScaledObjectInput{}, fmt.Errorf("only cpu/memory triggers: the HorizontalPodAutoscaler decides from resource metrics")
 	}
-	return in, nil
-}
-
-type metricTarget struct {
-	value      float64
-	metricType autoscalingv2.MetricTargetType
+	res, err := coreinput.Map(so, obs)
+	if err != nil {
+		return res.Input, err
+	}
+	if len(res.Waiting) > 0 {
+		return res.Input, fmt.Errorf("no current sample yet from %s: the operator holds replicas until every trigger has reported", strings.Join(res.Waiting, ", "))
+	}
+	return res.Input, nil
 }
 
 // scalerTarget builds the trigger's scaler from its metadata alone and reads the target of its metric spec.
 // Scalers connect lazily, so nothing is dialled; the scaler is closed again at once.
-func scalerTarget(ctx context.Context, so *tidalv1alpha1.ScaledObject, t tidalv1alpha1.ScaleTriggers, i int, opts Options) (metricTarget, string, error) {
+func scalerTarget(ctx context.Context, so *tidalv1alpha1.ScaledObject, t tidalv1alpha1.ScaleTriggers, i int, opts Options) (*coreinput.Target, string, error) {
 	reg := opts.Registry
 	if reg == nil {
-		return metricTarget{}, "", fmt.Errorf("no scaler registry")
+		return nil, "", fmt.Errorf("no scaler registry")
 	}
 	cfg := scalers.TriggerConfig{
 		Type: t.Type, Name: t.Name, Index: i, Metadata: t.Metadata, MetricType: t.MetricType, ResolvedEnv: opts.Env,
-		PollingInterval: seconds(so.Spec.PollingInterval, tidalv1alpha1.DefaultPollingInterval),
+		PollingInterval: so.Spec.GetPollingInterval(),
 		ObjectNamespace: so.Namespace, ObjectName: so.Name, ObjectKind: "ScaledObject", Logger: zap.NewNop(),
 	}
 	bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	s, err := reg.New(bctx, cfg)
 	if err != nil {
-		return metricTarget{}, "", err
+		return nil, "", err
 	}
 	defer func() { _ = s.Close(bctx) }()
 	for _, spec := range s.MetricSpecs() {
-		if spec.External == nil {
-			continue
-		}
-		tg := spec.External.Target
-		switch {
-		case tg.Type == autoscalingv2.ValueMetricType && tg.Value != nil:
-			return metricTarget{tg.Value.AsApproximateFloat64(), autoscalingv2.ValueMetricType}, spec.External.Metric.Name, nil
-		case tg.AverageValue != nil:
-			return metricTarget{tg.AverageValue.AsApproximateFloat64(), autoscalingv2.AverageValueMetricType}, spec.External.Metric.Name, nil
+		if t := coreinput.ExternalTarget(spec); t != nil {
+			return t, spec.External.Metric.Name, nil
 		}
 	}
-	return metricTarget{}, "", fmt.Errorf("scaler %q reports no external metric target", t.Type)
-}
-
-// pausedReplicas reads the paused-replicas annotation (Tidal's or KEDA's spelling).
-func pausedReplicas(so *tidalv1alpha1.ScaledObject) (int32, bool, error) {
-	for _, name := range []string{tidalv1alpha1.PausedReplicasAnnotation, tidalv1alpha1.KEDAPausedReplicasAnnotation} {
-		v, ok := so.Annotations[name]
-		if !ok {
-			continue
-		}
-		n, err := strconv.ParseInt(v, 10, 32)
-		if err != nil || n < 0 {
-			return 0, false, fmt.Errorf("metadata.annotations[%s]: want a non-negative integer, got %q", name, v)
-		}
-		return int32(n), true, nil
-	}
-	return 0, false, nil
+	return nil, "", fmt.Errorf("scaler %q reports no external metric target", t.Type)
 }
 
 var reasonText = map[core.Reason]string{
@@ -315,20 +262,4 @@ var reasonText = map[core.Reason]string{
 	core.ReasonScaleToIdle:     "no trigger is active past the cooldown: scale to idleReplicaCount",
 	core.ReasonScaleToMin:      "no trigger is active and the target is below minReplicaCount: scale to minReplicaCount",
 	core.ReasonInactive:        "no trigger is active and the target is at zero or idle: nothing to do",
-}
-
-func seconds(p *int32, def int32) time.Duration {
-	v := def
-	if p != nil {
-		v = *p
-	}
-	return time.Duration(v) * time.Second
-}
-
-func parseFloat(s string) float64 {
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil {
-		return 0
-	}
-	return f
 }

@@ -119,7 +119,7 @@ func TestExplain(t *testing.T) {
 		{
 			name:    "no sample yet",
 			so:      redisObject(0, tidalv1alpha1.TriggerStatus{Name: "queue", Type: "redis"}),
-			wantErr: `trigger "queue" has no sample yet`,
+			wantErr: `no current sample yet from queue`,
 		},
 	}
 	for _, tc := range cases {

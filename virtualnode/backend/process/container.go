@@ -143,7 +143,7 @@ func (c *container) runOnce() (int32, string, string) {
 	}
 	cmd := &exec.Cmd{
 		Path: path, Args: c.spec.argv, Env: c.env, Dir: c.workDir, Stdout: outW, Stderr: errW,
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL},
+		SysProcAttr: r.b.procAttr(),
 	}
 	if err := cmd.Start(); err != nil {
 		outR.Close()

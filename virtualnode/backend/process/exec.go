@@ -77,9 +77,12 @@ func (b *Backend) Exec(ctx context.Context, key backend.Key, container string, c
 	if !running {
 		return fmt.Errorf("pod %s container %q is not running: %w", key, container, backend.ErrNotFound)
 	}
+	if cmd[0] != c.spec.argv[0] && !b.commandAllowed(nil, cmd[0]) {
+		return utilexec.CodeExitError{Err: notAllowed("exec command", cmd[0]), Code: 126}
+	}
 	x := exec.CommandContext(ctx, cmd[0], cmd[1:]...)
 	x.Env, x.Dir = c.env, c.workDir
-	x.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	x.SysProcAttr = b.procAttr()
 	x.Cancel = func() error { return syscall.Kill(-x.Process.Pid, syscall.SIGKILL) }
 	if s.Stdin != nil {
 		x.Stdin = s.Stdin

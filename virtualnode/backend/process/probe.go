@@ -105,7 +105,7 @@ func (c *container) probeOnce(ctx context.Context, p *corev1.Probe) error {
 		}
 		cmd := exec.CommandContext(ctx, p.Exec.Command[0], p.Exec.Command[1:]...)
 		cmd.Env, cmd.Dir = c.env, c.workDir
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+		cmd.SysProcAttr = c.run.b.procAttr()
 		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) } // the whole group
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out

@@ -4,6 +4,10 @@
 //
 // Every container runs in its own process group, killed as a group on delete and on Close; the Linux parent
 // death signal kills it too if the virtual node itself dies, so no process outlives the node.
+//
+// Pods run only allow-listed executables (the image map's entrypoints and Options.AllowedCommands), and with
+// Options.Sandbox as an unprivileged uid in their own mount and PID namespaces; kubectl exec and exec probes get
+// the same allow-list and identity. The backend is opt-in in tidal-virtual-node (--backend=process).
 package process
 
 import (
@@ -41,6 +45,13 @@ type Options struct {
 	RestartBackoff, RestartBackoffMax time.Duration
 	// Env is added to every container's environment before the pod's own (default: PATH from this process).
 	Env []string
+	// AllowedCommands are the executables a pod may run besides its image's mapped entrypoint: as a container
+	// command, with kubectl exec, or in an exec probe. Anything else fails the pod (ReasonCommandNotAllowed) or
+	// the exec. An image mapped to an empty argv ("the pod's command runs as given") still needs its command here.
+	AllowedCommands []string
+	// Sandbox, when set, runs every process of a pod as Sandbox.UID in its own namespaces. Nil runs them as this
+	// process's user: only for tests and trusted single-user setups.
+	Sandbox *Sandbox
 }
 
 // Backend runs pods as process groups. Use New.
@@ -69,6 +80,9 @@ func New(opts Options) (*Backend, error) {
 	}
 	if opts.Changed == nil {
 		errs = append(errs, errors.New("process backend: Changed: must be set"))
+	}
+	if err := opts.Sandbox.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -117,6 +131,17 @@ func (b *Backend) Create(ctx context.Context, p backend.Pod) error {
 			return &backend.PodError{Reason: backend.ReasonInvalidPod,
 				Message: fmt.Sprintf("container %q: image %q maps to no command and the container gives none", c.Name, c.Image)}
 		}
+		if !b.commandAllowed(entry, argv[0]) {
+			return &backend.PodError{Reason: ReasonCommandNotAllowed,
+				Message: fmt.Sprintf("container %q: %s", c.Name, notAllowed("command", argv[0]))}
+		}
+		for _, probe := range []*corev1.Probe{c.ReadinessProbe, c.LivenessProbe, c.StartupProbe} {
+			if probe != nil && probe.Exec != nil && len(probe.Exec.Command) > 0 && !b.commandAllowed(entry, probe.Exec.Command[0]) &&
+				probe.Exec.Command[0] != argv[0] {
+				return &backend.PodError{Reason: ReasonCommandNotAllowed,
+					Message: fmt.Sprintf("container %q: %s", c.Name, notAllowed("exec probe command", probe.Exec.Command[0]))}
+			}
+		}
 		specs = append(specs, containerSpec{container: c, argv: argv})
 	}
 	if len(pod.Spec.InitContainers) > 0 {
@@ -137,7 +162,11 @@ func (b *Backend) Create(ctx context.Context, p backend.Pod) error {
 	b.pods[key] = run
 	b.mu.Unlock()
 
-	if err := run.prepare(p.Volumes, specs); err != nil {
+	err := run.prepare(p.Volumes, specs)
+	if err == nil {
+		err = b.ownPodDir(dir)
+	}
+	if err != nil {
 		b.mu.Lock()
 		delete(b.pods, key)
 		b.mu.Unlock()

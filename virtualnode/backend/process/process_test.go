@@ -39,7 +39,7 @@ func (s *statuses) get(k backend.Key) *corev1.PodStatus {
 func newBackend(t *testing.T) (*Backend, *statuses) {
 	t.Helper()
 	st := &statuses{last: map[backend.Key]*corev1.PodStatus{}}
-	b, err := New(Options{Images: StaticImages{"busybox": nil}, Dir: t.TempDir(), Changed: st.changed, RestartBackoff: 100 * time.Millisecond})
+	b, err := New(Options{Images: StaticImages{"busybox": nil}, AllowedCommands: []string{"sh"}, Dir: t.TempDir(), Changed: st.changed, RestartBackoff: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

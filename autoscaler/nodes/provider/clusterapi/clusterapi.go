@@ -13,6 +13,7 @@ package clusterapi
 import (
 	"context"
 	"fmt"
+	"sort"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -39,6 +40,9 @@ const (
 	LabelDeploymentName = "cluster.x-k8s.io/deployment-name"
 	// AnnotationDeleteMachine marks a Machine its MachineSet deletes first when scaling down.
 	AnnotationDeleteMachine = "cluster.x-k8s.io/delete-machine"
+	// AnnotationDeleteRequested marks a delete-machine annotation as the node autoscaler's own (the time it was
+	// set), so Recover only ever clears what the autoscaler wrote.
+	AnnotationDeleteRequested = "tidal.dev/delete-requested"
 )
 
 // Provider scales MachineDeployments.
@@ -49,6 +53,7 @@ type Provider struct {
 var (
 	_ provider.Provider        = (*Provider)(nil)
 	_ provider.TargetDecreaser = (*Provider)(nil)
+	_ provider.Recoverer       = (*Provider)(nil)
 )
 
 // New returns a Cluster API provider using a dynamic client of the management cluster.
@@ -123,20 +128,29 @@ func (t target) addReplicas(ctx context.Context, delta int64, check func(cur, ne
 	})
 }
 
-// Instances implements provider.Provider: the deployment's Machines, plus a Creating placeholder for each
-// replica that has no Machine yet.
-func (p *Provider) Instances(ctx context.Context, group *v1alpha1.NodeGroup) ([]provider.Instance, error) {
+// observe reads the group's MachineDeployment replicas and lists its Machines.
+func (p *Provider) observe(ctx context.Context, group *v1alpha1.NodeGroup) (target, int64, *unstructured.UnstructuredList, error) {
 	t, err := p.target(group)
 	if err != nil {
-		return nil, err
+		return t, 0, nil, err
 	}
 	_, replicas, err := t.replicas(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("clusterapi provider: node group %q: %w", group.Name, err)
+		return t, 0, nil, fmt.Errorf("clusterapi provider: node group %q: %w", group.Name, err)
 	}
 	list, err := t.machines.List(ctx, metav1.ListOptions{LabelSelector: LabelDeploymentName + "=" + t.name})
 	if err != nil {
-		return nil, fmt.Errorf("clusterapi provider: node group %q: list Machines: %w", group.Name, err)
+		return t, 0, nil, fmt.Errorf("clusterapi provider: node group %q: list Machines: %w", group.Name, err)
+	}
+	return t, replicas, list, nil
+}
+
+// Instances implements provider.Provider: the deployment's Machines, plus a Creating placeholder for each
+// replica that has no Machine yet.
+func (p *Provider) Instances(ctx context.Context, group *v1alpha1.NodeGroup) ([]provider.Instance, error) {
+	t, replicas, list, err := p.observe(ctx, group)
+	if err != nil {
+		return nil, err
 	}
 	var out []provider.Instance
 	active := 0
@@ -258,7 +272,8 @@ func (p *Provider) DeleteNodes(ctx context.Context, group *v1alpha1.NodeGroup, n
 		if machine.GetDeletionTimestamp() != nil {
 			continue // already going
 		}
-		patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, AnnotationDeleteMachine, time.Now().UTC().Format(time.RFC3339))
+		at := time.Now().UTC().Format(time.RFC3339Nano)
+		patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q,%q:%q}}}`, AnnotationDeleteMachine, at, AnnotationDeleteRequested, at)
 		if _, err := t.machines.Patch(ctx, machine.GetName(), types.MergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: "tidal-node-autoscaler"}); err != nil {
 			return fmt.Errorf("clusterapi provider: node group %q: annotate Machine %s/%s: %w", group.Name, t.ns, machine.GetName(), err)
 		}
@@ -277,4 +292,50 @@ func (p *Provider) DeleteNodes(ctx context.Context, group *v1alpha1.NodeGroup, n
 		return fmt.Errorf("clusterapi provider: node group %q: %w", group.Name, err)
 	}
 	return nil
+}
+
+// Recover implements provider.Recoverer. A removal is two steps, annotate the Machine then lower the replicas;
+// a run that stopped between them leaves a Machine marked for deletion that the MachineSet will not delete now
+// but would pick first at the next scale-down, in place of the node actually drained. Recover keeps as many of
+// the autoscaler's marks as the MachineSet still has Machines to delete (replicas below the active Machines),
+// oldest first, and clears the rest. It returns the nodes of the Machines that keep their mark or are deleting.
+func (p *Provider) Recover(ctx context.Context, group *v1alpha1.NodeGroup) ([]string, error) {
+	t, replicas, list, err := p.observe(ctx, group)
+	if err != nil {
+		return nil, err
+	}
+	var deleting []string
+	var marked []*unstructured.Unstructured
+	active := 0
+	for i := range list.Items {
+		m := &list.Items[i]
+		in := instanceOf(m)
+		if in.State == provider.InstanceDeleting {
+			if in.NodeName != "" {
+				deleting = append(deleting, in.NodeName)
+			}
+			continue
+		}
+		active++
+		if _, ok := m.GetAnnotations()[AnnotationDeleteRequested]; ok {
+			marked = append(marked, m)
+		}
+	}
+	sort.SliceStable(marked, func(i, j int) bool {
+		return marked[i].GetAnnotations()[AnnotationDeleteRequested] < marked[j].GetAnnotations()[AnnotationDeleteRequested]
+	})
+	keep := min(max(active-int(replicas), 0), len(marked))
+	for _, m := range marked[:keep] {
+		if node, _, _ := unstructured.NestedString(m.Object, "status", "nodeRef", "name"); node != "" {
+			deleting = append(deleting, node)
+		}
+	}
+	for _, m := range marked[keep:] {
+		patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:null,%q:null}}}`, AnnotationDeleteMachine, AnnotationDeleteRequested)
+		_, err := t.machines.Patch(ctx, m.GetName(), types.MergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: "tidal-node-autoscaler"})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("clusterapi provider: node group %q: clear delete mark of Machine %s/%s: %w", group.Name, t.ns, m.GetName(), err)
+		}
+	}
+	return deleting, nil
 }

@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 
 	"github.com/tidalscale/tidal/api/v1alpha1"
@@ -129,6 +130,46 @@ func TestMachineDeploymentLifecycle(t *testing.T) {
 	stranger := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "elsewhere"}}
 	if err := p.DeleteNodes(ctx, group, []*corev1.Node{stranger}); err == nil || !strings.Contains(err.Error(), `node "elsewhere" has no Machine`) {
 		t.Fatalf("DeleteNodes of a foreign node: err = %v", err)
+	}
+
+	// Recover right after the removal: replicas (1) are below the active Machines (2), the MachineSet has yet to
+	// delete the marked Machine, so the mark stays and its node counts as deleting.
+	annotations := func(name string) map[string]string {
+		t.Helper()
+		m, err := dyn.Resource(machineGVR).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.GetAnnotations()
+	}
+	deleting, err := p.Recover(ctx, group)
+	if err != nil {
+		t.Fatalf("Recover: %v", err)
+	}
+	if len(deleting) != 1 || deleting[0] != "node-workers-a" {
+		t.Fatalf("Recover after DeleteNodes: deleting = %v, want [node-workers-a]", deleting)
+	}
+	if _, ok := annotations("workers-a")[clusterapi.AnnotationDeleteMachine]; !ok {
+		t.Fatal("Recover cleared the mark of a Machine the MachineSet is about to delete")
+	}
+	// A run that died between marking and lowering the replicas: replicas back at 2. The stale mark would make
+	// the MachineSet delete workers-a at the next unrelated scale-down, so Recover clears it; a delete-machine
+	// annotation someone else set (workers-b) stays.
+	if err := p.IncreaseSize(ctx, group, 1); err != nil {
+		t.Fatal(err)
+	}
+	userMark := `{"metadata":{"annotations":{"cluster.x-k8s.io/delete-machine":"yes"}}}`
+	if _, err := dyn.Resource(machineGVR).Namespace(ns).Patch(ctx, "workers-b", types.MergePatchType, []byte(userMark), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if deleting, err = p.Recover(ctx, group); err != nil || len(deleting) != 0 {
+		t.Fatalf("Recover after a crash before the replicas changed: deleting = %v, err = %v; want none", deleting, err)
+	}
+	if a := annotations("workers-a"); a[clusterapi.AnnotationDeleteMachine] != "" || a[clusterapi.AnnotationDeleteRequested] != "" {
+		t.Fatalf("workers-a annotations after Recover = %v, want the delete marks cleared", a)
+	}
+	if annotations("workers-b")[clusterapi.AnnotationDeleteMachine] != "yes" {
+		t.Fatal("Recover cleared a delete-machine annotation the autoscaler did not set")
 	}
 }
 

@@ -58,6 +58,9 @@ type Options struct {
 	// DefaultDelay before a requested node appears when the group does not set provisioningDelay.
 	DefaultDelay time.Duration
 	Logger       *zap.Logger
+	// Workers create nodes concurrently, so a scale-up of many nodes lands at once (default 16; the client's
+	// QPS/burst is then the limit, as a cloud API's rate limit would be).
+	Workers int
 	// Now is the clock; nil uses time.Now.
 	Now func() time.Time
 }
@@ -95,6 +98,9 @@ func New(opts Options) (*Provider, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Workers <= 0 {
+		opts.Workers = 16
+	}
 	return &Provider{
 		opts:    opts,
 		queue:   workqueue.NewTypedDelayingQueue[string](),
@@ -105,20 +111,28 @@ func New(opts Options) (*Provider, error) {
 // Name implements provider.Provider.
 func (p *Provider) Name() string { return string(v1alpha1.ProviderSim) }
 
-// Run creates requested nodes when their delay has passed, until ctx is cancelled.
+// Run creates requested nodes when their delay has passed, Options.Workers at a time, until ctx is cancelled.
 func (p *Provider) Run(ctx context.Context) {
 	go func() {
 		<-ctx.Done()
 		p.queue.ShutDown()
 	}()
-	for {
-		name, shutdown := p.queue.Get()
-		if shutdown {
-			return
-		}
-		p.create(ctx, name)
-		p.queue.Done(name)
+	var wg sync.WaitGroup
+	for range p.opts.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				name, shutdown := p.queue.Get()
+				if shutdown {
+					return
+				}
+				p.create(ctx, name)
+				p.queue.Done(name)
+			}
+		}()
 	}
+	wg.Wait()
 }
 
 func (p *Provider) create(ctx context.Context, name string) {

@@ -1,0 +1,134 @@
+package process
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	utilexec "k8s.io/utils/exec"
+
+	"github.com/tidalscale/tidal/virtualnode/backend"
+)
+
+// TestCommandAllowList: a pod runs only the image map's entrypoint or an allow-listed executable; kubectl exec and
+// exec probes are held to the same list.
+func TestCommandAllowList(t *testing.T) {
+	b, _ := newBackend(t) // busybox maps to no entrypoint; only "sh" is allowed
+	ctx := context.Background()
+
+	other := shPod("other-binary", "", corev1.RestartPolicyNever)
+	other.Spec.Containers[0].Command = []string{"cat", "/etc/hostname"}
+	var pe *backend.PodError
+	if err := b.Create(ctx, backend.Pod{Pod: other}); !errors.As(err, &pe) || pe.Reason != ReasonCommandNotAllowed {
+		t.Fatalf("Create with cat: %v, want PodError %s", err, ReasonCommandNotAllowed)
+	}
+
+	probed := shPod("probe-binary", "sleep 30", corev1.RestartPolicyNever)
+	probed.Spec.Containers[0].ReadinessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"id"}}}}
+	if err := b.Create(ctx, backend.Pod{Pod: probed}); !errors.As(err, &pe) || pe.Reason != ReasonCommandNotAllowed {
+		t.Fatalf("Create with an exec probe running id: %v, want PodError %s", err, ReasonCommandNotAllowed)
+	}
+
+	pod := shPod("allowed", "sleep 30", corev1.RestartPolicyNever)
+	key := backend.KeyOf(pod)
+	if err := b.Create(ctx, backend.Pod{Pod: pod}); err != nil {
+		t.Fatalf("Create with sh: %v", err)
+	}
+	waitRunning(t, b, key)
+	var ce utilexec.CodeExitError
+	err := b.Exec(ctx, key, "main", []string{"id"}, backend.Streams{})
+	if !errors.As(err, &ce) || ce.Code != 126 || !strings.Contains(err.Error(), "not allowed") {
+		t.Fatalf("exec id: %v, want exit 126 not allowed", err)
+	}
+	var out bytes.Buffer
+	if err := b.Exec(ctx, key, "main", []string{"/usr/bin/sh", "-c", "echo ok"}, backend.Streams{Stdout: nopCloser{&out}}); err != nil || out.String() != "ok\n" {
+		t.Fatalf("exec /usr/bin/sh (allowed as sh): %v %q", err, out.String())
+	}
+}
+
+// TestSandboxIdentityAndNamespaces: with a Sandbox, the container, kubectl exec and exec probes run as the
+// unprivileged uid, the container as PID 1 of its own PID namespace, and root-only files stay unreadable.
+func TestSandboxIdentityAndNamespaces(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the sandbox needs root (the virtual node runs as root to switch users)")
+	}
+	dir, err := os.MkdirTemp("", "tidal-sandbox-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	st := &statuses{last: map[backend.Key]*corev1.PodStatus{}}
+	b, err := New(Options{Images: StaticImages{"busybox": nil}, AllowedCommands: []string{"sh"}, Dir: dir + "/pods",
+		Changed: st.changed, Sandbox: &Sandbox{UID: 65532, GID: 65532, Namespaces: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = b.Close(ctx)
+	})
+	if _, err := New(Options{Images: StaticImages{}, Dir: dir + "/x", Changed: st.changed, Sandbox: &Sandbox{}}); err == nil {
+		t.Fatal("a sandbox with uid 0 was accepted")
+	}
+
+	pod := shPod("sandboxed", `id -u > "$POD_DIR/who"; echo $$ >> "$POD_DIR/who"; sleep 60`, corev1.RestartPolicyNever)
+	pod.Spec.Containers[0].ReadinessProbe = &corev1.Probe{PeriodSeconds: 1, ProbeHandler: corev1.ProbeHandler{
+		Exec: &corev1.ExecAction{Command: []string{"sh", "-c", `test "$(id -u)" = 65532`}}}}
+	key := backend.KeyOf(pod)
+	if err := b.Create(context.Background(), backend.Pod{Pod: pod}); err != nil {
+		t.Fatal(err)
+	}
+	run, err := b.get(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the container wrote its identity", func() bool {
+		raw, err := os.ReadFile(run.dir + "/who")
+		return err == nil && strings.Count(string(raw), "\n") == 2
+	})
+	raw, _ := os.ReadFile(run.dir + "/who")
+	if got := strings.Fields(string(raw)); got[0] != "65532" || got[1] != "1" {
+		t.Fatalf("container uid and pid = %v, want 65532 and 1 (own PID namespace)", got)
+	}
+	eventually(t, "the exec readiness probe (as uid 65532) passes", func() bool {
+		s := st.get(key)
+		return s != nil && len(s.ContainerStatuses) == 1 && s.ContainerStatuses[0].Ready
+	})
+	var out bytes.Buffer
+	if err := b.Exec(context.Background(), key, "main", []string{"sh", "-c", "id -u; cat /etc/shadow"}, backend.Streams{Stdout: nopCloser{&out}, Stderr: nopCloser{&out}}); err == nil {
+		t.Fatalf("exec read /etc/shadow: %q", out.String())
+	}
+	if !strings.HasPrefix(out.String(), "65532\n") {
+		t.Fatalf("exec ran as %q, want uid 65532", out.String())
+	}
+}
+
+func waitRunning(t *testing.T, b *Backend, key backend.Key) {
+	t.Helper()
+	eventually(t, "container running", func() bool {
+		run, err := b.get(key)
+		if err != nil {
+			return false
+		}
+		c, err := run.container("main")
+		if err != nil {
+			return false
+		}
+		run.mu.Lock()
+		defer run.mu.Unlock()
+		return c.proc != nil
+	})
+}
+
+type nopCloser struct{ *bytes.Buffer }
+
+func (nopCloser) Close() error { return nil }
