@@ -41,7 +41,7 @@ type Metadata struct {
 	BrokerName                string `tidal:"name=brokerName,optional"`
 	RestAPITemplate           string `tidal:"name=restAPITemplate,optional"`
 	CorsHeader                string `tidal:"name=corsHeader,optional"`
-	TargetQueueSize           int64  `tidal:"name=targetQueueSize,default=10,range=1;"`
+	TargetQueueSize           int64  `tidal:"name=targetQueueSize,default=10,target"`
 	ActivationTargetQueueSize int64  `tidal:"name=activationTargetQueueSize,default=0,range=0;"`
 	Username                  string `tidal:"name=username,order=authParams;triggerMetadata"`
 	Password                  string `tidal:"name=password,order=authParams;triggerMetadata"`
@@ -118,7 +118,10 @@ type Scaler struct {
 var _ scalers.Scaler = (*Scaler)(nil)
 
 // Register adds the activemq scaler to r.
-func Register(r *scalers.Registry) { r.Register(New, TriggerType) }
+func Register(r *scalers.Registry) {
+	r.Register(New, TriggerType)
+	r.Describe(Metadata{}, TriggerType)
+}
 
 // New parses the trigger; the HTTP transport is shared between activemq triggers.
 func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {

@@ -31,7 +31,7 @@ const TriggerType = "azure-blob"
 // Metadata is the azure-blob trigger's metadata, with KEDA's names and defaults.
 type Metadata struct {
 	BlobContainerName   string `tidal:"name=blobContainerName"`
-	BlobCount           int64  `tidal:"name=blobCount,default=5,range=1;"`
+	BlobCount           int64  `tidal:"name=blobCount,default=5,target"`
 	ActivationBlobCount int64  `tidal:"name=activationBlobCount,default=0,range=0;"`
 	BlobDelimiter       string `tidal:"name=blobDelimiter,default=/"`
 	BlobPrefix          string `tidal:"name=blobPrefix,optional"`
@@ -82,7 +82,10 @@ type Scaler struct {
 var _ scalers.Scaler = (*Scaler)(nil)
 
 // Register adds the azure-blob scaler to r.
-func Register(r *scalers.Registry) { r.Register(New, TriggerType) }
+func Register(r *scalers.Registry) {
+	r.Register(New, TriggerType)
+	r.Describe(Metadata{}, TriggerType)
+}
 
 // New parses the trigger and builds the container client; nothing is sent until Sample.
 func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {

@@ -29,7 +29,7 @@ const maxPeek = 32
 // Metadata is the azure-queue trigger's metadata, with KEDA's names and defaults.
 type Metadata struct {
 	QueueName             string `tidal:"name=queueName"`
-	QueueLength           int64  `tidal:"name=queueLength,default=5,range=1;"`
+	QueueLength           int64  `tidal:"name=queueLength,default=5,target"`
 	ActivationQueueLength int64  `tidal:"name=activationQueueLength,default=0,range=0;"`
 	QueueLengthStrategy   string `tidal:"name=queueLengthStrategy,default=all,enum=all;visibleonly"`
 	azure.Storage
@@ -59,7 +59,10 @@ type Scaler struct {
 var _ scalers.Scaler = (*Scaler)(nil)
 
 // Register adds the azure-queue scaler to r.
-func Register(r *scalers.Registry) { r.Register(New, TriggerType) }
+func Register(r *scalers.Registry) {
+	r.Register(New, TriggerType)
+	r.Describe(Metadata{}, TriggerType)
+}
 
 // New parses the trigger and builds the queue client; nothing is sent until Sample.
 func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {

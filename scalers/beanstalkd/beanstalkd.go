@@ -31,10 +31,10 @@ const TriggerType = "beanstalkd"
 type Metadata struct {
 	Server          string        `tidal:"name=server"`
 	Tube            string        `tidal:"name=tube"`
-	Value           float64       `tidal:"name=value"`
+	Value           float64       `tidal:"name=value,target"`
 	ActivationValue float64       `tidal:"name=activationValue,default=0"`
 	IncludeDelayed  bool          `tidal:"name=includeDelayed,default=false"`
-	Timeout         time.Duration `tidal:"name=timeout,default=30"`
+	Timeout         time.Duration `tidal:"name=timeout,default=30,range=0.001;"`
 }
 
 // Validate checks the server address, tube name, value and timeout.
@@ -76,7 +76,10 @@ type Scaler struct {
 var _ scalers.Scaler = (*Scaler)(nil)
 
 // Register adds the beanstalkd scaler to r.
-func Register(r *scalers.Registry) { r.Register(New, TriggerType) }
+func Register(r *scalers.Registry) {
+	r.Register(New, TriggerType)
+	r.Describe(Metadata{}, TriggerType)
+}
 
 // New parses the trigger; the connection is opened by the first Sample.
 func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {

@@ -39,7 +39,7 @@ const defaultTimeout = 3 * time.Second
 // Metadata is the datadog trigger's metadata and authentication, with KEDA's names and defaults.
 type Metadata struct {
 	Query                    string        `tidal:"name=query"`
-	QueryValue               float64       `tidal:"name=queryValue;targetValue"`
+	QueryValue               float64       `tidal:"name=queryValue;targetValue,target"`
 	ActivationQueryValue     float64       `tidal:"name=activationQueryValue,default=0"`
 	QueryAggregator          string        `tidal:"name=queryAggregator,optional,enum=average;max"`
 	Age                      int           `tidal:"name=age,default=90,range=1;"`
@@ -110,7 +110,10 @@ type Scaler struct {
 var _ scalers.Scaler = (*Scaler)(nil)
 
 // Register adds the datadog scaler to r.
-func Register(r *scalers.Registry) { r.Register(New, TriggerType) }
+func Register(r *scalers.Registry) {
+	r.Register(New, TriggerType)
+	r.Describe(Metadata{}, TriggerType)
+}
 
 // New parses the trigger; the HTTP transport is shared between datadog triggers.
 func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {

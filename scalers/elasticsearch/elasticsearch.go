@@ -55,7 +55,7 @@ type Metadata struct {
 	Query                 string   `tidal:"name=query,order=authParams;triggerMetadata,optional"`
 	Parameters            string   `tidal:"name=parameters,optional"`
 	ValueLocation         string   `tidal:"name=valueLocation,order=authParams;triggerMetadata"`
-	TargetValue           float64  `tidal:"name=targetValue,order=authParams;triggerMetadata"`
+	TargetValue           float64  `tidal:"name=targetValue,order=authParams;triggerMetadata,target"`
 	ActivationTargetValue float64  `tidal:"name=activationTargetValue,default=0"`
 	IgnoreNullValues      bool     `tidal:"name=ignoreNullValues,default=false"`
 
@@ -175,7 +175,10 @@ type Scaler struct {
 var _ scalers.Scaler = (*Scaler)(nil)
 
 // Register adds the elasticsearch scaler to r.
-func Register(r *scalers.Registry) { r.Register(New, TriggerType) }
+func Register(r *scalers.Registry) {
+	r.Register(New, TriggerType)
+	r.Describe(Metadata{}, TriggerType)
+}
 
 // New parses the trigger and builds the client over a transport shared by elasticsearch triggers with the same
 // TLS settings; nothing is sent until Sample.

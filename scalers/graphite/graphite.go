@@ -33,7 +33,7 @@ const defaultTimeout = 3 * time.Second
 type Metadata struct {
 	ServerAddress       string  `tidal:"name=serverAddress"`
 	Query               string  `tidal:"name=query"`
-	Threshold           float64 `tidal:"name=threshold,default=100"`
+	Threshold           float64 `tidal:"name=threshold,default=100,target"`
 	ActivationThreshold float64 `tidal:"name=activationThreshold,default=0"`
 	// QueryTime is the render API's from: a relative time such as -10Minutes, or an absolute one.
 	QueryTime string `tidal:"name=queryTime"`
@@ -83,7 +83,10 @@ type Scaler struct {
 var _ scalers.Scaler = (*Scaler)(nil)
 
 // Register adds the graphite scaler to r.
-func Register(r *scalers.Registry) { r.Register(New, TriggerType) }
+func Register(r *scalers.Registry) {
+	r.Register(New, TriggerType)
+	r.Describe(Metadata{}, TriggerType)
+}
 
 // New parses the trigger; the HTTP transport is shared between graphite triggers.
 func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {

@@ -36,7 +36,7 @@ type Metadata struct {
 	ServerURL                string  `tidal:"name=serverURL,order=triggerMetadata;authParams"`
 	OrganizationName         string  `tidal:"name=organizationName,order=triggerMetadata;authParams"`
 	Query                    string  `tidal:"name=query"`
-	ThresholdValue           float64 `tidal:"name=thresholdValue"`
+	ThresholdValue           float64 `tidal:"name=thresholdValue,target"`
 	ActivationThresholdValue float64 `tidal:"name=activationThresholdValue,default=0"`
 	UnsafeSsl                bool    `tidal:"name=unsafeSsl,default=false"`
 	InfluxVersion            string  `tidal:"name=influxVersion,default=2,enum=2;3"`
@@ -80,7 +80,10 @@ type Scaler struct {
 var _ scalers.Scaler = (*Scaler)(nil)
 
 // Register adds the influxdb scaler to r.
-func Register(r *scalers.Registry) { r.Register(New, TriggerType) }
+func Register(r *scalers.Registry) {
+	r.Register(New, TriggerType)
+	r.Describe(Metadata{}, TriggerType)
+}
 
 // New parses the trigger and builds the client over a transport shared by influxdb triggers with the same TLS
 // settings; nothing is sent until Sample.

@@ -42,7 +42,7 @@ const (
 type Metadata struct {
 	ServerAddress       string  `tidal:"name=serverAddress"`
 	Query               string  `tidal:"name=query"`
-	Threshold           float64 `tidal:"name=threshold"`
+	Threshold           float64 `tidal:"name=threshold,target"`
 	ActivationThreshold float64 `tidal:"name=activationThreshold,default=0"`
 	TenantName          string  `tidal:"name=tenantName,optional"`
 	IgnoreNullValues    bool    `tidal:"name=ignoreNullValues,default=true"`
@@ -146,7 +146,10 @@ type Scaler struct {
 var _ scalers.Scaler = (*Scaler)(nil)
 
 // Register adds the loki scaler to r.
-func Register(r *scalers.Registry) { r.Register(New, TriggerType) }
+func Register(r *scalers.Registry) {
+	r.Register(New, TriggerType)
+	r.Describe(Metadata{}, TriggerType)
+}
 
 // New parses the trigger; the HTTP transport is shared between triggers with the same TLS settings.
 func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {

@@ -43,7 +43,7 @@ type Metadata struct {
 	QueryKey            string  `tidal:"name=queryKey,order=authParams;triggerMetadata"`
 	NoDataError         bool    `tidal:"name=noDataError,default=false"`
 	NRQL                string  `tidal:"name=nrql"`
-	Threshold           float64 `tidal:"name=threshold"`
+	Threshold           float64 `tidal:"name=threshold,target"`
 	ActivationThreshold float64 `tidal:"name=activationThreshold,default=0"`
 
 	endpoint string
@@ -83,7 +83,10 @@ type Scaler struct {
 var _ scalers.Scaler = (*Scaler)(nil)
 
 // Register adds the new-relic scaler to r.
-func Register(r *scalers.Registry) { r.Register(New, TriggerType) }
+func Register(r *scalers.Registry) {
+	r.Register(New, TriggerType)
+	r.Describe(Metadata{}, TriggerType)
+}
 
 // New parses the trigger; the HTTP transport is shared between new-relic triggers.
 func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
