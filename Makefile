@@ -7,7 +7,16 @@ TESTFLAGS  ?= -race -timeout 30m
 PKGS       ?= ./...
 NODES      ?= 3
 
-.PHONY: all build build-dev test test-unit demo bench generate vet fmt clean
+# Release identity: the image tag, the commit and its time (SOURCE_DATE_EPOCH makes images reproducible).
+VERSION           ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT            ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+# Repository prefix of the image names in bin/images (what the chart pulls by default); make push
+# REGISTRY=host/owner pushes the same images elsewhere.
+IMAGE_REPO        ?= ghcr.io/tidalscale
+IMAGE_FLAGS        = --version=$(VERSION) --commit=$(COMMIT) --source-date-epoch=$(SOURCE_DATE_EPOCH) --registry=$(IMAGE_REPO)
+
+.PHONY: all build build-dev tidy-check test test-unit demo bench generate vet fmt clean images push release
 
 all: build
 
@@ -20,11 +29,17 @@ build-dev:
 	$(GO) build -o $(BIN)/tidal-dev ./cmd/tidal-dev
 
 # make test: build tidal-dev once, start one dev cluster, run every test against it, stop it. The bench
-# scenarios that drive the node autoscaler and virtual node as processes get their binaries too.
-test: build-dev
-	$(GO) build -o $(BIN)/ ./cmd/tidal-node-autoscaler ./cmd/tidal-virtual-node
+# scenarios that drive the node autoscaler and virtual node as processes, and the chart's one-poller test
+# (operator + adapter), get their binaries too.
+test: tidy-check build-dev
+	$(GO) build -o $(BIN)/ ./cmd/tidal-node-autoscaler ./cmd/tidal-virtual-node ./cmd/tidal-operator ./cmd/tidal-metrics-adapter
 	@TIDAL_DEV=$(BIN)/tidal-dev NODES=$(NODES) TIDAL_NODE_AUTOSCALER_BIN=$(BIN)/tidal-node-autoscaler \
-		TIDAL_VIRTUAL_NODE_BIN=$(BIN)/tidal-virtual-node internal/devcluster/with-cluster.sh $(GO) test $(TESTFLAGS) $(PKGS)
+		TIDAL_VIRTUAL_NODE_BIN=$(BIN)/tidal-virtual-node TIDAL_OPERATOR_BIN=$(BIN)/tidal-operator \
+		TIDAL_METRICS_ADAPTER_BIN=$(BIN)/tidal-metrics-adapter internal/devcluster/with-cluster.sh $(GO) test $(TESTFLAGS) $(PKGS)
+
+# go.mod and go.sum must be what `go mod tidy` makes them (direct dependencies not marked // indirect).
+tidy-check:
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
 
 # Tests that need no cluster (handy while editing); packages that need one start their own.
 test-unit:
@@ -35,6 +50,23 @@ test-unit:
 demo: build-dev
 	$(GO) build -o $(BIN)/tidal-bench ./cmd/tidal-bench
 	@$(BIN)/tidal-bench demo --tidal-dev $(BIN)/tidal-dev $(if $(DEMO_SHORT),--short,)
+
+# make images: one OCI image index (linux/amd64, linux/arm64) per deployable from static binaries, built with
+# go-containerregistry (no container runtime): bin/images/<name>/ (OCI layout), bin/images/<name>.tar
+# (oci-archive for `ctr images import`), bin/images/images.json (refs, digests, sizes).
+images:
+	$(GO) run ./cmd/tidal-release images $(IMAGE_FLAGS) --out=$(BIN)/images --build-dir=$(BIN)/build
+
+# make push REGISTRY=host/owner: build the images and push each index with remote.WriteIndex.
+push: images
+	@test -n "$(REGISTRY)" || { echo "make push needs REGISTRY=host/owner"; exit 1; }
+	$(GO) run ./cmd/tidal-release push --registry=$(REGISTRY) --out=$(BIN)/images
+
+# make release VERSION=v0.2.0: the images, then bin/release/: the chart package (appVersion = image tag), the
+# oci-archives, a CycloneDX SBOM of the binaries and SHA256SUMS.
+release:
+	@[[ "$(VERSION)" =~ ^v?[0-9]+\.[0-9]+\.[0-9]+ ]] || { echo "make release needs VERSION=vX.Y.Z (got $(VERSION))"; exit 1; }
+	$(GO) run ./cmd/tidal-release release $(IMAGE_FLAGS) --out=$(BIN)/images --build-dir=$(BIN)/build --release-out=$(BIN)/release
 
 vet:
 	$(GO) vet $(PKGS)

@@ -35,8 +35,8 @@ type cluster struct {
 	*devcluster.Cluster
 	dyn    dynamic.Interface
 	mapper *restmapper.DeferredDiscoveryRESTMapper
-	// installedCA is the metrics adapter CA generated at install.
-	installedCA []byte
+	// installedTLS is the data of the certificate Secrets generated at install (CA, adapter, operator client).
+	installedTLS map[string]map[string][]byte
 }
 
 func helmConfig(t *testing.T, c *devcluster.Cluster, ns string) *action.Configuration {
@@ -132,13 +132,23 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 	if *d.Spec.Replicas != 2 {
 		t.Errorf("operator replicas after upgrade = %d, want 2", *d.Spec.Replicas)
 	}
-	// The CA and certificate generated at install are kept across the upgrade.
-	secretAfter, err := dc.Client.CoreV1().Secrets(ns).Get(ctx, release+"-metrics-adapter-tls", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(secretAfter.Data["ca.crt"]) != string(c.installedCA) {
-		t.Error("the metrics adapter CA changed on upgrade; the APIService caBundle would flap")
+	// The CA and the certificates generated at install are kept across the upgrade: the APIService caBundle
+	// does not flap and the operator keeps talking to the adapter.
+	for _, name := range []string{release + "-metrics-adapter-ca", release + "-metrics-adapter-tls", release + "-operator-stream-tls"} {
+		before, ok := c.installedTLS[name]
+		if !ok {
+			t.Errorf("install created no Secret %s", name)
+			continue
+		}
+		after, err := dc.Client.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range []string{"tls.crt", "tls.key"} {
+			if len(before[k]) == 0 || string(after.Data[k]) != string(before[k]) {
+				t.Errorf("Secret %s: %s changed on helm upgrade (or was empty)", name, k)
+			}
+		}
 	}
 
 	res, err := action.NewUninstall(helmConfig(t, dc, ns)).Run(release)
@@ -177,12 +187,15 @@ func (c *cluster) checkReleaseObjects(ctx context.Context, t *testing.T, rel *re
 		if _, err := c.get(ctx, o); err != nil {
 			t.Errorf("%s: not in the cluster after install: %v", objKey(o), err)
 		}
-		if o.GetKind() == "Secret" && strings.HasSuffix(o.GetName(), "-metrics-adapter-tls") && c.installedCA == nil {
+		if o.GetKind() == "Secret" && rel.Version == 1 {
 			s, err := c.Client.CoreV1().Secrets(rel.Namespace).Get(ctx, o.GetName(), metav1.GetOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			c.installedCA = s.Data["ca.crt"]
+			if c.installedTLS == nil {
+				c.installedTLS = map[string]map[string][]byte{}
+			}
+			c.installedTLS[o.GetName()] = s.Data
 		}
 		out = append(out, o)
 	}

@@ -68,9 +68,15 @@ func loadChart(t testing.TB) *chart.Chart {
 // render renders the chart client-side, as `helm template` does, and returns its objects.
 func render(t testing.TB, c *chart.Chart, vals map[string]any) ([]*unstructured.Unstructured, error) {
 	t.Helper()
+	return renderIn(t, c, "tidal-system", vals)
+}
+
+// renderIn renders release "tidal" into namespace ns.
+func renderIn(t testing.TB, c *chart.Chart, ns string, vals map[string]any) ([]*unstructured.Unstructured, error) {
+	t.Helper()
 	inst := action.NewInstall(clientOnly())
 	inst.ClientOnly, inst.DryRun, inst.Replace, inst.KubeVersion = true, true, true, &kubeVersion
-	inst.ReleaseName, inst.Namespace = "tidal", "tidal-system"
+	inst.ReleaseName, inst.Namespace = "tidal", ns
 	rel, err := inst.RunWithContext(context.Background(), c, vals)
 	if err != nil {
 		return nil, err
@@ -556,7 +562,7 @@ func TestAdapterTLSModes(t *testing.T) {
 	}{
 		{
 			name:      "helm generates a CA",
-			wantKinds: map[string]int{"Secret": 1, "Certificate": 0, "Issuer": 0},
+			wantKinds: map[string]int{"Secret": 3, "Certificate": 0, "Issuer": 0},
 			check: func(t *testing.T, a *unstructured.Unstructured) {
 				if ca, _, _ := unstructured.NestedString(a.Object, "spec", "caBundle"); ca == "" {
 					t.Error("APIService has no caBundle")
@@ -566,7 +572,7 @@ func TestAdapterTLSModes(t *testing.T) {
 		{
 			name:      "cert-manager with a self-signed issuer",
 			vals:      vals("metricsAdapter.tls.mode", "certManager"),
-			wantKinds: map[string]int{"Secret": 0, "Certificate": 1, "Issuer": 1},
+			wantKinds: map[string]int{"Secret": 0, "Certificate": 3, "Issuer": 2},
 			check: func(t *testing.T, a *unstructured.Unstructured) {
 				if a.GetAnnotations()["cert-manager.io/inject-ca-from"] != "tidal-system/tidal-metrics-adapter" {
 					t.Errorf("APIService annotations %v", a.GetAnnotations())
@@ -577,11 +583,11 @@ func TestAdapterTLSModes(t *testing.T) {
 			name: "cert-manager with a cluster issuer",
 			vals: vals("metricsAdapter.tls.mode", "certManager",
 				"metricsAdapter.tls.certManager.issuerRef", map[string]any{"name": "corp-ca", "kind": "ClusterIssuer"}),
-			wantKinds: map[string]int{"Secret": 0, "Certificate": 1, "Issuer": 0},
+			wantKinds: map[string]int{"Secret": 0, "Certificate": 2, "Issuer": 0},
 		},
 		{
 			name:      "existing secret",
-			vals:      vals("metricsAdapter.tls.mode", "secret", "metricsAdapter.tls.secretName", "my-tls", "metricsAdapter.tls.caBundle", "Q0E="),
+			vals:      vals("metricsAdapter.tls.mode", "secret", "metricsAdapter.tls.secretName", "my-tls", "metricsAdapter.tls.caBundle", "Q0E=", "metricsAdapter.tls.clientSecretName", "my-operator-tls"),
 			wantKinds: map[string]int{"Secret": 0, "Certificate": 0, "Issuer": 0},
 			check: func(t *testing.T, a *unstructured.Unstructured) {
 				if ca, _, _ := unstructured.NestedString(a.Object, "spec", "caBundle"); ca != "Q0E=" {

@@ -1,6 +1,6 @@
 // Command tidal-demo-worker is the small worker the demo and the virtual node's process backend run: it pops
 // items from a Redis list (REDIS_ADDRESS, LIST_NAME), simulates WORK_DURATION of work per item, logs each item,
-// and exits 0 on SIGTERM once the item in hand is done.
+// and exits 0 on SIGTERM once the item in hand is done. --version prints the version and commit.
 //
 // Environment:
 //
@@ -14,6 +14,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"net/http"
 	"os"
@@ -24,9 +25,18 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
+
+	"github.com/tidalscale/tidal/internal/version"
 )
 
 func main() {
+	fs := flag.NewFlagSet("tidal-demo-worker", flag.ExitOnError)
+	showVersion := fs.Bool("version", false, "print the version and commit, then exit")
+	_ = fs.Parse(os.Args[1:]) // ExitOnError: a bad flag exits 2 with usage
+	if *showVersion {
+		fmt.Println(version.String("tidal-demo-worker"))
+		return
+	}
 	log, err := zap.NewProduction()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "tidal-demo-worker:", err)

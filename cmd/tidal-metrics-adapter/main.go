@@ -24,6 +24,7 @@ import (
 	cmoptions "sigs.k8s.io/custom-metrics-apiserver/pkg/cmd/options"
 
 	operatorapp "github.com/tidalscale/tidal/autoscaler/operator/app"
+	"github.com/tidalscale/tidal/internal/version"
 	"github.com/tidalscale/tidal/metricsadapter/app"
 	"github.com/tidalscale/tidal/metricsadapter/podmetrics"
 	"github.com/tidalscale/tidal/metricsadapter/server"
@@ -42,6 +43,7 @@ func main() {
 // flags are the adapter's own flags; the serving options add theirs.
 type flags struct {
 	kubeconfig, namespace, level string
+	watchNamespace               string
 	workers                      int
 	metricsAddr                  string
 
@@ -55,7 +57,7 @@ type flags struct {
 	apiserviceService, apiserviceExtName string
 	apiserviceCAFile                     string
 
-	allInOne bool
+	allInOne, version bool
 }
 
 func run(args []string) error {
@@ -78,10 +80,16 @@ func run(args []string) error {
 	fs.StringVar(&f.apiserviceExtName, "apiservice-external-name", "", "make that Service an ExternalName to this host (an adapter outside the cluster, e.g. localhost for the dev cluster)")
 	fs.StringVar(&f.apiserviceCAFile, "apiservice-ca-file", "", "CA bundle of the serving certificate for the APIServices; empty means insecureSkipTLSVerify")
 	fs.BoolVar(&f.allInOne, "all-in-one", false, "also run the operator in this process, sharing the adapter's poller")
+	fs.BoolVar(&f.version, "version", false, "print the version and commit, then exit")
+	fs.StringVar(&f.watchNamespace, "watch-namespace", os.Getenv("WATCH_NAMESPACE"), "only ScaledObjects and ScaledJobs of this namespace; empty watches all")
 	serving := cmoptions.NewCustomMetricsAdapterServerOptions()
 	serving.AddFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if f.version {
+		fmt.Println(version.String("tidal-metrics-adapter"))
+		return nil
 	}
 	if f.workers < 1 {
 		return fmt.Errorf("--workers: must be at least 1, got %d", f.workers)
@@ -106,7 +114,7 @@ func run(args []string) error {
 	}
 	opts := app.Options{
 		Config: cfg, Registry: registry.New(), Logger: log, Serving: serving,
-		Namespace: f.namespace, Workers: f.workers, MetricsAddr: f.metricsAddr,
+		Namespace: f.namespace, WatchNamespace: f.watchNamespace, Workers: f.workers, MetricsAddr: f.metricsAddr,
 	}
 	if f.podMetrics {
 		sel, err := labels.Parse(f.podNodeSelector)
@@ -146,7 +154,7 @@ func run(args []string) error {
 	if !f.allInOne {
 		return a.Run(ctx)
 	}
-	op, err := operatorapp.New(operatorapp.Options{Config: cfg, Source: a.Source(), Logger: log.Named("operator"), Namespace: f.namespace, Workers: f.workers})
+	op, err := operatorapp.New(operatorapp.Options{Config: cfg, Source: a.Source(), Logger: log.Named("operator"), Namespace: f.namespace, WatchNamespace: f.watchNamespace, Workers: f.workers})
 	if err != nil {
 		return err
 	}

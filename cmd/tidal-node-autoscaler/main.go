@@ -28,6 +28,7 @@ import (
 	"github.com/tidalscale/tidal/autoscaler/nodes/batch"
 	"github.com/tidalscale/tidal/autoscaler/nodes/scaledown"
 	"github.com/tidalscale/tidal/autoscaler/nodes/scaleup"
+	"github.com/tidalscale/tidal/internal/version"
 )
 
 func main() {
@@ -70,9 +71,14 @@ func run() error {
 	grpcCA := fs.String("externalgrpc-ca-file", "", "CA bundle to verify externalgrpc servers (enables TLS)")
 	grpcCert := fs.String("externalgrpc-cert-file", "", "client certificate for externalgrpc servers (mTLS)")
 	grpcKey := fs.String("externalgrpc-key-file", "", "client key for externalgrpc servers (mTLS)")
+	showVersion := fs.Bool("version", false, "print the version and commit, then exit")
 	simDelay := fs.Duration("sim-provisioning-delay", 5*time.Second, "default delay before a sim-provider node appears")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
+	}
+	if *showVersion {
+		fmt.Println(version.String("tidal-node-autoscaler"))
+		return nil
 	}
 	lvl, err := zapcore.ParseLevel(*level)
 	if err != nil {

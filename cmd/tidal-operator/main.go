@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tidalscale/tidal/autoscaler/operator/app"
+	"github.com/tidalscale/tidal/internal/version"
 	"github.com/tidalscale/tidal/metricsadapter/poller"
 	"github.com/tidalscale/tidal/metricsadapter/stream"
 	"github.com/tidalscale/tidal/scalers/redis"
@@ -48,9 +49,15 @@ func run() error {
 	adapterCert := fs.String("metrics-adapter-cert", "", "client certificate for the adapter's stream (mutual TLS)")
 	adapterKey := fs.String("metrics-adapter-key", "", "client key for the adapter's stream")
 	adapterServerName := fs.String("metrics-adapter-server-name", "", "name expected in the adapter's certificate (default: the address's host)")
+	showVersion := fs.Bool("version", false, "print the version and commit, then exit")
+	watchNamespace := fs.String("watch-namespace", os.Getenv("WATCH_NAMESPACE"), "only ScaledObjects and ScaledJobs of this namespace; empty watches all")
 	whService := fs.String("webhook-service", "tidal-system/tidal-operator:443", "namespace/name:port of the webhook's Service; empty means a URL to the first host")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
+	}
+	if *showVersion {
+		fmt.Println(version.String("tidal-operator"))
+		return nil
 	}
 	if *workers < 1 {
 		return fmt.Errorf("--workers: must be at least 1, got %d", *workers)
@@ -75,7 +82,7 @@ func run() error {
 	}
 	opts := app.Options{
 		Config: cfg, Registry: registry.New(), Metrics: prometheus.NewRegistry(), Logger: log, Namespace: *namespace,
-		Workers: *workers, ServeAddr: *addr, LeaderElect: *leaderElect,
+		Workers: *workers, ServeAddr: *addr, LeaderElect: *leaderElect, WatchNamespace: *watchNamespace,
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -23,6 +23,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/tidalscale/tidal/internal/version"
 	"github.com/tidalscale/tidal/virtualnode/backend"
 	"github.com/tidalscale/tidal/virtualnode/backend/aci"
 	"github.com/tidalscale/tidal/virtualnode/backend/process"
@@ -56,6 +57,7 @@ type flags struct {
 	backfill                                bool
 	backfillInterval, backfillReadyTimeout  time.Duration
 	workers                                 int
+	version                                 bool
 }
 
 func parseFlags(args []string) (flags, error) {
@@ -94,6 +96,7 @@ func parseFlags(args []string) (flags, error) {
 	fs.BoolVar(&f.backfill, "backfill", false, "move burst pods back to real nodes once those have room (never below the desired ready count)")
 	fs.DurationVar(&f.backfillInterval, "backfill-interval", 15*time.Second, "how often backfill looks for pods to move")
 	fs.DurationVar(&f.backfillReadyTimeout, "backfill-ready-timeout", 2*time.Minute, "how long a real-node replacement may take to become Ready before backfill gives up on it")
+	fs.BoolVar(&f.version, "version", false, "print the version and commit, then exit")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
@@ -107,6 +110,10 @@ func run() error {
 	f, err := parseFlags(os.Args[1:])
 	if err != nil {
 		return err
+	}
+	if f.version {
+		fmt.Println(version.String("tidal-virtual-node"))
+		return nil
 	}
 	lvl, err := zapcore.ParseLevel(f.level)
 	if err != nil {

@@ -274,7 +274,7 @@ func TestPollingIntervalHonoured(t *testing.T) {
 		s.UseCachedMetrics = []bool{false} // second trigger missing: false too
 		mustUpsert(t, p, s)
 		obj := p.object(s.Key)
-		for i, want := range []time.Duration{defaultPollingInterval, defaultPollingInterval} {
+		for i, want := range []time.Duration{tidalv1alpha1.PollingIntervalOrDefault(nil), tidalv1alpha1.PollingIntervalOrDefault(nil)} {
 			tr := obj.triggers[i]
 			if tr.interval != want || tr.timeout != want || tr.staleAfter != 90*time.Second {
 				t.Errorf("trigger %d: interval %s timeout %s staleAfter %s", i, tr.interval, tr.timeout, tr.staleAfter)

@@ -254,3 +254,31 @@ spec:
 {{- printf "%s-tls" (include "tidal.componentName" .) -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The Secret with the operator's client certificate for the adapter's sample stream: (dict "root" $ "values" .Values.metricsAdapter).
+The helm and certManager modes name it <fullname>-operator-stream-tls. */}}
+{{- define "tidal.operatorStreamSecret" -}}
+{{- if eq .values.tls.mode "secret" -}}
+{{- $_ := required "metricsAdapter.tls.caBundle (base64 PEM) is required with tls.mode secret" .values.tls.caBundle -}}
+{{- required "metricsAdapter.tls.clientSecretName (the operator's client certificate for the sample stream) is required with tls.mode secret" .values.tls.clientSecretName -}}
+{{- else -}}
+{{- printf "%s-operator-stream-tls" (include "tidal.fullname" .root) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Base64 tls.crt and tls.key (as YAML) of a leaf certificate in tls.mode helm: the existing Secret's when the CA was
+kept and the Secret has both, else newly signed by the CA.
+(dict "ns" namespace "name" secret "kept" bool "ca" $ca "cn" commonName "hosts" (list ...) "days" validity)
+*/}}
+{{- define "tidal.leafData" -}}
+{{- $old := lookup "v1" "Secret" .ns .name -}}
+{{- if and .kept $old (index $old "data") (index $old.data "tls.crt") (index $old.data "tls.key") -}}
+crt: {{ index $old.data "tls.crt" }}
+key: {{ index $old.data "tls.key" }}
+{{- else -}}
+{{- $cert := genSignedCert .cn nil .hosts (int .days) .ca -}}
+crt: {{ $cert.Cert | b64enc }}
+key: {{ $cert.Key | b64enc }}
+{{- end -}}
+{{- end -}}
