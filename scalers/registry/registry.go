@@ -4,19 +4,29 @@ package registry
 
 import (
 	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/activemq"
 	"github.com/tidalscale/tidal/scalers/awsdynamodb"
 	"github.com/tidalscale/tidal/scalers/awskinesis"
 	"github.com/tidalscale/tidal/scalers/awssqs"
+	"github.com/tidalscale/tidal/scalers/azureblob"
+	"github.com/tidalscale/tidal/scalers/azurequeue"
+	"github.com/tidalscale/tidal/scalers/beanstalkd"
 	"github.com/tidalscale/tidal/scalers/cron"
+	"github.com/tidalscale/tidal/scalers/datadog"
+	"github.com/tidalscale/tidal/scalers/elasticsearch"
 	"github.com/tidalscale/tidal/scalers/etcd"
 	"github.com/tidalscale/tidal/scalers/external"
 	"github.com/tidalscale/tidal/scalers/gcppubsub"
 	"github.com/tidalscale/tidal/scalers/githubrunner"
+	"github.com/tidalscale/tidal/scalers/graphite"
+	"github.com/tidalscale/tidal/scalers/influxdb"
 	"github.com/tidalscale/tidal/scalers/kafka"
 	"github.com/tidalscale/tidal/scalers/kubeworkload"
+	"github.com/tidalscale/tidal/scalers/loki"
 	"github.com/tidalscale/tidal/scalers/metricsapi"
 	"github.com/tidalscale/tidal/scalers/mysql"
 	"github.com/tidalscale/tidal/scalers/nats"
+	"github.com/tidalscale/tidal/scalers/newrelic"
 	"github.com/tidalscale/tidal/scalers/postgresql"
 	"github.com/tidalscale/tidal/scalers/prometheus"
 	"github.com/tidalscale/tidal/scalers/rabbitmq"
@@ -28,19 +38,29 @@ import (
 func New() *scalers.Registry {
 	r := scalers.NewRegistry()
 	for _, register := range []func(*scalers.Registry){
+		activemq.Register,
 		awsdynamodb.Register,
 		awskinesis.Register,
 		awssqs.Register,
+		azureblob.Register,
+		azurequeue.Register,
+		beanstalkd.Register,
 		cron.Register,
+		datadog.Register,
+		elasticsearch.Register,
 		etcd.Register,
 		external.Register,
 		gcppubsub.Register,
 		githubrunner.Register,
+		graphite.Register,
+		influxdb.Register,
 		kafka.Register,
 		kubeworkload.Register,
+		loki.Register,
 		metricsapi.Register,
 		mysql.Register,
 		nats.Register,
+		newrelic.Register,
 		postgresql.Register,
 		prometheus.Register,
 		rabbitmq.Register,

@@ -15,7 +15,9 @@ import (
 // validMetadata is, per trigger type, metadata that builds a scaler against the local test services without
 // connecting (scalers connect lazily). unset lists, per field under test, base keys that conflict with it.
 var validMetadata = map[string]struct {
-	base  map[string]string
+	base map[string]string
+	// auth are authParams the base needs (keys a trigger reads from a TriggerAuthentication only).
+	auth  map[string]string
 	unset map[string][]string
 	// refused lists fields a cross-field rule refuses for every non-zero value, with the reason.
 	refused map[string]string
@@ -44,7 +46,21 @@ var validMetadata = map[string]struct {
 	"external":               {base: map[string]string{"scalerAddress": "127.0.0.1:1"}},
 	"external-push":          {base: map[string]string{"scalerAddress": "127.0.0.1:1"}},
 	"cpu":                    {base: map[string]string{"value": "50"}},
-	"memory":                 {base: map[string]string{"value": "50"}},
+	"azure-queue":            {base: map[string]string{"queueName": "q", "connection": "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;QueueEndpoint=http://127.0.0.1:1/devstoreaccount1"}},
+	"azure-blob":             {base: map[string]string{"blobContainerName": "c", "connection": "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;BlobEndpoint=http://127.0.0.1:1/devstoreaccount1"}},
+	"loki":                   {base: map[string]string{"serverAddress": "http://127.0.0.1:1", "query": "sum(x)", "threshold": "5"}},
+	"graphite":               {base: map[string]string{"serverAddress": "http://127.0.0.1:1", "query": "x", "queryTime": "-1Minutes"}},
+	"datadog": {base: map[string]string{"query": "avg:x{*}", "queryValue": "5"},
+		auth: map[string]string{"apiKey": "k", "appKey": "k"}},
+	"new-relic": {base: map[string]string{"account": "1", "queryKey": "k", "nrql": "SELECT 1", "threshold": "5"}},
+	"influxdb": {base: map[string]string{"serverURL": "http://127.0.0.1:1", "organizationName": "o", "query": "q", "thresholdValue": "5"},
+		auth: map[string]string{"authToken": "t"}},
+	"elasticsearch": {base: map[string]string{"addresses": "http://127.0.0.1:1", "username": "u", "password": "p", "index": "i",
+		"searchTemplateName": "t", "valueLocation": "a", "targetValue": "5"}},
+	"beanstalkd": {base: map[string]string{"server": "127.0.0.1:1", "tube": "t", "value": "5"}},
+	"activemq": {base: map[string]string{"managementEndpoint": "127.0.0.1:1", "destinationName": "q", "brokerName": "b",
+		"username": "u", "password": "p"}},
+	"memory": {base: map[string]string{"value": "50"}},
 }
 
 // TestNumericMetadataIsFiniteAndInRange feeds every numeric metadata field of every registered scaler the values
@@ -66,7 +82,7 @@ func TestNumericMetadataIsFiniteAndInRange(t *testing.T) {
 		}
 		build := func(t *testing.T, md map[string]string) error {
 			t.Helper()
-			return r.Check(context.Background(), scalers.TriggerConfig{Type: typ, Metadata: md, ObjectKind: "ScaledObject"})
+			return r.Check(context.Background(), scalers.TriggerConfig{Type: typ, Metadata: md, AuthParams: valid.auth, ObjectKind: "ScaledObject"})
 		}
 		t.Run(typ+"/base", func(t *testing.T) {
 			if err := build(t, valid.base); err != nil {

@@ -1,0 +1,219 @@
+package activemq
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/scalertest"
+)
+
+var creds = map[string]string{"username": "admin", "password": "admin-pass"}
+
+func TestMetadata(t *testing.T) {
+	t.Parallel()
+	defaults := map[string]string{"managementEndpoint": "activemq.default:8161", "destinationName": "orders", "brokerName": "localhost"}
+	base := func(kv ...string) map[string]string { return scalertest.WithPairs(defaults, kv...) }
+	tests := []struct {
+		name    string
+		md      map[string]string
+		auth    map[string]string
+		wantErr string
+		check   func(t *testing.T, m Metadata)
+	}{
+		{name: "defaults", md: base(), auth: creds, check: func(t *testing.T, m Metadata) {
+			want := "http://activemq.default:8161/api/jolokia/read/org.apache.activemq:type=Broker,brokerName=localhost,destinationType=Queue,destinationName=orders/QueueSize"
+			if m.TargetQueueSize != 10 || m.ActivationTargetQueueSize != 0 || m.endpoint != want || m.CorsHeader != "http://activemq.default:8161" {
+				t.Errorf("defaults wrong: %+v", m)
+			}
+		}},
+		{name: "restAPITemplate", md: map[string]string{"restAPITemplate": "https://amq:8162/api/jolokia/read/org.apache.activemq:type=Broker,brokerName=b1,destinationType=Queue,destinationName=q1/QueueSize",
+			"targetQueueSize": "3", "activationTargetQueueSize": "1", "corsHeader": "https://console"}, auth: creds, check: func(t *testing.T, m Metadata) {
+			if m.BrokerName != "b1" || m.DestinationName != "q1" || m.ManagementEndpoint != "amq:8162" || !strings.HasPrefix(m.endpoint, "https://amq:8162/") ||
+				m.TargetQueueSize != 3 || m.ActivationTargetQueueSize != 1 || m.CorsHeader != "https://console" {
+				t.Errorf("fields wrong: %+v", m)
+			}
+		}},
+		{name: "credentials from metadata env", md: base("usernameFromEnv", "AMQ_USER", "passwordFromEnv", "AMQ_PASS"), check: func(t *testing.T, m Metadata) {
+			if m.Username != "u" || m.Password != "p" {
+				t.Errorf("credentials %q %q", m.Username, m.Password)
+			}
+		}},
+		{name: "missing managementEndpoint", md: base("managementEndpoint", scalertest.Delete), auth: creds, wantErr: "managementEndpoint"},
+		{name: "managementEndpoint with a path", md: base("managementEndpoint", "http://amq:8161/"), auth: creds, wantErr: "managementEndpoint"},
+		{name: "missing destinationName", md: base("destinationName", scalertest.Delete), auth: creds, wantErr: "destinationName"},
+		{name: "missing brokerName", md: base("brokerName", scalertest.Delete), auth: creds, wantErr: "brokerName"},
+		{name: "non-numeric targetQueueSize", md: base("targetQueueSize", "ten"), auth: creds, wantErr: "targetQueueSize"},
+		{name: "zero targetQueueSize", md: base("targetQueueSize", "0"), auth: creds, wantErr: "targetQueueSize"},
+		{name: "negative activationTargetQueueSize", md: base("activationTargetQueueSize", "-1"), auth: creds, wantErr: "activationTargetQueueSize"},
+		{name: "missing username", md: base(), auth: map[string]string{"password": "p"}, wantErr: "username"},
+		{name: "missing password", md: base(), auth: map[string]string{"username": "u"}, wantErr: "password"},
+		{name: "relative restAPITemplate", md: map[string]string{"restAPITemplate": "amq:8161/api"}, auth: creds, wantErr: "restAPITemplate"},
+		{name: "restAPITemplate without destination", md: map[string]string{"restAPITemplate": "http://amq:8161/api/jolokia/read/org.apache.activemq:type=Broker,brokerName=b/QueueSize"}, auth: creds, wantErr: "destinationName"},
+		{name: "restAPITemplate with a bad action", md: map[string]string{"restAPITemplate": "http://amq:8161/api/jolokia/read/org.apache.activemq:type=Broker,brokerName=b,destinationName=q/{{.Nope"}, auth: creds, wantErr: "restAPITemplate"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := &scalers.TriggerConfig{Type: TriggerType, Metadata: tc.md, AuthParams: tc.auth, ResolvedEnv: map[string]string{"AMQ_USER": "u", "AMQ_PASS": "p"}}
+			var m Metadata
+			err := scalers.Parse(cfg, &m)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), "activemq trigger") || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want it to name the activemq trigger and %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			tc.check(t, m)
+		})
+	}
+}
+
+// fakeJolokia serves ActiveMQ's Jolokia read endpoint for QueueSize behind basic auth (admin/admin-pass), with
+// Jolokia's envelope: the HTTP status is 200 and the Jolokia status says whether the MBean exists.
+type fakeJolokia struct {
+	mu     sync.Mutex
+	queues map[string]int64
+	origin string
+}
+
+func (f *fakeJolokia) setSize(q string, n int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.queues[q] = n
+}
+
+func (f *fakeJolokia) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if u, p, ok := r.BasicAuth(); !ok || u != "admin" || p != "admin-pass" {
+		w.Header().Set("WWW-Authenticate", `basic realm="ActiveMQRealm"`)
+		http.Error(w, "Unauthorized", http.StatusUnauthorized)
+		return
+	}
+	const prefix = "/api/jolokia/read/org.apache.activemq:"
+	if !strings.HasPrefix(r.URL.Path, prefix) || !strings.HasSuffix(r.URL.Path, "/QueueSize") {
+		http.NotFound(w, r)
+		return
+	}
+	mbean := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, prefix), "/QueueSize")
+	props := map[string]string{}
+	for _, kv := range strings.Split(mbean, ",") {
+		k, v, _ := strings.Cut(kv, "=")
+		props[k] = v
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.origin = r.Header.Get("Origin")
+	w.Header().Set("Content-Type", "text/plain;charset=utf-8")
+	n, ok := f.queues[props["destinationName"]]
+	if !ok || props["brokerName"] != "localhost" || props["type"] != "Broker" || props["destinationType"] != "Queue" {
+		_, _ = fmt.Fprintf(w, `{"request":{"mbean":"org.apache.activemq:%s","attribute":"QueueSize","type":"read"},"stacktrace":"javax.management.InstanceNotFoundException ...","error_type":"javax.management.InstanceNotFoundException","error":"javax.management.InstanceNotFoundException : org.apache.activemq:%s","status":404}`, mbean, mbean)
+		return
+	}
+	_, _ = fmt.Fprintf(w, `{"request":{"mbean":"org.apache.activemq:brokerName=localhost,destinationName=%s,destinationType=Queue,type=Broker","attribute":"QueueSize","type":"read"},"value":%d,"timestamp":%d,"status":200}`,
+		props["destinationName"], n, time.Now().Unix())
+}
+
+func newScaler(tb testing.TB, md, auth map[string]string) *Scaler {
+	tb.Helper()
+	cfg := &scalers.TriggerConfig{Type: TriggerType, Name: "orders", Metadata: md, AuthParams: auth, Shared: scalers.NewShared()}
+	s, err := New(context.Background(), cfg)
+	if err != nil {
+		tb.Fatalf("New: %v", err)
+	}
+	tb.Cleanup(func() { _ = s.Close(context.Background()) })
+	return s.(*Scaler)
+}
+
+func sample(s *Scaler) (float64, bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	vals, active, err := s.Sample(ctx)
+	if err != nil {
+		return 0, false, err
+	}
+	return vals[0].Value, active, nil
+}
+
+func TestSample(t *testing.T) {
+	t.Parallel()
+	f := &fakeJolokia{queues: map[string]int64{"orders": 0}}
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	s := newScaler(t, map[string]string{"managementEndpoint": host, "brokerName": "localhost", "destinationName": "orders",
+		"targetQueueSize": "10", "activationTargetQueueSize": "3"}, creds)
+	if name := s.MetricSpecs()[0].External.Metric.Name; name != "s0-activemq-orders" {
+		t.Fatalf("metric name %q", name)
+	}
+	for _, st := range []struct {
+		size       int64
+		wantActive bool
+	}{{0, false}, {3, false}, {25, true}} {
+		f.setSize("orders", st.size)
+		v, active, err := sample(s)
+		if err != nil || v != float64(st.size) || active != st.wantActive {
+			t.Fatalf("size %d: (%v, %v, %v), want (%d, %v)", st.size, v, active, err, st.size, st.wantActive)
+		}
+	}
+	f.mu.Lock()
+	origin := f.origin
+	f.mu.Unlock()
+	if origin != "http://"+host {
+		t.Errorf("Origin %q", origin)
+	}
+	tmpl := newScaler(t, map[string]string{"restAPITemplate": srv.URL + "/api/jolokia/read/org.apache.activemq:type=Broker,brokerName=localhost,destinationType=Queue,destinationName=orders/QueueSize"}, creds)
+	if v, _, err := sample(tmpl); err != nil || v != 25 {
+		t.Fatalf("restAPITemplate: (%v, %v), want 25", v, err)
+	}
+	missing := newScaler(t, map[string]string{"managementEndpoint": host, "brokerName": "localhost", "destinationName": "absent"}, creds)
+	if _, _, err := sample(missing); err == nil || !strings.Contains(err.Error(), "no such broker or queue") || !strings.Contains(err.Error(), `activemq trigger "orders"`) {
+		t.Fatalf("absent queue: %v, want a 404 from Jolokia", err)
+	}
+}
+
+func TestAuthFailure(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(&fakeJolokia{queues: map[string]int64{"orders": 1}})
+	t.Cleanup(srv.Close)
+	logger, logs := scalertest.ObservedLogger()
+	cfg := &scalers.TriggerConfig{Type: TriggerType, Logger: logger, Metadata: map[string]string{"managementEndpoint": strings.TrimPrefix(srv.URL, "http://"),
+		"brokerName": "localhost", "destinationName": "orders"}, AuthParams: map[string]string{"username": "admin", "password": "wrong-pass-123"}}
+	s, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	_, _, err = sample(s.(*Scaler))
+	if err == nil || !strings.Contains(err.Error(), "HTTP 401") {
+		t.Fatalf("error %v, want HTTP 401", err)
+	}
+	scalertest.AssertNoSecret(t, "wrong-pass-123", err.Error(), logs.All())
+}
+
+func TestServerDown(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.NotFoundHandler())
+	host := strings.TrimPrefix(srv.URL, "http://")
+	srv.Close()
+	_, _, err := sample(newScaler(t, map[string]string{"managementEndpoint": host, "brokerName": "localhost", "destinationName": "orders"}, creds))
+	if err == nil || !strings.Contains(err.Error(), "connect") {
+		t.Fatalf("error %v, want a connection error", err)
+	}
+}
+
+// BenchmarkSample measures one Sample against an in-process fake of ActiveMQ's Jolokia API.
+func BenchmarkSample(b *testing.B) {
+	srv := httptest.NewServer(&fakeJolokia{queues: map[string]int64{"orders": 5}})
+	b.Cleanup(srv.Close)
+	scalertest.BenchmarkSample(b, newScaler(b, map[string]string{"managementEndpoint": strings.TrimPrefix(srv.URL, "http://"),
+		"brokerName": "localhost", "destinationName": "orders"}, creds))
+}

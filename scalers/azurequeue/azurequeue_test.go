@@ -1,0 +1,256 @@
+package azurequeue
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue/v2"
+
+	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/azure/azurite"
+	"github.com/tidalscale/tidal/scalers/scalertest"
+)
+
+const testConn = "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=a2V5a2V5a2V5;EndpointSuffix=core.windows.net"
+
+func TestMetadata(t *testing.T) {
+	t.Parallel()
+	defaults := map[string]string{"queueName": "orders"}
+	base := func(kv ...string) map[string]string { return scalertest.WithPairs(defaults, kv...) }
+	auth := map[string]string{"connection": testConn}
+	tests := []struct {
+		name    string
+		md      map[string]string
+		auth    map[string]string
+		env     map[string]string
+		wantErr string
+		check   func(t *testing.T, m Metadata)
+	}{
+		{name: "defaults", md: base(), auth: auth, check: func(t *testing.T, m Metadata) {
+			if m.QueueLength != 5 || m.ActivationQueueLength != 0 || m.QueueLengthStrategy != "all" || m.Connection != testConn {
+				t.Errorf("defaults wrong: %+v", m)
+			}
+		}},
+		{name: "every field", md: base("queueLength", "12", "activationQueueLength", "3", "queueLengthStrategy", "visibleonly"), auth: auth,
+			check: func(t *testing.T, m Metadata) {
+				if m.QueueLength != 12 || m.ActivationQueueLength != 3 || m.QueueLengthStrategy != "visibleonly" {
+					t.Errorf("fields wrong: %+v", m)
+				}
+			}},
+		{name: "connectionFromEnv", md: base("connectionFromEnv", "STORAGE"), env: map[string]string{"STORAGE": testConn},
+			check: func(t *testing.T, m Metadata) {
+				if m.Connection != testConn {
+					t.Errorf("connection = %q", m.Connection)
+				}
+			}},
+		{name: "accountName on the public cloud", md: base("accountName", "acct"), check: func(t *testing.T, m Metadata) {
+			if m.ServiceURL != "https://acct.queue.core.windows.net" {
+				t.Errorf("ServiceURL = %q", m.ServiceURL)
+			}
+		}},
+		{name: "accountName on a named cloud", md: base("accountName", "acct", "cloud", "AzureChinaCloud"), check: func(t *testing.T, m Metadata) {
+			if m.ServiceURL != "https://acct.queue.core.chinacloudapi.cn" {
+				t.Errorf("ServiceURL = %q", m.ServiceURL)
+			}
+		}},
+		{name: "accountName on a private cloud", md: base("accountName", "acct", "cloud", "Private", "endpointSuffix", "queue.local.azurestack.external"),
+			check: func(t *testing.T, m Metadata) {
+				if m.ServiceURL != "https://acct.queue.local.azurestack.external" {
+					t.Errorf("ServiceURL = %q", m.ServiceURL)
+				}
+			}},
+		{name: "missing queueName", md: base("queueName", scalertest.Delete), auth: auth, wantErr: "queueName"},
+		{name: "blank queueName", md: base("queueName", " "), auth: auth, wantErr: "queueName"},
+		{name: "non-numeric queueLength", md: base("queueLength", "AA"), auth: auth, wantErr: "queueLength"},
+		{name: "fractional queueLength", md: base("queueLength", "1.5"), auth: auth, wantErr: "queueLength"},
+		{name: "zero queueLength", md: base("queueLength", "0"), auth: auth, wantErr: "queueLength"},
+		{name: "negative queueLength", md: base("queueLength", "-4"), auth: auth, wantErr: "queueLength"},
+		{name: "non-numeric activationQueueLength", md: base("activationQueueLength", "x"), auth: auth, wantErr: "activationQueueLength"},
+		{name: "negative activationQueueLength", md: base("activationQueueLength", "-1"), auth: auth, wantErr: "activationQueueLength"},
+		{name: "unknown queueLengthStrategy", md: base("queueLengthStrategy", "visible"), auth: auth, wantErr: "queueLengthStrategy"},
+		{name: "no connection nor accountName", md: base(), wantErr: "connection"},
+		{name: "connectionFromEnv naming a missing variable", md: base("connectionFromEnv", "NOPE"), wantErr: "connectionFromEnv"},
+		{name: "connection that is not a connection string", md: base(), auth: map[string]string{"connection": "justakey"}, wantErr: "connection"},
+		{name: "unknown cloud", md: base("cloud", "Mars"), auth: auth, wantErr: "cloud"},
+		{name: "private cloud without endpointSuffix", md: base("cloud", "Private", "accountName", "acct"), wantErr: "endpointSuffix"},
+		{name: "accountName that is a URL", md: base("accountName", "https://acct.queue.core.windows.net"), wantErr: "accountName"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := &scalers.TriggerConfig{Type: TriggerType, Metadata: tc.md, AuthParams: tc.auth, ResolvedEnv: tc.env}
+			var m Metadata
+			err := scalers.Parse(cfg, &m)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), "azure-queue trigger") || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want it to name the azure-queue trigger and %q", err, tc.wantErr)
+				}
+				if strings.Contains(err.Error(), "a2V5a2V5a2V5") {
+					t.Fatalf("error leaks the account key: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			tc.check(t, m)
+		})
+	}
+}
+
+func TestWorkloadIdentityWithoutEnvironmentIsABuildError(t *testing.T) {
+	for _, k := range []string{"AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_FEDERATED_TOKEN_FILE"} {
+		t.Setenv(k, "")
+	}
+	cfg := &scalers.TriggerConfig{Type: TriggerType, Metadata: map[string]string{"queueName": "q", "accountName": "acct"}}
+	if _, err := New(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "accountName: workload identity") {
+		t.Fatalf("New error = %v, want one saying accountName needs workload identity", err)
+	}
+}
+
+var queueSeq atomic.Int64
+
+// newQueue creates a uniquely named queue on srv holding n messages.
+func newQueue(tb testing.TB, srv azurite.Server, n int) (*azqueue.QueueClient, string) {
+	tb.Helper()
+	name := fmt.Sprintf("q%d-%d", time.Now().UnixNano()%1e6, queueSeq.Add(1))
+	qc, err := azqueue.NewQueueClientFromConnectionString(srv.ConnectionString(azurite.Key), name, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := qc.Create(ctx, nil); err != nil {
+		tb.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		if _, err := qc.EnqueueMessage(ctx, fmt.Sprintf("m%d", i), nil); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return qc, name
+}
+
+func newScaler(tb testing.TB, md, auth map[string]string) *Scaler {
+	tb.Helper()
+	cfg := &scalers.TriggerConfig{Type: TriggerType, Metadata: md, AuthParams: auth, Shared: scalers.NewShared()}
+	s, err := New(context.Background(), cfg)
+	if err != nil {
+		tb.Fatalf("New: %v", err)
+	}
+	tb.Cleanup(func() { _ = s.Close(context.Background()) })
+	return s.(*Scaler)
+}
+
+func TestSampleAgainstAzurite(t *testing.T) {
+	t.Parallel()
+	srv := azurite.Start(t, "queue")
+	auth := map[string]string{"connection": srv.ConnectionString(azurite.Key)}
+	qc, name := newQueue(t, srv, 0)
+	md := map[string]string{"queueName": name, "queueLength": "5", "activationQueueLength": "3"}
+	s := newScaler(t, md, auth)
+	if specs := s.MetricSpecs(); len(specs) != 1 || specs[0].External.Metric.Name != "s0-azure-queue-"+name ||
+		specs[0].External.Target.AverageValue.Value() != 5 {
+		t.Fatalf("MetricSpecs = %+v", specs)
+	}
+	ctx := context.Background()
+	enqueue := func(n int) {
+		for i := 0; i < n; i++ {
+			if _, err := qc.EnqueueMessage(ctx, "m", nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	steps := []struct {
+		name       string
+		add        int
+		want       float64
+		wantActive bool
+	}{
+		{name: "empty", want: 0},
+		{name: "below activation", add: 3, want: 3},
+		{name: "above target", add: 9, want: 12, wantActive: true},
+	}
+	for _, st := range steps {
+		enqueue(st.add)
+		v, active := scalertest.Sample(t, s, s.metricName)
+		if v != st.want || active != st.wantActive {
+			t.Fatalf("%s: Sample = (%v, %v), want (%v, %v)", st.name, v, active, st.want, st.wantActive)
+		}
+	}
+
+	// Hide 10 of the 12 messages: "all" still counts them, "visibleonly" counts the 2 that can be seen.
+	if _, err := qc.DequeueMessages(ctx, &azqueue.DequeueMessagesOptions{NumberOfMessages: to(int32(10)), VisibilityTimeout: to(int32(3600))}); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := scalertest.Sample(t, s, ""); v != 12 {
+		t.Errorf("all strategy after hiding 10 = %v, want 12", v)
+	}
+	visible := newScaler(t, map[string]string{"queueName": name, "queueLengthStrategy": "visibleonly"}, auth)
+	if v, active := scalertest.Sample(t, visible, ""); v != 2 || !active {
+		t.Errorf("visibleonly after hiding 10 = (%v, %v), want (2, true)", v, active)
+	}
+	// 40 visible messages: the peek is capped at 32, so the approximate count is used.
+	enqueue(38)
+	if v, _ := scalertest.Sample(t, visible, ""); v != 50 {
+		t.Errorf("visibleonly with 40 visible = %v, want the approximate count 50", v)
+	}
+}
+
+func TestSampleErrors(t *testing.T) {
+	t.Parallel()
+	srv := azurite.Start(t, "queue")
+	_, name := newQueue(t, srv, 1)
+	wrongKey := "V3JvbmdLZXlXcm9uZ0tleVdyb25nS2V5V3JvbmdLZXk="
+	down := azurite.Server{Endpoint: "http://127.0.0.1:1/" + azurite.Account, Service: "queue"}
+	tests := []struct {
+		name    string
+		queue   string
+		conn    string
+		wantErr string
+	}{
+		{name: "wrong account key", queue: name, conn: srv.ConnectionString(wrongKey), wantErr: "403"},
+		{name: "queue does not exist", queue: "absent-queue", conn: srv.ConnectionString(azurite.Key), wantErr: "QueueNotFound"},
+		{name: "server down", queue: name, conn: down.ConnectionString(azurite.Key), wantErr: "connect"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			logger, logs := scalertest.ObservedLogger()
+			cfg := &scalers.TriggerConfig{Type: TriggerType, Name: "orders", Logger: logger,
+				Metadata: map[string]string{"queueName": tc.queue}, AuthParams: map[string]string{"connection": tc.conn}}
+			s, err := New(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close(context.Background())
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			_, active, err := s.Sample(ctx)
+			if err == nil || active || !strings.Contains(err.Error(), `azure-queue trigger "orders"`) || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("Sample = (active %v, %v), want an error naming the trigger and containing %q", active, err, tc.wantErr)
+			}
+			scalertest.AssertNoSecret(t, wrongKey, err.Error(), logs.All())
+			scalertest.AssertNoSecret(t, azurite.Key, err.Error(), logs.All())
+		})
+	}
+}
+
+func TestRegistered(t *testing.T) {
+	r := scalers.NewRegistry()
+	Register(r)
+	if !r.Has(TriggerType) {
+		t.Fatal("azure-queue not registered")
+	}
+}
+
+// BenchmarkSample measures one Sample (a queue GetProperties) against a local Azurite.
+func BenchmarkSample(b *testing.B) {
+	srv := azurite.Start(b, "queue")
+	_, name := newQueue(b, srv, 10)
+	s := newScaler(b, map[string]string{"queueName": name}, map[string]string{"connection": srv.ConnectionString(azurite.Key)})
+	scalertest.BenchmarkSample(b, s)
+}

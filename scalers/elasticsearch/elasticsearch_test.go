@@ -1,0 +1,251 @@
+package elasticsearch
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/scalertest"
+)
+
+func TestMetadata(t *testing.T) {
+	t.Parallel()
+	defaults := map[string]string{"addresses": "http://es:9200", "index": "jobs", "searchTemplateName": "pending",
+		"valueLocation": "hits.total.value", "targetValue": "10"}
+	base := func(kv ...string) map[string]string { return scalertest.WithPairs(defaults, kv...) }
+	basic := map[string]string{"username": "esuser", "password": "changeme"}
+	tests := []struct {
+		name    string
+		md      map[string]string
+		auth    map[string]string
+		wantErr string
+		check   func(t *testing.T, m Metadata)
+	}{
+		{name: "defaults", md: base(), auth: basic, check: func(t *testing.T, m Metadata) {
+			if m.TargetValue != 10 || m.ActivationTargetValue != 0 || m.IgnoreNullValues || m.UnsafeSsl || len(m.indices) != 1 || len(m.params) != 0 {
+				t.Errorf("defaults wrong: %+v", m)
+			}
+		}},
+		{name: "every field", md: base("addresses", "http://es1:9200,https://es2:9200", "index", "a;b", "parameters", "queue:jobs; state : pending",
+			"activationTargetValue", "2", "ignoreNullValues", "true", "unsafeSsl", "true"), auth: basic, check: func(t *testing.T, m Metadata) {
+			if len(m.Addresses) != 2 || len(m.indices) != 2 || m.indices[1] != "b" || m.params["queue"] != "jobs" || m.params["state"] != "pending" ||
+				m.ActivationTargetValue != 2 || !m.IgnoreNullValues || !m.UnsafeSsl {
+				t.Errorf("fields wrong: %+v", m)
+			}
+		}},
+		{name: "cloud", md: base("addresses", scalertest.Delete, "searchTemplateName", scalertest.Delete, "query", `{"query":{"match_all":{}}}`),
+			auth: map[string]string{"cloudID": "c:" + base64.StdEncoding.EncodeToString([]byte("h$u")), "apiKey": "k"}, check: func(t *testing.T, m Metadata) {
+				if m.urls[0].String() != "https://u.h" || m.APIKey != "k" || m.Query == "" {
+					t.Errorf("fields wrong: %+v", m)
+				}
+			}},
+		{name: "cloudID decodes to the deployment URL", md: base("addresses", scalertest.Delete),
+			auth: map[string]string{"cloudID": "prod:" + base64.StdEncoding.EncodeToString([]byte("eu-west-1.aws.found.io:9243$abc123$kib456")), "apiKey": "k"},
+			check: func(t *testing.T, m Metadata) {
+				if len(m.urls) != 1 || m.urls[0].String() != "https://abc123.eu-west-1.aws.found.io:9243" {
+					t.Errorf("urls %v", m.urls)
+				}
+			}},
+		{name: "cloudID without a colon", md: base("addresses", scalertest.Delete), auth: map[string]string{"cloudID": "prod", "apiKey": "k"}, wantErr: "cloudID"},
+		{name: "cloudID that is not base64", md: base("addresses", scalertest.Delete), auth: map[string]string{"cloudID": "prod:!!!", "apiKey": "k"}, wantErr: "cloudID"},
+		{name: "no connection", md: base("addresses", scalertest.Delete), wantErr: "addresses"},
+		{name: "addresses without password", md: base(), auth: map[string]string{"username": "u"}, wantErr: "password"},
+		{name: "cloud and addresses", md: base(), auth: map[string]string{"username": "u", "password": "p", "cloudID": "c", "apiKey": "k"}, wantErr: "cannot be combined"},
+		{name: "cloudID without apiKey", md: base("addresses", scalertest.Delete), auth: map[string]string{"cloudID": "c"}, wantErr: "apiKey"},
+		{name: "address without scheme", md: base("addresses", "es:9200"), auth: basic, wantErr: "addresses"},
+		{name: "missing index", md: base("index", scalertest.Delete), auth: basic, wantErr: "index"},
+		{name: "empty index list", md: base("index", ";"), auth: basic, wantErr: "index"},
+		{name: "neither template nor query", md: base("searchTemplateName", scalertest.Delete), auth: basic, wantErr: "searchTemplateName or query"},
+		{name: "template and query", md: base("query", `{}`), auth: basic, wantErr: "give only one"},
+		{name: "query that is not JSON", md: base("searchTemplateName", scalertest.Delete, "query", "status:pending"), auth: basic, wantErr: "query"},
+		{name: "parameter without colon", md: base("parameters", "queue=jobs"), auth: basic, wantErr: "parameters"},
+		{name: "missing valueLocation", md: base("valueLocation", scalertest.Delete), auth: basic, wantErr: "valueLocation"},
+		{name: "missing targetValue", md: base("targetValue", scalertest.Delete), auth: basic, wantErr: "targetValue"},
+		{name: "non-numeric targetValue", md: base("targetValue", "ten"), auth: basic, wantErr: "targetValue"},
+		{name: "negative targetValue", md: base("targetValue", "-1"), auth: basic, wantErr: "targetValue"},
+		{name: "non-numeric activationTargetValue", md: base("activationTargetValue", "x"), auth: basic, wantErr: "activationTargetValue"},
+		{name: "bad ignoreNullValues", md: base("ignoreNullValues", "ja"), auth: basic, wantErr: "ignoreNullValues"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := &scalers.TriggerConfig{Type: TriggerType, Metadata: tc.md, AuthParams: tc.auth}
+			var m Metadata
+			err := scalers.Parse(cfg, &m)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), "elasticsearch trigger") || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want it to name the elasticsearch trigger and %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			tc.check(t, m)
+		})
+	}
+}
+
+// fakeES serves Elasticsearch's POST /<index>/_search and /<index>/_search/template with basic auth, the
+// X-Elastic-Product header the client checks, and the documented error envelope.
+type fakeES struct {
+	mu       sync.Mutex
+	hits     string // the JSON of hits.total.value
+	path     string
+	body     map[string]any
+	failWith int
+}
+
+func (f *fakeES) set(hits string, failWith int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.hits, f.failWith = hits, failWith
+}
+
+func (f *fakeES) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Elastic-Product", "Elasticsearch")
+	w.Header().Set("Content-Type", "application/json")
+	if u, p, ok := r.BasicAuth(); !ok || u != "esuser" || p != "changeme" {
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte(`{"error":{"root_cause":[{"type":"security_exception","reason":"unable to authenticate user [esuser]"}],"type":"security_exception","reason":"unable to authenticate user [esuser]"},"status":401}`))
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.path = r.Method + " " + r.URL.Path
+	f.body = nil
+	_ = json.NewDecoder(r.Body).Decode(&f.body)
+	if f.failWith != 0 {
+		w.WriteHeader(f.failWith)
+		_, _ = w.Write([]byte(`{"error":{"root_cause":[{"type":"resource_not_found_exception","reason":"unable to find script [pending] in cluster state"}],"type":"resource_not_found_exception","reason":"unable to find script [pending] in cluster state"},"status":404}`))
+		return
+	}
+	_, _ = w.Write([]byte(`{"took":3,"timed_out":false,"_shards":{"total":1,"successful":1,"skipped":0,"failed":0},"hits":{"total":{"value":` +
+		f.hits + `,"relation":"eq"},"max_score":null,"hits":[]}}`))
+}
+
+func newScaler(tb testing.TB, md, auth map[string]string) *Scaler {
+	tb.Helper()
+	cfg := &scalers.TriggerConfig{Type: TriggerType, Name: "pending", Metadata: md, AuthParams: auth, Shared: scalers.NewShared()}
+	s, err := New(context.Background(), cfg)
+	if err != nil {
+		tb.Fatalf("New: %v", err)
+	}
+	tb.Cleanup(func() { _ = s.Close(context.Background()) })
+	return s.(*Scaler)
+}
+
+func sample(s *Scaler) (float64, bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	vals, active, err := s.Sample(ctx)
+	if err != nil {
+		return 0, false, err
+	}
+	return vals[0].Value, active, nil
+}
+
+func TestSample(t *testing.T) {
+	t.Parallel()
+	f := &fakeES{}
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	basic := map[string]string{"username": "esuser", "password": "changeme"}
+	template := map[string]string{"addresses": srv.URL, "index": "jobs;jobs-old", "searchTemplateName": "pending", "parameters": "state:pending",
+		"valueLocation": "hits.total.value", "targetValue": "10", "activationTargetValue": "3"}
+	tests := []struct {
+		name       string
+		md         map[string]string
+		hits       string
+		failWith   int
+		want       float64
+		wantActive bool
+		wantErr    string
+	}{
+		{name: "zero", md: template, hits: "0", want: 0},
+		{name: "below activation", md: template, hits: "2", want: 2},
+		{name: "above target", md: template, hits: "25", want: 25, wantActive: true},
+		{name: "number in a string", md: template, hits: `"12"`, want: 12, wantActive: true},
+		{name: "null is an error", md: template, hits: "null", wantErr: "ignoreNullValues"},
+		{name: "null ignored", md: scalertest.WithPairs(template, "ignoreNullValues", "true"), hits: "null", want: 0},
+		{name: "not a number", md: template, hits: `"lots"`, wantErr: "want a number"},
+		{name: "missing template", md: template, hits: "0", failWith: 404, wantErr: "unable to find script"},
+		{name: "inline query", md: scalertest.WithPairs(template, "searchTemplateName", scalertest.Delete, "parameters", scalertest.Delete,
+			"query", `{"query":{"term":{"state":"pending"}},"size":0,"track_total_hits":true}`), hits: "4", want: 4, wantActive: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newScaler(t, tc.md, basic)
+			f.set(tc.hits, tc.failWith)
+			v, active, err := sample(s)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), `elasticsearch trigger "pending"`) {
+					t.Fatalf("Sample error = %v, want one naming the trigger and containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || v != tc.want || active != tc.wantActive {
+				t.Fatalf("Sample = (%v, %v, %v), want (%v, %v)", v, active, err, tc.want, tc.wantActive)
+			}
+			f.mu.Lock()
+			path, body := f.path, f.body
+			f.mu.Unlock()
+			if tc.md["query"] != "" {
+				if path != "POST /jobs,jobs-old/_search" || body["track_total_hits"] != true {
+					t.Fatalf("request %s %v", path, body)
+				}
+				return
+			}
+			if params, _ := body["params"].(map[string]any); path != "POST /jobs,jobs-old/_search/template" || body["id"] != "pending" || params["state"] != "pending" {
+				t.Fatalf("request %s %v", path, body)
+			}
+		})
+	}
+}
+
+func TestAuthFailure(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(&fakeES{hits: "1"})
+	t.Cleanup(srv.Close)
+	logger, logs := scalertest.ObservedLogger()
+	cfg := &scalers.TriggerConfig{Type: TriggerType, Logger: logger, Metadata: map[string]string{"addresses": srv.URL, "index": "jobs",
+		"searchTemplateName": "t", "valueLocation": "hits.total.value", "targetValue": "1"},
+		AuthParams: map[string]string{"username": "esuser", "password": "wrong-password-123"}}
+	s, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	_, _, err = sample(s.(*Scaler))
+	if err == nil || !strings.Contains(err.Error(), "HTTP 401") {
+		t.Fatalf("error %v, want HTTP 401", err)
+	}
+	scalertest.AssertNoSecret(t, "wrong-password-123", err.Error(), logs.All())
+}
+
+func TestServerDown(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.NotFoundHandler())
+	addr := srv.URL
+	srv.Close()
+	_, _, err := sample(newScaler(t, map[string]string{"addresses": addr, "index": "jobs", "searchTemplateName": "t", "valueLocation": "a", "targetValue": "1"},
+		map[string]string{"username": "esuser", "password": "changeme"}))
+	if err == nil || !strings.Contains(err.Error(), "connect") {
+		t.Fatalf("error %v, want a connection error", err)
+	}
+}
+
+// BenchmarkSample measures one Sample (a search template call) against an in-process fake of Elasticsearch.
+func BenchmarkSample(b *testing.B) {
+	srv := httptest.NewServer(&fakeES{hits: "3"})
+	b.Cleanup(srv.Close)
+	scalertest.BenchmarkSample(b, newScaler(b, map[string]string{"addresses": srv.URL, "index": "jobs", "searchTemplateName": "t",
+		"valueLocation": "hits.total.value", "targetValue": "1"}, map[string]string{"username": "esuser", "password": "changeme"}))
+}

@@ -1,0 +1,213 @@
+package graphite
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/scalertest"
+)
+
+func TestMetadata(t *testing.T) {
+	t.Parallel()
+	defaults := map[string]string{"serverAddress": "http://graphite:8080", "query": "sumSeries(jobs.*.queued)", "queryTime": "-10Minutes"}
+	base := func(kv ...string) map[string]string { return scalertest.WithPairs(defaults, kv...) }
+	tests := []struct {
+		name    string
+		md      map[string]string
+		auth    map[string]string
+		wantErr string
+		check   func(t *testing.T, m Metadata)
+	}{
+		{name: "defaults", md: base(), check: func(t *testing.T, m Metadata) {
+			if m.Threshold != 100 || m.ActivationThreshold != 0 || m.AuthMode != "" || m.renderURL.String() != "http://graphite:8080/render" {
+				t.Errorf("defaults wrong: %+v url=%s", m, m.renderURL)
+			}
+		}},
+		{name: "every field", md: base("serverAddress", "https://g/prefix/", "threshold", "2.5", "activationThreshold", "1", "authMode", "basic"),
+			auth: map[string]string{"username": "u", "password": "p"}, check: func(t *testing.T, m Metadata) {
+				if m.Threshold != 2.5 || m.ActivationThreshold != 1 || m.Username != "u" || m.renderURL.String() != "https://g/prefix/render" {
+					t.Errorf("fields wrong: %+v url=%s", m, m.renderURL)
+				}
+			}},
+		{name: "missing serverAddress", md: base("serverAddress", scalertest.Delete), wantErr: "serverAddress"},
+		{name: "serverAddress without scheme", md: base("serverAddress", "graphite:8080"), wantErr: "serverAddress"},
+		{name: "missing query", md: base("query", scalertest.Delete), wantErr: "query"},
+		{name: "missing queryTime", md: base("queryTime", scalertest.Delete), wantErr: "queryTime"},
+		{name: "blank queryTime", md: base("queryTime", " "), wantErr: "queryTime"},
+		{name: "non-numeric threshold", md: base("threshold", "lots"), wantErr: "threshold"},
+		{name: "negative threshold", md: base("threshold", "-3"), wantErr: "threshold"},
+		{name: "non-numeric activationThreshold", md: base("activationThreshold", "1,5"), wantErr: "activationThreshold"},
+		{name: "unknown authMode", md: base("authMode", "bearer"), wantErr: "authMode"},
+		{name: "basic without username", md: base("authMode", "basic"), wantErr: "username"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := &scalers.TriggerConfig{Type: TriggerType, Metadata: tc.md, AuthParams: tc.auth}
+			var m Metadata
+			err := scalers.Parse(cfg, &m)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), "graphite trigger") || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want it to name the graphite trigger and %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			tc.check(t, m)
+		})
+	}
+}
+
+// fakeGraphite serves graphite-web's /render?format=json; with user set it requires basic auth.
+type fakeGraphite struct {
+	mu         sync.Mutex
+	user, pass string
+	status     int
+	body       string
+	params     map[string]string
+}
+
+func (f *fakeGraphite) set(status int, body string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.status, f.body = status, body
+}
+
+func (f *fakeGraphite) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/render" {
+		http.NotFound(w, r)
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	q := r.URL.Query()
+	f.params = map[string]string{"target": q.Get("target"), "from": q.Get("from"), "format": q.Get("format")}
+	if u, p, _ := r.BasicAuth(); f.user != "" && (u != f.user || p != f.pass) {
+		w.Header().Set("WWW-Authenticate", `Basic realm="graphite"`)
+		http.Error(w, "Unauthorized", http.StatusUnauthorized)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(f.status)
+	_, _ = w.Write([]byte(f.body))
+}
+
+func newScaler(tb testing.TB, md, auth map[string]string) *Scaler {
+	tb.Helper()
+	cfg := &scalers.TriggerConfig{Type: TriggerType, Name: "jobs", Metadata: md, AuthParams: auth, Shared: scalers.NewShared()}
+	s, err := New(context.Background(), cfg)
+	if err != nil {
+		tb.Fatalf("New: %v", err)
+	}
+	tb.Cleanup(func() { _ = s.Close(context.Background()) })
+	return s.(*Scaler)
+}
+
+func sample(s *Scaler) (float64, bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	vals, active, err := s.Sample(ctx)
+	if err != nil {
+		return 0, false, err
+	}
+	return vals[0].Value, active, nil
+}
+
+func TestSample(t *testing.T) {
+	t.Parallel()
+	f := &fakeGraphite{}
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	one := func(points string) string {
+		return `[{"target":"sumSeries(jobs.*.queued)","tags":{"name":"sumSeries(jobs.*.queued)","aggregatedBy":"sum"},"datapoints":[` + points + `]}]`
+	}
+	tests := []struct {
+		name       string
+		status     int
+		body       string
+		want       float64
+		wantActive bool
+		wantErr    string
+	}{
+		{name: "zero", status: 200, body: one("[0, 1700000000]"), want: 0},
+		{name: "below activation", status: 200, body: one("[9, 1700000000], [2, 1700000060]"), want: 2},
+		{name: "above target takes the newest non-null point", status: 200, body: one("[1, 1700000000], [250, 1700000060], [null, 1700000120]"), want: 250, wantActive: true},
+		{name: "no series is 0", status: 200, body: `[]`, want: 0},
+		{name: "no datapoints is 0", status: 200, body: one(""), want: 0},
+		{name: "only nulls", status: 200, body: one("[null, 1700000000], [null, 1700000060]"), wantErr: "null"},
+		{name: "several series", status: 200, body: `[{"target":"a","datapoints":[[1,1]]},{"target":"b","datapoints":[[1,1]]}]`, wantErr: "2 series"},
+		{name: "bad target", status: 400, body: "Invalid target: unexpected token", wantErr: "HTTP 400"},
+		{name: "not JSON", status: 200, body: "<html/>", wantErr: "decoding"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newScaler(t, map[string]string{"serverAddress": srv.URL, "query": "sumSeries(jobs.*.queued)", "queryTime": "-5Minutes",
+				"threshold": "100", "activationThreshold": "5"}, nil)
+			f.set(tc.status, tc.body)
+			v, active, err := sample(s)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), `graphite trigger "jobs"`) {
+					t.Fatalf("Sample error = %v, want one naming the trigger and containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || v != tc.want || active != tc.wantActive {
+				t.Fatalf("Sample = (%v, %v, %v), want (%v, %v)", v, active, err, tc.want, tc.wantActive)
+			}
+			f.mu.Lock()
+			params := f.params
+			f.mu.Unlock()
+			if params["target"] != "sumSeries(jobs.*.queued)" || params["from"] != "-5Minutes" || params["format"] != "json" {
+				t.Fatalf("request parameters %v", params)
+			}
+		})
+	}
+}
+
+func TestBasicAuth(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(&fakeGraphite{user: "graphite", pass: "s3cret-pass", status: 200, body: `[{"target":"x","datapoints":[[4,1]]}]`})
+	t.Cleanup(srv.Close)
+	md := map[string]string{"serverAddress": srv.URL, "query": "x", "queryTime": "-1Minutes", "authMode": "basic"}
+	if v, _, err := sample(newScaler(t, md, map[string]string{"username": "graphite", "password": "s3cret-pass"})); err != nil || v != 4 {
+		t.Fatalf("good credentials: (%v, %v), want 4", v, err)
+	}
+	logger, logs := scalertest.ObservedLogger()
+	cfg := &scalers.TriggerConfig{Type: TriggerType, Metadata: md, AuthParams: map[string]string{"username": "graphite", "password": "wrong-pass"}, Logger: logger}
+	s, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	_, _, err = sample(s.(*Scaler))
+	if err == nil || !strings.Contains(err.Error(), "HTTP 401") {
+		t.Fatalf("wrong password: %v, want HTTP 401", err)
+	}
+	scalertest.AssertNoSecret(t, "wrong-pass", err.Error(), logs.All())
+}
+
+func TestServerDown(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.NotFoundHandler())
+	addr := srv.URL
+	srv.Close()
+	_, _, err := sample(newScaler(t, map[string]string{"serverAddress": addr, "query": "x", "queryTime": "-1Minutes"}, nil))
+	if err == nil || !strings.Contains(err.Error(), "connect") {
+		t.Fatalf("error %v, want a connection error", err)
+	}
+}
+
+// BenchmarkSample measures one Sample against an in-process fake of graphite-web's render API.
+func BenchmarkSample(b *testing.B) {
+	srv := httptest.NewServer(&fakeGraphite{status: 200, body: `[{"target":"x","datapoints":[[1,1],[2,2],[3,3]]}]`})
+	b.Cleanup(srv.Close)
+	scalertest.BenchmarkSample(b, newScaler(b, map[string]string{"serverAddress": srv.URL, "query": "x", "queryTime": "-1Minutes"}, nil))
+}

@@ -1,0 +1,263 @@
+package influxdb
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/scalertest"
+)
+
+const token = "influx-token-0123456789"
+
+func TestMetadata(t *testing.T) {
+	t.Parallel()
+	defaults := map[string]string{"serverURL": "http://influx:8086", "organizationName": "acme", "thresholdValue": "4",
+		"query": `from(bucket:"jobs") |> range(start: -1m) |> count()`}
+	base := func(kv ...string) map[string]string { return scalertest.WithPairs(defaults, kv...) }
+	auth := map[string]string{"authToken": token}
+	tests := []struct {
+		name    string
+		md      map[string]string
+		auth    map[string]string
+		env     map[string]string
+		wantErr string
+		check   func(t *testing.T, m Metadata)
+	}{
+		{name: "defaults", md: base(), auth: auth, check: func(t *testing.T, m Metadata) {
+			if m.ThresholdValue != 4 || m.ActivationThresholdValue != 0 || m.UnsafeSsl || m.InfluxVersion != "2" || m.AuthToken != token {
+				t.Errorf("defaults wrong: %+v", m)
+			}
+		}},
+		{name: "token from env, server and org from authParams", md: base("serverURL", scalertest.Delete, "organizationName", scalertest.Delete,
+			"authTokenFromEnv", "INFLUX_TOKEN", "activationThresholdValue", "1.5", "unsafeSsl", "true"),
+			auth: map[string]string{"serverURL": "https://influx:8086", "organizationName": "org2"}, env: map[string]string{"INFLUX_TOKEN": "t"},
+			check: func(t *testing.T, m Metadata) {
+				if m.AuthToken != "t" || m.ServerURL != "https://influx:8086" || m.OrganizationName != "org2" || m.ActivationThresholdValue != 1.5 || !m.UnsafeSsl {
+					t.Errorf("fields wrong: %+v", m)
+				}
+			}},
+		{name: "missing serverURL", md: base("serverURL", scalertest.Delete), auth: auth, wantErr: "serverURL"},
+		{name: "bad serverURL", md: base("serverURL", "influx:8086"), auth: auth, wantErr: "serverURL"},
+		{name: "missing organizationName", md: base("organizationName", scalertest.Delete), auth: auth, wantErr: "organizationName"},
+		{name: "missing query", md: base("query", scalertest.Delete), auth: auth, wantErr: "query"},
+		{name: "missing thresholdValue", md: base("thresholdValue", scalertest.Delete), auth: auth, wantErr: "thresholdValue"},
+		{name: "non-numeric thresholdValue", md: base("thresholdValue", "four"), auth: auth, wantErr: "thresholdValue"},
+		{name: "zero thresholdValue", md: base("thresholdValue", "0"), auth: auth, wantErr: "thresholdValue"},
+		{name: "non-numeric activationThresholdValue", md: base("activationThresholdValue", "x"), auth: auth, wantErr: "activationThresholdValue"},
+		{name: "bad unsafeSsl", md: base("unsafeSsl", "maybe"), auth: auth, wantErr: "unsafeSsl"},
+		{name: "influxVersion 3", md: base("influxVersion", "3"), auth: auth, wantErr: "influxVersion"},
+		{name: "unknown influxVersion", md: base("influxVersion", "1"), auth: auth, wantErr: "influxVersion"},
+		{name: "missing authToken", md: base(), wantErr: "authToken"},
+		{name: "authTokenFromEnv naming a missing variable", md: base("authTokenFromEnv", "NOPE"), wantErr: "authTokenFromEnv"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := &scalers.TriggerConfig{Type: TriggerType, Metadata: tc.md, AuthParams: tc.auth, ResolvedEnv: tc.env}
+			var m Metadata
+			err := scalers.Parse(cfg, &m)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), "influxdb trigger") || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want it to name the influxdb trigger and %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			tc.check(t, m)
+		})
+	}
+}
+
+func TestPlainAuthTokenInMetadataIsRefused(t *testing.T) {
+	t.Parallel()
+	cfg := &scalers.TriggerConfig{Type: TriggerType, Metadata: map[string]string{"serverURL": "http://i", "organizationName": "o",
+		"query": "q", "thresholdValue": "1", "authToken": "plain-secret-token"}}
+	_, err := New(context.Background(), cfg)
+	if err == nil || !strings.Contains(err.Error(), "authToken") || strings.Contains(err.Error(), "plain-secret-token") {
+		t.Fatalf("error %v, want one naming authToken without its value", err)
+	}
+}
+
+// fakeInflux serves InfluxDB 2's POST /api/v2/query?org= : a Token authorization header, a Flux query in a JSON
+// body, and an annotated CSV response (or a JSON error with code and message).
+type fakeInflux struct {
+	mu     sync.Mutex
+	status int
+	body   string
+	org    string
+	query  string
+}
+
+func (f *fakeInflux) set(status int, body string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.status, f.body = status, body
+}
+
+func (f *fakeInflux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/api/v2/query" || r.Method != http.MethodPost {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = w.Write([]byte(`{"code":"not found","message":"path not found"}`))
+		return
+	}
+	if r.Header.Get("Authorization") != "Token "+token {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte(`{"code":"unauthorized","message":"unauthorized access"}`))
+		return
+	}
+	var req struct {
+		Query string `json:"query"`
+		Type  string `json:"type"`
+	}
+	_ = json.NewDecoder(r.Body).Decode(&req)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.org, f.query = r.URL.Query().Get("org"), req.Query
+	if f.status != http.StatusOK {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(f.status)
+		_, _ = w.Write([]byte(f.body))
+		return
+	}
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	_, _ = w.Write([]byte(f.body))
+}
+
+// csvResult is an annotated CSV table with one record per value, of the given Flux datatype.
+func csvResult(datatype string, values ...string) string {
+	var b strings.Builder
+	b.WriteString("#datatype,string,long,dateTime:RFC3339,dateTime:RFC3339," + datatype + ",string,string\r\n")
+	b.WriteString("#group,false,false,true,true,false,true,true\r\n")
+	b.WriteString("#default,_result,,,,,,\r\n")
+	b.WriteString(",result,table,_start,_stop,_value,_field,_measurement\r\n")
+	for _, v := range values {
+		b.WriteString(",,0,2026-12-06T20:00:00Z,2026-12-06T20:01:00Z," + v + ",queued,jobs\r\n")
+	}
+	b.WriteString("\r\n")
+	return b.String()
+}
+
+func newScaler(tb testing.TB, url string, md, auth map[string]string) *Scaler {
+	tb.Helper()
+	if auth == nil {
+		auth = map[string]string{"authToken": token}
+	}
+	md = scalertest.WithPairs(md, "serverURL", url)
+	cfg := &scalers.TriggerConfig{Type: TriggerType, Name: "jobs", Metadata: md, AuthParams: auth, Shared: scalers.NewShared()}
+	s, err := New(context.Background(), cfg)
+	if err != nil {
+		tb.Fatalf("New: %v", err)
+	}
+	tb.Cleanup(func() { _ = s.Close(context.Background()) })
+	return s.(*Scaler)
+}
+
+func sample(s *Scaler) (float64, bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	vals, active, err := s.Sample(ctx)
+	if err != nil {
+		return 0, false, err
+	}
+	return vals[0].Value, active, nil
+}
+
+func TestSample(t *testing.T) {
+	t.Parallel()
+	f := &fakeInflux{}
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	const query = `from(bucket:"jobs") |> range(start: -1m) |> filter(fn: (r) => r._field == "queued") |> last()`
+	tests := []struct {
+		name       string
+		status     int
+		body       string
+		want       float64
+		wantActive bool
+		wantErr    string
+	}{
+		{name: "zero", status: 200, body: csvResult("double", "0"), want: 0},
+		{name: "below activation", status: 200, body: csvResult("double", "1.5"), want: 1.5},
+		{name: "above target", status: 200, body: csvResult("long", "42", "7"), want: 42, wantActive: true},
+		{name: "unsigned", status: 200, body: csvResult("unsignedLong", "9"), want: 9, wantActive: true},
+		{name: "no records", status: 200, body: "\r\n", wantErr: "no records"},
+		{name: "string value", status: 200, body: csvResult("string", "busy"), wantErr: "string"},
+		{name: "compile error", status: 400, body: `{"code":"invalid","message":"compilation failed: error at @1:1-1:5: undefined identifier fromm"}`, wantErr: "compilation failed"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newScaler(t, srv.URL, map[string]string{"organizationName": "acme", "query": query, "thresholdValue": "10", "activationThresholdValue": "2"}, nil)
+			f.set(tc.status, tc.body)
+			v, active, err := sample(s)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), `influxdb trigger "jobs"`) {
+					t.Fatalf("Sample error = %v, want one naming the trigger and containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || v != tc.want || active != tc.wantActive {
+				t.Fatalf("Sample = (%v, %v, %v), want (%v, %v)", v, active, err, tc.want, tc.wantActive)
+			}
+			f.mu.Lock()
+			org, q := f.org, f.query
+			f.mu.Unlock()
+			if org != "acme" || q != query {
+				t.Fatalf("server got org %q query %q", org, q)
+			}
+		})
+	}
+	if got := newScaler(t, srv.URL, map[string]string{"organizationName": "Acme Corp", "query": "q", "thresholdValue": "1"}, nil).MetricSpecs()[0].External.Metric.Name; got != "s0-influxdb-acme-corp" {
+		t.Errorf("metric name %q", got)
+	}
+}
+
+func TestAuthFailure(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(&fakeInflux{status: 200, body: csvResult("double", "1")})
+	t.Cleanup(srv.Close)
+	logger, logs := scalertest.ObservedLogger()
+	cfg := &scalers.TriggerConfig{Type: TriggerType, Logger: logger, Metadata: map[string]string{"serverURL": srv.URL, "organizationName": "acme",
+		"query": "q", "thresholdValue": "1"}, AuthParams: map[string]string{"authToken": "wrong-token-123"}}
+	s, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	_, _, err = sample(s.(*Scaler))
+	if err == nil || !strings.Contains(err.Error(), "HTTP 401") {
+		t.Fatalf("error %v, want HTTP 401", err)
+	}
+	scalertest.AssertNoSecret(t, "wrong-token-123", err.Error(), logs.All())
+	if v, _, err := sample(newScaler(t, srv.URL, map[string]string{"organizationName": "acme", "query": "q", "thresholdValue": "1"}, nil)); err != nil || v != 1 {
+		t.Fatalf("good token: (%v, %v), want 1", v, err)
+	}
+}
+
+func TestServerDown(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.NotFoundHandler())
+	addr := srv.URL
+	srv.Close()
+	_, _, err := sample(newScaler(t, addr, map[string]string{"organizationName": "acme", "query": "q", "thresholdValue": "1"}, nil))
+	if err == nil || !strings.Contains(err.Error(), "connect") {
+		t.Fatalf("error %v, want a connection error", err)
+	}
+}
+
+// BenchmarkSample measures one Sample against an in-process fake of InfluxDB 2's query API.
+func BenchmarkSample(b *testing.B) {
+	srv := httptest.NewServer(&fakeInflux{status: 200, body: csvResult("double", "3")})
+	b.Cleanup(srv.Close)
+	scalertest.BenchmarkSample(b, newScaler(b, srv.URL, map[string]string{"organizationName": "acme", "query": "q", "thresholdValue": "1"}, nil))
+}

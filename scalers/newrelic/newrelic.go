@@ -1,0 +1,193 @@
+// Package newrelic is Tidal's New Relic scaler: trigger type "new-relic", with KEDA's metadata names, defaults
+// and semantics. It runs an NRQL query through NerdGraph (POST https://api.newrelic.com/graphql, or
+// api.eu.newrelic.com for region EU, header API-Key) as actor.account(id).nrql(query).results, and reports the
+// first numeric value of the first result row (by column name, for a stable choice when a row has several).
+// No row, or a row without a number, is 0 unless noDataError.
+//
+// region is US or EU; Tidal also accepts a full http(s) URL of a NerdGraph endpoint there (a proxy).
+package newrelic
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+
+	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/httpauth"
+	"github.com/tidalscale/tidal/scalers/httpquery"
+	"github.com/tidalscale/tidal/scalers/tlsauth"
+)
+
+// TriggerType is the trigger type this package registers.
+const TriggerType = "new-relic"
+
+const defaultTimeout = 3 * time.Second
+
+var endpoints = map[string]string{
+	"US": "https://api.newrelic.com/graphql",
+	"EU": "https://api.eu.newrelic.com/graphql",
+}
+
+// Metadata is the new-relic trigger's metadata, with KEDA's names and defaults.
+type Metadata struct {
+	Account             int     `tidal:"name=account,order=authParams;triggerMetadata,range=1;"`
+	Region              string  `tidal:"name=region,order=authParams;triggerMetadata,default=US"`
+	QueryKey            string  `tidal:"name=queryKey,order=authParams;triggerMetadata"`
+	NoDataError         bool    `tidal:"name=noDataError,default=false"`
+	NRQL                string  `tidal:"name=nrql"`
+	Threshold           float64 `tidal:"name=threshold,target"`
+	ActivationThreshold float64 `tidal:"name=activationThreshold,default=0"`
+
+	endpoint string
+}
+
+// Validate checks the query, threshold and region.
+func (m *Metadata) Validate() error {
+	var errs []error
+	if strings.TrimSpace(m.NRQL) == "" {
+		errs = append(errs, errors.New("nrql: must not be empty"))
+	}
+	if m.Threshold <= 0 {
+		errs = append(errs, fmt.Errorf("threshold: must be a positive number, got %v", m.Threshold))
+	}
+	if m.QueryKey == "" {
+		errs = append(errs, errors.New("queryKey: must not be empty"))
+	}
+	if e, ok := endpoints[strings.ToUpper(m.Region)]; ok {
+		m.endpoint = e
+	} else if u, err := url.Parse(m.Region); err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && u.User == nil {
+		m.endpoint = u.String()
+	} else {
+		errs = append(errs, fmt.Errorf("region: want US, EU or a NerdGraph URL, got %q", m.Region))
+	}
+	return errors.Join(errs...)
+}
+
+// Scaler runs one NRQL query.
+type Scaler struct {
+	cfg        *scalers.TriggerConfig
+	meta       Metadata
+	metricName string
+	client     *http.Client
+	release    func() error
+}
+
+var _ scalers.Scaler = (*Scaler)(nil)
+
+// Register adds the new-relic scaler to r.
+func Register(r *scalers.Registry) {
+	r.Register(New, TriggerType)
+	r.Describe(Metadata{}, TriggerType)
+}
+
+// New parses the trigger; the HTTP transport is shared between new-relic triggers.
+func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
+	var meta Metadata
+	if err := scalers.Parse(cfg, &meta); err != nil {
+		return nil, err
+	}
+	tr, release, err := httpauth.AcquireTransport(cfg.Shared, TriggerType, tlsauth.Options{})
+	if err != nil {
+		return nil, cfg.Errorf("%w", err)
+	}
+	return &Scaler{cfg: cfg, meta: meta, metricName: cfg.MetricName("new-relic", ""),
+		client: &http.Client{Transport: tr, Timeout: defaultTimeout}, release: release}, nil
+}
+
+// MetricSpecs returns one External metric with threshold as its target.
+func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
+	return []autoscalingv2.MetricSpec{scalers.ExternalMetric(s.cfg, s.metricName, s.meta.Threshold)}
+}
+
+// Sample runs the query; the trigger is active when the value exceeds activationThreshold.
+func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
+	v, err := s.query(ctx)
+	if err != nil {
+		return nil, false, s.cfg.Errorf("account %d: nrql %q: %w", s.meta.Account, s.meta.NRQL, err)
+	}
+	return []scalers.Sample{{MetricName: s.metricName, Value: v}}, v > s.meta.ActivationThreshold, nil
+}
+
+// Close releases the shared transport.
+func (s *Scaler) Close(context.Context) error { return s.release() }
+
+// nerdGraphQuery is the GraphQL document the New Relic client libraries send for an NRQL query.
+const nerdGraphQuery = `query($query: Nrql!, $accountId: Int!) { actor { account(id: $accountId) { nrql(query: $query) { results } } } }`
+
+type graphQLResponse struct {
+	Data struct {
+		Actor struct {
+			Account *struct {
+				NRQL *struct {
+					Results []map[string]any `json:"results"`
+				} `json:"nrql"`
+			} `json:"account"`
+		} `json:"actor"`
+	} `json:"data"`
+	Errors []struct {
+		Message string `json:"message"`
+	} `json:"errors"`
+}
+
+func (s *Scaler) query(ctx context.Context) (float64, error) {
+	payload, err := json.Marshal(map[string]any{
+		"query":     nerdGraphQuery,
+		"variables": map[string]any{"query": s.meta.NRQL, "accountId": s.meta.Account},
+	})
+	if err != nil {
+		return 0, fmt.Errorf("encoding the request: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.meta.endpoint, strings.NewReader(string(payload)))
+	if err != nil {
+		return 0, fmt.Errorf("building the request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("API-Key", s.meta.QueryKey)
+	body, err := httpquery.Do(s.client, req, "NerdGraph")
+	if err != nil {
+		return 0, err
+	}
+	var r graphQLResponse
+	if err := json.Unmarshal(body, &r); err != nil {
+		return 0, fmt.Errorf("decoding the response: %w", err)
+	}
+	if len(r.Errors) > 0 {
+		msgs := make([]string, len(r.Errors))
+		for i, e := range r.Errors {
+			msgs[i] = e.Message
+		}
+		return 0, fmt.Errorf("NerdGraph error: %s", httpquery.FirstLine(strings.Join(msgs, "; "), 300))
+	}
+	if r.Data.Actor.Account == nil || r.Data.Actor.Account.NRQL == nil {
+		return 0, errors.New("NerdGraph returned no account or nrql result (check the account id)")
+	}
+	rows := r.Data.Actor.Account.NRQL.Results
+	if len(rows) == 0 {
+		if s.meta.NoDataError {
+			return 0, errors.New("the query returned no results")
+		}
+		return 0, nil
+	}
+	keys := make([]string, 0, len(rows[0]))
+	for k := range rows[0] {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if v, ok := rows[0][k].(float64); ok {
+			return v, nil
+		}
+	}
+	if s.meta.NoDataError {
+		return 0, errors.New("the first result row has no numeric value")
+	}
+	return 0, nil
+}
