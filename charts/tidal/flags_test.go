@@ -63,6 +63,12 @@ func definedFlags(t *testing.T, dir string) map[string]bool {
 		for _, m := range flagDef.FindAllStringSubmatch(string(src), -1) {
 			out[m[1]] = true
 		}
+		if strings.Contains(string(src), "tidalapp.RegisterOptions{") && !strings.HasSuffix(filepath.Clean(dir), filepath.Join("internal", "app")) {
+			// The flags every deployable shares come from the app scaffold (internal/app: Flags.Register).
+			for name := range definedFlags(t, filepath.Join(dir, "..", "..", "internal", "app")) {
+				out[name] = true
+			}
+		}
 		if strings.Contains(string(src), "NewCustomMetricsAdapterServerOptions()") {
 			// The aggregated API server's own flags (sigs.k8s.io/custom-metrics-apiserver serving options).
 			for _, f := range []string{"secure-port", "bind-address", "cert-dir", "tls-cert-file", "tls-private-key-file",

@@ -215,7 +215,10 @@ func privateRedis(t *testing.T) (*goredis.Client, string) {
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	_, port, _ := net.SplitHostPort(addr)
-	startBinary(t, bin, []string{"--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no", "--dir", t.TempDir()})
+	// The server already publishes keyspace events: Tidal never changes server settings unasked, and subscribes only
+	// when the server emits what the watch needs, so this is the configuration under which each process subscribes.
+	startBinary(t, bin, []string{"--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no", "--dir", t.TempDir(),
+		"--notify-keyspace-events", "KEA"})
 	rdb := goredis.NewClient(&goredis.Options{Addr: addr})
 	t.Cleanup(func() { _ = rdb.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
