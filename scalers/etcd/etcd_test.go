@@ -142,7 +142,7 @@ func TestMetadata(t *testing.T) {
 		{name: "missing watchKey", md: scalertest.WithPairs(defaults, "watchKey", scalertest.Delete), wantErr: `"watchKey"`},
 		{name: "blank watchKey", md: scalertest.WithPairs(defaults, "watchKey", "  "), wantErr: "watchKey"},
 		{name: "missing value", md: scalertest.WithPairs(defaults, "value", scalertest.Delete), wantErr: `"value"`},
-		{name: "value text", md: scalertest.WithPairs(defaults, "value", "five"), wantErr: "value: want number"},
+		{name: "value text", md: scalertest.WithPairs(defaults, "value", "five"), wantErr: "value: want a finite number"},
 		{name: "value zero", md: scalertest.WithPairs(defaults, "value", "0"), wantErr: "value: must be > 0"},
 		{name: "activationValue negative", md: scalertest.WithPairs(defaults, "activationValue", "-1"), wantErr: "activationValue"},
 		{name: "activationValue text", md: scalertest.WithPairs(defaults, "activationValue", "x"), wantErr: "activationValue"},
