@@ -45,7 +45,7 @@ const (
 )
 
 // Register adds the aws-dynamodb trigger to r.
-func Register(r *scalers.Registry) { r.Register(New, Type) }
+func Register(r *scalers.Registry) { r.Register(New, Type); r.Describe(Metadata{}, Type) }
 
 // Metadata is the aws-dynamodb trigger's metadata.
 type Metadata struct {

@@ -33,7 +33,7 @@ const Type = "aws-kinesis-stream"
 const callTimeout = 15 * time.Second
 
 // Register adds the aws-kinesis-stream trigger to r.
-func Register(r *scalers.Registry) { r.Register(New, Type) }
+func Register(r *scalers.Registry) { r.Register(New, Type); r.Describe(Metadata{}, Type) }
 
 // Metadata is the aws-kinesis-stream trigger's metadata.
 type Metadata struct {

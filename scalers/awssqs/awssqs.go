@@ -43,7 +43,7 @@ const Type = "aws-sqs-queue"
 const callTimeout = 15 * time.Second
 
 // Register adds the aws-sqs-queue trigger to r.
-func Register(r *scalers.Registry) { r.Register(New, Type) }
+func Register(r *scalers.Registry) { r.Register(New, Type); r.Describe(Metadata{}, Type) }
 
 // Metadata is the aws-sqs-queue trigger's metadata.
 type Metadata struct {

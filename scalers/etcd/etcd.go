@@ -43,7 +43,7 @@ const (
 )
 
 // Register adds the etcd trigger to r.
-func Register(r *scalers.Registry) { r.Register(New, Type) }
+func Register(r *scalers.Registry) { r.Register(New, Type); r.Describe(Metadata{}, Type) }
 
 // Metadata is the etcd trigger's metadata.
 type Metadata struct {

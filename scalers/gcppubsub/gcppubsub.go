@@ -51,7 +51,7 @@ const Type = "gcp-pubsub"
 const callTimeout = 15 * time.Second
 
 // Register adds the gcp-pubsub trigger to r.
-func Register(r *scalers.Registry) { r.Register(New, Type) }
+func Register(r *scalers.Registry) { r.Register(New, Type); r.Describe(Metadata{}, Type) }
 
 // Metadata is the gcp-pubsub trigger's metadata.
 type Metadata struct {

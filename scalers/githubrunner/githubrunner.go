@@ -57,7 +57,7 @@ const (
 var defaultLabels = []string{"self-hosted", "linux", "x64"}
 
 // Register adds the github-runner trigger to r.
-func Register(r *scalers.Registry) { r.Register(New, Type) }
+func Register(r *scalers.Registry) { r.Register(New, Type); r.Describe(Metadata{}, Type) }
 
 // Metadata is the github-runner trigger's metadata.
 type Metadata struct {

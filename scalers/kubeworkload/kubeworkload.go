@@ -36,7 +36,7 @@ const Type = "kubernetes-workload"
 const callTimeout = 15 * time.Second
 
 // Register adds the kubernetes-workload trigger to r.
-func Register(r *scalers.Registry) { r.Register(New, Type) }
+func Register(r *scalers.Registry) { r.Register(New, Type); r.Describe(Metadata{}, Type) }
 
 // Metadata is the kubernetes-workload trigger's metadata.
 type Metadata struct {
