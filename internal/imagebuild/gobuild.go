@@ -36,7 +36,8 @@ func (b GoBuild) Run(ctx context.Context) error {
 		return err
 	}
 	ldflags := fmt.Sprintf("-s -w -X %s.Version=%s -X %s.Commit=%s", VersionPackage, b.Version, VersionPackage, b.Commit)
-	cmd := exec.CommandContext(ctx, goTool(), "build", "-trimpath", "-ldflags", ldflags, "-o", b.Out, b.Package)
+	// -buildvcs=false: the commit comes from ldflags, so an edited work tree (vcs.modified) cannot change the bytes.
+	cmd := exec.CommandContext(ctx, goTool(), "build", "-trimpath", "-buildvcs=false", "-ldflags", ldflags, "-o", b.Out, b.Package)
 	cmd.Dir = b.ModuleDir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+b.Platform.OS, "GOARCH="+b.Platform.Architecture, "GOFLAGS=-mod=readonly")
 	if b.Platform.Architecture == "arm" && b.Platform.Variant != "" {

@@ -49,8 +49,8 @@ func Register(r *scalers.Registry) { r.Register(New, Type); r.Describe(Metadata{
 type Metadata struct {
 	Endpoints                   []string `tidal:"name=endpoints"`
 	WatchKey                    string   `tidal:"name=watchKey"`
-	Value                       float64  `tidal:"name=value"`
-	ActivationValue             float64  `tidal:"name=activationValue,default=0"`
+	Value                       float64  `tidal:"name=value,target"`
+	ActivationValue             float64  `tidal:"name=activationValue,default=0,range=0;"`
 	WatchProgressNotifyInterval int      `tidal:"name=watchProgressNotifyInterval,default=600,range=1;"`
 
 	Username    string `tidal:"name=username,order=authParams,optional"`
@@ -76,12 +76,6 @@ func (m *Metadata) Validate() error {
 	}
 	if strings.TrimSpace(m.WatchKey) == "" {
 		errs = append(errs, errors.New("watchKey: must not be empty"))
-	}
-	if m.Value <= 0 {
-		errs = append(errs, fmt.Errorf("value: must be > 0, got %v", m.Value))
-	}
-	if m.ActivationValue < 0 {
-		errs = append(errs, fmt.Errorf("activationValue: must be >= 0, got %v", m.ActivationValue))
 	}
 	if (m.Username == "") != (m.Password == "") {
 		errs = append(errs, errors.New("username and password: give both or neither"))

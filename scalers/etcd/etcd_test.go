@@ -143,7 +143,7 @@ func TestMetadata(t *testing.T) {
 		{name: "blank watchKey", md: scalertest.WithPairs(defaults, "watchKey", "  "), wantErr: "watchKey"},
 		{name: "missing value", md: scalertest.WithPairs(defaults, "value", scalertest.Delete), wantErr: `"value"`},
 		{name: "value text", md: scalertest.WithPairs(defaults, "value", "five"), wantErr: "value: want a finite number"},
-		{name: "value zero", md: scalertest.WithPairs(defaults, "value", "0"), wantErr: "value: must be > 0"},
+		{name: "value zero", md: scalertest.WithPairs(defaults, "value", "0"), wantErr: "value: a metric target must be at least"},
 		{name: "activationValue negative", md: scalertest.WithPairs(defaults, "activationValue", "-1"), wantErr: "activationValue"},
 		{name: "activationValue text", md: scalertest.WithPairs(defaults, "activationValue", "x"), wantErr: "activationValue"},
 		{name: "interval text", md: scalertest.WithPairs(defaults, "watchProgressNotifyInterval", "10m"), wantErr: "watchProgressNotifyInterval: want integer"},

@@ -58,9 +58,9 @@ type Metadata struct {
 	SubscriptionName string        `tidal:"name=subscriptionName,optional"`
 	TopicName        string        `tidal:"name=topicName,optional"`
 	Mode             string        `tidal:"name=mode,default=SubscriptionSize"`
-	Value            float64       `tidal:"name=value,default=10"`
-	ActivationValue  float64       `tidal:"name=activationValue,default=0"`
-	TimeHorizon      time.Duration `tidal:"name=timeHorizon,default=2m"`
+	Value            float64       `tidal:"name=value,default=10,target"`
+	ActivationValue  float64       `tidal:"name=activationValue,default=0,range=0;"`
+	TimeHorizon      time.Duration `tidal:"name=timeHorizon,default=2m,range=60;"` // Monitoring samples Pub/Sub each minute
 	ValueIfNull      *float64      `tidal:"name=valueIfNull,optional"`
 	Aggregation      string        `tidal:"name=aggregation,optional"`
 
@@ -111,15 +111,6 @@ func (m *Metadata) Validate() error {
 		m.metricType = m.resourceType + "/" + snake
 	}
 	m.metricType = "pubsub.googleapis.com/" + m.metricType
-	if m.Value <= 0 {
-		errs = append(errs, fmt.Errorf("value: must be > 0, got %v", m.Value))
-	}
-	if m.ActivationValue < 0 {
-		errs = append(errs, fmt.Errorf("activationValue: must be >= 0, got %v", m.ActivationValue))
-	}
-	if m.TimeHorizon < time.Minute {
-		errs = append(errs, fmt.Errorf("timeHorizon: must be at least 1m (Monitoring samples Pub/Sub each minute), got %v", m.TimeHorizon))
-	}
 	if m.Aggregation != "" {
 		errs = append(errs, errors.New("aggregation: not supported yet; choose a mode whose metric is a count or an age"))
 	}

@@ -343,7 +343,7 @@ func TestMetadata(t *testing.T) {
 		{name: "bad full name", md: map[string]string{"subscriptionName": "projects/p/topics/t"}, auth: auth, wantErr: "subscriptionName"},
 		{name: "bad mode", md: scalertest.WithPairs(defaults, "mode", "subscription_size"), auth: auth, wantErr: "mode"},
 		{name: "value text", md: scalertest.WithPairs(defaults, "value", "ten"), auth: auth, wantErr: "value: want a finite number"},
-		{name: "value zero", md: scalertest.WithPairs(defaults, "value", "0"), auth: auth, wantErr: "value: must be > 0"},
+		{name: "value zero", md: scalertest.WithPairs(defaults, "value", "0"), auth: auth, wantErr: "value: a metric target must be at least"},
 		{name: "activationValue negative", md: scalertest.WithPairs(defaults, "activationValue", "-1"), auth: auth, wantErr: "activationValue"},
 		{name: "activationValue text", md: scalertest.WithPairs(defaults, "activationValue", "x"), auth: auth, wantErr: "activationValue"},
 		{name: "timeHorizon bad", md: scalertest.WithPairs(defaults, "timeHorizon", "soon"), auth: auth, wantErr: "timeHorizon"},

@@ -41,8 +41,8 @@ func Register(r *scalers.Registry) { r.Register(New, Type); r.Describe(Metadata{
 // Metadata is the kubernetes-workload trigger's metadata.
 type Metadata struct {
 	PodSelector     string  `tidal:"name=podSelector"`
-	Value           float64 `tidal:"name=value"`
-	ActivationValue float64 `tidal:"name=activationValue,default=0"`
+	Value           float64 `tidal:"name=value,target"`
+	ActivationValue float64 `tidal:"name=activationValue,default=0,range=0;"`
 
 	selector labels.Selector
 }
@@ -56,12 +56,6 @@ func (m *Metadata) Validate() error {
 		errs = append(errs, fmt.Errorf("podSelector: %w", err))
 	} else {
 		m.selector = sel
-	}
-	if m.Value <= 0 {
-		errs = append(errs, fmt.Errorf("value: must be > 0, got %v", m.Value))
-	}
-	if m.ActivationValue < 0 {
-		errs = append(errs, fmt.Errorf("activationValue: must be >= 0, got %v", m.ActivationValue))
 	}
 	return errors.Join(errs...)
 }

@@ -47,7 +47,7 @@ func TestMetadata(t *testing.T) {
 		{name: "bad podSelector value", md: scalertest.WithPairs(defaults, "podSelector", "app=in valid"), wantErr: "podSelector"},
 		{name: "missing value", md: scalertest.WithPairs(defaults, "value", scalertest.Delete), wantErr: `"value"`},
 		{name: "value text", md: scalertest.WithPairs(defaults, "value", "two"), wantErr: "value: want a finite number"},
-		{name: "value zero", md: scalertest.WithPairs(defaults, "value", "0"), wantErr: "value: must be > 0"},
+		{name: "value zero", md: scalertest.WithPairs(defaults, "value", "0"), wantErr: "value: a metric target must be at least"},
 		{name: "value negative", md: scalertest.WithPairs(defaults, "value", "-1"), wantErr: "value"},
 		{name: "activationValue text", md: scalertest.WithPairs(defaults, "activationValue", "x"), wantErr: "activationValue"},
 		{name: "activationValue negative", md: scalertest.WithPairs(defaults, "activationValue", "-2"), wantErr: "activationValue"},

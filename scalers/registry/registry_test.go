@@ -1,12 +1,18 @@
 package registry
 
 import (
-	"reflect"
-
 	"context"
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"reflect"
 	"strings"
 	"testing"
+
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 
 	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/scalertest"
@@ -61,13 +67,32 @@ var validMetadata = map[string]struct {
 	"aws-kinesis-stream":  {base: map[string]string{"streamName": "s", "awsRegion": "eu-west-1", "shardCount": "2"}, auth: map[string]string{"awsAccessKeyID": "a", "awsSecretAccessKey": "b"}},
 	"aws-dynamodb":        {base: map[string]string{"tableName": "t", "awsRegion": "eu-west-1", "keyConditionExpression": "#k = :v", "expressionAttributeNames": `{"#k":"k"}`, "expressionAttributeValues": `{":v":{"S":"x"}}`, "targetValue": "5"}, auth: map[string]string{"awsAccessKeyID": "a", "awsSecretAccessKey": "b"}},
 	"etcd":                {base: map[string]string{"endpoints": "http://127.0.0.1:1", "watchKey": "k", "value": "5"}},
-	"gcp-pubsub":          {base: map[string]string{"subscriptionName": "s", "value": "5"}, auth: map[string]string{"GoogleApplicationCredentials": `{"type":"service_account","project_id":"p","client_email":"a@p.iam.gserviceaccount.com","private_key":"x"}`}},
+	"gcp-pubsub":          {base: map[string]string{"subscriptionName": "s", "value": "5"}, auth: map[string]string{"GoogleApplicationCredentials": serviceAccountJSON()}},
 	"github-runner":       {base: map[string]string{"owner": "o", "runnerScope": "repo", "repos": "r", "targetWorkflowQueueLength": "1"}, auth: map[string]string{"personalAccessToken": "t"}},
 	"kubernetes-workload": {base: map[string]string{"podSelector": "app=x", "value": "5"}},
 	"beanstalkd":          {base: map[string]string{"server": "127.0.0.1:1", "tube": "t", "value": "5"}},
 	"activemq": {base: map[string]string{"managementEndpoint": "127.0.0.1:1", "destinationName": "q", "brokerName": "b",
 		"username": "u", "password": "p"}},
 	"memory": {base: map[string]string{"value": "50"}},
+}
+
+// serviceAccountJSON is a Google service-account key file with a freshly generated key, so that the client
+// library parses it (it never signs anything here: the scaler connects lazily).
+func serviceAccountJSON() string {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		panic(err)
+	}
+	b, err := json.Marshal(map[string]string{"type": "service_account", "project_id": "p",
+		"client_email": "a@p.iam.gserviceaccount.com", "private_key": string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))})
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
 }
 
 // TestNumericMetadataIsFiniteAndInRange feeds every numeric metadata field of every registered scaler the values
@@ -137,7 +162,7 @@ func accepts(f scalers.Field, v string) bool {
 	isInt := !f.Duration && f.Kind != reflect.Float32 && f.Kind != reflect.Float64
 	switch v {
 	case " 5 ":
-		return f.Max == nil || *f.Max >= 5
+		return (f.Max == nil || *f.Max >= 5) && (f.Min == nil || *f.Min <= 5)
 	case "0":
 		return !f.Target && (f.Min == nil || *f.Min <= 0)
 	case "-1":
