@@ -20,7 +20,7 @@ SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 IMAGE_REPO        ?= ghcr.io/tidalscale
 IMAGE_FLAGS        = --version=$(VERSION) --commit=$(COMMIT) --source-date-epoch=$(SOURCE_DATE_EPOCH) --registry=$(IMAGE_REPO)
 
-.PHONY: all build build-dev tidy-check test test-unit demo bench generate vet fmt clean images push release
+.PHONY: all build build-dev tidy-check test test-unit demo bench generate docs vet fmt clean images push release
 
 all: build
 
@@ -71,6 +71,11 @@ push: images
 release:
 	@[[ "$(VERSION)" =~ ^v?[0-9]+\.[0-9]+\.[0-9]+ ]] || { echo "make release needs VERSION=vX.Y.Z (got $(VERSION))"; exit 1; }
 	$(GO) run ./cmd/tidal-release release $(IMAGE_FLAGS) --out=$(BIN)/images --build-dir=$(BIN)/build --release-out=$(BIN)/release
+
+# make docs: docs/scalers/<type>.md from each scaler's package documentation and struct tags
+# (internal/scalerdocs; its test fails when the pages are stale).
+docs:
+	$(GO) run ./internal/scalerdocs/gen --out docs/scalers
 
 vet:
 	$(GO) vet $(PKGS)

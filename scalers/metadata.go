@@ -399,14 +399,36 @@ func setField(v reflect.Value, raw string) *setError {
 
 // Field describes one tagged metadata field, for documentation, admission and tests.
 type Field struct {
-	// Name is the metadata key (the first of the tag's names).
-	Name string
+	// Name is the metadata key (the first of the tag's names); Aliases are the other keys read, in order.
+	Name    string
+	Aliases []string
+	// Sources are where the value is looked up, in order: triggerMetadata, authParams, resolvedEnv.
+	Sources []string
 	// Kind is the Go kind of the field's value (a pointer's element kind); Duration marks time.Duration.
 	Kind     reflect.Kind
 	Duration bool
+	// Default is the value used when the key is absent (nil: none); Optional means absent is fine without one.
+	Default  *string
+	Optional bool
+	// Enum lists the allowed values (empty: any).
+	Enum []string
 	// Target marks a metric target (at least MinTarget); Min and Max are the tag's range, nil when open.
 	Target   bool
 	Min, Max *float64
+}
+
+// Required reports whether the trigger is refused when the key is absent.
+func (f Field) Required() bool { return f.Default == nil && !f.Optional }
+
+// Secret reports whether the value may come from a TriggerAuthentication (authParams): such values are never
+// repeated in an error, a log or a status.
+func (f Field) Secret() bool {
+	for _, s := range f.Sources {
+		if s == orderAuth {
+			return true
+		}
+	}
+	return false
 }
 
 // Numeric reports whether the field holds a number (an integer, a float or a duration).
@@ -462,7 +484,8 @@ func collectFields(t reflect.Type, out *[]Field) {
 		if ft.Kind() == reflect.Pointer {
 			ft = ft.Elem()
 		}
-		*out = append(*out, Field{Name: pt.names[0], Kind: ft.Kind(), Duration: ft == reflect.TypeFor[time.Duration](),
+		*out = append(*out, Field{Name: pt.names[0], Aliases: pt.names[1:], Sources: pt.order, Kind: ft.Kind(),
+			Duration: ft == reflect.TypeFor[time.Duration](), Default: pt.def, Optional: pt.optional, Enum: pt.enum,
 			Target: pt.target, Min: pt.min, Max: pt.max})
 	}
 }
