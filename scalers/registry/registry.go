@@ -10,6 +10,7 @@ import (
 	"github.com/tidalscale/tidal/scalers/awssqs"
 	"github.com/tidalscale/tidal/scalers/azureblob"
 	"github.com/tidalscale/tidal/scalers/azurequeue"
+	"github.com/tidalscale/tidal/scalers/azureservicebus"
 	"github.com/tidalscale/tidal/scalers/beanstalkd"
 	"github.com/tidalscale/tidal/scalers/cron"
 	"github.com/tidalscale/tidal/scalers/datadog"
@@ -44,6 +45,7 @@ func New() *scalers.Registry {
 		awssqs.Register,
 		azureblob.Register,
 		azurequeue.Register,
+		azureservicebus.Register,
 		beanstalkd.Register,
 		cron.Register,
 		datadog.Register,

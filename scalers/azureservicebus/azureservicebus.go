@@ -1,0 +1,279 @@
+// Package azureservicebus is Tidal's Azure Service Bus scaler: trigger type "azure-servicebus", with KEDA's
+// metadata names, defaults and semantics. The metric is the number of active messages (runtime properties,
+// read with the SDK's administration client over the service's ATOM API) of a queue (queueName) or of a topic's
+// subscription (topicName with subscriptionName).
+//
+// With useRegex "true", queueName (or subscriptionName, within topicName) is a regular expression matched
+// against the whole entity name, and operation (sum, max or avg) combines the active-message counts of every
+// match; no match is an error, never a silent 0.
+//
+// Authentication: a Service Bus connection string (authParams connection, or connectionFromEnv), or namespace
+// (with cloud / endpointSuffix) and the workload identity of the Tidal pod.
+package azureservicebus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus/admin"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+
+	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/azure"
+)
+
+// TriggerType is the trigger type this package registers.
+const TriggerType = "azure-servicebus"
+
+// serviceBusSuffixes are the Service Bus endpoint suffixes of KEDA's named clouds, keyed by upper-cased name.
+var serviceBusSuffixes = map[string]string{
+	"AZUREPUBLICCLOUD":       "servicebus.windows.net",
+	"AZUREUSGOVERNMENTCLOUD": "servicebus.usgovcloudapi.net",
+	"AZURECHINACLOUD":        "servicebus.chinacloudapi.cn",
+	"AZUREGERMANCLOUD":       "servicebus.cloudapi.de",
+}
+
+// Metadata is the azure-servicebus trigger's metadata, with KEDA's names and defaults.
+type Metadata struct {
+	QueueName              string `tidal:"name=queueName,optional"`
+	TopicName              string `tidal:"name=topicName,optional"`
+	SubscriptionName       string `tidal:"name=subscriptionName,optional"`
+	MessageCount           int64  `tidal:"name=messageCount;queueLength,default=5,target"`
+	ActivationMessageCount int64  `tidal:"name=activationMessageCount,default=0,range=0;"`
+	UseRegex               bool   `tidal:"name=useRegex,default=false"`
+	Operation              string `tidal:"name=operation,default=sum,enum=sum;max;avg"`
+
+	Connection     string `tidal:"name=connection,order=authParams;triggerMetadata,optional"`
+	Namespace      string `tidal:"name=namespace,optional"`
+	Cloud          string `tidal:"name=cloud,optional"`
+	EndpointSuffix string `tidal:"name=endpointSuffix,optional"`
+
+	pattern *regexp.Regexp
+	fqdn    string
+}
+
+// Validate checks the entity and the connection, and compiles the pattern when useRegex is set.
+func (m *Metadata) Validate() error {
+	var errs []error
+	switch {
+	case m.QueueName != "" && (m.TopicName != "" || m.SubscriptionName != ""):
+		errs = append(errs, errors.New("queueName, topicName: give a queue, or a topic with a subscription, not both"))
+	case m.QueueName == "" && m.TopicName == "":
+		errs = append(errs, errors.New("queueName: required (or topicName with subscriptionName)"))
+	case m.TopicName != "" && m.SubscriptionName == "":
+		errs = append(errs, errors.New("subscriptionName: required with topicName"))
+	}
+	if m.UseRegex {
+		field, expr := "queueName", m.QueueName
+		if m.TopicName != "" {
+			field, expr = "subscriptionName", m.SubscriptionName
+		}
+		if expr != "" {
+			p, err := regexp.Compile("^(?:" + expr + ")$")
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: not a regular expression: %w", field, err))
+			}
+			m.pattern = p
+		}
+	}
+	if err := m.resolveNamespace(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (m *Metadata) resolveNamespace() error {
+	if m.Connection != "" {
+		if !strings.Contains(m.Connection, "Endpoint=") {
+			return errors.New("connection: want a Service Bus connection string (Endpoint=sb://...;SharedAccessKeyName=...;SharedAccessKey=...)")
+		}
+		return nil
+	}
+	if m.Namespace == "" {
+		return errors.New("connection: missing: set connection in the TriggerAuthentication (or connectionFromEnv), or namespace for workload identity")
+	}
+	if strings.ContainsAny(m.Namespace, "/:@ ") {
+		return fmt.Errorf("namespace: want a Service Bus namespace name, got %q", m.Namespace)
+	}
+	cloud := m.Cloud
+	if cloud == "" {
+		cloud = "AzurePublicCloud"
+	}
+	suffix, ok := serviceBusSuffixes[strings.ToUpper(cloud)]
+	switch {
+	case strings.EqualFold(cloud, azure.PrivateCloud):
+		if m.EndpointSuffix == "" {
+			return errors.New("endpointSuffix: required when cloud is Private")
+		}
+		suffix = m.EndpointSuffix
+	case !ok:
+		return fmt.Errorf("cloud: want one of AzurePublicCloud, AzureUSGovernmentCloud, AzureChinaCloud, AzureGermanCloud, Private, got %q", m.Cloud)
+	}
+	m.fqdn = m.Namespace + "." + suffix
+	return nil
+}
+
+// Scaler reads the active-message count of one entity, or of every entity its pattern matches.
+type Scaler struct {
+	cfg        *scalers.TriggerConfig
+	meta       Metadata
+	metricName string
+	client     *admin.Client
+	release    func() error
+}
+
+var _ scalers.Scaler = (*Scaler)(nil)
+
+// Register adds the azure-servicebus scaler to r.
+func Register(r *scalers.Registry) {
+	r.Register(New, TriggerType)
+	r.Describe(Metadata{}, TriggerType)
+}
+
+// New parses the trigger and builds the administration client; nothing is sent until Sample.
+func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
+	var meta Metadata
+	if err := scalers.Parse(cfg, &meta); err != nil {
+		return nil, err
+	}
+	hc, release, err := azure.HTTPClient(cfg.Shared, TriggerType)
+	if err != nil {
+		return nil, cfg.Errorf("%w", err)
+	}
+	opts := &admin.ClientOptions{ClientOptions: azure.ClientOptions(hc)}
+	var client *admin.Client
+	if meta.Connection != "" {
+		client, err = admin.NewClientFromConnectionString(meta.Connection, opts)
+		if err != nil {
+			// The SDK's parse error may quote the connection string: keep it out.
+			err = errors.New("connection: not a valid Service Bus connection string")
+		}
+	} else {
+		cred, cerr := azure.WorkloadIdentity(opts.ClientOptions)
+		if cerr != nil {
+			err = fmt.Errorf("namespace: %w", cerr)
+		} else {
+			client, err = admin.NewClient(meta.fqdn, cred, opts)
+		}
+	}
+	if err != nil {
+		_ = release()
+		return nil, cfg.Errorf("%w", err)
+	}
+	name := meta.QueueName
+	if meta.TopicName != "" {
+		name = meta.TopicName + "-" + meta.SubscriptionName
+	}
+	return &Scaler{cfg: cfg, meta: meta, metricName: cfg.MetricName(TriggerType, name), client: client, release: release}, nil
+}
+
+// MetricSpecs returns one External metric with messageCount as its target.
+func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
+	return []autoscalingv2.MetricSpec{scalers.ExternalMetric(s.cfg, s.metricName, float64(s.meta.MessageCount))}
+}
+
+// Sample reads the active-message count; the trigger is active when it exceeds activationMessageCount.
+func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
+	n, err := s.count(ctx)
+	if err != nil {
+		return nil, false, s.cfg.Errorf("%s: %w", s.entity(), err)
+	}
+	return []scalers.Sample{{MetricName: s.metricName, Value: float64(n)}}, n > s.meta.ActivationMessageCount, nil
+}
+
+func (s *Scaler) entity() string {
+	if s.meta.TopicName != "" {
+		return fmt.Sprintf("topic %q subscription %q", s.meta.TopicName, s.meta.SubscriptionName)
+	}
+	return fmt.Sprintf("queue %q", s.meta.QueueName)
+}
+
+func (s *Scaler) count(ctx context.Context) (int64, error) {
+	if s.meta.pattern != nil {
+		counts, err := s.matching(ctx)
+		if err != nil {
+			return 0, err
+		}
+		if len(counts) == 0 {
+			return 0, errors.New("no entity matches the pattern")
+		}
+		return combine(s.meta.Operation, counts), nil
+	}
+	if s.meta.TopicName != "" {
+		p, err := s.client.GetSubscriptionRuntimeProperties(ctx, s.meta.TopicName, s.meta.SubscriptionName, nil)
+		if err != nil {
+			return 0, fmt.Errorf("reading runtime properties: %w", azure.Describe(err))
+		}
+		if p == nil {
+			return 0, errors.New("the subscription does not exist")
+		}
+		return int64(p.ActiveMessageCount), nil
+	}
+	p, err := s.client.GetQueueRuntimeProperties(ctx, s.meta.QueueName, nil)
+	if err != nil {
+		return 0, fmt.Errorf("reading runtime properties: %w", azure.Describe(err))
+	}
+	if p == nil {
+		return 0, errors.New("the queue does not exist")
+	}
+	return int64(p.ActiveMessageCount), nil
+}
+
+// matching lists the runtime properties of every queue (or subscription of the topic) and returns the
+// active-message counts of those whose name matches.
+func (s *Scaler) matching(ctx context.Context) ([]int64, error) {
+	var counts []int64
+	if s.meta.TopicName != "" {
+		pager := s.client.NewListSubscriptionsRuntimePropertiesPager(s.meta.TopicName, nil)
+		for pager.More() {
+			page, err := pager.NextPage(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("listing subscriptions: %w", azure.Describe(err))
+			}
+			for _, p := range page.SubscriptionRuntimeProperties {
+				if s.meta.pattern.MatchString(p.SubscriptionName) {
+					counts = append(counts, int64(p.ActiveMessageCount))
+				}
+			}
+		}
+		return counts, nil
+	}
+	pager := s.client.NewListQueuesRuntimePropertiesPager(nil)
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("listing queues: %w", azure.Describe(err))
+		}
+		for _, p := range page.QueueRuntimeProperties {
+			if s.meta.pattern.MatchString(p.QueueName) {
+				counts = append(counts, int64(p.ActiveMessageCount))
+			}
+		}
+	}
+	return counts, nil
+}
+
+// combine applies KEDA's operation to the counts of the matching entities (avg rounds down, as KEDA's integer
+// division does).
+func combine(op string, counts []int64) int64 {
+	var sum, max int64
+	for _, c := range counts {
+		sum += c
+		if c > max {
+			max = c
+		}
+	}
+	switch op {
+	case "max":
+		return max
+	case "avg":
+		return sum / int64(len(counts))
+	}
+	return sum
+}
+
+// Close releases the shared transport.
+func (s *Scaler) Close(context.Context) error { return s.release() }
