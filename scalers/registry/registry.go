@@ -9,6 +9,7 @@ import (
 	"github.com/tidalscale/tidal/scalers/awskinesis"
 	"github.com/tidalscale/tidal/scalers/awssqs"
 	"github.com/tidalscale/tidal/scalers/azureblob"
+	"github.com/tidalscale/tidal/scalers/azurepipelines"
 	"github.com/tidalscale/tidal/scalers/azurequeue"
 	"github.com/tidalscale/tidal/scalers/azureservicebus"
 	"github.com/tidalscale/tidal/scalers/beanstalkd"
@@ -44,6 +45,7 @@ func New() *scalers.Registry {
 		awskinesis.Register,
 		awssqs.Register,
 		azureblob.Register,
+		azurepipelines.Register,
 		azurequeue.Register,
 		azureservicebus.Register,
 		beanstalkd.Register,

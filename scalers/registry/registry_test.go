@@ -54,6 +54,7 @@ var validMetadata = map[string]struct {
 	"cpu":                    {base: map[string]string{"value": "50"}},
 	"azure-queue":            {base: map[string]string{"queueName": "q", "connection": "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;QueueEndpoint=http://127.0.0.1:1/devstoreaccount1"}},
 	"azure-servicebus":       {base: map[string]string{"queueName": "q"}, auth: map[string]string{"connection": "Endpoint=sb://127.0.0.1:1/;SharedAccessKeyName=k;SharedAccessKey=a2V5"}},
+	"azure-pipelines":        {base: map[string]string{"poolID": "7"}, auth: map[string]string{"organizationURL": "http://127.0.0.1:1/org", "personalAccessToken": "t"}},
 	"azure-blob":             {base: map[string]string{"blobContainerName": "c", "connection": "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;BlobEndpoint=http://127.0.0.1:1/devstoreaccount1"}},
 	"loki":                   {base: map[string]string{"serverAddress": "http://127.0.0.1:1", "query": "sum(x)", "threshold": "5"}},
 	"graphite":               {base: map[string]string{"serverAddress": "http://127.0.0.1:1", "query": "x", "queryTime": "-1Minutes"}},
