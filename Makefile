@@ -20,7 +20,7 @@ SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 IMAGE_REPO        ?= ghcr.io/tidalscale
 IMAGE_FLAGS        = --version=$(VERSION) --commit=$(COMMIT) --source-date-epoch=$(SOURCE_DATE_EPOCH) --registry=$(IMAGE_REPO)
 
-.PHONY: all build build-dev tidy-check test test-unit demo bench generate docs vet fmt clean images push release
+.PHONY: all build build-dev tidy-check test test-unit demo bench generate docs chaos vet fmt clean images push release
 
 all: build
 
@@ -71,6 +71,15 @@ push: images
 release:
 	@[[ "$(VERSION)" =~ ^v?[0-9]+\.[0-9]+\.[0-9]+ ]] || { echo "make release needs VERSION=vX.Y.Z (got $(VERSION))"; exit 1; }
 	$(GO) run ./cmd/tidal-release release $(IMAGE_FLAGS) --out=$(BIN)/images --build-dir=$(BIN)/build --release-out=$(BIN)/release
+
+# make chaos [CHAOS_RUNS=5]: every fault of internal/chaos against a fresh dev cluster, CHAOS_RUNS times each, with
+# the table written to bench/results/chaos.md (make test runs each fault once).
+CHAOS_RUNS ?= 5
+chaos: build-dev
+	$(GO) build -o $(BIN)/ ./cmd/tidal-operator
+	@mkdir -p bench/results
+	@TIDAL_DEV=$(BIN)/tidal-dev NODES=$(NODES) TIDAL_OPERATOR_BIN=$(BIN)/tidal-operator internal/devcluster/with-cluster.sh \
+		$(GO) test ./internal/chaos/ -run TestChaos -v -timeout 60m -chaos.runs=$(CHAOS_RUNS) -chaos.report=$(CURDIR)/bench/results/chaos.md
 
 # make docs: docs/scalers/<type>.md from each scaler's package documentation and struct tags
 # (internal/scalerdocs; its test fails when the pages are stale).

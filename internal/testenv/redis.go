@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -57,3 +60,46 @@ func RedisScaledObject(name, target, addr, list string) *tidalv1alpha1.ScaledObj
 		},
 	}
 }
+
+// PrivateRedis is a redis-server of one test's own on a free loopback port, which the test may stop and start
+// again (on the same port, empty) to make the event source go away.
+type PrivateRedis struct {
+	Addr string
+	t    testing.TB
+	dir  string
+	proc *Proc
+}
+
+// StartRedis starts a PrivateRedis; it fails t when redis-server is not installed (.ci/run installs it).
+func StartRedis(t testing.TB) *PrivateRedis {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	r := &PrivateRedis{Addr: addr, t: t, dir: t.TempDir()}
+	r.Start()
+	return r
+}
+
+// Start runs the server (again) and waits until it answers.
+func (r *PrivateRedis) Start() {
+	r.t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		r.t.Fatal("redis-server is not installed (.ci/run installs it)")
+	}
+	_, port, _ := net.SplitHostPort(r.Addr)
+	r.proc = Start(r.t, bin, "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no", "--dir", r.dir)
+	rc := goredis.NewClient(&goredis.Options{Addr: r.Addr})
+	defer rc.Close()
+	Eventually(r.t, "redis-server at "+r.Addr, 30*time.Second, func() (bool, string) {
+		err := rc.Ping(context.Background()).Err()
+		return err == nil, fmt.Sprint(err)
+	})
+}
+
+// Stop kills the server: clients see connection refused until Start.
+func (r *PrivateRedis) Stop() { r.proc.Kill() }

@@ -1,0 +1,277 @@
+package chaos
+
+import (
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
+	"github.com/tidalscale/tidal/internal/devcluster"
+	"github.com/tidalscale/tidal/internal/testenv"
+)
+
+var (
+	runs   = flag.Int("chaos.runs", 1, "runs of each fault (make chaos: 5)")
+	report = flag.String("chaos.report", "", "write the results table (markdown) to this file")
+)
+
+func TestMain(m *testing.M) { os.Exit(devcluster.Main(m)) }
+
+const (
+	target     = 5  // items per replica
+	before     = 23 // items before each fault: 5 replicas
+	during     = 38 // items set during the fault: 8 replicas
+	fallbackTo = 4
+	deadline   = 90 * time.Second // to converge after a fault; a miss is a lost decision, not a slow one
+)
+
+// rig is one run's workload, source and operator binary.
+type rig struct {
+	t     *testing.T
+	e     *testenv.Env
+	redis *testenv.PrivateRedis
+	w     *Workload
+	opBin string
+}
+
+func newRig(t *testing.T) *rig {
+	e := testenv.New(t)
+	r := &rig{t: t, e: e, redis: testenv.StartRedis(t), opBin: testenv.Binary(t, "TIDAL_OPERATOR_BIN", "tidal-operator")}
+	rc, list := testenv.RedisList(t, r.redis.Addr)
+	r.w = &Workload{Client: e.Cluster.Client, Namespace: e.NS, Name: "work", Redis: rc, List: list, Min: 0, Max: 20}
+	r.w.SetTarget(target)
+	e.Deployment("work", 0)
+	so := testenv.RedisScaledObject("work", "work", r.redis.Addr, list)
+	so.Spec.MaxReplicaCount = ptr.To(r.w.Max)
+	so.Spec.Fallback = &tidalv1alpha1.Fallback{FailureThreshold: 3, Replicas: fallbackTo}
+	// No stabilization and permissive policies: the right replica count is a function of the list alone.
+	so.Spec.Advanced = &tidalv1alpha1.AdvancedConfig{HorizontalPodAutoscalerConfig: &tidalv1alpha1.HorizontalPodAutoscalerConfig{
+		Behavior: &autoscalingv2.HorizontalPodAutoscalerBehavior{
+			ScaleUp: &autoscalingv2.HPAScalingRules{StabilizationWindowSeconds: ptr.To[int32](0),
+				Policies: []autoscalingv2.HPAScalingPolicy{{Type: autoscalingv2.PercentScalingPolicy, Value: 1000, PeriodSeconds: 1}}},
+			ScaleDown: &autoscalingv2.HPAScalingRules{StabilizationWindowSeconds: ptr.To[int32](0),
+				Policies: []autoscalingv2.HPAScalingPolicy{{Type: autoscalingv2.PercentScalingPolicy, Value: 100, PeriodSeconds: 1}}},
+		}}}
+	e.ScaledObject(so)
+	return r
+}
+
+// operator starts one operator binary watching the rig's namespace, with its Lease there, the webhook and the
+// metrics listener off, and short lease timings so a standby takes over within seconds.
+func (r *rig) operator(kubeconfig string, leaderElect bool) *testenv.Proc {
+	return testenv.Start(r.t, r.opBin, "--kubeconfig="+kubeconfig, "--namespace="+r.e.NS, "--watch-namespace="+r.e.NS,
+		"--webhook-addr=", "--metrics-addr=", "--leader-elect="+strconv.FormatBool(leaderElect),
+		"--leader-elect-lease-duration=4s", "--leader-elect-renew-deadline=3s", "--leader-elect-retry-period=500ms")
+}
+
+// steady loads the source with `before` items and waits for the right count.
+func (r *rig) steady() {
+	ctx := r.e.Ctx
+	if err := r.w.SetItems(ctx, before); err != nil {
+		r.t.Fatal(err)
+	}
+	if _, ok := r.w.Converge(ctx, before, 2*deadline); !ok {
+		r.t.Fatalf("the workload never reached %d replicas before the fault", r.w.Right(before))
+	}
+}
+
+// measure observes from inject's start until convergence on items after it returns.
+func (r *rig) measure(fault string, items int64, inject func()) Result {
+	ctx := r.e.Ctx
+	obs := r.w.Observe(ctx)
+	inject()
+	conv, ok := r.w.Converge(ctx, items, deadline)
+	dev, zero, _ := obs.Stop()
+	res := Result{Fault: fault, MaxDeviation: dev, WrongZero: zero, Converge: conv}
+	if !ok {
+		res.Lost = 1
+		got, _ := r.w.Replicas(ctx)
+		r.t.Errorf("%s: decision lost: %d replicas %s after the fault, want %d", fault, got, deadline, r.w.Right(items))
+	}
+	if zero > 0 {
+		r.t.Errorf("%s: the workload was at 0 replicas in %d samples while the source held work", fault, zero)
+	}
+	ready := false
+	for i := 0; i < 100 && !ready; i++ {
+		ready = r.e.Condition("work", tidalv1alpha1.ConditionReady) == metav1.ConditionTrue
+		if !ready {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if !ready {
+		res.Stuck = 1
+		r.t.Errorf("%s: the ScaledObject is not Ready after the fault", fault)
+	}
+	return res
+}
+
+func (r *rig) setItems(n int64) {
+	if err := r.w.SetItems(r.e.Ctx, n); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// leaderPid is the pid in the holder identity (host_pid) of the Lease in the rig's namespace.
+func (r *rig) leaderPid() (int, string) {
+	leases, err := r.e.Cluster.Client.CoordinationV1().Leases(r.e.NS).List(r.e.Ctx, metav1.ListOptions{})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	for _, l := range leases.Items {
+		if l.Spec.HolderIdentity != nil && *l.Spec.HolderIdentity != "" {
+			id := *l.Spec.HolderIdentity
+			pid, _ := strconv.Atoi(id[strings.LastIndex(id, "_")+1:])
+			return pid, id
+		}
+	}
+	return 0, ""
+}
+
+var faults = []struct {
+	name string
+	run  func(r *rig) Result
+}{
+	{"operator kill -9, restarted after 2 s", func(r *rig) Result {
+		op := r.operator(r.e.Cluster.Kubeconfig, true)
+		r.steady()
+		return r.measure("operator kill -9", during, func() {
+			op.Kill()
+			r.setItems(during)
+			time.Sleep(2 * time.Second)
+			r.operator(r.e.Cluster.Kubeconfig, true)
+		})
+	}},
+	{"leader change under load", func(r *rig) Result {
+		ops := map[int]*testenv.Proc{}
+		for i := 0; i < 2; i++ {
+			p := r.operator(r.e.Cluster.Kubeconfig, true)
+			ops[p.Pid()] = p
+		}
+		r.steady()
+		pid, id := r.leaderPid()
+		leader, ok := ops[pid]
+		if !ok {
+			r.t.Fatalf("lease holder %q is neither operator (%v)", id, ops)
+		}
+		res := r.measure("leader change under load", during, func() {
+			leader.Kill()
+			r.setItems(during)
+		})
+		if next, _ := r.leaderPid(); next == pid {
+			r.t.Errorf("the lease still names the killed leader %d", pid)
+		}
+		return res
+	}},
+	{"event source down past the cooldown", func(r *rig) Result {
+		r.operator(r.e.Cluster.Kubeconfig, true)
+		r.steady()
+		return r.measure("event source down 8 s (cooldown 2 s)", during, func() {
+			r.redis.Stop()
+			// Fallback must hold the workload (never 0) while the source is gone.
+			testenv.Eventually(r.t, "fallback replicas", 30*time.Second, func() (bool, string) {
+				got, err := r.w.Replicas(r.e.Ctx)
+				return err == nil && got == fallbackTo, fmt.Sprintf("replicas=%d err=%v", got, err)
+			})
+			time.Sleep(8 * time.Second)
+			r.redis.Start() // empty: the source comes back and is refilled
+			r.setItems(during)
+		})
+	}},
+	{"trigger edited under load", func(r *rig) Result {
+		r.operator(r.e.Cluster.Kubeconfig, true)
+		r.steady()
+		const items = 61 // at listLength 10: 7 replicas
+		return r.measure("trigger edited under load", items, func() {
+			r.setItems(items)
+			so, err := r.e.Tidal.TidalV1alpha1().ScaledObjects(r.e.NS).Get(r.e.Ctx, "work", metav1.GetOptions{})
+			if err != nil {
+				r.t.Fatal(err)
+			}
+			so.Spec.Triggers[0].Metadata["listLength"] = "10"
+			if _, err := r.e.Tidal.TidalV1alpha1().ScaledObjects(r.e.NS).Update(r.e.Ctx, so, metav1.UpdateOptions{}); err != nil {
+				r.t.Fatal(err)
+			}
+			r.w.SetTarget(10)
+		})
+	}},
+	{"409/429 storm from the API server", func(r *rig) Result {
+		proxy, err := NewStormProxy(r.e.Cluster.Config, freeAddr)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		r.t.Cleanup(func() { _ = proxy.Close() })
+		kubeconfig := filepath.Join(r.t.TempDir(), "kubeconfig")
+		if err := os.WriteFile(kubeconfig, []byte(fmt.Sprintf("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: %s\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\nusers:\n- name: u\n  user: {}\ncurrent-context: c\n", proxy.URL)), 0o600); err != nil {
+			r.t.Fatal(err)
+		}
+		r.operator(kubeconfig, true)
+		r.steady()
+		res := r.measure("409/429 storm 8 s", during, func() {
+			proxy.Storm(true)
+			r.setItems(during)
+			time.Sleep(8 * time.Second)
+			proxy.Storm(false)
+		})
+		r.t.Logf("injected: %s", proxy.Injected())
+		return res
+	}},
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// TestChaos runs every fault -chaos.runs times against the dev cluster and checks nothing is lost and nothing is
+// wrong: no decision lost, no object stuck, never 0 replicas while the source holds work.
+func TestChaos(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the operator binary against the dev cluster under faults")
+	}
+	var results []Result
+	for _, f := range faults {
+		for i := 0; i < *runs; i++ {
+			t.Run(fmt.Sprintf("%s/%d", f.name, i), func(t *testing.T) {
+				res := f.run(newRig(t))
+				t.Logf("%s: worst deviation %d, converged in %s, wrong zero %d, lost %d, stuck %d",
+					res.Fault, res.MaxDeviation, res.Converge.Round(10*time.Millisecond), res.WrongZero, res.Lost, res.Stuck)
+				results = append(results, res)
+			})
+		}
+	}
+	if *report != "" && len(results) > 0 {
+		load, _ := os.ReadFile("/proc/loadavg")
+		if err := os.WriteFile(*report, []byte(Table(results, strings.Join(strings.Fields(string(load))[:3], " "))), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestRight pins the right-count formula the suite measures against.
+func TestRight(t *testing.T) {
+	w := &Workload{Min: 0, Max: 20}
+	w.SetTarget(5)
+	for n, want := range map[int64]int32{0: 0, 1: 1, 5: 1, 6: 2, 23: 5, 38: 8, 1000: 20} {
+		if got := w.Right(n); got != want {
+			t.Errorf("Right(%d) = %d, want %d", n, got, want)
+		}
+	}
+	w.Min = 2
+	if got := w.Right(0); got != 2 {
+		t.Errorf("Right(0) with min 2 = %d", got)
+	}
+}

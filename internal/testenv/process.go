@@ -1,0 +1,98 @@
+package testenv
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tidalscale/tidal/internal/devcluster"
+)
+
+var buildMu sync.Mutex
+
+// Binary is the path of Tidal's program cmd/<name>: $env when it is set (make test builds the binaries once and
+// sets TIDAL_OPERATOR_BIN and friends), else built into a per-user temporary directory.
+func Binary(t testing.TB, env, name string) string {
+	t.Helper()
+	if p := os.Getenv(env); p != "" {
+		return p
+	}
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	root, err := devcluster.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(os.TempDir(), fmt.Sprintf("tidal-test-bin-%d", os.Getuid()), name)
+	cmd := exec.Command("go", "build", "-o", out, "./cmd/"+name)
+	cmd.Dir = root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/%s (or set $%s): %v: %s", name, env, err, b)
+	}
+	return out
+}
+
+// Proc is a program a test started; its output goes to a file that is logged when the test fails.
+type Proc struct {
+	t      testing.TB
+	cmd    *exec.Cmd
+	exited chan struct{}
+	log    string
+	once   sync.Once
+}
+
+// Start runs bin with args until the test ends (interrupt, then kill after 20 s) or Kill.
+func Start(t testing.TB, bin string, args ...string) *Proc {
+	t.Helper()
+	logPath := filepath.Join(t.TempDir(), fmt.Sprintf("%s-%d.log", filepath.Base(bin), time.Now().UnixNano()))
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Proc{t: t, cmd: exec.Command(bin, args...), exited: make(chan struct{}), log: logPath}
+	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
+	if err := p.cmd.Start(); err != nil {
+		_ = logFile.Close()
+		t.Fatal(err)
+	}
+	go func() { _ = p.cmd.Wait(); _ = logFile.Close(); close(p.exited) }()
+	t.Cleanup(func() {
+		p.stop()
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			if len(b) > 8000 {
+				b = b[len(b)-8000:]
+			}
+			t.Logf("%s %s:\n%s", filepath.Base(bin), strings.Join(args, " "), b)
+		}
+	})
+	return p
+}
+
+// Pid is the process id.
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+
+// Kill ends the process with SIGKILL, as a node failure or an OOM kill would, and waits for it.
+func (p *Proc) Kill() {
+	p.once.Do(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	})
+}
+
+func (p *Proc) stop() {
+	p.once.Do(func() {
+		_ = p.cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-p.exited:
+		case <-time.After(20 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+		}
+	})
+}
