@@ -7,9 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/tidalscale/tidal/internal/devcluster"
+	"github.com/tidalscale/tidal/internal/testenv"
 )
 
 // pollingInterval of the test's ScaledObject, in seconds.
@@ -41,7 +40,7 @@ func TestOnePollerPerTriggerWithTheAdapter(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the operator and adapter binaries against the dev cluster")
 	}
-	opBin, adBin := tidalBinary(t, "TIDAL_OPERATOR_BIN", "tidal-operator"), tidalBinary(t, "TIDAL_METRICS_ADAPTER_BIN", "tidal-metrics-adapter")
+	opBin, adBin := testenv.Binary(t, "TIDAL_OPERATOR_BIN", "tidal-operator"), testenv.Binary(t, "TIDAL_METRICS_ADAPTER_BIN", "tidal-metrics-adapter")
 	t.Run("chart wiring", func(t *testing.T) {
 		m := measurePolling(t, opBin, adBin, true)
 		if m.llen == 0 {
@@ -124,8 +123,8 @@ func measurePolling(t *testing.T, opBin, adBin string, wired bool) polling {
 		}
 		opExtra = opExtra[1:]
 	}
-	startBinary(t, adBin, adArgs)
-	startBinary(t, opBin, localArgs(t, op.args, mounts, opSet, opExtra...))
+	testenv.Start(t, adBin, adArgs...)
+	testenv.Start(t, opBin, localArgs(t, op.args, mounts, opSet, opExtra...)...)
 
 	list := fmt.Sprintf("onepoller-%d", rand.IntN(1_000_000))
 	manifest := fmt.Sprintf(`apiVersion: apps/v1
@@ -187,25 +186,6 @@ spec:
 	return m
 }
 
-// tidalBinary is the path of a Tidal binary: $env (make test sets it), else built from this checkout.
-func tidalBinary(t *testing.T, env, name string) string {
-	t.Helper()
-	if p := os.Getenv(env); p != "" {
-		return p
-	}
-	root, err := devcluster.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(os.TempDir(), fmt.Sprintf("tidal-chart-test-%d", os.Getuid()), name)
-	cmd := exec.Command("go", "build", "-o", out, "./cmd/"+name)
-	cmd.Dir = root
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/%s (or set $%s): %v: %s", name, env, err, b)
-	}
-	return out
-}
-
 // privateRedis starts a redis-server of this test's own, so INFO commandstats counts only this test's calls.
 func privateRedis(t *testing.T) (*goredis.Client, string) {
 	t.Helper()
@@ -217,8 +197,8 @@ func privateRedis(t *testing.T) (*goredis.Client, string) {
 	_, port, _ := net.SplitHostPort(addr)
 	// The server already publishes keyspace events: Tidal never changes server settings unasked, and subscribes only
 	// when the server emits what the watch needs, so this is the configuration under which each process subscribes.
-	startBinary(t, bin, []string{"--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no", "--dir", t.TempDir(),
-		"--notify-keyspace-events", "KEA"})
+	testenv.Start(t, bin, "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no", "--dir", t.TempDir(),
+		"--notify-keyspace-events", "KEA")
 	rdb := goredis.NewClient(&goredis.Options{Addr: addr})
 	t.Cleanup(func() { _ = rdb.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -318,36 +298,3 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// startBinary runs bin until the test ends, with its output in a file logged if the test fails.
-func startBinary(t *testing.T, bin string, args []string) {
-	t.Helper()
-	logPath := filepath.Join(t.TempDir(), filepath.Base(bin)+".log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		_ = logFile.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			if len(b) > 8000 {
-				b = b[len(b)-8000:]
-			}
-			t.Logf("%s %s:\n%s", filepath.Base(bin), strings.Join(args, " "), b)
-		}
-	})
-}
