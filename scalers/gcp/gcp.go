@@ -1,6 +1,6 @@
 // Package gcp holds what the Google Cloud triggers share: KEDA's credential parameters and the client option
-// built from them. The gcp-pubsub and gcp-stackdriver scalers embed Credentials, call Load from their Validate
-// and ParseConfig before parsing.
+// built from them. The gcp-pubsub and gcp-stackdriver scalers embed Credentials, pass their trigger config
+// through ParseConfig before parsing, and call Load from their Validate.
 //
 // Credentials (KEDA names):
 //
@@ -25,7 +25,8 @@ import (
 
 // Credentials is the part of a GCP trigger's metadata that says as whom to connect.
 type Credentials struct {
-	Credentials string `tidal:"name=GoogleApplicationCredentials;credentials,order=authParams;triggerMetadata,optional"`
+	// JSON is the key document.
+	JSON string `tidal:"name=GoogleApplicationCredentials;credentials,order=authParams;triggerMetadata,optional"`
 	// CredentialsFile is a path read from the variable named by credentialsFromEnvFile.
 	CredentialsFile string `tidal:"name=credentialsFile,optional"`
 
@@ -58,14 +59,14 @@ func ParseConfig(cfg *scalers.TriggerConfig) *scalers.TriggerConfig {
 // content. A document without project_id is accepted: ProjectID is then empty.
 func (c *Credentials) Load() error {
 	c.field = "GoogleApplicationCredentials"
-	if c.Credentials == "" && c.CredentialsFile != "" {
+	if c.JSON == "" && c.CredentialsFile != "" {
 		b, err := os.ReadFile(c.CredentialsFile)
 		if err != nil {
 			return fmt.Errorf("credentialsFromEnvFile: cannot read the credentials file: %w", err)
 		}
-		c.Credentials, c.field = string(b), "credentialsFromEnvFile"
+		c.JSON, c.field = string(b), "credentialsFromEnvFile"
 	}
-	if c.Credentials == "" {
+	if c.JSON == "" {
 		return errors.New("GoogleApplicationCredentials: required in authParams, or credentialsFromEnv / credentialsFromEnvFile (podIdentity gcp is not supported yet)")
 	}
 	var key struct {
@@ -73,7 +74,7 @@ func (c *Credentials) Load() error {
 		ProjectID  string `json:"project_id"`
 		PrivateKey string `json:"private_key"`
 	}
-	if err := json.Unmarshal([]byte(c.Credentials), &key); err != nil {
+	if err := json.Unmarshal([]byte(c.JSON), &key); err != nil {
 		return fmt.Errorf("%s: not a Google credentials JSON document", c.field)
 	}
 	switch key.Type {
@@ -100,13 +101,13 @@ func (c *Credentials) Field() string { return c.field }
 
 // ClientOption authenticates a Google client with the loaded credentials.
 func (c *Credentials) ClientOption() option.ClientOption {
-	return option.WithAuthCredentialsJSON(c.credType, []byte(c.Credentials))
+	return option.WithAuthCredentialsJSON(c.credType, []byte(c.JSON))
 }
 
 // Redact replaces the key document and its private key in msg (credentials read from a variable or a file are
 // not in the trigger's authParams, so cfg.Errorf alone would not catch them).
 func (c *Credentials) Redact(msg string) string {
-	for _, sec := range []string{c.Credentials, c.privateKey} {
+	for _, sec := range []string{c.JSON, c.privateKey} {
 		if len(sec) >= 3 {
 			msg = strings.ReplaceAll(msg, sec, "[REDACTED]")
 		}
