@@ -17,7 +17,8 @@
 //	credentials             authParams GoogleApplicationCredentials, credentialsFromEnv or credentialsFromEnvFile:
 //	                        see scalers/gcp
 //
-// The window is the last two minutes, or the alignment period when that is longer. Like KEDA, the first series
+// The window is the last two minutes, or the alignment period when that is longer. As in KEDA, the filter is
+// narrowed to the project's resources (AND resource.labels.project_id="<projectId>") and the first series
 // returned is read (give a filter or a reducer that selects one); of its points the newest counts. Monitoring
 // cannot notify, so this trigger polls. The metric is s<index>-gcp-stackdriver-<projectId>, as in KEDA.
 package gcpstackdriver
@@ -117,6 +118,7 @@ type Scaler struct {
 	cfg        *scalers.TriggerConfig
 	meta       Metadata
 	metricName string
+	filter     string
 	client     *monitoring.MetricClient
 	now        func() time.Time
 	log        *zap.Logger
@@ -137,8 +139,10 @@ func newScaler(ctx context.Context, cfg *scalers.TriggerConfig, now func() time.
 		cfg:        cfg,
 		meta:       meta,
 		metricName: cfg.MetricName("gcp-stackdriver", meta.ProjectID),
-		now:        now,
-		log:        cfg.Logger.With(zap.String("trigger", cfg.ID())),
+		// As KEDA does: only the project's own resources.
+		filter: fmt.Sprintf(`%s AND resource.labels.project_id=%q`, meta.Filter, meta.ProjectID),
+		now:    now,
+		log:    cfg.Logger.With(zap.String("trigger", cfg.ID())),
 	}
 	opts = append([]option.ClientOption{meta.ClientOption()}, opts...)
 	// The client outlives this call.
@@ -174,7 +178,7 @@ func (s *Scaler) request(now time.Time) *monitoringpb.ListTimeSeriesRequest {
 	back := max(window, time.Duration(s.meta.AlignmentPeriodSeconds)*time.Second)
 	return &monitoringpb.ListTimeSeriesRequest{
 		Name:        "projects/" + s.meta.ProjectID,
-		Filter:      s.meta.Filter,
+		Filter:      s.filter,
 		Interval:    &monitoringpb.TimeInterval{StartTime: timestamppb.New(now.Add(-back)), EndTime: timestamppb.New(now)},
 		Aggregation: s.meta.aggregation,
 		View:        monitoringpb.ListTimeSeriesRequest_FULL,

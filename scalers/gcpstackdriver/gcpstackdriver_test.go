@@ -48,7 +48,7 @@ type env struct {
 	last *monitoringpb.ListTimeSeriesRequest
 }
 
-var clauseRE = regexp.MustCompile(`^(metric\.type|resource\.labels\.[a-z_]+) = "([^"]*)"$`)
+var clauseRE = regexp.MustCompile(`^(metric\.type|resource\.labels\.[a-z_]+)\s*=\s*"([^"]*)"$`)
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
@@ -72,6 +72,10 @@ func (e *env) list(_ context.Context, req *monitoringpb.ListTimeSeriesRequest) (
 	if _, ok := want["metric.type"]; !ok {
 		return nil, status.Error(codes.InvalidArgument, "A filter must specify a metric type")
 	}
+	if want["resource.labels.project_id"] != project {
+		return &monitoringpb.ListTimeSeriesResponse{}, nil // every stored series is the project's
+	}
+	delete(want, "resource.labels.project_id")
 	start, end := req.GetInterval().GetStartTime().AsTime(), req.GetInterval().GetEndTime().AsTime()
 	var out []*monitoringpb.TimeSeries
 	for _, s := range e.data {
@@ -312,6 +316,7 @@ func TestSample(t *testing.T) {
 	}
 	req := e.lastRequest()
 	if req.GetName() != "projects/"+project || req.GetAggregation() != nil ||
+		req.GetFilter() != `metric.type = "`+cpu+`" AND resource.labels.instance_id = "1" AND resource.labels.project_id="`+project+`"` ||
 		!req.GetInterval().GetEndTime().AsTime().Equal(now) || !req.GetInterval().GetStartTime().AsTime().Equal(now.Add(-2*time.Minute)) {
 		t.Errorf("request = %v", req)
 	}
