@@ -129,6 +129,9 @@ func newFake(t testing.TB) *fake {
 		if len(ts) > 0 {
 			res["Timestamps"], res["Values"] = ts, vs
 		}
+		if strings.Contains(q.Expression, "other-account") {
+			res["StatusCode"] = "Forbidden" // a cross-account query without the monitoring account's permission
+		}
 		enc, _ := cbor.EncOptions{Time: cbor.TimeUnix, TimeTag: cbor.EncTagRequired}.EncMode()
 		out, err := enc.Marshal(map[string]any{"MetricDataResults": []any{res}, "Messages": []any{}})
 		if err != nil {
@@ -222,6 +225,7 @@ func TestMetadata(t *testing.T) {
 			}},
 		{name: "expression alone", md: map[string]string{"expression": "SELECT MAX(CPUUtilization) FROM \"AWS/EC2\"", "targetMetricValue": "50", "awsRegion": region}, auth: auth},
 		{name: "operator identity", md: scalertest.WithPairs(base, "identityOwner", "operator")},
+		{name: "empty awsEndpoint as in KEDA's example", md: scalertest.WithPairs(base, "awsEndpoint", ""), auth: auth},
 		{name: "missing namespace", md: scalertest.WithPairs(base, "namespace", scalertest.Delete), auth: auth, wantErr: "namespace: required"},
 		{name: "missing metricName", md: scalertest.WithPairs(base, "metricName", " "), auth: auth, wantErr: "metricName: required"},
 		{name: "dimension lengths differ", md: scalertest.WithPairs(base, "dimensionValue", "a;b"), auth: auth, wantErr: "dimensionName, dimensionValue"},
@@ -349,6 +353,14 @@ func TestExpression(t *testing.T) {
 	f.put("expr:"+expr, point{now.Add(-2 * time.Minute), 75})
 	if v, active := scalertest.Sample(t, s, ""); v != 75 || !active {
 		t.Errorf("above target: %v %v, want 75 true", v, active)
+	}
+}
+
+func TestForbiddenResult(t *testing.T) {
+	f := newFake(t)
+	s := newTestScaler(t, f.trigger(map[string]string{"expression": `SELECT SUM(x) FROM "other-account"`}))
+	if _, _, err := s.Sample(context.Background()); err == nil || !strings.Contains(err.Error(), "status Forbidden") {
+		t.Fatalf("forbidden result: %v, want an error (never minMetricValue)", err)
 	}
 }
 
