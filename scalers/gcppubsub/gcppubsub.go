@@ -17,18 +17,16 @@
 //	aggregation       refused for now: Pub/Sub's distribution metrics (sizes, latencies) need it, and a field
 //	                  accepted but ignored would read the wrong number
 //	credentials       authParams GoogleApplicationCredentials (the key JSON), credentialsFromEnv (a variable
-//	                  holding the JSON) or credentialsFromEnvFile (a variable holding a path). podIdentity gcp
-//	                  (the operator's own identity) is left to the TriggerAuthentication work.
+//	                  holding the JSON) or credentialsFromEnvFile (a variable holding a path): see scalers/gcp.
+//	                  podIdentity gcp (the operator's own identity) is left to the TriggerAuthentication work.
 //
 // Pub/Sub cannot notify about its backlog, so this trigger polls. The metric is s<index>-gcp-ps-<name>.
 package gcppubsub
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 	"unicode"
@@ -43,6 +41,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/gcp"
 )
 
 // Type is the trigger type served by this package.
@@ -64,13 +63,9 @@ type Metadata struct {
 	ValueIfNull      *float64      `tidal:"name=valueIfNull,optional"`
 	Aggregation      string        `tidal:"name=aggregation,optional"`
 
-	Credentials string `tidal:"name=GoogleApplicationCredentials;credentials,order=authParams;triggerMetadata,optional"`
-	// CredentialsFile is a path read from the variable named by credentialsFromEnvFile.
-	CredentialsFile string `tidal:"name=credentialsFile,optional"`
+	gcp.Credentials
 
 	project, resourceType, resourceID, metricType string
-	credType                                      option.CredentialsType
-	privateKey                                    string
 }
 
 // Validate applies the cross-field rules and derives the Monitoring metric type and resource.
@@ -120,45 +115,16 @@ func (m *Metadata) Validate() error {
 	return errors.Join(errs...)
 }
 
-// credentials loads the key JSON and reads its type and project (never echoing its content).
+// credentials loads the key document and takes the project from it unless the name gave one.
 func (m *Metadata) credentials() error {
-	field := "GoogleApplicationCredentials"
-	if m.Credentials == "" && m.CredentialsFile != "" {
-		b, err := os.ReadFile(m.CredentialsFile)
-		if err != nil {
-			return fmt.Errorf("credentialsFromEnvFile: cannot read the credentials file: %w", err)
-		}
-		m.Credentials, field = string(b), "credentialsFromEnvFile"
-	}
-	if m.Credentials == "" {
-		return errors.New("GoogleApplicationCredentials: required in authParams, or credentialsFromEnv / credentialsFromEnvFile (podIdentity gcp is not supported yet)")
-	}
-	var key struct {
-		Type       string `json:"type"`
-		ProjectID  string `json:"project_id"`
-		PrivateKey string `json:"private_key"`
-	}
-	if err := json.Unmarshal([]byte(m.Credentials), &key); err != nil {
-		return fmt.Errorf("%s: not a Google credentials JSON document", field)
-	}
-	switch key.Type {
-	case "service_account":
-		m.credType = option.ServiceAccount
-	case "external_account":
-		m.credType = option.ExternalAccount
-	case "authorized_user":
-		m.credType = option.AuthorizedUser
-	case "impersonated_service_account":
-		m.credType = option.ImpersonatedServiceAccount
-	default:
-		return fmt.Errorf("%s: unsupported credentials type %q", field, key.Type)
-	}
-	m.privateKey = key.PrivateKey
-	if m.project == "" {
-		m.project = key.ProjectID
+	if err := m.Load(); err != nil {
+		return err
 	}
 	if m.project == "" {
-		return fmt.Errorf("%s: no project_id in the credentials; name the %s as projects/<project>/%ss/<name>", field, m.resourceType, m.resourceType)
+		m.project = m.ProjectID()
+	}
+	if m.project == "" {
+		return fmt.Errorf("%s: no project_id in the credentials; name the %s as projects/<project>/%ss/<name>", m.Field(), m.resourceType, m.resourceType)
 	}
 	return nil
 }
@@ -193,19 +159,7 @@ func ParseMetadata(cfg *scalers.TriggerConfig) (Metadata, error) {
 		return m, cfg.Errorf("metricType: Utilization is only for cpu and memory triggers; use AverageValue or Value")
 	}
 	// KEDA's credentialsFromEnv names a variable holding the JSON; credentialsFromEnvFile one holding a path.
-	if v, ok := cfg.Metadata["credentialsFromEnvFile"]; ok {
-		md := make(map[string]string, len(cfg.Metadata)+1)
-		for k, val := range cfg.Metadata {
-			md[k] = val
-		}
-		md["credentialsFileFromEnv"] = v
-		delete(md, "credentialsFromEnvFile")
-		c := *cfg
-		c.Metadata = md
-		err := scalers.Parse(&c, &m)
-		return m, err
-	}
-	err := scalers.Parse(cfg, &m)
+	err := scalers.Parse(gcp.ParseConfig(cfg), &m)
 	return m, err
 }
 
@@ -240,7 +194,7 @@ func newScaler(ctx context.Context, cfg *scalers.TriggerConfig, now func() time.
 		now: now,
 		log: cfg.Logger.With(zap.String("trigger", cfg.ID())),
 	}
-	opts = append([]option.ClientOption{option.WithAuthCredentialsJSON(meta.credType, []byte(meta.Credentials))}, opts...)
+	opts = append([]option.ClientOption{meta.ClientOption()}, opts...)
 	// The client outlives this call.
 	c, err := monitoring.NewMetricClient(context.WithoutCancel(ctx), opts...)
 	if err != nil {
@@ -250,14 +204,7 @@ func newScaler(ctx context.Context, cfg *scalers.TriggerConfig, now func() time.
 	return s, nil
 }
 
-func (s *Scaler) redact(msg string) string {
-	for _, sec := range []string{s.meta.Credentials, s.meta.privateKey} {
-		if len(sec) >= 3 {
-			msg = strings.ReplaceAll(msg, sec, "[REDACTED]")
-		}
-	}
-	return s.cfg.Redact(msg)
-}
+func (s *Scaler) redact(msg string) string { return s.cfg.Redact(s.meta.Redact(msg)) }
 
 // MetricSpecs returns one External metric, s<index>-gcp-ps-<name>, targeting value.
 func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {

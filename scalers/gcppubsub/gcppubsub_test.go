@@ -2,19 +2,8 @@ package gcppubsub
 
 import (
 	"context"
-	"crypto"
 	"crypto/rand"
-	"crypto/rsa"
-	"crypto/sha256"
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
-	"encoding/pem"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -33,68 +22,34 @@ import (
 	"google.golang.org/genproto/googleapis/api/monitoredres"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
-	grpcmd "google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/gcp/monitoringfake"
 	"github.com/tidalscale/tidal/scalers/scalertest"
 )
 
 const project = "tidal-test"
 
-// serviceAccount is a service-account key document with a fresh RSA key; tokenURI is a loopback server the
-// client must never need (gRPC clients sign their own JWTs).
-func serviceAccount(t testing.TB, tokenURI string) (string, *rsa.PublicKey) {
-	t.Helper()
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, _ := x509.MarshalPKCS8PrivateKey(k)
-	doc, _ := json.Marshal(map[string]string{
-		"type": "service_account", "project_id": project, "private_key_id": "k1",
-		"private_key":  string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
-		"client_email": "scaler@" + project + ".iam.gserviceaccount.com", "client_id": "1", "token_uri": tokenURI,
-	})
-	return string(doc), &k.PublicKey
-}
-
-// env is pstest (Google's in-process Pub/Sub server) used through the real client, and a fake Cloud Monitoring
-// MetricService on gRPC over TLS that answers ListTimeSeries for the Pub/Sub subscription metrics from pstest's
-// state, after verifying the caller's self-signed service-account JWT, as Monitoring would.
+// env is pstest (Google's in-process Pub/Sub server) used through the real client, and the shared fake Cloud
+// Monitoring MetricService (scalers/gcp/monitoringfake) answering ListTimeSeries for the Pub/Sub subscription
+// metrics from pstest's state.
 type env struct {
-	ps      *pstest.Server
-	client  *pubsub.Client
-	mon     *grpc.Server
-	monAddr string
-	pki     scalertest.PKI
-	creds   string
-	nowNS   atomic.Int64 // the shared clock of pstest, the fake and the scaler
+	ps     *pstest.Server
+	client *pubsub.Client
+	mon    *monitoringfake.Server
+	nowNS  atomic.Int64 // the shared clock of pstest, the fake and the scaler
 
 	mu     sync.Mutex
 	topics map[string]string // subscription ID → topic ID
-	calls  atomic.Int64
-}
-
-type monitoringFake struct {
-	monitoringpb.UnimplementedMetricServiceServer
-	e   *env
-	key *rsa.PublicKey
 }
 
 var filterRE = regexp.MustCompile(`^metric\.type = "([^"]+)" AND resource\.labels\.(subscription|topic)_id = "([^"]+)"$`)
 
-func (f *monitoringFake) ListTimeSeries(ctx context.Context, req *monitoringpb.ListTimeSeriesRequest) (*monitoringpb.ListTimeSeriesResponse, error) {
-	f.e.calls.Add(1)
-	if err := f.verify(ctx); err != nil {
-		return nil, err
-	}
-	if req.GetName() != "projects/"+project {
-		return nil, status.Errorf(codes.PermissionDenied, "permission denied on resource %s", req.GetName())
-	}
+// listTimeSeries answers for the subscription metrics from pstest's state.
+func (e *env) listTimeSeries(_ context.Context, req *monitoringpb.ListTimeSeriesRequest) (*monitoringpb.ListTimeSeriesResponse, error) {
 	m := filterRE.FindStringSubmatch(req.GetFilter())
 	if m == nil {
 		return nil, status.Errorf(codes.InvalidArgument, "unsupported filter %q", req.GetFilter())
@@ -103,15 +58,15 @@ func (f *monitoringFake) ListTimeSeries(ctx context.Context, req *monitoringpb.L
 	if kind != "subscription" {
 		return &monitoringpb.ListTimeSeriesResponse{}, nil // topic metrics are not modelled: no data
 	}
-	f.e.mu.Lock()
-	topic, ok := f.e.topics[id]
-	f.e.mu.Unlock()
+	e.mu.Lock()
+	topic, ok := e.topics[id]
+	e.mu.Unlock()
 	if !ok {
 		return &monitoringpb.ListTimeSeriesResponse{}, nil
 	}
 	var undelivered int64
 	oldest := time.Time{}
-	for _, msg := range f.e.ps.Messages() {
+	for _, msg := range e.ps.Messages() {
 		if msg.Topic != "projects/"+project+"/topics/"+topic || msg.Acks > 0 {
 			continue
 		}
@@ -126,7 +81,7 @@ func (f *monitoringFake) ListTimeSeries(ctx context.Context, req *monitoringpb.L
 		v = undelivered
 	case "pubsub.googleapis.com/subscription/oldest_unacked_message_age":
 		if !oldest.IsZero() {
-			v = int64(f.e.clock().Sub(oldest).Seconds())
+			v = int64(e.clock().Sub(oldest).Seconds())
 		}
 	default:
 		return &monitoringpb.ListTimeSeriesResponse{}, nil
@@ -145,62 +100,20 @@ func (f *monitoringFake) ListTimeSeries(ctx context.Context, req *monitoringpb.L
 	}}}, nil
 }
 
-// verify checks the bearer token: an RS256 JWT signed by the service account's key.
-func (f *monitoringFake) verify(ctx context.Context) error {
-	md, _ := grpcmd.FromIncomingContext(ctx)
-	authz := md.Get("authorization")
-	if len(authz) != 1 || !strings.HasPrefix(authz[0], "Bearer ") {
-		return status.Error(codes.Unauthenticated, "Request had invalid authentication credentials.")
-	}
-	parts := strings.Split(strings.TrimPrefix(authz[0], "Bearer "), ".")
-	if len(parts) != 3 {
-		return status.Error(codes.Unauthenticated, "Request had invalid authentication credentials.")
-	}
-	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
-	h := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
-	if err != nil || rsa.VerifyPKCS1v15(f.key, crypto.SHA256, h[:], sig) != nil {
-		return status.Error(codes.Unauthenticated, "Request had invalid authentication credentials. Expected OAuth 2 access token.")
-	}
-	return nil
-}
-
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	tokenHits := atomic.Int64{}
-	tokenSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		tokenHits.Add(1)
-		http.Error(w, "no token exchange here", http.StatusBadRequest)
-	}))
-	t.Cleanup(tokenSrv.Close)
-	e := &env{ps: pstest.NewServer(), pki: scalertest.NewPKI(t), topics: map[string]string{}}
+	e := &env{ps: pstest.NewServer(), topics: map[string]string{}}
 	e.nowNS.Store(time.Now().UnixNano())
 	e.ps.SetTimeNowFunc(e.clock)
 	t.Cleanup(func() { _ = e.ps.Close() })
-	var key *rsa.PublicKey
-	e.creds, key = serviceAccount(t, tokenSrv.URL)
-	ctx := context.Background()
 	var err error
-	e.client, err = pubsub.NewClient(ctx, project, option.WithEndpoint(e.ps.Addr), option.WithoutAuthentication(),
+	e.client, err = pubsub.NewClient(context.Background(), project, option.WithEndpoint(e.ps.Addr), option.WithoutAuthentication(),
 		option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = e.client.Close() })
-
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.monAddr = lis.Addr().String()
-	e.mon = grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{e.pki.Server}})))
-	monitoringpb.RegisterMetricServiceServer(e.mon, &monitoringFake{e: e, key: key})
-	go func() { _ = e.mon.Serve(lis) }()
-	t.Cleanup(e.mon.Stop)
-	t.Cleanup(func() {
-		if n := tokenHits.Load(); n > 0 {
-			t.Errorf("the client called the token endpoint %d times; it should sign its own JWT", n)
-		}
-	})
+	e.mon = monitoringfake.New(t, project, e.listTimeSeries)
 	return e
 }
 
@@ -282,16 +195,12 @@ func (e *env) clock() time.Time { return time.Unix(0, e.nowNS.Load()) }
 
 func (e *env) trigger(md map[string]string) *scalers.TriggerConfig {
 	return &scalers.TriggerConfig{Type: Type, Index: 3, Metadata: md,
-		AuthParams: map[string]string{"GoogleApplicationCredentials": e.creds}}
+		AuthParams: map[string]string{"GoogleApplicationCredentials": e.mon.Credentials}}
 }
 
 func (e *env) scaler(t testing.TB, cfg *scalers.TriggerConfig) *Scaler {
 	t.Helper()
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM([]byte(e.pki.CA))
-	s, err := newScaler(context.Background(), cfg, e.clock,
-		option.WithEndpoint(e.monAddr),
-		option.WithGRPCDialOption(grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: pool}))))
+	s, err := newScaler(context.Background(), cfg, e.clock, e.mon.ClientOptions()...)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -301,7 +210,7 @@ func (e *env) scaler(t testing.TB, cfg *scalers.TriggerConfig) *Scaler {
 
 func TestMetadata(t *testing.T) {
 	t.Parallel()
-	creds, _ := serviceAccount(t, "http://127.0.0.1:1/token")
+	creds, _ := monitoringfake.ServiceAccount(t, project, "http://127.0.0.1:1/token")
 	auth := map[string]string{"GoogleApplicationCredentials": creds}
 	file := filepath.Join(t.TempDir(), "key.json")
 	if err := os.WriteFile(file, []byte(creds), 0o600); err != nil {
@@ -441,7 +350,7 @@ func TestNoData(t *testing.T) {
 func TestAuthFailure(t *testing.T) {
 	e := newEnv(t)
 	sub, _ := e.subscription(t)
-	other, _ := serviceAccount(t, "http://127.0.0.1:1/token")
+	other, _ := monitoringfake.ServiceAccount(t, project, "http://127.0.0.1:1/token")
 	log, logs := scalertest.ObservedLogger()
 	cfg := e.trigger(map[string]string{"subscriptionName": sub})
 	cfg.AuthParams["GoogleApplicationCredentials"], cfg.Logger = other, log
@@ -450,11 +359,7 @@ func TestAuthFailure(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "Unauthenticated") || !strings.Contains(err.Error(), "gcp-pubsub trigger #3") {
 		t.Fatalf("wrong key: %v, want Unauthenticated naming the trigger", err)
 	}
-	var key struct {
-		PrivateKey string `json:"private_key"`
-	}
-	_ = json.Unmarshal([]byte(other), &key)
-	scalertest.AssertNoSecret(t, strings.Split(key.PrivateKey, "\n")[1], err.Error(), logs.All())
+	scalertest.AssertNoSecret(t, monitoringfake.PrivateKeyLine(t, other), err.Error(), logs.All())
 }
 
 func TestServerDown(t *testing.T) {

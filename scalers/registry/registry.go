@@ -5,6 +5,7 @@ package registry
 import (
 	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/activemq"
+	"github.com/tidalscale/tidal/scalers/awscloudwatch"
 	"github.com/tidalscale/tidal/scalers/awsdynamodb"
 	"github.com/tidalscale/tidal/scalers/awskinesis"
 	"github.com/tidalscale/tidal/scalers/awssqs"
@@ -19,6 +20,7 @@ import (
 	"github.com/tidalscale/tidal/scalers/etcd"
 	"github.com/tidalscale/tidal/scalers/external"
 	"github.com/tidalscale/tidal/scalers/gcppubsub"
+	"github.com/tidalscale/tidal/scalers/gcpstackdriver"
 	"github.com/tidalscale/tidal/scalers/githubrunner"
 	"github.com/tidalscale/tidal/scalers/graphite"
 	"github.com/tidalscale/tidal/scalers/influxdb"
@@ -41,6 +43,7 @@ func New() *scalers.Registry {
 	r := scalers.NewRegistry()
 	for _, register := range []func(*scalers.Registry){
 		activemq.Register,
+		awscloudwatch.Register,
 		awsdynamodb.Register,
 		awskinesis.Register,
 		awssqs.Register,
@@ -55,6 +58,7 @@ func New() *scalers.Registry {
 		etcd.Register,
 		external.Register,
 		gcppubsub.Register,
+		gcpstackdriver.Register,
 		githubrunner.Register,
 		graphite.Register,
 		influxdb.Register,

@@ -1,6 +1,6 @@
 // Package awstest helps the AWS scalers' tests build fakes of AWS APIs that behave like AWS at the edges the
 // scalers depend on: Signature Version 4 authentication (a wrong secret key is refused as AWS refuses it) and the
-// JSON protocol's error shape. Production code never imports it.
+// JSON and RPC v2 CBOR protocols' error shapes. Production code never imports it.
 package awstest
 
 import (
@@ -17,6 +17,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/fxamacker/cbor/v2"
 )
 
 // Keys are the credentials a fake accepts: access key ID → secret access key.
@@ -100,6 +101,19 @@ func (e *Error) Write(w http.ResponseWriter) {
 	}
 	w.WriteHeader(e.Status)
 	_ = json.NewEncoder(w).Encode(map[string]string{"__type": e.Type, "message": e.Message})
+}
+
+// WriteCBOR sends e the way Smithy RPC v2 CBOR services (CloudWatch) do: a CBOR map with __type and message,
+// and, when set, the query-compatibility header.
+func (e *Error) WriteCBOR(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/cbor")
+	w.Header().Set("Smithy-Protocol", "rpc-v2-cbor")
+	if e.QueryError != "" {
+		w.Header().Set("X-Amzn-Query-Error", e.QueryError)
+	}
+	w.WriteHeader(e.Status)
+	b, _ := cbor.Marshal(map[string]string{"__type": e.Type, "message": e.Message})
+	_, _ = w.Write(b)
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("%s: %s", e.Type, e.Message) }

@@ -1,0 +1,226 @@
+// Package gcpstackdriver implements the gcp-stackdriver trigger: KEDA's Google Cloud Platform Stackdriver
+// scaler. It reads any Cloud Monitoring time series selected by a filter with ListTimeSeries, optionally aligned
+// and reduced to one series, and scales on its newest point.
+//
+// Metadata (KEDA names):
+//
+//	projectId               the project whose time series are read (required)
+//	filter                  a Monitoring filter, e.g. metric.type="storage.googleapis.com/network/received_bytes_count"
+//	targetValue             target per replica, default 5
+//	activationTargetValue   default 0; active when the value is above it
+//	alignmentPeriodSeconds  optional, at least 60: align the points of each series over that period; with it,
+//	alignmentAligner        the per-series aligner (default none) and
+//	alignmentReducer        the cross-series reducer (default none), lower-case as in KEDA (mean, sum, max,
+//	                        percentile_99, ...)
+//	valueIfNull             value when Monitoring has no point in the window; without it that is an error, so a
+//	                        metric gap never scales a workload to zero
+//	credentials             authParams GoogleApplicationCredentials, credentialsFromEnv or credentialsFromEnvFile:
+//	                        see scalers/gcp
+//
+// The window is the last two minutes, or the alignment period when that is longer. As in KEDA, the filter is
+// narrowed to the project's resources (AND resource.labels.project_id="<projectId>") and the first series
+// returned is read (give a filter or a reducer that selects one); of its points the newest counts. Monitoring
+// cannot notify, so this trigger polls. The metric is s<index>-gcp-stackdriver-<projectId>, as in KEDA.
+package gcpstackdriver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	monitoring "cloud.google.com/go/monitoring/apiv3/v2"
+	"cloud.google.com/go/monitoring/apiv3/v2/monitoringpb"
+	"google.golang.org/api/iterator"
+	"google.golang.org/api/option"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+
+	"go.uber.org/zap"
+
+	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/gcp"
+)
+
+// Type is the trigger type served by this package.
+const Type = "gcp-stackdriver"
+
+const callTimeout = 15 * time.Second
+
+// window is how far back a query without a longer alignment period looks (KEDA's two minutes).
+const window = 2 * time.Minute
+
+// Register adds the gcp-stackdriver trigger to r.
+func Register(r *scalers.Registry) { r.Register(New, Type); r.Describe(Metadata{}, Type) }
+
+// Metadata is the gcp-stackdriver trigger's metadata.
+type Metadata struct {
+	ProjectID             string   `tidal:"name=projectId"`
+	Filter                string   `tidal:"name=filter"`
+	TargetValue           float64  `tidal:"name=targetValue,default=5,target"`
+	ActivationTargetValue float64  `tidal:"name=activationTargetValue,default=0"`
+	ValueIfNull           *float64 `tidal:"name=valueIfNull,optional"`
+
+	AlignmentPeriodSeconds int64  `tidal:"name=alignmentPeriodSeconds,optional,range=60;"`
+	AlignmentAligner       string `tidal:"name=alignmentAligner,default=none,enum=none;delta;interpolate;next_older;min;max;mean;count;sum;stddev;count_true;count_false;fraction_true;percentile_99;percentile_95;percentile_50;percentile_05;percent_change;rate"`
+	AlignmentReducer       string `tidal:"name=alignmentReducer,default=none,enum=none;mean;min;max;sum;stddev;count;count_true;count_false;fraction_true;percentile_99;percentile_95;percentile_50;percentile_05"`
+
+	gcp.Credentials
+
+	aggregation *monitoringpb.Aggregation
+}
+
+// Validate applies the cross-field rules, builds the aggregation and loads the credentials.
+func (m *Metadata) Validate() error {
+	var errs []error
+	if strings.TrimSpace(m.ProjectID) == "" || strings.ContainsAny(m.ProjectID, "/ ") {
+		errs = append(errs, fmt.Errorf("projectId: want a project ID, got %q", m.ProjectID))
+	}
+	if strings.TrimSpace(m.Filter) == "" {
+		errs = append(errs, errors.New("filter: must not be empty"))
+	}
+	if m.AlignmentPeriodSeconds == 0 {
+		if m.AlignmentAligner != "none" {
+			errs = append(errs, errors.New("alignmentAligner: needs alignmentPeriodSeconds"))
+		}
+		if m.AlignmentReducer != "none" {
+			errs = append(errs, errors.New("alignmentReducer: needs alignmentPeriodSeconds"))
+		}
+	} else {
+		m.aggregation = &monitoringpb.Aggregation{
+			AlignmentPeriod: durationpb.New(time.Duration(m.AlignmentPeriodSeconds) * time.Second),
+			// KEDA's names are Monitoring's without the prefix, in lower case (the enum tags list them).
+			PerSeriesAligner:   monitoringpb.Aggregation_Aligner(monitoringpb.Aggregation_Aligner_value["ALIGN_"+strings.ToUpper(m.AlignmentAligner)]),
+			CrossSeriesReducer: monitoringpb.Aggregation_Reducer(monitoringpb.Aggregation_Reducer_value["REDUCE_"+strings.ToUpper(m.AlignmentReducer)]),
+		}
+	}
+	if err := m.Load(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// ParseMetadata parses and validates a gcp-stackdriver trigger's metadata without connecting.
+func ParseMetadata(cfg *scalers.TriggerConfig) (Metadata, error) {
+	var m Metadata
+	cfg.Normalize()
+	if cfg.MetricType == autoscalingv2.UtilizationMetricType {
+		return m, cfg.Errorf("metricType: Utilization is only for cpu and memory triggers; use AverageValue or Value")
+	}
+	err := scalers.Parse(gcp.ParseConfig(cfg), &m)
+	return m, err
+}
+
+// Scaler is a gcp-stackdriver trigger.
+type Scaler struct {
+	cfg        *scalers.TriggerConfig
+	meta       Metadata
+	metricName string
+	filter     string
+	client     *monitoring.MetricClient
+	now        func() time.Time
+	log        *zap.Logger
+}
+
+// New builds a gcp-stackdriver trigger with a Cloud Monitoring client. The connection opens lazily.
+func New(ctx context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
+	return newScaler(ctx, cfg, time.Now)
+}
+
+// newScaler lets tests add client options (the fake Monitoring endpoint) and a clock.
+func newScaler(ctx context.Context, cfg *scalers.TriggerConfig, now func() time.Time, opts ...option.ClientOption) (*Scaler, error) {
+	meta, err := ParseMetadata(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &Scaler{
+		cfg:        cfg,
+		meta:       meta,
+		metricName: cfg.MetricName("gcp-stackdriver", meta.ProjectID),
+		// As KEDA does: only the project's own resources.
+		filter: fmt.Sprintf(`%s AND resource.labels.project_id=%q`, meta.Filter, meta.ProjectID),
+		now:    now,
+		log:    cfg.Logger.With(zap.String("trigger", cfg.ID())),
+	}
+	opts = append([]option.ClientOption{meta.ClientOption()}, opts...)
+	// The client outlives this call.
+	c, err := monitoring.NewMetricClient(context.WithoutCancel(ctx), opts...)
+	if err != nil {
+		return nil, cfg.Errorf("%s: cannot build the Monitoring client: %s", meta.Field(), s.redact(err.Error()))
+	}
+	s.client = c
+	return s, nil
+}
+
+func (s *Scaler) redact(msg string) string { return s.cfg.Redact(s.meta.Redact(msg)) }
+
+// MetricSpecs returns one External metric, s<index>-gcp-stackdriver-<projectId>, targeting targetValue.
+func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
+	return []autoscalingv2.MetricSpec{scalers.ExternalMetric(s.cfg, s.metricName, s.meta.TargetValue)}
+}
+
+// Sample reads the newest point of the first series; active above activationTargetValue.
+func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	v, err := s.read(ctx)
+	if err != nil {
+		s.log.Debug("gcp-stackdriver sample failed", zap.String("error", err.Error()))
+		return nil, false, err
+	}
+	return []scalers.Sample{{MetricName: s.metricName, Value: v}}, v > s.meta.ActivationTargetValue, nil
+}
+
+// request builds the ListTimeSeries request for the window ending at now.
+func (s *Scaler) request(now time.Time) *monitoringpb.ListTimeSeriesRequest {
+	back := max(window, time.Duration(s.meta.AlignmentPeriodSeconds)*time.Second)
+	return &monitoringpb.ListTimeSeriesRequest{
+		Name:        "projects/" + s.meta.ProjectID,
+		Filter:      s.filter,
+		Interval:    &monitoringpb.TimeInterval{StartTime: timestamppb.New(now.Add(-back)), EndTime: timestamppb.New(now)},
+		Aggregation: s.meta.aggregation,
+		View:        monitoringpb.ListTimeSeriesRequest_FULL,
+	}
+}
+
+func (s *Scaler) read(ctx context.Context) (float64, error) {
+	ts, err := s.client.ListTimeSeries(ctx, s.request(s.now())).Next()
+	if errors.Is(err, iterator.Done) || (err == nil && len(ts.GetPoints()) == 0) {
+		if s.meta.ValueIfNull != nil {
+			return *s.meta.ValueIfNull, nil
+		}
+		return 0, s.cfg.Errorf("filter %s: Monitoring has no point in the last %v (set valueIfNull to use a default)",
+			s.meta.Filter, max(window, time.Duration(s.meta.AlignmentPeriodSeconds)*time.Second))
+	}
+	if err != nil {
+		if msg := s.redact(err.Error()); msg != err.Error() {
+			return 0, s.cfg.Errorf("projectId %s: Monitoring ListTimeSeries: %s", s.meta.ProjectID, msg)
+		}
+		return 0, s.cfg.Errorf("projectId %s: Monitoring ListTimeSeries: %w", s.meta.ProjectID, err)
+	}
+	var (
+		newest time.Time
+		value  float64
+	)
+	for i, p := range ts.GetPoints() {
+		end := p.GetInterval().GetEndTime().AsTime()
+		if i > 0 && !end.After(newest) {
+			continue
+		}
+		switch tv := p.GetValue().GetValue().(type) {
+		case *monitoringpb.TypedValue_Int64Value:
+			value = float64(tv.Int64Value)
+		case *monitoringpb.TypedValue_DoubleValue:
+			value = tv.DoubleValue
+		default:
+			return 0, s.cfg.Errorf("filter %s: the metric is not a number (%T); align it (alignmentPeriodSeconds, alignmentAligner) to read one", s.meta.Filter, tv)
+		}
+		newest = end
+	}
+	return value, nil
+}
+
+// Close closes the Monitoring client.
+func (s *Scaler) Close(context.Context) error { return s.client.Close() }
