@@ -36,6 +36,7 @@ import (
 	"github.com/tidalscale/tidal/scalers/rabbitmq"
 	"github.com/tidalscale/tidal/scalers/redis"
 	"github.com/tidalscale/tidal/scalers/resource"
+	"github.com/tidalscale/tidal/scalers/solr"
 )
 
 // New returns a registry with every scaler registered, sharing one client store.
@@ -74,6 +75,7 @@ func New() *scalers.Registry {
 		rabbitmq.Register,
 		redis.Register,
 		resource.Register,
+		solr.Register,
 	} {
 		register(r)
 	}

@@ -80,6 +80,7 @@ var validMetadata = map[string]struct {
 	"activemq": {base: map[string]string{"managementEndpoint": "127.0.0.1:1", "destinationName": "q", "brokerName": "b",
 		"username": "u", "password": "p"}},
 	"memory": {base: map[string]string{"value": "50"}},
+	"solr":   {base: map[string]string{"host": "http://127.0.0.1:1", "collection": "c", "targetQueryValue": "5"}},
 }
 
 // serviceAccountJSON is a Google service-account key file with a freshly generated key, so that the client
