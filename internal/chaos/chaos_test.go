@@ -18,6 +18,7 @@ import (
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	"github.com/tidalscale/tidal/internal/devcluster"
 	"github.com/tidalscale/tidal/internal/testenv"
+	"github.com/tidalscale/tidal/internal/testpki"
 )
 
 var (
@@ -68,10 +69,29 @@ func newRig(t *testing.T) *rig {
 
 // operator starts one operator binary watching the rig's namespace, with its Lease there, the webhook and the
 // metrics listener off, and short lease timings so a standby takes over within seconds.
-func (r *rig) operator(kubeconfig string, leaderElect bool) *testenv.Proc {
-	return testenv.Start(r.t, r.opBin, "--kubeconfig="+kubeconfig, "--namespace="+r.e.NS, "--watch-namespace="+r.e.NS,
-		"--webhook-addr=", "--metrics-addr=", "--leader-elect="+strconv.FormatBool(leaderElect),
-		"--leader-elect-lease-duration=4s", "--leader-elect-renew-deadline=3s", "--leader-elect-retry-period=500ms")
+func (r *rig) operator(kubeconfig string, leaderElect bool, extra ...string) *testenv.Proc {
+	return testenv.Start(r.t, r.opBin, append([]string{"--kubeconfig=" + kubeconfig, "--namespace=" + r.e.NS, "--watch-namespace=" + r.e.NS,
+		"--webhook-addr=", "--metrics-addr=", "--leader-elect=" + strconv.FormatBool(leaderElect),
+		"--leader-elect-lease-duration=4s", "--leader-elect-renew-deadline=3s", "--leader-elect-retry-period=500ms"}, extra...)...)
+}
+
+// adapter starts a metrics adapter binary polling the rig's namespace and serving the sample stream on streamAddr
+// with certificates of ca, and returns the operator flags that wire an operator to it.
+func (r *rig) adapter(ca *testpki.CA, streamAddr string) (*testenv.Proc, []string) {
+	bin := testenv.Binary(r.t, "TIDAL_METRICS_ADAPTER_BIN", "tidal-metrics-adapter")
+	server, client := ca.Server(r.t, "tidal-metrics-adapter", "127.0.0.1"), ca.Client(r.t, "tidal-operator")
+	securePort, err := freeAddr()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(securePort)
+	kc := r.e.Cluster.Kubeconfig
+	p := testenv.Start(r.t, bin, "--kubeconfig="+kc, "--authentication-kubeconfig="+kc, "--authorization-kubeconfig="+kc,
+		"--namespace="+r.e.NS, "--watch-namespace="+r.e.NS, "--metrics-addr=", "--bind-address=127.0.0.1", "--secure-port="+port,
+		"--stream-addr="+streamAddr, "--stream-tls-cert-file="+server.CertFile, "--stream-tls-key-file="+server.KeyFile,
+		"--stream-client-ca-file="+ca.CertFile)
+	return p, []string{"--metrics-adapter-address=" + streamAddr, "--metrics-adapter-ca=" + ca.CertFile,
+		"--metrics-adapter-cert=" + client.CertFile, "--metrics-adapter-key=" + client.KeyFile, "--metrics-adapter-server-name=127.0.0.1"}
 }
 
 // steady loads the source with `before` items and waits for the right count.
@@ -185,6 +205,22 @@ var faults = []struct {
 			time.Sleep(8 * time.Second)
 			r.redis.Start() // empty: the source comes back and is refilled
 			r.setItems(during)
+		})
+	}},
+	{"metrics adapter killed and restarted", func(r *rig) Result {
+		ca := testpki.NewCA(r.t, "tidal-chaos")
+		streamAddr, err := freeAddr()
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		adapter, wire := r.adapter(ca, streamAddr)
+		r.operator(r.e.Cluster.Kubeconfig, true, wire...)
+		r.steady()
+		return r.measure("metrics adapter kill -9, restarted after 3 s", during, func() {
+			adapter.Kill()
+			r.setItems(during)
+			time.Sleep(3 * time.Second)
+			r.adapter(ca, streamAddr)
 		})
 	}},
 	{"trigger edited under load", func(r *rig) Result {
