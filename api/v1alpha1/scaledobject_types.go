@@ -280,6 +280,10 @@ type ScaledObjectStatus struct {
 	// ObservedGeneration is the spec generation the status describes. Tidal only.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// DecisionState is the decision history (stabilization recommendations, scale events) the operator
+	// restores after a restart or leader change. Tidal only.
+	// +optional
+	DecisionState *DecisionState `json:"decisionState,omitempty"`
 	// Conditions: Ready, Active, Fallback, Paused.
 	// +optional
 	// +listType=map
