@@ -239,7 +239,8 @@ type ScaledObjectStatus struct {
 	// OriginalReplicaCount is the target's replica count before Tidal first scaled it.
 	// +optional
 	OriginalReplicaCount *int32 `json:"originalReplicaCount,omitempty"`
-	// LastActiveTime is the last time a trigger was active.
+	// LastActiveTime is the last time a trigger was active. While the Active condition is True it is refreshed
+	// every 5 minutes, not on every sample; it is exact once the activity ends.
 	// +optional
 	LastActiveTime *metav1.Time `json:"lastActiveTime,omitempty"`
 	// CurrentReplicas is the target's replica count at the last reconcile.

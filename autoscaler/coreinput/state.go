@@ -6,6 +6,7 @@ import (
 	"time"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	"k8s.io/apimachinery/pkg/api/meta"
 
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	"github.com/tidalscale/tidal/autoscaler/core"
@@ -16,8 +17,8 @@ import (
 // that would hold a scale for as long as they say.
 const maxFuture = 10 * time.Minute
 
-// RestoreState rebuilds the state of earlier decisions from the object's status (status.decisionState and
-// status.lastActiveTime), ready to decide at now: what an operator starting (or becoming leader) decides with.
+// RestoreState rebuilds the state of earlier decisions from the object's status (status.decisionState,
+// status.lastActiveTime and the Active condition), ready to decide at now: what an operator starting (or becoming leader) decides with.
 // A decision state that is malformed or larger than the operator ever writes is ignored: RestoreState then
 // returns the state without it (the HPA math seeds its history with the current count, which holds a
 // scale-down for one stabilization window) and an error naming the field, for the caller to log.
@@ -25,6 +26,11 @@ func RestoreState(so *tidalv1alpha1.ScaledObject, now time.Time) (core.State, er
 	var s core.State
 	if t := so.Status.LastActiveTime; t != nil {
 		at := t.Time
+		// While active, the operator refreshes lastActiveTime only every few minutes, and writes it exactly
+		// with Active=False when the activity ends: an object last seen active counts as active until now.
+		if meta.IsStatusConditionTrue(so.Status.Conditions, tidalv1alpha1.ConditionActive) && at.Before(now) {
+			at = now
+		}
 		s.LastActiveTime = &at
 	}
 	h, err := decodeHistory(so.Status.DecisionState, now)

@@ -158,3 +158,30 @@ func TestDecisionStateFitsSchema(t *testing.T) {
 		t.Fatalf("core keeps up to %d recommendations and %d events per direction; the CRD allows 64 and 32", core.MaxRecommendations, core.MaxScaleEvents)
 	}
 }
+
+// lastActiveTime is refreshed only every few minutes while active: an object whose Active condition is True
+// counts as active until the restore, so its cooldown never ends early; once inactive, the time is exact.
+func TestRestoreStateLastActive(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		active metav1.ConditionStatus
+		want   time.Time
+	}{
+		{"active: until now", metav1.ConditionTrue, stateNow},
+		{"inactive: as written", metav1.ConditionFalse, at(-200)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			so := scaledObject(0)
+			last := metav1.NewTime(at(-200))
+			so.Status.LastActiveTime = &last
+			so.Status.Conditions = []metav1.Condition{{Type: tidalv1alpha1.ConditionActive, Status: tc.active}}
+			s, err := coreinput.RestoreState(so, stateNow)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.LastActiveTime == nil || !s.LastActiveTime.Equal(tc.want) {
+				t.Fatalf("lastActiveTime %v, want %v", s.LastActiveTime, tc.want)
+			}
+		})
+	}
+}

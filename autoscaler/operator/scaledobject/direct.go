@@ -78,10 +78,7 @@ func (c *Controller) reconcileDirect(ctx context.Context, so *tidalv1alpha1.Scal
 	}
 
 	status.DesiredReplicas = &desired
-	if d.NewState.LastActiveTime != nil {
-		t := metav1.NewTime(*d.NewState.LastActiveTime)
-		status.LastActiveTime = &t
-	}
+	setLastActiveTime(status, d)
 	c.mu.Lock()
 	applyDecisionConditions(status, so.Generation, d, st)
 	c.mu.Unlock()

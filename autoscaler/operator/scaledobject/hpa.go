@@ -75,10 +75,7 @@ func (c *Controller) reconcileHPAMode(ctx context.Context, so *tidalv1alpha1.Sca
 	c.mu.Unlock()
 	// The HorizontalPodAutoscaler keeps its own history; only lastActiveTime matters here.
 	status.DecisionState = nil
-	if d.NewState.LastActiveTime != nil {
-		t := metav1.NewTime(*d.NewState.LastActiveTime)
-		status.LastActiveTime = &t
-	}
+	setLastActiveTime(status, d)
 	c.mu.Lock()
 	applyDecisionConditions(status, so.Generation, d, st)
 	c.mu.Unlock()
