@@ -199,3 +199,45 @@ func TestGarbageDecisionStateIgnored(t *testing.T) {
 		t.Fatalf("Active=%s, want False (the queue is empty)", s)
 	}
 }
+
+// An operator restart while a trigger is active does not shorten the cooldown: lastActiveTime is written only
+// every few minutes while active, and the new operator counts the object as active until it starts, so the
+// target goes to zero no earlier than a cooldown after the activity ended.
+func TestRestartKeepsCooldown(t *testing.T) {
+	const cooldown = 20 * time.Second
+	e := setup(t)
+	rc, list := testenv.RedisList(t, "127.0.0.1:6379")
+	e.Deployment("cool", 0)
+	so := testenv.RedisScaledObject("cool", "cool", "127.0.0.1:6379", list)
+	so.Spec.CooldownPeriod = ptr.To(int32(cooldown / time.Second))
+	e.ScaledObject(so)
+
+	stopA := e.stoppableOperator(zaptest.NewLogger(t).Named("a"))
+	testenv.Push(t, rc, list, 3)
+	e.WaitReplicas("cool", 1, 60*time.Second)
+	// Active for a while, so a lastActiveTime written only at activation is stale by then.
+	for until := time.Now().Add(cooldown / 2); time.Now().Before(until); time.Sleep(200 * time.Millisecond) {
+		if got := e.Replicas("cool"); got != 1 {
+			t.Fatalf("replicas %d while active, want 1", got)
+		}
+	}
+	stopA()
+	if err := rc.Del(e.Ctx, list).Err(); err != nil {
+		t.Fatal(err)
+	}
+	inactive := time.Now() // the activity ended at the latest now
+	e.stoppableOperator(zaptest.NewLogger(t).Named("b"))
+
+	var zero time.Time
+	e.Eventually("scale to zero after the cooldown", cooldown+30*time.Second, func() (bool, string) {
+		got := e.Replicas("cool")
+		if got == 0 {
+			zero = time.Now()
+		}
+		return got == 0, fmt.Sprintf("replicas=%d", got)
+	})
+	// The last active sample came before the queue was emptied, at most a polling interval (1s) earlier.
+	if earliest := inactive.Add(cooldown - time.Second); zero.Before(earliest) {
+		t.Fatalf("scaled to zero %s after the activity ended, before the %s cooldown", zero.Sub(inactive), cooldown)
+	}
+}
