@@ -239,7 +239,8 @@ type ScaledObjectStatus struct {
 	// OriginalReplicaCount is the target's replica count before Tidal first scaled it.
 	// +optional
 	OriginalReplicaCount *int32 `json:"originalReplicaCount,omitempty"`
-	// LastActiveTime is the last time a trigger was active.
+	// LastActiveTime is the last time a trigger was active. While the Active condition is True it is refreshed
+	// every 5 minutes, not on every sample; it is exact once the activity ends.
 	// +optional
 	LastActiveTime *metav1.Time `json:"lastActiveTime,omitempty"`
 	// CurrentReplicas is the target's replica count at the last reconcile.
@@ -280,6 +281,10 @@ type ScaledObjectStatus struct {
 	// ObservedGeneration is the spec generation the status describes. Tidal only.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// DecisionState is the decision history (stabilization recommendations, scale events) the operator
+	// restores after a restart or leader change. Tidal only.
+	// +optional
+	DecisionState *DecisionState `json:"decisionState,omitempty"`
 	// Conditions: Ready, Active, Fallback, Paused.
 	// +optional
 	// +listType=map

@@ -5,9 +5,10 @@ import (
 	"time"
 )
 
-// State is everything a ScaledObject decision needs from earlier decisions. The caller owns it: persist
-// Decision.NewState (for example in the ScaledObject status or an annotation) after the decided scale has been
-// applied, and pass it back in next time. It is plain JSON.
+// State is everything a ScaledObject decision needs from earlier decisions. The caller owns it: keep
+// Decision.NewState after the decided scale has been applied, and pass it back in next time. To persist it (the
+// operator keeps it in the ScaledObject status), bound the history with CompactHistory and compare with
+// History.Equivalent; restore it with History.Resume.
 type State struct {
 	// LastActiveTime is the last time a trigger was active (KEDA's status.lastActiveTime). Nil when never.
 	LastActiveTime *time.Time `json:"lastActiveTime,omitempty"`

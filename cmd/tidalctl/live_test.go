@@ -148,6 +148,13 @@ func liveObjects(t *testing.T) (c *devcluster.Cluster, ns string) {
 		for i := range so.Status.Triggers {
 			so.Status.Triggers[i].LastSampleTime = &metav1.Time{Time: base.Add(30 * time.Second)}
 		}
+		if ds := so.Status.DecisionState; ds != nil { // the history as of the pinned sample time
+			for _, points := range [][]tidalv1alpha1.DecisionPoint{ds.Recommendations, ds.ScaleUpEvents, ds.ScaleDownEvents} {
+				for i := range points {
+					points[i].UnixMilli = base.Add(30 * time.Second).UnixMilli()
+				}
+			}
+		}
 		for m, h := range so.Status.Health { // the failure count depends on how many polls the test waited
 			if h.Status == tidalv1alpha1.HealthStatusFailing {
 				h.NumberOfFailures = ptr.To[int32](3)

@@ -36,6 +36,7 @@ func (c *Controller) reconcileDirect(ctx context.Context, so *tidalv1alpha1.Scal
 	key := samples.Key{Kind: kindScaledObject, Namespace: so.Namespace, Name: so.Name}
 
 	c.mu.Lock()
+	c.restoreState(log, so, st, now)
 	in, sampled, waiting := c.decisionInput(so, st, c.opts.Source.MetricSpecs(key), current, statusReplicas)
 	c.mu.Unlock()
 	if len(waiting) > 0 {
@@ -72,16 +73,32 @@ func (c *Controller) reconcileDirect(ctx context.Context, so *tidalv1alpha1.Scal
 	c.mu.Lock()
 	st.core = d.NewState
 	c.mu.Unlock()
+	if ds, changed := coreinput.PersistState(so, d.NewState, now); changed {
+		status.DecisionState = ds
+	}
 
 	status.DesiredReplicas = &desired
-	if d.NewState.LastActiveTime != nil {
-		t := metav1.NewTime(*d.NewState.LastActiveTime)
-		status.LastActiveTime = &t
-	}
+	setLastActiveTime(status, d)
 	c.mu.Lock()
 	applyDecisionConditions(status, so.Generation, d, st)
 	c.mu.Unlock()
 	return Result{RequeueAfter: requeueFor(so, d, now)}, c.writeStatus(ctx, so, status)
+}
+
+// restoreState loads the state of earlier decisions from the status the first time the object is decided on
+// by this controller (after an operator start or a leader change); c.mu is held. A decision state the operator
+// would not have written is ignored with a warning: the decision then starts from status.lastActiveTime alone,
+// which never scales to zero early, and the HPA math holds a scale-down for one stabilization window.
+func (c *Controller) restoreState(log *zap.Logger, so *tidalv1alpha1.ScaledObject, st *objectState, now time.Time) {
+	if st.restored {
+		return
+	}
+	st.restored = true
+	s, err := coreinput.RestoreState(so, now)
+	if err != nil {
+		log.Warn("ignoring the persisted decision state", zap.Error(err))
+	}
+	st.core = s
 }
 
 // decisionInput maps the spec, the latest samples of the current generation and the remembered core state into

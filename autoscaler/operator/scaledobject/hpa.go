@@ -45,6 +45,7 @@ func (c *Controller) reconcileHPAMode(ctx context.Context, so *tidalv1alpha1.Sca
 
 	now := c.now()
 	c.mu.Lock()
+	c.restoreState(operator.LoggerFrom(ctx), so, st, now)
 	in, _, waiting := c.decisionInput(so, st, specs, current, current)
 	c.mu.Unlock()
 	if len(waiting) > 0 {
@@ -72,10 +73,9 @@ func (c *Controller) reconcileHPAMode(ctx context.Context, so *tidalv1alpha1.Sca
 	c.mu.Lock()
 	st.core = d.NewState
 	c.mu.Unlock()
-	if d.NewState.LastActiveTime != nil {
-		t := metav1.NewTime(*d.NewState.LastActiveTime)
-		status.LastActiveTime = &t
-	}
+	// The HorizontalPodAutoscaler keeps its own history; only lastActiveTime matters here.
+	status.DecisionState = nil
+	setLastActiveTime(status, d)
 	c.mu.Lock()
 	applyDecisionConditions(status, so.Generation, d, st)
 	c.mu.Unlock()

@@ -52,13 +52,15 @@ const (
 type Result = controller.Result
 
 // objectState is what the controller remembers of one ScaledObject between reconciles. It is rebuilt from the
-// source's snapshot after a restart; the core state (cooldown start, stabilization history) is also kept in the
-// status (lastActiveTime) so a restart never scales a workload to zero early.
+// source's snapshot after a restart; the core state (cooldown start, stabilization history, scale events) is
+// kept in the status (lastActiveTime, decisionState) and restored before the first decision, so a restart or a
+// leader change neither scales a workload to zero early nor cuts a stabilization window short.
 type objectState struct {
 	generation int64 // generation whose triggers are registered with the source; 0 means none
 	buildErrs  []error
 	triggers   map[int]samples.TriggerState
 	core       core.State
+	restored   bool // core was loaded from the status
 	sampleSeen time.Time
 }
 

@@ -40,6 +40,23 @@ func (c *Controller) writeStatus(ctx context.Context, so *tidalv1alpha1.ScaledOb
 	return nil
 }
 
+// setLastActiveTime persists the cooldown's start. While a trigger stays active the time moves on every
+// decision; writing it each time would cost a status write per sample, so it is refreshed only every
+// sampleTimeRefresh. That is safe because the decision that ends the activity sets Active=False and writes the
+// exact time, and a restore (coreinput.RestoreState) takes an object whose Active condition is True as active
+// until it starts.
+func setLastActiveTime(status *tidalv1alpha1.ScaledObjectStatus, d core.Decision) {
+	t := d.NewState.LastActiveTime
+	if t == nil {
+		return
+	}
+	if prev := status.LastActiveTime; d.Active && prev != nil && t.Sub(prev.Time) < sampleTimeRefresh && !t.Before(prev.Time) {
+		return
+	}
+	at := metav1.NewTime(*t)
+	status.LastActiveTime = &at
+}
+
 // fillTriggerStatus copies the latest sample of each trigger into status.triggers and status.health. Errors
 // are scaler errors, which never carry a credential (scalers.TriggerConfig.Errorf redacts them).
 func fillTriggerStatus(status *tidalv1alpha1.ScaledObjectStatus, so *tidalv1alpha1.ScaledObject, st *objectState) {

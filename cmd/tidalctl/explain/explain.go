@@ -3,9 +3,9 @@
 // It re-runs the scaling core (autoscaler/core.Decide) on the last samples the operator wrote to the object's
 // status, with each trigger's target taken from its scaler's metric spec, and reports every trigger's sample
 // and proposal, the decision's reason and HPA conditions, and the behavior (policies and stabilization windows)
-// that applied. The operator keeps its recommendation history in memory, so the re-run starts without it: while
-// a scale-down is being stabilized the operator may hold a higher count than the re-run shows, and the report
-// says so.
+// that applied. The re-run starts from the decision history the operator persists in status.decisionState,
+// restored with coreinput.RestoreState as an operator starting now would restore it, so a scale-down held by a
+// stabilization window is held in the re-run too.
 package explain
 
 import (
@@ -160,9 +160,9 @@ func Explain(ctx context.Context, so *tidalv1alpha1.ScaledObject, opts Options) 
 		r.Notes = append(r.Notes, "mode hpa: the HorizontalPodAutoscaler "+so.Status.HpaName+
 			" applies the HPA math; the re-run shows what it computes from the same metrics")
 	}
-	if d.Reason == core.ReasonHPA && (so.Status.CurrentReplicas == nil || d.DesiredReplicas < *so.Status.CurrentReplicas) {
-		r.Notes = append(r.Notes, "the operator's stabilization history is in memory only; this re-run starts without "+
-			"it, so during a scale-down stabilization window the operator may hold a higher count than shown")
+	if d.Reason == core.ReasonHPA && so.Status.DecisionState == nil && r.Mode != string(tidalv1alpha1.ScalingModeHPA) {
+		r.Notes = append(r.Notes, "status.decisionState is empty: the re-run starts without a stabilization history, "+
+			"as the operator does for a new object")
 	}
 	return r, nil
 }
@@ -170,7 +170,11 @@ func Explain(ctx context.Context, so *tidalv1alpha1.ScaledObject, opts Options) 
 // decisionInput maps the spec and the status' last samples into core's input with coreinput.Map, the mapping
 // the operator decides with.
 func decisionInput(ctx context.Context, so *tidalv1alpha1.ScaledObject, samples []tidalv1alpha1.TriggerStatus, opts Options, r *Report) (core.ScaledObjectInput, error) {
-	obs := coreinput.Observed{Triggers: make([]coreinput.Trigger, len(so.Spec.Triggers))}
+	state, err := coreinput.RestoreState(so, opts.Now)
+	if err != nil {
+		r.Notes = append(r.Notes, "ignored as the operator would: "+err.Error())
+	}
+	obs := coreinput.Observed{State: state, Triggers: make([]coreinput.Trigger, len(so.Spec.Triggers))}
 	if so.Status.CurrentReplicas != nil {
 		obs.CurrentReplicas = *so.Status.CurrentReplicas
 	}

@@ -96,7 +96,7 @@ func TestExplain(t *testing.T) {
 			wantDesired: 2, wantReason: core.ReasonPaused, wantTarget: "5",
 		},
 		{
-			name: "scale-down notes the missing stabilization history",
+			name: "scale-down notes the empty decision state",
 			so: func() *tidalv1alpha1.ScaledObject {
 				so := redisObject(8, sampled("queue", "redis", "10", true, ""))
 				so.Spec.Advanced = &tidalv1alpha1.AdvancedConfig{HorizontalPodAutoscalerConfig: &tidalv1alpha1.HorizontalPodAutoscalerConfig{
@@ -104,7 +104,39 @@ func TestExplain(t *testing.T) {
 				return so
 			}(),
 			wantDesired: 2, wantReason: core.ReasonHPA, wantProposal: ptr.To[int32](2), wantTarget: "5",
-			wantNote: "stabilization history is in memory only",
+			wantNote: "status.decisionState is empty",
+		},
+		{
+			name: "a persisted stabilization window holds the scale-down, as the operator does",
+			so: func() *tidalv1alpha1.ScaledObject {
+				so := redisObject(8, sampled("queue", "redis", "10", true, ""))
+				so.Status.DecisionState = &tidalv1alpha1.DecisionState{Initialized: true, Recommendations: []tidalv1alpha1.DecisionPoint{
+					{Count: 8, UnixMilli: now.Add(-100 * time.Second).UnixMilli()}, {Count: 2, UnixMilli: now.Add(-10 * time.Second).UnixMilli()}}}
+				return so
+			}(),
+			wantDesired: 8, wantReason: core.ReasonHPA, wantProposal: ptr.To[int32](2), wantTarget: "5",
+		},
+		{
+			name: "past the persisted window the scale-down goes ahead",
+			so: func() *tidalv1alpha1.ScaledObject {
+				so := redisObject(8, sampled("queue", "redis", "10", true, ""))
+				so.Status.DecisionState = &tidalv1alpha1.DecisionState{Initialized: true, Recommendations: []tidalv1alpha1.DecisionPoint{
+					{Count: 8, UnixMilli: now.Add(-301 * time.Second).UnixMilli()}, {Count: 2, UnixMilli: now.Add(-10 * time.Second).UnixMilli()}}}
+				return so
+			}(),
+			wantDesired: 2, wantReason: core.ReasonHPA, wantProposal: ptr.To[int32](2), wantTarget: "5",
+		},
+		{
+			name: "a garbage decision state is ignored as the operator ignores it",
+			so: func() *tidalv1alpha1.ScaledObject {
+				so := redisObject(8, sampled("queue", "redis", "10", true, ""))
+				so.Status.DecisionState = &tidalv1alpha1.DecisionState{Initialized: true, Recommendations: []tidalv1alpha1.DecisionPoint{
+					{Count: 1, UnixMilli: now.Add(24 * time.Hour).UnixMilli()}}}
+				return so
+			}(),
+			// Without a history the HPA math seeds it with the current count: a whole window's hold.
+			wantDesired: 8, wantReason: core.ReasonHPA, wantProposal: ptr.To[int32](2), wantTarget: "5",
+			wantNote: "ignored as the operator would: status.decisionState: recommendations[0].unixMilli",
 		},
 		{
 			name: "target from an env var that explain cannot see",
