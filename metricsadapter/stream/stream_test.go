@@ -21,6 +21,8 @@ import (
 	"github.com/tidalscale/tidal/metricsadapter/poller"
 	"github.com/tidalscale/tidal/metricsadapter/stream"
 	"github.com/tidalscale/tidal/scalers"
+
+	"github.com/tidalscale/tidal/internal/testenv"
 )
 
 // gauge is an in-process event source: the test sets its value, the scaler samples it. It stands in for the
@@ -154,17 +156,7 @@ func (f *fixture) goodClient() *stream.Client {
 
 func eventually(t *testing.T, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	last := ""
-	for time.Now().Before(deadline) {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		last = state
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s; last state: %s", what, last)
+	testenv.Eventually(t, what, 30*time.Second, cond)
 }
 
 // waitUpdate reads updates until one carries want for key.

@@ -22,6 +22,8 @@ import (
 
 	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/scalertest"
+
+	"github.com/tidalscale/tidal/internal/testenv"
 )
 
 func queueName(prefix string) string {
@@ -207,13 +209,7 @@ func TestSharedConnection(t *testing.T) {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.Eventually(t, what, 60*time.Second, func() (bool, string) { return cond(), "" })
 }
 
 // expectWake waits (well under the 60 s polling interval) for a wake-up and returns its latency.

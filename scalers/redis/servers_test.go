@@ -18,6 +18,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/tidalscale/tidal/internal/testenv"
 )
 
 const localAddr = "127.0.0.1:6379"
@@ -35,15 +37,10 @@ func redisServer(t testing.TB) string {
 // eventually polls cond until it returns nil or the timeout passes, then fails with the last error.
 func eventually(t testing.TB, timeout time.Duration, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = cond(); err == nil {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s: not done after %v: %v", what, timeout, err)
+	testenv.Eventually(t, what, timeout, func() (bool, string) {
+		err := cond()
+		return err == nil, fmt.Sprint(err)
+	})
 }
 
 func randSuffix() string {

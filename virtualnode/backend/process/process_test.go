@@ -17,6 +17,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/tidalscale/tidal/virtualnode/backend"
+
+	"github.com/tidalscale/tidal/internal/testenv"
 )
 
 type statuses struct {
@@ -64,13 +66,7 @@ func shPod(name, script string, policy corev1.RestartPolicy) *corev1.Pod {
 
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.Eventually(t, what, 30*time.Second, func() (bool, string) { return cond(), "" })
 }
 
 func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }
