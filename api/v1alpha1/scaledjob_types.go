@@ -139,7 +139,8 @@ type ScalingStrategy struct {
 	// +optional
 	// +kubebuilder:validation:Pattern=`^([0-9]+\.?[0-9]*|\.[0-9]+)$`
 	CustomScalingRunningJobPercentage string `json:"customScalingRunningJobPercentage,omitempty"`
-	// PendingPodConditions are pod conditions that must be true for a Job's pod to count as running.
+	// PendingPodConditions are pod conditions that must be true for a Job's pod to count as running: not supported
+	// yet, refused by the webhook.
 	// +optional
 	PendingPodConditions []string `json:"pendingPodConditions,omitempty"`
 	// MultipleScalersCalculation combines several triggers: max (default), min, avg or sum.
