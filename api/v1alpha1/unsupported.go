@@ -91,10 +91,6 @@ func NotSupportedYet() []UnsupportedField {
 				sj.Spec.ScalingStrategy.PendingPodConditions = []string{"Ready", "PodScheduled"}
 			},
 		},
-		annotation(KindScaledObject, PausedScaleInAnnotation, "the operator does not pause one direction yet; use "+PausedAnnotation),
-		annotation(KindScaledObject, KEDAPausedScaleInAnnotation, "the operator does not pause one direction yet; use "+KEDAPausedAnnotation),
-		annotation(KindScaledObject, PausedScaleOutAnnotation, "the operator does not pause one direction yet; use "+PausedAnnotation),
-		annotation(KindScaledObject, KEDAPausedScaleOutAnnotation, "the operator does not pause one direction yet; use "+KEDAPausedAnnotation),
 		annotation(KindScaledJob, PausedAnnotation, "the ScaledJob controller does not pause yet; set maxReplicaCount to 0 to stop new Jobs"),
 		annotation(KindScaledJob, KEDAPausedAnnotation, "the ScaledJob controller does not pause yet; set maxReplicaCount to 0 to stop new Jobs"),
 	}
