@@ -116,6 +116,15 @@ type Rollout struct {
 	PropagationPolicy string `json:"propagationPolicy,omitempty"`
 }
 
+// Rollout strategies of a ScaledJob (KEDA's names, which are Tidal's): rollout.strategy, or the deprecated
+// rolloutStrategy; GetRolloutStrategy is the one place that reads them.
+const (
+	// RolloutStrategyDefault deletes the running Jobs of an older jobTargetRef when the ScaledJob changes.
+	RolloutStrategyDefault = "default"
+	// RolloutStrategyGradual lets them run to completion; only new Jobs use the new template.
+	RolloutStrategyGradual = "gradual"
+)
+
 // Scaling strategies of a ScaledJob (KEDA's).
 const (
 	ScalingStrategyDefault  = "default"

@@ -240,18 +240,12 @@ func (c *Controller) createJobs(ctx context.Context, sj *tidalv1alpha1.ScaledJob
 
 // rollout deletes unfinished Jobs of an older template unless rollout.strategy is gradual.
 func (c *Controller) rollout(ctx context.Context, sj *tidalv1alpha1.ScaledJob, jobs []*batchv1.Job, hash string) error {
-	strategy := sj.Spec.RolloutStrategy
-	policy := metav1.DeletePropagationBackground
-	if r := sj.Spec.Rollout; r != nil {
-		if r.Strategy != "" {
-			strategy = r.Strategy
-		}
-		if r.PropagationPolicy == "foreground" {
-			policy = metav1.DeletePropagationForeground
-		}
-	}
-	if strategy == "gradual" {
+	if sj.Spec.GetRolloutStrategy() == tidalv1alpha1.RolloutStrategyGradual {
 		return nil
+	}
+	policy := metav1.DeletePropagationBackground
+	if r := sj.Spec.Rollout; r != nil && r.PropagationPolicy == "foreground" {
+		policy = metav1.DeletePropagationForeground
 	}
 	for _, j := range jobs {
 		if j.Labels[LabelTemplateHash] == hash || finished(j) || j.DeletionTimestamp != nil {
