@@ -3,7 +3,6 @@ package v1alpha1
 import (
 	"fmt"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
@@ -27,8 +26,8 @@ const (
 type UnsupportedField struct {
 	// Kind is ScaledObject, ScaledJob or TriggerAuthentication (which covers ClusterTriggerAuthentication).
 	Kind string
-	// Path is the field path as error messages name it, e.g. spec.podIdentity.provider or
-	// metadata.annotations[autoscaling.keda.sh/paused-scale-in].
+	// Path is the field path as error messages name it, e.g. spec.podIdentity.provider (an annotation would be
+	// metadata.annotations[<name>]).
 	Path string
 	// Reason says what Tidal does instead and what to use.
 	Reason string
@@ -91,8 +90,6 @@ func NotSupportedYet() []UnsupportedField {
 				sj.Spec.ScalingStrategy.PendingPodConditions = []string{"Ready", "PodScheduled"}
 			},
 		},
-		annotation(KindScaledJob, PausedAnnotation, "the ScaledJob controller does not pause yet; set maxReplicaCount to 0 to stop new Jobs"),
-		annotation(KindScaledJob, KEDAPausedAnnotation, "the ScaledJob controller does not pause yet; set maxReplicaCount to 0 to stop new Jobs"),
 	}
 }
 
@@ -105,29 +102,6 @@ func secretStore(path string, fieldOf func(*TriggerAuthenticationSpec) **runtime
 		},
 		Example: func(o runtime.Object) {
 			*fieldOf(authSpecOf(o)) = &runtime.RawExtension{Raw: []byte(`{"address":"https://vault.example.com:8200"}`)}
-		},
-	}
-}
-
-func annotation(kind, name, reason string) UnsupportedField {
-	return UnsupportedField{
-		Kind: kind, Path: field.NewPath("metadata", "annotations").Key(name).String(), Reason: reason,
-		value: func(o runtime.Object) (string, bool) {
-			m, ok := o.(metav1.Object)
-			if !ok || kindOf(o) != kind {
-				return "", false
-			}
-			v, set := m.GetAnnotations()[name]
-			return v, set
-		},
-		Example: func(o runtime.Object) {
-			m := o.(metav1.Object)
-			a := m.GetAnnotations()
-			if a == nil {
-				a = map[string]string{}
-			}
-			a[name] = "true"
-			m.SetAnnotations(a)
 		},
 	}
 }

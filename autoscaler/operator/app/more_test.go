@@ -11,7 +11,9 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
@@ -188,4 +190,66 @@ func leaseHolder(l *coordinationv1.Lease) string {
 		return ""
 	}
 	return *l.Spec.HolderIdentity
+}
+
+// A paused ScaledJob (KEDA's annotation) creates no Jobs and says so in its Paused condition; once the
+// annotation goes, the events that arrived meanwhile get their Jobs.
+func TestScaledJobPaused(t *testing.T) {
+	e := setup(t)
+	e.startOperator(app.Options{})
+	rc, list := testenv.RedisList(t, testenv.RedisAddr)
+	sj := &tidalv1alpha1.ScaledJob{
+		ObjectMeta: metav1.ObjectMeta{Name: "held", Annotations: map[string]string{tidalv1alpha1.KEDAPausedAnnotation: "true"}},
+		Spec: tidalv1alpha1.ScaledJobSpec{
+			PollingInterval: ptr.To[int32](1),
+			MaxReplicaCount: ptr.To[int32](10),
+			JobTargetRef: &batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+				RestartPolicy: corev1.RestartPolicyNever,
+				Containers:    []corev1.Container{{Name: "job", Image: "tidal/batch"}},
+			}}},
+			Triggers: []tidalv1alpha1.ScaleTriggers{{Type: "redis", Name: "batches",
+				Metadata: map[string]string{"address": testenv.RedisAddr, "listName": list, "listLength": "2"}}},
+		},
+	}
+	api := e.Tidal.TidalV1alpha1().ScaledJobs(e.NS)
+	if _, err := api.Create(e.Ctx, sj, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Push(t, rc, list, 4) // 2 batches of 2
+	// The status shows the sample of 4 and Paused=True: the reconcile that saw the sample has run.
+	e.Eventually("paused ScaledJob saw the queue", 60*time.Second, func() (bool, string) {
+		got, err := api.Get(e.Ctx, "held", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		c := apimeta.FindStatusCondition(got.Status.Conditions, tidalv1alpha1.ConditionPaused)
+		seen := len(got.Status.Triggers) == 1 && got.Status.Triggers[0].Value == "4"
+		return seen && c != nil && c.Status == metav1.ConditionTrue, fmt.Sprintf("triggers %+v, Paused %+v", got.Status.Triggers, c)
+	})
+	jobs := func() int {
+		l, err := e.Cluster.Client.BatchV1().Jobs(e.NS).List(e.Ctx, metav1.ListOptions{LabelSelector: scaledjob.LabelScaledJobName + "=held"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(l.Items)
+	}
+	if n := jobs(); n != 0 {
+		t.Fatalf("paused ScaledJob created %d jobs", n)
+	}
+	patch := []byte(`{"metadata":{"annotations":{"` + tidalv1alpha1.KEDAPausedAnnotation + `":null}}}`)
+	if _, err := api.Patch(e.Ctx, "held", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.Eventually("2 jobs after the pause", 60*time.Second, func() (bool, string) {
+		n := jobs()
+		return n == 2, fmt.Sprint(n)
+	})
+	e.Eventually("Paused=False", 30*time.Second, func() (bool, string) {
+		got, err := api.Get(e.Ctx, "held", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		c := apimeta.FindStatusCondition(got.Status.Conditions, tidalv1alpha1.ConditionPaused)
+		return c != nil && c.Status == metav1.ConditionFalse, fmt.Sprintf("%+v", c)
+	})
 }

@@ -28,7 +28,7 @@ import (
 )
 
 // Reconcile creates the Jobs one sample round asks for, cleans the history and updates status. Idempotent: a
-// sample round is turned into Jobs once.
+// sample round is turned into Jobs once. A paused ScaledJob creates and rolls out no Jobs.
 func (c *Controller) Reconcile(ctx context.Context, key string) error {
 	log := operator.LoggerFrom(ctx)
 	ns, name, _ := strings.Cut(key, "/")
@@ -55,8 +55,11 @@ func (c *Controller) Reconcile(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	if err := c.rollout(ctx, sj, jobs, hash); err != nil {
-		return err
+	paused, pauseErr := pausedOf(sj)
+	if !paused {
+		if err := c.rollout(ctx, sj, jobs, hash); err != nil {
+			return err
+		}
 	}
 	running, pending := countJobs(jobs, hash, sj.Spec.Rollout)
 
@@ -66,12 +69,22 @@ func (c *Controller) Reconcile(ctx context.Context, key string) error {
 	fresh := newest.After(st.consumed)
 	c.mu.Unlock()
 	status.Triggers = triggerStatus
+	if paused {
+		controller.SetCondition(&status.Conditions, sj.Generation, tidalv1alpha1.ConditionPaused, metav1.ConditionTrue, "ScaledJobPaused", "autoscaling is paused: no new Jobs")
+	} else {
+		controller.SetCondition(&status.Conditions, sj.Generation, tidalv1alpha1.ConditionPaused, metav1.ConditionFalse, "NotPaused", "autoscaling is not paused")
+	}
 	switch {
+	case pauseErr != nil:
+		controller.SetCondition(&status.Conditions, sj.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, "InvalidAnnotation", pauseErr.Error())
 	case buildErr != nil:
 		controller.SetCondition(&status.Conditions, sj.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, "TriggerInvalid", buildErr.Error())
 	case sourceErr(c.opts.Source) != nil:
 		controller.SetCondition(&status.Conditions, sj.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, "SampleSourceUnavailable",
 			"creating no jobs: "+sourceErr(c.opts.Source).Error())
+	case paused:
+		// Samples keep arriving; the newest one is acted on once the pause ends.
+		controller.SetCondition(&status.Conditions, sj.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionTrue, "ScaledJobReady", "ScaledJob is paused")
 	case fresh:
 		d, err := core.DecideJobs(in)
 		if err != nil {
@@ -188,6 +201,24 @@ func (c *Controller) decisionInput(sj *tidalv1alpha1.ScaledJob, st *jobState, ru
 		statuses = append(statuses, ts)
 	}
 	return in, newest, st.buildErr, statuses
+}
+
+// pausedOf reads the paused annotation (Tidal's or KEDA's spelling): "true" creates no new Jobs and leaves
+// running ones alone. A value that is not a boolean is an error naming the annotation, and also pauses.
+func pausedOf(sj *tidalv1alpha1.ScaledJob) (bool, error) {
+	paused := false
+	for _, name := range []string{tidalv1alpha1.PausedAnnotation, tidalv1alpha1.KEDAPausedAnnotation} {
+		v, ok := sj.Annotations[name]
+		if !ok {
+			continue
+		}
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return true, fmt.Errorf("metadata.annotations[%s]: want true or false, got %q", name, v)
+		}
+		paused = paused || b
+	}
+	return paused, nil
 }
 
 // countJobs counts unfinished Jobs (running) and, of those, the ones with no ready pod yet (pending).
