@@ -148,8 +148,8 @@ type ScalingStrategy struct {
 	// +optional
 	// +kubebuilder:validation:Pattern=`^([0-9]+\.?[0-9]*|\.[0-9]+)$`
 	CustomScalingRunningJobPercentage string `json:"customScalingRunningJobPercentage,omitempty"`
-	// PendingPodConditions are pod conditions that must be true for a Job's pod to count as running: not supported
-	// yet, refused by the webhook.
+	// PendingPodConditions are pod conditions that must all be True on one of a Job's pods for the Job not to count
+	// as pending (strategies accurate and eager); without them a Job is pending until it has a ready pod.
 	// +optional
 	PendingPodConditions []string `json:"pendingPodConditions,omitempty"`
 	// MultipleScalersCalculation combines several triggers: max (default), min, avg or sum.

@@ -75,21 +75,6 @@ func NotSupportedYet() []UnsupportedField {
 		secretStore("spec.azureKeyVault", func(s *TriggerAuthenticationSpec) **runtime.RawExtension { return &s.AzureKeyVault }),
 		secretStore("spec.gcpSecretManager", func(s *TriggerAuthenticationSpec) **runtime.RawExtension { return &s.GCPSecretManager }),
 		secretStore("spec.awsSecretManager", func(s *TriggerAuthenticationSpec) **runtime.RawExtension { return &s.AwsSecretManager }),
-		{
-			Kind: KindScaledJob, Path: "spec.scalingStrategy.pendingPodConditions",
-			Reason: "Tidal counts a Job as pending until it has a ready pod and does not read custom pod conditions yet",
-			value: func(o runtime.Object) (string, bool) {
-				sj, ok := o.(*ScaledJob)
-				return "", ok && sj.Spec.ScalingStrategy != nil && len(sj.Spec.ScalingStrategy.PendingPodConditions) > 0
-			},
-			Example: func(o runtime.Object) {
-				sj := o.(*ScaledJob)
-				if sj.Spec.ScalingStrategy == nil {
-					sj.Spec.ScalingStrategy = &ScalingStrategy{}
-				}
-				sj.Spec.ScalingStrategy.PendingPodConditions = []string{"Ready", "PodScheduled"}
-			},
-		},
 	}
 }
 

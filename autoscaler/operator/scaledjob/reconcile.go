@@ -61,7 +61,10 @@ func (c *Controller) Reconcile(ctx context.Context, key string) error {
 			return err
 		}
 	}
-	running, pending := countJobs(jobs, hash, sj.Spec.Rollout)
+	running, pending, err := c.countJobs(ctx, sj, jobs)
+	if err != nil {
+		return err
+	}
 
 	status := sj.Status.DeepCopy()
 	c.mu.Lock()
@@ -221,18 +224,67 @@ func pausedOf(sj *tidalv1alpha1.ScaledJob) (bool, error) {
 	return paused, nil
 }
 
-// countJobs counts unfinished Jobs (running) and, of those, the ones with no ready pod yet (pending).
-func countJobs(jobs []*batchv1.Job, hash string, _ *tidalv1alpha1.Rollout) (running, pending int64) {
+// countJobs counts unfinished Jobs (running) and, of those, the pending ones: with
+// scalingStrategy.pendingPodConditions (read by the accurate and eager strategies, the ones using the pending
+// count), those without a pod on which every listed condition is True (KEDA's rule; the pods are listed from the
+// API server, only for such ScaledJobs); otherwise those with no ready pod yet.
+func (c *Controller) countJobs(ctx context.Context, sj *tidalv1alpha1.ScaledJob, jobs []*batchv1.Job) (running, pending int64, err error) {
+	var conditions []string
+	// Only the accurate and eager strategies use the pending count: list no pods for the others.
+	if st := sj.Spec.GetScalingStrategy(); st == tidalv1alpha1.ScalingStrategyAccurate || st == tidalv1alpha1.ScalingStrategyEager {
+		conditions = sj.Spec.ScalingStrategy.PendingPodConditions
+	}
 	for _, j := range jobs {
 		if finished(j) || j.DeletionTimestamp != nil {
 			continue
 		}
 		running++
-		if j.Status.Ready == nil || *j.Status.Ready == 0 {
+		if len(conditions) == 0 {
+			if j.Status.Ready == nil || *j.Status.Ready == 0 {
+				pending++
+			}
+			continue
+		}
+		fulfilled, err := c.podConditionsFulfilled(ctx, j, conditions)
+		if err != nil {
+			return 0, 0, err
+		}
+		if !fulfilled {
 			pending++
 		}
 	}
-	return running, pending
+	return running, pending, nil
+}
+
+// podConditionsFulfilled reports whether one of the Job's pods has every condition True.
+func (c *Controller) podConditionsFulfilled(ctx context.Context, j *batchv1.Job, conditions []string) (bool, error) {
+	pods, err := c.opts.Kube.CoreV1().Pods(j.Namespace).List(ctx, metav1.ListOptions{
+		LabelSelector: labels.Set{batchv1.ControllerUidLabel: string(j.UID)}.String()})
+	if err != nil {
+		return false, fmt.Errorf("pendingPodConditions: list pods of job %s: %w", j.Name, err)
+	}
+	for i := range pods.Items {
+		if podHasAll(&pods.Items[i], conditions) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func podHasAll(pod *corev1.Pod, conditions []string) bool {
+	for _, want := range conditions {
+		found := false
+		for _, c := range pod.Status.Conditions {
+			if string(c.Type) == want && c.Status == corev1.ConditionTrue {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
 }
 
 func finished(j *batchv1.Job) bool {
