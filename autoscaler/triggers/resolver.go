@@ -134,8 +134,9 @@ func (r *Resolver) Env(ctx context.Context, namespace string, tmpl *corev1.PodTe
 func isOptional(b *bool) bool { return b != nil && *b }
 
 // AuthParams resolves a trigger's authenticationRef. An authentication that sets a field of
-// tidalv1alpha1.NotSupportedYet (one admitted before the webhook refused them) is an error naming the field. env is the resolved environment of the target's
-// containers keyed by container name ("" is the default container) for spec.env entries.
+// tidalv1alpha1.NotSupportedYet (one admitted before the webhook refused them) is an error naming the field. env
+// is the resolved environment of the target's containers keyed by container name ("" is the default container)
+// for spec.env entries.
 func (r *Resolver) AuthParams(ctx context.Context, namespace string, ref *tidalv1alpha1.AuthenticationRef, envOf func(container string) (map[string]string, error)) (map[string]string, error) {
 	if ref == nil {
 		return nil, nil

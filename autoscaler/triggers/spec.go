@@ -16,7 +16,8 @@ import (
 // their scalers from the same spec, so both name the same metrics.
 //
 // An error names the field that could not be resolved (spec.scaleTargetRef, spec.triggers[i]...) or that Tidal
-// does not support yet (tidalv1alpha1.NotSupportedYet), and never a resolved value. The returned spec holds secrets in its triggers' AuthParams: never log it.
+// does not support yet (tidalv1alpha1.NotSupportedYet), and never a resolved value. The returned spec holds
+// secrets in its triggers' AuthParams: never log it.
 func ForScaledObject(ctx context.Context, so *tidalv1alpha1.ScaledObject, targets *scaletarget.Client, resolver *Resolver, logger *zap.Logger) (samples.ObjectSpec, error) {
 	interval := so.Spec.GetPollingInterval()
 	spec := samples.ObjectSpec{
