@@ -123,7 +123,7 @@ func (s *ScaledJobSpec) GetRolloutStrategy() string {
 	case s.RolloutStrategy != "":
 		return s.RolloutStrategy
 	default:
-		return "default"
+		return RolloutStrategyDefault
 	}
 }
 

@@ -116,6 +116,15 @@ type Rollout struct {
 	PropagationPolicy string `json:"propagationPolicy,omitempty"`
 }
 
+// Rollout strategies of a ScaledJob (KEDA's names, which are Tidal's): rollout.strategy, or the deprecated
+// rolloutStrategy; GetRolloutStrategy is the one place that reads them.
+const (
+	// RolloutStrategyDefault deletes the running Jobs of an older jobTargetRef when the ScaledJob changes.
+	RolloutStrategyDefault = "default"
+	// RolloutStrategyGradual lets them run to completion; only new Jobs use the new template.
+	RolloutStrategyGradual = "gradual"
+)
+
 // Scaling strategies of a ScaledJob (KEDA's).
 const (
 	ScalingStrategyDefault  = "default"
@@ -139,7 +148,8 @@ type ScalingStrategy struct {
 	// +optional
 	// +kubebuilder:validation:Pattern=`^([0-9]+\.?[0-9]*|\.[0-9]+)$`
 	CustomScalingRunningJobPercentage string `json:"customScalingRunningJobPercentage,omitempty"`
-	// PendingPodConditions are pod conditions that must be true for a Job's pod to count as running.
+	// PendingPodConditions are pod conditions that must all be True on one of a Job's pods for the Job not to count
+	// as pending (strategies accurate and eager); without them a Job is pending until it has a ready pod.
 	// +optional
 	PendingPodConditions []string `json:"pendingPodConditions,omitempty"`
 	// MultipleScalersCalculation combines several triggers: max (default), min, avg or sum.

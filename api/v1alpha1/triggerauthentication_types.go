@@ -71,11 +71,13 @@ type ClusterTriggerAuthenticationList struct {
 
 // TriggerAuthenticationSpec says where each trigger parameter (password, token, ...) comes from.
 //
-// The external secret stores (hashiCorpVault, azureKeyVault, gcpSecretManager, awsSecretManager) are accepted
-// as opaque objects so KEDA manifests convert unchanged; Tidal does not read them yet and the operator reports
-// a trigger that depends on one as not Ready.
+// The external secret stores (hashiCorpVault, azureKeyVault, gcpSecretManager, awsSecretManager) are kept as
+// opaque objects so KEDA manifests decode unchanged. Tidal does not act on them, podIdentity or
+// boundServiceAccountToken yet (NotSupportedYet): its webhook refuses an authentication that sets one, naming
+// the field, and a trigger using one admitted earlier reports that error.
 type TriggerAuthenticationSpec struct {
-	// PodIdentity authenticates with the operator's workload identity.
+	// PodIdentity authenticates with a workload identity: not supported yet, refused by the webhook unless the
+	// provider is none.
 	// +optional
 	PodIdentity *AuthPodIdentity `json:"podIdentity,omitempty"`
 
@@ -91,29 +93,30 @@ type TriggerAuthenticationSpec struct {
 	// +optional
 	ConfigMapTargetRef []AuthConfigMapTargetRef `json:"configMapTargetRef,omitempty"`
 
-	// BoundServiceAccountToken requests a service-account token for a parameter.
+	// BoundServiceAccountToken requests a service-account token for a parameter: not supported yet, refused by the
+	// webhook.
 	// +optional
 	BoundServiceAccountToken []BoundServiceAccountToken `json:"boundServiceAccountToken,omitempty"`
 
-	// HashiCorpVault (KEDA schema), preserved as is; not read by Tidal.
+	// HashiCorpVault (KEDA schema): not supported yet, refused by the webhook.
 	// +optional
 	// +kubebuilder:pruning:PreserveUnknownFields
 	// +kubebuilder:validation:Type=object
 	HashiCorpVault *runtime.RawExtension `json:"hashiCorpVault,omitempty"`
 
-	// AzureKeyVault (KEDA schema), preserved as is; not read by Tidal.
+	// AzureKeyVault (KEDA schema): not supported yet, refused by the webhook.
 	// +optional
 	// +kubebuilder:pruning:PreserveUnknownFields
 	// +kubebuilder:validation:Type=object
 	AzureKeyVault *runtime.RawExtension `json:"azureKeyVault,omitempty"`
 
-	// GCPSecretManager (KEDA schema), preserved as is; not read by Tidal.
+	// GCPSecretManager (KEDA schema): not supported yet, refused by the webhook.
 	// +optional
 	// +kubebuilder:pruning:PreserveUnknownFields
 	// +kubebuilder:validation:Type=object
 	GCPSecretManager *runtime.RawExtension `json:"gcpSecretManager,omitempty"`
 
-	// AwsSecretManager (KEDA schema), preserved as is; not read by Tidal.
+	// AwsSecretManager (KEDA schema): not supported yet, refused by the webhook.
 	// +optional
 	// +kubebuilder:pruning:PreserveUnknownFields
 	// +kubebuilder:validation:Type=object

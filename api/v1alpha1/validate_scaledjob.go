@@ -6,7 +6,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
-func rolloutStrategies() []string   { return []string{"default", "gradual"} }
+func rolloutStrategies() []string   { return []string{RolloutStrategyDefault, RolloutStrategyGradual} }
 func propagationPolicies() []string { return []string{"background", "foreground"} }
 func jobScalingStrategies() []string {
 	return []string{ScalingStrategyDefault, ScalingStrategyCustom, ScalingStrategyAccurate, ScalingStrategyEager}

@@ -38,6 +38,10 @@ const (
 	ReasonScaleToMin Reason = "ScaleToMinReplicas"
 	// ReasonInactive: inactive at zero or at the idle count; nothing to do.
 	ReasonInactive Reason = "Inactive"
+	// ReasonPausedScaleIn: the decision would lower the count, but paused-scale-in holds it.
+	ReasonPausedScaleIn Reason = "PausedScaleIn"
+	// ReasonPausedScaleOut: the decision would raise the count, but paused-scale-out holds it.
+	ReasonPausedScaleOut Reason = "PausedScaleOut"
 )
 
 // ScaledObjectInput is a ScaledObject's spec plus the observed state, as plain values.
@@ -71,6 +75,12 @@ type ScaledObjectInput struct {
 	// autoscaling.keda.sh/paused-replicas (pin to that count). PausedReplicas wins when both are set.
 	Paused         bool
 	PausedReplicas *int32
+	// PausedScaleIn and PausedScaleOut are autoscaling.keda.sh/paused-scale-in and paused-scale-out: "true".
+	// Triggers are still sampled and the HPA math still runs (its history keeps moving, as an HPA whose behavior
+	// selectPolicy is Disabled for that direction does, KEDA's way), but a decision that would lower (raise) the
+	// count holds the current one instead, including the steps to and from zero or idle.
+	PausedScaleIn  bool
+	PausedScaleOut bool
 	State          State
 	// Config is the HPA controller configuration; nil means DefaultConfig.
 	Config *Config
@@ -138,6 +148,7 @@ type TriggerResult struct {
 //     minReplicaCount.
 //  5. Otherwise the HPA math (1 <-> N) runs on one External metric per trigger (or the composite metric), plus
 //     ResourceMetrics, with KEDA's HPA bounds [max(minReplicaCount, 1), maxReplicaCount] and the behavior.
+//  6. PausedScaleIn (PausedScaleOut) holds the current count when steps 4-5 would lower (raise) it.
 //
 // Where Tidal's direct mode deliberately differs from KEDA + HPA:
 //   - Errors never scale to zero or idle: an inactive object with a failing trigger stays on the HPA path
@@ -233,9 +244,11 @@ func Decide(in ScaledObjectInput, now time.Time) (Decision, error) {
 	d.Reason = step.reason
 	if !step.useHPA {
 		d.DesiredReplicas = step.replicas
+		holdPausedDirection(&in, &d)
 		return d, nil
 	}
 
+	in.Behavior = DisablePausedDirections(in.Behavior, in.PausedScaleIn, in.PausedScaleOut)
 	hpa, err := runHPA(&in, &d, composite, compositeValue, now)
 	if err != nil {
 		return Decision{}, err
@@ -251,7 +264,46 @@ func Decide(in ScaledObjectInput, now time.Time) (Decision, error) {
 	if d.FallbackActive {
 		d.Reason = ReasonFallback
 	}
+	holdPausedDirection(&in, &d)
 	return d, nil
+}
+
+// DisablePausedDirections returns b (a copy when it changes) with selectPolicy Disabled for each paused
+// direction, as KEDA sets it on the HPA: Decide runs its HPA math with it, and the operator's managed HPA (mode
+// hpa) gets it.
+func DisablePausedDirections(b *autoscalingv2.HorizontalPodAutoscalerBehavior, in, out bool) *autoscalingv2.HorizontalPodAutoscalerBehavior {
+	if !in && !out {
+		return b
+	}
+	if b == nil {
+		b = &autoscalingv2.HorizontalPodAutoscalerBehavior{}
+	} else {
+		b = b.DeepCopy()
+	}
+	disabled := autoscalingv2.DisabledPolicySelect
+	if in {
+		if b.ScaleDown == nil {
+			b.ScaleDown = &autoscalingv2.HPAScalingRules{}
+		}
+		b.ScaleDown.SelectPolicy = &disabled
+	}
+	if out {
+		if b.ScaleUp == nil {
+			b.ScaleUp = &autoscalingv2.HPAScalingRules{}
+		}
+		b.ScaleUp.SelectPolicy = &disabled
+	}
+	return b
+}
+
+// holdPausedDirection keeps the current count when the decision goes in a paused direction.
+func holdPausedDirection(in *ScaledObjectInput, d *Decision) {
+	switch {
+	case in.PausedScaleIn && d.DesiredReplicas < in.CurrentReplicas:
+		d.DesiredReplicas, d.Reason = in.CurrentReplicas, ReasonPausedScaleIn
+	case in.PausedScaleOut && d.DesiredReplicas > in.CurrentReplicas:
+		d.DesiredReplicas, d.Reason = in.CurrentReplicas, ReasonPausedScaleOut
+	}
 }
 
 // runHPA turns the triggers (or the composite metric) into External metrics and runs the HPA math with KEDA's

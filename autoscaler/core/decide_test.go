@@ -393,3 +393,82 @@ func TestDecideDefaultScaleUpPaced(t *testing.T) {
 		in.CurrentReplicas, in.State = d.DesiredReplicas, d.NewState
 	}
 }
+
+// paused-scale-in and paused-scale-out hold the count in their direction only, on the activation steps and on
+// the HPA path, and leave the other direction alone.
+func TestDecidePausedDirections(t *testing.T) {
+	longAgo := testNow.Add(-time.Hour)
+	inactive := func(current int32) ScaledObjectInput {
+		s := baseSO(current, trig("q", 0, 10))
+		s.State.LastActiveTime = &longAgo
+		return s
+	}
+	cases := []struct {
+		name              string
+		in                ScaledObjectInput
+		scaleIn, scaleOut bool
+		want              int32
+		wantReason        Reason
+	}{
+		{name: "scale-in paused: no scale to zero", in: inactive(3), scaleIn: true, want: 3, wantReason: ReasonPausedScaleIn},
+		{name: "scale-in paused: no HPA scale-down", in: func() ScaledObjectInput {
+			s := baseSO(8, trig("q", 10, 10))
+			s.Behavior = &autoscalingv2.HorizontalPodAutoscalerBehavior{ScaleDown: &autoscalingv2.HPAScalingRules{StabilizationWindowSeconds: ptr.To[int32](0)}}
+			return s
+		}(), scaleIn: true, want: 8, wantReason: ReasonHPA},
+		{name: "scale-in paused: scale-out still works", in: baseSO(2, trig("q", 40, 10)), scaleIn: true, want: 4, wantReason: ReasonHPA},
+		{name: "scale-in paused: activation still works", in: baseSO(0, trig("q", 5, 10)), scaleIn: true, want: 1, wantReason: ReasonActivated},
+		{name: "scale-out paused: no activation", in: baseSO(0, trig("q", 5, 10)), scaleOut: true, want: 0, wantReason: ReasonPausedScaleOut},
+		{name: "scale-out paused: no HPA scale-up", in: baseSO(2, trig("q", 100, 10)), scaleOut: true, want: 2, wantReason: ReasonHPA},
+		{name: "scale-out paused: scale to zero still works", in: inactive(3), scaleOut: true, want: 0, wantReason: ReasonScaleToZero},
+		{name: "both paused: nothing moves up", in: baseSO(2, trig("q", 100, 10)), scaleIn: true, scaleOut: true, want: 2, wantReason: ReasonHPA},
+		{name: "both paused: nothing moves down", in: inactive(2), scaleIn: true, scaleOut: true, want: 2, wantReason: ReasonPausedScaleIn},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			free, err := Decide(tc.in, testNow)
+			if err != nil {
+				t.Fatal(err)
+			}
+			moves := free.DesiredReplicas != tc.in.CurrentReplicas
+			tc.in.PausedScaleIn, tc.in.PausedScaleOut = tc.scaleIn, tc.scaleOut
+			behaviorBefore := tc.in.Behavior
+			d, err := Decide(tc.in, testNow)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.DesiredReplicas != tc.want || d.Reason != tc.wantReason {
+				t.Errorf("got %d (%s), want %d (%s)", d.DesiredReplicas, d.Reason, tc.want, tc.wantReason)
+			}
+			// Each case moves the count when nothing is paused; a held case shows the pause did it.
+			if !moves {
+				t.Fatalf("without pause the count stays at %d: the case tests nothing", tc.in.CurrentReplicas)
+			}
+			if tc.in.Behavior != behaviorBefore {
+				t.Error("Decide changed the caller's behavior")
+			}
+		})
+	}
+}
+
+func TestDisablePausedDirections(t *testing.T) {
+	window := int32(60)
+	b := &autoscalingv2.HorizontalPodAutoscalerBehavior{ScaleDown: &autoscalingv2.HPAScalingRules{StabilizationWindowSeconds: &window}}
+	if got := DisablePausedDirections(b, false, false); got != b {
+		t.Error("nothing paused: want the behavior unchanged")
+	}
+	got := DisablePausedDirections(b, true, false)
+	if got == b || b.ScaleDown.SelectPolicy != nil {
+		t.Fatal("changed the caller's behavior")
+	}
+	if p := got.ScaleDown.SelectPolicy; p == nil || *p != autoscalingv2.DisabledPolicySelect || *got.ScaleDown.StabilizationWindowSeconds != 60 {
+		t.Errorf("scale-down rules = %+v, want Disabled keeping the window", got.ScaleDown)
+	}
+	if got.ScaleUp != nil {
+		t.Errorf("scale-up rules = %+v, want untouched", got.ScaleUp)
+	}
+	got = DisablePausedDirections(nil, false, true)
+	if p := got.ScaleUp.SelectPolicy; p == nil || *p != autoscalingv2.DisabledPolicySelect || got.ScaleDown != nil {
+		t.Errorf("behavior = %+v, want scale-up Disabled only", got)
+	}
+}

@@ -62,7 +62,8 @@ type Result struct {
 	Waiting []string
 }
 
-// Map builds the core's input. It fails only on a malformed pause annotation.
+// Map builds the core's input. It fails only on a malformed pause annotation (paused-replicas,
+// paused-scale-in, paused-scale-out).
 func Map(so *tidalv1alpha1.ScaledObject, obs Observed) (Result, error) {
 	spec := &so.Spec
 	in := core.ScaledObjectInput{
@@ -98,6 +99,9 @@ func Map(so *tidalv1alpha1.ScaledObject, obs Observed) (Result, error) {
 		return Result{Input: in}, err
 	}
 	in.PausedReplicas = paused
+	if in.PausedScaleIn, in.PausedScaleOut, err = PausedDirections(so); err != nil {
+		return Result{Input: in}, err
+	}
 
 	var res Result
 	// The core counts a failure per decision; the source counts per sample. Seed the core with the source's
@@ -169,6 +173,34 @@ func PausedReplicas(so *tidalv1alpha1.ScaledObject) (*int32, error) {
 		return &r, nil
 	}
 	return nil, nil
+}
+
+// PausedDirections reads the paused-scale-in and paused-scale-out annotations (Tidal's or KEDA's spelling): a
+// direction is paused when either spelling is "true". A value that is not a boolean is an error naming the
+// annotation.
+func PausedDirections(so *tidalv1alpha1.ScaledObject) (scaleIn, scaleOut bool, err error) {
+	read := func(names ...string) (bool, error) {
+		paused := false
+		for _, name := range names {
+			v, ok := so.Annotations[name]
+			if !ok {
+				continue
+			}
+			b, perr := strconv.ParseBool(v)
+			if perr != nil {
+				return false, fmt.Errorf("metadata.annotations[%s]: want true or false, got %q", name, v)
+			}
+			paused = paused || b
+		}
+		return paused, nil
+	}
+	if scaleIn, err = read(tidalv1alpha1.PausedScaleInAnnotation, tidalv1alpha1.KEDAPausedScaleInAnnotation); err != nil {
+		return false, false, err
+	}
+	if scaleOut, err = read(tidalv1alpha1.PausedScaleOutAnnotation, tidalv1alpha1.KEDAPausedScaleOutAnnotation); err != nil {
+		return false, false, err
+	}
+	return scaleIn, scaleOut, nil
 }
 
 // parseFloat reads a decimal the CRD schema has already validated; an empty string is zero.

@@ -133,8 +133,10 @@ func (r *Resolver) Env(ctx context.Context, namespace string, tmpl *corev1.PodTe
 
 func isOptional(b *bool) bool { return b != nil && *b }
 
-// AuthParams resolves a trigger's authenticationRef. env is the resolved environment of the target's
-// containers keyed by container name ("" is the default container) for spec.env entries.
+// AuthParams resolves a trigger's authenticationRef. An authentication that sets a field of
+// tidalv1alpha1.NotSupportedYet (one admitted before the webhook refused them) is an error naming the field. env
+// is the resolved environment of the target's containers keyed by container name ("" is the default container)
+// for spec.env entries.
 func (r *Resolver) AuthParams(ctx context.Context, namespace string, ref *tidalv1alpha1.AuthenticationRef, envOf func(container string) (map[string]string, error)) (map[string]string, error) {
 	if ref == nil {
 		return nil, nil
@@ -147,11 +149,17 @@ func (r *Resolver) AuthParams(ctx context.Context, namespace string, ref *tidalv
 		if err != nil {
 			return nil, fmt.Errorf("authenticationRef: TriggerAuthentication %q: %w", ref.Name, err)
 		}
+		if errs := tidalv1alpha1.UnsupportedFields(ta); len(errs) > 0 {
+			return nil, fmt.Errorf("authenticationRef: TriggerAuthentication %q: %w", ref.Name, errs.ToAggregate())
+		}
 		spec = ta.Spec
 	case tidalv1alpha1.KindClusterTriggerAuthentication:
 		cta, err := r.Tidal.TidalV1alpha1().ClusterTriggerAuthentications().Get(ctx, ref.Name, metav1.GetOptions{})
 		if err != nil {
 			return nil, fmt.Errorf("authenticationRef: ClusterTriggerAuthentication %q: %w", ref.Name, err)
+		}
+		if errs := tidalv1alpha1.UnsupportedFields(cta); len(errs) > 0 {
+			return nil, fmt.Errorf("authenticationRef: ClusterTriggerAuthentication %q: %w", ref.Name, errs.ToAggregate())
 		}
 		spec = cta.Spec
 		secretNS = r.ClusterObjectNamespace

@@ -15,14 +15,18 @@ import (
 // and the scale target's container environment resolved (Configs). The operator and the metrics adapter build
 // their scalers from the same spec, so both name the same metrics.
 //
-// An error names the field that could not be resolved (spec.scaleTargetRef, spec.triggers[i]...) and never a
-// resolved value. The returned spec holds secrets in its triggers' AuthParams: never log it.
+// An error names the field that could not be resolved (spec.scaleTargetRef, spec.triggers[i]...) or that Tidal
+// does not support yet (tidalv1alpha1.NotSupportedYet), and never a resolved value. The returned spec holds
+// secrets in its triggers' AuthParams: never log it.
 func ForScaledObject(ctx context.Context, so *tidalv1alpha1.ScaledObject, targets *scaletarget.Client, resolver *Resolver, logger *zap.Logger) (samples.ObjectSpec, error) {
 	interval := so.Spec.GetPollingInterval()
 	spec := samples.ObjectSpec{
 		Key:             samples.Key{Kind: samples.KindScaledObject, Namespace: so.Namespace, Name: so.Name},
 		PollingInterval: interval,
 		Generation:      so.Generation,
+	}
+	if errs := tidalv1alpha1.UnsupportedFields(so); len(errs) > 0 {
+		return spec, errs.ToAggregate()
 	}
 	target, err := targets.Resolve(so.Namespace, so.Spec.ScaleTargetRef)
 	if err != nil {
@@ -46,6 +50,9 @@ func ForScaledJob(ctx context.Context, sj *tidalv1alpha1.ScaledJob, resolver *Re
 		Key:             samples.Key{Kind: samples.KindScaledJob, Namespace: sj.Namespace, Name: sj.Name},
 		PollingInterval: interval,
 		Generation:      sj.Generation,
+	}
+	if errs := tidalv1alpha1.UnsupportedFields(sj); len(errs) > 0 {
+		return spec, errs.ToAggregate()
 	}
 	if sj.Spec.JobTargetRef == nil {
 		return spec, fmt.Errorf("spec.jobTargetRef: required")

@@ -55,6 +55,10 @@ type trigger struct {
 	latency               prometheus.Observer
 	pushWakeups           prometheus.Counter
 	watchFailures         prometheus.Counter
+	// labels are the trigger's per-trigger series labels (triggerLabels); active and errors are curried.
+	labels prometheus.Labels
+	active prometheus.Gauge
+	errors prometheus.Counter
 
 	// state is replaced whole after every sample, so readers never lock.
 	state atomic.Pointer[samples.TriggerState]
@@ -185,6 +189,10 @@ func (p *Poller) newTrigger(spec samples.ObjectSpec, tc scalers.TriggerConfig, o
 		pushWakeups:   p.metrics.pushWakeups.WithLabelValues(tc.Type),
 		watchFailures: p.metrics.watchFailures.WithLabelValues(tc.Type),
 	}
+	t.labels = prometheus.Labels{"namespace": spec.Key.Namespace, "kind": spec.Key.Kind, "scaledObject": spec.Key.Name,
+		"trigger": tidalv1alpha1.ScaleTriggers{Name: tc.Name, Type: tc.Type}.NameAt(tc.Index), "type": tc.Type}
+	t.active = p.metrics.scalerActive.With(t.labels)
+	t.errors = p.metrics.scalerErrors.With(t.labels)
 	t.state.Store(&samples.TriggerState{Index: tc.Index, Generation: spec.Generation, Name: tc.Name, Type: tc.Type})
 	return t
 }

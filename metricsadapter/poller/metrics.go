@@ -15,7 +15,17 @@ type metrics struct {
 	pushWakeups   *prometheus.CounterVec // type
 	watchFailures *prometheus.CounterVec // type
 	coalesced     prometheus.Counter
+
+	// Per trigger, like KEDA's keda_scaler_*: labelled with triggerLabels (and metric for the value).
+	scalerValue  *prometheus.GaugeVec
+	scalerActive *prometheus.GaugeVec
+	scalerErrors *prometheus.CounterVec
 }
+
+// triggerLabels name one trigger in the per-trigger series: the object's namespace, kind and name (label
+// scaledObject, as KEDA calls it, for ScaledJobs too), the trigger's name in status (spec.triggers[].name or
+// s<index>-<type>) and its type.
+var triggerLabels = []string{"namespace", "kind", "scaledObject", "trigger", "type"}
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	const ns, sub = "tidal", "poller"
@@ -59,14 +69,45 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: ns, Subsystem: sub, Name: "subscriber_coalesced_total",
 			Help: "Updates replaced by a newer one for the same trigger before a slow subscriber read them.",
 		}),
+		scalerValue: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: ns, Subsystem: "scaler", Name: "metrics_value",
+			Help: "The last successfully sampled value of each trigger's metric (KEDA's keda_scaler_metrics_value).",
+		}, append(append([]string(nil), triggerLabels...), "metric")),
+		scalerActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: ns, Subsystem: "scaler", Name: "active",
+			Help: "1 when the trigger's last successful sample was active, else 0 (KEDA's keda_scaler_active).",
+		}, triggerLabels),
+		scalerErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: "scaler", Name: "errors_total",
+			Help: "Failed samples of each trigger (KEDA's keda_scaler_errors_total).",
+		}, triggerLabels),
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.samples, m.latency, m.lag, m.cacheAge, m.objects, m.triggers,
-			m.pushWakeups, m.watchFailures, m.coalesced} {
+			m.pushWakeups, m.watchFailures, m.coalesced, m.scalerValue, m.scalerActive, m.scalerErrors} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
 		}
 	}
 	return m, nil
+}
+
+// forgetTriggers deletes the per-trigger series of old's triggers that keep (the object replacing it, or nil)
+// does not have, so a deleted object or trigger leaves no stale value behind.
+func (m *metrics) forgetTriggers(old, keep *object) {
+	kept := map[string]bool{}
+	if keep != nil {
+		for _, t := range keep.triggers {
+			kept[t.labels["trigger"]] = true
+		}
+	}
+	for _, t := range old.triggers {
+		if kept[t.labels["trigger"]] {
+			continue
+		}
+		m.scalerValue.DeletePartialMatch(t.labels)
+		m.scalerActive.DeletePartialMatch(t.labels)
+		m.scalerErrors.DeletePartialMatch(t.labels)
+	}
 }

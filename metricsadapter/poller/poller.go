@@ -268,6 +268,7 @@ func (p *Poller) Upsert(ctx context.Context, spec samples.ObjectSpec) []error {
 		p.metrics.objects.Inc()
 	} else {
 		p.stopObject(ctx, old)
+		p.metrics.forgetTriggers(old, obj)
 	}
 	return cloneErrs(obj.buildErrs)
 }
@@ -284,6 +285,7 @@ func (p *Poller) Delete(ctx context.Context, key samples.Key) {
 	obj := v.(*object)
 	p.metrics.objects.Dec()
 	p.stopObject(ctx, obj)
+	p.metrics.forgetTriggers(obj, nil)
 }
 
 // schedule queues the first poll of every sampled trigger of obj: jittered for a new object, at once for a

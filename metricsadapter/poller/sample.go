@@ -3,8 +3,10 @@ package poller
 import (
 	"context"
 	"fmt"
+	"maps"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/tidalscale/tidal/autoscaler/samples"
@@ -51,6 +53,7 @@ func (p *Poller) sample(ctx context.Context, t *trigger) {
 		t.okSamples.Inc()
 	}
 	st, changed := p.record(t, values, active, err, pushed)
+	p.observeTrigger(t, &st, err)
 	p.hub.Publish(samples.Update{Key: t.key, Trigger: st, ActivityChanged: changed})
 	p.sched.finish(t, seq, time.Now())
 }
@@ -94,6 +97,24 @@ func (p *Poller) record(t *trigger, values []scalers.Sample, active bool, err er
 	}
 	t.state.Store(&next)
 	return next, changed
+}
+
+// observeTrigger updates t's per-trigger series after a sample: the error count, or the values and activity.
+func (p *Poller) observeTrigger(t *trigger, st *samples.TriggerState, err error) {
+	if err != nil {
+		t.errors.Inc()
+		return
+	}
+	active := 0.0
+	if st.Active {
+		active = 1
+	}
+	t.active.Set(active)
+	for _, s := range st.Samples {
+		labels := prometheus.Labels{"metric": s.MetricName}
+		maps.Copy(labels, t.labels)
+		p.metrics.scalerValue.With(labels).Set(s.Value)
+	}
 }
 
 func (p *Poller) noteLag(lag time.Duration) {

@@ -11,7 +11,9 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
@@ -188,4 +190,132 @@ func leaseHolder(l *coordinationv1.Lease) string {
 		return ""
 	}
 	return *l.Spec.HolderIdentity
+}
+
+// A paused ScaledJob (KEDA's annotation) creates no Jobs and says so in its Paused condition; once the
+// annotation goes, the events that arrived meanwhile get their Jobs.
+func TestScaledJobPaused(t *testing.T) {
+	e := setup(t)
+	e.startOperator(app.Options{})
+	rc, list := testenv.RedisList(t, testenv.RedisAddr)
+	sj := &tidalv1alpha1.ScaledJob{
+		ObjectMeta: metav1.ObjectMeta{Name: "held", Annotations: map[string]string{tidalv1alpha1.KEDAPausedAnnotation: "true"}},
+		Spec: tidalv1alpha1.ScaledJobSpec{
+			PollingInterval: ptr.To[int32](1),
+			MaxReplicaCount: ptr.To[int32](10),
+			JobTargetRef: &batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+				RestartPolicy: corev1.RestartPolicyNever,
+				Containers:    []corev1.Container{{Name: "job", Image: "tidal/batch"}},
+			}}},
+			Triggers: []tidalv1alpha1.ScaleTriggers{{Type: "redis", Name: "batches",
+				Metadata: map[string]string{"address": testenv.RedisAddr, "listName": list, "listLength": "2"}}},
+		},
+	}
+	api := e.Tidal.TidalV1alpha1().ScaledJobs(e.NS)
+	if _, err := api.Create(e.Ctx, sj, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Push(t, rc, list, 4) // 2 batches of 2
+	// The status shows the sample of 4 and Paused=True: the reconcile that saw the sample has run.
+	e.Eventually("paused ScaledJob saw the queue", 60*time.Second, func() (bool, string) {
+		got, err := api.Get(e.Ctx, "held", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		c := apimeta.FindStatusCondition(got.Status.Conditions, tidalv1alpha1.ConditionPaused)
+		seen := len(got.Status.Triggers) == 1 && got.Status.Triggers[0].Value == "4"
+		return seen && c != nil && c.Status == metav1.ConditionTrue, fmt.Sprintf("triggers %+v, Paused %+v", got.Status.Triggers, c)
+	})
+	jobs := func() int {
+		l, err := e.Cluster.Client.BatchV1().Jobs(e.NS).List(e.Ctx, metav1.ListOptions{LabelSelector: scaledjob.LabelScaledJobName + "=held"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(l.Items)
+	}
+	if n := jobs(); n != 0 {
+		t.Fatalf("paused ScaledJob created %d jobs", n)
+	}
+	patch := []byte(`{"metadata":{"annotations":{"` + tidalv1alpha1.KEDAPausedAnnotation + `":null}}}`)
+	if _, err := api.Patch(e.Ctx, "held", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.Eventually("2 jobs after the pause", 60*time.Second, func() (bool, string) {
+		n := jobs()
+		return n == 2, fmt.Sprint(n)
+	})
+	e.Eventually("Paused=False", 30*time.Second, func() (bool, string) {
+		got, err := api.Get(e.Ctx, "held", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		c := apimeta.FindStatusCondition(got.Status.Conditions, tidalv1alpha1.ConditionPaused)
+		return c != nil && c.Status == metav1.ConditionFalse, fmt.Sprintf("%+v", c)
+	})
+}
+
+// scalingStrategy.pendingPodConditions decides which Jobs count as pending. The Jobs' pods are bound to a node
+// nothing runs: scheduled (PodScheduled=True), never ready, never finished. With accurate scaling, a ScaledJob
+// whose pendingPodConditions is [PodScheduled] sees no pending Job and keeps adding the queue's Jobs each round;
+// one without (a Job is pending until it has a ready pod) stops at the first round's Jobs.
+func TestScaledJobPendingPodConditions(t *testing.T) {
+	e := setup(t)
+	node := "idle-" + e.NS
+	nodes := e.Cluster.Client.CoreV1().Nodes()
+	if _, err := nodes.Create(e.Ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node,
+		Labels: map[string]string{"kubernetes.io/hostname": node}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = nodes.Delete(context.Background(), node, metav1.DeleteOptions{}) })
+	// A patch, not an update: the node lifecycle controller writes the new node too.
+	capacity := `{"pods":"110","cpu":"8","memory":"32Gi"}`
+	patch := []byte(`{"status":{"capacity":` + capacity + `,"allocatable":` + capacity + `}}`)
+	if _, err := nodes.Patch(e.Ctx, node, types.MergePatchType, patch, metav1.PatchOptions{}, "status"); err != nil {
+		t.Fatal(err)
+	}
+
+	e.startOperator(app.Options{})
+	rc, list := testenv.RedisList(t, testenv.RedisAddr)
+	create := func(name string, conditions []string) {
+		sj := &tidalv1alpha1.ScaledJob{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: tidalv1alpha1.ScaledJobSpec{
+				PollingInterval: ptr.To[int32](1),
+				MaxReplicaCount: ptr.To[int32](10),
+				ScalingStrategy: &tidalv1alpha1.ScalingStrategy{Strategy: tidalv1alpha1.ScalingStrategyAccurate, PendingPodConditions: conditions},
+				JobTargetRef: &batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+					RestartPolicy: corev1.RestartPolicyNever,
+					NodeSelector:  map[string]string{"kubernetes.io/hostname": node},
+					Tolerations:   []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
+					Containers:    []corev1.Container{{Name: "job", Image: "tidal/batch"}},
+				}}},
+				Triggers: []tidalv1alpha1.ScaleTriggers{{Type: "redis", Name: "batches",
+					Metadata: map[string]string{"address": testenv.RedisAddr, "listName": list, "listLength": "1"}}},
+			},
+		}
+		if _, err := e.Tidal.TidalV1alpha1().ScaledJobs(e.NS).Create(e.Ctx, sj, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	create("scheduled", []string{string(corev1.PodScheduled)})
+	create("ready", nil)
+	jobs := func(name string) int {
+		l, err := e.Cluster.Client.BatchV1().Jobs(e.NS).List(e.Ctx, metav1.ListOptions{LabelSelector: scaledjob.LabelScaledJobName + "=" + name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(l.Items)
+	}
+	testenv.Push(t, rc, list, 2)
+	e.Eventually("first round: 2 jobs each", 60*time.Second, func() (bool, string) {
+		return jobs("scheduled") >= 2 && jobs("ready") == 2, fmt.Sprintf("scheduled %d, ready %d", jobs("scheduled"), jobs("ready"))
+	})
+	e.Eventually("scheduled pods: no pending job, more jobs", 90*time.Second, func() (bool, string) {
+		n := jobs("scheduled")
+		return n >= 4, fmt.Sprint(n)
+	})
+	// Same queue, same rounds: the Jobs without a ready pod are pending, so none were added.
+	if n := jobs("ready"); n != 2 {
+		t.Fatalf("ScaledJob without pendingPodConditions has %d jobs, want 2 (its jobs are pending)", n)
+	}
 }

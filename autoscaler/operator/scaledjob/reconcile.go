@@ -28,7 +28,7 @@ import (
 )
 
 // Reconcile creates the Jobs one sample round asks for, cleans the history and updates status. Idempotent: a
-// sample round is turned into Jobs once.
+// sample round is turned into Jobs once. A paused ScaledJob creates and rolls out no Jobs.
 func (c *Controller) Reconcile(ctx context.Context, key string) error {
 	log := operator.LoggerFrom(ctx)
 	ns, name, _ := strings.Cut(key, "/")
@@ -55,10 +55,16 @@ func (c *Controller) Reconcile(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	if err := c.rollout(ctx, sj, jobs, hash); err != nil {
+	paused, pauseErr := pausedOf(sj)
+	if !paused {
+		if err := c.rollout(ctx, sj, jobs, hash); err != nil {
+			return err
+		}
+	}
+	running, pending, err := c.countJobs(ctx, sj, jobs)
+	if err != nil {
 		return err
 	}
-	running, pending := countJobs(jobs, hash, sj.Spec.Rollout)
 
 	status := sj.Status.DeepCopy()
 	c.mu.Lock()
@@ -66,12 +72,22 @@ func (c *Controller) Reconcile(ctx context.Context, key string) error {
 	fresh := newest.After(st.consumed)
 	c.mu.Unlock()
 	status.Triggers = triggerStatus
+	if paused {
+		controller.SetCondition(&status.Conditions, sj.Generation, tidalv1alpha1.ConditionPaused, metav1.ConditionTrue, "ScaledJobPaused", "autoscaling is paused: no new Jobs")
+	} else {
+		controller.SetCondition(&status.Conditions, sj.Generation, tidalv1alpha1.ConditionPaused, metav1.ConditionFalse, "NotPaused", "autoscaling is not paused")
+	}
 	switch {
+	case pauseErr != nil:
+		controller.SetCondition(&status.Conditions, sj.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, "InvalidAnnotation", pauseErr.Error())
 	case buildErr != nil:
 		controller.SetCondition(&status.Conditions, sj.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, "TriggerInvalid", buildErr.Error())
 	case sourceErr(c.opts.Source) != nil:
 		controller.SetCondition(&status.Conditions, sj.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, "SampleSourceUnavailable",
 			"creating no jobs: "+sourceErr(c.opts.Source).Error())
+	case paused:
+		// Samples keep arriving; the newest one is acted on once the pause ends.
+		controller.SetCondition(&status.Conditions, sj.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionTrue, "ScaledJobReady", "ScaledJob is paused")
 	case fresh:
 		d, err := core.DecideJobs(in)
 		if err != nil {
@@ -190,18 +206,85 @@ func (c *Controller) decisionInput(sj *tidalv1alpha1.ScaledJob, st *jobState, ru
 	return in, newest, st.buildErr, statuses
 }
 
-// countJobs counts unfinished Jobs (running) and, of those, the ones with no ready pod yet (pending).
-func countJobs(jobs []*batchv1.Job, hash string, _ *tidalv1alpha1.Rollout) (running, pending int64) {
+// pausedOf reads the paused annotation (Tidal's or KEDA's spelling): "true" creates no new Jobs and leaves
+// running ones alone. A value that is not a boolean is an error naming the annotation, and also pauses.
+func pausedOf(sj *tidalv1alpha1.ScaledJob) (bool, error) {
+	paused := false
+	for _, name := range []string{tidalv1alpha1.PausedAnnotation, tidalv1alpha1.KEDAPausedAnnotation} {
+		v, ok := sj.Annotations[name]
+		if !ok {
+			continue
+		}
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return true, fmt.Errorf("metadata.annotations[%s]: want true or false, got %q", name, v)
+		}
+		paused = paused || b
+	}
+	return paused, nil
+}
+
+// countJobs counts unfinished Jobs (running) and, of those, the pending ones: with
+// scalingStrategy.pendingPodConditions (read by the accurate and eager strategies, the ones using the pending
+// count), those without a pod on which every listed condition is True (KEDA's rule; the pods are listed from the
+// API server, only for such ScaledJobs); otherwise those with no ready pod yet.
+func (c *Controller) countJobs(ctx context.Context, sj *tidalv1alpha1.ScaledJob, jobs []*batchv1.Job) (running, pending int64, err error) {
+	var conditions []string
+	// Only the accurate and eager strategies use the pending count: list no pods for the others.
+	if st := sj.Spec.GetScalingStrategy(); st == tidalv1alpha1.ScalingStrategyAccurate || st == tidalv1alpha1.ScalingStrategyEager {
+		conditions = sj.Spec.ScalingStrategy.PendingPodConditions
+	}
 	for _, j := range jobs {
 		if finished(j) || j.DeletionTimestamp != nil {
 			continue
 		}
 		running++
-		if j.Status.Ready == nil || *j.Status.Ready == 0 {
+		if len(conditions) == 0 {
+			if j.Status.Ready == nil || *j.Status.Ready == 0 {
+				pending++
+			}
+			continue
+		}
+		fulfilled, err := c.podConditionsFulfilled(ctx, j, conditions)
+		if err != nil {
+			return 0, 0, err
+		}
+		if !fulfilled {
 			pending++
 		}
 	}
-	return running, pending
+	return running, pending, nil
+}
+
+// podConditionsFulfilled reports whether one of the Job's pods has every condition True.
+func (c *Controller) podConditionsFulfilled(ctx context.Context, j *batchv1.Job, conditions []string) (bool, error) {
+	pods, err := c.opts.Kube.CoreV1().Pods(j.Namespace).List(ctx, metav1.ListOptions{
+		LabelSelector: labels.Set{batchv1.ControllerUidLabel: string(j.UID)}.String()})
+	if err != nil {
+		return false, fmt.Errorf("pendingPodConditions: list pods of job %s: %w", j.Name, err)
+	}
+	for i := range pods.Items {
+		if podHasAll(&pods.Items[i], conditions) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func podHasAll(pod *corev1.Pod, conditions []string) bool {
+	for _, want := range conditions {
+		found := false
+		for _, c := range pod.Status.Conditions {
+			if string(c.Type) == want && c.Status == corev1.ConditionTrue {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
 }
 
 func finished(j *batchv1.Job) bool {
@@ -240,18 +323,12 @@ func (c *Controller) createJobs(ctx context.Context, sj *tidalv1alpha1.ScaledJob
 
 // rollout deletes unfinished Jobs of an older template unless rollout.strategy is gradual.
 func (c *Controller) rollout(ctx context.Context, sj *tidalv1alpha1.ScaledJob, jobs []*batchv1.Job, hash string) error {
-	strategy := sj.Spec.RolloutStrategy
-	policy := metav1.DeletePropagationBackground
-	if r := sj.Spec.Rollout; r != nil {
-		if r.Strategy != "" {
-			strategy = r.Strategy
-		}
-		if r.PropagationPolicy == "foreground" {
-			policy = metav1.DeletePropagationForeground
-		}
-	}
-	if strategy == "gradual" {
+	if sj.Spec.GetRolloutStrategy() == tidalv1alpha1.RolloutStrategyGradual {
 		return nil
+	}
+	policy := metav1.DeletePropagationBackground
+	if r := sj.Spec.Rollout; r != nil && r.PropagationPolicy == "foreground" {
+		policy = metav1.DeletePropagationForeground
 	}
 	for _, j := range jobs {
 		if j.Labels[LabelTemplateHash] == hash || finished(j) || j.DeletionTimestamp != nil {

@@ -14,6 +14,7 @@ import (
 
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	"github.com/tidalscale/tidal/autoscaler/core"
+	"github.com/tidalscale/tidal/autoscaler/coreinput"
 	"github.com/tidalscale/tidal/autoscaler/operator"
 	"github.com/tidalscale/tidal/autoscaler/samples"
 	"github.com/tidalscale/tidal/autoscaler/scaletarget"
@@ -113,6 +114,10 @@ func desiredHPA(so *tidalv1alpha1.ScaledObject, target scaletarget.Target, specs
 	if a := so.Spec.Advanced; a != nil && a.HorizontalPodAutoscalerConfig != nil {
 		hpa.Spec.Behavior = a.HorizontalPodAutoscalerConfig.Behavior.DeepCopy()
 	}
+	// paused-scale-in/out: KEDA's way, the HPA's selectPolicy is Disabled for that direction. A malformed
+	// annotation never gets here (reported by pauseOf).
+	scaleIn, scaleOut, _ := coreinput.PausedDirections(so)
+	hpa.Spec.Behavior = core.DisablePausedDirections(hpa.Spec.Behavior, scaleIn, scaleOut)
 	return hpa
 }
 

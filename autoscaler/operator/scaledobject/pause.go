@@ -9,8 +9,12 @@ import (
 )
 
 // pauseOf reads the pause annotations (Tidal's and KEDA's spellings). paused-replicas pins the target to a count;
-// paused: "true" freezes it where it is. A malformed value is an error naming the annotation.
+// paused: "true" freezes it where it is. A malformed value, also of paused-scale-in or paused-scale-out (which the
+// decision applies, coreinput.Map), is an error naming the annotation.
 func pauseOf(so *tidalv1alpha1.ScaledObject) (paused bool, replicas *int32, err error) {
+	if _, _, err := coreinput.PausedDirections(so); err != nil {
+		return false, nil, err
+	}
 	if replicas, err := coreinput.PausedReplicas(so); err != nil || replicas != nil {
 		return err == nil, replicas, err
 	}

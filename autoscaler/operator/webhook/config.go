@@ -33,7 +33,7 @@ func Configuration(client admissionregistrationv1.WebhookClientConfig, caBundle 
 			Rules: []admissionregistrationv1.RuleWithOperations{{
 				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
 				Rule: admissionregistrationv1.Rule{APIGroups: []string{"tidal.dev"}, APIVersions: []string{"v1alpha1"},
-					Resources: []string{"scaledobjects", "scaledjobs"}},
+					Resources: []string{"scaledobjects", "scaledjobs", "triggerauthentications", "clustertriggerauthentications"}},
 			}},
 			FailurePolicy:           &fail,
 			SideEffects:             &none,

@@ -1,7 +1,8 @@
-// Package webhook is the operator's validating admission webhook for ScaledObjects and ScaledJobs: what the
-// CRD's CEL rules cannot check. It rejects an unknown trigger type, trigger metadata its scaler rejects, a second
-// ScaledObject on a workload that already has one, and a workload already targeted by an HPA that Tidal does
-// not own. Every message names the field.
+// Package webhook is the operator's validating admission webhook for ScaledObjects, ScaledJobs and
+// (Cluster)TriggerAuthentications: what the CRD's CEL rules cannot check. It rejects an unknown trigger type,
+// trigger metadata its scaler rejects, a second ScaledObject on a workload that already has one, a workload
+// already targeted by an HPA that Tidal does not own, and any field of tidalv1alpha1.NotSupportedYet. Every
+// message names the field.
 package webhook
 
 import (
@@ -89,15 +90,34 @@ func (v *Validator) review(ctx context.Context, req *admissionv1.AdmissionReques
 			return nil
 		}
 		errs := sj.Validate()
+		errs = append(errs, tidalv1alpha1.UnsupportedFields(&sj)...)
 		errs = append(errs, v.validateTriggers(ctx, sj.Namespace, "ScaledJob", sj.Spec.Triggers, nil)...)
 		return errs
+	case tidalv1alpha1.KindTriggerAuthentication:
+		var ta tidalv1alpha1.TriggerAuthentication
+		if err := json.Unmarshal(req.Object.Raw, &ta); err != nil {
+			return field.ErrorList{field.Invalid(field.NewPath(""), "", "cannot decode TriggerAuthentication: "+err.Error())}
+		}
+		if ta.DeletionTimestamp != nil {
+			return nil
+		}
+		return append(ta.Validate(), tidalv1alpha1.UnsupportedFields(&ta)...)
+	case tidalv1alpha1.KindClusterTriggerAuthentication:
+		var cta tidalv1alpha1.ClusterTriggerAuthentication
+		if err := json.Unmarshal(req.Object.Raw, &cta); err != nil {
+			return field.ErrorList{field.Invalid(field.NewPath(""), "", "cannot decode ClusterTriggerAuthentication: "+err.Error())}
+		}
+		if cta.DeletionTimestamp != nil {
+			return nil
+		}
+		return append(cta.Validate(), tidalv1alpha1.UnsupportedFields(&cta)...)
 	}
 	return nil
 }
 
 // ValidateScaledObject runs the static rules and the cluster checks.
 func (v *Validator) ValidateScaledObject(ctx context.Context, so *tidalv1alpha1.ScaledObject) field.ErrorList {
-	errs := so.Validate()
+	errs := append(so.Validate(), tidalv1alpha1.UnsupportedFields(so)...)
 	if len(errs) > 0 {
 		return errs
 	}

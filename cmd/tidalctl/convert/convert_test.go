@@ -10,8 +10,13 @@ import (
 	"strings"
 	"testing"
 
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	sigsyaml "sigs.k8s.io/yaml"
 
+	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	"github.com/tidalscale/tidal/scalers/registry"
 )
 
@@ -70,8 +75,11 @@ func TestCorpusConvertsLosslessly(t *testing.T) {
 			}
 			orig := splitYAML(t, raw)
 			res := convertFile(t, path, Options{KnownTriggerType: reg.Has})
+			// The only warnings are the fields Tidal keeps but does not support yet (tidalv1alpha1.NotSupportedYet),
+			// one per field set.
+			unsupported := map[string]int{}
 			for _, w := range res.Warnings {
-				t.Errorf("unexpected warning: %s", w)
+				unsupported[w.Field]--
 			}
 			if res.Converted != len(orig) {
 				t.Errorf("converted %d objects, want %d", res.Converted, len(orig))
@@ -95,7 +103,15 @@ func TestCorpusConvertsLosslessly(t *testing.T) {
 				if want, got := normalize(t, js), normalize(t, back); !reflect.DeepEqual(want, got) {
 					t.Errorf("object %d: Tidal's %s type does not carry every field\nwant %v\ngot  %v", i, kind, want, got)
 				}
+				for _, fe := range tidalv1alpha1.UnsupportedFields(typed) {
+					unsupported[fe.Field]++
+				}
 				collectTypes(o, seenTypes)
+			}
+			for f, n := range unsupported {
+				if n != 0 {
+					t.Errorf("field %q: %d more warnings than fields Tidal does not support yet; warnings: %v", f, -n, res.Warnings)
+				}
 			}
 
 			var out bytes.Buffer
@@ -302,4 +318,58 @@ func prune(v any) any {
 		return out
 	}
 	return v
+}
+
+// kedaObjects returns valid KEDA objects of an UnsupportedField kind (both authentication kinds for
+// TriggerAuthentication).
+func kedaObjects(t *testing.T, kind string) []runtime.Object {
+	t.Helper()
+	meta := metav1.ObjectMeta{Name: "x", Namespace: "ns"}
+	tm := func(k string) metav1.TypeMeta { return metav1.TypeMeta{APIVersion: KEDAAPIVersion, Kind: k} }
+	triggers := []tidalv1alpha1.ScaleTriggers{{Type: "redis", Metadata: map[string]string{"address": "r:6379", "listName": "q"}}}
+	switch kind {
+	case tidalv1alpha1.KindScaledObject:
+		return []runtime.Object{&tidalv1alpha1.ScaledObject{TypeMeta: tm(kind), ObjectMeta: meta,
+			Spec: tidalv1alpha1.ScaledObjectSpec{ScaleTargetRef: tidalv1alpha1.ScaleTarget{Name: "w"}, Triggers: triggers}}}
+	case tidalv1alpha1.KindScaledJob:
+		return []runtime.Object{&tidalv1alpha1.ScaledJob{TypeMeta: tm(kind), ObjectMeta: meta,
+			Spec: tidalv1alpha1.ScaledJobSpec{Triggers: triggers, JobTargetRef: &batchv1.JobSpec{Template: corev1.PodTemplateSpec{
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "i"}}}}}}}}
+	case tidalv1alpha1.KindTriggerAuthentication:
+		return []runtime.Object{
+			&tidalv1alpha1.TriggerAuthentication{TypeMeta: tm(kind), ObjectMeta: meta},
+			&tidalv1alpha1.ClusterTriggerAuthentication{TypeMeta: tm(tidalv1alpha1.KindClusterTriggerAuthentication), ObjectMeta: metav1.ObjectMeta{Name: "x"}},
+		}
+	}
+	t.Fatalf("no KEDA object of kind %q: extend kedaObjects", kind)
+	return nil
+}
+
+// TestConvertWarnsForEveryUnsupportedField converts, for every entry of tidalv1alpha1.NotSupportedYet, a KEDA
+// object that sets it: the only warning names the field and says Tidal will refuse it.
+func TestConvertWarnsForEveryUnsupportedField(t *testing.T) {
+	for _, u := range tidalv1alpha1.NotSupportedYet() {
+		t.Run(u.Kind+" "+u.Path, func(t *testing.T) {
+			for _, obj := range kedaObjects(t, u.Kind) {
+				raw, err := json.Marshal(obj)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res, err := Convert(bytes.NewReader(raw), Options{}); err != nil || len(res.Warnings) != 0 {
+					t.Fatalf("%T without the field: err %v, warnings %v", obj, err, res.Warnings)
+				}
+				u.Example(obj)
+				if raw, err = json.Marshal(obj); err != nil {
+					t.Fatal(err)
+				}
+				res, err := Convert(bytes.NewReader(raw), Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(res.Warnings) != 1 || res.Warnings[0].Field != u.Path || !strings.Contains(res.Warnings[0].Message, "not supported yet") {
+					t.Errorf("%T: warnings %v, want one on %s saying it is not supported yet", obj, res.Warnings, u.Path)
+				}
+			}
+		})
+	}
 }

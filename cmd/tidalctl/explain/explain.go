@@ -266,4 +266,6 @@ var reasonText = map[core.Reason]string{
 	core.ReasonScaleToIdle:     "no trigger is active past the cooldown: scale to idleReplicaCount",
 	core.ReasonScaleToMin:      "no trigger is active and the target is below minReplicaCount: scale to minReplicaCount",
 	core.ReasonInactive:        "no trigger is active and the target is at zero or idle: nothing to do",
+	core.ReasonPausedScaleIn:   "the decision would scale in, but the paused-scale-in annotation holds the count",
+	core.ReasonPausedScaleOut:  "the decision would scale out, but the paused-scale-out annotation holds the count",
 }
