@@ -227,11 +227,16 @@ func (e *env) values() map[string]any {
 		// The chart's virtual node runs in a container with the sim backend; the container node itself is the
 		// host-side virtual node of tidal-dev (see the package's notes on why not the reverse).
 		"virtualNode": place(map[string]any{"enabled": true, "nodeName": "tidal-e2e-sim", "kubeletPort": ports.vnKubelet,
-			"extraArgs": []any{fmt.Sprintf("--metrics-addr=:%d", ports.vnMetrics)}}),
+			// virtual-kubelet cannot resolve status.podIP for a pod's env; on the host network it is this.
+			"nodeAddress": "127.0.0.1",
+			"extraArgs":   []any{fmt.Sprintf("--metrics-addr=:%d", ports.vnMetrics)}}),
 	}
 }
 
-func (e *env) install(ctx context.Context) {
+func (e *env) install(ctx context.Context) { e.installWith(ctx, nil) }
+
+// installWith installs the chart with values() and the top-level overrides merged over it.
+func (e *env) installWith(ctx context.Context, overrides map[string]any) {
 	t := e.t
 	root, _ := devcluster.ModuleRoot()
 	chrt, err := loader.Load(filepath.Join(root, "charts", "tidal"))
@@ -244,7 +249,19 @@ func (e *env) install(ctx context.Context) {
 	}
 	inst := action.NewInstall(e.helm())
 	inst.ReleaseName, inst.Namespace, inst.Timeout = release, namespace, 3*time.Minute
-	rel, err := inst.RunWithContext(ctx, chrt, e.values())
+	vals := e.values()
+	for k, v := range overrides {
+		if m, ok := v.(map[string]any); ok {
+			if base, ok := vals[k].(map[string]any); ok {
+				for kk, vv := range m {
+					base[kk] = vv
+				}
+				continue
+			}
+		}
+		vals[k] = v
+	}
+	rel, err := inst.RunWithContext(ctx, chrt, vals)
 	if err != nil {
 		t.Fatalf("helm install: %v", err)
 	}
@@ -255,7 +272,13 @@ func (e *env) install(ctx context.Context) {
 
 // waitTidalPods waits until each deployable's pod runs as a container on the container node, Ready.
 func (e *env) waitTidalPods(ctx context.Context) {
-	for _, comp := range []string{"operator", "metrics-adapter", "node-autoscaler", "virtual-node"} {
+	e.waitComponents(ctx, "operator", "metrics-adapter", "node-autoscaler", "virtual-node")
+}
+
+func (e *env) waitComponents(ctx context.Context, components ...string) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	for _, comp := range components {
 		sel := fmt.Sprintf("app.kubernetes.io/instance=%s,app.kubernetes.io/component=%s", release, comp)
 		var last string
 		err := devcluster.WaitFor(ctx, 500*time.Millisecond, func() (bool, error) {
@@ -274,7 +297,7 @@ func (e *env) waitTidalPods(ctx context.Context) {
 			return false, nil
 		})
 		if err != nil {
-			e.t.Fatalf("%s: no pod Running and Ready as a container on %s: %v; last: %s\n%s", comp, e.ready.ContainerNode, err, last, e.podLogs(ctx, sel))
+			e.t.Fatalf("%s: no pod Running and Ready as a container on %s: %v; last: %s\n%s", comp, e.ready.ContainerNode, err, last, e.podLogs(sel))
 		}
 		e.t.Logf("%s: %s", comp, last)
 	}
@@ -488,7 +511,10 @@ func (e *env) waitFor(ctx context.Context, what string, cond func() bool, detail
 }
 
 // podLogs is the end of the logs of the pods matching sel, for failure messages.
-func (e *env) podLogs(ctx context.Context, sel string) string {
+func (e *env) podLogs(sel string) string {
+	// Called when a step's context has run out.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	pods, err := e.dc.Client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
 	if err != nil {
 		return err.Error()

@@ -89,7 +89,8 @@ func (c *Cluster) startContainerNode(ctx context.Context, s *startup) error {
 	// Service's ClusterIP (there is no kube-proxy).
 	apiEnv := []string{"KUBERNETES_SERVICE_HOST=127.0.0.1", "KUBERNETES_SERVICE_PORT=" + strconv.Itoa(s.apiPort),
 		"KUBERNETES_SERVICE_PORT_HTTPS=" + strconv.Itoa(s.apiPort)}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	nodeIP := hostIP()
+	l, err := net.Listen("tcp", net.JoinHostPort(nodeIP, "0"))
 	if err != nil {
 		return fmt.Errorf("container node: kubelet API listener: %w", err)
 	}
@@ -100,10 +101,10 @@ func (c *Cluster) startContainerNode(ctx context.Context, s *startup) error {
 	}
 	vn, err := provider.NewVirtualNode(provider.VirtualNodeOptions{
 		Client: client,
-		Node: provider.NodeOptions{Name: n.Name, Address: "127.0.0.1", Backend: "containerd", Version: "v1.37.2-tidal",
+		Node: provider.NodeOptions{Name: n.Name, Address: nodeIP, Backend: "containerd", Version: "v1.37.2-tidal",
 			Capacity: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(containerNodeCPU),
 				corev1.ResourceMemory: resource.MustParse(containerMe), corev1.ResourcePods: resource.MustParse("110")}},
-		// The kubelet API listens on loopback only, and the dev apiserver presents no kubelet client certificate.
+		// The dev apiserver presents no kubelet client certificate.
 		Server:   provider.ServerOptions{Auth: provider.AuthNone},
 		Listener: l,
 		NewBackend: func(d provider.BackendDeps) (backend.Backend, error) {
@@ -162,4 +163,29 @@ func (n *ContainerNode) stop(ctx context.Context) error {
 		errs = append(errs, n.daemon.Stop())
 	}
 	return errors.Join(errs...)
+}
+
+// hostIP is the node's (and so every pod's) IP: the host's first non-loopback IPv4 address. Not 127.0.0.1, which
+// the endpoint controllers may not put into Endpoints/EndpointSlices, so the Services of the node's pods would have
+// none (and an APIService on one would stay MissingEndpoints). 127.0.0.1 when the host has no other address.
+func hostIP() string {
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return "127.0.0.1"
+	}
+	for _, iface := range ifaces {
+		if iface.Flags&net.FlagUp == 0 || iface.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		addrs, err := iface.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && ipn.IP.IsGlobalUnicast() {
+				return ipn.IP.String()
+			}
+		}
+	}
+	return "127.0.0.1"
 }

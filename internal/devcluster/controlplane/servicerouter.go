@@ -22,7 +22,9 @@ import (
 // server calls webhooks and aggregated APIs at https://<ClusterIP>:<port> (k8s.io/apiserver/pkg/util/proxy
 // ResolveCluster), and the containers share the host's network, so for every ClusterIP Service with a running
 // pod on the node it adds the ClusterIP to the loopback interface (`ip addr add IP/32 dev lo`, root) and proxies
-// TCP from ClusterIP:port to 127.0.0.1:targetPort. The addresses are removed again on stop.
+// TCP from ClusterIP:port to 127.0.0.1:targetPort; when port and targetPort are equal the pod's own listener
+// answers on the ClusterIP (it must listen on all addresses, as it would in a pod network). The addresses are
+// removed again on stop.
 //
 // Limits: no cluster DNS, so a container still cannot resolve <svc>.<ns>.svc (give it the ClusterIP or
 // 127.0.0.1); two dev clusters with container nodes on one host allocate ClusterIPs from the same range and
@@ -39,10 +41,16 @@ type serviceRouter struct {
 	done   chan struct{}
 }
 
-// route is one proxied Service port.
+// route is one Service port: proxied by l, or (nil l) the pod's own listener on the same port.
 type route struct {
 	target string
 	l      net.Listener
+}
+
+func (rt *route) close() {
+	if rt.l != nil {
+		_ = rt.l.Close()
+	}
 }
 
 func newServiceRouter(client kubernetes.Interface, node string, log *zap.Logger) *serviceRouter {
@@ -108,7 +116,7 @@ func (r *serviceRouter) sync(ctx context.Context) error {
 	}
 	for addr, rt := range r.routes {
 		if want[addr] != rt.target {
-			_ = rt.l.Close()
+			rt.close()
 			delete(r.routes, addr)
 			r.log.Info("service route removed", zap.String("address", addr))
 		}
@@ -153,6 +161,13 @@ func (r *serviceRouter) add(addr, target string) error {
 		}
 		r.ips[ip] = !exists
 	}
+	// The same port: the pod's own listener on all addresses answers on the ClusterIP once it is on lo. A proxy
+	// there would take the port from the pod when it restarts.
+	if _, port, _ := net.SplitHostPort(addr); strings.HasSuffix(target, ":"+port) {
+		r.routes[addr] = &route{target: target}
+		r.log.Info("service address added", zap.String("address", addr))
+		return nil
+	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("route %s: %w", addr, err)
@@ -188,7 +203,7 @@ func proxy(l net.Listener, target string) {
 // removeAll closes every listener and removes the addresses the router added.
 func (r *serviceRouter) removeAll() {
 	for addr, rt := range r.routes {
-		_ = rt.l.Close()
+		rt.close()
 		delete(r.routes, addr)
 	}
 	for ip, added := range r.ips {
