@@ -676,6 +676,15 @@ func TestVirtualNodeContainerdBackendMountsTheHostSocket(t *testing.T) {
 			t.Errorf("hostPath volumes %v with backend sim", hp)
 		}
 	})
+	t.Run("nodeAddress replaces the pod IP", func(t *testing.T) {
+		spec := deployment(t, vals("virtualNode.enabled", true, "virtualNode.nodeAddress", "127.0.0.1"))
+		if args := strs(lookup(spec, "containers[0].args")); !contains(args, "--node-address=127.0.0.1") {
+			t.Errorf("args %v lack --node-address=127.0.0.1", args)
+		}
+		if env := fmt.Sprint(lookup(spec, "containers[0].env")); strings.Contains(env, "status.podIP") {
+			t.Errorf("env still reads status.podIP: %s", env)
+		}
+	})
 	t.Run("containerd", func(t *testing.T) {
 		spec := deployment(t, vals("virtualNode.enabled", true, "virtualNode.backend", "containerd",
 			"virtualNode.containerd.socket", "/run/ctd/ctd.sock", "virtualNode.containerd.stateDir", "/var/lib/vn",
