@@ -156,6 +156,9 @@ func up(f upFlags, stdout, stderr io.Writer) error {
 		return err
 	}
 
+	// A parent that exits closes the pipes of our stdout/stderr: the next log line must not kill the process
+	// (SIGPIPE) before it has stopped the components, a container node's containers and its loopback routes.
+	signal.Ignore(syscall.SIGPIPE)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	stopSignals := handleSignals(cancel, logger)
