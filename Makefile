@@ -18,9 +18,11 @@ SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 # Repository prefix of the image names in bin/images (what the chart pulls by default); make push
 # REGISTRY=host/owner pushes the same images elsewhere.
 IMAGE_REPO        ?= ghcr.io/tidalscale
-IMAGE_FLAGS        = --version=$(VERSION) --commit=$(COMMIT) --source-date-epoch=$(SOURCE_DATE_EPOCH) --registry=$(IMAGE_REPO)
+# Platforms of every image index (empty: tidal-release's default, linux/amd64 and linux/arm64).
+IMAGE_PLATFORMS   ?=
+IMAGE_FLAGS        = --version=$(VERSION) --commit=$(COMMIT) --source-date-epoch=$(SOURCE_DATE_EPOCH) --registry=$(IMAGE_REPO) $(if $(IMAGE_PLATFORMS),--platforms=$(IMAGE_PLATFORMS),)
 
-.PHONY: all build build-dev tidy-check test test-unit demo bench generate docs chaos vet fmt clean images push release
+.PHONY: all build build-dev tidy-check test test-unit e2e demo bench generate docs chaos vet fmt clean images push release
 
 all: build
 
@@ -40,6 +42,14 @@ test: tidy-check build-dev
 	@TIDAL_DEV=$(BIN)/tidal-dev NODES=$(NODES) TIDAL_NODE_AUTOSCALER_BIN=$(BIN)/tidal-node-autoscaler \
 		TIDAL_VIRTUAL_NODE_BIN=$(BIN)/tidal-virtual-node TIDAL_OPERATOR_BIN=$(BIN)/tidal-operator \
 		TIDAL_METRICS_ADAPTER_BIN=$(BIN)/tidal-metrics-adapter internal/devcluster/with-cluster.sh $(GO) test $(TESTFLAGS) $(PKGS)
+
+# make e2e: the images (this machine's platform only) run as real containers on the dev cluster's container node
+# (tidal-dev up --container-node: containerd + runc, root), installed by the chart with the Helm SDK; a ScaledObject
+# on Redis (127.0.0.1:6379) scales the demo worker from zero and back; helm uninstall leaves nothing behind.
+E2E_PLATFORM ?= linux/$(shell $(GO) env GOARCH)
+e2e: build-dev
+	$(MAKE) images IMAGE_PLATFORMS=$(E2E_PLATFORM)
+	TIDAL_DEV_BIN=$(BIN)/tidal-dev $(GO) test -tags e2e -count=1 -timeout 30m -v ./internal/e2e/
 
 # go.mod and go.sum must be what `go mod tidy` makes them (direct dependencies not marked // indirect).
 tidy-check:

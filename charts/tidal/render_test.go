@@ -639,3 +639,78 @@ func secretNameFor(v map[string]any) string {
 	}
 	return "tidal-metrics-adapter-tls"
 }
+
+// The virtual node's containerd backend: the flags reach the binary, and the socket and the state directory are
+// mounted from the host at their host paths (containerd bind-mounts pod volumes from the state directory); no
+// other backend mounts anything from the host.
+func TestVirtualNodeContainerdBackendMountsTheHostSocket(t *testing.T) {
+	c := loadChart(t)
+	deployment := func(t *testing.T, v map[string]any) map[string]any {
+		t.Helper()
+		objs, err := render(t, c, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range objs {
+			if o.GetKind() == "Deployment" && o.GetName() == "tidal-virtual-node" {
+				spec, _, _ := unstructured.NestedMap(o.Object, "spec", "template", "spec")
+				return spec
+			}
+		}
+		t.Fatal("no tidal-virtual-node Deployment rendered")
+		return nil
+	}
+	hostPaths := func(spec map[string]any) map[string]string {
+		out := map[string]string{}
+		vols, _ := spec["volumes"].([]any)
+		for _, v := range vols {
+			m := v.(map[string]any)
+			if hp, ok := m["hostPath"].(map[string]any); ok {
+				out[m["name"].(string)] = fmt.Sprint(hp["path"])
+			}
+		}
+		return out
+	}
+	t.Run("sim mounts nothing from the host", func(t *testing.T) {
+		if hp := hostPaths(deployment(t, vals("virtualNode.enabled", true))); len(hp) != 0 {
+			t.Errorf("hostPath volumes %v with backend sim", hp)
+		}
+	})
+	t.Run("nodeAddress replaces the pod IP", func(t *testing.T) {
+		spec := deployment(t, vals("virtualNode.enabled", true, "virtualNode.nodeAddress", "127.0.0.1"))
+		if args := strs(lookup(spec, "containers[0].args")); !contains(args, "--node-address=127.0.0.1") {
+			t.Errorf("args %v lack --node-address=127.0.0.1", args)
+		}
+		if env := fmt.Sprint(lookup(spec, "containers[0].env")); strings.Contains(env, "status.podIP") {
+			t.Errorf("env still reads status.podIP: %s", env)
+		}
+	})
+	t.Run("containerd", func(t *testing.T) {
+		spec := deployment(t, vals("virtualNode.enabled", true, "virtualNode.backend", "containerd",
+			"virtualNode.containerd.socket", "/run/ctd/ctd.sock", "virtualNode.containerd.stateDir", "/var/lib/vn",
+			"virtualNode.containerd.apiServer", "10.0.0.1:6443",
+			"virtualNode.podSecurityContext", map[string]any{"runAsUser": 0, "runAsNonRoot": false}))
+		args := strs(lookup(spec, "containers[0].args"))
+		for _, want := range []string{"--backend=containerd", "--containerd-address=/run/ctd/ctd.sock", "--containerd-namespace=tidal",
+			"--containerd-state-dir=/var/lib/vn", "--containerd-apiserver=10.0.0.1:6443"} {
+			if !contains(args, want) {
+				t.Errorf("args %v lack %s", args, want)
+			}
+		}
+		hp := hostPaths(spec)
+		if hp["containerd-socket"] != "/run/ctd/ctd.sock" || hp["containerd-state"] != "/var/lib/vn" {
+			t.Errorf("hostPath volumes %v, want the socket and the state dir", hp)
+		}
+		mounts := map[string]string{}
+		for _, m := range lookup(spec, "containers[0].volumeMounts").([]any) {
+			mm := m.(map[string]any)
+			mounts[mm["name"].(string)] = fmt.Sprint(mm["mountPath"])
+		}
+		if mounts["containerd-socket"] != "/run/ctd/ctd.sock" || mounts["containerd-state"] != "/var/lib/vn" {
+			t.Errorf("mounts %v, want the host paths", mounts)
+		}
+		if got := lookup(spec, "securityContext.runAsUser"); fmt.Sprint(got) != "0" {
+			t.Errorf("pod securityContext.runAsUser = %v, want the virtualNode override 0", got)
+		}
+	})
+}

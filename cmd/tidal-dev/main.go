@@ -2,11 +2,18 @@
 // kube-controller-manager, kube-scheduler and kwok-simulated nodes labelled type=kwok.
 //
 //	tidal-dev up --nodes 3 [--node-cpu 4 --node-memory 16Gi] [--data-dir DIR] [--kubeconfig PATH] [--exit-with-parent]
+//	             [--container-node [--containerd-address SOCKET]]
 //
 // When the cluster is ready it prints exactly one line to stdout:
 //
 //	tidal-dev ready kubeconfig=/path/kubeconfig apiserver=https://127.0.0.1:PORT in 4.2s
 //
+// (with --container-node, "container-node=NAME containerd=SOCKET containerd-namespace=NS" before "in").
+//
+// --container-node adds a virtual node whose pods run as real containers through containerd, on the host's
+// network; Services of its pods are routed from their ClusterIPs on the loopback interface (see
+// internal/devcluster/controlplane/servicerouter.go). It needs root and containerd + runc.
+
 // Its own logs go to stderr; the components log to DATA-DIR/components.log unless --component-log says otherwise.
 // SIGINT/SIGTERM stop every component and remove a temporary data dir.
 package main
@@ -48,6 +55,8 @@ type upFlags struct {
 	componentLog   string
 	componentV     int
 	startTimeout   time.Duration
+	containerNode  bool
+	containerdAddr string
 }
 
 func main() {
@@ -92,6 +101,10 @@ func parseUp(args []string, stderr io.Writer) (upFlags, error) {
 	fs.StringVar(&f.componentLog, "component-log", "", `where component logs go: a file, "stderr" or "discard" (default DATA-DIR/components.log)`)
 	fs.IntVar(&f.componentV, "component-v", 0, "klog verbosity of the Kubernetes components")
 	fs.DurationVar(&f.startTimeout, "start-timeout", 3*time.Minute, "give up if the cluster is not ready by then")
+	fs.BoolVar(&f.containerNode, "container-node", false, "also register the node "+controlplane.DefaultContainerNodeName+
+		" that runs its pods as real containers on the host network (containerd + runc, root); pods reach it with nodeSelector "+
+		"tidal.dev/virtual-node-backend=containerd and a toleration of virtual-kubelet.io/provider")
+	fs.StringVar(&f.containerdAddr, "containerd-address", "", "with --container-node: socket of a running containerd to use (default: start one under DATA-DIR/ctd)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stderr)
@@ -105,6 +118,9 @@ func parseUp(args []string, stderr io.Writer) (upFlags, error) {
 	}
 	if f.verbose {
 		f.logLevel = "debug"
+	}
+	if f.containerdAddr != "" && !f.containerNode {
+		return f, errors.New("containerd-address: only with --container-node")
 	}
 	if f.startTimeout <= 0 {
 		return f, fmt.Errorf("start-timeout: must be positive, got %s", f.startTimeout)
@@ -128,6 +144,7 @@ func up(f upFlags, stdout, stderr io.Writer) error {
 		Logger:             logger,
 		ComponentLog:       f.componentLog,
 		ComponentVerbosity: f.componentV,
+		ContainerNode:      controlplane.ContainerNodeOptions{Enabled: f.containerNode, Address: f.containerdAddr},
 	}
 	if opts.Node.CPU, err = resource.ParseQuantity(f.nodeCPU); err != nil {
 		return fmt.Errorf("node-cpu: %q: %w", f.nodeCPU, err)
@@ -139,6 +156,9 @@ func up(f upFlags, stdout, stderr io.Writer) error {
 		return err
 	}
 
+	// A parent that exits closes the pipes of our stdout/stderr: the next log line must not kill the process
+	// (SIGPIPE) before it has stopped the components, a container node's containers and its loopback routes.
+	signal.Ignore(syscall.SIGPIPE)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	stopSignals := handleSignals(cancel, logger)
@@ -163,7 +183,11 @@ func up(f upFlags, stdout, stderr io.Writer) error {
 			kubeconfig = f.kubeconfig
 		}
 	}
-	fmt.Fprintf(stdout, "tidal-dev ready kubeconfig=%s apiserver=%s in %.1fs\n", kubeconfig, cluster.APIServerURL, time.Since(began).Seconds())
+	extra := ""
+	if n := cluster.ContainerNode(); n != nil {
+		extra = fmt.Sprintf(" container-node=%s containerd=%s containerd-namespace=%s", n.Name, n.Address, n.Namespace)
+	}
+	fmt.Fprintf(stdout, "tidal-dev ready kubeconfig=%s apiserver=%s%s in %.1fs\n", kubeconfig, cluster.APIServerURL, extra, time.Since(began).Seconds())
 	logger.Info("cluster ready", zap.String("kubeconfig", kubeconfig), zap.String("apiserver", cluster.APIServerURL),
 		zap.String("dataDir", cluster.DataDir), zap.Int("nodes", f.nodes))
 

@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	tidalapp "github.com/tidalscale/tidal/internal/app"
 	"github.com/tidalscale/tidal/virtualnode/backend"
@@ -37,6 +38,7 @@ type flags struct {
 	simFailure, simCPU                      float64
 	aciSub, aciRG, aciRegion, aciSubnets    string
 	aciSecret                               string
+	containerd                              containerdFlags
 	backfill                                bool
 	backfillInterval, backfillReadyTimeout  time.Duration
 	workers                                 int
@@ -55,7 +57,8 @@ func newFlagSet(common *tidalapp.Flags, f *flags) *flag.FlagSet {
 	fs.StringVar(&f.memory, "memory", "400Gi", "memory capacity the node advertises")
 	fs.StringVar(&f.pods, "pods", "1000", "pod capacity the node advertises")
 	fs.IntVar(&f.workers, "workers", 50, "pod reconcile and status workers")
-	fs.StringVar(&f.backendName, "backend", "sim", "sim, aci or process (opt-in: runs pods as local processes, sandboxed)")
+	fs.StringVar(&f.backendName, "backend", "sim", "sim, aci, process (opt-in: runs pods as local processes, sandboxed) or containerd (real containers on the host's network)")
+	f.containerd.register(fs)
 	fs.StringVar(&f.processAllowed, "process-allowed-commands", "", "process backend: comma-separated executables pods may run besides their image's mapped entrypoint (container command, kubectl exec, exec probes)")
 	fs.UintVar(&f.processUID, "process-uid", 65532, "process backend: uid pods run as (never 0)")
 	fs.UintVar(&f.processGID, "process-gid", 65532, "process backend: gid pods run as (never 0)")
@@ -101,8 +104,10 @@ func (f *flags) validate() error {
 	return nil
 }
 
-func backendFactory(ctx context.Context, f flags, client kubernetes.Interface, log *zap.Logger) (func(provider.BackendDeps) (backend.Backend, error), error) {
+func backendFactory(ctx context.Context, f flags, cfg *rest.Config, client kubernetes.Interface, log *zap.Logger) (func(provider.BackendDeps) (backend.Backend, error), error) {
 	switch f.backendName {
+	case "containerd":
+		return f.containerd.factory(ctx, cfg, client)
 	case "process":
 		if f.processUID > math.MaxUint32 || f.processGID > math.MaxUint32 {
 			return nil, fmt.Errorf("--process-uid/--process-gid: want at most %d", uint32(math.MaxUint32))
@@ -178,7 +183,7 @@ func backendFactory(ctx context.Context, f flags, client kubernetes.Interface, l
 				Credential: cred, Changed: d.Changed, NodeName: d.NodeName, NodeIP: d.NodeIP, Logger: d.Logger})
 		}, nil
 	default:
-		return nil, fmt.Errorf("--backend: want process, aci or sim, got %q", f.backendName)
+		return nil, fmt.Errorf("--backend: want process, aci, containerd or sim, got %q", f.backendName)
 	}
 }
 

@@ -57,7 +57,7 @@ func run(ctx context.Context, env tidalapp.Env, f flags) error {
 		wg.Go(func() { _ = srv.Run(ctx) })
 	}
 	runNode := func(ctx context.Context) error {
-		newBackend, err := backendFactory(ctx, f, client, log)
+		newBackend, err := backendFactory(ctx, f, cfg, client, log)
 		if err != nil {
 			return err
 		}

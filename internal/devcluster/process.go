@@ -31,6 +31,9 @@ type ReadyLine struct {
 	APIServer  string
 	// Startup is the start-up time tidal-dev reports.
 	Startup time.Duration
+	// ContainerNode, Containerd and ContainerdNamespace are set with --container-node: the node's name, the
+	// containerd socket and the namespace its images are taken from.
+	ContainerNode, Containerd, ContainerdNamespace string
 }
 
 // ParseReadyLine parses tidal-dev's ready line; ok is false for any other line.
@@ -45,6 +48,12 @@ func ParseReadyLine(line string) (r ReadyLine, ok bool) {
 			r.Kubeconfig = strings.TrimPrefix(f, "kubeconfig=")
 		case strings.HasPrefix(f, "apiserver="):
 			r.APIServer = strings.TrimPrefix(f, "apiserver=")
+		case strings.HasPrefix(f, "container-node="):
+			r.ContainerNode = strings.TrimPrefix(f, "container-node=")
+		case strings.HasPrefix(f, "containerd="):
+			r.Containerd = strings.TrimPrefix(f, "containerd=")
+		case strings.HasPrefix(f, "containerd-namespace="):
+			r.ContainerdNamespace = strings.TrimPrefix(f, "containerd-namespace=")
 		case f == "in" && i+1 < len(fields):
 			if d, err := time.ParseDuration(fields[i+1]); err == nil {
 				r.Startup = d

@@ -32,6 +32,13 @@ func TestParseReadyLine(t *testing.T) {
 			want: ReadyLine{Kubeconfig: "/tmp/x/kubeconfig", APIServer: "https://127.0.0.1:6443", Startup: 4200 * time.Millisecond},
 			ok:   true,
 		},
+		{
+			name: "with a container node",
+			line: "tidal-dev ready kubeconfig=/k apiserver=https://127.0.0.1:1 container-node=tidal-containers containerd=/d/ctd/containerd.sock containerd-namespace=tidal in 7.3s",
+			want: ReadyLine{Kubeconfig: "/k", APIServer: "https://127.0.0.1:1", Startup: 7300 * time.Millisecond,
+				ContainerNode: "tidal-containers", Containerd: "/d/ctd/containerd.sock", ContainerdNamespace: "tidal"},
+			ok: true,
+		},
 		{name: "log line", line: "10:00:00 INFO tidal-dev cluster ready", ok: false},
 		{name: "ready without kubeconfig", line: "tidal-dev ready apiserver=https://127.0.0.1:1", ok: false},
 	}

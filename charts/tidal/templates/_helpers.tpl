@@ -94,7 +94,7 @@ spec:
   priorityClassName: {{ . }}
   {{- end }}
   securityContext:
-    {{- toYaml $root.Values.podSecurityContext | nindent 4 }}
+    {{- toYaml ($v.podSecurityContext | default $root.Values.podSecurityContext) | nindent 4 }}
   containers:
     - name: {{ .component }}
       image: {{ include "tidal.image" . }}
@@ -141,7 +141,7 @@ spec:
         periodSeconds: 10
       {{- end }}
       securityContext:
-        {{- toYaml $root.Values.securityContext | nindent 8 }}
+        {{- toYaml ($v.securityContext | default $root.Values.securityContext) | nindent 8 }}
       resources:
         {{- toYaml $v.resources | nindent 8 }}
       volumeMounts:

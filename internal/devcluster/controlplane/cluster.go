@@ -47,6 +47,8 @@ type Options struct {
 	ComponentLog string
 	// ComponentVerbosity is the klog -v level of the components.
 	ComponentVerbosity int
+	// ContainerNode adds a node that runs its pods as real containers (containerd).
+	ContainerNode ContainerNodeOptions
 }
 
 // Values of Options.ComponentLog that are not paths.
@@ -99,7 +101,9 @@ type Cluster struct {
 	apiserver     *component
 	// controllers are stopped before the apiserver: kube-controller-manager, kube-scheduler, kwok.
 	controllers []*component
-	failed      chan error
+	// containerNode is stopped first, so its backend removes its containers while the API server still runs.
+	containerNode *ContainerNode
+	failed        chan error
 	// logFile is the component log file Stop closes, if any.
 	logFile *os.File
 	// unlockDataDir releases the data dir lock.
@@ -136,6 +140,7 @@ func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 		{"kube-apiserver", c.startAPIServer},
 		{"controllers", c.startControllers},
 		{"ready", c.waitReady},
+		{"container node", c.startContainerNode},
 	}
 	for _, step := range steps {
 		if err := step.run(ctx, s); err != nil {
@@ -322,6 +327,9 @@ func (c *Cluster) Failed() <-chan error { return c.failed }
 func (c *Cluster) Stop(ctx context.Context) error {
 	c.stopOnce.Do(func() {
 		var errs []error
+		if c.containerNode != nil {
+			errs = append(errs, c.containerNode.stop(ctx))
+		}
 		var wg sync.WaitGroup
 		errCh := make(chan error, len(c.controllers))
 		for _, comp := range c.controllers {

@@ -72,6 +72,10 @@ type Options struct {
 	// Env is added to every container's environment before the image's and the pod's own (for example
 	// KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT, so in-cluster clients find the API server).
 	Env []string
+	// EnvOverride is set after the pod's own environment. virtual-kubelet fills KUBERNETES_SERVICE_HOST/PORT
+	// into every pod's env from the kubernetes Service's ClusterIP, which a container on the host network
+	// reaches only through kube-proxy; a node without one sets the API server's host address here.
+	EnvOverride []string
 	// PlainHTTP says which registry hosts are spoken to over plain HTTP (default: localhost and loopback).
 	PlainHTTP func(host string) (bool, error)
 	// PullTimeout bounds one image pull (default 5m).

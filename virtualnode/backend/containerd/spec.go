@@ -72,6 +72,7 @@ func (c *container) specOpts(volDirs map[string]string) ([]oci.SpecOpts, error) 
 	for _, e := range spec.Env {
 		env = append(env, e.Name+"="+e.Value)
 	}
+	env = append(env, c.run.b.opts.EnvOverride...)
 	opts = append(opts, oci.WithEnv(env), oci.WithHostname(pod.Name),
 		oci.WithHostNamespace(specs.NetworkNamespace), oci.WithHostHostsFile, oci.WithHostResolvconf)
 	if spec.WorkingDir != "" {

@@ -1,0 +1,44 @@
+package devcluster
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	ctrd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+)
+
+// Labels and taint of the container node `tidal-dev up --container-node` registers (see provider.NodeOptions).
+const (
+	ContainerNodeSelectorKey   = "tidal.dev/virtual-node-backend"
+	ContainerNodeSelectorValue = "containerd"
+	ContainerNodeTaintKey      = "virtual-kubelet.io/provider"
+)
+
+// ImportImages imports OCI archives (bin/images/<name>.tar of make images, or any oci-archive) into the
+// container node's containerd, in namespace, and returns the names of the images imported.
+func ImportImages(ctx context.Context, address, namespace string, archives ...string) ([]string, error) {
+	client, err := ctrd.New(address)
+	if err != nil {
+		return nil, fmt.Errorf("containerd %s: %w", address, err)
+	}
+	defer client.Close()
+	ctx = namespaces.WithNamespace(ctx, namespace)
+	var names []string
+	for _, a := range archives {
+		f, err := os.Open(a)
+		if err != nil {
+			return names, fmt.Errorf("import %s: %w", a, err)
+		}
+		imgs, err := client.Import(ctx, f)
+		f.Close()
+		if err != nil {
+			return names, fmt.Errorf("import %s: %w", a, err)
+		}
+		for _, img := range imgs {
+			names = append(names, img.Name)
+		}
+	}
+	return names, nil
+}
