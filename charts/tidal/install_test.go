@@ -78,7 +78,9 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 	cfg := helmConfig(t, dc, ns)
 	inst := action.NewInstall(cfg)
 	inst.ReleaseName, inst.Namespace, inst.Timeout = release, ns, 2*time.Minute
-	rel, err := inst.RunWithContext(ctx, chrt, nil)
+	// The first install leaves the webhook configuration to the operator: a Helm-owned, Fail-policy webhook for
+	// every namespace whose operator never runs here would block other tests' ScaledObjects in the shared cluster.
+	rel, err := inst.RunWithContext(ctx, chrt, vals("operator.webhook.helmOwnedConfiguration", false))
 	if err != nil {
 		t.Fatalf("helm install: %v", err)
 	}

@@ -253,7 +253,7 @@ func checkRendering(t *testing.T, objs []*unstructured.Unstructured, on []string
 	}
 	wantCount("CustomResourceDefinition", crds)
 	webhooks := 0
-	if extras && has("operator") {
+	if has("operator") { // helmOwnedConfiguration is on by default
 		webhooks = 1
 	}
 	wantCount("ValidatingWebhookConfiguration", webhooks)
@@ -544,10 +544,22 @@ func TestNotes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"rollout status", "tidalctl convert", "tidalctl status", "kubectl delete validatingwebhookconfiguration tidal-validating-webhook"} {
+	for _, want := range []string{"rollout status", "tidalctl convert", "tidalctl status"} {
 		if !strings.Contains(rel.Info.Notes, want) {
 			t.Errorf("NOTES.txt lacks %q:\n%s", want, rel.Info.Notes)
 		}
+	}
+	const cleanup = "kubectl delete validatingwebhookconfiguration tidal-validating-webhook"
+	if strings.Contains(rel.Info.Notes, cleanup) {
+		t.Errorf("NOTES.txt asks for a manual clean-up although Helm owns the webhook configuration by default")
+	}
+	// With the operator owning the configuration, uninstall leaves it: the notes must say how to remove it.
+	rel, err = inst.RunWithContext(context.Background(), c, vals("operator.webhook.helmOwnedConfiguration", false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(rel.Info.Notes, cleanup) {
+		t.Errorf("NOTES.txt lacks %q with helmOwnedConfiguration=false:\n%s", cleanup, rel.Info.Notes)
 	}
 }
 
