@@ -3,15 +3,10 @@ package app_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
-	goredis "github.com/redis/go-redis/v9"
 	"go.uber.org/zap/zaptest"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -130,45 +125,13 @@ func TestScaleFromZeroAndBack(t *testing.T) {
 	}
 }
 
-// startRedis runs a private redis-server that the test can stop to make the source unreachable.
-func startRedis(t *testing.T) (addr string, stop func()) {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	dir := t.TempDir()
-	cmd := exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir,
-		"--logfile", filepath.Join(dir, "redis.log"))
-	if err := cmd.Start(); err != nil {
-		t.Skipf("redis-server not runnable: %v", err)
-	}
-	addr = fmt.Sprintf("127.0.0.1:%d", port)
-	stopped := false
-	stop = func() {
-		if !stopped {
-			stopped = true
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	}
-	t.Cleanup(stop)
-	rc := goredis.NewClient(&goredis.Options{Addr: addr})
-	defer rc.Close()
-	for i := 0; i < 100 && rc.Ping(context.Background()).Err() != nil; i++ {
-		time.Sleep(50 * time.Millisecond)
-	}
-	return addr, stop
-}
-
 // Losing the event source must never scale the workload to zero: after failureThreshold failures the fallback
 // replicas apply, and the Fallback condition is set and cleared.
 func TestFallbackWhenSourceUnreachable(t *testing.T) {
 	e := setup(t)
 	e.startOperator(app.Options{})
-	addr, stop := startRedis(t)
+	redis := testenv.StartRedis(t)
+	addr, stop := redis.Addr, redis.Stop
 	rc, list := testenv.RedisList(t, addr)
 	e.Deployment("fb", 0)
 	so := testenv.RedisScaledObject("fb", "fb", addr, list)
