@@ -1,19 +1,17 @@
 package controlplane
 
 import (
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/tidalscale/tidal/internal/pki"
 )
 
 // certValidity is how long every generated certificate is valid. The dev cluster is short-lived, but a kept
@@ -47,12 +45,6 @@ type clientCredentials struct {
 	CertPEM, KeyPEM []byte
 }
 
-// signer is a CA certificate with its key.
-type signer struct {
-	cert *x509.Certificate
-	key  crypto.Signer
-}
-
 // generatePKI writes a fresh PKI into dir: a cluster CA that signs the apiserver serving certificate and the
 // client certificates, a separate front-proxy CA for the aggregation layer (requestheader authentication of the
 // apiserver towards aggregated API servers), and the service-account signing key pair.
@@ -72,24 +64,28 @@ func generatePKI(dir string, now time.Time) (*pkiFiles, error) {
 		ServiceAccountPublicKey: filepath.Join(dir, "sa.pub"),
 	}
 
-	ca, err := newCA("tidal-dev-ca", now)
+	ca, err := pki.NewCA(pki.Request{CommonName: "tidal-dev-ca", Now: now, Lifetime: certValidity})
 	if err != nil {
 		return nil, fmt.Errorf("cluster CA: %w", err)
 	}
-	if err := writeCertAndKey(f.CACert, f.CAKey, ca.cert.Raw, ca.key); err != nil {
+	caKeyPEM, err := ca.KeyPEM()
+	if err != nil {
+		return nil, fmt.Errorf("cluster CA: %w", err)
+	}
+	if err := writeCertAndKey(f.CACert, f.CAKey, ca.CertPEM, caKeyPEM); err != nil {
 		return nil, err
 	}
 
-	serving, servingKey, err := ca.issue(certRequest{
-		commonName: "kube-apiserver",
-		dnsNames:   []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"},
-		ips:        []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback, net.IPv4(10, 96, 0, 1)},
-		usage:      x509.ExtKeyUsageServerAuth,
-	}, now)
+	serving, err := ca.Issue(pki.Request{
+		CommonName: "kube-apiserver",
+		Hosts: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local",
+			"127.0.0.1", "::1", "10.96.0.1"},
+		Usage: x509.ExtKeyUsageServerAuth, Now: now, Lifetime: certValidity,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("apiserver serving certificate: %w", err)
 	}
-	if err := writeCertAndKey(f.ServingCert, f.ServingKey, serving, servingKey); err != nil {
+	if err := writeCertAndKey(f.ServingCert, f.ServingKey, serving.CertPEM, serving.KeyPEM); err != nil {
 		return nil, err
 	}
 
@@ -103,29 +99,25 @@ func generatePKI(dir string, now time.Time) (*pkiFiles, error) {
 		{&f.scheduler, schedulerUser, nil},
 	}
 	for _, c := range clients {
-		der, key, err := ca.issue(certRequest{commonName: c.cn, organizations: c.groups, usage: x509.ExtKeyUsageClientAuth}, now)
+		leaf, err := ca.Issue(pki.Request{CommonName: c.cn, Organizations: c.groups, Usage: x509.ExtKeyUsageClientAuth, Now: now, Lifetime: certValidity})
 		if err != nil {
 			return nil, fmt.Errorf("client certificate %q: %w", c.cn, err)
 		}
-		keyPEM, err := encodeKey(key)
-		if err != nil {
-			return nil, fmt.Errorf("client certificate %q: %w", c.cn, err)
-		}
-		*c.into = clientCredentials{CertPEM: encodeCert(der), KeyPEM: keyPEM}
+		*c.into = clientCredentials{CertPEM: leaf.CertPEM, KeyPEM: leaf.KeyPEM}
 	}
 
-	frontProxyCA, err := newCA("tidal-dev-front-proxy-ca", now)
+	frontProxyCA, err := pki.NewCA(pki.Request{CommonName: "tidal-dev-front-proxy-ca", Now: now, Lifetime: certValidity})
 	if err != nil {
 		return nil, fmt.Errorf("front-proxy CA: %w", err)
 	}
-	if err := os.WriteFile(f.FrontProxyCACert, encodeCert(frontProxyCA.cert.Raw), 0o644); err != nil {
+	if err := os.WriteFile(f.FrontProxyCACert, frontProxyCA.CertPEM, 0o644); err != nil {
 		return nil, fmt.Errorf("write %q: %w", f.FrontProxyCACert, err)
 	}
-	fpClient, fpKey, err := frontProxyCA.issue(certRequest{commonName: frontProxyClientCN, usage: x509.ExtKeyUsageClientAuth}, now)
+	fpClient, err := frontProxyCA.Issue(pki.Request{CommonName: frontProxyClientCN, Usage: x509.ExtKeyUsageClientAuth, Now: now, Lifetime: certValidity})
 	if err != nil {
 		return nil, fmt.Errorf("front-proxy client certificate: %w", err)
 	}
-	if err := writeCertAndKey(f.FrontProxyClientCert, f.FrontProxyClientKey, fpClient, fpKey); err != nil {
+	if err := writeCertAndKey(f.FrontProxyClientCert, f.FrontProxyClientKey, fpClient.CertPEM, fpClient.KeyPEM); err != nil {
 		return nil, err
 	}
 
@@ -133,7 +125,7 @@ func generatePKI(dir string, now time.Time) (*pkiFiles, error) {
 	if err != nil {
 		return nil, fmt.Errorf("service-account key: %w", err)
 	}
-	saKeyPEM, err := encodeKey(saKey)
+	saKeyPEM, err := pki.EncodeKey(saKey)
 	if err != nil {
 		return nil, fmt.Errorf("service-account key: %w", err)
 	}
@@ -151,96 +143,8 @@ func generatePKI(dir string, now time.Time) (*pkiFiles, error) {
 	return f, nil
 }
 
-// certRequest describes a leaf certificate to issue.
-type certRequest struct {
-	commonName    string
-	organizations []string
-	dnsNames      []string
-	ips           []net.IP
-	usage         x509.ExtKeyUsage
-}
-
-func newCA(commonName string, now time.Time) (*signer, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	serial, err := randomSerial()
-	if err != nil {
-		return nil, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: commonName},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(certValidity),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		return nil, err
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, err
-	}
-	return &signer{cert: cert, key: key}, nil
-}
-
-func (s *signer) issue(req certRequest, now time.Time) ([]byte, crypto.Signer, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
-	serial, err := randomSerial()
-	if err != nil {
-		return nil, nil, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: req.commonName, Organization: req.organizations},
-		DNSNames:     req.dnsNames,
-		IPAddresses:  req.ips,
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(certValidity),
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		ExtKeyUsage:  []x509.ExtKeyUsage{req.usage},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, s.cert, key.Public(), s.key)
-	if err != nil {
-		return nil, nil, err
-	}
-	return der, key, nil
-}
-
-func randomSerial() (*big.Int, error) {
-	return rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
-}
-
-func encodeCert(der []byte) []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-}
-
-func encodeKey(key crypto.Signer) ([]byte, error) {
-	ec, ok := key.(*ecdsa.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("unsupported key type %T", key)
-	}
-	der, err := x509.MarshalECPrivateKey(ec)
-	if err != nil {
-		return nil, err
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), nil
-}
-
-func writeCertAndKey(certPath, keyPath string, der []byte, key crypto.Signer) error {
-	keyPEM, err := encodeKey(key)
-	if err != nil {
-		return fmt.Errorf("encode %q: %w", keyPath, err)
-	}
-	if err := os.WriteFile(certPath, encodeCert(der), 0o644); err != nil {
+func writeCertAndKey(certPath, keyPath string, certPEM, keyPEM []byte) error {
+	if err := os.WriteFile(certPath, certPEM, 0o644); err != nil {
 		return fmt.Errorf("write %q: %w", certPath, err)
 	}
 	if err := os.WriteFile(keyPath, keyPEM, 0o600); err != nil {
