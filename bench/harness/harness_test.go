@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
 	"go.uber.org/zap/zaptest"
 
 	"go.uber.org/zap"
@@ -24,6 +25,7 @@ import (
 	"github.com/tidalscale/tidal/bench/results"
 	"github.com/tidalscale/tidal/bench/scenario"
 	"github.com/tidalscale/tidal/internal/devcluster"
+	"github.com/tidalscale/tidal/internal/testenv"
 	"github.com/tidalscale/tidal/metricsadapter/poller"
 	"github.com/tidalscale/tidal/scalers/registry"
 )
@@ -85,6 +87,9 @@ func runShort(t *testing.T, name string, o harness.Options) *result.Result {
 		t.Fatal(err)
 	}
 	o.Cluster, o.Short, o.Logger, o.TidalVersion = c, true, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), "test"
+	if o.RedisAddress == "" {
+		o.RedisAddress = pushRedis(t)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	res, err := harness.Run(ctx, spec, o)
@@ -143,6 +148,20 @@ func metric(t *testing.T, res *result.Result, run, name string, want int) *resul
 	}
 	t.Fatalf("no run %q in %d runs", run, len(res.Runs))
 	return nil
+}
+
+// pushRedis is a Redis of the test's own that publishes keyspace events: the scenarios measure push-driven
+// activation (their polling interval is long on purpose), and Tidal never turns the events on unasked. A private
+// server keeps the setting away from the shared one, whose tests set and restore it.
+func pushRedis(t *testing.T) string {
+	t.Helper()
+	r := testenv.StartRedis(t)
+	rc := goredis.NewClient(&goredis.Options{Addr: r.Addr})
+	defer rc.Close()
+	if err := rc.ConfigSet(context.Background(), "notify-keyspace-events", "KEA").Err(); err != nil {
+		t.Fatal(err)
+	}
+	return r.Addr
 }
 
 func TestScaleFromZero(t *testing.T) {
