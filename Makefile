@@ -49,7 +49,7 @@ test: tidy-check build-dev
 E2E_PLATFORM ?= linux/$(shell $(GO) env GOARCH)
 e2e: build-dev
 	$(MAKE) images IMAGE_PLATFORMS=$(E2E_PLATFORM)
-	TIDAL_DEV_BIN=$(BIN)/tidal-dev $(GO) test -tags e2e -count=1 -timeout 30m -v ./internal/e2e/
+	TIDAL_DEV_BIN=$(BIN)/tidal-dev $(GO) test -tags e2e -count=1 -timeout 30m -v ./internal/e2e/ $(E2E_FLAGS)
 
 # go.mod and go.sum must be what `go mod tidy` makes them (direct dependencies not marked // indirect).
 tidy-check:

@@ -114,6 +114,7 @@ func TestReleaseRunsAsContainersAndScalesRedisWorkersFromZero(t *testing.T) {
 	e.step("helm install (Tidal pods on the container node)", e.install)
 	e.step("operator, adapter, node autoscaler, virtual node Running as containers", e.waitTidalPods)
 	e.step("APIService Available, webhook configured (Service routes)", e.waitAPIServiceAndWebhook)
+	e.step("RBAC: each service account can do exactly the golden list", e.checkRBAC)
 	e.step("ScaledObject on Redis: scale from zero, drain, back to zero", e.scaleRedisWorkers)
 	e.step("helm uninstall: no CR stuck, no webhook config, no APIService", e.uninstall)
 }
