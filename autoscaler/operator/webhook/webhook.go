@@ -89,10 +89,7 @@ func (v *Validator) review(ctx context.Context, req *admissionv1.AdmissionReques
 		if sj.DeletionTimestamp != nil {
 			return nil
 		}
-		errs := sj.Validate()
-		errs = append(errs, tidalv1alpha1.UnsupportedFields(&sj)...)
-		errs = append(errs, v.validateTriggers(ctx, sj.Namespace, "ScaledJob", sj.Spec.Triggers, nil)...)
-		return errs
+		return v.ValidateScaledJob(ctx, &sj)
 	case tidalv1alpha1.KindTriggerAuthentication:
 		var ta tidalv1alpha1.TriggerAuthentication
 		if err := json.Unmarshal(req.Object.Raw, &ta); err != nil {
@@ -123,6 +120,14 @@ func (v *Validator) ValidateScaledObject(ctx context.Context, so *tidalv1alpha1.
 	}
 	errs = append(errs, v.validateTriggers(ctx, so.Namespace, "ScaledObject", so.Spec.Triggers, so)...)
 	errs = append(errs, v.validateTargetUnique(ctx, so)...)
+	return errs
+}
+
+// ValidateScaledJob runs the static rules and the trigger checks.
+func (v *Validator) ValidateScaledJob(ctx context.Context, sj *tidalv1alpha1.ScaledJob) field.ErrorList {
+	errs := sj.Validate()
+	errs = append(errs, tidalv1alpha1.UnsupportedFields(sj)...)
+	errs = append(errs, v.validateTriggers(ctx, sj.Namespace, "ScaledJob", sj.Spec.Triggers, nil)...)
 	return errs
 }
 
