@@ -91,7 +91,7 @@ chaos: build-dev
 	@TIDAL_DEV=$(BIN)/tidal-dev NODES=$(NODES) TIDAL_OPERATOR_BIN=$(BIN)/tidal-operator internal/devcluster/with-cluster.sh \
 		$(GO) test ./internal/chaos/ -run TestChaos -v -timeout 60m -chaos.runs=$(CHAOS_RUNS) -chaos.report=$(CURDIR)/bench/results/chaos.md
 
-# make docs: docs/scalers/<type>.md from each scaler's package documentation and struct tags
+# make docs: docs/scalers/<type>.md from each scaler's package documentation and struct tags, and docs/auth.md
 # (internal/scalerdocs; its test fails when the pages are stale).
 docs:
 	$(GO) run ./internal/scalerdocs/gen --out docs/scalers

@@ -69,3 +69,27 @@ func TestPageShowsTheTags(t *testing.T) {
 		t.Errorf("want one page per type plus the index, got %d pages", n)
 	}
 }
+
+// TestAuthPageIsCurrent fails when docs/auth.md differs from what the API types, the not-supported table and the
+// scalers render (run make docs), and checks the page says what the table refuses.
+func TestAuthPageIsCurrent(t *testing.T) {
+	want, err := RenderAuth(registry.New(), moduleDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(moduleDir, "docs", "auth.md"))
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("docs/auth.md is stale (run make docs)")
+	}
+	page := string(want)
+	for _, line := range []string{
+		"| `spec.secretTargetRef` | read |",
+		"| `spec.hashiCorpVault` | refused at admission: Tidal does not read external secret stores yet",
+		"| `spec.podIdentity` | refused at admission:",
+		"| [`redis`](scalers/redis.md) | `address`, `host`, `port`, `username`, `password`,",
+	} {
+		if !strings.Contains(page, line) {
+			t.Errorf("docs/auth.md lacks %q", line)
+		}
+	}
+}
