@@ -49,6 +49,16 @@ type TriggerConfig struct {
 	Shared *Shared
 }
 
+// RefuseUtilization normalizes c and refuses metricType Utilization, which only the cpu and memory triggers
+// support: every trigger with an external metric calls it before parsing its metadata.
+func (c *TriggerConfig) RefuseUtilization() error {
+	c.Normalize()
+	if c.MetricType == autoscalingv2.UtilizationMetricType {
+		return c.Errorf("metricType: Utilization is only for cpu and memory triggers; use AverageValue or Value")
+	}
+	return nil
+}
+
 // Normalize fills defaults so scalers need not check for nil maps or loggers.
 func (c *TriggerConfig) Normalize() {
 	if c.Metadata == nil {

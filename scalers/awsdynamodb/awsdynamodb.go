@@ -127,9 +127,8 @@ func attributeValue(typed map[string]json.RawMessage) (types.AttributeValue, err
 // ParseMetadata parses and validates an aws-dynamodb trigger's metadata without connecting.
 func ParseMetadata(cfg *scalers.TriggerConfig) (Metadata, error) {
 	var m Metadata
-	cfg.Normalize()
-	if cfg.MetricType == autoscalingv2.UtilizationMetricType {
-		return m, cfg.Errorf("metricType: Utilization is only for cpu and memory triggers; use AverageValue or Value")
+	if err := cfg.RefuseUtilization(); err != nil {
+		return m, err
 	}
 	err := scalers.Parse(cfg, &m)
 	return m, err

@@ -133,9 +133,8 @@ func (m *Metadata) tlsConfig() (*tls.Config, error) {
 // ParseMetadata parses and validates the connection metadata of an external trigger.
 func ParseMetadata(cfg *scalers.TriggerConfig) (Metadata, error) {
 	var m Metadata
-	cfg.Normalize()
-	if cfg.MetricType == autoscalingv2.UtilizationMetricType {
-		return m, cfg.Errorf("metricType: Utilization is only for cpu and memory triggers; use AverageValue or Value")
+	if err := cfg.RefuseUtilization(); err != nil {
+		return m, err
 	}
 	if err := scalers.Parse(cfg, &m); err != nil {
 		return m, err

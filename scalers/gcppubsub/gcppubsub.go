@@ -154,9 +154,8 @@ func pascalToSnake(s string) (string, bool) {
 // ParseMetadata parses and validates a gcp-pubsub trigger's metadata without connecting.
 func ParseMetadata(cfg *scalers.TriggerConfig) (Metadata, error) {
 	var m Metadata
-	cfg.Normalize()
-	if cfg.MetricType == autoscalingv2.UtilizationMetricType {
-		return m, cfg.Errorf("metricType: Utilization is only for cpu and memory triggers; use AverageValue or Value")
+	if err := cfg.RefuseUtilization(); err != nil {
+		return m, err
 	}
 	// KEDA's credentialsFromEnv names a variable holding the JSON; credentialsFromEnvFile one holding a path.
 	err := scalers.Parse(gcp.ParseConfig(cfg), &m)

@@ -91,9 +91,8 @@ func (m *Metadata) Validate() error {
 // ParseMetadata parses and validates a mysql trigger's metadata without connecting.
 func ParseMetadata(cfg *scalers.TriggerConfig) (Metadata, error) {
 	var m Metadata
-	cfg.Normalize()
-	if cfg.MetricType == autoscalingv2.UtilizationMetricType {
-		return m, cfg.Errorf("metricType: Utilization is only for cpu and memory triggers; use AverageValue or Value")
+	if err := cfg.RefuseUtilization(); err != nil {
+		return m, err
 	}
 	// Secrets belong in a TriggerAuthentication or a *FromEnv variable, never in plain metadata.
 	for _, k := range []string{"connectionString", "password"} {

@@ -124,9 +124,8 @@ type Scaler struct {
 // ParseMetadata parses and validates a postgresql trigger's metadata without connecting.
 func ParseMetadata(cfg *scalers.TriggerConfig) (Metadata, error) {
 	var m Metadata
-	cfg.Normalize()
-	if cfg.MetricType == autoscalingv2.UtilizationMetricType {
-		return m, cfg.Errorf("metricType: Utilization is only for cpu and memory triggers; use AverageValue or Value")
+	if err := cfg.RefuseUtilization(); err != nil {
+		return m, err
 	}
 	// A connection string carries a password: it belongs in a TriggerAuthentication or connectionFromEnv, never
 	// in plain metadata (KEDA ignores it there; Tidal says so).
