@@ -137,7 +137,9 @@ func newScaler(tb testing.TB, md map[string]string, auth map[string]string) *Sca
 func TestMetadata(t *testing.T) {
 	t.Parallel()
 	auth := map[string]string{"organizationURL": "https://dev.azure.com/contoso", "personalAccessToken": pat}
-	with := func(kv ...string) map[string]string { return scalertest.WithPairs(map[string]string{"poolID": "7"}, kv...) }
+	with := func(kv ...string) map[string]string {
+		return scalertest.WithPairs(map[string]string{"poolID": "7"}, kv...)
+	}
 	tests := []struct {
 		name    string
 		md      map[string]string
