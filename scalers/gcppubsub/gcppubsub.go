@@ -251,14 +251,9 @@ func (s *Scaler) read(ctx context.Context) (float64, error) {
 			if found && !end.After(newest) {
 				continue
 			}
-			var v float64
-			switch tv := p.GetValue().GetValue().(type) {
-			case *monitoringpb.TypedValue_Int64Value:
-				v = float64(tv.Int64Value)
-			case *monitoringpb.TypedValue_DoubleValue:
-				v = tv.DoubleValue
-			default:
-				return 0, s.cfg.Errorf("mode: metric %s is not a number (%T); it needs an aggregation, which is not supported yet", s.meta.metricType, tv)
+			v, ok := gcp.Number(p.GetValue())
+			if !ok {
+				return 0, s.cfg.Errorf("mode: metric %s is not a number (%T); it needs an aggregation, which is not supported yet", s.meta.metricType, p.GetValue().GetValue())
 			}
 			newest, value, found = end, v, true
 		}

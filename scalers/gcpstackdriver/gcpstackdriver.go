@@ -208,14 +208,11 @@ func (s *Scaler) read(ctx context.Context) (float64, error) {
 		if i > 0 && !end.After(newest) {
 			continue
 		}
-		switch tv := p.GetValue().GetValue().(type) {
-		case *monitoringpb.TypedValue_Int64Value:
-			value = float64(tv.Int64Value)
-		case *monitoringpb.TypedValue_DoubleValue:
-			value = tv.DoubleValue
-		default:
-			return 0, s.cfg.Errorf("filter %s: the metric is not a number (%T); align it (alignmentPeriodSeconds, alignmentAligner) to read one", s.meta.Filter, tv)
+		v, ok := gcp.Number(p.GetValue())
+		if !ok {
+			return 0, s.cfg.Errorf("filter %s: the metric is not a number (%T); align it (alignmentPeriodSeconds, alignmentAligner) to read one", s.meta.Filter, p.GetValue().GetValue())
 		}
+		value = v
 		newest = end
 	}
 	return value, nil
