@@ -28,18 +28,9 @@ func (b *Backend) Logs(ctx context.Context, key backend.Key, container string, o
 		return nil, err
 	}
 	run.mu.Lock()
-	lf := c.log
-	if opts.Previous {
-		lf = c.prevLog
-	}
+	current, previous := c.log, c.prevLog
 	run.mu.Unlock()
-	if lf == nil {
-		if opts.Previous {
-			return nil, fmt.Errorf("pod %s container %q: no previous instance: %w", key, container, backend.ErrNotFound)
-		}
-		return io.NopCloser(bytes.NewReader(nil)), nil
-	}
-	return containerlog.Read(ctx, lf, opts)
+	return containerlog.ReadInstance(ctx, key, container, current, previous, opts)
 }
 
 // Exec implements backend.Executor: it runs cmd as a process of the container's running task, with the

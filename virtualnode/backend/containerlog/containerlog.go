@@ -100,6 +100,23 @@ func (ll logLine) format(timestamps bool) string {
 	return ll.text + "\n"
 }
 
+// ReadInstance reads the log of a container's current instance, or with opts.Previous the one before it: the
+// kubelet API's containerLogs for every backend that keeps its logs in Files. A container with no log yet reads
+// as empty; no previous instance is backend.ErrNotFound.
+func ReadInstance(ctx context.Context, pod backend.Key, container string, current, previous *File, opts backend.LogOptions) (io.ReadCloser, error) {
+	lf := current
+	if opts.Previous {
+		lf = previous
+	}
+	if lf == nil {
+		if opts.Previous {
+			return nil, fmt.Errorf("pod %s container %q: no previous instance: %w", pod, container, backend.ErrNotFound)
+		}
+		return io.NopCloser(bytes.NewReader(nil)), nil
+	}
+	return Read(ctx, lf, opts)
+}
+
 // Read returns the log of lf filtered by opts. With Follow it keeps streaming new lines until the instance is
 // done or ctx ends.
 func Read(ctx context.Context, lf *File, opts backend.LogOptions) (io.ReadCloser, error) {

@@ -25,23 +25,10 @@ func (b *Backend) Logs(ctx context.Context, key backend.Key, container string, o
 		return nil, err
 	}
 	run.mu.Lock()
-	lf := c.log
-	if opts.Previous {
-		lf = c.prevLog
-	}
+	current, previous := c.log, c.prevLog
 	run.mu.Unlock()
-	if lf == nil {
-		if opts.Previous {
-			return nil, fmt.Errorf("pod %s container %q: no previous instance: %w", key, container, backend.ErrNotFound)
-		}
-		return io.NopCloser(eofReader{}), nil
-	}
-	return containerlog.Read(ctx, lf, opts)
+	return containerlog.ReadInstance(ctx, key, container, current, previous, opts)
 }
-
-type eofReader struct{}
-
-func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
 
 func (r *podRun) container(name string) (*container, error) {
 	for _, c := range r.containers {
