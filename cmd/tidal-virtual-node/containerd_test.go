@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -185,20 +184,8 @@ func importTestImage(ctx context.Context, t *testing.T, address, namespace, dir 
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := filepath.Join(dir, "testprog")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./virtualnode/backend/containerd/testdata/testprog")
-	build.Dir = root
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build testprog: %v: %s", err, out)
-	}
-	prog, err := os.ReadFile(bin)
+	archive, err := ociarchive.GoProgram(ctx, root, "./virtualnode/backend/containerd/testdata/testprog", ociarchive.Image{Ref: testImage})
 	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	if err := ociarchive.Write(&buf, ociarchive.Image{Ref: testImage,
-		Files: map[string]ociarchive.File{"/testprog": {Data: prog, Mode: 0o755}}, Entrypoint: []string{"/testprog"}}); err != nil {
 		t.Fatal(err)
 	}
 	client, err := ctrd.New(address)
@@ -206,7 +193,7 @@ func importTestImage(ctx context.Context, t *testing.T, address, namespace, dir 
 		t.Fatal(err)
 	}
 	defer client.Close()
-	if _, err := client.Import(namespaces.WithNamespace(ctx, namespace), &buf); err != nil {
+	if _, err := client.Import(namespaces.WithNamespace(ctx, namespace), bytes.NewReader(archive)); err != nil {
 		t.Fatalf("import test image: %v", err)
 	}
 }

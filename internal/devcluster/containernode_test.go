@@ -20,42 +20,15 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/tidalscale/tidal/internal/ociarchive"
-	"github.com/tidalscale/tidal/virtualnode/backend/containerd/daemon"
 )
-
-// needContainers skips unless containerd, runc and root are there.
-func needContainers(t *testing.T) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("starts tidal-dev with a container node")
-	}
-	if err := daemon.Check(); err != nil {
-		t.Skipf("%v (.ci/run installs them)", err)
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("the container node needs root")
-	}
-}
-
-func devBinary(ctx context.Context, t *testing.T) string {
-	t.Helper()
-	if bin := os.Getenv(EnvBinary); bin != "" {
-		return bin
-	}
-	bin, err := BuildBinary(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bin
-}
 
 // A pod on the container node runs as a real container on the host network, and its ClusterIP Service reaches
 // it (the route the API server takes to webhooks and aggregated APIs); stopping tidal-dev removes the route.
 func TestContainerNodeRunsPodsAndRoutesTheirServices(t *testing.T) {
-	needContainers(t)
+	NeedContainers(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	proc, err := StartProcess(ctx, devBinary(ctx, t), "up", "--nodes=0", "--container-node", "--exit-with-parent", "--log-level=warn")
+	proc, err := StartProcess(ctx, TestBinary(ctx, t), "up", "--nodes=0", "--container-node", "--exit-with-parent", "--log-level=warn")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +126,7 @@ func TestContainerNodeWithoutContainerdSaysWhatToInstall(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, devBinary(ctx, t), "up", "--nodes=0", "--container-node", "--log-level=warn")
+	cmd := exec.CommandContext(ctx, TestBinary(ctx, t), "up", "--nodes=0", "--container-node", "--log-level=warn")
 	cmd.Env = append(os.Environ(), "PATH="+t.TempDir())
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -176,23 +149,11 @@ func writeTestprogArchive(ctx context.Context, t *testing.T, path, ref string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := filepath.Join(t.TempDir(), "testprog")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./virtualnode/backend/containerd/testdata/testprog")
-	build.Dir = root
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build testprog: %v: %s", err, out)
-	}
-	prog, err := os.ReadFile(bin)
+	archive, err := ociarchive.GoProgram(ctx, root, "./virtualnode/backend/containerd/testdata/testprog", ociarchive.Image{Ref: ref})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	if err := ociarchive.Write(&buf, ociarchive.Image{Ref: ref,
-		Files: map[string]ociarchive.File{"/testprog": {Data: prog, Mode: 0o755}}, Entrypoint: []string{"/testprog"}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
+	if err := os.WriteFile(path, archive, 0o600); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -83,26 +82,10 @@ func setupEnv() error {
 	if err != nil {
 		return err
 	}
-	bin := filepath.Join(dir, "testprog")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./testdata/testprog")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("build testprog: %v: %s", err, out)
-	}
-	prog, err := os.ReadFile(bin)
+	env.archive, err = ociarchive.GoProgram(ctx, ".", "./testdata/testprog", ociarchive.Image{Ref: testImage, Cmd: []string{"sleep"}})
 	if err != nil {
 		return err
 	}
-	var buf bytes.Buffer
-	if err := ociarchive.Write(&buf, ociarchive.Image{
-		Ref:        testImage,
-		Files:      map[string]ociarchive.File{"/testprog": {Data: prog, Mode: 0o755}},
-		Entrypoint: []string{"/testprog"},
-		Cmd:        []string{"sleep"},
-	}); err != nil {
-		return err
-	}
-	env.archive = buf.Bytes()
 	client, err := ctrd.New(env.daemon.Address)
 	if err != nil {
 		return err
