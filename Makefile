@@ -59,11 +59,13 @@ tidy-check:
 test-unit:
 	$(GO) test -short $(PKGS)
 
-# make demo [DEMO_SHORT=1]: the dev cluster, Tidal all-in-one, a Redis work queue and a burst, with a live
-# timeline and a plot in bench/results/.
+# make demo [DEMO_SHORT=1] [DEMO_CONTAINERS=1]: the dev cluster, Tidal all-in-one, a Redis work queue and a burst,
+# with a live timeline and a plot in bench/results/. DEMO_CONTAINERS=1 runs the workers as real containers of the
+# demo worker image (built for this machine's platform) on a container node: root, containerd and runc.
 demo: build-dev
 	$(GO) build -o $(BIN)/tidal-bench ./cmd/tidal-bench
-	@$(BIN)/tidal-bench demo --tidal-dev $(BIN)/tidal-dev $(if $(DEMO_SHORT),--short,)
+	$(if $(DEMO_CONTAINERS),$(MAKE) images IMAGE_PLATFORMS=$(E2E_PLATFORM),)
+	@$(BIN)/tidal-bench demo --tidal-dev $(BIN)/tidal-dev $(if $(DEMO_SHORT),--short,) $(if $(DEMO_CONTAINERS),--containers,)
 
 # make images: one OCI image index (linux/amd64, linux/arm64) per deployable from static binaries, built with
 # go-containerregistry (no container runtime): bin/images/<name>/ (OCI layout), bin/images/<name>.tar

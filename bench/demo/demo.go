@@ -6,6 +6,8 @@
 // Workers: on the dev cluster's simulated (kwok) nodes a pod runs no program, so the demo itself does each
 // Running pod's work: every pod pops Options.ItemsPerPodSecond items per second from the list. The scaling
 // path — Redis push notification → scaler → core decision → /scale → scheduler → pod Running — is all real.
+// With Options.Containers the workers are real containers of the demo worker image on the dev cluster's
+// container node (tidal-dev up --container-node) and pop the items themselves.
 package demo
 
 import (
@@ -31,6 +33,7 @@ import (
 	tidalclient "github.com/tidalscale/tidal/api/client/clientset/versioned"
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	"github.com/tidalscale/tidal/autoscaler/operator/app"
+	"github.com/tidalscale/tidal/internal/devcluster"
 	"github.com/tidalscale/tidal/metricsadapter/poller"
 	"github.com/tidalscale/tidal/scalers/registry"
 )
@@ -54,9 +57,18 @@ type Options struct {
 	// NodeAutoscaler runs Tidal's node autoscaler too: workers then ask for a whole CPU and only fit on a demo
 	// NodeGroup of 4-CPU simulated nodes, which grows for them and shrinks back to zero afterwards.
 	NodeAutoscaler bool
+	// Containers, when set, runs the workers as real containers (NodeAutoscaler must then be off: the one
+	// container node runs them all).
+	Containers *Containers
 	// Out receives the live timeline (nil: discard).
 	Out    io.Writer
 	Logger *zap.Logger
+}
+
+// Containers places the workers on the dev cluster's container node.
+type Containers struct {
+	// Image is the demo worker image, already imported into the container node's containerd (never pulled).
+	Image string
 }
 
 // ShortOptions is the demo's quick form (used by the test suite).
@@ -103,6 +115,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	if o.Items <= 0 || o.ListLength <= 0 || o.MaxReplicas <= 0 || o.ItemsPerPodSecond <= 0 {
 		return nil, fmt.Errorf("demo: Items, ListLength, MaxReplicas and ItemsPerPodSecond must be positive")
+	}
+	if o.Containers != nil && (o.Containers.Image == "" || o.NodeAutoscaler) {
+		return nil, errors.New("demo: Containers needs an Image and NodeAutoscaler off (the container node runs every worker)")
 	}
 	if o.RedisAddress == "" {
 		o.RedisAddress = "127.0.0.1:6379"
@@ -166,10 +181,6 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 func createWorkload(ctx context.Context, kube kubernetes.Interface, tc tidalclient.Interface, o Options, list string) error {
 	zero := int32(0)
 	labels := map[string]string{"app": workerName}
-	cpu, nodeSelector := resource.MustParse("250m"), map[string]string(nil)
-	if o.NodeAutoscaler {
-		cpu, nodeSelector = resource.MustParse("1"), map[string]string{groupLabel: groupName(o.Namespace)}
-	}
 	d := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: workerName, Labels: labels},
 		Spec: appsv1.DeploymentSpec{
@@ -177,16 +188,7 @@ func createWorkload(ctx context.Context, kube kubernetes.Interface, tc tidalclie
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{
-					TerminationGracePeriodSeconds: ptr.To[int64](0),
-					NodeSelector:                  nodeSelector,
-					Containers: []corev1.Container{{
-						Name: "worker", Image: "tidal/demo-worker",
-						Env: []corev1.EnvVar{{Name: "REDIS_ADDRESS", Value: o.RedisAddress}, {Name: "LIST_NAME", Value: list}},
-						Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
-							corev1.ResourceCPU: cpu, corev1.ResourceMemory: resource.MustParse("128Mi")}},
-					}},
-				},
+				Spec:       workerPod(o, list),
 			},
 		},
 	}
@@ -211,6 +213,31 @@ func createWorkload(ctx context.Context, kube kubernetes.Interface, tc tidalclie
 		return fmt.Errorf("create ScaledObject: %w", err)
 	}
 	return nil
+}
+
+// workerPod is the worker's pod spec: on a simulated node (one CPU each with the node autoscaler, which only
+// fits them on the demo NodeGroup), or as a real container of the demo worker image on the container node,
+// working one item in 1/ItemsPerPodSecond seconds.
+func workerPod(o Options, list string) corev1.PodSpec {
+	env := []corev1.EnvVar{{Name: "REDIS_ADDRESS", Value: o.RedisAddress}, {Name: "LIST_NAME", Value: list}}
+	requests := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m"), corev1.ResourceMemory: resource.MustParse("128Mi")}
+	spec := corev1.PodSpec{TerminationGracePeriodSeconds: ptr.To[int64](0)}
+	worker := corev1.Container{Name: "worker", Image: "tidal/demo-worker", Env: env}
+	switch {
+	case o.Containers != nil:
+		spec.NodeSelector = map[string]string{devcluster.ContainerNodeSelectorKey: devcluster.ContainerNodeSelectorValue}
+		spec.Tolerations = []corev1.Toleration{{Key: devcluster.ContainerNodeTaintKey, Operator: corev1.TolerationOpExists}}
+		worker.Image, worker.ImagePullPolicy = o.Containers.Image, corev1.PullNever
+		worker.Env = append(worker.Env, corev1.EnvVar{Name: "WORK_DURATION", Value: (time.Second / time.Duration(o.ItemsPerPodSecond)).String()})
+		// The worker finishes the item in hand on SIGTERM.
+		spec.TerminationGracePeriodSeconds = ptr.To[int64](10)
+	case o.NodeAutoscaler:
+		requests[corev1.ResourceCPU] = resource.MustParse("1")
+		spec.NodeSelector = map[string]string{groupLabel: groupName(o.Namespace)}
+	}
+	worker.Resources.Requests = requests
+	spec.Containers = []corev1.Container{worker}
+	return spec
 }
 
 // waitReady waits until the operator reports the ScaledObject Ready, so the burst measures event → scale and

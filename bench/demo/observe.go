@@ -43,18 +43,23 @@ func observe(ctx context.Context, kube kubernetes.Interface, rc *goredis.Client,
 		if err != nil {
 			return res, err
 		}
-		// Each Running pod works ItemsPerPodSecond items per second.
-		credit += float64(s.Running*o.ItemsPerPodSecond) * time.Since(lastWork).Seconds()
-		lastWork = time.Now()
-		for ; credit >= 1 && s.Queue > 0; credit-- {
-			if err := rc.LPop(ctx, list).Err(); err != nil && err != goredis.Nil {
-				return res, fmt.Errorf("work the queue: %w", err)
+		if o.Containers != nil {
+			// The worker containers pop the items; an item popped is counted as processed.
+			res.Processed = max(res.Processed, int64(o.Items)-s.Queue)
+		} else {
+			// Each Running pod works ItemsPerPodSecond items per second.
+			credit += float64(s.Running*o.ItemsPerPodSecond) * time.Since(lastWork).Seconds()
+			lastWork = time.Now()
+			for ; credit >= 1 && s.Queue > 0; credit-- {
+				if err := rc.LPop(ctx, list).Err(); err != nil && err != goredis.Nil {
+					return res, fmt.Errorf("work the queue: %w", err)
+				}
+				s.Queue--
+				res.Processed++
 			}
-			s.Queue--
-			res.Processed++
-		}
-		if s.Queue == 0 {
-			credit = 0
+			if s.Queue == 0 {
+				credit = 0
+			}
 		}
 		s.At, s.Finished = now, res.Processed
 		res.Timeline = append(res.Timeline, s)

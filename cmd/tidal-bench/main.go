@@ -1,6 +1,6 @@
 // Command tidal-bench runs Tidal's demo and benchmark scenarios on the embedded dev cluster.
 //
-//	tidal-bench demo [--short] [--tidal-dev bin/tidal-dev | --kubeconfig PATH] [--out bench/results]
+//	tidal-bench demo [--short] [--containers [--images bin/images]] [--tidal-dev bin/tidal-dev | --kubeconfig PATH] [--out bench/results]
 //	tidal-bench run [--short] [--compare-cmd '...'] [--node-autoscaler PATH] [--virtual-node PATH] [--tidal-dev bin/tidal-dev | --kubeconfig PATH] [--out bench/results] SCENARIO.yaml...
 //	tidal-bench list [--dir bench/scenarios]
 package main
@@ -22,6 +22,7 @@ import (
 
 	"github.com/tidalscale/tidal/bench/demo"
 	"github.com/tidalscale/tidal/internal/devcluster"
+	"github.com/tidalscale/tidal/internal/imagebuild"
 )
 
 func main() {
@@ -53,8 +54,21 @@ func runDemo(args []string) error {
 	devBin := fs.String("tidal-dev", "bin/tidal-dev", "tidal-dev binary that starts the embedded cluster")
 	kubeconfig := fs.String("kubeconfig", "", "use this running cluster instead of starting one")
 	outDir := fs.String("out", "bench/results", "where the plot goes")
+	containers := fs.Bool("containers", os.Getenv("DEMO_CONTAINERS") != "", "run the workers as real containers of the demo worker image on a container node "+
+		"(tidal-dev up --container-node: root, containerd and runc; also DEMO_CONTAINERS=1)")
+	imagesDir := fs.String("images", "bin/images", "with --containers: the output of make images, whose tidal-demo-worker archive is imported")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *containers && *kubeconfig != "" {
+		return errors.New("--containers starts its own dev cluster with a container node: drop --kubeconfig")
+	}
+	var worker imagebuild.Result
+	if *containers {
+		var err error
+		if worker, err = demoWorkerImage(*imagesDir); err != nil {
+			return err
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -75,8 +89,12 @@ func runDemo(args []string) error {
 		}
 		defer os.RemoveAll(dataDir)
 		startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		proc, err := devcluster.StartProcess(startCtx, *devBin, "up", "--nodes", "3", "--data-dir", filepath.Join(dataDir, "data"),
-			"--kubeconfig", filepath.Join(dataDir, "kubeconfig"), "--exit-with-parent", "--log-level", "warn")
+		up := []string{"up", "--nodes", "3", "--data-dir", filepath.Join(dataDir, "data"),
+			"--kubeconfig", filepath.Join(dataDir, "kubeconfig"), "--exit-with-parent", "--log-level", "warn"}
+		if *containers {
+			up = append(up, "--container-node")
+		}
+		proc, err := devcluster.StartProcess(startCtx, *devBin, up...)
 		cancel()
 		if err != nil {
 			return err
@@ -86,6 +104,13 @@ func runDemo(args []string) error {
 			_ = proc.Stop(30 * time.Second)
 		}()
 		fmt.Printf("   ready in %s, kubeconfig %s\n", proc.Ready.Startup, proc.Ready.Kubeconfig)
+		if *containers {
+			fmt.Printf("== importing %s into the container node %s\n", worker.Ref, proc.Ready.ContainerNode)
+			if _, err := devcluster.ImportImages(ctx, proc.Ready.Containerd, proc.Ready.ContainerdNamespace,
+				filepath.Join(*imagesDir, worker.Archive)); err != nil {
+				return err
+			}
+		}
 		c, err := devcluster.Connect(proc.Ready.Kubeconfig)
 		if err != nil {
 			return err
@@ -104,6 +129,10 @@ func runDemo(args []string) error {
 		o = demo.ShortOptions()
 	}
 	o.Config, o.Namespace, o.Out = cluster.Config, ns, os.Stdout
+	if *containers {
+		o.Containers, o.NodeAutoscaler = &demo.Containers{Image: worker.Ref}, false
+		fmt.Println("== workers: real containers of " + worker.Ref + " on the container node, draining the list themselves")
+	}
 	fmt.Println("== Tidal operator (all-in-one, in this process) + a Redis work queue + a Deployment at 0 replicas")
 	res, err := demo.Run(ctx, o)
 	if err != nil {
@@ -121,4 +150,18 @@ func runDemo(args []string) error {
 	abs, _ := filepath.Abs(plot)
 	fmt.Printf("plot: %s\ndemo finished in %.1fs\n", abs, time.Since(start).Seconds())
 	return nil
+}
+
+// demoWorkerImage finds the demo worker's image in the output of make images.
+func demoWorkerImage(dir string) (imagebuild.Result, error) {
+	images, err := imagebuild.ReadResults(dir)
+	if err != nil {
+		return imagebuild.Result{}, err
+	}
+	for _, im := range images {
+		if im.Name == "tidal-demo-worker" {
+			return im, nil
+		}
+	}
+	return imagebuild.Result{}, fmt.Errorf("%s has no tidal-demo-worker image (run make images)", filepath.Join(dir, imagebuild.ManifestFile))
 }
