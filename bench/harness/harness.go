@@ -145,6 +145,7 @@ func Run(ctx context.Context, spec *scenario.Spec, o Options) (*result.Result, e
 	}
 	res.Compare()
 	res.DurationSeconds = time.Since(start).Seconds()
+	res.Machine.LoadAvg1End = result.LoadAvg1()
 	return res, nil
 }
 

@@ -14,13 +14,15 @@ import (
 
 // Machine describes where a result was measured.
 type Machine struct {
-	CPUs        int     `json:"cpus"`
-	CPUModel    string  `json:"cpuModel"`
-	MemoryBytes int64   `json:"memoryBytes"`
-	OS          string  `json:"os"`
-	Arch        string  `json:"arch"`
-	GoVersion   string  `json:"goVersion"`
+	CPUs        int    `json:"cpus"`
+	CPUModel    string `json:"cpuModel"`
+	MemoryBytes int64  `json:"memoryBytes"`
+	OS          string `json:"os"`
+	Arch        string `json:"arch"`
+	GoVersion   string `json:"goVersion"`
+	// LoadAvg1 is the 1-minute load average when the run started, LoadAvg1End when it ended (0: not recorded).
 	LoadAvg1    float64 `json:"loadAvg1"`
+	LoadAvg1End float64 `json:"loadAvg1End,omitempty"`
 }
 
 // ReadMachine reads /proc (cpuinfo, meminfo, loadavg); fields it cannot read stay zero.
@@ -42,12 +44,22 @@ func ReadMachine() Machine {
 		}
 		return true
 	})
-	if raw, err := os.ReadFile("/proc/loadavg"); err == nil {
-		if f := strings.Fields(string(raw)); len(f) > 0 {
-			m.LoadAvg1, _ = strconv.ParseFloat(f[0], 64)
-		}
-	}
+	m.LoadAvg1 = LoadAvg1()
 	return m
+}
+
+// LoadAvg1 is the 1-minute load average from /proc/loadavg (0 when it cannot be read).
+func LoadAvg1() float64 {
+	raw, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(raw))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
 }
 
 // procLines calls fn with each "key: value" line of path until fn returns false.

@@ -21,8 +21,8 @@ func (res *Result) Markdown() string {
 	fmt.Fprintf(&b, "- started %s, %.1fs wall time\n", res.StartedAt.UTC().Format("2006-01-02 15:04:05 UTC"), res.DurationSeconds)
 	fmt.Fprintf(&b, "- Tidal %s\n", res.TidalVersion)
 	m := res.Machine
-	fmt.Fprintf(&b, "- machine: %d CPUs (%s), %.1f GiB, %s/%s, %s, load average %.2f at start\n",
-		m.CPUs, m.CPUModel, float64(m.MemoryBytes)/(1<<30), m.OS, m.Arch, m.GoVersion, m.LoadAvg1)
+	fmt.Fprintf(&b, "- machine: %d CPUs (%s), %.1f GiB, %s/%s, %s, load average %.2f at start, %.2f at end\n",
+		m.CPUs, m.CPUModel, float64(m.MemoryBytes)/(1<<30), m.OS, m.Arch, m.GoVersion, m.LoadAvg1, m.LoadAvg1End)
 	fmt.Fprintf(&b, "- warm-up: %s\n", res.Warmup.Note)
 	fmt.Fprintf(&b, "- parameters: %s\n\n", paramsLine(res))
 	b.WriteString(res.Table())
@@ -66,14 +66,15 @@ func Summary(all []*Result) string {
 	m := all[0].Machine
 	fmt.Fprintf(&b, "Tidal %s on %d CPUs (%s), %.1f GiB; warm-up excluded; full parameters in each result's JSON.\n\n",
 		all[0].TidalVersion, m.CPUs, m.CPUModel, float64(m.MemoryBytes)/(1<<30))
-	b.WriteString("| scenario | autoscaler | metric | n | p50 ms | p90 ms | p99 ms | max ms |\n|---|---|---|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| scenario | autoscaler | metric | n | p50 ms | p90 ms | p99 ms | max ms | load start→end |\n|---|---|---|---:|---:|---:|---:|---:|---|\n")
 	for _, res := range all {
+		load := fmt.Sprintf("%.1f→%.1f", res.Machine.LoadAvg1, res.Machine.LoadAvg1End)
 		for _, r := range res.Runs {
 			for _, mt := range r.Metrics {
-				fmt.Fprintf(&b, "| %s | %s | %s | %d | %.1f | %.1f | %.1f | %.1f |\n", res.Scenario, r.Autoscaler, mt.Name, mt.Count, mt.P50, mt.P90, mt.P99, mt.Max)
+				fmt.Fprintf(&b, "| %s | %s | %s | %d | %.1f | %.1f | %.1f | %.1f | %s |\n", res.Scenario, r.Autoscaler, mt.Name, mt.Count, mt.P50, mt.P90, mt.P99, mt.Max, load)
 			}
 			for _, e := range r.Errors {
-				fmt.Fprintf(&b, "| %s | %s | error: %s | | | | | |\n", res.Scenario, r.Autoscaler, strings.ReplaceAll(e, "|", "/"))
+				fmt.Fprintf(&b, "| %s | %s | error: %s | | | | | | |\n", res.Scenario, r.Autoscaler, strings.ReplaceAll(e, "|", "/"))
 			}
 		}
 	}

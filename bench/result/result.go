@@ -198,3 +198,19 @@ func (res *Result) Write(dir string) (Files, error) {
 	}
 	return f, nil
 }
+
+// ReadFile reads a result Write wrote (its .json file).
+func ReadFile(path string) (*Result, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var res Result
+	if err := json.Unmarshal(raw, &res); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if res.SchemaVersion != SchemaVersion {
+		return nil, fmt.Errorf("%s: schemaVersion %d, this tidal-bench reads %d", path, res.SchemaVersion, SchemaVersion)
+	}
+	return &res, nil
+}

@@ -3,6 +3,8 @@
 //	tidal-bench demo [--short] [--containers [--images bin/images]] [--tidal-dev bin/tidal-dev | --kubeconfig PATH] [--out bench/results]
 //	tidal-bench run [--short] [--compare-cmd '...'] [--node-autoscaler PATH] [--virtual-node PATH] [--tidal-dev bin/tidal-dev | --kubeconfig PATH] [--out bench/results] SCENARIO.yaml...
 //	tidal-bench list [--dir bench/scenarios]
+//	tidal-bench baseline [--out bench/baseline.json] RESULT.json...
+//	tidal-bench compare [--baseline bench/baseline.json] [--max-p99-rise 20] RESULT.json...
 package main
 
 import (
@@ -34,7 +36,7 @@ func main() {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: tidal-bench demo|run|list [flags]")
+		return errors.New("usage: tidal-bench demo|run|list|baseline|compare [flags]")
 	}
 	switch args[0] {
 	case "demo":
@@ -43,8 +45,12 @@ func run(args []string) error {
 		return runScenarios(args[1:])
 	case "list":
 		return listScenarios(args[1:])
+	case "baseline":
+		return writeBaseline(args[1:])
+	case "compare":
+		return compareBaseline(args[1:], os.Stdout)
 	default:
-		return fmt.Errorf("unknown command %q (known: demo, run, list)", args[0])
+		return fmt.Errorf("unknown command %q (known: demo, run, list, baseline, compare)", args[0])
 	}
 }
 

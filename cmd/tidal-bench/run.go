@@ -39,8 +39,14 @@ func runScenarios(args []string) error {
 	nodeAutoscaler := fs.String("node-autoscaler", "", "tidal-node-autoscaler binary for node-scale-up (default $TIDAL_NODE_AUTOSCALER_BIN, else bin/tidal-node-autoscaler)")
 	virtualNode := fs.String("virtual-node", "", "tidal-virtual-node binary for virtual-burst (default $TIDAL_VIRTUAL_NODE_BIN, else bin/tidal-virtual-node)")
 	logLevel := fs.String("log-level", "error", "log level of the in-process autoscalers (to stderr)")
+	quietLoad := fs.Float64("quiet-load", 0, "before each scenario wait until the 1-minute load average is at most this (0: do not wait); "+
+		"a scenario that starts above it says so in its notes")
+	quietWait := fs.Duration("quiet-wait", 3*time.Minute, "how long --quiet-load waits at most")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *quietLoad < 0 || *quietWait < 0 {
+		return errors.New("--quiet-load and --quiet-wait must not be negative")
 	}
 	if fs.NArg() == 0 {
 		return errors.New("run: name at least one scenario file (see tidal-bench list)")
@@ -85,6 +91,7 @@ func runScenarios(args []string) error {
 	var done []*result.Result
 	for _, s := range specs {
 		fmt.Printf("== %s (%s)%s\n", s.Name, s.Kind, map[bool]string{true: ", short form", false: ""}[*short])
+		quiet := waitQuiet(ctx, *quietLoad, *quietWait)
 		res, err := harness.Run(ctx, s, harness.Options{
 			Cluster: cluster, Short: *short, CompareCmd: *compare, RedisAddress: *redisAddr,
 			TidalVersion: result.Version(ctx, version), Progress: progress, Logger: log, NodeAutoscalerBin: *nodeAutoscaler, VirtualNodeBin: *virtualNode,
@@ -97,6 +104,10 @@ func runScenarios(args []string) error {
 				break
 			}
 			continue
+		}
+		if !quiet {
+			res.Notes = append(res.Notes, fmt.Sprintf("the machine was not quiet: the load average stayed above --quiet-load %.2f for %s "+
+				"(%.2f at the start); read these figures as taken under load", *quietLoad, *quietWait, res.Machine.LoadAvg1))
 		}
 		files, err := write(res, *outDir)
 		if err != nil {
@@ -124,6 +135,32 @@ func runScenarios(args []string) error {
 		return fmt.Errorf("failed: %s", strings.Join(failed, ", "))
 	}
 	return nil
+}
+
+// waitQuiet waits until the 1-minute load average is at most limit, for at most wait; it reports whether the
+// machine got there (always true when limit is 0).
+func waitQuiet(ctx context.Context, limit float64, wait time.Duration) bool {
+	if limit <= 0 {
+		return true
+	}
+	deadline := time.Now().Add(wait)
+	for said := false; ; said = true {
+		load := result.LoadAvg1()
+		if load <= limit {
+			return true
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			fmt.Printf("   load average %.2f is still above %.2f: running anyway\n", load, limit)
+			return false
+		}
+		if !said {
+			fmt.Printf("   waiting up to %s for the load average (%.2f) to fall to %.2f\n", wait, load, limit)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(5 * time.Second):
+		}
+	}
 }
 
 // write validates the result against the schema and writes it.
