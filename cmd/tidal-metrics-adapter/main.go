@@ -10,6 +10,8 @@ package main
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"sync"
 
 	"github.com/spf13/pflag"
@@ -28,6 +30,9 @@ func main() {
 	var f flags
 	f.register(fs)
 	serving := cmoptions.NewCustomMetricsAdapterServerOptions()
+	// Without --tls-cert-file the server signs its own certificate into --cert-dir, by default a directory
+	// relative to the working directory; keep it out of whatever directory the adapter was started in.
+	serving.SecureServing.ServerCert.CertDirectory = filepath.Join(os.TempDir(), "tidal-metrics-adapter", "certificates")
 	serving.AddFlags(fs)
 	tidalapp.Main("metrics-adapter", fs, &common, func(ctx context.Context, env tidalapp.Env) error {
 		redis.SetLogger(env.Log) // go-redis logs reconnects through its own global logger
