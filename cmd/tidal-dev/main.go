@@ -92,7 +92,7 @@ func parseUp(args []string, stderr io.Writer) (upFlags, error) {
 	fs.IntVar(&f.nodes, "nodes", 3, "number of simulated (kwok) nodes")
 	fs.StringVar(&f.nodeCPU, "node-cpu", "4", "CPU capacity of each simulated node (quantity)")
 	fs.StringVar(&f.nodeMemory, "node-memory", "16Gi", "memory capacity of each simulated node (quantity)")
-	fs.StringVar(&f.dataDir, "data-dir", "", "directory for etcd data, PKI, kubeconfigs and logs; kept on exit (default: a temporary directory removed on exit)")
+	fs.StringVar(&f.dataDir, "data-dir", "", "directory for etcd data, PKI, kubeconfigs and logs; kept on exit, and up on it again resumes that cluster at the same address with the same CAs and data (default: a temporary directory removed on exit)")
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "also write the admin kubeconfig to this path (never overwrites a kubeconfig tidal-dev did not write)")
 	fs.BoolVar(&f.exitWithParent, "exit-with-parent", false, "stop when the parent process exits (for test helpers)")
 	fs.DurationVar(&f.hpaSyncPeriod, "hpa-sync-period", controlplane.DefaultHPASyncPeriod, "kube-controller-manager --horizontal-pod-autoscaler-sync-period")

@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"net"
@@ -8,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -43,10 +45,41 @@ type rig struct {
 	redis *testenv.PrivateRedis
 	w     *Workload
 	opBin string
+	// dev and devArgs are the rig's own control plane, for faults that kill it (nil: the shared dev cluster).
+	dev     *devcluster.Process
+	devArgs []string
 }
 
-func newRig(t *testing.T) *rig {
-	e := testenv.New(t)
+// newRig builds the rig on the shared dev cluster, or on its own when the fault restarts the control plane.
+func newRig(t *testing.T, ownCluster bool) *rig {
+	if !ownCluster {
+		return newRigOn(t, testenv.New(t))
+	}
+	dir := t.TempDir()
+	r := &rig{t: t, devArgs: []string{"up", "--nodes=1", "--data-dir=" + filepath.Join(dir, "data"), "--exit-with-parent", "--log-level=warn"}}
+	r.startControlPlane()
+	c, err := devcluster.Connect(r.dev.Ready.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rr := newRigOn(t, testenv.NewOn(t, c))
+	rr.dev, rr.devArgs = r.dev, r.devArgs
+	return rr
+}
+
+// startControlPlane starts (or restarts, on the same data dir: same port, CA and etcd data) the rig's own tidal-dev.
+func (r *rig) startControlPlane() {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	p, err := devcluster.StartProcess(ctx, devcluster.TestBinary(ctx, r.t), r.devArgs...)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(func() { _ = p.Stop(time.Minute) })
+	r.dev = p
+}
+
+func newRigOn(t *testing.T, e *testenv.Env) *rig {
 	r := &rig{t: t, e: e, redis: testenv.StartRedis(t), opBin: testenv.Binary(t, "TIDAL_OPERATOR_BIN", "tidal-operator")}
 	rc, list := testenv.RedisList(t, r.redis.Addr)
 	r.w = &Workload{Client: e.Cluster.Client, Namespace: e.NS, Name: "work", Redis: rc, List: list, Min: 0, Max: 20}
@@ -70,9 +103,13 @@ func newRig(t *testing.T) *rig {
 // operator starts one operator binary watching the rig's namespace, with its Lease there, the webhook and the
 // metrics listener off, and short lease timings so a standby takes over within seconds.
 func (r *rig) operator(kubeconfig string, leaderElect bool, extra ...string) *testenv.Proc {
-	return testenv.Start(r.t, r.opBin, append([]string{"--kubeconfig=" + kubeconfig, "--namespace=" + r.e.NS, "--watch-namespace=" + r.e.NS,
+	return testenv.Start(r.t, r.opBin, r.operatorArgs(kubeconfig, leaderElect, extra...)...)
+}
+
+func (r *rig) operatorArgs(kubeconfig string, leaderElect bool, extra ...string) []string {
+	return append([]string{"--kubeconfig=" + kubeconfig, "--namespace=" + r.e.NS, "--watch-namespace=" + r.e.NS,
 		"--webhook-addr=", "--metrics-addr=", "--leader-elect=" + strconv.FormatBool(leaderElect),
-		"--leader-elect-lease-duration=4s", "--leader-elect-renew-deadline=3s", "--leader-elect-retry-period=500ms"}, extra...)...)
+		"--leader-elect-lease-duration=4s", "--leader-elect-renew-deadline=3s", "--leader-elect-retry-period=500ms"}, extra...)
 }
 
 // adapter starts a metrics adapter binary polling the rig's namespace and serving the sample stream on streamAddr
@@ -159,9 +196,11 @@ func (r *rig) leaderPid() (int, string) {
 
 var faults = []struct {
 	name string
-	run  func(r *rig) Result
+	// ownCluster: the fault kills the control plane, so the rig gets a dev cluster of its own.
+	ownCluster bool
+	run        func(r *rig) Result
 }{
-	{"operator kill -9, restarted after 2 s", func(r *rig) Result {
+	{"operator kill -9, restarted after 2 s", false, func(r *rig) Result {
 		op := r.operator(r.e.Cluster.Kubeconfig, true)
 		r.steady()
 		return r.measure("operator kill -9", during, func() {
@@ -171,7 +210,7 @@ var faults = []struct {
 			r.operator(r.e.Cluster.Kubeconfig, true)
 		})
 	}},
-	{"leader change under load", func(r *rig) Result {
+	{"leader change under load", false, func(r *rig) Result {
 		ops := map[int]*testenv.Proc{}
 		for i := 0; i < 2; i++ {
 			p := r.operator(r.e.Cluster.Kubeconfig, true)
@@ -192,7 +231,7 @@ var faults = []struct {
 		}
 		return res
 	}},
-	{"event source down past the cooldown", func(r *rig) Result {
+	{"event source down past the cooldown", false, func(r *rig) Result {
 		r.operator(r.e.Cluster.Kubeconfig, true)
 		r.steady()
 		return r.measure("event source down 8 s (cooldown 2 s)", during, func() {
@@ -207,7 +246,7 @@ var faults = []struct {
 			r.setItems(during)
 		})
 	}},
-	{"metrics adapter killed and restarted", func(r *rig) Result {
+	{"metrics adapter killed and restarted", false, func(r *rig) Result {
 		ca := testpki.NewCA(r.t, "tidal-chaos")
 		streamAddr, err := freeAddr()
 		if err != nil {
@@ -223,7 +262,7 @@ var faults = []struct {
 			r.adapter(ca, streamAddr)
 		})
 	}},
-	{"trigger edited under load", func(r *rig) Result {
+	{"trigger edited under load", false, func(r *rig) Result {
 		r.operator(r.e.Cluster.Kubeconfig, true)
 		r.steady()
 		const items = 61 // at listLength 10: 7 replicas
@@ -240,7 +279,25 @@ var faults = []struct {
 			r.w.SetTarget(10)
 		})
 	}},
-	{"409/429 storm from the API server", func(r *rig) Result {
+	{"API server restart", true, func(r *rig) Result {
+		// The operator exits when it cannot renew its lease (as kube-controller-manager does: never two
+		// writers); here it is restarted like a pod's container, by a supervisor.
+		op := testenv.Supervise(r.t, r.opBin, r.operatorArgs(r.e.Cluster.Kubeconfig, true)...)
+		r.steady()
+		defer func() { r.t.Logf("operator restarts: %d", op.Restarts()) }()
+		// The whole control plane (etcd, kube-apiserver, controller manager, scheduler, kwok) dies at once and
+		// comes back 3 s later on the same data dir: same address and CA, every watch broken, etcd data kept.
+		return r.measure("API server kill -9, back after 3 s", during, func() {
+			if err := syscall.Kill(r.dev.Pid(), syscall.SIGKILL); err != nil {
+				r.t.Fatal(err)
+			}
+			<-r.dev.Exited()
+			r.setItems(during)
+			time.Sleep(3 * time.Second)
+			r.startControlPlane()
+		})
+	}},
+	{"409/429 storm from the API server", false, func(r *rig) Result {
 		proxy, err := NewStormProxy(r.e.Cluster.Config, freeAddr)
 		if err != nil {
 			r.t.Fatal(err)
@@ -282,7 +339,7 @@ func TestChaos(t *testing.T) {
 	for _, f := range faults {
 		for i := 0; i < *runs; i++ {
 			t.Run(fmt.Sprintf("%s/%d", f.name, i), func(t *testing.T) {
-				res := f.run(newRig(t))
+				res := f.run(newRig(t, f.ownCluster))
 				t.Logf("%s: worst deviation %d, converged in %s, wrong zero %d, lost %d, stuck %d",
 					res.Fault, res.MaxDeviation, res.Converge.Round(10*time.Millisecond), res.WrongZero, res.Lost, res.Stuck)
 				results = append(results, res)

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -96,3 +97,87 @@ func (p *Proc) stop() {
 		}
 	})
 }
+
+// Supervised is a program kept running the way a kubelet keeps a container of a restartPolicy Always pod: it
+// is started again a second after each exit, until the test ends.
+type Supervised struct {
+	stop     chan struct{}
+	done     chan struct{}
+	restarts atomic.Int32
+	mu       sync.Mutex
+	cur      *exec.Cmd
+}
+
+// Supervise runs bin with args under supervision; its output (every run) goes to one file logged on failure.
+func Supervise(t testing.TB, bin string, args ...string) *Supervised {
+	t.Helper()
+	logPath := filepath.Join(t.TempDir(), fmt.Sprintf("%s-supervised-%d.log", filepath.Base(bin), time.Now().UnixNano()))
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Supervised{stop: make(chan struct{}), done: make(chan struct{})}
+	go s.loop(bin, args, logFile)
+	t.Cleanup(func() {
+		s.mu.Lock()
+		close(s.stop)
+		if s.cur != nil {
+			_ = s.cur.Process.Signal(os.Interrupt)
+		}
+		s.mu.Unlock()
+		select {
+		case <-s.done:
+		case <-time.After(20 * time.Second):
+			s.mu.Lock()
+			if s.cur != nil {
+				_ = s.cur.Process.Kill()
+			}
+			s.mu.Unlock()
+			<-s.done
+		}
+		_ = logFile.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			if len(b) > 8000 {
+				b = b[len(b)-8000:]
+			}
+			t.Logf("%s %s (supervised, %d restarts):\n%s", filepath.Base(bin), strings.Join(args, " "), s.Restarts(), b)
+		}
+	})
+	return s
+}
+
+func (s *Supervised) loop(bin string, args []string, out *os.File) {
+	defer close(s.done)
+	for {
+		s.mu.Lock()
+		select {
+		case <-s.stop:
+			s.mu.Unlock()
+			return
+		default:
+		}
+		cmd := exec.Command(bin, args...)
+		cmd.Stdout, cmd.Stderr = out, out
+		err := cmd.Start()
+		if err == nil {
+			s.cur = cmd
+		}
+		s.mu.Unlock()
+		if err != nil {
+			fmt.Fprintf(out, "supervisor: start %s: %v\n", bin, err)
+		} else {
+			err = cmd.Wait()
+			fmt.Fprintf(out, "supervisor: %s exited: %v\n", filepath.Base(bin), err)
+		}
+		select {
+		case <-s.stop:
+			return
+		case <-time.After(time.Second):
+			s.restarts.Add(1)
+		}
+	}
+}
+
+// Restarts counts how many times the program was started again.
+func (s *Supervised) Restarts() int { return int(s.restarts.Load()) }

@@ -30,7 +30,12 @@ type Env struct {
 // New connects to the dev cluster, installs Tidal's CRDs and makes a fresh namespace for t.
 func New(t testing.TB) *Env {
 	t.Helper()
-	c := devcluster.Get(t)
+	return NewOn(t, devcluster.Get(t))
+}
+
+// NewOn is New on the cluster c (one the test started itself, e.g. to restart it).
+func NewOn(t testing.TB, c *devcluster.Cluster) *Env {
+	t.Helper()
 	devcluster.InstallCRDs(t, c)
 	tc, err := tidalclient.NewForConfig(c.Config)
 	if err != nil {

@@ -34,7 +34,7 @@ const (
 type pkiFiles struct {
 	CACert, CAKey                              string
 	ServingCert, ServingKey                    string
-	FrontProxyCACert                           string
+	FrontProxyCACert, FrontProxyCAKey          string
 	FrontProxyClientCert, FrontProxyClientKey  string
 	ServiceAccountKey, ServiceAccountPublicKey string
 	admin, controllerManager, scheduler        clientCredentials
@@ -45,9 +45,10 @@ type clientCredentials struct {
 	CertPEM, KeyPEM []byte
 }
 
-// generatePKI writes a fresh PKI into dir: a cluster CA that signs the apiserver serving certificate and the
+// generatePKI writes the PKI into dir: a cluster CA that signs the apiserver serving certificate and the
 // client certificates, a separate front-proxy CA for the aggregation layer (requestheader authentication of the
-// apiserver towards aggregated API servers), and the service-account signing key pair.
+// apiserver towards aggregated API servers), and the service-account signing key pair. The CAs and the
+// service-account key of a kept data dir are reused; the leaf certificates are issued anew on every start.
 func generatePKI(dir string, now time.Time) (*pkiFiles, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("pki dir %q: %w", dir, err)
@@ -58,22 +59,16 @@ func generatePKI(dir string, now time.Time) (*pkiFiles, error) {
 		ServingCert:             filepath.Join(dir, "apiserver.crt"),
 		ServingKey:              filepath.Join(dir, "apiserver.key"),
 		FrontProxyCACert:        filepath.Join(dir, "front-proxy-ca.crt"),
+		FrontProxyCAKey:         filepath.Join(dir, "front-proxy-ca.key"),
 		FrontProxyClientCert:    filepath.Join(dir, "front-proxy-client.crt"),
 		FrontProxyClientKey:     filepath.Join(dir, "front-proxy-client.key"),
 		ServiceAccountKey:       filepath.Join(dir, "sa.key"),
 		ServiceAccountPublicKey: filepath.Join(dir, "sa.pub"),
 	}
 
-	ca, err := pki.NewCA(pki.Request{CommonName: "tidal-dev-ca", Now: now, Lifetime: certValidity})
+	ca, err := keptOrNewCA(f.CACert, f.CAKey, "tidal-dev-ca", now)
 	if err != nil {
 		return nil, fmt.Errorf("cluster CA: %w", err)
-	}
-	caKeyPEM, err := ca.KeyPEM()
-	if err != nil {
-		return nil, fmt.Errorf("cluster CA: %w", err)
-	}
-	if err := writeCertAndKey(f.CACert, f.CAKey, ca.CertPEM, caKeyPEM); err != nil {
-		return nil, err
 	}
 
 	serving, err := ca.Issue(pki.Request{
@@ -106,12 +101,9 @@ func generatePKI(dir string, now time.Time) (*pkiFiles, error) {
 		*c.into = clientCredentials{CertPEM: leaf.CertPEM, KeyPEM: leaf.KeyPEM}
 	}
 
-	frontProxyCA, err := pki.NewCA(pki.Request{CommonName: "tidal-dev-front-proxy-ca", Now: now, Lifetime: certValidity})
+	frontProxyCA, err := keptOrNewCA(f.FrontProxyCACert, f.FrontProxyCAKey, "tidal-dev-front-proxy-ca", now)
 	if err != nil {
 		return nil, fmt.Errorf("front-proxy CA: %w", err)
-	}
-	if err := os.WriteFile(f.FrontProxyCACert, frontProxyCA.CertPEM, 0o644); err != nil {
-		return nil, fmt.Errorf("write %q: %w", f.FrontProxyCACert, err)
 	}
 	fpClient, err := frontProxyCA.Issue(pki.Request{CommonName: frontProxyClientCN, Usage: x509.ExtKeyUsageClientAuth, Now: now, Lifetime: certValidity})
 	if err != nil {
@@ -121,7 +113,7 @@ func generatePKI(dir string, now time.Time) (*pkiFiles, error) {
 		return nil, err
 	}
 
-	saKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	saKey, err := keptOrNewKey(f.ServiceAccountKey)
 	if err != nil {
 		return nil, fmt.Errorf("service-account key: %w", err)
 	}
@@ -141,6 +133,40 @@ func generatePKI(dir string, now time.Time) (*pkiFiles, error) {
 		return nil, fmt.Errorf("write %q: %w", f.ServiceAccountPublicKey, err)
 	}
 	return f, nil
+}
+
+// keptOrNewCA is the CA a kept data dir already holds (so a restarted cluster keeps its kubeconfigs and the
+// trust of every client), or a new one written there when there is none or it no longer parses or is valid.
+func keptOrNewCA(certPath, keyPath, name string, now time.Time) (*pki.CA, error) {
+	certPEM, errC := os.ReadFile(certPath)
+	keyPEM, errK := os.ReadFile(keyPath)
+	if errC == nil && errK == nil {
+		if ca, err := pki.ParseCA(certPEM, keyPEM); err == nil && now.Add(24*time.Hour).Before(ca.Cert.NotAfter) {
+			return ca, nil
+		}
+	}
+	ca, err := pki.NewCA(pki.Request{CommonName: name, Now: now, Lifetime: certValidity})
+	if err != nil {
+		return nil, err
+	}
+	caKeyPEM, err := ca.KeyPEM()
+	if err != nil {
+		return nil, err
+	}
+	return ca, writeCertAndKey(certPath, keyPath, ca.CertPEM, caKeyPEM)
+}
+
+// keptOrNewKey is the EC key at path (the service-account signing key of a kept data dir: tokens issued before a
+// restart stay valid), or a new one.
+func keptOrNewKey(path string) (*ecdsa.PrivateKey, error) {
+	if raw, err := os.ReadFile(path); err == nil {
+		if b, _ := pem.Decode(raw); b != nil {
+			if key, err := x509.ParseECPrivateKey(b.Bytes); err == nil {
+				return key, nil
+			}
+		}
+	}
+	return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 }
 
 func writeCertAndKey(certPath, keyPath string, certPEM, keyPEM []byte) error {

@@ -203,7 +203,10 @@ func (c *Cluster) startEtcd(ctx context.Context, s *startup) error {
 // writeKubeconfigs picks the apiserver port and writes the admin, controller-manager and scheduler kubeconfigs.
 func (c *Cluster) writeKubeconfigs(_ context.Context, s *startup) error {
 	var err error
-	if s.apiListener, s.apiPort, err = listenLoopback(); err != nil {
+	// A kept data dir keeps its apiserver port when it is free, so a restarted cluster is at the address its
+	// kubeconfig (and every client started from it) names.
+	portFile := filepath.Join(c.DataDir, "apiserver-port")
+	if s.apiListener, s.apiPort, err = listenLoopbackPreferring(portFile); err != nil {
 		return fmt.Errorf("kube-apiserver: %w", err)
 	}
 	c.APIServerURL = fmt.Sprintf("https://127.0.0.1:%d", s.apiPort)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -121,6 +122,27 @@ func freePorts(n int) ([]int, error) {
 }
 
 // listenLoopback opens a listener on a free 127.0.0.1 port and returns it with its port.
+// listenLoopbackPreferring listens on the loopback port recorded in file when it is free, else on a free one,
+// and records the port in file.
+func listenLoopbackPreferring(file string) (net.Listener, int, error) {
+	if raw, err := os.ReadFile(file); err == nil {
+		if port, err := strconv.Atoi(strings.TrimSpace(string(raw))); err == nil && port > 0 && port < 65536 {
+			if l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err == nil {
+				return l, port, nil
+			}
+		}
+	}
+	l, port, err := listenLoopback()
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := os.WriteFile(file, []byte(strconv.Itoa(port)+"\n"), 0o644); err != nil {
+		_ = l.Close()
+		return nil, 0, fmt.Errorf("record the port in %s: %w", file, err)
+	}
+	return l, port, nil
+}
+
 func listenLoopback() (net.Listener, int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
