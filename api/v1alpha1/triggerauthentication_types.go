@@ -93,6 +93,12 @@ type TriggerAuthenticationSpec struct {
 	// +optional
 	ConfigMapTargetRef []AuthConfigMapTargetRef `json:"configMapTargetRef,omitempty"`
 
+	// FilePath (ClusterTriggerAuthentication only, as in KEDA) names a JSON file of parameter → value, relative to
+	// the directory the operator and metrics adapter were given with --filepath-auth-root-path (a mounted Secret,
+	// for instance). When set, the parameters come from that file alone.
+	// +optional
+	FilePath string `json:"filePath,omitempty"`
+
 	// BoundServiceAccountToken requests a service-account token for a parameter: not supported yet, refused by the
 	// webhook.
 	// +optional

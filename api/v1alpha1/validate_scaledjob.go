@@ -1,7 +1,10 @@
 package v1alpha1
 
 import (
+	"errors"
 	"fmt"
+	"path/filepath"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
@@ -78,7 +81,13 @@ func identityOwners() []string { return []string{"keda", "workload"} }
 
 // Validate checks a TriggerAuthentication; every error names its field (spec....).
 func (ta *TriggerAuthentication) Validate() field.ErrorList {
-	return ta.Spec.validate(field.NewPath("spec"))
+	errs := ta.Spec.validate(field.NewPath("spec"))
+	if ta.Spec.FilePath != "" {
+		// Files are read from the operator's and adapter's pods: a cluster-wide credential, not a namespace's.
+		errs = append(errs, field.Forbidden(field.NewPath("spec", "filePath"),
+			"only a ClusterTriggerAuthentication may read parameters from a file (the files are mounted in Tidal's pods)"))
+	}
+	return errs
 }
 
 // Validate checks a ClusterTriggerAuthentication; every error names its field (spec....).
@@ -106,6 +115,11 @@ func (s *TriggerAuthenticationSpec) validate(p *field.Path) field.ErrorList {
 	for i, r := range s.ConfigMapTargetRef {
 		errs = append(errs, requireAll(p.Child("configMapTargetRef").Index(i), "parameter", r.Parameter, "name", r.Name, "key", r.Key)...)
 	}
+	if s.FilePath != "" {
+		if err := ValidateAuthFilePath(s.FilePath); err != nil {
+			errs = append(errs, field.Invalid(p.Child("filePath"), s.FilePath, err.Error()))
+		}
+	}
 	for i, r := range s.BoundServiceAccountToken {
 		errs = append(errs, requireAll(p.Child("boundServiceAccountToken").Index(i), "parameter", r.Parameter, "serviceAccountName", r.ServiceAccountName)...)
 	}
@@ -121,4 +135,15 @@ func requireAll(p *field.Path, nameValues ...string) field.ErrorList {
 		}
 	}
 	return errs
+}
+
+// ValidateAuthFilePath checks a spec.filePath: relative, clean, never climbing out of the root directory.
+func ValidateAuthFilePath(path string) error {
+	switch {
+	case filepath.IsAbs(path):
+		return errors.New("must be relative to --filepath-auth-root-path")
+	case filepath.Clean(path) != path || path == "." || strings.HasPrefix(path, ".."+string(filepath.Separator)) || path == "..":
+		return errors.New("must be a clean relative path inside --filepath-auth-root-path (no .., no trailing /)")
+	}
+	return nil
 }

@@ -296,6 +296,9 @@ func TestTriggerAuthenticationValidate(t *testing.T) {
 		{"configmap ref without name", func(s *TriggerAuthenticationSpec) { s.ConfigMapTargetRef[0].Name = "" }, "spec.configMapTargetRef[0].name"},
 		{"token without service account", func(s *TriggerAuthenticationSpec) { s.BoundServiceAccountToken[0].ServiceAccountName = "" },
 			"spec.boundServiceAccountToken[0].serviceAccountName"},
+		{"absolute filePath", func(s *TriggerAuthenticationSpec) { s.FilePath = "/etc/passwd" }, "spec.filePath"},
+		{"filePath climbing out", func(s *TriggerAuthenticationSpec) { s.FilePath = "../sa/token" }, "spec.filePath"},
+		{"unclean filePath", func(s *TriggerAuthenticationSpec) { s.FilePath = "creds/../../x" }, "spec.filePath"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -313,6 +316,16 @@ func TestTriggerAuthenticationValidate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// filePath reads files of Tidal's own pods: a ClusterTriggerAuthentication may set it, a namespaced
+// TriggerAuthentication may not.
+func TestFilePathOnlyInClusterTriggerAuthentication(t *testing.T) {
+	spec := TriggerAuthenticationSpec{FilePath: "redis/auth.json"}
+	if errs := (&ClusterTriggerAuthentication{Spec: spec}).Validate(); len(errs) > 0 {
+		t.Fatalf("ClusterTriggerAuthentication: %v", errs.ToAggregate())
+	}
+	errorsOnlyUnder(t, (&TriggerAuthentication{Spec: spec}).Validate(), "spec.filePath")
 }
 
 func validNodeGroup() *NodeGroup {

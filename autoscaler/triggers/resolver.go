@@ -5,7 +5,10 @@ package triggers
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,6 +27,9 @@ type Resolver struct {
 	// ClusterObjectNamespace is where ClusterTriggerAuthentication secrets and config maps live (the
 	// operator's namespace), as in KEDA.
 	ClusterObjectNamespace string
+	// FileRoot is the directory a ClusterTriggerAuthentication's spec.filePath is read under
+	// (--filepath-auth-root-path); empty refuses filePath.
+	FileRoot string
 }
 
 // Env resolves the environment of one container of a pod template: literal values, secretKeyRef and
@@ -163,8 +169,19 @@ func (r *Resolver) AuthParams(ctx context.Context, namespace string, ref *tidalv
 		}
 		spec = cta.Spec
 		secretNS = r.ClusterObjectNamespace
+		if spec.FilePath != "" {
+			params, err := r.fileParams(spec.FilePath)
+			if err != nil {
+				return nil, fmt.Errorf("ClusterTriggerAuthentication %q: spec.filePath: %w", ref.Name, err)
+			}
+			return params, nil
+		}
 	default:
 		return nil, fmt.Errorf("authenticationRef.kind: want TriggerAuthentication or ClusterTriggerAuthentication, got %q", ref.Kind)
+	}
+	if spec.FilePath != "" {
+		// The webhook refuses it; one admitted before is refused here too.
+		return nil, fmt.Errorf("TriggerAuthentication %q: spec.filePath: only a ClusterTriggerAuthentication may read parameters from a file", ref.Name)
 	}
 	params := map[string]string{}
 	for i, s := range spec.SecretTargetRef {
@@ -199,6 +216,32 @@ func (r *Resolver) AuthParams(ctx context.Context, namespace string, ref *tidalv
 			return nil, fmt.Errorf("%s %q: spec.env[%d]: variable %q not found in the target's container", ref.GetKind(), ref.Name, i, e.Name)
 		}
 		params[e.Parameter] = v
+	}
+	return params, nil
+}
+
+// fileParams reads a JSON object of parameter → string value from path under FileRoot. os.Root confines the read
+// to FileRoot, symbolic links included. Errors name the path, never a value.
+func (r *Resolver) fileParams(path string) (map[string]string, error) {
+	if r.FileRoot == "" {
+		return nil, errors.New("this deployable was started without --filepath-auth-root-path")
+	}
+	if err := tidalv1alpha1.ValidateAuthFilePath(path); err != nil {
+		return nil, fmt.Errorf("%q: %w", path, err)
+	}
+	root, err := os.OpenRoot(r.FileRoot)
+	if err != nil {
+		return nil, fmt.Errorf("--filepath-auth-root-path: %w", err)
+	}
+	defer root.Close()
+	raw, err := root.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read %q: %w", path, err)
+	}
+	var params map[string]string
+	if err := json.Unmarshal(raw, &params); err != nil {
+		// Not the decoder's message: it may quote the file's content.
+		return nil, fmt.Errorf("%q is not a JSON object of string values", path)
 	}
 	return params, nil
 }

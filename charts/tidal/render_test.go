@@ -726,3 +726,52 @@ func TestVirtualNodeContainerdBackendMountsTheHostSocket(t *testing.T) {
 		}
 	})
 }
+
+// triggerAuthFiles mounts the Secret into the operator and the metrics adapter and points
+// --filepath-auth-root-path at it; unset, neither gets the flag.
+func TestTriggerAuthFilesMountIntoOperatorAndAdapter(t *testing.T) {
+	c := loadChart(t)
+	specs := func(t *testing.T, v map[string]any) map[string]map[string]any {
+		t.Helper()
+		objs, err := render(t, c, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]map[string]any{}
+		for _, o := range objs {
+			if o.GetKind() == "Deployment" && (o.GetName() == "tidal-operator" || o.GetName() == "tidal-metrics-adapter") {
+				spec, _, _ := unstructured.NestedMap(o.Object, "spec", "template", "spec")
+				out[o.GetName()] = spec
+			}
+		}
+		if len(out) != 2 {
+			t.Fatalf("rendered %d of the operator and adapter Deployments", len(out))
+		}
+		return out
+	}
+	for name, spec := range specs(t, vals()) {
+		if args := fmt.Sprint(strs(lookup(spec, "containers[0].args"))); strings.Contains(args, "filepath-auth-root-path") {
+			t.Errorf("%s: args %s without triggerAuthFiles", name, args)
+		}
+	}
+	for name, spec := range specs(t, vals("triggerAuthFiles.secretName", "scaler-creds")) {
+		if args := strs(lookup(spec, "containers[0].args")); !contains(args, "--filepath-auth-root-path=/var/run/tidal/auth-files") {
+			t.Errorf("%s: args %v lack --filepath-auth-root-path", name, args)
+		}
+		mounted := false
+		for _, m := range lookup(spec, "containers[0].volumeMounts").([]any) {
+			mm := m.(map[string]any)
+			mounted = mounted || (mm["name"] == "auth-files" && mm["mountPath"] == "/var/run/tidal/auth-files" && mm["readOnly"] == true)
+		}
+		secret := false
+		for _, v := range spec["volumes"].([]any) {
+			vm := v.(map[string]any)
+			if s, ok := vm["secret"].(map[string]any); ok && vm["name"] == "auth-files" {
+				secret = s["secretName"] == "scaler-creds"
+			}
+		}
+		if !mounted || !secret {
+			t.Errorf("%s: the scaler-creds Secret is not mounted read-only at /var/run/tidal/auth-files (mount %v, volume %v)", name, mounted, secret)
+		}
+	}
+}

@@ -31,7 +31,7 @@ func main() {
 		redis.SetLogger(env.Log) // go-redis logs reconnects through its own global logger
 		opts := app.Options{
 			Config: env.Config, Registry: registry.New(), Metrics: tidalapp.NewRegistry(), Logger: env.Log,
-			Namespace: common.Namespace, WatchNamespace: common.WatchNamespace, Workers: *workers, ServeAddr: common.MetricsAddr,
+			Namespace: common.Namespace, WatchNamespace: common.WatchNamespace, AuthFileRoot: common.AuthFileRoot, Workers: *workers, ServeAddr: common.MetricsAddr,
 			Election: env.Election(app.LeaseName),
 		}
 		var err error

@@ -47,6 +47,9 @@ type Flags struct {
 	// WatchNamespace limits a component that watches ScaledObjects/ScaledJobs to one namespace (empty: all);
 	// registered only with RegisterOptions.WatchNamespace.
 	WatchNamespace string
+	// AuthFileRoot is the directory ClusterTriggerAuthentication spec.filePath is read under (empty: refused);
+	// registered with WatchNamespace, by the components that resolve triggers.
+	AuthFileRoot string
 }
 
 // RegisterOptions say which shared flags a deployable takes.
@@ -72,6 +75,8 @@ func (f *Flags) Register(fs FlagSet, o RegisterOptions) {
 	fs.BoolVar(&f.Version, "version", false, "print the version and exit")
 	if o.WatchNamespace {
 		fs.StringVar(&f.WatchNamespace, "watch-namespace", os.Getenv("WATCH_NAMESPACE"), "only ScaledObjects and ScaledJobs of this namespace; empty watches all")
+		fs.StringVar(&f.AuthFileRoot, "filepath-auth-root-path", "", "directory under which a ClusterTriggerAuthentication's spec.filePath is read "+
+			"(a mounted Secret, for instance); empty refuses filePath")
 	}
 	if o.LeaderElect {
 		fs.BoolVar(&f.LeaderElect, "leader-elect", !o.LeaderElectOffByDefault, "elect a leader through a Lease so several replicas can run with one active")

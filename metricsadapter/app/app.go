@@ -61,6 +61,8 @@ type Options struct {
 	Namespace string
 	// WatchNamespace limits the adapter to ScaledObjects and ScaledJobs of one namespace; empty watches all.
 	WatchNamespace string
+	// AuthFileRoot is where ClusterTriggerAuthentication spec.filePath is read (--filepath-auth-root-path).
+	AuthFileRoot string
 	// Workers is the number of concurrent ScaledObject reconciles (default 4).
 	Workers int
 	// Poller tunes the poller; Registry, Logger and Metrics are set by the adapter.
@@ -147,7 +149,7 @@ func New(opts Options) (*Adapter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metrics adapter: %w", err)
 	}
-	resolver := &triggers.Resolver{Kube: a.kube, Tidal: tc, ClusterObjectNamespace: opts.Namespace}
+	resolver := &triggers.Resolver{Kube: a.kube, Tidal: tc, ClusterObjectNamespace: opts.Namespace, FileRoot: opts.AuthFileRoot}
 	a.shared = newSharedSource(a.poller)
 	observer := observers{a.shared}
 	if opts.Stream != nil {

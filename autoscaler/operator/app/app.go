@@ -57,6 +57,8 @@ type Options struct {
 	// WatchNamespace limits the operator to ScaledObjects and ScaledJobs of one namespace (KEDA's
 	// WATCH_NAMESPACE); empty watches all namespaces.
 	WatchNamespace string
+	// AuthFileRoot is where ClusterTriggerAuthentication spec.filePath is read (--filepath-auth-root-path).
+	AuthFileRoot string
 	// Workers is the number of concurrent ScaledObject reconciles (default 4).
 	Workers int
 	// ServeAddr serves /metrics, /healthz and /readyz ("" disables; ":0" picks a port, see Operator.Addr).
@@ -229,7 +231,7 @@ func (o *Operator) runControllers(ctx context.Context) error {
 		Kube: o.kube, Tidal: o.tidal,
 		Informer: soInformer.Informer(), Lister: soInformer.Lister(),
 		Targets:  targets,
-		Resolver: &triggers.Resolver{Kube: o.kube, Tidal: o.tidal, ClusterObjectNamespace: o.opts.Namespace},
+		Resolver: o.resolver(),
 		Source:   source, Recorder: recorder, Logger: o.log, Metrics: o.metrics,
 	})
 	if err != nil {
@@ -243,7 +245,7 @@ func (o *Operator) runControllers(ctx context.Context) error {
 		Kube: o.kube, Tidal: o.tidal,
 		Informer: sjInformer.Informer(), Lister: sjInformer.Lister(),
 		JobInformer: jobInformer.Informer(), JobLister: jobInformer.Lister(),
-		Resolver: &triggers.Resolver{Kube: o.kube, Tidal: o.tidal, ClusterObjectNamespace: o.opts.Namespace},
+		Resolver: o.resolver(),
 		Source:   source, Recorder: recorder, Logger: o.log, Metrics: o.metrics,
 	})
 	if err != nil {
@@ -267,4 +269,9 @@ func (o *Operator) runControllers(ctx context.Context) error {
 		err = err2
 	}
 	return err
+}
+
+// resolver resolves triggers' authentication for the controllers and the webhook.
+func (o *Operator) resolver() *triggers.Resolver {
+	return &triggers.Resolver{Kube: o.kube, Tidal: o.tidal, ClusterObjectNamespace: o.opts.Namespace, FileRoot: o.opts.AuthFileRoot}
 }

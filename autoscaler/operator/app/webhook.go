@@ -14,7 +14,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/tidalscale/tidal/autoscaler/operator/webhook"
-	"github.com/tidalscale/tidal/autoscaler/triggers"
 )
 
 // WebhookOptions turns on the validating webhook.
@@ -52,7 +51,7 @@ func (o *Operator) serveWebhook(ctx context.Context, l net.Listener) error {
 		return err
 	}
 	v := &webhook.Validator{Kube: o.kube, Tidal: o.tidal, Registry: o.opts.Registry, Logger: o.log.Named("webhook"),
-		Resolver: &triggers.Resolver{Kube: o.kube, Tidal: o.tidal, ClusterObjectNamespace: o.opts.Namespace}}
+		Resolver: o.resolver()}
 	mux := http.NewServeMux()
 	mux.Handle(webhook.Path, v)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second,

@@ -282,3 +282,8 @@ crt: {{ $cert.Cert | b64enc }}
 key: {{ $cert.Key | b64enc }}
 {{- end -}}
 {{- end -}}
+
+{{/* Where the triggerAuthFiles Secret is mounted: the root of ClusterTriggerAuthentication spec.filePath. */}}
+{{- define "tidal.authFilesDir" -}}
+/var/run/tidal/auth-files
+{{- end }}
