@@ -21,6 +21,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
+	"github.com/tidalscale/tidal/autoscaler/operator/app"
 	"github.com/tidalscale/tidal/internal/chaos"
 	"github.com/tidalscale/tidal/internal/devcluster"
 	"github.com/tidalscale/tidal/internal/testenv"
@@ -165,14 +166,7 @@ func (a *shardAudit) last(op int) time.Time {
 func TestShardingOperators(t *testing.T) {
 	const n = 300
 	e := setup(t)
-	if _, err := devcluster.ApplyYAML(e.Ctx, e.Cluster.Config, "", []byte(counterCRD)); err != nil {
-		t.Fatal(err)
-	}
-	dyn, err := dynamic.NewForConfig(e.Cluster.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	counters := dyn.Resource(counterGVR).Namespace(e.NS)
+	counters := counterResource(e)
 	redis := testenv.StartRedis(t)
 	rc, list := testenv.RedisList(t, redis.Addr)
 	// setItems replaces the list in one transaction: a poll never sees it empty or half filled.
@@ -347,6 +341,24 @@ func TestShardingOperators(t *testing.T) {
 	}
 }
 
+// counterResource installs the Counter CRD and returns its client in the test's namespace once it is served.
+func counterResource(e *env) dynamic.ResourceInterface {
+	e.T.Helper()
+	if _, err := devcluster.ApplyYAML(e.Ctx, e.Cluster.Config, "", []byte(counterCRD)); err != nil {
+		e.T.Fatal(err)
+	}
+	dyn, err := dynamic.NewForConfig(e.Cluster.Config)
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	counters := dyn.Resource(counterGVR).Namespace(e.NS)
+	e.Eventually("the Counter CRD served", 30*time.Second, func() (bool, string) {
+		_, err := counters.List(e.Ctx, metav1.ListOptions{})
+		return err == nil, fmt.Sprint(err)
+	})
+	return counters
+}
+
 // createShardedObject creates a Counter at 2 replicas and its ScaledObject.
 func createShardedObject(e *env, counters dynamic.ResourceInterface, name, addr, list string) error {
 	c := &unstructured.Unstructured{Object: map[string]any{
@@ -434,4 +446,44 @@ func scrapeGauge(addr, series string) int {
 		}
 	}
 	return -1
+}
+
+// TestShardingInProcess runs two sharded operators in this (race-detecting) process: every object is scaled, by
+// one of them, and each reports the members and its share on /metrics.
+func TestShardingInProcess(t *testing.T) {
+	const n = 20
+	e := setup(t)
+	counters := counterResource(e)
+	rc, list := testenv.RedisList(t, testenv.RedisAddr)
+	testenv.Push(t, rc, list, 2)
+	for i := range n {
+		if err := createShardedObject(e, counters, fmt.Sprintf("c%02d", i), testenv.RedisAddr, list); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shard := func(id string) *app.ShardOptions {
+		return &app.ShardOptions{Identity: id, LeaseDuration: shardLease, RenewDeadline: shardRenew, RetryPeriod: shardRetry}
+	}
+	a := e.startOperator(app.Options{ServeAddr: "127.0.0.1:0", Shard: shard("a")})
+	b := e.startOperator(app.Options{ServeAddr: "127.0.0.1:0", Shard: shard("b")})
+	e.Eventually("both operators own a share of every object", 60*time.Second, func() (bool, string) {
+		oa := scrapeGauge(a.Addr(), `tidal_shard_owned_objects{kind="ScaledObject"}`)
+		ob := scrapeGauge(b.Addr(), `tidal_shard_owned_objects{kind="ScaledObject"}`)
+		ma, mb := scrapeGauge(a.Addr(), "tidal_shard_members"), scrapeGauge(b.Addr(), "tidal_shard_members")
+		return oa > 0 && ob > 0 && oa+ob == n && ma == 2 && mb == 2, fmt.Sprintf("owned %d+%d, members %d/%d", oa, ob, ma, mb)
+	})
+	testenv.Push(t, rc, list, 1)
+	e.Eventually("every target at 3", 60*time.Second, func() (bool, string) {
+		l, err := counters.List(e.Ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		off := 0
+		for _, c := range l.Items {
+			if r, _, _ := unstructured.NestedInt64(c.Object, "spec", "replicas"); r != 3 {
+				off++
+			}
+		}
+		return off == 0, fmt.Sprintf("%d of %d not at 3", off, len(l.Items))
+	})
 }
