@@ -10,6 +10,7 @@ import (
 
 // Metrics are the operator's Prometheus collectors. A nil *Metrics records nothing, so tests may omit it.
 type Metrics struct {
+	reg           prometheus.Registerer
 	runtime       *controller.Metrics
 	scales        *prometheus.CounterVec
 	sampleToScale prometheus.Histogram
@@ -19,6 +20,7 @@ type Metrics struct {
 // NewMetrics registers the operator's collectors on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
+		reg:     reg,
 		runtime: controller.NewMetrics(reg, "operator"),
 		scales: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "tidal", Subsystem: "operator", Name: "scale_decisions_total",
@@ -67,4 +69,32 @@ func (m *Metrics) ObserveTriggerError(namespace, name, trigger string) {
 		return
 	}
 	m.triggerErrors.WithLabelValues(namespace, name, trigger).Inc()
+}
+
+// RegisterShard registers tidal_shard_members (the live members this replica sees) and
+// tidal_shard_owned_objects{kind} (the cached objects of each kind it owns), read at scrape time. The returned
+// function unregisters them.
+func (m *Metrics) RegisterShard(members func() []string, owned map[string]func() int) (unregister func()) {
+	if m == nil {
+		return func() {}
+	}
+	cs := []prometheus.Collector{prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "tidal", Subsystem: "shard", Name: "members",
+		Help: "Live members of this replica's shard group, as this replica sees them.",
+	}, func() float64 { return float64(len(members())) })}
+	for kind, f := range owned {
+		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "tidal", Subsystem: "shard", Name: "owned_objects",
+			Help:        "Objects this replica owns (and alone writes), by kind.",
+			ConstLabels: prometheus.Labels{"kind": kind},
+		}, func() float64 { return float64(f()) }))
+	}
+	for _, c := range cs {
+		m.reg.MustRegister(c)
+	}
+	return func() {
+		for _, c := range cs {
+			m.reg.Unregister(c)
+		}
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -773,5 +774,57 @@ func TestTriggerAuthFilesMountIntoOperatorAndAdapter(t *testing.T) {
 		if !mounted || !secret {
 			t.Errorf("%s: the scaler-creds Secret is not mounted read-only at /var/run/tidal/auth-files (mount %v, volume %v)", name, mounted, secret)
 		}
+	}
+}
+
+// TestOperatorShardsAboveOneReplica: leaderElect means one writer per object, so one replica elects a leader and
+// more replicas shard the objects on Leases, with the Lease permissions sharding needs; leaderElect false is
+// left alone.
+func TestOperatorShardsAboveOneReplica(t *testing.T) {
+	c := loadChart(t)
+	for _, tc := range []struct {
+		name       string
+		vals       map[string]any
+		wantArgs   []string
+		wantShards bool
+	}{
+		{name: "one replica elects a leader", vals: vals("operator.replicas", 1), wantArgs: []string{"--leader-elect=true"}},
+		{name: "three replicas shard", vals: vals("operator.replicas", 3), wantArgs: []string{"--leader-elect=false", "--sharding=leases"}, wantShards: true},
+		{name: "leaderElect off is left alone", vals: vals("operator.replicas", 3, "operator.leaderElect", false), wantArgs: []string{"--leader-elect=false"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			objs, err := render(t, c, tc.vals)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var args []string
+			listLeases := false
+			for _, o := range objs {
+				switch {
+				case o.GetKind() == "Deployment" && o.GetName() == "tidal-operator":
+					containers, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
+					args = strs(containers[0].(map[string]any)["args"])
+				case o.GetKind() == "Role" && o.GetName() == "tidal-operator":
+					rules, _, _ := unstructured.NestedSlice(o.Object, "rules")
+					for _, r := range rules {
+						rule := r.(map[string]any)
+						if slices.Contains(strs(rule["resources"]), "leases") && slices.Contains(strs(rule["verbs"]), "list") {
+							listLeases = true
+						}
+					}
+				}
+			}
+			for _, want := range tc.wantArgs {
+				if !slices.Contains(args, want) {
+					t.Errorf("operator args %v lack %s", args, want)
+				}
+			}
+			if got := slices.Contains(args, "--sharding=leases"); got != tc.wantShards {
+				t.Errorf("--sharding=leases passed: %v, want %v", got, tc.wantShards)
+			}
+			if listLeases != tc.wantShards {
+				t.Errorf("operator Role may list leases: %v, want %v", listLeases, tc.wantShards)
+			}
+		})
 	}
 }

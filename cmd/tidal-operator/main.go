@@ -6,6 +6,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"os"
 
 	"go.uber.org/zap"
 
@@ -20,6 +21,8 @@ func main() {
 	var common tidalapp.Flags
 	common.Register(fs, tidalapp.RegisterOptions{LeaderElect: true, WatchNamespace: true})
 	workers := fs.Int("workers", 4, "concurrent ScaledObject reconciles")
+	sharding := fs.String("sharding", "", `"leases" runs the controllers on every replica, each writing only the objects it owns by consistent hashing over the replicas' Leases (timed by the --leader-elect-* flags); empty means one writer overall (--leader-elect)`)
+	shardIdentity := fs.String("shard-identity", os.Getenv("POD_NAME"), "this replica's name among the shard members (default $POD_NAME, else the hostname)")
 	var wh webhookFlags
 	wh.register(fs)
 	var adapter adapterFlags
@@ -28,11 +31,24 @@ func main() {
 		if *workers < 1 {
 			return fmt.Errorf("--workers: must be at least 1, got %d", *workers)
 		}
+		var shard *app.ShardOptions
+		switch *sharding {
+		case "":
+		case "leases":
+			shard = &app.ShardOptions{Identity: *shardIdentity, LeaseDuration: common.LeaseDuration,
+				RenewDeadline: common.RenewDeadline, RetryPeriod: common.RetryPeriod}
+		default:
+			return fmt.Errorf(`--sharding: want "leases" or empty, got %q`, *sharding)
+		}
 		redis.SetLogger(env.Log) // go-redis logs reconnects through its own global logger
 		opts := app.Options{
 			Config: env.Config, Registry: registry.New(), Metrics: tidalapp.NewRegistry(), Logger: env.Log,
 			Namespace: common.Namespace, WatchNamespace: common.WatchNamespace, AuthFileRoot: common.AuthFileRoot, Workers: *workers, ServeAddr: common.MetricsAddr,
-			Election: env.Election(app.LeaseName),
+			Election: env.Election(app.LeaseName), Shard: shard,
+		}
+		if shard != nil && opts.Election != nil {
+			env.Log.Info("--sharding=leases: leader election is off, each object has one writer through its shard")
+			opts.Election = nil
 		}
 		var err error
 		if opts.Source, err = adapter.source(ctx, env.Log, opts.Registry, opts.Metrics); err != nil {
@@ -45,7 +61,7 @@ func main() {
 		if err != nil {
 			return err
 		}
-		env.Log.Info("operator serving", zap.String("addr", op.Addr()), zap.Bool("leaderElect", common.LeaderElect))
+		env.Log.Info("operator serving", zap.String("addr", op.Addr()), zap.Bool("leaderElect", opts.Election != nil), zap.String("sharding", *sharding))
 		return op.Run(ctx)
 	})
 }

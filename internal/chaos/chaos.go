@@ -189,12 +189,15 @@ func (w *Workload) Converge(ctx context.Context, items int64, deadline time.Dura
 // StormProxy is a reverse proxy in front of the API server that, while Storm is on, answers a share of the
 // writes with 409 Conflict and a share of all requests with 429 Too Many Requests (Retry-After 1), as an API
 // server under contention does. It serves plain HTTP on loopback and authenticates to the API server itself.
+// Observe audits every request passing through it; Cut makes some requests fail as a network partition would.
 type StormProxy struct {
-	URL    string
-	srv    *http.Server
-	storm  atomic.Bool
-	n      atomic.Int64
-	counts sync.Map // status → *atomic.Int64
+	URL     string
+	srv     *http.Server
+	storm   atomic.Bool
+	n       atomic.Int64
+	counts  sync.Map // status → *atomic.Int64
+	observe atomic.Pointer[func(*http.Request)]
+	cut     atomic.Pointer[func(*http.Request) bool]
 }
 
 // NewStormProxy starts a proxy to the API server of cfg on a free loopback port.
@@ -216,6 +219,21 @@ func NewStormProxy(cfg *rest.Config, listen func() (string, error)) (*StormProxy
 	rp.Transport = tr
 	rp.FlushInterval = -1 // watches stream
 	p.srv = &http.Server{Addr: addr, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if cut := p.cut.Load(); cut != nil && (*cut)(r) {
+			// The connection is dropped without an answer, as when the network between the client and the API
+			// server is cut.
+			if hj, ok := w.(http.Hijacker); ok {
+				if conn, _, err := hj.Hijack(); err == nil {
+					_ = conn.Close()
+					return
+				}
+			}
+			writeStatus(w, http.StatusServiceUnavailable, "ServiceUnavailable", "partitioned")
+			return
+		}
+		if obs := p.observe.Load(); obs != nil {
+			(*obs)(r)
+		}
 		if p.storm.Load() && r.URL.Query().Get("watch") != "true" {
 			i := p.n.Add(1)
 			write := r.Method == http.MethodPut || r.Method == http.MethodPatch || r.Method == http.MethodPost
@@ -255,6 +273,26 @@ func (p *StormProxy) Injected() string {
 
 // Storm turns the injection on or off.
 func (p *StormProxy) Storm(on bool) { p.storm.Store(on) }
+
+// Observe calls fn with every request the proxy forwards (not those it cuts), before forwarding it; fn must be
+// safe for concurrent use. nil stops observing.
+func (p *StormProxy) Observe(fn func(*http.Request)) {
+	if fn == nil {
+		p.observe.Store(nil)
+		return
+	}
+	p.observe.Store(&fn)
+}
+
+// Cut drops the connection of every request match selects (say, only the Lease renewals of one replica), as a
+// partition between the proxy's client and the API server would; nil heals it.
+func (p *StormProxy) Cut(match func(*http.Request) bool) {
+	if match == nil {
+		p.cut.Store(nil)
+		return
+	}
+	p.cut.Store(&match)
+}
 
 // Close stops the proxy.
 func (p *StormProxy) Close() error { return p.srv.Close() }

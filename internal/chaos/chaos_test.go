@@ -303,10 +303,7 @@ var faults = []struct {
 			r.t.Fatal(err)
 		}
 		r.t.Cleanup(func() { _ = proxy.Close() })
-		kubeconfig := filepath.Join(r.t.TempDir(), "kubeconfig")
-		if err := os.WriteFile(kubeconfig, []byte(fmt.Sprintf("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: %s\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\nusers:\n- name: u\n  user: {}\ncurrent-context: c\n", proxy.URL)), 0o600); err != nil {
-			r.t.Fatal(err)
-		}
+		kubeconfig := testenv.PlainKubeconfig(r.t, proxy.URL)
 		r.operator(kubeconfig, true)
 		r.steady()
 		res := r.measure("409/429 storm 8 s", during, func() {

@@ -36,6 +36,7 @@ import (
 	"github.com/tidalscale/tidal/autoscaler/scaletarget"
 	"github.com/tidalscale/tidal/autoscaler/triggers"
 	scaffold "github.com/tidalscale/tidal/internal/app"
+	"github.com/tidalscale/tidal/internal/shard"
 	"github.com/tidalscale/tidal/scalers"
 )
 
@@ -68,7 +69,23 @@ type Options struct {
 	Election *scaffold.ElectionOptions
 	// Webhook, when set, serves the validating admission webhook and registers it.
 	Webhook *WebhookOptions
+	// Shard, when set, runs the controllers on every replica, each writing only the objects it owns by
+	// consistent hashing over the replicas' Leases (internal/shard). Exclusive with Election.
+	Shard *ShardOptions
 }
+
+// ShardOptions configure sharding on Leases: each replica holds the Lease ShardGroup-Identity in Namespace.
+type ShardOptions struct {
+	// Identity of this replica; default the hostname (the pod name).
+	Identity string
+	// LeaseDuration, RenewDeadline and RetryPeriod as in leader election (internal/shard's defaults when 0).
+	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
+	// Now is the membership's clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// ShardGroup labels the operator replicas' member Leases and prefixes their names.
+const ShardGroup = "tidal-operator"
 
 // Operator is a running operator.
 type Operator struct {
@@ -123,6 +140,9 @@ func New(opts Options) (*Operator, error) {
 	}
 	o := &Operator{opts: opts, log: opts.Logger, kube: kube, tidal: tc, registry: reg, metrics: operator.NewMetrics(reg)}
 	o.opts.Config = cfg
+	if opts.Election != nil && opts.Shard != nil {
+		return nil, errors.New("operator: leader election and sharding are exclusive (sharding already gives each object one writer)")
+	}
 	if opts.Election != nil {
 		eo := *opts.Election
 		eo.Namespace = cmp.Or(eo.Namespace, opts.Namespace)
@@ -225,6 +245,20 @@ func (o *Operator) runControllers(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// With sharding, a membership change re-reconciles every object: each replica releases what it lost and
+	// takes up what it gained. onChange is set before the membership runs.
+	var members *shard.Membership
+	var sh operator.Shard
+	var onChange func()
+	if so := o.opts.Shard; so != nil {
+		members, err = shard.New(shard.Options{Client: o.kube, Namespace: o.opts.Namespace, Group: ShardGroup, Identity: so.Identity,
+			LeaseDuration: so.LeaseDuration, RenewDeadline: so.RenewDeadline, RetryPeriod: so.RetryPeriod, Now: so.Now,
+			Logger: o.log, OnChange: func() { onChange() }})
+		if err != nil {
+			return err
+		}
+		sh = members
+	}
 	factory := tidalinformers.NewSharedInformerFactoryWithOptions(o.tidal, 10*time.Minute, tidalinformers.WithNamespace(o.opts.WatchNamespace))
 	soInformer := factory.Tidal().V1alpha1().ScaledObjects()
 	soc, err := scaledobject.New(scaledobject.Options{
@@ -232,7 +266,7 @@ func (o *Operator) runControllers(ctx context.Context) error {
 		Informer: soInformer.Informer(), Lister: soInformer.Lister(),
 		Targets:  targets,
 		Resolver: o.resolver(),
-		Source:   source, Recorder: recorder, Logger: o.log, Metrics: o.metrics,
+		Source:   source, Recorder: recorder, Logger: o.log, Metrics: o.metrics, Shard: sh,
 	})
 	if err != nil {
 		return err
@@ -246,10 +280,27 @@ func (o *Operator) runControllers(ctx context.Context) error {
 		Informer: sjInformer.Informer(), Lister: sjInformer.Lister(),
 		JobInformer: jobInformer.Informer(), JobLister: jobInformer.Lister(),
 		Resolver: o.resolver(),
-		Source:   source, Recorder: recorder, Logger: o.log, Metrics: o.metrics,
+		Source:   source, Recorder: recorder, Logger: o.log, Metrics: o.metrics, Shard: sh,
 	})
 	if err != nil {
 		return err
+	}
+	if members != nil {
+		onChange = func() {
+			soc.EnqueueAll()
+			sjc.EnqueueAll()
+			o.log.Info("shard membership changed", zap.Strings("members", members.Members()), zap.Bool("claiming", members.Claiming()),
+				zap.Int("ownedScaledObjects", soc.Owned()), zap.Int("ownedScaledJobs", sjc.Owned()))
+		}
+		unregister := o.metrics.RegisterShard(members.Members, map[string]func() int{"ScaledObject": soc.Owned, "ScaledJob": sjc.Owned})
+		defer unregister()
+		var mwg sync.WaitGroup
+		mctx, mcancel := context.WithCancel(context.WithoutCancel(ctx))
+		mwg.Go(func() { _ = members.Run(mctx) })
+		// The membership outlives the controllers: it stops claiming and leaves the group (deleting its Lease,
+		// so the others take over at once) only after every worker returned.
+		defer mwg.Wait()
+		defer mcancel()
 	}
 	factory.Start(ctx.Done())
 	kubeFactory.Start(ctx.Done())

@@ -45,7 +45,9 @@ type Options struct {
 	Recorder    record.EventRecorder
 	Logger      *zap.Logger
 	Metrics     *operator.Metrics
-	Now         func() time.Time
+	// Shard, when set, limits this replica to the ScaledJobs it owns; every write re-checks ownership first.
+	Shard operator.Shard
+	Now   func() time.Time
 }
 
 // Controller reconciles ScaledJobs.
@@ -112,6 +114,24 @@ func (c *Controller) enqueueOwner(obj any) {
 	if name := job.Labels[LabelScaledJobName]; name != "" {
 		c.runner.Enqueue(job.Namespace + "/" + name)
 	}
+}
+
+// EnqueueAll reconciles every cached ScaledJob (after a shard membership change).
+func (c *Controller) EnqueueAll() {
+	for _, obj := range c.opts.Informer.GetStore().List() {
+		c.runner.EnqueueObject(obj)
+	}
+}
+
+// Owned counts the cached ScaledJobs this replica owns (all of them without a shard).
+func (c *Controller) Owned() int {
+	n := 0
+	for _, key := range c.opts.Informer.GetStore().ListKeys() {
+		if c.opts.Shard == nil || c.opts.Shard.Owns(key) {
+			n++
+		}
+	}
+	return n
 }
 
 // Run consumes samples and runs workers until ctx is done.

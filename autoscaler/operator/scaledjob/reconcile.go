@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -28,16 +29,41 @@ import (
 )
 
 // Reconcile creates the Jobs one sample round asks for, cleans the history and updates status. Idempotent: a
-// sample round is turned into Jobs once. A paused ScaledJob creates and rolls out no Jobs.
+// sample round is turned into Jobs once. A paused ScaledJob creates and rolls out no Jobs. With a shard, a
+// ScaledJob owned by another replica is released and left to its owner; ownership is checked again before
+// every write.
 func (c *Controller) Reconcile(ctx context.Context, key string) error {
-	log := operator.LoggerFrom(ctx)
 	ns, name, _ := strings.Cut(key, "/")
+	if operator.CheckOwner(c.opts.Shard, ns, name) != nil {
+		c.release(ctx, ns, name)
+		return nil
+	}
+	err := c.reconcile(ctx, ns, name)
+	if errors.Is(err, operator.ErrNotOwner) {
+		c.release(ctx, ns, name)
+		return nil
+	}
+	return err
+}
+
+// release drops the triggers and state of a ScaledJob this replica does not (or no longer) reconcile.
+func (c *Controller) release(ctx context.Context, ns, name string) {
+	c.opts.Source.Delete(ctx, samples.Key{Kind: kindScaledJob, Namespace: ns, Name: name})
+	c.mu.Lock()
+	delete(c.jobs, ns+"/"+name)
+	c.mu.Unlock()
+}
+
+// mayWrite is checked immediately before every write: ErrNotOwner when the shard moved the ScaledJob away.
+func (c *Controller) mayWrite(sj *tidalv1alpha1.ScaledJob) error {
+	return operator.CheckOwner(c.opts.Shard, sj.Namespace, sj.Name)
+}
+
+func (c *Controller) reconcile(ctx context.Context, ns, name string) error {
+	log := operator.LoggerFrom(ctx)
 	sj, err := c.opts.Lister.ScaledJobs(ns).Get(name)
 	if apierrors.IsNotFound(err) {
-		c.opts.Source.Delete(ctx, samples.Key{Kind: kindScaledJob, Namespace: ns, Name: name})
-		c.mu.Lock()
-		delete(c.jobs, key)
-		c.mu.Unlock()
+		c.release(ctx, ns, name)
 		return nil // the Jobs are owned by it: garbage collection removes them
 	}
 	if err != nil {
@@ -46,7 +72,7 @@ func (c *Controller) Reconcile(ctx context.Context, key string) error {
 	if sj.DeletionTimestamp != nil || sj.Spec.JobTargetRef == nil {
 		return nil
 	}
-	st := c.state(key)
+	st := c.state(ns + "/" + name)
 	hash := templateHash(sj.Spec.JobTargetRef)
 	if err := c.ensureTriggers(ctx, sj, st); err != nil {
 		return err
@@ -313,6 +339,9 @@ func (c *Controller) createJobs(ctx context.Context, sj *tidalv1alpha1.ScaledJob
 				job.Labels[k] = v
 			}
 		}
+		if err := c.mayWrite(sj); err != nil {
+			return err
+		}
 		if _, err := c.opts.Kube.BatchV1().Jobs(sj.Namespace).Create(ctx, job, metav1.CreateOptions{FieldManager: operator.FieldManager}); err != nil {
 			c.event(sj, corev1.EventTypeWarning, "JobCreateFailed", err.Error())
 			return fmt.Errorf("create job %d of %d: %w", i+1, n, err)
@@ -333,6 +362,9 @@ func (c *Controller) rollout(ctx context.Context, sj *tidalv1alpha1.ScaledJob, j
 	for _, j := range jobs {
 		if j.Labels[LabelTemplateHash] == hash || finished(j) || j.DeletionTimestamp != nil {
 			continue
+		}
+		if err := c.mayWrite(sj); err != nil {
+			return err
 		}
 		err := c.opts.Kube.BatchV1().Jobs(j.Namespace).Delete(ctx, j.Name, metav1.DeleteOptions{PropagationPolicy: &policy})
 		if err != nil && !apierrors.IsNotFound(err) {
@@ -373,6 +405,9 @@ func (c *Controller) cleanHistory(ctx context.Context, sj *tidalv1alpha1.ScaledJ
 		}
 		sort.Slice(set.jobs, func(a, b int) bool { return set.jobs[a].CreationTimestamp.Before(&set.jobs[b].CreationTimestamp) })
 		for _, j := range set.jobs[:int32(len(set.jobs))-set.limit] {
+			if err := c.mayWrite(sj); err != nil {
+				return err
+			}
 			err := c.opts.Kube.BatchV1().Jobs(j.Namespace).Delete(ctx, j.Name, metav1.DeleteOptions{PropagationPolicy: &bg})
 			if err != nil && !apierrors.IsNotFound(err) {
 				return fmt.Errorf("history: delete job %s: %w", j.Name, err)
@@ -391,6 +426,9 @@ func (c *Controller) writeStatus(ctx context.Context, sj *tidalv1alpha1.ScaledJo
 	status.TriggersTypes = strings.Join(types, ",")
 	if apiequality.Semantic.DeepEqual(&sj.Status, status) {
 		return nil
+	}
+	if err := c.mayWrite(sj); err != nil {
+		return err
 	}
 	out := sj.DeepCopy()
 	out.Status = *status

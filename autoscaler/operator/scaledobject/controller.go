@@ -35,6 +35,9 @@ type Options struct {
 	Recorder record.EventRecorder
 	Logger   *zap.Logger
 	Metrics  *operator.Metrics
+	// Shard, when set, limits this replica to the objects it owns: others are released, and every write
+	// re-checks ownership first.
+	Shard operator.Shard
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -76,6 +79,25 @@ func New(opts Options) (*Controller, error) {
 		return nil, fmt.Errorf("scaledobject informer: %w", err)
 	}
 	return c, nil
+}
+
+// EnqueueAll reconciles every ScaledObject in the informer's cache: after a shard membership change, each
+// replica releases the objects it lost and takes up the ones it gained.
+func (c *Controller) EnqueueAll() {
+	for _, obj := range c.opts.Informer.GetStore().List() {
+		c.runner.EnqueueObject(obj)
+	}
+}
+
+// Owned counts the cached ScaledObjects this replica owns (all of them without a shard).
+func (c *Controller) Owned() int {
+	n := 0
+	for _, key := range c.opts.Informer.GetStore().ListKeys() {
+		if c.opts.Shard == nil || c.opts.Shard.Owns(key) {
+			n++
+		}
+	}
+	return n
 }
 
 // Run starts the sample subscription and workers; it blocks until ctx is done.

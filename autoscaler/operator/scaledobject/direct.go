@@ -55,6 +55,9 @@ func (c *Controller) reconcileDirect(ctx context.Context, so *tidalv1alpha1.Scal
 
 	desired := d.DesiredReplicas
 	if desired != current {
+		if err := c.mayWrite(so); err != nil {
+			return Result{}, err
+		}
 		if _, err := c.opts.Targets.UpdateReplicas(ctx, target, scale, desired); err != nil {
 			c.event(so, corev1.EventTypeWarning, ReasonScaleFailed, err.Error())
 			return Result{}, err

@@ -61,6 +61,9 @@ func (c *Controller) reconcileHPAMode(ctx context.Context, so *tidalv1alpha1.Sca
 	switch d.Reason {
 	case core.ReasonActivated, core.ReasonScaleToZero, core.ReasonScaleToIdle, core.ReasonScaleToMin:
 		if d.DesiredReplicas != current {
+			if err := c.mayWrite(so); err != nil {
+				return Result{}, err
+			}
 			if _, err := c.opts.Targets.SetReplicas(ctx, target, d.DesiredReplicas); err != nil {
 				c.event(so, corev1.EventTypeWarning, ReasonScaleFailed, err.Error())
 				return Result{}, err
@@ -122,6 +125,9 @@ func desiredHPA(so *tidalv1alpha1.ScaledObject, target scaletarget.Target, specs
 }
 
 func (c *Controller) ensureHPA(ctx context.Context, so *tidalv1alpha1.ScaledObject, target scaletarget.Target, specs []autoscalingv2.MetricSpec) error {
+	if err := c.mayWrite(so); err != nil {
+		return err
+	}
 	want := desiredHPA(so, target, specs)
 	hpas := c.opts.Kube.AutoscalingV2().HorizontalPodAutoscalers(so.Namespace)
 	got, err := hpas.Get(ctx, want.Name, metav1.GetOptions{})
@@ -153,6 +159,9 @@ func (c *Controller) ensureHPA(ctx context.Context, so *tidalv1alpha1.ScaledObje
 // deleteHPA removes the managed HPA, if any (garbage collection would too; deleting it first stops it acting on
 // the target while a restore runs).
 func (c *Controller) deleteHPA(ctx context.Context, so *tidalv1alpha1.ScaledObject) error {
+	if err := c.mayWrite(so); err != nil {
+		return err
+	}
 	hpas := c.opts.Kube.AutoscalingV2().HorizontalPodAutoscalers(so.Namespace)
 	got, err := hpas.Get(ctx, HPAName(so), metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {

@@ -77,7 +77,10 @@ func splitKey(key string) (string, string, error) {
 	return "", "", fmt.Errorf("bad key %q", key)
 }
 
-// Reconcile brings one ScaledObject's target and status in line with its triggers. It is idempotent.
+// Reconcile brings one ScaledObject's target and status in line with its triggers. It is idempotent. With a
+// shard, an object owned by another replica is released (its triggers and remembered state dropped) and left
+// to its owner; ownership is checked again before every write, and a write refused that way releases the object
+// too.
 func (c *Controller) Reconcile(ctx context.Context, key string) (Result, error) {
 	log := operator.LoggerFrom(ctx)
 	ns, name, err := splitKey(key)
@@ -85,6 +88,35 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (Result, error) 
 		log.Error("dropping bad key", zap.Error(err))
 		return Result{}, nil
 	}
+	if err := operator.CheckOwner(c.opts.Shard, ns, name); err != nil {
+		c.release(ctx, ns, name)
+		return Result{}, nil
+	}
+	res, err := c.reconcile(ctx, ns, name)
+	if errors.Is(err, operator.ErrNotOwner) {
+		c.release(ctx, ns, name)
+		return Result{}, nil
+	}
+	return res, err
+}
+
+// release forgets an object another replica now owns, logging the hand-over once.
+func (c *Controller) release(ctx context.Context, ns, name string) {
+	c.mu.Lock()
+	_, held := c.objects[ns+"/"+name]
+	c.mu.Unlock()
+	if held {
+		operator.LoggerFrom(ctx).Info("released: owned by another replica")
+		c.forget(ctx, ns, name)
+	}
+}
+
+// mayWrite is checked immediately before every write: ErrNotOwner when the shard moved the object away.
+func (c *Controller) mayWrite(so *tidalv1alpha1.ScaledObject) error {
+	return operator.CheckOwner(c.opts.Shard, so.Namespace, so.Name)
+}
+
+func (c *Controller) reconcile(ctx context.Context, ns, name string) (Result, error) {
 	so, err := c.opts.Lister.ScaledObjects(ns).Get(name)
 	if apierrors.IsNotFound(err) {
 		c.forget(ctx, ns, name)
@@ -97,6 +129,9 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (Result, error) 
 		return Result{}, c.finalize(ctx, so)
 	}
 	if !slices.Contains(so.Finalizers, Finalizer) {
+		if err := c.mayWrite(so); err != nil {
+			return Result{}, err
+		}
 		so = so.DeepCopy()
 		so.Finalizers = append(so.Finalizers, Finalizer)
 		if _, err := c.opts.Tidal.TidalV1alpha1().ScaledObjects(ns).Update(ctx, so, metav1.UpdateOptions{FieldManager: operator.FieldManager}); err != nil {
@@ -211,6 +246,9 @@ func (c *Controller) reconcilePaused(ctx context.Context, so *tidalv1alpha1.Scal
 		msg = fmt.Sprintf("autoscaling is paused at %d replicas", *replicas)
 		status.PausedReplicaCount = replicas
 		if current != *replicas {
+			if err := c.mayWrite(so); err != nil {
+				return Result{}, err
+			}
 			if _, err := c.opts.Targets.SetReplicas(ctx, target, *replicas); err != nil {
 				c.event(so, corev1.EventTypeWarning, ReasonScaleFailed, err.Error())
 				return Result{}, err
@@ -243,6 +281,9 @@ func (c *Controller) finalize(ctx context.Context, so *tidalv1alpha1.ScaledObjec
 	if so.Spec.Advanced != nil && so.Spec.Advanced.RestoreToOriginalReplicaCount && so.Status.OriginalReplicaCount != nil {
 		target, err := c.opts.Targets.Resolve(so.Namespace, so.Spec.ScaleTargetRef)
 		if err == nil {
+			if err := c.mayWrite(so); err != nil {
+				return err
+			}
 			_, err = c.opts.Targets.SetReplicas(ctx, target, *so.Status.OriginalReplicaCount)
 			if err != nil && !apierrors.IsNotFound(errors.Unwrap(err)) {
 				return fmt.Errorf("restore original replica count: %w", err)
@@ -256,6 +297,9 @@ func (c *Controller) finalize(ctx context.Context, so *tidalv1alpha1.ScaledObjec
 		return err
 	}
 	c.forget(ctx, so.Namespace, so.Name)
+	if err := c.mayWrite(so); err != nil {
+		return err
+	}
 	so = so.DeepCopy()
 	so.Finalizers = slices.DeleteFunc(so.Finalizers, func(f string) bool { return f == Finalizer })
 	_, err := c.opts.Tidal.TidalV1alpha1().ScaledObjects(so.Namespace).Update(ctx, so, metav1.UpdateOptions{FieldManager: operator.FieldManager})

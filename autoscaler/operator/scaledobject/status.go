@@ -27,6 +27,9 @@ func (c *Controller) writeStatus(ctx context.Context, so *tidalv1alpha1.ScaledOb
 	if apiequality.Semantic.DeepEqual(&so.Status, status) {
 		return nil
 	}
+	if err := c.mayWrite(so); err != nil {
+		return err
+	}
 	out := so.DeepCopy()
 	out.Status = *status
 	_, err := c.opts.Tidal.TidalV1alpha1().ScaledObjects(so.Namespace).UpdateStatus(ctx, out, metav1.UpdateOptions{FieldManager: operator.FieldManager})

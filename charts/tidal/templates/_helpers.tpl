@@ -210,6 +210,12 @@ spec:
 {{- end -}}
 
 {{/* Lease RBAC for leader election in the release namespace. */}}
+{{/* "true" when the operator shards objects between its replicas on Leases: more than one replica and
+leaderElect (one writer per object). */}}
+{{- define "tidal.operatorSharded" -}}
+{{- if and .Values.operator.leaderElect (gt (int .Values.operator.replicas) 1) }}true{{ end -}}
+{{- end -}}
+
 {{- define "tidal.leaseRules" -}}
 - apiGroups: ["coordination.k8s.io"]
   resources: ["leases"]
