@@ -106,13 +106,20 @@ func (ts *Client) GetScale(ctx context.Context, t Target) (*autoscalingv1.Scale,
 
 // SetReplicas writes replicas through /scale, reading the current scale first. It returns the previous count.
 func (ts *Client) SetReplicas(ctx context.Context, t Target, replicas int32) (int32, error) {
-	return ts.UpdateReplicas(ctx, t, nil, replicas)
+	return ts.UpdateReplicas(ctx, t, nil, replicas, nil)
 }
 
 // UpdateReplicas writes replicas through /scale starting from a scale the caller has just read (nil: read it),
-// which saves a round trip on the hot path; a conflict re-reads and retries. It returns the previous count.
-func (ts *Client) UpdateReplicas(ctx context.Context, t Target, s *autoscalingv1.Scale, replicas int32) (int32, error) {
+// which saves a round trip on the hot path; a conflict re-reads and retries. mayWrite (when not nil) is asked
+// before every attempt, retries included, and its error ends the update unwritten: a sharded operator that lost
+// the object between two attempts does not write it. It returns the previous count.
+func (ts *Client) UpdateReplicas(ctx context.Context, t Target, s *autoscalingv1.Scale, replicas int32, mayWrite func() error) (int32, error) {
 	for attempt := 0; ; attempt++ {
+		if mayWrite != nil {
+			if err := mayWrite(); err != nil {
+				return 0, err
+			}
+		}
 		if s == nil {
 			var err error
 			if s, err = ts.GetScale(ctx, t); err != nil {

@@ -2,6 +2,7 @@ package scaledobject
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -55,11 +56,10 @@ func (c *Controller) reconcileDirect(ctx context.Context, so *tidalv1alpha1.Scal
 
 	desired := d.DesiredReplicas
 	if desired != current {
-		if err := c.mayWrite(so); err != nil {
-			return Result{}, err
-		}
-		if _, err := c.opts.Targets.UpdateReplicas(ctx, target, scale, desired); err != nil {
-			c.event(so, corev1.EventTypeWarning, ReasonScaleFailed, err.Error())
+		if _, err := c.opts.Targets.UpdateReplicas(ctx, target, scale, desired, func() error { return c.mayWrite(so) }); err != nil {
+			if !errors.Is(err, operator.ErrNotOwner) {
+				c.event(so, corev1.EventTypeWarning, ReasonScaleFailed, err.Error())
+			}
 			return Result{}, err
 		}
 		var since time.Duration
