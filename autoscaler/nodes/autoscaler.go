@@ -164,7 +164,7 @@ func New(ctx context.Context, opts Options) (*Autoscaler, error) {
 		tidalInformers: tidalinformers.NewSharedInformerFactory(opts.TidalClient, 0),
 		backoff:        backoff.New(cfg.Backoff),
 		down:           scaledown.NewPlanner(cfg.ScaleDown),
-		batcher:        batch.New(cfg.Batch),
+		batcher:        batch.New(cfg.Batch, nil),
 		lastScaleUp:    map[string]time.Time{},
 		lastScaleDown:  map[string]time.Time{},
 		eventsSent:     map[string]time.Time{},
