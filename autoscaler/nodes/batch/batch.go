@@ -62,6 +62,13 @@ func (b *Batcher) Trigger() {
 	}
 }
 
+// Open reports whether a window is open: triggered, not yet closed.
+func (b *Batcher) Open() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return !b.first.IsZero()
+}
+
 // Ready receives once per closed window.
 func (b *Batcher) Ready() <-chan struct{} { return b.ready }
 

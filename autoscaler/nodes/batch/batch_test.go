@@ -119,10 +119,19 @@ func TestMaxBoundsTheWindow(t *testing.T) {
 // TestNextWindowAfterAWakeUp: a trigger after a wake-up opens a new window, timed from that trigger.
 func TestNextWindowAfterAWakeUp(t *testing.T) {
 	f := start(t, batch.Window{Idle: time.Second, Max: 10 * time.Second})
+	if f.b.Open() {
+		t.Fatal("open before any trigger")
+	}
 	f.b.Trigger()
+	if !f.b.Open() {
+		t.Fatal("not open after a trigger")
+	}
 	f.armed()
 	f.clock.Step(time.Second)
 	f.wantWake("first window")
+	if f.b.Open() {
+		t.Fatal("still open after the wake-up")
+	}
 	f.clock.Step(time.Minute)
 	f.b.Trigger()
 	f.armed()
