@@ -42,7 +42,8 @@ type Config struct {
 	// ScanInterval between loops (default 10s). A newly unschedulable pod starts a loop sooner, after Batch.
 	ScanInterval time.Duration
 	// Batch is the window that gathers newly unschedulable pods into one loop (Karpenter's batch idle/max
-	// duration; the command's defaults are 1s idle, 10s max). Zero starts a loop at the first such pod.
+	// duration; the command's defaults are 1s idle, 10s max). Zero starts a loop at the first such pod. A
+	// ScanInterval tick while the window is open waits for it to close, so one burst is one decision.
 	Batch batch.Window
 	// Expanders in chain order (default least-waste).
 	Expanders []string
