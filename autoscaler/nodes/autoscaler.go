@@ -42,7 +42,8 @@ type Config struct {
 	// ScanInterval between loops (default 10s). A newly unschedulable pod starts a loop sooner, after Batch.
 	ScanInterval time.Duration
 	// Batch is the window that gathers newly unschedulable pods into one loop (Karpenter's batch idle/max
-	// duration; the command's defaults are 1s idle, 10s max). Zero starts a loop at the first such pod.
+	// duration; the command's defaults are 1s idle, 10s max). Zero starts a loop at the first such pod. A
+	// ScanInterval tick while the window is open waits for it to close, so one burst is one decision.
 	Batch batch.Window
 	// Expanders in chain order (default least-waste).
 	Expanders []string
@@ -164,7 +165,7 @@ func New(ctx context.Context, opts Options) (*Autoscaler, error) {
 		tidalInformers: tidalinformers.NewSharedInformerFactory(opts.TidalClient, 0),
 		backoff:        backoff.New(cfg.Backoff),
 		down:           scaledown.NewPlanner(cfg.ScaleDown),
-		batcher:        batch.New(cfg.Batch),
+		batcher:        batch.New(cfg.Batch, nil),
 		lastScaleUp:    map[string]time.Time{},
 		lastScaleDown:  map[string]time.Time{},
 		eventsSent:     map[string]time.Time{},
@@ -250,7 +251,7 @@ func (a *Autoscaler) Start(ctx context.Context) error {
 
 // Run first settles what a previous run left half-done (recoverAfterRestart, retried before each loop until it
 // succeeds), then calls RunOnce every ScanInterval, and as soon as a batch of newly unschedulable pods has
-// gathered, until ctx is cancelled; then it waits for running drains.
+// gathered (see next), until ctx is cancelled; then it waits for running drains.
 func (a *Autoscaler) Run(ctx context.Context) {
 	defer a.actuator.Wait()
 	ticker := time.NewTicker(a.cfg.ScanInterval)
@@ -270,12 +271,30 @@ func (a *Autoscaler) Run(ctx context.Context) {
 		if err := a.RunOnce(ctx, time.Now()); err != nil && ctx.Err() == nil {
 			a.log.Error("autoscaler loop failed", zap.Error(err))
 		}
+		if !a.next(ctx, ticker) {
+			return
+		}
+	}
+}
+
+// next waits until the next loop is due (true) or ctx ends (false): a batch window closed, or a tick came with no
+// window open. A tick inside an open window waits for it to close, so a burst of pending pods is one decision, not
+// split at the tick. The window closes within Batch.Max; with no Max, only one tick in a row is put off, so the
+// loop (scale-down, the safety net) still runs at least every second ScanInterval if pods never stop arriving.
+func (a *Autoscaler) next(ctx context.Context, ticker *time.Ticker) bool {
+	putOff := false
+	for {
 		select {
 		case <-ctx.Done():
-			return
-		case <-ticker.C:
+			return false
 		case <-a.batcher.Ready():
 			ticker.Reset(a.cfg.ScanInterval)
+			return true
+		case <-ticker.C:
+			if !a.batcher.Open() || (putOff && a.cfg.Batch.Max <= 0) {
+				return true
+			}
+			putOff = true
 		}
 	}
 }
@@ -375,6 +394,7 @@ func (a *Autoscaler) executeScaleUp(ctx context.Context, now time.Time, st *stat
 		if gs := st.byName[g.Name]; gs != nil {
 			gs.target += up.Delta
 		}
+		a.metrics.ScaleUps.WithLabelValues(g.Name).Inc()
 		a.metrics.ScaledUpNodes.WithLabelValues(g.Name).Add(float64(up.Delta))
 		a.metrics.LastActivity.WithLabelValues("scaleUp").Set(float64(now.Unix()))
 		log.Info("scaled up", zap.Int("from", up.From), zap.Int("to", up.From+up.Delta), zap.Int("pods", len(up.Pods)))
@@ -419,6 +439,7 @@ func (a *Autoscaler) enforceMinSize(ctx context.Context, now time.Time, st *stat
 		a.lastScaleUp[g.Name] = now
 		a.anyScaleUp = now
 		a.mu.Unlock()
+		a.metrics.ScaleUps.WithLabelValues(g.Name).Inc()
 		a.metrics.ScaledUpNodes.WithLabelValues(g.Name).Add(float64(missing))
 		gs.target += missing
 		grew = true

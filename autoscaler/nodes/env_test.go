@@ -45,6 +45,8 @@ type env struct {
 	id    string
 	tidal tidalclient.Interface
 	as    *nodes.Autoscaler
+	// metrics of the autoscaler, unregistered, for assertions on counters.
+	metrics *nodes.Metrics
 }
 
 // newEnv creates the groups and starts an autoscaler for them with cfg (namespaces and selector filled in).
@@ -58,7 +60,7 @@ func newEnvWith(t *testing.T, cfg nodes.Config, before func(*env), groups ...*v1
 	t.Helper()
 	c := devcluster.Get(t)
 	devcluster.InstallCRDs(t, c)
-	e := &env{t: t, c: c, ns: c.Namespace(t), id: shortID()}
+	e := &env{t: t, c: c, ns: c.Namespace(t), id: shortID(), metrics: nodes.NewMetrics(nil)}
 	if before != nil {
 		before(e)
 	}
@@ -94,6 +96,7 @@ func newEnvWith(t *testing.T, cfg nodes.Config, before func(*env), groups ...*v1
 	providers := provider.Registry{v1alpha1.ProviderClusterAPI: clusterapi.New(dyn)}
 	as, err := nodes.New(ctx, nodes.Options{
 		Client: c.Client, TidalClient: e.tidal, Providers: providers, Recorder: recorder, Logger: logger, Config: cfg,
+		Metrics: e.metrics,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 type Metrics struct {
 	UnschedulablePods prometheus.Gauge
 	BurstPods         prometheus.Gauge       // pods running on virtual nodes
+	ScaleUps          *prometheus.CounterVec // by node_group: scale-up decisions that grew the group
 	ScaledUpNodes     *prometheus.CounterVec // by node_group
 	ScaledDownNodes   *prometheus.CounterVec // by node_group
 	FailedScaleUps    *prometheus.CounterVec // by node_group, reason
@@ -27,6 +28,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Pending pods the scheduler marked unschedulable."}),
 		BurstPods: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "burst_pods_count",
 			Help: "Pods running on virtual nodes (burst capacity)."}),
+		ScaleUps: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "scale_ups_total",
+			Help: "Scale-up decisions that grew a node group (one per group per loop, however many nodes)."}, []string{"node_group"}),
 		ScaledUpNodes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "scaled_up_nodes_total",
 			Help: "Nodes requested by scale-up."}, []string{"node_group"}),
 		ScaledDownNodes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "scaled_down_nodes_total",
@@ -46,7 +49,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Unix time of the last activity of each kind."}, []string{"activity"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.UnschedulablePods, m.BurstPods, m.ScaledUpNodes, m.ScaledDownNodes, m.FailedScaleUps, m.FunctionDuration,
+		reg.MustRegister(m.UnschedulablePods, m.BurstPods, m.ScaleUps, m.ScaledUpNodes, m.ScaledDownNodes, m.FailedScaleUps, m.FunctionDuration,
 			m.NodeGroupBackoff, m.Nodes, m.UnneededNodes, m.LastActivity)
 	}
 	return m

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -324,4 +325,55 @@ func TestScaleUpWakesOnPendingPod(t *testing.T) {
 		pods := e.pods("web")
 		return len(e.groupNodes("pool")) == 1 && len(pods) == 3 && scheduled(pods) == 3, nil
 	})
+}
+
+// TestPendingBurstIsOneDecision: 40 pods created at once are answered by one scale-up decision of 10 nodes that
+// covers every one of them, not split across loops: with a 10-minute scan interval (the pod watch wakes the loop,
+// no waiting for the scan), and with a 1-second one (ticks inside the batching window wait for it to close). The
+// window is wider than the default 1 s idle so that a loaded machine's scheduler, marking the pods unschedulable
+// one by one, still fits in it.
+func TestPendingBurstIsOneDecision(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		scan time.Duration
+	}{
+		{name: "scan 10m", scan: 10 * time.Minute},
+		{name: "scan 1s", scan: time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, nodes.Config{ScaleDownDisabled: true, ScanInterval: tc.scan,
+				Batch: batch.Window{Idle: 3 * time.Second, Max: 30 * time.Second}}, nodeGroup("pool", 0, 20, nil))
+			e.eventually(time.Minute, "the first loop", statusNewerThan(e, time.Time{}))
+			e.deployment("web", 40, "1", e.selectGroup("pool"))
+			e.eventually(3*time.Minute, "40 pods scheduled", func() (bool, error) {
+				pods := e.pods("web")
+				return len(pods) == 40 && scheduled(pods) == 40, nil
+			})
+			if got := testutil.ToFloat64(e.metrics.ScaleUps.WithLabelValues(e.group("pool"))); got != 1 {
+				t.Errorf("%v scale-up decisions, want 1", got)
+			}
+			if got := len(e.groupNodes("pool")); got != 10 {
+				t.Errorf("group has %d nodes, want 10", got)
+			}
+			// Every pod was in that one decision: its event names the whole step, 0->10.
+			want := fmt.Sprintf("{%s 0->10 (max: 20)}", e.group("pool"))
+			e.eventually(time.Minute, "a TriggeredScaleUp event on each pod", func() (bool, error) {
+				list, err := e.c.Client.CoreV1().Events(e.ns).List(context.Background(), metav1.ListOptions{
+					FieldSelector: fields.Set{"reason": nodes.EventTriggeredScaleUp}.String()})
+				if err != nil {
+					return false, err
+				}
+				pods := map[string]bool{}
+				for _, ev := range list.Items {
+					if !strings.Contains(ev.Message, want) {
+						return false, fmt.Errorf("pod %s: event %q, want one containing %q", ev.InvolvedObject.Name, ev.Message, want)
+					}
+					pods[ev.InvolvedObject.Name] = true
+				}
+				return len(pods) == 40, nil
+			})
+		})
+	}
 }

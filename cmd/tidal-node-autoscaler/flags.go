@@ -91,11 +91,20 @@ func (f *autoscalerFlags) config() (nodes.Config, error) {
 	if err != nil {
 		return nodes.Config{}, fmt.Errorf("--nodegroup-selector: %w", err)
 	}
-	if f.batchIdle < 0 || f.batchMax < 0 {
-		return nodes.Config{}, fmt.Errorf("--batch-idle-duration/--batch-max-duration: want non-negative durations, got %s/%s", f.batchIdle, f.batchMax)
+	if f.scan <= 0 {
+		return nodes.Config{}, fmt.Errorf("--scan-interval: want a positive duration, got %s", f.scan)
 	}
-	if f.qps <= 0 || f.qpsBurst <= 0 {
-		return nodes.Config{}, fmt.Errorf("--kube-api-qps/--kube-api-burst: want positive values, got %v/%d", f.qps, f.qpsBurst)
+	if f.batchIdle < 0 {
+		return nodes.Config{}, fmt.Errorf("--batch-idle-duration: want a non-negative duration, got %s", f.batchIdle)
+	}
+	if f.batchMax < 0 {
+		return nodes.Config{}, fmt.Errorf("--batch-max-duration: want a non-negative duration, got %s", f.batchMax)
+	}
+	if f.qps <= 0 {
+		return nodes.Config{}, fmt.Errorf("--kube-api-qps: want a positive number, got %v", f.qps)
+	}
+	if f.qpsBurst <= 0 {
+		return nodes.Config{}, fmt.Errorf("--kube-api-burst: want a positive integer, got %d", f.qpsBurst)
 	}
 	var memBytes int64
 	if f.maxMemory != "" {

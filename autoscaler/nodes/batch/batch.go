@@ -5,7 +5,10 @@ package batch
 
 import (
 	"context"
+	"sync"
 	"time"
+
+	"k8s.io/utils/clock"
 )
 
 // Window is the batching window. Idle 0 wakes at the first trigger; Max 0 means no upper bound.
@@ -14,24 +17,56 @@ type Window struct {
 	Max  time.Duration
 }
 
-// Batcher turns triggers into wake-ups. Trigger is safe from any goroutine (informer handlers); Run delivers.
-type Batcher struct {
-	window  Window
-	trigger chan struct{}
-	ready   chan struct{}
+// ClosesAt is when a window opened by a trigger at first, last triggered at last, closes.
+func (w Window) ClosesAt(first, last time.Time) time.Time {
+	at := last.Add(w.Idle)
+	if w.Max > 0 && first.Add(w.Max).Before(at) {
+		at = first.Add(w.Max)
+	}
+	return at
 }
 
-// New returns a Batcher; Run must be running for Ready to fire.
-func New(w Window) *Batcher {
-	return &Batcher{window: w, trigger: make(chan struct{}, 1), ready: make(chan struct{}, 1)}
+// Batcher turns triggers into wake-ups. Trigger is safe from any goroutine (informer handlers); Run delivers.
+// Trigger notes its time itself, so when a window closes depends only on the triggers' times, never on when Run
+// gets to them.
+type Batcher struct {
+	window Window
+	clock  clock.Clock
+	kick   chan struct{} // a trigger happened since Run last looked
+	ready  chan struct{}
+
+	mu          sync.Mutex
+	first, last time.Time // triggers of the open window; zero when none is open
+}
+
+// New returns a Batcher on clk (nil: the real clock); Run must be running for Ready to fire.
+func New(w Window, clk clock.Clock) *Batcher {
+	if clk == nil {
+		clk = clock.RealClock{}
+	}
+	return &Batcher{window: w, clock: clk, kick: make(chan struct{}, 1), ready: make(chan struct{}, 1)}
 }
 
 // Trigger notes that something happened. It never blocks.
 func (b *Batcher) Trigger() {
+	now := b.clock.Now()
+	b.mu.Lock()
+	if b.first.IsZero() {
+		b.first = now
+	}
+	b.last = now
+	b.mu.Unlock()
 	select {
-	case b.trigger <- struct{}{}:
+	case b.kick <- struct{}{}:
 	default:
 	}
+}
+
+// Open reports whether a window is open: triggered, not yet closed.
+func (b *Batcher) Open() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return !b.first.IsZero()
 }
 
 // Ready receives once per closed window.
@@ -43,7 +78,7 @@ func (b *Batcher) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-b.trigger:
+		case <-b.kick:
 		}
 		if !b.wait(ctx) {
 			return
@@ -55,29 +90,33 @@ func (b *Batcher) Run(ctx context.Context) {
 	}
 }
 
-// wait holds the open window until it closes; false when ctx ends first.
+// wait holds the open window until it closes (true) or ctx ends (false). A kick left over from a window that
+// already closed finds no window open and waits for the next trigger.
 func (b *Batcher) wait(ctx context.Context) bool {
-	if b.window.Idle <= 0 {
-		return ctx.Err() == nil
-	}
-	idle := time.NewTimer(b.window.Idle)
-	defer idle.Stop()
-	var maxC <-chan time.Time
-	if b.window.Max > 0 {
-		maxT := time.NewTimer(b.window.Max)
-		defer maxT.Stop()
-		maxC = maxT.C
-	}
 	for {
+		b.mu.Lock()
+		if b.first.IsZero() {
+			b.mu.Unlock()
+			select {
+			case <-ctx.Done():
+				return false
+			case <-b.kick:
+				continue
+			}
+		}
+		now, at := b.clock.Now(), b.window.ClosesAt(b.first, b.last)
+		if !now.Before(at) {
+			b.first, b.last = time.Time{}, time.Time{}
+			b.mu.Unlock()
+			return ctx.Err() == nil
+		}
+		b.mu.Unlock()
+		t := b.clock.NewTimer(at.Sub(now))
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return false
-		case <-b.trigger:
-			idle.Reset(b.window.Idle)
-		case <-idle.C:
-			return true
-		case <-maxC:
-			return true
+		case <-t.C():
 		}
 	}
 }
