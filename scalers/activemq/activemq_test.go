@@ -1,7 +1,6 @@
 package activemq
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -124,23 +123,7 @@ func (f *fakeJolokia) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func newScaler(tb testing.TB, md, auth map[string]string) *Scaler {
 	tb.Helper()
-	cfg := &scalers.TriggerConfig{Type: TriggerType, Name: "orders", Metadata: md, AuthParams: auth, Shared: scalers.NewShared()}
-	s, err := New(context.Background(), cfg)
-	if err != nil {
-		tb.Fatalf("New: %v", err)
-	}
-	tb.Cleanup(func() { _ = s.Close(context.Background()) })
-	return s.(*Scaler)
-}
-
-func sample(s *Scaler) (float64, bool, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	vals, active, err := s.Sample(ctx)
-	if err != nil {
-		return 0, false, err
-	}
-	return vals[0].Value, active, nil
+	return scalertest.New[*Scaler](tb, New, scalertest.Config(TriggerType, "orders", md, auth))
 }
 
 func TestSample(t *testing.T) {
@@ -159,7 +142,7 @@ func TestSample(t *testing.T) {
 		wantActive bool
 	}{{0, false}, {3, false}, {25, true}} {
 		f.setSize("orders", st.size)
-		v, active, err := sample(s)
+		v, active, err := scalertest.First(s)
 		if err != nil || v != float64(st.size) || active != st.wantActive {
 			t.Fatalf("size %d: (%v, %v, %v), want (%d, %v)", st.size, v, active, err, st.size, st.wantActive)
 		}
@@ -171,11 +154,11 @@ func TestSample(t *testing.T) {
 		t.Errorf("Origin %q", origin)
 	}
 	tmpl := newScaler(t, map[string]string{"restAPITemplate": srv.URL + "/api/jolokia/read/org.apache.activemq:type=Broker,brokerName=localhost,destinationType=Queue,destinationName=orders/QueueSize"}, creds)
-	if v, _, err := sample(tmpl); err != nil || v != 25 {
+	if v, _, err := scalertest.First(tmpl); err != nil || v != 25 {
 		t.Fatalf("restAPITemplate: (%v, %v), want 25", v, err)
 	}
 	missing := newScaler(t, map[string]string{"managementEndpoint": host, "brokerName": "localhost", "destinationName": "absent"}, creds)
-	if _, _, err := sample(missing); err == nil || !strings.Contains(err.Error(), "no such broker or queue") || !strings.Contains(err.Error(), `activemq trigger "orders"`) {
+	if _, _, err := scalertest.First(missing); err == nil || !strings.Contains(err.Error(), "no such broker or queue") || !strings.Contains(err.Error(), `activemq trigger "orders"`) {
 		t.Fatalf("absent queue: %v, want a 404 from Jolokia", err)
 	}
 }
@@ -184,19 +167,8 @@ func TestAuthFailure(t *testing.T) {
 	t.Parallel()
 	srv := httptest.NewServer(&fakeJolokia{queues: map[string]int64{"orders": 1}})
 	t.Cleanup(srv.Close)
-	logger, logs := scalertest.ObservedLogger()
-	cfg := &scalers.TriggerConfig{Type: TriggerType, Logger: logger, Metadata: map[string]string{"managementEndpoint": strings.TrimPrefix(srv.URL, "http://"),
-		"brokerName": "localhost", "destinationName": "orders"}, AuthParams: map[string]string{"username": "admin", "password": "wrong-pass-123"}}
-	s, err := New(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(context.Background())
-	_, _, err = sample(s.(*Scaler))
-	if err == nil || !strings.Contains(err.Error(), "HTTP 401") {
-		t.Fatalf("error %v, want HTTP 401", err)
-	}
-	scalertest.AssertNoSecret(t, "wrong-pass-123", err.Error(), logs.All())
+	scalertest.SampleFails(t, New, scalertest.Config(TriggerType, "", map[string]string{"managementEndpoint": strings.TrimPrefix(srv.URL, "http://"), "brokerName": "localhost", "destinationName": "orders"},
+		map[string]string{"username": "admin", "password": "wrong-pass-123"}), "HTTP 401", "wrong-pass-123")
 }
 
 func TestServerDown(t *testing.T) {
@@ -204,7 +176,7 @@ func TestServerDown(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	host := strings.TrimPrefix(srv.URL, "http://")
 	srv.Close()
-	_, _, err := sample(newScaler(t, map[string]string{"managementEndpoint": host, "brokerName": "localhost", "destinationName": "orders"}, creds))
+	_, _, err := scalertest.First(newScaler(t, map[string]string{"managementEndpoint": host, "brokerName": "localhost", "destinationName": "orders"}, creds))
 	if err == nil || !strings.Contains(err.Error(), "connect") {
 		t.Fatalf("error %v, want a connection error", err)
 	}

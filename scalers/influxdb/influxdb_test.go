@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/scalertest"
@@ -163,16 +162,6 @@ func newScaler(tb testing.TB, url string, md, auth map[string]string) *Scaler {
 	return s.(*Scaler)
 }
 
-func sample(s *Scaler) (float64, bool, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	vals, active, err := s.Sample(ctx)
-	if err != nil {
-		return 0, false, err
-	}
-	return vals[0].Value, active, nil
-}
-
 func TestSample(t *testing.T) {
 	t.Parallel()
 	f := &fakeInflux{}
@@ -199,7 +188,7 @@ func TestSample(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newScaler(t, srv.URL, map[string]string{"organizationName": "acme", "query": query, "thresholdValue": "10", "activationThresholdValue": "2"}, nil)
 			f.set(tc.status, tc.body)
-			v, active, err := sample(s)
+			v, active, err := scalertest.First(s)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), `influxdb trigger "jobs"`) {
 					t.Fatalf("Sample error = %v, want one naming the trigger and containing %q", err, tc.wantErr)
@@ -226,20 +215,9 @@ func TestAuthFailure(t *testing.T) {
 	t.Parallel()
 	srv := httptest.NewServer(&fakeInflux{status: 200, body: csvResult("double", "1")})
 	t.Cleanup(srv.Close)
-	logger, logs := scalertest.ObservedLogger()
-	cfg := &scalers.TriggerConfig{Type: TriggerType, Logger: logger, Metadata: map[string]string{"serverURL": srv.URL, "organizationName": "acme",
-		"query": "q", "thresholdValue": "1"}, AuthParams: map[string]string{"authToken": "wrong-token-123"}}
-	s, err := New(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(context.Background())
-	_, _, err = sample(s.(*Scaler))
-	if err == nil || !strings.Contains(err.Error(), "HTTP 401") {
-		t.Fatalf("error %v, want HTTP 401", err)
-	}
-	scalertest.AssertNoSecret(t, "wrong-token-123", err.Error(), logs.All())
-	if v, _, err := sample(newScaler(t, srv.URL, map[string]string{"organizationName": "acme", "query": "q", "thresholdValue": "1"}, nil)); err != nil || v != 1 {
+	scalertest.SampleFails(t, New, scalertest.Config(TriggerType, "", map[string]string{"serverURL": srv.URL, "organizationName": "acme", "query": "q", "thresholdValue": "1"},
+		map[string]string{"authToken": "wrong-token-123"}), "HTTP 401", "wrong-token-123")
+	if v, _, err := scalertest.First(newScaler(t, srv.URL, map[string]string{"organizationName": "acme", "query": "q", "thresholdValue": "1"}, nil)); err != nil || v != 1 {
 		t.Fatalf("good token: (%v, %v), want 1", v, err)
 	}
 }
@@ -249,7 +227,7 @@ func TestServerDown(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	addr := srv.URL
 	srv.Close()
-	_, _, err := sample(newScaler(t, addr, map[string]string{"organizationName": "acme", "query": "q", "thresholdValue": "1"}, nil))
+	_, _, err := scalertest.First(newScaler(t, addr, map[string]string{"organizationName": "acme", "query": "q", "thresholdValue": "1"}, nil))
 	if err == nil || !strings.Contains(err.Error(), "connect") {
 		t.Fatalf("error %v, want a connection error", err)
 	}

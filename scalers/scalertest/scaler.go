@@ -70,18 +70,22 @@ func sample(s scalers.Scaler) ([]scalers.Sample, bool, error) {
 	return s.Sample(ctx)
 }
 
-// SampleFails builds a scaler from cfg with newFn and a logger that records every entry, samples it once with
-// First and returns the error, for "wrong credentials" and "source unreachable" tests. It fails tb when New
-// fails, when Sample succeeds, when the error does not contain want, and (AssertNoSecret) when one of secrets
-// appears in the error or in a logged message or field. cfg.Logger is replaced.
+// SampleFails builds a scaler from cfg with newFn and a logger that records every entry, samples it once (with a
+// FirstTimeout deadline) and returns the error, for "wrong credentials" and "source unreachable" tests. It fails
+// tb when New fails, when Sample succeeds or reports the trigger active, when the error does not contain want
+// or, for a named trigger (cfg.Name set), does not name it as cfg.ID() does, and (AssertNoSecret) when one of
+// secrets appears in the error or in a logged message or field. cfg.Logger is replaced.
 func SampleFails[R scalers.Scaler](tb testing.TB, newFn func(context.Context, *scalers.TriggerConfig) (R, error), cfg *scalers.TriggerConfig, want string, secrets ...string) error {
 	tb.Helper()
 	logger, logs := ObservedLogger()
 	cfg.Logger = logger
 	s := New[scalers.Scaler](tb, newFn, cfg)
-	_, _, err := First(s)
-	if err == nil || !strings.Contains(err.Error(), want) {
-		tb.Fatalf("Sample error %v, want one containing %q", err, want)
+	_, active, err := sample(s)
+	if err == nil || active || !strings.Contains(err.Error(), want) {
+		tb.Fatalf("Sample = (active %v, %v), want an error containing %q", active, err, want)
+	}
+	if cfg.Name != "" && !strings.Contains(err.Error(), cfg.ID()) {
+		tb.Fatalf("Sample error %v, want it to name the %s", err, cfg.ID())
 	}
 	for _, secret := range secrets {
 		AssertNoSecret(tb, secret, err.Error(), logs.All())
@@ -89,13 +93,14 @@ func SampleFails[R scalers.Scaler](tb testing.TB, newFn func(context.Context, *s
 	return err
 }
 
-// ParseCase is one row of a metadata table test (ParseTable): the metadata and auth parameters of a trigger,
-// and either WantErr, a text the parse error must contain, or Check, run on the parsed metadata (nil: no check).
+// ParseCase is one row of a metadata table test (ParseTable): the metadata, auth parameters and resolved
+// environment (Env) of a trigger, and either WantErr, a text the parse error must contain, or Check, run on the
+// parsed metadata (nil: no check).
 type ParseCase[M any] struct {
-	Name     string
-	MD, Auth map[string]string
-	WantErr  string
-	Check    func(t *testing.T, m M)
+	Name          string
+	MD, Auth, Env map[string]string
+	WantErr       string
+	Check         func(t *testing.T, m M)
 }
 
 // ParseTable runs each case as a parallel subtest: it parses the case's metadata and auth into a fresh M with
@@ -106,7 +111,7 @@ func ParseTable[M any](t *testing.T, triggerType string, cases []ParseCase[M]) {
 	for _, tc := range cases {
 		t.Run(tc.Name, func(t *testing.T) {
 			t.Parallel()
-			m, err := parse[M](triggerType, tc.MD, tc.Auth)
+			m, err := parse[M](triggerType, tc)
 			if tc.WantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), triggerType+" trigger") || !strings.Contains(err.Error(), tc.WantErr) {
 					t.Fatalf("error %v, want it to name the %s trigger and %q", err, triggerType, tc.WantErr)
@@ -123,8 +128,8 @@ func ParseTable[M any](t *testing.T, triggerType string, cases []ParseCase[M]) {
 	}
 }
 
-func parse[M any](triggerType string, md, auth map[string]string) (M, error) {
+func parse[M any](triggerType string, tc ParseCase[M]) (M, error) {
 	var m M
-	err := scalers.Parse(&scalers.TriggerConfig{Type: triggerType, Metadata: md, AuthParams: auth}, &m)
+	err := scalers.Parse(&scalers.TriggerConfig{Type: triggerType, Metadata: tc.MD, AuthParams: tc.Auth, ResolvedEnv: tc.Env}, &m)
 	return m, err
 }

@@ -226,7 +226,7 @@ func (l *logsSecret) Sample(context.Context) ([]scalers.Sample, bool, error) {
 	if l.leak {
 		l.cfg.Logger.Warn("auth failed", zap.String("password", l.cfg.AuthParams["password"]))
 	}
-	return nil, false, errors.New("HTTP 401")
+	return nil, false, l.cfg.Errorf("HTTP 401")
 }
 
 func TestSampleFails(t *testing.T) {
@@ -237,8 +237,8 @@ func TestSampleFails(t *testing.T) {
 				return &logsSecret{cfg: c, leak: leak}, nil
 			}
 			r := &recorder{TB: t}
-			err := SampleFails(r, newFn, Config("fake", "", nil, map[string]string{"password": "pw-secret"}), "HTTP 401", "pw-secret")
-			if err == nil || err.Error() != "HTTP 401" {
+			err := SampleFails(r, newFn, Config("fake", "x", nil, map[string]string{"password": "pw-secret"}), "HTTP 401", "pw-secret")
+			if err == nil || err.Error() != `fake trigger "x": HTTP 401` {
 				t.Fatalf("SampleFails returned %v", err)
 			}
 			if leak != (len(r.errors) == 1) {
@@ -251,7 +251,7 @@ func TestSampleFails(t *testing.T) {
 type parsed struct {
 	Query     string  `tidal:"name=query"`
 	Threshold float64 `tidal:"name=threshold,default=10"`
-	Password  string  `tidal:"name=password,order=authParams,optional"`
+	Password  string  `tidal:"name=password,order=authParams;triggerMetadata,optional"`
 }
 
 func TestParseTable(t *testing.T) {
@@ -267,11 +267,16 @@ func TestParseTable(t *testing.T) {
 				t.Errorf("parsed %+v", m)
 			}
 		}},
+		{Name: "env", MD: map[string]string{"query": "q", "passwordFromEnv": "PW"}, Env: map[string]string{"PW": "e"}, Check: func(t *testing.T, m parsed) {
+			if m.Password != "e" {
+				t.Errorf("parsed %+v", m)
+			}
+		}},
 		{Name: "no check", MD: map[string]string{"query": "q", "threshold": "2"}},
 		{Name: "missing query", MD: map[string]string{}, WantErr: "query"},
 		{Name: "bad threshold", MD: map[string]string{"query": "q", "threshold": "x"}, WantErr: "threshold"},
 	})
-	if _, err := parse[parsed]("fake", map[string]string{}, nil); err == nil || !strings.Contains(err.Error(), "fake trigger") {
+	if _, err := parse("fake", ParseCase[parsed]{MD: map[string]string{}}); err == nil || !strings.Contains(err.Error(), "fake trigger") {
 		t.Fatalf("parse error %v, want one naming the fake trigger", err)
 	}
 }
