@@ -123,15 +123,9 @@ func job(id int, done bool, demands []string, matched ...string) map[string]any 
 	return j
 }
 
-func newScaler(tb testing.TB, md map[string]string, auth map[string]string) *Scaler {
+func newScaler(tb testing.TB, md, auth map[string]string) *Scaler {
 	tb.Helper()
-	cfg := &scalers.TriggerConfig{Type: TriggerType, Metadata: md, AuthParams: auth, Shared: scalers.NewShared()}
-	s, err := New(context.Background(), cfg)
-	if err != nil {
-		tb.Fatalf("New: %v", err)
-	}
-	tb.Cleanup(func() { _ = s.Close(context.Background()) })
-	return s.(*Scaler)
+	return scalertest.New[*Scaler](tb, New, scalertest.Config(TriggerType, "", md, auth))
 }
 
 func TestMetadata(t *testing.T) {
@@ -336,19 +330,8 @@ func TestSampleErrors(t *testing.T) {
 		{name: "server down", org: downURL, token: pat, want: "connect"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			logger, logs := scalertest.ObservedLogger()
-			cfg := &scalers.TriggerConfig{Type: TriggerType, Name: "agents", Logger: logger, Shared: scalers.NewShared(),
-				Metadata: map[string]string{"poolID": "99"}, AuthParams: map[string]string{"organizationURL": tc.org, "personalAccessToken": tc.token}}
-			s, err := New(context.Background(), cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close(context.Background())
-			_, active, err := s.Sample(context.Background())
-			if err == nil || active || !strings.Contains(err.Error(), `azure-pipelines trigger "agents"`) || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("Sample = (active %v, %v), want an error naming the trigger and containing %q", active, err, tc.want)
-			}
-			scalertest.AssertNoSecret(t, tc.token, err.Error(), logs.All())
+			scalertest.SampleFails(t, New, scalertest.Config(TriggerType, "agents", map[string]string{"poolID": "99"},
+				map[string]string{"organizationURL": tc.org, "personalAccessToken": tc.token}), tc.want, tc.token)
 		})
 	}
 }

@@ -1,7 +1,6 @@
 package solr
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -89,13 +88,7 @@ func (s *solr) add(coll string, n int, status string) {
 
 func newScaler(tb testing.TB, md, auth map[string]string) *Scaler {
 	tb.Helper()
-	cfg := &scalers.TriggerConfig{Type: TriggerType, Metadata: md, AuthParams: auth, Shared: scalers.NewShared()}
-	s, err := New(context.Background(), cfg)
-	if err != nil {
-		tb.Fatalf("New: %v", err)
-	}
-	tb.Cleanup(func() { _ = s.Close(context.Background()) })
-	return s.(*Scaler)
+	return scalertest.New[*Scaler](tb, New, scalertest.Config(TriggerType, "", md, auth))
 }
 
 func TestMetadata(t *testing.T) {
@@ -184,20 +177,8 @@ func TestSampleErrors(t *testing.T) {
 		{name: "server down", host: down, coll: "jobs", query: "*:*", password: password, want: "connect"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			logger, logs := scalertest.ObservedLogger()
-			cfg := &scalers.TriggerConfig{Type: TriggerType, Name: "docs", Logger: logger, Shared: scalers.NewShared(),
-				Metadata:   map[string]string{"host": tc.host, "collection": tc.coll, "query": tc.query, "targetQueryValue": "5"},
-				AuthParams: map[string]string{"username": user, "password": tc.password}}
-			s, err := New(context.Background(), cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close(context.Background())
-			_, active, err := s.Sample(context.Background())
-			if err == nil || active || !strings.Contains(err.Error(), `solr trigger "docs"`) || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("Sample = (active %v, %v), want an error naming the trigger and containing %q", active, err, tc.want)
-			}
-			scalertest.AssertNoSecret(t, tc.password, err.Error(), logs.All())
+			scalertest.SampleFails(t, New, scalertest.Config(TriggerType, "docs", map[string]string{"host": tc.host, "collection": tc.coll, "query": tc.query, "targetQueryValue": "5"},
+				map[string]string{"username": user, "password": tc.password}), tc.want, tc.password)
 		})
 	}
 }
