@@ -136,13 +136,7 @@ func newQueue(tb testing.TB, srv azurite.Server, n int) (*azqueue.QueueClient, s
 
 func newScaler(tb testing.TB, md, auth map[string]string) *Scaler {
 	tb.Helper()
-	cfg := &scalers.TriggerConfig{Type: TriggerType, Metadata: md, AuthParams: auth, Shared: scalers.NewShared()}
-	s, err := New(context.Background(), cfg)
-	if err != nil {
-		tb.Fatalf("New: %v", err)
-	}
-	tb.Cleanup(func() { _ = s.Close(context.Background()) })
-	return s.(*Scaler)
+	return scalertest.New[*Scaler](tb, New, scalertest.Config(TriggerType, "", md, auth))
 }
 
 func TestSampleAgainstAzurite(t *testing.T) {
@@ -219,22 +213,7 @@ func TestSampleErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			logger, logs := scalertest.ObservedLogger()
-			cfg := &scalers.TriggerConfig{Type: TriggerType, Name: "orders", Logger: logger,
-				Metadata: map[string]string{"queueName": tc.queue}, AuthParams: map[string]string{"connection": tc.conn}}
-			s, err := New(context.Background(), cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close(context.Background())
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			_, active, err := s.Sample(ctx)
-			if err == nil || active || !strings.Contains(err.Error(), `azure-queue trigger "orders"`) || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Fatalf("Sample = (active %v, %v), want an error naming the trigger and containing %q", active, err, tc.wantErr)
-			}
-			scalertest.AssertNoSecret(t, wrongKey, err.Error(), logs.All())
-			scalertest.AssertNoSecret(t, azurite.Key, err.Error(), logs.All())
+			scalertest.SampleFails(t, New, scalertest.Config(TriggerType, "orders", map[string]string{"queueName": tc.queue}, map[string]string{"connection": tc.conn}), tc.wantErr, wrongKey, azurite.Key)
 		})
 	}
 }

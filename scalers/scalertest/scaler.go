@@ -10,8 +10,12 @@ import (
 	"github.com/tidalscale/tidal/scalers"
 )
 
-// FirstTimeout bounds each First and FirstNamed call.
-const FirstTimeout = 20 * time.Second
+// FirstTimeout bounds each First and FirstNamed call; SampleFailsTimeout the Sample of SampleFails, which may
+// wait for a client's retries.
+const (
+	FirstTimeout       = 20 * time.Second
+	SampleFailsTimeout = 30 * time.Second
+)
 
 // Config returns the trigger configuration scaler tests build by hand: the trigger type and name, metadata,
 // auth parameters and a fresh Shared. Logger is left nil (the scalers treat it as a no-op logger).
@@ -65,13 +69,17 @@ func FirstNamed(s scalers.Scaler, metricName string) (float64, bool, error) {
 }
 
 func sample(s scalers.Scaler) ([]scalers.Sample, bool, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), FirstTimeout)
+	return sampleWithin(s, FirstTimeout)
+}
+
+func sampleWithin(s scalers.Scaler, d time.Duration) ([]scalers.Sample, bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	return s.Sample(ctx)
 }
 
 // SampleFails builds a scaler from cfg with newFn and a logger that records every entry, samples it once (with a
-// FirstTimeout deadline) and returns the error, for "wrong credentials" and "source unreachable" tests. It fails
+// SampleFailsTimeout deadline) and returns the error, for "wrong credentials" and "source unreachable" tests. It fails
 // tb when New fails, when Sample succeeds or reports the trigger active, when the error does not contain want
 // or, for a named trigger (cfg.Name set), does not name it as cfg.ID() does, and (AssertNoSecret) when one of
 // secrets appears in the error or in a logged message or field. cfg.Logger is replaced.
@@ -80,7 +88,7 @@ func SampleFails[R scalers.Scaler](tb testing.TB, newFn func(context.Context, *s
 	logger, logs := ObservedLogger()
 	cfg.Logger = logger
 	s := New[scalers.Scaler](tb, newFn, cfg)
-	_, active, err := sample(s)
+	_, active, err := sampleWithin(s, SampleFailsTimeout)
 	if err == nil || active || !strings.Contains(err.Error(), want) {
 		tb.Fatalf("Sample = (active %v, %v), want an error containing %q", active, err, want)
 	}
