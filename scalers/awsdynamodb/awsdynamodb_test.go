@@ -155,16 +155,6 @@ func (f *fake) trigger(md map[string]string) *scalers.TriggerConfig {
 		AuthParams: map[string]string{"awsAccessKeyID": keyID, "awsSecretAccessKey": secret}}
 }
 
-func newScaler(t testing.TB, cfg *scalers.TriggerConfig) scalers.Scaler {
-	t.Helper()
-	s, err := New(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	t.Cleanup(func() { _ = s.Close(context.Background()) })
-	return s
-}
-
 func TestMetadata(t *testing.T) {
 	t.Parallel()
 	defaults := map[string]string{"tableName": "jobs", "awsRegion": "eu-west-1", "keyConditionExpression": "#s = :s",
@@ -225,7 +215,7 @@ func TestMetadata(t *testing.T) {
 
 func TestSample(t *testing.T) {
 	f := newFake(t)
-	s := newScaler(t, f.trigger(map[string]string{"activationTargetValue": "2"}))
+	s := scalertest.New[scalers.Scaler](t, New, f.trigger(map[string]string{"activationTargetValue": "2"}))
 	if specs := s.MetricSpecs(); specs[0].External.Metric.Name != "s1-aws-dynamodb-jobs" || specs[0].External.Target.AverageValue.Value() != 5 {
 		t.Fatalf("specs = %+v", specs[0].External)
 	}
@@ -247,7 +237,7 @@ func TestSample(t *testing.T) {
 	if v, active := scalertest.Sample(t, s, ""); v != 9 || !active {
 		t.Errorf("above target, paged: %v %v, want 9 true", v, active)
 	}
-	urgent := newScaler(t, f.trigger(map[string]string{"keyConditionExpression": "#s = :s AND #p >= :p",
+	urgent := scalertest.New[scalers.Scaler](t, New, f.trigger(map[string]string{"keyConditionExpression": "#s = :s AND #p >= :p",
 		"expressionAttributeNames": `{"#s": "status", "#p": "priority"}`, "expressionAttributeValues": `{":s": {"S": "queued"}, ":p": {"N": "5"}}`}))
 	if v, _ := scalertest.Sample(t, urgent, ""); v != 3 {
 		t.Errorf("numeric condition: %v, want 3 (priorities 9, 5, 6)", v)
@@ -260,12 +250,12 @@ func TestAuthAndServerDown(t *testing.T) {
 	log, logs := scalertest.ObservedLogger()
 	cfg := f.trigger(nil)
 	cfg.AuthParams["awsSecretAccessKey"], cfg.Logger = "wrong-dynamo-secret", log
-	_, _, err := newScaler(t, cfg).Sample(context.Background())
+	_, _, err := scalertest.New[scalers.Scaler](t, New, cfg).Sample(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "InvalidSignatureException") {
 		t.Fatalf("wrong secret: %v", err)
 	}
 	scalertest.AssertNoSecret(t, "wrong-dynamo-secret", err.Error(), logs.All())
-	s := newScaler(t, f.trigger(nil))
+	s := scalertest.New[scalers.Scaler](t, New, f.trigger(nil))
 	scalertest.Sample(t, s, "")
 	f.srv.Close()
 	if _, _, err := s.Sample(context.Background()); err == nil || !strings.Contains(err.Error(), "Query") {
@@ -279,5 +269,5 @@ func BenchmarkSample(b *testing.B) {
 	for i := 0; i < 5; i++ {
 		f.put("jobs", job("queued", i))
 	}
-	scalertest.BenchmarkSample(b, newScaler(b, f.trigger(nil)))
+	scalertest.BenchmarkSample(b, scalertest.New[scalers.Scaler](b, New, f.trigger(nil)))
 }

@@ -78,16 +78,6 @@ func (f *fake) trigger(md map[string]string) *scalers.TriggerConfig {
 		AuthParams: map[string]string{"awsAccessKeyID": keyID, "awsSecretAccessKey": secret}}
 }
 
-func newScaler(t testing.TB, cfg *scalers.TriggerConfig) scalers.Scaler {
-	t.Helper()
-	s, err := New(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	t.Cleanup(func() { _ = s.Close(context.Background()) })
-	return s
-}
-
 func TestMetadata(t *testing.T) {
 	t.Parallel()
 	defaults := map[string]string{"streamName": "orders", "awsRegion": "eu-west-1"}
@@ -140,7 +130,7 @@ func TestMetadata(t *testing.T) {
 
 func TestSample(t *testing.T) {
 	f := newFake(t)
-	s := newScaler(t, f.trigger(map[string]string{"activationShardCount": "1"}))
+	s := scalertest.New[scalers.Scaler](t, New, f.trigger(map[string]string{"activationShardCount": "1"}))
 	if specs := s.MetricSpecs(); specs[0].External.Metric.Name != "s0-aws-kinesis-orders" || specs[0].External.Target.AverageValue.Value() != 2 {
 		t.Fatalf("specs = %+v", specs[0].External)
 	}
@@ -164,13 +154,13 @@ func TestAuthAndServerDown(t *testing.T) {
 	log, logs := scalertest.ObservedLogger()
 	cfg := f.trigger(nil)
 	cfg.AuthParams["awsSecretAccessKey"], cfg.Logger = "wrong-kinesis-secret", log
-	bad := newScaler(t, cfg)
+	bad := scalertest.New[scalers.Scaler](t, New, cfg)
 	_, _, err := bad.Sample(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "InvalidSignatureException") {
 		t.Fatalf("wrong secret: %v", err)
 	}
 	scalertest.AssertNoSecret(t, "wrong-kinesis-secret", err.Error(), logs.All())
-	s := newScaler(t, f.trigger(nil))
+	s := scalertest.New[scalers.Scaler](t, New, f.trigger(nil))
 	scalertest.Sample(t, s, "")
 	f.srv.Close()
 	if _, _, err := s.Sample(context.Background()); err == nil || !strings.Contains(err.Error(), "DescribeStreamSummary") {
@@ -182,5 +172,5 @@ func TestAuthAndServerDown(t *testing.T) {
 func BenchmarkSample(b *testing.B) {
 	f := newFake(b)
 	f.set("orders", 4)
-	scalertest.BenchmarkSample(b, newScaler(b, f.trigger(nil)))
+	scalertest.BenchmarkSample(b, scalertest.New[scalers.Scaler](b, New, f.trigger(nil)))
 }

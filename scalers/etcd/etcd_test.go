@@ -102,16 +102,6 @@ func uniqueKey() string {
 	return "/tidal/test/" + hex.EncodeToString(b)
 }
 
-func newScaler(t testing.TB, cfg *scalers.TriggerConfig) *Scaler {
-	t.Helper()
-	s, err := New(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	t.Cleanup(func() { _ = s.Close(context.Background()) })
-	return s.(*Scaler)
-}
-
 func TestMetadata(t *testing.T) {
 	t.Parallel()
 	defaults := map[string]string{"endpoints": "http://10.0.0.1:2379, http://10.0.0.2:2379", "watchKey": "/jobs/length", "value": "5"}
@@ -179,7 +169,7 @@ func TestMetadata(t *testing.T) {
 func TestSampleAndWatch(t *testing.T) {
 	srv := newServer(t, false)
 	key := uniqueKey()
-	s := newScaler(t, &scalers.TriggerConfig{Type: Type, Index: 2,
+	s := scalertest.New[*Scaler](t, New, &scalers.TriggerConfig{Type: Type, Index: 2,
 		Metadata: map[string]string{"endpoints": srv.endpoint, "watchKey": key, "value": "5", "activationValue": "2", "watchProgressNotifyInterval": "1"}})
 	specs := s.MetricSpecs()
 	if specs[0].External.Metric.Name != "s2-etcd--tidal-test-"+key[len("/tidal/test/"):] || specs[0].External.Target.AverageValue.Value() != 5 {
@@ -234,18 +224,18 @@ func TestAuth(t *testing.T) {
 	key := uniqueKey()
 	srv.put(t, key, "3")
 	md := map[string]string{"endpoints": srv.endpoint, "watchKey": key, "value": "1"}
-	ok := newScaler(t, &scalers.TriggerConfig{Type: Type, Metadata: md, AuthParams: map[string]string{"username": "root", "password": rootPassword}})
+	ok := scalertest.New[*Scaler](t, New, &scalers.TriggerConfig{Type: Type, Metadata: md, AuthParams: map[string]string{"username": "root", "password": rootPassword}})
 	if v, active := scalertest.Sample(t, ok, ""); v != 3 || !active {
 		t.Errorf("with auth: %v %v", v, active)
 	}
 	log, logs := scalertest.ObservedLogger()
-	bad := newScaler(t, &scalers.TriggerConfig{Type: Type, Metadata: md, Logger: log, AuthParams: map[string]string{"username": "root", "password": "wrong-password"}})
+	bad := scalertest.New[*Scaler](t, New, &scalers.TriggerConfig{Type: Type, Metadata: md, Logger: log, AuthParams: map[string]string{"username": "root", "password": "wrong-password"}})
 	_, _, err := bad.Sample(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "authentication failed") || !strings.Contains(err.Error(), "etcd trigger") {
 		t.Fatalf("wrong password: %v", err)
 	}
 	scalertest.AssertNoSecret(t, "wrong-password", err.Error(), logs.All())
-	anon := newScaler(t, &scalers.TriggerConfig{Type: Type, Metadata: md})
+	anon := scalertest.New[*Scaler](t, New, &scalers.TriggerConfig{Type: Type, Metadata: md})
 	if _, _, err := anon.Sample(context.Background()); err == nil {
 		t.Error("no credentials on an auth-enabled cluster: no error")
 	}
@@ -255,7 +245,7 @@ func TestServerDown(t *testing.T) {
 	srv := newServer(t, false)
 	key := uniqueKey()
 	srv.put(t, key, "1")
-	s := newScaler(t, &scalers.TriggerConfig{Type: Type, Metadata: map[string]string{"endpoints": srv.endpoint, "watchKey": key, "value": "1"}})
+	s := scalertest.New[*Scaler](t, New, &scalers.TriggerConfig{Type: Type, Metadata: map[string]string{"endpoints": srv.endpoint, "watchKey": key, "value": "1"}})
 	scalertest.Sample(t, s, "")
 	srv.stop()
 	if _, _, err := s.Sample(context.Background()); err == nil || !strings.Contains(err.Error(), "get") {
@@ -268,5 +258,5 @@ func BenchmarkSample(b *testing.B) {
 	srv := newServer(b, false)
 	key := uniqueKey()
 	srv.put(b, key, fmt.Sprint(7))
-	scalertest.BenchmarkSample(b, newScaler(b, &scalers.TriggerConfig{Type: Type, Metadata: map[string]string{"endpoints": srv.endpoint, "watchKey": key, "value": "5"}}))
+	scalertest.BenchmarkSample(b, scalertest.New[*Scaler](b, New, &scalers.TriggerConfig{Type: Type, Metadata: map[string]string{"endpoints": srv.endpoint, "watchKey": key, "value": "5"}}))
 }
