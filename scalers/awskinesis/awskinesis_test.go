@@ -82,50 +82,28 @@ func TestMetadata(t *testing.T) {
 	t.Parallel()
 	defaults := map[string]string{"streamName": "orders", "awsRegion": "eu-west-1"}
 	auth := map[string]string{"awsAccessKeyID": "AKID", "awsSecretAccessKey": "s3cr3t-value"}
-	tests := []struct {
-		name    string
-		md      map[string]string
-		auth    map[string]string
-		wantErr string
-		check   func(t *testing.T, m Metadata)
-	}{
-		{name: "defaults", md: defaults, auth: auth, check: func(t *testing.T, m Metadata) {
+	scalertest.ParseTableFunc(t, Type, ParseMetadata, []scalertest.ParseCase[Metadata]{
+		{Name: "defaults", MD: defaults, Auth: auth, Check: func(t *testing.T, m Metadata) {
 			if m.ShardCount != 2 || m.ActivationShardCount != 0 || m.StreamName != "orders" {
 				t.Errorf("defaults wrong: %+v", m)
 			}
 		}},
-		{name: "every field", md: scalertest.WithPairs(defaults, "shardCount", "4", "activationShardCount", "1", "awsEndpoint", "http://127.0.0.1:4566"), auth: auth,
-			check: func(t *testing.T, m Metadata) {
+		{Name: "every field", MD: scalertest.WithPairs(defaults, "shardCount", "4", "activationShardCount", "1", "awsEndpoint", "http://127.0.0.1:4566"), Auth: auth,
+			Check: func(t *testing.T, m Metadata) {
 				if m.ShardCount != 4 || m.ActivationShardCount != 1 || m.Endpoint != "http://127.0.0.1:4566" {
 					t.Errorf("fields wrong: %+v", m)
 				}
 			}},
-		{name: "missing streamName", md: scalertest.WithPairs(defaults, "streamName", scalertest.Delete), auth: auth, wantErr: `"streamName"`},
-		{name: "blank streamName", md: scalertest.WithPairs(defaults, "streamName", " "), auth: auth, wantErr: "streamName"},
-		{name: "shardCount text", md: scalertest.WithPairs(defaults, "shardCount", "two"), auth: auth, wantErr: "shardCount: want integer"},
-		{name: "shardCount zero", md: scalertest.WithPairs(defaults, "shardCount", "0"), auth: auth, wantErr: "shardCount"},
-		{name: "activationShardCount negative", md: scalertest.WithPairs(defaults, "activationShardCount", "-1"), auth: auth, wantErr: "activationShardCount"},
-		{name: "activationShardCount text", md: scalertest.WithPairs(defaults, "activationShardCount", "1.5"), auth: auth, wantErr: "activationShardCount"},
-		{name: "missing awsRegion", md: scalertest.WithPairs(defaults, "awsRegion", scalertest.Delete), auth: auth, wantErr: "awsRegion"},
-		{name: "no credentials", md: defaults, wantErr: "awsAccessKeyID"},
-		{name: "role refused", md: defaults, auth: scalertest.WithPairs(auth, "awsRoleArn", "arn:aws:iam::1:role/r"), wantErr: "awsRoleArn"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			m, err := ParseMetadata(&scalers.TriggerConfig{Type: Type, Metadata: tc.md, AuthParams: tc.auth})
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), "aws-kinesis-stream trigger") || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want it to name the trigger and %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			tc.check(t, m)
-		})
-	}
+		{Name: "missing streamName", MD: scalertest.WithPairs(defaults, "streamName", scalertest.Delete), Auth: auth, WantErr: `"streamName"`},
+		{Name: "blank streamName", MD: scalertest.WithPairs(defaults, "streamName", " "), Auth: auth, WantErr: "streamName"},
+		{Name: "shardCount text", MD: scalertest.WithPairs(defaults, "shardCount", "two"), Auth: auth, WantErr: "shardCount: want integer"},
+		{Name: "shardCount zero", MD: scalertest.WithPairs(defaults, "shardCount", "0"), Auth: auth, WantErr: "shardCount"},
+		{Name: "activationShardCount negative", MD: scalertest.WithPairs(defaults, "activationShardCount", "-1"), Auth: auth, WantErr: "activationShardCount"},
+		{Name: "activationShardCount text", MD: scalertest.WithPairs(defaults, "activationShardCount", "1.5"), Auth: auth, WantErr: "activationShardCount"},
+		{Name: "missing awsRegion", MD: scalertest.WithPairs(defaults, "awsRegion", scalertest.Delete), Auth: auth, WantErr: "awsRegion"},
+		{Name: "no credentials", MD: defaults, WantErr: "awsAccessKeyID"},
+		{Name: "role refused", MD: defaults, Auth: scalertest.WithPairs(auth, "awsRoleArn", "arn:aws:iam::1:role/r"), WantErr: "awsRoleArn"},
+	})
 }
 
 func TestSample(t *testing.T) {

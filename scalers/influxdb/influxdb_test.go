@@ -21,59 +21,34 @@ func TestMetadata(t *testing.T) {
 		"query": `from(bucket:"jobs") |> range(start: -1m) |> count()`}
 	base := func(kv ...string) map[string]string { return scalertest.WithPairs(defaults, kv...) }
 	auth := map[string]string{"authToken": token}
-	tests := []struct {
-		name    string
-		md      map[string]string
-		auth    map[string]string
-		env     map[string]string
-		wantErr string
-		check   func(t *testing.T, m Metadata)
-	}{
-		{name: "defaults", md: base(), auth: auth, check: func(t *testing.T, m Metadata) {
+	scalertest.ParseTable(t, TriggerType, []scalertest.ParseCase[Metadata]{
+		{Name: "defaults", MD: base(), Auth: auth, Check: func(t *testing.T, m Metadata) {
 			if m.ThresholdValue != 4 || m.ActivationThresholdValue != 0 || m.UnsafeSsl || m.InfluxVersion != "2" || m.AuthToken != token {
 				t.Errorf("defaults wrong: %+v", m)
 			}
 		}},
-		{name: "token from env, server and org from authParams", md: base("serverURL", scalertest.Delete, "organizationName", scalertest.Delete,
+		{Name: "token from env, server and org from authParams", MD: base("serverURL", scalertest.Delete, "organizationName", scalertest.Delete,
 			"authTokenFromEnv", "INFLUX_TOKEN", "activationThresholdValue", "1.5", "unsafeSsl", "true"),
-			auth: map[string]string{"serverURL": "https://influx:8086", "organizationName": "org2"}, env: map[string]string{"INFLUX_TOKEN": "t"},
-			check: func(t *testing.T, m Metadata) {
+			Auth: map[string]string{"serverURL": "https://influx:8086", "organizationName": "org2"}, Env: map[string]string{"INFLUX_TOKEN": "t"},
+			Check: func(t *testing.T, m Metadata) {
 				if m.AuthToken != "t" || m.ServerURL != "https://influx:8086" || m.OrganizationName != "org2" || m.ActivationThresholdValue != 1.5 || !m.UnsafeSsl {
 					t.Errorf("fields wrong: %+v", m)
 				}
 			}},
-		{name: "missing serverURL", md: base("serverURL", scalertest.Delete), auth: auth, wantErr: "serverURL"},
-		{name: "bad serverURL", md: base("serverURL", "influx:8086"), auth: auth, wantErr: "serverURL"},
-		{name: "missing organizationName", md: base("organizationName", scalertest.Delete), auth: auth, wantErr: "organizationName"},
-		{name: "missing query", md: base("query", scalertest.Delete), auth: auth, wantErr: "query"},
-		{name: "missing thresholdValue", md: base("thresholdValue", scalertest.Delete), auth: auth, wantErr: "thresholdValue"},
-		{name: "non-numeric thresholdValue", md: base("thresholdValue", "four"), auth: auth, wantErr: "thresholdValue"},
-		{name: "zero thresholdValue", md: base("thresholdValue", "0"), auth: auth, wantErr: "thresholdValue"},
-		{name: "non-numeric activationThresholdValue", md: base("activationThresholdValue", "x"), auth: auth, wantErr: "activationThresholdValue"},
-		{name: "bad unsafeSsl", md: base("unsafeSsl", "maybe"), auth: auth, wantErr: "unsafeSsl"},
-		{name: "influxVersion 3", md: base("influxVersion", "3"), auth: auth, wantErr: "influxVersion"},
-		{name: "unknown influxVersion", md: base("influxVersion", "1"), auth: auth, wantErr: "influxVersion"},
-		{name: "missing authToken", md: base(), wantErr: "authToken"},
-		{name: "authTokenFromEnv naming a missing variable", md: base("authTokenFromEnv", "NOPE"), wantErr: "authTokenFromEnv"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			cfg := &scalers.TriggerConfig{Type: TriggerType, Metadata: tc.md, AuthParams: tc.auth, ResolvedEnv: tc.env}
-			var m Metadata
-			err := scalers.Parse(cfg, &m)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), "influxdb trigger") || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want it to name the influxdb trigger and %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("Parse: %v", err)
-			}
-			tc.check(t, m)
-		})
-	}
+		{Name: "missing serverURL", MD: base("serverURL", scalertest.Delete), Auth: auth, WantErr: "serverURL"},
+		{Name: "bad serverURL", MD: base("serverURL", "influx:8086"), Auth: auth, WantErr: "serverURL"},
+		{Name: "missing organizationName", MD: base("organizationName", scalertest.Delete), Auth: auth, WantErr: "organizationName"},
+		{Name: "missing query", MD: base("query", scalertest.Delete), Auth: auth, WantErr: "query"},
+		{Name: "missing thresholdValue", MD: base("thresholdValue", scalertest.Delete), Auth: auth, WantErr: "thresholdValue"},
+		{Name: "non-numeric thresholdValue", MD: base("thresholdValue", "four"), Auth: auth, WantErr: "thresholdValue"},
+		{Name: "zero thresholdValue", MD: base("thresholdValue", "0"), Auth: auth, WantErr: "thresholdValue"},
+		{Name: "non-numeric activationThresholdValue", MD: base("activationThresholdValue", "x"), Auth: auth, WantErr: "activationThresholdValue"},
+		{Name: "bad unsafeSsl", MD: base("unsafeSsl", "maybe"), Auth: auth, WantErr: "unsafeSsl"},
+		{Name: "influxVersion 3", MD: base("influxVersion", "3"), Auth: auth, WantErr: "influxVersion"},
+		{Name: "unknown influxVersion", MD: base("influxVersion", "1"), Auth: auth, WantErr: "influxVersion"},
+		{Name: "missing authToken", MD: base(), WantErr: "authToken"},
+		{Name: "authTokenFromEnv naming a missing variable", MD: base("authTokenFromEnv", "NOPE"), WantErr: "authTokenFromEnv"},
+	})
 }
 
 func TestPlainAuthTokenInMetadataIsRefused(t *testing.T) {

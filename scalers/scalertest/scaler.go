@@ -111,15 +111,26 @@ type ParseCase[M any] struct {
 	Check         func(t *testing.T, m M)
 }
 
-// ParseTable runs each case as a parallel subtest: it parses the case's metadata and auth into a fresh M with
-// scalers.Parse for a trigger of triggerType. A case with WantErr fails unless the error names the trigger
-// ("<triggerType> trigger") and contains WantErr; any other case fails on an error, then runs Check.
+// ParseTable runs each case as a parallel subtest: it parses the case's metadata, auth and environment into a
+// fresh M with scalers.Parse for a trigger of triggerType. A case with WantErr fails unless the error names the
+// trigger ("<triggerType> trigger") and contains WantErr; any other case fails on an error, then runs Check.
 func ParseTable[M any](t *testing.T, triggerType string, cases []ParseCase[M]) {
+	t.Helper()
+	ParseTableFunc(t, triggerType, func(cfg *scalers.TriggerConfig) (M, error) {
+		var m M
+		err := scalers.Parse(cfg, &m)
+		return m, err
+	}, cases)
+}
+
+// ParseTableFunc is ParseTable for a package whose own parse function (a ParseMetadata that validates more, or
+// returns a pointer) is under test.
+func ParseTableFunc[M any](t *testing.T, triggerType string, parse func(*scalers.TriggerConfig) (M, error), cases []ParseCase[M]) {
 	t.Helper()
 	for _, tc := range cases {
 		t.Run(tc.Name, func(t *testing.T) {
 			t.Parallel()
-			m, err := parse[M](triggerType, tc)
+			m, err := parse(&scalers.TriggerConfig{Type: triggerType, Metadata: tc.MD, AuthParams: tc.Auth, ResolvedEnv: tc.Env})
 			if tc.WantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), triggerType+" trigger") || !strings.Contains(err.Error(), tc.WantErr) {
 					t.Fatalf("error %v, want it to name the %s trigger and %q", err, triggerType, tc.WantErr)
@@ -134,10 +145,4 @@ func ParseTable[M any](t *testing.T, triggerType string, cases []ParseCase[M]) {
 			}
 		})
 	}
-}
-
-func parse[M any](triggerType string, tc ParseCase[M]) (M, error) {
-	var m M
-	err := scalers.Parse(&scalers.TriggerConfig{Type: triggerType, Metadata: tc.MD, AuthParams: tc.Auth, ResolvedEnv: tc.Env}, &m)
-	return m, err
 }

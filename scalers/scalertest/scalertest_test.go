@@ -276,7 +276,21 @@ func TestParseTable(t *testing.T) {
 		{Name: "missing query", MD: map[string]string{}, WantErr: "query"},
 		{Name: "bad threshold", MD: map[string]string{"query": "q", "threshold": "x"}, WantErr: "threshold"},
 	})
-	if _, err := parse("fake", ParseCase[parsed]{MD: map[string]string{}}); err == nil || !strings.Contains(err.Error(), "fake trigger") {
-		t.Fatalf("parse error %v, want one naming the fake trigger", err)
-	}
+	type ptr struct{ Query string }
+	ParseTableFunc(t, "fake", func(cfg *scalers.TriggerConfig) (*ptr, error) {
+		if cfg.Type != "fake" || cfg.ResolvedEnv["E"] != "e" {
+			return nil, fmt.Errorf("config %+v", cfg)
+		}
+		if cfg.Metadata["query"] == "" {
+			return nil, cfg.Errorf("query: missing")
+		}
+		return &ptr{Query: cfg.Metadata["query"] + cfg.AuthParams["suffix"]}, nil
+	}, []ParseCase[*ptr]{
+		{Name: "func ok", MD: map[string]string{"query": "q"}, Auth: map[string]string{"suffix": "!"}, Env: map[string]string{"E": "e"}, Check: func(t *testing.T, m *ptr) {
+			if m.Query != "q!" {
+				t.Errorf("parsed %+v", m)
+			}
+		}},
+		{Name: "func error", MD: map[string]string{}, Env: map[string]string{"E": "e"}, WantErr: "query: missing"},
+	})
 }
