@@ -113,19 +113,20 @@ type ParseCase[M any] struct {
 
 // ParseTable runs each case as a parallel subtest: it parses the case's metadata, auth and environment into a
 // fresh M with scalers.Parse for a trigger of triggerType. A case with WantErr fails unless the error names the
-// trigger ("<triggerType> trigger") and contains WantErr; any other case fails on an error, then runs Check.
-func ParseTable[M any](t *testing.T, triggerType string, cases []ParseCase[M]) {
+// trigger ("<triggerType> trigger") and contains WantErr, or when the error contains one of secrets; any other
+// case fails on an error, then runs Check.
+func ParseTable[M any](t *testing.T, triggerType string, cases []ParseCase[M], secrets ...string) {
 	t.Helper()
 	ParseTableFunc(t, triggerType, func(cfg *scalers.TriggerConfig) (M, error) {
 		var m M
 		err := scalers.Parse(cfg, &m)
 		return m, err
-	}, cases)
+	}, cases, secrets...)
 }
 
 // ParseTableFunc is ParseTable for a package whose own parse function (a ParseMetadata that validates more, or
 // returns a pointer) is under test.
-func ParseTableFunc[M any](t *testing.T, triggerType string, parse func(*scalers.TriggerConfig) (M, error), cases []ParseCase[M]) {
+func ParseTableFunc[M any](t *testing.T, triggerType string, parse func(*scalers.TriggerConfig) (M, error), cases []ParseCase[M], secrets ...string) {
 	t.Helper()
 	for _, tc := range cases {
 		t.Run(tc.Name, func(t *testing.T) {
@@ -134,6 +135,9 @@ func ParseTableFunc[M any](t *testing.T, triggerType string, parse func(*scalers
 			if tc.WantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), triggerType+" trigger") || !strings.Contains(err.Error(), tc.WantErr) {
 					t.Fatalf("error %v, want it to name the %s trigger and %q", err, triggerType, tc.WantErr)
+				}
+				for _, secret := range secrets {
+					AssertNoSecret(t, secret, err.Error(), nil)
 				}
 				return
 			}

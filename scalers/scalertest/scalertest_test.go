@@ -292,5 +292,5 @@ func TestParseTable(t *testing.T) {
 			}
 		}},
 		{Name: "func error", MD: map[string]string{}, Env: map[string]string{"E": "e"}, WantErr: "query: missing"},
-	})
+	}, "absent-secret")
 }
