@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/scalertest"
 )
 
@@ -19,62 +18,42 @@ func TestMetadata(t *testing.T) {
 	t.Parallel()
 	defaults := map[string]string{"managementEndpoint": "activemq.default:8161", "destinationName": "orders", "brokerName": "localhost"}
 	base := func(kv ...string) map[string]string { return scalertest.WithPairs(defaults, kv...) }
-	tests := []struct {
-		name    string
-		md      map[string]string
-		auth    map[string]string
-		wantErr string
-		check   func(t *testing.T, m Metadata)
-	}{
-		{name: "defaults", md: base(), auth: creds, check: func(t *testing.T, m Metadata) {
+	cases := []scalertest.ParseCase[Metadata]{
+		{Name: "defaults", MD: base(), Auth: creds, Check: func(t *testing.T, m Metadata) {
 			want := "http://activemq.default:8161/api/jolokia/read/org.apache.activemq:type=Broker,brokerName=localhost,destinationType=Queue,destinationName=orders/QueueSize"
 			if m.TargetQueueSize != 10 || m.ActivationTargetQueueSize != 0 || m.endpoint != want || m.CorsHeader != "http://activemq.default:8161" {
 				t.Errorf("defaults wrong: %+v", m)
 			}
 		}},
-		{name: "restAPITemplate", md: map[string]string{"restAPITemplate": "https://amq:8162/api/jolokia/read/org.apache.activemq:type=Broker,brokerName=b1,destinationType=Queue,destinationName=q1/QueueSize",
-			"targetQueueSize": "3", "activationTargetQueueSize": "1", "corsHeader": "https://console"}, auth: creds, check: func(t *testing.T, m Metadata) {
+		{Name: "restAPITemplate", MD: map[string]string{"restAPITemplate": "https://amq:8162/api/jolokia/read/org.apache.activemq:type=Broker,brokerName=b1,destinationType=Queue,destinationName=q1/QueueSize",
+			"targetQueueSize": "3", "activationTargetQueueSize": "1", "corsHeader": "https://console"}, Auth: creds, Check: func(t *testing.T, m Metadata) {
 			if m.BrokerName != "b1" || m.DestinationName != "q1" || m.ManagementEndpoint != "amq:8162" || !strings.HasPrefix(m.endpoint, "https://amq:8162/") ||
 				m.TargetQueueSize != 3 || m.ActivationTargetQueueSize != 1 || m.CorsHeader != "https://console" {
 				t.Errorf("fields wrong: %+v", m)
 			}
 		}},
-		{name: "credentials from metadata env", md: base("usernameFromEnv", "AMQ_USER", "passwordFromEnv", "AMQ_PASS"), check: func(t *testing.T, m Metadata) {
+		{Name: "credentials from metadata env", MD: base("usernameFromEnv", "AMQ_USER", "passwordFromEnv", "AMQ_PASS"), Check: func(t *testing.T, m Metadata) {
 			if m.Username != "u" || m.Password != "p" {
 				t.Errorf("credentials %q %q", m.Username, m.Password)
 			}
 		}},
-		{name: "missing managementEndpoint", md: base("managementEndpoint", scalertest.Delete), auth: creds, wantErr: "managementEndpoint"},
-		{name: "managementEndpoint with a path", md: base("managementEndpoint", "http://amq:8161/"), auth: creds, wantErr: "managementEndpoint"},
-		{name: "missing destinationName", md: base("destinationName", scalertest.Delete), auth: creds, wantErr: "destinationName"},
-		{name: "missing brokerName", md: base("brokerName", scalertest.Delete), auth: creds, wantErr: "brokerName"},
-		{name: "non-numeric targetQueueSize", md: base("targetQueueSize", "ten"), auth: creds, wantErr: "targetQueueSize"},
-		{name: "zero targetQueueSize", md: base("targetQueueSize", "0"), auth: creds, wantErr: "targetQueueSize"},
-		{name: "negative activationTargetQueueSize", md: base("activationTargetQueueSize", "-1"), auth: creds, wantErr: "activationTargetQueueSize"},
-		{name: "missing username", md: base(), auth: map[string]string{"password": "p"}, wantErr: "username"},
-		{name: "missing password", md: base(), auth: map[string]string{"username": "u"}, wantErr: "password"},
-		{name: "relative restAPITemplate", md: map[string]string{"restAPITemplate": "amq:8161/api"}, auth: creds, wantErr: "restAPITemplate"},
-		{name: "restAPITemplate without destination", md: map[string]string{"restAPITemplate": "http://amq:8161/api/jolokia/read/org.apache.activemq:type=Broker,brokerName=b/QueueSize"}, auth: creds, wantErr: "destinationName"},
-		{name: "restAPITemplate with a bad action", md: map[string]string{"restAPITemplate": "http://amq:8161/api/jolokia/read/org.apache.activemq:type=Broker,brokerName=b,destinationName=q/{{.Nope"}, auth: creds, wantErr: "restAPITemplate"},
+		{Name: "missing managementEndpoint", MD: base("managementEndpoint", scalertest.Delete), Auth: creds, WantErr: "managementEndpoint"},
+		{Name: "managementEndpoint with a path", MD: base("managementEndpoint", "http://amq:8161/"), Auth: creds, WantErr: "managementEndpoint"},
+		{Name: "missing destinationName", MD: base("destinationName", scalertest.Delete), Auth: creds, WantErr: "destinationName"},
+		{Name: "missing brokerName", MD: base("brokerName", scalertest.Delete), Auth: creds, WantErr: "brokerName"},
+		{Name: "non-numeric targetQueueSize", MD: base("targetQueueSize", "ten"), Auth: creds, WantErr: "targetQueueSize"},
+		{Name: "zero targetQueueSize", MD: base("targetQueueSize", "0"), Auth: creds, WantErr: "targetQueueSize"},
+		{Name: "negative activationTargetQueueSize", MD: base("activationTargetQueueSize", "-1"), Auth: creds, WantErr: "activationTargetQueueSize"},
+		{Name: "missing username", MD: base(), Auth: map[string]string{"password": "p"}, WantErr: "username"},
+		{Name: "missing password", MD: base(), Auth: map[string]string{"username": "u"}, WantErr: "password"},
+		{Name: "relative restAPITemplate", MD: map[string]string{"restAPITemplate": "amq:8161/api"}, Auth: creds, WantErr: "restAPITemplate"},
+		{Name: "restAPITemplate without destination", MD: map[string]string{"restAPITemplate": "http://amq:8161/api/jolokia/read/org.apache.activemq:type=Broker,brokerName=b/QueueSize"}, Auth: creds, WantErr: "destinationName"},
+		{Name: "restAPITemplate with a bad action", MD: map[string]string{"restAPITemplate": "http://amq:8161/api/jolokia/read/org.apache.activemq:type=Broker,brokerName=b,destinationName=q/{{.Nope"}, Auth: creds, WantErr: "restAPITemplate"},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			cfg := &scalers.TriggerConfig{Type: TriggerType, Metadata: tc.md, AuthParams: tc.auth, ResolvedEnv: map[string]string{"AMQ_USER": "u", "AMQ_PASS": "p"}}
-			var m Metadata
-			err := scalers.Parse(cfg, &m)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), "activemq trigger") || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want it to name the activemq trigger and %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("Parse: %v", err)
-			}
-			tc.check(t, m)
-		})
+	for i := range cases {
+		cases[i].Env = map[string]string{"AMQ_USER": "u", "AMQ_PASS": "p"}
 	}
+	scalertest.ParseTable(t, TriggerType, cases)
 }
 
 // fakeJolokia serves ActiveMQ's Jolokia read endpoint for QueueSize behind basic auth (admin/admin-pass), with

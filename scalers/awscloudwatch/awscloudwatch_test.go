@@ -182,12 +182,9 @@ func (f *fake) trigger(md map[string]string) *scalers.TriggerConfig {
 
 func newTestScaler(t testing.TB, cfg *scalers.TriggerConfig) *Scaler {
 	t.Helper()
-	s, err := newScaler(context.Background(), cfg, func() time.Time { return now })
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	t.Cleanup(func() { _ = s.Close(context.Background()) })
-	return s
+	return scalertest.New[*Scaler](t, func(ctx context.Context, cfg *scalers.TriggerConfig) (*Scaler, error) {
+		return newScaler(ctx, cfg, func() time.Time { return now })
+	}, cfg)
 }
 
 func TestMetadata(t *testing.T) {

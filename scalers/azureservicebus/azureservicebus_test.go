@@ -274,13 +274,7 @@ func unique(prefix string) string { return fmt.Sprintf("%s%d", prefix, seq.Add(1
 
 func newScaler(tb testing.TB, md map[string]string, k string) *Scaler {
 	tb.Helper()
-	cfg := &scalers.TriggerConfig{Type: TriggerType, Metadata: md, AuthParams: map[string]string{"connection": fake.connectionString(k)}, Shared: scalers.NewShared()}
-	s, err := New(context.Background(), cfg)
-	if err != nil {
-		tb.Fatalf("New: %v", err)
-	}
-	tb.Cleanup(func() { _ = s.Close(context.Background()) })
-	return s.(*Scaler)
+	return scalertest.New[*Scaler](tb, New, &scalers.TriggerConfig{Type: TriggerType, Metadata: md, AuthParams: map[string]string{"connection": fake.connectionString(k)}, Shared: scalers.NewShared()})
 }
 
 func TestQueue(t *testing.T) {

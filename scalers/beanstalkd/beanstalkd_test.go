@@ -103,13 +103,7 @@ func uniqueTube() string { return fmt.Sprintf("t%d-%d", time.Now().UnixNano()%1e
 
 func newScaler(tb testing.TB, md map[string]string) *Scaler {
 	tb.Helper()
-	cfg := &scalers.TriggerConfig{Type: TriggerType, Name: "emails", Metadata: md}
-	s, err := New(context.Background(), cfg)
-	if err != nil {
-		tb.Fatalf("New: %v", err)
-	}
-	tb.Cleanup(func() { _ = s.Close(context.Background()) })
-	return s.(*Scaler)
+	return scalertest.New[*Scaler](tb, New, &scalers.TriggerConfig{Type: TriggerType, Name: "emails", Metadata: md})
 }
 
 func TestSampleAgainstBeanstalkd(t *testing.T) {

@@ -117,12 +117,7 @@ func newScaler(t testing.TB, g *github, md, auth map[string]string) *Scaler {
 		auth = map[string]string{"personalAccessToken": token}
 	}
 	base := map[string]string{"owner": "acme", "runnerScope": "org", "githubApiURL": g.srv.URL}
-	s, err := New(context.Background(), &scalers.TriggerConfig{Type: Type, Index: 4, Metadata: scalertest.With(base, md), AuthParams: auth})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	t.Cleanup(func() { _ = s.Close(context.Background()) })
-	return s.(*Scaler)
+	return scalertest.New[*Scaler](t, New, &scalers.TriggerConfig{Type: Type, Index: 4, Metadata: scalertest.With(base, md), AuthParams: auth})
 }
 
 func TestMetadata(t *testing.T) {

@@ -128,13 +128,7 @@ func newScaler(tb testing.TB, url string, md, auth map[string]string) *Scaler {
 		auth = map[string]string{"authToken": token}
 	}
 	md = scalertest.WithPairs(md, "serverURL", url)
-	cfg := &scalers.TriggerConfig{Type: TriggerType, Name: "jobs", Metadata: md, AuthParams: auth, Shared: scalers.NewShared()}
-	s, err := New(context.Background(), cfg)
-	if err != nil {
-		tb.Fatalf("New: %v", err)
-	}
-	tb.Cleanup(func() { _ = s.Close(context.Background()) })
-	return s.(*Scaler)
+	return scalertest.New[*Scaler](tb, New, &scalers.TriggerConfig{Type: TriggerType, Name: "jobs", Metadata: md, AuthParams: auth, Shared: scalers.NewShared()})
 }
 
 func TestSample(t *testing.T) {

@@ -65,11 +65,7 @@ func pod(t testing.TB, kube kubernetes.Interface, ns, name string, labels map[st
 
 func newScaler(t testing.TB, kube kubernetes.Interface, ns string, md map[string]string) *Scaler {
 	t.Helper()
-	s, err := New(context.Background(), &scalers.TriggerConfig{Type: Type, Index: 0, Metadata: md, ObjectNamespace: ns, Kube: kube})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s.(*Scaler)
+	return scalertest.New[*Scaler](t, New, &scalers.TriggerConfig{Type: Type, Index: 0, Metadata: md, ObjectNamespace: ns, Kube: kube})
 }
 
 // eventually samples until want is read (the list is served from the watch cache, which lags writes slightly).
