@@ -225,14 +225,9 @@ func TestSample(t *testing.T) {
 func TestAuthAndServerDown(t *testing.T) {
 	f := newFake(t)
 	f.put("jobs", job("queued", 1))
-	log, logs := scalertest.ObservedLogger()
 	cfg := f.trigger(nil)
-	cfg.AuthParams["awsSecretAccessKey"], cfg.Logger = "wrong-dynamo-secret", log
-	_, _, err := scalertest.New[scalers.Scaler](t, New, cfg).Sample(context.Background())
-	if err == nil || !strings.Contains(err.Error(), "InvalidSignatureException") {
-		t.Fatalf("wrong secret: %v", err)
-	}
-	scalertest.AssertNoSecret(t, "wrong-dynamo-secret", err.Error(), logs.All())
+	cfg.AuthParams["awsSecretAccessKey"] = "wrong-dynamo-secret"
+	scalertest.SampleFails(t, New, cfg, "InvalidSignatureException", "wrong-dynamo-secret")
 	s := scalertest.New[scalers.Scaler](t, New, f.trigger(nil))
 	scalertest.Sample(t, s, "")
 	f.srv.Close()

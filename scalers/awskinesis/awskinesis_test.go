@@ -129,15 +129,9 @@ func TestSample(t *testing.T) {
 func TestAuthAndServerDown(t *testing.T) {
 	f := newFake(t)
 	f.set("orders", 3)
-	log, logs := scalertest.ObservedLogger()
 	cfg := f.trigger(nil)
-	cfg.AuthParams["awsSecretAccessKey"], cfg.Logger = "wrong-kinesis-secret", log
-	bad := scalertest.New[scalers.Scaler](t, New, cfg)
-	_, _, err := bad.Sample(context.Background())
-	if err == nil || !strings.Contains(err.Error(), "InvalidSignatureException") {
-		t.Fatalf("wrong secret: %v", err)
-	}
-	scalertest.AssertNoSecret(t, "wrong-kinesis-secret", err.Error(), logs.All())
+	cfg.AuthParams["awsSecretAccessKey"] = "wrong-kinesis-secret"
+	scalertest.SampleFails(t, New, cfg, "InvalidSignatureException", "wrong-kinesis-secret")
 	s := scalertest.New[scalers.Scaler](t, New, f.trigger(nil))
 	scalertest.Sample(t, s, "")
 	f.srv.Close()
