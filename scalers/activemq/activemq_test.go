@@ -1,7 +1,6 @@
 package activemq
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -10,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/scalertest"
 )
 
@@ -20,62 +18,42 @@ func TestMetadata(t *testing.T) {
 	t.Parallel()
 	defaults := map[string]string{"managementEndpoint": "activemq.default:8161", "destinationName": "orders", "brokerName": "localhost"}
 	base := func(kv ...string) map[string]string { return scalertest.WithPairs(defaults, kv...) }
-	tests := []struct {
-		name    string
-		md      map[string]string
-		auth    map[string]string
-		wantErr string
-		check   func(t *testing.T, m Metadata)
-	}{
-		{name: "defaults", md: base(), auth: creds, check: func(t *testing.T, m Metadata) {
+	cases := []scalertest.ParseCase[Metadata]{
+		{Name: "defaults", MD: base(), Auth: creds, Check: func(t *testing.T, m Metadata) {
 			want := "http://activemq.default:8161/api/jolokia/read/org.apache.activemq:type=Broker,brokerName=localhost,destinationType=Queue,destinationName=orders/QueueSize"
 			if m.TargetQueueSize != 10 || m.ActivationTargetQueueSize != 0 || m.endpoint != want || m.CorsHeader != "http://activemq.default:8161" {
 				t.Errorf("defaults wrong: %+v", m)
 			}
 		}},
-		{name: "restAPITemplate", md: map[string]string{"restAPITemplate": "https://amq:8162/api/jolokia/read/org.apache.activemq:type=Broker,brokerName=b1,destinationType=Queue,destinationName=q1/QueueSize",
-			"targetQueueSize": "3", "activationTargetQueueSize": "1", "corsHeader": "https://console"}, auth: creds, check: func(t *testing.T, m Metadata) {
+		{Name: "restAPITemplate", MD: map[string]string{"restAPITemplate": "https://amq:8162/api/jolokia/read/org.apache.activemq:type=Broker,brokerName=b1,destinationType=Queue,destinationName=q1/QueueSize",
+			"targetQueueSize": "3", "activationTargetQueueSize": "1", "corsHeader": "https://console"}, Auth: creds, Check: func(t *testing.T, m Metadata) {
 			if m.BrokerName != "b1" || m.DestinationName != "q1" || m.ManagementEndpoint != "amq:8162" || !strings.HasPrefix(m.endpoint, "https://amq:8162/") ||
 				m.TargetQueueSize != 3 || m.ActivationTargetQueueSize != 1 || m.CorsHeader != "https://console" {
 				t.Errorf("fields wrong: %+v", m)
 			}
 		}},
-		{name: "credentials from metadata env", md: base("usernameFromEnv", "AMQ_USER", "passwordFromEnv", "AMQ_PASS"), check: func(t *testing.T, m Metadata) {
+		{Name: "credentials from metadata env", MD: base("usernameFromEnv", "AMQ_USER", "passwordFromEnv", "AMQ_PASS"), Check: func(t *testing.T, m Metadata) {
 			if m.Username != "u" || m.Password != "p" {
 				t.Errorf("credentials %q %q", m.Username, m.Password)
 			}
 		}},
-		{name: "missing managementEndpoint", md: base("managementEndpoint", scalertest.Delete), auth: creds, wantErr: "managementEndpoint"},
-		{name: "managementEndpoint with a path", md: base("managementEndpoint", "http://amq:8161/"), auth: creds, wantErr: "managementEndpoint"},
-		{name: "missing destinationName", md: base("destinationName", scalertest.Delete), auth: creds, wantErr: "destinationName"},
-		{name: "missing brokerName", md: base("brokerName", scalertest.Delete), auth: creds, wantErr: "brokerName"},
-		{name: "non-numeric targetQueueSize", md: base("targetQueueSize", "ten"), auth: creds, wantErr: "targetQueueSize"},
-		{name: "zero targetQueueSize", md: base("targetQueueSize", "0"), auth: creds, wantErr: "targetQueueSize"},
-		{name: "negative activationTargetQueueSize", md: base("activationTargetQueueSize", "-1"), auth: creds, wantErr: "activationTargetQueueSize"},
-		{name: "missing username", md: base(), auth: map[string]string{"password": "p"}, wantErr: "username"},
-		{name: "missing password", md: base(), auth: map[string]string{"username": "u"}, wantErr: "password"},
-		{name: "relative restAPITemplate", md: map[string]string{"restAPITemplate": "amq:8161/api"}, auth: creds, wantErr: "restAPITemplate"},
-		{name: "restAPITemplate without destination", md: map[string]string{"restAPITemplate": "http://amq:8161/api/jolokia/read/org.apache.activemq:type=Broker,brokerName=b/QueueSize"}, auth: creds, wantErr: "destinationName"},
-		{name: "restAPITemplate with a bad action", md: map[string]string{"restAPITemplate": "http://amq:8161/api/jolokia/read/org.apache.activemq:type=Broker,brokerName=b,destinationName=q/{{.Nope"}, auth: creds, wantErr: "restAPITemplate"},
+		{Name: "missing managementEndpoint", MD: base("managementEndpoint", scalertest.Delete), Auth: creds, WantErr: "managementEndpoint"},
+		{Name: "managementEndpoint with a path", MD: base("managementEndpoint", "http://amq:8161/"), Auth: creds, WantErr: "managementEndpoint"},
+		{Name: "missing destinationName", MD: base("destinationName", scalertest.Delete), Auth: creds, WantErr: "destinationName"},
+		{Name: "missing brokerName", MD: base("brokerName", scalertest.Delete), Auth: creds, WantErr: "brokerName"},
+		{Name: "non-numeric targetQueueSize", MD: base("targetQueueSize", "ten"), Auth: creds, WantErr: "targetQueueSize"},
+		{Name: "zero targetQueueSize", MD: base("targetQueueSize", "0"), Auth: creds, WantErr: "targetQueueSize"},
+		{Name: "negative activationTargetQueueSize", MD: base("activationTargetQueueSize", "-1"), Auth: creds, WantErr: "activationTargetQueueSize"},
+		{Name: "missing username", MD: base(), Auth: map[string]string{"password": "p"}, WantErr: "username"},
+		{Name: "missing password", MD: base(), Auth: map[string]string{"username": "u"}, WantErr: "password"},
+		{Name: "relative restAPITemplate", MD: map[string]string{"restAPITemplate": "amq:8161/api"}, Auth: creds, WantErr: "restAPITemplate"},
+		{Name: "restAPITemplate without destination", MD: map[string]string{"restAPITemplate": "http://amq:8161/api/jolokia/read/org.apache.activemq:type=Broker,brokerName=b/QueueSize"}, Auth: creds, WantErr: "destinationName"},
+		{Name: "restAPITemplate with a bad action", MD: map[string]string{"restAPITemplate": "http://amq:8161/api/jolokia/read/org.apache.activemq:type=Broker,brokerName=b,destinationName=q/{{.Nope"}, Auth: creds, WantErr: "restAPITemplate"},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			cfg := &scalers.TriggerConfig{Type: TriggerType, Metadata: tc.md, AuthParams: tc.auth, ResolvedEnv: map[string]string{"AMQ_USER": "u", "AMQ_PASS": "p"}}
-			var m Metadata
-			err := scalers.Parse(cfg, &m)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), "activemq trigger") || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want it to name the activemq trigger and %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("Parse: %v", err)
-			}
-			tc.check(t, m)
-		})
+	for i := range cases {
+		cases[i].Env = map[string]string{"AMQ_USER": "u", "AMQ_PASS": "p"}
 	}
+	scalertest.ParseTable(t, TriggerType, cases)
 }
 
 // fakeJolokia serves ActiveMQ's Jolokia read endpoint for QueueSize behind basic auth (admin/admin-pass), with
@@ -124,23 +102,7 @@ func (f *fakeJolokia) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func newScaler(tb testing.TB, md, auth map[string]string) *Scaler {
 	tb.Helper()
-	cfg := &scalers.TriggerConfig{Type: TriggerType, Name: "orders", Metadata: md, AuthParams: auth, Shared: scalers.NewShared()}
-	s, err := New(context.Background(), cfg)
-	if err != nil {
-		tb.Fatalf("New: %v", err)
-	}
-	tb.Cleanup(func() { _ = s.Close(context.Background()) })
-	return s.(*Scaler)
-}
-
-func sample(s *Scaler) (float64, bool, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	vals, active, err := s.Sample(ctx)
-	if err != nil {
-		return 0, false, err
-	}
-	return vals[0].Value, active, nil
+	return scalertest.New[*Scaler](tb, New, scalertest.Config(TriggerType, "orders", md, auth))
 }
 
 func TestSample(t *testing.T) {
@@ -159,7 +121,7 @@ func TestSample(t *testing.T) {
 		wantActive bool
 	}{{0, false}, {3, false}, {25, true}} {
 		f.setSize("orders", st.size)
-		v, active, err := sample(s)
+		v, active, err := scalertest.First(s)
 		if err != nil || v != float64(st.size) || active != st.wantActive {
 			t.Fatalf("size %d: (%v, %v, %v), want (%d, %v)", st.size, v, active, err, st.size, st.wantActive)
 		}
@@ -171,11 +133,11 @@ func TestSample(t *testing.T) {
 		t.Errorf("Origin %q", origin)
 	}
 	tmpl := newScaler(t, map[string]string{"restAPITemplate": srv.URL + "/api/jolokia/read/org.apache.activemq:type=Broker,brokerName=localhost,destinationType=Queue,destinationName=orders/QueueSize"}, creds)
-	if v, _, err := sample(tmpl); err != nil || v != 25 {
+	if v, _, err := scalertest.First(tmpl); err != nil || v != 25 {
 		t.Fatalf("restAPITemplate: (%v, %v), want 25", v, err)
 	}
 	missing := newScaler(t, map[string]string{"managementEndpoint": host, "brokerName": "localhost", "destinationName": "absent"}, creds)
-	if _, _, err := sample(missing); err == nil || !strings.Contains(err.Error(), "no such broker or queue") || !strings.Contains(err.Error(), `activemq trigger "orders"`) {
+	if _, _, err := scalertest.First(missing); err == nil || !strings.Contains(err.Error(), "no such broker or queue") || !strings.Contains(err.Error(), `activemq trigger "orders"`) {
 		t.Fatalf("absent queue: %v, want a 404 from Jolokia", err)
 	}
 }
@@ -184,19 +146,8 @@ func TestAuthFailure(t *testing.T) {
 	t.Parallel()
 	srv := httptest.NewServer(&fakeJolokia{queues: map[string]int64{"orders": 1}})
 	t.Cleanup(srv.Close)
-	logger, logs := scalertest.ObservedLogger()
-	cfg := &scalers.TriggerConfig{Type: TriggerType, Logger: logger, Metadata: map[string]string{"managementEndpoint": strings.TrimPrefix(srv.URL, "http://"),
-		"brokerName": "localhost", "destinationName": "orders"}, AuthParams: map[string]string{"username": "admin", "password": "wrong-pass-123"}}
-	s, err := New(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(context.Background())
-	_, _, err = sample(s.(*Scaler))
-	if err == nil || !strings.Contains(err.Error(), "HTTP 401") {
-		t.Fatalf("error %v, want HTTP 401", err)
-	}
-	scalertest.AssertNoSecret(t, "wrong-pass-123", err.Error(), logs.All())
+	scalertest.SampleFails(t, New, scalertest.Config(TriggerType, "", map[string]string{"managementEndpoint": strings.TrimPrefix(srv.URL, "http://"), "brokerName": "localhost", "destinationName": "orders"},
+		map[string]string{"username": "admin", "password": "wrong-pass-123"}), "HTTP 401", "wrong-pass-123")
 }
 
 func TestServerDown(t *testing.T) {
@@ -204,7 +155,7 @@ func TestServerDown(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	host := strings.TrimPrefix(srv.URL, "http://")
 	srv.Close()
-	_, _, err := sample(newScaler(t, map[string]string{"managementEndpoint": host, "brokerName": "localhost", "destinationName": "orders"}, creds))
+	_, _, err := scalertest.First(newScaler(t, map[string]string{"managementEndpoint": host, "brokerName": "localhost", "destinationName": "orders"}, creds))
 	if err == nil || !strings.Contains(err.Error(), "connect") {
 		t.Fatalf("error %v, want a connection error", err)
 	}

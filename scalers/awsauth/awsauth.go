@@ -1,6 +1,6 @@
 // Package awsauth holds what every AWS trigger shares: KEDA's region, endpoint and credential parameters, and
 // the aws-sdk-go-v2 configuration built from them. The aws-sqs-queue, aws-cloudwatch, aws-kinesis-stream and
-// aws-dynamodb scalers embed Metadata and call Config.
+// aws-dynamodb scalers embed Metadata, parse with ParseMetadata and build their client from TriggerConfig.
 //
 // Credentials (KEDA names, from a TriggerAuthentication or "<name>FromEnv"):
 //
@@ -24,6 +24,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/tidalscale/tidal/scalers"
 )
 
 // Metadata is the part of an AWS trigger's metadata that says where and as whom to connect.
@@ -80,6 +82,27 @@ func (m *Metadata) Redact(msg string) string {
 		msg = strings.ReplaceAll(msg, sec, "[REDACTED]")
 	}
 	return msg
+}
+
+// ParseMetadata parses and validates an AWS trigger's metadata (M embeds Metadata) without connecting, after
+// refusing a Utilization metricType: every AWS trigger's metric is an External value.
+func ParseMetadata[M any](cfg *scalers.TriggerConfig) (M, error) {
+	var m M
+	if err := cfg.RefuseUtilization(); err != nil {
+		return m, err
+	}
+	err := scalers.Parse(cfg, &m)
+	return m, err
+}
+
+// TriggerConfig is Config with the SDK's default HTTP client, for a trigger's constructor: an error names the
+// trigger and never repeats a secret.
+func (m *Metadata) TriggerConfig(ctx context.Context, cfg *scalers.TriggerConfig) (aws.Config, error) {
+	c, err := m.Config(ctx, nil)
+	if err != nil {
+		return c, cfg.Errorf("%s", m.Redact(err.Error()))
+	}
+	return c, nil
 }
 
 // Config builds the SDK configuration: static credentials from the trigger, or the operator's default chain

@@ -151,12 +151,7 @@ func validStat(s string) bool {
 
 // ParseMetadata parses and validates an aws-cloudwatch trigger's metadata without connecting.
 func ParseMetadata(cfg *scalers.TriggerConfig) (Metadata, error) {
-	var m Metadata
-	if err := cfg.RefuseUtilization(); err != nil {
-		return m, err
-	}
-	err := scalers.Parse(cfg, &m)
-	return m, err
+	return awsauth.ParseMetadata[Metadata](cfg)
 }
 
 // Scaler is an aws-cloudwatch trigger.
@@ -180,9 +175,9 @@ func newScaler(ctx context.Context, cfg *scalers.TriggerConfig, now func() time.
 	if err != nil {
 		return nil, err
 	}
-	awsCfg, err := meta.Config(ctx, nil)
+	awsCfg, err := meta.TriggerConfig(ctx, cfg)
 	if err != nil {
-		return nil, cfg.Errorf("%s", meta.Redact(err.Error()))
+		return nil, err
 	}
 	return &Scaler{
 		cfg:        cfg,

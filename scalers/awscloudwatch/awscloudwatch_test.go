@@ -182,99 +182,69 @@ func (f *fake) trigger(md map[string]string) *scalers.TriggerConfig {
 
 func newTestScaler(t testing.TB, cfg *scalers.TriggerConfig) *Scaler {
 	t.Helper()
-	s, err := newScaler(context.Background(), cfg, func() time.Time { return now })
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	t.Cleanup(func() { _ = s.Close(context.Background()) })
-	return s
+	return scalertest.New[*Scaler](t, func(ctx context.Context, cfg *scalers.TriggerConfig) (*Scaler, error) {
+		return newScaler(ctx, cfg, func() time.Time { return now })
+	}, cfg)
 }
 
 func TestMetadata(t *testing.T) {
 	t.Parallel()
 	auth := map[string]string{"awsAccessKeyID": "AKID", "awsSecretAccessKey": "s3cr3t-value"}
-	tests := []struct {
-		name    string
-		md      map[string]string
-		auth    map[string]string
-		wantErr string
-		check   func(t *testing.T, m Metadata)
-	}{
-		{name: "defaults", md: scalertest.WithPairs(base, "metricStatPeriod", scalertest.Delete), auth: auth, check: func(t *testing.T, m Metadata) {
+	scalertest.ParseTableFunc(t, Type, ParseMetadata, []scalertest.ParseCase[Metadata]{
+		{Name: "defaults", MD: scalertest.WithPairs(base, "metricStatPeriod", scalertest.Delete), Auth: auth, Check: func(t *testing.T, m Metadata) {
 			if m.TargetMetricValue != 5 || m.ActivationTargetMetricValue != 0 || m.MinMetricValue != 0 || !m.IgnoreNullValues ||
 				m.MetricStat != "Average" || m.MetricStatPeriod != 300 || m.MetricCollectionTime != 300 || m.MetricEndTimeOffset != 0 ||
 				m.MetricUnit != "" || len(m.dimensions) != 1 || *m.dimensions[0].Name != "QueueName" || *m.dimensions[0].Value != "orders" {
 				t.Errorf("defaults wrong: %+v", m)
 			}
 		}},
-		{name: "every field", md: scalertest.WithPairs(base, "dimensionName", "QueueName; Env", "dimensionValue", "orders;prod",
+		{Name: "every field", MD: scalertest.WithPairs(base, "dimensionName", "QueueName; Env", "dimensionValue", "orders;prod",
 			"activationTargetMetricValue", "1.5", "minMetricValue", "2", "ignoreNullValues", "false", "metricStat", "p99.9",
-			"metricStatPeriod", "30", "metricCollectionTime", "120", "metricEndTimeOffset", "60", "metricUnit", "Count"), auth: auth,
-			check: func(t *testing.T, m Metadata) {
+			"metricStatPeriod", "30", "metricCollectionTime", "120", "metricEndTimeOffset", "60", "metricUnit", "Count"), Auth: auth,
+			Check: func(t *testing.T, m Metadata) {
 				if len(m.dimensions) != 2 || *m.dimensions[1].Name != "Env" || *m.dimensions[1].Value != "prod" || m.ActivationTargetMetricValue != 1.5 ||
 					m.MinMetricValue != 2 || m.IgnoreNullValues || m.MetricStat != "p99.9" || m.MetricStatPeriod != 30 ||
 					m.MetricCollectionTime != 120 || m.MetricEndTimeOffset != 60 || m.MetricUnit != "Count" {
 					t.Errorf("fields wrong: %+v", m)
 				}
 			}},
-		{name: "no dimensions", md: scalertest.WithPairs(base, "dimensionName", scalertest.Delete, "dimensionValue", scalertest.Delete), auth: auth,
-			check: func(t *testing.T, m Metadata) {
+		{Name: "no dimensions", MD: scalertest.WithPairs(base, "dimensionName", scalertest.Delete, "dimensionValue", scalertest.Delete), Auth: auth,
+			Check: func(t *testing.T, m Metadata) {
 				if len(m.dimensions) != 0 {
 					t.Errorf("dimensions: %+v", m.dimensions)
 				}
 			}},
-		{name: "expression alone", md: map[string]string{"expression": "SELECT MAX(CPUUtilization) FROM \"AWS/EC2\"", "targetMetricValue": "50", "awsRegion": region}, auth: auth},
-		{name: "operator identity", md: scalertest.WithPairs(base, "identityOwner", "operator")},
-		{name: "empty awsEndpoint as in KEDA's example", md: scalertest.WithPairs(base, "awsEndpoint", ""), auth: auth},
-		{name: "missing namespace", md: scalertest.WithPairs(base, "namespace", scalertest.Delete), auth: auth, wantErr: "namespace: required"},
-		{name: "missing metricName", md: scalertest.WithPairs(base, "metricName", " "), auth: auth, wantErr: "metricName: required"},
-		{name: "dimension lengths differ", md: scalertest.WithPairs(base, "dimensionValue", "a;b"), auth: auth, wantErr: "dimensionName, dimensionValue"},
-		{name: "dimension value without name", md: scalertest.WithPairs(base, "dimensionName", scalertest.Delete), auth: auth, wantErr: "dimensionName, dimensionValue"},
-		{name: "empty dimension", md: scalertest.WithPairs(base, "dimensionName", "a;", "dimensionValue", "x;y"), auth: auth, wantErr: "entry 2 is empty"},
-		{name: "missing targetMetricValue", md: scalertest.WithPairs(base, "targetMetricValue", scalertest.Delete), auth: auth, wantErr: `"targetMetricValue"`},
-		{name: "targetMetricValue text", md: scalertest.WithPairs(base, "targetMetricValue", "five"), auth: auth, wantErr: "targetMetricValue: want a finite number"},
-		{name: "targetMetricValue zero", md: scalertest.WithPairs(base, "targetMetricValue", "0"), auth: auth, wantErr: "targetMetricValue"},
-		{name: "activationTargetMetricValue text", md: scalertest.WithPairs(base, "activationTargetMetricValue", "x"), auth: auth, wantErr: "activationTargetMetricValue"},
-		{name: "minMetricValue NaN", md: scalertest.WithPairs(base, "minMetricValue", "NaN"), auth: auth, wantErr: "minMetricValue"},
-		{name: "ignoreNullValues not bool", md: scalertest.WithPairs(base, "ignoreNullValues", "sometimes"), auth: auth, wantErr: "ignoreNullValues"},
-		{name: "metricStat unknown", md: scalertest.WithPairs(base, "metricStat", "Median"), auth: auth, wantErr: "metricStat"},
-		{name: "metricStat bad percentile", md: scalertest.WithPairs(base, "metricStat", "pXX"), auth: auth, wantErr: "metricStat"},
-		{name: "metricStatPeriod zero", md: scalertest.WithPairs(base, "metricStatPeriod", "0"), auth: auth, wantErr: "metricStatPeriod"},
-		{name: "metricStatPeriod 7", md: scalertest.WithPairs(base, "metricStatPeriod", "7"), auth: auth, wantErr: "metricStatPeriod: want 1, 5, 10, 30"},
-		{name: "metricStatPeriod 90", md: scalertest.WithPairs(base, "metricStatPeriod", "90"), auth: auth, wantErr: "metricStatPeriod"},
-		{name: "metricCollectionTime not a multiple", md: scalertest.WithPairs(base, "metricCollectionTime", "90"), auth: auth, wantErr: "metricCollectionTime: must be a multiple"},
-		{name: "metricCollectionTime negative", md: scalertest.WithPairs(base, "metricCollectionTime", "-60"), auth: auth, wantErr: "metricCollectionTime"},
-		{name: "metricEndTimeOffset negative", md: scalertest.WithPairs(base, "metricEndTimeOffset", "-1"), auth: auth, wantErr: "metricEndTimeOffset"},
-		{name: "metricEndTimeOffset text", md: scalertest.WithPairs(base, "metricEndTimeOffset", "1m"), auth: auth, wantErr: "metricEndTimeOffset"},
-		{name: "metricUnit unknown", md: scalertest.WithPairs(base, "metricUnit", "Furlongs"), auth: auth, wantErr: "metricUnit"},
-		{name: "missing awsRegion", md: scalertest.WithPairs(base, "awsRegion", scalertest.Delete), auth: auth, wantErr: `"awsRegion"`},
-		{name: "bad awsEndpoint", md: scalertest.WithPairs(base, "awsEndpoint", "127.0.0.1:1"), auth: auth, wantErr: "awsEndpoint"},
-		{name: "bad identityOwner", md: scalertest.WithPairs(base, "identityOwner", "node"), auth: auth, wantErr: "identityOwner"},
-		{name: "no credentials", md: base, wantErr: "awsAccessKeyID"},
-		{name: "secret without key", md: base, auth: map[string]string{"awsSecretAccessKey": "s3cr3t-value"}, wantErr: "awsAccessKeyID"},
-		{name: "role refused", md: base, auth: scalertest.WithPairs(auth, "awsRoleArn", "arn:aws:iam::1:role/r"), wantErr: "awsRoleArn"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			m, err := ParseMetadata(&scalers.TriggerConfig{Type: Type, Metadata: tc.md, AuthParams: tc.auth})
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), "aws-cloudwatch trigger") || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want it to name the trigger and %q", err, tc.wantErr)
-				}
-				if strings.Contains(err.Error(), "s3cr3t-value") {
-					t.Errorf("error leaks the secret: %v", err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if tc.check != nil {
-				tc.check(t, m)
-			}
-		})
-	}
+		{Name: "expression alone", MD: map[string]string{"expression": "SELECT MAX(CPUUtilization) FROM \"AWS/EC2\"", "targetMetricValue": "50", "awsRegion": region}, Auth: auth},
+		{Name: "operator identity", MD: scalertest.WithPairs(base, "identityOwner", "operator")},
+		{Name: "empty awsEndpoint as in KEDA's example", MD: scalertest.WithPairs(base, "awsEndpoint", ""), Auth: auth},
+		{Name: "missing namespace", MD: scalertest.WithPairs(base, "namespace", scalertest.Delete), Auth: auth, WantErr: "namespace: required"},
+		{Name: "missing metricName", MD: scalertest.WithPairs(base, "metricName", " "), Auth: auth, WantErr: "metricName: required"},
+		{Name: "dimension lengths differ", MD: scalertest.WithPairs(base, "dimensionValue", "a;b"), Auth: auth, WantErr: "dimensionName, dimensionValue"},
+		{Name: "dimension value without name", MD: scalertest.WithPairs(base, "dimensionName", scalertest.Delete), Auth: auth, WantErr: "dimensionName, dimensionValue"},
+		{Name: "empty dimension", MD: scalertest.WithPairs(base, "dimensionName", "a;", "dimensionValue", "x;y"), Auth: auth, WantErr: "entry 2 is empty"},
+		{Name: "missing targetMetricValue", MD: scalertest.WithPairs(base, "targetMetricValue", scalertest.Delete), Auth: auth, WantErr: `"targetMetricValue"`},
+		{Name: "targetMetricValue text", MD: scalertest.WithPairs(base, "targetMetricValue", "five"), Auth: auth, WantErr: "targetMetricValue: want a finite number"},
+		{Name: "targetMetricValue zero", MD: scalertest.WithPairs(base, "targetMetricValue", "0"), Auth: auth, WantErr: "targetMetricValue"},
+		{Name: "activationTargetMetricValue text", MD: scalertest.WithPairs(base, "activationTargetMetricValue", "x"), Auth: auth, WantErr: "activationTargetMetricValue"},
+		{Name: "minMetricValue NaN", MD: scalertest.WithPairs(base, "minMetricValue", "NaN"), Auth: auth, WantErr: "minMetricValue"},
+		{Name: "ignoreNullValues not bool", MD: scalertest.WithPairs(base, "ignoreNullValues", "sometimes"), Auth: auth, WantErr: "ignoreNullValues"},
+		{Name: "metricStat unknown", MD: scalertest.WithPairs(base, "metricStat", "Median"), Auth: auth, WantErr: "metricStat"},
+		{Name: "metricStat bad percentile", MD: scalertest.WithPairs(base, "metricStat", "pXX"), Auth: auth, WantErr: "metricStat"},
+		{Name: "metricStatPeriod zero", MD: scalertest.WithPairs(base, "metricStatPeriod", "0"), Auth: auth, WantErr: "metricStatPeriod"},
+		{Name: "metricStatPeriod 7", MD: scalertest.WithPairs(base, "metricStatPeriod", "7"), Auth: auth, WantErr: "metricStatPeriod: want 1, 5, 10, 30"},
+		{Name: "metricStatPeriod 90", MD: scalertest.WithPairs(base, "metricStatPeriod", "90"), Auth: auth, WantErr: "metricStatPeriod"},
+		{Name: "metricCollectionTime not a multiple", MD: scalertest.WithPairs(base, "metricCollectionTime", "90"), Auth: auth, WantErr: "metricCollectionTime: must be a multiple"},
+		{Name: "metricCollectionTime negative", MD: scalertest.WithPairs(base, "metricCollectionTime", "-60"), Auth: auth, WantErr: "metricCollectionTime"},
+		{Name: "metricEndTimeOffset negative", MD: scalertest.WithPairs(base, "metricEndTimeOffset", "-1"), Auth: auth, WantErr: "metricEndTimeOffset"},
+		{Name: "metricEndTimeOffset text", MD: scalertest.WithPairs(base, "metricEndTimeOffset", "1m"), Auth: auth, WantErr: "metricEndTimeOffset"},
+		{Name: "metricUnit unknown", MD: scalertest.WithPairs(base, "metricUnit", "Furlongs"), Auth: auth, WantErr: "metricUnit"},
+		{Name: "missing awsRegion", MD: scalertest.WithPairs(base, "awsRegion", scalertest.Delete), Auth: auth, WantErr: `"awsRegion"`},
+		{Name: "bad awsEndpoint", MD: scalertest.WithPairs(base, "awsEndpoint", "127.0.0.1:1"), Auth: auth, WantErr: "awsEndpoint"},
+		{Name: "bad identityOwner", MD: scalertest.WithPairs(base, "identityOwner", "node"), Auth: auth, WantErr: "identityOwner"},
+		{Name: "no credentials", MD: base, WantErr: "awsAccessKeyID"},
+		{Name: "secret without key", MD: base, Auth: map[string]string{"awsSecretAccessKey": "s3cr3t-value"}, WantErr: "awsAccessKeyID"},
+		{Name: "role refused", MD: base, Auth: scalertest.WithPairs(auth, "awsRoleArn", "arn:aws:iam::1:role/r"), WantErr: "awsRoleArn"},
+	}, "s3cr3t-value")
 }
 
 func TestSample(t *testing.T) {

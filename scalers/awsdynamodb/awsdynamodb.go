@@ -126,12 +126,7 @@ func attributeValue(typed map[string]json.RawMessage) (types.AttributeValue, err
 
 // ParseMetadata parses and validates an aws-dynamodb trigger's metadata without connecting.
 func ParseMetadata(cfg *scalers.TriggerConfig) (Metadata, error) {
-	var m Metadata
-	if err := cfg.RefuseUtilization(); err != nil {
-		return m, err
-	}
-	err := scalers.Parse(cfg, &m)
-	return m, err
+	return awsauth.ParseMetadata[Metadata](cfg)
 }
 
 // Scaler is an aws-dynamodb trigger.
@@ -149,9 +144,9 @@ func New(ctx context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error
 	if err != nil {
 		return nil, err
 	}
-	awsCfg, err := meta.Config(ctx, nil)
+	awsCfg, err := meta.TriggerConfig(ctx, cfg)
 	if err != nil {
-		return nil, cfg.Errorf("%s", meta.Redact(err.Error()))
+		return nil, err
 	}
 	return &Scaler{
 		cfg:        cfg,

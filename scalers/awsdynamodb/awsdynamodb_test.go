@@ -155,77 +155,45 @@ func (f *fake) trigger(md map[string]string) *scalers.TriggerConfig {
 		AuthParams: map[string]string{"awsAccessKeyID": keyID, "awsSecretAccessKey": secret}}
 }
 
-func newScaler(t testing.TB, cfg *scalers.TriggerConfig) scalers.Scaler {
-	t.Helper()
-	s, err := New(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	t.Cleanup(func() { _ = s.Close(context.Background()) })
-	return s
-}
-
 func TestMetadata(t *testing.T) {
 	t.Parallel()
 	defaults := map[string]string{"tableName": "jobs", "awsRegion": "eu-west-1", "keyConditionExpression": "#s = :s",
 		"expressionAttributeNames": `{"#s": "status"}`, "expressionAttributeValues": `{":s": {"S": "queued"}}`, "targetValue": "5"}
 	auth := map[string]string{"awsAccessKeyID": "AKID", "awsSecretAccessKey": "s3cr3t-value"}
-	tests := []struct {
-		name    string
-		md      map[string]string
-		auth    map[string]string
-		wantErr string
-		check   func(t *testing.T, m Metadata)
-	}{
-		{name: "defaults", md: defaults, auth: auth, check: func(t *testing.T, m Metadata) {
+	scalertest.ParseTableFunc(t, Type, ParseMetadata, []scalertest.ParseCase[Metadata]{
+		{Name: "defaults", MD: defaults, Auth: auth, Check: func(t *testing.T, m Metadata) {
 			if m.TargetValue != 5 || m.ActivationTargetValue != 0 || m.names["#s"] != "status" || len(m.values) != 1 || m.IndexName != "" {
 				t.Errorf("defaults wrong: %+v", m)
 			}
 		}},
-		{name: "every type", md: scalertest.WithPairs(defaults, "indexName", "by-status", "activationTargetValue", "2",
-			"expressionAttributeValues", `{":s": {"S": "q"}, ":n": {"N": "3"}, ":b": {"BOOL": true}, ":z": {"NULL": true}}`), auth: auth,
-			check: func(t *testing.T, m Metadata) {
+		{Name: "every type", MD: scalertest.WithPairs(defaults, "indexName", "by-status", "activationTargetValue", "2",
+			"expressionAttributeValues", `{":s": {"S": "q"}, ":n": {"N": "3"}, ":b": {"BOOL": true}, ":z": {"NULL": true}}`), Auth: auth,
+			Check: func(t *testing.T, m Metadata) {
 				if m.IndexName != "by-status" || m.ActivationTargetValue != 2 || len(m.values) != 4 {
 					t.Errorf("fields wrong: %+v", m)
 				}
 			}},
-		{name: "missing tableName", md: scalertest.WithPairs(defaults, "tableName", scalertest.Delete), auth: auth, wantErr: `"tableName"`},
-		{name: "missing keyConditionExpression", md: scalertest.WithPairs(defaults, "keyConditionExpression", scalertest.Delete), auth: auth, wantErr: `"keyConditionExpression"`},
-		{name: "blank keyConditionExpression", md: scalertest.WithPairs(defaults, "keyConditionExpression", " "), auth: auth, wantErr: "keyConditionExpression"},
-		{name: "names not JSON", md: scalertest.WithPairs(defaults, "expressionAttributeNames", "#s=status"), auth: auth, wantErr: "expressionAttributeNames"},
-		{name: "names empty", md: scalertest.WithPairs(defaults, "expressionAttributeNames", "{}"), auth: auth, wantErr: "expressionAttributeNames"},
-		{name: "values not JSON", md: scalertest.WithPairs(defaults, "expressionAttributeValues", ":s=queued"), auth: auth, wantErr: "expressionAttributeValues"},
-		{name: "values untyped", md: scalertest.WithPairs(defaults, "expressionAttributeValues", `{":s": "queued"}`), auth: auth, wantErr: "expressionAttributeValues"},
-		{name: "values two types", md: scalertest.WithPairs(defaults, "expressionAttributeValues", `{":s": {"S": "a", "N": "1"}}`), auth: auth, wantErr: ":s"},
-		{name: "values unsupported type", md: scalertest.WithPairs(defaults, "expressionAttributeValues", `{":s": {"SS": ["a"]}}`), auth: auth, wantErr: `type "SS"`},
-		{name: "values N not string", md: scalertest.WithPairs(defaults, "expressionAttributeValues", `{":n": {"N": 3}}`), auth: auth, wantErr: "N: want a JSON string"},
-		{name: "missing targetValue", md: scalertest.WithPairs(defaults, "targetValue", scalertest.Delete), auth: auth, wantErr: `"targetValue"`},
-		{name: "targetValue text", md: scalertest.WithPairs(defaults, "targetValue", "five"), auth: auth, wantErr: "targetValue: want integer"},
-		{name: "targetValue zero", md: scalertest.WithPairs(defaults, "targetValue", "0"), auth: auth, wantErr: "targetValue"},
-		{name: "activationTargetValue negative", md: scalertest.WithPairs(defaults, "activationTargetValue", "-4"), auth: auth, wantErr: "activationTargetValue"},
-		{name: "no credentials", md: defaults, wantErr: "awsAccessKeyID"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			m, err := ParseMetadata(&scalers.TriggerConfig{Type: Type, Metadata: tc.md, AuthParams: tc.auth})
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), "aws-dynamodb trigger") || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want it to name the trigger and %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			tc.check(t, m)
-		})
-	}
+		{Name: "missing tableName", MD: scalertest.WithPairs(defaults, "tableName", scalertest.Delete), Auth: auth, WantErr: `"tableName"`},
+		{Name: "missing keyConditionExpression", MD: scalertest.WithPairs(defaults, "keyConditionExpression", scalertest.Delete), Auth: auth, WantErr: `"keyConditionExpression"`},
+		{Name: "blank keyConditionExpression", MD: scalertest.WithPairs(defaults, "keyConditionExpression", " "), Auth: auth, WantErr: "keyConditionExpression"},
+		{Name: "names not JSON", MD: scalertest.WithPairs(defaults, "expressionAttributeNames", "#s=status"), Auth: auth, WantErr: "expressionAttributeNames"},
+		{Name: "names empty", MD: scalertest.WithPairs(defaults, "expressionAttributeNames", "{}"), Auth: auth, WantErr: "expressionAttributeNames"},
+		{Name: "values not JSON", MD: scalertest.WithPairs(defaults, "expressionAttributeValues", ":s=queued"), Auth: auth, WantErr: "expressionAttributeValues"},
+		{Name: "values untyped", MD: scalertest.WithPairs(defaults, "expressionAttributeValues", `{":s": "queued"}`), Auth: auth, WantErr: "expressionAttributeValues"},
+		{Name: "values two types", MD: scalertest.WithPairs(defaults, "expressionAttributeValues", `{":s": {"S": "a", "N": "1"}}`), Auth: auth, WantErr: ":s"},
+		{Name: "values unsupported type", MD: scalertest.WithPairs(defaults, "expressionAttributeValues", `{":s": {"SS": ["a"]}}`), Auth: auth, WantErr: `type "SS"`},
+		{Name: "values N not string", MD: scalertest.WithPairs(defaults, "expressionAttributeValues", `{":n": {"N": 3}}`), Auth: auth, WantErr: "N: want a JSON string"},
+		{Name: "missing targetValue", MD: scalertest.WithPairs(defaults, "targetValue", scalertest.Delete), Auth: auth, WantErr: `"targetValue"`},
+		{Name: "targetValue text", MD: scalertest.WithPairs(defaults, "targetValue", "five"), Auth: auth, WantErr: "targetValue: want integer"},
+		{Name: "targetValue zero", MD: scalertest.WithPairs(defaults, "targetValue", "0"), Auth: auth, WantErr: "targetValue"},
+		{Name: "activationTargetValue negative", MD: scalertest.WithPairs(defaults, "activationTargetValue", "-4"), Auth: auth, WantErr: "activationTargetValue"},
+		{Name: "no credentials", MD: defaults, WantErr: "awsAccessKeyID"},
+	})
 }
 
 func TestSample(t *testing.T) {
 	f := newFake(t)
-	s := newScaler(t, f.trigger(map[string]string{"activationTargetValue": "2"}))
+	s := scalertest.New[scalers.Scaler](t, New, f.trigger(map[string]string{"activationTargetValue": "2"}))
 	if specs := s.MetricSpecs(); specs[0].External.Metric.Name != "s1-aws-dynamodb-jobs" || specs[0].External.Target.AverageValue.Value() != 5 {
 		t.Fatalf("specs = %+v", specs[0].External)
 	}
@@ -247,7 +215,7 @@ func TestSample(t *testing.T) {
 	if v, active := scalertest.Sample(t, s, ""); v != 9 || !active {
 		t.Errorf("above target, paged: %v %v, want 9 true", v, active)
 	}
-	urgent := newScaler(t, f.trigger(map[string]string{"keyConditionExpression": "#s = :s AND #p >= :p",
+	urgent := scalertest.New[scalers.Scaler](t, New, f.trigger(map[string]string{"keyConditionExpression": "#s = :s AND #p >= :p",
 		"expressionAttributeNames": `{"#s": "status", "#p": "priority"}`, "expressionAttributeValues": `{":s": {"S": "queued"}, ":p": {"N": "5"}}`}))
 	if v, _ := scalertest.Sample(t, urgent, ""); v != 3 {
 		t.Errorf("numeric condition: %v, want 3 (priorities 9, 5, 6)", v)
@@ -257,15 +225,10 @@ func TestSample(t *testing.T) {
 func TestAuthAndServerDown(t *testing.T) {
 	f := newFake(t)
 	f.put("jobs", job("queued", 1))
-	log, logs := scalertest.ObservedLogger()
 	cfg := f.trigger(nil)
-	cfg.AuthParams["awsSecretAccessKey"], cfg.Logger = "wrong-dynamo-secret", log
-	_, _, err := newScaler(t, cfg).Sample(context.Background())
-	if err == nil || !strings.Contains(err.Error(), "InvalidSignatureException") {
-		t.Fatalf("wrong secret: %v", err)
-	}
-	scalertest.AssertNoSecret(t, "wrong-dynamo-secret", err.Error(), logs.All())
-	s := newScaler(t, f.trigger(nil))
+	cfg.AuthParams["awsSecretAccessKey"] = "wrong-dynamo-secret"
+	scalertest.SampleFails(t, New, cfg, "InvalidSignatureException", "wrong-dynamo-secret")
+	s := scalertest.New[scalers.Scaler](t, New, f.trigger(nil))
 	scalertest.Sample(t, s, "")
 	f.srv.Close()
 	if _, _, err := s.Sample(context.Background()); err == nil || !strings.Contains(err.Error(), "Query") {
@@ -279,5 +242,5 @@ func BenchmarkSample(b *testing.B) {
 	for i := 0; i < 5; i++ {
 		f.put("jobs", job("queued", i))
 	}
-	scalertest.BenchmarkSample(b, newScaler(b, f.trigger(nil)))
+	scalertest.BenchmarkSample(b, scalertest.New[scalers.Scaler](b, New, f.trigger(nil)))
 }

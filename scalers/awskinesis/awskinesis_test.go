@@ -78,69 +78,37 @@ func (f *fake) trigger(md map[string]string) *scalers.TriggerConfig {
 		AuthParams: map[string]string{"awsAccessKeyID": keyID, "awsSecretAccessKey": secret}}
 }
 
-func newScaler(t testing.TB, cfg *scalers.TriggerConfig) scalers.Scaler {
-	t.Helper()
-	s, err := New(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	t.Cleanup(func() { _ = s.Close(context.Background()) })
-	return s
-}
-
 func TestMetadata(t *testing.T) {
 	t.Parallel()
 	defaults := map[string]string{"streamName": "orders", "awsRegion": "eu-west-1"}
 	auth := map[string]string{"awsAccessKeyID": "AKID", "awsSecretAccessKey": "s3cr3t-value"}
-	tests := []struct {
-		name    string
-		md      map[string]string
-		auth    map[string]string
-		wantErr string
-		check   func(t *testing.T, m Metadata)
-	}{
-		{name: "defaults", md: defaults, auth: auth, check: func(t *testing.T, m Metadata) {
+	scalertest.ParseTableFunc(t, Type, ParseMetadata, []scalertest.ParseCase[Metadata]{
+		{Name: "defaults", MD: defaults, Auth: auth, Check: func(t *testing.T, m Metadata) {
 			if m.ShardCount != 2 || m.ActivationShardCount != 0 || m.StreamName != "orders" {
 				t.Errorf("defaults wrong: %+v", m)
 			}
 		}},
-		{name: "every field", md: scalertest.WithPairs(defaults, "shardCount", "4", "activationShardCount", "1", "awsEndpoint", "http://127.0.0.1:4566"), auth: auth,
-			check: func(t *testing.T, m Metadata) {
+		{Name: "every field", MD: scalertest.WithPairs(defaults, "shardCount", "4", "activationShardCount", "1", "awsEndpoint", "http://127.0.0.1:4566"), Auth: auth,
+			Check: func(t *testing.T, m Metadata) {
 				if m.ShardCount != 4 || m.ActivationShardCount != 1 || m.Endpoint != "http://127.0.0.1:4566" {
 					t.Errorf("fields wrong: %+v", m)
 				}
 			}},
-		{name: "missing streamName", md: scalertest.WithPairs(defaults, "streamName", scalertest.Delete), auth: auth, wantErr: `"streamName"`},
-		{name: "blank streamName", md: scalertest.WithPairs(defaults, "streamName", " "), auth: auth, wantErr: "streamName"},
-		{name: "shardCount text", md: scalertest.WithPairs(defaults, "shardCount", "two"), auth: auth, wantErr: "shardCount: want integer"},
-		{name: "shardCount zero", md: scalertest.WithPairs(defaults, "shardCount", "0"), auth: auth, wantErr: "shardCount"},
-		{name: "activationShardCount negative", md: scalertest.WithPairs(defaults, "activationShardCount", "-1"), auth: auth, wantErr: "activationShardCount"},
-		{name: "activationShardCount text", md: scalertest.WithPairs(defaults, "activationShardCount", "1.5"), auth: auth, wantErr: "activationShardCount"},
-		{name: "missing awsRegion", md: scalertest.WithPairs(defaults, "awsRegion", scalertest.Delete), auth: auth, wantErr: "awsRegion"},
-		{name: "no credentials", md: defaults, wantErr: "awsAccessKeyID"},
-		{name: "role refused", md: defaults, auth: scalertest.WithPairs(auth, "awsRoleArn", "arn:aws:iam::1:role/r"), wantErr: "awsRoleArn"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			m, err := ParseMetadata(&scalers.TriggerConfig{Type: Type, Metadata: tc.md, AuthParams: tc.auth})
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), "aws-kinesis-stream trigger") || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want it to name the trigger and %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			tc.check(t, m)
-		})
-	}
+		{Name: "missing streamName", MD: scalertest.WithPairs(defaults, "streamName", scalertest.Delete), Auth: auth, WantErr: `"streamName"`},
+		{Name: "blank streamName", MD: scalertest.WithPairs(defaults, "streamName", " "), Auth: auth, WantErr: "streamName"},
+		{Name: "shardCount text", MD: scalertest.WithPairs(defaults, "shardCount", "two"), Auth: auth, WantErr: "shardCount: want integer"},
+		{Name: "shardCount zero", MD: scalertest.WithPairs(defaults, "shardCount", "0"), Auth: auth, WantErr: "shardCount"},
+		{Name: "activationShardCount negative", MD: scalertest.WithPairs(defaults, "activationShardCount", "-1"), Auth: auth, WantErr: "activationShardCount"},
+		{Name: "activationShardCount text", MD: scalertest.WithPairs(defaults, "activationShardCount", "1.5"), Auth: auth, WantErr: "activationShardCount"},
+		{Name: "missing awsRegion", MD: scalertest.WithPairs(defaults, "awsRegion", scalertest.Delete), Auth: auth, WantErr: "awsRegion"},
+		{Name: "no credentials", MD: defaults, WantErr: "awsAccessKeyID"},
+		{Name: "role refused", MD: defaults, Auth: scalertest.WithPairs(auth, "awsRoleArn", "arn:aws:iam::1:role/r"), WantErr: "awsRoleArn"},
+	})
 }
 
 func TestSample(t *testing.T) {
 	f := newFake(t)
-	s := newScaler(t, f.trigger(map[string]string{"activationShardCount": "1"}))
+	s := scalertest.New[scalers.Scaler](t, New, f.trigger(map[string]string{"activationShardCount": "1"}))
 	if specs := s.MetricSpecs(); specs[0].External.Metric.Name != "s0-aws-kinesis-orders" || specs[0].External.Target.AverageValue.Value() != 2 {
 		t.Fatalf("specs = %+v", specs[0].External)
 	}
@@ -161,16 +129,10 @@ func TestSample(t *testing.T) {
 func TestAuthAndServerDown(t *testing.T) {
 	f := newFake(t)
 	f.set("orders", 3)
-	log, logs := scalertest.ObservedLogger()
 	cfg := f.trigger(nil)
-	cfg.AuthParams["awsSecretAccessKey"], cfg.Logger = "wrong-kinesis-secret", log
-	bad := newScaler(t, cfg)
-	_, _, err := bad.Sample(context.Background())
-	if err == nil || !strings.Contains(err.Error(), "InvalidSignatureException") {
-		t.Fatalf("wrong secret: %v", err)
-	}
-	scalertest.AssertNoSecret(t, "wrong-kinesis-secret", err.Error(), logs.All())
-	s := newScaler(t, f.trigger(nil))
+	cfg.AuthParams["awsSecretAccessKey"] = "wrong-kinesis-secret"
+	scalertest.SampleFails(t, New, cfg, "InvalidSignatureException", "wrong-kinesis-secret")
+	s := scalertest.New[scalers.Scaler](t, New, f.trigger(nil))
 	scalertest.Sample(t, s, "")
 	f.srv.Close()
 	if _, _, err := s.Sample(context.Background()); err == nil || !strings.Contains(err.Error(), "DescribeStreamSummary") {
@@ -182,5 +144,5 @@ func TestAuthAndServerDown(t *testing.T) {
 func BenchmarkSample(b *testing.B) {
 	f := newFake(b)
 	f.set("orders", 4)
-	scalertest.BenchmarkSample(b, newScaler(b, f.trigger(nil)))
+	scalertest.BenchmarkSample(b, scalertest.New[scalers.Scaler](b, New, f.trigger(nil)))
 }

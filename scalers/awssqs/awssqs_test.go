@@ -153,16 +153,6 @@ func (s *server) receive(t testing.TB, queue string, n int) {
 
 func (s *server) queueURL(queue string) string { return s.sqs.URL + "/000000000000/" + queue }
 
-func newScaler(t testing.TB, cfg *scalers.TriggerConfig) scalers.Scaler {
-	t.Helper()
-	sc, err := New(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	t.Cleanup(func() { _ = sc.Close(context.Background()) })
-	return sc
-}
-
 func trigger(srv *server, md map[string]string) *scalers.TriggerConfig {
 	base := map[string]string{"awsRegion": "eu-west-1", "awsEndpoint": srv.sqs.URL}
 	return &scalers.TriggerConfig{Type: Type, Index: 1, Metadata: scalertest.With(base, md),
@@ -261,7 +251,7 @@ func TestMetadata(t *testing.T) {
 func TestSampleLoadAndDrain(t *testing.T) {
 	srv := newServer(t)
 	q := srv.queue(t)
-	s := newScaler(t, trigger(srv, map[string]string{"queueURL": srv.queueURL(q), "activationQueueLength": "2"}))
+	s := scalertest.New[scalers.Scaler](t, New, trigger(srv, map[string]string{"queueURL": srv.queueURL(q), "activationQueueLength": "2"}))
 	specs := s.MetricSpecs()
 	if len(specs) != 1 || specs[0].External.Metric.Name != "s1-aws-sqs-"+q || specs[0].External.Target.AverageValue.Value() != 5 {
 		t.Fatalf("specs = %+v", specs)
@@ -302,7 +292,7 @@ func TestInFlightAndDelayed(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newScaler(t, trigger(srv, scalertest.With(map[string]string{"queueURL": srv.queueURL(q)}, tc.md)))
+			s := scalertest.New[scalers.Scaler](t, New, trigger(srv, scalertest.With(map[string]string{"queueURL": srv.queueURL(q)}, tc.md)))
 			if v, _ := scalertest.Sample(t, s, ""); v != tc.want {
 				t.Errorf("value %v, want %v", v, tc.want)
 			}
@@ -314,11 +304,11 @@ func TestQueueNameResolved(t *testing.T) {
 	srv := newServer(t)
 	q := srv.queue(t)
 	srv.send(t, q, 3, 0)
-	s := newScaler(t, trigger(srv, map[string]string{"queueURL": q}))
+	s := scalertest.New[scalers.Scaler](t, New, trigger(srv, map[string]string{"queueURL": q}))
 	if v, active := scalertest.Sample(t, s, "s1-aws-sqs-"+q); v != 3 || !active {
 		t.Errorf("by name: %v %v, want 3 true", v, active)
 	}
-	missing := newScaler(t, trigger(srv, map[string]string{"queueURL": "nope-" + q}))
+	missing := scalertest.New[scalers.Scaler](t, New, trigger(srv, map[string]string{"queueURL": "nope-" + q}))
 	_, _, err := missing.Sample(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "queueURL") || !strings.Contains(err.Error(), "does not exist") {
 		t.Errorf("missing queue: %v", err)
@@ -344,7 +334,7 @@ func TestAuth(t *testing.T) {
 			log, logs := scalertest.ObservedLogger()
 			cfg := trigger(srv, map[string]string{"queueURL": srv.queueURL(q)})
 			cfg.AuthParams, cfg.Logger = tc.auth, log
-			s := newScaler(t, cfg)
+			s := scalertest.New[scalers.Scaler](t, New, cfg)
 			_, _, err := s.Sample(context.Background())
 			if tc.wantErr == "" {
 				if err != nil {
@@ -363,7 +353,7 @@ func TestAuth(t *testing.T) {
 func TestServerDown(t *testing.T) {
 	srv := newServer(t)
 	q := srv.queue(t)
-	s := newScaler(t, trigger(srv, map[string]string{"queueURL": srv.queueURL(q)}))
+	s := scalertest.New[scalers.Scaler](t, New, trigger(srv, map[string]string{"queueURL": srv.queueURL(q)}))
 	scalertest.Sample(t, s, "")
 	srv.sqs.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -378,5 +368,5 @@ func BenchmarkSample(b *testing.B) {
 	srv := newServer(b)
 	q := srv.queue(b)
 	srv.send(b, q, 10, 0)
-	scalertest.BenchmarkSample(b, newScaler(b, trigger(srv, map[string]string{"queueURL": srv.queueURL(q)})))
+	scalertest.BenchmarkSample(b, scalertest.New[scalers.Scaler](b, New, trigger(srv, map[string]string{"queueURL": srv.queueURL(q)})))
 }

@@ -3,14 +3,12 @@ package azureblob
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 
-	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/azure/azurite"
 	"github.com/tidalscale/tidal/scalers/scalertest"
 )
@@ -22,68 +20,44 @@ func TestMetadata(t *testing.T) {
 	defaults := map[string]string{"blobContainerName": "uploads"}
 	base := func(kv ...string) map[string]string { return scalertest.WithPairs(defaults, kv...) }
 	auth := map[string]string{"connection": testConn}
-	tests := []struct {
-		name    string
-		md      map[string]string
-		auth    map[string]string
-		wantErr string
-		check   func(t *testing.T, m Metadata)
-	}{
-		{name: "defaults", md: base(), auth: auth, check: func(t *testing.T, m Metadata) {
+	scalertest.ParseTable(t, TriggerType, []scalertest.ParseCase[Metadata]{
+		{Name: "defaults", MD: base(), Auth: auth, Check: func(t *testing.T, m Metadata) {
 			if m.BlobCount != 5 || m.ActivationBlobCount != 0 || m.BlobDelimiter != "/" || m.prefix != "" || m.Recursive || m.glob != nil {
 				t.Errorf("defaults wrong: %+v", m)
 			}
 		}},
-		{name: "prefix gets the delimiter", md: base("blobPrefix", "in", "blobDelimiter", "|", "blobCount", "7", "activationBlobCount", "2"), auth: auth,
-			check: func(t *testing.T, m Metadata) {
+		{Name: "prefix gets the delimiter", MD: base("blobPrefix", "in", "blobDelimiter", "|", "blobCount", "7", "activationBlobCount", "2"), Auth: auth,
+			Check: func(t *testing.T, m Metadata) {
 				if m.prefix != "in|" || m.BlobCount != 7 || m.ActivationBlobCount != 2 {
 					t.Errorf("fields wrong: %+v", m)
 				}
 			}},
-		{name: "recursive drops the delimiter", md: base("blobPrefix", "in", "recursive", "true"), auth: auth, check: func(t *testing.T, m Metadata) {
+		{Name: "recursive drops the delimiter", MD: base("blobPrefix", "in", "recursive", "true"), Auth: auth, Check: func(t *testing.T, m Metadata) {
 			if m.prefix != "in" || m.BlobDelimiter != "" {
 				t.Errorf("recursive: prefix %q delimiter %q", m.prefix, m.BlobDelimiter)
 			}
 		}},
-		{name: "glob pattern", md: base("globPattern", "/in/*.json"), auth: auth, check: func(t *testing.T, m Metadata) {
+		{Name: "glob pattern", MD: base("globPattern", "/in/*.json"), Auth: auth, Check: func(t *testing.T, m Metadata) {
 			if m.glob == nil || !m.glob.Match("in/a.json") || m.glob.Match("in/a.txt") {
 				t.Errorf("glob does not match as expected")
 			}
 		}},
-		{name: "accountName on the US government cloud", md: base("accountName", "acct", "cloud", "AzureUSGovernmentCloud"), check: func(t *testing.T, m Metadata) {
+		{Name: "accountName on the US government cloud", MD: base("accountName", "acct", "cloud", "AzureUSGovernmentCloud"), Check: func(t *testing.T, m Metadata) {
 			if m.ServiceURL != "https://acct.blob.core.usgovcloudapi.net" {
 				t.Errorf("ServiceURL = %q", m.ServiceURL)
 			}
 		}},
-		{name: "missing blobContainerName", md: base("blobContainerName", scalertest.Delete), auth: auth, wantErr: "blobContainerName"},
-		{name: "non-numeric blobCount", md: base("blobCount", "five"), auth: auth, wantErr: "blobCount"},
-		{name: "zero blobCount", md: base("blobCount", "0"), auth: auth, wantErr: "blobCount"},
-		{name: "fractional activationBlobCount", md: base("activationBlobCount", "0.5"), auth: auth, wantErr: "activationBlobCount"},
-		{name: "negative activationBlobCount", md: base("activationBlobCount", "-2"), auth: auth, wantErr: "activationBlobCount"},
-		{name: "bad recursive", md: base("recursive", "yes please"), auth: auth, wantErr: "recursive"},
-		{name: "bad globPattern", md: base("globPattern", "in/[a-"), auth: auth, wantErr: "globPattern"},
-		{name: "no connection", md: base(), wantErr: "connection"},
-		{name: "unknown cloud", md: base("cloud", "AzureMoonCloud"), auth: auth, wantErr: "cloud"},
-		{name: "private cloud without endpointSuffix", md: base("cloud", "private", "accountName", "a"), wantErr: "endpointSuffix"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			cfg := &scalers.TriggerConfig{Type: TriggerType, Metadata: tc.md, AuthParams: tc.auth}
-			var m Metadata
-			err := scalers.Parse(cfg, &m)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), "azure-blob trigger") || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want it to name the azure-blob trigger and %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("Parse: %v", err)
-			}
-			tc.check(t, m)
-		})
-	}
+		{Name: "missing blobContainerName", MD: base("blobContainerName", scalertest.Delete), Auth: auth, WantErr: "blobContainerName"},
+		{Name: "non-numeric blobCount", MD: base("blobCount", "five"), Auth: auth, WantErr: "blobCount"},
+		{Name: "zero blobCount", MD: base("blobCount", "0"), Auth: auth, WantErr: "blobCount"},
+		{Name: "fractional activationBlobCount", MD: base("activationBlobCount", "0.5"), Auth: auth, WantErr: "activationBlobCount"},
+		{Name: "negative activationBlobCount", MD: base("activationBlobCount", "-2"), Auth: auth, WantErr: "activationBlobCount"},
+		{Name: "bad recursive", MD: base("recursive", "yes please"), Auth: auth, WantErr: "recursive"},
+		{Name: "bad globPattern", MD: base("globPattern", "in/[a-"), Auth: auth, WantErr: "globPattern"},
+		{Name: "no connection", MD: base(), WantErr: "connection"},
+		{Name: "unknown cloud", MD: base("cloud", "AzureMoonCloud"), Auth: auth, WantErr: "cloud"},
+		{Name: "private cloud without endpointSuffix", MD: base("cloud", "private", "accountName", "a"), WantErr: "endpointSuffix"},
+	})
 }
 
 var containerSeq atomic.Int64
@@ -114,13 +88,7 @@ func upload(tb testing.TB, cc *container.Client, blobs ...string) {
 
 func newScaler(tb testing.TB, md, auth map[string]string) *Scaler {
 	tb.Helper()
-	cfg := &scalers.TriggerConfig{Type: TriggerType, Metadata: md, AuthParams: auth, Shared: scalers.NewShared()}
-	s, err := New(context.Background(), cfg)
-	if err != nil {
-		tb.Fatalf("New: %v", err)
-	}
-	tb.Cleanup(func() { _ = s.Close(context.Background()) })
-	return s.(*Scaler)
+	return scalertest.New[*Scaler](tb, New, scalertest.Config(TriggerType, "", md, auth))
 }
 
 func TestCountingModes(t *testing.T) {
@@ -198,22 +166,7 @@ func TestSampleErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			logger, logs := scalertest.ObservedLogger()
-			cfg := &scalers.TriggerConfig{Type: TriggerType, Name: "uploads", Logger: logger,
-				Metadata: map[string]string{"blobContainerName": tc.container}, AuthParams: map[string]string{"connection": tc.conn}}
-			s, err := New(context.Background(), cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close(context.Background())
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			_, active, err := s.Sample(ctx)
-			if err == nil || active || !strings.Contains(err.Error(), `azure-blob trigger "uploads"`) || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Fatalf("Sample = (active %v, %v), want an error naming the trigger and containing %q", active, err, tc.wantErr)
-			}
-			scalertest.AssertNoSecret(t, wrongKey, err.Error(), logs.All())
-			scalertest.AssertNoSecret(t, azurite.Key, err.Error(), logs.All())
+			scalertest.SampleFails(t, New, scalertest.Config(TriggerType, "uploads", map[string]string{"blobContainerName": tc.container}, map[string]string{"connection": tc.conn}), tc.wantErr, wrongKey, azurite.Key)
 		})
 	}
 }

@@ -123,15 +123,9 @@ func job(id int, done bool, demands []string, matched ...string) map[string]any 
 	return j
 }
 
-func newScaler(tb testing.TB, md map[string]string, auth map[string]string) *Scaler {
+func newScaler(tb testing.TB, md, auth map[string]string) *Scaler {
 	tb.Helper()
-	cfg := &scalers.TriggerConfig{Type: TriggerType, Metadata: md, AuthParams: auth, Shared: scalers.NewShared()}
-	s, err := New(context.Background(), cfg)
-	if err != nil {
-		tb.Fatalf("New: %v", err)
-	}
-	tb.Cleanup(func() { _ = s.Close(context.Background()) })
-	return s.(*Scaler)
+	return scalertest.New[*Scaler](tb, New, scalertest.Config(TriggerType, "", md, auth))
 }
 
 func TestMetadata(t *testing.T) {
@@ -140,68 +134,40 @@ func TestMetadata(t *testing.T) {
 	with := func(kv ...string) map[string]string {
 		return scalertest.WithPairs(map[string]string{"poolID": "7"}, kv...)
 	}
-	tests := []struct {
-		name    string
-		md      map[string]string
-		auth    map[string]string
-		env     map[string]string
-		wantErr string
-		check   func(t *testing.T, m Metadata)
-	}{
-		{name: "defaults", md: with(), auth: auth, check: func(t *testing.T, m Metadata) {
+	scalertest.ParseTable(t, TriggerType, []scalertest.ParseCase[Metadata]{
+		{Name: "defaults", MD: with(), Auth: auth, Check: func(t *testing.T, m Metadata) {
 			if m.TargetPipelinesQueueLength != 1 || m.ActivationTargetPipelinesQueueLength != 0 || m.JobsToFetch != nil || m.org.String() != "https://dev.azure.com/contoso" {
 				t.Errorf("defaults wrong: %+v", m)
 			}
 		}},
-		{name: "from the environment, PAT with a trailing newline", md: with("organizationURLFromEnv", "AZP_URL", "personalAccessTokenFromEnv", "AZP_TOKEN"),
-			env: map[string]string{"AZP_URL": "https://dev.azure.com/contoso/", "AZP_TOKEN": pat + "\n"}, check: func(t *testing.T, m Metadata) {
+		{Name: "from the environment, PAT with a trailing newline", MD: with("organizationURLFromEnv", "AZP_URL", "personalAccessTokenFromEnv", "AZP_TOKEN"),
+			Env: map[string]string{"AZP_URL": "https://dev.azure.com/contoso/", "AZP_TOKEN": pat + "\n"}, Check: func(t *testing.T, m Metadata) {
 				if m.PersonalAccessToken != pat || m.org.Path != "/contoso" {
 					t.Errorf("env values wrong: path %q", m.org.Path)
 				}
 			}},
-		{name: "demands", md: with("demands", "maven, Agent.Version -gtVersion 2.1,java"), auth: auth, check: func(t *testing.T, m Metadata) {
+		{Name: "demands", MD: with("demands", "maven, Agent.Version -gtVersion 2.1,java"), Auth: auth, Check: func(t *testing.T, m Metadata) {
 			if strings.Join(m.demands, "|") != "maven|java" {
 				t.Errorf("demands = %q", m.demands)
 			}
 		}},
-		{name: "no pool", md: map[string]string{}, auth: auth, wantErr: "poolName: required"},
-		{name: "both pools", md: with("poolName", "linux"), auth: auth, wantErr: "not both"},
-		{name: "poolID zero", md: with("poolID", "0"), auth: auth, wantErr: "poolID"},
-		{name: "poolID not a number", md: with("poolID", "seven"), auth: auth, wantErr: "poolID"},
-		{name: "zero target", md: with("targetPipelinesQueueLength", "0"), auth: auth, wantErr: "targetPipelinesQueueLength"},
-		{name: "negative activation", md: with("activationTargetPipelinesQueueLength", "-1"), auth: auth, wantErr: "activationTargetPipelinesQueueLength"},
-		{name: "jobsToFetch zero", md: with("jobsToFetch", "0"), auth: auth, wantErr: "jobsToFetch"},
-		{name: "jobsToFetch and fetchUnfinishedJobsOnly", md: with("jobsToFetch", "10", "fetchUnfinishedJobsOnly", "true"), auth: auth, wantErr: "jobsToFetch, fetchUnfinishedJobsOnly"},
-		{name: "jobsToFetch and parent", md: with("jobsToFetch", "10", "parent", "tmpl"), auth: auth, wantErr: "jobsToFetch, parent"},
-		{name: "two demand modes", md: with("demands", "a", "requireAllDemands", "true", "requireAllDemandsAndIgnoreOthers", "true"), auth: auth, wantErr: "requireAllDemands, requireAllDemandsAndIgnoreOthers"},
-		{name: "bad boolean", md: with("fetchUnfinishedJobsOnly", "yes please"), auth: auth, wantErr: "fetchUnfinishedJobsOnly"},
-		{name: "no organization URL", md: with(), auth: map[string]string{"personalAccessToken": pat}, wantErr: "organizationURL"},
-		{name: "organization URL without an organization", md: with(), auth: map[string]string{"organizationURL": "https://dev.azure.com", "personalAccessToken": pat}, wantErr: "names no organization"},
-		{name: "organization URL not a URL", md: with(), auth: map[string]string{"organizationURL": "contoso", "personalAccessToken": pat}, wantErr: "organizationURL: want"},
-		{name: "no token", md: with(), auth: map[string]string{"organizationURL": "https://dev.azure.com/contoso"}, wantErr: "personalAccessToken"},
-		{name: "token from a missing variable", md: with("personalAccessTokenFromEnv", "NOPE"), auth: map[string]string{"organizationURL": "https://dev.azure.com/contoso"}, wantErr: "personalAccessTokenFromEnv"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			cfg := &scalers.TriggerConfig{Type: TriggerType, Metadata: tc.md, AuthParams: tc.auth, ResolvedEnv: tc.env}
-			var m Metadata
-			err := scalers.Parse(cfg, &m)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), "azure-pipelines trigger") || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want it to name the azure-pipelines trigger and %q", err, tc.wantErr)
-				}
-				if strings.Contains(err.Error(), pat) {
-					t.Fatalf("error leaks the token: %v", err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("Parse: %v", err)
-			}
-			tc.check(t, m)
-		})
-	}
+		{Name: "no pool", MD: map[string]string{}, Auth: auth, WantErr: "poolName: required"},
+		{Name: "both pools", MD: with("poolName", "linux"), Auth: auth, WantErr: "not both"},
+		{Name: "poolID zero", MD: with("poolID", "0"), Auth: auth, WantErr: "poolID"},
+		{Name: "poolID not a number", MD: with("poolID", "seven"), Auth: auth, WantErr: "poolID"},
+		{Name: "zero target", MD: with("targetPipelinesQueueLength", "0"), Auth: auth, WantErr: "targetPipelinesQueueLength"},
+		{Name: "negative activation", MD: with("activationTargetPipelinesQueueLength", "-1"), Auth: auth, WantErr: "activationTargetPipelinesQueueLength"},
+		{Name: "jobsToFetch zero", MD: with("jobsToFetch", "0"), Auth: auth, WantErr: "jobsToFetch"},
+		{Name: "jobsToFetch and fetchUnfinishedJobsOnly", MD: with("jobsToFetch", "10", "fetchUnfinishedJobsOnly", "true"), Auth: auth, WantErr: "jobsToFetch, fetchUnfinishedJobsOnly"},
+		{Name: "jobsToFetch and parent", MD: with("jobsToFetch", "10", "parent", "tmpl"), Auth: auth, WantErr: "jobsToFetch, parent"},
+		{Name: "two demand modes", MD: with("demands", "a", "requireAllDemands", "true", "requireAllDemandsAndIgnoreOthers", "true"), Auth: auth, WantErr: "requireAllDemands, requireAllDemandsAndIgnoreOthers"},
+		{Name: "bad boolean", MD: with("fetchUnfinishedJobsOnly", "yes please"), Auth: auth, WantErr: "fetchUnfinishedJobsOnly"},
+		{Name: "no organization URL", MD: with(), Auth: map[string]string{"personalAccessToken": pat}, WantErr: "organizationURL"},
+		{Name: "organization URL without an organization", MD: with(), Auth: map[string]string{"organizationURL": "https://dev.azure.com", "personalAccessToken": pat}, WantErr: "names no organization"},
+		{Name: "organization URL not a URL", MD: with(), Auth: map[string]string{"organizationURL": "contoso", "personalAccessToken": pat}, WantErr: "organizationURL: want"},
+		{Name: "no token", MD: with(), Auth: map[string]string{"organizationURL": "https://dev.azure.com/contoso"}, WantErr: "personalAccessToken"},
+		{Name: "token from a missing variable", MD: with("personalAccessTokenFromEnv", "NOPE"), Auth: map[string]string{"organizationURL": "https://dev.azure.com/contoso"}, WantErr: "personalAccessTokenFromEnv"},
+	}, pat)
 }
 
 func TestTokenInMetadataIsRefused(t *testing.T) {
@@ -336,19 +302,8 @@ func TestSampleErrors(t *testing.T) {
 		{name: "server down", org: downURL, token: pat, want: "connect"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			logger, logs := scalertest.ObservedLogger()
-			cfg := &scalers.TriggerConfig{Type: TriggerType, Name: "agents", Logger: logger, Shared: scalers.NewShared(),
-				Metadata: map[string]string{"poolID": "99"}, AuthParams: map[string]string{"organizationURL": tc.org, "personalAccessToken": tc.token}}
-			s, err := New(context.Background(), cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close(context.Background())
-			_, active, err := s.Sample(context.Background())
-			if err == nil || active || !strings.Contains(err.Error(), `azure-pipelines trigger "agents"`) || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("Sample = (active %v, %v), want an error naming the trigger and containing %q", active, err, tc.want)
-			}
-			scalertest.AssertNoSecret(t, tc.token, err.Error(), logs.All())
+			scalertest.SampleFails(t, New, scalertest.Config(TriggerType, "agents", map[string]string{"poolID": "99"},
+				map[string]string{"organizationURL": tc.org, "personalAccessToken": tc.token}), tc.want, tc.token)
 		})
 	}
 }

@@ -22,84 +22,56 @@ func TestMetadata(t *testing.T) {
 	defaults := map[string]string{"queueName": "orders"}
 	base := func(kv ...string) map[string]string { return scalertest.WithPairs(defaults, kv...) }
 	auth := map[string]string{"connection": testConn}
-	tests := []struct {
-		name    string
-		md      map[string]string
-		auth    map[string]string
-		env     map[string]string
-		wantErr string
-		check   func(t *testing.T, m Metadata)
-	}{
-		{name: "defaults", md: base(), auth: auth, check: func(t *testing.T, m Metadata) {
+	scalertest.ParseTable(t, TriggerType, []scalertest.ParseCase[Metadata]{
+		{Name: "defaults", MD: base(), Auth: auth, Check: func(t *testing.T, m Metadata) {
 			if m.QueueLength != 5 || m.ActivationQueueLength != 0 || m.QueueLengthStrategy != "all" || m.Connection != testConn {
 				t.Errorf("defaults wrong: %+v", m)
 			}
 		}},
-		{name: "every field", md: base("queueLength", "12", "activationQueueLength", "3", "queueLengthStrategy", "visibleonly"), auth: auth,
-			check: func(t *testing.T, m Metadata) {
+		{Name: "every field", MD: base("queueLength", "12", "activationQueueLength", "3", "queueLengthStrategy", "visibleonly"), Auth: auth,
+			Check: func(t *testing.T, m Metadata) {
 				if m.QueueLength != 12 || m.ActivationQueueLength != 3 || m.QueueLengthStrategy != "visibleonly" {
 					t.Errorf("fields wrong: %+v", m)
 				}
 			}},
-		{name: "connectionFromEnv", md: base("connectionFromEnv", "STORAGE"), env: map[string]string{"STORAGE": testConn},
-			check: func(t *testing.T, m Metadata) {
+		{Name: "connectionFromEnv", MD: base("connectionFromEnv", "STORAGE"), Env: map[string]string{"STORAGE": testConn},
+			Check: func(t *testing.T, m Metadata) {
 				if m.Connection != testConn {
 					t.Errorf("connection = %q", m.Connection)
 				}
 			}},
-		{name: "accountName on the public cloud", md: base("accountName", "acct"), check: func(t *testing.T, m Metadata) {
+		{Name: "accountName on the public cloud", MD: base("accountName", "acct"), Check: func(t *testing.T, m Metadata) {
 			if m.ServiceURL != "https://acct.queue.core.windows.net" {
 				t.Errorf("ServiceURL = %q", m.ServiceURL)
 			}
 		}},
-		{name: "accountName on a named cloud", md: base("accountName", "acct", "cloud", "AzureChinaCloud"), check: func(t *testing.T, m Metadata) {
+		{Name: "accountName on a named cloud", MD: base("accountName", "acct", "cloud", "AzureChinaCloud"), Check: func(t *testing.T, m Metadata) {
 			if m.ServiceURL != "https://acct.queue.core.chinacloudapi.cn" {
 				t.Errorf("ServiceURL = %q", m.ServiceURL)
 			}
 		}},
-		{name: "accountName on a private cloud", md: base("accountName", "acct", "cloud", "Private", "endpointSuffix", "queue.local.azurestack.external"),
-			check: func(t *testing.T, m Metadata) {
+		{Name: "accountName on a private cloud", MD: base("accountName", "acct", "cloud", "Private", "endpointSuffix", "queue.local.azurestack.external"),
+			Check: func(t *testing.T, m Metadata) {
 				if m.ServiceURL != "https://acct.queue.local.azurestack.external" {
 					t.Errorf("ServiceURL = %q", m.ServiceURL)
 				}
 			}},
-		{name: "missing queueName", md: base("queueName", scalertest.Delete), auth: auth, wantErr: "queueName"},
-		{name: "blank queueName", md: base("queueName", " "), auth: auth, wantErr: "queueName"},
-		{name: "non-numeric queueLength", md: base("queueLength", "AA"), auth: auth, wantErr: "queueLength"},
-		{name: "fractional queueLength", md: base("queueLength", "1.5"), auth: auth, wantErr: "queueLength"},
-		{name: "zero queueLength", md: base("queueLength", "0"), auth: auth, wantErr: "queueLength"},
-		{name: "negative queueLength", md: base("queueLength", "-4"), auth: auth, wantErr: "queueLength"},
-		{name: "non-numeric activationQueueLength", md: base("activationQueueLength", "x"), auth: auth, wantErr: "activationQueueLength"},
-		{name: "negative activationQueueLength", md: base("activationQueueLength", "-1"), auth: auth, wantErr: "activationQueueLength"},
-		{name: "unknown queueLengthStrategy", md: base("queueLengthStrategy", "visible"), auth: auth, wantErr: "queueLengthStrategy"},
-		{name: "no connection nor accountName", md: base(), wantErr: "connection"},
-		{name: "connectionFromEnv naming a missing variable", md: base("connectionFromEnv", "NOPE"), wantErr: "connectionFromEnv"},
-		{name: "connection that is not a connection string", md: base(), auth: map[string]string{"connection": "justakey"}, wantErr: "connection"},
-		{name: "unknown cloud", md: base("cloud", "Mars"), auth: auth, wantErr: "cloud"},
-		{name: "private cloud without endpointSuffix", md: base("cloud", "Private", "accountName", "acct"), wantErr: "endpointSuffix"},
-		{name: "accountName that is a URL", md: base("accountName", "https://acct.queue.core.windows.net"), wantErr: "accountName"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			cfg := &scalers.TriggerConfig{Type: TriggerType, Metadata: tc.md, AuthParams: tc.auth, ResolvedEnv: tc.env}
-			var m Metadata
-			err := scalers.Parse(cfg, &m)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), "azure-queue trigger") || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want it to name the azure-queue trigger and %q", err, tc.wantErr)
-				}
-				if strings.Contains(err.Error(), "a2V5a2V5a2V5") {
-					t.Fatalf("error leaks the account key: %v", err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("Parse: %v", err)
-			}
-			tc.check(t, m)
-		})
-	}
+		{Name: "missing queueName", MD: base("queueName", scalertest.Delete), Auth: auth, WantErr: "queueName"},
+		{Name: "blank queueName", MD: base("queueName", " "), Auth: auth, WantErr: "queueName"},
+		{Name: "non-numeric queueLength", MD: base("queueLength", "AA"), Auth: auth, WantErr: "queueLength"},
+		{Name: "fractional queueLength", MD: base("queueLength", "1.5"), Auth: auth, WantErr: "queueLength"},
+		{Name: "zero queueLength", MD: base("queueLength", "0"), Auth: auth, WantErr: "queueLength"},
+		{Name: "negative queueLength", MD: base("queueLength", "-4"), Auth: auth, WantErr: "queueLength"},
+		{Name: "non-numeric activationQueueLength", MD: base("activationQueueLength", "x"), Auth: auth, WantErr: "activationQueueLength"},
+		{Name: "negative activationQueueLength", MD: base("activationQueueLength", "-1"), Auth: auth, WantErr: "activationQueueLength"},
+		{Name: "unknown queueLengthStrategy", MD: base("queueLengthStrategy", "visible"), Auth: auth, WantErr: "queueLengthStrategy"},
+		{Name: "no connection nor accountName", MD: base(), WantErr: "connection"},
+		{Name: "connectionFromEnv naming a missing variable", MD: base("connectionFromEnv", "NOPE"), WantErr: "connectionFromEnv"},
+		{Name: "connection that is not a connection string", MD: base(), Auth: map[string]string{"connection": "justakey"}, WantErr: "connection"},
+		{Name: "unknown cloud", MD: base("cloud", "Mars"), Auth: auth, WantErr: "cloud"},
+		{Name: "private cloud without endpointSuffix", MD: base("cloud", "Private", "accountName", "acct"), WantErr: "endpointSuffix"},
+		{Name: "accountName that is a URL", MD: base("accountName", "https://acct.queue.core.windows.net"), WantErr: "accountName"},
+	}, "a2V5a2V5a2V5")
 }
 
 func TestWorkloadIdentityWithoutEnvironmentIsABuildError(t *testing.T) {
@@ -136,13 +108,7 @@ func newQueue(tb testing.TB, srv azurite.Server, n int) (*azqueue.QueueClient, s
 
 func newScaler(tb testing.TB, md, auth map[string]string) *Scaler {
 	tb.Helper()
-	cfg := &scalers.TriggerConfig{Type: TriggerType, Metadata: md, AuthParams: auth, Shared: scalers.NewShared()}
-	s, err := New(context.Background(), cfg)
-	if err != nil {
-		tb.Fatalf("New: %v", err)
-	}
-	tb.Cleanup(func() { _ = s.Close(context.Background()) })
-	return s.(*Scaler)
+	return scalertest.New[*Scaler](tb, New, scalertest.Config(TriggerType, "", md, auth))
 }
 
 func TestSampleAgainstAzurite(t *testing.T) {
@@ -219,22 +185,7 @@ func TestSampleErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			logger, logs := scalertest.ObservedLogger()
-			cfg := &scalers.TriggerConfig{Type: TriggerType, Name: "orders", Logger: logger,
-				Metadata: map[string]string{"queueName": tc.queue}, AuthParams: map[string]string{"connection": tc.conn}}
-			s, err := New(context.Background(), cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close(context.Background())
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			_, active, err := s.Sample(ctx)
-			if err == nil || active || !strings.Contains(err.Error(), `azure-queue trigger "orders"`) || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Fatalf("Sample = (active %v, %v), want an error naming the trigger and containing %q", active, err, tc.wantErr)
-			}
-			scalertest.AssertNoSecret(t, wrongKey, err.Error(), logs.All())
-			scalertest.AssertNoSecret(t, azurite.Key, err.Error(), logs.All())
+			scalertest.SampleFails(t, New, scalertest.Config(TriggerType, "orders", map[string]string{"queueName": tc.queue}, map[string]string{"connection": tc.conn}), tc.wantErr, wrongKey, azurite.Key)
 		})
 	}
 }

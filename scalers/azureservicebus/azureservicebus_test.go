@@ -215,85 +215,57 @@ func TestMetadata(t *testing.T) {
 	t.Parallel()
 	conn := fake.connectionString(key)
 	auth := map[string]string{"connection": conn}
-	tests := []struct {
-		name    string
-		md      map[string]string
-		auth    map[string]string
-		env     map[string]string
-		wantErr string
-		check   func(t *testing.T, m Metadata)
-	}{
-		{name: "queue defaults", md: map[string]string{"queueName": "orders"}, auth: auth, check: func(t *testing.T, m Metadata) {
+	scalertest.ParseTable(t, TriggerType, []scalertest.ParseCase[Metadata]{
+		{Name: "queue defaults", MD: map[string]string{"queueName": "orders"}, Auth: auth, Check: func(t *testing.T, m Metadata) {
 			if m.MessageCount != 5 || m.ActivationMessageCount != 0 || m.Operation != "sum" || m.UseRegex || m.pattern != nil {
 				t.Errorf("defaults wrong: %+v", m)
 			}
 		}},
-		{name: "KEDA's old queueLength name", md: map[string]string{"queueName": "orders", "queueLength": "7"}, auth: auth, check: func(t *testing.T, m Metadata) {
+		{Name: "KEDA's old queueLength name", MD: map[string]string{"queueName": "orders", "queueLength": "7"}, Auth: auth, Check: func(t *testing.T, m Metadata) {
 			if m.MessageCount != 7 {
 				t.Errorf("messageCount = %d, want 7", m.MessageCount)
 			}
 		}},
-		{name: "topic and subscription, regex", md: map[string]string{"topicName": "t", "subscriptionName": "sub-.*", "useRegex": "true", "operation": "max"}, auth: auth,
-			check: func(t *testing.T, m Metadata) {
+		{Name: "topic and subscription, regex", MD: map[string]string{"topicName": "t", "subscriptionName": "sub-.*", "useRegex": "true", "operation": "max"}, Auth: auth,
+			Check: func(t *testing.T, m Metadata) {
 				if m.pattern == nil || !m.pattern.MatchString("sub-1") || m.pattern.MatchString("xsub-1") {
 					t.Errorf("pattern = %v: want it anchored on both ends", m.pattern)
 				}
 			}},
-		{name: "connectionFromEnv", md: map[string]string{"queueName": "q", "connectionFromEnv": "SB"}, env: map[string]string{"SB": conn},
-			check: func(t *testing.T, m Metadata) {
+		{Name: "connectionFromEnv", MD: map[string]string{"queueName": "q", "connectionFromEnv": "SB"}, Env: map[string]string{"SB": conn},
+			Check: func(t *testing.T, m Metadata) {
 				if m.Connection != conn {
 					t.Errorf("connection not read from the environment")
 				}
 			}},
-		{name: "namespace on the public cloud", md: map[string]string{"queueName": "q", "namespace": "ns"}, check: func(t *testing.T, m Metadata) {
+		{Name: "namespace on the public cloud", MD: map[string]string{"queueName": "q", "namespace": "ns"}, Check: func(t *testing.T, m Metadata) {
 			if m.fqdn != "ns.servicebus.windows.net" {
 				t.Errorf("fqdn = %q", m.fqdn)
 			}
 		}},
-		{name: "namespace on a named cloud", md: map[string]string{"queueName": "q", "namespace": "ns", "cloud": "AzureUSGovernmentCloud"}, check: func(t *testing.T, m Metadata) {
+		{Name: "namespace on a named cloud", MD: map[string]string{"queueName": "q", "namespace": "ns", "cloud": "AzureUSGovernmentCloud"}, Check: func(t *testing.T, m Metadata) {
 			if m.fqdn != "ns.servicebus.usgovcloudapi.net" {
 				t.Errorf("fqdn = %q", m.fqdn)
 			}
 		}},
-		{name: "namespace on a private cloud", md: map[string]string{"queueName": "q", "namespace": "ns", "cloud": "Private", "endpointSuffix": "sb.airgap.example"}, check: func(t *testing.T, m Metadata) {
+		{Name: "namespace on a private cloud", MD: map[string]string{"queueName": "q", "namespace": "ns", "cloud": "Private", "endpointSuffix": "sb.airgap.example"}, Check: func(t *testing.T, m Metadata) {
 			if m.fqdn != "ns.sb.airgap.example" {
 				t.Errorf("fqdn = %q", m.fqdn)
 			}
 		}},
-		{name: "neither queue nor topic", md: map[string]string{}, auth: auth, wantErr: "queueName: required"},
-		{name: "queue and topic", md: map[string]string{"queueName": "q", "topicName": "t", "subscriptionName": "s"}, auth: auth, wantErr: "not both"},
-		{name: "topic without subscription", md: map[string]string{"topicName": "t"}, auth: auth, wantErr: "subscriptionName: required"},
-		{name: "bad regex", md: map[string]string{"queueName": "q(", "useRegex": "true"}, auth: auth, wantErr: "queueName: not a regular expression"},
-		{name: "unknown operation", md: map[string]string{"queueName": "q", "operation": "median"}, auth: auth, wantErr: "operation"},
-		{name: "zero messageCount", md: map[string]string{"queueName": "q", "messageCount": "0"}, auth: auth, wantErr: "messageCount"},
-		{name: "negative activationMessageCount", md: map[string]string{"queueName": "q", "activationMessageCount": "-1"}, auth: auth, wantErr: "activationMessageCount"},
-		{name: "no connection nor namespace", md: map[string]string{"queueName": "q"}, wantErr: "connection: missing"},
-		{name: "not a connection string", md: map[string]string{"queueName": "q"}, auth: map[string]string{"connection": key}, wantErr: "connection: want a Service Bus connection string"},
-		{name: "unknown cloud", md: map[string]string{"queueName": "q", "namespace": "ns", "cloud": "Mars"}, wantErr: "cloud"},
-		{name: "private cloud without suffix", md: map[string]string{"queueName": "q", "namespace": "ns", "cloud": "Private"}, wantErr: "endpointSuffix"},
-		{name: "namespace that is a URL", md: map[string]string{"queueName": "q", "namespace": "sb://ns.servicebus.windows.net"}, wantErr: "namespace"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			cfg := &scalers.TriggerConfig{Type: TriggerType, Metadata: tc.md, AuthParams: tc.auth, ResolvedEnv: tc.env}
-			var m Metadata
-			err := scalers.Parse(cfg, &m)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), "azure-servicebus trigger") || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want it to name the azure-servicebus trigger and %q", err, tc.wantErr)
-				}
-				if strings.Contains(err.Error(), key) {
-					t.Fatalf("error leaks the key: %v", err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("Parse: %v", err)
-			}
-			tc.check(t, m)
-		})
-	}
+		{Name: "neither queue nor topic", MD: map[string]string{}, Auth: auth, WantErr: "queueName: required"},
+		{Name: "queue and topic", MD: map[string]string{"queueName": "q", "topicName": "t", "subscriptionName": "s"}, Auth: auth, WantErr: "not both"},
+		{Name: "topic without subscription", MD: map[string]string{"topicName": "t"}, Auth: auth, WantErr: "subscriptionName: required"},
+		{Name: "bad regex", MD: map[string]string{"queueName": "q(", "useRegex": "true"}, Auth: auth, WantErr: "queueName: not a regular expression"},
+		{Name: "unknown operation", MD: map[string]string{"queueName": "q", "operation": "median"}, Auth: auth, WantErr: "operation"},
+		{Name: "zero messageCount", MD: map[string]string{"queueName": "q", "messageCount": "0"}, Auth: auth, WantErr: "messageCount"},
+		{Name: "negative activationMessageCount", MD: map[string]string{"queueName": "q", "activationMessageCount": "-1"}, Auth: auth, WantErr: "activationMessageCount"},
+		{Name: "no connection nor namespace", MD: map[string]string{"queueName": "q"}, WantErr: "connection: missing"},
+		{Name: "not a connection string", MD: map[string]string{"queueName": "q"}, Auth: map[string]string{"connection": key}, WantErr: "connection: want a Service Bus connection string"},
+		{Name: "unknown cloud", MD: map[string]string{"queueName": "q", "namespace": "ns", "cloud": "Mars"}, WantErr: "cloud"},
+		{Name: "private cloud without suffix", MD: map[string]string{"queueName": "q", "namespace": "ns", "cloud": "Private"}, WantErr: "endpointSuffix"},
+		{Name: "namespace that is a URL", MD: map[string]string{"queueName": "q", "namespace": "sb://ns.servicebus.windows.net"}, WantErr: "namespace"},
+	}, key)
 }
 
 var seq atomic.Int64
@@ -302,13 +274,7 @@ func unique(prefix string) string { return fmt.Sprintf("%s%d", prefix, seq.Add(1
 
 func newScaler(tb testing.TB, md map[string]string, k string) *Scaler {
 	tb.Helper()
-	cfg := &scalers.TriggerConfig{Type: TriggerType, Metadata: md, AuthParams: map[string]string{"connection": fake.connectionString(k)}, Shared: scalers.NewShared()}
-	s, err := New(context.Background(), cfg)
-	if err != nil {
-		tb.Fatalf("New: %v", err)
-	}
-	tb.Cleanup(func() { _ = s.Close(context.Background()) })
-	return s.(*Scaler)
+	return scalertest.New[*Scaler](tb, New, &scalers.TriggerConfig{Type: TriggerType, Metadata: md, AuthParams: map[string]string{"connection": fake.connectionString(k)}, Shared: scalers.NewShared()})
 }
 
 func TestQueue(t *testing.T) {

@@ -22,59 +22,36 @@ func TestMetadata(t *testing.T) {
 	t.Parallel()
 	defaults := map[string]string{"server": "beanstalkd.default:11300", "tube": "emails", "value": "5"}
 	base := func(kv ...string) map[string]string { return scalertest.WithPairs(defaults, kv...) }
-	tests := []struct {
-		name    string
-		md      map[string]string
-		wantErr string
-		check   func(t *testing.T, m Metadata)
-	}{
-		{name: "defaults", md: base(), check: func(t *testing.T, m Metadata) {
+	scalertest.ParseTable(t, TriggerType, []scalertest.ParseCase[Metadata]{
+		{Name: "defaults", MD: base(), Check: func(t *testing.T, m Metadata) {
 			if m.Value != 5 || m.ActivationValue != 0 || m.IncludeDelayed || m.Timeout != 30*time.Second {
 				t.Errorf("defaults wrong: %+v", m)
 			}
 		}},
-		{name: "every field", md: base("activationValue", "2", "includeDelayed", "true", "timeout", "5", "tube", "jobs.high-(1)"), check: func(t *testing.T, m Metadata) {
+		{Name: "every field", MD: base("activationValue", "2", "includeDelayed", "true", "timeout", "5", "tube", "jobs.high-(1)"), Check: func(t *testing.T, m Metadata) {
 			if m.ActivationValue != 2 || !m.IncludeDelayed || m.Timeout != 5*time.Second || m.Tube != "jobs.high-(1)" {
 				t.Errorf("fields wrong: %+v", m)
 			}
 		}},
-		{name: "timeout as duration", md: base("timeout", "1500ms"), check: func(t *testing.T, m Metadata) {
+		{Name: "timeout as duration", MD: base("timeout", "1500ms"), Check: func(t *testing.T, m Metadata) {
 			if m.Timeout != 1500*time.Millisecond {
 				t.Errorf("timeout %v", m.Timeout)
 			}
 		}},
-		{name: "missing server", md: base("server", scalertest.Delete), wantErr: "server"},
-		{name: "server without port", md: base("server", "beanstalkd"), wantErr: "server"},
-		{name: "server with bad port", md: base("server", "beanstalkd:99999"), wantErr: "server"},
-		{name: "missing tube", md: base("tube", scalertest.Delete), wantErr: "tube"},
-		{name: "tube with a space", md: base("tube", "my tube"), wantErr: "tube"},
-		{name: "tube starting with a hyphen", md: base("tube", "-x"), wantErr: "tube"},
-		{name: "missing value", md: base("value", scalertest.Delete), wantErr: "value"},
-		{name: "non-numeric value", md: base("value", "five"), wantErr: "value"},
-		{name: "zero value", md: base("value", "0"), wantErr: "value"},
-		{name: "non-numeric activationValue", md: base("activationValue", "x"), wantErr: "activationValue"},
-		{name: "bad includeDelayed", md: base("includeDelayed", "si"), wantErr: "includeDelayed"},
-		{name: "bad timeout", md: base("timeout", "soon"), wantErr: "timeout"},
-		{name: "zero timeout", md: base("timeout", "0"), wantErr: "timeout"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			cfg := &scalers.TriggerConfig{Type: TriggerType, Metadata: tc.md}
-			var m Metadata
-			err := scalers.Parse(cfg, &m)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), "beanstalkd trigger") || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want it to name the beanstalkd trigger and %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("Parse: %v", err)
-			}
-			tc.check(t, m)
-		})
-	}
+		{Name: "missing server", MD: base("server", scalertest.Delete), WantErr: "server"},
+		{Name: "server without port", MD: base("server", "beanstalkd"), WantErr: "server"},
+		{Name: "server with bad port", MD: base("server", "beanstalkd:99999"), WantErr: "server"},
+		{Name: "missing tube", MD: base("tube", scalertest.Delete), WantErr: "tube"},
+		{Name: "tube with a space", MD: base("tube", "my tube"), WantErr: "tube"},
+		{Name: "tube starting with a hyphen", MD: base("tube", "-x"), WantErr: "tube"},
+		{Name: "missing value", MD: base("value", scalertest.Delete), WantErr: "value"},
+		{Name: "non-numeric value", MD: base("value", "five"), WantErr: "value"},
+		{Name: "zero value", MD: base("value", "0"), WantErr: "value"},
+		{Name: "non-numeric activationValue", MD: base("activationValue", "x"), WantErr: "activationValue"},
+		{Name: "bad includeDelayed", MD: base("includeDelayed", "si"), WantErr: "includeDelayed"},
+		{Name: "bad timeout", MD: base("timeout", "soon"), WantErr: "timeout"},
+		{Name: "zero timeout", MD: base("timeout", "0"), WantErr: "timeout"},
+	})
 }
 
 // startBeanstalkd runs Debian's beanstalkd on a free loopback port until the test ends and returns its address.
@@ -126,13 +103,7 @@ func uniqueTube() string { return fmt.Sprintf("t%d-%d", time.Now().UnixNano()%1e
 
 func newScaler(tb testing.TB, md map[string]string) *Scaler {
 	tb.Helper()
-	cfg := &scalers.TriggerConfig{Type: TriggerType, Name: "emails", Metadata: md}
-	s, err := New(context.Background(), cfg)
-	if err != nil {
-		tb.Fatalf("New: %v", err)
-	}
-	tb.Cleanup(func() { _ = s.Close(context.Background()) })
-	return s.(*Scaler)
+	return scalertest.New[*Scaler](tb, New, &scalers.TriggerConfig{Type: TriggerType, Name: "emails", Metadata: md})
 }
 
 func TestSampleAgainstBeanstalkd(t *testing.T) {

@@ -1,7 +1,6 @@
 package datadog
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -11,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/scalertest"
 )
 
@@ -26,66 +24,42 @@ func TestMetadata(t *testing.T) {
 	t.Parallel()
 	defaults := map[string]string{"query": "sum:trace.http.request.hits{service:api}.as_count()", "queryValue": "7"}
 	base := func(kv ...string) map[string]string { return scalertest.WithPairs(defaults, kv...) }
-	tests := []struct {
-		name    string
-		md      map[string]string
-		auth    map[string]string
-		wantErr string
-		check   func(t *testing.T, m Metadata)
-	}{
-		{name: "defaults", md: base(), auth: keys, check: func(t *testing.T, m Metadata) {
+	scalertest.ParseTable(t, TriggerType, []scalertest.ParseCase[Metadata]{
+		{Name: "defaults", MD: base(), Auth: keys, Check: func(t *testing.T, m Metadata) {
 			if m.QueryValue != 7 || m.ActivationQueryValue != 0 || m.Age != 90 || m.TimeWindowOffset != 0 || m.LastAvailablePointOffset != 0 ||
 				m.MetricUnavailableValue != nil || m.QueryAggregator != "" || m.queryURL.String() != "https://api.datadoghq.com/api/v1/query" ||
 				m.metricPart != "sum:trace.http.request.hits" {
 				t.Errorf("defaults wrong: %+v url=%s", m, m.queryURL)
 			}
 		}},
-		{name: "every field", md: base("queryValue", scalertest.Delete, "targetValue", "2.5", "activationQueryValue", "1", "queryAggregator", "average",
+		{Name: "every field", MD: base("queryValue", scalertest.Delete, "targetValue", "2.5", "activationQueryValue", "1", "queryAggregator", "average",
 			"age", "300", "timeWindowOffset", "30", "lastAvailablePointOffset", "1", "metricUnavailableValue", "0", "timeout", "10s"),
-			auth: map[string]string{"apiKey": "a", "appKey": "b", "datadogSite": "datadoghq.eu"}, check: func(t *testing.T, m Metadata) {
+			Auth: map[string]string{"apiKey": "a", "appKey": "b", "datadogSite": "datadoghq.eu"}, Check: func(t *testing.T, m Metadata) {
 				if m.QueryValue != 2.5 || m.ActivationQueryValue != 1 || m.QueryAggregator != "average" || m.Age != 300 || m.TimeWindowOffset != 30 ||
 					m.LastAvailablePointOffset != 1 || m.MetricUnavailableValue == nil || *m.MetricUnavailableValue != 0 || m.Timeout != 10*time.Second ||
 					m.queryURL.String() != "https://api.datadoghq.eu/api/v1/query" {
 					t.Errorf("fields wrong: %+v url=%s", m, m.queryURL)
 				}
 			}},
-		{name: "missing query", md: base("query", scalertest.Delete), auth: keys, wantErr: "query"},
-		{name: "query without scope", md: base("query", "avg:system.load.1"), auth: keys, wantErr: "query"},
-		{name: "missing queryValue", md: base("queryValue", scalertest.Delete), auth: keys, wantErr: "queryValue"},
-		{name: "non-numeric queryValue", md: base("queryValue", "seven"), auth: keys, wantErr: "queryValue"},
-		{name: "zero queryValue", md: base("queryValue", "0"), auth: keys, wantErr: "queryValue"},
-		{name: "non-numeric activationQueryValue", md: base("activationQueryValue", "x"), auth: keys, wantErr: "activationQueryValue"},
-		{name: "unknown queryAggregator", md: base("queryAggregator", "sum"), auth: keys, wantErr: "queryAggregator"},
-		{name: "non-numeric age", md: base("age", "5m"), auth: keys, wantErr: "age"},
-		{name: "zero age", md: base("age", "0"), auth: keys, wantErr: "age"},
-		{name: "negative timeWindowOffset", md: base("timeWindowOffset", "-30"), auth: keys, wantErr: "timeWindowOffset"},
-		{name: "negative lastAvailablePointOffset", md: base("lastAvailablePointOffset", "-1"), auth: keys, wantErr: "lastAvailablePointOffset"},
-		{name: "non-numeric metricUnavailableValue", md: base("metricUnavailableValue", "none"), auth: keys, wantErr: "metricUnavailableValue"},
-		{name: "bad timeout", md: base("timeout", "soon"), auth: keys, wantErr: "timeout"},
-		{name: "cluster agent proxy", md: base("useClusterAgentProxy", "true"), auth: keys, wantErr: "useClusterAgentProxy"},
-		{name: "deprecated type", md: base("type", "global"), auth: keys, wantErr: "type"},
-		{name: "missing apiKey", md: base(), auth: map[string]string{"appKey": "b"}, wantErr: "apiKey"},
-		{name: "missing appKey", md: base(), auth: map[string]string{"apiKey": "a"}, wantErr: "appKey"},
-		{name: "bad datadogSite", md: base(), auth: map[string]string{"apiKey": "a", "appKey": "b", "datadogSite": "datadoghq.eu/path"}, wantErr: "datadogSite"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			cfg := &scalers.TriggerConfig{Type: TriggerType, Metadata: tc.md, AuthParams: tc.auth}
-			var m Metadata
-			err := scalers.Parse(cfg, &m)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), "datadog trigger") || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want it to name the datadog trigger and %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("Parse: %v", err)
-			}
-			tc.check(t, m)
-		})
-	}
+		{Name: "missing query", MD: base("query", scalertest.Delete), Auth: keys, WantErr: "query"},
+		{Name: "query without scope", MD: base("query", "avg:system.load.1"), Auth: keys, WantErr: "query"},
+		{Name: "missing queryValue", MD: base("queryValue", scalertest.Delete), Auth: keys, WantErr: "queryValue"},
+		{Name: "non-numeric queryValue", MD: base("queryValue", "seven"), Auth: keys, WantErr: "queryValue"},
+		{Name: "zero queryValue", MD: base("queryValue", "0"), Auth: keys, WantErr: "queryValue"},
+		{Name: "non-numeric activationQueryValue", MD: base("activationQueryValue", "x"), Auth: keys, WantErr: "activationQueryValue"},
+		{Name: "unknown queryAggregator", MD: base("queryAggregator", "sum"), Auth: keys, WantErr: "queryAggregator"},
+		{Name: "non-numeric age", MD: base("age", "5m"), Auth: keys, WantErr: "age"},
+		{Name: "zero age", MD: base("age", "0"), Auth: keys, WantErr: "age"},
+		{Name: "negative timeWindowOffset", MD: base("timeWindowOffset", "-30"), Auth: keys, WantErr: "timeWindowOffset"},
+		{Name: "negative lastAvailablePointOffset", MD: base("lastAvailablePointOffset", "-1"), Auth: keys, WantErr: "lastAvailablePointOffset"},
+		{Name: "non-numeric metricUnavailableValue", MD: base("metricUnavailableValue", "none"), Auth: keys, WantErr: "metricUnavailableValue"},
+		{Name: "bad timeout", MD: base("timeout", "soon"), Auth: keys, WantErr: "timeout"},
+		{Name: "cluster agent proxy", MD: base("useClusterAgentProxy", "true"), Auth: keys, WantErr: "useClusterAgentProxy"},
+		{Name: "deprecated type", MD: base("type", "global"), Auth: keys, WantErr: "type"},
+		{Name: "missing apiKey", MD: base(), Auth: map[string]string{"appKey": "b"}, WantErr: "apiKey"},
+		{Name: "missing appKey", MD: base(), Auth: map[string]string{"apiKey": "a"}, WantErr: "appKey"},
+		{Name: "bad datadogSite", MD: base(), Auth: map[string]string{"apiKey": "a", "appKey": "b", "datadogSite": "datadoghq.eu/path"}, WantErr: "datadogSite"},
+	})
 }
 
 // fakeDatadog serves GET /api/v1/query as Datadog documents it: DD-API-KEY and DD-APPLICATION-KEY headers, from,
@@ -152,23 +126,7 @@ func newScaler(tb testing.TB, url string, md, auth map[string]string) *Scaler {
 		auth = map[string]string{"apiKey": apiKey, "appKey": appKey}
 	}
 	auth["datadogSite"] = url
-	cfg := &scalers.TriggerConfig{Type: TriggerType, Name: "hits", Metadata: md, AuthParams: auth, Shared: scalers.NewShared()}
-	s, err := New(context.Background(), cfg)
-	if err != nil {
-		tb.Fatalf("New: %v", err)
-	}
-	tb.Cleanup(func() { _ = s.Close(context.Background()) })
-	return s.(*Scaler)
-}
-
-func sample(s *Scaler) (float64, bool, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	vals, active, err := s.Sample(ctx)
-	if err != nil {
-		return 0, false, err
-	}
-	return vals[0].Value, active, nil
+	return scalertest.New[*Scaler](tb, New, scalertest.Config(TriggerType, "hits", md, auth))
 }
 
 func TestSample(t *testing.T) {
@@ -209,7 +167,7 @@ func TestSample(t *testing.T) {
 			s := newScaler(t, srv.URL, md, nil)
 			s.now = func() time.Time { return time.Unix(1700001000, 0) }
 			f.set(tc.status, tc.body)
-			v, active, err := sample(s)
+			v, active, err := scalertest.First(s)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), `datadog trigger "hits"`) {
 					t.Fatalf("Sample error = %v, want one naming the trigger and containing %q", err, tc.wantErr)
@@ -233,20 +191,11 @@ func TestAuthFailure(t *testing.T) {
 	t.Parallel()
 	srv := httptest.NewServer(&fakeDatadog{status: 200, body: seriesBody([]string{"1"})})
 	t.Cleanup(srv.Close)
-	logger, logs := scalertest.ObservedLogger()
-	cfg := &scalers.TriggerConfig{Type: TriggerType, Logger: logger, Metadata: map[string]string{"query": "avg:x{*}", "queryValue": "1"},
-		AuthParams: map[string]string{"apiKey": "wrong-api-key-123", "appKey": appKey, "datadogSite": srv.URL}}
-	s, err := New(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(context.Background())
-	_, _, err = sample(s.(*Scaler))
-	if err == nil || !strings.Contains(err.Error(), "unauthorized") || !strings.Contains(err.Error(), "403") {
+	err := scalertest.SampleFails(t, New, scalertest.Config(TriggerType, "", map[string]string{"query": "avg:x{*}", "queryValue": "1"},
+		map[string]string{"apiKey": "wrong-api-key-123", "appKey": appKey, "datadogSite": srv.URL}), "403", "wrong-api-key-123", appKey)
+	if !strings.Contains(err.Error(), "unauthorized") {
 		t.Fatalf("error %v, want unauthorized HTTP 403", err)
 	}
-	scalertest.AssertNoSecret(t, "wrong-api-key-123", err.Error(), logs.All())
-	scalertest.AssertNoSecret(t, appKey, err.Error(), logs.All())
 }
 
 func TestServerDown(t *testing.T) {
@@ -254,7 +203,7 @@ func TestServerDown(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	addr := srv.URL
 	srv.Close()
-	_, _, err := sample(newScaler(t, addr, map[string]string{"query": "avg:x{*}", "queryValue": "1"}, nil))
+	_, _, err := scalertest.First(newScaler(t, addr, map[string]string{"query": "avg:x{*}", "queryValue": "1"}, nil))
 	if err == nil || !strings.Contains(err.Error(), "connect") {
 		t.Fatalf("error %v, want a connection error", err)
 	}

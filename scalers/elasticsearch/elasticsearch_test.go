@@ -1,7 +1,6 @@
 package elasticsearch
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -9,9 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
-	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/scalertest"
 )
 
@@ -21,76 +18,52 @@ func TestMetadata(t *testing.T) {
 		"valueLocation": "hits.total.value", "targetValue": "10"}
 	base := func(kv ...string) map[string]string { return scalertest.WithPairs(defaults, kv...) }
 	basic := map[string]string{"username": "esuser", "password": "changeme"}
-	tests := []struct {
-		name    string
-		md      map[string]string
-		auth    map[string]string
-		wantErr string
-		check   func(t *testing.T, m Metadata)
-	}{
-		{name: "defaults", md: base(), auth: basic, check: func(t *testing.T, m Metadata) {
+	scalertest.ParseTable(t, TriggerType, []scalertest.ParseCase[Metadata]{
+		{Name: "defaults", MD: base(), Auth: basic, Check: func(t *testing.T, m Metadata) {
 			if m.TargetValue != 10 || m.ActivationTargetValue != 0 || m.IgnoreNullValues || m.UnsafeSsl || len(m.indices) != 1 || len(m.params) != 0 {
 				t.Errorf("defaults wrong: %+v", m)
 			}
 		}},
-		{name: "every field", md: base("addresses", "http://es1:9200,https://es2:9200", "index", "a;b", "parameters", "queue:jobs; state : pending",
-			"activationTargetValue", "2", "ignoreNullValues", "true", "unsafeSsl", "true"), auth: basic, check: func(t *testing.T, m Metadata) {
+		{Name: "every field", MD: base("addresses", "http://es1:9200,https://es2:9200", "index", "a;b", "parameters", "queue:jobs; state : pending",
+			"activationTargetValue", "2", "ignoreNullValues", "true", "unsafeSsl", "true"), Auth: basic, Check: func(t *testing.T, m Metadata) {
 			if len(m.Addresses) != 2 || len(m.indices) != 2 || m.indices[1] != "b" || m.params["queue"] != "jobs" || m.params["state"] != "pending" ||
 				m.ActivationTargetValue != 2 || !m.IgnoreNullValues || !m.UnsafeSsl {
 				t.Errorf("fields wrong: %+v", m)
 			}
 		}},
-		{name: "cloud", md: base("addresses", scalertest.Delete, "searchTemplateName", scalertest.Delete, "query", `{"query":{"match_all":{}}}`),
-			auth: map[string]string{"cloudID": "c:" + base64.StdEncoding.EncodeToString([]byte("h$u")), "apiKey": "k"}, check: func(t *testing.T, m Metadata) {
+		{Name: "cloud", MD: base("addresses", scalertest.Delete, "searchTemplateName", scalertest.Delete, "query", `{"query":{"match_all":{}}}`),
+			Auth: map[string]string{"cloudID": "c:" + base64.StdEncoding.EncodeToString([]byte("h$u")), "apiKey": "k"}, Check: func(t *testing.T, m Metadata) {
 				if m.urls[0].String() != "https://u.h" || m.APIKey != "k" || m.Query == "" {
 					t.Errorf("fields wrong: %+v", m)
 				}
 			}},
-		{name: "cloudID decodes to the deployment URL", md: base("addresses", scalertest.Delete),
-			auth: map[string]string{"cloudID": "prod:" + base64.StdEncoding.EncodeToString([]byte("eu-west-1.aws.found.io:9243$abc123$kib456")), "apiKey": "k"},
-			check: func(t *testing.T, m Metadata) {
+		{Name: "cloudID decodes to the deployment URL", MD: base("addresses", scalertest.Delete),
+			Auth: map[string]string{"cloudID": "prod:" + base64.StdEncoding.EncodeToString([]byte("eu-west-1.aws.found.io:9243$abc123$kib456")), "apiKey": "k"},
+			Check: func(t *testing.T, m Metadata) {
 				if len(m.urls) != 1 || m.urls[0].String() != "https://abc123.eu-west-1.aws.found.io:9243" {
 					t.Errorf("urls %v", m.urls)
 				}
 			}},
-		{name: "cloudID without a colon", md: base("addresses", scalertest.Delete), auth: map[string]string{"cloudID": "prod", "apiKey": "k"}, wantErr: "cloudID"},
-		{name: "cloudID that is not base64", md: base("addresses", scalertest.Delete), auth: map[string]string{"cloudID": "prod:!!!", "apiKey": "k"}, wantErr: "cloudID"},
-		{name: "no connection", md: base("addresses", scalertest.Delete), wantErr: "addresses"},
-		{name: "addresses without password", md: base(), auth: map[string]string{"username": "u"}, wantErr: "password"},
-		{name: "cloud and addresses", md: base(), auth: map[string]string{"username": "u", "password": "p", "cloudID": "c", "apiKey": "k"}, wantErr: "cannot be combined"},
-		{name: "cloudID without apiKey", md: base("addresses", scalertest.Delete), auth: map[string]string{"cloudID": "c"}, wantErr: "apiKey"},
-		{name: "address without scheme", md: base("addresses", "es:9200"), auth: basic, wantErr: "addresses"},
-		{name: "missing index", md: base("index", scalertest.Delete), auth: basic, wantErr: "index"},
-		{name: "empty index list", md: base("index", ";"), auth: basic, wantErr: "index"},
-		{name: "neither template nor query", md: base("searchTemplateName", scalertest.Delete), auth: basic, wantErr: "searchTemplateName or query"},
-		{name: "template and query", md: base("query", `{}`), auth: basic, wantErr: "give only one"},
-		{name: "query that is not JSON", md: base("searchTemplateName", scalertest.Delete, "query", "status:pending"), auth: basic, wantErr: "query"},
-		{name: "parameter without colon", md: base("parameters", "queue=jobs"), auth: basic, wantErr: "parameters"},
-		{name: "missing valueLocation", md: base("valueLocation", scalertest.Delete), auth: basic, wantErr: "valueLocation"},
-		{name: "missing targetValue", md: base("targetValue", scalertest.Delete), auth: basic, wantErr: "targetValue"},
-		{name: "non-numeric targetValue", md: base("targetValue", "ten"), auth: basic, wantErr: "targetValue"},
-		{name: "negative targetValue", md: base("targetValue", "-1"), auth: basic, wantErr: "targetValue"},
-		{name: "non-numeric activationTargetValue", md: base("activationTargetValue", "x"), auth: basic, wantErr: "activationTargetValue"},
-		{name: "bad ignoreNullValues", md: base("ignoreNullValues", "ja"), auth: basic, wantErr: "ignoreNullValues"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			cfg := &scalers.TriggerConfig{Type: TriggerType, Metadata: tc.md, AuthParams: tc.auth}
-			var m Metadata
-			err := scalers.Parse(cfg, &m)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), "elasticsearch trigger") || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want it to name the elasticsearch trigger and %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("Parse: %v", err)
-			}
-			tc.check(t, m)
-		})
-	}
+		{Name: "cloudID without a colon", MD: base("addresses", scalertest.Delete), Auth: map[string]string{"cloudID": "prod", "apiKey": "k"}, WantErr: "cloudID"},
+		{Name: "cloudID that is not base64", MD: base("addresses", scalertest.Delete), Auth: map[string]string{"cloudID": "prod:!!!", "apiKey": "k"}, WantErr: "cloudID"},
+		{Name: "no connection", MD: base("addresses", scalertest.Delete), WantErr: "addresses"},
+		{Name: "addresses without password", MD: base(), Auth: map[string]string{"username": "u"}, WantErr: "password"},
+		{Name: "cloud and addresses", MD: base(), Auth: map[string]string{"username": "u", "password": "p", "cloudID": "c", "apiKey": "k"}, WantErr: "cannot be combined"},
+		{Name: "cloudID without apiKey", MD: base("addresses", scalertest.Delete), Auth: map[string]string{"cloudID": "c"}, WantErr: "apiKey"},
+		{Name: "address without scheme", MD: base("addresses", "es:9200"), Auth: basic, WantErr: "addresses"},
+		{Name: "missing index", MD: base("index", scalertest.Delete), Auth: basic, WantErr: "index"},
+		{Name: "empty index list", MD: base("index", ";"), Auth: basic, WantErr: "index"},
+		{Name: "neither template nor query", MD: base("searchTemplateName", scalertest.Delete), Auth: basic, WantErr: "searchTemplateName or query"},
+		{Name: "template and query", MD: base("query", `{}`), Auth: basic, WantErr: "give only one"},
+		{Name: "query that is not JSON", MD: base("searchTemplateName", scalertest.Delete, "query", "status:pending"), Auth: basic, WantErr: "query"},
+		{Name: "parameter without colon", MD: base("parameters", "queue=jobs"), Auth: basic, WantErr: "parameters"},
+		{Name: "missing valueLocation", MD: base("valueLocation", scalertest.Delete), Auth: basic, WantErr: "valueLocation"},
+		{Name: "missing targetValue", MD: base("targetValue", scalertest.Delete), Auth: basic, WantErr: "targetValue"},
+		{Name: "non-numeric targetValue", MD: base("targetValue", "ten"), Auth: basic, WantErr: "targetValue"},
+		{Name: "negative targetValue", MD: base("targetValue", "-1"), Auth: basic, WantErr: "targetValue"},
+		{Name: "non-numeric activationTargetValue", MD: base("activationTargetValue", "x"), Auth: basic, WantErr: "activationTargetValue"},
+		{Name: "bad ignoreNullValues", MD: base("ignoreNullValues", "ja"), Auth: basic, WantErr: "ignoreNullValues"},
+	})
 }
 
 // fakeES serves Elasticsearch's POST /<index>/_search and /<index>/_search/template with basic auth, the
@@ -133,23 +106,7 @@ func (f *fakeES) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func newScaler(tb testing.TB, md, auth map[string]string) *Scaler {
 	tb.Helper()
-	cfg := &scalers.TriggerConfig{Type: TriggerType, Name: "pending", Metadata: md, AuthParams: auth, Shared: scalers.NewShared()}
-	s, err := New(context.Background(), cfg)
-	if err != nil {
-		tb.Fatalf("New: %v", err)
-	}
-	tb.Cleanup(func() { _ = s.Close(context.Background()) })
-	return s.(*Scaler)
-}
-
-func sample(s *Scaler) (float64, bool, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	vals, active, err := s.Sample(ctx)
-	if err != nil {
-		return 0, false, err
-	}
-	return vals[0].Value, active, nil
+	return scalertest.New[*Scaler](tb, New, scalertest.Config(TriggerType, "pending", md, auth))
 }
 
 func TestSample(t *testing.T) {
@@ -184,7 +141,7 @@ func TestSample(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newScaler(t, tc.md, basic)
 			f.set(tc.hits, tc.failWith)
-			v, active, err := sample(s)
+			v, active, err := scalertest.First(s)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), `elasticsearch trigger "pending"`) {
 					t.Fatalf("Sample error = %v, want one naming the trigger and containing %q", err, tc.wantErr)
@@ -214,20 +171,8 @@ func TestAuthFailure(t *testing.T) {
 	t.Parallel()
 	srv := httptest.NewServer(&fakeES{hits: "1"})
 	t.Cleanup(srv.Close)
-	logger, logs := scalertest.ObservedLogger()
-	cfg := &scalers.TriggerConfig{Type: TriggerType, Logger: logger, Metadata: map[string]string{"addresses": srv.URL, "index": "jobs",
-		"searchTemplateName": "t", "valueLocation": "hits.total.value", "targetValue": "1"},
-		AuthParams: map[string]string{"username": "esuser", "password": "wrong-password-123"}}
-	s, err := New(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(context.Background())
-	_, _, err = sample(s.(*Scaler))
-	if err == nil || !strings.Contains(err.Error(), "HTTP 401") {
-		t.Fatalf("error %v, want HTTP 401", err)
-	}
-	scalertest.AssertNoSecret(t, "wrong-password-123", err.Error(), logs.All())
+	scalertest.SampleFails(t, New, scalertest.Config(TriggerType, "", map[string]string{"addresses": srv.URL, "index": "jobs", "searchTemplateName": "t", "valueLocation": "hits.total.value", "targetValue": "1"},
+		map[string]string{"username": "esuser", "password": "wrong-password-123"}), "HTTP 401", "wrong-password-123")
 }
 
 func TestServerDown(t *testing.T) {
@@ -235,7 +180,7 @@ func TestServerDown(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	addr := srv.URL
 	srv.Close()
-	_, _, err := sample(newScaler(t, map[string]string{"addresses": addr, "index": "jobs", "searchTemplateName": "t", "valueLocation": "a", "targetValue": "1"},
+	_, _, err := scalertest.First(newScaler(t, map[string]string{"addresses": addr, "index": "jobs", "searchTemplateName": "t", "valueLocation": "a", "targetValue": "1"},
 		map[string]string{"username": "esuser", "password": "changeme"}))
 	if err == nil || !strings.Contains(err.Error(), "connect") {
 		t.Fatalf("error %v, want a connection error", err)

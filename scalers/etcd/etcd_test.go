@@ -102,72 +102,40 @@ func uniqueKey() string {
 	return "/tidal/test/" + hex.EncodeToString(b)
 }
 
-func newScaler(t testing.TB, cfg *scalers.TriggerConfig) *Scaler {
-	t.Helper()
-	s, err := New(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	t.Cleanup(func() { _ = s.Close(context.Background()) })
-	return s.(*Scaler)
-}
-
 func TestMetadata(t *testing.T) {
 	t.Parallel()
 	defaults := map[string]string{"endpoints": "http://10.0.0.1:2379, http://10.0.0.2:2379", "watchKey": "/jobs/length", "value": "5"}
 	pki := scalertest.NewPKI(t)
-	tests := []struct {
-		name    string
-		md      map[string]string
-		auth    map[string]string
-		wantErr string
-		check   func(t *testing.T, m Metadata)
-	}{
-		{name: "defaults", md: defaults, check: func(t *testing.T, m Metadata) {
+	scalertest.ParseTableFunc(t, Type, ParseMetadata, []scalertest.ParseCase[Metadata]{
+		{Name: "defaults", MD: defaults, Check: func(t *testing.T, m Metadata) {
 			if len(m.Endpoints) != 2 || m.Endpoints[1] != "http://10.0.0.2:2379" || m.WatchKey != "/jobs/length" || m.Value != 5 ||
 				m.ActivationValue != 0 || m.WatchProgressNotifyInterval != 600 || m.TLS != "disable" {
 				t.Errorf("defaults wrong: %+v", m)
 			}
 		}},
-		{name: "every field", md: scalertest.WithPairs(defaults, "activationValue", "1.5", "watchProgressNotifyInterval", "30"),
-			auth: map[string]string{"username": "u", "password": "p4ss", "tls": "enable", "ca": pki.CA, "cert": pki.ClientCert, "key": pki.ClientKey},
-			check: func(t *testing.T, m Metadata) {
+		{Name: "every field", MD: scalertest.WithPairs(defaults, "activationValue", "1.5", "watchProgressNotifyInterval", "30"),
+			Auth: map[string]string{"username": "u", "password": "p4ss", "tls": "enable", "ca": pki.CA, "cert": pki.ClientCert, "key": pki.ClientKey},
+			Check: func(t *testing.T, m Metadata) {
 				if m.ActivationValue != 1.5 || m.WatchProgressNotifyInterval != 30 || m.Username != "u" || m.TLS != "enable" {
 					t.Errorf("fields wrong: %+v", m)
 				}
 			}},
-		{name: "missing endpoints", md: scalertest.WithPairs(defaults, "endpoints", scalertest.Delete), wantErr: `"endpoints"`},
-		{name: "empty endpoints", md: scalertest.WithPairs(defaults, "endpoints", " , "), wantErr: "endpoints"},
-		{name: "endpoint without scheme", md: scalertest.WithPairs(defaults, "endpoints", "10.0.0.1:2379"), wantErr: "endpoints"},
-		{name: "missing watchKey", md: scalertest.WithPairs(defaults, "watchKey", scalertest.Delete), wantErr: `"watchKey"`},
-		{name: "blank watchKey", md: scalertest.WithPairs(defaults, "watchKey", "  "), wantErr: "watchKey"},
-		{name: "missing value", md: scalertest.WithPairs(defaults, "value", scalertest.Delete), wantErr: `"value"`},
-		{name: "value text", md: scalertest.WithPairs(defaults, "value", "five"), wantErr: "value: want a finite number"},
-		{name: "value zero", md: scalertest.WithPairs(defaults, "value", "0"), wantErr: "value: a metric target must be at least"},
-		{name: "activationValue negative", md: scalertest.WithPairs(defaults, "activationValue", "-1"), wantErr: "activationValue"},
-		{name: "activationValue text", md: scalertest.WithPairs(defaults, "activationValue", "x"), wantErr: "activationValue"},
-		{name: "interval text", md: scalertest.WithPairs(defaults, "watchProgressNotifyInterval", "10m"), wantErr: "watchProgressNotifyInterval: want integer"},
-		{name: "interval zero", md: scalertest.WithPairs(defaults, "watchProgressNotifyInterval", "0"), wantErr: "watchProgressNotifyInterval"},
-		{name: "username without password", md: defaults, auth: map[string]string{"username": "u"}, wantErr: "username and password"},
-		{name: "tls bad", md: defaults, auth: map[string]string{"tls": "yes"}, wantErr: "tls: want one of"},
-		{name: "cert without tls", md: defaults, auth: map[string]string{"cert": pki.ClientCert, "key": pki.ClientKey}, wantErr: "tls"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			m, err := ParseMetadata(&scalers.TriggerConfig{Type: Type, Metadata: tc.md, AuthParams: tc.auth})
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), "etcd trigger") || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want it to name the trigger and %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			tc.check(t, m)
-		})
-	}
+		{Name: "missing endpoints", MD: scalertest.WithPairs(defaults, "endpoints", scalertest.Delete), WantErr: `"endpoints"`},
+		{Name: "empty endpoints", MD: scalertest.WithPairs(defaults, "endpoints", " , "), WantErr: "endpoints"},
+		{Name: "endpoint without scheme", MD: scalertest.WithPairs(defaults, "endpoints", "10.0.0.1:2379"), WantErr: "endpoints"},
+		{Name: "missing watchKey", MD: scalertest.WithPairs(defaults, "watchKey", scalertest.Delete), WantErr: `"watchKey"`},
+		{Name: "blank watchKey", MD: scalertest.WithPairs(defaults, "watchKey", "  "), WantErr: "watchKey"},
+		{Name: "missing value", MD: scalertest.WithPairs(defaults, "value", scalertest.Delete), WantErr: `"value"`},
+		{Name: "value text", MD: scalertest.WithPairs(defaults, "value", "five"), WantErr: "value: want a finite number"},
+		{Name: "value zero", MD: scalertest.WithPairs(defaults, "value", "0"), WantErr: "value: a metric target must be at least"},
+		{Name: "activationValue negative", MD: scalertest.WithPairs(defaults, "activationValue", "-1"), WantErr: "activationValue"},
+		{Name: "activationValue text", MD: scalertest.WithPairs(defaults, "activationValue", "x"), WantErr: "activationValue"},
+		{Name: "interval text", MD: scalertest.WithPairs(defaults, "watchProgressNotifyInterval", "10m"), WantErr: "watchProgressNotifyInterval: want integer"},
+		{Name: "interval zero", MD: scalertest.WithPairs(defaults, "watchProgressNotifyInterval", "0"), WantErr: "watchProgressNotifyInterval"},
+		{Name: "username without password", MD: defaults, Auth: map[string]string{"username": "u"}, WantErr: "username and password"},
+		{Name: "tls bad", MD: defaults, Auth: map[string]string{"tls": "yes"}, WantErr: "tls: want one of"},
+		{Name: "cert without tls", MD: defaults, Auth: map[string]string{"cert": pki.ClientCert, "key": pki.ClientKey}, WantErr: "tls"},
+	})
 	// A key that is not PEM fails at build, naming the parameter.
 	_, err := New(context.Background(), &scalers.TriggerConfig{Type: Type, Metadata: defaults,
 		AuthParams: map[string]string{"tls": "enable", "cert": pki.ClientCert, "key": "not-a-key"}})
@@ -179,7 +147,7 @@ func TestMetadata(t *testing.T) {
 func TestSampleAndWatch(t *testing.T) {
 	srv := newServer(t, false)
 	key := uniqueKey()
-	s := newScaler(t, &scalers.TriggerConfig{Type: Type, Index: 2,
+	s := scalertest.New[*Scaler](t, New, &scalers.TriggerConfig{Type: Type, Index: 2,
 		Metadata: map[string]string{"endpoints": srv.endpoint, "watchKey": key, "value": "5", "activationValue": "2", "watchProgressNotifyInterval": "1"}})
 	specs := s.MetricSpecs()
 	if specs[0].External.Metric.Name != "s2-etcd--tidal-test-"+key[len("/tidal/test/"):] || specs[0].External.Target.AverageValue.Value() != 5 {
@@ -234,18 +202,18 @@ func TestAuth(t *testing.T) {
 	key := uniqueKey()
 	srv.put(t, key, "3")
 	md := map[string]string{"endpoints": srv.endpoint, "watchKey": key, "value": "1"}
-	ok := newScaler(t, &scalers.TriggerConfig{Type: Type, Metadata: md, AuthParams: map[string]string{"username": "root", "password": rootPassword}})
+	ok := scalertest.New[*Scaler](t, New, &scalers.TriggerConfig{Type: Type, Metadata: md, AuthParams: map[string]string{"username": "root", "password": rootPassword}})
 	if v, active := scalertest.Sample(t, ok, ""); v != 3 || !active {
 		t.Errorf("with auth: %v %v", v, active)
 	}
 	log, logs := scalertest.ObservedLogger()
-	bad := newScaler(t, &scalers.TriggerConfig{Type: Type, Metadata: md, Logger: log, AuthParams: map[string]string{"username": "root", "password": "wrong-password"}})
+	bad := scalertest.New[*Scaler](t, New, &scalers.TriggerConfig{Type: Type, Metadata: md, Logger: log, AuthParams: map[string]string{"username": "root", "password": "wrong-password"}})
 	_, _, err := bad.Sample(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "authentication failed") || !strings.Contains(err.Error(), "etcd trigger") {
 		t.Fatalf("wrong password: %v", err)
 	}
 	scalertest.AssertNoSecret(t, "wrong-password", err.Error(), logs.All())
-	anon := newScaler(t, &scalers.TriggerConfig{Type: Type, Metadata: md})
+	anon := scalertest.New[*Scaler](t, New, &scalers.TriggerConfig{Type: Type, Metadata: md})
 	if _, _, err := anon.Sample(context.Background()); err == nil {
 		t.Error("no credentials on an auth-enabled cluster: no error")
 	}
@@ -255,7 +223,7 @@ func TestServerDown(t *testing.T) {
 	srv := newServer(t, false)
 	key := uniqueKey()
 	srv.put(t, key, "1")
-	s := newScaler(t, &scalers.TriggerConfig{Type: Type, Metadata: map[string]string{"endpoints": srv.endpoint, "watchKey": key, "value": "1"}})
+	s := scalertest.New[*Scaler](t, New, &scalers.TriggerConfig{Type: Type, Metadata: map[string]string{"endpoints": srv.endpoint, "watchKey": key, "value": "1"}})
 	scalertest.Sample(t, s, "")
 	srv.stop()
 	if _, _, err := s.Sample(context.Background()); err == nil || !strings.Contains(err.Error(), "get") {
@@ -268,5 +236,5 @@ func BenchmarkSample(b *testing.B) {
 	srv := newServer(b, false)
 	key := uniqueKey()
 	srv.put(b, key, fmt.Sprint(7))
-	scalertest.BenchmarkSample(b, newScaler(b, &scalers.TriggerConfig{Type: Type, Metadata: map[string]string{"endpoints": srv.endpoint, "watchKey": key, "value": "5"}}))
+	scalertest.BenchmarkSample(b, scalertest.New[*Scaler](b, New, &scalers.TriggerConfig{Type: Type, Metadata: map[string]string{"endpoints": srv.endpoint, "watchKey": key, "value": "5"}}))
 }

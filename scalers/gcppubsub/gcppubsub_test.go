@@ -217,76 +217,48 @@ func TestMetadata(t *testing.T) {
 		t.Fatal(err)
 	}
 	defaults := map[string]string{"subscriptionName": "orders"}
-	tests := []struct {
-		name    string
-		md      map[string]string
-		auth    map[string]string
-		env     map[string]string
-		wantErr string
-		check   func(t *testing.T, m Metadata)
-	}{
-		{name: "defaults", md: defaults, auth: auth, check: func(t *testing.T, m Metadata) {
+	scalertest.ParseTableFunc(t, Type, ParseMetadata, []scalertest.ParseCase[Metadata]{
+		{Name: "defaults", MD: defaults, Auth: auth, Check: func(t *testing.T, m Metadata) {
 			if m.Value != 10 || m.ActivationValue != 0 || m.TimeHorizon != 2*time.Minute || m.ValueIfNull != nil || m.project != project ||
 				m.resourceID != "orders" || m.metricType != "pubsub.googleapis.com/subscription/num_undelivered_messages" {
 				t.Errorf("defaults wrong: %+v", m)
 			}
 		}},
-		{name: "oldest age, full name, every field", md: map[string]string{"subscriptionName": "projects/other/subscriptions/jobs",
-			"mode": "OldestUnackedMessageAge", "value": "30.5", "activationValue": "5", "timeHorizon": "5m", "valueIfNull": "0"}, auth: auth,
-			check: func(t *testing.T, m Metadata) {
+		{Name: "oldest age, full name, every field", MD: map[string]string{"subscriptionName": "projects/other/subscriptions/jobs",
+			"mode": "OldestUnackedMessageAge", "value": "30.5", "activationValue": "5", "timeHorizon": "5m", "valueIfNull": "0"}, Auth: auth,
+			Check: func(t *testing.T, m Metadata) {
 				if m.project != "other" || m.resourceID != "jobs" || m.Value != 30.5 || m.ActivationValue != 5 || m.TimeHorizon != 5*time.Minute ||
 					m.ValueIfNull == nil || *m.ValueIfNull != 0 || m.metricType != "pubsub.googleapis.com/subscription/oldest_unacked_message_age" {
 					t.Errorf("fields wrong: %+v", m)
 				}
 			}},
-		{name: "topic with another mode", md: map[string]string{"topicName": "t", "mode": "SendRequestCount"}, auth: auth, check: func(t *testing.T, m Metadata) {
+		{Name: "topic with another mode", MD: map[string]string{"topicName": "t", "mode": "SendRequestCount"}, Auth: auth, Check: func(t *testing.T, m Metadata) {
 			if m.metricType != "pubsub.googleapis.com/topic/send_request_count" || m.resourceType != "topic" {
 				t.Errorf("topic: %+v", m)
 			}
 		}},
-		{name: "credentialsFromEnv", md: scalertest.WithPairs(defaults, "credentialsFromEnv", "GCP_JSON"), env: map[string]string{"GCP_JSON": creds}},
-		{name: "credentialsFromEnvFile", md: scalertest.WithPairs(defaults, "credentialsFromEnvFile", "GCP_FILE"), env: map[string]string{"GCP_FILE": file}},
-		{name: "subscriptionNameFromEnv", md: map[string]string{"subscriptionNameFromEnv": "SUB"}, env: map[string]string{"SUB": "s1"}, auth: auth},
-		{name: "no name", md: map[string]string{}, auth: auth, wantErr: "subscriptionName: required"},
-		{name: "both names", md: scalertest.WithPairs(defaults, "topicName", "t"), auth: auth, wantErr: "give exactly one"},
-		{name: "bad full name", md: map[string]string{"subscriptionName": "projects/p/topics/t"}, auth: auth, wantErr: "subscriptionName"},
-		{name: "bad mode", md: scalertest.WithPairs(defaults, "mode", "subscription_size"), auth: auth, wantErr: "mode"},
-		{name: "value text", md: scalertest.WithPairs(defaults, "value", "ten"), auth: auth, wantErr: "value: want a finite number"},
-		{name: "value zero", md: scalertest.WithPairs(defaults, "value", "0"), auth: auth, wantErr: "value: a metric target must be at least"},
-		{name: "activationValue negative", md: scalertest.WithPairs(defaults, "activationValue", "-1"), auth: auth, wantErr: "activationValue"},
-		{name: "activationValue text", md: scalertest.WithPairs(defaults, "activationValue", "x"), auth: auth, wantErr: "activationValue"},
-		{name: "timeHorizon bad", md: scalertest.WithPairs(defaults, "timeHorizon", "soon"), auth: auth, wantErr: "timeHorizon"},
-		{name: "timeHorizon too short", md: scalertest.WithPairs(defaults, "timeHorizon", "10s"), auth: auth, wantErr: "timeHorizon"},
-		{name: "valueIfNull text", md: scalertest.WithPairs(defaults, "valueIfNull", "none"), auth: auth, wantErr: "valueIfNull"},
-		{name: "aggregation refused", md: scalertest.WithPairs(defaults, "aggregation", "sum"), auth: auth, wantErr: "aggregation"},
-		{name: "no credentials", md: defaults, wantErr: "GoogleApplicationCredentials: required"},
-		{name: "credentials not JSON", md: defaults, auth: map[string]string{"GoogleApplicationCredentials": "not-json-secret"}, wantErr: "not a Google credentials"},
-		{name: "credentials wrong type", md: defaults, auth: map[string]string{"GoogleApplicationCredentials": `{"type":"api_key"}`}, wantErr: "unsupported credentials type"},
-		{name: "credentials without project", md: defaults, auth: map[string]string{"GoogleApplicationCredentials": `{"type":"service_account"}`}, wantErr: "project_id"},
-		{name: "credentialsFromEnv unset", md: scalertest.WithPairs(defaults, "credentialsFromEnv", "NOPE"), wantErr: "credentialsFromEnv"},
-		{name: "credentialsFromEnvFile missing file", md: scalertest.WithPairs(defaults, "credentialsFromEnvFile", "F"), env: map[string]string{"F": "/nonexistent/key.json"}, wantErr: "credentialsFromEnvFile"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			m, err := ParseMetadata(&scalers.TriggerConfig{Type: Type, Metadata: tc.md, AuthParams: tc.auth, ResolvedEnv: tc.env})
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), "gcp-pubsub trigger") || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want it to name the trigger and %q", err, tc.wantErr)
-				}
-				if strings.Contains(err.Error(), "PRIVATE KEY") || strings.Contains(err.Error(), "not-json-secret") {
-					t.Errorf("error leaks the credentials: %v", err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if tc.check != nil {
-				tc.check(t, m)
-			}
-		})
-	}
+		{Name: "credentialsFromEnv", MD: scalertest.WithPairs(defaults, "credentialsFromEnv", "GCP_JSON"), Env: map[string]string{"GCP_JSON": creds}},
+		{Name: "credentialsFromEnvFile", MD: scalertest.WithPairs(defaults, "credentialsFromEnvFile", "GCP_FILE"), Env: map[string]string{"GCP_FILE": file}},
+		{Name: "subscriptionNameFromEnv", MD: map[string]string{"subscriptionNameFromEnv": "SUB"}, Env: map[string]string{"SUB": "s1"}, Auth: auth},
+		{Name: "no name", MD: map[string]string{}, Auth: auth, WantErr: "subscriptionName: required"},
+		{Name: "both names", MD: scalertest.WithPairs(defaults, "topicName", "t"), Auth: auth, WantErr: "give exactly one"},
+		{Name: "bad full name", MD: map[string]string{"subscriptionName": "projects/p/topics/t"}, Auth: auth, WantErr: "subscriptionName"},
+		{Name: "bad mode", MD: scalertest.WithPairs(defaults, "mode", "subscription_size"), Auth: auth, WantErr: "mode"},
+		{Name: "value text", MD: scalertest.WithPairs(defaults, "value", "ten"), Auth: auth, WantErr: "value: want a finite number"},
+		{Name: "value zero", MD: scalertest.WithPairs(defaults, "value", "0"), Auth: auth, WantErr: "value: a metric target must be at least"},
+		{Name: "activationValue negative", MD: scalertest.WithPairs(defaults, "activationValue", "-1"), Auth: auth, WantErr: "activationValue"},
+		{Name: "activationValue text", MD: scalertest.WithPairs(defaults, "activationValue", "x"), Auth: auth, WantErr: "activationValue"},
+		{Name: "timeHorizon bad", MD: scalertest.WithPairs(defaults, "timeHorizon", "soon"), Auth: auth, WantErr: "timeHorizon"},
+		{Name: "timeHorizon too short", MD: scalertest.WithPairs(defaults, "timeHorizon", "10s"), Auth: auth, WantErr: "timeHorizon"},
+		{Name: "valueIfNull text", MD: scalertest.WithPairs(defaults, "valueIfNull", "none"), Auth: auth, WantErr: "valueIfNull"},
+		{Name: "aggregation refused", MD: scalertest.WithPairs(defaults, "aggregation", "sum"), Auth: auth, WantErr: "aggregation"},
+		{Name: "no credentials", MD: defaults, WantErr: "GoogleApplicationCredentials: required"},
+		{Name: "credentials not JSON", MD: defaults, Auth: map[string]string{"GoogleApplicationCredentials": "not-json-secret"}, WantErr: "not a Google credentials"},
+		{Name: "credentials wrong type", MD: defaults, Auth: map[string]string{"GoogleApplicationCredentials": `{"type":"api_key"}`}, WantErr: "unsupported credentials type"},
+		{Name: "credentials without project", MD: defaults, Auth: map[string]string{"GoogleApplicationCredentials": `{"type":"service_account"}`}, WantErr: "project_id"},
+		{Name: "credentialsFromEnv unset", MD: scalertest.WithPairs(defaults, "credentialsFromEnv", "NOPE"), WantErr: "credentialsFromEnv"},
+		{Name: "credentialsFromEnvFile missing file", MD: scalertest.WithPairs(defaults, "credentialsFromEnvFile", "F"), Env: map[string]string{"F": "/nonexistent/key.json"}, WantErr: "credentialsFromEnvFile"},
+	}, "PRIVATE KEY", "not-json-secret")
 }
 
 func TestSubscriptionSize(t *testing.T) {

@@ -210,23 +210,16 @@ func TestMetadata(t *testing.T) {
 		t.Fatal(err)
 	}
 	defaults := map[string]string{"projectId": "p1", "filter": `metric.type = "x"`}
-	tests := []struct {
-		name    string
-		md      map[string]string
-		auth    map[string]string
-		env     map[string]string
-		wantErr string
-		check   func(t *testing.T, m Metadata)
-	}{
-		{name: "defaults", md: defaults, auth: auth, check: func(t *testing.T, m Metadata) {
+	scalertest.ParseTableFunc(t, Type, ParseMetadata, []scalertest.ParseCase[Metadata]{
+		{Name: "defaults", MD: defaults, Auth: auth, Check: func(t *testing.T, m Metadata) {
 			if m.TargetValue != 5 || m.ActivationTargetValue != 0 || m.ValueIfNull != nil || m.aggregation != nil ||
 				m.AlignmentAligner != "none" || m.AlignmentReducer != "none" || m.ProjectID != "p1" {
 				t.Errorf("defaults wrong: %+v", m)
 			}
 		}},
-		{name: "every field", md: scalertest.WithPairs(defaults, "targetValue", "7.5", "activationTargetValue", "1.5", "valueIfNull", "0",
-			"alignmentPeriodSeconds", "120", "alignmentAligner", "percentile_99", "alignmentReducer", "sum"), auth: auth,
-			check: func(t *testing.T, m Metadata) {
+		{Name: "every field", MD: scalertest.WithPairs(defaults, "targetValue", "7.5", "activationTargetValue", "1.5", "valueIfNull", "0",
+			"alignmentPeriodSeconds", "120", "alignmentAligner", "percentile_99", "alignmentReducer", "sum"), Auth: auth,
+			Check: func(t *testing.T, m Metadata) {
 				a := m.aggregation
 				if m.TargetValue != 7.5 || m.ActivationTargetValue != 1.5 || m.ValueIfNull == nil || *m.ValueIfNull != 0 || a == nil ||
 					a.GetAlignmentPeriod().AsDuration() != 2*time.Minute || a.GetPerSeriesAligner() != monitoringpb.Aggregation_ALIGN_PERCENTILE_99 ||
@@ -234,7 +227,7 @@ func TestMetadata(t *testing.T) {
 					t.Errorf("fields wrong: %+v", m)
 				}
 			}},
-		{name: "every aligner and reducer maps", md: defaults, auth: auth, check: func(t *testing.T, _ Metadata) {
+		{Name: "every aligner and reducer maps", MD: defaults, Auth: auth, Check: func(t *testing.T, _ Metadata) {
 			for _, f := range scalers.Fields(Metadata{}) {
 				for _, v := range f.Enum {
 					md := scalertest.WithPairs(defaults, "alignmentPeriodSeconds", "60", f.Name, v)
@@ -255,50 +248,29 @@ func TestMetadata(t *testing.T) {
 				}
 			}
 		}},
-		{name: "credentialsFromEnv", md: scalertest.WithPairs(defaults, "credentialsFromEnv", "GCP_JSON"), env: map[string]string{"GCP_JSON": creds}},
-		{name: "credentialsFromEnvFile", md: scalertest.WithPairs(defaults, "credentialsFromEnvFile", "GCP_FILE"), env: map[string]string{"GCP_FILE": file}},
-		{name: "projectIdFromEnv", md: map[string]string{"projectIdFromEnv": "PROJ", "filter": "f"}, env: map[string]string{"PROJ": "p2"}, auth: auth},
-		{name: "missing projectId", md: scalertest.WithPairs(defaults, "projectId", scalertest.Delete), auth: auth, wantErr: `"projectId"`},
-		{name: "bad projectId", md: scalertest.WithPairs(defaults, "projectId", "projects/p1"), auth: auth, wantErr: "projectId: want a project ID"},
-		{name: "missing filter", md: scalertest.WithPairs(defaults, "filter", scalertest.Delete), auth: auth, wantErr: `"filter"`},
-		{name: "blank filter", md: scalertest.WithPairs(defaults, "filter", " "), auth: auth, wantErr: "filter: must not be empty"},
-		{name: "targetValue text", md: scalertest.WithPairs(defaults, "targetValue", "five"), auth: auth, wantErr: "targetValue: want a finite number"},
-		{name: "targetValue zero", md: scalertest.WithPairs(defaults, "targetValue", "0"), auth: auth, wantErr: "targetValue: a metric target must be at least"},
-		{name: "activationTargetValue text", md: scalertest.WithPairs(defaults, "activationTargetValue", "x"), auth: auth, wantErr: "activationTargetValue"},
-		{name: "valueIfNull text", md: scalertest.WithPairs(defaults, "valueIfNull", "none"), auth: auth, wantErr: "valueIfNull"},
-		{name: "alignmentPeriodSeconds too short", md: scalertest.WithPairs(defaults, "alignmentPeriodSeconds", "30"), auth: auth, wantErr: "alignmentPeriodSeconds"},
-		{name: "alignmentPeriodSeconds text", md: scalertest.WithPairs(defaults, "alignmentPeriodSeconds", "1m"), auth: auth, wantErr: "alignmentPeriodSeconds"},
-		{name: "alignmentAligner unknown", md: scalertest.WithPairs(defaults, "alignmentPeriodSeconds", "60", "alignmentAligner", "median"), auth: auth, wantErr: "alignmentAligner"},
-		{name: "alignmentReducer unknown", md: scalertest.WithPairs(defaults, "alignmentPeriodSeconds", "60", "alignmentReducer", "REDUCE_SUM"), auth: auth, wantErr: "alignmentReducer"},
-		{name: "aligner without period", md: scalertest.WithPairs(defaults, "alignmentAligner", "mean"), auth: auth, wantErr: "alignmentAligner: needs alignmentPeriodSeconds"},
-		{name: "reducer without period", md: scalertest.WithPairs(defaults, "alignmentReducer", "sum"), auth: auth, wantErr: "alignmentReducer: needs alignmentPeriodSeconds"},
-		{name: "no credentials", md: defaults, wantErr: "GoogleApplicationCredentials: required"},
-		{name: "credentials not JSON", md: defaults, auth: map[string]string{"GoogleApplicationCredentials": "not-json-secret"}, wantErr: "not a Google credentials"},
-		{name: "credentials wrong type", md: defaults, auth: map[string]string{"GoogleApplicationCredentials": `{"type":"api_key"}`}, wantErr: "unsupported credentials type"},
-		{name: "credentialsFromEnv unset", md: scalertest.WithPairs(defaults, "credentialsFromEnv", "NOPE"), wantErr: "credentialsFromEnv"},
-		{name: "credentialsFromEnvFile missing file", md: scalertest.WithPairs(defaults, "credentialsFromEnvFile", "F"), env: map[string]string{"F": "/nonexistent/key.json"}, wantErr: "credentialsFromEnvFile"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			m, err := ParseMetadata(&scalers.TriggerConfig{Type: Type, Metadata: tc.md, AuthParams: tc.auth, ResolvedEnv: tc.env})
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), "gcp-stackdriver trigger") || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want it to name the trigger and %q", err, tc.wantErr)
-				}
-				if strings.Contains(err.Error(), "PRIVATE KEY") || strings.Contains(err.Error(), "not-json-secret") {
-					t.Errorf("error leaks the credentials: %v", err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if tc.check != nil {
-				tc.check(t, m)
-			}
-		})
-	}
+		{Name: "credentialsFromEnv", MD: scalertest.WithPairs(defaults, "credentialsFromEnv", "GCP_JSON"), Env: map[string]string{"GCP_JSON": creds}},
+		{Name: "credentialsFromEnvFile", MD: scalertest.WithPairs(defaults, "credentialsFromEnvFile", "GCP_FILE"), Env: map[string]string{"GCP_FILE": file}},
+		{Name: "projectIdFromEnv", MD: map[string]string{"projectIdFromEnv": "PROJ", "filter": "f"}, Env: map[string]string{"PROJ": "p2"}, Auth: auth},
+		{Name: "missing projectId", MD: scalertest.WithPairs(defaults, "projectId", scalertest.Delete), Auth: auth, WantErr: `"projectId"`},
+		{Name: "bad projectId", MD: scalertest.WithPairs(defaults, "projectId", "projects/p1"), Auth: auth, WantErr: "projectId: want a project ID"},
+		{Name: "missing filter", MD: scalertest.WithPairs(defaults, "filter", scalertest.Delete), Auth: auth, WantErr: `"filter"`},
+		{Name: "blank filter", MD: scalertest.WithPairs(defaults, "filter", " "), Auth: auth, WantErr: "filter: must not be empty"},
+		{Name: "targetValue text", MD: scalertest.WithPairs(defaults, "targetValue", "five"), Auth: auth, WantErr: "targetValue: want a finite number"},
+		{Name: "targetValue zero", MD: scalertest.WithPairs(defaults, "targetValue", "0"), Auth: auth, WantErr: "targetValue: a metric target must be at least"},
+		{Name: "activationTargetValue text", MD: scalertest.WithPairs(defaults, "activationTargetValue", "x"), Auth: auth, WantErr: "activationTargetValue"},
+		{Name: "valueIfNull text", MD: scalertest.WithPairs(defaults, "valueIfNull", "none"), Auth: auth, WantErr: "valueIfNull"},
+		{Name: "alignmentPeriodSeconds too short", MD: scalertest.WithPairs(defaults, "alignmentPeriodSeconds", "30"), Auth: auth, WantErr: "alignmentPeriodSeconds"},
+		{Name: "alignmentPeriodSeconds text", MD: scalertest.WithPairs(defaults, "alignmentPeriodSeconds", "1m"), Auth: auth, WantErr: "alignmentPeriodSeconds"},
+		{Name: "alignmentAligner unknown", MD: scalertest.WithPairs(defaults, "alignmentPeriodSeconds", "60", "alignmentAligner", "median"), Auth: auth, WantErr: "alignmentAligner"},
+		{Name: "alignmentReducer unknown", MD: scalertest.WithPairs(defaults, "alignmentPeriodSeconds", "60", "alignmentReducer", "REDUCE_SUM"), Auth: auth, WantErr: "alignmentReducer"},
+		{Name: "aligner without period", MD: scalertest.WithPairs(defaults, "alignmentAligner", "mean"), Auth: auth, WantErr: "alignmentAligner: needs alignmentPeriodSeconds"},
+		{Name: "reducer without period", MD: scalertest.WithPairs(defaults, "alignmentReducer", "sum"), Auth: auth, WantErr: "alignmentReducer: needs alignmentPeriodSeconds"},
+		{Name: "no credentials", MD: defaults, WantErr: "GoogleApplicationCredentials: required"},
+		{Name: "credentials not JSON", MD: defaults, Auth: map[string]string{"GoogleApplicationCredentials": "not-json-secret"}, WantErr: "not a Google credentials"},
+		{Name: "credentials wrong type", MD: defaults, Auth: map[string]string{"GoogleApplicationCredentials": `{"type":"api_key"}`}, WantErr: "unsupported credentials type"},
+		{Name: "credentialsFromEnv unset", MD: scalertest.WithPairs(defaults, "credentialsFromEnv", "NOPE"), WantErr: "credentialsFromEnv"},
+		{Name: "credentialsFromEnvFile missing file", MD: scalertest.WithPairs(defaults, "credentialsFromEnvFile", "F"), Env: map[string]string{"F": "/nonexistent/key.json"}, WantErr: "credentialsFromEnvFile"},
+	}, "PRIVATE KEY", "not-json-secret")
 }
 
 func TestSample(t *testing.T) {

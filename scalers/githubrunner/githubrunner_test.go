@@ -117,69 +117,42 @@ func newScaler(t testing.TB, g *github, md, auth map[string]string) *Scaler {
 		auth = map[string]string{"personalAccessToken": token}
 	}
 	base := map[string]string{"owner": "acme", "runnerScope": "org", "githubApiURL": g.srv.URL}
-	s, err := New(context.Background(), &scalers.TriggerConfig{Type: Type, Index: 4, Metadata: scalertest.With(base, md), AuthParams: auth})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	t.Cleanup(func() { _ = s.Close(context.Background()) })
-	return s.(*Scaler)
+	return scalertest.New[*Scaler](t, New, &scalers.TriggerConfig{Type: Type, Index: 4, Metadata: scalertest.With(base, md), AuthParams: auth})
 }
 
 func TestMetadata(t *testing.T) {
 	t.Parallel()
 	defaults := map[string]string{"owner": "acme", "runnerScope": "org"}
 	auth := map[string]string{"personalAccessToken": "ghp_secret_value"}
-	tests := []struct {
-		name    string
-		md      map[string]string
-		auth    map[string]string
-		wantErr string
-		check   func(t *testing.T, m Metadata)
-	}{
-		{name: "defaults", md: defaults, auth: auth, check: func(t *testing.T, m Metadata) {
+	scalertest.ParseTableFunc(t, Type, ParseMetadata, []scalertest.ParseCase[Metadata]{
+		{Name: "defaults", MD: defaults, Auth: auth, Check: func(t *testing.T, m Metadata) {
 			if m.TargetWorkflowQueueLength != 1 || m.ActivationTargetWorkflowQueueLength != 0 || m.NoDefaultLabels ||
 				m.api.String() != "https://api.github.com" || len(m.Repos) != 0 || len(m.Labels) != 0 {
 				t.Errorf("defaults wrong: %+v", m)
 			}
 		}},
-		{name: "every field", md: scalertest.WithPairs(defaults, "runnerScope", "ent", "repos", "a, b", "labels", "gpu,arm64",
+		{Name: "every field", MD: scalertest.WithPairs(defaults, "runnerScope", "ent", "repos", "a, b", "labels", "gpu,arm64",
 			"noDefaultLabels", "true", "targetWorkflowQueueLength", "3", "activationTargetWorkflowQueueLength", "2",
-			"githubApiURL", "https://ghe.example.com/api/v3/"), auth: auth, check: func(t *testing.T, m Metadata) {
+			"githubApiURL", "https://ghe.example.com/api/v3/"), Auth: auth, Check: func(t *testing.T, m Metadata) {
 			if m.RunnerScope != "ent" || len(m.Repos) != 2 || m.Repos[1] != "b" || len(m.Labels) != 2 || !m.NoDefaultLabels ||
 				m.TargetWorkflowQueueLength != 3 || m.ActivationTargetWorkflowQueueLength != 2 || m.api.String() != "https://ghe.example.com/api/v3" {
 				t.Errorf("fields wrong: %+v %s", m, m.api)
 			}
 		}},
-		{name: "missing owner", md: scalertest.WithPairs(defaults, "owner", scalertest.Delete), auth: auth, wantErr: `"owner"`},
-		{name: "owner with slash", md: scalertest.WithPairs(defaults, "owner", "acme/web"), auth: auth, wantErr: "owner"},
-		{name: "missing runnerScope", md: scalertest.WithPairs(defaults, "runnerScope", scalertest.Delete), auth: auth, wantErr: `"runnerScope"`},
-		{name: "bad runnerScope", md: scalertest.WithPairs(defaults, "runnerScope", "organization"), auth: auth, wantErr: "runnerScope: want one of"},
-		{name: "ent without repos", md: scalertest.WithPairs(defaults, "runnerScope", "ent"), auth: auth, wantErr: "repos: required"},
-		{name: "repo with owner", md: scalertest.WithPairs(defaults, "repos", "acme/web"), auth: auth, wantErr: "repos"},
-		{name: "target text", md: scalertest.WithPairs(defaults, "targetWorkflowQueueLength", "one"), auth: auth, wantErr: "targetWorkflowQueueLength: want integer"},
-		{name: "target zero", md: scalertest.WithPairs(defaults, "targetWorkflowQueueLength", "0"), auth: auth, wantErr: "targetWorkflowQueueLength"},
-		{name: "activation negative", md: scalertest.WithPairs(defaults, "activationTargetWorkflowQueueLength", "-1"), auth: auth, wantErr: "activationTargetWorkflowQueueLength"},
-		{name: "noDefaultLabels bad", md: scalertest.WithPairs(defaults, "noDefaultLabels", "sometimes"), auth: auth, wantErr: "noDefaultLabels"},
-		{name: "githubApiURL bad", md: scalertest.WithPairs(defaults, "githubApiURL", "api.github.com"), auth: auth, wantErr: "githubApiURL"},
-		{name: "no token", md: defaults, wantErr: "personalAccessToken: required"},
-		{name: "app auth refused", md: scalertest.WithPairs(defaults, "applicationID", "1", "installationID", "2"), auth: map[string]string{"appKey": "k"}, wantErr: "applicationID"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			m, err := ParseMetadata(&scalers.TriggerConfig{Type: Type, Metadata: tc.md, AuthParams: tc.auth})
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), "github-runner trigger") || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want it to name the trigger and %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			tc.check(t, m)
-		})
-	}
+		{Name: "missing owner", MD: scalertest.WithPairs(defaults, "owner", scalertest.Delete), Auth: auth, WantErr: `"owner"`},
+		{Name: "owner with slash", MD: scalertest.WithPairs(defaults, "owner", "acme/web"), Auth: auth, WantErr: "owner"},
+		{Name: "missing runnerScope", MD: scalertest.WithPairs(defaults, "runnerScope", scalertest.Delete), Auth: auth, WantErr: `"runnerScope"`},
+		{Name: "bad runnerScope", MD: scalertest.WithPairs(defaults, "runnerScope", "organization"), Auth: auth, WantErr: "runnerScope: want one of"},
+		{Name: "ent without repos", MD: scalertest.WithPairs(defaults, "runnerScope", "ent"), Auth: auth, WantErr: "repos: required"},
+		{Name: "repo with owner", MD: scalertest.WithPairs(defaults, "repos", "acme/web"), Auth: auth, WantErr: "repos"},
+		{Name: "target text", MD: scalertest.WithPairs(defaults, "targetWorkflowQueueLength", "one"), Auth: auth, WantErr: "targetWorkflowQueueLength: want integer"},
+		{Name: "target zero", MD: scalertest.WithPairs(defaults, "targetWorkflowQueueLength", "0"), Auth: auth, WantErr: "targetWorkflowQueueLength"},
+		{Name: "activation negative", MD: scalertest.WithPairs(defaults, "activationTargetWorkflowQueueLength", "-1"), Auth: auth, WantErr: "activationTargetWorkflowQueueLength"},
+		{Name: "noDefaultLabels bad", MD: scalertest.WithPairs(defaults, "noDefaultLabels", "sometimes"), Auth: auth, WantErr: "noDefaultLabels"},
+		{Name: "githubApiURL bad", MD: scalertest.WithPairs(defaults, "githubApiURL", "api.github.com"), Auth: auth, WantErr: "githubApiURL"},
+		{Name: "no token", MD: defaults, WantErr: "personalAccessToken: required"},
+		{Name: "app auth refused", MD: scalertest.WithPairs(defaults, "applicationID", "1", "installationID", "2"), Auth: map[string]string{"appKey": "k"}, WantErr: "applicationID"},
+	})
 }
 
 func TestQueueLength(t *testing.T) {

@@ -1,15 +1,12 @@
 package graphite
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
-	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/scalertest"
 )
 
@@ -17,53 +14,29 @@ func TestMetadata(t *testing.T) {
 	t.Parallel()
 	defaults := map[string]string{"serverAddress": "http://graphite:8080", "query": "sumSeries(jobs.*.queued)", "queryTime": "-10Minutes"}
 	base := func(kv ...string) map[string]string { return scalertest.WithPairs(defaults, kv...) }
-	tests := []struct {
-		name    string
-		md      map[string]string
-		auth    map[string]string
-		wantErr string
-		check   func(t *testing.T, m Metadata)
-	}{
-		{name: "defaults", md: base(), check: func(t *testing.T, m Metadata) {
+	scalertest.ParseTable(t, TriggerType, []scalertest.ParseCase[Metadata]{
+		{Name: "defaults", MD: base(), Check: func(t *testing.T, m Metadata) {
 			if m.Threshold != 100 || m.ActivationThreshold != 0 || m.AuthMode != "" || m.renderURL.String() != "http://graphite:8080/render" {
 				t.Errorf("defaults wrong: %+v url=%s", m, m.renderURL)
 			}
 		}},
-		{name: "every field", md: base("serverAddress", "https://g/prefix/", "threshold", "2.5", "activationThreshold", "1", "authMode", "basic"),
-			auth: map[string]string{"username": "u", "password": "p"}, check: func(t *testing.T, m Metadata) {
+		{Name: "every field", MD: base("serverAddress", "https://g/prefix/", "threshold", "2.5", "activationThreshold", "1", "authMode", "basic"),
+			Auth: map[string]string{"username": "u", "password": "p"}, Check: func(t *testing.T, m Metadata) {
 				if m.Threshold != 2.5 || m.ActivationThreshold != 1 || m.Username != "u" || m.renderURL.String() != "https://g/prefix/render" {
 					t.Errorf("fields wrong: %+v url=%s", m, m.renderURL)
 				}
 			}},
-		{name: "missing serverAddress", md: base("serverAddress", scalertest.Delete), wantErr: "serverAddress"},
-		{name: "serverAddress without scheme", md: base("serverAddress", "graphite:8080"), wantErr: "serverAddress"},
-		{name: "missing query", md: base("query", scalertest.Delete), wantErr: "query"},
-		{name: "missing queryTime", md: base("queryTime", scalertest.Delete), wantErr: "queryTime"},
-		{name: "blank queryTime", md: base("queryTime", " "), wantErr: "queryTime"},
-		{name: "non-numeric threshold", md: base("threshold", "lots"), wantErr: "threshold"},
-		{name: "negative threshold", md: base("threshold", "-3"), wantErr: "threshold"},
-		{name: "non-numeric activationThreshold", md: base("activationThreshold", "1,5"), wantErr: "activationThreshold"},
-		{name: "unknown authMode", md: base("authMode", "bearer"), wantErr: "authMode"},
-		{name: "basic without username", md: base("authMode", "basic"), wantErr: "username"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			cfg := &scalers.TriggerConfig{Type: TriggerType, Metadata: tc.md, AuthParams: tc.auth}
-			var m Metadata
-			err := scalers.Parse(cfg, &m)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), "graphite trigger") || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want it to name the graphite trigger and %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("Parse: %v", err)
-			}
-			tc.check(t, m)
-		})
-	}
+		{Name: "missing serverAddress", MD: base("serverAddress", scalertest.Delete), WantErr: "serverAddress"},
+		{Name: "serverAddress without scheme", MD: base("serverAddress", "graphite:8080"), WantErr: "serverAddress"},
+		{Name: "missing query", MD: base("query", scalertest.Delete), WantErr: "query"},
+		{Name: "missing queryTime", MD: base("queryTime", scalertest.Delete), WantErr: "queryTime"},
+		{Name: "blank queryTime", MD: base("queryTime", " "), WantErr: "queryTime"},
+		{Name: "non-numeric threshold", MD: base("threshold", "lots"), WantErr: "threshold"},
+		{Name: "negative threshold", MD: base("threshold", "-3"), WantErr: "threshold"},
+		{Name: "non-numeric activationThreshold", MD: base("activationThreshold", "1,5"), WantErr: "activationThreshold"},
+		{Name: "unknown authMode", MD: base("authMode", "bearer"), WantErr: "authMode"},
+		{Name: "basic without username", MD: base("authMode", "basic"), WantErr: "username"},
+	})
 }
 
 // fakeGraphite serves graphite-web's /render?format=json; with user set it requires basic auth.
@@ -102,23 +75,7 @@ func (f *fakeGraphite) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func newScaler(tb testing.TB, md, auth map[string]string) *Scaler {
 	tb.Helper()
-	cfg := &scalers.TriggerConfig{Type: TriggerType, Name: "jobs", Metadata: md, AuthParams: auth, Shared: scalers.NewShared()}
-	s, err := New(context.Background(), cfg)
-	if err != nil {
-		tb.Fatalf("New: %v", err)
-	}
-	tb.Cleanup(func() { _ = s.Close(context.Background()) })
-	return s.(*Scaler)
-}
-
-func sample(s *Scaler) (float64, bool, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	vals, active, err := s.Sample(ctx)
-	if err != nil {
-		return 0, false, err
-	}
-	return vals[0].Value, active, nil
+	return scalertest.New[*Scaler](tb, New, scalertest.Config(TriggerType, "jobs", md, auth))
 }
 
 func TestSample(t *testing.T) {
@@ -152,7 +109,7 @@ func TestSample(t *testing.T) {
 			s := newScaler(t, map[string]string{"serverAddress": srv.URL, "query": "sumSeries(jobs.*.queued)", "queryTime": "-5Minutes",
 				"threshold": "100", "activationThreshold": "5"}, nil)
 			f.set(tc.status, tc.body)
-			v, active, err := sample(s)
+			v, active, err := scalertest.First(s)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), `graphite trigger "jobs"`) {
 					t.Fatalf("Sample error = %v, want one naming the trigger and containing %q", err, tc.wantErr)
@@ -177,21 +134,10 @@ func TestBasicAuth(t *testing.T) {
 	srv := httptest.NewServer(&fakeGraphite{user: "graphite", pass: "s3cret-pass", status: 200, body: `[{"target":"x","datapoints":[[4,1]]}]`})
 	t.Cleanup(srv.Close)
 	md := map[string]string{"serverAddress": srv.URL, "query": "x", "queryTime": "-1Minutes", "authMode": "basic"}
-	if v, _, err := sample(newScaler(t, md, map[string]string{"username": "graphite", "password": "s3cret-pass"})); err != nil || v != 4 {
+	if v, _, err := scalertest.First(newScaler(t, md, map[string]string{"username": "graphite", "password": "s3cret-pass"})); err != nil || v != 4 {
 		t.Fatalf("good credentials: (%v, %v), want 4", v, err)
 	}
-	logger, logs := scalertest.ObservedLogger()
-	cfg := &scalers.TriggerConfig{Type: TriggerType, Metadata: md, AuthParams: map[string]string{"username": "graphite", "password": "wrong-pass"}, Logger: logger}
-	s, err := New(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(context.Background())
-	_, _, err = sample(s.(*Scaler))
-	if err == nil || !strings.Contains(err.Error(), "HTTP 401") {
-		t.Fatalf("wrong password: %v, want HTTP 401", err)
-	}
-	scalertest.AssertNoSecret(t, "wrong-pass", err.Error(), logs.All())
+	scalertest.SampleFails(t, New, scalertest.Config(TriggerType, "", md, map[string]string{"username": "graphite", "password": "wrong-pass"}), "HTTP 401", "wrong-pass")
 }
 
 func TestServerDown(t *testing.T) {
@@ -199,7 +145,7 @@ func TestServerDown(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	addr := srv.URL
 	srv.Close()
-	_, _, err := sample(newScaler(t, map[string]string{"serverAddress": addr, "query": "x", "queryTime": "-1Minutes"}, nil))
+	_, _, err := scalertest.First(newScaler(t, map[string]string{"serverAddress": addr, "query": "x", "queryTime": "-1Minutes"}, nil))
 	if err == nil || !strings.Contains(err.Error(), "connect") {
 		t.Fatalf("error %v, want a connection error", err)
 	}

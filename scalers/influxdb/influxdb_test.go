@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/scalertest"
@@ -22,59 +21,34 @@ func TestMetadata(t *testing.T) {
 		"query": `from(bucket:"jobs") |> range(start: -1m) |> count()`}
 	base := func(kv ...string) map[string]string { return scalertest.WithPairs(defaults, kv...) }
 	auth := map[string]string{"authToken": token}
-	tests := []struct {
-		name    string
-		md      map[string]string
-		auth    map[string]string
-		env     map[string]string
-		wantErr string
-		check   func(t *testing.T, m Metadata)
-	}{
-		{name: "defaults", md: base(), auth: auth, check: func(t *testing.T, m Metadata) {
+	scalertest.ParseTable(t, TriggerType, []scalertest.ParseCase[Metadata]{
+		{Name: "defaults", MD: base(), Auth: auth, Check: func(t *testing.T, m Metadata) {
 			if m.ThresholdValue != 4 || m.ActivationThresholdValue != 0 || m.UnsafeSsl || m.InfluxVersion != "2" || m.AuthToken != token {
 				t.Errorf("defaults wrong: %+v", m)
 			}
 		}},
-		{name: "token from env, server and org from authParams", md: base("serverURL", scalertest.Delete, "organizationName", scalertest.Delete,
+		{Name: "token from env, server and org from authParams", MD: base("serverURL", scalertest.Delete, "organizationName", scalertest.Delete,
 			"authTokenFromEnv", "INFLUX_TOKEN", "activationThresholdValue", "1.5", "unsafeSsl", "true"),
-			auth: map[string]string{"serverURL": "https://influx:8086", "organizationName": "org2"}, env: map[string]string{"INFLUX_TOKEN": "t"},
-			check: func(t *testing.T, m Metadata) {
+			Auth: map[string]string{"serverURL": "https://influx:8086", "organizationName": "org2"}, Env: map[string]string{"INFLUX_TOKEN": "t"},
+			Check: func(t *testing.T, m Metadata) {
 				if m.AuthToken != "t" || m.ServerURL != "https://influx:8086" || m.OrganizationName != "org2" || m.ActivationThresholdValue != 1.5 || !m.UnsafeSsl {
 					t.Errorf("fields wrong: %+v", m)
 				}
 			}},
-		{name: "missing serverURL", md: base("serverURL", scalertest.Delete), auth: auth, wantErr: "serverURL"},
-		{name: "bad serverURL", md: base("serverURL", "influx:8086"), auth: auth, wantErr: "serverURL"},
-		{name: "missing organizationName", md: base("organizationName", scalertest.Delete), auth: auth, wantErr: "organizationName"},
-		{name: "missing query", md: base("query", scalertest.Delete), auth: auth, wantErr: "query"},
-		{name: "missing thresholdValue", md: base("thresholdValue", scalertest.Delete), auth: auth, wantErr: "thresholdValue"},
-		{name: "non-numeric thresholdValue", md: base("thresholdValue", "four"), auth: auth, wantErr: "thresholdValue"},
-		{name: "zero thresholdValue", md: base("thresholdValue", "0"), auth: auth, wantErr: "thresholdValue"},
-		{name: "non-numeric activationThresholdValue", md: base("activationThresholdValue", "x"), auth: auth, wantErr: "activationThresholdValue"},
-		{name: "bad unsafeSsl", md: base("unsafeSsl", "maybe"), auth: auth, wantErr: "unsafeSsl"},
-		{name: "influxVersion 3", md: base("influxVersion", "3"), auth: auth, wantErr: "influxVersion"},
-		{name: "unknown influxVersion", md: base("influxVersion", "1"), auth: auth, wantErr: "influxVersion"},
-		{name: "missing authToken", md: base(), wantErr: "authToken"},
-		{name: "authTokenFromEnv naming a missing variable", md: base("authTokenFromEnv", "NOPE"), wantErr: "authTokenFromEnv"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			cfg := &scalers.TriggerConfig{Type: TriggerType, Metadata: tc.md, AuthParams: tc.auth, ResolvedEnv: tc.env}
-			var m Metadata
-			err := scalers.Parse(cfg, &m)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), "influxdb trigger") || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want it to name the influxdb trigger and %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("Parse: %v", err)
-			}
-			tc.check(t, m)
-		})
-	}
+		{Name: "missing serverURL", MD: base("serverURL", scalertest.Delete), Auth: auth, WantErr: "serverURL"},
+		{Name: "bad serverURL", MD: base("serverURL", "influx:8086"), Auth: auth, WantErr: "serverURL"},
+		{Name: "missing organizationName", MD: base("organizationName", scalertest.Delete), Auth: auth, WantErr: "organizationName"},
+		{Name: "missing query", MD: base("query", scalertest.Delete), Auth: auth, WantErr: "query"},
+		{Name: "missing thresholdValue", MD: base("thresholdValue", scalertest.Delete), Auth: auth, WantErr: "thresholdValue"},
+		{Name: "non-numeric thresholdValue", MD: base("thresholdValue", "four"), Auth: auth, WantErr: "thresholdValue"},
+		{Name: "zero thresholdValue", MD: base("thresholdValue", "0"), Auth: auth, WantErr: "thresholdValue"},
+		{Name: "non-numeric activationThresholdValue", MD: base("activationThresholdValue", "x"), Auth: auth, WantErr: "activationThresholdValue"},
+		{Name: "bad unsafeSsl", MD: base("unsafeSsl", "maybe"), Auth: auth, WantErr: "unsafeSsl"},
+		{Name: "influxVersion 3", MD: base("influxVersion", "3"), Auth: auth, WantErr: "influxVersion"},
+		{Name: "unknown influxVersion", MD: base("influxVersion", "1"), Auth: auth, WantErr: "influxVersion"},
+		{Name: "missing authToken", MD: base(), WantErr: "authToken"},
+		{Name: "authTokenFromEnv naming a missing variable", MD: base("authTokenFromEnv", "NOPE"), WantErr: "authTokenFromEnv"},
+	})
 }
 
 func TestPlainAuthTokenInMetadataIsRefused(t *testing.T) {
@@ -154,23 +128,7 @@ func newScaler(tb testing.TB, url string, md, auth map[string]string) *Scaler {
 		auth = map[string]string{"authToken": token}
 	}
 	md = scalertest.WithPairs(md, "serverURL", url)
-	cfg := &scalers.TriggerConfig{Type: TriggerType, Name: "jobs", Metadata: md, AuthParams: auth, Shared: scalers.NewShared()}
-	s, err := New(context.Background(), cfg)
-	if err != nil {
-		tb.Fatalf("New: %v", err)
-	}
-	tb.Cleanup(func() { _ = s.Close(context.Background()) })
-	return s.(*Scaler)
-}
-
-func sample(s *Scaler) (float64, bool, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	vals, active, err := s.Sample(ctx)
-	if err != nil {
-		return 0, false, err
-	}
-	return vals[0].Value, active, nil
+	return scalertest.New[*Scaler](tb, New, &scalers.TriggerConfig{Type: TriggerType, Name: "jobs", Metadata: md, AuthParams: auth, Shared: scalers.NewShared()})
 }
 
 func TestSample(t *testing.T) {
@@ -199,7 +157,7 @@ func TestSample(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newScaler(t, srv.URL, map[string]string{"organizationName": "acme", "query": query, "thresholdValue": "10", "activationThresholdValue": "2"}, nil)
 			f.set(tc.status, tc.body)
-			v, active, err := sample(s)
+			v, active, err := scalertest.First(s)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), `influxdb trigger "jobs"`) {
 					t.Fatalf("Sample error = %v, want one naming the trigger and containing %q", err, tc.wantErr)
@@ -226,20 +184,9 @@ func TestAuthFailure(t *testing.T) {
 	t.Parallel()
 	srv := httptest.NewServer(&fakeInflux{status: 200, body: csvResult("double", "1")})
 	t.Cleanup(srv.Close)
-	logger, logs := scalertest.ObservedLogger()
-	cfg := &scalers.TriggerConfig{Type: TriggerType, Logger: logger, Metadata: map[string]string{"serverURL": srv.URL, "organizationName": "acme",
-		"query": "q", "thresholdValue": "1"}, AuthParams: map[string]string{"authToken": "wrong-token-123"}}
-	s, err := New(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(context.Background())
-	_, _, err = sample(s.(*Scaler))
-	if err == nil || !strings.Contains(err.Error(), "HTTP 401") {
-		t.Fatalf("error %v, want HTTP 401", err)
-	}
-	scalertest.AssertNoSecret(t, "wrong-token-123", err.Error(), logs.All())
-	if v, _, err := sample(newScaler(t, srv.URL, map[string]string{"organizationName": "acme", "query": "q", "thresholdValue": "1"}, nil)); err != nil || v != 1 {
+	scalertest.SampleFails(t, New, scalertest.Config(TriggerType, "", map[string]string{"serverURL": srv.URL, "organizationName": "acme", "query": "q", "thresholdValue": "1"},
+		map[string]string{"authToken": "wrong-token-123"}), "HTTP 401", "wrong-token-123")
+	if v, _, err := scalertest.First(newScaler(t, srv.URL, map[string]string{"organizationName": "acme", "query": "q", "thresholdValue": "1"}, nil)); err != nil || v != 1 {
 		t.Fatalf("good token: (%v, %v), want 1", v, err)
 	}
 }
@@ -249,7 +196,7 @@ func TestServerDown(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	addr := srv.URL
 	srv.Close()
-	_, _, err := sample(newScaler(t, addr, map[string]string{"organizationName": "acme", "query": "q", "thresholdValue": "1"}, nil))
+	_, _, err := scalertest.First(newScaler(t, addr, map[string]string{"organizationName": "acme", "query": "q", "thresholdValue": "1"}, nil))
 	if err == nil || !strings.Contains(err.Error(), "connect") {
 		t.Fatalf("error %v, want a connection error", err)
 	}

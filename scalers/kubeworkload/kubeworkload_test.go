@@ -24,50 +24,29 @@ func TestMain(m *testing.M) { os.Exit(devcluster.Main(m)) }
 func TestMetadata(t *testing.T) {
 	t.Parallel()
 	defaults := map[string]string{"podSelector": "app=worker", "value": "2"}
-	tests := []struct {
-		name    string
-		md      map[string]string
-		wantErr string
-		check   func(t *testing.T, m Metadata)
-	}{
-		{name: "defaults", md: defaults, check: func(t *testing.T, m Metadata) {
+	scalertest.ParseTableFunc(t, Type, ParseMetadata, []scalertest.ParseCase[Metadata]{
+		{Name: "defaults", MD: defaults, Check: func(t *testing.T, m Metadata) {
 			if m.Value != 2 || m.ActivationValue != 0 || m.selector.String() != "app=worker" {
 				t.Errorf("defaults wrong: %+v", m)
 			}
 		}},
-		{name: "set-based selector", md: scalertest.WithPairs(defaults, "podSelector", "app in (a, b), tier!=db", "value", "0.5", "activationValue", "3"),
-			check: func(t *testing.T, m Metadata) {
+		{Name: "set-based selector", MD: scalertest.WithPairs(defaults, "podSelector", "app in (a, b), tier!=db", "value", "0.5", "activationValue", "3"),
+			Check: func(t *testing.T, m Metadata) {
 				if m.Value != 0.5 || m.ActivationValue != 3 || !strings.Contains(m.selector.String(), "tier!=db") {
 					t.Errorf("fields wrong: %+v %s", m, m.selector)
 				}
 			}},
-		{name: "missing podSelector", md: scalertest.WithPairs(defaults, "podSelector", scalertest.Delete), wantErr: `"podSelector"`},
-		{name: "blank podSelector", md: scalertest.WithPairs(defaults, "podSelector", " "), wantErr: "podSelector"},
-		{name: "bad podSelector", md: scalertest.WithPairs(defaults, "podSelector", "app in ("), wantErr: "podSelector"},
-		{name: "bad podSelector value", md: scalertest.WithPairs(defaults, "podSelector", "app=in valid"), wantErr: "podSelector"},
-		{name: "missing value", md: scalertest.WithPairs(defaults, "value", scalertest.Delete), wantErr: `"value"`},
-		{name: "value text", md: scalertest.WithPairs(defaults, "value", "two"), wantErr: "value: want a finite number"},
-		{name: "value zero", md: scalertest.WithPairs(defaults, "value", "0"), wantErr: "value: a metric target must be at least"},
-		{name: "value negative", md: scalertest.WithPairs(defaults, "value", "-1"), wantErr: "value"},
-		{name: "activationValue text", md: scalertest.WithPairs(defaults, "activationValue", "x"), wantErr: "activationValue"},
-		{name: "activationValue negative", md: scalertest.WithPairs(defaults, "activationValue", "-2"), wantErr: "activationValue"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			m, err := ParseMetadata(&scalers.TriggerConfig{Type: Type, Metadata: tc.md})
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), "kubernetes-workload trigger") || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want it to name the trigger and %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			tc.check(t, m)
-		})
-	}
+		{Name: "missing podSelector", MD: scalertest.WithPairs(defaults, "podSelector", scalertest.Delete), WantErr: `"podSelector"`},
+		{Name: "blank podSelector", MD: scalertest.WithPairs(defaults, "podSelector", " "), WantErr: "podSelector"},
+		{Name: "bad podSelector", MD: scalertest.WithPairs(defaults, "podSelector", "app in ("), WantErr: "podSelector"},
+		{Name: "bad podSelector value", MD: scalertest.WithPairs(defaults, "podSelector", "app=in valid"), WantErr: "podSelector"},
+		{Name: "missing value", MD: scalertest.WithPairs(defaults, "value", scalertest.Delete), WantErr: `"value"`},
+		{Name: "value text", MD: scalertest.WithPairs(defaults, "value", "two"), WantErr: "value: want a finite number"},
+		{Name: "value zero", MD: scalertest.WithPairs(defaults, "value", "0"), WantErr: "value: a metric target must be at least"},
+		{Name: "value negative", MD: scalertest.WithPairs(defaults, "value", "-1"), WantErr: "value"},
+		{Name: "activationValue text", MD: scalertest.WithPairs(defaults, "activationValue", "x"), WantErr: "activationValue"},
+		{Name: "activationValue negative", MD: scalertest.WithPairs(defaults, "activationValue", "-2"), WantErr: "activationValue"},
+	})
 }
 
 // pod creates a pod that no node can take (so it stays Pending, untouched by kwok) with the given labels.
@@ -86,11 +65,7 @@ func pod(t testing.TB, kube kubernetes.Interface, ns, name string, labels map[st
 
 func newScaler(t testing.TB, kube kubernetes.Interface, ns string, md map[string]string) *Scaler {
 	t.Helper()
-	s, err := New(context.Background(), &scalers.TriggerConfig{Type: Type, Index: 0, Metadata: md, ObjectNamespace: ns, Kube: kube})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s.(*Scaler)
+	return scalertest.New[*Scaler](t, New, &scalers.TriggerConfig{Type: Type, Index: 0, Metadata: md, ObjectNamespace: ns, Kube: kube})
 }
 
 // eventually samples until want is read (the list is served from the watch cache, which lags writes slightly).

@@ -1,16 +1,13 @@
 package loki
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
-	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/scalertest"
 )
 
@@ -18,66 +15,42 @@ func TestMetadata(t *testing.T) {
 	t.Parallel()
 	defaults := map[string]string{"serverAddress": "http://loki:3100", "query": `sum(rate({app="api"}[1m]))`, "threshold": "10"}
 	base := func(kv ...string) map[string]string { return scalertest.WithPairs(defaults, kv...) }
-	tests := []struct {
-		name    string
-		md      map[string]string
-		auth    map[string]string
-		wantErr string
-		check   func(t *testing.T, m Metadata)
-	}{
-		{name: "defaults", md: base(), check: func(t *testing.T, m Metadata) {
+	scalertest.ParseTable(t, TriggerType, []scalertest.ParseCase[Metadata]{
+		{Name: "defaults", MD: base(), Check: func(t *testing.T, m Metadata) {
 			if m.Threshold != 10 || m.ActivationThreshold != 0 || !m.IgnoreNullValues || m.UnsafeSsl || m.TenantName != "" ||
 				m.queryURL.String() != "http://loki:3100/loki/api/v1/query" {
 				t.Errorf("defaults wrong: %+v url=%s", m, m.queryURL)
 			}
 		}},
-		{name: "prefix path and every field", md: base("serverAddress", "https://gw/loki-a/", "threshold", "0.5", "activationThreshold", "2",
+		{Name: "prefix path and every field", MD: base("serverAddress", "https://gw/loki-a/", "threshold", "0.5", "activationThreshold", "2",
 			"tenantName", "team-a", "ignoreNullValues", "false", "unsafeSsl", "true", "authModes", "basic"),
-			auth: map[string]string{"username": "u", "password": "p"}, check: func(t *testing.T, m Metadata) {
+			Auth: map[string]string{"username": "u", "password": "p"}, Check: func(t *testing.T, m Metadata) {
 				if m.queryURL.String() != "https://gw/loki-a/loki/api/v1/query" || m.Threshold != 0.5 || m.ActivationThreshold != 2 ||
 					m.TenantName != "team-a" || m.IgnoreNullValues || !m.UnsafeSsl || !m.modes["basic"] {
 					t.Errorf("fields wrong: %+v url=%s", m, m.queryURL)
 				}
 			}},
-		{name: "full query endpoint kept", md: base("serverAddress", "http://loki:3100/loki/api/v1/query"), check: func(t *testing.T, m Metadata) {
+		{Name: "full query endpoint kept", MD: base("serverAddress", "http://loki:3100/loki/api/v1/query"), Check: func(t *testing.T, m Metadata) {
 			if m.queryURL.String() != "http://loki:3100/loki/api/v1/query" {
 				t.Errorf("url = %s", m.queryURL)
 			}
 		}},
-		{name: "missing serverAddress", md: base("serverAddress", scalertest.Delete), wantErr: "serverAddress"},
-		{name: "relative serverAddress", md: base("serverAddress", "loki:3100"), wantErr: "serverAddress"},
-		{name: "missing query", md: base("query", scalertest.Delete), wantErr: "query"},
-		{name: "blank query", md: base("query", " "), wantErr: "query"},
-		{name: "missing threshold", md: base("threshold", scalertest.Delete), wantErr: "threshold"},
-		{name: "non-numeric threshold", md: base("threshold", "ten"), wantErr: "threshold"},
-		{name: "zero threshold", md: base("threshold", "0"), wantErr: "threshold"},
-		{name: "non-numeric activationThreshold", md: base("activationThreshold", "x"), wantErr: "activationThreshold"},
-		{name: "bad ignoreNullValues", md: base("ignoreNullValues", "sometimes"), wantErr: "ignoreNullValues"},
-		{name: "bad unsafeSsl", md: base("unsafeSsl", "2"), wantErr: "unsafeSsl"},
-		{name: "unknown authMode", md: base("authModes", "oauth2"), wantErr: "authModes"},
-		{name: "bearer and basic", md: base("authModes", "bearer,basic"), auth: map[string]string{"bearerToken": "t", "username": "u"}, wantErr: "cannot be combined"},
-		{name: "bearer without token", md: base("authModes", "bearer"), wantErr: "bearerToken"},
-		{name: "basic without username", md: base("authModes", "basic"), wantErr: "username"},
-		{name: "tls without key", md: base("authModes", "tls"), auth: map[string]string{"cert": "c"}, wantErr: "cert and key"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			cfg := &scalers.TriggerConfig{Type: TriggerType, Metadata: tc.md, AuthParams: tc.auth}
-			var m Metadata
-			err := scalers.Parse(cfg, &m)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), "loki trigger") || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want it to name the loki trigger and %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("Parse: %v", err)
-			}
-			tc.check(t, m)
-		})
-	}
+		{Name: "missing serverAddress", MD: base("serverAddress", scalertest.Delete), WantErr: "serverAddress"},
+		{Name: "relative serverAddress", MD: base("serverAddress", "loki:3100"), WantErr: "serverAddress"},
+		{Name: "missing query", MD: base("query", scalertest.Delete), WantErr: "query"},
+		{Name: "blank query", MD: base("query", " "), WantErr: "query"},
+		{Name: "missing threshold", MD: base("threshold", scalertest.Delete), WantErr: "threshold"},
+		{Name: "non-numeric threshold", MD: base("threshold", "ten"), WantErr: "threshold"},
+		{Name: "zero threshold", MD: base("threshold", "0"), WantErr: "threshold"},
+		{Name: "non-numeric activationThreshold", MD: base("activationThreshold", "x"), WantErr: "activationThreshold"},
+		{Name: "bad ignoreNullValues", MD: base("ignoreNullValues", "sometimes"), WantErr: "ignoreNullValues"},
+		{Name: "bad unsafeSsl", MD: base("unsafeSsl", "2"), WantErr: "unsafeSsl"},
+		{Name: "unknown authMode", MD: base("authModes", "oauth2"), WantErr: "authModes"},
+		{Name: "bearer and basic", MD: base("authModes", "bearer,basic"), Auth: map[string]string{"bearerToken": "t", "username": "u"}, WantErr: "cannot be combined"},
+		{Name: "bearer without token", MD: base("authModes", "bearer"), WantErr: "bearerToken"},
+		{Name: "basic without username", MD: base("authModes", "basic"), WantErr: "username"},
+		{Name: "tls without key", MD: base("authModes", "tls"), Auth: map[string]string{"cert": "c"}, WantErr: "cert and key"},
+	})
 }
 
 // fakeLoki serves /loki/api/v1/query as Loki does, answering with the body set for the query; it requires the
@@ -129,23 +102,7 @@ func vector(values ...string) string {
 
 func newScaler(tb testing.TB, md, auth map[string]string) *Scaler {
 	tb.Helper()
-	cfg := &scalers.TriggerConfig{Type: TriggerType, Name: "logs", Metadata: md, AuthParams: auth, Shared: scalers.NewShared()}
-	s, err := New(context.Background(), cfg)
-	if err != nil {
-		tb.Fatalf("New: %v", err)
-	}
-	tb.Cleanup(func() { _ = s.Close(context.Background()) })
-	return s.(*Scaler)
-}
-
-func sample(s *Scaler) (float64, bool, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	vals, active, err := s.Sample(ctx)
-	if err != nil {
-		return 0, false, err
-	}
-	return vals[0].Value, active, nil
+	return scalertest.New[*Scaler](tb, New, scalertest.Config(TriggerType, "logs", md, auth))
 }
 
 func TestSample(t *testing.T) {
@@ -182,7 +139,7 @@ func TestSample(t *testing.T) {
 			}
 			s := newScaler(t, md, nil)
 			f.set(tc.status, tc.body)
-			v, active, err := sample(s)
+			v, active, err := scalertest.First(s)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), `loki trigger "logs"`) {
 					t.Fatalf("Sample error = %v, want one naming the trigger and containing %q", err, tc.wantErr)
@@ -211,21 +168,11 @@ func TestAuth(t *testing.T) {
 	srv := httptest.NewServer(&fakeLoki{token: token, status: 200, body: vector("7")})
 	t.Cleanup(srv.Close)
 	md := map[string]string{"serverAddress": srv.URL, "query": "sum(x)", "threshold": "1", "authModes": "bearer"}
-	if v, active, err := sample(newScaler(t, md, map[string]string{"bearerToken": token})); err != nil || v != 7 || !active {
+	if v, active, err := scalertest.First(newScaler(t, md, map[string]string{"bearerToken": token})); err != nil || v != 7 || !active {
 		t.Fatalf("good token: (%v, %v, %v), want (7, true, nil)", v, active, err)
 	}
-	logger, logs := scalertest.ObservedLogger()
-	cfg := &scalers.TriggerConfig{Type: TriggerType, Metadata: md, AuthParams: map[string]string{"bearerToken": "wrong-token-secret"}, Logger: logger}
-	s, err := New(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(context.Background())
-	_, _, err = sample(s.(*Scaler))
-	if err == nil || !strings.Contains(err.Error(), "HTTP 401") {
-		t.Fatalf("wrong token: error %v, want HTTP 401", err)
-	}
-	scalertest.AssertNoSecret(t, "wrong-token-secret", err.Error(), logs.All())
+	scalertest.SampleFails(t, New, scalertest.Config(TriggerType, "", md,
+		map[string]string{"bearerToken": "wrong-token-secret"}), "HTTP 401", "wrong-token-secret")
 }
 
 func TestServerDown(t *testing.T) {
@@ -233,7 +180,7 @@ func TestServerDown(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	addr := srv.URL
 	srv.Close()
-	_, _, err := sample(newScaler(t, map[string]string{"serverAddress": addr, "query": "sum(x)", "threshold": "1"}, nil))
+	_, _, err := scalertest.First(newScaler(t, map[string]string{"serverAddress": addr, "query": "sum(x)", "threshold": "1"}, nil))
 	if err == nil || !strings.Contains(err.Error(), "connect") {
 		t.Fatalf("error %v, want a connection error", err)
 	}

@@ -14,74 +14,48 @@ func TestMetadata(t *testing.T) {
 	t.Parallel()
 	defaults := map[string]string{"url": "http://svc.ns:8080/stats", "valueLocation": "a.b", "targetValue": "10"}
 	base := func(changes map[string]string) map[string]string { return scalertest.With(defaults, changes) }
-	tests := []struct {
-		name    string
-		md      map[string]string
-		auth    map[string]string
-		wantErr string
-		check   func(t *testing.T, m Metadata)
-	}{
-		{name: "defaults", md: base(nil), check: func(t *testing.T, m Metadata) {
+	scalertest.ParseTable(t, TriggerType, []scalertest.ParseCase[Metadata]{
+		{Name: "defaults", MD: base(nil), Check: func(t *testing.T, m Metadata) {
 			if m.Format != "json" || m.TargetValue != 10 || m.ActivationTargetValue != 0 || m.UnsafeSsl ||
 				m.Method != "header" || m.timeout != defaultTimeout || len(m.modes) != 0 {
 				t.Errorf("defaults wrong: %+v", m)
 			}
 		}},
-		{name: "every field", md: base(map[string]string{
+		{Name: "every field", MD: base(map[string]string{
 			"format": "prometheus", "valueLocation": `q{a="b"}`, "targetValue": "2.5", "activationTargetValue": "1",
 			"unsafeSsl": "true", "timeout": "2s", "authMode": "apiKey,tls", "method": "query", "keyParamName": "k",
-		}), auth: map[string]string{"apiKey": "x", "cert": "c", "key": "k"}, check: func(t *testing.T, m Metadata) {
+		}), Auth: map[string]string{"apiKey": "x", "cert": "c", "key": "k"}, Check: func(t *testing.T, m Metadata) {
 			if m.Format != "prometheus" || m.TargetValue != 2.5 || m.ActivationTargetValue != 1 || !m.UnsafeSsl ||
 				m.timeout != 2*time.Second || !m.modes["apiKey"] || !m.modes["tls"] || m.Method != "query" || m.KeyParamName != "k" ||
 				m.selector == nil || m.selector.name != "q" || m.selector.labels["a"] != "b" {
 				t.Errorf("fields wrong: %+v sel=%+v", m, m.selector)
 			}
 		}},
-		{name: "bearerToken alias", md: base(map[string]string{"authMode": "bearer"}), auth: map[string]string{"bearerToken": "t"}, check: func(t *testing.T, m Metadata) {
+		{Name: "bearerToken alias", MD: base(map[string]string{"authMode": "bearer"}), Auth: map[string]string{"bearerToken": "t"}, Check: func(t *testing.T, m Metadata) {
 			if m.BearerToken != "t" {
 				t.Errorf("BearerToken = %q", m.BearerToken)
 			}
 		}},
-		{name: "missing url", md: base(map[string]string{"url": "<delete>"}), wantErr: "url"},
-		{name: "relative url", md: base(map[string]string{"url": "/stats"}), wantErr: "url"},
-		{name: "bad url", md: base(map[string]string{"url": "http://[::1"}), wantErr: "url"},
-		{name: "missing valueLocation", md: base(map[string]string{"valueLocation": "<delete>"}), wantErr: "valueLocation"},
-		{name: "missing targetValue", md: base(map[string]string{"targetValue": "<delete>"}), wantErr: "targetValue"},
-		{name: "non-numeric targetValue", md: base(map[string]string{"targetValue": "AA"}), wantErr: "targetValue"},
-		{name: "negative targetValue", md: base(map[string]string{"targetValue": "-1"}), wantErr: "targetValue"},
-		{name: "non-numeric activationTargetValue", md: base(map[string]string{"activationTargetValue": "x"}), wantErr: "activationTargetValue"},
-		{name: "bad format", md: base(map[string]string{"format": "csv"}), wantErr: "format"},
-		{name: "bad prometheus selector", md: base(map[string]string{"format": "prometheus", "valueLocation": `q{a=~"b"}`}), wantErr: "valueLocation"},
-		{name: "bad method", md: base(map[string]string{"method": "body"}), wantErr: "method"},
-		{name: "bad authMode", md: base(map[string]string{"authMode": "oauth"}), wantErr: "authMode"},
-		{name: "apiKey without key", md: base(map[string]string{"authMode": "apiKey"}), wantErr: "apiKey"},
-		{name: "basic without username", md: base(map[string]string{"authMode": "basic"}), wantErr: "username"},
-		{name: "bearer without token", md: base(map[string]string{"authMode": "bearer"}), wantErr: "token"},
-		{name: "basic and bearer", md: base(map[string]string{"authMode": "basic,bearer"}), auth: map[string]string{"username": "u", "token": "t"}, wantErr: "cannot be combined"},
-		{name: "tls without cert", md: base(map[string]string{"authMode": "tls"}), auth: map[string]string{"key": "k"}, wantErr: "cert and key"},
-		{name: "bad timeout", md: base(map[string]string{"timeout": "soon"}), wantErr: "timeout"},
-		{name: "bad unsafeSsl", md: base(map[string]string{"unsafeSsl": "sure"}), wantErr: "unsafeSsl"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			cfg := &scalers.TriggerConfig{Type: TriggerType, Metadata: tc.md, AuthParams: tc.auth}
-			var m Metadata
-			err := scalers.Parse(cfg, &m)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), "metrics-api trigger") || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want it to name the metrics-api trigger and %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("Parse: %v", err)
-			}
-			if tc.check != nil {
-				tc.check(t, m)
-			}
-		})
-	}
+		{Name: "missing url", MD: base(map[string]string{"url": "<delete>"}), WantErr: "url"},
+		{Name: "relative url", MD: base(map[string]string{"url": "/stats"}), WantErr: "url"},
+		{Name: "bad url", MD: base(map[string]string{"url": "http://[::1"}), WantErr: "url"},
+		{Name: "missing valueLocation", MD: base(map[string]string{"valueLocation": "<delete>"}), WantErr: "valueLocation"},
+		{Name: "missing targetValue", MD: base(map[string]string{"targetValue": "<delete>"}), WantErr: "targetValue"},
+		{Name: "non-numeric targetValue", MD: base(map[string]string{"targetValue": "AA"}), WantErr: "targetValue"},
+		{Name: "negative targetValue", MD: base(map[string]string{"targetValue": "-1"}), WantErr: "targetValue"},
+		{Name: "non-numeric activationTargetValue", MD: base(map[string]string{"activationTargetValue": "x"}), WantErr: "activationTargetValue"},
+		{Name: "bad format", MD: base(map[string]string{"format": "csv"}), WantErr: "format"},
+		{Name: "bad prometheus selector", MD: base(map[string]string{"format": "prometheus", "valueLocation": `q{a=~"b"}`}), WantErr: "valueLocation"},
+		{Name: "bad method", MD: base(map[string]string{"method": "body"}), WantErr: "method"},
+		{Name: "bad authMode", MD: base(map[string]string{"authMode": "oauth"}), WantErr: "authMode"},
+		{Name: "apiKey without key", MD: base(map[string]string{"authMode": "apiKey"}), WantErr: "apiKey"},
+		{Name: "basic without username", MD: base(map[string]string{"authMode": "basic"}), WantErr: "username"},
+		{Name: "bearer without token", MD: base(map[string]string{"authMode": "bearer"}), WantErr: "token"},
+		{Name: "basic and bearer", MD: base(map[string]string{"authMode": "basic,bearer"}), Auth: map[string]string{"username": "u", "token": "t"}, WantErr: "cannot be combined"},
+		{Name: "tls without cert", MD: base(map[string]string{"authMode": "tls"}), Auth: map[string]string{"key": "k"}, WantErr: "cert and key"},
+		{Name: "bad timeout", MD: base(map[string]string{"timeout": "soon"}), WantErr: "timeout"},
+		{Name: "bad unsafeSsl", MD: base(map[string]string{"unsafeSsl": "sure"}), WantErr: "unsafeSsl"},
+	})
 }
 
 func TestURLWithAPIKeyNeverInParseError(t *testing.T) {

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -43,32 +42,11 @@ func (q *queueAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func newScaler(t testing.TB, md, auth map[string]string) *Scaler {
 	t.Helper()
-	cfg := &scalers.TriggerConfig{Type: TriggerType, Metadata: md, AuthParams: auth, Shared: scalers.NewShared()}
-	cfg.Normalize()
-	s, err := New(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	t.Cleanup(func() { _ = s.Close(context.Background()) })
-	return s.(*Scaler)
+	return scalertest.New[*Scaler](t, New, scalertest.Config(TriggerType, "", md, auth))
 }
 
-func sample(s *Scaler) (float64, bool, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	vals, active, err := s.Sample(ctx)
-	if err != nil {
-		return 0, false, err
-	}
-	if len(vals) != 1 || vals[0].MetricName != s.metricName {
-		return 0, false, &unexpected{}
-	}
-	return vals[0].Value, active, nil
-}
-
-type unexpected struct{}
-
-func (*unexpected) Error() string { return "unexpected samples" }
+// sample samples s once; anything but one value under s's metric name is an error.
+func sample(s *Scaler) (float64, bool, error) { return scalertest.FirstNamed(s, s.metricName) }
 
 func TestLoadThenDrain(t *testing.T) {
 	t.Parallel()

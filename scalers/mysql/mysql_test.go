@@ -57,16 +57,6 @@ func table(t testing.TB) (string, *sql.DB) {
 	return name, db
 }
 
-func newScaler(t testing.TB, cfg *scalers.TriggerConfig) scalers.Scaler {
-	t.Helper()
-	s, err := New(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	t.Cleanup(func() { _ = s.Close(context.Background()) })
-	return s
-}
-
 // sample returns the single metric value and activity, failing the test on error.
 func sample(t testing.TB, s scalers.Scaler) (float64, bool) {
 	t.Helper()
@@ -110,7 +100,7 @@ func TestSampleLoadAndDrain(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			tbl, db := table(t)
-			s := newScaler(t, tc.cfg(tbl))
+			s := scalertest.New[scalers.Scaler](t, New, tc.cfg(tbl))
 			specs := s.MetricSpecs()
 			if len(specs) != 1 || specs[0].External == nil || specs[0].External.Metric.Name != tc.wantMetric {
 				t.Fatalf("specs = %+v, want metric %s", specs, tc.wantMetric)
@@ -159,7 +149,7 @@ func TestQueryResultShapes(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newScaler(t, &scalers.TriggerConfig{Type: Type, Name: "jobs",
+			s := scalertest.New[scalers.Scaler](t, New, &scalers.TriggerConfig{Type: Type, Name: "jobs",
 				Metadata:   map[string]string{"query": tc.query, "queryValue": "1"},
 				AuthParams: map[string]string{"connectionString": rootDSN}})
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -188,8 +178,8 @@ func TestSharedHandle(t *testing.T) {
 			Metadata:   map[string]string{"query": "SELECT 1", "queryValue": "1"},
 			AuthParams: map[string]string{"connectionString": rootDSN}}
 	}
-	a := newScaler(t, mk(0))
-	b := newScaler(t, mk(1))
+	a := scalertest.New[scalers.Scaler](t, New, mk(0))
+	b := scalertest.New[scalers.Scaler](t, New, mk(1))
 	if shared.Len() != 1 {
 		t.Fatalf("shared clients = %d, want 1", shared.Len())
 	}
@@ -312,7 +302,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	})
 
 	// The right password works: the user is real.
-	good := newScaler(t, &scalers.TriggerConfig{Type: Type,
+	good := scalertest.New[scalers.Scaler](t, New, &scalers.TriggerConfig{Type: Type,
 		Metadata:   map[string]string{"query": "SELECT 3", "queryValue": "1", "host": "127.0.0.1", "port": "3306", "username": user, "dbName": "test"},
 		AuthParams: map[string]string{"password": rightPW}})
 	if v, _ := sample(t, good); v != 3 {
@@ -380,7 +370,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 }
 
 func TestUnreachable(t *testing.T) {
-	s := newScaler(t, &scalers.TriggerConfig{Type: Type, Name: "down",
+	s := scalertest.New[scalers.Scaler](t, New, &scalers.TriggerConfig{Type: Type, Name: "down",
 		Metadata: map[string]string{"query": "SELECT 1", "queryValue": "1", "host": "127.0.0.1", "port": "1", "username": "root", "dbName": "test"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -423,7 +413,7 @@ func FuzzParseMysqlMetadata(f *testing.F) {
 func BenchmarkSample(b *testing.B) {
 	tbl, db := table(b)
 	exec(b, db, "INSERT INTO "+tbl+" (done) VALUES (false), (false), (true)")
-	s := newScaler(b, &scalers.TriggerConfig{Type: Type,
+	s := scalertest.New[scalers.Scaler](b, New, &scalers.TriggerConfig{Type: Type,
 		Metadata:   map[string]string{"query": "SELECT count(*) FROM " + tbl + " WHERE done = false", "queryValue": "5"},
 		AuthParams: map[string]string{"connectionString": rootDSN}})
 	scalertest.BenchmarkSample(b, s)

@@ -1,16 +1,13 @@
 package newrelic
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
-	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/scalertest"
 )
 
@@ -21,56 +18,32 @@ func TestMetadata(t *testing.T) {
 	defaults := map[string]string{"nrql": "SELECT count(*) FROM Transaction SINCE 1 minute ago", "threshold": "50"}
 	base := func(kv ...string) map[string]string { return scalertest.WithPairs(defaults, kv...) }
 	auth := map[string]string{"account": "1234567", "queryKey": queryKey}
-	tests := []struct {
-		name    string
-		md      map[string]string
-		auth    map[string]string
-		wantErr string
-		check   func(t *testing.T, m Metadata)
-	}{
-		{name: "defaults", md: base(), auth: auth, check: func(t *testing.T, m Metadata) {
+	scalertest.ParseTable(t, TriggerType, []scalertest.ParseCase[Metadata]{
+		{Name: "defaults", MD: base(), Auth: auth, Check: func(t *testing.T, m Metadata) {
 			if m.Account != 1234567 || m.Region != "US" || m.NoDataError || m.Threshold != 50 || m.ActivationThreshold != 0 ||
 				m.endpoint != "https://api.newrelic.com/graphql" {
 				t.Errorf("defaults wrong: %+v", m)
 			}
 		}},
-		{name: "every field from metadata", md: base("account", "42", "queryKey", "k", "region", "EU", "noDataError", "true", "activationThreshold", "3"),
-			check: func(t *testing.T, m Metadata) {
+		{Name: "every field from metadata", MD: base("account", "42", "queryKey", "k", "region", "EU", "noDataError", "true", "activationThreshold", "3"),
+			Check: func(t *testing.T, m Metadata) {
 				if m.Account != 42 || m.QueryKey != "k" || m.endpoint != "https://api.eu.newrelic.com/graphql" || !m.NoDataError || m.ActivationThreshold != 3 {
 					t.Errorf("fields wrong: %+v", m)
 				}
 			}},
-		{name: "missing account", md: base(), auth: map[string]string{"queryKey": "k"}, wantErr: "account"},
-		{name: "non-numeric account", md: base("account", "my-account"), auth: map[string]string{"queryKey": "k"}, wantErr: "account"},
-		{name: "zero account", md: base("account", "0"), auth: map[string]string{"queryKey": "k"}, wantErr: "account"},
-		{name: "missing queryKey", md: base(), auth: map[string]string{"account": "1"}, wantErr: "queryKey"},
-		{name: "missing nrql", md: base("nrql", scalertest.Delete), auth: auth, wantErr: "nrql"},
-		{name: "blank nrql", md: base("nrql", "  "), auth: auth, wantErr: "nrql"},
-		{name: "missing threshold", md: base("threshold", scalertest.Delete), auth: auth, wantErr: "threshold"},
-		{name: "non-numeric threshold", md: base("threshold", "fifty"), auth: auth, wantErr: "threshold"},
-		{name: "negative threshold", md: base("threshold", "-1"), auth: auth, wantErr: "threshold"},
-		{name: "non-numeric activationThreshold", md: base("activationThreshold", "x"), auth: auth, wantErr: "activationThreshold"},
-		{name: "unknown region", md: base("region", "APAC"), auth: auth, wantErr: "region"},
-		{name: "bad noDataError", md: base("noDataError", "nope"), auth: auth, wantErr: "noDataError"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			cfg := &scalers.TriggerConfig{Type: TriggerType, Metadata: tc.md, AuthParams: tc.auth}
-			var m Metadata
-			err := scalers.Parse(cfg, &m)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), "new-relic trigger") || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want it to name the new-relic trigger and %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("Parse: %v", err)
-			}
-			tc.check(t, m)
-		})
-	}
+		{Name: "missing account", MD: base(), Auth: map[string]string{"queryKey": "k"}, WantErr: "account"},
+		{Name: "non-numeric account", MD: base("account", "my-account"), Auth: map[string]string{"queryKey": "k"}, WantErr: "account"},
+		{Name: "zero account", MD: base("account", "0"), Auth: map[string]string{"queryKey": "k"}, WantErr: "account"},
+		{Name: "missing queryKey", MD: base(), Auth: map[string]string{"account": "1"}, WantErr: "queryKey"},
+		{Name: "missing nrql", MD: base("nrql", scalertest.Delete), Auth: auth, WantErr: "nrql"},
+		{Name: "blank nrql", MD: base("nrql", "  "), Auth: auth, WantErr: "nrql"},
+		{Name: "missing threshold", MD: base("threshold", scalertest.Delete), Auth: auth, WantErr: "threshold"},
+		{Name: "non-numeric threshold", MD: base("threshold", "fifty"), Auth: auth, WantErr: "threshold"},
+		{Name: "negative threshold", MD: base("threshold", "-1"), Auth: auth, WantErr: "threshold"},
+		{Name: "non-numeric activationThreshold", MD: base("activationThreshold", "x"), Auth: auth, WantErr: "activationThreshold"},
+		{Name: "unknown region", MD: base("region", "APAC"), Auth: auth, WantErr: "region"},
+		{Name: "bad noDataError", MD: base("noDataError", "nope"), Auth: auth, WantErr: "noDataError"},
+	})
 }
 
 // fakeNerdGraph serves POST /graphql as NerdGraph does for an NRQL query: API-Key header, a GraphQL document with
@@ -125,23 +98,7 @@ func (f *fakeNerdGraph) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func newScaler(tb testing.TB, md, auth map[string]string) *Scaler {
 	tb.Helper()
-	cfg := &scalers.TriggerConfig{Type: TriggerType, Name: "tx", Metadata: md, AuthParams: auth, Shared: scalers.NewShared()}
-	s, err := New(context.Background(), cfg)
-	if err != nil {
-		tb.Fatalf("New: %v", err)
-	}
-	tb.Cleanup(func() { _ = s.Close(context.Background()) })
-	return s.(*Scaler)
-}
-
-func sample(s *Scaler) (float64, bool, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	vals, active, err := s.Sample(ctx)
-	if err != nil {
-		return 0, false, err
-	}
-	return vals[0].Value, active, nil
+	return scalertest.New[*Scaler](tb, New, scalertest.Config(TriggerType, "tx", md, auth))
 }
 
 func TestSample(t *testing.T) {
@@ -177,7 +134,7 @@ func TestSample(t *testing.T) {
 			}
 			s := newScaler(t, md, map[string]string{"account": "1234567", "queryKey": queryKey})
 			f.set(tc.results, tc.errors)
-			v, active, err := sample(s)
+			v, active, err := scalertest.First(s)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), `new-relic trigger "tx"`) {
 					t.Fatalf("Sample error = %v, want one naming the trigger and containing %q", err, tc.wantErr)
@@ -201,20 +158,9 @@ func TestAuthFailure(t *testing.T) {
 	t.Parallel()
 	srv := httptest.NewServer(&fakeNerdGraph{results: `[{"count":1}]`})
 	t.Cleanup(srv.Close)
-	logger, logs := scalertest.ObservedLogger()
-	cfg := &scalers.TriggerConfig{Type: TriggerType, Logger: logger, Metadata: map[string]string{"nrql": "SELECT 1", "threshold": "1", "region": srv.URL + "/graphql"},
-		AuthParams: map[string]string{"account": "1", "queryKey": "NRAK-WRONGKEY"}}
-	s, err := New(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(context.Background())
-	_, _, err = sample(s.(*Scaler))
-	if err == nil || !strings.Contains(err.Error(), "Invalid API key") {
-		t.Fatalf("error %v, want Invalid API key", err)
-	}
-	scalertest.AssertNoSecret(t, "NRAK-WRONGKEY", err.Error(), logs.All())
-	if v, _, err := sample(newScaler(t, map[string]string{"nrql": "SELECT 1", "threshold": "1", "region": srv.URL + "/graphql"},
+	scalertest.SampleFails(t, New, scalertest.Config(TriggerType, "", map[string]string{"nrql": "SELECT 1", "threshold": "1", "region": srv.URL + "/graphql"},
+		map[string]string{"account": "1", "queryKey": "NRAK-WRONGKEY"}), "Invalid API key", "NRAK-WRONGKEY")
+	if v, _, err := scalertest.First(newScaler(t, map[string]string{"nrql": "SELECT 1", "threshold": "1", "region": srv.URL + "/graphql"},
 		map[string]string{"account": "1", "queryKey": queryKey})); err != nil || v != 1 {
 		t.Fatalf("good key: (%v, %v), want 1", v, err)
 	}
@@ -225,7 +171,7 @@ func TestServerDown(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	addr := srv.URL
 	srv.Close()
-	_, _, err := sample(newScaler(t, map[string]string{"nrql": "SELECT 1", "threshold": "1", "region": addr + "/graphql"},
+	_, _, err := scalertest.First(newScaler(t, map[string]string{"nrql": "SELECT 1", "threshold": "1", "region": addr + "/graphql"},
 		map[string]string{"account": "1", "queryKey": queryKey}))
 	if err == nil || !strings.Contains(err.Error(), "connect") {
 		t.Fatalf("error %v, want a connection error", err)

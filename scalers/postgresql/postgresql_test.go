@@ -55,16 +55,6 @@ func exec(t testing.TB, conn *pgx.Conn, sql string) {
 	}
 }
 
-func newScaler(t testing.TB, cfg *scalers.TriggerConfig) scalers.Scaler {
-	t.Helper()
-	s, err := New(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	t.Cleanup(func() { _ = s.Close(context.Background()) })
-	return s
-}
-
 // sample returns the single metric value and activity, failing the test on error.
 func sample(t testing.TB, s scalers.Scaler) (float64, bool) {
 	t.Helper()
@@ -104,7 +94,7 @@ func TestSampleLoadAndDrain(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			tbl, conn := table(t)
-			s := newScaler(t, tc.cfg(tbl))
+			s := scalertest.New[scalers.Scaler](t, New, tc.cfg(tbl))
 			specs := s.MetricSpecs()
 			if len(specs) != 1 || specs[0].External == nil || specs[0].External.Metric.Name != "s2-postgresql" {
 				t.Fatalf("specs = %+v", specs)
@@ -155,7 +145,7 @@ func TestQueryResultShapes(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newScaler(t, &scalers.TriggerConfig{Type: Type, Name: "jobs",
+			s := scalertest.New[scalers.Scaler](t, New, &scalers.TriggerConfig{Type: Type, Name: "jobs",
 				Metadata:   map[string]string{"query": tc.query, "targetQueryValue": "1"},
 				AuthParams: map[string]string{"connection": adminConn}})
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -184,8 +174,8 @@ func TestSharedPool(t *testing.T) {
 			Metadata:   map[string]string{"query": "SELECT 1", "targetQueryValue": "1"},
 			AuthParams: map[string]string{"connection": adminConn}}
 	}
-	a := newScaler(t, mk(0))
-	b := newScaler(t, mk(1))
+	a := scalertest.New[scalers.Scaler](t, New, mk(0))
+	b := scalertest.New[scalers.Scaler](t, New, mk(1))
 	if shared.Len() != 1 {
 		t.Fatalf("shared clients = %d, want 1", shared.Len())
 	}
@@ -393,7 +383,7 @@ func FuzzParsePostgresqlMetadata(f *testing.F) {
 func BenchmarkSample(b *testing.B) {
 	tbl, conn := table(b)
 	exec(b, conn, "INSERT INTO "+tbl+" (done) SELECT false FROM generate_series(1, 100)")
-	s := newScaler(b, &scalers.TriggerConfig{Type: Type,
+	s := scalertest.New[scalers.Scaler](b, New, &scalers.TriggerConfig{Type: Type,
 		Metadata:   map[string]string{"query": "SELECT count(*) FROM " + tbl + " WHERE done = false", "targetQueryValue": "5"},
 		AuthParams: map[string]string{"connection": adminConn}})
 	scalertest.BenchmarkSample(b, s)

@@ -14,78 +14,52 @@ func TestMetadata(t *testing.T) {
 	t.Parallel()
 	defaults := map[string]string{"serverAddress": "http://prom:9090", "query": "sum(up)", "threshold": "10"}
 	base := func(changes map[string]string) map[string]string { return scalertest.With(defaults, changes) }
-	tests := []struct {
-		name    string
-		md      map[string]string
-		auth    map[string]string
-		wantErr string
-		check   func(t *testing.T, m Metadata)
-	}{
-		{name: "defaults", md: base(nil), check: func(t *testing.T, m Metadata) {
+	scalertest.ParseTable(t, TriggerType, []scalertest.ParseCase[Metadata]{
+		{Name: "defaults", MD: base(nil), Check: func(t *testing.T, m Metadata) {
 			if m.Threshold != 10 || m.ActivationThreshold != 0 || !m.IgnoreNullValues || m.UnsafeSsl || m.timeout != defaultTimeout ||
 				m.queryURL.String() != "http://prom:9090/api/v1/query" || len(m.modes) != 0 {
 				t.Errorf("defaults wrong: %+v url=%s", m, m.queryURL)
 			}
 		}},
-		{name: "every field", md: base(map[string]string{
+		{Name: "every field", MD: base(map[string]string{
 			"serverAddress": "https://thanos:10902/prefix/", "threshold": "2.5", "activationThreshold": "1.5", "namespace": "ns",
 			"queryParameters": "a=1,b=2", "customHeaders": "X-A=1", "ignoreNullValues": "false", "unsafeSsl": "true",
 			"timeout": "1500", "authModes": "tls,bearer",
-		}), auth: map[string]string{"bearerToken": "t", "cert": "c", "key": "k"}, check: func(t *testing.T, m Metadata) {
+		}), Auth: map[string]string{"bearerToken": "t", "cert": "c", "key": "k"}, Check: func(t *testing.T, m Metadata) {
 			if m.Threshold != 2.5 || m.ActivationThreshold != 1.5 || m.Namespace != "ns" || m.QueryParameters["b"] != "2" ||
 				m.CustomHeaders["X-A"] != "1" || m.IgnoreNullValues || !m.UnsafeSsl || m.timeout != 1500*time.Millisecond ||
 				!m.modes["tls"] || !m.modes["bearer"] || m.queryURL.String() != "https://thanos:10902/prefix/api/v1/query" {
 				t.Errorf("fields wrong: %+v url=%s", m, m.queryURL)
 			}
 		}},
-		{name: "timeout as duration", md: base(map[string]string{"timeout": "5s"}), check: func(t *testing.T, m Metadata) {
+		{Name: "timeout as duration", MD: base(map[string]string{"timeout": "5s"}), Check: func(t *testing.T, m Metadata) {
 			if m.timeout != 5*time.Second {
 				t.Errorf("timeout = %v", m.timeout)
 			}
 		}},
-		{name: "missing serverAddress", md: base(map[string]string{"serverAddress": "<delete>"}), wantErr: "serverAddress"},
-		{name: "relative serverAddress", md: base(map[string]string{"serverAddress": "prom:9090"}), wantErr: "serverAddress"},
-		{name: "bad scheme", md: base(map[string]string{"serverAddress": "ftp://prom"}), wantErr: "serverAddress"},
-		{name: "unparsable serverAddress", md: base(map[string]string{"serverAddress": "http://[::1"}), wantErr: "serverAddress"},
-		{name: "missing query", md: base(map[string]string{"query": "<delete>"}), wantErr: "query"},
-		{name: "blank query", md: base(map[string]string{"query": "  "}), wantErr: "query"},
-		{name: "missing threshold", md: base(map[string]string{"threshold": "<delete>"}), wantErr: "threshold"},
-		{name: "non-numeric threshold", md: base(map[string]string{"threshold": "AA"}), wantErr: "threshold"},
-		{name: "negative threshold", md: base(map[string]string{"threshold": "-1"}), wantErr: "threshold"},
-		{name: "NaN threshold", md: base(map[string]string{"threshold": "NaN"}), wantErr: "threshold"},
-		{name: "non-numeric activationThreshold", md: base(map[string]string{"activationThreshold": "x"}), wantErr: "activationThreshold"},
-		{name: "bad ignoreNullValues", md: base(map[string]string{"ignoreNullValues": "perhaps"}), wantErr: "ignoreNullValues"},
-		{name: "bad customHeaders", md: base(map[string]string{"customHeaders": "novalue"}), wantErr: "customHeaders"},
-		{name: "bad header name", md: base(map[string]string{"customHeaders": "a b=1"}), wantErr: "customHeaders"},
-		{name: "bad queryParameters", md: base(map[string]string{"queryParameters": "x"}), wantErr: "queryParameters"},
-		{name: "bad timeout", md: base(map[string]string{"timeout": "-5"}), wantErr: "timeout"},
-		{name: "unknown authMode", md: base(map[string]string{"authModes": "kerberos"}), wantErr: "authModes"},
-		{name: "bearer and basic", md: base(map[string]string{"authModes": "bearer,basic"}), auth: map[string]string{"bearerToken": "t", "username": "u"}, wantErr: "cannot be combined"},
-		{name: "bearer without token", md: base(map[string]string{"authModes": "bearer"}), wantErr: "bearerToken"},
-		{name: "basic without username", md: base(map[string]string{"authModes": "basic"}), wantErr: "username"},
-		{name: "tls without key", md: base(map[string]string{"authModes": "tls"}), auth: map[string]string{"cert": "c"}, wantErr: "cert and key"},
-		{name: "custom without value", md: base(map[string]string{"authModes": "custom"}), auth: map[string]string{"customAuthHeader": "X"}, wantErr: "customAuthValue"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			cfg := &scalers.TriggerConfig{Type: TriggerType, Metadata: tc.md, AuthParams: tc.auth}
-			var m Metadata
-			err := scalers.Parse(cfg, &m)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), "prometheus trigger") || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want it to name the prometheus trigger and %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("Parse: %v", err)
-			}
-			if tc.check != nil {
-				tc.check(t, m)
-			}
-		})
-	}
+		{Name: "missing serverAddress", MD: base(map[string]string{"serverAddress": "<delete>"}), WantErr: "serverAddress"},
+		{Name: "relative serverAddress", MD: base(map[string]string{"serverAddress": "prom:9090"}), WantErr: "serverAddress"},
+		{Name: "bad scheme", MD: base(map[string]string{"serverAddress": "ftp://prom"}), WantErr: "serverAddress"},
+		{Name: "unparsable serverAddress", MD: base(map[string]string{"serverAddress": "http://[::1"}), WantErr: "serverAddress"},
+		{Name: "missing query", MD: base(map[string]string{"query": "<delete>"}), WantErr: "query"},
+		{Name: "blank query", MD: base(map[string]string{"query": "  "}), WantErr: "query"},
+		{Name: "missing threshold", MD: base(map[string]string{"threshold": "<delete>"}), WantErr: "threshold"},
+		{Name: "non-numeric threshold", MD: base(map[string]string{"threshold": "AA"}), WantErr: "threshold"},
+		{Name: "negative threshold", MD: base(map[string]string{"threshold": "-1"}), WantErr: "threshold"},
+		{Name: "NaN threshold", MD: base(map[string]string{"threshold": "NaN"}), WantErr: "threshold"},
+		{Name: "non-numeric activationThreshold", MD: base(map[string]string{"activationThreshold": "x"}), WantErr: "activationThreshold"},
+		{Name: "bad ignoreNullValues", MD: base(map[string]string{"ignoreNullValues": "perhaps"}), WantErr: "ignoreNullValues"},
+		{Name: "bad customHeaders", MD: base(map[string]string{"customHeaders": "novalue"}), WantErr: "customHeaders"},
+		{Name: "bad header name", MD: base(map[string]string{"customHeaders": "a b=1"}), WantErr: "customHeaders"},
+		{Name: "bad queryParameters", MD: base(map[string]string{"queryParameters": "x"}), WantErr: "queryParameters"},
+		{Name: "bad timeout", MD: base(map[string]string{"timeout": "-5"}), WantErr: "timeout"},
+		{Name: "unknown authMode", MD: base(map[string]string{"authModes": "kerberos"}), WantErr: "authModes"},
+		{Name: "bearer and basic", MD: base(map[string]string{"authModes": "bearer,basic"}), Auth: map[string]string{"bearerToken": "t", "username": "u"}, WantErr: "cannot be combined"},
+		{Name: "bearer without token", MD: base(map[string]string{"authModes": "bearer"}), WantErr: "bearerToken"},
+		{Name: "basic without username", MD: base(map[string]string{"authModes": "basic"}), WantErr: "username"},
+		{Name: "tls without key", MD: base(map[string]string{"authModes": "tls"}), Auth: map[string]string{"cert": "c"}, WantErr: "cert and key"},
+		{Name: "custom without value", MD: base(map[string]string{"authModes": "custom"}), Auth: map[string]string{"customAuthHeader": "X"}, WantErr: "customAuthValue"},
+	})
 }
 
 func TestBadTLSMaterialIsABuildError(t *testing.T) {

@@ -63,32 +63,11 @@ func vector(values ...string) string {
 
 func newScaler(t testing.TB, md, auth map[string]string) *Scaler {
 	t.Helper()
-	cfg := &scalers.TriggerConfig{Type: TriggerType, Metadata: md, AuthParams: auth, Shared: scalers.NewShared()}
-	cfg.Normalize()
-	s, err := New(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	t.Cleanup(func() { _ = s.Close(context.Background()) })
-	return s.(*Scaler)
+	return scalertest.New[*Scaler](t, New, scalertest.Config(TriggerType, "", md, auth))
 }
 
-func sampleErr(s *Scaler) (float64, bool, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	vals, active, err := s.Sample(ctx)
-	if err != nil {
-		return 0, false, err
-	}
-	if len(vals) != 1 || vals[0].MetricName != s.metricName {
-		return 0, false, &unexpected{vals}
-	}
-	return vals[0].Value, active, nil
-}
-
-type unexpected struct{ v []scalers.Sample }
-
-func (u *unexpected) Error() string { return "unexpected samples" }
+// sampleErr samples s once; anything but one value under s's metric name is an error.
+func sampleErr(s *Scaler) (float64, bool, error) { return scalertest.FirstNamed(s, s.metricName) }
 
 func TestResultHandling(t *testing.T) {
 	t.Parallel()

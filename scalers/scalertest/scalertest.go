@@ -1,6 +1,7 @@
 // Package scalertest holds helpers for scaler tests only: a throwaway PKI for TLS servers and clients, legacy
 // key encryption for keyPassword tests, the zap observer check that no secret reaches an error or a log line,
-// metadata maps for table tests, and the Sample latency benchmark.
+// metadata maps and the metadata table runner (ParseTable), building and sampling a scaler (Config, New, First,
+// SampleFails), and the Sample latency benchmark.
 // Production code never imports it.
 package scalertest
 

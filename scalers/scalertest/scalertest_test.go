@@ -1,14 +1,20 @@
 package scalertest
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 
 	"go.uber.org/zap"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+
+	"github.com/tidalscale/tidal/scalers"
 )
 
 func TestWith(t *testing.T) {
@@ -127,4 +133,164 @@ func TestAssertNoSecret(t *testing.T) {
 			}
 		})
 	}
+}
+
+// fakeScaler is a scalers.Scaler whose Sample returns fixed values, and that records Close.
+type fakeScaler struct {
+	vals   []scalers.Sample
+	active bool
+	err    error
+	closed bool
+}
+
+func (*fakeScaler) MetricSpecs() []autoscalingv2.MetricSpec { return nil }
+func (f *fakeScaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		return nil, false, errors.New("no deadline")
+	}
+	return f.vals, f.active, f.err
+}
+func (f *fakeScaler) Close(context.Context) error { f.closed = true; return nil }
+
+func TestConfigAndNew(t *testing.T) {
+	t.Parallel()
+	md, auth := map[string]string{"a": "1"}, map[string]string{"password": "p"}
+	cfg := Config("fake", "jobs", md, auth)
+	if cfg.Type != "fake" || cfg.Name != "jobs" || cfg.Metadata["a"] != "1" || cfg.AuthParams["password"] != "p" || cfg.Shared == nil {
+		t.Fatalf("Config = %+v", cfg)
+	}
+	f := &fakeScaler{}
+	var got *scalers.TriggerConfig
+	t.Run("closes at cleanup", func(t *testing.T) {
+		s := New[*fakeScaler](t, func(_ context.Context, c *scalers.TriggerConfig) (scalers.Scaler, error) {
+			got = c
+			return f, nil
+		}, cfg)
+		if s != f || got != cfg || f.closed {
+			t.Fatalf("New returned %p (want %p), cfg %p (want %p), closed %v", s, f, got, cfg, f.closed)
+		}
+	})
+	if !f.closed {
+		t.Fatal("scaler not closed when the test ended")
+	}
+}
+
+func TestFirst(t *testing.T) {
+	t.Parallel()
+	boom := errors.New("boom")
+	tests := []struct {
+		name       string
+		f          *fakeScaler
+		metricName string
+		want       float64
+		wantActive bool
+		wantErr    string // what First's error contains; wantNamed is the same for FirstNamed
+		wantNamed  string
+	}{
+		{name: "one value", f: &fakeScaler{vals: []scalers.Sample{{MetricName: "m", Value: 3}}, active: true}, metricName: "m", want: 3, wantActive: true},
+		{name: "first of two", f: &fakeScaler{vals: []scalers.Sample{{MetricName: "m", Value: 1}, {MetricName: "n", Value: 2}}}, metricName: "m", want: 1, wantNamed: "unexpected samples"},
+		{name: "other name", f: &fakeScaler{vals: []scalers.Sample{{MetricName: "x", Value: 1}}, active: true}, metricName: "m", want: 1, wantActive: true, wantNamed: "unexpected samples"},
+		{name: "no values", f: &fakeScaler{active: true}, metricName: "m", wantErr: "no values", wantNamed: "unexpected samples"},
+		{name: "error", f: &fakeScaler{vals: []scalers.Sample{{Value: 1}}, active: true, err: boom}, wantErr: "boom", wantNamed: "boom"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			check := func(fn string, v float64, active bool, err error, wantErr string) {
+				t.Helper()
+				if wantErr != "" {
+					if err == nil || !strings.Contains(err.Error(), wantErr) || v != 0 || active {
+						t.Errorf("%s = (%v, %v, %v), want (0, false, error containing %q)", fn, v, active, err, wantErr)
+					}
+					return
+				}
+				if err != nil || v != tc.want || active != tc.wantActive {
+					t.Errorf("%s = (%v, %v, %v), want (%v, %v, nil)", fn, v, active, err, tc.want, tc.wantActive)
+				}
+			}
+			v, active, err := First(tc.f)
+			check("First", v, active, err, tc.wantErr)
+			v, active, err = FirstNamed(tc.f, tc.metricName)
+			check("FirstNamed", v, active, err, tc.wantNamed)
+		})
+	}
+}
+
+// logsSecret is a scaler whose Sample fails and logs the secret it was given when leak is set.
+type logsSecret struct {
+	fakeScaler
+	cfg  *scalers.TriggerConfig
+	leak bool
+}
+
+func (l *logsSecret) Sample(context.Context) ([]scalers.Sample, bool, error) {
+	if l.leak {
+		l.cfg.Logger.Warn("auth failed", zap.String("password", l.cfg.AuthParams["password"]))
+	}
+	return nil, false, l.cfg.Errorf("HTTP 401")
+}
+
+func TestSampleFails(t *testing.T) {
+	t.Parallel()
+	for _, leak := range []bool{false, true} {
+		t.Run(fmt.Sprint("leak=", leak), func(t *testing.T) {
+			newFn := func(_ context.Context, c *scalers.TriggerConfig) (*logsSecret, error) {
+				return &logsSecret{cfg: c, leak: leak}, nil
+			}
+			r := &recorder{TB: t}
+			err := SampleFails(r, newFn, Config("fake", "x", nil, map[string]string{"password": "pw-secret"}), "HTTP 401", "pw-secret")
+			if err == nil || err.Error() != `fake trigger "x": HTTP 401` {
+				t.Fatalf("SampleFails returned %v", err)
+			}
+			if leak != (len(r.errors) == 1) {
+				t.Fatalf("leak %v: problems reported %q", leak, r.errors)
+			}
+		})
+	}
+}
+
+type parsed struct {
+	Query     string  `tidal:"name=query"`
+	Threshold float64 `tidal:"name=threshold,default=10"`
+	Password  string  `tidal:"name=password,order=authParams;triggerMetadata,optional"`
+}
+
+func TestParseTable(t *testing.T) {
+	t.Parallel()
+	ParseTable(t, "fake", []ParseCase[parsed]{
+		{Name: "defaults", MD: map[string]string{"query": "q"}, Check: func(t *testing.T, m parsed) {
+			if m.Query != "q" || m.Threshold != 10 || m.Password != "" {
+				t.Errorf("parsed %+v", m)
+			}
+		}},
+		{Name: "auth", MD: map[string]string{"query": "q"}, Auth: map[string]string{"password": "p"}, Check: func(t *testing.T, m parsed) {
+			if m.Password != "p" {
+				t.Errorf("parsed %+v", m)
+			}
+		}},
+		{Name: "env", MD: map[string]string{"query": "q", "passwordFromEnv": "PW"}, Env: map[string]string{"PW": "e"}, Check: func(t *testing.T, m parsed) {
+			if m.Password != "e" {
+				t.Errorf("parsed %+v", m)
+			}
+		}},
+		{Name: "no check", MD: map[string]string{"query": "q", "threshold": "2"}},
+		{Name: "missing query", MD: map[string]string{}, WantErr: "query"},
+		{Name: "bad threshold", MD: map[string]string{"query": "q", "threshold": "x"}, WantErr: "threshold"},
+	})
+	type ptr struct{ Query string }
+	ParseTableFunc(t, "fake", func(cfg *scalers.TriggerConfig) (*ptr, error) {
+		if cfg.Type != "fake" || cfg.ResolvedEnv["E"] != "e" {
+			return nil, fmt.Errorf("config %+v", cfg)
+		}
+		if cfg.Metadata["query"] == "" {
+			return nil, cfg.Errorf("query: missing")
+		}
+		return &ptr{Query: cfg.Metadata["query"] + cfg.AuthParams["suffix"]}, nil
+	}, []ParseCase[*ptr]{
+		{Name: "func ok", MD: map[string]string{"query": "q"}, Auth: map[string]string{"suffix": "!"}, Env: map[string]string{"E": "e"}, Check: func(t *testing.T, m *ptr) {
+			if m.Query != "q!" {
+				t.Errorf("parsed %+v", m)
+			}
+		}},
+		{Name: "func error", MD: map[string]string{}, Env: map[string]string{"E": "e"}, WantErr: "query: missing"},
+	}, "absent-secret")
 }

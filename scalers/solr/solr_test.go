@@ -1,7 +1,6 @@
 package solr
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -11,7 +10,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/scalertest"
 )
 
@@ -89,49 +87,30 @@ func (s *solr) add(coll string, n int, status string) {
 
 func newScaler(tb testing.TB, md, auth map[string]string) *Scaler {
 	tb.Helper()
-	cfg := &scalers.TriggerConfig{Type: TriggerType, Metadata: md, AuthParams: auth, Shared: scalers.NewShared()}
-	s, err := New(context.Background(), cfg)
-	if err != nil {
-		tb.Fatalf("New: %v", err)
-	}
-	tb.Cleanup(func() { _ = s.Close(context.Background()) })
-	return s.(*Scaler)
+	return scalertest.New[*Scaler](tb, New, scalertest.Config(TriggerType, "", md, auth))
 }
 
 func TestMetadata(t *testing.T) {
 	t.Parallel()
 	base := map[string]string{"host": "http://solr:8983", "collection": "jobs", "targetQueryValue": "10"}
 	with := func(kv ...string) map[string]string { return scalertest.WithPairs(base, kv...) }
-	for _, tc := range []struct {
-		name, wantErr string
-		md, auth      map[string]string
-	}{
-		{name: "defaults", md: with()},
-		{name: "no host", md: with("host", scalertest.Delete), wantErr: "host"},
-		{name: "host without scheme", md: with("host", "solr:8983"), wantErr: "host: want http(s)"},
-		{name: "no collection", md: with("collection", scalertest.Delete), wantErr: "collection"},
-		{name: "collection with a slash", md: with("collection", "a/b"), wantErr: "collection"},
-		{name: "no target", md: with("targetQueryValue", scalertest.Delete), wantErr: "targetQueryValue"},
-		{name: "zero target", md: with("targetQueryValue", "0"), wantErr: "targetQueryValue"},
-		{name: "target not a number", md: with("targetQueryValue", "ten"), wantErr: "targetQueryValue"},
-		{name: "negative activation", md: with("activationTargetQueryValue", "-1"), wantErr: "activationTargetQueryValue"},
-		{name: "blank query", md: with("query", " "), wantErr: "query"},
-		{name: "username without password", md: with(), auth: map[string]string{"username": user}, wantErr: "username, password"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var m Metadata
-			err := scalers.Parse(&scalers.TriggerConfig{Type: TriggerType, Metadata: tc.md, AuthParams: tc.auth}, &m)
-			if tc.wantErr == "" {
-				if err != nil || m.Query != "*:*" || m.ActivationTargetQueryValue != 0 || m.TargetQueryValue != 10 {
-					t.Fatalf("Parse = %v, %+v", err, m)
-				}
-				return
+	scalertest.ParseTable(t, TriggerType, []scalertest.ParseCase[Metadata]{
+		{Name: "defaults", MD: with(), Check: func(t *testing.T, m Metadata) {
+			if m.Query != "*:*" || m.ActivationTargetQueryValue != 0 || m.TargetQueryValue != 10 {
+				t.Fatalf("Parse = %+v", m)
 			}
-			if err == nil || !strings.Contains(err.Error(), "solr trigger") || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Fatalf("error %v, want it to name the solr trigger and %q", err, tc.wantErr)
-			}
-		})
-	}
+		}},
+		{Name: "no host", MD: with("host", scalertest.Delete), WantErr: "host"},
+		{Name: "host without scheme", MD: with("host", "solr:8983"), WantErr: "host: want http(s)"},
+		{Name: "no collection", MD: with("collection", scalertest.Delete), WantErr: "collection"},
+		{Name: "collection with a slash", MD: with("collection", "a/b"), WantErr: "collection"},
+		{Name: "no target", MD: with("targetQueryValue", scalertest.Delete), WantErr: "targetQueryValue"},
+		{Name: "zero target", MD: with("targetQueryValue", "0"), WantErr: "targetQueryValue"},
+		{Name: "target not a number", MD: with("targetQueryValue", "ten"), WantErr: "targetQueryValue"},
+		{Name: "negative activation", MD: with("activationTargetQueryValue", "-1"), WantErr: "activationTargetQueryValue"},
+		{Name: "blank query", MD: with("query", " "), WantErr: "query"},
+		{Name: "username without password", MD: with(), Auth: map[string]string{"username": user}, WantErr: "username, password"},
+	})
 }
 
 func TestSample(t *testing.T) {
@@ -184,20 +163,8 @@ func TestSampleErrors(t *testing.T) {
 		{name: "server down", host: down, coll: "jobs", query: "*:*", password: password, want: "connect"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			logger, logs := scalertest.ObservedLogger()
-			cfg := &scalers.TriggerConfig{Type: TriggerType, Name: "docs", Logger: logger, Shared: scalers.NewShared(),
-				Metadata:   map[string]string{"host": tc.host, "collection": tc.coll, "query": tc.query, "targetQueryValue": "5"},
-				AuthParams: map[string]string{"username": user, "password": tc.password}}
-			s, err := New(context.Background(), cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close(context.Background())
-			_, active, err := s.Sample(context.Background())
-			if err == nil || active || !strings.Contains(err.Error(), `solr trigger "docs"`) || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("Sample = (active %v, %v), want an error naming the trigger and containing %q", active, err, tc.want)
-			}
-			scalertest.AssertNoSecret(t, tc.password, err.Error(), logs.All())
+			scalertest.SampleFails(t, New, scalertest.Config(TriggerType, "docs", map[string]string{"host": tc.host, "collection": tc.coll, "query": tc.query, "targetQueryValue": "5"},
+				map[string]string{"username": user, "password": tc.password}), tc.want, tc.password)
 		})
 	}
 }
