@@ -254,7 +254,7 @@ func (s *scraper) podUsage(node *corev1.Node, pod *corev1.Pod) (usage map[string
 	if !ok {
 		return nil, false
 	}
-	if !pu.complete {
+	if !pu.complete || len(pod.Spec.Containers) == 0 {
 		return nil, true
 	}
 	for _, c := range pod.Spec.Containers {
