@@ -828,3 +828,41 @@ func TestOperatorShardsAboveOneReplica(t *testing.T) {
 		})
 	}
 }
+
+// strategy is each deployable's Deployment strategy: Kubernetes' default unless set (the container node, where
+// pods share the host's network, needs Recreate).
+func TestDeploymentStrategy(t *testing.T) {
+	c := loadChart(t)
+	strategies := func(t *testing.T, v map[string]any) map[string]any {
+		t.Helper()
+		objs, err := render(t, c, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]any{}
+		for _, o := range objs {
+			if o.GetKind() == "Deployment" {
+				s, _, _ := unstructured.NestedFieldNoCopy(o.Object, "spec", "strategy")
+				out[o.GetName()] = s
+			}
+		}
+		return out
+	}
+	t.Run("default", func(t *testing.T) {
+		for name, s := range strategies(t, vals("nodeAutoscaler.enabled", true)) {
+			if s != nil {
+				t.Errorf("%s: strategy %v, want none (Kubernetes' default)", name, s)
+			}
+		}
+	})
+	t.Run("recreate", func(t *testing.T) {
+		recreate := map[string]any{"type": "Recreate"}
+		got := strategies(t, vals("nodeAutoscaler.enabled", true, "operator.strategy", recreate,
+			"metricsAdapter.strategy", recreate, "nodeAutoscaler.strategy", recreate))
+		for _, name := range []string{"tidal-operator", "tidal-metrics-adapter", "tidal-node-autoscaler"} {
+			if fmt.Sprint(got[name]) != "map[type:Recreate]" {
+				t.Errorf("%s: strategy %v, want Recreate", name, got[name])
+			}
+		}
+	})
+}

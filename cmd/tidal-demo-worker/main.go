@@ -1,6 +1,7 @@
 // Command tidal-demo-worker is the small worker the demo and the virtual node's process backend run: it pops
 // items from a Redis list (REDIS_ADDRESS, LIST_NAME), simulates WORK_DURATION of work per item, logs each item,
-// and exits 0 on SIGTERM once the item in hand is done. --version prints the version and commit.
+// and exits 0 on SIGTERM once the item in hand is done. With BURN_CPU it pops nothing and keeps one CPU busy
+// instead (a load for an HPA on CPU utilization). --version prints the version and commit.
 //
 // Environment:
 //
@@ -8,7 +9,8 @@
 //	REDIS_PASSWORD   optional; never logged
 //	LIST_NAME        the list to pop from (required)
 //	WORK_DURATION    simulated work per item, a Go duration (default 200ms)
-//	HEALTH_ADDRESS   optional host:port serving /healthz (200 once Redis answered a PING)
+//	HEALTH_ADDRESS   optional host:port serving /healthz (200 once Redis answered a PING; at once with BURN_CPU)
+//	BURN_CPU         "true": spin one CPU until SIGTERM, no Redis (LIST_NAME not needed); "false" or unset: pop
 package main
 
 import (
@@ -19,6 +21,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -64,6 +67,7 @@ type config struct {
 	List      string
 	Work      time.Duration
 	HealthAdd string
+	Burn      bool
 }
 
 func configFromEnv(getenv func(string) string) (config, error) {
@@ -72,7 +76,14 @@ func configFromEnv(getenv func(string) string) (config, error) {
 	if c.Address == "" {
 		c.Address = "127.0.0.1:6379"
 	}
-	if c.List == "" {
+	if b := getenv("BURN_CPU"); b != "" {
+		burn, err := strconv.ParseBool(b)
+		if err != nil {
+			return c, fmt.Errorf("BURN_CPU: want true or false, got %q", b)
+		}
+		c.Burn = burn
+	}
+	if c.List == "" && !c.Burn {
 		return c, errors.New("LIST_NAME: must be set")
 	}
 	if w := getenv("WORK_DURATION"); w != "" {
@@ -103,6 +114,13 @@ func run(ctx context.Context, cfg config, log *zap.Logger) error {
 			}
 		}()
 		defer srv.Close()
+	}
+	if cfg.Burn {
+		healthy.Store(true)
+		log.Info("burning one CPU until SIGTERM")
+		burn(ctx)
+		log.Info("SIGTERM: stopping")
+		return nil
 	}
 	log.Info("worker started", zap.String("redis", cfg.Address), zap.String("list", cfg.List), zap.Duration("work", cfg.Work))
 	processed := 0
@@ -135,4 +153,15 @@ func run(ctx context.Context, cfg config, log *zap.Logger) error {
 		processed++
 		log.Info("processed item", zap.String("list", cfg.List), zap.String("item", item), zap.Int("processed", processed))
 	}
+}
+
+// burn keeps one CPU busy until ctx is done.
+func burn(ctx context.Context) {
+	x := uint64(1)
+	for ctx.Err() == nil {
+		for range 1 << 20 {
+			x = x*6364136223846793005 + 1442695040888963407
+		}
+	}
+	_ = x
 }

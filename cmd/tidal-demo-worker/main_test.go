@@ -24,6 +24,9 @@ func TestConfigFromEnv(t *testing.T) {
 		{name: "all set", env: map[string]string{"LIST_NAME": "q", "REDIS_ADDRESS": "redis:6380", "WORK_DURATION": "1s", "HEALTH_ADDRESS": ":8080"},
 			want: config{Address: "redis:6380", List: "q", Work: time.Second, HealthAdd: ":8080"}},
 		{name: "missing list", env: map[string]string{}, wantErr: "LIST_NAME"},
+		{name: "burn needs no list", env: map[string]string{"BURN_CPU": "true"}, want: config{Address: "127.0.0.1:6379", Work: 200 * time.Millisecond, Burn: true}},
+		{name: "burn off still needs a list", env: map[string]string{"BURN_CPU": "false"}, wantErr: "LIST_NAME"},
+		{name: "bad burn", env: map[string]string{"BURN_CPU": "lots", "LIST_NAME": "q"}, wantErr: "BURN_CPU"},
 		{name: "bad duration", env: map[string]string{"LIST_NAME": "q", "WORK_DURATION": "fast"}, wantErr: "WORK_DURATION"},
 	}
 	for _, tc := range cases {
@@ -81,5 +84,21 @@ func TestWorkerProcessesItemsAndStopsOnCancel(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("worker did not stop after cancel")
+	}
+}
+
+func TestBurnStopsOnCancel(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, config{Burn: true}, zap.NewNop()) }()
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("burning worker did not stop on cancel")
 	}
 }

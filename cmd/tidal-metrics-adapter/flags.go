@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/labels"
@@ -25,6 +26,9 @@ type flags struct {
 	podMetrics         bool
 	podNodeSelector    string
 	podDefaultFraction float64
+	podScrapeSelector  string
+	podScrapeInterval  time.Duration
+	podKubeletCAFile   string
 
 	registerAPIServices                  bool
 	apiserviceService, apiserviceExtName string
@@ -42,6 +46,9 @@ func (f *flags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.podMetrics, "pod-metrics", true, "serve metrics.k8s.io for pods on simulated and virtual nodes")
 	fs.StringVar(&f.podNodeSelector, "pod-metrics-node-selector", "type in (kwok,virtual-kubelet)", "label selector of the nodes whose pods get simulated metrics")
 	fs.Float64Var(&f.podDefaultFraction, "pod-metrics-default-fraction", podmetrics.DefaultFraction, "usage as a fraction of requests for pods without the "+podmetrics.AnnotationSimUsage+" annotation")
+	fs.StringVar(&f.podScrapeSelector, "pod-metrics-scrape-node-selector", podmetrics.DefaultScrapeNodeSelector().String(), "label selector of the served nodes whose kubelet /metrics/resource is scraped for real usage (empty: none, every pod simulated)")
+	fs.DurationVar(&f.podScrapeInterval, "pod-metrics-scrape-interval", podmetrics.DefaultScrapeInterval, "interval between kubelet scrapes; CPU is the rate between the last two")
+	fs.StringVar(&f.podKubeletCAFile, "pod-metrics-kubelet-ca-file", "", "CA of the kubelets' serving certificates; empty skips verification (virtual nodes default to self-signed certificates)")
 	fs.BoolVar(&f.registerAPIServices, "register-apiservices", false, "create or update the APIServices (development: the chart owns them in a cluster)")
 	fs.StringVar(&f.apiserviceService, "apiservice-service", "tidal-metrics-adapter", "Service the APIServices point at, in --namespace")
 	fs.StringVar(&f.apiserviceExtName, "apiservice-external-name", "", "make that Service an ExternalName to this host (an adapter outside the cluster, e.g. localhost for the dev cluster)")
@@ -67,6 +74,16 @@ func (f *flags) options(env tidalapp.Env, serving *cmoptions.CustomMetricsAdapte
 			return app.Options{}, fmt.Errorf("--pod-metrics-default-fraction: must be positive, got %v", f.podDefaultFraction)
 		}
 		opts.PodMetrics = &podmetrics.Options{NodeSelector: sel, Fraction: f.podDefaultFraction}
+		if f.podScrapeSelector != "" {
+			scrapeSel, err := labels.Parse(f.podScrapeSelector)
+			if err != nil {
+				return app.Options{}, fmt.Errorf("--pod-metrics-scrape-node-selector: %w", err)
+			}
+			if f.podScrapeInterval <= 0 {
+				return app.Options{}, fmt.Errorf("--pod-metrics-scrape-interval: must be positive, got %v", f.podScrapeInterval)
+			}
+			opts.PodMetrics.Scrape = &podmetrics.ScrapeOptions{NodeSelector: scrapeSel, Interval: f.podScrapeInterval, KubeletCAFile: f.podKubeletCAFile}
+		}
 	}
 	if f.streamAddr != "" {
 		tlsCfg, err := stream.ServerTLSConfig(stream.TLSFiles{CertFile: f.streamCert, KeyFile: f.streamKey, CAFile: f.streamClientCA})

@@ -7,6 +7,7 @@ import (
 
 	ctrd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/errdefs"
 )
 
 // Labels and taint of the container node `tidal-dev up --container-node` registers (see provider.NodeOptions).
@@ -41,4 +42,33 @@ func ImportImages(ctx context.Context, address, namespace string, archives ...st
 		}
 	}
 	return names, nil
+}
+
+// TagImages gives images already in the container node's containerd (namespace) a second name each, as
+// `ctr images tag` does: tags maps an existing name to the new one, and the new image record points at the same
+// target (no content is copied). An existing record of the new name is replaced.
+func TagImages(ctx context.Context, address, namespace string, tags map[string]string) error {
+	client, err := ctrd.New(address)
+	if err != nil {
+		return fmt.Errorf("containerd %s: %w", address, err)
+	}
+	defer client.Close()
+	ctx = namespaces.WithNamespace(ctx, namespace)
+	is := client.ImageService()
+	for from, to := range tags {
+		img, err := is.Get(ctx, from)
+		if err != nil {
+			return fmt.Errorf("tag %s as %s: %w", from, to, err)
+		}
+		img.Name = to
+		if _, err := is.Create(ctx, img); err != nil {
+			if !errdefs.IsAlreadyExists(err) {
+				return fmt.Errorf("tag %s as %s: %w", from, to, err)
+			}
+			if _, err := is.Update(ctx, img); err != nil {
+				return fmt.Errorf("tag %s as %s: %w", from, to, err)
+			}
+		}
+	}
+	return nil
 }

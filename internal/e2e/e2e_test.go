@@ -35,6 +35,8 @@ const (
 	redisAddr   = "127.0.0.1:6379"
 	webhookName = "tidal-validating-webhook"
 	apiService  = "v1beta1.external.metrics.k8s.io"
+	// podMetricsAPIService is registered too (metricsAdapter.apiService.podMetrics).
+	podMetricsAPIService = "v1beta1.metrics.k8s.io"
 )
 
 // Host ports of the Tidal pods: the container node runs every pod on the host's network, so no two may share a
@@ -89,8 +91,11 @@ func (e *env) step(name string, fn func(ctx context.Context)) {
 // (sim-backend) virtual node must come up Running and Ready there with in-cluster config, mounted certificates
 // and the chart's RBAC; the adapter's APIService must turn Available and the operator's webhook must admit a
 // ScaledObject (both through Service routes); the ScaledObject on a Redis list scales the demo worker from zero,
-// the worker containers drain the list, and it scales back to zero; helm uninstall leaves no CR stuck, no
-// webhook configuration and no APIService.
+// the worker containers drain the list, and it scales back to zero; a ScaledObject in mode hpa gets its HPA, whose
+// External metric the API server serves from the adapter and the dev cluster's HPA controller scales on; helm
+// upgrade to a new image tag rolls every Deployment while a scaled-out ScaledObject keeps its replicas; a plain
+// HPA on CPU utilization scales CPU-burning containers up and back down on the adapter's metrics.k8s.io, which
+// measures the container node's pods from its kubelet; helm uninstall leaves no CR stuck, no webhook configuration and no APIService.
 //
 // Needs: root, containerd and runc, Redis on 127.0.0.1:6379, bin/images from make images ($TIDAL_E2E_IMAGES
 // overrides the directory), and builds tidal-dev unless $TIDAL_DEV_BIN names one.
@@ -116,6 +121,9 @@ func TestReleaseRunsAsContainersAndScalesRedisWorkersFromZero(t *testing.T) {
 	e.step("APIService Available, webhook configured (Service routes)", e.waitAPIServiceAndWebhook)
 	e.step("RBAC: each service account can do exactly the golden list", e.checkRBAC)
 	e.step("ScaledObject on Redis: scale from zero, drain, back to zero", e.scaleRedisWorkers)
+	e.step("ScaledObject mode hpa: external metric via aggregator, HPA scales up", e.scaleHPAMode)
+	e.step("helm upgrade to a new image tag: all roll, scale kept", e.upgradeKeepsScale)
+	e.step("HPA on CPU utilization of burning containers: up and down", e.scaleOnCPU)
 	e.step("helm uninstall: no CR stuck, no webhook config, no APIService", e.uninstall)
 }
 
@@ -205,6 +213,8 @@ func (e *env) values() map[string]any {
 	repoTag := ref[strings.LastIndex(ref, "/")+1:]
 	registry := strings.TrimSuffix(ref, "/"+repoTag)
 	tag := repoTag[strings.LastIndex(repoTag, ":")+1:]
+	// Every pod shares the host's network: a new pod cannot bind its ports while the old one runs.
+	recreate := map[string]any{"type": "Recreate"}
 	place := func(m map[string]any) map[string]any {
 		m["nodeSelector"] = map[string]any{devcluster.ContainerNodeSelectorKey: devcluster.ContainerNodeSelectorValue}
 		m["tolerations"] = []any{map[string]any{"key": devcluster.ContainerNodeTaintKey, "operator": "Exists", "effect": "NoSchedule"}}
@@ -214,7 +224,7 @@ func (e *env) values() map[string]any {
 	return map[string]any{
 		"global": map[string]any{"image": map[string]any{"registry": registry, "tag": tag, "pullPolicy": "Never"}},
 		"operator": place(map[string]any{
-			"metricsPort": ports.operatorMetrics,
+			"metricsPort": ports.operatorMetrics, "strategy": recreate,
 			// The webhook configuration is Helm's, so uninstall removes it.
 			"webhook": map[string]any{"port": ports.webhook, "helmOwnedConfiguration": true},
 			// No cluster DNS in the dev cluster: the operator dials the adapter's stream on the node's address and
@@ -223,8 +233,10 @@ func (e *env) values() map[string]any {
 				"--metrics-adapter-server-name=" + adapterHost},
 		}),
 		"metricsAdapter": place(map[string]any{"securePort": ports.adapterHTTPS, "streamPort": ports.adapterStream,
-			"metricsPort": ports.adapterMetrics}),
-		"nodeAutoscaler": place(map[string]any{"enabled": true, "metricsPort": ports.autoscalerMetrics}),
+			"metricsPort": ports.adapterMetrics, "strategy": recreate,
+			// metrics.k8s.io too: the adapter measures the container node's pods (scaleOnCPU).
+			"apiService": map[string]any{"external": true, "podMetrics": true}}),
+		"nodeAutoscaler": place(map[string]any{"enabled": true, "metricsPort": ports.autoscalerMetrics, "strategy": recreate}),
 		// The chart's virtual node runs in a container with the sim backend; the container node itself is the
 		// host-side virtual node of tidal-dev (see the package's notes on why not the reverse).
 		"virtualNode": place(map[string]any{"enabled": true, "nodeName": "tidal-e2e-sim", "kubeletPort": ports.vnKubelet,
@@ -346,28 +358,7 @@ func (e *env) scaleRedisWorkers(ctx context.Context) {
 	defer rdb.Close()
 	t.Cleanup(func() { rdb.Del(context.Background(), list) })
 
-	labels := map[string]string{"app": "demo-worker"}
-	zero := int32(0)
-	d := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "demo-worker", Namespace: demoNS},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: &zero,
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{
-					NodeSelector: map[string]string{devcluster.ContainerNodeSelectorKey: devcluster.ContainerNodeSelectorValue},
-					Tolerations:  []corev1.Toleration{{Key: devcluster.ContainerNodeTaintKey, Operator: corev1.TolerationOpExists}},
-					Containers: []corev1.Container{{Name: "worker", Image: e.refs["tidal-demo-worker"], ImagePullPolicy: corev1.PullNever,
-						Env: []corev1.EnvVar{{Name: "REDIS_ADDRESS", Value: redisAddr}, {Name: "LIST_NAME", Value: list},
-							{Name: "WORK_DURATION", Value: "100ms"}}}},
-				},
-			},
-		},
-	}
-	if _, err := c.AppsV1().Deployments(demoNS).Create(ctx, d, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	e.createWorker(ctx, "demo-worker", list, 0, "100ms")
 	so := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "tidal.dev/v1alpha1", "kind": "ScaledObject",
 		"metadata": map[string]any{"name": "demo-worker", "namespace": demoNS},
@@ -383,8 +374,8 @@ func (e *env) scaleRedisWorkers(ctx context.Context) {
 	if _, err := e.dyn.Resource(scaledObjects).Namespace(demoNS).Create(ctx, so, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create ScaledObject: %v", err)
 	}
-	e.waitReadyCondition(ctx)
-	if r := e.replicas(ctx); r != 0 {
+	e.waitReadyCondition(ctx, "demo-worker")
+	if r := e.replicas(ctx, "demo-worker"); r != 0 {
 		t.Fatalf("replicas %d with an empty list, want 0", r)
 	}
 
@@ -395,7 +386,7 @@ func (e *env) scaleRedisWorkers(ctx context.Context) {
 		}
 	}
 	pushed := time.Now()
-	e.waitFor(ctx, "scale from zero", func() bool { return e.replicas(ctx) > 0 })
+	e.waitFor(ctx, "scale from zero", func() bool { return e.replicas(ctx, "demo-worker") > 0 })
 	t.Logf("scaled from zero %.1fs after the push", time.Since(pushed).Seconds())
 	e.waitFor(ctx, "a worker Running as a container", func() bool {
 		pods, err := c.CoreV1().Pods(demoNS).List(ctx, metav1.ListOptions{LabelSelector: "app=demo-worker"})
@@ -418,7 +409,7 @@ func (e *env) scaleRedisWorkers(ctx context.Context) {
 	drained := time.Now()
 	t.Logf("list drained %.1fs after the push", drained.Sub(pushed).Seconds())
 	e.waitFor(ctx, "scale back to zero, no worker pod left", func() bool {
-		if e.replicas(ctx) != 0 {
+		if e.replicas(ctx, "demo-worker") != 0 {
 			return false
 		}
 		pods, err := c.CoreV1().Pods(demoNS).List(ctx, metav1.ListOptions{LabelSelector: "app=demo-worker"})
@@ -436,10 +427,37 @@ func (e *env) scaleRedisWorkers(ctx context.Context) {
 	})
 }
 
-func (e *env) waitReadyCondition(ctx context.Context) {
+// createWorker creates a Deployment of demo workers on the container node in demoNS, labelled app=name, popping
+// list and spending work on each item.
+func (e *env) createWorker(ctx context.Context, name, list string, replicas int32, work string) {
+	labels := map[string]string{"app": name}
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: demoNS},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &replicas,
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					NodeSelector: map[string]string{devcluster.ContainerNodeSelectorKey: devcluster.ContainerNodeSelectorValue},
+					Tolerations:  []corev1.Toleration{{Key: devcluster.ContainerNodeTaintKey, Operator: corev1.TolerationOpExists}},
+					Containers: []corev1.Container{{Name: "worker", Image: e.refs["tidal-demo-worker"], ImagePullPolicy: corev1.PullNever,
+						Env: []corev1.EnvVar{{Name: "REDIS_ADDRESS", Value: redisAddr}, {Name: "LIST_NAME", Value: list},
+							{Name: "WORK_DURATION", Value: work}}}},
+				},
+			},
+		},
+	}
+	if _, err := e.dc.Client.AppsV1().Deployments(demoNS).Create(ctx, d, metav1.CreateOptions{}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// waitReadyCondition waits until the ScaledObject name in demoNS is Ready.
+func (e *env) waitReadyCondition(ctx context.Context, name string) {
 	var conds any
-	e.waitFor(ctx, "ScaledObject Ready", func() bool {
-		o, err := e.dyn.Resource(scaledObjects).Namespace(demoNS).Get(ctx, "demo-worker", metav1.GetOptions{})
+	e.waitFor(ctx, "ScaledObject "+name+" Ready", func() bool {
+		o, err := e.dyn.Resource(scaledObjects).Namespace(demoNS).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return false
 		}
@@ -455,8 +473,9 @@ func (e *env) waitReadyCondition(ctx context.Context) {
 	}, func() string { return fmt.Sprintf("conditions %v", conds) })
 }
 
-func (e *env) replicas(ctx context.Context) int32 {
-	d, err := e.dc.Client.AppsV1().Deployments(demoNS).Get(ctx, "demo-worker", metav1.GetOptions{})
+// replicas is the Deployment name's spec.replicas in demoNS, or -1.
+func (e *env) replicas(ctx context.Context, name string) int32 {
+	d, err := e.dc.Client.AppsV1().Deployments(demoNS).Get(ctx, name, metav1.GetOptions{})
 	if err != nil || d.Spec.Replicas == nil {
 		return -1
 	}
@@ -482,8 +501,10 @@ func (e *env) uninstall(ctx context.Context) {
 	if _, err := e.dc.Client.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, webhookName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("webhook configuration %s after uninstall: %v (want NotFound)", webhookName, err)
 	}
-	if _, err := e.dyn.Resource(apiServices).Get(ctx, apiService, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-		t.Errorf("APIService %s after uninstall: %v (want NotFound)", apiService, err)
+	for _, name := range []string{apiService, podMetricsAPIService} {
+		if _, err := e.dyn.Resource(apiServices).Get(ctx, name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("APIService %s after uninstall: %v (want NotFound)", name, err)
+		}
 	}
 	for _, gvr := range tidalCRs {
 		l, err := e.dyn.Resource(gvr).List(ctx, metav1.ListOptions{})

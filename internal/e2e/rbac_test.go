@@ -38,6 +38,8 @@ var probes = []probe{
 	{"create", "", "nodes", "", ""},
 	{"delete", "", "nodes", "", ""},
 	{"patch", "", "nodes", "status", ""},
+	{"get", "", "nodes", "metrics", ""},
+	{"get", "", "nodes", "proxy", ""},
 	{"update", "apps", "deployments", "scale", "default"},
 	{"delete", "apps", "deployments", "", "default"},
 	{"create", "batch", "jobs", "", "default"},

@@ -90,7 +90,8 @@ func startAdapter(t testing.TB, c *devcluster.Cluster, p pki, cfg adapterConfig,
 	}
 	opts := app.Options{
 		Config: c.Config, Registry: testRegistry(cfg.gauge), Logger: logger, Serving: serving,
-		PodMetrics:  &podmetrics.Options{},
+		// Pods on process and containerd virtual nodes are measured; a short interval for tests.
+		PodMetrics:  &podmetrics.Options{Scrape: &podmetrics.ScrapeOptions{Interval: 2 * time.Second}},
 		Stream:      &app.StreamOptions{Addr: cfg.streamAddr, TLS: streamTLS},
 		MetricsAddr: "127.0.0.1:0",
 	}

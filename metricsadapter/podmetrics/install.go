@@ -43,5 +43,15 @@ func Install(server *genericapiserver.GenericAPIServer, opts Options) error {
 	if err := server.InstallAPIGroup(&info); err != nil {
 		return fmt.Errorf("install %s: %w", metrics.GroupName, err)
 	}
+	if src.scraper != nil {
+		// The scraper runs while the server does; requests read its last scrapes only.
+		err := server.AddPostStartHook("tidal-pod-metrics-scraper", func(hc genericapiserver.PostStartHookContext) error {
+			go src.scraper.run(hc.Context)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("install %s: %w", metrics.GroupName, err)
+		}
+	}
 	return nil
 }

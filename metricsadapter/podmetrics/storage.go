@@ -1,8 +1,9 @@
 // Package podmetrics serves metrics.k8s.io/v1beta1 (PodMetrics, NodeMetrics) for pods on simulated nodes
-// (kwok) and virtual nodes, where no kubelet reports real usage. Usage comes from the pod annotation
-// tidal.dev/sim-usage, or is a fraction of the containers' requests, so a plain autoscaling/v2 HPA on CPU or
-// memory utilization works in the dev cluster and in benchmarks. Pods on other nodes are not served: a real
-// metrics-server owns them.
+// (kwok) and virtual nodes, so a plain autoscaling/v2 HPA on CPU or memory utilization works in the dev cluster
+// and in benchmarks. Pods on virtual nodes whose backend measures real usage (containerd, process; see
+// ScrapeOptions) get it from their kubelet's /metrics/resource, scraped on an interval as metrics-server does.
+// Other pods get simulated usage: the pod annotation tidal.dev/sim-usage, or a fraction of the containers'
+// requests. Pods on other nodes are not served: a real metrics-server owns them.
 package podmetrics
 
 import (
@@ -50,14 +51,17 @@ type Options struct {
 	Fraction float64
 	// Window is the reported window; DefaultWindow when zero.
 	Window time.Duration
+	// Scrape, when set, reads real usage from the kubelets of some served nodes.
+	Scrape *ScrapeOptions
 	// Now stamps the metrics; time.Now when nil.
 	Now    func() time.Time
 	Logger *zap.Logger
 }
 
-// source computes metrics from the listers; the two REST storages share it.
+// source computes metrics from the listers and the scraper; the two REST storages share it.
 type source struct {
-	opts Options
+	opts    Options
+	scraper *scraper // nil: every pod is simulated
 }
 
 func newSource(opts Options) (*source, error) {
@@ -82,25 +86,45 @@ func newSource(opts Options) (*source, error) {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
-	return &source{opts: opts}, nil
+	src := &source{opts: opts}
+	if opts.Scrape != nil {
+		var err error
+		if src.scraper, err = newScraper(*opts.Scrape, opts.Nodes, opts.Logger.Named("scrape"), opts.Now); err != nil {
+			return nil, err
+		}
+	}
+	return src, nil
 }
 
-// simulatedNode reports whether the node is served.
-func (s *source) simulatedNode(name string) bool {
+// servedNode returns the pod's node when it is served.
+func (s *source) servedNode(name string) (*corev1.Node, bool) {
 	if name == "" {
-		return false
+		return nil, false
 	}
 	n, err := s.opts.Nodes.Get(name)
-	if err != nil {
-		return false
+	if err != nil || !s.opts.NodeSelector.Matches(labels.Set(n.Labels)) {
+		return nil, false
 	}
-	return s.opts.NodeSelector.Matches(labels.Set(n.Labels))
+	return n, true
 }
 
-// podMetrics returns the pod's metrics, or false when the pod is not served (not running on a served node).
+// podMetrics returns the pod's metrics, or false when the pod is not served: not running on a served node, or
+// measured by the scraper but without a rate yet.
 func (s *source) podMetrics(pod *corev1.Pod, now time.Time) (metrics.PodMetrics, bool) {
-	if pod.Status.Phase != corev1.PodRunning || !s.simulatedNode(pod.Spec.NodeName) {
+	if pod.Status.Phase != corev1.PodRunning {
 		return metrics.PodMetrics{}, false
+	}
+	node, ok := s.servedNode(pod.Spec.NodeName)
+	if !ok {
+		return metrics.PodMetrics{}, false
+	}
+	if s.scraper != nil {
+		if usage, measured := s.scraper.podUsage(node, pod); measured {
+			if usage == nil {
+				return metrics.PodMetrics{}, false
+			}
+			return measuredMetrics(pod, usage), true
+		}
 	}
 	usage, err := PodUsage(pod, s.opts.Fraction)
 	if err != nil {
@@ -119,6 +143,25 @@ func (s *source) podMetrics(pod *corev1.Pod, now time.Time) (metrics.PodMetrics,
 		pm.Containers[i] = metrics.ContainerMetrics{Name: u.Name, Usage: u.Usage}
 	}
 	return pm, true
+}
+
+// measuredMetrics is the PodMetrics of a pod from its containers' measured usage, in the pod's container order.
+// The window and timestamp are the first container's (one scrape measures them all).
+func measuredMetrics(pod *corev1.Pod, usage map[string]containerUsage) metrics.PodMetrics {
+	first := usage[pod.Spec.Containers[0].Name]
+	pm := metrics.PodMetrics{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: pod.Name, Namespace: pod.Namespace, Labels: pod.Labels,
+			CreationTimestamp: metav1.NewTime(first.Time),
+		},
+		Timestamp:  metav1.NewTime(first.Time),
+		Window:     metav1.Duration{Duration: first.Window},
+		Containers: make([]metrics.ContainerMetrics, len(pod.Spec.Containers)),
+	}
+	for i, c := range pod.Spec.Containers {
+		pm.Containers[i] = metrics.ContainerMetrics{Name: c.Name, Usage: usage[c.Name].Usage}
+	}
+	return pm
 }
 
 // nodeMetrics sums the usage of the served pods bound to node.

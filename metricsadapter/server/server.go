@@ -49,7 +49,7 @@ type Options struct {
 	// External answers external.metrics.k8s.io.
 	External provider.ExternalMetricsProvider
 	// PodMetrics, when set, serves metrics.k8s.io for simulated pods; its Pods and Nodes listers are filled from
-	// Informers when nil.
+	// Informers when nil, and its Scrape.Config from ClientConfig.
 	PodMetrics *podmetrics.Options
 	// ReadyChecks are added to /readyz.
 	ReadyChecks []ReadyCheck
@@ -121,6 +121,11 @@ func New(opts Options) (*Server, error) {
 		}
 		if pm.Nodes == nil {
 			pm.Nodes = opts.Informers.Core().V1().Nodes().Lister()
+		}
+		if pm.Scrape != nil && pm.Scrape.Config == nil {
+			sc := *pm.Scrape
+			sc.Config = opts.ClientConfig // the adapter's own credentials, as metrics-server presents its own
+			pm.Scrape = &sc
 		}
 		if err := podmetrics.Install(srv.GenericAPIServer, pm); err != nil {
 			return nil, fmt.Errorf("metrics adapter server: %w", err)

@@ -114,4 +114,9 @@ func TestSimBackendRunsDeploymentAndReportsStats(t *testing.T) {
 		_, total, err := countOnNode(ctx, c, ns, "app=web", vn.Name)
 		return total == 0, err
 	})
+	// No pods: the node's series only (families without samples cannot be encoded and used to fail the request).
+	waitFor(ctx, t, "/metrics/resource of an empty node", func() (bool, error) {
+		m := string(kubeletGet(ctx, t, vn, "/metrics/resource"))
+		return contains(m, "node_cpu_usage_seconds_total") && !contains(m, "container_cpu_usage_seconds_total{"), nil
+	})
 }

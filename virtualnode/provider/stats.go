@@ -101,7 +101,15 @@ func (p *Provider) GetMetricsResource(ctx context.Context) ([]*dto.MetricFamily,
 	}
 	scrapeErr := gauge("scrape_error", "1 if there was an error while getting container metrics, 0 otherwise")
 	scrapeErr.Metric = []*dto.Metric{{Gauge: &dto.Gauge{Value: proto.Float64(0)}}}
-	return []*dto.MetricFamily{nodeCPU, nodeMem, podCPU, podMem, ctrCPU, ctrMem, ctrStart, scrapeErr}, nil
+	// A family without samples (no running pod yet) cannot be encoded: the text encoder refuses it, and the
+	// whole response would be an error.
+	var out []*dto.MetricFamily
+	for _, mf := range []*dto.MetricFamily{nodeCPU, nodeMem, podCPU, podMem, ctrCPU, ctrMem, ctrStart, scrapeErr} {
+		if len(mf.Metric) > 0 {
+			out = append(out, mf)
+		}
+	}
+	return out, nil
 }
 
 func seconds(nanos *uint64) float64 { return float64(deref(nanos)) / float64(time.Second) }
