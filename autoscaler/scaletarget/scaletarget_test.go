@@ -40,8 +40,10 @@ func TestUpdateReplicasAsksBeforeEveryAttempt(t *testing.T) {
 	if _, err := ts.UpdateReplicas(ctx, target, stale, 3, func() error { asked++; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if asked != 2 || e.Replicas("work") != 3 {
-		t.Fatalf("asked %d times (want 2: the stale attempt and the retry), replicas %d (want 3)", asked, e.Replicas("work"))
+	// At least the stale attempt and one retry (the Deployment controller's own status writes may cause more
+	// conflicts).
+	if asked < 2 || e.Replicas("work") != 3 {
+		t.Fatalf("asked %d times (want the stale attempt and a retry), replicas %d (want 3)", asked, e.Replicas("work"))
 	}
 
 	stale, err = ts.GetScale(ctx, target)
