@@ -22,6 +22,11 @@ func (scaleFromZero) measure(ctx context.Context, env *runEnv) (*result.Run, err
 		return nil, err
 	}
 	defer src.Close()
+	if rs, ok := src.(*redisSource); ok {
+		if err := rs.requirePush(ctx); err != nil {
+			return nil, err
+		}
+	}
 	w := scaledWorkload{Name: workerName, Mode: env.autoscaler.Mode(), Trigger: src.Trigger(1), MaxReplicas: 1,
 		PollingInterval: p.PollingInterval.D(), Cooldown: p.Cooldown.D()}
 	if err := w.create(ctx, env.opts.Cluster, env.tidal, env.namespace); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -57,6 +58,21 @@ func newRedisSource(ctx context.Context, addr string) (*redisSource, error) {
 		return nil, fmt.Errorf("redis source at %s: %w", addr, err)
 	}
 	return &redisSource{addr: addr, list: fmt.Sprintf("tidal-bench-%x", rand.Uint64()), rc: rc}, nil
+}
+
+// requirePush fails, naming the fix, when the server publishes no keyspace events: scale-from-zero measures
+// push-driven activation (its polling interval is long on purpose) and Tidal never turns the events on unasked,
+// so without them each iteration would wait for a poll and time out.
+func (s *redisSource) requirePush(ctx context.Context) error {
+	cfg, err := s.rc.ConfigGet(ctx, "notify-keyspace-events").Result()
+	if err != nil {
+		return fmt.Errorf("redis source at %s: read notify-keyspace-events: %w", s.addr, err)
+	}
+	if v := cfg["notify-keyspace-events"]; !strings.Contains(v, "K") && !strings.Contains(v, "E") {
+		return fmt.Errorf("redis source at %s publishes no keyspace events (notify-keyspace-events %q): this scenario measures push activation; "+
+			"run `redis-cli -h <host> -p <port> config set notify-keyspace-events KEA` or pass --redis with a server that has them", s.addr, v)
+	}
+	return nil
 }
 
 func (s *redisSource) Name() string { return "redis RPUSH" }
