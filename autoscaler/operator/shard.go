@@ -23,3 +23,14 @@ func CheckOwner(s Shard, namespace, name string) error {
 	}
 	return fmt.Errorf("%s/%s: %w", namespace, name, ErrNotOwner)
 }
+
+// CountOwned counts the keys s owns (all of them when s is nil): the objects a replica's shard holds.
+func CountOwned(s Shard, keys []string) int {
+	n := 0
+	for _, key := range keys {
+		if s == nil || s.Owns(key) {
+			n++
+		}
+	}
+	return n
+}

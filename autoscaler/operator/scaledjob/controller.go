@@ -125,13 +125,7 @@ func (c *Controller) EnqueueAll() {
 
 // Owned counts the cached ScaledJobs this replica owns (all of them without a shard).
 func (c *Controller) Owned() int {
-	n := 0
-	for _, key := range c.opts.Informer.GetStore().ListKeys() {
-		if c.opts.Shard == nil || c.opts.Shard.Owns(key) {
-			n++
-		}
-	}
-	return n
+	return operator.CountOwned(c.opts.Shard, c.opts.Informer.GetStore().ListKeys())
 }
 
 // Run consumes samples and runs workers until ctx is done.
