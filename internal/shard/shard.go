@@ -215,13 +215,23 @@ func (m *Membership) release() {
 		rv = self.rv
 	}
 	m.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), m.opts.RetryPeriod)
+	ctx, cancel := context.WithTimeout(context.Background(), m.opts.RenewDeadline)
 	defer cancel()
 	var pre *metav1.Preconditions
 	if rv != "" {
 		pre = &metav1.Preconditions{ResourceVersion: &rv}
 	}
-	err := m.opts.Client.CoordinationV1().Leases(m.opts.Namespace).Delete(ctx, m.leaseName, metav1.DeleteOptions{Preconditions: pre})
+	leases := m.opts.Client.CoordinationV1().Leases(m.opts.Namespace)
+	err := leases.Delete(ctx, m.leaseName, metav1.DeleteOptions{Preconditions: pre})
+	if apierrors.IsConflict(err) {
+		// A renewal cut short by the stop may have landed after all, moving the version on: delete the Lease if
+		// it is still this replica's.
+		if cur, gerr := leases.Get(ctx, m.leaseName, metav1.GetOptions{}); gerr == nil && cur.Spec.HolderIdentity != nil &&
+			*cur.Spec.HolderIdentity == m.opts.Identity {
+			rv := cur.ResourceVersion
+			err = leases.Delete(ctx, m.leaseName, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{ResourceVersion: &rv}})
+		}
+	}
 	if err != nil && !apierrors.IsNotFound(err) {
 		m.log.Warn("could not delete the shard lease; the others take over when it expires", zap.Error(err))
 		return
