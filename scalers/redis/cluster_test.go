@@ -202,10 +202,25 @@ func TestClusterSlotMove(t *testing.T) {
 			to = c
 		}
 	}
-	target := ids[to.Options().Addr]
-	for _, c := range []*goredis.Client{to, from} { // the new owner first, as redis-cli --cluster does
-		if err := c.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", target).Err(); err != nil {
-			t.Fatalf("CLUSTER SETSLOT on %s: %v", c.Options().Addr, err)
+	target, source := ids[to.Options().Addr], ids[from.Options().Addr]
+	// As redis-cli --cluster reshard does: IMPORTING on the new owner and MIGRATING on the old (so that the final
+	// SETSLOT NODE bumps the new owner's config epoch and gossip carries the move), then NODE on the new owner, the
+	// old, and every other master, so no server can hand out the old slot map afterwards.
+	setslot := func(c *goredis.Client, args ...any) {
+		t.Helper()
+		if err := c.Do(ctx, append([]any{"CLUSTER", "SETSLOT", slot}, args...)...).Err(); err != nil {
+			t.Fatalf("CLUSTER SETSLOT %v on %s: %v", args, c.Options().Addr, err)
+		}
+	}
+	setslot(to, "IMPORTING", source)
+	setslot(from, "MIGRATING", target)
+	setslot(to, "NODE", target)
+	setslot(from, "NODE", target)
+	for _, a := range addrs {
+		if a != to.Options().Addr && a != from.Options().Addr {
+			c := goredis.NewClient(&goredis.Options{Addr: a, DisableIdentity: true})
+			defer c.Close()
+			setslot(c, "NODE", target)
 		}
 	}
 	sample(t, s) // a MOVED reply makes go-redis reload the slot map, as any Sample after a resharding would
