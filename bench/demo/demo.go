@@ -225,8 +225,7 @@ func workerPod(o Options, list string) corev1.PodSpec {
 	worker := corev1.Container{Name: "worker", Image: "tidal/demo-worker", Env: env}
 	switch {
 	case o.Containers != nil:
-		spec.NodeSelector = map[string]string{devcluster.ContainerNodeSelectorKey: devcluster.ContainerNodeSelectorValue}
-		spec.Tolerations = []corev1.Toleration{{Key: devcluster.ContainerNodeTaintKey, Operator: corev1.TolerationOpExists}}
+		devcluster.OnContainerNode(&spec)
 		worker.Image, worker.ImagePullPolicy = o.Containers.Image, corev1.PullNever
 		worker.Env = append(worker.Env, corev1.EnvVar{Name: "WORK_DURATION", Value: (time.Second / time.Duration(o.ItemsPerPodSecond)).String()})
 		// The worker finishes the item in hand on SIGTERM.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"strings"
 	"sync"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	"github.com/tidalscale/tidal/bench/scenario"
+	redisscaler "github.com/tidalscale/tidal/scalers/redis"
 )
 
 // Source is the event source a scenario drives: the queue the trigger measures.
@@ -68,8 +68,8 @@ func (s *redisSource) requirePush(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("redis source at %s: read notify-keyspace-events: %w", s.addr, err)
 	}
-	if v := cfg["notify-keyspace-events"]; !strings.Contains(v, "K") && !strings.Contains(v, "E") {
-		return fmt.Errorf("redis source at %s publishes no keyspace events (notify-keyspace-events %q): this scenario measures push activation; "+
+	if v := cfg["notify-keyspace-events"]; !redisscaler.ListEventsPublished(v) {
+		return fmt.Errorf("redis source at %s publishes no keyspace events for lists (notify-keyspace-events %q, need K and l or A): this scenario measures push activation; "+
 			"run `redis-cli -h <host> -p <port> config set notify-keyspace-events KEA` or pass --redis with a server that has them", s.addr, v)
 	}
 	return nil

@@ -3,6 +3,8 @@ package devcluster
 import (
 	"context"
 	"fmt"
+	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
 	"os"
 
 	ctrd "github.com/containerd/containerd/v2/client"
@@ -12,10 +14,19 @@ import (
 
 // Labels and taint of the container node `tidal-dev up --container-node` registers (see provider.NodeOptions).
 const (
-	ContainerNodeSelectorKey   = "tidal.dev/virtual-node-backend"
+	ContainerNodeSelectorKey   = tidalv1alpha1.VirtualNodeBackendLabel
 	ContainerNodeSelectorValue = "containerd"
-	ContainerNodeTaintKey      = "virtual-kubelet.io/provider"
+	ContainerNodeTaintKey      = tidalv1alpha1.VirtualNodeTaintKey
 )
+
+// OnContainerNode places a pod on the container node: its selector and a toleration of its taint.
+func OnContainerNode(spec *corev1.PodSpec) {
+	if spec.NodeSelector == nil {
+		spec.NodeSelector = map[string]string{}
+	}
+	spec.NodeSelector[ContainerNodeSelectorKey] = ContainerNodeSelectorValue
+	spec.Tolerations = append(spec.Tolerations, corev1.Toleration{Key: ContainerNodeTaintKey, Operator: corev1.TolerationOpExists})
+}
 
 // ImportImages imports OCI archives (bin/images/<name>.tar of make images, or any oci-archive) into the
 // container node's containerd, in namespace, and returns the names of the images imported.

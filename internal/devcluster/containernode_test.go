@@ -57,13 +57,12 @@ func TestContainerNodeRunsPodsAndRoutesTheirServices(t *testing.T) {
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default", Labels: labels},
 		Spec: corev1.PodSpec{
-			NodeSelector: map[string]string{ContainerNodeSelectorKey: ContainerNodeSelectorValue},
-			Tolerations:  []corev1.Toleration{{Key: ContainerNodeTaintKey, Operator: corev1.TolerationOpExists}},
 			Containers: []corev1.Container{{Name: "web", Image: "tidal.test/testprog:v1", ImagePullPolicy: corev1.PullNever,
 				Args:  []string{"serve", strconv.Itoa(port)},
 				Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: int32(port)}}}},
 		},
 	}
+	OnContainerNode(&pod.Spec)
 	if _, err := c.Client.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}

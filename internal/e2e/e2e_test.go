@@ -439,8 +439,6 @@ func (e *env) createWorker(ctx context.Context, name, list string, replicas int3
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
 				Spec: corev1.PodSpec{
-					NodeSelector: map[string]string{devcluster.ContainerNodeSelectorKey: devcluster.ContainerNodeSelectorValue},
-					Tolerations:  []corev1.Toleration{{Key: devcluster.ContainerNodeTaintKey, Operator: corev1.TolerationOpExists}},
 					Containers: []corev1.Container{{Name: "worker", Image: e.refs["tidal-demo-worker"], ImagePullPolicy: corev1.PullNever,
 						Env: []corev1.EnvVar{{Name: "REDIS_ADDRESS", Value: redisAddr}, {Name: "LIST_NAME", Value: list},
 							{Name: "WORK_DURATION", Value: work}}}},
@@ -448,6 +446,7 @@ func (e *env) createWorker(ctx context.Context, name, list string, replicas int3
 			},
 		},
 	}
+	devcluster.OnContainerNode(&d.Spec.Template.Spec)
 	if _, err := e.dc.Client.AppsV1().Deployments(demoNS).Create(ctx, d, metav1.CreateOptions{}); err != nil {
 		e.t.Fatal(err)
 	}

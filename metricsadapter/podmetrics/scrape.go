@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	"io"
+	"k8s.io/apimachinery/pkg/selection"
 	"net"
 	"net/http"
 	"strconv"
@@ -30,8 +32,11 @@ const (
 // backends (tidal-virtual-node labels its node tidal.dev/virtual-node-backend with the backend's name). The sim
 // and aci backends' figures are not measured, and kwok nodes serve no kubelet API.
 func DefaultScrapeNodeSelector() labels.Selector {
-	s, _ := labels.Parse("tidal.dev/virtual-node-backend in (containerd,process)")
-	return s
+	r, err := labels.NewRequirement(tidalv1alpha1.VirtualNodeBackendLabel, selection.In, []string{"containerd", "process"})
+	if err != nil {
+		panic(err) // a constant requirement: cannot fail
+	}
+	return labels.NewSelector().Add(*r)
 }
 
 // ScrapeOptions configure reading real usage from the kubelet /metrics/resource of some served nodes, as

@@ -204,6 +204,10 @@ func covers(flags, classes string) bool {
 	return true
 }
 
+// ListEventsPublished reports whether a server with these notify-keyspace-events flags publishes what a watch on
+// a list key needs (K and the list class, l or A), so push works without Tidal changing the server.
+func ListEventsPublished(flags string) bool { return covers(flags, "l") }
+
 // mergeFlags adds K and classes to flags, keeping what was already on.
 func mergeFlags(flags, classes string) string {
 	out := flags

@@ -3,6 +3,7 @@ package provider
 import (
 	"errors"
 	"fmt"
+	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	"maps"
 	"runtime"
 
@@ -14,9 +15,9 @@ import (
 const (
 	LabelType     = "type"
 	TypeVirtual   = "virtual-kubelet"
-	TaintKey      = "virtual-kubelet.io/provider"
+	TaintKey      = tidalv1alpha1.VirtualNodeTaintKey
 	TaintValue    = "tidal"
-	LabelProvider = "tidal.dev/virtual-node-backend"
+	LabelProvider = tidalv1alpha1.VirtualNodeBackendLabel
 )
 
 // NodeOptions describe the Node object the virtual node registers.
