@@ -35,6 +35,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
@@ -176,9 +177,14 @@ type Scaler struct {
 	cfg        *scalers.TriggerConfig
 	meta       Metadata
 	metricName string
-	hub        *azeventhubs.ProducerClient
 	blobs      *azblob.Client
 	release    func() error
+
+	// newHub builds the Event Hubs client; hub is the current one (nil after a Sample gave up on it). mu
+	// serializes Samples and Close over them.
+	newHub func() (*azeventhubs.ProducerClient, error)
+	mu     sync.Mutex
+	hub    *azeventhubs.ProducerClient
 }
 
 var _ scalers.Scaler = (*Scaler)(nil)
@@ -235,19 +241,28 @@ func (s *Scaler) connect(opts policy.ClientOptions) error {
 		if m.entityPath {
 			name = "" // the SDK refuses a name beside the connection string's EntityPath
 		}
-		if s.hub, err = azeventhubs.NewProducerClientFromConnectionString(m.Connection, name, hubOpts); err != nil {
-			return errors.New("connection: not a valid Event Hubs connection string")
+		s.newHub = func() (*azeventhubs.ProducerClient, error) {
+			c, err := azeventhubs.NewProducerClientFromConnectionString(m.Connection, name, hubOpts)
+			if err != nil {
+				return nil, errors.New("connection: not a valid Event Hubs connection string")
+			}
+			return c, nil
 		}
-		return nil
+	} else {
+		cred, err := azure.WorkloadIdentity(opts)
+		if err != nil {
+			return fmt.Errorf("eventHubNamespace: %w", err)
+		}
+		s.newHub = func() (*azeventhubs.ProducerClient, error) {
+			c, err := azeventhubs.NewProducerClient(m.namespace, m.hub, cred, hubOpts)
+			if err != nil {
+				return nil, fmt.Errorf("eventHubNamespace: %w", err)
+			}
+			return c, nil
+		}
 	}
-	cred, err := azure.WorkloadIdentity(opts)
-	if err != nil {
-		return fmt.Errorf("eventHubNamespace: %w", err)
-	}
-	if s.hub, err = azeventhubs.NewProducerClient(m.namespace, m.hub, cred, hubOpts); err != nil {
-		return fmt.Errorf("eventHubNamespace: %w", err)
-	}
-	return nil
+	s.hub, err = s.newHub()
+	return err
 }
 
 // MetricSpecs returns one External metric with unprocessedEventThreshold as its target.
@@ -259,13 +274,22 @@ func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
 // unprocessedEventThreshold and the trigger is active when the uncapped sum exceeds
 // activationUnprocessedEventThreshold.
 func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hub == nil {
+		hub, err := s.newHub()
+		if err != nil {
+			return nil, false, s.cfg.Errorf("%w", err)
+		}
+		s.hub = hub
+	}
 	props, err := s.hub.GetEventHubProperties(ctx, nil)
 	if err != nil {
 		return nil, false, s.cfg.Errorf("event hub %q: reading its properties: %w", s.meta.hub, err)
 	}
 	var total int64
 	for _, id := range props.PartitionIDs {
-		p, err := s.hub.GetPartitionProperties(ctx, id, nil)
+		p, err := s.partition(ctx, id)
 		if err != nil {
 			return nil, false, s.cfg.Errorf("event hub %q partition %s: reading its properties: %w", s.meta.hub, id, err)
 		}
@@ -282,6 +306,38 @@ func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
 	lag := capToPartitions(total, int64(len(props.PartitionIDs)), s.meta.UnprocessedEventThreshold)
 	return []scalers.Sample{{MetricName: s.metricName, Value: float64(lag)}}, total > s.meta.ActivationUnprocessedEventThreshold, nil
 }
+
+// partition reads a partition's properties within ctx. The SDK (azeventhubs v2.0.2) sends that request without
+// the caller's context, so a namespace that takes it and never answers would hold Sample forever: at ctx's end
+// Sample returns, the client is closed in the background (which ends the request) and the next Sample connects
+// again.
+func (s *Scaler) partition(ctx context.Context, id string) (azeventhubs.PartitionProperties, error) {
+	type result struct {
+		p   azeventhubs.PartitionProperties
+		err error
+	}
+	hub := s.hub
+	done := make(chan result, 1)
+	go func() {
+		p, err := hub.GetPartitionProperties(ctx, id, nil)
+		done <- result{p, err}
+	}()
+	select {
+	case r := <-done:
+		return r.p, r.err
+	case <-ctx.Done():
+		s.hub = nil
+		go func() {
+			closeCtx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+			defer cancel()
+			_ = hub.Close(closeCtx)
+		}()
+		return azeventhubs.PartitionProperties{}, ctx.Err()
+	}
+}
+
+// closeTimeout bounds closing an AMQP connection.
+const closeTimeout = 5 * time.Second
 
 // unprocessed returns a partition's unprocessed events and its checkpoint's sequence number (nil when there is
 // none).
@@ -394,6 +450,12 @@ func addSaturating(a, b int64) int64 {
 
 // Close closes the AMQP connection and releases the shared transport.
 func (s *Scaler) Close(ctx context.Context) error {
-	err := s.hub.Close(ctx)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var err error
+	if s.hub != nil {
+		err = s.hub.Close(ctx)
+		s.hub = nil
+	}
 	return errors.Join(err, s.release())
 }

@@ -393,6 +393,30 @@ func TestSampleErrors(t *testing.T) {
 	})
 }
 
+// TestUnansweredPartitionReadEndsWithTheContext: the SDK sends a partition read without the caller's context;
+// when the namespace never answers, Sample still returns at its context's end, and the next Sample reconnects.
+func TestUnansweredPartitionReadEndsWithTheContext(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	hub := unique("held")
+	e.hub(hub, 4)
+	s := scalertest.New[*Scaler](t, New, scalertest.Config(TriggerType, "", map[string]string{}, e.auth(hub)))
+	if v, _ := scalertest.Sample(t, s, s.metricName); v != 5 {
+		t.Fatalf("Sample = %v, want 5", v)
+	}
+	e.ns.HoldPartitionReads(true)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if _, active, err := s.Sample(ctx); err == nil || active || !strings.Contains(err.Error(), "context deadline exceeded") {
+		t.Fatalf("Sample with the partition read unanswered = (active %v, %v), want the context's error", active, err)
+	}
+	e.ns.HoldPartitionReads(false)
+	e.hub(hub, 9)
+	if v, _ := scalertest.Sample(t, s, s.metricName); v != 10 {
+		t.Fatalf("Sample after the namespace answers again = %v, want 10", v)
+	}
+}
+
 func TestWorkloadIdentityWithoutEnvironmentIsABuildError(t *testing.T) {
 	for _, k := range []string{"AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_FEDERATED_TOKEN_FILE"} {
 		t.Setenv(k, "")

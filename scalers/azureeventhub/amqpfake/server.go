@@ -66,7 +66,13 @@ type Server struct {
 
 	// Management counts the $management requests answered.
 	Management atomic.Int64
+	// holdPartitions leaves partition reads unanswered (a namespace that stopped responding).
+	holdPartitions atomic.Bool
 }
+
+// HoldPartitionReads makes the namespace take partition property requests and never answer them (on), or answer
+// them again (off).
+func (s *Server) HoldPartitionReads(on bool) { s.holdPartitions.Store(on) }
 
 // Start runs a namespace until tb's test ends.
 func Start(tb testing.TB, opts Options) *Server {
@@ -469,6 +475,9 @@ func (c *conn) transfer(s *session, f frame) error {
 	l.credit = linkCredit
 	if err := c.sendFlow(s, l); err != nil {
 		return err
+	}
+	if l.node == "$management" && req.ApplicationProperties["type"] == "com.microsoft:partition" && c.s.holdPartitions.Load() {
+		return nil
 	}
 	reply := c.answer(l.node, req)
 	replyTo, _ := req.prop(4).(string)
