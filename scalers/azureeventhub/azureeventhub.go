@@ -36,6 +36,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
@@ -283,40 +284,77 @@ func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
 		}
 		s.hub = hub
 	}
-	props, err := s.hub.GetEventHubProperties(ctx, nil)
+	hub := s.hub
+	props, err := hub.GetEventHubProperties(ctx, nil)
 	if err != nil {
 		return nil, false, s.cfg.Errorf("event hub %q: reading its properties: %w", s.meta.hub, err)
 	}
+	// The partitions are read concurrently, at most parallelPartitions at a time.
+	counts := make([]int64, len(props.PartitionIDs))
+	errs := make([]error, len(props.PartitionIDs))
+	var abandoned atomic.Bool
+	sem := make(chan struct{}, parallelPartitions)
+	var wg sync.WaitGroup
+	for i, id := range props.PartitionIDs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			counts[i], errs[i] = s.partitionLag(ctx, hub, id, &abandoned)
+		}()
+	}
+	wg.Wait()
+	if abandoned.Load() {
+		s.hub = nil
+		go func() {
+			closeCtx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+			defer cancel()
+			_ = hub.Close(closeCtx)
+		}()
+	}
 	var total int64
-	for _, id := range props.PartitionIDs {
-		p, err := s.partition(ctx, id)
-		if err != nil {
-			return nil, false, s.cfg.Errorf("event hub %q partition %s: reading its properties: %w", s.meta.hub, id, err)
+	for i, id := range props.PartitionIDs {
+		if errs[i] != nil {
+			return nil, false, s.cfg.Errorf("event hub %q partition %s: %w", s.meta.hub, id, errs[i])
 		}
-		n, checkpoint, err := s.unprocessed(ctx, p)
-		if err != nil {
-			return nil, false, s.cfg.Errorf("event hub %q partition %s: %w", s.meta.hub, id, err)
-		}
-		if ce := s.cfg.Logger.Check(zap.DebugLevel, "azure-eventhub partition lag"); ce != nil {
-			ce.Write(zap.String("partition", id), zap.Int64("lastEnqueuedSequenceNumber", p.LastEnqueuedSequenceNumber),
-				zap.Int64p("checkpointSequenceNumber", checkpoint), zap.Int64("unprocessed", n))
-		}
-		total = addSaturating(total, n)
+		total = addSaturating(total, counts[i])
 	}
 	lag := capToPartitions(total, int64(len(props.PartitionIDs)), s.meta.UnprocessedEventThreshold)
 	return []scalers.Sample{{MetricName: s.metricName, Value: float64(lag)}}, total > s.meta.ActivationUnprocessedEventThreshold, nil
 }
 
+// parallelPartitions bounds the partitions one Sample reads at once.
+const parallelPartitions = 8
+
+// partitionLag reads a partition's properties and checkpoint and returns its unprocessed events.
+func (s *Scaler) partitionLag(ctx context.Context, hub *azeventhubs.ProducerClient, id string, abandoned *atomic.Bool) (int64, error) {
+	p, err := partition(ctx, hub, id)
+	if err != nil {
+		if ctx.Err() != nil {
+			abandoned.Store(true)
+		}
+		return 0, fmt.Errorf("reading its properties: %w", err)
+	}
+	n, checkpoint, err := s.unprocessed(ctx, p)
+	if err != nil {
+		return 0, err
+	}
+	if ce := s.cfg.Logger.Check(zap.DebugLevel, "azure-eventhub partition lag"); ce != nil {
+		ce.Write(zap.String("partition", id), zap.Int64("lastEnqueuedSequenceNumber", p.LastEnqueuedSequenceNumber),
+			zap.Int64p("checkpointSequenceNumber", checkpoint), zap.Int64("unprocessed", n))
+	}
+	return n, nil
+}
+
 // partition reads a partition's properties within ctx. The SDK (azeventhubs v2.0.2) sends that request without
 // the caller's context, so a namespace that takes it and never answers would hold Sample forever: at ctx's end
-// Sample returns, the client is closed in the background (which ends the request) and the next Sample connects
-// again.
-func (s *Scaler) partition(ctx context.Context, id string) (azeventhubs.PartitionProperties, error) {
+// partition returns ctx's error, and Sample closes the client in the background (which ends the request) so that
+// the next Sample connects again.
+func partition(ctx context.Context, hub *azeventhubs.ProducerClient, id string) (azeventhubs.PartitionProperties, error) {
 	type result struct {
 		p   azeventhubs.PartitionProperties
 		err error
 	}
-	hub := s.hub
 	done := make(chan result, 1)
 	go func() {
 		p, err := hub.GetPartitionProperties(ctx, id, nil)
@@ -326,12 +364,6 @@ func (s *Scaler) partition(ctx context.Context, id string) (azeventhubs.Partitio
 	case r := <-done:
 		return r.p, r.err
 	case <-ctx.Done():
-		s.hub = nil
-		go func() {
-			closeCtx, cancel := context.WithTimeout(context.Background(), closeTimeout)
-			defer cancel()
-			_ = hub.Close(closeCtx)
-		}()
 		return azeventhubs.PartitionProperties{}, ctx.Err()
 	}
 }

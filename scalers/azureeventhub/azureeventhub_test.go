@@ -328,16 +328,23 @@ func TestNoCheckpointYet(t *testing.T) {
 	}
 }
 
-// TestHubNameFromMetadata reaches the hub through eventHubName with a namespace-level connection string.
+// TestHubNameFromMetadata reaches a 20-partition hub (more than one Sample reads at once) through eventHubName
+// with a namespace-level connection string.
 func TestHubNameFromMetadata(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	hub := unique("named")
-	e.hub(hub, 9)
-	md := map[string]string{"eventHubName": hub}
+	last := make([]int64, 20)
+	want := 0.0
+	for i := range last {
+		last[i] = int64(i)
+		want += float64(i + 1) // no checkpoint: events 0..i
+	}
+	e.hub(hub, last...)
+	md := map[string]string{"eventHubName": hub, "unprocessedEventThreshold": "1000"}
 	s := scalertest.New[*Scaler](t, New, scalertest.Config(TriggerType, "", md, e.auth("")))
-	if v, _ := scalertest.Sample(t, s, "s0-azure-eventhub--default"); v != 10 {
-		t.Fatalf("Sample = %v, want 10 (no checkpoint: events 0..9)", v)
+	if v, _ := scalertest.Sample(t, s, "s0-azure-eventhub--default"); v != want {
+		t.Fatalf("Sample = %v, want %v", v, want)
 	}
 }
 
