@@ -342,10 +342,18 @@ func TestHubNameFromMetadata(t *testing.T) {
 	}
 	e.hub(hub, last...)
 	md := map[string]string{"eventHubName": hub, "unprocessedEventThreshold": "1000"}
-	s := scalertest.New[*Scaler](t, New, scalertest.Config(TriggerType, "", md, e.auth("")))
+	cfg := scalertest.Config(TriggerType, "", md, e.auth(""))
+	logger, logs := scalertest.ObservedLogger()
+	cfg.Logger = logger
+	s := scalertest.New[*Scaler](t, New, cfg)
 	if v, _ := scalertest.Sample(t, s, "s0-azure-eventhub--default"); v != want {
 		t.Fatalf("Sample = %v, want %v", v, want)
 	}
+	if n := logs.FilterMessage("azure-eventhub partition lag").Len(); n != 20 {
+		t.Errorf("%d partition debug entries, want 20", n)
+	}
+	scalertest.AssertNoSecret(t, key, "", logs.All())
+	scalertest.AssertNoSecret(t, azurite.Key, "", logs.All())
 }
 
 func closedPort(t *testing.T) string {
