@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"net"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -14,6 +13,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 
+	"github.com/tidalscale/tidal/internal/testenv"
 	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/azure/azurite"
 	"github.com/tidalscale/tidal/scalers/azureeventhub/amqpfake"
@@ -356,17 +356,6 @@ func TestHubNameFromMetadata(t *testing.T) {
 	scalertest.AssertNoSecret(t, azurite.Key, "", logs.All())
 }
 
-func closedPort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
 func TestSampleErrors(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -375,8 +364,8 @@ func TestSampleErrors(t *testing.T) {
 	cc := e.container(t, "cps")
 	put(t, cc, "0", `not json`, nil)
 	put(t, cc, "junk", "", nil)
-	storageDown := azurite.Server{Endpoint: "http://" + closedPort(t) + "/" + azurite.Account, Service: "blob"}
-	namespaceDown := strings.Replace(e.ns.ConnectionString(key, hub), e.ns.Addr(), closedPort(t), 1)
+	storageDown := azurite.Server{Endpoint: "http://" + testenv.FreeAddr(t) + "/" + azurite.Account, Service: "blob"}
+	namespaceDown := strings.Replace(e.ns.ConnectionString(key, hub), e.ns.Addr(), testenv.FreeAddr(t), 1)
 	tests := []struct {
 		name          string
 		md            map[string]string
