@@ -1,6 +1,7 @@
-// Package azure holds what Tidal's Azure scalers (azure-queue, azure-blob) share: KEDA's cloud and
-// endpointSuffix resolution, the storage connection metadata (a connection string, or an account name reached
-// with the workload identity of the Tidal pod), and the HTTP pipeline options every Azure SDK client gets.
+// Package azure holds what Tidal's Azure scalers (azure-queue, azure-blob, azure-servicebus, azure-eventhub)
+// share: KEDA's cloud and endpointSuffix resolution, the storage connection metadata (a connection string, or an
+// account name reached with the workload identity of the Tidal pod), and the HTTP pipeline options every Azure
+// SDK client gets.
 package azure
 
 import (
@@ -30,24 +31,55 @@ var storageSuffixes = map[string]string{
 	"AZUREGERMANCLOUD":       "core.cloudapi.de",
 }
 
+// serviceBusSuffixes are the Service Bus (and Event Hubs) endpoint suffixes of KEDA's named clouds, keyed by
+// upper-cased cloud name.
+var serviceBusSuffixes = map[string]string{
+	"AZUREPUBLICCLOUD":       "servicebus.windows.net",
+	"AZUREUSGOVERNMENTCLOUD": "servicebus.usgovcloudapi.net",
+	"AZURECHINACLOUD":        "servicebus.chinacloudapi.cn",
+	"AZUREGERMANCLOUD":       "servicebus.cloudapi.de",
+}
+
 // StorageEndpointSuffix resolves KEDA's cloud and endpointSuffix metadata for a storage service ("queue",
 // "blob"): a named cloud gives "<service>.<cloud suffix>" (the public cloud when cloud is empty), cloud Private
 // takes endpointSuffix as written. Errors name the field.
 func StorageEndpointSuffix(cloud, endpointSuffix, service string) (string, error) {
+	return StorageEndpointSuffixFrom(cloud, endpointSuffix, "endpointSuffix", service)
+}
+
+// StorageEndpointSuffixFrom is StorageEndpointSuffix for a trigger whose Private-cloud suffix has another
+// metadata key, suffixField (azure-eventhub's storageEndpointSuffix).
+func StorageEndpointSuffixFrom(cloud, suffix, suffixField, service string) (string, error) {
+	s, private, err := cloudSuffix(cloud, suffix, suffixField, storageSuffixes)
+	if err != nil || private {
+		return s, err
+	}
+	return service + "." + s, nil
+}
+
+// ServiceBusEndpointSuffix resolves KEDA's cloud and endpointSuffix metadata for a Service Bus or Event Hubs
+// namespace: the named cloud's suffix (servicebus.windows.net for the public cloud, also when cloud is empty),
+// or endpointSuffix as written for cloud Private. Errors name the field.
+func ServiceBusEndpointSuffix(cloud, endpointSuffix string) (string, error) {
+	s, _, err := cloudSuffix(cloud, endpointSuffix, "endpointSuffix", serviceBusSuffixes)
+	return s, err
+}
+
+func cloudSuffix(cloud, suffix, suffixField string, suffixes map[string]string) (string, bool, error) {
 	if cloud == "" {
 		cloud = "AzurePublicCloud"
 	}
 	if strings.EqualFold(cloud, PrivateCloud) {
-		if endpointSuffix == "" {
-			return "", errors.New("endpointSuffix: required when cloud is Private")
+		if suffix == "" {
+			return "", true, fmt.Errorf("%s: required when cloud is Private", suffixField)
 		}
-		return endpointSuffix, nil
+		return suffix, true, nil
 	}
-	s, ok := storageSuffixes[strings.ToUpper(cloud)]
+	s, ok := suffixes[strings.ToUpper(cloud)]
 	if !ok {
-		return "", fmt.Errorf("cloud: want one of AzurePublicCloud, AzureUSGovernmentCloud, AzureChinaCloud, AzureGermanCloud, Private, got %q", cloud)
+		return "", false, fmt.Errorf("cloud: want one of AzurePublicCloud, AzureUSGovernmentCloud, AzureChinaCloud, AzureGermanCloud, Private, got %q", cloud)
 	}
-	return service + "." + s, nil
+	return s, false, nil
 }
 
 // Storage is the connection metadata of the storage scalers, with KEDA's names: connection (from authParams, or

@@ -28,14 +28,6 @@ import (
 // TriggerType is the trigger type this package registers.
 const TriggerType = "azure-servicebus"
 
-// serviceBusSuffixes are the Service Bus endpoint suffixes of KEDA's named clouds, keyed by upper-cased name.
-var serviceBusSuffixes = map[string]string{
-	"AZUREPUBLICCLOUD":       "servicebus.windows.net",
-	"AZUREUSGOVERNMENTCLOUD": "servicebus.usgovcloudapi.net",
-	"AZURECHINACLOUD":        "servicebus.chinacloudapi.cn",
-	"AZUREGERMANCLOUD":       "servicebus.cloudapi.de",
-}
-
 // Metadata is the azure-servicebus trigger's metadata, with KEDA's names and defaults.
 type Metadata struct {
 	QueueName              string `tidal:"name=queueName,optional"`
@@ -98,19 +90,9 @@ func (m *Metadata) resolveNamespace() error {
 	if strings.ContainsAny(m.Namespace, "/:@ ") {
 		return fmt.Errorf("namespace: want a Service Bus namespace name, got %q", m.Namespace)
 	}
-	cloud := m.Cloud
-	if cloud == "" {
-		cloud = "AzurePublicCloud"
-	}
-	suffix, ok := serviceBusSuffixes[strings.ToUpper(cloud)]
-	switch {
-	case strings.EqualFold(cloud, azure.PrivateCloud):
-		if m.EndpointSuffix == "" {
-			return errors.New("endpointSuffix: required when cloud is Private")
-		}
-		suffix = m.EndpointSuffix
-	case !ok:
-		return fmt.Errorf("cloud: want one of AzurePublicCloud, AzureUSGovernmentCloud, AzureChinaCloud, AzureGermanCloud, Private, got %q", m.Cloud)
+	suffix, err := azure.ServiceBusEndpointSuffix(m.Cloud, m.EndpointSuffix)
+	if err != nil {
+		return err
 	}
 	m.fqdn = m.Namespace + "." + suffix
 	return nil

@@ -10,6 +10,7 @@ import (
 	"github.com/tidalscale/tidal/scalers/awskinesis"
 	"github.com/tidalscale/tidal/scalers/awssqs"
 	"github.com/tidalscale/tidal/scalers/azureblob"
+	"github.com/tidalscale/tidal/scalers/azureeventhub"
 	"github.com/tidalscale/tidal/scalers/azurepipelines"
 	"github.com/tidalscale/tidal/scalers/azurequeue"
 	"github.com/tidalscale/tidal/scalers/azureservicebus"
@@ -49,6 +50,7 @@ func New() *scalers.Registry {
 		awskinesis.Register,
 		awssqs.Register,
 		azureblob.Register,
+		azureeventhub.Register,
 		azurepipelines.Register,
 		azurequeue.Register,
 		azureservicebus.Register,
