@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/tidalscale/tidal/api/v1alpha1"
+	"github.com/tidalscale/tidal/autoscaler/nodes/demand"
 	"github.com/tidalscale/tidal/autoscaler/nodes/scaledown"
 	"github.com/tidalscale/tidal/autoscaler/nodes/scaleup"
 )
@@ -212,7 +213,7 @@ func setCondition(conds *[]metav1.Condition, c metav1.Condition) {
 
 // podEvent records an event on a pod at most once per podEventInterval for the same reason and message.
 func (a *Autoscaler) podEvent(now time.Time, pod *corev1.Pod, typ, reason, msg string) {
-	if a.opts.Recorder == nil {
+	if a.opts.Recorder == nil || demand.Source(pod) != "" { // a simulated pod has no object to attach to
 		return
 	}
 	key := fmt.Sprintf("%s/%s/%s", pod.UID, reason, msg)
