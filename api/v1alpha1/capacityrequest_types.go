@@ -70,8 +70,8 @@ type CapacityRequestPod struct {
 	// Requests of one pod, init containers and overhead included (k8s.io/component-helpers resource.PodRequests).
 	// Quantities must not be negative.
 	// +optional
-	// +kubebuilder:validation:MaxProperties=32
-	// +kubebuilder:validation:XValidation:rule="self.all(k, !quantity(string(self[k])).isLessThan(quantity('0')))",message="spec.pod.requests: quantities must not be negative"
+	// +kubebuilder:validation:MaxProperties=16
+	// +kubebuilder:validation:XValidation:rule="self.all(k, !string(self[k]).startsWith('-'))",message="spec.pod.requests: quantities must not be negative"
 	Requests corev1.ResourceList `json:"requests,omitempty"`
 
 	// NodeSelector of the pod.
