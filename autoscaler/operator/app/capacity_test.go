@@ -7,8 +7,10 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 
@@ -148,4 +150,56 @@ func TestCapacityRequestForForeignHPA(t *testing.T) {
 			len(cr.OwnerReferences) == 1 && cr.OwnerReferences[0].Kind == "HorizontalPodAutoscaler" && cr.OwnerReferences[0].UID == hpa.UID
 		return ok, strconv.Itoa(int(cr.Spec.Replicas))
 	})
+}
+
+// TestCapacityRequestForScaledJob: Jobs created for a queue are announced first, with the ScaledJob's pod label
+// as selector, and the Jobs' pods carry that label.
+func TestCapacityRequestForScaledJob(t *testing.T) {
+	e := setup(t)
+	e.startOperator(app.Options{})
+	rc, list := testenv.RedisList(t, "127.0.0.1:6379")
+	sj := scaledJobFor(e, "batch", list)
+	testenv.Push(t, rc, list, 2)
+	name := capacity.Name("ScaledJob", sj.Name)
+	e.Eventually("capacity request for the ScaledJob", 60*time.Second, func() (bool, string) {
+		cr, err := e.Tidal.TidalV1alpha1().CapacityRequests(e.NS).Get(e.Ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		return cr.Spec.Replicas >= 1 && cr.Spec.Selector.MatchLabels["scaledjob.tidal.dev/name"] == sj.Name &&
+			cr.OwnerReferences[0].Kind == "ScaledJob", strconv.Itoa(int(cr.Spec.Replicas))
+	})
+	jobs, err := e.Cluster.Client.BatchV1().Jobs(e.NS).List(e.Ctx, metav1.ListOptions{LabelSelector: "scaledjob.tidal.dev/name=" + sj.Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(jobs.Items) == 0 {
+		t.Fatal("no Jobs created")
+	}
+	for _, j := range jobs.Items {
+		if j.Spec.Template.Labels["scaledjob.tidal.dev/name"] != sj.Name {
+			t.Errorf("job %s: pod labels %v lack the ScaledJob's name", j.Name, j.Spec.Template.Labels)
+		}
+	}
+}
+
+func scaledJobFor(e *env, name, list string) *tidalv1alpha1.ScaledJob {
+	e.T.Helper()
+	sj := &tidalv1alpha1.ScaledJob{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: tidalv1alpha1.ScaledJobSpec{
+			JobTargetRef: &batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+				RestartPolicy: corev1.RestartPolicyNever,
+				Containers: []corev1.Container{{Name: "job", Image: "tidal/batch", Resources: corev1.ResourceRequirements{
+					Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m")}}}},
+			}}},
+			Triggers: []tidalv1alpha1.ScaleTriggers{{Type: "redis", Name: "batches",
+				Metadata: map[string]string{"address": "127.0.0.1:6379", "listName": list, "listLength": "1"}}},
+		},
+	}
+	out, err := e.Tidal.TidalV1alpha1().ScaledJobs(e.NS).Create(e.Ctx, sj, metav1.CreateOptions{})
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	return out
 }
