@@ -62,6 +62,10 @@ type ScaleUpStatus struct {
 	BurstPods         int            `json:"burstPods"`
 	Triggered         map[string]int `json:"triggered,omitempty"` // group → nodes added this loop
 	NotHelped         int            `json:"notHelped"`
+	// DemandPods are the simulated pods of CapacityRequests and headroom (docs/demand.md); DemandNotHelped
+	// those of them no group could take. NotHelped counts real pods only.
+	DemandPods      int `json:"demandPods,omitempty"`
+	DemandNotHelped int `json:"demandNotHelped,omitempty"`
 }
 
 // ScaleDownStatus summarises the loop's scale-down.
@@ -74,7 +78,14 @@ type ScaleDownStatus struct {
 // report writes the status ConfigMap and NodeGroup statuses. Failures are logged: reporting never fails a loop.
 func (a *Autoscaler) report(ctx context.Context, now time.Time, st *state, up scaleup.Plan, down scaledown.Plan) {
 	cs := ClusterStatus{Time: metav1.NewTime(now), Health: "Healthy"}
-	cs.ScaleUp = ScaleUpStatus{UnschedulablePods: len(st.pending), BurstPods: len(st.burst), NotHelped: len(up.NoScaleUp)}
+	cs.ScaleUp = ScaleUpStatus{UnschedulablePods: len(st.pending), BurstPods: len(st.burst), DemandPods: len(st.demand.Pods)}
+	for _, n := range up.NoScaleUp {
+		if demand.Source(n.Pod) != "" {
+			cs.ScaleUp.DemandNotHelped++
+		} else {
+			cs.ScaleUp.NotHelped++
+		}
+	}
 	for _, u := range up.ScaleUps {
 		if cs.ScaleUp.Triggered == nil {
 			cs.ScaleUp.Triggered = map[string]int{}
