@@ -184,14 +184,14 @@ func New(ctx context.Context, opts Options) (*Autoscaler, error) {
 	a.informers.Core().V1().Nodes().Informer()
 	if _, err := a.informers.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) {
-			if p, ok := obj.(*corev1.Pod); ok && isUnschedulable(p) {
+			if p, ok := obj.(*corev1.Pod); ok && isUnschedulable(p) && !a.announced(p, time.Now()) {
 				a.batcher.Trigger()
 			}
 		},
 		UpdateFunc: func(oldObj, newObj any) {
 			o, ok1 := oldObj.(*corev1.Pod)
 			n, ok2 := newObj.(*corev1.Pod)
-			if ok1 && ok2 && !isUnschedulable(o) && isUnschedulable(n) {
+			if ok1 && ok2 && !isUnschedulable(o) && isUnschedulable(n) && !a.announced(n, time.Now()) {
 				a.batcher.Trigger()
 			}
 		},

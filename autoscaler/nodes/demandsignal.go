@@ -40,6 +40,38 @@ func (a *Autoscaler) watchDemand() error {
 	return nil
 }
 
+// announced reports whether an unexpired CapacityRequest already counted pod: it selects the pod and its
+// workload has no more pods than the request's replicas. Such a pod going Pending needs no wake-up of its own
+// (the request's already did, and its nodes are requested or on their way); without this it would re-open the
+// batch window and delay the loop. Pods beyond the announced count wake the loop as usual.
+func (a *Autoscaler) announced(pod *corev1.Pod, now time.Time) bool {
+	reqs, err := a.tidalInformers.Tidal().V1alpha1().CapacityRequests().Lister().CapacityRequests(pod.Namespace).List(labels.Everything())
+	if err != nil || len(reqs) == 0 {
+		return false
+	}
+	for _, cr := range reqs {
+		if !now.Before(cr.Spec.ExpiresAt.Time) {
+			continue
+		}
+		sel, err := metav1.LabelSelectorAsSelector(&cr.Spec.Selector)
+		if err != nil || sel.Empty() || !sel.Matches(labels.Set(pod.Labels)) {
+			continue
+		}
+		pods, err := a.informers.Core().V1().Pods().Lister().Pods(pod.Namespace).List(sel)
+		if err != nil {
+			return false
+		}
+		existing := int32(0)
+		for _, p := range pods {
+			if p.DeletionTimestamp == nil && p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed {
+				existing++
+			}
+		}
+		return existing <= cr.Spec.Replicas
+	}
+	return false
+}
+
 func (a *Autoscaler) sees(namespace string) bool {
 	return a.cfg.PodNamespace == "" || a.cfg.PodNamespace == namespace
 }
