@@ -43,6 +43,7 @@ func resourceOf(kind string) (kindResource, bool) {
 		"TriggerAuthentication":        {"triggerauthentications", true},
 		"ClusterTriggerAuthentication": {"clustertriggerauthentications", false},
 		"NodeGroup":                    {"nodegroups", false},
+		"CapacityRequest":              {"capacityrequests", true},
 	}[kind]
 	return r, ok
 }

@@ -66,6 +66,7 @@ func TestCRDSet(t *testing.T) {
 		"TriggerAuthentication":        apiextensionsv1.NamespaceScoped,
 		"ClusterTriggerAuthentication": apiextensionsv1.ClusterScoped,
 		"NodeGroup":                    apiextensionsv1.ClusterScoped,
+		"CapacityRequest":              apiextensionsv1.NamespaceScoped,
 	}
 	if len(crds) != len(want) {
 		t.Errorf("got %d CRDs, want %d", len(crds), len(want))

@@ -70,6 +70,14 @@ type NodeGroupSpec struct {
 
 	// ProviderRef selects the provider that creates and deletes the nodes.
 	ProviderRef ProviderRef `json:"providerRef"`
+
+	// Headroom is capacity the group keeps free for pods not yet created (cluster-autoscaler's overprovisioning,
+	// without placeholder pods): the node autoscaler simulates one pod of these requests on the group's nodes and
+	// grows the group when it fits on none. Quantities must not be negative.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=16
+	// +kubebuilder:validation:XValidation:rule="self.all(k, !string(self[k]).startsWith('-'))",message="spec.headroom: quantities must not be negative"
+	Headroom corev1.ResourceList `json:"headroom,omitempty"`
 }
 
 // Defaults of NodeTemplate fields.

@@ -36,6 +36,7 @@ func addKnownTypes(scheme *runtime.Scheme) error {
 		&TriggerAuthentication{}, &TriggerAuthenticationList{},
 		&ClusterTriggerAuthentication{}, &ClusterTriggerAuthenticationList{},
 		&NodeGroup{}, &NodeGroupList{},
+		&CapacityRequest{}, &CapacityRequestList{},
 	)
 	metav1.AddToGroupVersion(scheme, SchemeGroupVersion)
 	return nil

@@ -184,14 +184,14 @@ func New(ctx context.Context, opts Options) (*Autoscaler, error) {
 	a.informers.Core().V1().Nodes().Informer()
 	if _, err := a.informers.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) {
-			if p, ok := obj.(*corev1.Pod); ok && isUnschedulable(p) {
+			if p, ok := obj.(*corev1.Pod); ok && isUnschedulable(p) && !a.announced(p, time.Now()) {
 				a.batcher.Trigger()
 			}
 		},
 		UpdateFunc: func(oldObj, newObj any) {
 			o, ok1 := oldObj.(*corev1.Pod)
 			n, ok2 := newObj.(*corev1.Pod)
-			if ok1 && ok2 && !isUnschedulable(o) && isUnschedulable(n) {
+			if ok1 && ok2 && !isUnschedulable(o) && isUnschedulable(n) && !a.announced(n, time.Now()) {
 				a.batcher.Trigger()
 			}
 		},
@@ -209,6 +209,9 @@ func New(ctx context.Context, opts Options) (*Autoscaler, error) {
 		a.priorityInformers.Core().V1().ConfigMaps().Informer()
 	}
 	a.tidalInformers.Tidal().V1alpha1().NodeGroups().Informer()
+	if err := a.watchDemand(); err != nil {
+		return nil, err
+	}
 	snap, err := simulator.New(ctx, simulator.Options{InformerFactory: a.informers})
 	if err != nil {
 		return nil, err
@@ -330,14 +333,15 @@ func (a *Autoscaler) RunOnce(ctx context.Context, now time.Time) error {
 		}
 	}
 	a.report(ctx, now, st, plan, down)
+	a.reportDemand(ctx, st)
 	return nil
 }
 
 // planScaleUp simulates the pending pods on existing plus upcoming nodes, then on templates.
 func (a *Autoscaler) planScaleUp(ctx context.Context, st *state) (scaleup.Plan, error) {
-	demand := st.pending
+	demand := append(append([]*corev1.Pod(nil), st.pending...), st.demand.Pods...)
 	if a.cfg.ScaleUpForBurstPods {
-		demand = append(append([]*corev1.Pod(nil), st.pending...), st.burstDemand()...)
+		demand = append(demand, st.burstDemand()...)
 	}
 	if len(demand) == 0 {
 		return scaleup.Plan{}, nil
@@ -397,7 +401,9 @@ func (a *Autoscaler) executeScaleUp(ctx context.Context, now time.Time, st *stat
 		a.metrics.ScaleUps.WithLabelValues(g.Name).Inc()
 		a.metrics.ScaledUpNodes.WithLabelValues(g.Name).Add(float64(up.Delta))
 		a.metrics.LastActivity.WithLabelValues("scaleUp").Set(float64(now.Unix()))
-		log.Info("scaled up", zap.Int("from", up.From), zap.Int("to", up.From+up.Delta), zap.Int("pods", len(up.Pods)))
+		ahead := a.countAhead(st, up)
+		log.Info("scaled up", zap.Int("from", up.From), zap.Int("to", up.From+up.Delta), zap.Int("pods", len(up.Pods)),
+			zap.Int("simulatedPods", ahead))
 	}
 	for i, up := range plan.ScaleUps {
 		if errs[i] != nil {
@@ -458,9 +464,11 @@ func (a *Autoscaler) scaleDown(ctx context.Context, now time.Time, st *state, sc
 	}
 	a.snap.Fork()
 	defer a.snap.Revert()
-	keep := st.pending
+	// Room for the announced demand and headroom too, so a node added ahead of its pods is not removed before
+	// they come.
+	keep := append(append([]*corev1.Pod(nil), st.pending...), st.demand.Pods...)
 	if a.cfg.ScaleUpForBurstPods {
-		keep = append(append([]*corev1.Pod(nil), st.pending...), st.burstDemand()...) // room for the backfill
+		keep = append(keep, st.burstDemand()...) // room for the backfill
 	}
 	if _, err := scaleup.FilterSchedulable(ctx, a.snap, keep); err != nil {
 		return scaledown.Plan{}, err

@@ -39,7 +39,7 @@ const testLabel = "tidal.dev/test-run"
 // env is one test's autoscaler against the shared dev cluster: its own namespace (pods, status ConfigMap), its
 // own NodeGroups, a sim provider.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	c     *devcluster.Cluster
 	ns    string
 	id    string
@@ -50,13 +50,13 @@ type env struct {
 }
 
 // newEnv creates the groups and starts an autoscaler for them with cfg (namespaces and selector filled in).
-func newEnv(t *testing.T, cfg nodes.Config, groups ...*v1alpha1.NodeGroup) *env {
+func newEnv(t testing.TB, cfg nodes.Config, groups ...*v1alpha1.NodeGroup) *env {
 	t.Helper()
 	return newEnvWith(t, cfg, nil, groups...)
 }
 
 // newEnvWith is newEnv with a hook that runs once the namespace exists, before the autoscaler starts.
-func newEnvWith(t *testing.T, cfg nodes.Config, before func(*env), groups ...*v1alpha1.NodeGroup) *env {
+func newEnvWith(t testing.TB, cfg nodes.Config, before func(*env), groups ...*v1alpha1.NodeGroup) *env {
 	t.Helper()
 	c := devcluster.Get(t)
 	devcluster.InstallCRDs(t, c)

@@ -17,7 +17,9 @@ type Metrics struct {
 	NodeGroupBackoff  *prometheus.GaugeVec // 1 while a group is backed off
 	Nodes             *prometheus.GaugeVec // by state: ready, unready, upcoming
 	UnneededNodes     prometheus.Gauge
-	LastActivity      *prometheus.GaugeVec // by activity: main, scaleUp, scaleDown
+	LastActivity      *prometheus.GaugeVec   // by activity: main, scaleUp, scaleDown
+	DemandPods        prometheus.Gauge       // simulated pods of CapacityRequests and headroom, last loop
+	NodesAhead        *prometheus.CounterVec // by node_group: nodes requested by scale-ups that simulated demand
 }
 
 // NewMetrics creates the metrics and registers them on reg (nil skips registration).
@@ -47,10 +49,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Nodes currently considered unneeded."}),
 		LastActivity: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "last_activity",
 			Help: "Unix time of the last activity of each kind."}, []string{"activity"}),
+		DemandPods: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "demand_pods_count",
+			Help: "Simulated pods of unexpired CapacityRequests (replicas not yet created) and NodeGroup headroom."}),
+		NodesAhead: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "nodes_provisioned_ahead_total",
+			Help: "Nodes requested by scale-ups whose pods were simulated demand (CapacityRequest or headroom), ahead of the real pods."}, []string{"node_group"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.UnschedulablePods, m.BurstPods, m.ScaleUps, m.ScaledUpNodes, m.ScaledDownNodes, m.FailedScaleUps, m.FunctionDuration,
-			m.NodeGroupBackoff, m.Nodes, m.UnneededNodes, m.LastActivity)
+			m.NodeGroupBackoff, m.Nodes, m.UnneededNodes, m.LastActivity, m.DemandPods, m.NodesAhead)
 	}
 	return m
 }

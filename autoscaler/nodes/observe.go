@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/tidalscale/tidal/api/v1alpha1"
+	"github.com/tidalscale/tidal/autoscaler/nodes/demand"
 	"github.com/tidalscale/tidal/autoscaler/nodes/expander"
 	"github.com/tidalscale/tidal/autoscaler/nodes/provider"
 	"github.com/tidalscale/tidal/autoscaler/nodes/scaleup"
@@ -25,7 +26,9 @@ type state struct {
 	byName     map[string]*groupState
 	byNode     map[string]*groupState // node name → group, from the providers' instances
 	pending    []*corev1.Pod
-	burst      []*corev1.Pod // pods bound to virtual nodes
+	demand     demand.Result  // simulated pods of CapacityRequests and headroom
+	aheadBy    map[string]int // demand.Source → nodes requested for its simulated pods this loop
+	burst      []*corev1.Pod  // pods bound to virtual nodes
 	pdbs       []*policyv1.PodDisruptionBudget
 	candidates []candidate
 	usage      scaleup.Usage
@@ -96,6 +99,9 @@ func (a *Autoscaler) observe(ctx context.Context, now time.Time) (*state, error)
 		}
 	}
 	sort.Slice(st.pending, func(i, j int) bool { return st.pending[i].CreationTimestamp.Before(&st.pending[j].CreationTimestamp) })
+	if st.demand, err = a.observeDemand(st, pods, now); err != nil {
+		return nil, err
+	}
 	a.metrics.UnschedulablePods.Set(float64(len(st.pending)))
 	a.metrics.BurstPods.Set(float64(len(st.burst)))
 	if st.pdbs, err = a.informers.Policy().V1().PodDisruptionBudgets().Lister().List(labels.Everything()); err != nil {

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/tidalscale/tidal/api/v1alpha1"
+	"github.com/tidalscale/tidal/autoscaler/nodes/demand"
 	"github.com/tidalscale/tidal/autoscaler/nodes/scaledown"
 	"github.com/tidalscale/tidal/autoscaler/nodes/scaleup"
 )
@@ -61,6 +62,10 @@ type ScaleUpStatus struct {
 	BurstPods         int            `json:"burstPods"`
 	Triggered         map[string]int `json:"triggered,omitempty"` // group → nodes added this loop
 	NotHelped         int            `json:"notHelped"`
+	// DemandPods are the simulated pods of CapacityRequests and headroom (docs/demand.md); DemandNotHelped
+	// those of them no group could take. NotHelped counts real pods only.
+	DemandPods      int `json:"demandPods,omitempty"`
+	DemandNotHelped int `json:"demandNotHelped,omitempty"`
 }
 
 // ScaleDownStatus summarises the loop's scale-down.
@@ -73,7 +78,14 @@ type ScaleDownStatus struct {
 // report writes the status ConfigMap and NodeGroup statuses. Failures are logged: reporting never fails a loop.
 func (a *Autoscaler) report(ctx context.Context, now time.Time, st *state, up scaleup.Plan, down scaledown.Plan) {
 	cs := ClusterStatus{Time: metav1.NewTime(now), Health: "Healthy"}
-	cs.ScaleUp = ScaleUpStatus{UnschedulablePods: len(st.pending), BurstPods: len(st.burst), NotHelped: len(up.NoScaleUp)}
+	cs.ScaleUp = ScaleUpStatus{UnschedulablePods: len(st.pending), BurstPods: len(st.burst), DemandPods: len(st.demand.Pods)}
+	for _, n := range up.NoScaleUp {
+		if demand.Source(n.Pod) != "" {
+			cs.ScaleUp.DemandNotHelped++
+		} else {
+			cs.ScaleUp.NotHelped++
+		}
+	}
 	for _, u := range up.ScaleUps {
 		if cs.ScaleUp.Triggered == nil {
 			cs.ScaleUp.Triggered = map[string]int{}
@@ -212,7 +224,7 @@ func setCondition(conds *[]metav1.Condition, c metav1.Condition) {
 
 // podEvent records an event on a pod at most once per podEventInterval for the same reason and message.
 func (a *Autoscaler) podEvent(now time.Time, pod *corev1.Pod, typ, reason, msg string) {
-	if a.opts.Recorder == nil {
+	if a.opts.Recorder == nil || demand.Source(pod) != "" { // a simulated pod has no object to attach to
 		return
 	}
 	key := fmt.Sprintf("%s/%s/%s", pod.UID, reason, msg)

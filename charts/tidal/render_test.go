@@ -250,7 +250,7 @@ func checkRendering(t *testing.T, objs []*unstructured.Unstructured, on []string
 	wantCount("APIService", apiServices)
 	crds := 0
 	if extras {
-		crds = 5
+		crds = 6
 	}
 	wantCount("CustomResourceDefinition", crds)
 	webhooks := 0

@@ -23,11 +23,16 @@ func main() {
 	workers := fs.Int("workers", 4, "concurrent ScaledObject reconciles")
 	sharding := fs.String("sharding", "", `"leases" runs the controllers on every replica, each writing only the objects it owns by consistent hashing over the replicas' Leases (timed by the --leader-elect-* flags); empty means one writer overall (--leader-elect)`)
 	shardIdentity := fs.String("shard-identity", os.Getenv("POD_NAME"), "this replica's name among the shard members (default $POD_NAME, else the hostname)")
+	capacityRequests := fs.Bool("capacity-requests", true, "publish a CapacityRequest (the demand signal for the node autoscaler) before each scale-up, and for HPAs' scale-ups")
+	capacityRequestTTL := fs.Duration("capacity-request-ttl", 0, "how long a CapacityRequest counts after its last refresh (default 2m)")
 	var wh webhookFlags
 	wh.register(fs)
 	var adapter adapterFlags
 	adapter.register(fs)
 	tidalapp.Main("operator", fs, &common, func(ctx context.Context, env tidalapp.Env) error {
+		if *capacityRequestTTL < 0 {
+			return fmt.Errorf("--capacity-request-ttl: must not be negative, got %s", *capacityRequestTTL)
+		}
 		if *workers < 1 {
 			return fmt.Errorf("--workers: must be at least 1, got %d", *workers)
 		}
@@ -45,6 +50,7 @@ func main() {
 			Config: env.Config, Registry: registry.New(), Metrics: tidalapp.NewRegistry(), Logger: env.Log,
 			Namespace: common.Namespace, WatchNamespace: common.WatchNamespace, AuthFileRoot: common.AuthFileRoot, Workers: *workers, ServeAddr: common.MetricsAddr,
 			Election: env.Election(app.LeaseName), Shard: shard,
+			NoCapacityRequests: !*capacityRequests, CapacityRequestTTL: *capacityRequestTTL,
 		}
 		if shard != nil && opts.Election != nil {
 			env.Log.Info("--sharding=leases: leader election is off, each object has one writer through its shard")

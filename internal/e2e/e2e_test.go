@@ -52,7 +52,8 @@ var (
 		{Group: "tidal.dev", Version: "v1alpha1", Resource: "scaledjobs"},
 		{Group: "tidal.dev", Version: "v1alpha1", Resource: "triggerauthentications"},
 		{Group: "tidal.dev", Version: "v1alpha1", Resource: "clustertriggerauthentications"},
-		{Group: "tidal.dev", Version: "v1alpha1", Resource: "nodegroups"}}
+		{Group: "tidal.dev", Version: "v1alpha1", Resource: "nodegroups"},
+		{Group: "tidal.dev", Version: "v1alpha1", Resource: "capacityrequests"}}
 )
 
 // image is one entry of bin/images/images.json (make images).

@@ -47,6 +47,8 @@ var probes = []probe{
 	{"update", "tidal.dev", "scaledobjects", "status", "default"},
 	{"create", "tidal.dev", "scaledobjects", "", "default"},
 	{"update", "tidal.dev", "nodegroups", "status", ""},
+	{"create", "tidal.dev", "capacityrequests", "", "default"},
+	{"update", "tidal.dev", "capacityrequests", "status", "default"},
 	{"create", "coordination.k8s.io", "leases", "", namespace},
 	{"create", "", "events", "", "default"},
 	{"update", "admissionregistration.k8s.io", "validatingwebhookconfigurations", "", ""},

@@ -30,6 +30,8 @@ import (
 	tidalscheme "github.com/tidalscale/tidal/api/client/clientset/versioned/scheme"
 	tidalinformers "github.com/tidalscale/tidal/api/client/informers/externalversions"
 	"github.com/tidalscale/tidal/autoscaler/operator"
+	"github.com/tidalscale/tidal/autoscaler/operator/capacity"
+	"github.com/tidalscale/tidal/autoscaler/operator/hpademand"
 	"github.com/tidalscale/tidal/autoscaler/operator/scaledjob"
 	"github.com/tidalscale/tidal/autoscaler/operator/scaledobject"
 	"github.com/tidalscale/tidal/autoscaler/samples"
@@ -72,6 +74,11 @@ type Options struct {
 	// Shard, when set, runs the controllers on every replica, each writing only the objects it owns by
 	// consistent hashing over the replicas' Leases (internal/shard). Exclusive with Election.
 	Shard *ShardOptions
+	// NoCapacityRequests turns the demand signal off (--capacity-requests=false): no CapacityRequest is written
+	// before a scale-up, and HPAs are not watched.
+	NoCapacityRequests bool
+	// CapacityRequestTTL is how long a CapacityRequest counts after its last refresh (capacity.DefaultTTL when 0).
+	CapacityRequestTTL time.Duration
 }
 
 // ShardOptions configure sharding on Leases: each replica holds the Lease ShardGroup-Identity in Namespace.
@@ -95,6 +102,7 @@ type Operator struct {
 	tidal    tidalclient.Interface
 	registry *prometheus.Registry
 	metrics  *operator.Metrics
+	capacity *capacity.Publisher // nil with NoCapacityRequests
 	election *scaffold.Election
 	leading  atomic.Bool // without election: the controllers run
 	synced   atomic.Bool
@@ -140,6 +148,9 @@ func New(opts Options) (*Operator, error) {
 	}
 	o := &Operator{opts: opts, log: opts.Logger, kube: kube, tidal: tc, registry: reg, metrics: operator.NewMetrics(reg)}
 	o.opts.Config = cfg
+	if !opts.NoCapacityRequests {
+		o.capacity = capacity.New(capacity.Options{Client: tc, TTL: opts.CapacityRequestTTL, FieldManager: operator.FieldManager, Registerer: reg})
+	}
 	if opts.Election != nil && opts.Shard != nil {
 		return nil, errors.New("operator: leader election and sharding are exclusive (sharding already gives each object one writer)")
 	}
@@ -266,7 +277,7 @@ func (o *Operator) runControllers(ctx context.Context) error {
 		Informer: soInformer.Informer(), Lister: soInformer.Lister(),
 		Targets:  targets,
 		Resolver: o.resolver(),
-		Source:   source, Recorder: recorder, Logger: o.log, Metrics: o.metrics, Shard: sh,
+		Source:   source, Recorder: recorder, Logger: o.log, Metrics: o.metrics, Shard: sh, Capacity: o.capacity,
 	})
 	if err != nil {
 		return err
@@ -280,10 +291,21 @@ func (o *Operator) runControllers(ctx context.Context) error {
 		Informer: sjInformer.Informer(), Lister: sjInformer.Lister(),
 		JobInformer: jobInformer.Informer(), JobLister: jobInformer.Lister(),
 		Resolver: o.resolver(),
-		Source:   source, Recorder: recorder, Logger: o.log, Metrics: o.metrics, Shard: sh,
+		Source:   source, Recorder: recorder, Logger: o.log, Metrics: o.metrics, Shard: sh, Capacity: o.capacity,
 	})
 	if err != nil {
 		return err
+	}
+	// The demand signal of HPA scale-ups: the operator's own HPAs (mode hpa) and everyone else's.
+	var hdc *hpademand.Controller
+	hpaFactory := kubeinformers.NewSharedInformerFactoryWithOptions(o.kube, 10*time.Minute, kubeinformers.WithNamespace(o.opts.WatchNamespace))
+	if o.capacity != nil {
+		hpaInformer := hpaFactory.Autoscaling().V2().HorizontalPodAutoscalers()
+		hdc, err = hpademand.New(hpademand.Options{Informer: hpaInformer.Informer(), Lister: hpaInformer.Lister(),
+			Targets: targets, Capacity: o.capacity, Logger: o.log, Metrics: o.metrics, Shard: sh})
+		if err != nil {
+			return err
+		}
 	}
 	if members != nil {
 		onChange = func() {
@@ -304,20 +326,33 @@ func (o *Operator) runControllers(ctx context.Context) error {
 	}
 	factory.Start(ctx.Done())
 	kubeFactory.Start(ctx.Done())
+	hpaFactory.Start(ctx.Done())
 	defer factory.Shutdown()
 	defer kubeFactory.Shutdown()
+	defer hpaFactory.Shutdown()
 	go func() {
 		factory.WaitForCacheSync(ctx.Done())
 		kubeFactory.WaitForCacheSync(ctx.Done())
+		hpaFactory.WaitForCacheSync(ctx.Done())
 		o.synced.Store(ctx.Err() == nil)
 	}()
-	errs := make(chan error, 2)
-	go func() { errs <- soc.Run(ctx, o.opts.Workers) }()
-	go func() { errs <- sjc.Run(ctx, max(1, o.opts.Workers/2)) }()
+	runs := []func() error{
+		func() error { return soc.Run(ctx, o.opts.Workers) },
+		func() error { return sjc.Run(ctx, max(1, o.opts.Workers/2)) },
+	}
+	if hdc != nil {
+		runs = append(runs, func() error { return hdc.Run(ctx, 1) })
+	}
+	errs := make(chan error, len(runs))
+	for _, run := range runs {
+		go func() { errs <- run() }()
+	}
 	err = <-errs
 	cancel()
-	if err2 := <-errs; err == nil {
-		err = err2
+	for range runs[1:] {
+		if err2 := <-errs; err == nil {
+			err = err2
+		}
 	}
 	return err
 }

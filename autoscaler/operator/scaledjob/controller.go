@@ -20,6 +20,7 @@ import (
 	tidalclient "github.com/tidalscale/tidal/api/client/clientset/versioned"
 	tidallisters "github.com/tidalscale/tidal/api/client/listers/api/v1alpha1"
 	"github.com/tidalscale/tidal/autoscaler/operator"
+	"github.com/tidalscale/tidal/autoscaler/operator/capacity"
 	"github.com/tidalscale/tidal/autoscaler/samples"
 	"github.com/tidalscale/tidal/autoscaler/triggers"
 	"github.com/tidalscale/tidal/internal/controller"
@@ -47,7 +48,9 @@ type Options struct {
 	Metrics     *operator.Metrics
 	// Shard, when set, limits this replica to the ScaledJobs it owns; every write re-checks ownership first.
 	Shard operator.Shard
-	Now   func() time.Time
+	// Capacity publishes a CapacityRequest before Jobs are created; nil publishes none.
+	Capacity *capacity.Publisher
+	Now      func() time.Time
 }
 
 // Controller reconciles ScaledJobs.

@@ -121,6 +121,7 @@ func (c *Controller) reconcile(ctx context.Context, ns, name string) error {
 			break
 		}
 		if d.Create > 0 {
+			c.publishDemand(ctx, sj, running+pending+d.Create)
 			if err := c.createJobs(ctx, sj, hash, d.Create); err != nil {
 				return err
 			}
@@ -339,6 +340,12 @@ func (c *Controller) createJobs(ctx context.Context, sj *tidalv1alpha1.ScaledJob
 				job.Labels[k] = v
 			}
 		}
+		// The pods carry the ScaledJob's name too, so the node autoscaler can tell which pods of a
+		// CapacityRequest already exist.
+		if job.Spec.Template.Labels == nil {
+			job.Spec.Template.Labels = map[string]string{}
+		}
+		job.Spec.Template.Labels[LabelScaledJobName] = sj.Name
 		if err := c.mayWrite(sj); err != nil {
 			return err
 		}

@@ -17,6 +17,7 @@ import (
 	tidalclient "github.com/tidalscale/tidal/api/client/clientset/versioned"
 	tidallisters "github.com/tidalscale/tidal/api/client/listers/api/v1alpha1"
 	"github.com/tidalscale/tidal/autoscaler/operator"
+	"github.com/tidalscale/tidal/autoscaler/operator/capacity"
 	"github.com/tidalscale/tidal/autoscaler/samples"
 	"github.com/tidalscale/tidal/autoscaler/scaletarget"
 	"github.com/tidalscale/tidal/autoscaler/triggers"
@@ -38,6 +39,8 @@ type Options struct {
 	// Shard, when set, limits this replica to the objects it owns: others are released, and every write
 	// re-checks ownership first.
 	Shard operator.Shard
+	// Capacity publishes a CapacityRequest before each scale-up; nil publishes none.
+	Capacity *capacity.Publisher
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }

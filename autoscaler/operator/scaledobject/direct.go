@@ -56,6 +56,9 @@ func (c *Controller) reconcileDirect(ctx context.Context, so *tidalv1alpha1.Scal
 
 	desired := d.DesiredReplicas
 	if desired != current {
+		if desired > current {
+			c.publishDemand(ctx, so, target, scale, desired)
+		}
 		if _, err := c.opts.Targets.UpdateReplicas(ctx, target, scale, desired, func() error { return c.mayWrite(so) }); err != nil {
 			if !errors.Is(err, operator.ErrNotOwner) {
 				c.event(so, corev1.EventTypeWarning, ReasonScaleFailed, err.Error())

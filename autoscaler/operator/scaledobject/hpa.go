@@ -64,6 +64,9 @@ func (c *Controller) reconcileHPAMode(ctx context.Context, so *tidalv1alpha1.Sca
 			if err := c.mayWrite(so); err != nil {
 				return Result{}, err
 			}
+			if d.DesiredReplicas > current {
+				c.publishDemand(ctx, so, target, nil, d.DesiredReplicas)
+			}
 			if _, err := c.opts.Targets.SetReplicas(ctx, target, d.DesiredReplicas); err != nil {
 				c.event(so, corev1.EventTypeWarning, ReasonScaleFailed, err.Error())
 				return Result{}, err

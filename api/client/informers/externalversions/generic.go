@@ -53,6 +53,8 @@ func (f *genericInformer) Lister() cache.GenericLister {
 func (f *sharedInformerFactory) ForResource(resource schema.GroupVersionResource) (GenericInformer, error) {
 	switch resource {
 	// Group=tidal.dev, Version=v1alpha1
+	case v1alpha1.SchemeGroupVersion.WithResource("capacityrequests"):
+		return &genericInformer{resource: resource.GroupResource(), informer: f.Tidal().V1alpha1().CapacityRequests().Informer()}, nil
 	case v1alpha1.SchemeGroupVersion.WithResource("clustertriggerauthentications"):
 		return &genericInformer{resource: resource.GroupResource(), informer: f.Tidal().V1alpha1().ClusterTriggerAuthentications().Informer()}, nil
 	case v1alpha1.SchemeGroupVersion.WithResource("nodegroups"):

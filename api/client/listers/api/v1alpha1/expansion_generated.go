@@ -18,6 +18,14 @@ limitations under the License.
 
 package v1alpha1
 
+// CapacityRequestListerExpansion allows custom methods to be added to
+// CapacityRequestLister.
+type CapacityRequestListerExpansion interface{}
+
+// CapacityRequestNamespaceListerExpansion allows custom methods to be added to
+// CapacityRequestNamespaceLister.
+type CapacityRequestNamespaceListerExpansion interface{}
+
 // ClusterTriggerAuthenticationListerExpansion allows custom methods to be added to
 // ClusterTriggerAuthenticationLister.
 type ClusterTriggerAuthenticationListerExpansion interface{}

@@ -24,6 +24,8 @@ import (
 
 // Interface provides access to all the informers in this group version.
 type Interface interface {
+	// CapacityRequests returns a CapacityRequestInformer.
+	CapacityRequests() TypedCapacityRequestInformer
 	// ClusterTriggerAuthentications returns a ClusterTriggerAuthenticationInformer.
 	ClusterTriggerAuthentications() TypedClusterTriggerAuthenticationInformer
 	// NodeGroups returns a NodeGroupInformer.
@@ -45,6 +47,11 @@ type version struct {
 // New returns a new Interface.
 func New(f internalinterfaces.SharedInformerFactory, namespace string, tweakListOptions internalinterfaces.TweakListOptionsFunc) Interface {
 	return &version{factory: f, namespace: namespace, tweakListOptions: tweakListOptions}
+}
+
+// CapacityRequests returns a TypedCapacityRequestInformer.
+func (v *version) CapacityRequests() TypedCapacityRequestInformer {
+	return &capacityRequestInformer{factory: v.factory, namespace: v.namespace, tweakListOptions: v.tweakListOptions}
 }
 
 // ClusterTriggerAuthentications returns a TypedClusterTriggerAuthenticationInformer.

@@ -28,6 +28,7 @@ import (
 
 type TidalV1alpha1Interface interface {
 	RESTClient() rest.Interface
+	CapacityRequestsGetter
 	ClusterTriggerAuthenticationsGetter
 	NodeGroupsGetter
 	ScaledJobsGetter
@@ -38,6 +39,10 @@ type TidalV1alpha1Interface interface {
 // TidalV1alpha1Client is used to interact with features provided by the tidal.dev group.
 type TidalV1alpha1Client struct {
 	restClient rest.Interface
+}
+
+func (c *TidalV1alpha1Client) CapacityRequests(namespace string) CapacityRequestInterface {
+	return newCapacityRequests(c, namespace)
 }
 
 func (c *TidalV1alpha1Client) ClusterTriggerAuthentications() ClusterTriggerAuthenticationInterface {

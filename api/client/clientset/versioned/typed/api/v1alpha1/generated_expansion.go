@@ -18,6 +18,8 @@ limitations under the License.
 
 package v1alpha1
 
+type CapacityRequestExpansion interface{}
+
 type ClusterTriggerAuthenticationExpansion interface{}
 
 type NodeGroupExpansion interface{}

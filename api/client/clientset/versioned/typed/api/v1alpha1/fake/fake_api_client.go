@@ -28,6 +28,10 @@ type FakeTidalV1alpha1 struct {
 	*testing.Fake
 }
 
+func (c *FakeTidalV1alpha1) CapacityRequests(namespace string) v1alpha1.CapacityRequestInterface {
+	return newFakeCapacityRequests(c, namespace)
+}
+
 func (c *FakeTidalV1alpha1) ClusterTriggerAuthentications() v1alpha1.ClusterTriggerAuthenticationInterface {
 	return newFakeClusterTriggerAuthentications(c)
 }
