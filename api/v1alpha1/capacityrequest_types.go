@@ -58,6 +58,11 @@ type CapacityRequestSpec struct {
 	// ExpiresAt ends the request: after it the node autoscaler ignores it and the headroom it held is released
 	// by the normal scale-down rules.
 	ExpiresAt metav1.Time `json:"expiresAt"`
+
+	// Placement is the workload's burst-or-wait policy (the scaler object's spec.placement); the node
+	// autoscaler decides with it and records the decision in status.placement.
+	// +optional
+	Placement *Placement `json:"placement,omitempty"`
 }
 
 // CapacityRequestPod is the part of a pod spec that decides where it can be scheduled.
@@ -107,4 +112,7 @@ type CapacityRequestStatus struct {
 	// ObservedGeneration is the spec generation the status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Placement is the burst-or-wait decision for spec.placement and its inputs.
+	// +optional
+	Placement *PlacementDecision `json:"placement,omitempty"`
 }

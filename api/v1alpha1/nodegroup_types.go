@@ -162,6 +162,10 @@ type NodeGroupStatus struct {
 	// LastScaleDownTime is when the target size was last lowered.
 	// +optional
 	LastScaleDownTime *metav1.Time `json:"lastScaleDownTime,omitempty"`
+
+	// ProvisionTime is the measured node provision time (node requested → Ready) of this group.
+	// +optional
+	ProvisionTime *ProvisionTimeEstimate `json:"provisionTime,omitempty"`
 	// ObservedGeneration is the spec generation the status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`

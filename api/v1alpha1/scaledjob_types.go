@@ -102,6 +102,10 @@ type ScaledJobSpec struct {
 	// +kubebuilder:validation:MaxItems=64
 	// +kubebuilder:validation:XValidation:rule="self.all(t, !has(t.name) || size(t.name) == 0 || self.exists_one(u, has(u.name) && u.name == t.name))",message="spec.triggers[].name must be unique"
 	Triggers []ScaleTriggers `json:"triggers"`
+
+	// Placement is the burst-or-wait policy for Job pods that need new nodes (docs/placement.md). Tidal only.
+	// +optional
+	Placement *Placement `json:"placement,omitempty"`
 }
 
 // Rollout configures Job replacement on ScaledJob update.

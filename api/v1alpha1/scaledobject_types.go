@@ -128,6 +128,11 @@ type ScaledObjectSpec struct {
 	// Fallback sets a replica count while triggers keep failing.
 	// +optional
 	Fallback *Fallback `json:"fallback,omitempty"`
+
+	// Placement is the burst-or-wait policy for pods of a scale-up that need new nodes (docs/placement.md).
+	// Tidal only.
+	// +optional
+	Placement *Placement `json:"placement,omitempty"`
 }
 
 // ScaleTarget references the scaled workload in the ScaledObject's namespace.
@@ -285,6 +290,10 @@ type ScaledObjectStatus struct {
 	// restores after a restart or leader change. Tidal only.
 	// +optional
 	DecisionState *DecisionState `json:"decisionState,omitempty"`
+	// LastScaleUp traces the latest scale-up from its event to the capacity request and placement decision.
+	// Tidal only.
+	// +optional
+	LastScaleUp *ScaleUpTrace `json:"lastScaleUp,omitempty"`
 	// Conditions: Ready, Active, Fallback, Paused.
 	// +optional
 	// +listType=map

@@ -86,6 +86,7 @@ func (s *ScaledObjectSpec) validate(p *field.Path) field.ErrorList {
 	if s.Advanced != nil {
 		errs = append(errs, validateAdvanced(s.Advanced, TriggerNames(s.Triggers), p.Child("advanced"))...)
 	}
+	errs = append(errs, s.Placement.Validate(p.Child("placement"))...)
 	return errs
 }
 

@@ -54,6 +54,7 @@ func (s *ScaledJobSpec) validate(p *field.Path) field.ErrorList {
 		errs = append(errs, validateJobScalingStrategy(st, p.Child("scalingStrategy"))...)
 	}
 	errs = append(errs, validateTriggers(s.Triggers, p.Child("triggers"))...)
+	errs = append(errs, s.Placement.Validate(p.Child("placement"))...)
 	return errs
 }
 

@@ -98,6 +98,18 @@ func TestInvalidScaledObjectsRejected(t *testing.T) {
 		}, []string{"target"}},
 		{"second ScaledObject on a workload", func(so *tidalv1alpha1.ScaledObject) { so.Spec.ScaleTargetRef.Name = "taken" }, []string{"spec.scaleTargetRef", "first"}},
 		{"workload already has an HPA", func(so *tidalv1alpha1.ScaledObject) { so.Spec.ScaleTargetRef.Name = "hpa-owned" }, []string{"spec.scaleTargetRef", "users-own"}},
+		{"unknown placement policy", func(so *tidalv1alpha1.ScaledObject) {
+			so.Spec.Placement = &tidalv1alpha1.Placement{Policy: "teleport"}
+		}, []string{"spec.placement.policy", "teleport"}},
+		{"placement auto without a target", func(so *tidalv1alpha1.ScaledObject) {
+			so.Spec.Placement = &tidalv1alpha1.Placement{Policy: tidalv1alpha1.PlacementAuto}
+		}, []string{"placement.maxPendingSeconds"}},
+		{"placement target zero", func(so *tidalv1alpha1.ScaledObject) {
+			so.Spec.Placement = &tidalv1alpha1.Placement{Policy: tidalv1alpha1.PlacementAuto, MaxPendingSeconds: ptr.To[int32](0)}
+		}, []string{"spec.placement.maxPendingSeconds"}},
+		{"placement target above an hour", func(so *tidalv1alpha1.ScaledObject) {
+			so.Spec.Placement = &tidalv1alpha1.Placement{Policy: tidalv1alpha1.PlacementAuto, MaxPendingSeconds: ptr.To[int32](3601)}
+		}, []string{"spec.placement.maxPendingSeconds"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
