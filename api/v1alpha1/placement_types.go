@@ -79,7 +79,7 @@ type PlacementDecision struct {
 	// Reason explains the decision in one sentence.
 	Reason string `json:"reason"`
 	// DecidedAt is when the decision was made (it changes only when the decision does).
-	DecidedAt metav1.Time `json:"decidedAt"`
+	DecidedAt metav1.MicroTime `json:"decidedAt"`
 	// NodeGroup is the group the pods' nodes come from.
 	// +optional
 	NodeGroup string `json:"nodeGroup,omitempty"`
@@ -133,9 +133,9 @@ const (
 // CapacityRequest and the /scale write. Node and pod times are read from the cluster (tidalctl status --timeline).
 type ScaleUpTrace struct {
 	// SampleTime is when the trigger sample that asked for more replicas was taken.
-	SampleTime metav1.Time `json:"sampleTime"`
+	SampleTime metav1.MicroTime `json:"sampleTime"`
 	// DecisionTime is when the operator decided the new replica count.
-	DecisionTime metav1.Time `json:"decisionTime"`
+	DecisionTime metav1.MicroTime `json:"decisionTime"`
 	// FromReplicas is the replica count before the scale-up.
 	FromReplicas int32 `json:"fromReplicas"`
 	// ToReplicas is the replica count decided.
@@ -145,8 +145,8 @@ type ScaleUpTrace struct {
 	CapacityRequest string `json:"capacityRequest,omitempty"`
 	// CapacityRequestTime is when it was written.
 	// +optional
-	CapacityRequestTime *metav1.Time `json:"capacityRequestTime,omitempty"`
+	CapacityRequestTime *metav1.MicroTime `json:"capacityRequestTime,omitempty"`
 	// ScaleTime is when /scale was written.
 	// +optional
-	ScaleTime *metav1.Time `json:"scaleTime,omitempty"`
+	ScaleTime *metav1.MicroTime `json:"scaleTime,omitempty"`
 }
