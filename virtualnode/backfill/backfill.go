@@ -10,6 +10,10 @@
 // is deleted at once, so it never makes the node autoscaler add capacity, and that ReplicaSet is left alone for
 // a while.
 //
+// PodDisruptionBudgets are respected: the virtual pod is given up only when every budget that selects it allows
+// a disruption (status.disruptionsAllowed ≥ 1, counted with the Ready replacement, which carries the pod's
+// labels), as the eviction API would require. Until then the Ready replacement waits.
+//
 // Knob: tidal-virtual-node --backfill (off by default), --backfill-interval, --backfill-ready-timeout; a pod
 // template annotated tidal.dev/backfill: "false" is never moved.
 package backfill
@@ -31,21 +35,25 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 )
 
 // Labels and annotations backfill reads and writes.
 const (
-	AnnotationBackfill      = "tidal.dev/backfill"     // "false" on a pod (template) opts out
-	LabelReplacementFor     = "tidal.dev/backfill-for" // on a replacement: the virtual pod's name
-	AnnotationDeletionCost  = "controller.kubernetes.io/pod-deletion-cost"
-	labelPodTemplateHash    = "pod-template-hash"
-	labelNodeType           = "type"
-	nodeTypeVirtual         = "virtual-kubelet"
-	fieldManager            = "tidal-backfill"
-	defaultMaxInFlight      = 5
-	unschedulableCooldownIv = 4 // intervals a ReplicaSet is left alone after its replacement found no room
+	AnnotationBackfill  = "tidal.dev/backfill"     // "false" on a pod (template) opts out
+	LabelReplacementFor = "tidal.dev/backfill-for" // on a replacement: the virtual pod's name
+	// AnnotationReplacementNode on a replacement names the virtual node whose backfill made it: with several
+	// virtual nodes, each backfill handles only its own replacements.
+	AnnotationReplacementNode = "tidal.dev/backfill-node"
+	AnnotationDeletionCost    = "controller.kubernetes.io/pod-deletion-cost"
+	labelPodTemplateHash      = "pod-template-hash"
+	labelNodeType             = "type"
+	nodeTypeVirtual           = "virtual-kubelet"
+	fieldManager              = "tidal-backfill"
+	defaultMaxInFlight        = 5
+	unschedulableCooldownIv   = 4 // intervals a ReplicaSet is left alone after its replacement found no room
 )
 
 // Options configure a Backfiller.
@@ -113,6 +121,8 @@ func (b *Backfiller) Run(ctx context.Context) {
 // Result counts what one pass did.
 type Result struct {
 	Created, Handed, Abandoned int
+	// Blocked counts Ready replacements held back by a PodDisruptionBudget.
+	Blocked int
 }
 
 // RunOnce makes one pass at now.
@@ -138,8 +148,11 @@ func (b *Backfiller) RunOnce(ctx context.Context, now time.Time) (Result, error)
 	for i := range repl.Items {
 		r := &repl.Items[i]
 		target := types.NamespacedName{Namespace: r.Namespace, Name: r.Labels[LabelReplacementFor]}
-		replaced[target] = true
 		vp, ok := byName[target]
+		if node := r.Annotations[AnnotationReplacementNode]; node != b.opts.NodeName && (node != "" || !ok) {
+			continue // another virtual node's
+		}
+		replaced[target] = true
 		switch {
 		case !ok || vp.DeletionTimestamp != nil:
 			errs = append(errs, b.abandon(ctx, r, "the virtual pod is gone"))
@@ -149,6 +162,16 @@ func (b *Backfiller) RunOnce(ctx context.Context, now time.Time) (Result, error)
 			errs = append(errs, b.abandon(ctx, r, "no room on real nodes"))
 			res.Abandoned++
 		case ready(r):
+			if pdb, err := b.blockingBudget(ctx, vp); err != nil || pdb != "" {
+				if err != nil {
+					errs = append(errs, err)
+				} else {
+					b.log.Debug("replacement waits for a disruption budget", zap.String("pod", vp.Namespace+"/"+vp.Name), zap.String("pdb", pdb))
+				}
+				res.Blocked++
+				inFlight++
+				continue
+			}
 			if err := b.handOver(ctx, vp, r); err != nil {
 				errs = append(errs, err)
 				continue
@@ -179,6 +202,28 @@ func (b *Backfiller) RunOnce(ctx context.Context, now time.Time) (Result, error)
 		res.Created++
 	}
 	return res, errors.Join(errs...)
+}
+
+// blockingBudget names a PodDisruptionBudget that selects vp and allows no disruption now ("" when none does).
+func (b *Backfiller) blockingBudget(ctx context.Context, vp *corev1.Pod) (string, error) {
+	pdbs, err := b.opts.Client.PolicyV1().PodDisruptionBudgets(vp.Namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return "", fmt.Errorf("list pod disruption budgets in %s: %w", vp.Namespace, err)
+	}
+	for i := range pdbs.Items {
+		pdb := &pdbs.Items[i]
+		if pdb.Spec.Selector == nil {
+			continue // selects no pod (policy/v1); an empty selector selects them all
+		}
+		sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
+		if err != nil || !sel.Matches(labels.Set(vp.Labels)) {
+			continue
+		}
+		if pdb.Status.ObservedGeneration < pdb.Generation || pdb.Status.DisruptionsAllowed < 1 {
+			return pdb.Name, nil
+		}
+	}
+	return "", nil
 }
 
 func controllerOf(p *corev1.Pod) *metav1.OwnerReference {
@@ -259,8 +304,13 @@ func replacementFor(vp *corev1.Pod, rs *appsv1.ReplicaSet) *corev1.Pod {
 	}
 	delete(labels, labelPodTemplateHash)
 	labels[LabelReplacementFor] = vp.Name
+	annotations := maps.Clone(tmpl.Annotations)
+	if annotations == nil {
+		annotations = map[string]string{}
+	}
+	annotations[AnnotationReplacementNode] = vp.Spec.NodeName
 	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: vp.Name + "-bf-", Namespace: vp.Namespace, Labels: labels, Annotations: tmpl.Annotations},
+		ObjectMeta: metav1.ObjectMeta{GenerateName: vp.Name + "-bf-", Namespace: vp.Namespace, Labels: labels, Annotations: annotations},
 		Spec:       tmpl.Spec,
 	}
 	notVirtual := corev1.NodeSelectorRequirement{Key: labelNodeType, Operator: corev1.NodeSelectorOpNotIn, Values: []string{nodeTypeVirtual}}
@@ -298,6 +348,7 @@ func (b *Backfiller) handOver(ctx context.Context, vp, r *corev1.Pod) error {
 	}
 	adopt, err := json.Marshal(map[string]any{"metadata": map[string]any{
 		"labels":          map[string]any{LabelReplacementFor: nil, labelPodTemplateHash: vp.Labels[labelPodTemplateHash]},
+		"annotations":     map[string]any{AnnotationReplacementNode: nil},
 		"ownerReferences": []metav1.OwnerReference{*owner},
 		"resourceVersion": r.ResourceVersion,
 	}})

@@ -27,8 +27,11 @@ func TestReplacementFor(t *testing.T) {
 				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web", labelPodTemplateHash: "abc"}},
 				Spec:       corev1.PodSpec{Affinity: tc.affinity, Containers: []corev1.Container{{Name: "c", Image: "i"}}},
 			}}}
-			vp := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-abc-1", Namespace: "ns"}}
+			vp := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-abc-1", Namespace: "ns"}, Spec: corev1.PodSpec{NodeName: "vk-1"}}
 			p := replacementFor(vp, rs)
+			if p.Annotations[AnnotationReplacementNode] != "vk-1" || rs.Spec.Template.Annotations != nil {
+				t.Errorf("replacement annotations %v (template's %v): want the virtual node named, the template untouched", p.Annotations, rs.Spec.Template.Annotations)
+			}
 			if _, ok := p.Labels[labelPodTemplateHash]; ok {
 				t.Error("replacement carries pod-template-hash: the ReplicaSet would adopt it at once")
 			}

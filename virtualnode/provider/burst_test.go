@@ -8,8 +8,11 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
 	"github.com/tidalscale/tidal/internal/devcluster"
@@ -175,4 +178,71 @@ func TestBurstToVirtualNodeAndBackfill(t *testing.T) {
 	if minReady < replicas {
 		t.Errorf("ready pods dropped to %d during backfill, want never below %d", minReady, replicas)
 	}
+}
+
+// TestBackfillRespectsPodDisruptionBudget: a Ready replacement on a real node does not take over from a burst
+// pod while a PodDisruptionBudget selecting the pods allows no disruption; once the budget allows, backfill
+// completes.
+func TestBackfillRespectsPodDisruptionBudget(t *testing.T) {
+	t.Parallel()
+	c := devcluster.Get(t)
+	ns := c.Namespace(t)
+	ctx := testContext(t)
+	pool := ns
+	addPoolNode(ctx, t, c, pool, uniqueName("pool-a"))
+	vn := simNode(t, c, sim.Options{StartLatency: sim.Latency{Kind: "fixed", Value: 20 * time.Millisecond}}, nil)
+
+	const replicas = 4
+	if _, err := c.Client.AppsV1().Deployments(ns).Create(ctx, burstDeployment(pool, vn.Name, replicas), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(ctx, t, "2 pods on the full real node and 2 burst to the virtual node", func() (bool, error) {
+		pl, err := place(ctx, c, ns, vn.Name)
+		return pl.readyReal == 2 && pl.readyVirtual == 2, err
+	})
+	// Six must stay available: even with both replacements Ready (4 + 2 healthy) no pod may go.
+	pdb := &policyv1.PodDisruptionBudget{
+		ObjectMeta: metav1.ObjectMeta{Name: "burst"},
+		Spec: policyv1.PodDisruptionBudgetSpec{MinAvailable: ptr.To(intstr.FromInt32(6)),
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "burst"}}},
+	}
+	if _, err := c.Client.PolicyV1().PodDisruptionBudgets(ns).Create(ctx, pdb, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	addPoolNode(ctx, t, c, pool, uniqueName("pool-b"))
+
+	bf, err := backfill.New(backfill.Options{Client: c.Client, NodeName: vn.Name, Interval: time.Second, ReadyTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(ctx, t, "both replacements Ready and held back by the budget", func() (bool, error) {
+		res, err := bf.RunOnce(ctx, time.Now())
+		return res.Blocked == 2, err
+	})
+	if pl, err := place(ctx, c, ns, vn.Name); err != nil || pl.readyVirtual != 2 || pl.replacements != 2 {
+		t.Fatalf("while the budget allows no disruption: %+v, %v; want the 2 burst pods still on the virtual node", pl, err)
+	}
+
+	if err := retryUpdatePDB(ctx, c, ns, "burst", intstr.FromInt32(replicas)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(ctx, t, "all pods back on real nodes", func() (bool, error) {
+		if _, err := bf.RunOnce(ctx, time.Now()); err != nil {
+			return false, err
+		}
+		pl, err := place(ctx, c, ns, vn.Name)
+		return pl.readyReal == replicas && pl.readyVirtual == 0 && pl.total == replicas && pl.replacements == 0, err
+	})
+}
+
+func retryUpdatePDB(ctx context.Context, c *devcluster.Cluster, ns, name string, minAvailable intstr.IntOrString) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		pdb, err := c.Client.PolicyV1().PodDisruptionBudgets(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		pdb.Spec.MinAvailable = &minAvailable
+		_, err = c.Client.PolicyV1().PodDisruptionBudgets(ns).Update(ctx, pdb, metav1.UpdateOptions{})
+		return err
+	})
 }
