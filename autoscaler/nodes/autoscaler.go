@@ -28,7 +28,9 @@ import (
 	"github.com/tidalscale/tidal/autoscaler/nodes/backoff"
 	"github.com/tidalscale/tidal/autoscaler/nodes/batch"
 	"github.com/tidalscale/tidal/autoscaler/nodes/expander"
+	"github.com/tidalscale/tidal/autoscaler/nodes/placement"
 	"github.com/tidalscale/tidal/autoscaler/nodes/provider"
+	"github.com/tidalscale/tidal/autoscaler/nodes/provisiontime"
 	"github.com/tidalscale/tidal/autoscaler/nodes/scaledown"
 	"github.com/tidalscale/tidal/autoscaler/nodes/scaleup"
 	"github.com/tidalscale/tidal/autoscaler/nodes/simulator"
@@ -128,6 +130,10 @@ type Autoscaler struct {
 	backoff           *backoff.Tracker
 	down              *scaledown.Planner
 	batcher           *batch.Batcher // woken by newly unschedulable pods
+	provision         *provisiontime.Tracker
+	virtualStart      placement.VirtualStart
+	bursting          sync.Map // pod UID → struct{}: a toleration patch is under way
+	readySeen         sync.Map // node name → time.Time the informer first saw it Ready (condition times are in seconds)
 	actuator          *scaledown.Actuator
 
 	mu            sync.Mutex // guards the fields below (the actuator reports from its goroutines)
@@ -166,6 +172,7 @@ func New(ctx context.Context, opts Options) (*Autoscaler, error) {
 		backoff:        backoff.New(cfg.Backoff),
 		down:           scaledown.NewPlanner(cfg.ScaleDown),
 		batcher:        batch.New(cfg.Batch, nil),
+		provision:      &provisiontime.Tracker{MaxAge: cfg.MaxNodeProvisionTime},
 		lastScaleUp:    map[string]time.Time{},
 		lastScaleDown:  map[string]time.Time{},
 		eventsSent:     map[string]time.Time{},
@@ -180,19 +187,33 @@ func New(ctx context.Context, opts Options) (*Autoscaler, error) {
 		DrainTimeout: cfg.DrainTimeout,
 		OnDone:       a.scaleDownDone,
 	})
-	// Register the listers RunOnce uses before the factories start.
-	a.informers.Core().V1().Nodes().Informer()
+	// Register the listers RunOnce uses before the factories start. Node events record when each node turned
+	// Ready, for the provision time (the Ready condition's own time has a resolution of a second).
+	if _, err := a.informers.Core().V1().Nodes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { a.noteReady(obj) },
+		UpdateFunc: func(_, obj any) { a.noteReady(obj) },
+		DeleteFunc: func(obj any) {
+			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = d.Obj
+			}
+			if n, ok := obj.(*corev1.Node); ok {
+				a.readySeen.Delete(n.Name)
+			}
+		},
+	}); err != nil {
+		return nil, fmt.Errorf("node autoscaler: node handler: %w", err)
+	}
 	if _, err := a.informers.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) {
-			if p, ok := obj.(*corev1.Pod); ok && isUnschedulable(p) && !a.announced(p, time.Now()) {
-				a.batcher.Trigger()
+			if p, ok := obj.(*corev1.Pod); ok && isUnschedulable(p) {
+				a.unschedulable(p)
 			}
 		},
 		UpdateFunc: func(oldObj, newObj any) {
 			o, ok1 := oldObj.(*corev1.Pod)
 			n, ok2 := newObj.(*corev1.Pod)
-			if ok1 && ok2 && !isUnschedulable(o) && isUnschedulable(n) && !a.announced(n, time.Now()) {
-				a.batcher.Trigger()
+			if ok1 && ok2 && !isUnschedulable(o) && isUnschedulable(n) {
+				a.unschedulable(n)
 			}
 		},
 	}); err != nil {
@@ -221,6 +242,26 @@ func New(ctx context.Context, opts Options) (*Autoscaler, error) {
 		return nil, fmt.Errorf("node autoscaler: expanders: %w", err)
 	}
 	return a, nil
+}
+
+func (a *Autoscaler) noteReady(obj any) {
+	if n, ok := obj.(*corev1.Node); ok && nodeReady(n) {
+		a.readySeen.LoadOrStore(n.Name, time.Now())
+	}
+}
+
+// readySince is when the node turned Ready: when this autoscaler's informer first saw it Ready, else its Ready
+// condition's transition time (zero when unknown).
+func (a *Autoscaler) readySince(n *corev1.Node) time.Time {
+	if t, ok := a.readySeen.Load(n.Name); ok {
+		return t.(time.Time)
+	}
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.LastTransitionTime.Time
+		}
+	}
+	return time.Time{}
 }
 
 // Informers is the autoscaler's core informer factory, for providers that share its node cache (sim). Register
@@ -319,6 +360,7 @@ func (a *Autoscaler) RunOnce(ctx context.Context, now time.Time) error {
 		return fmt.Errorf("scale-up: %w", err)
 	}
 	scaledUp := a.executeScaleUp(ctx, now, st, plan)
+	a.place(ctx, now, st, plan)
 	if a.cfg.EnforceMinSize && a.enforceMinSize(ctx, now, st) {
 		scaledUp = true
 	}
@@ -374,6 +416,7 @@ func (a *Autoscaler) executeScaleUp(ctx context.Context, now time.Time, st *stat
 	var wg sync.WaitGroup
 	for i, up := range plan.ScaleUps {
 		wg.Add(1)
+		a.provision.Requested(up.NodeGroup.Name, up.Delta, now)
 		go func() {
 			defer wg.Done()
 			errs[i] = a.opts.Providers[up.NodeGroup.Spec.ProviderRef.Name].IncreaseSize(ctx, up.NodeGroup, up.Delta)
@@ -434,6 +477,7 @@ func (a *Autoscaler) enforceMinSize(ctx context.Context, now time.Time, st *stat
 			continue
 		}
 		log := a.log.With(zap.String("nodeGroup", g.Name))
+		a.provision.Requested(g.Name, missing, now)
 		if err := a.opts.Providers[g.Spec.ProviderRef.Name].IncreaseSize(ctx, g, missing); err != nil {
 			bs := a.backoff.Fail(g.Name, "increase size to minSize failed: "+err.Error(), now)
 			a.metrics.FailedScaleUps.WithLabelValues(g.Name, "providerError").Inc()

@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -29,7 +30,9 @@ func (a *Autoscaler) watchDemand() error {
 		UpdateFunc: func(oldObj, newObj any) {
 			o, ok1 := oldObj.(*v1alpha1.CapacityRequest)
 			n, ok2 := newObj.(*v1alpha1.CapacityRequest)
-			if ok1 && ok2 && a.sees(n.Namespace) && o.Generation != n.Generation {
+			// A new Burst decision: pods that went Unschedulable before it was written are let onto the virtual
+			// node by the next loop.
+			if ok1 && ok2 && a.sees(n.Namespace) && (o.Generation != n.Generation || (isBurst(n) && !isBurst(o))) {
 				a.batcher.Trigger()
 			}
 		},
@@ -140,18 +143,25 @@ func (a *Autoscaler) reportDemand(ctx context.Context, st *state) {
 		if err != nil {
 			continue // deleted meanwhile
 		}
-		want := cr.Status
+		want := cr.Status.DeepCopy()
 		want.MissingReplicas = r.Missing
 		want.ProvisionedNodes += int32(st.aheadBy[demand.RequestSource(r.Key)])
 		want.ObservedGeneration = cr.Generation
-		if want == cr.Status {
+		if d := st.placements[demand.RequestSource(r.Key)]; d != nil {
+			want.Placement = d
+		}
+		if apiequality.Semantic.DeepEqual(want, &cr.Status) {
 			continue
 		}
 		upd := cr.DeepCopy()
-		upd.Status = want
+		upd.Status = *want
 		_, err = a.opts.TidalClient.TidalV1alpha1().CapacityRequests(cr.Namespace).UpdateStatus(ctx, upd, metav1.UpdateOptions{FieldManager: fieldManager})
 		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 			a.log.Warn("capacity request status update failed", zap.String("capacityRequest", r.Key.String()), zap.Error(err))
 		}
 	}
+}
+
+func isBurst(cr *v1alpha1.CapacityRequest) bool {
+	return cr.Status.Placement != nil && cr.Status.Placement.Decision == v1alpha1.PlacementDecisionBurst
 }

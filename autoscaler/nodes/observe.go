@@ -16,6 +16,7 @@ import (
 	"github.com/tidalscale/tidal/autoscaler/nodes/demand"
 	"github.com/tidalscale/tidal/autoscaler/nodes/expander"
 	"github.com/tidalscale/tidal/autoscaler/nodes/provider"
+	"github.com/tidalscale/tidal/autoscaler/nodes/provisiontime"
 	"github.com/tidalscale/tidal/autoscaler/nodes/scaleup"
 	"github.com/tidalscale/tidal/autoscaler/nodes/template"
 )
@@ -26,9 +27,11 @@ type state struct {
 	byName     map[string]*groupState
 	byNode     map[string]*groupState // node name → group, from the providers' instances
 	pending    []*corev1.Pod
-	demand     demand.Result  // simulated pods of CapacityRequests and headroom
-	aheadBy    map[string]int // demand.Source → nodes requested for its simulated pods this loop
-	burst      []*corev1.Pod  // pods bound to virtual nodes
+	demand     demand.Result                          // simulated pods of CapacityRequests and headroom
+	aheadBy    map[string]int                         // demand.Source → nodes requested for its simulated pods this loop
+	burst      []*corev1.Pod                          // pods bound to virtual nodes
+	virtual    *corev1.Node                           // the first Ready virtual node, by name; nil when none
+	placements map[string]*v1alpha1.PlacementDecision // demand.RequestSource → this loop's decision
 	pdbs       []*policyv1.PodDisruptionBudget
 	candidates []candidate
 	usage      scaleup.Usage
@@ -45,7 +48,8 @@ type groupState struct {
 	backoff      string
 	backoffUntil time.Time
 	failures     int
-	err          string // why the group is skipped (invalid spec, provider error)
+	provision    *v1alpha1.ProvisionTimeEstimate // measured provision time; nil before the first sample
+	err          string                          // why the group is skipped (invalid spec, provider error)
 	nodes        []string
 }
 
@@ -144,6 +148,7 @@ func (a *Autoscaler) observeGroup(ctx context.Context, now time.Time, ng *v1alph
 	}
 	nodes := a.informers.Core().V1().Nodes().Lister()
 	var late int
+	measured := make([]provisiontime.Instance, 0, len(instances))
 	for _, in := range instances {
 		gs.target++
 		if in.NodeName == "" {
@@ -152,22 +157,27 @@ func (a *Autoscaler) observeGroup(ctx context.Context, now time.Time, ng *v1alph
 			if now.Sub(a.createdAt(ng.Name, in, now)) > a.cfg.MaxNodeProvisionTime {
 				late++
 			}
+			measured = append(measured, provisiontime.Instance{ID: in.ID, CreatedAt: in.CreatedAt})
 			continue
 		}
 		node, err := nodes.Get(in.NodeName)
 		if err != nil {
 			gs.unregistered++
 			gs.upcoming++
+			measured = append(measured, provisiontime.Instance{ID: in.ID})
 			continue
 		}
 		gs.registered++
 		gs.nodes = append(gs.nodes, node.Name)
 		if nodeReady(node) {
 			gs.ready++
+			measured = append(measured, provisiontime.Instance{ID: in.ID, Ready: true, ReadyAt: a.readySince(node)})
 		} else {
 			gs.upcoming++
+			measured = append(measured, provisiontime.Instance{ID: in.ID})
 		}
 	}
+	gs.provision = a.provision.Observe(ng.Name, ng.Status.ProvisionTime, measured, now)
 	if late > 0 {
 		a.provisionTimeout(ctx, now, gs, prov, late)
 	}
@@ -240,6 +250,9 @@ func (a *Autoscaler) fillSnapshot(st *state) error {
 		if isVirtual(n) {
 			// Burst capacity: never a destination in the simulation, but its pods are tracked.
 			st.burst = append(st.burst, byNode[n.Name]...)
+			if st.virtual == nil && nodeReady(n) && n.DeletionTimestamp == nil && !n.Spec.Unschedulable {
+				st.virtual = n
+			}
 			continue
 		}
 		if !nodeReady(n) || n.DeletionTimestamp != nil {

@@ -171,6 +171,9 @@ func (a *Autoscaler) updateNodeGroupStatus(ctx context.Context, gs *groupState, 
 	want.ObservedGeneration = ng.Generation
 	want.LastScaleUpTime = keepLater(want.LastScaleUpTime, s.LastScaleUp)
 	want.LastScaleDownTime = keepLater(want.LastScaleDownTime, s.LastScaleDown)
+	if gs.provision != nil {
+		want.ProvisionTime = gs.provision
+	}
 	want.Backoff = nil
 	if gs.backoff != "" {
 		want.Backoff = &v1alpha1.NodeGroupBackoff{Until: metav1.Time{Time: gs.backoffUntil}, Reason: gs.backoff, Failures: int32(gs.failures)}

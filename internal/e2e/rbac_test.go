@@ -34,6 +34,8 @@ var probes = []probe{
 	{"create", "", "pods", "eviction", "default"},
 	{"list", "", "pods", "", ""},
 	{"update", "", "pods", "status", "default"},
+	{"patch", "", "pods", "", "default"},
+	{"list", "policy", "poddisruptionbudgets", "", ""},
 	{"create", "", "serviceaccounts", "token", "default"},
 	{"create", "", "nodes", "", ""},
 	{"delete", "", "nodes", "", ""},
