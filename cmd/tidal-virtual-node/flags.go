@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	tidalapp "github.com/tidalscale/tidal/internal/app"
 	"github.com/tidalscale/tidal/virtualnode/backend"
 	"github.com/tidalscale/tidal/virtualnode/backend/aci"
@@ -41,6 +43,8 @@ type flags struct {
 	containerd                              containerdFlags
 	backfill                                bool
 	backfillInterval, backfillReadyTimeout  time.Duration
+	pricePerCPUHour                         string
+	podStartSeconds                         float64
 	workers                                 int
 }
 
@@ -82,6 +86,8 @@ func newFlagSet(common *tidalapp.Flags, f *flags) *flag.FlagSet {
 	fs.BoolVar(&f.backfill, "backfill", false, "move burst pods back to real nodes once those have room (never below the desired ready count)")
 	fs.DurationVar(&f.backfillInterval, "backfill-interval", 15*time.Second, "how often backfill looks for pods to move")
 	fs.DurationVar(&f.backfillReadyTimeout, "backfill-ready-timeout", 2*time.Minute, "how long a real-node replacement may take to become Ready before backfill gives up on it")
+	fs.StringVar(&f.pricePerCPUHour, "price-per-cpu-hour", "", "price of one CPU-hour on this node, in the currency of NodeGroup spec.pricePerHour; published as the node annotation "+tidalv1alpha1.AnnotationVirtualPricePerCPUHour+" for placement decisions (docs/placement.md)")
+	fs.Float64Var(&f.podStartSeconds, "pod-start-seconds", 0, "expected pod start on this node in seconds, published as the node annotation "+tidalv1alpha1.AnnotationVirtualPodStartSeconds+" until the node autoscaler has measured one (0: not published)")
 	return fs
 }
 
@@ -100,6 +106,14 @@ func parseFlags(args []string) (flags, error) {
 func (f *flags) validate() error {
 	if f.port < 1 || f.port > 65535 {
 		return fmt.Errorf("--port: want 1-65535, got %d", f.port)
+	}
+	if f.pricePerCPUHour != "" {
+		if p, err := strconv.ParseFloat(f.pricePerCPUHour, 64); err != nil || p < 0 || math.IsInf(p, 0) || math.IsNaN(p) {
+			return fmt.Errorf("--price-per-cpu-hour: want a non-negative decimal, got %q", f.pricePerCPUHour)
+		}
+	}
+	if f.podStartSeconds < 0 || math.IsInf(f.podStartSeconds, 0) || math.IsNaN(f.podStartSeconds) {
+		return fmt.Errorf("--pod-start-seconds: want a non-negative number, got %v", f.podStartSeconds)
 	}
 	return nil
 }
@@ -203,4 +217,19 @@ func envOr(k, def string) string {
 		return v
 	}
 	return def
+}
+
+// nodeAnnotations are the placement inputs the node publishes.
+func (f *flags) nodeAnnotations() map[string]string {
+	a := map[string]string{}
+	if f.pricePerCPUHour != "" {
+		a[tidalv1alpha1.AnnotationVirtualPricePerCPUHour] = f.pricePerCPUHour
+	}
+	if f.podStartSeconds > 0 {
+		a[tidalv1alpha1.AnnotationVirtualPodStartSeconds] = strconv.FormatFloat(f.podStartSeconds, 'f', -1, 64)
+	}
+	if len(a) == 0 {
+		return nil
+	}
+	return a
 }

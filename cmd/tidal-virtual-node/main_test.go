@@ -47,6 +47,9 @@ func TestBadFlagsNameTheFlag(t *testing.T) {
 	}{
 		{name: "port", args: []string{"--port=0"}, want: "--port"},
 		{name: "unknown flag", args: []string{"--nope"}, want: "nope"},
+		{name: "price not a number", args: []string{"--price-per-cpu-hour=cheap"}, want: "--price-per-cpu-hour"},
+		{name: "negative price", args: []string{"--price-per-cpu-hour=-1"}, want: "--price-per-cpu-hour"},
+		{name: "negative pod start", args: []string{"--pod-start-seconds=-2"}, want: "--pod-start-seconds"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -55,5 +58,19 @@ func TestBadFlagsNameTheFlag(t *testing.T) {
 				t.Fatalf("parseFlags(%v) = %v, want an error naming %s", tc.args, err, tc.want)
 			}
 		})
+	}
+}
+
+func TestPlacementAnnotations(t *testing.T) {
+	f, err := parseFlags([]string{"--price-per-cpu-hour=0.05", "--pod-start-seconds=1.5"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := f.nodeAnnotations()
+	if a["tidal.dev/price-per-cpu-hour"] != "0.05" || a["tidal.dev/pod-start-seconds"] != "1.5" {
+		t.Errorf("annotations %v", a)
+	}
+	if f, _ := parseFlags(nil); f.nodeAnnotations() != nil {
+		t.Errorf("no placement flags, annotations %v", f.nodeAnnotations())
 	}
 }

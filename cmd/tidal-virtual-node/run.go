@@ -64,7 +64,7 @@ func run(ctx context.Context, env tidalapp.Env, f flags) error {
 		vn, err := provider.NewVirtualNode(provider.VirtualNodeOptions{
 			Client: client,
 			Node: provider.NodeOptions{Name: f.nodeName, Address: f.address, Port: int32(f.port), Capacity: capacity,
-				Backend: f.backendName, Version: "v1.37.2-tidal"},
+				Backend: f.backendName, Version: "v1.37.2-tidal", Annotations: f.nodeAnnotations()},
 			Server:     provider.ServerOptions{Auth: f.auth, CertFile: f.certFile, KeyFile: f.keyFile, ClientCAFile: f.clientCA},
 			NewBackend: newBackend,
 			Logger:     log,

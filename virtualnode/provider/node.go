@@ -30,6 +30,8 @@ type NodeOptions struct {
 	// Capacity is cpu, memory and pods (allocatable is the same).
 	Capacity corev1.ResourceList
 	Labels   map[string]string
+	// Annotations of the Node (placement inputs: tidal.dev/price-per-cpu-hour, tidal.dev/pod-start-seconds).
+	Annotations map[string]string
 	// Backend names the backend, recorded as a label.
 	Backend string
 	// NoTaint leaves the virtual-kubelet.io/provider taint off (not recommended).
@@ -71,7 +73,7 @@ func (o NodeOptions) Node() *corev1.Node {
 	}
 	maps.Copy(labels, o.Labels)
 	n := &corev1.Node{
-		ObjectMeta: metav1.ObjectMeta{Name: o.Name, Labels: labels},
+		ObjectMeta: metav1.ObjectMeta{Name: o.Name, Labels: labels, Annotations: maps.Clone(o.Annotations)},
 		Status: corev1.NodeStatus{
 			Phase:       corev1.NodePending,
 			Capacity:    o.Capacity.DeepCopy(),
