@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"fmt"
 	"strconv"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/utils/ptr"
 
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	"github.com/tidalscale/tidal/autoscaler/operator/app"
@@ -28,7 +30,9 @@ func TestCapacityRequestBeforeScale(t *testing.T) {
 	e.startOperator(app.Options{})
 	rc, list := testenv.RedisList(t, "127.0.0.1:6379")
 	e.Deployment("worker", 0)
-	e.ScaledObject(testenv.RedisScaledObject("worker", "worker", "127.0.0.1:6379", list))
+	so := testenv.RedisScaledObject("worker", "worker", "127.0.0.1:6379", list)
+	so.Spec.Placement = &tidalv1alpha1.Placement{Policy: tidalv1alpha1.PlacementAuto, MaxPendingSeconds: ptr.To[int32](5)}
+	e.ScaledObject(so)
 	e.Eventually("Ready condition", 60*time.Second, func() (bool, string) {
 		s := e.Condition("worker", tidalv1alpha1.ConditionReady)
 		return s == metav1.ConditionTrue, string(s)
@@ -86,6 +90,24 @@ func TestCapacityRequestBeforeScale(t *testing.T) {
 	if len(cr.OwnerReferences) != 1 || cr.OwnerReferences[0].Kind != "ScaledObject" || cr.OwnerReferences[0].Name != "worker" {
 		t.Errorf("owner references %+v", cr.OwnerReferences)
 	}
+	if p := cr.Spec.Placement; p == nil || p.Policy != tidalv1alpha1.PlacementAuto || p.MaxPendingSeconds == nil || *p.MaxPendingSeconds != 5 {
+		t.Errorf("spec.placement %+v, want the ScaledObject's (auto, 5s)", p)
+	}
+	// The chain on the ScaledObject's status: sample ≤ decision ≤ capacity request ≤ /scale.
+	e.Eventually("status.lastScaleUp", 30*time.Second, func() (bool, string) {
+		got, err := e.Tidal.TidalV1alpha1().ScaledObjects(e.NS).Get(e.Ctx, "worker", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		tr := got.Status.LastScaleUp
+		if tr == nil || tr.CapacityRequest != name || tr.CapacityRequestTime == nil || tr.ScaleTime == nil || tr.ToReplicas <= tr.FromReplicas {
+			return false, fmt.Sprintf("%+v", tr)
+		}
+		if tr.DecisionTime.Before(&tr.SampleTime) || tr.CapacityRequestTime.Before(&tr.DecisionTime) || tr.ScaleTime.Before(tr.CapacityRequestTime) {
+			return false, fmt.Sprintf("out of order: %+v", tr)
+		}
+		return true, ""
+	})
 	e.Eventually("request updated to 3 replicas", 30*time.Second, func() (bool, string) {
 		cr, err := e.Tidal.TidalV1alpha1().CapacityRequests(e.NS).Get(e.Ctx, name, metav1.GetOptions{})
 		if err != nil {

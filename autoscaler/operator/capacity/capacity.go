@@ -84,6 +84,8 @@ type Request struct {
 	Selector string
 	// Template is the pod template of one replica.
 	Template *corev1.PodTemplateSpec
+	// Placement is the scaler object's spec.placement (burst or wait, docs/placement.md); nil when unset.
+	Placement *v1alpha1.Placement
 }
 
 // Name is the CapacityRequest's name for a scaler object: "<kind>-<name>" in lower case, hashed when too long.
@@ -114,9 +116,23 @@ func Shape(tmpl *corev1.PodTemplateSpec) v1alpha1.CapacityRequestPod {
 // Publish creates or refreshes the owner's CapacityRequest. It is a no-op on a nil Publisher, and for a workload
 // without a pod template or selector (nothing the node autoscaler could simulate or deduplicate).
 func (p *Publisher) Publish(ctx context.Context, r Request) error {
+	_, err := p.PublishNamed(ctx, r)
+	return err
+}
+
+// PublishNamed is Publish that also returns the request's name ("" when nothing was published).
+func (p *Publisher) PublishNamed(ctx context.Context, r Request) (string, error) {
 	if p == nil || r.Template == nil || r.Selector == "" {
-		return nil
+		return "", nil
 	}
+	err := p.publish(ctx, r)
+	if err != nil {
+		return "", err
+	}
+	return Name(r.OwnerKind, r.Owner.GetName()), nil
+}
+
+func (p *Publisher) publish(ctx context.Context, r Request) error {
 	sel, err := metav1.ParseToLabelSelector(r.Selector)
 	if err != nil {
 		return fmt.Errorf("capacity request: selector %q: %w", r.Selector, err)
@@ -133,6 +149,7 @@ func (p *Publisher) Publish(ctx context.Context, r Request) error {
 			Selector:  *sel,
 			Pod:       Shape(r.Template),
 			ExpiresAt: metav1.NewTime(p.now().Add(p.ttl).Truncate(time.Second)),
+			Placement: r.Placement.DeepCopy(),
 		},
 	}
 	crs := p.client.TidalV1alpha1().CapacityRequests(ns)

@@ -32,7 +32,7 @@ func (c *Controller) publishDemand(ctx context.Context, sj *tidalv1alpha1.Scaled
 		Owner: sj, OwnerKind: kindScaledJob,
 		OwnerRef: *metav1.NewControllerRef(sj, tidalv1alpha1.SchemeGroupVersion.WithKind(kindScaledJob)),
 		Replicas: int32(replicas), Selector: labels.SelectorFromSet(labels.Set{LabelScaledJobName: sj.Name}).String(),
-		Template: tmpl,
+		Template: tmpl, Placement: sj.Spec.Placement,
 	})
 	if err != nil {
 		operator.LoggerFrom(ctx).Warn("capacity request not published", zap.Error(err))

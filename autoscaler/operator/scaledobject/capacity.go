@@ -2,6 +2,7 @@ package scaledobject
 
 import (
 	"context"
+	"time"
 
 	"go.uber.org/zap"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
@@ -14,10 +15,11 @@ import (
 )
 
 // publishDemand announces a scale-up to desired replicas before /scale is written (the demand signal, see
-// autoscaler/operator/capacity). It never holds the scale-up back: a failure is logged and scaling goes on.
-func (c *Controller) publishDemand(ctx context.Context, so *tidalv1alpha1.ScaledObject, target scaletarget.Target, scale *autoscalingv1.Scale, desired int32) {
+// autoscaler/operator/capacity), and returns the CapacityRequest's name ("" when none was written). It never
+// holds the scale-up back: a failure is logged and scaling goes on.
+func (c *Controller) publishDemand(ctx context.Context, so *tidalv1alpha1.ScaledObject, target scaletarget.Target, scale *autoscalingv1.Scale, desired int32) string {
 	if c.opts.Capacity == nil || c.mayWrite(so) != nil {
-		return
+		return ""
 	}
 	log := operator.LoggerFrom(ctx)
 	selector := ""
@@ -28,21 +30,37 @@ func (c *Controller) publishDemand(ctx context.Context, so *tidalv1alpha1.Scaled
 		s, err := c.opts.Targets.GetScale(ctx, target)
 		if err != nil {
 			log.Warn("capacity request not published", zap.Error(err))
-			return
+			return ""
 		}
 		selector = s.Status.Selector
 	}
 	tmpl, err := c.opts.Targets.PodTemplate(ctx, target)
 	if err != nil {
 		log.Warn("capacity request not published", zap.Error(err))
-		return
+		return ""
 	}
-	err = c.opts.Capacity.Publish(ctx, capacity.Request{
+	name, err := c.opts.Capacity.PublishNamed(ctx, capacity.Request{
 		Owner: so, OwnerKind: kindScaledObject,
 		OwnerRef: *metav1.NewControllerRef(so, tidalv1alpha1.SchemeGroupVersion.WithKind(kindScaledObject)),
-		Replicas: desired, Selector: selector, Template: tmpl,
+		Replicas: desired, Selector: selector, Template: tmpl, Placement: so.Spec.Placement,
 	})
 	if err != nil {
 		log.Warn("capacity request not published", zap.Error(err))
 	}
+	return name
+}
+
+// scaleUpTrace starts the status.lastScaleUp of a scale-up from current to desired decided at now on a sample
+// taken at sampled (now when unknown), with the CapacityRequest written for it.
+func (c *Controller) scaleUpTrace(sampled, now time.Time, current, desired int32, request string) *tidalv1alpha1.ScaleUpTrace {
+	if sampled.IsZero() {
+		sampled = now
+	}
+	tr := &tidalv1alpha1.ScaleUpTrace{SampleTime: metav1.NewMicroTime(sampled), DecisionTime: metav1.NewMicroTime(now),
+		FromReplicas: current, ToReplicas: desired, CapacityRequest: request}
+	if request != "" {
+		t := metav1.NewMicroTime(c.now())
+		tr.CapacityRequestTime = &t
+	}
+	return tr
 }

@@ -56,14 +56,20 @@ func (c *Controller) reconcileDirect(ctx context.Context, so *tidalv1alpha1.Scal
 
 	desired := d.DesiredReplicas
 	if desired != current {
+		var trace *tidalv1alpha1.ScaleUpTrace
 		if desired > current {
-			c.publishDemand(ctx, so, target, scale, desired)
+			trace = c.scaleUpTrace(sampled, now, current, desired, c.publishDemand(ctx, so, target, scale, desired))
 		}
 		if _, err := c.opts.Targets.UpdateReplicas(ctx, target, scale, desired, func() error { return c.mayWrite(so) }); err != nil {
 			if !errors.Is(err, operator.ErrNotOwner) {
 				c.event(so, corev1.EventTypeWarning, ReasonScaleFailed, err.Error())
 			}
 			return Result{}, err
+		}
+		if trace != nil {
+			t := metav1.NewMicroTime(c.now())
+			trace.ScaleTime = &t
+			status.LastScaleUp = trace
 		}
 		var since time.Duration
 		if !sampled.IsZero() {

@@ -64,12 +64,18 @@ func (c *Controller) reconcileHPAMode(ctx context.Context, so *tidalv1alpha1.Sca
 			if err := c.mayWrite(so); err != nil {
 				return Result{}, err
 			}
+			var trace *tidalv1alpha1.ScaleUpTrace
 			if d.DesiredReplicas > current {
-				c.publishDemand(ctx, so, target, nil, d.DesiredReplicas)
+				trace = c.scaleUpTrace(time.Time{}, now, current, d.DesiredReplicas, c.publishDemand(ctx, so, target, nil, d.DesiredReplicas))
 			}
 			if _, err := c.opts.Targets.SetReplicas(ctx, target, d.DesiredReplicas); err != nil {
 				c.event(so, corev1.EventTypeWarning, ReasonScaleFailed, err.Error())
 				return Result{}, err
+			}
+			if trace != nil {
+				t := metav1.NewMicroTime(c.now())
+				trace.ScaleTime = &t
+				status.LastScaleUp = trace
 			}
 			c.event(so, corev1.EventTypeNormal, ReasonScaled, fmt.Sprintf("scaled %s %s from %d to %d: %s", target.GVK.Kind, target.Name, current, d.DesiredReplicas, d.Reason))
 			operator.LoggerFrom(ctx).Info("scaled", zap.String("target", target.Name), zap.Int32("from", current), zap.Int32("to", d.DesiredReplicas), zap.String("reason", string(d.Reason)))
