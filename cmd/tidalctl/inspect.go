@@ -12,14 +12,16 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	tidalclient "github.com/tidalscale/tidal/api/client/clientset/versioned"
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
+	"github.com/tidalscale/tidal/autoscaler/operator/capacity"
 	"github.com/tidalscale/tidal/cmd/tidalctl/explain"
 	"github.com/tidalscale/tidal/cmd/tidalctl/status"
 	"github.com/tidalscale/tidal/scalers/registry"
 )
 
 func newStatusCmd(g *globalFlags, s streams) *cobra.Command {
-	var all bool
+	var all, timeline bool
 	cmd := &cobra.Command{
 		Use:   "status [NAME...]",
 		Short: "Show ScaledObjects: target, replicas, activity and each trigger's last sample",
@@ -27,9 +29,15 @@ func newStatusCmd(g *globalFlags, s streams) *cobra.Command {
 			if all && g.namespace != "" {
 				return usageError{errors.New("--all-namespaces and --namespace are mutually exclusive")}
 			}
+			if timeline && (len(names) != 1 || all) {
+				return usageError{errors.New("--timeline: want exactly one ScaledObject name (and no --all-namespaces)")}
+			}
 			client, ns, err := g.tidal()
 			if err != nil {
 				return err
+			}
+			if timeline {
+				return g.timeline(cmd.Context(), s, client, ns, names[0])
 			}
 			if all {
 				ns = metav1.NamespaceAll
@@ -59,7 +67,61 @@ func newStatusCmd(g *globalFlags, s streams) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "list ScaledObjects in every namespace")
+	cmd.Flags().BoolVar(&timeline, "timeline", false, "show the chain of the object's last scale-up with timestamps: sample → decision → capacity request → placement → nodes → pods Running")
 	return cmd
+}
+
+// timeline prints `status --timeline NAME`.
+func (g *globalFlags) timeline(ctx context.Context, s streams, client tidalclient.Interface, ns, name string) error {
+	so, err := client.TidalV1alpha1().ScaledObjects(ns).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return fmt.Errorf("ScaledObject %q not found in %s", name, nsName(ns))
+	}
+	if err != nil {
+		return fmt.Errorf("get ScaledObject %s/%s: %w", ns, name, err)
+	}
+	cr := capacityRequest(ctx, client, so)
+	cfg, err := g.clientConfig().ClientConfig()
+	if err != nil {
+		return err
+	}
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	nodes, err := kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("list nodes: %w", err)
+	}
+	var pods []corev1.Pod
+	if cr != nil {
+		sel, err := metav1.LabelSelectorAsSelector(&cr.Spec.Selector)
+		if err != nil {
+			return fmt.Errorf("CapacityRequest %s spec.selector: %w", cr.Name, err)
+		}
+		list, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+		if err != nil {
+			return fmt.Errorf("list pods in %s: %w", nsName(ns), err)
+		}
+		pods = list.Items
+	}
+	events, err := status.Timeline(so, cr, nodes.Items, pods)
+	if err != nil {
+		return err
+	}
+	if g.output != outputTable {
+		return printStructured(s.out, g.output, events)
+	}
+	return status.WriteTimeline(s.out, events)
+}
+
+// capacityRequest is the ScaledObject's CapacityRequest, nil when there is none (or it cannot be read).
+func capacityRequest(ctx context.Context, client tidalclient.Interface, so *tidalv1alpha1.ScaledObject) *tidalv1alpha1.CapacityRequest {
+	cr, err := client.TidalV1alpha1().CapacityRequests(so.Namespace).Get(ctx, capacity.Name("ScaledObject", so.Name), metav1.GetOptions{})
+	if err != nil {
+		return nil
+	}
+	return cr
 }
 
 func newExplainCmd(g *globalFlags, s streams) *cobra.Command {
@@ -86,7 +148,7 @@ func newExplainCmd(g *globalFlags, s streams) *cobra.Command {
 			}
 			now := s.now()
 			rep, err := explain.Explain(cmd.Context(), so, explain.Options{Registry: registry.New(), Now: now,
-				Env: g.targetEnv(cmd.Context(), so)})
+				Env: g.targetEnv(cmd.Context(), so), CapacityRequest: capacityRequest(cmd.Context(), client, so)})
 			if err != nil {
 				return err
 			}

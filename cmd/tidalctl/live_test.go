@@ -218,7 +218,28 @@ func TestStatusAndExplainLive(t *testing.T) {
 			t.Errorf("explain -o yaml:\n%s", r.stdout)
 		}
 	})
-	t.Run("KUBECONFIG", func(t *testing.T) {
+	t.Run("timeline", func(t *testing.T) {
+		tc, err := tidalclient.NewForConfig(c.Config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		so, err := tc.TidalV1alpha1().ScaledObjects(ns).Get(context.Background(), "orders", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if so.Status.LastScaleUp == nil {
+			r := tidalctl(t, now, append(kc, "status", "--timeline", "orders", "-n", ns)...)
+			if r.code != 1 || !strings.Contains(r.stderr, "no status.lastScaleUp") {
+				t.Errorf("timeline without a scale-up: exit %d, stderr %q", r.code, r.stderr)
+			}
+			return
+		}
+		r := tidalctl(t, now, append(kc, "status", "--timeline", "orders", "-n", ns)...).ok(t)
+		if !strings.Contains(r.stdout, "decision") || !strings.Contains(r.stdout, "sample") {
+			t.Errorf("timeline:\n%s", r.stdout)
+		}
+	})
+		t.Run("KUBECONFIG", func(t *testing.T) {
 		t.Setenv("KUBECONFIG", c.Kubeconfig)
 		r := tidalctl(t, now, "status", "-n", ns, "orders").ok(t)
 		if !strings.Contains(r.stdout, "orders") {

@@ -112,6 +112,8 @@ func TestBadInvocations(t *testing.T) {
 		{name: "convert broken YAML", args: []string{"convert", "-f", bad}, code: 1, want: "bad.yaml: document 1: invalid YAML"},
 		{name: "missing kubeconfig", args: []string{"--kubeconfig", dir + "/none", "status"}, code: 1, want: "kubeconfig"},
 		{name: "all namespaces with namespace", args: []string{"status", "-A", "-n", "x"}, code: 2, want: "mutually exclusive"},
+		{name: "timeline without name", args: []string{"status", "--timeline"}, code: 2, want: "--timeline: want exactly one ScaledObject name"},
+		{name: "timeline two names", args: []string{"status", "--timeline", "a", "b"}, code: 2, want: "--timeline: want exactly one ScaledObject name"},
 		{name: "dev binary missing", args: []string{"dev", "up"}, env: map[string]string{envDevBinary: dir + "/no-tidal-dev"}, code: 1, want: "$TIDAL_DEV_BIN"},
 	}
 	for _, tc := range cases {

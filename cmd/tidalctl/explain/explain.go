@@ -36,6 +36,8 @@ type Options struct {
 	Now time.Time
 	// Env is the scale target's container environment (literal values only), for ...FromEnv metadata keys.
 	Env map[string]string
+	// CapacityRequest is the object's CapacityRequest (nil when none), for the placement decision.
+	CapacityRequest *tidalv1alpha1.CapacityRequest
 }
 
 // Report is the explanation of one ScaledObject; it is also the JSON/YAML output.
@@ -60,7 +62,19 @@ type Report struct {
 	Decision      *Decision `json:"decision,omitempty"`
 	DecisionError string    `json:"decisionError,omitempty"`
 	Behavior      Behavior  `json:"behavior"`
-	Notes         []string  `json:"notes,omitempty"`
+	// Placement is spec.placement and the node autoscaler's last decision for it; nil when unset.
+	Placement *Placement `json:"placement,omitempty"`
+	Notes     []string   `json:"notes,omitempty"`
+}
+
+// Placement is the burst-or-wait policy and the decision with its inputs.
+type Placement struct {
+	Policy            string `json:"policy"`
+	MaxPendingSeconds *int32 `json:"maxPendingSeconds,omitempty"`
+	// Decision is the CapacityRequest's status.placement; nil before the node autoscaler decided.
+	Decision *tidalv1alpha1.PlacementDecision `json:"decision,omitempty"`
+	// CapacityRequest names the request the decision is on.
+	CapacityRequest string `json:"capacityRequest,omitempty"`
 }
 
 // Trigger is one trigger's sample and its part in the decision.
@@ -119,6 +133,13 @@ func Explain(ctx context.Context, so *tidalv1alpha1.ScaledObject, opts Options) 
 	}
 	if a := so.Spec.Advanced; a != nil && a.ScalingModifiers != nil {
 		r.Formula = a.ScalingModifiers.Formula
+	}
+	if p := so.Spec.Placement; p != nil {
+		r.Placement = &Placement{Policy: string(p.Policy), MaxPendingSeconds: p.MaxPendingSeconds}
+		if cr := opts.CapacityRequest; cr != nil {
+			r.Placement.CapacityRequest = cr.Name
+			r.Placement.Decision = cr.Status.Placement
+		}
 	}
 	in, err := decisionInput(ctx, so, row.Triggers, opts, &r)
 	if err != nil {

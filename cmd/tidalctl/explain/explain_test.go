@@ -221,3 +221,42 @@ func TestDescribeBehavior(t *testing.T) {
 		t.Errorf("no behavior: source %q", d.Source)
 	}
 }
+
+func TestExplainShowsPlacementDecisionAndInputs(t *testing.T) {
+	so := redisObject(1, sampled("queue", "redis", "12", true, ""))
+	so.Spec.Placement = &tidalv1alpha1.Placement{Policy: tidalv1alpha1.PlacementAuto, MaxPendingSeconds: ptr.To[int32](5)}
+	r, err := Explain(context.Background(), so, Options{Registry: registry.New(), Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := r.WriteText(&out, now); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "Placement (auto, maxPendingSeconds 5):") || !strings.Contains(out.String(), "no decision yet") {
+		t.Errorf("before a decision:\n%s", out.String())
+	}
+
+	cr := &tidalv1alpha1.CapacityRequest{ObjectMeta: metav1.ObjectMeta{Name: "scaledobject-orders"}}
+	cr.Status.Placement = &tidalv1alpha1.PlacementDecision{Decision: tidalv1alpha1.PlacementDecisionBurst,
+		Reason: "target 5s, node provision 30s, virtual pod start 1s: nodes would miss the target", DecidedAt: metav1.NewMicroTime(now.Add(-10 * time.Second)),
+		NodeGroup: "pool", NodeProvisionTime: &metav1.Duration{Duration: 30 * time.Second}, NodePricePerCPUHour: "0.1",
+		VirtualNode: "vk", VirtualPodStartTime: &metav1.Duration{Duration: time.Second}, VirtualPricePerCPUHour: "0.05", BurstPods: 4}
+	r, err = Explain(context.Background(), so, Options{Registry: registry.New(), Now: now, CapacityRequest: cr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Placement == nil || r.Placement.Decision == nil || r.Placement.CapacityRequest != "scaledobject-orders" {
+		t.Fatalf("placement %+v", r.Placement)
+	}
+	out.Reset()
+	if err := r.WriteText(&out, now); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"Decision:           Burst (10s ago, on CapacityRequest scaledobject-orders)", "nodes would miss the target",
+		"Node group:         pool, provision time 30s, price per CPU-hour 0.1", "Virtual node:       vk, pod start 1s, price per CPU-hour 0.05", "Pods burst:         4"} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("explain does not show %q:\n%s", w, out.String())
+		}
+	}
+}

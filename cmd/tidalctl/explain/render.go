@@ -144,6 +144,9 @@ func (r Report) WriteText(w io.Writer, now time.Time) error {
 		}
 	}
 	fmt.Fprintf(w, "\nBehavior (%s):\n  scale up:   %s\n  scale down: %s\n", r.Behavior.Source, r.Behavior.ScaleUp, r.Behavior.ScaleDown)
+	if p := r.Placement; p != nil {
+		r.writePlacement(w, now)
+	}
 	if len(r.Notes) > 0 {
 		fmt.Fprintln(w, "\nNotes:")
 		for _, n := range r.Notes {
@@ -198,4 +201,31 @@ func sortedConditions(in []metav1.Condition) []metav1.Condition {
 		return oi < oj
 	})
 	return out
+}
+
+// writePlacement writes the placement section: the policy, then the node autoscaler's decision and its inputs.
+func (r Report) writePlacement(w io.Writer, now time.Time) {
+	p := r.Placement
+	policy := p.Policy
+	if p.MaxPendingSeconds != nil {
+		policy += fmt.Sprintf(", maxPendingSeconds %d", *p.MaxPendingSeconds)
+	}
+	fmt.Fprintf(w, "\nPlacement (%s):\n", policy)
+	d := p.Decision
+	if d == nil {
+		fmt.Fprintln(w, "  no decision yet: the node autoscaler decides when a scale-up needs new nodes")
+		return
+	}
+	dur := func(x *metav1.Duration) string {
+		if x == nil {
+			return "not measured"
+		}
+		return x.Duration.Round(100 * time.Millisecond).String()
+	}
+	at := metav1.NewTime(d.DecidedAt.Time)
+	fmt.Fprintf(w, "  Decision:           %s (%s, on CapacityRequest %s)\n", d.Decision, ago(&at, now), p.CapacityRequest)
+	fmt.Fprintf(w, "  Reason:             %s\n", oneLine(d.Reason))
+	fmt.Fprintf(w, "  Node group:         %s, provision time %s, price per CPU-hour %s\n", dash(d.NodeGroup), dur(d.NodeProvisionTime), dash(d.NodePricePerCPUHour))
+	fmt.Fprintf(w, "  Virtual node:       %s, pod start %s, price per CPU-hour %s\n", dash(d.VirtualNode), dur(d.VirtualPodStartTime), dash(d.VirtualPricePerCPUHour))
+	fmt.Fprintf(w, "  Pods burst:         %d\n", d.BurstPods)
 }
