@@ -58,6 +58,7 @@ func (a *Autoscaler) place(ctx context.Context, now time.Time, st *state, plan s
 			if decision == nil || decision.Decision != d.Decision || decision.NodeGroup != d.NodeGroup {
 				a.log.Info("placement decided", zap.String("capacityRequest", cr.Namespace+"/"+cr.Name),
 					zap.String("decision", string(d.Decision)), zap.String("reason", d.Reason))
+				a.placementEvent(cr, &d)
 				decision = &d
 			}
 		}
@@ -80,6 +81,7 @@ func (a *Autoscaler) place(ctx context.Context, now time.Time, st *state, plan s
 					continue
 				}
 				burst[p.UID] = true
+				a.podEvent(now, p, corev1.EventTypeNormal, EventBurstToVirtual, "given the virtual node toleration: "+decision.Reason)
 			}
 		}
 		// BurstPods: the workload's pods that carry the burst mark now (pending or on the virtual node).
@@ -96,6 +98,31 @@ func (a *Autoscaler) place(ctx context.Context, now time.Time, st *state, plan s
 			st.placements = map[string]*v1alpha1.PlacementDecision{}
 		}
 		st.placements[key] = decision
+	}
+}
+
+// Event reasons of placement.
+const (
+	// EventPlacementDecided on the CapacityRequest and its owner (the ScaledObject or ScaledJob).
+	EventPlacementDecided = "PlacementDecided"
+	// EventBurstToVirtual on a pod given the virtual node's toleration.
+	EventBurstToVirtual = "BurstToVirtual"
+)
+
+// placementEvent records a new decision on the request and on its owner, so `kubectl describe` of the scaler
+// object shows it.
+func (a *Autoscaler) placementEvent(cr *v1alpha1.CapacityRequest, d *v1alpha1.PlacementDecision) {
+	if a.opts.Recorder == nil {
+		return
+	}
+	msg := fmt.Sprintf("%s for CapacityRequest %s (node group %s): %s", d.Decision, cr.Name, d.NodeGroup, d.Reason)
+	a.opts.Recorder.Event(&corev1.ObjectReference{APIVersion: v1alpha1.SchemeGroupVersion.String(), Kind: "CapacityRequest",
+		Name: cr.Name, Namespace: cr.Namespace, UID: cr.UID}, corev1.EventTypeNormal, EventPlacementDecided, msg)
+	for _, o := range cr.OwnerReferences {
+		if o.Controller != nil && *o.Controller {
+			a.opts.Recorder.Event(&corev1.ObjectReference{APIVersion: o.APIVersion, Kind: o.Kind, Name: o.Name, Namespace: cr.Namespace, UID: o.UID},
+				corev1.EventTypeNormal, EventPlacementDecided, msg)
+		}
 	}
 }
 
@@ -139,6 +166,9 @@ func burstable(p *corev1.Pod) bool {
 // unschedulable handles a pod that just went Unschedulable: a pod of a request decided Burst is let onto the
 // virtual node at once; otherwise it wakes the loop unless an unexpired request already announced it.
 func (a *Autoscaler) unschedulable(p *corev1.Pod) {
+	if p.Labels[labelBackfillReplacement] != "" {
+		return // see observe: never demand of its own
+	}
 	now := time.Now()
 	if cr := a.burstRequest(p, now); cr != nil && burstable(p) {
 		if _, busy := a.bursting.LoadOrStore(p.UID, struct{}{}); busy {
@@ -151,7 +181,9 @@ func (a *Autoscaler) unschedulable(p *corev1.Pod) {
 			if err := a.letOntoVirtual(ctx, p, cr.Status.Placement.DecidedAt.Time); err != nil {
 				a.log.Warn("burst to the virtual node failed", zap.String("pod", p.Namespace+"/"+p.Name), zap.Error(err))
 				a.batcher.Trigger() // the loop retries
+				return
 			}
+			a.podEvent(time.Now(), p, corev1.EventTypeNormal, EventBurstToVirtual, "given the virtual node toleration: "+cr.Status.Placement.Reason)
 		}()
 		return
 	}

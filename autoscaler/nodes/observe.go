@@ -98,7 +98,9 @@ func (a *Autoscaler) observe(ctx context.Context, now time.Time) (*state, error)
 		return nil, fmt.Errorf("list pods: %w", err)
 	}
 	for _, p := range pods {
-		if isUnschedulable(p) {
+		// A backfill replacement stands for a pod already running on a virtual node (counted as demand with
+		// ScaleUpForBurstPods): counting it too would provision twice for one pod.
+		if isUnschedulable(p) && p.Labels[labelBackfillReplacement] == "" {
 			st.pending = append(st.pending, p)
 		}
 	}

@@ -197,6 +197,22 @@ func TestPlacementAutoBurstsWhenNodesAreSlow(t *testing.T) {
 			t.Errorf("pod %s on the virtual node without the %s mark", p.Name, placement.AnnotationBurst)
 		}
 	}
+	e.eventually(time.Minute, "events: PlacementDecided on the request, BurstToVirtual on the pods", func() (bool, error) {
+		list, err := e.c.Client.CoreV1().Events(e.ns).List(context.Background(), metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		decided, burst := false, 0
+		for _, ev := range list.Items {
+			switch {
+			case ev.Reason == nodes.EventPlacementDecided && ev.InvolvedObject.Kind == "CapacityRequest" && strings.HasPrefix(ev.Message, "Burst"):
+				decided = true
+			case ev.Reason == nodes.EventBurstToVirtual && ev.InvolvedObject.Kind == "Pod":
+				burst++
+			}
+		}
+		return decided && burst == 4, nil
+	})
 	if got := e.targetSize("pool"); got != 2 {
 		t.Errorf("target size %d, want the 2 nodes the pods need (requested for them while they run on the virtual node)", got)
 	}
