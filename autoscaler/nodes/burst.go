@@ -157,10 +157,11 @@ func (gs *groupState) provisionOrNil() *v1alpha1.ProvisionTimeEstimate {
 	return gs.provision
 }
 
-// burstable: a real, unschedulable pod that does not tolerate virtual nodes yet and is not a backfill
-// replacement.
+// burstable: a real, unschedulable pod that does not tolerate virtual nodes yet, was not let on before and is not
+// a backfill replacement.
 func burstable(p *corev1.Pod) bool {
-	return demand.Source(p) == "" && p.Labels[labelBackfillReplacement] == "" && isUnschedulable(p) && !placement.Tolerates(p)
+	return demand.Source(p) == "" && p.Labels[labelBackfillReplacement] == "" && p.Annotations[placement.AnnotationBurst] == "" &&
+		isUnschedulable(p) && !placement.Tolerates(p)
 }
 
 // unschedulable handles a pod that just went Unschedulable: a pod of a request decided Burst is let onto the
