@@ -1,7 +1,8 @@
 // Package httpauth is how an HTTP scaler (metrics-api, prometheus) authenticates to its endpoint: KEDA's
 // comma-separated auth mode list, the credentials a request carries (bearer token, basic auth, one custom header),
 // and the transport that carries the TLS client certificate and CA (built by tlsauth), shared between triggers with
-// equal TLS settings.
+// equal TLS settings; and the OAuth2 client-credentials token (authModes oauth) a request carries as its bearer
+// token, cached until shortly before it expires and shared between triggers of the same client.
 //
 // Which modes a trigger accepts, how they combine and which authParams feed them stay with each scaler, so KEDA's
 // metadata names and rules are kept per trigger type.
