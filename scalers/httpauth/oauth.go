@@ -122,6 +122,15 @@ func AcquireTokenSource(shared *scalers.Shared, o OAuth, opts TokenOptions) (ts 
 		func(ts *TokenSource) error { ts.client.CloseIdleConnections(); return nil })
 }
 
+// AcquireOAuth is AcquireTokenSource when enabled (the trigger's auth modes include oauth); otherwise it returns
+// a nil token source, whose Authorize adds nothing, and a release that does nothing.
+func AcquireOAuth(shared *scalers.Shared, enabled bool, o OAuth, opts TokenOptions) (*TokenSource, func() error, error) {
+	if !enabled {
+		return nil, func() error { return nil }, nil
+	}
+	return AcquireTokenSource(shared, o, opts)
+}
+
 // NewTokenSource returns a token source of its own for o (which must have passed Validate).
 func NewTokenSource(o OAuth, opts TokenOptions) (*TokenSource, error) {
 	tr, err := NewTransport(opts.TLS)
@@ -166,8 +175,11 @@ func (s *TokenSource) Token(ctx context.Context) (string, error) {
 	return t.AccessToken, nil
 }
 
-// Authorize sets req's Authorization header to the bearer token.
+// Authorize sets req's Authorization header to the bearer token; a nil source adds nothing.
 func (s *TokenSource) Authorize(ctx context.Context, req *http.Request) error {
+	if s == nil {
+		return nil
+	}
 	tok, err := s.Token(ctx)
 	if err != nil {
 		return err

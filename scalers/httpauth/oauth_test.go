@@ -2,7 +2,6 @@ package httpauth
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -10,12 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
-	"go.uber.org/zap/zaptest/observer"
-
 	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/httpauth/oauthtest"
+	"github.com/tidalscale/tidal/scalers/scalertest"
 )
 
 const testSecret = "s3cr3t-value"
@@ -219,9 +215,9 @@ func TestTokenSourceErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			core, logs := observer.New(zapcore.DebugLevel)
+			logger, logs := scalertest.ObservedLogger()
 			ts, err := NewTokenSource(validOAuth(t, OAuth{TokenURL: tc.tokenURL, ClientID: "tidal", ClientSecret: tc.secret}),
-				TokenOptions{Logger: zap.New(core)})
+				TokenOptions{Logger: logger})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -234,22 +230,13 @@ func TestTokenSourceErrors(t *testing.T) {
 					t.Errorf("error %q, want it to contain %q", err, w)
 				}
 			}
-			if strings.Contains(err.Error(), testSecret) {
-				t.Errorf("error repeats the secret: %q", err)
-			}
-			for _, e := range logs.All() {
-				if strings.Contains(e.Message, testSecret) || strings.Contains(fieldsString(e), testSecret) {
-					t.Errorf("log line repeats the secret: %v", e)
-				}
-			}
+			scalertest.AssertNoSecret(t, testSecret, err.Error(), logs.All())
 		})
 	}
 	if n := idp.Fetches(); n != 0 {
 		t.Errorf("tokens issued = %d, want 0", n)
 	}
 }
-
-func fieldsString(e observer.LoggedEntry) string { return fmt.Sprint(e.ContextMap()) }
 
 // TestAcquireTokenSourceShares: triggers with the same endpoint, client and scopes share one token source (one
 // token); another scope or secret gets a source of its own.

@@ -5,6 +5,7 @@
 package oauthtest
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -13,6 +14,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/scalertest"
 )
 
 // Server is a token endpoint for one registered client.
@@ -151,5 +155,74 @@ func (s *Server) Protect(next http.Handler) http.Handler {
 			return
 		}
 		next.ServeHTTP(w, r)
+	})
+}
+
+// ScalerCase describes an HTTP scaler for CheckScaler.
+type ScalerCase struct {
+	// Type is the trigger type; New builds its scaler.
+	Type string
+	New  func(context.Context, *scalers.TriggerConfig) (scalers.Scaler, error)
+	// Resource answers the scaler's request with a response worth Want.
+	Resource http.Handler
+	Want     float64
+	// Metadata is the trigger metadata reading resourceURL with authModes (or authMode) oauth.
+	Metadata func(resourceURL string) map[string]string
+}
+
+// CheckScaler runs the OAuth2 client-credentials checks every HTTP scaler with authModes oauth must pass, against
+// a token endpoint of this package and c.Resource behind Protect: two triggers of the same client sample many
+// times on one token; a wrong client secret and a token endpoint that is down are Sample errors saying so (the
+// fallback path), without the secret in the error or the logs; a trigger without oauthTokenURI or clientID is a
+// metadata error naming the key.
+func CheckScaler(t *testing.T, c ScalerCase) {
+	t.Helper()
+	const secret = "client-secret-0123456789"
+	idp := New(t, "tidal-scaler", secret)
+	api := httptest.NewServer(idp.Protect(c.Resource))
+	t.Cleanup(api.Close)
+	auth := func(tokenURL, secret string) map[string]string {
+		return map[string]string{"oauthTokenURI": tokenURL, "clientID": "tidal-scaler", "clientSecret": secret, "scopes": "metrics.read"}
+	}
+
+	t.Run("one token for many samples", func(t *testing.T) {
+		shared := scalers.NewShared()
+		for i := range 2 {
+			cfg := scalertest.Config(c.Type, fmt.Sprintf("t%d", i), c.Metadata(api.URL), auth(idp.TokenURL(), secret))
+			cfg.Index, cfg.Shared = i, shared
+			s := scalertest.New[scalers.Scaler](t, c.New, cfg)
+			for range 5 {
+				if v, _ := scalertest.Sample(t, s, ""); v != c.Want {
+					t.Fatalf("Sample = %v, want %v", v, c.Want)
+				}
+			}
+		}
+		if n := idp.Fetches(); n != 1 {
+			t.Errorf("token fetches = %d for 10 samples of two triggers of one client, want 1", n)
+		}
+		if form, _ := idp.LastForm(); form.Get("scope") != "metrics.read" {
+			t.Errorf("token request scope = %q, want metrics.read", form.Get("scope"))
+		}
+	})
+	t.Run("wrong client secret", func(t *testing.T) {
+		wrong := "wrong-" + secret
+		scalertest.SampleFails(t, c.New, scalertest.Config(c.Type, "bad", c.Metadata(api.URL), auth(idp.TokenURL(), wrong)),
+			"invalid_client", wrong, secret)
+	})
+	t.Run("token endpoint down", func(t *testing.T) {
+		down := New(t, "tidal-scaler", secret)
+		down.Close()
+		scalertest.SampleFails(t, c.New, scalertest.Config(c.Type, "down", c.Metadata(api.URL), auth(down.TokenURL(), secret)),
+			"oauth2 token endpoint", secret)
+	})
+	t.Run("missing parameters", func(t *testing.T) {
+		for _, key := range []string{"oauthTokenURI", "clientID"} {
+			a := auth(idp.TokenURL(), secret)
+			delete(a, key)
+			_, err := c.New(context.Background(), scalertest.Config(c.Type, "", c.Metadata(api.URL), a))
+			if err == nil || !strings.Contains(err.Error(), key+": required") {
+				t.Errorf("without %s: New error = %v, want one naming %s", key, err, key)
+			}
+		}
 	})
 }
