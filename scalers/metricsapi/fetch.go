@@ -61,6 +61,9 @@ func (s *Scaler) newRequest(ctx context.Context) (*http.Request, error) {
 		return nil, fmt.Errorf("building the request for %s: %w", redactURL(s.meta.URL), err)
 	}
 	s.meta.credentials().Apply(req)
+	if err := s.token.Authorize(ctx, req); err != nil {
+		return nil, err
+	}
 	return req, nil
 }
 

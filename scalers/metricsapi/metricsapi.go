@@ -14,7 +14,10 @@
 //
 // Authentication (authMode, comma separated): apiKey (authParams apiKey; metadata method header|query and
 // keyParamName, default header X-API-KEY or query parameter api_key), basic (username, password), bearer
-// (token or bearerToken), tls (cert, key, optional keyPassword); ca on its own trusts a private CA.
+// (token or bearerToken), oauth (an OAuth2 client-credentials token: oauthTokenURI, clientID, clientSecret, optional
+// scopes and endpointParams; fetched once, cached until shortly before it expires and shared by the triggers of
+// the same client), tls (cert, key, optional keyPassword); ca on its own trusts a private CA. basic, bearer and
+// oauth are exclusive.
 package metricsapi
 
 import (
@@ -45,6 +48,7 @@ const (
 	authBasic  = "basic"
 	authBearer = "bearer"
 	authTLS    = "tls"
+	authOAuth  = httpauth.ModeOAuth
 )
 
 // Formats.
@@ -77,6 +81,7 @@ type Metadata struct {
 	Cert         string `tidal:"name=cert,order=authParams,optional"`
 	Key          string `tidal:"name=key,order=authParams,optional"`
 	KeyPassword  string `tidal:"name=keyPassword,order=authParams,optional"`
+	httpauth.OAuth
 
 	url      *url.URL
 	timeout  time.Duration
@@ -118,10 +123,13 @@ func (m *Metadata) Validate() error {
 }
 
 func (m *Metadata) validateAuth() []error {
-	modes, errs := httpauth.ParseModes("authMode", m.AuthMode, authAPIKey, authBasic, authBearer, authTLS)
+	modes, errs := httpauth.ParseModes("authMode", m.AuthMode, authAPIKey, authBasic, authBearer, authTLS, authOAuth)
 	m.modes = modes
-	if m.modes[authBasic] && m.modes[authBearer] {
-		errs = append(errs, errors.New("authMode: basic and bearer cannot be combined"))
+	if (m.modes[authBasic] && m.modes[authBearer]) || (m.modes[authOAuth] && (m.modes[authBasic] || m.modes[authBearer])) {
+		errs = append(errs, errors.New("authMode: basic, bearer and oauth cannot be combined"))
+	}
+	if m.modes[authOAuth] {
+		errs = append(errs, m.OAuth.Validate("authMode oauth")...)
 	}
 	if m.modes[authAPIKey] && m.APIKey == "" {
 		errs = append(errs, errors.New("apiKey: required by authMode apiKey"))
@@ -173,6 +181,7 @@ type Scaler struct {
 	meta       Metadata
 	metricName string
 	client     *http.Client
+	token      *httpauth.TokenSource // with authMode oauth
 	release    func() error
 }
 
@@ -184,7 +193,8 @@ func Register(r *scalers.Registry) {
 	r.Describe(Metadata{}, TriggerType)
 }
 
-// New parses the trigger. HTTP transports are shared between triggers with the same TLS settings.
+// New parses the trigger. HTTP transports are shared between triggers with the same TLS settings, OAuth2 tokens
+// between triggers of the same OAuth2 client.
 func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
 	var meta Metadata
 	if err := scalers.Parse(cfg, &meta); err != nil {
@@ -194,6 +204,11 @@ func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) 
 	if err != nil {
 		return nil, cfg.Errorf("%w", err)
 	}
+	token, releaseToken, err := httpauth.AcquireOAuth(cfg.Shared, meta.modes[authOAuth], meta.OAuth,
+		httpauth.TokenOptions{TLS: meta.tlsOptions(), Logger: cfg.Logger})
+	if err != nil {
+		return nil, cfg.Errorf("%w", errors.Join(err, release()))
+	}
 	// KEDA normalises the value location into the metric name (dots, slashes, ... become dashes).
 	name := kedaNormalize(meta.ValueLocation)
 	return &Scaler{
@@ -201,7 +216,8 @@ func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) 
 		meta:       meta,
 		metricName: cfg.MetricName("metric-api", name),
 		client:     &http.Client{Transport: tr, Timeout: meta.timeout},
-		release:    release,
+		token:      token,
+		release:    func() error { return errors.Join(releaseToken(), release()) },
 	}, nil
 }
 

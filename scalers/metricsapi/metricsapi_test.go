@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/httpauth/oauthtest"
 	"github.com/tidalscale/tidal/scalers/scalertest"
 )
 
@@ -208,6 +209,17 @@ func TestAuthModes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestOAuth: authMode oauth against an RFC 6749 client-credentials token endpoint and a resource server that
+// checks the bearer token.
+func TestOAuth(t *testing.T) {
+	t.Parallel()
+	oauthtest.CheckScaler(t, oauthtest.ScalerCase{Type: TriggerType, New: New, Want: 6,
+		Resource: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(`{"v": 6}`)) }),
+		Metadata: func(u string) map[string]string {
+			return map[string]string{"url": u, "valueLocation": "v", "targetValue": "1", "authMode": "oauth"}
+		}})
 }
 
 func TestCredentialsNeverLeak(t *testing.T) {

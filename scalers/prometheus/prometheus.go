@@ -7,8 +7,11 @@
 // otherwise. Tidal also accepts a scalar result (KEDA rejects it); a matrix or string result is an error.
 //
 // Authentication (authModes, comma separated): bearer (authParams bearerToken), basic (username, password),
-// custom (customAuthHeader, customAuthValue), tls (cert, key, optional keyPassword), and ca on its own for a
-// private CA. bearer, basic and custom are exclusive; tls combines with any of them.
+// custom (customAuthHeader, customAuthValue), oauth (an OAuth2 client-credentials token: oauthTokenURI, clientID,
+// clientSecret, optional scopes and endpointParams; fetched once, cached until shortly before it expires and shared
+// by the triggers of the same client), tls (cert, key, optional keyPassword), and ca on its own for a private CA.
+// bearer, basic, custom and oauth are exclusive; tls combines with any of them (and also reaches the token
+// endpoint).
 package prometheus
 
 import (
@@ -39,6 +42,7 @@ const (
 	authBasic  = "basic"
 	authTLS    = "tls"
 	authCustom = "custom"
+	authOAuth  = httpauth.ModeOAuth
 )
 
 // Metadata is the prometheus trigger's metadata and authentication, with KEDA's names and defaults.
@@ -66,6 +70,7 @@ type Metadata struct {
 	Cert             string `tidal:"name=cert,order=authParams,optional"`
 	Key              string `tidal:"name=key,order=authParams,optional"`
 	KeyPassword      string `tidal:"name=keyPassword,order=authParams,optional"`
+	httpauth.OAuth
 
 	queryURL *url.URL
 	timeout  time.Duration
@@ -107,16 +112,19 @@ func (m *Metadata) Validate() error {
 }
 
 func (m *Metadata) validateAuth() []error {
-	modes, errs := httpauth.ParseModes("authModes", m.AuthModes, authBearer, authBasic, authTLS, authCustom)
+	modes, errs := httpauth.ParseModes("authModes", m.AuthModes, authBearer, authBasic, authTLS, authCustom, authOAuth)
 	m.modes = modes
 	exclusive := 0
-	for _, mode := range []string{authBearer, authBasic, authCustom} {
+	for _, mode := range []string{authBearer, authBasic, authCustom, authOAuth} {
 		if m.modes[mode] {
 			exclusive++
 		}
 	}
 	if exclusive > 1 {
-		errs = append(errs, errors.New("authModes: bearer, basic and custom cannot be combined"))
+		errs = append(errs, errors.New("authModes: bearer, basic, custom and oauth cannot be combined"))
+	}
+	if m.modes[authOAuth] {
+		errs = append(errs, m.OAuth.Validate("authModes oauth")...)
 	}
 	if m.modes[authBearer] && m.BearerToken == "" {
 		errs = append(errs, errors.New("bearerToken: required by authModes bearer"))
@@ -172,6 +180,7 @@ type Scaler struct {
 	meta       Metadata
 	metricName string
 	client     *http.Client
+	token      *httpauth.TokenSource // with authModes oauth
 	release    func() error
 }
 
@@ -183,7 +192,8 @@ func Register(r *scalers.Registry) {
 	r.Describe(Metadata{}, TriggerType)
 }
 
-// New parses the trigger. HTTP transports are shared between triggers with the same TLS settings.
+// New parses the trigger. HTTP transports are shared between triggers with the same TLS settings, OAuth2 tokens
+// between triggers of the same OAuth2 client.
 func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
 	var meta Metadata
 	if err := scalers.Parse(cfg, &meta); err != nil {
@@ -193,12 +203,18 @@ func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) 
 	if err != nil {
 		return nil, cfg.Errorf("%w", err)
 	}
+	token, releaseToken, err := httpauth.AcquireOAuth(cfg.Shared, meta.modes[authOAuth], meta.OAuth,
+		httpauth.TokenOptions{TLS: meta.tlsOptions(), Logger: cfg.Logger})
+	if err != nil {
+		return nil, cfg.Errorf("%w", errors.Join(err, release()))
+	}
 	return &Scaler{
 		cfg:        cfg,
 		meta:       meta,
 		metricName: cfg.MetricName("prometheus", ""),
 		client:     &http.Client{Transport: tr, Timeout: meta.timeout},
-		release:    release,
+		token:      token,
+		release:    func() error { return errors.Join(releaseToken(), release()) },
 	}, nil
 }
 

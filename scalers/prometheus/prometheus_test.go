@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/httpauth/oauthtest"
 	"github.com/tidalscale/tidal/scalers/scalertest"
 )
 
@@ -218,6 +219,17 @@ func TestAuthModes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestOAuth: authModes oauth against an RFC 6749 client-credentials token endpoint and a resource server that
+// checks the bearer token.
+func TestOAuth(t *testing.T) {
+	t.Parallel()
+	oauthtest.CheckScaler(t, oauthtest.ScalerCase{Type: TriggerType, New: New, Want: 9,
+		Resource: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(vector("9"))) }),
+		Metadata: func(u string) map[string]string {
+			return map[string]string{"serverAddress": u, "query": "up", "threshold": "1", "authModes": "oauth"}
+		}})
 }
 
 func TestCredentialsNeverLeak(t *testing.T) {

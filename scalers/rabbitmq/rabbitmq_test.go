@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net/http"
 	"regexp"
 	"strings"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/httpauth/oauthtest"
 	"github.com/tidalscale/tidal/scalers/scalertest"
 )
 
@@ -459,6 +461,19 @@ func TestCredentialsNeverLeak(t *testing.T) {
 	if _, err := New(context.Background(), cfg); err == nil || strings.Contains(err.Error(), secret) {
 		t.Fatalf("bad host: err=%v, want an error without the password", err)
 	}
+}
+
+// TestOAuth: the management API behind an OAuth2 gateway (RFC 6749 client credentials; the resource server
+// checks the bearer token and answers as the management API does).
+func TestOAuth(t *testing.T) {
+	t.Parallel()
+	oauthtest.CheckScaler(t, oauthtest.ScalerCase{Type: TriggerType, New: New, Want: 6,
+		Resource: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = w.Write([]byte(`{"name":"orders","messages":6,"messages_ready":6}`))
+		}),
+		Metadata: func(u string) map[string]string {
+			return map[string]string{"host": u + "/", "queueName": "orders", "mode": "QueueLength", "value": "1"}
+		}})
 }
 
 func TestMetricNames(t *testing.T) {
