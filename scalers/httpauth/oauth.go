@@ -151,7 +151,7 @@ func NewTokenSource(o OAuth, opts TokenOptions) (*TokenSource, error) {
 		client: &http.Client{Transport: tr, Timeout: tokenTimeout},
 		now:    now,
 		log:    log,
-		shown:  redactTokenURL(o.TokenURL),
+		shown:  RedactURL(o.TokenURL),
 	}, nil
 }
 
@@ -216,8 +216,8 @@ func (s *TokenSource) explain(err error) error {
 	return fmt.Errorf("oauth2 token endpoint %s: %w", s.shown, err)
 }
 
-// redactTokenURL drops userinfo and the query from a token URL shown in an error or log.
-func redactTokenURL(s string) string {
+// RedactURL drops userinfo and the query (which may carry a key) from a URL shown in an error or log.
+func RedactURL(s string) string {
 	u, err := url.Parse(s)
 	if err != nil {
 		return "(unparsable URL)"

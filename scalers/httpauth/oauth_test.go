@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	clocktesting "k8s.io/utils/clock/testing"
+
 	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/httpauth/oauthtest"
 	"github.com/tidalscale/tidal/scalers/scalertest"
@@ -73,19 +75,6 @@ func TestOAuthValidateNormalizesScopes(t *testing.T) {
 	}
 }
 
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // resource is a resource server behind idp's bearer check; it records the tokens it admitted.
 func resource(t *testing.T, idp *oauthtest.Server) (url string, admitted func() []string) {
 	var mu sync.Mutex
@@ -132,9 +121,9 @@ func TestTokenSourceFetchesOnceAndRefreshes(t *testing.T) {
 	idp := oauthtest.New(t, "tidal", testSecret)
 	idp.SetExpiresIn(300)
 	api, admitted := resource(t, idp)
-	clk := &clock{t: time.Now()}
+	clk := clocktesting.NewFakeClock(time.Now())
 	ts, err := NewTokenSource(validOAuth(t, OAuth{TokenURL: idp.TokenURL(), ClientID: "tidal", ClientSecret: testSecret,
-		Scopes: []string{"metrics.read", "metrics.list"}, EndpointParams: "audience=prometheus&resource=r1"}), TokenOptions{Now: clk.now})
+		Scopes: []string{"metrics.read", "metrics.list"}, EndpointParams: "audience=prometheus&resource=r1"}), TokenOptions{Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,14 +147,14 @@ func TestTokenSourceFetchesOnceAndRefreshes(t *testing.T) {
 		t.Errorf("token request form %v (basic auth %v), want client_credentials, both scopes, the endpoint params, basic auth", form, basic)
 	}
 
-	clk.add(300*time.Second - refreshBefore - time.Second) // still valid with margin to spare
+	clk.Step(300*time.Second - refreshBefore - time.Second) // still valid with margin to spare
 	if code, err := get(t, ts, api); err != nil || code != http.StatusOK {
 		t.Fatalf("GET = %d, %v", code, err)
 	}
 	if n := idp.Fetches(); n != 1 {
 		t.Fatalf("token fetches = %d before the refresh margin, want 1", n)
 	}
-	clk.add(2 * time.Second) // within refreshBefore of the expiry
+	clk.Step(2 * time.Second) // within refreshBefore of the expiry
 	if code, err := get(t, ts, api); err != nil || code != http.StatusOK {
 		t.Fatalf("GET after refresh = %d, %v", code, err)
 	}

@@ -94,7 +94,7 @@ func (m *Metadata) Validate() error {
 	var errs []error
 	u, err := url.Parse(m.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		errs = append(errs, fmt.Errorf("url: want an absolute http(s) URL, got %q", redactURL(m.URL)))
+		errs = append(errs, fmt.Errorf("url: want an absolute http(s) URL, got %q", httpauth.RedactURL(m.URL)))
 	} else {
 		m.url = u
 	}
@@ -147,17 +147,6 @@ func (m *Metadata) validateAuth() []error {
 		errs = append(errs, fmt.Errorf("keyParamName: invalid name %q", m.KeyParamName))
 	}
 	return errs
-}
-
-// redactURL drops userinfo and the query (which may carry an API key) from a URL shown in an error.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	u.User = nil
-	u.RawQuery = ""
-	return u.String()
 }
 
 // tlsOptions are the transport's TLS settings: unsafeSsl and ca always, the client certificate with authMode tls.
