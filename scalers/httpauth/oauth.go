@@ -122,15 +122,6 @@ func AcquireTokenSource(shared *scalers.Shared, o OAuth, opts TokenOptions) (ts 
 		func(ts *TokenSource) error { ts.client.CloseIdleConnections(); return nil })
 }
 
-// AcquireOAuth is AcquireTokenSource when enabled (the trigger's auth modes include oauth); otherwise it returns
-// a nil token source, whose Authorize adds nothing, and a release that does nothing.
-func AcquireOAuth(shared *scalers.Shared, enabled bool, o OAuth, opts TokenOptions) (*TokenSource, func() error, error) {
-	if !enabled {
-		return nil, func() error { return nil }, nil
-	}
-	return AcquireTokenSource(shared, o, opts)
-}
-
 // NewTokenSource returns a token source of its own for o (which must have passed Validate).
 func NewTokenSource(o OAuth, opts TokenOptions) (*TokenSource, error) {
 	tr, err := NewTransport(opts.TLS)

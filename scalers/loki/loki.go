@@ -151,9 +151,7 @@ type Scaler struct {
 	cfg        *scalers.TriggerConfig
 	meta       Metadata
 	metricName string
-	client     *http.Client
-	token      *httpauth.TokenSource // with authModes oauth
-	release    func() error
+	client     *httpauth.Client
 }
 
 var _ scalers.Scaler = (*Scaler)(nil)
@@ -170,18 +168,16 @@ func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) 
 	if err := scalers.Parse(cfg, &meta); err != nil {
 		return nil, err
 	}
-	tr, release, err := httpauth.AcquireTransport(cfg.Shared, TriggerType, meta.tlsOptions())
+	var oauth *httpauth.OAuth
+	if meta.modes[httpauth.ModeOAuth] {
+		oauth = &meta.OAuth
+	}
+	client, err := httpauth.AcquireClient(cfg.Shared, TriggerType, httpauth.ClientOptions{
+		TLS: meta.tlsOptions(), Timeout: defaultTimeout, OAuth: oauth, Logger: cfg.Logger})
 	if err != nil {
 		return nil, cfg.Errorf("%w", err)
 	}
-	token, releaseToken, err := httpauth.AcquireOAuth(cfg.Shared, meta.modes[httpauth.ModeOAuth], meta.OAuth,
-		httpauth.TokenOptions{TLS: meta.tlsOptions(), Logger: cfg.Logger})
-	if err != nil {
-		return nil, cfg.Errorf("%w", errors.Join(err, release()))
-	}
-	return &Scaler{cfg: cfg, meta: meta, metricName: cfg.MetricName("loki", ""),
-		client: &http.Client{Transport: tr, Timeout: defaultTimeout}, token: token,
-		release: func() error { return errors.Join(releaseToken(), release()) }}, nil
+	return &Scaler{cfg: cfg, meta: meta, metricName: cfg.MetricName("loki", ""), client: client}, nil
 }
 
 // MetricSpecs returns one External metric with threshold as its target.
@@ -199,7 +195,7 @@ func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
 }
 
 // Close releases the shared transport.
-func (s *Scaler) Close(context.Context) error { return s.release() }
+func (s *Scaler) Close(context.Context) error { return s.client.Close() }
 
 type response struct {
 	Status string `json:"status"`
@@ -223,10 +219,10 @@ func (s *Scaler) query(ctx context.Context) (float64, error) {
 		req.Header.Set("X-Scope-OrgID", s.meta.TenantName)
 	}
 	s.meta.credentials().Apply(req)
-	if err := s.token.Authorize(ctx, req); err != nil {
+	if err := s.client.Authorize(ctx, req); err != nil {
 		return 0, err
 	}
-	body, err := httpquery.Do(s.client, req, "loki")
+	body, err := httpquery.Do(s.client.Client, req, "loki")
 	if err != nil {
 		return 0, err
 	}

@@ -61,7 +61,7 @@ func (s *Scaler) newRequest(ctx context.Context) (*http.Request, error) {
 		return nil, fmt.Errorf("building the request for %s: %w", httpauth.RedactURL(s.meta.URL), err)
 	}
 	s.meta.credentials().Apply(req)
-	if err := s.token.Authorize(ctx, req); err != nil {
+	if err := s.client.Authorize(ctx, req); err != nil {
 		return nil, err
 	}
 	return req, nil

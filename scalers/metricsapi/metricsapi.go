@@ -24,7 +24,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -149,6 +148,14 @@ func (m *Metadata) validateAuth() []error {
 	return errs
 }
 
+// oauth is the OAuth2 configuration with authMode oauth, nil otherwise.
+func (m *Metadata) oauth() *httpauth.OAuth {
+	if !m.modes[authOAuth] {
+		return nil
+	}
+	return &m.OAuth
+}
+
 // tlsOptions are the transport's TLS settings: unsafeSsl and ca always, the client certificate with authMode tls.
 func (m *Metadata) tlsOptions() tlsauth.Options {
 	o := tlsauth.Options{UnsafeSsl: m.UnsafeSsl, CA: m.CA}
@@ -169,9 +176,7 @@ type Scaler struct {
 	cfg        *scalers.TriggerConfig
 	meta       Metadata
 	metricName string
-	client     *http.Client
-	token      *httpauth.TokenSource // with authMode oauth
-	release    func() error
+	client     *httpauth.Client
 }
 
 var _ scalers.Scaler = (*Scaler)(nil)
@@ -189,14 +194,10 @@ func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) 
 	if err := scalers.Parse(cfg, &meta); err != nil {
 		return nil, err
 	}
-	tr, release, err := httpauth.AcquireTransport(cfg.Shared, TriggerType, meta.tlsOptions())
+	client, err := httpauth.AcquireClient(cfg.Shared, TriggerType, httpauth.ClientOptions{
+		TLS: meta.tlsOptions(), Timeout: meta.timeout, OAuth: meta.oauth(), Logger: cfg.Logger})
 	if err != nil {
 		return nil, cfg.Errorf("%w", err)
-	}
-	token, releaseToken, err := httpauth.AcquireOAuth(cfg.Shared, meta.modes[authOAuth], meta.OAuth,
-		httpauth.TokenOptions{TLS: meta.tlsOptions(), Logger: cfg.Logger})
-	if err != nil {
-		return nil, cfg.Errorf("%w", errors.Join(err, release()))
 	}
 	// KEDA normalises the value location into the metric name (dots, slashes, ... become dashes).
 	name := kedaNormalize(meta.ValueLocation)
@@ -204,9 +205,7 @@ func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) 
 		cfg:        cfg,
 		meta:       meta,
 		metricName: cfg.MetricName("metric-api", name),
-		client:     &http.Client{Transport: tr, Timeout: meta.timeout},
-		token:      token,
-		release:    func() error { return errors.Join(releaseToken(), release()) },
+		client:     client,
 	}, nil
 }
 
@@ -224,10 +223,5 @@ func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
 	return []scalers.Sample{{MetricName: s.metricName, Value: v}}, v > s.meta.ActivationTargetValue, nil
 }
 
-// Close releases the shared transport.
-func (s *Scaler) Close(context.Context) error {
-	if s.release == nil {
-		return nil
-	}
-	return s.release()
-}
+// Close releases the shared transport and token source.
+func (s *Scaler) Close(context.Context) error { return s.client.Close() }

@@ -18,7 +18,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -164,6 +163,14 @@ func (m *Metadata) credentials() httpauth.Credentials {
 	return httpauth.Credentials{}
 }
 
+// oauth is the OAuth2 configuration with authModes oauth, nil otherwise.
+func (m *Metadata) oauth() *httpauth.OAuth {
+	if !m.modes[authOAuth] {
+		return nil
+	}
+	return &m.OAuth
+}
+
 // redactURL drops userinfo from an address shown in an error.
 func redactURL(s string) string {
 	u, err := url.Parse(s)
@@ -179,9 +186,7 @@ type Scaler struct {
 	cfg        *scalers.TriggerConfig
 	meta       Metadata
 	metricName string
-	client     *http.Client
-	token      *httpauth.TokenSource // with authModes oauth
-	release    func() error
+	client     *httpauth.Client
 }
 
 var _ scalers.Scaler = (*Scaler)(nil)
@@ -199,23 +204,12 @@ func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) 
 	if err := scalers.Parse(cfg, &meta); err != nil {
 		return nil, err
 	}
-	tr, release, err := httpauth.AcquireTransport(cfg.Shared, TriggerType, meta.tlsOptions())
+	client, err := httpauth.AcquireClient(cfg.Shared, TriggerType, httpauth.ClientOptions{
+		TLS: meta.tlsOptions(), Timeout: meta.timeout, OAuth: meta.oauth(), Logger: cfg.Logger})
 	if err != nil {
 		return nil, cfg.Errorf("%w", err)
 	}
-	token, releaseToken, err := httpauth.AcquireOAuth(cfg.Shared, meta.modes[authOAuth], meta.OAuth,
-		httpauth.TokenOptions{TLS: meta.tlsOptions(), Logger: cfg.Logger})
-	if err != nil {
-		return nil, cfg.Errorf("%w", errors.Join(err, release()))
-	}
-	return &Scaler{
-		cfg:        cfg,
-		meta:       meta,
-		metricName: cfg.MetricName("prometheus", ""),
-		client:     &http.Client{Transport: tr, Timeout: meta.timeout},
-		token:      token,
-		release:    func() error { return errors.Join(releaseToken(), release()) },
-	}, nil
+	return &Scaler{cfg: cfg, meta: meta, metricName: cfg.MetricName("prometheus", ""), client: client}, nil
 }
 
 // MetricSpecs returns one External metric with threshold as its target.
@@ -232,10 +226,5 @@ func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
 	return []scalers.Sample{{MetricName: s.metricName, Value: v}}, v > s.meta.ActivationThreshold, nil
 }
 
-// Close releases the shared transport.
-func (s *Scaler) Close(context.Context) error {
-	if s.release == nil {
-		return nil
-	}
-	return s.release()
-}
+// Close releases the shared transport and token source.
+func (s *Scaler) Close(context.Context) error { return s.client.Close() }

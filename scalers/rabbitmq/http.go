@@ -92,13 +92,15 @@ func newHTTPReader(cfg *scalers.TriggerConfig, meta *Metadata, tlsCfg *tls.Confi
 	if meta.TLS == "enable" {
 		tlsOpts.Cert, tlsOpts.Key, tlsOpts.KeyPassword = meta.Cert, meta.Key, meta.KeyPassword
 	}
-	token, releaseToken, err := httpauth.AcquireOAuth(cfg.Shared, meta.oauth(), meta.OAuth,
-		httpauth.TokenOptions{TLS: tlsOpts, Logger: cfg.Logger})
-	if err != nil {
-		return nil, errors.Join(err, release())
+	r.client, r.release = client, release
+	if meta.oauth() {
+		token, releaseToken, err := httpauth.AcquireTokenSource(cfg.Shared, meta.OAuth, httpauth.TokenOptions{TLS: tlsOpts, Logger: cfg.Logger})
+		if err != nil {
+			return nil, errors.Join(err, release())
+		}
+		r.token = token
+		r.release = func() error { return errors.Join(releaseToken(), release()) }
 	}
-	r.client, r.token = client, token
-	r.release = func() error { return errors.Join(releaseToken(), release()) }
 	return r, nil
 }
 
