@@ -1,6 +1,6 @@
 // Package inproc runs Tidal's operator and metrics adapter inside a test (or benchmark harness) process, as
 // cmd/tidal-operator and cmd/tidal-metrics-adapter run them: Start runs any component until stopped, RunOperator
-// and RunAdapter build the component, run it until the test ends and give test defaults to what is unset.
+// and RunAdapter build the component and run it until the test ends (RunOperator with test defaults).
 //
 // It is a package of its own, not part of internal/testenv, because it imports the poller, whose own tests use
 // testenv.
@@ -67,16 +67,10 @@ func RunOperator(t testing.TB, ctx context.Context, opts operatorapp.Options) (o
 	return op, stop
 }
 
-// RunAdapter builds a metrics adapter from opts and runs it until the test ends or stop is called (stop waits
-// for it to be gone). Unset Registry and Logger get registry.New() and a zaptest logger.
+// RunAdapter builds a metrics adapter from opts (as adapterapp.New takes them) and runs it until the test ends
+// or stop is called (stop waits for it to be gone).
 func RunAdapter(t testing.TB, ctx context.Context, opts adapterapp.Options) (a *adapterapp.Adapter, stop func()) {
 	t.Helper()
-	if opts.Registry == nil {
-		opts.Registry = registry.New()
-	}
-	if opts.Logger == nil {
-		opts.Logger = zaptest.NewLogger(t)
-	}
 	a, err := adapterapp.New(opts)
 	if err != nil {
 		t.Fatal(err)
