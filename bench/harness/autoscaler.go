@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -18,6 +17,7 @@ import (
 
 	operatorapp "github.com/tidalscale/tidal/autoscaler/operator/app"
 	"github.com/tidalscale/tidal/internal/devcluster"
+	"github.com/tidalscale/tidal/internal/testenv/inproc"
 	adapterapp "github.com/tidalscale/tidal/metricsadapter/app"
 	"github.com/tidalscale/tidal/metricsadapter/poller"
 	"github.com/tidalscale/tidal/metricsadapter/server"
@@ -153,18 +153,10 @@ func waitAggregated(ctx context.Context, c *devcluster.Cluster) error {
 	return nil
 }
 
-// runInBackground runs fn(ctx) in a goroutine; the returned stop cancels it and waits.
+// runInBackground runs fn(ctx) in a goroutine (inproc.Start); the returned stop cancels it and waits. A failure
+// before stop is logged.
 func runInBackground(ctx context.Context, log *zap.Logger, what string, fn func(context.Context) error) func() {
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := fn(ctx); err != nil && ctx.Err() == nil {
-			log.Error(what+" stopped", zap.Error(err))
-		}
-	}()
-	var once sync.Once
-	return func() { once.Do(func() { cancel(); <-done }) }
+	return inproc.Start(ctx, fn, func(err error) { log.Error(what+" stopped", zap.Error(err)) })
 }
 
 // commandAutoscaler is --compare-cmd: a shell command run with KUBECONFIG (and TIDAL_BENCH_NAMESPACE) in its

@@ -1,6 +1,6 @@
 // Package testenv is the test foundation shared by Tidal's packages that test against the dev cluster: one
-// namespace per test with Tidal's CRDs installed, Eventually for polling with generous timeouts (never timed
-// assertions), workload builders for targets with a /scale subresource, ScaledObject helpers, and Redis lists
+// namespace per test with Tidal's CRDs installed, Eventually and WaitFor for polling with generous timeouts (never
+// timed assertions), workload builders for targets with a /scale subresource, ScaledObject helpers, and Redis lists
 // as an event source (the real server on 127.0.0.1:6379).
 package testenv
 
@@ -62,6 +62,15 @@ func Eventually(t testing.TB, what string, timeout time.Duration, cond func() (b
 			t.Fatalf("timed out after %s waiting for %s; last state: %s", timeout, what, last)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// WaitFor polls cond every 100ms until it holds, and fails t when ctx ends first or cond returns an error (a
+// condition that can no longer come true), naming what.
+func WaitFor(ctx context.Context, t testing.TB, what string, cond func() (bool, error)) {
+	t.Helper()
+	if err := devcluster.WaitFor(ctx, 100*time.Millisecond, cond); err != nil {
+		t.Fatalf("waiting for %s: %v", what, err)
 	}
 }
 

@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"context"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
@@ -28,6 +27,7 @@ import (
 	"github.com/tidalscale/tidal/autoscaler/samples"
 	"github.com/tidalscale/tidal/internal/devcluster"
 	"github.com/tidalscale/tidal/internal/testenv"
+	"github.com/tidalscale/tidal/internal/testenv/inproc"
 	"github.com/tidalscale/tidal/internal/testpki"
 	"github.com/tidalscale/tidal/metricsadapter/external"
 	"github.com/tidalscale/tidal/metricsadapter/podmetrics"
@@ -314,14 +314,7 @@ func TestAllInOne(t *testing.T) {
 	log := zaptest.NewLogger(t)
 	a := startAdapter(t, e.Cluster, p, adapterConfig{}, log.Named("adapter"))
 	t.Cleanup(a.stop)
-	op, err := operatorapp.New(operatorapp.Options{Config: e.Cluster.Config, Source: a.Source(), Logger: log.Named("operator"), Namespace: e.NS, WatchNamespace: e.NS})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(e.Ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = op.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	inproc.RunOperator(t, e.Ctx, operatorapp.Options{Config: e.Cluster.Config, Source: a.Source(), Logger: log.Named("operator"), Namespace: e.NS, WatchNamespace: e.NS})
 
 	rc, list := testenv.RedisList(t, testenv.RedisAddr)
 	testenv.Push(t, rc, list, 7) // ceil(7/5) = 2

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	operatorapp "github.com/tidalscale/tidal/autoscaler/operator/app"
 	"github.com/tidalscale/tidal/internal/devcluster"
 	"github.com/tidalscale/tidal/internal/testenv"
+	"github.com/tidalscale/tidal/internal/testenv/inproc"
 	"github.com/tidalscale/tidal/internal/testpki"
 	"github.com/tidalscale/tidal/metricsadapter/app"
 	"github.com/tidalscale/tidal/metricsadapter/podmetrics"
@@ -47,14 +47,9 @@ func newPKI(t testing.TB, ca *testpki.CA, serviceNamespace string) pki {
 type adapterRun struct {
 	*app.Adapter
 	securePort int
-	cancel     context.CancelFunc
-	done       chan struct{}
-}
-
-// stop cancels the adapter and waits for it to stop, as a killed process would stop serving.
-func (r *adapterRun) stop() {
-	r.cancel()
-	<-r.done
+	// stop cancels the adapter and waits for it to stop, as a killed process would stop serving (also done when
+	// the test ends).
+	stop func()
 }
 
 type adapterConfig struct {
@@ -102,19 +97,8 @@ func startAdapter(t testing.TB, c *devcluster.Cluster, p pki, cfg adapterConfig,
 			ExternalName: "localhost", CABundle: p.ca.CertPEM, PodMetrics: true,
 		}
 	}
-	a, err := app.New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	run := &adapterRun{Adapter: a, securePort: port, cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(run.done)
-		if err := a.Run(ctx); err != nil {
-			logger.Error("adapter stopped", zap.Error(err))
-		}
-	}()
-	return run
+	a, stop := inproc.RunAdapter(t, context.Background(), opts)
+	return &adapterRun{Adapter: a, securePort: port, stop: stop}
 }
 
 // env is one test's namespace of the dev cluster (internal/testenv).
@@ -157,10 +141,7 @@ func (e *env) registeredAdapter() (*adapterRun, pki, *benchGauge) {
 func (e *env) startOperatorClientOnly(p pki, streamAddr string) *stream.Client {
 	e.T.Helper()
 	client := e.streamClient(p, streamAddr)
-	ctx, cancel := context.WithCancel(e.Ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = client.Run(ctx) }()
-	e.T.Cleanup(func() { cancel(); <-done })
+	e.T.Cleanup(inproc.Start(e.Ctx, client.Run, nil))
 	return client
 }
 
@@ -183,20 +164,9 @@ func (e *env) streamClient(p pki, streamAddr string) *stream.Client {
 func (e *env) startOperator(p pki, streamAddr string) *stream.Client {
 	e.T.Helper()
 	client := e.streamClient(p, streamAddr)
-	log := zaptest.NewLogger(e.T)
-	ctx, cancel := context.WithCancel(e.Ctx)
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = client.Run(ctx) })
-	op, err := operatorapp.New(operatorapp.Options{Config: e.Cluster.Config, Source: client, Logger: log.Named("operator"), Namespace: e.NS, WatchNamespace: e.NS})
-	if err != nil {
-		e.T.Fatal(err)
-	}
-	wg.Go(func() {
-		if err := op.Run(ctx); err != nil {
-			e.T.Logf("operator stopped: %v", err)
-		}
-	})
-	e.T.Cleanup(func() { cancel(); wg.Wait() })
+	e.T.Cleanup(inproc.Start(e.Ctx, client.Run, nil)) // registered first: stops after the operator
+	inproc.RunOperator(e.T, e.Ctx, operatorapp.Options{Config: e.Cluster.Config, Source: client,
+		Logger: zaptest.NewLogger(e.T).Named("operator"), Namespace: e.NS, WatchNamespace: e.NS})
 	return client
 }
 

@@ -14,6 +14,8 @@ import (
 
 	"github.com/tidalscale/tidal/autoscaler/samples"
 	"github.com/tidalscale/tidal/scalers"
+
+	"github.com/tidalscale/tidal/internal/testenv"
 )
 
 // noopScaler returns a constant at once and records when it was called, so the benchmark can check from the
@@ -78,13 +80,13 @@ func startFleet(b *testing.B, n int, interval time.Duration) *fleet {
 		f.keys = append(f.keys, s.Key)
 		f.metrics = append(f.metrics, f.scalers[i].name)
 	}
-	eventually(b, "every object sampled once", func() bool {
+	testenv.Eventually(b, "every object sampled once", 30*time.Second, func() (bool, string) {
 		for _, s := range f.scalers {
 			if s.calls.Load() == 0 {
-				return false
+				return false, ""
 			}
 		}
-		return true
+		return true, ""
 	})
 	return f
 }

@@ -243,18 +243,6 @@ func mustUpsert(t testing.TB, p *Poller, s samples.ObjectSpec) {
 	}
 }
 
-// eventually polls cond until it holds or a generous deadline passes; tests assert outcomes, never speed.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // receive reads updates until match accepts one, failing after a generous deadline.
 func receive(t testing.TB, ch <-chan samples.Update, what string, match func(samples.Update) bool) samples.Update {
 	t.Helper()

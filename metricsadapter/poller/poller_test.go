@@ -14,6 +14,8 @@ import (
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	"github.com/tidalscale/tidal/autoscaler/samples"
 	"github.com/tidalscale/tidal/scalers"
+
+	"github.com/tidalscale/tidal/internal/testenv"
 )
 
 func TestPollsAtInterval(t *testing.T) {
@@ -24,7 +26,7 @@ func TestPollsAtInterval(t *testing.T) {
 
 	begin := time.Now()
 	mustUpsert(t, h.p, spec("polled", 1, interval, "test", "a"))
-	eventually(t, "20 samples", func() bool { return src.calls.Load() >= 20 })
+	testenv.Eventually(t, "20 samples", 30*time.Second, func() (bool, string) { return src.calls.Load() >= 20, "" })
 	elapsed := time.Since(begin)
 	calls := src.calls.Load()
 
@@ -73,7 +75,7 @@ func TestNoDoubleInFlight(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	})
-	eventually(t, "200 samples", func() bool { return src.calls.Load() >= 200 })
+	testenv.Eventually(t, "200 samples", 30*time.Second, func() (bool, string) { return src.calls.Load() >= 200, "" })
 	cancel()
 	wg.Wait()
 
@@ -94,7 +96,7 @@ func TestUpsertGenerations(t *testing.T) {
 	key := s.Key
 
 	mustUpsert(t, h.p, s)
-	eventually(t, "first sample", func() bool { return src.calls.Load() >= 1 })
+	testenv.Eventually(t, "first sample", 30*time.Second, func() (bool, string) { return src.calls.Load() >= 1, "" })
 
 	t.Run("same generation is a no-op", func(t *testing.T) {
 		s2 := s
@@ -121,9 +123,9 @@ func TestUpsertGenerations(t *testing.T) {
 		if !first.closed.Load() || second.closed.Load() {
 			t.Errorf("old closed=%v new closed=%v, want true false", first.closed.Load(), second.closed.Load())
 		}
-		eventually(t, "sample of the new generation", func() bool {
+		testenv.Eventually(t, "sample of the new generation", 30*time.Second, func() (bool, string) {
 			_, _, err := h.p.Lookup(key, metricName(0, "b"))
-			return err == nil
+			return err == nil, ""
 		})
 		if _, _, err := h.p.Lookup(key, metricName(0, "a")); !errors.Is(err, ErrNotFound) {
 			t.Errorf("metric of the old generation: err=%v, want ErrNotFound", err)
@@ -450,7 +452,7 @@ func TestRunClosesEverything(t *testing.T) {
 	for _, name := range []string{"one", "two", "three"} {
 		mustUpsert(t, h.p, spec(name, 1, 20*time.Millisecond, "testpush", "a"))
 	}
-	eventually(t, "watches started", func() bool { return src.watchCalls.Load() == 3 })
+	testenv.Eventually(t, "watches started", 30*time.Second, func() (bool, string) { return src.watchCalls.Load() == 3, "" })
 	h.stop()
 	if c := src.closed.Load(); c != 3 {
 		t.Errorf("closed=%d after Run returned, want 3", c)
@@ -477,8 +479,8 @@ func TestMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	src.signalPush()
-	eventually(t, "push wake-up counted", func() bool {
-		return testutil.ToFloat64(h.p.metrics.pushWakeups.WithLabelValues("testpush")) >= 1
+	testenv.Eventually(t, "push wake-up counted", 30*time.Second, func() (bool, string) {
+		return testutil.ToFloat64(h.p.metrics.pushWakeups.WithLabelValues("testpush")) >= 1, ""
 	})
 	if _, _, err := h.p.Lookup(s.Key, metricName(0, "a")); err != nil {
 		t.Fatal(err)

@@ -12,6 +12,8 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/tidalscale/tidal/autoscaler/samples"
+
+	"github.com/tidalscale/tidal/internal/testenv"
 )
 
 func TestPushSamplesImmediately(t *testing.T) {
@@ -25,7 +27,7 @@ func TestPushSamplesImmediately(t *testing.T) {
 	if err := h.p.SampleNow(context.Background(), s.Key); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "watch started", func() bool { return src.watchCalls.Load() == 1 })
+	testenv.Eventually(t, "watch started", 30*time.Second, func() (bool, string) { return src.watchCalls.Load() == 1, "" })
 
 	src.value.Store(7)
 	signalled := time.Now()
@@ -50,10 +52,10 @@ func TestWatchFailureFallsBackToPolling(t *testing.T) {
 	mustUpsert(t, h.p, s)
 
 	// The first retry comes after a one-second backoff; meanwhile polling goes on.
-	eventually(t, "watch retried and failed again", func() bool {
-		return logs.FilterMessage("push watch failed again").Len() >= 1
+	testenv.Eventually(t, "watch retried and failed again", 30*time.Second, func() (bool, string) {
+		return logs.FilterMessage("push watch failed again").Len() >= 1, ""
 	})
-	eventually(t, "polled samples", func() bool { return src.calls.Load() >= 5 })
+	testenv.Eventually(t, "polled samples", 30*time.Second, func() (bool, string) { return src.calls.Load() >= 5, "" })
 	h.stop()
 
 	warns := logs.FilterMessage("push watch failed; polling at the interval and retrying the watch").All()
@@ -105,7 +107,7 @@ func TestWatchRecoversAfterBackoff(t *testing.T) {
 	if err := h.p.SampleNow(context.Background(), s.Key); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "watch retried", func() bool { return src.watchCalls.Load() >= 2 })
+	testenv.Eventually(t, "watch retried", 30*time.Second, func() (bool, string) { return src.watchCalls.Load() >= 2, "" })
 
 	src.value.Store(5)
 	src.signalPush()

@@ -8,6 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/tidalscale/tidal/autoscaler/samples"
+
+	"github.com/tidalscale/tidal/internal/testenv"
 )
 
 func TestSubscribeGetsEveryUpdate(t *testing.T) {
@@ -18,7 +20,7 @@ func TestSubscribeGetsEveryUpdate(t *testing.T) {
 	defer cancel()
 	s := spec("every", 1, 10*time.Millisecond, "test", "a", "b")
 	mustUpsert(t, h.p, s)
-	eventually(t, "100 samples", func() bool { return src.calls.Load() >= 100 })
+	testenv.Eventually(t, "100 samples", 30*time.Second, func() (bool, string) { return src.calls.Load() >= 100, "" })
 	// Delete waits for in-flight samples, and a sample is published before it ends: nothing more will come.
 	h.p.Delete(context.Background(), s.Key)
 	total := int(src.calls.Load())

@@ -1,19 +1,24 @@
 // Package httpauth is how an HTTP scaler (metrics-api, prometheus) authenticates to its endpoint: KEDA's
 // comma-separated auth mode list, the credentials a request carries (bearer token, basic auth, one custom header),
 // and the transport that carries the TLS client certificate and CA (built by tlsauth), shared between triggers with
-// equal TLS settings.
+// equal TLS settings; and the OAuth2 client-credentials token (authModes oauth) a request carries as its bearer
+// token, cached until shortly before it expires and shared between triggers of the same client.
 //
 // Which modes a trigger accepts, how they combine and which authParams feed them stay with each scaler, so KEDA's
 // metadata names and rules are kept per trigger type.
 package httpauth
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/tlsauth"
@@ -102,3 +107,51 @@ func AcquireTransport(shared *scalers.Shared, scalerType string, o tlsauth.Optio
 	return scalers.Acquire(shared, key, func() (*http.Transport, error) { return NewTransport(o) },
 		func(t *http.Transport) error { t.CloseIdleConnections(); return nil })
 }
+
+// Client is one trigger's HTTP client: the transport shared between the scalerType triggers with equal TLS
+// settings (AcquireTransport) and, with OAuth2, the token source shared by the triggers of one OAuth2 client
+// (AcquireTokenSource).
+type Client struct {
+	*http.Client
+	token   *TokenSource
+	release func() error
+}
+
+// ClientOptions configure AcquireClient.
+type ClientOptions struct {
+	// TLS is the transport's TLS configuration, also used to reach the token endpoint.
+	TLS tlsauth.Options
+	// Timeout bounds each request.
+	Timeout time.Duration
+	// OAuth, when not nil (it must have passed Validate), makes Authorize add an OAuth2 bearer token.
+	OAuth *OAuth
+	// Logger gets the token source's debug lines.
+	Logger *zap.Logger
+}
+
+// AcquireClient returns a trigger's client; Close releases what it shares. Errors name the TLS parameter.
+func AcquireClient(shared *scalers.Shared, scalerType string, o ClientOptions) (*Client, error) {
+	tr, release, err := AcquireTransport(shared, scalerType, o.TLS)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{Client: &http.Client{Transport: tr, Timeout: o.Timeout}, release: release}
+	if o.OAuth != nil {
+		token, releaseToken, err := AcquireTokenSource(shared, *o.OAuth, TokenOptions{TLS: o.TLS, Logger: o.Logger})
+		if err != nil {
+			return nil, errors.Join(err, release())
+		}
+		c.token = token
+		c.release = func() error { return errors.Join(releaseToken(), release()) }
+	}
+	return c, nil
+}
+
+// Authorize adds the OAuth2 bearer token to req when the client has one; its error says why no token could be
+// had.
+func (c *Client) Authorize(ctx context.Context, req *http.Request) error {
+	return c.token.Authorize(ctx, req)
+}
+
+// Close releases the shared transport and token source.
+func (c *Client) Close() error { return c.release() }

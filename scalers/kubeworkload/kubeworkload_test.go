@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/tidalscale/tidal/internal/devcluster"
+	"github.com/tidalscale/tidal/internal/testenv"
 	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/scalertest"
 )
@@ -68,20 +69,13 @@ func newScaler(t testing.TB, kube kubernetes.Interface, ns string, md map[string
 	return scalertest.New[*Scaler](t, New, &scalers.TriggerConfig{Type: Type, Index: 0, Metadata: md, ObjectNamespace: ns, Kube: kube})
 }
 
-// eventually samples until want is read (the list is served from the watch cache, which lags writes slightly).
-func eventually(t *testing.T, s *Scaler, want float64, wantActive bool) {
+// sampleUntil samples until want is read (the list is served from the watch cache, which lags writes slightly).
+func sampleUntil(t *testing.T, s *Scaler, want float64, wantActive bool) {
 	t.Helper()
-	var v float64
-	var active bool
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	err := devcluster.WaitFor(ctx, 50*time.Millisecond, func() (bool, error) {
-		v, active = scalertest.Sample(t, s, "")
-		return v == want && active == wantActive, nil
+	testenv.Eventually(t, fmt.Sprintf("value %v active %v", want, wantActive), 60*time.Second, func() (bool, string) {
+		v, active := scalertest.Sample(t, s, "")
+		return v == want && active == wantActive, fmt.Sprintf("value %v active %v", v, active)
 	})
-	if err != nil {
-		t.Fatalf("value %v active %v, want %v %v", v, active, want, wantActive)
-	}
 }
 
 func TestSample(t *testing.T) {
@@ -91,14 +85,14 @@ func TestSample(t *testing.T) {
 	if specs := s.MetricSpecs(); specs[0].External.Metric.Name != "s0-workload-"+ns {
 		t.Fatalf("metric name %q", specs[0].External.Metric.Name)
 	}
-	eventually(t, s, 0, false)
+	sampleUntil(t, s, 0, false)
 	pod(t, c.Client, ns, "w0", map[string]string{"app": "worker"})
 	pod(t, c.Client, ns, "other", map[string]string{"app": "web"})
-	eventually(t, s, 1, false)
+	sampleUntil(t, s, 1, false)
 	for i := 1; i < 5; i++ {
 		pod(t, c.Client, ns, fmt.Sprintf("w%d", i), map[string]string{"app": "worker"})
 	}
-	eventually(t, s, 5, true)
+	sampleUntil(t, s, 5, true)
 	// Finished pods do not count.
 	p, err := c.Client.CoreV1().Pods(ns).Get(context.Background(), "w0", metav1.GetOptions{})
 	if err != nil {
@@ -108,12 +102,12 @@ func TestSample(t *testing.T) {
 	if _, err := c.Client.CoreV1().Pods(ns).UpdateStatus(context.Background(), p, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, s, 4, true)
+	sampleUntil(t, s, 4, true)
 	// Another namespace's pods do not count.
 	other := c.Namespace(t)
 	pod(t, c.Client, other, "w9", map[string]string{"app": "worker"})
-	eventually(t, newScaler(t, c.Client, other, map[string]string{"podSelector": "app=worker", "value": "2"}), 1, true)
-	eventually(t, s, 4, true)
+	sampleUntil(t, newScaler(t, c.Client, other, map[string]string{"podSelector": "app=worker", "value": "2"}), 1, true)
+	sampleUntil(t, s, 4, true)
 }
 
 func TestWatchSignalsChanges(t *testing.T) {

@@ -7,7 +7,9 @@
 // single value and is an error.
 //
 // Authentication (authModes, comma separated): bearer (authParams bearerToken), basic (username, password),
-// custom (customAuthHeader, customAuthValue), tls (cert, key, optional keyPassword), ca for a private CA.
+// custom (customAuthHeader, customAuthValue), oauth (an OAuth2 client-credentials token: oauthTokenURI, clientID,
+// clientSecret, optional scopes and endpointParams; cached and shared by the triggers of the same client), tls
+// (cert, key, optional keyPassword), ca for a private CA. bearer, basic, custom and oauth are exclusive.
 // tenantName is sent as X-Scope-OrgID for multi-tenant Loki.
 package loki
 
@@ -58,6 +60,7 @@ type Metadata struct {
 	Cert             string `tidal:"name=cert,order=authParams,optional"`
 	Key              string `tidal:"name=key,order=authParams,optional"`
 	KeyPassword      string `tidal:"name=keyPassword,order=authParams,optional"`
+	httpauth.OAuth
 
 	queryURL *url.URL
 	modes    map[string]bool
@@ -84,11 +87,20 @@ func (m *Metadata) Validate() error {
 	if m.Threshold <= 0 {
 		errs = append(errs, fmt.Errorf("threshold: must be a positive number, got %v", m.Threshold))
 	}
-	modes, modeErrs := httpauth.ParseModes("authModes", m.AuthModes, "bearer", "basic", "custom", "tls")
+	modes, modeErrs := httpauth.ParseModes("authModes", m.AuthModes, "bearer", "basic", "custom", "tls", httpauth.ModeOAuth)
 	m.modes = modes
 	errs = append(errs, modeErrs...)
-	if (m.modes["bearer"] && m.modes["basic"]) || (m.modes["bearer"] && m.modes["custom"]) || (m.modes["basic"] && m.modes["custom"]) {
-		errs = append(errs, errors.New("authModes: bearer, basic and custom cannot be combined"))
+	exclusive := 0
+	for _, mode := range []string{"bearer", "basic", "custom", httpauth.ModeOAuth} {
+		if m.modes[mode] {
+			exclusive++
+		}
+	}
+	if exclusive > 1 {
+		errs = append(errs, errors.New("authModes: bearer, basic, custom and oauth cannot be combined"))
+	}
+	if m.modes[httpauth.ModeOAuth] {
+		errs = append(errs, m.OAuth.Validate("authModes oauth")...)
 	}
 	if m.modes["bearer"] && m.BearerToken == "" {
 		errs = append(errs, errors.New("bearerToken: required by authModes bearer"))
@@ -139,8 +151,7 @@ type Scaler struct {
 	cfg        *scalers.TriggerConfig
 	meta       Metadata
 	metricName string
-	client     *http.Client
-	release    func() error
+	client     *httpauth.Client
 }
 
 var _ scalers.Scaler = (*Scaler)(nil)
@@ -157,12 +168,16 @@ func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) 
 	if err := scalers.Parse(cfg, &meta); err != nil {
 		return nil, err
 	}
-	tr, release, err := httpauth.AcquireTransport(cfg.Shared, TriggerType, meta.tlsOptions())
+	var oauth *httpauth.OAuth
+	if meta.modes[httpauth.ModeOAuth] {
+		oauth = &meta.OAuth
+	}
+	client, err := httpauth.AcquireClient(cfg.Shared, TriggerType, httpauth.ClientOptions{
+		TLS: meta.tlsOptions(), Timeout: defaultTimeout, OAuth: oauth, Logger: cfg.Logger})
 	if err != nil {
 		return nil, cfg.Errorf("%w", err)
 	}
-	return &Scaler{cfg: cfg, meta: meta, metricName: cfg.MetricName("loki", ""),
-		client: &http.Client{Transport: tr, Timeout: defaultTimeout}, release: release}, nil
+	return &Scaler{cfg: cfg, meta: meta, metricName: cfg.MetricName("loki", ""), client: client}, nil
 }
 
 // MetricSpecs returns one External metric with threshold as its target.
@@ -180,7 +195,7 @@ func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
 }
 
 // Close releases the shared transport.
-func (s *Scaler) Close(context.Context) error { return s.release() }
+func (s *Scaler) Close(context.Context) error { return s.client.Close() }
 
 type response struct {
 	Status string `json:"status"`
@@ -204,7 +219,10 @@ func (s *Scaler) query(ctx context.Context) (float64, error) {
 		req.Header.Set("X-Scope-OrgID", s.meta.TenantName)
 	}
 	s.meta.credentials().Apply(req)
-	body, err := httpquery.Do(s.client, req, "loki")
+	if err := s.client.Authorize(ctx, req); err != nil {
+		return 0, err
+	}
+	body, err := httpquery.Do(s.client.Client, req, "loki")
 	if err != nil {
 		return 0, err
 	}

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/tidalscale/tidal/scalers/httpauth/oauthtest"
 	"github.com/tidalscale/tidal/scalers/scalertest"
 )
 
@@ -16,6 +17,11 @@ func TestMetadata(t *testing.T) {
 	defaults := map[string]string{"serverAddress": "http://loki:3100", "query": `sum(rate({app="api"}[1m]))`, "threshold": "10"}
 	base := func(kv ...string) map[string]string { return scalertest.WithPairs(defaults, kv...) }
 	scalertest.ParseTable(t, TriggerType, []scalertest.ParseCase[Metadata]{
+		{Name: "oauth without clientID", MD: base("authModes", "oauth"), Auth: map[string]string{"oauthTokenURI": "https://idp/token"},
+			WantErr: "clientID: required by authModes oauth"},
+		{Name: "oauth and custom", MD: base("authModes", "oauth,custom"),
+			Auth:    map[string]string{"oauthTokenURI": "https://idp/token", "clientID": "c", "customAuthHeader": "X", "customAuthValue": "v"},
+			WantErr: "cannot be combined"},
 		{Name: "defaults", MD: base(), Check: func(t *testing.T, m Metadata) {
 			if m.Threshold != 10 || m.ActivationThreshold != 0 || !m.IgnoreNullValues || m.UnsafeSsl || m.TenantName != "" ||
 				m.queryURL.String() != "http://loki:3100/loki/api/v1/query" {
@@ -173,6 +179,17 @@ func TestAuth(t *testing.T) {
 	}
 	scalertest.SampleFails(t, New, scalertest.Config(TriggerType, "", md,
 		map[string]string{"bearerToken": "wrong-token-secret"}), "HTTP 401", "wrong-token-secret")
+}
+
+// TestOAuth: authModes oauth against an RFC 6749 client-credentials token endpoint and a resource server that
+// checks the bearer token.
+func TestOAuth(t *testing.T) {
+	t.Parallel()
+	oauthtest.CheckScaler(t, oauthtest.ScalerCase{Type: TriggerType, New: New, Want: 7,
+		Resource: &fakeLoki{status: 200, body: vector("7")},
+		Metadata: func(u string) map[string]string {
+			return map[string]string{"serverAddress": u, "query": "sum(x)", "threshold": "1", "authModes": "oauth"}
+		}})
 }
 
 func TestServerDown(t *testing.T) {

@@ -20,7 +20,7 @@ func (s *Scaler) fetch(ctx context.Context) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	shown := redactURL(s.meta.URL)
+	shown := httpauth.RedactURL(s.meta.URL)
 	resp, err := s.client.Do(req)
 	if err != nil {
 		var ue *url.Error
@@ -58,9 +58,12 @@ func (s *Scaler) newRequest(ctx context.Context) (*http.Request, error) {
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return nil, fmt.Errorf("building the request for %s: %w", redactURL(s.meta.URL), err)
+		return nil, fmt.Errorf("building the request for %s: %w", httpauth.RedactURL(s.meta.URL), err)
 	}
 	s.meta.credentials().Apply(req)
+	if err := s.client.Authorize(ctx, req); err != nil {
+		return nil, err
+	}
 	return req, nil
 }
 

@@ -47,7 +47,16 @@ func TestMetadata(t *testing.T) {
 		{Name: "bad format", MD: base(map[string]string{"format": "csv"}), WantErr: "format"},
 		{Name: "bad prometheus selector", MD: base(map[string]string{"format": "prometheus", "valueLocation": `q{a=~"b"}`}), WantErr: "valueLocation"},
 		{Name: "bad method", MD: base(map[string]string{"method": "body"}), WantErr: "method"},
-		{Name: "bad authMode", MD: base(map[string]string{"authMode": "oauth"}), WantErr: "authMode"},
+		{Name: "bad authMode", MD: base(map[string]string{"authMode": "kerberos"}), WantErr: "authMode"},
+		{Name: "oauth", MD: base(map[string]string{"authMode": "oauth"}),
+			Auth: map[string]string{"oauthTokenURI": "https://idp/token", "clientID": "c", "scopes": "a"}, Check: func(t *testing.T, m Metadata) {
+				if !m.modes[authOAuth] || m.TokenURL != "https://idp/token" || m.ClientID != "c" || len(m.Scopes) != 1 {
+					t.Errorf("oauth fields wrong: %+v", m.OAuth)
+				}
+			}},
+		{Name: "oauth without oauthTokenURI", MD: base(map[string]string{"authMode": "oauth"}), Auth: map[string]string{"clientID": "c"}, WantErr: "oauthTokenURI: required by authMode oauth"},
+		{Name: "oauth and basic", MD: base(map[string]string{"authMode": "oauth,basic"}),
+			Auth: map[string]string{"username": "u", "oauthTokenURI": "https://idp/token", "clientID": "c"}, WantErr: "cannot be combined"},
 		{Name: "apiKey without key", MD: base(map[string]string{"authMode": "apiKey"}), WantErr: "apiKey"},
 		{Name: "basic without username", MD: base(map[string]string{"authMode": "basic"}), WantErr: "username"},
 		{Name: "bearer without token", MD: base(map[string]string{"authMode": "bearer"}), WantErr: "token"},

@@ -14,14 +14,16 @@
 //
 // Authentication (authMode, comma separated): apiKey (authParams apiKey; metadata method header|query and
 // keyParamName, default header X-API-KEY or query parameter api_key), basic (username, password), bearer
-// (token or bearerToken), tls (cert, key, optional keyPassword); ca on its own trusts a private CA.
+// (token or bearerToken), oauth (an OAuth2 client-credentials token: oauthTokenURI, clientID, clientSecret, optional
+// scopes and endpointParams; fetched once, cached until shortly before it expires and shared by the triggers of
+// the same client), tls (cert, key, optional keyPassword); ca on its own trusts a private CA. basic, bearer and
+// oauth are exclusive.
 package metricsapi
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -45,6 +47,7 @@ const (
 	authBasic  = "basic"
 	authBearer = "bearer"
 	authTLS    = "tls"
+	authOAuth  = httpauth.ModeOAuth
 )
 
 // Formats.
@@ -77,6 +80,7 @@ type Metadata struct {
 	Cert         string `tidal:"name=cert,order=authParams,optional"`
 	Key          string `tidal:"name=key,order=authParams,optional"`
 	KeyPassword  string `tidal:"name=keyPassword,order=authParams,optional"`
+	httpauth.OAuth
 
 	url      *url.URL
 	timeout  time.Duration
@@ -89,7 +93,7 @@ func (m *Metadata) Validate() error {
 	var errs []error
 	u, err := url.Parse(m.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		errs = append(errs, fmt.Errorf("url: want an absolute http(s) URL, got %q", redactURL(m.URL)))
+		errs = append(errs, fmt.Errorf("url: want an absolute http(s) URL, got %q", httpauth.RedactURL(m.URL)))
 	} else {
 		m.url = u
 	}
@@ -118,10 +122,13 @@ func (m *Metadata) Validate() error {
 }
 
 func (m *Metadata) validateAuth() []error {
-	modes, errs := httpauth.ParseModes("authMode", m.AuthMode, authAPIKey, authBasic, authBearer, authTLS)
+	modes, errs := httpauth.ParseModes("authMode", m.AuthMode, authAPIKey, authBasic, authBearer, authTLS, authOAuth)
 	m.modes = modes
-	if m.modes[authBasic] && m.modes[authBearer] {
-		errs = append(errs, errors.New("authMode: basic and bearer cannot be combined"))
+	if (m.modes[authBasic] && m.modes[authBearer]) || (m.modes[authOAuth] && (m.modes[authBasic] || m.modes[authBearer])) {
+		errs = append(errs, errors.New("authMode: basic, bearer and oauth cannot be combined"))
+	}
+	if m.modes[authOAuth] {
+		errs = append(errs, m.OAuth.Validate("authMode oauth")...)
 	}
 	if m.modes[authAPIKey] && m.APIKey == "" {
 		errs = append(errs, errors.New("apiKey: required by authMode apiKey"))
@@ -141,15 +148,12 @@ func (m *Metadata) validateAuth() []error {
 	return errs
 }
 
-// redactURL drops userinfo and the query (which may carry an API key) from a URL shown in an error.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparsable URL)"
+// oauth is the OAuth2 configuration with authMode oauth, nil otherwise.
+func (m *Metadata) oauth() *httpauth.OAuth {
+	if !m.modes[authOAuth] {
+		return nil
 	}
-	u.User = nil
-	u.RawQuery = ""
-	return u.String()
+	return &m.OAuth
 }
 
 // tlsOptions are the transport's TLS settings: unsafeSsl and ca always, the client certificate with authMode tls.
@@ -172,8 +176,7 @@ type Scaler struct {
 	cfg        *scalers.TriggerConfig
 	meta       Metadata
 	metricName string
-	client     *http.Client
-	release    func() error
+	client     *httpauth.Client
 }
 
 var _ scalers.Scaler = (*Scaler)(nil)
@@ -184,13 +187,15 @@ func Register(r *scalers.Registry) {
 	r.Describe(Metadata{}, TriggerType)
 }
 
-// New parses the trigger. HTTP transports are shared between triggers with the same TLS settings.
+// New parses the trigger. HTTP transports are shared between triggers with the same TLS settings, OAuth2 tokens
+// between triggers of the same OAuth2 client.
 func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
 	var meta Metadata
 	if err := scalers.Parse(cfg, &meta); err != nil {
 		return nil, err
 	}
-	tr, release, err := httpauth.AcquireTransport(cfg.Shared, TriggerType, meta.tlsOptions())
+	client, err := httpauth.AcquireClient(cfg.Shared, TriggerType, httpauth.ClientOptions{
+		TLS: meta.tlsOptions(), Timeout: meta.timeout, OAuth: meta.oauth(), Logger: cfg.Logger})
 	if err != nil {
 		return nil, cfg.Errorf("%w", err)
 	}
@@ -200,8 +205,7 @@ func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) 
 		cfg:        cfg,
 		meta:       meta,
 		metricName: cfg.MetricName("metric-api", name),
-		client:     &http.Client{Transport: tr, Timeout: meta.timeout},
-		release:    release,
+		client:     client,
 	}, nil
 }
 
@@ -219,10 +223,5 @@ func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
 	return []scalers.Sample{{MetricName: s.metricName, Value: v}}, v > s.meta.ActivationTargetValue, nil
 }
 
-// Close releases the shared transport.
-func (s *Scaler) Close(context.Context) error {
-	if s.release == nil {
-		return nil
-	}
-	return s.release()
-}
+// Close releases the shared transport and token source.
+func (s *Scaler) Close(context.Context) error { return s.client.Close() }

@@ -2,7 +2,6 @@ package metricsapi
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/httpauth/oauthtest"
 	"github.com/tidalscale/tidal/scalers/scalertest"
 )
 
@@ -163,51 +163,33 @@ func TestAuthModes(t *testing.T) {
 		}
 		_, _ = w.Write([]byte(`{"v": 6}`))
 	})
-	plainSrv := httptest.NewServer(handler)
-	t.Cleanup(plainSrv.Close)
-	tlsSrv := httptest.NewUnstartedServer(handler)
-	tlsSrv.TLS = &tls.Config{Certificates: []tls.Certificate{pki.Server}, ClientCAs: pki.Pool, ClientAuth: tls.VerifyClientCertIfGiven, MinVersion: tls.VersionTLS12}
-	tlsSrv.StartTLS()
-	t.Cleanup(tlsSrv.Close)
+	plain, withTLS := scalertest.AuthServers(t, pki, handler)
+	scalertest.AuthTable(t, TriggerType, New, func(url string) map[string]string {
+		return map[string]string{"url": url, "valueLocation": "v", "targetValue": "3"}
+	}, 6, []scalertest.AuthCase{
+		{Name: "apiKey default header", URL: plain.URL, MD: map[string]string{"authMode": "apiKey"}, Auth: map[string]string{"apiKey": "k-header"}},
+		{Name: "apiKey custom header", URL: plain.URL, MD: map[string]string{"authMode": "apiKey", "keyParamName": "X-Custom-Key"}, Auth: map[string]string{"apiKey": "k-custom"}},
+		{Name: "apiKey default query", URL: plain.URL, MD: map[string]string{"authMode": "apiKey", "method": "query"}, Auth: map[string]string{"apiKey": "k-query"}},
+		{Name: "apiKey named query", URL: plain.URL + "/?x=1", MD: map[string]string{"authMode": "apiKey", "method": "query", "keyParamName": "token_param"}, Auth: map[string]string{"apiKey": "k-query2"}},
+		{Name: "basic", URL: plain.URL, MD: map[string]string{"authMode": "basic"}, Auth: map[string]string{"username": "alice", "password": "pw"}},
+		{Name: "bearer", URL: plain.URL, MD: map[string]string{"authMode": "bearer"}, Auth: map[string]string{"token": "tok"}},
+		{Name: "tls client certificate", URL: withTLS.URL, MD: map[string]string{"authMode": "tls"}, Auth: map[string]string{"ca": pki.CA, "cert": pki.ClientCert, "key": pki.ClientKey}},
+		{Name: "ca with bearer", URL: withTLS.URL, MD: map[string]string{"authMode": "bearer"}, Auth: map[string]string{"ca": pki.CA, "token": "tok"}},
+		{Name: "unsafeSsl with apiKey", URL: withTLS.URL, MD: map[string]string{"authMode": "apiKey", "unsafeSsl": "true"}, Auth: map[string]string{"apiKey": "k-header"}},
+		{Name: "no credentials", URL: plain.URL, WantErr: "HTTP 401"},
+		{Name: "unknown CA", URL: withTLS.URL, MD: map[string]string{"authMode": "bearer"}, Auth: map[string]string{"token": "tok"}, WantErr: "certificate"},
+	})
+}
 
-	tests := []struct {
-		name    string
-		url     string
-		md      map[string]string
-		auth    map[string]string
-		wantErr string
-	}{
-		{name: "apiKey default header", url: plainSrv.URL, md: map[string]string{"authMode": "apiKey"}, auth: map[string]string{"apiKey": "k-header"}},
-		{name: "apiKey custom header", url: plainSrv.URL, md: map[string]string{"authMode": "apiKey", "keyParamName": "X-Custom-Key"}, auth: map[string]string{"apiKey": "k-custom"}},
-		{name: "apiKey default query", url: plainSrv.URL, md: map[string]string{"authMode": "apiKey", "method": "query"}, auth: map[string]string{"apiKey": "k-query"}},
-		{name: "apiKey named query", url: plainSrv.URL + "/?x=1", md: map[string]string{"authMode": "apiKey", "method": "query", "keyParamName": "token_param"}, auth: map[string]string{"apiKey": "k-query2"}},
-		{name: "basic", url: plainSrv.URL, md: map[string]string{"authMode": "basic"}, auth: map[string]string{"username": "alice", "password": "pw"}},
-		{name: "bearer", url: plainSrv.URL, md: map[string]string{"authMode": "bearer"}, auth: map[string]string{"token": "tok"}},
-		{name: "tls client certificate", url: tlsSrv.URL, md: map[string]string{"authMode": "tls"}, auth: map[string]string{"ca": pki.CA, "cert": pki.ClientCert, "key": pki.ClientKey}},
-		{name: "ca with bearer", url: tlsSrv.URL, md: map[string]string{"authMode": "bearer"}, auth: map[string]string{"ca": pki.CA, "token": "tok"}},
-		{name: "unsafeSsl with apiKey", url: tlsSrv.URL, md: map[string]string{"authMode": "apiKey", "unsafeSsl": "true"}, auth: map[string]string{"apiKey": "k-header"}},
-		{name: "no credentials", url: plainSrv.URL, wantErr: "HTTP 401"},
-		{name: "unknown CA", url: tlsSrv.URL, md: map[string]string{"authMode": "bearer"}, auth: map[string]string{"token": "tok"}, wantErr: "certificate"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			md := map[string]string{"url": tc.url, "valueLocation": "v", "targetValue": "3"}
-			for k, v := range tc.md {
-				md[k] = v
-			}
-			v, active, err := sample(newScaler(t, md, tc.auth))
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("Sample error = %v, want %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil || v != 6 || !active {
-				t.Fatalf("Sample = (%v, %v, %v), want (6, true, nil)", v, active, err)
-			}
-		})
-	}
+// TestOAuth: authMode oauth against an RFC 6749 client-credentials token endpoint and a resource server that
+// checks the bearer token.
+func TestOAuth(t *testing.T) {
+	t.Parallel()
+	oauthtest.CheckScaler(t, oauthtest.ScalerCase{Type: TriggerType, New: New, Want: 6,
+		Resource: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(`{"v": 6}`)) }),
+		Metadata: func(u string) map[string]string {
+			return map[string]string{"url": u, "valueLocation": "v", "targetValue": "1", "authMode": "oauth"}
+		}})
 }
 
 func TestCredentialsNeverLeak(t *testing.T) {

@@ -101,28 +101,15 @@ func TestSampleLoadAndDrain(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tbl, db := table(t)
 			s := scalertest.New[scalers.Scaler](t, New, tc.cfg(tbl))
-			specs := s.MetricSpecs()
-			if len(specs) != 1 || specs[0].External == nil || specs[0].External.Metric.Name != tc.wantMetric {
-				t.Fatalf("specs = %+v, want metric %s", specs, tc.wantMetric)
-			}
-			if got := specs[0].External.Target.AverageValue.MilliValue(); got != 4000 {
-				t.Errorf("target = %dm, want 4000m", got)
-			}
-			if v, active := sample(t, s); v != 0 || active {
-				t.Errorf("empty: value %v active %v, want 0 false", v, active)
-			}
-			exec(t, db, "INSERT INTO "+tbl+" (done) VALUES (false)")
-			if v, active := sample(t, s); v != 1 || active {
-				t.Errorf("one row: value %v active %v, want 1 false (activation 1)", v, active)
-			}
-			exec(t, db, "INSERT INTO "+tbl+" (done) VALUES (false), (false), (false), (false), (true)")
-			if v, active := sample(t, s); v != 5 || !active {
-				t.Errorf("loaded: value %v active %v, want 5 true", v, active)
-			}
-			exec(t, db, "UPDATE "+tbl+" SET done = true")
-			if v, active := sample(t, s); v != 0 || active {
-				t.Errorf("drained: value %v active %v, want 0 false", v, active)
-			}
+			scalertest.ExpectMetric(t, s, tc.wantMetric, 4000)
+			scalertest.Steps(t, s, []scalertest.Step{
+				{Name: "empty"},
+				{Name: "one row (activation 1)", Do: func() { exec(t, db, "INSERT INTO "+tbl+" (done) VALUES (false)") }, Value: 1},
+				{Name: "loaded", Do: func() {
+					exec(t, db, "INSERT INTO "+tbl+" (done) VALUES (false), (false), (false), (false), (true)")
+				}, Value: 5, Active: true},
+				{Name: "drained", Do: func() { exec(t, db, "UPDATE "+tbl+" SET done = true") }},
+			})
 		})
 	}
 }
@@ -149,23 +136,15 @@ func TestQueryResultShapes(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s := scalertest.New[scalers.Scaler](t, New, &scalers.TriggerConfig{Type: Type, Name: "jobs",
+			cfg := &scalers.TriggerConfig{Type: Type, Name: "jobs",
 				Metadata:   map[string]string{"query": tc.query, "queryValue": "1"},
-				AuthParams: map[string]string{"connectionString": rootDSN}})
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			vals, _, err := s.Sample(ctx)
+				AuthParams: map[string]string{"connectionString": rootDSN}}
 			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), `mysql trigger "jobs"`) {
-					t.Fatalf("err = %v, want one naming the trigger and containing %q", err, tc.wantErr)
-				}
+				scalertest.SampleFails(t, New, cfg, tc.wantErr)
 				return
 			}
-			if err != nil {
-				t.Fatalf("Sample: %v", err)
-			}
-			if vals[0].Value != tc.want {
-				t.Errorf("value = %v, want %v", vals[0].Value, tc.want)
+			if v, _ := sample(t, scalertest.New[scalers.Scaler](t, New, cfg)); v != tc.want {
+				t.Errorf("value = %v, want %v", v, tc.want)
 			}
 		})
 	}

@@ -95,30 +95,16 @@ func TestSampleLoadAndDrain(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tbl, conn := table(t)
 			s := scalertest.New[scalers.Scaler](t, New, tc.cfg(tbl))
-			specs := s.MetricSpecs()
-			if len(specs) != 1 || specs[0].External == nil || specs[0].External.Metric.Name != "s2-postgresql" {
-				t.Fatalf("specs = %+v", specs)
-			}
-			if got := specs[0].External.Target.AverageValue.MilliValue(); got != 5000 {
-				t.Errorf("target = %dm, want 5000m", got)
-			}
-
-			if v, active := sample(t, s); v != 0 || active {
-				t.Errorf("empty: value %v active %v, want 0 false", v, active)
-			}
-			exec(t, conn, "INSERT INTO "+tbl+" (done) VALUES (false), (false)")
-			if v, active := sample(t, s); v != 2 || active {
-				t.Errorf("two rows: value %v active %v, want 2 false (activation 2)", v, active)
-			}
-			exec(t, conn, "INSERT INTO "+tbl+" (done) SELECT false FROM generate_series(1, 5)")
-			exec(t, conn, "INSERT INTO "+tbl+" (done) VALUES (true)")
-			if v, active := sample(t, s); v != 7 || !active {
-				t.Errorf("loaded: value %v active %v, want 7 true", v, active)
-			}
-			exec(t, conn, "UPDATE "+tbl+" SET done = true")
-			if v, active := sample(t, s); v != 0 || active {
-				t.Errorf("drained: value %v active %v, want 0 false", v, active)
-			}
+			scalertest.ExpectMetric(t, s, "s2-postgresql", 5000)
+			scalertest.Steps(t, s, []scalertest.Step{
+				{Name: "empty"},
+				{Name: "two rows (activation 2)", Do: func() { exec(t, conn, "INSERT INTO "+tbl+" (done) VALUES (false), (false)") }, Value: 2},
+				{Name: "loaded", Do: func() {
+					exec(t, conn, "INSERT INTO "+tbl+" (done) SELECT false FROM generate_series(1, 5)")
+					exec(t, conn, "INSERT INTO "+tbl+" (done) VALUES (true)")
+				}, Value: 7, Active: true},
+				{Name: "drained", Do: func() { exec(t, conn, "UPDATE "+tbl+" SET done = true") }},
+			})
 		})
 	}
 }
@@ -145,23 +131,15 @@ func TestQueryResultShapes(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s := scalertest.New[scalers.Scaler](t, New, &scalers.TriggerConfig{Type: Type, Name: "jobs",
+			cfg := &scalers.TriggerConfig{Type: Type, Name: "jobs",
 				Metadata:   map[string]string{"query": tc.query, "targetQueryValue": "1"},
-				AuthParams: map[string]string{"connection": adminConn}})
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			vals, _, err := s.Sample(ctx)
+				AuthParams: map[string]string{"connection": adminConn}}
 			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), `postgresql trigger "jobs"`) {
-					t.Fatalf("err = %v, want one naming the trigger and containing %q", err, tc.wantErr)
-				}
+				scalertest.SampleFails(t, New, cfg, tc.wantErr)
 				return
 			}
-			if err != nil {
-				t.Fatalf("Sample: %v", err)
-			}
-			if vals[0].Value != tc.want {
-				t.Errorf("value = %v, want %v", vals[0].Value, tc.want)
+			if v, _ := sample(t, scalertest.New[scalers.Scaler](t, New, cfg)); v != tc.want {
+				t.Errorf("value = %v, want %v", v, tc.want)
 			}
 		})
 	}

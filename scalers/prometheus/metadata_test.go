@@ -58,6 +58,19 @@ func TestMetadata(t *testing.T) {
 		{Name: "bearer without token", MD: base(map[string]string{"authModes": "bearer"}), WantErr: "bearerToken"},
 		{Name: "basic without username", MD: base(map[string]string{"authModes": "basic"}), WantErr: "username"},
 		{Name: "tls without key", MD: base(map[string]string{"authModes": "tls"}), Auth: map[string]string{"cert": "c"}, WantErr: "cert and key"},
+		{Name: "oauth", MD: base(map[string]string{"authModes": "oauth"}),
+			Auth: map[string]string{"oauthTokenURI": "https://idp/token", "clientID": "c", "clientSecret": "s", "scope": "a, b", "endpointParams": "audience=x"},
+			Check: func(t *testing.T, m Metadata) {
+				if !m.modes[authOAuth] || m.TokenURL != "https://idp/token" || m.ClientID != "c" || m.ClientSecret != "s" ||
+					strings.Join(m.Scopes, " ") != "a b" || m.EndpointParams != "audience=x" {
+					t.Errorf("oauth fields wrong: %+v", m.OAuth)
+				}
+			}},
+		{Name: "oauth and bearer", MD: base(map[string]string{"authModes": "oauth,bearer"}),
+			Auth: map[string]string{"bearerToken": "t", "oauthTokenURI": "https://idp/token", "clientID": "c"}, WantErr: "cannot be combined"},
+		{Name: "oauth without clientID", MD: base(map[string]string{"authModes": "oauth"}), Auth: map[string]string{"oauthTokenURI": "https://idp/token"}, WantErr: "clientID: required by authModes oauth"},
+		{Name: "oauth with bad endpointParams", MD: base(map[string]string{"authModes": "oauth"}),
+			Auth: map[string]string{"oauthTokenURI": "https://idp/token", "clientID": "c", "endpointParams": "grant_type=password"}, WantErr: "endpointParams"},
 		{Name: "custom without value", MD: base(map[string]string{"authModes": "custom"}), Auth: map[string]string{"customAuthHeader": "X"}, WantErr: "customAuthValue"},
 	})
 }

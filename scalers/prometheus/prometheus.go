@@ -7,15 +7,17 @@
 // otherwise. Tidal also accepts a scalar result (KEDA rejects it); a matrix or string result is an error.
 //
 // Authentication (authModes, comma separated): bearer (authParams bearerToken), basic (username, password),
-// custom (customAuthHeader, customAuthValue), tls (cert, key, optional keyPassword), and ca on its own for a
-// private CA. bearer, basic and custom are exclusive; tls combines with any of them.
+// custom (customAuthHeader, customAuthValue), oauth (an OAuth2 client-credentials token: oauthTokenURI, clientID,
+// clientSecret, optional scopes and endpointParams; fetched once, cached until shortly before it expires and shared
+// by the triggers of the same client), tls (cert, key, optional keyPassword), and ca on its own for a private CA.
+// bearer, basic, custom and oauth are exclusive; tls combines with any of them (and also reaches the token
+// endpoint).
 package prometheus
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -39,6 +41,7 @@ const (
 	authBasic  = "basic"
 	authTLS    = "tls"
 	authCustom = "custom"
+	authOAuth  = httpauth.ModeOAuth
 )
 
 // Metadata is the prometheus trigger's metadata and authentication, with KEDA's names and defaults.
@@ -66,6 +69,7 @@ type Metadata struct {
 	Cert             string `tidal:"name=cert,order=authParams,optional"`
 	Key              string `tidal:"name=key,order=authParams,optional"`
 	KeyPassword      string `tidal:"name=keyPassword,order=authParams,optional"`
+	httpauth.OAuth
 
 	queryURL *url.URL
 	timeout  time.Duration
@@ -107,16 +111,19 @@ func (m *Metadata) Validate() error {
 }
 
 func (m *Metadata) validateAuth() []error {
-	modes, errs := httpauth.ParseModes("authModes", m.AuthModes, authBearer, authBasic, authTLS, authCustom)
+	modes, errs := httpauth.ParseModes("authModes", m.AuthModes, authBearer, authBasic, authTLS, authCustom, authOAuth)
 	m.modes = modes
 	exclusive := 0
-	for _, mode := range []string{authBearer, authBasic, authCustom} {
+	for _, mode := range []string{authBearer, authBasic, authCustom, authOAuth} {
 		if m.modes[mode] {
 			exclusive++
 		}
 	}
 	if exclusive > 1 {
-		errs = append(errs, errors.New("authModes: bearer, basic and custom cannot be combined"))
+		errs = append(errs, errors.New("authModes: bearer, basic, custom and oauth cannot be combined"))
+	}
+	if m.modes[authOAuth] {
+		errs = append(errs, m.OAuth.Validate("authModes oauth")...)
 	}
 	if m.modes[authBearer] && m.BearerToken == "" {
 		errs = append(errs, errors.New("bearerToken: required by authModes bearer"))
@@ -156,6 +163,14 @@ func (m *Metadata) credentials() httpauth.Credentials {
 	return httpauth.Credentials{}
 }
 
+// oauth is the OAuth2 configuration with authModes oauth, nil otherwise.
+func (m *Metadata) oauth() *httpauth.OAuth {
+	if !m.modes[authOAuth] {
+		return nil
+	}
+	return &m.OAuth
+}
+
 // redactURL drops userinfo from an address shown in an error.
 func redactURL(s string) string {
 	u, err := url.Parse(s)
@@ -171,8 +186,7 @@ type Scaler struct {
 	cfg        *scalers.TriggerConfig
 	meta       Metadata
 	metricName string
-	client     *http.Client
-	release    func() error
+	client     *httpauth.Client
 }
 
 var _ scalers.Scaler = (*Scaler)(nil)
@@ -183,23 +197,19 @@ func Register(r *scalers.Registry) {
 	r.Describe(Metadata{}, TriggerType)
 }
 
-// New parses the trigger. HTTP transports are shared between triggers with the same TLS settings.
+// New parses the trigger. HTTP transports are shared between triggers with the same TLS settings, OAuth2 tokens
+// between triggers of the same OAuth2 client.
 func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
 	var meta Metadata
 	if err := scalers.Parse(cfg, &meta); err != nil {
 		return nil, err
 	}
-	tr, release, err := httpauth.AcquireTransport(cfg.Shared, TriggerType, meta.tlsOptions())
+	client, err := httpauth.AcquireClient(cfg.Shared, TriggerType, httpauth.ClientOptions{
+		TLS: meta.tlsOptions(), Timeout: meta.timeout, OAuth: meta.oauth(), Logger: cfg.Logger})
 	if err != nil {
 		return nil, cfg.Errorf("%w", err)
 	}
-	return &Scaler{
-		cfg:        cfg,
-		meta:       meta,
-		metricName: cfg.MetricName("prometheus", ""),
-		client:     &http.Client{Transport: tr, Timeout: meta.timeout},
-		release:    release,
-	}, nil
+	return &Scaler{cfg: cfg, meta: meta, metricName: cfg.MetricName("prometheus", ""), client: client}, nil
 }
 
 // MetricSpecs returns one External metric with threshold as its target.
@@ -216,10 +226,5 @@ func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
 	return []scalers.Sample{{MetricName: s.metricName, Value: v}}, v > s.meta.ActivationThreshold, nil
 }
 
-// Close releases the shared transport.
-func (s *Scaler) Close(context.Context) error {
-	if s.release == nil {
-		return nil
-	}
-	return s.release()
-}
+// Close releases the shared transport and token source.
+func (s *Scaler) Close(context.Context) error { return s.client.Close() }

@@ -2,7 +2,6 @@ package prometheus
 
 import (
 	"context"
-	"crypto/tls"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/httpauth/oauthtest"
 	"github.com/tidalscale/tidal/scalers/scalertest"
 )
 
@@ -164,7 +164,6 @@ func TestRequestShape(t *testing.T) {
 func TestAuthModes(t *testing.T) {
 	t.Parallel()
 	pki := scalertest.NewPKI(t)
-	// One handler checks every credential kind; each case configures the scaler differently.
 	auth := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u, p, basic := r.BasicAuth()
 		ok := r.Header.Get("Authorization") == "Bearer good-token" || (basic && u == "alice" && p == "good-pass") ||
@@ -176,48 +175,30 @@ func TestAuthModes(t *testing.T) {
 		}
 		_, _ = w.Write([]byte(vector("9")))
 	})
-	plainSrv := httptest.NewServer(auth)
-	t.Cleanup(plainSrv.Close)
-	tlsSrv := httptest.NewUnstartedServer(auth)
-	tlsSrv.TLS = &tls.Config{Certificates: []tls.Certificate{pki.Server}, ClientCAs: pki.Pool, ClientAuth: tls.VerifyClientCertIfGiven, MinVersion: tls.VersionTLS12}
-	tlsSrv.StartTLS()
-	t.Cleanup(tlsSrv.Close)
+	plain, withTLS := scalertest.AuthServers(t, pki, auth)
+	scalertest.AuthTable(t, TriggerType, New, func(url string) map[string]string {
+		return map[string]string{"serverAddress": url, "query": "up", "threshold": "1"}
+	}, 9, []scalertest.AuthCase{
+		{Name: "bearer", URL: plain.URL, MD: map[string]string{"authModes": "bearer"}, Auth: map[string]string{"bearerToken": "good-token"}},
+		{Name: "basic", URL: plain.URL, MD: map[string]string{"authModes": "basic"}, Auth: map[string]string{"username": "alice", "password": "good-pass"}},
+		{Name: "custom", URL: plain.URL, MD: map[string]string{"authModes": "custom"}, Auth: map[string]string{"customAuthHeader": "X-Auth", "customAuthValue": "good-custom"}},
+		{Name: "tls client certificate", URL: withTLS.URL, MD: map[string]string{"authModes": "tls"}, Auth: map[string]string{"ca": pki.CA, "cert": pki.ClientCert, "key": pki.ClientKey}},
+		{Name: "ca with bearer", URL: withTLS.URL, MD: map[string]string{"authModes": "bearer"}, Auth: map[string]string{"ca": pki.CA, "bearerToken": "good-token"}},
+		{Name: "unsafeSsl with bearer", URL: withTLS.URL, MD: map[string]string{"authModes": "bearer", "unsafeSsl": "true"}, Auth: map[string]string{"bearerToken": "good-token"}},
+		{Name: "no credentials", URL: plain.URL, WantErr: "HTTP 401"},
+		{Name: "unknown CA", URL: withTLS.URL, MD: map[string]string{"authModes": "bearer"}, Auth: map[string]string{"bearerToken": "good-token"}, WantErr: "certificate"},
+	})
+}
 
-	tests := []struct {
-		name    string
-		url     string
-		md      map[string]string
-		auth    map[string]string
-		wantErr string
-	}{
-		{name: "bearer", url: plainSrv.URL, md: map[string]string{"authModes": "bearer"}, auth: map[string]string{"bearerToken": "good-token"}},
-		{name: "basic", url: plainSrv.URL, md: map[string]string{"authModes": "basic"}, auth: map[string]string{"username": "alice", "password": "good-pass"}},
-		{name: "custom", url: plainSrv.URL, md: map[string]string{"authModes": "custom"}, auth: map[string]string{"customAuthHeader": "X-Auth", "customAuthValue": "good-custom"}},
-		{name: "tls client certificate", url: tlsSrv.URL, md: map[string]string{"authModes": "tls"}, auth: map[string]string{"ca": pki.CA, "cert": pki.ClientCert, "key": pki.ClientKey}},
-		{name: "ca with bearer", url: tlsSrv.URL, md: map[string]string{"authModes": "bearer"}, auth: map[string]string{"ca": pki.CA, "bearerToken": "good-token"}},
-		{name: "unsafeSsl with bearer", url: tlsSrv.URL, md: map[string]string{"authModes": "bearer", "unsafeSsl": "true"}, auth: map[string]string{"bearerToken": "good-token"}},
-		{name: "no credentials", url: plainSrv.URL, wantErr: "HTTP 401"},
-		{name: "unknown CA", url: tlsSrv.URL, md: map[string]string{"authModes": "bearer"}, auth: map[string]string{"bearerToken": "good-token"}, wantErr: "certificate"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			md := map[string]string{"serverAddress": tc.url, "query": "up", "threshold": "1"}
-			for k, v := range tc.md {
-				md[k] = v
-			}
-			v, active, err := sampleErr(newScaler(t, md, tc.auth))
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("Sample error = %v, want %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil || v != 9 || !active {
-				t.Fatalf("Sample = (%v, %v, %v), want (9, true, nil)", v, active, err)
-			}
-		})
-	}
+// TestOAuth: authModes oauth against an RFC 6749 client-credentials token endpoint and a resource server that
+// checks the bearer token.
+func TestOAuth(t *testing.T) {
+	t.Parallel()
+	oauthtest.CheckScaler(t, oauthtest.ScalerCase{Type: TriggerType, New: New, Want: 9,
+		Resource: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(vector("9"))) }),
+		Metadata: func(u string) map[string]string {
+			return map[string]string{"serverAddress": u, "query": "up", "threshold": "1", "authModes": "oauth"}
+		}})
 }
 
 func TestCredentialsNeverLeak(t *testing.T) {

@@ -91,6 +91,9 @@ func (s *Scaler) newRequest(ctx context.Context, ts time.Time) (*http.Request, e
 		req.Header.Add(k, v)
 	}
 	s.meta.credentials().Apply(req)
+	if err := s.client.Authorize(ctx, req); err != nil {
+		return nil, err
+	}
 	return req, nil
 }
 

@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/httpauth"
+	"github.com/tidalscale/tidal/scalers/tlsauth"
 )
 
 // maxPages bounds a useRegex listing; at the default pageSize of 100 that is 10,000 queues.
@@ -44,6 +46,7 @@ const queueColumns = "name,messages,messages_ready,message_stats.publish_details
 type httpReader struct {
 	meta     *Metadata
 	client   *http.Client
+	token    *httpauth.TokenSource // with OAuth2
 	release  func() error
 	base     string // scheme://host[:port]/prefix/api/queues/<vhost>, without credentials
 	user     string
@@ -85,7 +88,19 @@ func newHTTPReader(cfg *scalers.TriggerConfig, meta *Metadata, tlsCfg *tls.Confi
 	if err != nil {
 		return nil, err
 	}
+	tlsOpts := tlsauth.Options{UnsafeSsl: meta.UnsafeSsl, CA: meta.CA}
+	if meta.TLS == "enable" {
+		tlsOpts.Cert, tlsOpts.Key, tlsOpts.KeyPassword = meta.Cert, meta.Key, meta.KeyPassword
+	}
 	r.client, r.release = client, release
+	if meta.oauth() {
+		token, releaseToken, err := httpauth.AcquireTokenSource(cfg.Shared, meta.OAuth, httpauth.TokenOptions{TLS: tlsOpts, Logger: cfg.Logger})
+		if err != nil {
+			return nil, errors.Join(err, release())
+		}
+		r.token = token
+		r.release = func() error { return errors.Join(releaseToken(), release()) }
+	}
 	return r, nil
 }
 
@@ -174,6 +189,9 @@ func (r *httpReader) get(ctx context.Context, rawURL string, out any) error {
 	}
 	if r.hasCreds {
 		req.SetBasicAuth(r.user, r.pass)
+	}
+	if err := r.token.Authorize(ctx, req); err != nil {
+		return fmt.Errorf("management API GET %s: %w", redactedPath(req.URL), err)
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := r.client.Do(req)

@@ -47,6 +47,12 @@ func TestParseMetadata(t *testing.T) {
 		{name: "hostFromEnv", metadata: base("host", "<delete>", "hostFromEnv", "RABBIT"), env: map[string]string{"RABBIT": "http://h:15672/"}, want: &want{protocol: "http", mode: "QueueLength", value: 20, pageSize: 100, operation: "sum", timeout: defaultTimeout, watch: defaultWatchHTTP}},
 		{name: "host from authParams", metadata: base("host", "<delete>"), auth: map[string]string{"host": "amqp://u:p@h:5672/"}, want: &want{protocol: "amqp", mode: "QueueLength", value: 20, pageSize: 100, operation: "sum", timeout: defaultTimeout, watch: defaultWatchAMQP}},
 
+		{name: "oauth over http", metadata: base("host", "http://127.0.0.1:15672/"), auth: map[string]string{"oauthTokenURI": "https://idp/token", "clientID": "c", "clientSecret": "s"}, want: &want{protocol: "http", mode: "QueueLength", value: 20, pageSize: 100, operation: "sum", timeout: defaultTimeout, watch: defaultWatchHTTP}},
+		{name: "oauth over amqp", metadata: base("host", "amqp://127.0.0.1:5672/"), auth: map[string]string{"oauthTokenURI": "https://idp/token", "clientID": "c", "clientSecret": "s"}, errField: "oauthTokenURI"},
+		{name: "oauth with username", metadata: base("host", "http://u:p@127.0.0.1:15672/"), auth: map[string]string{"oauthTokenURI": "https://idp/token", "clientID": "c", "clientSecret": "s"}, errField: "oauthTokenURI"},
+		{name: "oauth without secret", metadata: base("host", "http://127.0.0.1:15672/"), auth: map[string]string{"oauthTokenURI": "https://idp/token", "clientID": "c"}, errField: "clientSecret"},
+		{name: "oauth without token URL", metadata: base("host", "http://127.0.0.1:15672/"), auth: map[string]string{"clientID": "c", "clientSecret": "s"}, errField: "oauthTokenURI"},
+
 		{name: "missing host", metadata: base("host", "<delete>"), errField: "host"},
 		{name: "hostFromEnv variable missing", metadata: base("host", "<delete>", "hostFromEnv", "NOPE"), errField: "hostFromEnv"},
 		{name: "missing queueName", metadata: base("queueName", "<delete>"), errField: "queueName"},

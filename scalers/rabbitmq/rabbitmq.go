@@ -4,7 +4,9 @@
 // protocol (auto|amqp|http), queueName, mode (QueueLength|MessageRate) with value and activationValue, vhostName,
 // useRegex with operation (sum|max|avg), excludeUnacknowledged, pageSize, timeout (milliseconds, http only in
 // KEDA; Tidal applies it to AMQP calls too), unsafeSsl, and the authParams username, password, tls (enable|
-// disable), ca, cert, key and keyPassword.
+// disable), ca, cert, key and keyPassword; over http also OAuth2 client credentials (oauthTokenURI, clientID,
+// clientSecret, optional scopes and endpointParams; exclusive with username/password), whose token is cached
+// until shortly before it expires and shared by the triggers of the same client.
 //
 // Protocol amqp reads the queue with a passive queue.declare: the metric is the number of messages ready for
 // delivery. Protocol http reads RabbitMQ's management API (the rabbitmq_management plugin): QueueLength is
@@ -21,6 +23,7 @@ package rabbitmq
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -32,6 +35,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/httpauth"
 )
 
 // TriggerType is the trigger type this package registers.
@@ -88,6 +92,10 @@ type Metadata struct {
 
 	// WatchInterval is a Tidal addition: how often Watch re-reads the queue.
 	WatchInterval time.Duration `tidal:"name=watchInterval,optional,range=0.001;"`
+
+	// OAuth2 client credentials (KEDA's oauthTokenURI, clientID, clientSecret, scopes, endpointParams), for the
+	// management API behind an OAuth2 gateway: on when any of the three is given.
+	httpauth.OAuth
 
 	// Resolved by Validate.
 	hostURL *url.URL
@@ -154,6 +162,19 @@ func (m *Metadata) Validate() error {
 	if (m.Username == "") != (m.Password == "") {
 		return fmt.Errorf("username: username and password must be given together")
 	}
+	if m.oauth() {
+		switch {
+		case m.Protocol == ProtocolAMQP:
+			return fmt.Errorf("oauthTokenURI: OAuth2 needs protocol http (the management API)")
+		case m.Username != "" || u.User != nil:
+			return fmt.Errorf("oauthTokenURI: OAuth2 and username/password cannot be combined")
+		case m.ClientSecret == "":
+			return fmt.Errorf("clientSecret: required by OAuth2 (oauthTokenURI, clientID)")
+		}
+		if errs := m.OAuth.Validate("OAuth2 client credentials"); len(errs) > 0 {
+			return errors.Join(errs...)
+		}
+	}
 	if m.TLS == "enable" {
 		if (m.Cert == "") != (m.Key == "") {
 			return fmt.Errorf("cert: cert and key must be given together")
@@ -166,6 +187,12 @@ func (m *Metadata) Validate() error {
 		return fmt.Errorf("watchInterval: must be >= %v, got %v", minWatchInterval, m.WatchInterval)
 	}
 	return nil
+}
+
+// oauth reports whether the trigger authenticates with OAuth2 client credentials, as KEDA decides it: any of
+// oauthTokenURI, clientID and clientSecret given.
+func (m *Metadata) oauth() bool {
+	return m.TokenURL != "" || m.ClientID != "" || m.ClientSecret != ""
 }
 
 func (m *Metadata) timeout() time.Duration {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net/http"
 	"regexp"
 	"strings"
 	"testing"
@@ -15,7 +16,9 @@ import (
 	"go.uber.org/zap/zaptest"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/tidalscale/tidal/internal/testenv"
 	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/httpauth/oauthtest"
 	"github.com/tidalscale/tidal/scalers/scalertest"
 )
 
@@ -126,26 +129,23 @@ func sample(t testing.TB, s *Scaler) (float64, bool) {
 	return scalertest.Sample(t, s, s.metricName)
 }
 
-// eventually polls Sample until cond holds or the timeout passes. The management API refreshes its statistics
-// every ~5s and may not know a just-declared queue yet (404), so HTTP tests wait for it and retry errors.
-func eventually(t testing.TB, s *Scaler, timeout time.Duration, what string, cond func(v float64, active bool) bool) (float64, bool) {
+// sampleUntil samples until cond holds or the timeout passes. The management API refreshes its statistics every
+// ~5s and may not know a just-declared queue yet (404), so HTTP tests wait for it and retry errors.
+func sampleUntil(t testing.TB, s *Scaler, timeout time.Duration, what string, cond func(v float64, active bool) bool) (float64, bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	var v float64
+	var active bool
+	testenv.Eventually(t, what, timeout, func() (bool, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		vals, active, err := s.Sample(ctx)
-		cancel()
-		if err == nil && cond(vals[0].Value, active) {
-			return vals[0].Value, active
+		defer cancel()
+		vals, a, err := s.Sample(ctx)
+		if err != nil {
+			return false, fmt.Sprintf("Sample still failing: %v", err)
 		}
-		if time.Now().After(deadline) {
-			if err != nil {
-				t.Fatalf("%s: Sample still failing after %v: %v", what, timeout, err)
-			}
-			t.Fatalf("%s: still value=%v active=%v after %v", what, vals[0].Value, active, timeout)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+		v, active = vals[0].Value, a
+		return cond(v, active), fmt.Sprintf("value=%v active=%v", v, active)
+	})
+	return v, active
 }
 
 func TestAMQPQueueLength(t *testing.T) {
@@ -271,9 +271,9 @@ func TestHTTPQueueLength(t *testing.T) {
 	b.declare(t, q)
 	s := newScaler(t, scalerOpts{metadata: map[string]string{"host": httpURL, "queueName": q, "mode": "QueueLength", "value": "10"}})
 	ready := newScaler(t, scalerOpts{metadata: map[string]string{"host": httpURL, "queueName": q, "mode": "QueueLength", "value": "10", "excludeUnacknowledged": "true"}})
-	eventually(t, s, 60*time.Second, "empty queue", func(v float64, active bool) bool { return v == 0 && !active })
+	sampleUntil(t, s, 60*time.Second, "empty queue", func(v float64, active bool) bool { return v == 0 && !active })
 	b.publish(t, q, 6)
-	eventually(t, s, 60*time.Second, "6 published", func(v float64, active bool) bool { return v == 6 && active })
+	sampleUntil(t, s, 60*time.Second, "6 published", func(v float64, active bool) bool { return v == 6 && active })
 
 	// Take 2 without acking them: messages stays 6 (ready+unacked), messages_ready drops to 4.
 	for i := 0; i < 2; i++ {
@@ -281,13 +281,13 @@ func TestHTTPQueueLength(t *testing.T) {
 			t.Fatalf("get: ok=%v err=%v", ok, err)
 		}
 	}
-	eventually(t, ready, 60*time.Second, "excludeUnacknowledged", func(v float64, _ bool) bool { return v == 4 })
-	eventually(t, s, 60*time.Second, "messages with 2 unacked", func(v float64, _ bool) bool { return v == 6 })
+	sampleUntil(t, ready, 60*time.Second, "excludeUnacknowledged", func(v float64, _ bool) bool { return v == 4 })
+	sampleUntil(t, s, 60*time.Second, "messages with 2 unacked", func(v float64, _ bool) bool { return v == 6 })
 	if err := b.ch.Nack(0, true, false); err != nil { // drop the two unacked deliveries
 		t.Fatal(err)
 	}
 	b.purge(t, q)
-	eventually(t, s, 60*time.Second, "purged", func(v float64, active bool) bool { return v == 0 && !active })
+	sampleUntil(t, s, 60*time.Second, "purged", func(v float64, active bool) bool { return v == 0 && !active })
 }
 
 func TestHTTPMessageRate(t *testing.T) {
@@ -296,7 +296,7 @@ func TestHTTPMessageRate(t *testing.T) {
 	q := uniqueQueue(t)
 	b.declare(t, q)
 	s := newScaler(t, scalerOpts{metadata: map[string]string{"host": httpURL, "queueName": q, "mode": "MessageRate", "value": "100"}})
-	eventually(t, s, 60*time.Second, "no publishes yet", func(v float64, active bool) bool { return v == 0 && !active })
+	sampleUntil(t, s, 60*time.Second, "no publishes yet", func(v float64, active bool) bool { return v == 0 && !active })
 	// Publish steadily in the background; the rate is computed over the management API's sample window.
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -308,7 +308,7 @@ func TestHTTPMessageRate(t *testing.T) {
 		}
 	}()
 	defer func() { cancel(); <-done }()
-	v, active := eventually(t, s, 90*time.Second, "publish rate", func(v float64, active bool) bool { return v > 0 && active })
+	v, active := sampleUntil(t, s, 90*time.Second, "publish rate", func(v float64, active bool) bool { return v > 0 && active })
 	t.Logf("publish rate %.1f msg/s", v)
 	_ = active
 }
@@ -338,7 +338,7 @@ func TestHTTPRegexOperations(t *testing.T) {
 				"host": httpURL, "queueName": "^" + regexp.QuoteMeta(prefix) + "-.$", "useRegex": "true",
 				"operation": tc.operation, "pageSize": tc.pageSize, "mode": "QueueLength", "value": "5",
 			}})
-			eventually(t, s, 60*time.Second, tc.name, func(v float64, active bool) bool { return v == tc.want && active })
+			sampleUntil(t, s, 60*time.Second, tc.name, func(v float64, active bool) bool { return v == tc.want && active })
 		})
 	}
 }
@@ -459,6 +459,19 @@ func TestCredentialsNeverLeak(t *testing.T) {
 	if _, err := New(context.Background(), cfg); err == nil || strings.Contains(err.Error(), secret) {
 		t.Fatalf("bad host: err=%v, want an error without the password", err)
 	}
+}
+
+// TestOAuth: the management API behind an OAuth2 gateway (RFC 6749 client credentials; the resource server
+// checks the bearer token and answers as the management API does).
+func TestOAuth(t *testing.T) {
+	t.Parallel()
+	oauthtest.CheckScaler(t, oauthtest.ScalerCase{Type: TriggerType, New: New, Want: 6,
+		Resource: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = w.Write([]byte(`{"name":"orders","messages":6,"messages_ready":6}`))
+		}),
+		Metadata: func(u string) map[string]string {
+			return map[string]string{"host": u + "/", "queueName": "orders", "mode": "QueueLength", "value": "1"}
+		}})
 }
 
 func TestMetricNames(t *testing.T) {

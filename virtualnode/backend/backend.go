@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -126,6 +127,18 @@ var ErrNotFound = errors.New("pod not found in backend")
 
 // NotFound returns an error for key that matches ErrNotFound.
 func NotFound(key Key) error { return fmt.Errorf("pod %s: %w", key, ErrNotFound) }
+
+// Lookup returns a backend's state of the pod key from pods, read under mu, or a NotFound error.
+func Lookup[R any](mu *sync.Mutex, pods map[Key]R, key Key) (R, error) {
+	mu.Lock()
+	defer mu.Unlock()
+	run, ok := pods[key]
+	if !ok {
+		var zero R
+		return zero, NotFound(key)
+	}
+	return run, nil
+}
 
 // Reasons a PodError gives; they become the pod's status.reason.
 const (

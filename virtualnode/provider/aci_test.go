@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 
 	"github.com/tidalscale/tidal/internal/devcluster"
+	"github.com/tidalscale/tidal/internal/testenv"
 	"github.com/tidalscale/tidal/virtualnode/backend"
 	"github.com/tidalscale/tidal/virtualnode/backend/aci"
 	"github.com/tidalscale/tidal/virtualnode/backend/aci/acifake"
@@ -51,7 +52,7 @@ func TestACIBackendAgainstFakeACI(t *testing.T) {
 	waitRunning := func(t *testing.T, name string) *corev1.Pod {
 		t.Helper()
 		var pod *corev1.Pod
-		waitFor(ctx, t, name+" Running and Ready", func() (bool, error) {
+		testenv.WaitFor(ctx, t, name+" Running and Ready", func() (bool, error) {
 			p, err := c.Client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
 			if err != nil {
 				return false, err
@@ -71,7 +72,7 @@ func TestACIBackendAgainstFakeACI(t *testing.T) {
 			t.Errorf("pod IP = %q, want the container group's IP 20.61.0.10", pod.Status.PodIP)
 		}
 		group := aci.GroupName(backend.Key{Namespace: ns, Name: "hello"})
-		waitFor(ctx, t, "kubectl logs from ACI through the API server", func() (bool, error) {
+		testenv.WaitFor(ctx, t, "kubectl logs from ACI through the API server", func() (bool, error) {
 			b, err := c.Client.CoreV1().Pods(ns).GetLogs("hello", &corev1.PodLogOptions{}).DoRaw(ctx)
 			if err != nil {
 				return false, nil
@@ -87,7 +88,7 @@ func TestACIBackendAgainstFakeACI(t *testing.T) {
 		if err := c.Client.CoreV1().Pods(ns).Delete(ctx, "hello", metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(ctx, t, "container group deleted and pod gone", func() (bool, error) {
+		testenv.WaitFor(ctx, t, "container group deleted and pod gone", func() (bool, error) {
 			_, err := c.Client.CoreV1().Pods(ns).Get(ctx, "hello", metav1.GetOptions{})
 			return err != nil && len(fake.Requests("DELETE", "/containerGroups/"+group)) == 1, nil
 		})
@@ -120,7 +121,7 @@ func TestACIBackendAgainstFakeACI(t *testing.T) {
 		if _, err := c.Client.CoreV1().Pods(ns).Create(ctx, newPod("over-quota"), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(ctx, t, "pod Pending with reason QuotaExceeded", func() (bool, error) {
+		testenv.WaitFor(ctx, t, "pod Pending with reason QuotaExceeded", func() (bool, error) {
 			p, err := c.Client.CoreV1().Pods(ns).Get(ctx, "over-quota", metav1.GetOptions{})
 			if err != nil {
 				return false, err
@@ -128,7 +129,7 @@ func TestACIBackendAgainstFakeACI(t *testing.T) {
 			return p.Status.Phase == corev1.PodPending && p.Status.Reason == backend.ReasonQuotaExceeded &&
 				strings.Contains(p.Status.Message, "ContainerGroupQuotaReached") && strings.Contains(p.Status.Message, "quota 'StandardCores' exceeded"), nil
 		})
-		waitFor(ctx, t, "QuotaExceeded warning event", func() (bool, error) {
+		testenv.WaitFor(ctx, t, "QuotaExceeded warning event", func() (bool, error) {
 			evs, err := c.Client.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("involvedObject.name", "over-quota").String()})
 			if err != nil {
 				return false, err

@@ -16,6 +16,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/tidalscale/tidal/internal/devcluster"
+	"github.com/tidalscale/tidal/internal/testenv"
 	"github.com/tidalscale/tidal/virtualnode/backend/sim"
 	"github.com/tidalscale/tidal/virtualnode/backfill"
 	"github.com/tidalscale/tidal/virtualnode/provider"
@@ -48,7 +49,7 @@ func addPoolNode(ctx context.Context, t *testing.T, c *devcluster.Cluster, pool,
 	t.Cleanup(func() {
 		_ = c.Client.CoreV1().Nodes().Delete(context.Background(), name, metav1.DeleteOptions{})
 	})
-	waitFor(ctx, t, "node "+name+" Ready", func() (bool, error) {
+	testenv.WaitFor(ctx, t, "node "+name+" Ready", func() (bool, error) {
 		n, err := c.Client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 		return err == nil && nodeReady(n), err
 	})
@@ -131,7 +132,7 @@ func TestBurstToVirtualNodeAndBackfill(t *testing.T) {
 	if _, err := c.Client.AppsV1().Deployments(ns).Create(ctx, burstDeployment(pool, vn.Name, replicas), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(ctx, t, "2 pods on the full real node and 2 burst to the virtual node", func() (bool, error) {
+	testenv.WaitFor(ctx, t, "2 pods on the full real node and 2 burst to the virtual node", func() (bool, error) {
 		pl, err := place(ctx, c, ns, vn.Name)
 		return pl.readyReal == 2 && pl.readyVirtual == 2, err
 	})
@@ -168,7 +169,7 @@ func TestBurstToVirtualNodeAndBackfill(t *testing.T) {
 
 	// The node autoscaler (stand-in) adds a real node: backfill moves the burst pods onto it.
 	addPoolNode(ctx, t, c, pool, uniqueName("pool-b"))
-	waitFor(ctx, t, "all pods back on real nodes", func() (bool, error) {
+	testenv.WaitFor(ctx, t, "all pods back on real nodes", func() (bool, error) {
 		pl, err := place(ctx, c, ns, vn.Name)
 		return pl.readyReal == replicas && pl.readyVirtual == 0 && pl.total == replicas && pl.replacements == 0, err
 	})

@@ -170,13 +170,6 @@ type buildError struct {
 
 func (e *buildError) Error() string { return e.err.Error() + ": " + e.out }
 
-func waitFor(ctx context.Context, t testing.TB, what string, cond func() (bool, error)) {
-	t.Helper()
-	if err := devcluster.WaitFor(ctx, 100*time.Millisecond, cond); err != nil {
-		t.Fatalf("waiting for %s: %v", what, err)
-	}
-}
-
 func podReady(p *corev1.Pod) bool {
 	if p.Status.Phase != corev1.PodRunning {
 		return false

@@ -14,6 +14,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/tidalscale/tidal/internal/devcluster"
+	"github.com/tidalscale/tidal/internal/testenv"
 	"github.com/tidalscale/tidal/virtualnode/backend"
 	"github.com/tidalscale/tidal/virtualnode/provider"
 )
@@ -133,7 +134,7 @@ func TestProcessBackendPodProblemsBecomeStatus(t *testing.T) {
 				t.Fatalf("pod %s: %v; last status: %+v", tc.pod, err, last.Status)
 			}
 			if tc.event != "" {
-				waitFor(ctx, t, "event "+tc.event, func() (bool, error) {
+				testenv.WaitFor(ctx, t, "event "+tc.event, func() (bool, error) {
 					evs, err := c.Client.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("involvedObject.name", tc.pod).String()})
 					if err != nil {
 						return false, err
@@ -150,7 +151,7 @@ func TestProcessBackendPodProblemsBecomeStatus(t *testing.T) {
 	}
 
 	t.Run("failing readiness probe keeps the pod NotReady", func(t *testing.T) {
-		waitFor(ctx, t, "not-ready Running", func() (bool, error) {
+		testenv.WaitFor(ctx, t, "not-ready Running", func() (bool, error) {
 			p, err := c.Client.CoreV1().Pods(ns).Get(ctx, "not-ready", metav1.GetOptions{})
 			return err == nil && p.Status.Phase == corev1.PodRunning, err
 		})
@@ -206,13 +207,13 @@ func TestNodeRegistersWithLeaseAndGoesNotReadyWhenStopped(t *testing.T) {
 	if len(node.Status.Addresses) != 1 || node.Status.Addresses[0].Address != "127.0.0.1" {
 		t.Errorf("addresses = %+v, want InternalIP 127.0.0.1", node.Status.Addresses)
 	}
-	waitFor(ctx, t, "node Ready", func() (bool, error) {
+	testenv.WaitFor(ctx, t, "node Ready", func() (bool, error) {
 		n, err := c.Client.CoreV1().Nodes().Get(ctx, vn.Name, metav1.GetOptions{})
 		return err == nil && nodeReady(n), err
 	})
 
 	var first *coordinationv1.Lease
-	waitFor(ctx, t, "node lease", func() (bool, error) {
+	testenv.WaitFor(ctx, t, "node lease", func() (bool, error) {
 		l, err := c.Client.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, vn.Name, metav1.GetOptions{})
 		if err != nil {
 			return false, nil
@@ -220,7 +221,7 @@ func TestNodeRegistersWithLeaseAndGoesNotReadyWhenStopped(t *testing.T) {
 		first = l
 		return l.Spec.RenewTime != nil, nil
 	})
-	waitFor(ctx, t, "lease renewal", func() (bool, error) {
+	testenv.WaitFor(ctx, t, "lease renewal", func() (bool, error) {
 		l, err := c.Client.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, vn.Name, metav1.GetOptions{})
 		if err != nil {
 			return false, err
@@ -229,7 +230,7 @@ func TestNodeRegistersWithLeaseAndGoesNotReadyWhenStopped(t *testing.T) {
 	})
 
 	vn.stop(t)
-	waitFor(ctx, t, "node NotReady after stop", func() (bool, error) {
+	testenv.WaitFor(ctx, t, "node NotReady after stop", func() (bool, error) {
 		n, err := c.Client.CoreV1().Nodes().Get(ctx, vn.Name, metav1.GetOptions{})
 		if err != nil {
 			return false, err
@@ -279,7 +280,7 @@ func TestProcessBackendMaterialisesVolumesAndSecretEnv(t *testing.T) {
 	if _, err := c.Client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(ctx, t, "pod Succeeded", func() (bool, error) {
+	testenv.WaitFor(ctx, t, "pod Succeeded", func() (bool, error) {
 		p, err := c.Client.CoreV1().Pods(ns).Get(ctx, "volumes", metav1.GetOptions{})
 		return err == nil && p.Status.Phase == corev1.PodSucceeded, err
 	})

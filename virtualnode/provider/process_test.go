@@ -30,6 +30,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/tidalscale/tidal/internal/devcluster"
+	"github.com/tidalscale/tidal/internal/testenv"
 	"github.com/tidalscale/tidal/virtualnode/backend"
 	"github.com/tidalscale/tidal/virtualnode/backend/process"
 	"github.com/tidalscale/tidal/virtualnode/provider"
@@ -117,7 +118,7 @@ func TestProcessBackendRunsDeploymentWithLogsExecStatsAndNoOrphans(t *testing.T)
 	}
 
 	var pod corev1.Pod
-	waitFor(ctx, t, "worker pod Running and Ready on the virtual node", func() (bool, error) {
+	testenv.WaitFor(ctx, t, "worker pod Running and Ready on the virtual node", func() (bool, error) {
 		pods, err := c.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=worker"})
 		if err != nil {
 			return false, err
@@ -138,7 +139,7 @@ func TestProcessBackendRunsDeploymentWithLogsExecStatsAndNoOrphans(t *testing.T)
 	if err := rdb.RPush(ctx, list, "item-alpha", "item-beta").Err(); err != nil {
 		t.Fatalf("rpush: %v", err)
 	}
-	waitFor(ctx, t, "kubectl logs (through the API server) to show both items", func() (bool, error) {
+	testenv.WaitFor(ctx, t, "kubectl logs (through the API server) to show both items", func() (bool, error) {
 		b, err := c.Client.CoreV1().Pods(ns).GetLogs(pod.Name, &corev1.PodLogOptions{Container: "worker"}).DoRaw(ctx)
 		if err != nil {
 			t.Logf("logs: %v", err)
@@ -208,14 +209,14 @@ func TestProcessBackendRunsDeploymentWithLogsExecStatsAndNoOrphans(t *testing.T)
 
 	// Scale to zero: the pod is deleted, its process exits (SIGTERM, the worker exits 0) and nothing remains.
 	scaleDeployment(ctx, t, c, ns, "worker", 0)
-	waitFor(ctx, t, "the pod to be gone from the API", func() (bool, error) {
+	testenv.WaitFor(ctx, t, "the pod to be gone from the API", func() (bool, error) {
 		_, err := c.Client.CoreV1().Pods(ns).Get(ctx, pod.Name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return true, nil
 		}
 		return false, err
 	})
-	waitFor(ctx, t, "the worker process to exit", func() (bool, error) {
+	testenv.WaitFor(ctx, t, "the worker process to exit", func() (bool, error) {
 		return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH), nil
 	})
 }

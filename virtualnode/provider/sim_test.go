@@ -12,6 +12,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/tidalscale/tidal/internal/devcluster"
+	"github.com/tidalscale/tidal/internal/testenv"
 	"github.com/tidalscale/tidal/virtualnode/backend"
 	"github.com/tidalscale/tidal/virtualnode/backend/sim"
 	"github.com/tidalscale/tidal/virtualnode/provider"
@@ -80,7 +81,7 @@ func TestSimBackendRunsDeploymentAndReportsStats(t *testing.T) {
 	if _, err := c.Client.AppsV1().Deployments(ns).Create(ctx, simDeployment("web", vn.Name, 20), metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create deployment: %v", err)
 	}
-	waitFor(ctx, t, "20 sim pods Running and Ready", func() (bool, error) {
+	testenv.WaitFor(ctx, t, "20 sim pods Running and Ready", func() (bool, error) {
 		r, _, err := countOnNode(ctx, c, ns, "app=web", vn.Name)
 		return r == 20, err
 	})
@@ -110,12 +111,12 @@ func TestSimBackendRunsDeploymentAndReportsStats(t *testing.T) {
 	}
 
 	scaleDeployment(ctx, t, c, ns, "web", 0)
-	waitFor(ctx, t, "all sim pods deleted", func() (bool, error) {
+	testenv.WaitFor(ctx, t, "all sim pods deleted", func() (bool, error) {
 		_, total, err := countOnNode(ctx, c, ns, "app=web", vn.Name)
 		return total == 0, err
 	})
 	// No pods: the node's series only (families without samples cannot be encoded and used to fail the request).
-	waitFor(ctx, t, "/metrics/resource of an empty node", func() (bool, error) {
+	testenv.WaitFor(ctx, t, "/metrics/resource of an empty node", func() (bool, error) {
 		m := string(kubeletGet(ctx, t, vn, "/metrics/resource"))
 		return contains(m, "node_cpu_usage_seconds_total") && !contains(m, "container_cpu_usage_seconds_total{"), nil
 	})

@@ -1,13 +1,11 @@
 package app_test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"testing"
 	"time"
 
-	"go.uber.org/zap/zaptest"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
@@ -16,9 +14,7 @@ import (
 	"github.com/tidalscale/tidal/autoscaler/operator/app"
 	"github.com/tidalscale/tidal/internal/devcluster"
 	"github.com/tidalscale/tidal/internal/testenv"
-	"github.com/tidalscale/tidal/metricsadapter/poller"
-	"github.com/tidalscale/tidal/scalers"
-	"github.com/tidalscale/tidal/scalers/registry"
+	"github.com/tidalscale/tidal/internal/testenv/inproc"
 )
 
 func TestMain(m *testing.M) { os.Exit(devcluster.Main(m)) }
@@ -28,48 +24,23 @@ type env struct{ *testenv.Env }
 
 func setup(t testing.TB) *env { return &env{testenv.New(t)} }
 
-// startOperator runs a whole operator in-process, as cmd/tidal-operator does, until the test ends.
-func (e *env) startOperator(opts app.Options) *app.Operator {
-	e.T.Helper()
+// options completes opts for this test's slice of the shared cluster: its config and namespace, and this
+// namespace only to watch.
+func (e *env) options(opts app.Options) app.Options {
 	opts.Config = e.Cluster.Config
-	if opts.Registry == nil {
-		opts.Registry = newRegistry()
-	}
-	if opts.Logger == nil {
-		opts.Logger = zaptest.NewLogger(e.T)
-	}
-	ctx, cancel := context.WithCancel(e.Ctx)
-	if opts.Source == nil {
-		// As cmd/tidal-operator does without a metrics adapter: an in-process poller.
-		p, err := poller.Start(ctx, poller.Options{Registry: opts.Registry, Logger: opts.Logger.Named("poller")})
-		if err != nil {
-			cancel()
-			e.T.Fatal(err)
-		}
-		opts.Source = p
-	}
 	if opts.Namespace == "" {
 		opts.Namespace = e.NS
 	}
-	// The cluster is shared with other test binaries: this operator acts on this test's namespace only.
 	opts.WatchNamespace = e.NS
-	op, err := app.New(opts)
-	if err != nil {
-		cancel()
-		e.T.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := op.Run(ctx); err != nil {
-			e.T.Logf("operator stopped: %v", err)
-		}
-	}()
-	e.T.Cleanup(func() { cancel(); <-done })
-	return op
+	return opts
 }
 
-func newRegistry() *scalers.Registry { return registry.New() }
+// startOperator runs a whole operator in-process (inproc.RunOperator) until the test ends.
+func (e *env) startOperator(opts app.Options) *app.Operator {
+	e.T.Helper()
+	op, _ := inproc.RunOperator(e.T, e.Ctx, e.options(opts))
+	return op
+}
 
 // The heart of the KEDA card: a Deployment at zero scales up on events, follows the queue with the HPA math,
 // and goes back to zero after the cooldown once the queue is empty.

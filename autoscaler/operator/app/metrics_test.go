@@ -15,6 +15,7 @@ import (
 	scaffold "github.com/tidalscale/tidal/internal/app"
 	"github.com/tidalscale/tidal/internal/testenv"
 	"github.com/tidalscale/tidal/metricsadapter/poller"
+	scalerregistry "github.com/tidalscale/tidal/scalers/registry"
 )
 
 // The operator sampling in-process (cmd/tidal-operator without a metrics adapter) serves KEDA's per-trigger
@@ -24,7 +25,7 @@ func TestScalerMetricsOnOperatorEndpoint(t *testing.T) {
 	reg := scaffold.NewRegistry()
 	ctx, cancel := context.WithCancel(e.Ctx)
 	t.Cleanup(cancel)
-	registry := newRegistry()
+	registry := scalerregistry.New()
 	src, err := poller.Start(ctx, poller.Options{Registry: registry, Logger: zaptest.NewLogger(t).Named("poller"), Metrics: reg})
 	if err != nil {
 		t.Fatal(err)

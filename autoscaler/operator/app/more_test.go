@@ -21,7 +21,7 @@ import (
 	"github.com/tidalscale/tidal/autoscaler/operator/scaledjob"
 	scaffold "github.com/tidalscale/tidal/internal/app"
 	"github.com/tidalscale/tidal/internal/testenv"
-	"github.com/tidalscale/tidal/metricsadapter/poller"
+	"github.com/tidalscale/tidal/internal/testenv/inproc"
 )
 
 // Any workload with /scale works: here a StatefulSet.
@@ -140,14 +140,7 @@ func TestLeaderElectionFailover(t *testing.T) {
 		return app.Options{Election: &scaffold.ElectionOptions{Name: lease, Identity: id,
 			LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 500 * time.Millisecond}}
 	}
-	ctxA, stopA := context.WithCancel(e.Ctx)
-	a, err := app.New(withConfig(ctxA, e, leOpts("replica-a")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	doneA := make(chan struct{})
-	go func() { defer close(doneA); _ = a.Run(ctxA) }()
-	t.Cleanup(func() { stopA(); <-doneA })
+	a, stopA := inproc.RunOperator(t, e.Ctx, e.options(leOpts("replica-a")))
 	e.Eventually("replica-a leads", 30*time.Second, func() (bool, string) { return a.Leading(), "" })
 	b := e.startOperator(leOpts("replica-b"))
 
@@ -160,7 +153,6 @@ func TestLeaderElectionFailover(t *testing.T) {
 	}
 
 	stopA() // the leader goes away (releases the lease on cancel)
-	<-doneA
 	e.Eventually("replica-b takes over", 30*time.Second, func() (bool, string) { return b.Leading(), "" })
 	testenv.Push(t, rc, list, 10) // 13 items → 3 replicas
 	e.WaitReplicas("le", 3, 60*time.Second)
@@ -171,18 +163,6 @@ func TestLeaderElectionFailover(t *testing.T) {
 	if holder := leaseHolder(l); holder != "replica-b" {
 		t.Fatalf("lease held by %q, want replica-b", holder)
 	}
-}
-
-// withConfig completes o as startOperator does, with an in-process poller that runs until ctx is done.
-func withConfig(ctx context.Context, e *env, o app.Options) app.Options {
-	o.Config, o.Namespace, o.WatchNamespace = e.Cluster.Config, e.NS, e.NS
-	o.Registry = newRegistry()
-	p, err := poller.Start(ctx, poller.Options{Registry: o.Registry})
-	if err != nil {
-		e.T.Fatal(err)
-	}
-	o.Source = p
-	return o
 }
 
 func leaseHolder(l *coordinationv1.Lease) string {

@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -18,35 +17,14 @@ import (
 	"github.com/tidalscale/tidal/autoscaler/coreinput"
 	"github.com/tidalscale/tidal/autoscaler/operator/app"
 	"github.com/tidalscale/tidal/internal/testenv"
+	"github.com/tidalscale/tidal/internal/testenv/inproc"
 )
 
 // stoppableOperator runs an operator (with its own in-process poller) until the returned stop is called or the
 // test ends; stop waits for it to be gone.
 func (e *env) stoppableOperator(logger *zap.Logger) (stop func()) {
 	e.T.Helper()
-	ctx, cancel := context.WithCancel(e.Ctx)
-	o := withConfig(ctx, e, app.Options{Logger: logger})
-	op, err := app.New(o)
-	if err != nil {
-		cancel()
-		e.T.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := op.Run(ctx); err != nil {
-			e.T.Logf("operator stopped: %v", err)
-		}
-	}()
-	stopped := false
-	stop = func() {
-		if !stopped {
-			stopped = true
-			cancel()
-			<-done
-		}
-	}
-	e.T.Cleanup(stop)
+	_, stop = inproc.RunOperator(e.T, e.Ctx, e.options(app.Options{Logger: logger}))
 	return stop
 }
 

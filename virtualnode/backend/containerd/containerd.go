@@ -235,15 +235,7 @@ func (b *Backend) Status(_ context.Context, key backend.Key) (*corev1.PodStatus,
 	return run.status(), nil
 }
 
-func (b *Backend) get(key backend.Key) (*podRun, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	run, ok := b.pods[key]
-	if !ok {
-		return nil, backend.NotFound(key)
-	}
-	return run, nil
-}
+func (b *Backend) get(key backend.Key) (*podRun, error) { return backend.Lookup(&b.mu, b.pods, key) }
 
 // Close implements backend.Backend: it stops every pod (SIGKILL after a short grace), removes every container,
 // task and snapshot of this node, and closes the client.
