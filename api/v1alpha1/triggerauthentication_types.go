@@ -72,8 +72,8 @@ type ClusterTriggerAuthenticationList struct {
 // TriggerAuthenticationSpec says where each trigger parameter (password, token, ...) comes from.
 //
 // The external secret stores (hashiCorpVault, azureKeyVault, gcpSecretManager, awsSecretManager) are kept as
-// opaque objects so KEDA manifests decode unchanged. Tidal does not act on them, podIdentity or
-// boundServiceAccountToken yet (NotSupportedYet): its webhook refuses an authentication that sets one, naming
+// opaque objects so KEDA manifests decode unchanged. Tidal does not act on them, or on podIdentity,
+// yet (NotSupportedYet): its webhook refuses an authentication that sets one, naming
 // the field, and a trigger using one admitted earlier reports that error.
 type TriggerAuthenticationSpec struct {
 	// PodIdentity authenticates with a workload identity: not supported yet, refused by the webhook unless the
@@ -99,8 +99,9 @@ type TriggerAuthenticationSpec struct {
 	// +optional
 	FilePath string `json:"filePath,omitempty"`
 
-	// BoundServiceAccountToken requests a service-account token for a parameter: not supported yet, refused by the
-	// webhook.
+	// BoundServiceAccountToken puts a token of a service account (in the TriggerAuthentication's namespace, the
+	// operator's for a ClusterTriggerAuthentication) into a parameter. Tidal requests it with the TokenRequest API
+	// and requests a new one when 80% of its lifetime has passed.
 	// +optional
 	BoundServiceAccountToken []BoundServiceAccountToken `json:"boundServiceAccountToken,omitempty"`
 

@@ -41,8 +41,12 @@ type UnsupportedField struct {
 // Reasons shared by several entries.
 const (
 	reasonSecretStore = "Tidal does not read external secret stores yet; use secretTargetRef, configMapTargetRef or env"
-	reasonIdentity    = "Tidal's scalers do not use workload identity yet; use secretTargetRef, configMapTargetRef or env"
+	reasonIdentity    = "Tidal's scalers do not use this workload identity yet; use provider aws, or secretTargetRef, configMapTargetRef or env"
 )
+
+// unsupportedIdentity are the spec.podIdentity providers Tidal does not act on yet (aws and aws-eks work:
+// autoscaler/triggers/identity).
+var unsupportedIdentity = map[PodIdentityProvider]bool{PodIdentityProviderAzureWorkload: true, PodIdentityProviderGCP: true}
 
 // NotSupportedYet returns the table of fields Tidal accepts but does not act on yet.
 func NotSupportedYet() []UnsupportedField {
@@ -51,24 +55,13 @@ func NotSupportedYet() []UnsupportedField {
 			Kind: KindTriggerAuthentication, Path: "spec.podIdentity.provider", Reason: reasonIdentity,
 			value: func(o runtime.Object) (string, bool) {
 				s := authSpecOf(o)
-				if s == nil || s.PodIdentity == nil || s.PodIdentity.Provider == PodIdentityProviderNone {
+				if s == nil || s.PodIdentity == nil || !unsupportedIdentity[s.PodIdentity.Provider] {
 					return "", false
 				}
 				return string(s.PodIdentity.Provider), true
 			},
 			Example: func(o runtime.Object) {
 				authSpecOf(o).PodIdentity = &AuthPodIdentity{Provider: PodIdentityProviderAzureWorkload}
-			},
-		},
-		{
-			Kind: KindTriggerAuthentication, Path: "spec.boundServiceAccountToken",
-			Reason: "Tidal does not request service-account tokens yet; put the token in a Secret and use secretTargetRef",
-			value: func(o runtime.Object) (string, bool) {
-				s := authSpecOf(o)
-				return "", s != nil && len(s.BoundServiceAccountToken) > 0
-			},
-			Example: func(o runtime.Object) {
-				authSpecOf(o).BoundServiceAccountToken = []BoundServiceAccountToken{{Parameter: "bearerToken", ServiceAccountName: "reader"}}
 			},
 		},
 		secretStore("spec.hashiCorpVault", func(s *TriggerAuthenticationSpec) **runtime.RawExtension { return &s.HashiCorpVault }),

@@ -87,13 +87,17 @@ func validateAny(obj runtime.Object) []string {
 	return out
 }
 
-// A podIdentity of provider none asks for no identity: it is not refused.
+// A podIdentity of provider none asks for no identity, and aws and aws-eks work: they are not refused; the
+// other providers are, naming themselves.
 func TestPodIdentityNoneIsSupported(t *testing.T) {
 	ta := &TriggerAuthentication{Spec: TriggerAuthenticationSpec{PodIdentity: &AuthPodIdentity{Provider: PodIdentityProviderNone}}}
-	if errs := UnsupportedFields(ta); len(errs) != 0 {
-		t.Errorf("provider none refused: %v", errs)
+	for _, p := range []PodIdentityProvider{PodIdentityProviderNone, PodIdentityProviderAWS, PodIdentityProviderAWSEKS} {
+		ta.Spec.PodIdentity.Provider = p
+		if errs := UnsupportedFields(ta); len(errs) != 0 {
+			t.Errorf("provider %s refused: %v", p, errs)
+		}
 	}
-	for _, p := range []PodIdentityProvider{PodIdentityProviderAzureWorkload, PodIdentityProviderGCP, PodIdentityProviderAWS, PodIdentityProviderAWSEKS} {
+	for _, p := range []PodIdentityProvider{PodIdentityProviderAzureWorkload, PodIdentityProviderGCP} {
 		ta.Spec.PodIdentity.Provider = p
 		errs := UnsupportedFields(ta)
 		if len(errs) != 1 || !strings.Contains(errs[0].Error(), "spec.podIdentity.provider: Forbidden: "+string(p)+" is not supported yet") {
