@@ -35,6 +35,7 @@ var probes = []probe{
 	{"list", "", "pods", "", ""},
 	{"update", "", "pods", "status", "default"},
 	{"create", "", "serviceaccounts", "token", "default"},
+	{"get", "", "serviceaccounts", "", "default"},
 	{"create", "", "nodes", "", ""},
 	{"delete", "", "nodes", "", ""},
 	{"patch", "", "nodes", "status", ""},
