@@ -41,12 +41,12 @@ type UnsupportedField struct {
 // Reasons shared by several entries.
 const (
 	reasonSecretStore = "Tidal does not read external secret stores yet; use secretTargetRef, configMapTargetRef or env"
-	reasonIdentity    = "Tidal's scalers do not use this workload identity yet; use provider aws, or secretTargetRef, configMapTargetRef or env"
+	reasonIdentity    = "Tidal's scalers do not use this workload identity yet; use provider aws or azure-workload, or secretTargetRef, configMapTargetRef or env"
 )
 
-// unsupportedIdentity are the spec.podIdentity providers Tidal does not act on yet (aws and aws-eks work:
-// autoscaler/triggers/identity).
-var unsupportedIdentity = map[PodIdentityProvider]bool{PodIdentityProviderAzureWorkload: true, PodIdentityProviderGCP: true}
+// unsupportedIdentity are the spec.podIdentity providers Tidal does not act on yet (aws, aws-eks and
+// azure-workload work: autoscaler/triggers/identity).
+var unsupportedIdentity = map[PodIdentityProvider]bool{PodIdentityProviderGCP: true}
 
 // NotSupportedYet returns the table of fields Tidal accepts but does not act on yet.
 func NotSupportedYet() []UnsupportedField {
@@ -61,7 +61,7 @@ func NotSupportedYet() []UnsupportedField {
 				return string(s.PodIdentity.Provider), true
 			},
 			Example: func(o runtime.Object) {
-				authSpecOf(o).PodIdentity = &AuthPodIdentity{Provider: PodIdentityProviderAzureWorkload}
+				authSpecOf(o).PodIdentity = &AuthPodIdentity{Provider: PodIdentityProviderGCP}
 			},
 		},
 		secretStore("spec.hashiCorpVault", func(s *TriggerAuthenticationSpec) **runtime.RawExtension { return &s.HashiCorpVault }),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
@@ -48,6 +49,9 @@ func (p *Provider) azure(pi *tidalv1alpha1.AuthPodIdentity) (*scalers.PodIdentit
 			return nil, fmt.Errorf("%s.identityAuthorityHost (provider %s): want an https URL, got %q", Field, pi.Provider, authority)
 		}
 		opts.Cloud = cloud.Configuration{ActiveDirectoryAuthorityHost: authority}
+		// Instance discovery asks Microsoft's public endpoint about the authority: a sovereign or private
+		// cloud's authority is trusted as configured, as azidentity advises for them.
+		opts.DisableInstanceDiscovery = !publicAuthority[strings.TrimSuffix(u.Host, ".")]
 	}
 	if p.HTTPClient != nil {
 		opts.Transport = p.HTTPClient
@@ -59,6 +63,12 @@ func (p *Provider) azure(pi *tidalv1alpha1.AuthPodIdentity) (*scalers.PodIdentit
 	}
 	what := fmt.Sprintf("%s (provider %s, identityId %s, tenant %s, service account %s/%s)", Field, pi.Provider, clientID, tenant, ns, sa)
 	return &scalers.PodIdentity{Provider: string(pi.Provider), Azure: namedCredential{cred: cred, what: what}}, nil
+}
+
+// publicAuthority are Microsoft Entra ID's authority hosts that instance discovery knows.
+var publicAuthority = map[string]bool{
+	"login.microsoftonline.com": true, "login.microsoftonline.us": true, "login.chinacloudapi.cn": true,
+	"login.partner.microsoftonline.cn": true, "login.microsoftonline.de": true,
 }
 
 // namedCredential prefixes a token error with what names the identity.
