@@ -72,12 +72,13 @@ type ClusterTriggerAuthenticationList struct {
 // TriggerAuthenticationSpec says where each trigger parameter (password, token, ...) comes from.
 //
 // The external secret stores (hashiCorpVault, azureKeyVault, gcpSecretManager, awsSecretManager) are kept as
-// opaque objects so KEDA manifests decode unchanged. Tidal does not act on them, or on podIdentity,
-// yet (NotSupportedYet): its webhook refuses an authentication that sets one, naming
+// opaque objects so KEDA manifests decode unchanged. Tidal does not act on them yet
+// (NotSupportedYet): its webhook refuses an authentication that sets one, naming
 // the field, and a trigger using one admitted earlier reports that error.
 type TriggerAuthenticationSpec struct {
-	// PodIdentity authenticates with a workload identity: not supported yet, refused by the webhook unless the
-	// provider is none.
+	// PodIdentity authenticates with a workload identity: Tidal exchanges a service-account token from the
+	// TokenRequest API at the provider (AWS STS web identity, Microsoft Entra workload identity federation,
+	// Google workload identity federation) and the trigger uses the credentials issued.
 	// +optional
 	PodIdentity *AuthPodIdentity `json:"podIdentity,omitempty"`
 

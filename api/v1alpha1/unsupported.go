@@ -41,29 +41,11 @@ type UnsupportedField struct {
 // Reasons shared by several entries.
 const (
 	reasonSecretStore = "Tidal does not read external secret stores yet; use secretTargetRef, configMapTargetRef or env"
-	reasonIdentity    = "Tidal's scalers do not use this workload identity yet; use provider aws or azure-workload, or secretTargetRef, configMapTargetRef or env"
 )
-
-// unsupportedIdentity are the spec.podIdentity providers Tidal does not act on yet (aws, aws-eks and
-// azure-workload work: autoscaler/triggers/identity).
-var unsupportedIdentity = map[PodIdentityProvider]bool{PodIdentityProviderGCP: true}
 
 // NotSupportedYet returns the table of fields Tidal accepts but does not act on yet.
 func NotSupportedYet() []UnsupportedField {
 	return []UnsupportedField{
-		{
-			Kind: KindTriggerAuthentication, Path: "spec.podIdentity.provider", Reason: reasonIdentity,
-			value: func(o runtime.Object) (string, bool) {
-				s := authSpecOf(o)
-				if s == nil || s.PodIdentity == nil || !unsupportedIdentity[s.PodIdentity.Provider] {
-					return "", false
-				}
-				return string(s.PodIdentity.Provider), true
-			},
-			Example: func(o runtime.Object) {
-				authSpecOf(o).PodIdentity = &AuthPodIdentity{Provider: PodIdentityProviderGCP}
-			},
-		},
 		secretStore("spec.hashiCorpVault", func(s *TriggerAuthenticationSpec) **runtime.RawExtension { return &s.HashiCorpVault }),
 		secretStore("spec.azureKeyVault", func(s *TriggerAuthenticationSpec) **runtime.RawExtension { return &s.AzureKeyVault }),
 		secretStore("spec.gcpSecretManager", func(s *TriggerAuthenticationSpec) **runtime.RawExtension { return &s.GCPSecretManager }),

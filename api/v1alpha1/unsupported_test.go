@@ -87,21 +87,14 @@ func validateAny(obj runtime.Object) []string {
 	return out
 }
 
-// A podIdentity of provider none asks for no identity, and aws, aws-eks and azure-workload work: they are not
-// refused; gcp is, naming itself.
-func TestPodIdentityNoneIsSupported(t *testing.T) {
-	ta := &TriggerAuthentication{Spec: TriggerAuthenticationSpec{PodIdentity: &AuthPodIdentity{Provider: PodIdentityProviderNone}}}
-	for _, p := range []PodIdentityProvider{PodIdentityProviderNone, PodIdentityProviderAWS, PodIdentityProviderAWSEKS, PodIdentityProviderAzureWorkload} {
+// Every podIdentity provider works (autoscaler/triggers/identity): none is refused.
+func TestPodIdentityIsSupported(t *testing.T) {
+	ta := &TriggerAuthentication{Spec: TriggerAuthenticationSpec{PodIdentity: &AuthPodIdentity{}}}
+	for _, p := range []PodIdentityProvider{PodIdentityProviderNone, PodIdentityProviderAWS, PodIdentityProviderAWSEKS,
+		PodIdentityProviderAzureWorkload, PodIdentityProviderGCP} {
 		ta.Spec.PodIdentity.Provider = p
 		if errs := UnsupportedFields(ta); len(errs) != 0 {
 			t.Errorf("provider %s refused: %v", p, errs)
-		}
-	}
-	for _, p := range []PodIdentityProvider{PodIdentityProviderGCP} {
-		ta.Spec.PodIdentity.Provider = p
-		errs := UnsupportedFields(ta)
-		if len(errs) != 1 || !strings.Contains(errs[0].Error(), "spec.podIdentity.provider: Forbidden: "+string(p)+" is not supported yet") {
-			t.Errorf("provider %s: %v", p, errs)
 		}
 	}
 }
