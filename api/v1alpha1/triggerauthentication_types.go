@@ -77,8 +77,13 @@ type ClusterTriggerAuthenticationList struct {
 // the field, and a trigger using one admitted earlier reports that error.
 type TriggerAuthenticationSpec struct {
 	// PodIdentity authenticates with a workload identity: Tidal exchanges a service-account token from the
-	// TokenRequest API at the provider (AWS STS web identity, Microsoft Entra workload identity federation,
-	// Google workload identity federation) and the trigger uses the credentials issued.
+	// TokenRequest API at the provider and the trigger uses the credentials issued. aws: AssumeRoleWithWebIdentity
+	// (audience sts.amazonaws.com) of roleArn with Tidal's own token, or with identityOwner workload (and aws-eks)
+	// of the eks.amazonaws.com/role-arn of the scale target's service account with that account's token; without
+	// either, Tidal's own AWS credential chain. azure-workload: Tidal's token (audience api://AzureADTokenExchange) as
+	// the client assertion of identityId in identityTenantId (defaults: Tidal's AZURE_CLIENT_ID, AZURE_TENANT_ID).
+	// gcp: Google workload identity federation of Tidal's token at the pool provider named by Tidal's
+	// TIDAL_GCP_WORKLOAD_IDENTITY_PROVIDER, impersonating TIDAL_GCP_SERVICE_ACCOUNT when set.
 	// +optional
 	PodIdentity *AuthPodIdentity `json:"podIdentity,omitempty"`
 

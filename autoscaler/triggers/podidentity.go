@@ -15,6 +15,27 @@ import (
 // (identity.Provider), nil when the authentication sets none. The scale target's pod template names the
 // workload's service account (identityOwner workload). Errors name the authentication and spec.podIdentity.
 func (r *Resolver) PodIdentity(ctx context.Context, namespace string, ref *tidalv1alpha1.AuthenticationRef, tmpl *corev1.PodTemplateSpec) (*scalers.PodIdentity, error) {
+	pi, err := r.PodIdentitySpec(ctx, namespace, ref)
+	if err != nil {
+		return nil, err
+	}
+	if pi == nil || pi.Provider == tidalv1alpha1.PodIdentityProviderNone {
+		return nil, nil
+	}
+	sa := ""
+	if tmpl != nil {
+		sa = tmpl.Spec.ServiceAccountName
+	}
+	out, err := r.identityProvider().Resolve(ctx, pi, namespace, sa)
+	if err != nil {
+		return nil, fmt.Errorf("%s %q: %w", ref.GetKind(), ref.Name, err)
+	}
+	return out, nil
+}
+
+// PodIdentitySpec is the spec.podIdentity of a trigger's authenticationRef (nil when it has none), without
+// obtaining credentials: the webhook's offline checks use its provider.
+func (r *Resolver) PodIdentitySpec(ctx context.Context, namespace string, ref *tidalv1alpha1.AuthenticationRef) (*tidalv1alpha1.AuthPodIdentity, error) {
 	if ref == nil {
 		return nil, nil
 	}
@@ -35,16 +56,5 @@ func (r *Resolver) PodIdentity(ctx context.Context, namespace string, ref *tidal
 	default:
 		return nil, fmt.Errorf("authenticationRef.kind: want TriggerAuthentication or ClusterTriggerAuthentication, got %q", ref.Kind)
 	}
-	if pi == nil || pi.Provider == tidalv1alpha1.PodIdentityProviderNone {
-		return nil, nil
-	}
-	sa := ""
-	if tmpl != nil {
-		sa = tmpl.Spec.ServiceAccountName
-	}
-	out, err := r.identityProvider().Resolve(ctx, pi, namespace, sa)
-	if err != nil {
-		return nil, fmt.Errorf("%s %q: %w", ref.GetKind(), ref.Name, err)
-	}
-	return out, nil
+	return pi, nil
 }

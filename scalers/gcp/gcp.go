@@ -63,7 +63,7 @@ func ParseConfig(cfg *scalers.TriggerConfig) *scalers.TriggerConfig {
 func (c *Credentials) Load() error {
 	if c.Identity != nil {
 		c.field = "spec.podIdentity"
-		if c.Identity.GCP == nil {
+		if c.Identity.Provider != "gcp" {
 			return fmt.Errorf("spec.podIdentity: provider %s does not apply to a GCP trigger; use gcp", c.Identity.Provider)
 		}
 		return nil

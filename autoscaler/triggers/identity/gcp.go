@@ -47,7 +47,7 @@ func (p *Provider) gcp(pi *tidalv1alpha1.AuthPodIdentity) (*scalers.PodIdentity,
 	}
 	g := p.GCP
 	if !strings.HasPrefix(g.Audience, "//iam.googleapis.com/") {
-		return nil, fmt.Errorf("%s (provider %s): Tidal was given no workload identity pool provider (--gcp-workload-identity-provider, //iam.googleapis.com/projects/.../providers/...)", Field, pi.Provider)
+		return nil, fmt.Errorf("%s (provider %s): Tidal was given no workload identity pool provider (%s=//iam.googleapis.com/projects/.../providers/...)", Field, pi.Provider, EnvGCPProvider)
 	}
 	cfg := externalaccount.Config{
 		Audience:             g.Audience,

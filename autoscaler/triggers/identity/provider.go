@@ -64,7 +64,7 @@ func (p *Provider) Resolve(ctx context.Context, pi *tidalv1alpha1.AuthPodIdentit
 // self is the deployable's own service account, or an error naming what needs it.
 func (p *Provider) self(provider tidalv1alpha1.PodIdentityProvider, what string) (string, string, error) {
 	if p.SelfNamespace == "" || p.SelfServiceAccount == "" {
-		return "", "", fmt.Errorf("%s (provider %s): %s needs the service account Tidal runs as, and this deployable was not told it (POD_NAMESPACE and SERVICE_ACCOUNT_NAME)", Field, provider, what)
+		return "", "", fmt.Errorf("%s (provider %s): %s needs the service account Tidal runs as, and this deployable was not told it (%s and %s)", Field, provider, what, EnvNamespace, EnvServiceAccount)
 	}
 	return p.SelfNamespace, p.SelfServiceAccount, nil
 }
