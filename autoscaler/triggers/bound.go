@@ -8,8 +8,11 @@ import (
 	"github.com/tidalscale/tidal/autoscaler/triggers/identity"
 )
 
-// identityProvider is r.Identity, made on first use when the deployable set none.
-func (r *Resolver) identityProvider() *identity.Provider {
+// IdentityProvider is r.Identity, made on first use when the deployable set none. External secret stores whose
+// authentication says podIdentity get their credentials from it: IdentityProvider().Resolve(ctx, podIdentity,
+// namespace, workloadServiceAccount) returns the AWS credentials provider, the Azure token credential or the
+// Google token source (scalers.PodIdentity), and IdentityProvider().Tokens requests service-account tokens.
+func (r *Resolver) IdentityProvider() *identity.Provider {
 	r.identityMu.Lock()
 	defer r.identityMu.Unlock()
 	if r.Identity == nil {
@@ -27,7 +30,7 @@ func (r *Resolver) boundServiceAccountTokens(ctx context.Context, ref *tidalv1al
 	if len(list) == 0 {
 		return nil
 	}
-	tokens := r.identityProvider().Tokens
+	tokens := r.IdentityProvider().Tokens
 	for i, b := range list {
 		switch {
 		case b.Parameter == "":

@@ -26,7 +26,7 @@ func (r *Resolver) PodIdentity(ctx context.Context, namespace string, ref *tidal
 	if tmpl != nil {
 		sa = tmpl.Spec.ServiceAccountName
 	}
-	out, err := r.identityProvider().Resolve(ctx, pi, namespace, sa)
+	out, err := r.IdentityProvider().Resolve(ctx, pi, namespace, sa)
 	if err != nil {
 		return nil, fmt.Errorf("%s %q: %w", ref.GetKind(), ref.Name, err)
 	}
