@@ -120,7 +120,8 @@ func TestExamplesApplyAndPassAdmission(t *testing.T) {
 		b, _ := os.ReadFile(f)
 		all += string(b)
 	}
-	for _, src := range []string{"secretTargetRef:", "configMapTargetRef:", "env:\n    - parameter:"} {
+	for _, src := range []string{"secretTargetRef:", "configMapTargetRef:", "env:\n    - parameter:", "boundServiceAccountToken:",
+		"provider: aws\n", "provider: azure-workload\n", "provider: gcp\n"} {
 		if !strings.Contains(all, src) {
 			t.Errorf("no TriggerAuthentication example uses %s", strings.TrimSuffix(strings.SplitN(src, "\n", 2)[0], ":"))
 		}

@@ -28,6 +28,8 @@ type TriggerConfig struct {
 	// AuthParams are the values resolved from the TriggerAuthentication: secrets. They must never be logged or
 	// appear in an error, an event or a status.
 	AuthParams map[string]string
+	// PodIdentity is the credential of the TriggerAuthentication's spec.podIdentity; nil when it sets none.
+	PodIdentity *PodIdentity
 	// ResolvedEnv is the environment of the scale target's container, for metadata keys ending in "FromEnv".
 	ResolvedEnv map[string]string
 	// MetricType is triggers[].metricType: AverageValue (the default), Value or Utilization.

@@ -72,12 +72,18 @@ type ClusterTriggerAuthenticationList struct {
 // TriggerAuthenticationSpec says where each trigger parameter (password, token, ...) comes from.
 //
 // The external secret stores (hashiCorpVault, azureKeyVault, gcpSecretManager, awsSecretManager) are kept as
-// opaque objects so KEDA manifests decode unchanged. Tidal does not act on them, podIdentity or
-// boundServiceAccountToken yet (NotSupportedYet): its webhook refuses an authentication that sets one, naming
+// opaque objects so KEDA manifests decode unchanged. Tidal does not act on them yet
+// (NotSupportedYet): its webhook refuses an authentication that sets one, naming
 // the field, and a trigger using one admitted earlier reports that error.
 type TriggerAuthenticationSpec struct {
-	// PodIdentity authenticates with a workload identity: not supported yet, refused by the webhook unless the
-	// provider is none.
+	// PodIdentity authenticates with a workload identity: Tidal exchanges a service-account token from the
+	// TokenRequest API at the provider and the trigger uses the credentials issued. aws: AssumeRoleWithWebIdentity
+	// (audience sts.amazonaws.com) of roleArn with Tidal's own token, or with identityOwner workload (and aws-eks)
+	// of the eks.amazonaws.com/role-arn of the scale target's service account with that account's token; without
+	// either, Tidal's own AWS credential chain. azure-workload: Tidal's token (audience api://AzureADTokenExchange) as
+	// the client assertion of identityId in identityTenantId (defaults: Tidal's AZURE_CLIENT_ID, AZURE_TENANT_ID).
+	// gcp: Google workload identity federation of Tidal's token at the pool provider named by Tidal's
+	// TIDAL_GCP_WORKLOAD_IDENTITY_PROVIDER, impersonating TIDAL_GCP_SERVICE_ACCOUNT when set.
 	// +optional
 	PodIdentity *AuthPodIdentity `json:"podIdentity,omitempty"`
 
@@ -99,8 +105,9 @@ type TriggerAuthenticationSpec struct {
 	// +optional
 	FilePath string `json:"filePath,omitempty"`
 
-	// BoundServiceAccountToken requests a service-account token for a parameter: not supported yet, refused by the
-	// webhook.
+	// BoundServiceAccountToken puts a token of a service account (in the TriggerAuthentication's namespace, the
+	// operator's for a ClusterTriggerAuthentication) into a parameter. Tidal requests it with the TokenRequest API
+	// and requests a new one when 80% of its lifetime has passed.
 	// +optional
 	BoundServiceAccountToken []BoundServiceAccountToken `json:"boundServiceAccountToken,omitempty"`
 

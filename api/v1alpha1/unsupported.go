@@ -41,36 +41,11 @@ type UnsupportedField struct {
 // Reasons shared by several entries.
 const (
 	reasonSecretStore = "Tidal does not read external secret stores yet; use secretTargetRef, configMapTargetRef or env"
-	reasonIdentity    = "Tidal's scalers do not use workload identity yet; use secretTargetRef, configMapTargetRef or env"
 )
 
 // NotSupportedYet returns the table of fields Tidal accepts but does not act on yet.
 func NotSupportedYet() []UnsupportedField {
 	return []UnsupportedField{
-		{
-			Kind: KindTriggerAuthentication, Path: "spec.podIdentity.provider", Reason: reasonIdentity,
-			value: func(o runtime.Object) (string, bool) {
-				s := authSpecOf(o)
-				if s == nil || s.PodIdentity == nil || s.PodIdentity.Provider == PodIdentityProviderNone {
-					return "", false
-				}
-				return string(s.PodIdentity.Provider), true
-			},
-			Example: func(o runtime.Object) {
-				authSpecOf(o).PodIdentity = &AuthPodIdentity{Provider: PodIdentityProviderAzureWorkload}
-			},
-		},
-		{
-			Kind: KindTriggerAuthentication, Path: "spec.boundServiceAccountToken",
-			Reason: "Tidal does not request service-account tokens yet; put the token in a Secret and use secretTargetRef",
-			value: func(o runtime.Object) (string, bool) {
-				s := authSpecOf(o)
-				return "", s != nil && len(s.BoundServiceAccountToken) > 0
-			},
-			Example: func(o runtime.Object) {
-				authSpecOf(o).BoundServiceAccountToken = []BoundServiceAccountToken{{Parameter: "bearerToken", ServiceAccountName: "reader"}}
-			},
-		},
 		secretStore("spec.hashiCorpVault", func(s *TriggerAuthenticationSpec) **runtime.RawExtension { return &s.HashiCorpVault }),
 		secretStore("spec.azureKeyVault", func(s *TriggerAuthenticationSpec) **runtime.RawExtension { return &s.AzureKeyVault }),
 		secretStore("spec.gcpSecretManager", func(s *TriggerAuthenticationSpec) **runtime.RawExtension { return &s.GCPSecretManager }),

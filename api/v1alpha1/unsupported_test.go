@@ -87,17 +87,14 @@ func validateAny(obj runtime.Object) []string {
 	return out
 }
 
-// A podIdentity of provider none asks for no identity: it is not refused.
-func TestPodIdentityNoneIsSupported(t *testing.T) {
-	ta := &TriggerAuthentication{Spec: TriggerAuthenticationSpec{PodIdentity: &AuthPodIdentity{Provider: PodIdentityProviderNone}}}
-	if errs := UnsupportedFields(ta); len(errs) != 0 {
-		t.Errorf("provider none refused: %v", errs)
-	}
-	for _, p := range []PodIdentityProvider{PodIdentityProviderAzureWorkload, PodIdentityProviderGCP, PodIdentityProviderAWS, PodIdentityProviderAWSEKS} {
+// Every podIdentity provider works (autoscaler/triggers/identity): none is refused.
+func TestPodIdentityIsSupported(t *testing.T) {
+	ta := &TriggerAuthentication{Spec: TriggerAuthenticationSpec{PodIdentity: &AuthPodIdentity{}}}
+	for _, p := range []PodIdentityProvider{PodIdentityProviderNone, PodIdentityProviderAWS, PodIdentityProviderAWSEKS,
+		PodIdentityProviderAzureWorkload, PodIdentityProviderGCP} {
 		ta.Spec.PodIdentity.Provider = p
-		errs := UnsupportedFields(ta)
-		if len(errs) != 1 || !strings.Contains(errs[0].Error(), "spec.podIdentity.provider: Forbidden: "+string(p)+" is not supported yet") {
-			t.Errorf("provider %s: %v", p, errs)
+		if errs := UnsupportedFields(ta); len(errs) != 0 {
+			t.Errorf("provider %s refused: %v", p, errs)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -16,6 +17,7 @@ import (
 
 	tidalclient "github.com/tidalscale/tidal/api/client/clientset/versioned"
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
+	"github.com/tidalscale/tidal/autoscaler/triggers/identity"
 )
 
 // Resolver turns a trigger's authenticationRef and the target's container environment into the values scalers
@@ -30,6 +32,11 @@ type Resolver struct {
 	// FileRoot is the directory a ClusterTriggerAuthentication's spec.filePath is read under
 	// (--filepath-auth-root-path); empty refuses filePath.
 	FileRoot string
+	// Identity requests service-account tokens (spec.boundServiceAccountToken) and cloud credentials
+	// (spec.podIdentity); nil means one made on first use with Kube and no operator identity (identity.go).
+	Identity *identity.Provider
+
+	identityMu sync.Mutex
 }
 
 // Env resolves the environment of one container of a pod template: literal values, secretKeyRef and
@@ -216,6 +223,9 @@ func (r *Resolver) AuthParams(ctx context.Context, namespace string, ref *tidalv
 			return nil, fmt.Errorf("%s %q: spec.env[%d]: variable %q not found in the target's container", ref.GetKind(), ref.Name, i, e.Name)
 		}
 		params[e.Parameter] = v
+	}
+	if err := r.boundServiceAccountTokens(ctx, ref, secretNS, spec.BoundServiceAccountToken, params); err != nil {
+		return nil, err
 	}
 	return params, nil
 }

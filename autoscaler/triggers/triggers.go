@@ -57,9 +57,13 @@ func Configs(ctx context.Context, r *Resolver, src Object) ([]scalers.TriggerCon
 		if err != nil {
 			return nil, nil, fmt.Errorf("spec.triggers[%d]: %w", i, err)
 		}
+		pi, err := r.PodIdentity(ctx, src.Namespace, t.AuthenticationRef, src.Template)
+		if err != nil {
+			return nil, nil, fmt.Errorf("spec.triggers[%d]: %w", i, err)
+		}
 		cfgs = append(cfgs, scalers.TriggerConfig{
 			Type: t.Type, Name: t.Name, Index: i,
-			Metadata: t.Metadata, AuthParams: auth, ResolvedEnv: env,
+			Metadata: t.Metadata, AuthParams: auth, PodIdentity: pi, ResolvedEnv: env,
 			MetricType: t.MetricType, PollingInterval: src.PollingInterval,
 			ObjectNamespace: src.Namespace, ObjectName: src.Name, ObjectKind: src.Kind, Kube: r.Kube,
 			Logger: src.Logger.With(zap.String(lowerFirst(src.Kind), src.Namespace+"/"+src.Name), zap.String("trigger", Name(t, i))),

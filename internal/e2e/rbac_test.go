@@ -37,6 +37,7 @@ var probes = []probe{
 	{"patch", "", "pods", "", "default"},
 	{"list", "policy", "poddisruptionbudgets", "", ""},
 	{"create", "", "serviceaccounts", "token", "default"},
+	{"get", "", "serviceaccounts", "", "default"},
 	{"create", "", "nodes", "", ""},
 	{"delete", "", "nodes", "", ""},
 	{"patch", "", "nodes", "status", ""},

@@ -85,7 +85,7 @@ func TestAuthPageIsCurrent(t *testing.T) {
 	for _, line := range []string{
 		"| `spec.secretTargetRef` | read |",
 		"| `spec.hashiCorpVault` | refused at admission: Tidal does not read external secret stores yet",
-		"| `spec.podIdentity` | refused at admission:",
+		"| `spec.podIdentity` | read |",
 		"| [`redis`](scalers/redis.md) | `address`, `host`, `port`, `username`, `password`,",
 	} {
 		if !strings.Contains(page, line) {

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +32,7 @@ import (
 	"github.com/tidalscale/tidal/autoscaler/samples"
 	"github.com/tidalscale/tidal/autoscaler/scaletarget"
 	"github.com/tidalscale/tidal/autoscaler/triggers"
+	"github.com/tidalscale/tidal/autoscaler/triggers/identity"
 	scaffold "github.com/tidalscale/tidal/internal/app"
 	"github.com/tidalscale/tidal/internal/controller"
 	"github.com/tidalscale/tidal/metricsadapter/external"
@@ -149,7 +151,8 @@ func New(opts Options) (*Adapter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metrics adapter: %w", err)
 	}
-	resolver := &triggers.Resolver{Kube: a.kube, Tidal: tc, ClusterObjectNamespace: opts.Namespace, FileRoot: opts.AuthFileRoot}
+	resolver := &triggers.Resolver{Kube: a.kube, Tidal: tc, ClusterObjectNamespace: opts.Namespace, FileRoot: opts.AuthFileRoot,
+		Identity: identity.FromEnvironment(a.kube, opts.Logger, opts.Namespace, os.Getenv)}
 	a.shared = newSharedSource(a.poller)
 	observer := observers{a.shared}
 	if opts.Stream != nil {

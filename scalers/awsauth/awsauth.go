@@ -8,9 +8,12 @@
 //	awsSessionToken                      optional, with static keys (temporary credentials)
 //	identityOwner                        metadata: pod (default) needs the keys above; operator uses the
 //	                                     operator's own credential chain (environment, web identity, IMDS)
-//	awsRoleArn / roleArn                 refused for now: assuming a role through STS belongs to the
-//	                                     TriggerAuthentication podIdentity work, and a role that is
-//	                                     accepted but not assumed would read with the wrong identity
+//	awsRoleArn / roleArn                 refused (KEDA deprecated it): use the TriggerAuthentication's
+//	                                     podIdentity roleArn
+//
+// A TriggerAuthentication with spec.podIdentity provider aws or aws-eks (scalers.TriggerConfig.PodIdentity)
+// replaces the keys: its credentials come from STS AssumeRoleWithWebIdentity (autoscaler/triggers/identity), or
+// from the operator's own chain when it names no role.
 package awsauth
 
 import (
@@ -38,7 +41,13 @@ type Metadata struct {
 	SecretAccessKey string `tidal:"name=awsSecretAccessKey,order=authParams;triggerMetadata,optional"`
 	SessionToken    string `tidal:"name=awsSessionToken,order=authParams;triggerMetadata,optional"`
 	RoleArn         string `tidal:"name=awsRoleArn;roleArn,order=authParams;triggerMetadata,optional"`
+
+	// podIdentity is the trigger's TriggerAuthentication podIdentity, set by ParseMetadata.
+	podIdentity *scalers.PodIdentity
 }
+
+// awsMetadata lets ParseMetadata reach the Metadata a trigger's metadata struct embeds.
+func (m *Metadata) awsMetadata() *Metadata { return m }
 
 // Validate checks the credential rules; call it from the embedding trigger's Validate.
 func (m *Metadata) Validate() error {
@@ -50,10 +59,12 @@ func (m *Metadata) Validate() error {
 		}
 	}
 	if m.RoleArn != "" {
-		errs = append(errs, errors.New("awsRoleArn: assuming a role through STS is not supported yet; use static keys or identityOwner: operator"))
+		errs = append(errs, errors.New("awsRoleArn: not supported (KEDA deprecated it); use the TriggerAuthentication's spec.podIdentity with provider aws and roleArn"))
 	}
 	switch {
-	case m.IdentityOwner == "operator":
+	case m.podIdentity != nil && !m.podIdentity.IsAWS():
+		errs = append(errs, fmt.Errorf("spec.podIdentity: provider %s does not apply to an AWS trigger; use aws", m.podIdentity.Provider))
+	case m.podIdentity != nil, m.IdentityOwner == "operator":
 	case m.AccessKeyID == "" && m.SecretAccessKey == "":
 		errs = append(errs, errors.New("awsAccessKeyID: required with awsSecretAccessKey in authParams (or set identityOwner: operator)"))
 	case m.AccessKeyID == "":
@@ -91,6 +102,9 @@ func ParseMetadata[M any](cfg *scalers.TriggerConfig) (M, error) {
 	if err := cfg.RefuseUtilization(); err != nil {
 		return m, err
 	}
+	if a, ok := any(&m).(interface{ awsMetadata() *Metadata }); ok {
+		a.awsMetadata().podIdentity = cfg.PodIdentity
+	}
 	err := scalers.Parse(cfg, &m)
 	return m, err
 }
@@ -105,16 +119,25 @@ func (m *Metadata) TriggerConfig(ctx context.Context, cfg *scalers.TriggerConfig
 	return c, nil
 }
 
-// Config builds the SDK configuration: static credentials from the trigger, or the operator's default chain
-// for identityOwner operator. The HTTP client is the caller's (nil: the SDK's default).
+// Config builds the SDK configuration: the TriggerAuthentication's podIdentity, static credentials from the
+// trigger, or the operator's default chain for identityOwner operator (and podIdentity aws naming no role). The
+// HTTP client is the caller's (nil: the SDK's default).
 func (m *Metadata) Config(ctx context.Context, httpClient *http.Client) (aws.Config, error) {
 	opts := []func(*config.LoadOptions) error{config.WithRegion(m.Region)}
 	if httpClient != nil {
 		opts = append(opts, config.WithHTTPClient(httpClient))
 	}
-	if m.IdentityOwner != "operator" {
-		opts = append(opts, config.WithCredentialsProvider(
-			credentials.NewStaticCredentialsProvider(m.AccessKeyID, m.SecretAccessKey, m.SessionToken)))
+	var creds aws.CredentialsProvider
+	switch {
+	case m.podIdentity.IsAWS():
+		if m.podIdentity.AWS != nil {
+			creds = m.podIdentity.AWS(m.Region)
+		}
+	case m.IdentityOwner != "operator":
+		creds = credentials.NewStaticCredentialsProvider(m.AccessKeyID, m.SecretAccessKey, m.SessionToken)
+	}
+	if creds != nil {
+		opts = append(opts, config.WithCredentialsProvider(creds))
 		// Static keys must not be mixed with shared config files or profiles from the operator's environment.
 		opts = append(opts, config.WithSharedConfigFiles([]string{}), config.WithSharedCredentialsFiles([]string{}))
 	}

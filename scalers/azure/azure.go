@@ -93,6 +93,9 @@ type Storage struct {
 
 	// ServiceURL is https://<accountName>.<suffix> when no connection string is given; set by Resolve.
 	ServiceURL string
+	// Identity is the trigger's spec.podIdentity (scalers.TriggerConfig.PodIdentity), set by the trigger before
+	// NewClient; nil uses the Tidal pod's workload identity.
+	Identity *scalers.PodIdentity
 }
 
 // Resolve checks that a connection string or an account name is given and, for the latter, builds ServiceURL
@@ -118,9 +121,17 @@ func (s *Storage) Resolve(service string) error {
 	return errors.New("connection: missing: set connection in the TriggerAuthentication (or connectionFromEnv), or accountName for workload identity")
 }
 
-// WorkloadIdentity returns the credential of the pod's Azure workload identity (the AZURE_CLIENT_ID,
-// AZURE_TENANT_ID and AZURE_FEDERATED_TOKEN_FILE the webhook injects), for triggers that give an accountName.
-func WorkloadIdentity(opts policy.ClientOptions) (azcore.TokenCredential, error) {
+// WorkloadIdentity returns the credential of a trigger that gives an account name instead of a connection
+// string: its TriggerAuthentication's spec.podIdentity azure-workload (pi, scalers.TriggerConfig.PodIdentity),
+// or without one the Azure workload identity of the Tidal pod (the AZURE_CLIENT_ID, AZURE_TENANT_ID and
+// AZURE_FEDERATED_TOKEN_FILE the webhook injects).
+func WorkloadIdentity(pi *scalers.PodIdentity, opts policy.ClientOptions) (azcore.TokenCredential, error) {
+	if pi != nil {
+		if pi.Azure == nil {
+			return nil, fmt.Errorf("spec.podIdentity: provider %s does not apply to an Azure trigger; use azure-workload", pi.Provider)
+		}
+		return pi.Azure, nil
+	}
 	cred, err := azidentity.NewWorkloadIdentityCredential(&azidentity.WorkloadIdentityCredentialOptions{ClientOptions: opts})
 	if err != nil {
 		return nil, fmt.Errorf("accountName: workload identity is not configured for the Tidal pod: %w", err)
@@ -190,7 +201,7 @@ func HTTPClient(shared *scalers.Shared, scalerType string) (*http.Client, func()
 }
 
 // NewClient builds the SDK client of one storage entity (a queue, a container): from the connection string when
-// one is given, else at ServiceURL/entity with the workload identity of the pod. fromConn and fromCred wrap the
+// one is given, else at ServiceURL/entity with WorkloadIdentity(s.Identity). fromConn and fromCred wrap the
 // SDK's two constructors; opts are the pipeline options both use for the credential.
 func NewClient[C any](s Storage, entity string, opts policy.ClientOptions,
 	fromConn func(conn, entity string) (C, error), fromCred func(url string, cred azcore.TokenCredential) (C, error)) (C, error) {
@@ -203,7 +214,7 @@ func NewClient[C any](s Storage, entity string, opts policy.ClientOptions,
 		}
 		return c, nil
 	}
-	cred, err := WorkloadIdentity(opts)
+	cred, err := WorkloadIdentity(s.Identity, opts)
 	if err != nil {
 		return zero, err
 	}

@@ -93,6 +93,7 @@ func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) 
 	if err := scalers.Parse(cfg, &meta); err != nil {
 		return nil, err
 	}
+	meta.Storage.Identity = cfg.PodIdentity
 	hc, release, err := azure.HTTPClient(cfg.Shared, TriggerType)
 	if err != nil {
 		return nil, cfg.Errorf("%w", err)

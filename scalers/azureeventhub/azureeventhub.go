@@ -228,7 +228,7 @@ func (s *Scaler) connect(opts policy.ClientOptions) error {
 			return errors.New("storageConnection: not a valid storage connection string")
 		}
 	} else {
-		cred, err := azure.WorkloadIdentity(opts)
+		cred, err := azure.WorkloadIdentity(s.cfg.PodIdentity, opts)
 		if err != nil {
 			return fmt.Errorf("storageAccountName: %w", err)
 		}
@@ -250,7 +250,7 @@ func (s *Scaler) connect(opts policy.ClientOptions) error {
 			return c, nil
 		}
 	} else {
-		cred, err := azure.WorkloadIdentity(opts)
+		cred, err := azure.WorkloadIdentity(s.cfg.PodIdentity, opts)
 		if err != nil {
 			return fmt.Errorf("eventHubNamespace: %w", err)
 		}

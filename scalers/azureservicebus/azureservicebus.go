@@ -134,7 +134,7 @@ func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) 
 			err = errors.New("connection: not a valid Service Bus connection string")
 		}
 	} else {
-		cred, cerr := azure.WorkloadIdentity(opts.ClientOptions)
+		cred, cerr := azure.WorkloadIdentity(cfg.PodIdentity, opts.ClientOptions)
 		if cerr != nil {
 			err = fmt.Errorf("namespace: %w", cerr)
 		} else {

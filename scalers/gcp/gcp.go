@@ -8,7 +8,8 @@
 //	credentialsFromEnv             metadata: a variable of the target's container holding that JSON
 //	credentialsFromEnvFile         metadata: a variable holding the path of a key file
 //
-// podIdentity gcp (the operator's own identity) is left to the TriggerAuthentication work.
+// A TriggerAuthentication's spec.podIdentity gcp (scalers.TriggerConfig.PodIdentity, set into Identity by the
+// trigger's ParseMetadata) replaces them: Google workload identity federation (autoscaler/triggers/identity).
 package gcp
 
 import (
@@ -29,6 +30,8 @@ type Credentials struct {
 	JSON string `tidal:"name=GoogleApplicationCredentials;credentials,order=authParams;triggerMetadata,optional"`
 	// CredentialsFile is a path read from the variable named by credentialsFromEnvFile.
 	CredentialsFile string `tidal:"name=credentialsFile,optional"`
+	// Identity is the trigger's spec.podIdentity; the trigger sets it before parsing. When set, no key is read.
+	Identity *scalers.PodIdentity
 
 	credType   option.CredentialsType
 	projectID  string
@@ -58,6 +61,13 @@ func ParseConfig(cfg *scalers.TriggerConfig) *scalers.TriggerConfig {
 // Load reads the key JSON (from the file when the trigger named one) and its type and project, never echoing its
 // content. A document without project_id is accepted: ProjectID is then empty.
 func (c *Credentials) Load() error {
+	if c.Identity != nil {
+		c.field = "spec.podIdentity"
+		if c.Identity.Provider != "gcp" {
+			return fmt.Errorf("spec.podIdentity: provider %s does not apply to a GCP trigger; use gcp", c.Identity.Provider)
+		}
+		return nil
+	}
 	c.field = "GoogleApplicationCredentials"
 	if c.JSON == "" && c.CredentialsFile != "" {
 		b, err := os.ReadFile(c.CredentialsFile)
@@ -101,6 +111,9 @@ func (c *Credentials) Field() string { return c.field }
 
 // ClientOption authenticates a Google client with the loaded credentials.
 func (c *Credentials) ClientOption() option.ClientOption {
+	if c.Identity != nil && c.Identity.GCP != nil {
+		return option.WithTokenSource(c.Identity.GCP)
+	}
 	return option.WithAuthCredentialsJSON(c.credType, []byte(c.JSON))
 }
 

@@ -157,6 +157,7 @@ func ParseMetadata(cfg *scalers.TriggerConfig) (Metadata, error) {
 	if err := cfg.RefuseUtilization(); err != nil {
 		return m, err
 	}
+	m.Identity = cfg.PodIdentity
 	// KEDA's credentialsFromEnv names a variable holding the JSON; credentialsFromEnvFile one holding a path.
 	err := scalers.Parse(gcp.ParseConfig(cfg), &m)
 	return m, err

@@ -108,6 +108,7 @@ func ParseMetadata(cfg *scalers.TriggerConfig) (Metadata, error) {
 	if err := cfg.RefuseUtilization(); err != nil {
 		return m, err
 	}
+	m.Identity = cfg.PodIdentity
 	err := scalers.Parse(gcp.ParseConfig(cfg), &m)
 	return m, err
 }

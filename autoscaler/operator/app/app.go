@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,6 +38,7 @@ import (
 	"github.com/tidalscale/tidal/autoscaler/samples"
 	"github.com/tidalscale/tidal/autoscaler/scaletarget"
 	"github.com/tidalscale/tidal/autoscaler/triggers"
+	"github.com/tidalscale/tidal/autoscaler/triggers/identity"
 	scaffold "github.com/tidalscale/tidal/internal/app"
 	"github.com/tidalscale/tidal/internal/shard"
 	"github.com/tidalscale/tidal/scalers"
@@ -99,6 +101,7 @@ type Operator struct {
 	opts     Options
 	log      *zap.Logger
 	kube     kubernetes.Interface
+	identity *identity.Provider // spec.podIdentity and boundServiceAccountToken; one token cache per process
 	tidal    tidalclient.Interface
 	registry *prometheus.Registry
 	metrics  *operator.Metrics
@@ -147,6 +150,7 @@ func New(opts Options) (*Operator, error) {
 		reg = scaffold.NewRegistry()
 	}
 	o := &Operator{opts: opts, log: opts.Logger, kube: kube, tidal: tc, registry: reg, metrics: operator.NewMetrics(reg)}
+	o.identity = identity.FromEnvironment(kube, opts.Logger, opts.Namespace, os.Getenv)
 	o.opts.Config = cfg
 	if !opts.NoCapacityRequests {
 		o.capacity = capacity.New(capacity.Options{Client: tc, TTL: opts.CapacityRequestTTL, FieldManager: operator.FieldManager, Registerer: reg})
@@ -359,5 +363,6 @@ func (o *Operator) runControllers(ctx context.Context) error {
 
 // resolver resolves triggers' authentication for the controllers and the webhook.
 func (o *Operator) resolver() *triggers.Resolver {
-	return &triggers.Resolver{Kube: o.kube, Tidal: o.tidal, ClusterObjectNamespace: o.opts.Namespace, FileRoot: o.opts.AuthFileRoot}
+	return &triggers.Resolver{Kube: o.kube, Tidal: o.tidal, ClusterObjectNamespace: o.opts.Namespace, FileRoot: o.opts.AuthFileRoot,
+		Identity: o.identity}
 }

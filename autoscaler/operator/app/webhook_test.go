@@ -138,16 +138,16 @@ func (e *env) startWebhook(t *testing.T) {
 	t.Cleanup(func() {
 		_ = e.Cluster.Client.AdmissionregistrationV1().ValidatingWebhookConfigurations().Delete(e.Ctx, webhook.ConfigurationName, metav1.DeleteOptions{})
 	})
-	// A TriggerAuthentication with podIdentity is refused only once this operator's webhook serves.
+	// A namespaced TriggerAuthentication with filePath is refused only once this operator's webhook serves.
 	e.Eventually("webhook registered and serving", 60*time.Second, func() (bool, string) {
 		ta := &tidalv1alpha1.TriggerAuthentication{ObjectMeta: metav1.ObjectMeta{Name: "probe"},
-			Spec: tidalv1alpha1.TriggerAuthenticationSpec{PodIdentity: &tidalv1alpha1.AuthPodIdentity{Provider: tidalv1alpha1.PodIdentityProviderGCP}}}
+			Spec: tidalv1alpha1.TriggerAuthenticationSpec{FilePath: "probe.json"}}
 		_, err := e.Tidal.TidalV1alpha1().TriggerAuthentications(e.NS).Create(e.Ctx, ta, metav1.CreateOptions{})
 		if err == nil {
 			_ = e.Tidal.TidalV1alpha1().TriggerAuthentications(e.NS).Delete(e.Ctx, "probe", metav1.DeleteOptions{})
 			return false, "probe admitted"
 		}
-		return strings.Contains(err.Error(), "not supported yet"), err.Error()
+		return strings.Contains(err.Error(), "only a ClusterTriggerAuthentication"), err.Error()
 	})
 }
 

@@ -158,6 +158,11 @@ func (v *Validator) validateTriggers(ctx context.Context, ns, kind string, trigg
 		if so != nil {
 			cfg.ObjectNamespace, cfg.ObjectName = so.Namespace, so.Name
 		}
+		if pi, err := v.Resolver.PodIdentitySpec(ctx, ns, t.AuthenticationRef); err == nil && pi != nil && pi.Provider != tidalv1alpha1.PodIdentityProviderNone {
+			// The provider alone: the checks only ask which identity replaces the keys; credentials are obtained
+			// at run time.
+			cfg.PodIdentity = &scalers.PodIdentity{Provider: string(pi.Provider)}
+		}
 		// Check never dials: an author must not be able to make the webhook connect anywhere. Whether the source
 		// answers is reported at run time on the object's status.
 		if err := v.Registry.Check(ctx, cfg); err != nil {

@@ -115,6 +115,10 @@ spec:
           valueFrom:
             fieldRef:
               fieldPath: metadata.name
+        - name: SERVICE_ACCOUNT_NAME
+          valueFrom:
+            fieldRef:
+              fieldPath: spec.serviceAccountName
         {{- with .env }}
         {{- toYaml . | nindent 8 }}
         {{- end }}

@@ -47,6 +47,9 @@ type Server struct {
 	Addr string
 	// Calls counts ListTimeSeries requests, authenticated or not.
 	Calls atomic.Int64
+	// AccessToken, when set, also accepts a bearer it reports valid: an OAuth 2 access token issued by a fake
+	// token service (workload identity federation). Set it before the first call.
+	AccessToken func(token string) bool
 
 	pki  scalertest.PKI
 	grpc *grpc.Server
@@ -122,6 +125,9 @@ func (f *service) verify(ctx context.Context) error {
 	authz := md.Get("authorization")
 	if len(authz) != 1 || !strings.HasPrefix(authz[0], "Bearer ") {
 		return status.Error(codes.Unauthenticated, "Request had invalid authentication credentials.")
+	}
+	if f.s.AccessToken != nil && f.s.AccessToken(strings.TrimPrefix(authz[0], "Bearer ")) {
+		return nil
 	}
 	parts := strings.Split(strings.TrimPrefix(authz[0], "Bearer "), ".")
 	if len(parts) != 3 {
