@@ -71,11 +71,6 @@ func NotSupportedYet() []UnsupportedField {
 				authSpecOf(o).BoundServiceAccountToken = []BoundServiceAccountToken{{Parameter: "bearerToken", ServiceAccountName: "reader"}}
 			},
 		},
-		secretStore("spec.hashiCorpVault", func(s *TriggerAuthenticationSpec) bool { return s.HashiCorpVault != nil },
-			func(s *TriggerAuthenticationSpec) {
-				s.HashiCorpVault = &HashiCorpVault{Address: "https://vault.example.com:8200", Authentication: VaultAuthenticationToken,
-					Secrets: []VaultSecret{{Parameter: "password", Path: "secret/data/redis", Key: "password"}}}
-			}),
 		secretStore("spec.azureKeyVault", func(s *TriggerAuthenticationSpec) bool { return s.AzureKeyVault != nil },
 			func(s *TriggerAuthenticationSpec) {
 				s.AzureKeyVault = &AzureKeyVault{VaultURI: "https://myvault.vault.azure.net",
