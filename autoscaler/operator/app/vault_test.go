@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -19,7 +20,8 @@ import (
 	"github.com/tidalscale/tidal/internal/testvault"
 )
 
-// A ScaledObject whose Redis address comes from Vault (KV version 2, token authentication) scales. When Vault
+// A ScaledObject whose Redis address comes from Vault (KV version 2, token authentication) scales, and follows a
+// rotated address once the value is refreshed (half of --secret-store-ttl). When Vault
 // goes down, Ready turns False with reason SecretStoreDegraded naming spec.hashiCorpVault while the last value
 // keeps scaling; once --secret-store-ttl is over, Ready says TriggerInvalid; when Vault is back, Ready again. No
 // log, event or status shows the value or the Vault token.
@@ -48,6 +50,16 @@ func TestVaultAuthenticationScales(t *testing.T) {
 	testenv.Push(t, rc, list, 12) // ceil(12/5) = 3
 	e.WaitReplicas("worker", 3, 60*time.Second)
 
+	// Rotation: Vault now names another Redis, where the same list is longer; the refresh (half the TTL)
+	// rebuilds the scaler with it.
+	private := testenv.StartRedis(t)
+	prc := goredis.NewClient(&goredis.Options{Addr: private.Addr})
+	t.Cleanup(func() { _ = prc.Close() })
+	testenv.Push(t, prc, list, 30) // ceil(30/5) = 6
+	v.PutKV2(t, "redis", map[string]any{"address": private.Addr})
+	e.WaitReplicas("worker", 6, 90*time.Second)
+	rc = prc
+
 	ready := func(reason, mentions string) func() (bool, string) {
 		return func() (bool, string) {
 			got, err := e.Tidal.TidalV1alpha1().ScaledObjects(e.NS).Get(e.Ctx, "orders", metav1.GetOptions{})
@@ -67,8 +79,8 @@ func TestVaultAuthenticationScales(t *testing.T) {
 		t.Fatal("degraded, yet Ready is not False")
 	}
 	// The last value keeps scaling (once the TTL is over the scalers go, so this cannot pass late).
-	testenv.Push(t, rc, list, 8) // ceil(20/5) = 4
-	e.WaitReplicas("worker", 4, 60*time.Second)
+	testenv.Push(t, rc, list, 5) // ceil(35/5) = 7
+	e.WaitReplicas("worker", 7, 60*time.Second)
 	e.Eventually("Ready False TriggerInvalid after the TTL", 90*time.Second, ready(scaledobject.ReasonTriggerInvalid, "spec.hashiCorpVault"))
 	v.Down(false)
 	e.Eventually("Ready again once Vault answers", 90*time.Second, ready(scaledobject.ReasonReady, ""))
@@ -94,7 +106,7 @@ func TestVaultAuthenticationScales(t *testing.T) {
 			seen += fmt.Sprintf(" %s=%v", k, f)
 		}
 	}
-	for _, secret := range []string{secretAddr, testvault.RootToken} {
+	for _, secret := range []string{secretAddr, private.Addr, testvault.RootToken} {
 		if strings.Contains(seen, secret) {
 			t.Fatalf("a log, event or the status shows a secret value")
 		}
