@@ -3,6 +3,8 @@ package triggers_test
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -71,6 +73,18 @@ func TestVaultStore(t *testing.T) {
 	kubeRef := create("vault-kubernetes", &tidalv1alpha1.HashiCorpVault{Address: v.Addr, Authentication: tidalv1alpha1.VaultAuthenticationKubernetes,
 		Role: "tidal", Mount: "kubernetes", Credential: &tidalv1alpha1.VaultCredential{ServiceAccountName: "scaler"}, Secrets: secrets})
 
+	// credential.serviceAccount: a token file, as mounted in the operator's pod.
+	jwt, err := stores.KubeTokens{Kube: e.Cluster.Client}.ServiceAccountToken(ctx, e.NS, "scaler", nil, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(jwt+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fileRef := create("vault-token-file", &tidalv1alpha1.HashiCorpVault{Address: v.Addr, Authentication: tidalv1alpha1.VaultAuthenticationKubernetes,
+		Role: "tidal", Credential: &tidalv1alpha1.VaultCredential{ServiceAccount: tokenFile}, Secrets: secrets})
+
 	clk := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	r := &triggers.Resolver{Kube: e.Cluster.Client, Tidal: e.Tidal, ClusterObjectNamespace: e.NS, Stores: stores.NewCache(10*time.Minute, clk.Now)}
 	noValue := func(t *testing.T, err error) {
@@ -81,7 +95,7 @@ func TestVaultStore(t *testing.T) {
 			}
 		}
 	}
-	for _, ref := range []*tidalv1alpha1.AuthenticationRef{tokenRef, kubeRef} {
+	for _, ref := range []*tidalv1alpha1.AuthenticationRef{tokenRef, kubeRef, fileRef} {
 		t.Run(ref.Name, func(t *testing.T) {
 			params, err := r.AuthParams(ctx, e.NS, ref, noEnv)
 			noValue(t, err)
