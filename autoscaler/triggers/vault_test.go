@@ -164,3 +164,34 @@ func TestVaultStore(t *testing.T) {
 		t.Fatalf("wrong token: %v", err)
 	}
 }
+
+// spec.hashiCorpVault.namespace is sent as X-Vault-Namespace: the same path reads the namespace's secret.
+func TestVaultNamespace(t *testing.T) {
+	e := testenv.New(t)
+	ctx := context.Background()
+	v := testvault.Start(t, e.Cluster.Client, e.Cluster.Config)
+	v.PutKV2(t, "redis", map[string]any{"password": "root-ns"})
+	if !v.PutKV2In(t, "team-a", "redis", map[string]any{"password": "team-a-ns"}) {
+		t.Skip("this Vault has no namespaces (Vault Enterprise and OpenBao do)")
+	}
+	for ns, want := range map[string]string{"": "root-ns", "team-a": "team-a-ns"} {
+		name := "vault-ns-" + ns
+		if ns == "" {
+			name = "vault-ns-root"
+		}
+		ta := &tidalv1alpha1.TriggerAuthentication{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: e.NS},
+			Spec: tidalv1alpha1.TriggerAuthenticationSpec{HashiCorpVault: &tidalv1alpha1.HashiCorpVault{Address: v.Addr,
+				Namespace: ns, Authentication: tidalv1alpha1.VaultAuthenticationToken,
+				Credential: &tidalv1alpha1.VaultCredential{Token: testvault.RootToken},
+				Secrets: []tidalv1alpha1.VaultSecret{{Parameter: "password", Path: "secret/data/redis", Key: "password",
+					Type: tidalv1alpha1.VaultSecretTypeSecretV2}}}}}
+		if _, err := e.Tidal.TidalV1alpha1().TriggerAuthentications(e.NS).Create(ctx, ta, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		r := &triggers.Resolver{Kube: e.Cluster.Client, Tidal: e.Tidal}
+		params, err := r.AuthParams(ctx, e.NS, &tidalv1alpha1.AuthenticationRef{Name: name}, noEnv)
+		if err != nil || params["password"] != want {
+			t.Fatalf("namespace %q: got the expected value=%v, err %v", ns, params["password"] == want, err)
+		}
+	}
+}
