@@ -33,6 +33,7 @@ import (
 	"github.com/tidalscale/tidal/autoscaler/scaletarget"
 	"github.com/tidalscale/tidal/autoscaler/triggers"
 	"github.com/tidalscale/tidal/autoscaler/triggers/identity"
+	"github.com/tidalscale/tidal/autoscaler/triggers/stores"
 	scaffold "github.com/tidalscale/tidal/internal/app"
 	"github.com/tidalscale/tidal/internal/controller"
 	"github.com/tidalscale/tidal/metricsadapter/external"
@@ -65,6 +66,9 @@ type Options struct {
 	WatchNamespace string
 	// AuthFileRoot is where ClusterTriggerAuthentication spec.filePath is read (--filepath-auth-root-path).
 	AuthFileRoot string
+	// SecretStoreTTL is how long parameters read from external secret stores are used (--secret-store-ttl;
+	// stores.DefaultTTL when 0).
+	SecretStoreTTL time.Duration
 	// Workers is the number of concurrent ScaledObject reconciles (default 4).
 	Workers int
 	// Poller tunes the poller; Registry, Logger and Metrics are set by the adapter.
@@ -152,7 +156,8 @@ func New(opts Options) (*Adapter, error) {
 		return nil, fmt.Errorf("metrics adapter: %w", err)
 	}
 	resolver := &triggers.Resolver{Kube: a.kube, Tidal: tc, ClusterObjectNamespace: opts.Namespace, FileRoot: opts.AuthFileRoot,
-		Identity: identity.FromEnvironment(a.kube, opts.Logger, opts.Namespace, os.Getenv)}
+		Identity: identity.FromEnvironment(a.kube, opts.Logger, opts.Namespace, os.Getenv),
+		Stores:   stores.NewCache(opts.SecretStoreTTL, nil)}
 	a.shared = newSharedSource(a.poller)
 	observer := observers{a.shared}
 	if opts.Stream != nil {
@@ -173,7 +178,7 @@ func New(opts Options) (*Adapter, error) {
 			return so, nil
 		},
 		Build: func(ctx context.Context, obj metav1.Object) (samples.ObjectSpec, error) {
-			return triggers.ForScaledObject(ctx, obj.(*tidalv1alpha1.ScaledObject), targets, resolver, soLog)
+			return usable(triggers.ForScaledObject(ctx, obj.(*tidalv1alpha1.ScaledObject), targets, resolver, soLog))(soLog, obj)
 		},
 	})
 	if err != nil {
@@ -191,7 +196,7 @@ func New(opts Options) (*Adapter, error) {
 			return sj, nil
 		},
 		Build: func(ctx context.Context, obj metav1.Object) (samples.ObjectSpec, error) {
-			return triggers.ForScaledJob(ctx, obj.(*tidalv1alpha1.ScaledJob), resolver, sjLog)
+			return usable(triggers.ForScaledJob(ctx, obj.(*tidalv1alpha1.ScaledJob), resolver, sjLog))(sjLog, obj)
 		},
 	})
 	if err != nil {
@@ -354,5 +359,18 @@ func (a *Adapter) register(ctx context.Context) {
 			return
 		case <-time.After(delay):
 		}
+	}
+}
+
+// usable installs a spec resolved with a *triggers.DegradedError (an external secret store failed and its last
+// values are used; the operator reports it on the object), logging the error, which names the field and never a
+// value.
+func usable(spec samples.ObjectSpec, err error) func(*zap.Logger, metav1.Object) (samples.ObjectSpec, error) {
+	return func(log *zap.Logger, obj metav1.Object) (samples.ObjectSpec, error) {
+		if triggers.IsDegraded(err) {
+			log.Warn("secret store degraded", zap.String("object", obj.GetNamespace()+"/"+obj.GetName()), zap.String("error", err.Error()))
+			return spec, nil
+		}
+		return spec, err
 	}
 }
