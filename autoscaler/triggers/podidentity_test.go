@@ -38,14 +38,14 @@ func TestConfigsPodIdentity(t *testing.T) {
 			Triggers: []tidalv1alpha1.ScaleTriggers{{Type: "aws-sqs-queue", AuthenticationRef: &tidalv1alpha1.AuthenticationRef{Name: "irsa"}}},
 			Template: &corev1.PodTemplateSpec{Spec: corev1.PodSpec{ServiceAccountName: sa, Containers: []corev1.Container{{Name: "app"}}}}}
 	}
-	cfgs, _, err := triggers.Configs(ctx, r, obj("worker"))
+	cfgs, _, _, err := triggers.Configs(ctx, r, obj("worker"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if pi := cfgs[0].PodIdentity; pi == nil || pi.Provider != "aws" || pi.AWS == nil {
 		t.Fatalf("PodIdentity %+v, want aws credentials for the worker's role", pi)
 	}
-	_, _, err = triggers.Configs(ctx, r, obj("plain"))
+	_, _, _, err = triggers.Configs(ctx, r, obj("plain"))
 	if err == nil || !strings.Contains(err.Error(), `spec.triggers[0]: TriggerAuthentication "irsa": spec.podIdentity`) ||
 		!strings.Contains(err.Error(), "eks.amazonaws.com/role-arn") {
 		t.Fatalf("error %v, want one naming the trigger, the authentication, spec.podIdentity and the annotation", err)

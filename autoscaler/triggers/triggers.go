@@ -71,7 +71,7 @@ func Configs(ctx context.Context, r *Resolver, src Object) ([]scalers.TriggerCon
 		}
 		pi, err := r.PodIdentity(ctx, src.Namespace, t.AuthenticationRef, src.Template)
 		if err != nil {
-			return nil, nil, fmt.Errorf("spec.triggers[%d]: %w", i, err)
+			return nil, nil, time.Time{}, fmt.Errorf("spec.triggers[%d]: %w", i, err)
 		}
 		cfgs = append(cfgs, scalers.TriggerConfig{
 			Type: t.Type, Name: t.Name, Index: i,

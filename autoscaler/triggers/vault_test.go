@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,18 +18,6 @@ import (
 	"github.com/tidalscale/tidal/internal/testenv"
 	"github.com/tidalscale/tidal/internal/testvault"
 )
-
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // spec.hashiCorpVault resolves with token and kubernetes authentication (a TokenRequest for
 // credential.serviceAccountName, reviewed by the server with a TokenReview), from KV version 1 and 2 and the

@@ -197,7 +197,7 @@ func TestBackfillRespectsPodDisruptionBudget(t *testing.T) {
 	if _, err := c.Client.AppsV1().Deployments(ns).Create(ctx, burstDeployment(pool, vn.Name, replicas), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(ctx, t, "2 pods on the full real node and 2 burst to the virtual node", func() (bool, error) {
+	testenv.WaitFor(ctx, t, "2 pods on the full real node and 2 burst to the virtual node", func() (bool, error) {
 		pl, err := place(ctx, c, ns, vn.Name)
 		return pl.readyReal == 2 && pl.readyVirtual == 2, err
 	})
@@ -216,7 +216,7 @@ func TestBackfillRespectsPodDisruptionBudget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(ctx, t, "both replacements Ready and held back by the budget", func() (bool, error) {
+	testenv.WaitFor(ctx, t, "both replacements Ready and held back by the budget", func() (bool, error) {
 		res, err := bf.RunOnce(ctx, time.Now())
 		return res.Blocked == 2, err
 	})
@@ -227,7 +227,7 @@ func TestBackfillRespectsPodDisruptionBudget(t *testing.T) {
 	if err := retryUpdatePDB(ctx, c, ns, "burst", intstr.FromInt32(replicas)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(ctx, t, "all pods back on real nodes", func() (bool, error) {
+	testenv.WaitFor(ctx, t, "all pods back on real nodes", func() (bool, error) {
 		if _, err := bf.RunOnce(ctx, time.Now()); err != nil {
 			return false, err
 		}
