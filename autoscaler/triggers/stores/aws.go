@@ -24,7 +24,7 @@ type AWSClientConfig struct {
 	AccessKeyID, SecretAccessKey, SessionToken string
 	// Endpoint overrides the service endpoint (a VPC endpoint or a test's fake); empty is AWS's.
 	Endpoint string
-	// HTTPClient carries the requests; nil is the SDK's default.
+	// HTTPClient carries the requests (its TLS roots replace AWS_CA_BUNDLE's); nil is the SDK's default.
 	HTTPClient *http.Client
 }
 
@@ -53,9 +53,13 @@ func NewAWSReader(ctx context.Context, c AWSClientConfig) (*AWSReader, error) {
 	if c.AccessKeyID == "" || c.SecretAccessKey == "" {
 		return nil, errors.New("credentials.accessKey and credentials.accessSecretKey: both required (podIdentity is not supported yet)")
 	}
-	cfg, err := m.Config(ctx, c.HTTPClient)
+	cfg, err := m.Config(ctx, nil)
 	if err != nil {
 		return nil, errors.New(m.Redact(err.Error()))
+	}
+	if c.HTTPClient != nil {
+		// After loading: the SDK can only add AWS_CA_BUNDLE to its own buildable client.
+		cfg.HTTPClient = c.HTTPClient
 	}
 	if cfg.Region == "" {
 		return nil, errors.New("region: required (or AWS_REGION in the operator's environment)")

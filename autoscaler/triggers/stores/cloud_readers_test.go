@@ -19,7 +19,8 @@ func TestAWSReaderReadsVersionsStagesAndJSONKeys(t *testing.T) {
 	v1 := f.Put("db", `{"user":"app","password":"first-pw","port":5432}`)
 	f.Put("db", `{"user":"app","password":"second-pw","port":5432}`)
 	f.Put("token", "plain-token")
-	r, err := NewAWSReader(ctx, AWSClientConfig{Region: "eu-west-1", AccessKeyID: f.AccessKeyID, SecretAccessKey: f.SecretAccessKey, Endpoint: f.URL})
+	// The SDK's default endpoint, secretsmanager.eu-west-1.amazonaws.com, routed to the fake.
+	r, err := NewAWSReader(ctx, AWSClientConfig{Region: "eu-west-1", AccessKeyID: f.AccessKeyID, SecretAccessKey: f.SecretAccessKey, HTTPClient: f.HTTPClient()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +72,7 @@ func TestAWSReaderWrongCredentials(t *testing.T) {
 		{"wrong region", AWSClientConfig{Region: "us-east-1", AccessKeyID: f.AccessKeyID, SecretAccessKey: f.SecretAccessKey}, "scoped to a valid region"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.cfg.Endpoint = f.URL
+			tc.cfg.Endpoint, tc.cfg.HTTPClient = f.URL, f.HTTPClient()
 			r, err := NewAWSReader(ctx, tc.cfg)
 			if err != nil {
 				t.Fatal(err)
@@ -97,7 +98,8 @@ func TestGCPReaderReadsVersions(t *testing.T) {
 	f := gcpsmfake.New(t, "tidal-proj")
 	f.Add("api-key", "key-one")
 	f.Add("api-key", "key-two")
-	r, err := NewGCPReader(ctx, GCPClientConfig{CredentialsJSON: f.Credentials, Options: f.ClientOptions()})
+	// The client's default endpoint, secretmanager.googleapis.com:443, routed to the fake.
+	r, err := NewGCPReader(ctx, GCPClientConfig{CredentialsJSON: f.Credentials, HTTPClient: f.HTTPClient()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,15 +2,20 @@ package stores
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"net"
+	"net/http"
 	"strings"
 
 	secretmanager "cloud.google.com/go/secretmanager/apiv1"
 	"cloud.google.com/go/secretmanager/apiv1/secretmanagerpb"
 	"github.com/googleapis/gax-go/v2"
 	"google.golang.org/api/option"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
 	"github.com/tidalscale/tidal/scalers/gcp"
@@ -22,6 +27,9 @@ import (
 type GCPClientConfig struct {
 	// CredentialsJSON is the key document.
 	CredentialsJSON string
+	// HTTPClient, when its transport is an *http.Transport, lends its dialer and TLS roots to the gRPC
+	// connection (a test's fake served under the real host name); nil is Google's defaults.
+	HTTPClient *http.Client
 	// Options are extra client options (a test's endpoint and transport).
 	Options []option.ClientOption
 }
@@ -58,12 +66,35 @@ func NewGCPReader(ctx context.Context, c GCPClientConfig) (*GCPReader, error) {
 	if creds.ProjectID() == "" {
 		return nil, errors.New("credentials.clientSecret: the key document has no project_id")
 	}
-	opts := append([]option.ClientOption{creds.ClientOption()}, c.Options...)
+	opts := append([]option.ClientOption{creds.ClientOption()}, grpcOptions(c.HTTPClient)...)
+	opts = append(opts, c.Options...)
 	client, err := secretmanager.NewClient(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("secret manager client: %s", creds.Redact(err.Error()))
 	}
 	return &GCPReader{client: client, creds: creds, project: creds.ProjectID()}, nil
+}
+
+// grpcOptions carries hc's dialer and TLS roots to a gRPC connection.
+func grpcOptions(hc *http.Client) []option.ClientOption {
+	if hc == nil {
+		return nil
+	}
+	tr, ok := hc.Transport.(*http.Transport)
+	if !ok {
+		return nil
+	}
+	var opts []option.ClientOption
+	if dial := tr.DialContext; dial != nil {
+		opts = append(opts, option.WithGRPCDialOption(grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+			return dial(ctx, "tcp", addr)
+		})))
+	}
+	if tr.TLSClientConfig != nil && tr.TLSClientConfig.RootCAs != nil {
+		opts = append(opts, option.WithGRPCDialOption(grpc.WithTransportCredentials(
+			credentials.NewTLS(&tls.Config{RootCAs: tr.TLSClientConfig.RootCAs, MinVersion: tls.VersionTLS12}))))
+	}
+	return opts
 }
 
 // Close releases the client's connection.

@@ -1,12 +1,14 @@
 // Package awssmfake is a fake of AWS Secrets Manager's GetSecretValue for tests, used through the real
 // aws-sdk-go-v2 client: the AWS JSON 1.1 protocol (POST / with X-Amz-Target secretsmanager.GetSecretValue),
 // Signature Version 4 checked against the fake's keys (scalers/awsauth/awstest), the service and region of the
-// signing scope checked, version stages (AWSCURRENT, AWSPREVIOUS) and version ids, and AWS's error codes.
-// Production code never imports it.
+// signing scope checked, version stages (AWSCURRENT, AWSPREVIOUS) and version ids, and AWS's error codes. It
+// serves HTTPS under the region's real endpoint name (secretsmanager.<region>.amazonaws.com): HTTPClient routes
+// the SDK's default endpoint to it. Production code never imports it.
 package awssmfake
 
 import (
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -18,12 +20,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tidalscale/tidal/internal/testpki"
 	"github.com/tidalscale/tidal/scalers/awsauth/awstest"
 )
 
 // Server is a running fake Secrets Manager for one account and region.
 type Server struct {
-	// URL is the endpoint to give the client.
+	// URL is the server's loopback URL, an endpoint to give the client (with HTTPClient, which trusts its CA).
 	URL string
 	// Region is the only region the fake answers for.
 	Region string
@@ -33,6 +36,7 @@ type Server struct {
 	Calls atomic.Int64
 
 	srv  *httptest.Server
+	ca   *testpki.CA
 	keys awstest.Keys
 
 	mu      sync.Mutex
@@ -51,11 +55,22 @@ func New(t testing.TB, region string) *Server {
 	t.Helper()
 	s := &Server{Region: region, AccessKeyID: "AKIA" + strings.ToUpper(randHex(8)), SecretAccessKey: randHex(20), secrets: map[string][]version{}}
 	s.keys = awstest.Keys{s.AccessKeyID: s.SecretAccessKey}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	s.ca = testpki.NewCA(t, "awssmfake")
+	pair := s.ca.Server(t, "awssmfake", "secretsmanager."+region+".amazonaws.com", "127.0.0.1")
+	cert, err := tls.X509KeyPair(pair.CertPEM, pair.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
+	s.srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	s.srv.StartTLS()
 	s.URL = s.srv.URL
 	t.Cleanup(s.srv.Close)
 	return s
 }
+
+// HTTPClient reaches the fake for every host (the SDK's default endpoint included) and trusts its CA.
+func (s *Server) HTTPClient() *http.Client { return s.ca.ClientTo(s.srv.Listener.Addr().String()) }
 
 // Close stops the server: later calls fail to connect, as when the service cannot be reached.
 func (s *Server) Close() { s.srv.Close() }

@@ -2,17 +2,18 @@
 // cloud.google.com/go/secretmanager client: gRPC over TLS with a throwaway CA, the caller's self-signed
 // service-account JWT verified as Google APIs do (another key is Unauthenticated), another project refused with
 // PermissionDenied, versions by number or "latest", NotFound for unknown secrets and versions, and payloads with
-// their CRC32C. Production code never imports it.
+// their CRC32C. Its certificate also names the service's real host, secretmanager.googleapis.com: HTTPClient's
+// dialer and CA bring a client on its default endpoint to the fake. Production code never imports it.
 package gcpsmfake
 
 import (
 	"context"
 	"crypto/rsa"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"hash/crc32"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,8 +27,8 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
+	"github.com/tidalscale/tidal/internal/testpki"
 	"github.com/tidalscale/tidal/scalers/gcp/monitoringfake"
-	"github.com/tidalscale/tidal/scalers/scalertest"
 )
 
 // projectNumber is what the fake's resource names carry, as Secret Manager answers with project numbers.
@@ -44,7 +45,7 @@ type Server struct {
 	// Calls counts AccessSecretVersion requests, authenticated or not.
 	Calls atomic.Int64
 
-	pki  scalertest.PKI
+	ca   *testpki.CA
 	grpc *grpc.Server
 
 	mu      sync.Mutex
@@ -61,7 +62,12 @@ type service struct {
 // New starts a fake for project; t's cleanup stops it.
 func New(t testing.TB, project string) *Server {
 	t.Helper()
-	s := &Server{Project: project, pki: scalertest.NewPKI(t), secrets: map[string][][]byte{}}
+	s := &Server{Project: project, ca: testpki.NewCA(t, "gcpsmfake"), secrets: map[string][][]byte{}}
+	pair := s.ca.Server(t, "gcpsmfake", "secretmanager.googleapis.com", "127.0.0.1", "localhost")
+	cert, err := tls.X509KeyPair(pair.CertPEM, pair.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var key *rsa.PublicKey
 	// gRPC clients sign their own JWTs: the token endpoint is never needed.
 	s.Credentials, key = monitoringfake.ServiceAccount(t, project, "http://127.0.0.1:1/token")
@@ -70,7 +76,7 @@ func New(t testing.TB, project string) *Server {
 		t.Fatal(err)
 	}
 	s.Addr = lis.Addr().String()
-	s.grpc = grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{s.pki.Server}})))
+	s.grpc = grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}})))
 	secretmanagerpb.RegisterSecretManagerServiceServer(s.grpc, &service{s: s, key: key})
 	go func() { _ = s.grpc.Serve(lis) }()
 	t.Cleanup(s.grpc.Stop)
@@ -79,13 +85,15 @@ func New(t testing.TB, project string) *Server {
 
 // ClientOptions point a Secret Manager client at the fake, trusting its CA. Add the credentials option yourself.
 func (s *Server) ClientOptions() []option.ClientOption {
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM([]byte(s.pki.CA))
 	return []option.ClientOption{
 		option.WithEndpoint(s.Addr),
-		option.WithGRPCDialOption(grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: pool}))),
+		option.WithGRPCDialOption(grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: s.ca.Pool()}))),
 	}
 }
+
+// HTTPClient's transport dials the fake for every host and trusts its CA; the store builds its gRPC connection
+// from those (see stores.Deps.HTTPClient).
+func (s *Server) HTTPClient() *http.Client { return s.ca.ClientTo(s.Addr) }
 
 // Stop stops the server at once: later calls fail with Unavailable.
 func (s *Server) Stop() { s.grpc.Stop() }

@@ -10,7 +10,6 @@
 package keyvaultfake
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
@@ -96,15 +95,7 @@ func New(t testing.TB, cfg Config) *Server {
 func (s *Server) Close() { s.srv.Close() }
 
 // HTTPClient reaches the fake for every host and trusts its CA: give it to the SDK clients.
-func (s *Server) HTTPClient() *http.Client {
-	d := &net.Dialer{Timeout: 5 * time.Second}
-	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: s.ca.Pool()},
-		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return d.DialContext(ctx, network, s.addr)
-		},
-	}}
-}
+func (s *Server) HTTPClient() *http.Client { return s.ca.ClientTo(s.addr) }
 
 // Set stores value as a new version of secret name, which becomes its current version; it returns the version.
 func (s *Server) Set(name, value string) string {
