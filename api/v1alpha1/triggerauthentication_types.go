@@ -2,7 +2,6 @@ package v1alpha1
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 )
 
 // TriggerAuthentication holds the credentials of triggers in its namespace.
@@ -71,10 +70,11 @@ type ClusterTriggerAuthenticationList struct {
 
 // TriggerAuthenticationSpec says where each trigger parameter (password, token, ...) comes from.
 //
-// The external secret stores (hashiCorpVault, azureKeyVault, gcpSecretManager, awsSecretManager) are kept as
-// opaque objects so KEDA manifests decode unchanged. Tidal does not act on them, podIdentity or
-// boundServiceAccountToken yet (NotSupportedYet): its webhook refuses an authentication that sets one, naming
-// the field, and a trigger using one admitted earlier reports that error.
+// Parameters come from secretTargetRef, configMapTargetRef, env, then the external secret stores
+// (hashiCorpVault, azureKeyVault, gcpSecretManager, awsSecretManager, in that order): a later source wins for a
+// parameter set twice. Store values are cached (--secret-store-ttl, autoscaler/triggers/stores). Fields listed in
+// NotSupportedYet are refused by the webhook naming the field, and a trigger using one admitted earlier reports
+// that error.
 type TriggerAuthenticationSpec struct {
 	// PodIdentity authenticates with a workload identity: not supported yet, refused by the webhook unless the
 	// provider is none.
@@ -104,29 +104,21 @@ type TriggerAuthenticationSpec struct {
 	// +optional
 	BoundServiceAccountToken []BoundServiceAccountToken `json:"boundServiceAccountToken,omitempty"`
 
-	// HashiCorpVault (KEDA schema): not supported yet, refused by the webhook.
+	// HashiCorpVault reads parameters from HashiCorp Vault or OpenBao.
 	// +optional
-	// +kubebuilder:pruning:PreserveUnknownFields
-	// +kubebuilder:validation:Type=object
-	HashiCorpVault *runtime.RawExtension `json:"hashiCorpVault,omitempty"`
+	HashiCorpVault *HashiCorpVault `json:"hashiCorpVault,omitempty"`
 
-	// AzureKeyVault (KEDA schema): not supported yet, refused by the webhook.
+	// AzureKeyVault reads parameters from Azure Key Vault.
 	// +optional
-	// +kubebuilder:pruning:PreserveUnknownFields
-	// +kubebuilder:validation:Type=object
-	AzureKeyVault *runtime.RawExtension `json:"azureKeyVault,omitempty"`
+	AzureKeyVault *AzureKeyVault `json:"azureKeyVault,omitempty"`
 
-	// GCPSecretManager (KEDA schema): not supported yet, refused by the webhook.
+	// GCPSecretManager reads parameters from Google Cloud Secret Manager.
 	// +optional
-	// +kubebuilder:pruning:PreserveUnknownFields
-	// +kubebuilder:validation:Type=object
-	GCPSecretManager *runtime.RawExtension `json:"gcpSecretManager,omitempty"`
+	GCPSecretManager *GCPSecretManager `json:"gcpSecretManager,omitempty"`
 
-	// AwsSecretManager (KEDA schema): not supported yet, refused by the webhook.
+	// AwsSecretManager reads parameters from AWS Secrets Manager.
 	// +optional
-	// +kubebuilder:pruning:PreserveUnknownFields
-	// +kubebuilder:validation:Type=object
-	AwsSecretManager *runtime.RawExtension `json:"awsSecretManager,omitempty"`
+	AwsSecretManager *AwsSecretManager `json:"awsSecretManager,omitempty"`
 }
 
 // PodIdentityProvider names a workload identity mechanism (KEDA's values).

@@ -35,6 +35,9 @@ type ObjectSpec struct {
 	UseCachedMetrics []bool
 	// Generation is the object's metadata.generation. An Upsert with the generation already held is a no-op.
 	Generation int64
+	// RefreshAt is when the triggers should be resolved again because parameters read from an external secret
+	// store are due for a refresh (autoscaler/triggers/stores); zero when none are used.
+	RefreshAt time.Time
 }
 
 // TriggerState is the latest state of one trigger.

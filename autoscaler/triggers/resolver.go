@@ -8,7 +8,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"net/http"
 	"os"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -16,7 +19,23 @@ import (
 
 	tidalclient "github.com/tidalscale/tidal/api/client/clientset/versioned"
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
+	"github.com/tidalscale/tidal/autoscaler/triggers/stores"
 )
+
+// DegradedError reports that every parameter was resolved but some come from an external secret store that could
+// not be read just now: they are the last values it returned, still within --secret-store-ttl. What comes with
+// it is usable; the error names the store's field and its error, never a value. Once the TTL is over without a
+// successful read, resolution fails with the store's error alone.
+type DegradedError struct{ Err error }
+
+func (e *DegradedError) Error() string { return e.Err.Error() }
+func (e *DegradedError) Unwrap() error { return e.Err }
+
+// IsDegraded reports whether err is a *DegradedError: the result it came with is usable.
+func IsDegraded(err error) bool {
+	var d *DegradedError
+	return errors.As(err, &d)
+}
 
 // Resolver turns a trigger's authenticationRef and the target's container environment into the values scalers
 // read. Resolved values are secrets: they go into scalers.TriggerConfig only and are never logged, put in an
@@ -30,6 +49,16 @@ type Resolver struct {
 	// FileRoot is the directory a ClusterTriggerAuthentication's spec.filePath is read under
 	// (--filepath-auth-root-path); empty refuses filePath.
 	FileRoot string
+	// Stores caches the parameters read from external secret stores (--secret-store-ttl); nil reads the stores
+	// at each resolution.
+	Stores *stores.Cache
+	// StoreHTTPClient is the HTTP client of the stores (nil: each store's default); StoreTokens requests
+	// service-account tokens for them (nil: the TokenRequest API through Kube).
+	StoreHTTPClient *http.Client
+	StoreTokens     stores.TokenRequester
+	// NoStores leaves the parameters of external secret stores out instead of reading them: the admission
+	// webhook's resolver, which must never connect where an author says.
+	NoStores bool
 }
 
 // Env resolves the environment of one container of a pod template: literal values, secretKeyRef and
@@ -143,81 +172,142 @@ func isOptional(b *bool) bool { return b != nil && *b }
 // tidalv1alpha1.NotSupportedYet (one admitted before the webhook refused them) is an error naming the field. env
 // is the resolved environment of the target's containers keyed by container name ("" is the default container)
 // for spec.env entries.
+//
+// When an external secret store cannot be read but the values it returned earlier are still within their TTL,
+// the parameters come with a *DegradedError: they are usable, and the error says which store failed and why.
 func (r *Resolver) AuthParams(ctx context.Context, namespace string, ref *tidalv1alpha1.AuthenticationRef, envOf func(container string) (map[string]string, error)) (map[string]string, error) {
+	params, _, err := r.authParams(ctx, namespace, ref, envOf)
+	return params, err
+}
+
+// authParams is AuthParams, also returning when values read from external secret stores are due for a refresh
+// (zero when none are used).
+func (r *Resolver) authParams(ctx context.Context, namespace string, ref *tidalv1alpha1.AuthenticationRef, envOf func(container string) (map[string]string, error)) (map[string]string, time.Time, error) {
 	if ref == nil {
-		return nil, nil
+		return nil, time.Time{}, nil
 	}
-	var spec tidalv1alpha1.TriggerAuthenticationSpec
+	var (
+		spec tidalv1alpha1.TriggerAuthenticationSpec
+		key  stores.Key
+	)
 	secretNS := namespace
 	switch ref.GetKind() {
 	case tidalv1alpha1.KindTriggerAuthentication:
 		ta, err := r.Tidal.TidalV1alpha1().TriggerAuthentications(namespace).Get(ctx, ref.Name, metav1.GetOptions{})
 		if err != nil {
-			return nil, fmt.Errorf("authenticationRef: TriggerAuthentication %q: %w", ref.Name, err)
+			return nil, time.Time{}, fmt.Errorf("authenticationRef: TriggerAuthentication %q: %w", ref.Name, err)
 		}
 		if errs := tidalv1alpha1.UnsupportedFields(ta); len(errs) > 0 {
-			return nil, fmt.Errorf("authenticationRef: TriggerAuthentication %q: %w", ref.Name, errs.ToAggregate())
+			return nil, time.Time{}, fmt.Errorf("authenticationRef: TriggerAuthentication %q: %w", ref.Name, errs.ToAggregate())
 		}
 		spec = ta.Spec
+		key = stores.Key{Kind: tidalv1alpha1.KindTriggerAuthentication, Namespace: ta.Namespace, Name: ta.Name, ResourceVersion: ta.ResourceVersion}
 	case tidalv1alpha1.KindClusterTriggerAuthentication:
 		cta, err := r.Tidal.TidalV1alpha1().ClusterTriggerAuthentications().Get(ctx, ref.Name, metav1.GetOptions{})
 		if err != nil {
-			return nil, fmt.Errorf("authenticationRef: ClusterTriggerAuthentication %q: %w", ref.Name, err)
+			return nil, time.Time{}, fmt.Errorf("authenticationRef: ClusterTriggerAuthentication %q: %w", ref.Name, err)
 		}
 		if errs := tidalv1alpha1.UnsupportedFields(cta); len(errs) > 0 {
-			return nil, fmt.Errorf("authenticationRef: ClusterTriggerAuthentication %q: %w", ref.Name, errs.ToAggregate())
+			return nil, time.Time{}, fmt.Errorf("authenticationRef: ClusterTriggerAuthentication %q: %w", ref.Name, errs.ToAggregate())
 		}
 		spec = cta.Spec
+		key = stores.Key{Kind: tidalv1alpha1.KindClusterTriggerAuthentication, Name: cta.Name, ResourceVersion: cta.ResourceVersion}
 		secretNS = r.ClusterObjectNamespace
 		if spec.FilePath != "" {
 			params, err := r.fileParams(spec.FilePath)
 			if err != nil {
-				return nil, fmt.Errorf("ClusterTriggerAuthentication %q: spec.filePath: %w", ref.Name, err)
+				return nil, time.Time{}, fmt.Errorf("ClusterTriggerAuthentication %q: spec.filePath: %w", ref.Name, err)
 			}
-			return params, nil
+			return params, time.Time{}, nil
 		}
 	default:
-		return nil, fmt.Errorf("authenticationRef.kind: want TriggerAuthentication or ClusterTriggerAuthentication, got %q", ref.Kind)
+		return nil, time.Time{}, fmt.Errorf("authenticationRef.kind: want TriggerAuthentication or ClusterTriggerAuthentication, got %q", ref.Kind)
 	}
 	if spec.FilePath != "" {
 		// The webhook refuses it; one admitted before is refused here too.
-		return nil, fmt.Errorf("TriggerAuthentication %q: spec.filePath: only a ClusterTriggerAuthentication may read parameters from a file", ref.Name)
+		return nil, time.Time{}, fmt.Errorf("TriggerAuthentication %q: spec.filePath: only a ClusterTriggerAuthentication may read parameters from a file", ref.Name)
 	}
 	params := map[string]string{}
 	for i, s := range spec.SecretTargetRef {
 		sec, err := r.Kube.CoreV1().Secrets(secretNS).Get(ctx, s.Name, metav1.GetOptions{})
 		if err != nil {
-			return nil, fmt.Errorf("%s %q: spec.secretTargetRef[%d]: secret %q: %w", ref.GetKind(), ref.Name, i, s.Name, err)
+			return nil, time.Time{}, fmt.Errorf("%s %q: spec.secretTargetRef[%d]: secret %q: %w", ref.GetKind(), ref.Name, i, s.Name, err)
 		}
 		v, ok := sec.Data[s.Key]
 		if !ok {
-			return nil, fmt.Errorf("%s %q: spec.secretTargetRef[%d]: secret %q has no key %q", ref.GetKind(), ref.Name, i, s.Name, s.Key)
+			return nil, time.Time{}, fmt.Errorf("%s %q: spec.secretTargetRef[%d]: secret %q has no key %q", ref.GetKind(), ref.Name, i, s.Name, s.Key)
 		}
 		params[s.Parameter] = string(v)
 	}
 	for i, c := range spec.ConfigMapTargetRef {
 		cm, err := r.Kube.CoreV1().ConfigMaps(secretNS).Get(ctx, c.Name, metav1.GetOptions{})
 		if err != nil {
-			return nil, fmt.Errorf("%s %q: spec.configMapTargetRef[%d]: configMap %q: %w", ref.GetKind(), ref.Name, i, c.Name, err)
+			return nil, time.Time{}, fmt.Errorf("%s %q: spec.configMapTargetRef[%d]: configMap %q: %w", ref.GetKind(), ref.Name, i, c.Name, err)
 		}
 		v, ok := cm.Data[c.Key]
 		if !ok {
-			return nil, fmt.Errorf("%s %q: spec.configMapTargetRef[%d]: configMap %q has no key %q", ref.GetKind(), ref.Name, i, c.Name, c.Key)
+			return nil, time.Time{}, fmt.Errorf("%s %q: spec.configMapTargetRef[%d]: configMap %q has no key %q", ref.GetKind(), ref.Name, i, c.Name, c.Key)
 		}
 		params[c.Parameter] = v
 	}
 	for i, e := range spec.Env {
 		env, err := envOf(e.ContainerName)
 		if err != nil {
-			return nil, fmt.Errorf("%s %q: spec.env[%d]: %w", ref.GetKind(), ref.Name, i, err)
+			return nil, time.Time{}, fmt.Errorf("%s %q: spec.env[%d]: %w", ref.GetKind(), ref.Name, i, err)
 		}
 		v, ok := env[e.Name]
 		if !ok {
-			return nil, fmt.Errorf("%s %q: spec.env[%d]: variable %q not found in the target's container", ref.GetKind(), ref.Name, i, e.Name)
+			return nil, time.Time{}, fmt.Errorf("%s %q: spec.env[%d]: variable %q not found in the target's container", ref.GetKind(), ref.Name, i, e.Name)
 		}
 		params[e.Parameter] = v
 	}
-	return params, nil
+	refreshAt, err := r.storeParams(ctx, key, secretNS, &spec, params)
+	if err != nil {
+		return params, refreshAt, fmt.Errorf("%s %q: %w", ref.GetKind(), ref.Name, err)
+	}
+	return params, refreshAt, nil
+}
+
+// storeParams adds the parameters of the external secret stores spec sets to params, in precedence order (a
+// later store wins), through the cache. A store serving stale values makes a *DegradedError (params complete);
+// any other error stops.
+func (r *Resolver) storeParams(ctx context.Context, key stores.Key, secretNS string, spec *tidalv1alpha1.TriggerAuthenticationSpec, params map[string]string) (time.Time, error) {
+	var (
+		refreshAt time.Time
+		stale     []error
+	)
+	if r.NoStores {
+		return time.Time{}, nil
+	}
+	deps := stores.Deps{Kube: r.Kube, Namespace: secretNS, HTTPClient: r.StoreHTTPClient, Tokens: r.StoreTokens}
+	for _, st := range stores.FromSpec(spec) {
+		var (
+			values map[string]string
+			next   time.Time
+			err    error
+		)
+		if r.Stores != nil {
+			deps.Now = r.Stores.Now
+			k := key
+			k.Field = st.Field()
+			values, next, err = r.Stores.Get(ctx, k, func(ctx context.Context) (map[string]string, error) { return st.Read(ctx, deps) })
+		} else {
+			values, err = st.Read(ctx, deps)
+		}
+		if se := (*stores.StaleError)(nil); errors.As(err, &se) {
+			stale = append(stale, err)
+		} else if err != nil {
+			return time.Time{}, err
+		}
+		maps.Copy(params, values)
+		if !next.IsZero() && (refreshAt.IsZero() || next.Before(refreshAt)) {
+			refreshAt = next
+		}
+	}
+	if len(stale) > 0 {
+		return refreshAt, &DegradedError{Err: errors.Join(stale...)}
+	}
+	return refreshAt, nil
 }
 
 // fileParams reads a JSON object of parameter → string value from path under FileRoot. os.Root confines the read

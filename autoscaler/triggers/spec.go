@@ -16,8 +16,9 @@ import (
 // their scalers from the same spec, so both name the same metrics.
 //
 // An error names the field that could not be resolved (spec.scaleTargetRef, spec.triggers[i]...) or that Tidal
-// does not support yet (tidalv1alpha1.NotSupportedYet), and never a resolved value. The returned spec holds
-// secrets in its triggers' AuthParams: never log it.
+// does not support yet (tidalv1alpha1.NotSupportedYet), and never a resolved value. With a *DegradedError
+// (IsDegraded) the spec is complete and usable: some values are the last ones an external secret store returned,
+// which could not be read again. The returned spec holds secrets in its triggers' AuthParams: never log it.
 func ForScaledObject(ctx context.Context, so *tidalv1alpha1.ScaledObject, targets *scaletarget.Client, resolver *Resolver, logger *zap.Logger) (samples.ObjectSpec, error) {
 	interval := so.Spec.GetPollingInterval()
 	spec := samples.ObjectSpec{
@@ -36,7 +37,7 @@ func ForScaledObject(ctx context.Context, so *tidalv1alpha1.ScaledObject, target
 	if err != nil {
 		return spec, fmt.Errorf("spec.scaleTargetRef: %w", err)
 	}
-	spec.Triggers, spec.UseCachedMetrics, err = Configs(ctx, resolver, Object{
+	spec.Triggers, spec.UseCachedMetrics, spec.RefreshAt, err = Configs(ctx, resolver, Object{
 		Kind: samples.KindScaledObject, Namespace: so.Namespace, Name: so.Name, Triggers: so.Spec.Triggers,
 		Template: tmpl, EnvContainer: so.Spec.ScaleTargetRef.EnvSourceContainerName, PollingInterval: interval, Logger: logger,
 	})
@@ -59,7 +60,7 @@ func ForScaledJob(ctx context.Context, sj *tidalv1alpha1.ScaledJob, resolver *Re
 	}
 	tmpl := sj.Spec.JobTargetRef.Template
 	var err error
-	spec.Triggers, spec.UseCachedMetrics, err = Configs(ctx, resolver, Object{
+	spec.Triggers, spec.UseCachedMetrics, spec.RefreshAt, err = Configs(ctx, resolver, Object{
 		Kind: samples.KindScaledJob, Namespace: sj.Namespace, Name: sj.Name, Triggers: sj.Spec.Triggers,
 		Template: &tmpl, EnvContainer: sj.Spec.EnvSourceContainerName, PollingInterval: interval, Logger: logger,
 	})

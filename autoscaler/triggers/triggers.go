@@ -2,6 +2,7 @@ package triggers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -26,8 +27,10 @@ type Object struct {
 }
 
 // Configs resolves every trigger of an object into a scaler config, and reports each trigger's
-// useCachedMetrics. An error names the field that could not be resolved, never a value.
-func Configs(ctx context.Context, r *Resolver, src Object) ([]scalers.TriggerConfig, []bool, error) {
+// useCachedMetrics and when values read from external secret stores are due for a refresh (zero when none are
+// used). An error names the field that could not be resolved, never a value; a *DegradedError comes with
+// usable configs (see AuthParams).
+func Configs(ctx context.Context, r *Resolver, src Object) ([]scalers.TriggerConfig, []bool, time.Time, error) {
 	if src.Logger == nil {
 		src.Logger = zap.NewNop()
 	}
@@ -48,14 +51,23 @@ func Configs(ctx context.Context, r *Resolver, src Object) ([]scalers.TriggerCon
 	}
 	env, err := envOf("")
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, time.Time{}, err
 	}
+	var (
+		refreshAt time.Time
+		degraded  []error
+	)
 	cfgs := make([]scalers.TriggerConfig, 0, len(src.Triggers))
 	cached := make([]bool, 0, len(src.Triggers))
 	for i, t := range src.Triggers {
-		auth, err := r.AuthParams(ctx, src.Namespace, t.AuthenticationRef, envOf)
-		if err != nil {
-			return nil, nil, fmt.Errorf("spec.triggers[%d]: %w", i, err)
+		auth, next, err := r.authParams(ctx, src.Namespace, t.AuthenticationRef, envOf)
+		if IsDegraded(err) {
+			degraded = append(degraded, fmt.Errorf("spec.triggers[%d]: %w", i, err))
+		} else if err != nil {
+			return nil, nil, time.Time{}, fmt.Errorf("spec.triggers[%d]: %w", i, err)
+		}
+		if !next.IsZero() && (refreshAt.IsZero() || next.Before(refreshAt)) {
+			refreshAt = next
 		}
 		cfgs = append(cfgs, scalers.TriggerConfig{
 			Type: t.Type, Name: t.Name, Index: i,
@@ -66,7 +78,10 @@ func Configs(ctx context.Context, r *Resolver, src Object) ([]scalers.TriggerCon
 		})
 		cached = append(cached, t.UseCachedMetrics)
 	}
-	return cfgs, cached, nil
+	if len(degraded) > 0 {
+		return cfgs, cached, refreshAt, &DegradedError{Err: errors.Join(degraded...)}
+	}
+	return cfgs, cached, refreshAt, nil
 }
 
 // Name is a trigger's name in status and formulas: its name, or s<index>-<type> (ScaleTriggers.NameAt).

@@ -63,7 +63,7 @@ func (f *flags) options(env tidalapp.Env, serving *cmoptions.CustomMetricsAdapte
 	}
 	opts := app.Options{
 		Config: env.Config, Registry: registry.New(), Logger: env.Log, Serving: serving,
-		Namespace: env.Flags.Namespace, WatchNamespace: env.Flags.WatchNamespace, AuthFileRoot: env.Flags.AuthFileRoot, Workers: f.workers, MetricsAddr: env.Flags.MetricsAddr,
+		Namespace: env.Flags.Namespace, WatchNamespace: env.Flags.WatchNamespace, AuthFileRoot: env.Flags.AuthFileRoot, SecretStoreTTL: env.Flags.SecretStoreTTL, Workers: f.workers, MetricsAddr: env.Flags.MetricsAddr,
 	}
 	if f.podMetrics {
 		sel, err := labels.Parse(f.podNodeSelector)

@@ -48,7 +48,7 @@ func main() {
 			return a.Run(ctx)
 		}
 		op, err := operatorapp.New(operatorapp.Options{Config: env.Config, Source: a.Source(),
-			Logger: env.Log.Named("operator"), Namespace: common.Namespace, WatchNamespace: common.WatchNamespace, AuthFileRoot: common.AuthFileRoot, Workers: f.workers})
+			Logger: env.Log.Named("operator"), Namespace: common.Namespace, WatchNamespace: common.WatchNamespace, AuthFileRoot: common.AuthFileRoot, SecretStoreTTL: common.SecretStoreTTL, Workers: f.workers})
 		if err != nil {
 			return err
 		}

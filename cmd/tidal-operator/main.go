@@ -48,7 +48,7 @@ func main() {
 		redis.SetLogger(env.Log) // go-redis logs reconnects through its own global logger
 		opts := app.Options{
 			Config: env.Config, Registry: registry.New(), Metrics: tidalapp.NewRegistry(), Logger: env.Log,
-			Namespace: common.Namespace, WatchNamespace: common.WatchNamespace, AuthFileRoot: common.AuthFileRoot, Workers: *workers, ServeAddr: common.MetricsAddr,
+			Namespace: common.Namespace, WatchNamespace: common.WatchNamespace, AuthFileRoot: common.AuthFileRoot, SecretStoreTTL: common.SecretStoreTTL, Workers: *workers, ServeAddr: common.MetricsAddr,
 			Election: env.Election(app.LeaseName), Shard: shard,
 			NoCapacityRequests: !*capacityRequests, CapacityRequestTTL: *capacityRequestTTL,
 		}

@@ -50,6 +50,9 @@ type Flags struct {
 	// AuthFileRoot is the directory ClusterTriggerAuthentication spec.filePath is read under (empty: refused);
 	// registered with WatchNamespace, by the components that resolve triggers.
 	AuthFileRoot string
+	// SecretStoreTTL is how long parameters read from an external secret store are used (--secret-store-ttl;
+	// autoscaler/triggers/stores); registered with WatchNamespace.
+	SecretStoreTTL time.Duration
 }
 
 // RegisterOptions say which shared flags a deployable takes.
@@ -77,6 +80,8 @@ func (f *Flags) Register(fs FlagSet, o RegisterOptions) {
 		fs.StringVar(&f.WatchNamespace, "watch-namespace", os.Getenv("WATCH_NAMESPACE"), "only ScaledObjects and ScaledJobs of this namespace; empty watches all")
 		fs.StringVar(&f.AuthFileRoot, "filepath-auth-root-path", "", "directory under which a ClusterTriggerAuthentication's spec.filePath is read "+
 			"(a mounted Secret, for instance); empty refuses filePath")
+		fs.DurationVar(&f.SecretStoreTTL, "secret-store-ttl", 5*time.Minute, "how long trigger parameters read from an external secret store (hashiCorpVault...) "+
+			"are used: re-read after half of it; while the store cannot be read the last values are used, the object not Ready, until it is over")
 	}
 	if o.LeaderElect {
 		fs.BoolVar(&f.LeaderElect, "leader-elect", !o.LeaderElectOffByDefault, "elect a leader through a Lease so several replicas can run with one active")

@@ -84,7 +84,8 @@ func TestAuthPageIsCurrent(t *testing.T) {
 	page := string(want)
 	for _, line := range []string{
 		"| `spec.secretTargetRef` | read |",
-		"| `spec.hashiCorpVault` | refused at admission: Tidal does not read external secret stores yet",
+		"| `spec.hashiCorpVault` | read |",
+		"| `spec.azureKeyVault` | refused at admission: Tidal does not read external secret stores yet",
 		"| `spec.podIdentity` | refused at admission:",
 		"| [`redis`](scalers/redis.md) | `address`, `host`, `port`, `username`, `password`,",
 	} {

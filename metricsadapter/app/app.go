@@ -31,6 +31,7 @@ import (
 	"github.com/tidalscale/tidal/autoscaler/samples"
 	"github.com/tidalscale/tidal/autoscaler/scaletarget"
 	"github.com/tidalscale/tidal/autoscaler/triggers"
+	"github.com/tidalscale/tidal/autoscaler/triggers/stores"
 	scaffold "github.com/tidalscale/tidal/internal/app"
 	"github.com/tidalscale/tidal/internal/controller"
 	"github.com/tidalscale/tidal/metricsadapter/external"
@@ -63,6 +64,9 @@ type Options struct {
 	WatchNamespace string
 	// AuthFileRoot is where ClusterTriggerAuthentication spec.filePath is read (--filepath-auth-root-path).
 	AuthFileRoot string
+	// SecretStoreTTL is how long parameters read from external secret stores are used (--secret-store-ttl;
+	// stores.DefaultTTL when 0).
+	SecretStoreTTL time.Duration
 	// Workers is the number of concurrent ScaledObject reconciles (default 4).
 	Workers int
 	// Poller tunes the poller; Registry, Logger and Metrics are set by the adapter.
@@ -149,7 +153,8 @@ func New(opts Options) (*Adapter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metrics adapter: %w", err)
 	}
-	resolver := &triggers.Resolver{Kube: a.kube, Tidal: tc, ClusterObjectNamespace: opts.Namespace, FileRoot: opts.AuthFileRoot}
+	resolver := &triggers.Resolver{Kube: a.kube, Tidal: tc, ClusterObjectNamespace: opts.Namespace, FileRoot: opts.AuthFileRoot,
+		Stores: stores.NewCache(opts.SecretStoreTTL, nil)}
 	a.shared = newSharedSource(a.poller)
 	observer := observers{a.shared}
 	if opts.Stream != nil {
@@ -170,7 +175,7 @@ func New(opts Options) (*Adapter, error) {
 			return so, nil
 		},
 		Build: func(ctx context.Context, obj metav1.Object) (samples.ObjectSpec, error) {
-			return triggers.ForScaledObject(ctx, obj.(*tidalv1alpha1.ScaledObject), targets, resolver, soLog)
+			return usable(triggers.ForScaledObject(ctx, obj.(*tidalv1alpha1.ScaledObject), targets, resolver, soLog))(soLog, obj)
 		},
 	})
 	if err != nil {
@@ -188,7 +193,7 @@ func New(opts Options) (*Adapter, error) {
 			return sj, nil
 		},
 		Build: func(ctx context.Context, obj metav1.Object) (samples.ObjectSpec, error) {
-			return triggers.ForScaledJob(ctx, obj.(*tidalv1alpha1.ScaledJob), resolver, sjLog)
+			return usable(triggers.ForScaledJob(ctx, obj.(*tidalv1alpha1.ScaledJob), resolver, sjLog))(sjLog, obj)
 		},
 	})
 	if err != nil {
@@ -351,5 +356,18 @@ func (a *Adapter) register(ctx context.Context) {
 			return
 		case <-time.After(delay):
 		}
+	}
+}
+
+// usable installs a spec resolved with a *triggers.DegradedError (an external secret store failed and its last
+// values are used; the operator reports it on the object), logging the error, which names the field and never a
+// value.
+func usable(spec samples.ObjectSpec, err error) func(*zap.Logger, metav1.Object) (samples.ObjectSpec, error) {
+	return func(log *zap.Logger, obj metav1.Object) (samples.ObjectSpec, error) {
+		if triggers.IsDegraded(err) {
+			log.Warn("secret store degraded", zap.String("object", obj.GetNamespace()+"/"+obj.GetName()), zap.String("error", err.Error()))
+			return spec, nil
+		}
+		return spec, err
 	}
 }

@@ -37,6 +37,7 @@ import (
 	"github.com/tidalscale/tidal/autoscaler/samples"
 	"github.com/tidalscale/tidal/autoscaler/scaletarget"
 	"github.com/tidalscale/tidal/autoscaler/triggers"
+	"github.com/tidalscale/tidal/autoscaler/triggers/stores"
 	scaffold "github.com/tidalscale/tidal/internal/app"
 	"github.com/tidalscale/tidal/internal/shard"
 	"github.com/tidalscale/tidal/scalers"
@@ -62,6 +63,9 @@ type Options struct {
 	WatchNamespace string
 	// AuthFileRoot is where ClusterTriggerAuthentication spec.filePath is read (--filepath-auth-root-path).
 	AuthFileRoot string
+	// SecretStoreTTL is how long parameters read from external secret stores are used (--secret-store-ttl;
+	// stores.DefaultTTL when 0).
+	SecretStoreTTL time.Duration
 	// Workers is the number of concurrent ScaledObject reconciles (default 4).
 	Workers int
 	// ServeAddr serves /metrics, /healthz and /readyz ("" disables; ":0" picks a port, see Operator.Addr).
@@ -108,6 +112,7 @@ type Operator struct {
 	synced   atomic.Bool
 	server   *scaffold.Server
 	whListen net.Listener
+	stores   *stores.Cache
 }
 
 // LeaseName is the operator's default leader-election Lease.
@@ -146,7 +151,8 @@ func New(opts Options) (*Operator, error) {
 	if reg == nil {
 		reg = scaffold.NewRegistry()
 	}
-	o := &Operator{opts: opts, log: opts.Logger, kube: kube, tidal: tc, registry: reg, metrics: operator.NewMetrics(reg)}
+	o := &Operator{opts: opts, log: opts.Logger, kube: kube, tidal: tc, registry: reg, metrics: operator.NewMetrics(reg),
+		stores: stores.NewCache(opts.SecretStoreTTL, nil)}
 	o.opts.Config = cfg
 	if !opts.NoCapacityRequests {
 		o.capacity = capacity.New(capacity.Options{Client: tc, TTL: opts.CapacityRequestTTL, FieldManager: operator.FieldManager, Registerer: reg})
@@ -357,7 +363,9 @@ func (o *Operator) runControllers(ctx context.Context) error {
 	return err
 }
 
-// resolver resolves triggers' authentication for the controllers and the webhook.
+// resolver resolves triggers' authentication for the controllers and the webhook (which never reads external
+// secret stores). The controllers share one secret store cache.
 func (o *Operator) resolver() *triggers.Resolver {
-	return &triggers.Resolver{Kube: o.kube, Tidal: o.tidal, ClusterObjectNamespace: o.opts.Namespace, FileRoot: o.opts.AuthFileRoot}
+	return &triggers.Resolver{Kube: o.kube, Tidal: o.tidal, ClusterObjectNamespace: o.opts.Namespace, FileRoot: o.opts.AuthFileRoot,
+		Stores: o.stores}
 }

@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/tidalscale/tidal/autoscaler/operator/webhook"
+	"github.com/tidalscale/tidal/autoscaler/triggers"
 )
 
 // WebhookOptions turns on the validating webhook.
@@ -51,7 +52,7 @@ func (o *Operator) serveWebhook(ctx context.Context, l net.Listener) error {
 		return err
 	}
 	v := &webhook.Validator{Kube: o.kube, Tidal: o.tidal, Registry: o.opts.Registry, Logger: o.log.Named("webhook"),
-		Resolver: o.resolver()}
+		Resolver: o.webhookResolver()}
 	mux := http.NewServeMux()
 	mux.Handle(webhook.Path, v)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second,
@@ -67,4 +68,12 @@ func (o *Operator) serveWebhook(ctx context.Context, l net.Listener) error {
 		return err
 	}
 	return nil
+}
+
+// webhookResolver resolves authentication for validation without reading external secret stores: an author must
+// not be able to make the webhook connect anywhere.
+func (o *Operator) webhookResolver() *triggers.Resolver {
+	r := o.resolver()
+	r.NoStores, r.Stores = true, nil
+	return r
 }

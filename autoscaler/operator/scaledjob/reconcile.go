@@ -166,6 +166,12 @@ func (c *Controller) ensureTriggers(ctx context.Context, sj *tidalv1alpha1.Scale
 		return nil
 	}
 	spec, err := triggers.ForScaledJob(ctx, sj, c.opts.Resolver, c.log)
+	if triggers.IsDegraded(err) {
+		// Usable: an external secret store failed and its last values are used (ScaledObjects also report it
+		// in Ready; ScaledJobs only in this event for now).
+		c.event(sj, corev1.EventTypeWarning, "SecretStoreDegraded", err.Error())
+		err = nil
+	}
 	if err != nil {
 		c.event(sj, corev1.EventTypeWarning, "TriggerInvalid", err.Error())
 		c.mu.Lock()

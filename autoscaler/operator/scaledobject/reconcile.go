@@ -42,6 +42,9 @@ const (
 	ReasonRestored          = "ReplicasRestored"
 	ReasonHPAManaged        = "HPAManaged"
 	ReasonSourceUnavailable = "SampleSourceUnavailable"
+	// ReasonSecretStoreDegraded: an external secret store could not be read; scaling goes on with the values it
+	// returned last, until --secret-store-ttl runs out (then ReasonTriggerInvalid).
+	ReasonSecretStoreDegraded = "SecretStoreDegraded"
 	// ReasonWaiting: some trigger has no sample of the current generation (or no metric spec) yet; replicas are
 	// held as they are.
 	ReasonWaiting          = "WaitingForSamples"
@@ -58,6 +61,10 @@ type Result = controller.Result
 type objectState struct {
 	generation int64 // generation whose triggers are registered with the source; 0 means none
 	buildErrs  []error
+	// degraded is the *triggers.DegradedError of the last resolution (nil when healthy); refreshAt is when the
+	// triggers are resolved again because secret store values are due (zero: only on a new generation).
+	degraded   error
+	refreshAt  time.Time
 	triggers   map[int]samples.TriggerState
 	core       core.State
 	restored   bool // core was loaded from the status
@@ -209,18 +216,40 @@ func (c *Controller) ensureTriggers(ctx context.Context, so *tidalv1alpha1.Scale
 		st = newObjectState()
 		c.objects[key] = st
 	}
-	built := st.generation == so.Generation
+	built := st.generation == so.Generation && (st.refreshAt.IsZero() || c.now().Before(st.refreshAt))
+	refreshing := st.generation == so.Generation
+	prevDegraded := st.degraded
 	c.mu.Unlock()
 	if built {
 		return st, nil
 	}
 	spec, resolveErr := triggers.ForScaledObject(ctx, so, c.opts.Targets, c.opts.Resolver, c.log)
-	if resolveErr != nil {
+	if resolveErr != nil && !triggers.IsDegraded(resolveErr) {
 		// Auth or environment could not be resolved: every trigger reports it; retry later, as a secret may
 		// appear. The message names the field and never a value.
 		c.event(so, corev1.EventTypeWarning, ReasonTriggerInvalid, resolveErr.Error())
+		if refreshing {
+			// Secret store values expired without a successful read: the scalers built with them go, as if
+			// the authentication had never resolved.
+			c.opts.Source.Delete(ctx, spec.Key)
+		}
 		c.mu.Lock()
 		st.buildErrs = []error{resolveErr}
+		st.generation, st.refreshAt, st.degraded = 0, time.Time{}, nil
+		if refreshing {
+			st.triggers = map[int]samples.TriggerState{}
+		}
+		c.mu.Unlock()
+		return st, nil
+	}
+	if resolveErr != nil && (prevDegraded == nil || prevDegraded.Error() != resolveErr.Error()) {
+		c.event(so, corev1.EventTypeWarning, ReasonSecretStoreDegraded, resolveErr.Error())
+	}
+	if refreshing {
+		// Same generation: the scalers keep the values they were built with (an Upsert of a held generation is
+		// a no-op); the refresh tells whether the stores still answer.
+		c.mu.Lock()
+		st.degraded, st.refreshAt = resolveErr, spec.RefreshAt
 		c.mu.Unlock()
 		return st, nil
 	}
@@ -232,6 +261,7 @@ func (c *Controller) ensureTriggers(ctx context.Context, so *tidalv1alpha1.Scale
 	}
 	c.mu.Lock()
 	st.generation = so.Generation
+	st.degraded, st.refreshAt = resolveErr, spec.RefreshAt
 	st.buildErrs = slices.DeleteFunc(slices.Clone(errs), func(e error) bool { return e == nil })
 	c.mu.Unlock()
 	return st, nil

@@ -138,6 +138,9 @@ func applyDecisionConditions(status *tidalv1alpha1.ScaledObjectStatus, gen int64
 		controller.SetCondition(&status.Conditions, gen, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, ReasonTriggerInvalid, st.buildErrs[0].Error())
 	case len(failing) > 0:
 		controller.SetCondition(&status.Conditions, gen, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, ReasonTriggerFailing, "failing triggers: "+strings.Join(failing, ", "))
+	case st.degraded != nil:
+		// Scaling goes on with the last values the store returned; Ready says the store is failing.
+		controller.SetCondition(&status.Conditions, gen, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, ReasonSecretStoreDegraded, st.degraded.Error())
 	default:
 		controller.SetCondition(&status.Conditions, gen, tidalv1alpha1.ConditionReady, metav1.ConditionTrue, ReasonReady, "ScaledObject is defined correctly and is ready for scaling")
 	}

@@ -1,0 +1,152 @@
+package triggers_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
+	"github.com/tidalscale/tidal/autoscaler/triggers"
+	"github.com/tidalscale/tidal/autoscaler/triggers/stores"
+	"github.com/tidalscale/tidal/internal/testenv"
+	"github.com/tidalscale/tidal/internal/testvault"
+)
+
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// spec.hashiCorpVault resolves with token and kubernetes authentication (a TokenRequest for
+// credential.serviceAccountName, reviewed by the server with a TokenReview), from KV version 1 and 2 and the
+// generic type; Vault's parameters win over secretTargetRef's; a changed secret is read again once half the TTL
+// has passed; while the server is down the last values keep coming with a DegradedError naming the field and
+// the HTTP status, and after the TTL resolution fails. No error shows a value.
+func TestVaultStore(t *testing.T) {
+	e := testenv.New(t)
+	ctx := context.Background()
+	v := testvault.Start(t, e.Cluster.Client, e.Cluster.Config)
+	v.EnableKV1(t, "kv1")
+	v.PutKV1(t, "kv1", "redis", map[string]any{"password": "kv1-s3cret"})
+	v.PutKV2(t, "redis", map[string]any{"password": "kv2-s3cret", "port": "6380"})
+	if _, err := e.Cluster.Client.CoreV1().ServiceAccounts(e.NS).Create(ctx,
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "scaler"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	v.EnableKubernetesAuth(t, "tidal", e.NS, "scaler")
+	if _, err := e.Cluster.Client.CoreV1().Secrets(e.NS).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "plain"},
+		StringData: map[string]string{"password": "from-secret", "username": "app"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	secrets := []tidalv1alpha1.VaultSecret{
+		{Parameter: "password", Path: "kv1/redis", Key: "password", Type: tidalv1alpha1.VaultSecretTypeSecret},
+		{Parameter: "v2password", Path: "secret/data/redis", Key: "password", Type: tidalv1alpha1.VaultSecretTypeSecretV2},
+		{Parameter: "port", Path: "secret/data/redis", Key: "port"},
+	}
+	create := func(name string, hv *tidalv1alpha1.HashiCorpVault) *tidalv1alpha1.AuthenticationRef {
+		ta := &tidalv1alpha1.TriggerAuthentication{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: e.NS},
+			Spec: tidalv1alpha1.TriggerAuthenticationSpec{HashiCorpVault: hv,
+				SecretTargetRef: []tidalv1alpha1.AuthSecretTargetRef{{Parameter: "password", Name: "plain", Key: "password"},
+					{Parameter: "username", Name: "plain", Key: "username"}}}}
+		if _, err := e.Tidal.TidalV1alpha1().TriggerAuthentications(e.NS).Create(ctx, ta, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		return &tidalv1alpha1.AuthenticationRef{Name: name}
+	}
+	tokenRef := create("vault-token", &tidalv1alpha1.HashiCorpVault{Address: v.Addr, Authentication: tidalv1alpha1.VaultAuthenticationToken,
+		Credential: &tidalv1alpha1.VaultCredential{Token: testvault.RootToken}, Secrets: secrets})
+	kubeRef := create("vault-kubernetes", &tidalv1alpha1.HashiCorpVault{Address: v.Addr, Authentication: tidalv1alpha1.VaultAuthenticationKubernetes,
+		Role: "tidal", Mount: "kubernetes", Credential: &tidalv1alpha1.VaultCredential{ServiceAccountName: "scaler"}, Secrets: secrets})
+
+	clk := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	r := &triggers.Resolver{Kube: e.Cluster.Client, Tidal: e.Tidal, ClusterObjectNamespace: e.NS, Stores: stores.NewCache(10*time.Minute, clk.Now)}
+	noValue := func(t *testing.T, err error) {
+		t.Helper()
+		for _, s := range []string{"kv1-s3cret", "kv2-s3cret", "rotated-s3cret", "from-secret", testvault.RootToken} {
+			if err != nil && strings.Contains(err.Error(), s) {
+				t.Fatalf("the error shows a secret: %v", err)
+			}
+		}
+	}
+	for _, ref := range []*tidalv1alpha1.AuthenticationRef{tokenRef, kubeRef} {
+		t.Run(ref.Name, func(t *testing.T) {
+			params, err := r.AuthParams(ctx, e.NS, ref, noEnv)
+			noValue(t, err)
+			want := map[string]string{"password": "kv1-s3cret", "v2password": "kv2-s3cret", "port": "6380", "username": "app"}
+			if err != nil || len(params) != len(want) {
+				t.Fatalf("params %d keys, %v; want %d keys", len(params), err, len(want))
+			}
+			for k, w := range want {
+				if params[k] != w {
+					t.Fatalf("parameter %s is not the expected value", k)
+				}
+			}
+		})
+	}
+
+	// Rotation: cached until half the TTL, then read again.
+	v.PutKV2(t, "redis", map[string]any{"password": "rotated-s3cret", "port": "6380"})
+	clk.Add(4 * time.Minute)
+	if params, err := r.AuthParams(ctx, e.NS, kubeRef, noEnv); err != nil || params["v2password"] != "kv2-s3cret" {
+		t.Fatalf("within TTL/2: want the cached value, err %v", err)
+	}
+	clk.Add(2 * time.Minute)
+	if params, err := r.AuthParams(ctx, e.NS, kubeRef, noEnv); err != nil || params["v2password"] != "rotated-s3cret" {
+		t.Fatalf("after TTL/2: want the rotated value, err %v", err)
+	}
+
+	// The server goes down: degraded, with the last values, until the TTL is over.
+	v.Down(true)
+	clk.Add(6 * time.Minute)
+	params, err := r.AuthParams(ctx, e.NS, kubeRef, noEnv)
+	noValue(t, err)
+	if !triggers.IsDegraded(err) || params["v2password"] != "rotated-s3cret" || params["username"] != "app" {
+		t.Fatalf("store down: degraded=%v err=%v, last values kept=%v", triggers.IsDegraded(err), err, params["v2password"] == "rotated-s3cret")
+	}
+	for _, s := range []string{"spec.hashiCorpVault", "503", "vault-kubernetes"} {
+		if !strings.Contains(err.Error(), s) {
+			t.Fatalf("degraded error %q does not mention %q", err, s)
+		}
+	}
+	clk.Add(5 * time.Minute)
+	params, err = r.AuthParams(ctx, e.NS, kubeRef, noEnv)
+	noValue(t, err)
+	if err == nil || triggers.IsDegraded(err) || !strings.Contains(err.Error(), "spec.hashiCorpVault") {
+		t.Fatalf("after the TTL: err %v, want a plain error naming the field", err)
+	}
+	var se *stores.StatusError
+	if !errors.As(err, &se) || se.StatusCode != 503 {
+		t.Fatalf("after the TTL: %v, want the HTTP status kept", err)
+	}
+	_ = params
+	v.Down(false)
+
+	// A wrong path or key names the field and the path.
+	bad := create("vault-bad", &tidalv1alpha1.HashiCorpVault{Address: v.Addr, Authentication: tidalv1alpha1.VaultAuthenticationToken,
+		Credential: &tidalv1alpha1.VaultCredential{Token: testvault.RootToken},
+		Secrets:    []tidalv1alpha1.VaultSecret{{Parameter: "password", Path: "secret/data/none", Key: "password", Type: tidalv1alpha1.VaultSecretTypeSecretV2}}})
+	_, err = r.AuthParams(ctx, e.NS, bad, noEnv)
+	if err == nil || !strings.Contains(err.Error(), "spec.hashiCorpVault.secrets[0]") || !strings.Contains(err.Error(), "secret/data/none") {
+		t.Fatalf("missing secret: %v", err)
+	}
+	// A wrong token is Vault's 403.
+	denied := create("vault-denied", &tidalv1alpha1.HashiCorpVault{Address: v.Addr, Authentication: tidalv1alpha1.VaultAuthenticationToken,
+		Credential: &tidalv1alpha1.VaultCredential{Token: "not-a-token"}, Secrets: secrets})
+	_, err = r.AuthParams(ctx, e.NS, denied, noEnv)
+	if !errors.As(err, &se) || se.StatusCode != 403 || strings.Contains(err.Error(), "not-a-token") {
+		t.Fatalf("wrong token: %v", err)
+	}
+}
