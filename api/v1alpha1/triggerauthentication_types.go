@@ -104,7 +104,10 @@ type TriggerAuthenticationSpec struct {
 	// +optional
 	BoundServiceAccountToken []BoundServiceAccountToken `json:"boundServiceAccountToken,omitempty"`
 
-	// HashiCorpVault reads parameters from HashiCorp Vault or OpenBao.
+	// HashiCorpVault reads parameters from HashiCorp Vault or OpenBao: authentication token (credential.token)
+	// or kubernetes (login at auth/<mount>/login with role, as credential.serviceAccountName, whose token the
+	// operator requests, or with the token file credential.serviceAccount); secret types secret (KV v1),
+	// secretV2 (KV v2, <mount>/data/<name>), pki or generic; namespace is sent as X-Vault-Namespace.
 	// +optional
 	HashiCorpVault *HashiCorpVault `json:"hashiCorpVault,omitempty"`
 

@@ -2,13 +2,18 @@ package triggers
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"maps"
+	"slices"
 
 	"go.uber.org/zap"
 
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	"github.com/tidalscale/tidal/autoscaler/samples"
 	"github.com/tidalscale/tidal/autoscaler/scaletarget"
+	"github.com/tidalscale/tidal/scalers"
 )
 
 // ForScaledObject turns a ScaledObject into what a sampler needs: each trigger with its TriggerAuthentication
@@ -65,4 +70,18 @@ func ForScaledJob(ctx context.Context, sj *tidalv1alpha1.ScaledJob, resolver *Re
 		Template: &tmpl, EnvContainer: sj.Spec.EnvSourceContainerName, PollingInterval: interval, Logger: logger,
 	})
 	return spec, err
+}
+
+// AuthDigest is a digest of the triggers' resolved authentication parameters, to tell whether a refresh from an
+// external secret store changed them without keeping the values.
+func AuthDigest(cfgs []scalers.TriggerConfig) string {
+	h := sha256.New()
+	for _, c := range cfgs {
+		keys := slices.Sorted(maps.Keys(c.AuthParams))
+		fmt.Fprintf(h, "%d:%d\x00", c.Index, len(keys))
+		for _, k := range keys {
+			fmt.Fprintf(h, "%d:%s%d:%s", len(k), k, len(c.AuthParams[k]), c.AuthParams[k])
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }

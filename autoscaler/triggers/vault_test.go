@@ -3,6 +3,8 @@ package triggers_test
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -71,6 +73,18 @@ func TestVaultStore(t *testing.T) {
 	kubeRef := create("vault-kubernetes", &tidalv1alpha1.HashiCorpVault{Address: v.Addr, Authentication: tidalv1alpha1.VaultAuthenticationKubernetes,
 		Role: "tidal", Mount: "kubernetes", Credential: &tidalv1alpha1.VaultCredential{ServiceAccountName: "scaler"}, Secrets: secrets})
 
+	// credential.serviceAccount: a token file, as mounted in the operator's pod.
+	jwt, err := stores.KubeTokens{Kube: e.Cluster.Client}.ServiceAccountToken(ctx, e.NS, "scaler", nil, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(jwt+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fileRef := create("vault-token-file", &tidalv1alpha1.HashiCorpVault{Address: v.Addr, Authentication: tidalv1alpha1.VaultAuthenticationKubernetes,
+		Role: "tidal", Credential: &tidalv1alpha1.VaultCredential{ServiceAccount: tokenFile}, Secrets: secrets})
+
 	clk := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	r := &triggers.Resolver{Kube: e.Cluster.Client, Tidal: e.Tidal, ClusterObjectNamespace: e.NS, Stores: stores.NewCache(10*time.Minute, clk.Now)}
 	noValue := func(t *testing.T, err error) {
@@ -81,7 +95,7 @@ func TestVaultStore(t *testing.T) {
 			}
 		}
 	}
-	for _, ref := range []*tidalv1alpha1.AuthenticationRef{tokenRef, kubeRef} {
+	for _, ref := range []*tidalv1alpha1.AuthenticationRef{tokenRef, kubeRef, fileRef} {
 		t.Run(ref.Name, func(t *testing.T) {
 			params, err := r.AuthParams(ctx, e.NS, ref, noEnv)
 			noValue(t, err)
@@ -148,5 +162,36 @@ func TestVaultStore(t *testing.T) {
 	_, err = r.AuthParams(ctx, e.NS, denied, noEnv)
 	if !errors.As(err, &se) || se.StatusCode != 403 || strings.Contains(err.Error(), "not-a-token") {
 		t.Fatalf("wrong token: %v", err)
+	}
+}
+
+// spec.hashiCorpVault.namespace is sent as X-Vault-Namespace: the same path reads the namespace's secret.
+func TestVaultNamespace(t *testing.T) {
+	e := testenv.New(t)
+	ctx := context.Background()
+	v := testvault.Start(t, e.Cluster.Client, e.Cluster.Config)
+	v.PutKV2(t, "redis", map[string]any{"password": "root-ns"})
+	if !v.PutKV2In(t, "team-a", "redis", map[string]any{"password": "team-a-ns"}) {
+		t.Skip("this Vault has no namespaces (Vault Enterprise and OpenBao do)")
+	}
+	for ns, want := range map[string]string{"": "root-ns", "team-a": "team-a-ns"} {
+		name := "vault-ns-" + ns
+		if ns == "" {
+			name = "vault-ns-root"
+		}
+		ta := &tidalv1alpha1.TriggerAuthentication{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: e.NS},
+			Spec: tidalv1alpha1.TriggerAuthenticationSpec{HashiCorpVault: &tidalv1alpha1.HashiCorpVault{Address: v.Addr,
+				Namespace: ns, Authentication: tidalv1alpha1.VaultAuthenticationToken,
+				Credential: &tidalv1alpha1.VaultCredential{Token: testvault.RootToken},
+				Secrets: []tidalv1alpha1.VaultSecret{{Parameter: "password", Path: "secret/data/redis", Key: "password",
+					Type: tidalv1alpha1.VaultSecretTypeSecretV2}}}}}
+		if _, err := e.Tidal.TidalV1alpha1().TriggerAuthentications(e.NS).Create(ctx, ta, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		r := &triggers.Resolver{Kube: e.Cluster.Client, Tidal: e.Tidal}
+		params, err := r.AuthParams(ctx, e.NS, &tidalv1alpha1.AuthenticationRef{Name: name}, noEnv)
+		if err != nil || params["password"] != want {
+			t.Fatalf("namespace %q: got the expected value=%v, err %v", ns, params["password"] == want, err)
+		}
 	}
 }

@@ -61,6 +61,16 @@ func RenderAuth(reg *scalers.Registry, moduleDir string) ([]byte, error) {
 		}
 		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", path, cell(status), cell(docs[f.Name]), strings.Join(ex, ", "))
 	}
+	b.WriteString("\nA parameter set by several sources takes the value of the last one in the order secretTargetRef,\n" +
+		"configMapTargetRef, env, hashiCorpVault, azureKeyVault, gcpSecretManager, awsSecretManager.\n\n" +
+		"### External secret stores\n\nValues read from a store are kept for `--secret-store-ttl` (operator and metrics adapter, default 5m)\n" +
+		"per authentication and resourceVersion: they are read again after half of it. When that read fails, the last\n" +
+		"values keep being used until the TTL is over, and the ScaledObject's `Ready` condition is `False` with reason\n" +
+		"`SecretStoreDegraded`, naming the field and the store's error (HTTP status, path; never a value); a\n" +
+		"`SecretStoreDegraded` event is recorded (ScaledJobs: the event only). Once the TTL is over without a successful\n" +
+		"read, the trigger fails like any authentication that cannot be resolved (`TriggerInvalid`) until the store\n" +
+		"answers again. Running scalers keep the values they were built with until the object's generation changes. The\n" +
+		"admission webhook never reads a store.\n")
 	b.WriteString("\n## Keys each trigger type reads from an authentication\n\nA key listed here may come from the authentication's parameters; most may also be given in the trigger's\nmetadata, or through `<key>FromEnv` from the scale target's container (see each type's page).\n\n| trigger type | keys |\n|---|---|\n")
 	for _, typ := range reg.Types() {
 		meta, ok := reg.Metadata(typ)

@@ -225,3 +225,30 @@ func randHex(n int) string {
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// PutKV2In writes secret/<name> in the Vault namespace ns (X-Vault-Namespace), creating the namespace on a real
+// server; ok is false when the server has no namespaces (Vault community edition).
+func (s *Server) PutKV2In(t testing.TB, ns, name string, data map[string]any) (ok bool) {
+	t.Helper()
+	if s.fake != nil {
+		s.fake.put(ns, "secret/data/"+name, data)
+		return true
+	}
+	if _, err := s.root.Logical().Write("sys/namespaces/"+ns, nil); err != nil {
+		t.Logf("no namespaces on this server: %v", err)
+		return false
+	}
+	c, err := s.root.Clone()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetToken(RootToken)
+	c.SetNamespace(ns)
+	if err := c.Sys().Mount("secret", &vault.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}); err != nil {
+		t.Fatalf("mount kv2 in namespace %s: %v", ns, err)
+	}
+	if _, err := c.Logical().Write("secret/data/"+name, map[string]any{"data": data}); err != nil {
+		t.Fatalf("write %s secret/data/%s: %v", ns, name, err)
+	}
+	return true
+}

@@ -14,7 +14,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/tidalscale/tidal/autoscaler/operator/webhook"
-	"github.com/tidalscale/tidal/autoscaler/triggers"
 )
 
 // WebhookOptions turns on the validating webhook.
@@ -52,7 +51,7 @@ func (o *Operator) serveWebhook(ctx context.Context, l net.Listener) error {
 		return err
 	}
 	v := &webhook.Validator{Kube: o.kube, Tidal: o.tidal, Registry: o.opts.Registry, Logger: o.log.Named("webhook"),
-		Resolver: o.webhookResolver()}
+		Resolver: o.resolver()}
 	mux := http.NewServeMux()
 	mux.Handle(webhook.Path, v)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second,
@@ -68,12 +67,4 @@ func (o *Operator) serveWebhook(ctx context.Context, l net.Listener) error {
 		return err
 	}
 	return nil
-}
-
-// webhookResolver resolves authentication for validation without reading external secret stores: an author must
-// not be able to make the webhook connect anywhere.
-func (o *Operator) webhookResolver() *triggers.Resolver {
-	r := o.resolver()
-	r.NoStores, r.Stores = true, nil
-	return r
 }

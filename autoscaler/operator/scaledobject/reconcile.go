@@ -65,6 +65,7 @@ type objectState struct {
 	// triggers are resolved again because secret store values are due (zero: only on a new generation).
 	degraded   error
 	refreshAt  time.Time
+	authDigest string // triggers.AuthDigest of the parameters the registered scalers were built with
 	triggers   map[int]samples.TriggerState
 	core       core.State
 	restored   bool // core was loaded from the status
@@ -245,13 +246,21 @@ func (c *Controller) ensureTriggers(ctx context.Context, so *tidalv1alpha1.Scale
 	if resolveErr != nil && (prevDegraded == nil || prevDegraded.Error() != resolveErr.Error()) {
 		c.event(so, corev1.EventTypeWarning, ReasonSecretStoreDegraded, resolveErr.Error())
 	}
+	digest := triggers.AuthDigest(spec.Triggers)
 	if refreshing {
-		// Same generation: the scalers keep the values they were built with (an Upsert of a held generation is
-		// a no-op); the refresh tells whether the stores still answer.
 		c.mu.Lock()
 		st.degraded, st.refreshAt = resolveErr, spec.RefreshAt
+		same := st.authDigest == digest
 		c.mu.Unlock()
-		return st, nil
+		if same {
+			return st, nil
+		}
+		// A store returned new values (a rotated secret): rebuild the scalers with them (an Upsert of a held
+		// generation is a no-op, so drop the object first).
+		c.opts.Source.Delete(ctx, spec.Key)
+		c.mu.Lock()
+		st.triggers = map[int]samples.TriggerState{}
+		c.mu.Unlock()
 	}
 	errs := c.opts.Source.Upsert(ctx, spec)
 	for _, e := range errs {
@@ -261,7 +270,7 @@ func (c *Controller) ensureTriggers(ctx context.Context, so *tidalv1alpha1.Scale
 	}
 	c.mu.Lock()
 	st.generation = so.Generation
-	st.degraded, st.refreshAt = resolveErr, spec.RefreshAt
+	st.degraded, st.refreshAt, st.authDigest = resolveErr, spec.RefreshAt, digest
 	st.buildErrs = slices.DeleteFunc(slices.Clone(errs), func(e error) bool { return e == nil })
 	c.mu.Unlock()
 	return st, nil

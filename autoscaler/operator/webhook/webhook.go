@@ -136,6 +136,9 @@ func (v *Validator) ValidateScaledJob(ctx context.Context, sj *tidalv1alpha1.Sca
 func (v *Validator) validateTriggers(ctx context.Context, ns, kind string, triggers []tidalv1alpha1.ScaleTriggers, so *tidalv1alpha1.ScaledObject) field.ErrorList {
 	var errs field.ErrorList
 	p := field.NewPath("spec", "triggers")
+	// An author must not be able to make the webhook connect anywhere: external secret stores are not read.
+	resolver := *v.Resolver
+	resolver.NoStores, resolver.Stores = true, nil
 	for i, t := range triggers {
 		tp := p.Index(i)
 		if !v.Registry.Has(t.Type) {
@@ -144,7 +147,7 @@ func (v *Validator) validateTriggers(ctx context.Context, ns, kind string, trigg
 		}
 		var auth map[string]string
 		if t.AuthenticationRef != nil {
-			a, err := v.Resolver.AuthParams(ctx, ns, t.AuthenticationRef, func(string) (map[string]string, error) { return map[string]string{}, nil })
+			a, err := resolver.AuthParams(ctx, ns, t.AuthenticationRef, func(string) (map[string]string, error) { return map[string]string{}, nil })
 			if err != nil {
 				continue
 			}
