@@ -220,4 +220,7 @@ type AwsSecretManagerSecret struct {
 	VersionID string `json:"versionId,omitempty"`
 	// +optional
 	VersionStage string `json:"versionStage,omitempty"`
+	// SecretKey reads that key of a secret whose value is a JSON object (KEDA 2.18); empty takes the whole value.
+	// +optional
+	SecretKey string `json:"secretKey,omitempty"`
 }

@@ -118,15 +118,21 @@ type TriggerAuthenticationSpec struct {
 	// +optional
 	HashiCorpVault *HashiCorpVault `json:"hashiCorpVault,omitempty"`
 
-	// AzureKeyVault reads parameters from Azure Key Vault.
+	// AzureKeyVault reads parameters from Azure Key Vault (vaultUri, secrets with an optional version) as a service
+	// principal: credentials clientId, tenantId and clientSecret from a Secret; cloud selects a sovereign or
+	// Private cloud (keyVaultResourceURL, activeDirectoryEndpoint). Its podIdentity is refused at admission.
 	// +optional
 	AzureKeyVault *AzureKeyVault `json:"azureKeyVault,omitempty"`
 
-	// GCPSecretManager reads parameters from Google Cloud Secret Manager.
+	// GCPSecretManager reads parameters from Google Cloud Secret Manager (secrets by id, version default latest)
+	// in the project of the service-account key in credentials.clientSecret (a Secret). Its podIdentity is
+	// refused at admission.
 	// +optional
 	GCPSecretManager *GCPSecretManager `json:"gcpSecretManager,omitempty"`
 
-	// AwsSecretManager reads parameters from AWS Secrets Manager.
+	// AwsSecretManager reads parameters from AWS Secrets Manager (secrets by name or ARN, versionId/versionStage,
+	// secretKey for a key of a JSON secret) in region, with the access keys in credentials (accessKey,
+	// accessSecretKey, optional accessToken, each from a Secret). Its podIdentity is refused at admission.
 	// +optional
 	AwsSecretManager *AwsSecretManager `json:"awsSecretManager,omitempty"`
 }

@@ -40,36 +40,58 @@ type UnsupportedField struct {
 
 // Reasons shared by several entries.
 const (
-	reasonSecretStore = "Tidal does not read external secret stores yet; use secretTargetRef, configMapTargetRef or env"
+	// reasonStoreIdentity is why a cloud secret store section's podIdentity is refused.
+	reasonStoreIdentity = "the cloud secret stores read with their section's credentials only (workload identity is not supported yet); put the store's credentials in a Secret and name it in credentials"
 )
 
 // NotSupportedYet returns the table of fields Tidal accepts but does not act on yet.
 func NotSupportedYet() []UnsupportedField {
 	return []UnsupportedField{
-		secretStore("spec.azureKeyVault", func(s *TriggerAuthenticationSpec) bool { return s.AzureKeyVault != nil },
-			func(s *TriggerAuthenticationSpec) {
-				s.AzureKeyVault = &AzureKeyVault{VaultURI: "https://myvault.vault.azure.net",
-					Secrets: []AzureKeyVaultSecret{{Parameter: "connection", Name: "servicebus-connection"}}}
-			}),
-		secretStore("spec.gcpSecretManager", func(s *TriggerAuthenticationSpec) bool { return s.GCPSecretManager != nil },
-			func(s *TriggerAuthenticationSpec) {
-				s.GCPSecretManager = &GCPSecretManager{Secrets: []GCPSecretManagerSecret{{Parameter: "password", ID: "redis-password"}}}
-			}),
-		secretStore("spec.awsSecretManager", func(s *TriggerAuthenticationSpec) bool { return s.AwsSecretManager != nil },
-			func(s *TriggerAuthenticationSpec) {
-				s.AwsSecretManager = &AwsSecretManager{Region: "eu-west-1",
-					Secrets: []AwsSecretManagerSecret{{Parameter: "password", Name: "redis-password"}}}
-			}),
+		storePodIdentity("spec.azureKeyVault.podIdentity", func(s *TriggerAuthenticationSpec) *AuthPodIdentity {
+			if s.AzureKeyVault == nil {
+				return nil
+			}
+			return s.AzureKeyVault.PodIdentity
+		}, func(s *TriggerAuthenticationSpec) {
+			s.AzureKeyVault = &AzureKeyVault{VaultURI: "https://myvault.vault.azure.net",
+				PodIdentity: &AuthPodIdentity{Provider: PodIdentityProviderAzureWorkload},
+				Secrets:     []AzureKeyVaultSecret{{Parameter: "connection", Name: "servicebus-connection"}}}
+		}),
+		storePodIdentity("spec.gcpSecretManager.podIdentity", func(s *TriggerAuthenticationSpec) *AuthPodIdentity {
+			if s.GCPSecretManager == nil {
+				return nil
+			}
+			return s.GCPSecretManager.PodIdentity
+		}, func(s *TriggerAuthenticationSpec) {
+			s.GCPSecretManager = &GCPSecretManager{PodIdentity: &AuthPodIdentity{Provider: PodIdentityProviderGCP},
+				Secrets: []GCPSecretManagerSecret{{Parameter: "password", ID: "redis-password"}}}
+		}),
+		storePodIdentity("spec.awsSecretManager.podIdentity", func(s *TriggerAuthenticationSpec) *AuthPodIdentity {
+			if s.AwsSecretManager == nil {
+				return nil
+			}
+			return s.AwsSecretManager.PodIdentity
+		}, func(s *TriggerAuthenticationSpec) {
+			s.AwsSecretManager = &AwsSecretManager{Region: "eu-west-1", PodIdentity: &AuthPodIdentity{Provider: PodIdentityProviderAWS},
+				Secrets: []AwsSecretManagerSecret{{Parameter: "password", Name: "redis-password"}}}
+		}),
 	}
 }
 
-// secretStore is the entry of an external secret store section Tidal does not read yet.
-func secretStore(path string, isSet func(*TriggerAuthenticationSpec) bool, example func(*TriggerAuthenticationSpec)) UnsupportedField {
+// storePodIdentity is the entry of a cloud secret store section's podIdentity (provider other than none).
+func storePodIdentity(path string, of func(*TriggerAuthenticationSpec) *AuthPodIdentity, example func(*TriggerAuthenticationSpec)) UnsupportedField {
 	return UnsupportedField{
-		Kind: KindTriggerAuthentication, Path: path, Reason: reasonSecretStore,
+		Kind: KindTriggerAuthentication, Path: path, Reason: reasonStoreIdentity,
 		value: func(o runtime.Object) (string, bool) {
 			s := authSpecOf(o)
-			return "", s != nil && isSet(s)
+			if s == nil {
+				return "", false
+			}
+			p := of(s)
+			if p == nil || p.Provider == "" || p.Provider == PodIdentityProviderNone {
+				return "", false
+			}
+			return string(p.Provider), true
 		},
 		Example: func(o runtime.Object) { example(authSpecOf(o)) },
 	}

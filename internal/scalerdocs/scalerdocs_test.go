@@ -85,7 +85,9 @@ func TestAuthPageIsCurrent(t *testing.T) {
 	for _, line := range []string{
 		"| `spec.secretTargetRef` | read |",
 		"| `spec.hashiCorpVault` | read |",
-		"| `spec.azureKeyVault` | refused at admission: Tidal does not read external secret stores yet",
+		"| `spec.azureKeyVault` | read |",
+		"| `spec.gcpSecretManager` | read |",
+		"| `spec.awsSecretManager` | read |",
 		"| `spec.podIdentity` | read |",
 		"| [`redis`](scalers/redis.md) | `address`, `host`, `port`, `username`, `password`,",
 	} {

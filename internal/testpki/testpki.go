@@ -4,7 +4,11 @@
 package testpki
 
 import (
+	"context"
+	"crypto/tls"
 	"crypto/x509"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -79,4 +83,18 @@ func write(t testing.TB, dir, name string, data []byte) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// ClientTo returns an HTTP client that connects to addr (host:port) whatever host a URL names, trusting the CA:
+// for a fake served under a cloud's real host names (a certificate from Server for those names), so the SDKs
+// under test keep their default endpoints. Its transport's DialContext and TLS roots can carry a gRPC connection
+// too.
+func (ca *CA) ClientTo(addr string) *http.Client {
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: ca.Pool()},
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, network, addr)
+		},
+	}}
 }

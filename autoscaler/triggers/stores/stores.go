@@ -94,5 +94,14 @@ func FromSpec(spec *tidalv1alpha1.TriggerAuthenticationSpec) []Store {
 	if spec.HashiCorpVault != nil {
 		out = append(out, &Vault{Spec: spec.HashiCorpVault})
 	}
+	if spec.AzureKeyVault != nil {
+		out = append(out, &AzureKeyVault{Spec: spec.AzureKeyVault})
+	}
+	if spec.GCPSecretManager != nil {
+		out = append(out, &GCPSecretManager{Spec: spec.GCPSecretManager})
+	}
+	if spec.AwsSecretManager != nil {
+		out = append(out, &AWSSecretManager{Spec: spec.AwsSecretManager})
+	}
 	return out
 }

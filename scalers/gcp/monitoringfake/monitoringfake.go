@@ -107,8 +107,10 @@ func (s *Server) Stop() { s.grpc.Stop() }
 
 func (f *service) ListTimeSeries(ctx context.Context, req *monitoringpb.ListTimeSeriesRequest) (*monitoringpb.ListTimeSeriesResponse, error) {
 	f.s.Calls.Add(1)
-	if err := f.verify(ctx); err != nil {
-		return nil, err
+	if !f.acceptsAccessToken(ctx) {
+		if err := VerifyJWT(ctx, f.key); err != nil {
+			return nil, err
+		}
 	}
 	if req.GetName() != "projects/"+f.s.Project {
 		return nil, status.Errorf(codes.PermissionDenied, "Permission monitoring.timeSeries.list denied (or the resource may not exist): %s", req.GetName())
@@ -119,15 +121,24 @@ func (f *service) ListTimeSeries(ctx context.Context, req *monitoringpb.ListTime
 	return f.list(ctx, req)
 }
 
-// verify checks the bearer token: an RS256 JWT signed by the service account's key.
-func (f *service) verify(ctx context.Context) error {
+// acceptsAccessToken reports whether the call's bearer is an access token the server's AccessToken hook accepts
+// (credentials a token exchange issued rather than a self-signed JWT).
+func (f *service) acceptsAccessToken(ctx context.Context) bool {
+	if f.s.AccessToken == nil {
+		return false
+	}
+	md, _ := grpcmd.FromIncomingContext(ctx)
+	authz := md.Get("authorization")
+	return len(authz) == 1 && strings.HasPrefix(authz[0], "Bearer ") && f.s.AccessToken(strings.TrimPrefix(authz[0], "Bearer "))
+}
+
+// VerifyJWT checks a gRPC call's bearer token as Google APIs do for a service account's self-signed JWT: an
+// RS256 JWT signed by key, else Unauthenticated. Other fakes of Google gRPC APIs share it.
+func VerifyJWT(ctx context.Context, key *rsa.PublicKey) error {
 	md, _ := grpcmd.FromIncomingContext(ctx)
 	authz := md.Get("authorization")
 	if len(authz) != 1 || !strings.HasPrefix(authz[0], "Bearer ") {
 		return status.Error(codes.Unauthenticated, "Request had invalid authentication credentials.")
-	}
-	if f.s.AccessToken != nil && f.s.AccessToken(strings.TrimPrefix(authz[0], "Bearer ")) {
-		return nil
 	}
 	parts := strings.Split(strings.TrimPrefix(authz[0], "Bearer "), ".")
 	if len(parts) != 3 {
@@ -135,7 +146,7 @@ func (f *service) verify(ctx context.Context) error {
 	}
 	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
 	h := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
-	if err != nil || rsa.VerifyPKCS1v15(f.key, crypto.SHA256, h[:], sig) != nil {
+	if err != nil || rsa.VerifyPKCS1v15(key, crypto.SHA256, h[:], sig) != nil {
 		return status.Error(codes.Unauthenticated, "Request had invalid authentication credentials. Expected OAuth 2 access token.")
 	}
 	return nil

@@ -1,0 +1,240 @@
+package stores
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
+)
+
+// Fields of the cloud secret managers' sections.
+const (
+	AWSSecretManagerField = "spec.awsSecretManager"
+	GCPSecretManagerField = "spec.gcpSecretManager"
+	AzureKeyVaultField    = "spec.azureKeyVault"
+)
+
+// AWSSecretManager reads an authentication's awsSecretManager section: each secret with GetSecretValue, as the
+// access keys in credentials (KEDA's accessKey, accessSecretKey and optional accessToken, each from a Secret).
+type AWSSecretManager struct {
+	Spec *tidalv1alpha1.AwsSecretManager
+}
+
+// Field implements Store.
+func (a *AWSSecretManager) Field() string { return AWSSecretManagerField }
+
+// Read implements Store; errors start with the field's path.
+func (a *AWSSecretManager) Read(ctx context.Context, d Deps) (map[string]string, error) {
+	v, err := a.read(ctx, d)
+	return v, inField(a.Field(), err)
+}
+
+func (a *AWSSecretManager) read(ctx context.Context, d Deps) (map[string]string, error) {
+	s := a.Spec
+	if err := noPodIdentity(s.PodIdentity); err != nil {
+		return nil, err
+	}
+	if err := requireSecrets(len(s.Secrets)); err != nil {
+		return nil, err
+	}
+	if s.Credentials == nil {
+		return nil, errors.New("credentials: required (podIdentity is not supported yet)")
+	}
+	var cfg AWSClientConfig
+	for _, c := range []struct {
+		field string
+		v     *tidalv1alpha1.AwsSecretManagerValue
+		into  *string
+	}{
+		{"credentials.accessKey", s.Credentials.AccessKey, &cfg.AccessKeyID},
+		{"credentials.accessSecretKey", s.Credentials.AccessSecretKey, &cfg.SecretAccessKey},
+		{"credentials.accessToken", s.Credentials.AccessToken, &cfg.SessionToken},
+	} {
+		if c.v == nil {
+			if c.field == "credentials.accessToken" {
+				continue
+			}
+			return nil, fmt.Errorf("%s: required", c.field)
+		}
+		v, err := secretValue(ctx, d, c.field, c.v.ValueFrom)
+		if err != nil {
+			return nil, err
+		}
+		*c.into = v
+	}
+	cfg.Region, cfg.HTTPClient = s.Region, d.HTTPClient
+	r, err := NewAWSReader(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(s.Secrets))
+	for i, sec := range s.Secrets {
+		if err := requireNames(i, sec.Parameter, "name", sec.Name); err != nil {
+			return nil, err
+		}
+		v, err := r.Get(ctx, AWSSecret{Name: sec.Name, VersionID: sec.VersionID, VersionStage: sec.VersionStage, SecretKey: sec.SecretKey})
+		if err != nil {
+			return nil, fmt.Errorf("secrets[%d]: %w", i, err)
+		}
+		out[sec.Parameter] = v
+	}
+	return out, nil
+}
+
+// GCPSecretManager reads an authentication's gcpSecretManager section: each secret version with
+// AccessSecretVersion in the project of the service-account key in credentials.clientSecret, as KEDA does.
+type GCPSecretManager struct {
+	Spec *tidalv1alpha1.GCPSecretManager
+}
+
+// Field implements Store.
+func (g *GCPSecretManager) Field() string { return GCPSecretManagerField }
+
+// Read implements Store; errors start with the field's path.
+func (g *GCPSecretManager) Read(ctx context.Context, d Deps) (map[string]string, error) {
+	v, err := g.read(ctx, d)
+	return v, inField(g.Field(), err)
+}
+
+func (g *GCPSecretManager) read(ctx context.Context, d Deps) (map[string]string, error) {
+	s := g.Spec
+	if err := noPodIdentity(s.PodIdentity); err != nil {
+		return nil, err
+	}
+	if err := requireSecrets(len(s.Secrets)); err != nil {
+		return nil, err
+	}
+	if s.Credentials == nil {
+		return nil, errors.New("credentials: required (podIdentity is not supported yet)")
+	}
+	key, err := secretValue(ctx, d, "credentials.clientSecret", s.Credentials.ClientSecret.ValueFrom)
+	if err != nil {
+		return nil, err
+	}
+	r, err := NewGCPReader(ctx, GCPClientConfig{CredentialsJSON: key, HTTPClient: d.HTTPClient})
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = r.Close() }()
+	out := make(map[string]string, len(s.Secrets))
+	for i, sec := range s.Secrets {
+		if err := requireNames(i, sec.Parameter, "id", sec.ID); err != nil {
+			return nil, err
+		}
+		v, err := r.Get(ctx, GCPSecret{ID: sec.ID, Version: sec.Version})
+		if err != nil {
+			return nil, fmt.Errorf("secrets[%d]: %w", i, err)
+		}
+		out[sec.Parameter] = v
+	}
+	return out, nil
+}
+
+// AzureKeyVault reads an authentication's azureKeyVault section: each secret from the vault at vaultUri, as the
+// service principal in credentials (clientId, tenantId, and clientSecret from a Secret), in the cloud of cloud.
+type AzureKeyVault struct{ Spec *tidalv1alpha1.AzureKeyVault }
+
+// Field implements Store.
+func (a *AzureKeyVault) Field() string { return AzureKeyVaultField }
+
+// Read implements Store; errors start with the field's path.
+func (a *AzureKeyVault) Read(ctx context.Context, d Deps) (map[string]string, error) {
+	v, err := a.read(ctx, d)
+	return v, inField(a.Field(), err)
+}
+
+func (a *AzureKeyVault) read(ctx context.Context, d Deps) (map[string]string, error) {
+	s := a.Spec
+	if err := noPodIdentity(s.PodIdentity); err != nil {
+		return nil, err
+	}
+	if err := requireSecrets(len(s.Secrets)); err != nil {
+		return nil, err
+	}
+	if s.Credentials == nil {
+		return nil, errors.New("credentials: required (podIdentity is not supported yet)")
+	}
+	if s.Credentials.ClientSecret == nil {
+		return nil, errors.New("credentials.clientSecret: required")
+	}
+	secret, err := secretValue(ctx, d, "credentials.clientSecret", s.Credentials.ClientSecret.ValueFrom)
+	if err != nil {
+		return nil, err
+	}
+	cfg := AzureClientConfig{VaultURI: s.VaultURI, TenantID: s.Credentials.TenantID, ClientID: s.Credentials.ClientID,
+		ClientSecret: secret, HTTPClient: d.HTTPClient}
+	if s.Cloud != nil {
+		cfg.CloudType, cfg.KeyVaultResourceURL, cfg.ActiveDirectoryEndpoint = s.Cloud.Type, s.Cloud.KeyVaultResourceURL, s.Cloud.ActiveDirectoryEndpoint
+	}
+	r, err := NewAzureReader(cfg)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(s.Secrets))
+	for i, sec := range s.Secrets {
+		if err := requireNames(i, sec.Parameter, "name", sec.Name); err != nil {
+			return nil, err
+		}
+		v, err := r.Get(ctx, AzureSecret{Name: sec.Name, Version: sec.Version})
+		if err != nil {
+			return nil, fmt.Errorf("secrets[%d]: %w", i, err)
+		}
+		out[sec.Parameter] = v
+	}
+	return out, nil
+}
+
+// inField prefixes err, whose text starts with a path relative to field (secrets[0], credentials.clientSecret),
+// with field.
+func inField(field string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s.%w", field, err)
+}
+
+// noPodIdentity refuses a section's podIdentity (also refused at admission, NotSupportedYet): the section's
+// own credentials are the only identity the cloud stores read with yet.
+func noPodIdentity(p *tidalv1alpha1.AuthPodIdentity) error {
+	if p == nil || p.Provider == "" || p.Provider == tidalv1alpha1.PodIdentityProviderNone {
+		return nil
+	}
+	return fmt.Errorf("podIdentity: provider %s is not supported yet; use credentials", p.Provider)
+}
+
+func requireSecrets(n int) error {
+	if n == 0 {
+		return errors.New("secrets: at least one is required")
+	}
+	return nil
+}
+
+func requireNames(i int, parameter, nameField, name string) error {
+	switch {
+	case parameter == "":
+		return fmt.Errorf("secrets[%d].parameter: required", i)
+	case name == "":
+		return fmt.Errorf("secrets[%d].%s: required", i, nameField)
+	}
+	return nil
+}
+
+// secretValue reads a credential from a Secret in d.Namespace; errors name field, the Secret and the key.
+func secretValue(ctx context.Context, d Deps, field string, v tidalv1alpha1.ValueFromSecret) (string, error) {
+	ref := v.SecretKeyRef
+	if ref.Name == "" || ref.Key == "" {
+		return "", fmt.Errorf("%s.valueFrom.secretKeyRef: name and key are required", field)
+	}
+	sec, err := d.Kube.CoreV1().Secrets(d.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+	if err != nil {
+		return "", fmt.Errorf("%s.valueFrom.secretKeyRef: secret %q: %w", field, ref.Name, err)
+	}
+	b, ok := sec.Data[ref.Key]
+	if !ok || len(b) == 0 {
+		return "", fmt.Errorf("%s.valueFrom.secretKeyRef: secret %q has no key %q", field, ref.Name, ref.Key)
+	}
+	return string(b), nil
+}
