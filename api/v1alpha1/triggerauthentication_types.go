@@ -132,7 +132,9 @@ type TriggerAuthenticationSpec struct {
 
 	// AwsSecretManager reads parameters from AWS Secrets Manager (secrets by name or ARN, versionId/versionStage,
 	// secretKey for a key of a JSON secret) in region, with the access keys in credentials (accessKey,
-	// accessSecretKey, optional accessToken, each from a Secret). Its podIdentity is refused at admission.
+	// accessSecretKey, optional accessToken, each from a Secret), or with podIdentity aws as Tidal's own
+	// identity: roleArn assumed with Tidal's service-account token, or without it Tidal's AWS credential chain
+	// (identityOwner workload and aws-eks are refused at admission).
 	// +optional
 	AwsSecretManager *AwsSecretManager `json:"awsSecretManager,omitempty"`
 }

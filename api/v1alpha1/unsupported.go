@@ -66,15 +66,30 @@ func NotSupportedYet() []UnsupportedField {
 			s.GCPSecretManager = &GCPSecretManager{PodIdentity: &AuthPodIdentity{Provider: PodIdentityProviderGCP},
 				Secrets: []GCPSecretManagerSecret{{Parameter: "password", ID: "redis-password"}}}
 		}),
-		storePodIdentity("spec.awsSecretManager.podIdentity", func(s *TriggerAuthenticationSpec) *AuthPodIdentity {
-			if s.AwsSecretManager == nil {
-				return nil
-			}
-			return s.AwsSecretManager.PodIdentity
-		}, func(s *TriggerAuthenticationSpec) {
-			s.AwsSecretManager = &AwsSecretManager{Region: "eu-west-1", PodIdentity: &AuthPodIdentity{Provider: PodIdentityProviderAWS},
-				Secrets: []AwsSecretManagerSecret{{Parameter: "password", Name: "redis-password"}}}
-		}),
+		{
+			Kind: KindTriggerAuthentication, Path: "spec.awsSecretManager.podIdentity.identityOwner",
+			Reason: "a secret store is read once per authentication, as Tidal's own service account; identityOwner workload (and provider aws-eks) would read it as each scale target's: use roleArn",
+			value: func(o runtime.Object) (string, bool) {
+				s := authSpecOf(o)
+				if s == nil || s.AwsSecretManager == nil || s.AwsSecretManager.PodIdentity == nil {
+					return "", false
+				}
+				p := s.AwsSecretManager.PodIdentity
+				switch {
+				case p.Provider == PodIdentityProviderAWSEKS:
+					return "provider aws-eks", true
+				case p.Provider == PodIdentityProviderAWS && p.IdentityOwner != nil && *p.IdentityOwner == "workload":
+					return "workload", true
+				}
+				return "", false
+			},
+			Example: func(o runtime.Object) {
+				workload := "workload"
+				authSpecOf(o).AwsSecretManager = &AwsSecretManager{Region: "eu-west-1",
+					PodIdentity: &AuthPodIdentity{Provider: PodIdentityProviderAWS, IdentityOwner: &workload},
+					Secrets:     []AwsSecretManagerSecret{{Parameter: "password", Name: "redis-password"}}}
+			},
+		},
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	"github.com/tidalscale/tidal/autoscaler/triggers/identity"
 	"github.com/tidalscale/tidal/autoscaler/triggers/stores"
+	"github.com/tidalscale/tidal/scalers"
 )
 
 // DegradedError reports that every parameter was resolved but some come from an external secret store that could
@@ -289,7 +290,13 @@ func (r *Resolver) storeParams(ctx context.Context, key stores.Key, secretNS str
 	if r.NoStores {
 		return time.Time{}, nil
 	}
-	deps := stores.Deps{Kube: r.Kube, Namespace: secretNS, HTTPClient: r.StoreHTTPClient, Tokens: r.StoreTokens}
+	deps := stores.Deps{Kube: r.Kube, Namespace: secretNS, HTTPClient: r.StoreHTTPClient, Tokens: r.StoreTokens,
+		// A store section's podIdentity is Tidal's own (roleArn, azure-workload, gcp): the stores' values are
+		// cached per authentication, so no workload's service account applies (stores refuse identityOwner
+		// workload).
+		PodIdentity: func(ctx context.Context, pi *tidalv1alpha1.AuthPodIdentity) (*scalers.PodIdentity, error) {
+			return r.IdentityProvider().Resolve(ctx, pi, secretNS, "")
+		}}
 	for _, st := range stores.FromSpec(spec) {
 		var (
 			values map[string]string

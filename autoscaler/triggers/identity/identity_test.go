@@ -7,13 +7,13 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
-	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/tidalscale/tidal/autoscaler/triggers/identity"
 	"github.com/tidalscale/tidal/internal/devcluster"
+	"github.com/tidalscale/tidal/internal/testenv"
 	"github.com/tidalscale/tidal/scalers/scalertest"
 )
 
@@ -23,15 +23,7 @@ func TestMain(m *testing.M) { os.Exit(devcluster.Main(m)) }
 // identity provider checks a federated token against the cluster's issuer: the user name, or "" when the token
 // is not valid for that audience.
 func review(kube kubernetes.Interface, token, audience string) (string, error) {
-	rev, err := kube.AuthenticationV1().TokenReviews().Create(context.Background(), &authenticationv1.TokenReview{
-		Spec: authenticationv1.TokenReviewSpec{Token: token, Audiences: []string{audience}}}, metav1.CreateOptions{})
-	if err != nil {
-		return "", err
-	}
-	if !rev.Status.Authenticated {
-		return "", nil
-	}
-	return rev.Status.User.Username, nil
+	return testenv.ReviewToken(context.Background(), kube, token, audience)
 }
 
 // serviceAccount makes a service account in ns with annotations.

@@ -26,6 +26,10 @@ type AWSClientConfig struct {
 	Endpoint string
 	// HTTPClient carries the requests (its TLS roots replace AWS_CA_BUNDLE's); nil is the SDK's default.
 	HTTPClient *http.Client
+	// Credentials, when set, replace the static keys: a podIdentity's role credentials. OperatorChain, with no
+	// Credentials, uses the deployable's own AWS credential chain (podIdentity aws naming no role).
+	Credentials   aws.CredentialsProvider
+	OperatorChain bool
 }
 
 // AWSSecret names one value in AWS Secrets Manager (KEDA's awsSecretManager.secrets[] entry).
@@ -50,12 +54,18 @@ func NewAWSReader(ctx context.Context, c AWSClientConfig) (*AWSReader, error) {
 		Region: c.Region, Endpoint: c.Endpoint, IdentityOwner: "pod",
 		AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken,
 	}
-	if c.AccessKeyID == "" || c.SecretAccessKey == "" {
-		return nil, errors.New("credentials.accessKey and credentials.accessSecretKey: both required (podIdentity is not supported yet)")
+	switch {
+	case c.Credentials != nil || c.OperatorChain:
+		m.IdentityOwner = "operator"
+	case c.AccessKeyID == "" || c.SecretAccessKey == "":
+		return nil, errors.New("credentials.accessKey and credentials.accessSecretKey: both required (or podIdentity)")
 	}
 	cfg, err := m.Config(ctx, nil)
 	if err != nil {
 		return nil, errors.New(m.Redact(err.Error()))
+	}
+	if c.Credentials != nil {
+		cfg.Credentials = c.Credentials
 	}
 	if c.HTTPClient != nil {
 		// After loading: the SDK can only add AWS_CA_BUNDLE to its own buildable client.

@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
+	"github.com/tidalscale/tidal/scalers"
 )
 
 // Fields of the cloud secret managers' sections.
@@ -34,25 +35,23 @@ func (a *AWSSecretManager) Read(ctx context.Context, d Deps) (map[string]string,
 
 func (a *AWSSecretManager) read(ctx context.Context, d Deps) (map[string]string, error) {
 	s := a.Spec
-	if err := noPodIdentity(s.PodIdentity); err != nil {
-		return nil, err
-	}
 	if err := requireSecrets(len(s.Secrets)); err != nil {
 		return nil, err
 	}
-	if s.Credentials == nil {
-		return nil, errors.New("credentials: required (podIdentity is not supported yet)")
-	}
 	var cfg AWSClientConfig
-	for _, c := range []struct {
-		field string
-		v     *tidalv1alpha1.AwsSecretManagerValue
-		into  *string
-	}{
-		{"credentials.accessKey", s.Credentials.AccessKey, &cfg.AccessKeyID},
-		{"credentials.accessSecretKey", s.Credentials.AccessSecretKey, &cfg.SecretAccessKey},
-		{"credentials.accessToken", s.Credentials.AccessToken, &cfg.SessionToken},
-	} {
+	pi, err := podIdentity(ctx, d, s.PodIdentity, tidalv1alpha1.PodIdentityProviderAWS, "awsSecretManager")
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case pi != nil && pi.AWS != nil:
+		cfg.Credentials = pi.AWS(s.Region)
+	case pi != nil:
+		cfg.OperatorChain = true
+	case s.Credentials == nil:
+		return nil, errors.New("credentials: required (or podIdentity)")
+	}
+	for _, c := range credentialFields(s.Credentials, &cfg) {
 		if c.v == nil {
 			if c.field == "credentials.accessToken" {
 				continue
@@ -82,6 +81,26 @@ func (a *AWSSecretManager) read(ctx context.Context, d Deps) (map[string]string,
 		out[sec.Parameter] = v
 	}
 	return out, nil
+}
+
+// awsCredentialField is one of an awsSecretManager section's credentials, read into a field of the client's
+// configuration.
+type awsCredentialField struct {
+	field string
+	v     *tidalv1alpha1.AwsSecretManagerValue
+	into  *string
+}
+
+// credentialFields lists the static credentials to read; none when the section has no credentials (podIdentity).
+func credentialFields(c *tidalv1alpha1.AwsSecretManagerCredentials, cfg *AWSClientConfig) []awsCredentialField {
+	if c == nil || cfg.Credentials != nil || cfg.OperatorChain {
+		return nil
+	}
+	return []awsCredentialField{
+		{"credentials.accessKey", c.AccessKey, &cfg.AccessKeyID},
+		{"credentials.accessSecretKey", c.AccessSecretKey, &cfg.SecretAccessKey},
+		{"credentials.accessToken", c.AccessToken, &cfg.SessionToken},
+	}
 }
 
 // GCPSecretManager reads an authentication's gcpSecretManager section: each secret version with
@@ -194,6 +213,28 @@ func inField(field string, err error) error {
 		return nil
 	}
 	return fmt.Errorf("%s.%w", field, err)
+}
+
+// podIdentity resolves a section's podIdentity with d.PodIdentity: nil for none (or provider none). The provider
+// must be want (the section's cloud). Errors name podIdentity.
+func podIdentity(ctx context.Context, d Deps, p *tidalv1alpha1.AuthPodIdentity, want tidalv1alpha1.PodIdentityProvider, section string) (*scalers.PodIdentity, error) {
+	if p == nil || p.Provider == "" || p.Provider == tidalv1alpha1.PodIdentityProviderNone {
+		return nil, nil
+	}
+	if p.Provider != want && !(want == tidalv1alpha1.PodIdentityProviderAWS && p.Provider == tidalv1alpha1.PodIdentityProviderAWSEKS) {
+		return nil, fmt.Errorf("podIdentity.provider: want %s (or none) in an %s section, got %s", want, section, p.Provider)
+	}
+	if d.PodIdentity == nil {
+		return nil, fmt.Errorf("podIdentity: provider %s: no identity provider configured", p.Provider)
+	}
+	if p.IdentityOwner != nil && *p.IdentityOwner == "workload" || p.Provider == tidalv1alpha1.PodIdentityProviderAWSEKS {
+		return nil, errors.New("podIdentity: identityOwner workload (and provider aws-eks) does not apply to a secret store, read once per authentication; use roleArn")
+	}
+	pi, err := d.PodIdentity(ctx, p)
+	if err != nil {
+		return nil, fmt.Errorf("podIdentity: %w", err)
+	}
+	return pi, nil
 }
 
 // noPodIdentity refuses a section's podIdentity (also refused at admission, NotSupportedYet): the section's

@@ -232,7 +232,7 @@ func TestCloudStoresRefuseIncompleteSections(t *testing.T) {
 		{"aws missing key", aws(&tidalv1alpha1.AwsSecretManagerCredentials{AccessKey: val("creds", "nope"), AccessSecretKey: val("creds", "a")}, sec),
 			`credentials.accessKey.valueFrom.secretKeyRef: secret "creds" has no key "nope"`},
 		{"aws pod identity", &AWSSecretManager{Spec: &tidalv1alpha1.AwsSecretManager{PodIdentity: &tidalv1alpha1.AuthPodIdentity{Provider: tidalv1alpha1.PodIdentityProviderAWS}, Secrets: sec}},
-			"podIdentity: provider aws is not supported yet"},
+			"spec.awsSecretManager.podIdentity: provider aws: no identity provider configured"},
 		{"aws secret without name", aws(&tidalv1alpha1.AwsSecretManagerCredentials{AccessKey: val("creds", "a"), AccessSecretKey: val("creds", "a")},
 			[]tidalv1alpha1.AwsSecretManagerSecret{{Parameter: "p"}}), "secrets[0].name: required"},
 		{"gcp bad key document", &GCPSecretManager{Spec: &tidalv1alpha1.GCPSecretManager{

@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
+	"github.com/tidalscale/tidal/scalers"
 )
 
 // Store reads one external secret store section of an authentication.
@@ -46,6 +47,9 @@ type Deps struct {
 	HTTPClient *http.Client
 	// Tokens requests service-account tokens (the TokenRequest API through Kube when nil).
 	Tokens TokenRequester
+	// PodIdentity turns a section's podIdentity into cloud credentials (identity.Provider.Resolve, as Tidal's
+	// own service account: the stores' cache is per authentication, not per workload); nil refuses podIdentity.
+	PodIdentity func(ctx context.Context, pi *tidalv1alpha1.AuthPodIdentity) (*scalers.PodIdentity, error)
 }
 
 // Clock returns d.Now or time.Now.

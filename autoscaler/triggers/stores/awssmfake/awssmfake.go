@@ -38,6 +38,9 @@ type Server struct {
 	srv  *httptest.Server
 	ca   *testpki.CA
 	keys awstest.Keys
+	sts  *awstest.STS
+	// Roles are the roles of the STS credentials that read a secret, in order.
+	roles []string
 
 	mu      sync.Mutex
 	secrets map[string][]version // by name, oldest first
@@ -110,7 +113,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		(&awstest.Error{Status: http.StatusBadRequest, Type: "SerializationException", Message: "unexpected content type " + ct}).Write(w)
 		return
 	}
-	body, aerr := s.keys.ReadSigned(r)
+	body, aerr := s.readSigned(r)
 	if aerr != nil {
 		aerr.Write(w)
 		return
@@ -137,6 +140,41 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		"ARN": s.arn(name), "Name": name, "VersionId": v.id, "SecretString": v.value,
 		"VersionStages": v.stages, "CreatedDate": float64(v.created.UnixMilli()) / 1000,
 	})
+}
+
+// TrustSTS makes the fake also accept the temporary credentials sts issues (with their session token), as
+// Secrets Manager accepts an assumed role's.
+func (s *Server) TrustSTS(sts *awstest.STS) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sts = sts
+}
+
+// Roles returns the role of each GetSecretValue call signed with credentials from the trusted STS.
+func (s *Server) Roles() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.roles...)
+}
+
+// readSigned checks r's signature against the fake's keys, or against the trusted STS's credentials when r's
+// access key is not one of the fake's.
+func (s *Server) readSigned(r *http.Request) ([]byte, *awstest.Error) {
+	s.mu.Lock()
+	sts := s.sts
+	s.mu.Unlock()
+	_, cred, _ := strings.Cut(r.Header.Get("Authorization"), "Credential=")
+	akid, _, _ := strings.Cut(cred, "/")
+	if _, ok := s.keys[akid]; ok || sts == nil {
+		return s.keys.ReadSigned(r)
+	}
+	body, role, aerr := sts.Signed(r)
+	if aerr == nil {
+		s.mu.Lock()
+		s.roles = append(s.roles, role)
+		s.mu.Unlock()
+	}
+	return body, aerr
 }
 
 // checkScope refuses a signature scoped to another service or region, as AWS does.
