@@ -119,8 +119,9 @@ type TriggerAuthenticationSpec struct {
 	HashiCorpVault *HashiCorpVault `json:"hashiCorpVault,omitempty"`
 
 	// AzureKeyVault reads parameters from Azure Key Vault (vaultUri, secrets with an optional version) as a service
-	// principal: credentials clientId, tenantId and clientSecret from a Secret; cloud selects a sovereign or
-	// Private cloud (keyVaultResourceURL, activeDirectoryEndpoint). Its podIdentity is refused at admission.
+	// principal: credentials clientId, tenantId and clientSecret from a Secret, or with podIdentity
+	// azure-workload as Tidal's own service account (its token the federated assertion of identityId); cloud
+	// selects a sovereign or Private cloud (keyVaultResourceURL, activeDirectoryEndpoint).
 	// +optional
 	AzureKeyVault *AzureKeyVault `json:"azureKeyVault,omitempty"`
 

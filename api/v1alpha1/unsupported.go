@@ -47,16 +47,6 @@ const (
 // NotSupportedYet returns the table of fields Tidal accepts but does not act on yet.
 func NotSupportedYet() []UnsupportedField {
 	return []UnsupportedField{
-		storePodIdentity("spec.azureKeyVault.podIdentity", func(s *TriggerAuthenticationSpec) *AuthPodIdentity {
-			if s.AzureKeyVault == nil {
-				return nil
-			}
-			return s.AzureKeyVault.PodIdentity
-		}, func(s *TriggerAuthenticationSpec) {
-			s.AzureKeyVault = &AzureKeyVault{VaultURI: "https://myvault.vault.azure.net",
-				PodIdentity: &AuthPodIdentity{Provider: PodIdentityProviderAzureWorkload},
-				Secrets:     []AzureKeyVaultSecret{{Parameter: "connection", Name: "servicebus-connection"}}}
-		}),
 		storePodIdentity("spec.gcpSecretManager.podIdentity", func(s *TriggerAuthenticationSpec) *AuthPodIdentity {
 			if s.GCPSecretManager == nil {
 				return nil

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
@@ -31,6 +32,8 @@ type AzureClientConfig struct {
 	KeyVaultResourceURL, ActiveDirectoryEndpoint string
 	// HTTPClient carries the requests to the vault and to Entra ID; nil is the SDK's default.
 	HTTPClient *http.Client
+	// Credential, when set, replaces the service principal: a podIdentity azure-workload's credential.
+	Credential azcore.TokenCredential
 }
 
 // AzureSecret names one secret (KEDA's azureKeyVault.secrets[] entry).
@@ -65,12 +68,12 @@ func NewAzureReader(c AzureClientConfig) (*AzureReader, error) {
 	for _, f := range []struct{ name, v string }{
 		{"credentials.clientId", c.ClientID}, {"credentials.tenantId", c.TenantID}, {"credentials.clientSecret", c.ClientSecret},
 	} {
-		if f.v == "" {
+		if f.v == "" && c.Credential == nil {
 			missing = append(missing, f.name)
 		}
 	}
 	if len(missing) > 0 {
-		return nil, fmt.Errorf("%s: required (podIdentity is not supported yet)", strings.Join(missing, ", "))
+		return nil, fmt.Errorf("%s: required (or podIdentity)", strings.Join(missing, ", "))
 	}
 	opts := azure.ClientOptions(c.HTTPClient)
 	if c.HTTPClient == nil {
@@ -106,9 +109,11 @@ func NewAzureReader(c AzureClientConfig) (*AzureReader, error) {
 		opts.Cloud = cl
 	}
 	credOpts.ClientOptions = opts
-	cred, err := azidentity.NewClientSecretCredential(c.TenantID, c.ClientID, c.ClientSecret, credOpts)
-	if err != nil {
-		return nil, fmt.Errorf("credentials: %s", redact(err.Error(), c.ClientSecret))
+	var cred azcore.TokenCredential = c.Credential
+	if cred == nil {
+		if cred, err = azidentity.NewClientSecretCredential(c.TenantID, c.ClientID, c.ClientSecret, credOpts); err != nil {
+			return nil, fmt.Errorf("credentials: %s", redact(err.Error(), c.ClientSecret))
+		}
 	}
 	client, err := azsecrets.NewClient(strings.TrimSuffix(c.VaultURI, "/"), cred, &azsecrets.ClientOptions{ClientOptions: opts})
 	if err != nil {

@@ -167,24 +167,28 @@ func (a *AzureKeyVault) Read(ctx context.Context, d Deps) (map[string]string, er
 
 func (a *AzureKeyVault) read(ctx context.Context, d Deps) (map[string]string, error) {
 	s := a.Spec
-	if err := noPodIdentity(s.PodIdentity); err != nil {
-		return nil, err
-	}
 	if err := requireSecrets(len(s.Secrets)); err != nil {
 		return nil, err
 	}
-	if s.Credentials == nil {
-		return nil, errors.New("credentials: required (podIdentity is not supported yet)")
-	}
-	if s.Credentials.ClientSecret == nil {
-		return nil, errors.New("credentials.clientSecret: required")
-	}
-	secret, err := secretValue(ctx, d, "credentials.clientSecret", s.Credentials.ClientSecret.ValueFrom)
+	pi, err := podIdentity(ctx, d, s.PodIdentity, tidalv1alpha1.PodIdentityProviderAzureWorkload, "azureKeyVault")
 	if err != nil {
 		return nil, err
 	}
-	cfg := AzureClientConfig{VaultURI: s.VaultURI, TenantID: s.Credentials.TenantID, ClientID: s.Credentials.ClientID,
-		ClientSecret: secret, HTTPClient: d.HTTPClient}
+	cfg := AzureClientConfig{VaultURI: s.VaultURI, HTTPClient: d.HTTPClient}
+	switch {
+	case pi != nil:
+		cfg.Credential = pi.Azure
+	case s.Credentials == nil:
+		return nil, errors.New("credentials: required (or podIdentity)")
+	case s.Credentials.ClientSecret == nil:
+		return nil, errors.New("credentials.clientSecret: required")
+	default:
+		secret, err := secretValue(ctx, d, "credentials.clientSecret", s.Credentials.ClientSecret.ValueFrom)
+		if err != nil {
+			return nil, err
+		}
+		cfg.TenantID, cfg.ClientID, cfg.ClientSecret = s.Credentials.TenantID, s.Credentials.ClientID, secret
+	}
 	if s.Cloud != nil {
 		cfg.CloudType, cfg.KeyVaultResourceURL, cfg.ActiveDirectoryEndpoint = s.Cloud.Type, s.Cloud.KeyVaultResourceURL, s.Cloud.ActiveDirectoryEndpoint
 	}

@@ -15,6 +15,7 @@ import (
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	"github.com/tidalscale/tidal/autoscaler/triggers/identity"
 	"github.com/tidalscale/tidal/autoscaler/triggers/stores/awssmfake"
+	"github.com/tidalscale/tidal/autoscaler/triggers/stores/keyvaultfake"
 	"github.com/tidalscale/tidal/internal/testenv"
 	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/awsauth/awstest"
@@ -140,6 +141,63 @@ func TestAWSSecretManagerPodIdentity(t *testing.T) {
 	_, err = store(tidalv1alpha1.AuthPodIdentity{Provider: tidalv1alpha1.PodIdentityProviderGCP}).Read(ctx, d)
 	if err == nil || !strings.Contains(err.Error(), "spec.awsSecretManager.podIdentity.provider") {
 		t.Errorf("provider gcp: error = %v, want it refused naming spec.awsSecretManager.podIdentity.provider", err)
+	}
+	ie.noToken(t, "")
+}
+
+// azureKeyVault.podIdentity azure-workload: Tidal presents its own service account's TokenRequest token
+// (audience api://AzureADTokenExchange) as the federated client assertion of identityId at Entra ID
+// (keyvaultfake, checking the assertion with the dev cluster's TokenReview), and reads the vault with the access
+// token issued, through the real azidentity and azsecrets clients. An application not federated with Tidal's
+// account gives an error naming the section and AADSTS700213; another provider is refused naming
+// podIdentity.provider; no token reaches an error or a log.
+func TestAzureKeyVaultPodIdentity(t *testing.T) {
+	e := testenv.New(t)
+	ie := newIdentityEnv(t, e)
+	const app, stranger = "6f1c2a9e-0d4b-4e53-9a51-2b7d3c9e8f10", "0a9b8c7d-6e5f-4a3b-9c2d-1e0f9a8b7c6d"
+	f := keyvaultfake.New(t, keyvaultfake.Config{})
+	f.Set("password", "v1")
+	f.Federate(app, func(assertion string) bool {
+		user, err := ie.review(assertion, identity.AzureAudience)
+		return err == nil && user == ie.user
+	})
+	f.Federate(stranger, func(assertion string) bool {
+		user, err := ie.review(assertion, identity.AzureAudience)
+		return err == nil && user == "system:serviceaccount:elsewhere:someone"
+	})
+	ie.p.HTTPClient = f.HTTPClient()
+	d := ie.deps(Deps{HTTPClient: f.HTTPClient()})
+	ctx := context.Background()
+	tenant := f.TenantID
+	store := func(pi tidalv1alpha1.AuthPodIdentity) Store {
+		return &AzureKeyVault{Spec: &tidalv1alpha1.AzureKeyVault{VaultURI: f.VaultURI, PodIdentity: &pi,
+			Secrets: []tidalv1alpha1.AzureKeyVaultSecret{{Parameter: "password", Name: "password"}}}}
+	}
+	workload := func(client string) tidalv1alpha1.AuthPodIdentity {
+		return tidalv1alpha1.AuthPodIdentity{Provider: tidalv1alpha1.PodIdentityProviderAzureWorkload, IdentityID: &client, IdentityTenantID: &tenant}
+	}
+
+	v, err := store(workload(app)).Read(ctx, d)
+	if err != nil || v["password"] != "v1" {
+		t.Fatalf("azure-workload: got %v, %v; want password v1", keys(v), err)
+	}
+	if f.TokenCalls.Load() != 1 {
+		t.Errorf("Entra ID answered %d token requests, want 1", f.TokenCalls.Load())
+	}
+
+	_, err = store(workload(stranger)).Read(ctx, d)
+	for _, want := range []string{"spec.azureKeyVault.secrets[0]", "AADSTS700213"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("application not federated with Tidal: error = %v, want it to say %q", err, want)
+		}
+	}
+	if err != nil {
+		ie.noToken(t, err.Error())
+	}
+
+	_, err = store(tidalv1alpha1.AuthPodIdentity{Provider: tidalv1alpha1.PodIdentityProviderAWS}).Read(ctx, d)
+	if err == nil || !strings.Contains(err.Error(), "spec.azureKeyVault.podIdentity.provider") {
+		t.Errorf("provider aws: error = %v, want it refused naming spec.azureKeyVault.podIdentity.provider", err)
 	}
 	ie.noToken(t, "")
 }

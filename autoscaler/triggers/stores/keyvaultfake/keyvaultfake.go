@@ -4,7 +4,8 @@
 // an unauthenticated request with its bearer challenge (401, WWW-Authenticate naming the authority and the
 // resource), accepts only tokens the Entra ID fake issued for that resource's scope, and reports errors in Key
 // Vault's JSON error shape. The Entra ID side serves instance discovery, the tenant's OpenID configuration and
-// the v2.0 token endpoint for the client-credentials grant, refusing a wrong secret with AADSTS7000215. Both
+// the v2.0 token endpoint for the client-credentials grant, refusing a wrong secret with AADSTS7000215, and
+// federated client assertions of the applications Federate names (AADSTS700213 when refused). Both
 // are one HTTPS server reached through HTTPClient, which routes every host (the vault's and the authority's,
 // real public-cloud names by default) to it and trusts its CA. Production code never imports it.
 package keyvaultfake
@@ -54,6 +55,8 @@ type Server struct {
 	mu      sync.Mutex
 	secrets map[string][]secretVersion // by name, oldest first
 	tokens  map[string]string          // access token → scope
+	// federated maps an application's client id to the check of its federated client assertions.
+	federated map[string]func(assertion string) bool
 }
 
 type secretVersion struct {
@@ -96,6 +99,18 @@ func (s *Server) Close() { s.srv.Close() }
 
 // HTTPClient reaches the fake for every host and trusts its CA: give it to the SDK clients.
 func (s *Server) HTTPClient() *http.Client { return s.ca.ClientTo(s.addr) }
+
+// Federate lets application clientID (of the fake's tenant) authenticate with a federated client assertion (the
+// client_credentials grant with a jwt-bearer client_assertion, as workload identity does) that accept approves,
+// standing for the federated identity credential's issuer and subject.
+func (s *Server) Federate(clientID string, accept func(assertion string) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.federated == nil {
+		s.federated = map[string]func(string) bool{}
+	}
+	s.federated[clientID] = accept
+}
 
 // Set stores value as a new version of secret name, which becomes its current version; it returns the version.
 func (s *Server) Set(name, value string) string {
@@ -223,9 +238,23 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 			resourceScope = sc
 		}
 	}
+	s.mu.Lock()
+	accept := s.federated[f.Get("client_id")]
+	s.mu.Unlock()
+	assertion := f.Get("client_assertion_type") == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 	switch {
 	case f.Get("grant_type") != "client_credentials":
 		entraError(w, http.StatusBadRequest, "unsupported_grant_type", 70003, "AADSTS70003: The app requested an unsupported grant type.")
+	case assertion && accept == nil:
+		entraError(w, http.StatusBadRequest, "unauthorized_client", 700016,
+			fmt.Sprintf("AADSTS700016: Application with identifier '%s' was not found in the directory '%s'.", f.Get("client_id"), s.TenantID))
+	case assertion && !accept(f.Get("client_assertion")):
+		entraError(w, http.StatusBadRequest, "invalid_client", 700213,
+			"AADSTS700213: No matching federated identity record found for presented assertion subject.")
+	case assertion && resourceScope == "":
+		entraError(w, http.StatusBadRequest, "invalid_scope", 1002012, "AADSTS1002012: The provided value for scope is not valid.")
+	case assertion:
+		s.issue(w, resourceScope)
 	case f.Get("client_id") != s.ClientID:
 		entraError(w, http.StatusBadRequest, "unauthorized_client", 700016,
 			fmt.Sprintf("AADSTS700016: Application with identifier '%s' was not found in the directory '%s'.", f.Get("client_id"), s.TenantID))
@@ -235,12 +264,17 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	case resourceScope == "":
 		entraError(w, http.StatusBadRequest, "invalid_scope", 1002012, "AADSTS1002012: The provided value for scope is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).")
 	default:
-		tok := "eyJ0eXAi." + randHex(24)
-		s.mu.Lock()
-		s.tokens[tok] = resourceScope
-		s.mu.Unlock()
-		writeJSON(w, http.StatusOK, map[string]any{"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": tok})
+		s.issue(w, resourceScope)
 	}
+}
+
+// issue answers an access token for resourceScope.
+func (s *Server) issue(w http.ResponseWriter, resourceScope string) {
+	tok := "eyJ0eXAi." + randHex(24)
+	s.mu.Lock()
+	s.tokens[tok] = resourceScope
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": tok})
 }
 
 func entraError(w http.ResponseWriter, status int, code string, n int, desc string) {
