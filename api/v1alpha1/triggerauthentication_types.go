@@ -111,6 +111,13 @@ type TriggerAuthenticationSpec struct {
 	// +optional
 	BoundServiceAccountToken []BoundServiceAccountToken `json:"boundServiceAccountToken,omitempty"`
 
+	// OAuth2 (KEDA 2.20) gives the OAuth 2 client-credentials grant's settings as the parameters the scalers'
+	// authModes oauth reads: tokenUrl → oauthTokenURI, clientId → clientID, clientSecret (from a Secret) →
+	// clientSecret, scopes → scopes (comma separated), tokenUrlParams → endpointParams (URL-encoded). type is
+	// clientCredentials, the only grant. The trigger still selects authModes: oauth.
+	// +optional
+	OAuth2 *OAuth2 `json:"oauth2,omitempty"`
+
 	// HashiCorpVault reads parameters from HashiCorp Vault or OpenBao: authentication token (credential.token)
 	// or kubernetes (login at auth/<mount>/login with role, as credential.serviceAccountName, whose token the
 	// operator requests, or with the token file credential.serviceAccount); secret types secret (KV v1),
@@ -211,6 +218,38 @@ type AuthConfigMapTargetRef struct {
 	// Key in the ConfigMap.
 	// +kubebuilder:validation:MinLength=1
 	Key string `json:"key"`
+}
+
+// OAuth2GrantType is an OAuth 2 grant (KEDA's values).
+type OAuth2GrantType string
+
+// OAuth2GrantTypeClientCredentials is the client-credentials grant (RFC 6749 section 4.4).
+const OAuth2GrantTypeClientCredentials OAuth2GrantType = "clientCredentials"
+
+// OAuth2 is an OAuth 2 client of a token endpoint.
+type OAuth2 struct {
+	// Type is the grant: clientCredentials.
+	// +kubebuilder:default=clientCredentials
+	// +optional
+	Type OAuth2GrantType `json:"type"`
+	// ClientID is the client's id.
+	ClientID string `json:"clientId"`
+	// ClientSecret is the client's secret, from a Secret.
+	// +optional
+	ClientSecret OAuth2ClientSecret `json:"clientSecret,omitempty"`
+	// TokenURL is the token endpoint, an absolute http(s) URL.
+	TokenURL string `json:"tokenUrl"`
+	// Scopes are requested with the token.
+	// +optional
+	Scopes []string `json:"scopes,omitempty"`
+	// TokenURLParams are extra form parameters of the token request (e.g. audience).
+	// +optional
+	TokenURLParams map[string]string `json:"tokenUrlParams,omitempty"`
+}
+
+// OAuth2ClientSecret names the Secret key holding an OAuth 2 client secret.
+type OAuth2ClientSecret struct {
+	ValueFrom ValueFromSecret `json:"valueFrom"`
 }
 
 // BoundServiceAccountToken maps a trigger parameter to a token of a service account.

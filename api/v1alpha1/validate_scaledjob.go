@@ -3,6 +3,7 @@ package v1alpha1
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"strings"
 
@@ -123,6 +124,35 @@ func (s *TriggerAuthenticationSpec) validate(p *field.Path) field.ErrorList {
 	}
 	for i, r := range s.BoundServiceAccountToken {
 		errs = append(errs, requireAll(p.Child("boundServiceAccountToken").Index(i), "parameter", r.Parameter, "serviceAccountName", r.ServiceAccountName)...)
+	}
+	if s.OAuth2 != nil {
+		errs = append(errs, s.OAuth2.validate(p.Child("oauth2"))...)
+	}
+	return errs
+}
+
+// validate checks an oauth2 section without reading its Secret.
+func (o *OAuth2) validate(p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if o.Type != "" && o.Type != OAuth2GrantTypeClientCredentials {
+		errs = append(errs, field.NotSupported(p.Child("type"), o.Type, []string{string(OAuth2GrantTypeClientCredentials)}))
+	}
+	errs = append(errs, requireAll(p, "clientId", o.ClientID, "tokenUrl", o.TokenURL)...)
+	if o.TokenURL != "" {
+		if u, err := url.Parse(o.TokenURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, field.Invalid(p.Child("tokenUrl"), o.TokenURL, "want an absolute http or https URL"))
+		}
+	}
+	if ref := o.ClientSecret.ValueFrom.SecretKeyRef; ref.Name != "" || ref.Key != "" {
+		errs = append(errs, requireAll(p.Child("clientSecret", "valueFrom", "secretKeyRef"), "name", ref.Name, "key", ref.Key)...)
+	}
+	for k := range o.TokenURLParams {
+		switch {
+		case k == "grant_type", k == "client_id", k == "client_secret", k == "":
+			errs = append(errs, field.Invalid(p.Child("tokenUrlParams").Key(k), k, "the token request sets grant_type, client_id and client_secret itself"))
+		case k == "scope" && len(o.Scopes) > 0:
+			errs = append(errs, field.Invalid(p.Child("tokenUrlParams").Key(k), k, "set either scopes or tokenUrlParams scope"))
+		}
 	}
 	return errs
 }

@@ -281,6 +281,9 @@ func TestTriggerAuthenticationValidate(t *testing.T) {
 			Env:                      []AuthEnvironment{{Parameter: "host", Name: "REDIS_HOST"}},
 			ConfigMapTargetRef:       []AuthConfigMapTargetRef{{Parameter: "address", Name: "redis", Key: "address"}},
 			BoundServiceAccountToken: []BoundServiceAccountToken{{Parameter: "token", ServiceAccountName: "reader"}},
+			OAuth2: &OAuth2{Type: OAuth2GrantTypeClientCredentials, ClientID: "tidal", TokenURL: "https://idp.example/oauth2/token",
+				ClientSecret: OAuth2ClientSecret{ValueFrom: ValueFromSecret{SecretKeyRef: SecretKeyRef{Name: "oauth", Key: "secret"}}},
+				Scopes:       []string{"read"}, TokenURLParams: map[string]string{"audience": "api"}},
 		}
 	}
 	cases := []struct {
@@ -296,6 +299,16 @@ func TestTriggerAuthenticationValidate(t *testing.T) {
 		{"configmap ref without name", func(s *TriggerAuthenticationSpec) { s.ConfigMapTargetRef[0].Name = "" }, "spec.configMapTargetRef[0].name"},
 		{"token without service account", func(s *TriggerAuthenticationSpec) { s.BoundServiceAccountToken[0].ServiceAccountName = "" },
 			"spec.boundServiceAccountToken[0].serviceAccountName"},
+		{"oauth2 without type (the default)", func(s *TriggerAuthenticationSpec) { s.OAuth2.Type = "" }, ""},
+		{"oauth2 password grant", func(s *TriggerAuthenticationSpec) { s.OAuth2.Type = "password" }, "spec.oauth2.type"},
+		{"oauth2 without clientId", func(s *TriggerAuthenticationSpec) { s.OAuth2.ClientID = "" }, "spec.oauth2.clientId"},
+		{"oauth2 without tokenUrl", func(s *TriggerAuthenticationSpec) { s.OAuth2.TokenURL = "" }, "spec.oauth2.tokenUrl"},
+		{"oauth2 relative tokenUrl", func(s *TriggerAuthenticationSpec) { s.OAuth2.TokenURL = "/oauth2/token" }, "spec.oauth2.tokenUrl"},
+		{"oauth2 ftp tokenUrl", func(s *TriggerAuthenticationSpec) { s.OAuth2.TokenURL = "ftp://idp.example/token" }, "spec.oauth2.tokenUrl"},
+		{"oauth2 secret without key", func(s *TriggerAuthenticationSpec) { s.OAuth2.ClientSecret.ValueFrom.SecretKeyRef.Key = "" },
+			"spec.oauth2.clientSecret.valueFrom.secretKeyRef.key"},
+		{"oauth2 tokenUrlParams setting client_secret", func(s *TriggerAuthenticationSpec) { s.OAuth2.TokenURLParams["client_secret"] = "x" },
+			"spec.oauth2.tokenUrlParams[client_secret]"},
 		{"absolute filePath", func(s *TriggerAuthenticationSpec) { s.FilePath = "/etc/passwd" }, "spec.filePath"},
 		{"filePath climbing out", func(s *TriggerAuthenticationSpec) { s.FilePath = "../sa/token" }, "spec.filePath"},
 		{"unclean filePath", func(s *TriggerAuthenticationSpec) { s.FilePath = "creds/../../x" }, "spec.filePath"},

@@ -272,6 +272,9 @@ func (r *Resolver) authParams(ctx context.Context, namespace string, ref *tidalv
 	if err := r.boundServiceAccountTokens(ctx, ref, secretNS, spec.BoundServiceAccountToken, params); err != nil {
 		return nil, time.Time{}, err
 	}
+	if err := r.oauth2Params(ctx, secretNS, spec.OAuth2, params); err != nil {
+		return nil, time.Time{}, fmt.Errorf("%s %q: %w", ref.GetKind(), ref.Name, err)
+	}
 	refreshAt, err := r.storeParams(ctx, key, secretNS, &spec, params)
 	if err != nil {
 		return params, refreshAt, fmt.Errorf("%s %q: %w", ref.GetKind(), ref.Name, err)
