@@ -133,8 +133,9 @@ type TriggerAuthenticationSpec struct {
 	AzureKeyVault *AzureKeyVault `json:"azureKeyVault,omitempty"`
 
 	// GCPSecretManager reads parameters from Google Cloud Secret Manager (secrets by id, version default latest)
-	// in the project of the service-account key in credentials.clientSecret (a Secret). Its podIdentity is
-	// refused at admission.
+	// in the project of the service-account key in credentials.clientSecret (a Secret), or with podIdentity gcp
+	// as Tidal's own service account (workload identity federation, as spec.podIdentity) in the project Tidal's
+	// CLOUDSDK_CORE_PROJECT names.
 	// +optional
 	GCPSecretManager *GCPSecretManager `json:"gcpSecretManager,omitempty"`
 

@@ -38,24 +38,9 @@ type UnsupportedField struct {
 	Example func(obj runtime.Object)
 }
 
-// Reasons shared by several entries.
-const (
-	// reasonStoreIdentity is why a cloud secret store section's podIdentity is refused.
-	reasonStoreIdentity = "the cloud secret stores read with their section's credentials only (workload identity is not supported yet); put the store's credentials in a Secret and name it in credentials"
-)
-
 // NotSupportedYet returns the table of fields Tidal accepts but does not act on yet.
 func NotSupportedYet() []UnsupportedField {
 	return []UnsupportedField{
-		storePodIdentity("spec.gcpSecretManager.podIdentity", func(s *TriggerAuthenticationSpec) *AuthPodIdentity {
-			if s.GCPSecretManager == nil {
-				return nil
-			}
-			return s.GCPSecretManager.PodIdentity
-		}, func(s *TriggerAuthenticationSpec) {
-			s.GCPSecretManager = &GCPSecretManager{PodIdentity: &AuthPodIdentity{Provider: PodIdentityProviderGCP},
-				Secrets: []GCPSecretManagerSecret{{Parameter: "password", ID: "redis-password"}}}
-		}),
 		{
 			Kind: KindTriggerAuthentication, Path: "spec.awsSecretManager.podIdentity.identityOwner",
 			Reason: "a secret store is read once per authentication, as Tidal's own service account; identityOwner workload (and provider aws-eks) would read it as each scale target's: use roleArn",
@@ -80,25 +65,6 @@ func NotSupportedYet() []UnsupportedField {
 					Secrets:     []AwsSecretManagerSecret{{Parameter: "password", Name: "redis-password"}}}
 			},
 		},
-	}
-}
-
-// storePodIdentity is the entry of a cloud secret store section's podIdentity (provider other than none).
-func storePodIdentity(path string, of func(*TriggerAuthenticationSpec) *AuthPodIdentity, example func(*TriggerAuthenticationSpec)) UnsupportedField {
-	return UnsupportedField{
-		Kind: KindTriggerAuthentication, Path: path, Reason: reasonStoreIdentity,
-		value: func(o runtime.Object) (string, bool) {
-			s := authSpecOf(o)
-			if s == nil {
-				return "", false
-			}
-			p := of(s)
-			if p == nil || p.Provider == "" || p.Provider == PodIdentityProviderNone {
-				return "", false
-			}
-			return string(p.Provider), true
-		},
-		Example: func(o runtime.Object) { example(authSpecOf(o)) },
 	}
 }
 

@@ -299,7 +299,8 @@ func (r *Resolver) storeParams(ctx context.Context, key stores.Key, secretNS str
 		// workload).
 		PodIdentity: func(ctx context.Context, pi *tidalv1alpha1.AuthPodIdentity) (*scalers.PodIdentity, error) {
 			return r.IdentityProvider().Resolve(ctx, pi, secretNS, "")
-		}}
+		},
+		GCPProject: r.IdentityProvider().GCP.Project}
 	for _, st := range stores.FromSpec(spec) {
 		var (
 			values map[string]string

@@ -17,6 +17,7 @@ const (
 	EnvAWSSTSEndpoint     = "TIDAL_AWS_STS_ENDPOINT"
 	EnvGCPProvider        = "TIDAL_GCP_WORKLOAD_IDENTITY_PROVIDER"
 	EnvGCPServiceAccount  = "TIDAL_GCP_SERVICE_ACCOUNT"
+	EnvGCPProject         = "CLOUDSDK_CORE_PROJECT"
 )
 
 // FromEnvironment is the Provider of a deployable whose own namespace is namespace (its --namespace; the
@@ -37,6 +38,7 @@ func FromEnvironment(kube kubernetes.Interface, logger *zap.Logger, namespace st
 		AzureClientID:      getenv(EnvAzureClientID),
 		AzureTenantID:      getenv(EnvAzureTenantID),
 		AzureAuthorityHost: getenv(EnvAzureAuthorityHost),
-		GCP:                GCPFederation{Audience: getenv(EnvGCPProvider), ServiceAccount: getenv(EnvGCPServiceAccount)},
+		GCP: GCPFederation{Audience: getenv(EnvGCPProvider), ServiceAccount: getenv(EnvGCPServiceAccount),
+			Project: getenv(EnvGCPProject)},
 	}
 }

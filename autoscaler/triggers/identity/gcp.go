@@ -26,6 +26,9 @@ type GCPFederation struct {
 	TokenURL string
 	// ImpersonationURL replaces the IAM credentials base URL https://iamcredentials.googleapis.com (tests).
 	ImpersonationURL string
+	// Project is the Google Cloud project of the secret stores read with podIdentity gcp (gcpSecretManager
+	// names no project; KEDA takes CLOUDSDK_CORE_PROJECT too).
+	Project string
 }
 
 // GCPScope is the scope the federated credentials ask for.

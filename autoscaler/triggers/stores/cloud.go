@@ -120,20 +120,23 @@ func (g *GCPSecretManager) Read(ctx context.Context, d Deps) (map[string]string,
 
 func (g *GCPSecretManager) read(ctx context.Context, d Deps) (map[string]string, error) {
 	s := g.Spec
-	if err := noPodIdentity(s.PodIdentity); err != nil {
-		return nil, err
-	}
 	if err := requireSecrets(len(s.Secrets)); err != nil {
 		return nil, err
 	}
-	if s.Credentials == nil {
-		return nil, errors.New("credentials: required (podIdentity is not supported yet)")
-	}
-	key, err := secretValue(ctx, d, "credentials.clientSecret", s.Credentials.ClientSecret.ValueFrom)
+	pi, err := podIdentity(ctx, d, s.PodIdentity, tidalv1alpha1.PodIdentityProviderGCP, "gcpSecretManager")
 	if err != nil {
 		return nil, err
 	}
-	r, err := NewGCPReader(ctx, GCPClientConfig{CredentialsJSON: key, HTTPClient: d.HTTPClient})
+	cfg := GCPClientConfig{HTTPClient: d.HTTPClient, Identity: pi, Project: d.GCPProject}
+	if pi == nil {
+		if s.Credentials == nil {
+			return nil, errors.New("credentials: required (or podIdentity)")
+		}
+		if cfg.CredentialsJSON, err = secretValue(ctx, d, "credentials.clientSecret", s.Credentials.ClientSecret.ValueFrom); err != nil {
+			return nil, err
+		}
+	}
+	r, err := NewGCPReader(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -239,15 +242,6 @@ func podIdentity(ctx context.Context, d Deps, p *tidalv1alpha1.AuthPodIdentity, 
 		return nil, fmt.Errorf("podIdentity: %w", err)
 	}
 	return pi, nil
-}
-
-// noPodIdentity refuses a section's podIdentity (also refused at admission, NotSupportedYet): the section's
-// own credentials are the only identity the cloud stores read with yet.
-func noPodIdentity(p *tidalv1alpha1.AuthPodIdentity) error {
-	if p == nil || p.Provider == "" || p.Provider == tidalv1alpha1.PodIdentityProviderNone {
-		return nil
-	}
-	return fmt.Errorf("podIdentity: provider %s is not supported yet; use credentials", p.Provider)
 }
 
 func requireSecrets(n int) error {

@@ -18,6 +18,8 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
+	"github.com/tidalscale/tidal/autoscaler/triggers/identity"
+	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/gcp"
 )
 
@@ -32,6 +34,10 @@ type GCPClientConfig struct {
 	HTTPClient *http.Client
 	// Options are extra client options (a test's endpoint and transport).
 	Options []option.ClientOption
+	// Identity, when set, replaces the key document: a podIdentity gcp's credentials. Project is then the
+	// project whose secrets are read (a key document names its own).
+	Identity *scalers.PodIdentity
+	Project  string
 }
 
 // GCPSecret names one secret version (KEDA's gcpSecretManager.secrets[] entry).
@@ -55,16 +61,26 @@ var noRetry = gax.WithRetry(func() gax.Retryer { return gax.OnCodes(nil, gax.Bac
 
 // NewGCPReader loads the key document and builds the client. Errors never carry the document.
 func NewGCPReader(ctx context.Context, c GCPClientConfig) (*GCPReader, error) {
-	creds := gcp.Credentials{JSON: c.CredentialsJSON}
-	if c.CredentialsJSON == "" {
-		return nil, errors.New("credentials.clientSecret: required (podIdentity is not supported yet)")
-	}
-	if err := creds.Load(); err != nil {
-		// Load names the scalers' metadata key; the caller names the field.
-		return nil, fmt.Errorf("credentials.clientSecret: %s", strings.TrimPrefix(creds.Redact(err.Error()), creds.Field()+": "))
-	}
-	if creds.ProjectID() == "" {
-		return nil, errors.New("credentials.clientSecret: the key document has no project_id")
+	creds := gcp.Credentials{JSON: c.CredentialsJSON, Identity: c.Identity}
+	project := c.Project
+	switch {
+	case c.Identity != nil:
+		if err := creds.Load(); err != nil {
+			return nil, fmt.Errorf("podIdentity: %w", err)
+		}
+		if project == "" {
+			return nil, fmt.Errorf("podIdentity: Tidal was given no Google Cloud project to read the secrets in (%s)", identity.EnvGCPProject)
+		}
+	case c.CredentialsJSON == "":
+		return nil, errors.New("credentials.clientSecret: required (or podIdentity)")
+	default:
+		if err := creds.Load(); err != nil {
+			// Load names the scalers' metadata key; the caller names the field.
+			return nil, fmt.Errorf("credentials.clientSecret: %s", strings.TrimPrefix(creds.Redact(err.Error()), creds.Field()+": "))
+		}
+		if project = creds.ProjectID(); project == "" {
+			return nil, errors.New("credentials.clientSecret: the key document has no project_id")
+		}
 	}
 	opts := append([]option.ClientOption{creds.ClientOption()}, grpcOptions(c.HTTPClient)...)
 	opts = append(opts, c.Options...)
@@ -72,7 +88,7 @@ func NewGCPReader(ctx context.Context, c GCPClientConfig) (*GCPReader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("secret manager client: %s", creds.Redact(err.Error()))
 	}
-	return &GCPReader{client: client, creds: creds, project: creds.ProjectID()}, nil
+	return &GCPReader{client: client, creds: creds, project: project}, nil
 }
 
 // grpcOptions carries hc's dialer and TLS roots to a gRPC connection.

@@ -14,7 +14,9 @@ import (
 
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	"github.com/tidalscale/tidal/autoscaler/triggers/identity"
+	"github.com/tidalscale/tidal/autoscaler/triggers/identity/googlefake"
 	"github.com/tidalscale/tidal/autoscaler/triggers/stores/awssmfake"
+	"github.com/tidalscale/tidal/autoscaler/triggers/stores/gcpsmfake"
 	"github.com/tidalscale/tidal/autoscaler/triggers/stores/keyvaultfake"
 	"github.com/tidalscale/tidal/internal/testenv"
 	"github.com/tidalscale/tidal/scalers"
@@ -200,4 +202,62 @@ func TestAzureKeyVaultPodIdentity(t *testing.T) {
 		t.Errorf("provider aws: error = %v, want it refused naming spec.azureKeyVault.podIdentity.provider", err)
 	}
 	ie.noToken(t, "")
+}
+
+// gcpSecretManager.podIdentity gcp: Tidal exchanges its own service account's TokenRequest token at Google's STS
+// (googlefake, checking it with the dev cluster's TokenReview for the pool provider's audience), impersonates
+// the Google service account, and reads Secret Manager (gcpsmfake, the real gRPC client) with the access token
+// issued, in the project Tidal was given. A pool provider Tidal's account is not a member of gives an error
+// naming the section and spec.podIdentity; without a project the error names it; no token reaches an error or
+// a log.
+func TestGCPSecretManagerPodIdentity(t *testing.T) {
+	e := testenv.New(t)
+	ie := newIdentityEnv(t, e)
+	const pool = "//iam.googleapis.com/projects/123456/locations/global/workloadIdentityPools/tidal/providers/k8s"
+	const gsa = "secrets-reader@tidal-proj.iam.gserviceaccount.com"
+	g := googlefake.New(t, e.Cluster.Client, pool, map[string]bool{ie.user: true}, gsa)
+	f := gcpsmfake.New(t, "tidal-proj")
+	f.Add("password", "v1")
+	f.AccessToken = g.Impersonated
+	ie.p.GCP = identity.GCPFederation{Audience: pool, ServiceAccount: gsa, TokenURL: g.TokenURL(), ImpersonationURL: g.URL}
+	d := ie.deps(Deps{HTTPClient: f.HTTPClient(), GCPProject: "tidal-proj"})
+	ctx := context.Background()
+	store := &GCPSecretManager{Spec: &tidalv1alpha1.GCPSecretManager{
+		PodIdentity: &tidalv1alpha1.AuthPodIdentity{Provider: tidalv1alpha1.PodIdentityProviderGCP},
+		Secrets:     []tidalv1alpha1.GCPSecretManagerSecret{{Parameter: "password", ID: "password"}}}}
+
+	v, err := store.Read(ctx, d)
+	if err != nil || v["password"] != "v1" {
+		t.Fatalf("gcp: got %v, %v; want password v1", keys(v), err)
+	}
+
+	noProject := d
+	noProject.GCPProject = ""
+	_, err = store.Read(ctx, noProject)
+	if err == nil || !strings.Contains(err.Error(), "spec.gcpSecretManager.podIdentity: Tidal was given no Google Cloud project") {
+		t.Errorf("no project: error = %v, want it to name spec.gcpSecretManager.podIdentity and the project", err)
+	}
+
+	ie.p.GCP.Audience = "//iam.googleapis.com/projects/123456/locations/global/workloadIdentityPools/tidal/providers/other"
+	_, err = store.Read(ctx, d)
+	for _, want := range []string{"spec.gcpSecretManager.secrets[0]", "spec.podIdentity (provider gcp"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("pool provider without Tidal's account: error = %v, want it to say %q", err, want)
+		}
+	}
+	if len(g.Presented()) == 0 {
+		t.Fatal("STS saw no token")
+	}
+	errText := ""
+	if err != nil {
+		errText = err.Error()
+	}
+	for _, tok := range g.Presented() {
+		scalertest.AssertNoSecret(t, tok, errText, ie.logs.All())
+	}
+
+	_, err = store.Read(ctx, Deps{Kube: e.Cluster.Client, Namespace: e.NS})
+	if err == nil || !strings.Contains(err.Error(), "spec.gcpSecretManager.podIdentity: provider gcp: no identity provider configured") {
+		t.Errorf("no identity provider: error = %v", err)
+	}
 }

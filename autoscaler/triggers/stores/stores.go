@@ -50,6 +50,8 @@ type Deps struct {
 	// PodIdentity turns a section's podIdentity into cloud credentials (identity.Provider.Resolve, as Tidal's
 	// own service account: the stores' cache is per authentication, not per workload); nil refuses podIdentity.
 	PodIdentity func(ctx context.Context, pi *tidalv1alpha1.AuthPodIdentity) (*scalers.PodIdentity, error)
+	// GCPProject is the project gcpSecretManager reads in with podIdentity gcp (identity.GCPFederation.Project).
+	GCPProject string
 }
 
 // Clock returns d.Now or time.Now.

@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/tidalscale/tidal/internal/testpki"
@@ -44,6 +45,9 @@ type Server struct {
 	Addr string
 	// Calls counts AccessSecretVersion requests, authenticated or not.
 	Calls atomic.Int64
+	// AccessToken, when set, also accepts a bearer it reports valid: an OAuth 2 access token issued by a fake
+	// token service (workload identity federation), beside the key's self-signed JWTs.
+	AccessToken func(token string) bool
 
 	ca   *testpki.CA
 	grpc *grpc.Server
@@ -98,6 +102,16 @@ func (s *Server) HTTPClient() *http.Client { return s.ca.ClientTo(s.Addr) }
 // Stop stops the server at once: later calls fail with Unavailable.
 func (s *Server) Stop() { s.grpc.Stop() }
 
+// acceptsAccessToken reports whether the call's bearer is a token the AccessToken hook accepts.
+func (f *service) acceptsAccessToken(ctx context.Context) bool {
+	if f.s.AccessToken == nil {
+		return false
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	authz := md.Get("authorization")
+	return len(authz) == 1 && strings.HasPrefix(authz[0], "Bearer ") && f.s.AccessToken(strings.TrimPrefix(authz[0], "Bearer "))
+}
+
 // Add stores payload as the next version of secret id (creating it) and returns the version number, as
 // AddSecretVersion does.
 func (s *Server) Add(id, payload string) int {
@@ -112,8 +126,10 @@ func (s *Server) Corrupt(on bool) { s.corrupt.Store(on) }
 
 func (f *service) AccessSecretVersion(ctx context.Context, req *secretmanagerpb.AccessSecretVersionRequest) (*secretmanagerpb.AccessSecretVersionResponse, error) {
 	f.s.Calls.Add(1)
-	if err := monitoringfake.VerifyJWT(ctx, f.key); err != nil {
-		return nil, err
+	if !f.acceptsAccessToken(ctx) {
+		if err := monitoringfake.VerifyJWT(ctx, f.key); err != nil {
+			return nil, err
+		}
 	}
 	// projects/{project}/secrets/{secret}/versions/{version}
 	p := strings.Split(req.GetName(), "/")
