@@ -62,7 +62,8 @@ func RenderAuth(reg *scalers.Registry, moduleDir string) ([]byte, error) {
 		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", path, cell(status), cell(docs[f.Name]), strings.Join(ex, ", "))
 	}
 	b.WriteString("\nA parameter set by several sources takes the value of the last one in the order secretTargetRef,\n" +
-		"configMapTargetRef, env, hashiCorpVault, azureKeyVault, gcpSecretManager, awsSecretManager.\n\n" +
+		"configMapTargetRef, env, boundServiceAccountToken, oauth2, hashiCorpVault, azureKeyVault, gcpSecretManager,\n" +
+		"awsSecretManager.\n\n" +
 		"### External secret stores\n\nValues read from a store are kept for `--secret-store-ttl` (operator and metrics adapter, default 5m)\n" +
 		"per authentication and resourceVersion: they are read again after half of it. When that read fails, the last\n" +
 		"values keep being used until the TTL is over, and the ScaledObject's `Ready` condition is `False` with reason\n" +

@@ -26,9 +26,10 @@ type AWSClientConfig struct {
 	Endpoint string
 	// HTTPClient carries the requests (its TLS roots replace AWS_CA_BUNDLE's); nil is the SDK's default.
 	HTTPClient *http.Client
-	// Credentials, when set, replace the static keys: a podIdentity's role credentials. OperatorChain, with no
-	// Credentials, uses the deployable's own AWS credential chain (podIdentity aws naming no role).
-	Credentials   aws.CredentialsProvider
+	// Credentials, when set, replace the static keys: a podIdentity's role credentials for the client's region
+	// (Region, or the operator's AWS_REGION). OperatorChain, with no Credentials, uses the deployable's own AWS
+	// credential chain (podIdentity aws naming no role).
+	Credentials   func(region string) aws.CredentialsProvider
 	OperatorChain bool
 }
 
@@ -64,15 +65,15 @@ func NewAWSReader(ctx context.Context, c AWSClientConfig) (*AWSReader, error) {
 	if err != nil {
 		return nil, errors.New(m.Redact(err.Error()))
 	}
-	if c.Credentials != nil {
-		cfg.Credentials = c.Credentials
-	}
 	if c.HTTPClient != nil {
 		// After loading: the SDK can only add AWS_CA_BUNDLE to its own buildable client.
 		cfg.HTTPClient = c.HTTPClient
 	}
 	if cfg.Region == "" {
 		return nil, errors.New("region: required (or AWS_REGION in the operator's environment)")
+	}
+	if c.Credentials != nil {
+		cfg.Credentials = c.Credentials(cfg.Region)
 	}
 	// One retry: a store that is down fails within a resolution, and the last good value is kept.
 	cfg.RetryMaxAttempts = 2

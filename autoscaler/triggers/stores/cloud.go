@@ -45,7 +45,7 @@ func (a *AWSSecretManager) read(ctx context.Context, d Deps) (map[string]string,
 	}
 	switch {
 	case pi != nil && pi.AWS != nil:
-		cfg.Credentials = pi.AWS(s.Region)
+		cfg.Credentials = pi.AWS
 	case pi != nil:
 		cfg.OperatorChain = true
 	case s.Credentials == nil:

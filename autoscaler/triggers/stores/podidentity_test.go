@@ -113,11 +113,18 @@ func TestAWSSecretManagerPodIdentity(t *testing.T) {
 	if err != nil || v["password"] != "v1" {
 		t.Fatalf("roleArn: got %v, %v; want password v1", keys(v), err)
 	}
-	if got := f.Roles(); !slices.Equal(got, []string{role}) {
-		t.Errorf("Secrets Manager was read as %v, want %s with STS's credentials", got, role)
+	// Without region, the operator's AWS_REGION is the region of both STS and Secrets Manager.
+	t.Setenv("AWS_REGION", "eu-west-1")
+	noRegion := store(tidalv1alpha1.AuthPodIdentity{Provider: tidalv1alpha1.PodIdentityProviderAWS, RoleArn: &r}).(*AWSSecretManager)
+	noRegion.Spec.Region = ""
+	if v, err := noRegion.Read(ctx, d); err != nil || v["password"] != "v1" {
+		t.Fatalf("roleArn, region from AWS_REGION: got %v, %v; want password v1", keys(v), err)
 	}
-	if sts.Calls() != 1 {
-		t.Errorf("STS answered %d AssumeRoleWithWebIdentity calls, want 1", sts.Calls())
+	if got := f.Roles(); !slices.Equal(got, []string{role, role}) {
+		t.Errorf("Secrets Manager was read as %v, want %s twice with STS's credentials", got, role)
+	}
+	if sts.Calls() != 2 {
+		t.Errorf("STS answered %d AssumeRoleWithWebIdentity calls, want 2", sts.Calls())
 	}
 
 	_, err = store(tidalv1alpha1.AuthPodIdentity{Provider: tidalv1alpha1.PodIdentityProviderAWS, RoleArn: &u}).Read(ctx, d)
