@@ -2,6 +2,7 @@ package triggers_test
 
 import (
 	"context"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -12,9 +13,11 @@ import (
 
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	"github.com/tidalscale/tidal/autoscaler/triggers"
+	"github.com/tidalscale/tidal/autoscaler/triggers/identity"
 	"github.com/tidalscale/tidal/autoscaler/triggers/stores"
 	"github.com/tidalscale/tidal/autoscaler/triggers/stores/awssmfake"
 	"github.com/tidalscale/tidal/internal/testenv"
+	"github.com/tidalscale/tidal/scalers/awsauth/awstest"
 	"github.com/tidalscale/tidal/scalers/scalertest"
 )
 
@@ -82,5 +85,51 @@ func TestAWSSecretManagerAuthenticationResolves(t *testing.T) {
 	now = now.Add(5 * time.Minute) // past the TTL
 	if _, err := r.AuthParams(ctx, e.NS, authRef, noEnv); err == nil || triggers.IsDegraded(err) || !strings.Contains(err.Error(), "spec.awsSecretManager") {
 		t.Fatalf("store down past the TTL: %v, want the store's error naming spec.awsSecretManager", err)
+	}
+}
+
+// An awsSecretManager section with podIdentity aws (roleArn) resolves through the Resolver with its identity
+// provider: Tidal's service account's TokenRequest token is exchanged at STS (awstest.STS, trusting the role to
+// that account as the dev cluster's TokenReview reports it) and Secrets Manager serves the role's credentials.
+func TestAWSSecretManagerPodIdentityResolves(t *testing.T) {
+	e := testenv.New(t)
+	ctx := context.Background()
+	kube := e.Cluster.Client
+	if _, err := kube.CoreV1().ServiceAccounts(e.NS).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "tidal"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	const role = "arn:aws:iam::000000000000:role/secrets-reader"
+	self := "system:serviceaccount:" + e.NS + ":tidal"
+	sts := &awstest.STS{Verify: func(roleArn, token string) (string, *awstest.QueryError) {
+		user, err := testenv.ReviewToken(context.Background(), kube, token, identity.AWSAudience)
+		if err != nil || user != self || roleArn != role {
+			return "", &awstest.QueryError{Status: 403, Code: "AccessDenied", Message: "Not authorized to perform sts:AssumeRoleWithWebIdentity"}
+		}
+		return user, nil
+	}}
+	stsSrv := httptest.NewServer(sts)
+	t.Cleanup(stsSrv.Close)
+	f := awssmfake.New(t, "eu-west-1")
+	f.TrustSTS(sts)
+	f.Put("orders/token", "token-from-aws")
+	roleArn := role
+	ta := &tidalv1alpha1.TriggerAuthentication{ObjectMeta: metav1.ObjectMeta{Name: "orders-aws-identity", Namespace: e.NS},
+		Spec: tidalv1alpha1.TriggerAuthenticationSpec{AwsSecretManager: &tidalv1alpha1.AwsSecretManager{Region: "eu-west-1",
+			PodIdentity: &tidalv1alpha1.AuthPodIdentity{Provider: tidalv1alpha1.PodIdentityProviderAWS, RoleArn: &roleArn},
+			Secrets:     []tidalv1alpha1.AwsSecretManagerSecret{{Parameter: "token", Name: "orders/token"}}}}}
+	if errs := append(ta.Validate(), tidalv1alpha1.UnsupportedFields(ta)...); len(errs) > 0 {
+		t.Fatalf("admission refuses the authentication: %v", errs)
+	}
+	if _, err := e.Tidal.TidalV1alpha1().TriggerAuthentications(e.NS).Create(ctx, ta, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r := &triggers.Resolver{Kube: kube, Tidal: e.Tidal, StoreHTTPClient: f.HTTPClient(),
+		Identity: &identity.Provider{Tokens: &identity.Tokens{Kube: kube}, SelfNamespace: e.NS, SelfServiceAccount: "tidal", AWSSTSEndpoint: stsSrv.URL}}
+	params, err := r.AuthParams(ctx, e.NS, &tidalv1alpha1.AuthenticationRef{Name: "orders-aws-identity"}, noEnv)
+	if err != nil || params["token"] != "token-from-aws" {
+		t.Fatalf("AuthParams = %d params, %v; want token from AWS read as the role", len(params), err)
+	}
+	if got := f.Roles(); len(got) != 1 || got[0] != role {
+		t.Errorf("Secrets Manager was read as %v, want %s", got, role)
 	}
 }
