@@ -91,6 +91,9 @@ func startAdapter(t testing.TB, c *devcluster.Cluster, p pki, cfg adapterConfig,
 		Stream:         &app.StreamOptions{Addr: cfg.streamAddr, TLS: streamTLS},
 		MetricsAddr:    "127.0.0.1:0",
 		SecretStoreTTL: cfg.storeTTL,
+		// Other packages' tests share the cluster: an adapter watching every namespace would poll their
+		// triggers too (the chart's one-poller test counts pollers of its list).
+		WatchNamespace: cfg.namespace,
 	}
 	if cfg.register {
 		c.Exclusive(t, devcluster.ExclusiveMetricsAPIs) // the APIServices are cluster-wide

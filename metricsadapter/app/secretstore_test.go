@@ -31,7 +31,7 @@ func TestSecretStoreRotationReachesAdapterScalers(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := newPKI(t, testpki.NewCA(t, "tidal-store"), e.NS)
-	a := startAdapter(t, e.Cluster, p, adapterConfig{storeTTL: 6 * time.Second}, zap.NewNop())
+	a := startAdapter(t, e.Cluster, p, adapterConfig{namespace: e.NS, storeTTL: 6 * time.Second}, zap.NewNop())
 	e.startOperator(p, a.StreamAddr())
 
 	rc, list := testenv.RedisList(t, testenv.RedisAddr)
