@@ -69,6 +69,13 @@ type Resolver struct {
 	NoStores bool
 }
 
+// Offline is a resolver with r's clients and identity that never reads an external secret store: the admission
+// webhook's, which must not connect where an author says. A Resolver holds a mutex and must not be copied.
+func (r *Resolver) Offline() *Resolver {
+	return &Resolver{Kube: r.Kube, Tidal: r.Tidal, ClusterObjectNamespace: r.ClusterObjectNamespace, FileRoot: r.FileRoot,
+		Identity: r.IdentityProvider(), StoreHTTPClient: r.StoreHTTPClient, StoreTokens: r.StoreTokens, NoStores: true}
+}
+
 // Env resolves the environment of one container of a pod template: literal values, secretKeyRef and
 // configMapKeyRef values, and envFrom. containerName empty means the first container. Missing optional
 // references are skipped; a missing required one is an error naming the variable.

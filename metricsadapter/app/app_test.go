@@ -222,7 +222,7 @@ func TestAdapterOutage(t *testing.T) {
 	e := setup(t)
 	p := newPKI(t, testpki.NewCA(t, "tidal-outage"), e.NS)
 	log := zaptest.NewLogger(t)
-	first := startAdapter(t, e.Cluster, p, adapterConfig{}, log.Named("adapter-1"))
+	first := startAdapter(t, e.Cluster, p, adapterConfig{namespace: e.NS}, log.Named("adapter-1"))
 	t.Cleanup(first.stop)
 	addr := first.StreamAddr()
 	client := e.startOperator(p, addr)
@@ -251,7 +251,7 @@ func TestAdapterOutage(t *testing.T) {
 	}
 
 	// Back on the same address: the client reconnects, rebuilds its view from the snapshot, scaling resumes.
-	second := startAdapter(t, e.Cluster, p, adapterConfig{streamAddr: addr}, log.Named("adapter-2"))
+	second := startAdapter(t, e.Cluster, p, adapterConfig{namespace: e.NS, streamAddr: addr}, log.Named("adapter-2"))
 	t.Cleanup(second.stop)
 	e.Eventually("client reconnected", 60*time.Second, func() (bool, string) {
 		st := client.Status()
@@ -312,7 +312,7 @@ func TestAllInOne(t *testing.T) {
 	e := setup(t)
 	p := newPKI(t, testpki.NewCA(t, "tidal-aio"), e.NS)
 	log := zaptest.NewLogger(t)
-	a := startAdapter(t, e.Cluster, p, adapterConfig{}, log.Named("adapter"))
+	a := startAdapter(t, e.Cluster, p, adapterConfig{namespace: e.NS}, log.Named("adapter"))
 	t.Cleanup(a.stop)
 	inproc.RunOperator(t, e.Ctx, operatorapp.Options{Config: e.Cluster.Config, Source: a.Source(), Logger: log.Named("operator"), Namespace: e.NS, WatchNamespace: e.NS})
 

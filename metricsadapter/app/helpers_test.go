@@ -53,10 +53,11 @@ type adapterRun struct {
 }
 
 type adapterConfig struct {
-	gauge      *benchGauge // counts the bench-gauge scaler's samples; nil: a fresh one
-	register   bool        // register the APIServices (the one adapter of the binary that the aggregator reaches)
-	namespace  string      // namespace of the ExternalName Service
-	streamAddr string      // "" picks a port
+	gauge      *benchGauge   // counts the bench-gauge scaler's samples; nil: a fresh one
+	register   bool          // register the APIServices (the one adapter of the binary that the aggregator reaches)
+	namespace  string        // namespace of the ExternalName Service
+	streamAddr string        // "" picks a port
+	storeTTL   time.Duration // --secret-store-ttl (0: the default)
 }
 
 func startAdapter(t testing.TB, c *devcluster.Cluster, p pki, cfg adapterConfig, logger *zap.Logger) *adapterRun {
@@ -86,9 +87,13 @@ func startAdapter(t testing.TB, c *devcluster.Cluster, p pki, cfg adapterConfig,
 	opts := app.Options{
 		Config: c.Config, Registry: testRegistry(cfg.gauge), Logger: logger, Serving: serving,
 		// Pods on process and containerd virtual nodes are measured; a short interval for tests.
-		PodMetrics:  &podmetrics.Options{Scrape: &podmetrics.ScrapeOptions{Interval: 2 * time.Second}},
-		Stream:      &app.StreamOptions{Addr: cfg.streamAddr, TLS: streamTLS},
-		MetricsAddr: "127.0.0.1:0",
+		PodMetrics:     &podmetrics.Options{Scrape: &podmetrics.ScrapeOptions{Interval: 2 * time.Second}},
+		Stream:         &app.StreamOptions{Addr: cfg.streamAddr, TLS: streamTLS},
+		MetricsAddr:    "127.0.0.1:0",
+		SecretStoreTTL: cfg.storeTTL,
+		// Other packages' tests share the cluster: an adapter watching every namespace would poll their
+		// triggers too (the chart's one-poller test counts pollers of its list).
+		WatchNamespace: cfg.namespace,
 	}
 	if cfg.register {
 		c.Exclusive(t, devcluster.ExclusiveMetricsAPIs) // the APIServices are cluster-wide

@@ -1,7 +1,9 @@
 // Package objects keeps the metrics adapter's poller in line with the cluster's ScaledObjects and ScaledJobs
 // (one Controller per kind): an informer enqueues keys, and Reconcile builds each object's samples.ObjectSpec
 // (auth and environment resolved) and upserts it when its generation changed, or deletes it when the object is
-// gone or being deleted.
+// gone or being deleted. An object whose parameters come from an external secret store is built again at the
+// spec's RefreshAt, as the operator does with its own poller: a rotated value rebuilds its scalers, and values
+// that expired without a successful read remove them until the store answers again.
 package objects
 
 import (
@@ -10,6 +12,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -17,6 +20,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/tidalscale/tidal/autoscaler/samples"
+	"github.com/tidalscale/tidal/autoscaler/triggers"
 	"github.com/tidalscale/tidal/internal/controller"
 )
 
@@ -52,6 +56,16 @@ type Options struct {
 	Logger   *zap.Logger
 	// Metrics, when set, records reconciles and queue depth.
 	Metrics *controller.Metrics
+	// Now is the clock RefreshAt is compared with (time.Now when nil).
+	Now func() time.Time
+}
+
+// built is what the poller holds for an object: its generation, when its secret-store parameters must be read
+// again (zero: never), and the digest of the parameters its scalers were built with (triggers.AuthDigest).
+type built struct {
+	generation int64
+	refreshAt  time.Time
+	digest     string
 }
 
 // Controller reconciles one kind of object into the poller.
@@ -61,7 +75,7 @@ type Controller struct {
 	runner *controller.Runner
 
 	mu      sync.Mutex
-	built   map[string]int64    // namespace/name → generation upserted
+	built   map[string]built    // namespace/name → what was upserted
 	initial map[string]struct{} // keys of the initial list not reconciled yet; nil before the cache synced
 	synced  chan struct{}       // closed once every object of the initial list was reconciled once
 }
@@ -83,13 +97,16 @@ func New(opts Options) (*Controller, error) {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
-	c := &Controller{opts: opts, log: opts.Logger, built: map[string]int64{}, synced: make(chan struct{})}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	c := &Controller{opts: opts, log: opts.Logger, built: map[string]built{}, synced: make(chan struct{})}
 	var err error
 	c.runner, err = controller.New(controller.Options{
 		Name: "adapter-" + strings.ToLower(opts.Kind), Kind: opts.Kind,
 		Reconcile: func(ctx context.Context, key string) (controller.Result, error) {
 			defer c.reconciled(key)
-			return controller.Result{}, c.Reconcile(ctx, key)
+			return c.Reconcile(ctx, key)
 		},
 		Synced: []cache.InformerSynced{opts.Informer.HasSynced}, Logger: opts.Logger, Metrics: opts.Metrics,
 	})
@@ -142,32 +159,57 @@ func (c *Controller) Run(ctx context.Context, workers int) error {
 	return c.runner.Run(ctx, workers)
 }
 
-// Reconcile upserts the object's spec when its generation is new, or deletes it from the poller.
-func (c *Controller) Reconcile(ctx context.Context, key string) error {
+// Reconcile upserts the object's spec when its generation is new or its secret-store parameters are due for a
+// refresh, or deletes it from the poller. The result asks to be called again at the next refresh.
+func (c *Controller) Reconcile(ctx context.Context, key string) (controller.Result, error) {
 	ns, name, err := cache.SplitMetaNamespaceKey(key)
 	if err != nil {
 		c.log.Error("dropping bad key", zap.String("key", key), zap.Error(err))
-		return nil
+		return controller.Result{}, nil
 	}
 	pkey := samples.Key{Kind: c.opts.Kind, Namespace: ns, Name: name}
 	obj, err := c.opts.Get(ns, name)
 	if apierrors.IsNotFound(err) || (err == nil && obj.GetDeletionTimestamp() != nil) {
 		c.forget(ctx, key, pkey)
-		return nil
+		return controller.Result{}, nil
 	}
 	if err != nil {
-		return err
+		return controller.Result{}, err
 	}
 	c.mu.Lock()
-	gen, ok := c.built[key]
+	prev, ok := c.built[key]
 	c.mu.Unlock()
-	if ok && gen == obj.GetGeneration() {
-		return nil
+	refreshing := ok && prev.generation == obj.GetGeneration()
+	if refreshing {
+		if prev.refreshAt.IsZero() {
+			return controller.Result{}, nil
+		}
+		if wait := prev.refreshAt.Sub(c.opts.Now()); wait > 0 {
+			return controller.Result{RequeueAfter: wait}, nil
+		}
 	}
 	spec, err := c.opts.Build(ctx, obj)
 	if err != nil {
+		if refreshing {
+			// The secret-store values expired without a successful read: the scalers built with them go, as
+			// if the authentication had never resolved, until a retry succeeds.
+			c.forget(ctx, key, pkey)
+		}
 		// A secret or the target may appear later: retry with back-off.
-		return fmt.Errorf("%s %s: %w", c.opts.Kind, key, err)
+		return controller.Result{}, fmt.Errorf("%s %s: %w", c.opts.Kind, key, err)
+	}
+	digest := triggers.AuthDigest(spec.Triggers)
+	if refreshing && prev.digest == digest {
+		c.mu.Lock()
+		c.built[key] = built{generation: prev.generation, refreshAt: spec.RefreshAt, digest: digest}
+		c.mu.Unlock()
+		return c.next(spec.RefreshAt), nil
+	}
+	if refreshing {
+		// A store returned new values (a rotated secret): rebuild the scalers with them (an Upsert of the held
+		// generation is a no-op, so drop the object first).
+		c.opts.Poller.Delete(ctx, pkey)
+		c.log.Info("secret-store parameters changed: scalers rebuilt", zap.String("kind", c.opts.Kind), zap.String("object", key))
 	}
 	for _, e := range c.opts.Poller.Upsert(ctx, spec) {
 		if e != nil {
@@ -175,13 +217,21 @@ func (c *Controller) Reconcile(ctx context.Context, key string) error {
 		}
 	}
 	c.mu.Lock()
-	c.built[key] = obj.GetGeneration()
+	c.built[key] = built{generation: obj.GetGeneration(), refreshAt: spec.RefreshAt, digest: digest}
 	c.mu.Unlock()
 	if c.opts.Observer != nil {
 		c.opts.Observer.ObjectChanged(pkey)
 	}
 	c.log.Debug("object installed", zap.String("kind", c.opts.Kind), zap.String("object", key), zap.Int64("generation", obj.GetGeneration()))
-	return nil
+	return c.next(spec.RefreshAt), nil
+}
+
+// next asks for a reconcile at refreshAt (none when zero).
+func (c *Controller) next(refreshAt time.Time) controller.Result {
+	if refreshAt.IsZero() {
+		return controller.Result{}
+	}
+	return controller.Result{RequeueAfter: max(refreshAt.Sub(c.opts.Now()), time.Millisecond)}
 }
 
 func (c *Controller) forget(ctx context.Context, key string, pkey samples.Key) {

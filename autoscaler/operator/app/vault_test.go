@@ -10,15 +10,33 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	"github.com/tidalscale/tidal/autoscaler/operator/app"
+	"github.com/tidalscale/tidal/autoscaler/operator/scaledjob"
 	"github.com/tidalscale/tidal/autoscaler/operator/scaledobject"
 	"github.com/tidalscale/tidal/internal/testenv"
 	"github.com/tidalscale/tidal/internal/testvault"
 )
+
+// createVaultAuth creates the TriggerAuthentication "vault": parameter address from the KV v2 secret redis.
+func createVaultAuth(e *env, v *testvault.Server) {
+	e.T.Helper()
+	ta := &tidalv1alpha1.TriggerAuthentication{ObjectMeta: metav1.ObjectMeta{Name: "vault", Namespace: e.NS},
+		Spec: tidalv1alpha1.TriggerAuthenticationSpec{HashiCorpVault: &tidalv1alpha1.HashiCorpVault{
+			Address: v.Addr, Authentication: tidalv1alpha1.VaultAuthenticationToken,
+			Credential: &tidalv1alpha1.VaultCredential{Token: testvault.RootToken},
+			Secrets: []tidalv1alpha1.VaultSecret{{Parameter: "address", Path: "secret/data/redis", Key: "address",
+				Type: tidalv1alpha1.VaultSecretTypeSecretV2}}}}}
+	if _, err := e.Tidal.TidalV1alpha1().TriggerAuthentications(e.NS).Create(e.Ctx, ta, metav1.CreateOptions{}); err != nil {
+		e.T.Fatal(err)
+	}
+}
 
 // A ScaledObject whose Redis address comes from Vault (KV version 2, token authentication) scales, and follows a
 // rotated address once the value is refreshed (half of --secret-store-ttl). When Vault
@@ -30,15 +48,7 @@ func TestVaultAuthenticationScales(t *testing.T) {
 	v := testvault.Start(t, e.Cluster.Client, e.Cluster.Config)
 	const secretAddr = "127.0.0.1:6379"
 	v.PutKV2(t, "redis", map[string]any{"address": secretAddr})
-	ta := &tidalv1alpha1.TriggerAuthentication{ObjectMeta: metav1.ObjectMeta{Name: "vault", Namespace: e.NS},
-		Spec: tidalv1alpha1.TriggerAuthenticationSpec{HashiCorpVault: &tidalv1alpha1.HashiCorpVault{
-			Address: v.Addr, Authentication: tidalv1alpha1.VaultAuthenticationToken,
-			Credential: &tidalv1alpha1.VaultCredential{Token: testvault.RootToken},
-			Secrets: []tidalv1alpha1.VaultSecret{{Parameter: "address", Path: "secret/data/redis", Key: "address",
-				Type: tidalv1alpha1.VaultSecretTypeSecretV2}}}}}
-	if _, err := e.Tidal.TidalV1alpha1().TriggerAuthentications(e.NS).Create(e.Ctx, ta, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	createVaultAuth(e, v)
 	core, logs := observer.New(zapcore.DebugLevel)
 	e.startOperator(app.Options{SecretStoreTTL: 30 * time.Second, Logger: zap.New(core)})
 	rc, list := testenv.RedisList(t, secretAddr)
@@ -111,4 +121,74 @@ func TestVaultAuthenticationScales(t *testing.T) {
 			t.Fatalf("a log, event or the status shows a secret value")
 		}
 	}
+}
+
+// A ScaledJob whose Redis address comes from Vault follows a rotated address (its scalers are rebuilt at the
+// refresh), shows Ready False SecretStoreDegraded while Vault is down and the last value is in use, TriggerInvalid
+// once --secret-store-ttl is over, and Ready again when Vault answers.
+func TestVaultAuthenticationScaledJob(t *testing.T) {
+	e := setup(t)
+	v := testvault.Start(t, e.Cluster.Client, e.Cluster.Config)
+	v.PutKV2(t, "redis", map[string]any{"address": testenv.RedisAddr})
+	createVaultAuth(e, v)
+	e.startOperator(app.Options{SecretStoreTTL: 20 * time.Second})
+	rc, list := testenv.RedisList(t, testenv.RedisAddr)
+	sj := &tidalv1alpha1.ScaledJob{
+		ObjectMeta: metav1.ObjectMeta{Name: "batch"},
+		Spec: tidalv1alpha1.ScaledJobSpec{
+			PollingInterval: ptr.To[int32](1),
+			MaxReplicaCount: ptr.To[int32](10),
+			JobTargetRef: &batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+				RestartPolicy: corev1.RestartPolicyNever,
+				Containers:    []corev1.Container{{Name: "job", Image: "tidal/batch"}},
+			}}},
+			Triggers: []tidalv1alpha1.ScaleTriggers{{Type: "redis", Name: "batches",
+				Metadata:          map[string]string{"listName": list, "listLength": "2"},
+				AuthenticationRef: &tidalv1alpha1.AuthenticationRef{Name: "vault"}}},
+		},
+	}
+	if _, err := e.Tidal.TidalV1alpha1().ScaledJobs(e.NS).Create(e.Ctx, sj, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	jobCount := func() int {
+		l, err := e.Cluster.Client.BatchV1().Jobs(e.NS).List(e.Ctx, metav1.ListOptions{LabelSelector: scaledjob.LabelScaledJobName + "=batch"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(l.Items)
+	}
+	testenv.Push(t, rc, list, 4)
+	e.Eventually("jobs for the list at the address Vault names", 60*time.Second, func() (bool, string) { return jobCount() >= 2, fmt.Sprint(jobCount()) })
+	if err := rc.Del(e.Ctx, list).Err(); err != nil { // the workers took the batches
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second)
+	before := jobCount()
+
+	// Only a scaler rebuilt with the rotated address sees the private Redis's list.
+	private := testenv.StartRedis(t)
+	prc := goredis.NewClient(&goredis.Options{Addr: private.Addr})
+	t.Cleanup(func() { _ = prc.Close() })
+	testenv.Push(t, prc, list, 6)
+	v.PutKV2(t, "redis", map[string]any{"address": private.Addr})
+	e.Eventually("jobs for the list at the rotated address", 60*time.Second, func() (bool, string) { return jobCount() > before, fmt.Sprint(jobCount()) })
+
+	ready := func(reason string) func() (bool, string) {
+		return func() (bool, string) {
+			got, err := e.Tidal.TidalV1alpha1().ScaledJobs(e.NS).Get(e.Ctx, "batch", metav1.GetOptions{})
+			if err != nil {
+				return false, err.Error()
+			}
+			c := apimeta.FindStatusCondition(got.Status.Conditions, tidalv1alpha1.ConditionReady)
+			if c == nil {
+				return false, "no Ready condition"
+			}
+			return c.Reason == reason && (reason == "ScaledJobReady" || strings.Contains(c.Message, "spec.hashiCorpVault")), fmt.Sprintf("%s %s: %s", c.Status, c.Reason, c.Message)
+		}
+	}
+	v.Down(true)
+	e.Eventually("Ready False SecretStoreDegraded", 60*time.Second, ready("SecretStoreDegraded"))
+	e.Eventually("Ready False TriggerInvalid after the TTL", 60*time.Second, ready("TriggerInvalid"))
+	v.Down(false)
+	e.Eventually("Ready again once Vault answers", 90*time.Second, ready("ScaledJobReady"))
 }

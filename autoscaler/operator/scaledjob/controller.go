@@ -68,6 +68,12 @@ type Controller struct {
 type jobState struct {
 	generation int64
 	buildErr   error
+	// degraded is the *triggers.DegradedError of the last resolution (nil when healthy): an external secret store
+	// could not be read and its last values are in use. refreshAt is when the parameters read from secret stores
+	// are due again (zero: never); authDigest is triggers.AuthDigest of the parameters the scalers were built with.
+	degraded   error
+	refreshAt  time.Time
+	authDigest string
 	triggers   map[int]samples.TriggerState
 	// consumed is the newest sample time already turned into Jobs: one creation round per sample round.
 	consumed time.Time

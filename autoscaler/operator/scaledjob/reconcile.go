@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
@@ -58,6 +59,10 @@ func (c *Controller) release(ctx context.Context, ns, name string) {
 func (c *Controller) mayWrite(sj *tidalv1alpha1.ScaledJob) error {
 	return operator.CheckOwner(c.opts.Shard, sj.Namespace, sj.Name)
 }
+
+// reasonSecretStoreDegraded: an external secret store could not be read; Jobs are created from the values it
+// returned last, until --secret-store-ttl is over.
+const reasonSecretStoreDegraded = "SecretStoreDegraded"
 
 func (c *Controller) reconcile(ctx context.Context, ns, name string) error {
 	log := operator.LoggerFrom(ctx)
@@ -141,6 +146,15 @@ func (c *Controller) reconcile(ctx context.Context, ns, name string) error {
 		}
 		controller.SetCondition(&status.Conditions, sj.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionTrue, "ScaledJobReady", "ScaledJob is defined correctly and is ready to scale")
 	}
+	c.mu.Lock()
+	degraded := st.degraded
+	c.mu.Unlock()
+	if degraded != nil && buildErr == nil && pauseErr == nil {
+		// Jobs are still created from the store's last values (above); Ready says they may be stale.
+		if ready := apimeta.FindStatusCondition(status.Conditions, tidalv1alpha1.ConditionReady); ready != nil && ready.Status == metav1.ConditionTrue {
+			controller.SetCondition(&status.Conditions, sj.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, reasonSecretStoreDegraded, degraded.Error())
+		}
+	}
 	if err := c.cleanHistory(ctx, sj, jobs); err != nil {
 		return err
 	}
@@ -158,31 +172,57 @@ func (c *Controller) state(key string) *jobState {
 	return st
 }
 
+// ensureTriggers registers the ScaledJob's triggers with the sample source when its generation is new, and
+// again when parameters read from an external secret store are due for a refresh: a rotated value rebuilds the
+// scalers, values that expired without a successful read remove them (as for ScaledObjects).
 func (c *Controller) ensureTriggers(ctx context.Context, sj *tidalv1alpha1.ScaledJob, st *jobState) error {
 	c.mu.Lock()
-	built := st.generation == sj.Generation
+	sameGeneration := st.generation == sj.Generation
+	built := sameGeneration && (st.refreshAt.IsZero() || c.now().Before(st.refreshAt))
+	prevDegraded := st.degraded
 	c.mu.Unlock()
 	if built {
 		return nil
 	}
+	refreshing := sameGeneration
 	spec, err := triggers.ForScaledJob(ctx, sj, c.opts.Resolver, c.log)
-	if triggers.IsDegraded(err) {
-		// Usable: an external secret store failed and its last values are used (ScaledObjects also report it
-		// in Ready; ScaledJobs only in this event for now).
-		c.event(sj, corev1.EventTypeWarning, "SecretStoreDegraded", err.Error())
-		err = nil
-	}
-	if err != nil {
+	if err != nil && !triggers.IsDegraded(err) {
 		c.event(sj, corev1.EventTypeWarning, "TriggerInvalid", err.Error())
+		if refreshing {
+			c.opts.Source.Delete(ctx, spec.Key)
+		}
 		c.mu.Lock()
 		st.buildErr = err
+		st.generation, st.refreshAt, st.degraded = 0, time.Time{}, nil
+		if refreshing {
+			st.triggers = map[int]samples.TriggerState{}
+		}
 		c.mu.Unlock()
 		return nil
+	}
+	if err != nil && (prevDegraded == nil || prevDegraded.Error() != err.Error()) {
+		c.event(sj, corev1.EventTypeWarning, reasonSecretStoreDegraded, err.Error())
+	}
+	digest := triggers.AuthDigest(spec.Triggers)
+	if refreshing {
+		c.mu.Lock()
+		st.degraded, st.refreshAt = err, spec.RefreshAt
+		same := st.authDigest == digest
+		c.mu.Unlock()
+		if same {
+			return nil
+		}
+		// A store returned new values: rebuild the scalers (an Upsert of a held generation is a no-op).
+		c.opts.Source.Delete(ctx, spec.Key)
+		c.mu.Lock()
+		st.triggers = map[int]samples.TriggerState{}
+		c.mu.Unlock()
 	}
 	errs := c.opts.Source.Upsert(ctx, spec)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st.generation, st.buildErr = sj.Generation, nil
+	st.degraded, st.refreshAt, st.authDigest = err, spec.RefreshAt, digest
 	for _, e := range errs {
 		if e != nil {
 			st.buildErr = e

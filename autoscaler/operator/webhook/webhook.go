@@ -137,8 +137,7 @@ func (v *Validator) validateTriggers(ctx context.Context, ns, kind string, trigg
 	var errs field.ErrorList
 	p := field.NewPath("spec", "triggers")
 	// An author must not be able to make the webhook connect anywhere: external secret stores are not read.
-	resolver := *v.Resolver
-	resolver.NoStores, resolver.Stores = true, nil
+	resolver := v.Resolver.Offline()
 	for i, t := range triggers {
 		tp := p.Index(i)
 		if !v.Registry.Has(t.Type) {

@@ -1,0 +1,53 @@
+package app_test
+
+import (
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
+	"github.com/tidalscale/tidal/internal/testenv"
+	"github.com/tidalscale/tidal/internal/testpki"
+	"github.com/tidalscale/tidal/internal/testvault"
+	"go.uber.org/zap"
+)
+
+// With the adapter as the operator's sample source it is the adapter's scalers that hold the values read from a
+// secret store: a value rotated in Vault reaches them at the next refresh (half of --secret-store-ttl), and the
+// operator scales on the rotated source.
+func TestSecretStoreRotationReachesAdapterScalers(t *testing.T) {
+	e := setup(t)
+	v := testvault.Start(t, e.Cluster.Client, e.Cluster.Config)
+	v.PutKV2(t, "redis", map[string]any{"address": testenv.RedisAddr})
+	ta := &tidalv1alpha1.TriggerAuthentication{ObjectMeta: metav1.ObjectMeta{Name: "vault", Namespace: e.NS},
+		Spec: tidalv1alpha1.TriggerAuthenticationSpec{HashiCorpVault: &tidalv1alpha1.HashiCorpVault{
+			Address: v.Addr, Authentication: tidalv1alpha1.VaultAuthenticationToken,
+			Credential: &tidalv1alpha1.VaultCredential{Token: testvault.RootToken},
+			Secrets: []tidalv1alpha1.VaultSecret{{Parameter: "address", Path: "secret/data/redis", Key: "address",
+				Type: tidalv1alpha1.VaultSecretTypeSecretV2}}}}}
+	if _, err := e.Tidal.TidalV1alpha1().TriggerAuthentications(e.NS).Create(e.Ctx, ta, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p := newPKI(t, testpki.NewCA(t, "tidal-store"), e.NS)
+	a := startAdapter(t, e.Cluster, p, adapterConfig{namespace: e.NS, storeTTL: 6 * time.Second}, zap.NewNop())
+	e.startOperator(p, a.StreamAddr())
+
+	rc, list := testenv.RedisList(t, testenv.RedisAddr)
+	e.Deployment("worker", 0)
+	so := redisSO("orders", "worker", list, tidalv1alpha1.ScalingModeDirect)
+	delete(so.Spec.Triggers[0].Metadata, "address")
+	so.Spec.Triggers[0].AuthenticationRef = &tidalv1alpha1.AuthenticationRef{Name: "vault"}
+	e.ScaledObject(so)
+	testenv.Push(t, rc, list, 12) // ceil(12/5) = 3
+	e.WaitReplicas("worker", 3, 90*time.Second)
+
+	// Vault now names another Redis where the same list is longer: only a rebuilt scaler reads it.
+	private := testenv.StartRedis(t)
+	prc := goredis.NewClient(&goredis.Options{Addr: private.Addr})
+	t.Cleanup(func() { _ = prc.Close() })
+	testenv.Push(t, prc, list, 30) // ceil(30/5) = 6
+	v.PutKV2(t, "redis", map[string]any{"address": private.Addr})
+	e.WaitReplicas("worker", 6, 90*time.Second)
+}
