@@ -3,6 +3,10 @@
 // read with the SDK's administration client over the service's ATOM API) of a queue (queueName) or of a topic's
 // subscription (topicName with subscriptionName).
 //
+// messageCountType (a Tidal key; KEDA counts active messages only) chooses the count from the same runtime
+// properties: active (the default, KEDA's), deadLetter (the entity's dead-letter sub-queue, e.g. for a worker
+// that drains or re-submits dead letters), or activeAndDeadLetter (their sum).
+//
 // With useRegex "true", queueName (or subscriptionName, within topicName) is a regular expression matched
 // against the whole entity name, and operation (sum, max or avg) combines the active-message counts of every
 // match; no match is an error, never a silent 0.
@@ -37,6 +41,7 @@ type Metadata struct {
 	ActivationMessageCount int64  `tidal:"name=activationMessageCount,default=0,range=0;"`
 	UseRegex               bool   `tidal:"name=useRegex,default=false"`
 	Operation              string `tidal:"name=operation,default=sum,enum=sum;max;avg"`
+	MessageCountType       string `tidal:"name=messageCountType,default=active,enum=active;deadLetter;activeAndDeadLetter"`
 
 	Connection     string `tidal:"name=connection,order=authParams;triggerMetadata,optional"`
 	Namespace      string `tidal:"name=namespace,optional"`
@@ -98,6 +103,17 @@ func (m *Metadata) resolveNamespace() error {
 	return nil
 }
 
+// pick is the count messageCountType asks for, from an entity's active and dead-letter counts.
+func (m *Metadata) pick(active, deadLetter int32) int64 {
+	switch m.MessageCountType {
+	case "deadLetter":
+		return int64(deadLetter)
+	case "activeAndDeadLetter":
+		return int64(active) + int64(deadLetter)
+	}
+	return int64(active)
+}
+
 // Scaler reads the active-message count of one entity, or of every entity its pattern matches.
 type Scaler struct {
 	cfg        *scalers.TriggerConfig
@@ -157,7 +173,7 @@ func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
 	return []autoscalingv2.MetricSpec{scalers.ExternalMetric(s.cfg, s.metricName, float64(s.meta.MessageCount))}
 }
 
-// Sample reads the active-message count; the trigger is active when it exceeds activationMessageCount.
+// Sample reads the count messageCountType names (active messages by default); the trigger is active when it exceeds activationMessageCount.
 func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
 	n, err := s.count(ctx)
 	if err != nil {
@@ -192,7 +208,7 @@ func (s *Scaler) count(ctx context.Context) (int64, error) {
 		if p == nil {
 			return 0, errors.New("the subscription does not exist")
 		}
-		return int64(p.ActiveMessageCount), nil
+		return s.meta.pick(p.ActiveMessageCount, p.DeadLetterMessageCount), nil
 	}
 	p, err := s.client.GetQueueRuntimeProperties(ctx, s.meta.QueueName, nil)
 	if err != nil {
@@ -201,11 +217,11 @@ func (s *Scaler) count(ctx context.Context) (int64, error) {
 	if p == nil {
 		return 0, errors.New("the queue does not exist")
 	}
-	return int64(p.ActiveMessageCount), nil
+	return s.meta.pick(p.ActiveMessageCount, p.DeadLetterMessageCount), nil
 }
 
-// matching lists the runtime properties of every queue (or subscription of the topic) and returns the
-// active-message counts of those whose name matches.
+// matching lists the runtime properties of every queue (or subscription of the topic) and returns the counts
+// (messageCountType) of those whose name matches.
 func (s *Scaler) matching(ctx context.Context) ([]int64, error) {
 	var counts []int64
 	if s.meta.TopicName != "" {
@@ -217,7 +233,7 @@ func (s *Scaler) matching(ctx context.Context) ([]int64, error) {
 			}
 			for _, p := range page.SubscriptionRuntimeProperties {
 				if s.meta.pattern.MatchString(p.SubscriptionName) {
-					counts = append(counts, int64(p.ActiveMessageCount))
+					counts = append(counts, s.meta.pick(p.ActiveMessageCount, p.DeadLetterMessageCount))
 				}
 			}
 		}
@@ -231,7 +247,7 @@ func (s *Scaler) matching(ctx context.Context) ([]int64, error) {
 		}
 		for _, p := range page.QueueRuntimeProperties {
 			if s.meta.pattern.MatchString(p.QueueName) {
-				counts = append(counts, int64(p.ActiveMessageCount))
+				counts = append(counts, s.meta.pick(p.ActiveMessageCount, p.DeadLetterMessageCount))
 			}
 		}
 	}

@@ -65,11 +65,12 @@ type serviceBus struct {
 	host   string
 	mu     sync.Mutex
 	counts map[string]int32 // "queue" or "topic/Subscriptions/sub"
+	dead   map[string]int32 // dead-letter counts, same keys (1 when unset)
 	calls  atomic.Int64
 }
 
 func newServiceBus() *serviceBus {
-	sb := &serviceBus{counts: map[string]int32{}}
+	sb := &serviceBus{counts: map[string]int32{}, dead: map[string]int32{}}
 	sb.srv = httptest.NewUnstartedServer(http.HandlerFunc(sb.serve))
 	sb.srv.StartTLS()
 	sb.host = sb.srv.Listener.Addr().String()
@@ -94,6 +95,21 @@ func (sb *serviceBus) set(entity string, n int32) {
 	sb.mu.Lock()
 	defer sb.mu.Unlock()
 	sb.counts[entity] = n
+}
+
+// setDead sets an entity's dead-letter count.
+func (sb *serviceBus) setDead(entity string, n int32) {
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	sb.dead[entity] = n
+}
+
+// deadOf is an entity's dead-letter count (1 when never set); sb.mu held.
+func (sb *serviceBus) deadOf(entity string) int32 {
+	if n, ok := sb.dead[entity]; ok {
+		return n
+	}
+	return 1
 }
 
 func (sb *serviceBus) connectionString(k string) string {
@@ -171,9 +187,9 @@ func (sb *serviceBus) serve(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/atom+xml;type=entry;charset=utf-8")
 		topic, sub, isSub := strings.Cut(path, "/Subscriptions/")
 		if isSub {
-			fmt.Fprint(w, sb.entry(sub, topic, n))
+			fmt.Fprint(w, sb.entry(sub, topic, n, sb.deadOf(path)))
 		} else {
-			fmt.Fprint(w, sb.entry(path, "", n))
+			fmt.Fprint(w, sb.entry(path, "", n, sb.deadOf(path)))
 		}
 	}
 }
@@ -195,20 +211,20 @@ func (sb *serviceBus) feed(w http.ResponseWriter, r *http.Request, names []strin
 		if topic != "" {
 			e = topic + "/Subscriptions/" + n
 		}
-		fmt.Fprint(w, sb.entry(n, topic, sb.counts[e]))
+		fmt.Fprint(w, sb.entry(n, topic, sb.counts[e], sb.deadOf(e)))
 	}
 	fmt.Fprint(w, `</feed>`)
 }
 
 // entry is one ATOM entry: a QueueDescription, or a SubscriptionDescription when topic is set.
-func (sb *serviceBus) entry(name, topic string, active int32) string {
+func (sb *serviceBus) entry(name, topic string, active, dead int32) string {
 	now := time.Now().UTC().Format("2006-01-02T15:04:05.9999999Z")
 	kind, extra := "QueueDescription", "<LockDuration>PT1M</LockDuration><MaxSizeInMegabytes>1024</MaxSizeInMegabytes><SizeInBytes>"+strconv.Itoa(int(active)*128)+"</SizeInBytes>"
 	if topic != "" {
 		kind, extra = "SubscriptionDescription", "<LockDuration>PT1M</LockDuration><RequiresSession>false</RequiresSession>"
 	}
-	return fmt.Sprintf(`<entry xmlns="http://www.w3.org/2005/Atom"><id>https://%[1]s/%[2]s?api-version=2021-05</id><title type="text">%[2]s</title><published>%[3]s</published><updated>%[3]s</updated><link rel="self" href="https://%[1]s/%[2]s?api-version=2021-05"/><content type="application/xml"><%[4]s xmlns="http://schemas.microsoft.com/netservices/2010/10/servicebus/connect" xmlns:i="http://www.w3.org/2001/XMLSchema-instance">%[5]s<MessageCount>%[6]d</MessageCount><CreatedAt>%[3]s</CreatedAt><UpdatedAt>%[3]s</UpdatedAt><AccessedAt>%[3]s</AccessedAt><CountDetails xmlns:d2p1="http://schemas.microsoft.com/netservices/2011/06/servicebus"><d2p1:ActiveMessageCount>%[6]d</d2p1:ActiveMessageCount><d2p1:DeadLetterMessageCount>1</d2p1:DeadLetterMessageCount><d2p1:ScheduledMessageCount>2</d2p1:ScheduledMessageCount><d2p1:TransferMessageCount>0</d2p1:TransferMessageCount><d2p1:TransferDeadLetterMessageCount>0</d2p1:TransferDeadLetterMessageCount></CountDetails><Status>Active</Status></%[4]s></content></entry>`,
-		sb.host, name, now, kind, extra, active)
+	return fmt.Sprintf(`<entry xmlns="http://www.w3.org/2005/Atom"><id>https://%[1]s/%[2]s?api-version=2021-05</id><title type="text">%[2]s</title><published>%[3]s</published><updated>%[3]s</updated><link rel="self" href="https://%[1]s/%[2]s?api-version=2021-05"/><content type="application/xml"><%[4]s xmlns="http://schemas.microsoft.com/netservices/2010/10/servicebus/connect" xmlns:i="http://www.w3.org/2001/XMLSchema-instance">%[5]s<MessageCount>%[6]d</MessageCount><CreatedAt>%[3]s</CreatedAt><UpdatedAt>%[3]s</UpdatedAt><AccessedAt>%[3]s</AccessedAt><CountDetails xmlns:d2p1="http://schemas.microsoft.com/netservices/2011/06/servicebus"><d2p1:ActiveMessageCount>%[6]d</d2p1:ActiveMessageCount><d2p1:DeadLetterMessageCount>%[7]d</d2p1:DeadLetterMessageCount><d2p1:ScheduledMessageCount>2</d2p1:ScheduledMessageCount><d2p1:TransferMessageCount>0</d2p1:TransferMessageCount><d2p1:TransferDeadLetterMessageCount>0</d2p1:TransferDeadLetterMessageCount></CountDetails><Status>Active</Status></%[4]s></content></entry>`,
+		sb.host, name, now, kind, extra, active, dead)
 }
 
 func TestMetadata(t *testing.T) {
@@ -217,7 +233,7 @@ func TestMetadata(t *testing.T) {
 	auth := map[string]string{"connection": conn}
 	scalertest.ParseTable(t, TriggerType, []scalertest.ParseCase[Metadata]{
 		{Name: "queue defaults", MD: map[string]string{"queueName": "orders"}, Auth: auth, Check: func(t *testing.T, m Metadata) {
-			if m.MessageCount != 5 || m.ActivationMessageCount != 0 || m.Operation != "sum" || m.UseRegex || m.pattern != nil {
+			if m.MessageCount != 5 || m.ActivationMessageCount != 0 || m.Operation != "sum" || m.UseRegex || m.pattern != nil || m.MessageCountType != "active" {
 				t.Errorf("defaults wrong: %+v", m)
 			}
 		}},
@@ -257,6 +273,7 @@ func TestMetadata(t *testing.T) {
 		{Name: "queue and topic", MD: map[string]string{"queueName": "q", "topicName": "t", "subscriptionName": "s"}, Auth: auth, WantErr: "not both"},
 		{Name: "topic without subscription", MD: map[string]string{"topicName": "t"}, Auth: auth, WantErr: "subscriptionName: required"},
 		{Name: "bad regex", MD: map[string]string{"queueName": "q(", "useRegex": "true"}, Auth: auth, WantErr: "queueName: not a regular expression"},
+		{Name: "unknown messageCountType", MD: map[string]string{"queueName": "q", "messageCountType": "scheduled"}, Auth: auth, WantErr: "messageCountType"},
 		{Name: "unknown operation", MD: map[string]string{"queueName": "q", "operation": "median"}, Auth: auth, WantErr: "operation"},
 		{Name: "zero messageCount", MD: map[string]string{"queueName": "q", "messageCount": "0"}, Auth: auth, WantErr: "messageCount"},
 		{Name: "negative activationMessageCount", MD: map[string]string{"queueName": "q", "activationMessageCount": "-1"}, Auth: auth, WantErr: "activationMessageCount"},
@@ -306,6 +323,36 @@ func TestSubscription(t *testing.T) {
 	s := newScaler(t, map[string]string{"topicName": topic, "subscriptionName": "billing"}, key)
 	if v, active := scalertest.Sample(t, s, "s0-azure-servicebus-"+topic+"-billing"); v != 42 || !active {
 		t.Fatalf("Sample = (%v, %v), want the subscription's 42 active messages (not the topic's or a sibling's)", v, active)
+	}
+}
+
+// messageCountType picks the active, dead-letter or combined count of a queue, a subscription and a regex match,
+// and activation follows the chosen count.
+func TestMessageCountType(t *testing.T) {
+	t.Parallel()
+	q := unique("dlq-")
+	fake.set(q, 5)
+	fake.setDead(q, 3)
+	topic := unique("dlqtopic-")
+	sub := topic + "/Subscriptions/billing"
+	fake.set(sub, 2)
+	fake.setDead(sub, 40)
+	for _, c := range []struct {
+		countType    string
+		queue, subsc float64
+	}{{"active", 5, 2}, {"deadLetter", 3, 40}, {"activeAndDeadLetter", 8, 42}} {
+		s := newScaler(t, map[string]string{"queueName": q, "messageCountType": c.countType, "activationMessageCount": "4"}, key)
+		if v, active := scalertest.Sample(t, s, s.metricName); v != c.queue || active != (c.queue > 4) {
+			t.Errorf("%s, queue: Sample = (%v, %v), want (%v, %v)", c.countType, v, active, c.queue, c.queue > 4)
+		}
+		s = newScaler(t, map[string]string{"topicName": topic, "subscriptionName": "billing", "messageCountType": c.countType}, key)
+		if v, _ := scalertest.Sample(t, s, s.metricName); v != c.subsc {
+			t.Errorf("%s, subscription: Sample = %v, want %v", c.countType, v, c.subsc)
+		}
+		s = newScaler(t, map[string]string{"topicName": topic, "subscriptionName": "bill.*", "useRegex": "true", "messageCountType": c.countType}, key)
+		if v, _ := scalertest.Sample(t, s, ""); v != c.subsc {
+			t.Errorf("%s, subscriptions by regex: Sample = %v, want %v", c.countType, v, c.subsc)
+		}
 	}
 }
 
