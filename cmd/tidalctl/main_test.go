@@ -74,11 +74,11 @@ func TestConvertCommand(t *testing.T) {
 	if strings.Count(r.stdout, "apiVersion: tidal.dev/v1alpha1") != 2 {
 		t.Errorf("want 2 converted objects:\n%s", r.stdout)
 	}
-	if n := strings.Count(r.stderr, "warning: "); n != 3 {
-		t.Errorf("want 3 warnings on stderr, got %d:\n%s", n, r.stderr)
+	if n := strings.Count(r.stderr, "warning: "); n != 2 {
+		t.Errorf("want 2 warnings on stderr, got %d:\n%s", n, r.stderr)
 	}
 	r = tidalctl(t, time.Now(), "convert", "-f", "convert/testdata/warn/kubectl-get.yaml", "--strict")
-	if r.code != 1 || !strings.Contains(r.stderr, "3 warnings with --strict") || r.stdout != "" {
+	if r.code != 1 || !strings.Contains(r.stderr, "2 warnings with --strict") || r.stdout != "" {
 		t.Errorf("--strict: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 	r = tidalctl(t, time.Now(), "convert", "-f", "convert/testdata/keda/external.yaml", "-o", "json").ok(t)
