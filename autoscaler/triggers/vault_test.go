@@ -2,9 +2,12 @@ package triggers_test
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -180,5 +183,71 @@ func TestVaultNamespace(t *testing.T) {
 		if err != nil || params["password"] != want {
 			t.Fatalf("namespace %q: got the expected value=%v, err %v", ns, params["password"] == want, err)
 		}
+	}
+}
+
+// A secret of type pki issues a certificate at <mount>/issue/<role> with pkiData, as KEDA does: the parameters
+// get the certificate (for pkiData's names, signed by the engine's CA), its private key and the issuing CA; an
+// unknown role is an error naming the path and Vault's status, never a key.
+func TestVaultPKI(t *testing.T) {
+	e := testenv.New(t)
+	ctx := context.Background()
+	v := testvault.Start(t, e.Cluster.Client, e.Cluster.Config)
+	caPEM := v.EnablePKI(t, "pki", "worker")
+	pkiData := tidalv1alpha1.VaultPkiData{CommonName: "worker.example.com", AltNames: "worker.internal", TTL: "1h"}
+	secret := func(parameter, key, role string) tidalv1alpha1.VaultSecret {
+		return tidalv1alpha1.VaultSecret{Parameter: parameter, Path: "pki/issue/" + role, Key: key, Type: tidalv1alpha1.VaultSecretTypePki, PkiData: pkiData}
+	}
+	create := func(name string, secrets ...tidalv1alpha1.VaultSecret) *tidalv1alpha1.AuthenticationRef {
+		ta := &tidalv1alpha1.TriggerAuthentication{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: e.NS},
+			Spec: tidalv1alpha1.TriggerAuthenticationSpec{HashiCorpVault: &tidalv1alpha1.HashiCorpVault{Address: v.Addr,
+				Authentication: tidalv1alpha1.VaultAuthenticationToken, Credential: &tidalv1alpha1.VaultCredential{Token: testvault.RootToken},
+				Secrets: secrets}}}
+		if _, err := e.Tidal.TidalV1alpha1().TriggerAuthentications(e.NS).Create(ctx, ta, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		return &tidalv1alpha1.AuthenticationRef{Name: name}
+	}
+	r := &triggers.Resolver{Kube: e.Cluster.Client, Tidal: e.Tidal}
+	params, err := r.AuthParams(ctx, e.NS, create("vault-pki", secret("cert", "certificate", "worker"),
+		secret("key", "private_key", "worker"), secret("ca", "issuing_ca", "worker")), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if params["ca"] != strings.TrimSpace(string(caPEM)) {
+		t.Errorf("ca parameter is not the engine's CA")
+	}
+	block, _ := pem.Decode([]byte(params["cert"]))
+	if block == nil {
+		t.Fatalf("cert parameter is not PEM")
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, DNSName: "worker.internal"}); err != nil {
+		t.Errorf("the issued certificate does not verify for worker.internal against the engine's CA: %v", err)
+	}
+	if cert.Subject.CommonName != "worker.example.com" || !slices.Contains(cert.DNSNames, "worker.example.com") {
+		t.Errorf("certificate for %q with SANs %v, want worker.example.com", cert.Subject.CommonName, cert.DNSNames)
+	}
+	if life := cert.NotAfter.Sub(cert.NotBefore); life > 2*time.Hour {
+		t.Errorf("certificate lives %v; pkiData.ttl asked 1h", life)
+	}
+	// Each secret of type pki is its own issue request (as in KEDA): certificate and private_key here come from
+	// two requests, so only the key of one request would pair with its certificate. Check the key is a usable
+	// private key of the same kind instead.
+	if kb, _ := pem.Decode([]byte(params["key"])); kb == nil || !strings.Contains(kb.Type, "PRIVATE KEY") {
+		t.Errorf("key parameter is not a PEM private key")
+	}
+
+	_, err = r.AuthParams(ctx, e.NS, create("vault-pki-bad", secret("cert", "certificate", "nobody")), noEnv)
+	if err == nil || !strings.Contains(err.Error(), "pki/issue/nobody") || !strings.Contains(err.Error(), "400") {
+		t.Fatalf("unknown role: err = %v, want one naming the path and HTTP 400", err)
+	}
+	if strings.Contains(err.Error(), "PRIVATE KEY") || strings.Contains(err.Error(), testvault.RootToken) {
+		t.Fatalf("the error shows a secret")
 	}
 }

@@ -10,6 +10,8 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/tidalscale/tidal/internal/pki"
 )
 
 // fake serves the part of Vault's HTTP API (v1) Tidal uses, with Vault's paths, JSON envelopes and errors:
@@ -17,7 +19,10 @@ import (
 //   - GET /v1/secret/data/<name> (KV version 2): {"data": {"data": {...}, "metadata": {...}}};
 //   - PUT|POST /v1/auth/kubernetes/login {"role", "jwt"}: the JWT is checked with a TokenReview against the
 //     cluster and the role's bound service account, then {"auth": {"client_token", ...}};
-//   - PUT|POST /v1/auth/token/revoke-self: 204.
+//   - PUT|POST /v1/auth/token/revoke-self: 204;
+//   - PUT|POST /v1/<pki mount>/issue/<role> {"common_name", "alt_names", "ip_sans", "ttl"}: a certificate issued by
+//     the mount's CA, {"data": {"certificate", "issuing_ca", "ca_chain", "private_key", "private_key_type",
+//     "serial_number", "expiration"}}; an unknown role is 400 {"errors":["unknown role: <role>"]}.
 //
 // Every request needs a valid X-Vault-Token (403 {"errors":["permission denied"]}); a missing secret is 404
 // {"errors":[]}; X-Vault-Namespace scopes the data (a namespace holds only what was written in it).
@@ -29,12 +34,19 @@ type fake struct {
 	data   map[string]map[string]any // namespace + "|" + path → data
 	tokens map[string]bool
 	roles  map[string][2]string // role → namespace, service account
+	pkis   map[string]*pkiMount // PKI engines by mount
 	seq    int
+}
+
+// pkiMount is one PKI engine: its CA and roles.
+type pkiMount struct {
+	ca    *pki.CA
+	roles map[string]bool
 }
 
 func newFake(kube kubernetes.Interface) *fake {
 	return &fake{kube: kube, kv1: map[string]bool{}, data: map[string]map[string]any{},
-		tokens: map[string]bool{RootToken: true}, roles: map[string][2]string{}}
+		tokens: map[string]bool{RootToken: true}, roles: map[string][2]string{}, pkis: map[string]*pkiMount{}}
 }
 
 func (f *fake) mountKV1(path string) {
@@ -96,6 +108,8 @@ func (f *fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			f.mu.Unlock()
 		}
 		w.WriteHeader(http.StatusNoContent)
+	case (r.Method == http.MethodPut || r.Method == http.MethodPost) && strings.Contains(path, "/issue/"):
+		f.issue(w, r, path)
 	case r.Method == http.MethodGet:
 		mount, _, _ := strings.Cut(path, "/")
 		f.mu.Lock()
@@ -155,4 +169,79 @@ func (f *fake) login(w http.ResponseWriter, r *http.Request) {
 			"token_policies": []string{"default", "tidal-reader"}, "metadata": map[string]any{"role": req.Role,
 				"service_account_name": bound[1], "service_account_namespace": bound[0]},
 			"lease_duration": 600, "renewable": true, "entity_id": "", "token_type": "service", "orphan": true}})
+}
+
+func (f *fake) enablePKI(mount, role string) ([]byte, error) {
+	ca, err := pki.NewCA(pki.Request{CommonName: "tidal-test-vault-ca", Lifetime: 24 * time.Hour})
+	if err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m := f.pkis[mount]
+	if m == nil {
+		m = &pkiMount{ca: ca, roles: map[string]bool{}}
+		f.pkis[mount] = m
+	}
+	m.roles[role] = true
+	return m.ca.CertPEM, nil
+}
+
+// issue answers <mount>/issue/<role> as Vault's PKI engine does.
+func (f *fake) issue(w http.ResponseWriter, r *http.Request, path string) {
+	mount, role, _ := strings.Cut(path, "/issue/")
+	f.mu.Lock()
+	m := f.pkis[mount]
+	known := m != nil && m.roles[role]
+	f.mu.Unlock()
+	switch {
+	case m == nil:
+		vaultErr(w, http.StatusNotFound, "no handler for route \""+path+"\". route entry not found.")
+		return
+	case !known:
+		vaultErr(w, http.StatusBadRequest, "unknown role: "+role)
+		return
+	}
+	var req struct {
+		CommonName string `json:"common_name"`
+		AltNames   string `json:"alt_names"`
+		IPSans     string `json:"ip_sans"`
+		TTL        string `json:"ttl"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		vaultErr(w, http.StatusBadRequest, "error parsing JSON")
+		return
+	}
+	if req.CommonName == "" {
+		vaultErr(w, http.StatusBadRequest, "the common_name field is required, or must be provided in a CSR with \"use_csr_common_name\" set to true, unless \"require_cn\" is set to false")
+		return
+	}
+	lifetime := 72 * time.Hour
+	if req.TTL != "" {
+		d, err := time.ParseDuration(req.TTL)
+		if err != nil {
+			vaultErr(w, http.StatusBadRequest, "error parsing ttl: "+err.Error())
+			return
+		}
+		lifetime = d
+	}
+	hosts := []string{req.CommonName}
+	for _, list := range []string{req.AltNames, req.IPSans} {
+		for _, h := range strings.Split(list, ",") {
+			if h = strings.TrimSpace(h); h != "" {
+				hosts = append(hosts, h)
+			}
+		}
+	}
+	leaf, err := m.ca.Issue(pki.Request{CommonName: req.CommonName, Hosts: hosts, Lifetime: lifetime})
+	if err != nil {
+		vaultErr(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	ca := strings.TrimSpace(string(m.ca.CertPEM))
+	writeJSON(w, http.StatusOK, map[string]any{"request_id": "00000000-0000-0000-0000-000000000002", "lease_id": "",
+		"renewable": false, "lease_duration": 0, "wrap_info": nil, "warnings": nil, "auth": nil,
+		"data": map[string]any{"certificate": strings.TrimSpace(string(leaf.CertPEM)), "issuing_ca": ca, "ca_chain": []string{ca},
+			"private_key": strings.TrimSpace(string(leaf.KeyPEM)), "private_key_type": "ec",
+			"serial_number": leaf.Cert.SerialNumber.String(), "expiration": leaf.Cert.NotAfter.Unix()}})
 }

@@ -174,6 +174,31 @@ func (s *Server) PutKV2(t testing.TB, name string, data map[string]any) {
 	}
 }
 
+// EnablePKI mounts a PKI engine at mount with a root CA and a role that may issue for any name, and returns the
+// CA's certificate (PEM).
+func (s *Server) EnablePKI(t testing.TB, mount, role string) []byte {
+	t.Helper()
+	if s.fake != nil {
+		caPEM, err := s.fake.enablePKI(mount, role)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return caPEM
+	}
+	if err := s.root.Sys().Mount(mount, &vault.MountInput{Type: "pki", Config: vault.MountConfigInput{MaxLeaseTTL: "87600h"}}); err != nil {
+		t.Fatalf("mount pki at %s: %v", mount, err)
+	}
+	root, err := s.root.Logical().Write(mount+"/root/generate/internal", map[string]any{"common_name": "tidal-test-vault-ca", "ttl": "87600h"})
+	if err != nil {
+		t.Fatalf("generate the root CA of %s: %v", mount, err)
+	}
+	caPEM, _ := root.Data["certificate"].(string)
+	if _, err := s.root.Logical().Write(mount+"/roles/"+role, map[string]any{"allow_any_name": true, "max_ttl": "72h", "key_type": "ec"}); err != nil {
+		t.Fatalf("create role %s/%s: %v", mount, role, err)
+	}
+	return []byte(caPEM)
+}
+
 // EnableKubernetesAuth mounts the kubernetes auth method at auth/kubernetes, reviewing tokens with the cluster,
 // with role allowing service account namespace/serviceAccount to read every path.
 func (s *Server) EnableKubernetesAuth(t testing.TB, role, namespace, serviceAccount string) {
