@@ -39,16 +39,26 @@ type VaultCredential struct {
 	// the TokenRequest API for authentication kubernetes.
 	// +optional
 	ServiceAccountName string `json:"serviceAccountName,omitempty"`
+	// SecretID is the AppRole secret ID, read from a Secret in the authentication's namespace (authentication
+	// approle; the role ID is the section's role).
+	// +optional
+	SecretID *VaultSecretIDSource `json:"secretId,omitempty"`
+}
+
+// VaultSecretIDSource reads an AppRole secret ID from a Secret.
+type VaultSecretIDSource struct {
+	ValueFrom ValueFromSecret `json:"valueFrom"`
 }
 
 // VaultAuthentication is a Vault login method.
-// +kubebuilder:validation:Enum=token;kubernetes
+// +kubebuilder:validation:Enum=token;kubernetes;approle
 type VaultAuthentication string
 
-// Vault login methods (KEDA's).
+// Vault login methods: KEDA's token and kubernetes, and AppRole (role ID in role, secret ID from a Secret).
 const (
 	VaultAuthenticationToken      VaultAuthentication = "token"
 	VaultAuthenticationKubernetes VaultAuthentication = "kubernetes"
+	VaultAuthenticationAppRole    VaultAuthentication = "approle"
 )
 
 // VaultSecretType is how a Vault path is read.

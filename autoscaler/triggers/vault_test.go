@@ -251,3 +251,48 @@ func TestVaultPKI(t *testing.T) {
 		t.Fatalf("the error shows a secret")
 	}
 }
+
+// authentication approle logs in with the role ID (role) and the secret ID read from a Secret; a wrong secret ID
+// is an error naming the login path and Vault's status, never the ID.
+func TestVaultAppRole(t *testing.T) {
+	e := testenv.New(t)
+	ctx := context.Background()
+	v := testvault.Start(t, e.Cluster.Client, e.Cluster.Config)
+	v.PutKV2(t, "queue", map[string]any{"password": "approle-s3cret"})
+	roleID, secretID := v.EnableAppRole(t)
+	for name, id := range map[string]string{"approle": secretID, "approle-wrong": "not-the-secret-id"} {
+		if _, err := e.Cluster.Client.CoreV1().Secrets(e.NS).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name},
+			StringData: map[string]string{"secret-id": id}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	create := func(name, secretName string) *tidalv1alpha1.AuthenticationRef {
+		ta := &tidalv1alpha1.TriggerAuthentication{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: e.NS},
+			Spec: tidalv1alpha1.TriggerAuthenticationSpec{HashiCorpVault: &tidalv1alpha1.HashiCorpVault{Address: v.Addr,
+				Authentication: tidalv1alpha1.VaultAuthenticationAppRole, Role: roleID,
+				Credential: &tidalv1alpha1.VaultCredential{SecretID: &tidalv1alpha1.VaultSecretIDSource{
+					ValueFrom: tidalv1alpha1.ValueFromSecret{SecretKeyRef: tidalv1alpha1.SecretKeyRef{Name: secretName, Key: "secret-id"}}}},
+				Secrets: []tidalv1alpha1.VaultSecret{{Parameter: "password", Path: "secret/data/queue", Key: "password",
+					Type: tidalv1alpha1.VaultSecretTypeSecretV2}}}}}
+		if _, err := e.Tidal.TidalV1alpha1().TriggerAuthentications(e.NS).Create(ctx, ta, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		return &tidalv1alpha1.AuthenticationRef{Name: name}
+	}
+	r := &triggers.Resolver{Kube: e.Cluster.Client, Tidal: e.Tidal}
+	params, err := r.AuthParams(ctx, e.NS, create("vault-approle", "approle"), noEnv)
+	if err != nil || params["password"] != "approle-s3cret" {
+		t.Fatalf("approle: err = %v, password read = %t", err, params["password"] == "approle-s3cret")
+	}
+	_, err = r.AuthParams(ctx, e.NS, create("vault-approle-wrong", "approle-wrong"), noEnv)
+	if err == nil || !strings.Contains(err.Error(), "auth/approle/login") || !strings.Contains(err.Error(), "400") {
+		t.Fatalf("wrong secret ID: err = %v, want one naming auth/approle/login and HTTP 400", err)
+	}
+	if strings.Contains(err.Error(), "not-the-secret-id") || strings.Contains(err.Error(), secretID) {
+		t.Fatalf("the error shows a secret ID")
+	}
+	_, err = r.AuthParams(ctx, e.NS, create("vault-approle-missing", "no-such-secret"), noEnv)
+	if err == nil || !strings.Contains(err.Error(), "spec.hashiCorpVault.credential.secretId") {
+		t.Fatalf("missing Secret: err = %v, want one naming spec.hashiCorpVault.credential.secretId", err)
+	}
+}

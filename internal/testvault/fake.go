@@ -19,6 +19,8 @@ import (
 //   - GET /v1/secret/data/<name> (KV version 2): {"data": {"data": {...}, "metadata": {...}}};
 //   - PUT|POST /v1/auth/kubernetes/login {"role", "jwt"}: the JWT is checked with a TokenReview against the
 //     cluster and the role's bound service account, then {"auth": {"client_token", ...}};
+//   - PUT|POST /v1/auth/approle/login {"role_id", "secret_id"}: {"auth": {"client_token", ...}}, 400
+//     {"errors":["invalid role or secret ID"]} otherwise;
 //   - PUT|POST /v1/auth/token/revoke-self: 204;
 //   - PUT|POST /v1/<pki mount>/issue/<role> {"common_name", "alt_names", "ip_sans", "ttl"}: a certificate issued by
 //     the mount's CA, {"data": {"certificate", "issuing_ca", "ca_chain", "private_key", "private_key_type",
@@ -35,6 +37,7 @@ type fake struct {
 	tokens map[string]bool
 	roles  map[string][2]string // role → namespace, service account
 	pkis   map[string]*pkiMount // PKI engines by mount
+	apps   map[string]string    // AppRole role ID → secret ID
 	seq    int
 }
 
@@ -46,7 +49,7 @@ type pkiMount struct {
 
 func newFake(kube kubernetes.Interface) *fake {
 	return &fake{kube: kube, kv1: map[string]bool{}, data: map[string]map[string]any{},
-		tokens: map[string]bool{RootToken: true}, roles: map[string][2]string{}, pkis: map[string]*pkiMount{}}
+		tokens: map[string]bool{RootToken: true}, roles: map[string][2]string{}, pkis: map[string]*pkiMount{}, apps: map[string]string{}}
 }
 
 func (f *fake) mountKV1(path string) {
@@ -90,6 +93,9 @@ func (f *fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case path == "auth/kubernetes/login" && (r.Method == http.MethodPut || r.Method == http.MethodPost):
 		f.login(w, r)
+		return
+	case path == "auth/approle/login" && (r.Method == http.MethodPut || r.Method == http.MethodPost):
+		f.appRoleLogin(w, r)
 		return
 	}
 	token := r.Header.Get("X-Vault-Token")
@@ -158,6 +164,31 @@ func (f *fake) login(w http.ResponseWriter, r *http.Request) {
 		vaultErr(w, http.StatusForbidden, "service account name not authorized")
 		return
 	}
+	f.grant(w, map[string]any{"role": req.Role, "service_account_name": bound[1], "service_account_namespace": bound[0]})
+}
+
+// appRoleLogin checks the role and secret IDs, as the approle auth method does.
+func (f *fake) appRoleLogin(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		RoleID   string `json:"role_id"`
+		SecretID string `json:"secret_id"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.RoleID == "" {
+		vaultErr(w, http.StatusBadRequest, "missing role_id")
+		return
+	}
+	f.mu.Lock()
+	want, ok := f.apps[req.RoleID]
+	f.mu.Unlock()
+	if !ok || req.SecretID != want {
+		vaultErr(w, http.StatusBadRequest, "invalid role or secret ID")
+		return
+	}
+	f.grant(w, map[string]any{"role_name": "tidal"})
+}
+
+// grant answers a successful login with a new token.
+func (f *fake) grant(w http.ResponseWriter, metadata map[string]any) {
 	f.mu.Lock()
 	f.seq++
 	token := "hvs.fake" + strings.Repeat("x", 4) + string(rune('a'+f.seq%26)) + time.Now().Format("150405.000000000")
@@ -166,9 +197,14 @@ func (f *fake) login(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"request_id": "00000000-0000-0000-0000-000000000001", "lease_id": "",
 		"renewable": false, "lease_duration": 0, "data": nil, "wrap_info": nil, "warnings": nil,
 		"auth": map[string]any{"client_token": token, "accessor": "acc" + token[len(token)-6:], "policies": []string{"default", "tidal-reader"},
-			"token_policies": []string{"default", "tidal-reader"}, "metadata": map[string]any{"role": req.Role,
-				"service_account_name": bound[1], "service_account_namespace": bound[0]},
+			"token_policies": []string{"default", "tidal-reader"}, "metadata": metadata,
 			"lease_duration": 600, "renewable": true, "entity_id": "", "token_type": "service", "orphan": true}})
+}
+
+func (f *fake) addAppRole(roleID, secretID string) {
+	f.mu.Lock()
+	f.apps[roleID] = secretID
+	f.mu.Unlock()
 }
 
 func (f *fake) enablePKI(mount, role string) ([]byte, error) {

@@ -174,6 +174,37 @@ func (s *Server) PutKV2(t testing.TB, name string, data map[string]any) {
 	}
 }
 
+// EnableAppRole enables the approle auth method at auth/approle with a role that may read every path, and
+// returns its role ID and a secret ID.
+func (s *Server) EnableAppRole(t testing.TB) (roleID, secretID string) {
+	t.Helper()
+	if s.fake != nil {
+		roleID, secretID = "role-"+randHex(8), "secret-"+randHex(16)
+		s.fake.addAppRole(roleID, secretID)
+		return roleID, secretID
+	}
+	if err := s.root.Sys().EnableAuthWithOptions("approle", &vault.EnableAuthOptions{Type: "approle"}); err != nil {
+		t.Fatalf("enable approle: %v", err)
+	}
+	if err := s.root.Sys().PutPolicy("tidal-approle-reader", `path "*" { capabilities = ["read", "create", "update"] }`); err != nil {
+		t.Fatalf("approle policy: %v", err)
+	}
+	if _, err := s.root.Logical().Write("auth/approle/role/tidal", map[string]any{"token_policies": "tidal-approle-reader"}); err != nil {
+		t.Fatalf("approle role: %v", err)
+	}
+	id, err := s.root.Logical().Read("auth/approle/role/tidal/role-id")
+	if err != nil || id == nil {
+		t.Fatalf("approle role-id: %v", err)
+	}
+	sec, err := s.root.Logical().Write("auth/approle/role/tidal/secret-id", nil)
+	if err != nil || sec == nil {
+		t.Fatalf("approle secret-id: %v", err)
+	}
+	roleID, _ = id.Data["role_id"].(string)
+	secretID, _ = sec.Data["secret_id"].(string)
+	return roleID, secretID
+}
+
 // EnablePKI mounts a PKI engine at mount with a root CA and a role that may issue for any name, and returns the
 // CA's certificate (PEM).
 func (s *Server) EnablePKI(t testing.TB, mount, role string) []byte {

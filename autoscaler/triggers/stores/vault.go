@@ -22,8 +22,11 @@ import (
 //   - kubernetes: a service-account JWT is exchanged at auth/<mount>/login (mount default kubernetes) for role.
 //     The JWT is requested with the TokenRequest API for credential.serviceAccountName in Deps.Namespace (the
 //     TriggerAuthentication's namespace; the operator's for a ClusterTriggerAuthentication), or read from the
-//     file credential.serviceAccount (a token mounted in the operator's pod). The token obtained is revoked
-//     after the read.
+//     file credential.serviceAccount (a token mounted in the operator's pod);
+//   - approle (a Tidal addition; KEDA has none): role is the AppRole role ID and credential.secretId the secret
+//     ID, read from a Secret in Deps.Namespace, exchanged at auth/<mount>/login (mount default approle).
+//
+// A token obtained by logging in is revoked after the read.
 //
 // Secret types: "" (generic: data.data[key] when the response has a data.data object, else data[key]), secret
 // (KV version 1: data[key]), secretV2 (KV version 2, a <mount>/data/<name> path: data.data[key]) and pki (a
@@ -132,21 +135,42 @@ func (v *Vault) login(ctx context.Context, client *vault.Client, d Deps) (revoke
 		if mount == "" {
 			mount = "kubernetes"
 		}
-		path := "auth/" + strings.Trim(mount, "/") + "/login"
-		secret, err := client.Logical().WriteWithContext(ctx, path, map[string]any{"role": s.Role, "jwt": jwt})
+		return true, v.loginAt(ctx, client, mount, map[string]any{"role": s.Role, "jwt": jwt})
+	case tidalv1alpha1.VaultAuthenticationAppRole:
+		if s.Role == "" {
+			return false, fmt.Errorf("%s.role: the AppRole role ID is required with authentication approle", VaultField)
+		}
+		if cred.SecretID == nil {
+			return false, fmt.Errorf("%s.credential.secretId: required with authentication approle", VaultField)
+		}
+		secretID, err := secretValue(ctx, d, VaultField+".credential.secretId", cred.SecretID.ValueFrom)
 		if err != nil {
-			return false, fmt.Errorf("%s: login at %s: %w", VaultField, path, vaultError(err))
+			return false, err
 		}
-		if secret == nil || secret.Auth == nil || secret.Auth.ClientToken == "" {
-			return false, fmt.Errorf("%s: login at %s: no token in the response", VaultField, path)
+		mount := s.Mount
+		if mount == "" {
+			mount = "approle"
 		}
-		client.SetToken(secret.Auth.ClientToken)
-		return true, nil
+		return true, v.loginAt(ctx, client, mount, map[string]any{"role_id": s.Role, "secret_id": secretID})
 	case "":
-		return false, fmt.Errorf("%s.authentication: required (token or kubernetes)", VaultField)
+		return false, fmt.Errorf("%s.authentication: required (token, kubernetes or approle)", VaultField)
 	default:
-		return false, fmt.Errorf("%s.authentication: %q is not supported (token or kubernetes)", VaultField, s.Authentication)
+		return false, fmt.Errorf("%s.authentication: %q is not supported (token, kubernetes or approle)", VaultField, s.Authentication)
 	}
+}
+
+// loginAt logs in at auth/<mount>/login with body and sets the client's token.
+func (v *Vault) loginAt(ctx context.Context, client *vault.Client, mount string, body map[string]any) error {
+	path := "auth/" + strings.Trim(mount, "/") + "/login"
+	secret, err := client.Logical().WriteWithContext(ctx, path, body)
+	if err != nil {
+		return fmt.Errorf("%s: login at %s: %w", VaultField, path, vaultError(err))
+	}
+	if secret == nil || secret.Auth == nil || secret.Auth.ClientToken == "" {
+		return fmt.Errorf("%s: login at %s: no token in the response", VaultField, path)
+	}
+	client.SetToken(secret.Auth.ClientToken)
+	return nil
 }
 
 func readVaultSecret(ctx context.Context, client *vault.Client, sec tidalv1alpha1.VaultSecret) (string, error) {
