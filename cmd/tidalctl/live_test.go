@@ -239,7 +239,7 @@ func TestStatusAndExplainLive(t *testing.T) {
 			t.Errorf("timeline:\n%s", r.stdout)
 		}
 	})
-		t.Run("KUBECONFIG", func(t *testing.T) {
+	t.Run("KUBECONFIG", func(t *testing.T) {
 		t.Setenv("KUBECONFIG", c.Kubeconfig)
 		r := tidalctl(t, now, "status", "-n", ns, "orders").ok(t)
 		if !strings.Contains(r.stdout, "orders") {
