@@ -171,6 +171,9 @@ func (c *Cluster) Namespace(t testing.TB) string {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
+		if t.Failed() {
+			c.logNamespace(ctx, t, name)
+		}
 		policy := metav1.DeletePropagationBackground
 		err := c.Client.CoreV1().Namespaces().Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &policy})
 		if err != nil {

@@ -13,6 +13,7 @@ import (
 	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/yaml"
 )
 
@@ -53,19 +54,27 @@ func ApplyCRDDir(ctx context.Context, c *Cluster, dir string) error {
 		if err := yaml.UnmarshalStrict(raw, &crd); err != nil {
 			return fmt.Errorf("%s: %w", f, err)
 		}
-		got, err := crds.Get(ctx, crd.Name, metav1.GetOptions{})
-		switch {
-		case apierrors.IsNotFound(err):
-			if _, err := crds.Create(ctx, &crd, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-				return fmt.Errorf("create CRD %s: %w", crd.Name, err)
+		// Other test binaries apply the same CRDs at the same time, and the apiserver writes their status: an
+		// update that lost the race is retried on the newer object.
+		err = retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+			got, err := crds.Get(ctx, crd.Name, metav1.GetOptions{})
+			switch {
+			case apierrors.IsNotFound(err):
+				if _, err := crds.Create(ctx, &crd, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+					return fmt.Errorf("create CRD %s: %w", crd.Name, err)
+				}
+				return nil
+			case err != nil:
+				return err
 			}
-		case err != nil:
-			return err
-		default:
 			crd.ResourceVersion = got.ResourceVersion
 			if _, err := crds.Update(ctx, &crd, metav1.UpdateOptions{}); err != nil {
 				return fmt.Errorf("update CRD %s: %w", crd.Name, err)
 			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 		deadline := time.Now().Add(60 * time.Second)
 		for {

@@ -29,6 +29,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	tidalclient "github.com/tidalscale/tidal/api/client/clientset/versioned"
+	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
+
 	"github.com/tidalscale/tidal/autoscaler/triggers/stores"
 )
 
@@ -171,6 +174,21 @@ func (s *Server) PutKV2(t testing.TB, name string, data map[string]any) {
 	}
 	if _, err := s.root.Logical().Write("secret/data/"+name, map[string]any{"data": data}); err != nil {
 		t.Fatalf("write secret/data/%s: %v", name, err)
+	}
+}
+
+// CreateAuthentication creates TriggerAuthentication name in namespace: token authentication with the root token,
+// parameter param from key of the KV version 2 secret secret/<secret>.
+func (s *Server) CreateAuthentication(t testing.TB, tc tidalclient.Interface, namespace, name, param, secret, key string) {
+	t.Helper()
+	ta := &tidalv1alpha1.TriggerAuthentication{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
+		Spec: tidalv1alpha1.TriggerAuthenticationSpec{HashiCorpVault: &tidalv1alpha1.HashiCorpVault{
+			Address: s.Addr, Authentication: tidalv1alpha1.VaultAuthenticationToken,
+			Credential: &tidalv1alpha1.VaultCredential{Token: RootToken},
+			Secrets: []tidalv1alpha1.VaultSecret{{Parameter: param, Path: "secret/data/" + secret, Key: key,
+				Type: tidalv1alpha1.VaultSecretTypeSecretV2}}}}}
+	if _, err := tc.TidalV1alpha1().TriggerAuthentications(namespace).Create(context.Background(), ta, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
 	}
 }
 

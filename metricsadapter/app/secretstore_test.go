@@ -5,7 +5,6 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	"github.com/tidalscale/tidal/internal/testenv"
@@ -21,15 +20,7 @@ func TestSecretStoreRotationReachesAdapterScalers(t *testing.T) {
 	e := setup(t)
 	v := testvault.Start(t, e.Cluster.Client, e.Cluster.Config)
 	v.PutKV2(t, "redis", map[string]any{"address": testenv.RedisAddr})
-	ta := &tidalv1alpha1.TriggerAuthentication{ObjectMeta: metav1.ObjectMeta{Name: "vault", Namespace: e.NS},
-		Spec: tidalv1alpha1.TriggerAuthenticationSpec{HashiCorpVault: &tidalv1alpha1.HashiCorpVault{
-			Address: v.Addr, Authentication: tidalv1alpha1.VaultAuthenticationToken,
-			Credential: &tidalv1alpha1.VaultCredential{Token: testvault.RootToken},
-			Secrets: []tidalv1alpha1.VaultSecret{{Parameter: "address", Path: "secret/data/redis", Key: "address",
-				Type: tidalv1alpha1.VaultSecretTypeSecretV2}}}}}
-	if _, err := e.Tidal.TidalV1alpha1().TriggerAuthentications(e.NS).Create(e.Ctx, ta, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	v.CreateAuthentication(t, e.Tidal, e.NS, "vault", "address", "redis", "address")
 	p := newPKI(t, testpki.NewCA(t, "tidal-store"), e.NS)
 	a := startAdapter(t, e.Cluster, p, adapterConfig{namespace: e.NS, storeTTL: 6 * time.Second}, zap.NewNop())
 	e.startOperator(p, a.StreamAddr())

@@ -191,13 +191,16 @@ func TestCapacityRequestForScaledJob(t *testing.T) {
 		return cr.Spec.Replicas >= 1 && cr.Spec.Selector.MatchLabels["scaledjob.tidal.dev/name"] == sj.Name &&
 			cr.OwnerReferences[0].Kind == "ScaledJob", strconv.Itoa(int(cr.Spec.Replicas))
 	})
-	jobs, err := e.Cluster.Client.BatchV1().Jobs(e.NS).List(e.Ctx, metav1.ListOptions{LabelSelector: "scaledjob.tidal.dev/name=" + sj.Name})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(jobs.Items) == 0 {
-		t.Fatal("no Jobs created")
-	}
+	// The request is written before the Jobs: they follow it.
+	var jobs *batchv1.JobList
+	e.Eventually("Jobs created after the capacity request", 60*time.Second, func() (bool, string) {
+		var err error
+		jobs, err = e.Cluster.Client.BatchV1().Jobs(e.NS).List(e.Ctx, metav1.ListOptions{LabelSelector: "scaledjob.tidal.dev/name=" + sj.Name})
+		if err != nil {
+			return false, err.Error()
+		}
+		return len(jobs.Items) > 0, "no Jobs"
+	})
 	for _, j := range jobs.Items {
 		if j.Spec.Template.Labels["scaledjob.tidal.dev/name"] != sj.Name {
 			t.Errorf("job %s: pod labels %v lack the ScaledJob's name", j.Name, j.Spec.Template.Labels)

@@ -24,20 +24,6 @@ import (
 	"github.com/tidalscale/tidal/internal/testvault"
 )
 
-// createVaultAuth creates the TriggerAuthentication "vault": parameter address from the KV v2 secret redis.
-func createVaultAuth(e *env, v *testvault.Server) {
-	e.T.Helper()
-	ta := &tidalv1alpha1.TriggerAuthentication{ObjectMeta: metav1.ObjectMeta{Name: "vault", Namespace: e.NS},
-		Spec: tidalv1alpha1.TriggerAuthenticationSpec{HashiCorpVault: &tidalv1alpha1.HashiCorpVault{
-			Address: v.Addr, Authentication: tidalv1alpha1.VaultAuthenticationToken,
-			Credential: &tidalv1alpha1.VaultCredential{Token: testvault.RootToken},
-			Secrets: []tidalv1alpha1.VaultSecret{{Parameter: "address", Path: "secret/data/redis", Key: "address",
-				Type: tidalv1alpha1.VaultSecretTypeSecretV2}}}}}
-	if _, err := e.Tidal.TidalV1alpha1().TriggerAuthentications(e.NS).Create(e.Ctx, ta, metav1.CreateOptions{}); err != nil {
-		e.T.Fatal(err)
-	}
-}
-
 // A ScaledObject whose Redis address comes from Vault (KV version 2, token authentication) scales, and follows a
 // rotated address once the value is refreshed (half of --secret-store-ttl). When Vault
 // goes down, Ready turns False with reason SecretStoreDegraded naming spec.hashiCorpVault while the last value
@@ -48,7 +34,7 @@ func TestVaultAuthenticationScales(t *testing.T) {
 	v := testvault.Start(t, e.Cluster.Client, e.Cluster.Config)
 	const secretAddr = "127.0.0.1:6379"
 	v.PutKV2(t, "redis", map[string]any{"address": secretAddr})
-	createVaultAuth(e, v)
+	v.CreateAuthentication(t, e.Tidal, e.NS, "vault", "address", "redis", "address")
 	core, logs := observer.New(zapcore.DebugLevel)
 	e.startOperator(app.Options{SecretStoreTTL: 30 * time.Second, Logger: zap.New(core)})
 	rc, list := testenv.RedisList(t, secretAddr)
@@ -130,7 +116,7 @@ func TestVaultAuthenticationScaledJob(t *testing.T) {
 	e := setup(t)
 	v := testvault.Start(t, e.Cluster.Client, e.Cluster.Config)
 	v.PutKV2(t, "redis", map[string]any{"address": testenv.RedisAddr})
-	createVaultAuth(e, v)
+	v.CreateAuthentication(t, e.Tidal, e.NS, "vault", "address", "redis", "address")
 	e.startOperator(app.Options{SecretStoreTTL: 20 * time.Second})
 	rc, list := testenv.RedisList(t, testenv.RedisAddr)
 	sj := &tidalv1alpha1.ScaledJob{

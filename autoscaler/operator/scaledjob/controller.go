@@ -79,6 +79,27 @@ type jobState struct {
 	consumed time.Time
 }
 
+// retryBuildErrors is how soon a ScaledJob whose triggers could not be built is tried again: no sample and
+// perhaps no Job event will come to wake it once a Secret appears or a secret store answers again.
+const retryBuildErrors = 30 * time.Second
+
+// retryAfter is when key must be reconciled again without an event: after a build error, or when its
+// secret-store values are due for a refresh (0: no need).
+func (c *Controller) retryAfter(key string) time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.jobs[key]
+	switch {
+	case st == nil:
+		return 0
+	case st.buildErr != nil:
+		return retryBuildErrors
+	case !st.refreshAt.IsZero():
+		return max(st.refreshAt.Sub(c.now()), time.Second)
+	}
+	return 0
+}
+
 // New builds a Controller and registers its informer handlers.
 func New(opts Options) (*Controller, error) {
 	if opts.Logger == nil {
@@ -92,7 +113,8 @@ func New(opts Options) (*Controller, error) {
 	c.runner, err = controller.New(controller.Options{
 		Name: "scaledjobs", Kind: kindScaledJob,
 		Reconcile: func(ctx context.Context, key string) (controller.Result, error) {
-			return controller.Result{}, c.Reconcile(ctx, key)
+			err := c.Reconcile(ctx, key)
+			return controller.Result{RequeueAfter: c.retryAfter(key)}, err
 		},
 		Synced: []cache.InformerSynced{opts.Informer.HasSynced, opts.JobInformer.HasSynced},
 		Logger: c.log, Metrics: opts.Metrics.Runtime(),
