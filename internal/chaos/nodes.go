@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/kubernetes"
+	statsv1alpha1 "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 
 	tidalclient "github.com/tidalscale/tidal/api/client/clientset/versioned"
 	"github.com/tidalscale/tidal/autoscaler/nodes/scaledown"
@@ -143,7 +144,7 @@ func (p *NodePool) ExtraNodes(ctx context.Context) (Sampler, error) {
 
 // VirtualNode is a virtual node (tidal-virtual-node) and the Deployment (pods labelled app=Deployment) it runs
 // all the pods of. The right state: the node Ready, every pod Ready on it, and what the node's backend runs (its
-// kubelet API's /runningpods/) the same pods, by UID, as the API server binds to it — no orphan either way.
+// kubelet API's /stats/summary, which lists the pods the backend reports) the same pods, by UID, as the API server binds to it — no orphan either way.
 type VirtualNode struct {
 	Client     kubernetes.Interface
 	Namespace  string
@@ -221,7 +222,7 @@ func (v *VirtualNode) State(ctx context.Context) (VirtualState, error) {
 }
 
 func (v *VirtualNode) runningPods(ctx context.Context) (map[string]bool, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, v.Kubelet+"/runningpods/", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, v.Kubelet+"/stats/summary", nil)
 	if err != nil {
 		return nil, err
 	}
@@ -231,15 +232,15 @@ func (v *VirtualNode) runningPods(ctx context.Context) (map[string]bool, error) 
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET /runningpods/: %s", resp.Status)
+		return nil, fmt.Errorf("GET /stats/summary: %s", resp.Status)
 	}
-	var list corev1.PodList
-	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
-		return nil, fmt.Errorf("GET /runningpods/: %w", err)
+	var sum statsv1alpha1.Summary
+	if err := json.NewDecoder(resp.Body).Decode(&sum); err != nil {
+		return nil, fmt.Errorf("GET /stats/summary: %w", err)
 	}
 	out := map[string]bool{}
-	for i := range list.Items {
-		out[podKey(&list.Items[i])] = true
+	for _, p := range sum.Pods {
+		out[p.PodRef.Namespace+"/"+p.PodRef.Name+"/"+p.PodRef.UID] = true
 	}
 	return out, nil
 }

@@ -11,11 +11,10 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
@@ -35,6 +34,8 @@ const (
 	simDelay = 5 * time.Second
 	// annotationDeletionCost is the ReplicaSet controller's pod-deletion-cost annotation: lower goes first.
 	annotationDeletionCost = "controller.kubernetes.io/pod-deletion-cost"
+	// finalizerHold keeps an evicted pod (and so a drain) until the test lets it go.
+	finalizerHold = "chaos.tidal.dev/hold"
 )
 
 // nodeRig is one run of a node autoscaler fault: a sim-provider NodeGroup only this run's tidal-node-autoscaler
@@ -90,7 +91,8 @@ func (r *nodeRig) autoscaler() *testenv.Proc {
 func (r *nodeRig) deployment(replicas int32) {
 	r.e.Deployment(r.pool.Deployment, replicas, func(d *appsv1.Deployment) {
 		spec := &d.Spec.Template.Spec
-		spec.NodeSelector[template.LabelNodeGroup] = r.pool.Group
+		// Only the group label: the node autoscaler simulates its nodes from the template, which knows no kwok label.
+		spec.NodeSelector = map[string]string{template.LabelNodeGroup: r.pool.Group}
 		spec.TerminationGracePeriodSeconds = ptr.To[int64](0)
 		spec.Containers[0].Resources.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"),
 			corev1.ResourceMemory: resource.MustParse("100Mi")}
@@ -160,7 +162,7 @@ func (r *nodeRig) spreadScaleDown(replicas int32) {
 	for _, names := range byNode {
 		for _, name := range names[:drop] {
 			patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:"-100"}}}`, annotationDeletionCost)
-			if _, err := client.CoreV1().Pods(r.e.NS).Patch(ctx, name, "application/merge-patch+json", []byte(patch), metav1.PatchOptions{}); err != nil {
+			if _, err := client.CoreV1().Pods(r.e.NS).Patch(ctx, name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
 				r.t.Fatal(err)
 			}
 		}
@@ -172,6 +174,36 @@ func (r *nodeRig) spreadScaleDown(replicas int32) {
 	s.Spec.Replicas = replicas
 	if _, err := client.AppsV1().Deployments(r.e.NS).UpdateScale(ctx, r.pool.Deployment, s, metav1.UpdateOptions{}); err != nil {
 		r.t.Fatal(err)
+	}
+}
+
+// patchNodes merge-patches every node of the group.
+func (r *nodeRig) patchNodes(patch string) {
+	st, err := r.pool.State(r.e.Ctx)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	for _, n := range st.Nodes {
+		if _, err := r.e.Cluster.Client.CoreV1().Nodes().Patch(r.e.Ctx, n, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+}
+
+// patchPods merge-patches every pod of the Deployment, those being deleted too.
+func (r *nodeRig) patchPods(patch string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // also at clean-up
+	defer cancel()
+	pods := r.e.Cluster.Client.CoreV1().Pods(r.e.NS)
+	list, err := pods.List(ctx, metav1.ListOptions{LabelSelector: "app=" + r.pool.Deployment})
+	if err != nil {
+		r.t.Error(err)
+		return
+	}
+	for _, p := range list.Items {
+		if _, err := pods.Patch(ctx, p.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			r.t.Error(err)
+		}
 	}
 }
 
@@ -268,17 +300,14 @@ var nodeFaults = []fault{
 		a := r.autoscaler()
 		r.deployment(2 * podsPerNode)
 		r.waitFor("two full nodes", func(s PoolState) bool { return r.pool.Settled(s) == "" })
-		// A PodDisruptionBudget that allows no eviction holds the drain in flight: the node tainted and cordoned,
-		// its pods still on it.
-		pdb := &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: r.pool.Deployment},
-			Spec: policyv1.PodDisruptionBudgetSpec{MaxUnavailable: ptr.To(intstr.FromInt32(0)),
-				Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": r.pool.Deployment}}}}
-		pdbs := r.e.Cluster.Client.PolicyV1().PodDisruptionBudgets(r.e.NS)
-		if _, err := pdbs.Create(r.e.Ctx, pdb, metav1.CreateOptions{}); err != nil {
-			r.t.Fatal(err)
-		}
-		// Half the pods of each node go: two half-used nodes, and one of them is unneeded.
+		// Scale-down waits until the scene is set: two half-used nodes whose pods hold their deletion (a
+		// finalizer), so the drain of one stays in flight, the node tainted and cordoned, its evicted pods there.
+		r.patchNodes(fmt.Sprintf(`{"metadata":{"annotations":{%q:"true"}}}`, template.AnnotationScaleDownDisabled))
 		r.spreadScaleDown(podsPerNode)
+		r.waitFor("two half-used nodes", func(s PoolState) bool { return s.Pods == podsPerNode && s.Running == podsPerNode })
+		r.t.Cleanup(func() { r.patchPods(`{"metadata":{"finalizers":null}}`) })
+		r.patchPods(fmt.Sprintf(`{"metadata":{"finalizers":[%q]}}`, finalizerHold))
+		r.patchNodes(fmt.Sprintf(`{"metadata":{"annotations":{%q:null}}}`, template.AnnotationScaleDownDisabled))
 		st := r.waitFor("a drain in flight", func(s PoolState) bool { return len(s.Cordoned) > 0 })
 		draining := st.Cordoned[0]
 		return r.measure("node autoscaler kill -9 mid-drain", func() {
@@ -293,10 +322,8 @@ var nodeFaults = []fault{
 				}
 				return err == nil && !scaledown.HasTaint(n) && !n.Spec.Unschedulable, fmt.Sprintf("err %v", err)
 			})
-			// The budget allows evictions again: the restarted autoscaler may finish the removal.
-			if err := pdbs.Delete(r.e.Ctx, pdb.Name, metav1.DeleteOptions{}); err != nil {
-				r.t.Fatal(err)
-			}
+			// The evicted pods may go now: the restarted autoscaler may finish the removal.
+			r.patchPods(`{"metadata":{"finalizers":null}}`)
 		})
 	})},
 	{"virtual node kill -9 with pods running", onVirtual(func(r *virtualRig) Result {
