@@ -83,7 +83,7 @@ func newNodeRig(t *testing.T) *nodeRig {
 func (r *nodeRig) autoscaler() *testenv.Proc {
 	return testenv.Start(r.t, r.bin, "--kubeconfig="+r.e.Cluster.Kubeconfig, "--namespace="+r.e.NS, "--metrics-addr=",
 		"--leader-elect=false", "--nodegroup-selector="+labelChaos+"="+r.e.NS, "--scan-interval=1s",
-		"--scale-down-unneeded-time=5s", "--scale-down-delay-after-add=0s", "--scale-down-utilization-threshold=0.6",
+		"--scale-down-unneeded-time=5s", "--scale-down-delay-after-add=1s", "--scale-down-utilization-threshold=0.6",
 		"--max-graceful-termination=5m")
 }
 
