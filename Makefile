@@ -88,9 +88,11 @@ release:
 # the table written to bench/results/chaos.md (make test runs each fault once).
 CHAOS_RUNS ?= 5
 chaos: build-dev
-	$(GO) build -o $(BIN)/ ./cmd/tidal-operator
+	$(GO) build -o $(BIN)/ ./cmd/tidal-operator ./cmd/tidal-metrics-adapter ./cmd/tidal-node-autoscaler ./cmd/tidal-virtual-node
 	@mkdir -p bench/results
-	@TIDAL_DEV=$(BIN)/tidal-dev NODES=$(NODES) TIDAL_OPERATOR_BIN=$(BIN)/tidal-operator internal/devcluster/with-cluster.sh \
+	@TIDAL_DEV=$(BIN)/tidal-dev NODES=$(NODES) TIDAL_OPERATOR_BIN=$(BIN)/tidal-operator \
+		TIDAL_METRICS_ADAPTER_BIN=$(BIN)/tidal-metrics-adapter TIDAL_NODE_AUTOSCALER_BIN=$(BIN)/tidal-node-autoscaler \
+		TIDAL_VIRTUAL_NODE_BIN=$(BIN)/tidal-virtual-node internal/devcluster/with-cluster.sh \
 		$(GO) test ./internal/chaos/ -run TestChaos -v -timeout 60m -chaos.runs=$(CHAOS_RUNS) -chaos.report=$(CURDIR)/bench/results/chaos.md
 
 # make docs: docs/scalers/<type>.md from each scaler's package documentation and struct tags, and docs/auth.md

@@ -6,8 +6,12 @@
 //
 // The right replica count is the HPA formula on what the source holds at that moment: ceil(items / target)
 // clamped to [min, max]; the workload's ScaledObject scales in both directions without stabilization so that the
-// right count is a function of the list length alone. The chaos test (chaos_test.go) runs each fault once in
-// `make test` and N times with `make chaos`, which writes the table in bench/results/chaos.md.
+// right count is a function of the list length alone. Node faults (nodes.go) kill the node autoscaler mid-scale-up
+// and mid-drain (NodePool: the right state is the exact packing, every pod Running, nothing tainted, cordoned or
+// in flight; the deviation is the nodes provisioned twice) and a virtual node with pods running (VirtualNode: the
+// node Ready, every pod Ready, no orphan between the API server and the backend). The chaos test (chaos_test.go)
+// runs each fault once in `make test` and N times with `make chaos`, which writes the table in
+// bench/results/chaos.md.
 package chaos
 
 import (
@@ -32,8 +36,11 @@ import (
 // Result is what one run of one fault showed.
 type Result struct {
 	Fault string
-	// MaxDeviation is the largest |replicas - right| sampled from the fault's start until convergence.
+	// MaxDeviation is the largest |replicas - right| sampled from the fault's start until convergence, or what
+	// Unit names for faults that measure something else.
 	MaxDeviation int32
+	// Unit of MaxDeviation; empty means replicas.
+	Unit string
 	// WrongZero counts samples at 0 replicas while the source held work: the one error that drops a workload.
 	WrongZero int
 	// Converge is the time from the fault's end until the replicas equal the right count (and stay for Settle).
@@ -96,25 +103,51 @@ func (w *Workload) SetItems(ctx context.Context, n int64) error {
 	return err
 }
 
-// Observer samples the list and the replicas every 100 ms while a fault runs.
+// Sampler reads the system once while a fault runs: how far it is from the right state (dev), whether the
+// workload sits at zero while it has work (wrongZero), and ok false when nothing could be read (the sample is
+// skipped). A Sampler is called from one goroutine only, so it may keep state between calls.
+type Sampler func(ctx context.Context) (dev int32, wrongZero, ok bool)
+
+// Observer samples the system every 100 ms while a fault runs.
 type Observer struct {
-	w         *Workload
+	sample    Sampler
 	cancel    context.CancelFunc
 	done      chan struct{}
 	mu        sync.Mutex
 	maxDev    int32
 	wrongZero int
 	samples   int
-	items     atomic.Int64 // the last list length the observer read; -1 when the source could not be read
 }
 
-// Observe starts sampling. The source may be down during a fault: then the last known length stands.
-func (w *Workload) Observe(ctx context.Context) *Observer {
+// Observe starts sampling with s until Stop.
+func Observe(ctx context.Context, s Sampler) *Observer {
 	ctx, cancel := context.WithCancel(ctx)
-	o := &Observer{w: w, cancel: cancel, done: make(chan struct{})}
-	o.items.Store(-1)
+	o := &Observer{sample: s, cancel: cancel, done: make(chan struct{})}
 	go o.run(ctx)
 	return o
+}
+
+// Sample returns a Sampler of the list and the replicas: |replicas - right|, and 0 replicas while the list holds
+// items is a wrong zero. The source may be down during a fault: then the last known length stands.
+func (w *Workload) Sample() Sampler {
+	items := int64(-1) // the last list length read; -1 until the source could be read
+	return func(ctx context.Context) (int32, bool, bool) {
+		r, err := w.Replicas(ctx)
+		// A short deadline: while the source is down the sample uses the last length read, on time.
+		lctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		if n, err := w.Redis.LLen(lctx, w.List).Result(); err == nil {
+			items = n
+		}
+		cancel()
+		if err != nil || items < 0 {
+			return 0, false, false
+		}
+		dev := r - w.Right(items)
+		if dev < 0 {
+			dev = -dev
+		}
+		return dev, r == 0 && items > 0, true
+	}
 }
 
 func (o *Observer) run(ctx context.Context) {
@@ -127,25 +160,14 @@ func (o *Observer) run(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		r, err := o.w.Replicas(ctx)
-		// A short deadline: while the source is down the sample uses the last length read, on time.
-		lctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
-		if n, err := o.w.Redis.LLen(lctx, o.w.List).Result(); err == nil {
-			o.items.Store(n)
-		}
-		cancel()
-		n := o.items.Load()
-		if err != nil || n < 0 {
+		dev, zero, ok := o.sample(ctx)
+		if !ok {
 			continue
-		}
-		dev := r - o.w.Right(n)
-		if dev < 0 {
-			dev = -dev
 		}
 		o.mu.Lock()
 		o.samples++
 		o.maxDev = max(o.maxDev, dev)
-		if r == 0 && n > 0 {
+		if zero {
 			o.wrongZero++
 		}
 		o.mu.Unlock()
@@ -161,20 +183,19 @@ func (o *Observer) Stop() (maxDev int32, wrongZero, samples int) {
 	return o.maxDev, o.wrongZero, o.samples
 }
 
-// Converge waits until the replicas equal Right(items) and stay so for Settle, returning the time taken, or
-// false at the deadline.
-func (w *Workload) Converge(ctx context.Context, items int64, deadline time.Duration) (time.Duration, bool) {
+// Converge waits until right holds and keeps holding for Settle, returning the time taken, or false at the
+// deadline.
+func Converge(ctx context.Context, deadline time.Duration, right func(ctx context.Context) bool) (time.Duration, bool) {
 	start := time.Now()
-	want := w.Right(items)
 	var since time.Time
 	for time.Since(start) < deadline {
-		r, err := w.Replicas(ctx)
+		ok := right(ctx)
 		switch {
-		case err == nil && r == want && since.IsZero():
+		case ok && since.IsZero():
 			since = time.Now()
-		case err == nil && r == want && time.Since(since) >= Settle:
+		case ok && time.Since(since) >= Settle:
 			return since.Sub(start), true
-		case err != nil || r != want:
+		case !ok:
 			since = time.Time{}
 		}
 		select {
@@ -184,6 +205,16 @@ func (w *Workload) Converge(ctx context.Context, items int64, deadline time.Dura
 		}
 	}
 	return time.Since(start), false
+}
+
+// Converge waits until the replicas equal Right(items) and stay so for Settle, returning the time taken, or
+// false at the deadline.
+func (w *Workload) Converge(ctx context.Context, items int64, deadline time.Duration) (time.Duration, bool) {
+	want := w.Right(items)
+	return Converge(ctx, deadline, func(ctx context.Context) bool {
+		r, err := w.Replicas(ctx)
+		return err == nil && r == want
+	})
 }
 
 // StormProxy is a reverse proxy in front of the API server that, while Storm is on, answers a share of the
@@ -316,7 +347,7 @@ func Table(results []Result, load string) string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "Measured %s (load average %s).\n\n", time.Now().UTC().Format("2006-01-02"), load)
-	b.WriteString("| fault | runs | worst deviation (replicas) | converge p50 / max | wrong zero | decisions lost | objects stuck |\n|---|---|---|---|---|---|---|\n")
+	b.WriteString("| fault | runs | worst deviation | converge p50 / max | wrong zero | decisions lost | objects stuck |\n|---|---|---|---|---|---|---|\n")
 	for _, f := range order {
 		rs := byFault[f]
 		var dev int32
@@ -330,7 +361,11 @@ func Table(results []Result, load string) string {
 			stuck += r.Stuck
 		}
 		sort.Slice(conv, func(i, j int) bool { return conv[i] < conv[j] })
-		fmt.Fprintf(&b, "| %s | %d | %d | %s / %s | %d | %d | %d |\n", f, len(rs), dev,
+		unit := rs[0].Unit
+		if unit == "" {
+			unit = "replicas"
+		}
+		fmt.Fprintf(&b, "| %s | %d | %d %s | %s / %s | %d | %d | %d |\n", f, len(rs), dev, unit,
 			conv[len(conv)/2].Round(100*time.Millisecond), conv[len(conv)-1].Round(100*time.Millisecond), zero, lost, stuck)
 	}
 	return b.String()

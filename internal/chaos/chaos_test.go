@@ -1,12 +1,14 @@
 package chaos
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -142,34 +144,62 @@ func (r *rig) steady() {
 	}
 }
 
-// measure observes from inject's start until convergence on items after it returns.
-func (r *rig) measure(fault string, items int64, inject func()) Result {
-	ctx := r.e.Ctx
-	obs := r.w.Observe(ctx)
+// judged is what a fault is judged on: a Sampler of the deviation while it lasts, the right state to converge
+// to once it ends ("" when reached, else what is wrong), and what an object left stuck shows ("" when none).
+type judged struct {
+	unit   string
+	sample Sampler
+	wrong  func(ctx context.Context) string
+	stuck  func(ctx context.Context) string
+}
+
+// measure observes from inject's start until the system converges after it returns, and fails t on a lost
+// decision, a wrong zero or a stuck object.
+func measure(t *testing.T, ctx context.Context, fault string, j judged, inject func()) Result {
+	obs := Observe(ctx, j.sample)
 	inject()
-	conv, ok := r.w.Converge(ctx, items, deadline)
+	conv, ok := Converge(ctx, deadline, func(ctx context.Context) bool { return j.wrong(ctx) == "" })
 	dev, zero, _ := obs.Stop()
-	res := Result{Fault: fault, MaxDeviation: dev, WrongZero: zero, Converge: conv}
+	res := Result{Fault: fault, MaxDeviation: dev, Unit: j.unit, WrongZero: zero, Converge: conv}
 	if !ok {
 		res.Lost = 1
-		got, _ := r.w.Replicas(ctx)
-		r.t.Errorf("%s: decision lost: %d replicas %s after the fault, want %d", fault, got, deadline, r.w.Right(items))
+		t.Errorf("%s: decision lost: %s after the fault: %s", fault, deadline, j.wrong(ctx))
 	}
 	if zero > 0 {
-		r.t.Errorf("%s: the workload was at 0 replicas in %d samples while the source held work", fault, zero)
+		t.Errorf("%s: the workload was at 0 replicas in %d samples while the source held work", fault, zero)
 	}
-	ready := false
-	for i := 0; i < 100 && !ready; i++ {
-		ready = r.e.Condition("work", tidalv1alpha1.ConditionReady) == metav1.ConditionTrue
-		if !ready {
-			time.Sleep(100 * time.Millisecond)
+	var why string
+	for i := 0; i < 100; i++ {
+		if why = j.stuck(ctx); why == "" {
+			break
 		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	if !ready {
+	if why != "" {
 		res.Stuck = 1
-		r.t.Errorf("%s: the ScaledObject is not Ready after the fault", fault)
+		t.Errorf("%s: stuck after the fault: %s", fault, why)
 	}
 	return res
+}
+
+// measure observes from inject's start until convergence on items after it returns.
+func (r *rig) measure(fault string, items int64, inject func()) Result {
+	return measure(r.t, r.e.Ctx, fault, judged{
+		sample: r.w.Sample(),
+		wrong: func(ctx context.Context) string {
+			got, err := r.w.Replicas(ctx)
+			if want := r.w.Right(items); err != nil || got != want {
+				return fmt.Sprintf("%d replicas (err %v), want %d", got, err, want)
+			}
+			return ""
+		},
+		stuck: func(context.Context) string {
+			if r.e.Condition("work", tidalv1alpha1.ConditionReady) != metav1.ConditionTrue {
+				return "the ScaledObject is not Ready"
+			}
+			return ""
+		},
+	}, inject)
 }
 
 func (r *rig) setItems(n int64) {
@@ -194,13 +224,20 @@ func (r *rig) leaderPid() (int, string) {
 	return 0, ""
 }
 
-var faults = []struct {
+// fault is one fault: run builds its rig, injects it and measures.
+type fault struct {
 	name string
-	// ownCluster: the fault kills the control plane, so the rig gets a dev cluster of its own.
-	ownCluster bool
-	run        func(r *rig) Result
-}{
-	{"operator kill -9, restarted after 2 s", false, func(r *rig) Result {
+	run  func(t *testing.T) Result
+}
+
+// onRig runs a fault on the operator's rig; ownCluster: the fault kills the control plane, so the rig gets a dev
+// cluster of its own.
+func onRig(ownCluster bool, run func(r *rig) Result) func(t *testing.T) Result {
+	return func(t *testing.T) Result { return run(newRig(t, ownCluster)) }
+}
+
+var faults = []fault{
+	{"operator kill -9, restarted after 2 s", onRig(false, func(r *rig) Result {
 		op := r.operator(r.e.Cluster.Kubeconfig, true)
 		r.steady()
 		return r.measure("operator kill -9", during, func() {
@@ -209,8 +246,8 @@ var faults = []struct {
 			time.Sleep(2 * time.Second)
 			r.operator(r.e.Cluster.Kubeconfig, true)
 		})
-	}},
-	{"leader change under load", false, func(r *rig) Result {
+	})},
+	{"leader change under load", onRig(false, func(r *rig) Result {
 		ops := map[int]*testenv.Proc{}
 		for i := 0; i < 2; i++ {
 			p := r.operator(r.e.Cluster.Kubeconfig, true)
@@ -230,8 +267,8 @@ var faults = []struct {
 			r.t.Errorf("the lease still names the killed leader %d", pid)
 		}
 		return res
-	}},
-	{"event source down past the cooldown", false, func(r *rig) Result {
+	})},
+	{"event source down past the cooldown", onRig(false, func(r *rig) Result {
 		r.operator(r.e.Cluster.Kubeconfig, true)
 		r.steady()
 		return r.measure("event source down 8 s (cooldown 2 s)", during, func() {
@@ -245,8 +282,8 @@ var faults = []struct {
 			r.redis.Start() // empty: the source comes back and is refilled
 			r.setItems(during)
 		})
-	}},
-	{"metrics adapter killed and restarted", false, func(r *rig) Result {
+	})},
+	{"metrics adapter killed and restarted", onRig(false, func(r *rig) Result {
 		ca := testpki.NewCA(r.t, "tidal-chaos")
 		streamAddr, err := freeAddr()
 		if err != nil {
@@ -261,8 +298,8 @@ var faults = []struct {
 			time.Sleep(3 * time.Second)
 			r.adapter(ca, streamAddr)
 		})
-	}},
-	{"trigger edited under load", false, func(r *rig) Result {
+	})},
+	{"trigger edited under load", onRig(false, func(r *rig) Result {
 		r.operator(r.e.Cluster.Kubeconfig, true)
 		r.steady()
 		const items = 61 // at listLength 10: 7 replicas
@@ -278,8 +315,8 @@ var faults = []struct {
 			}
 			r.w.SetTarget(10)
 		})
-	}},
-	{"API server restart", true, func(r *rig) Result {
+	})},
+	{"API server restart", onRig(true, func(r *rig) Result {
 		// The operator exits when it cannot renew its lease (as kube-controller-manager does: never two
 		// writers); here it is restarted like a pod's container, by a supervisor.
 		op := testenv.Supervise(r.t, r.opBin, r.operatorArgs(r.e.Cluster.Kubeconfig, true)...)
@@ -296,8 +333,8 @@ var faults = []struct {
 			time.Sleep(3 * time.Second)
 			r.startControlPlane()
 		})
-	}},
-	{"409/429 storm from the API server", false, func(r *rig) Result {
+	})},
+	{"409/429 storm from the API server", onRig(false, func(r *rig) Result {
 		proxy, err := NewStormProxy(r.e.Cluster.Config, freeAddr)
 		if err != nil {
 			r.t.Fatal(err)
@@ -314,7 +351,7 @@ var faults = []struct {
 		})
 		r.t.Logf("injected: %s", proxy.Injected())
 		return res
-	}},
+	})},
 }
 
 func freeAddr() (string, error) {
@@ -333,12 +370,12 @@ func TestChaos(t *testing.T) {
 		t.Skip("runs the operator binary against the dev cluster under faults")
 	}
 	var results []Result
-	for _, f := range faults {
+	for _, f := range slices.Concat(faults, nodeFaults) {
 		for i := 0; i < *runs; i++ {
 			t.Run(fmt.Sprintf("%s/%d", f.name, i), func(t *testing.T) {
-				res := f.run(newRig(t, f.ownCluster))
-				t.Logf("%s: worst deviation %d, converged in %s, wrong zero %d, lost %d, stuck %d",
-					res.Fault, res.MaxDeviation, res.Converge.Round(10*time.Millisecond), res.WrongZero, res.Lost, res.Stuck)
+				res := f.run(t)
+				t.Logf("%s: worst deviation %d %s, converged in %s, wrong zero %d, lost %d, stuck %d",
+					res.Fault, res.MaxDeviation, cmp.Or(res.Unit, "replicas"), res.Converge.Round(10*time.Millisecond), res.WrongZero, res.Lost, res.Stuck)
 				results = append(results, res)
 			})
 		}
