@@ -47,8 +47,6 @@ import (
 // Type is the trigger type served by this package.
 const Type = "gcp-pubsub"
 
-const callTimeout = 15 * time.Second
-
 // Register adds the gcp-pubsub trigger to r.
 func Register(r *scalers.Registry) { r.Register(New, Type); r.Describe(Metadata{}, Type) }
 
@@ -213,14 +211,7 @@ func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
 
 // Sample reads the newest point of the metric within timeHorizon; active above activationValue.
 func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	v, err := s.read(ctx)
-	if err != nil {
-		s.log.Debug("gcp-pubsub sample failed", zap.String("error", err.Error()))
-		return nil, false, err
-	}
-	return []scalers.Sample{{MetricName: s.metricName, Value: v}}, v > s.meta.ActivationValue, nil
+	return scalers.SampleOne(ctx, s.log, "gcp-pubsub sample failed", s.metricName, s.meta.ActivationValue, s.read)
 }
 
 func (s *Scaler) read(ctx context.Context) (float64, error) {
