@@ -142,9 +142,7 @@ func newScaler(ctx context.Context, cfg *scalers.TriggerConfig, now func() time.
 		now:    now,
 		log:    cfg.Logger.With(zap.String("trigger", cfg.ID())),
 	}
-	opts = append([]option.ClientOption{meta.ClientOption()}, opts...)
-	// The client outlives this call.
-	c, err := monitoring.NewMetricClient(context.WithoutCancel(ctx), opts...)
+	c, err := meta.NewMetricClient(ctx, opts...)
 	if err != nil {
 		return nil, cfg.Errorf("%s: cannot build the Monitoring client: %s", meta.Field(), s.redact(err.Error()))
 	}
