@@ -18,8 +18,8 @@ import (
 )
 
 // capacityRequest creates a CapacityRequest for replicas pods of app requesting cpu each on group, expiring at
-// expires.
-func (e *env) capacityRequest(app string, replicas int32, cpu, group string, expires time.Time) *v1alpha1.CapacityRequest {
+// expires; mutate, if any, changes it before it is created.
+func (e *env) capacityRequest(app string, replicas int32, cpu, group string, expires time.Time, mutate ...func(*v1alpha1.CapacityRequest)) *v1alpha1.CapacityRequest {
 	e.t.Helper()
 	cr := &v1alpha1.CapacityRequest{
 		ObjectMeta: metav1.ObjectMeta{Name: "deployment-" + app, Namespace: e.ns},
@@ -33,6 +33,9 @@ func (e *env) capacityRequest(app string, replicas int32, cpu, group string, exp
 			},
 			ExpiresAt: metav1.NewTime(expires),
 		},
+	}
+	for _, m := range mutate {
+		m(cr)
 	}
 	out, err := e.tidal.TidalV1alpha1().CapacityRequests(e.ns).Create(context.Background(), cr, metav1.CreateOptions{})
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/retry"
 
 	tidalclient "github.com/tidalscale/tidal/api/client/clientset/versioned"
 	"github.com/tidalscale/tidal/api/v1alpha1"
@@ -123,9 +124,7 @@ func newEnvWith(t testing.TB, cfg nodes.Config, before func(*env), groups ...*v1
 		cctx, ccancel := context.WithTimeout(context.Background(), time.Minute)
 		defer ccancel()
 		for _, g := range groups {
-			_ = e.tidal.TidalV1alpha1().NodeGroups().Delete(cctx, g.Name, metav1.DeleteOptions{})
-			_ = c.Client.CoreV1().Nodes().DeleteCollection(cctx, metav1.DeleteOptions{},
-				metav1.ListOptions{LabelSelector: template.LabelNodeGroup + "=" + g.Name})
+			e.removeGroup(cctx, g.Name)
 		}
 	})
 	return e
@@ -156,6 +155,52 @@ func nodeGroup(name string, min, max int32, mutate func(*v1alpha1.NodeGroup)) *v
 		mutate(g)
 	}
 	return g
+}
+
+// createGroup creates ng and, when the test ends, removes it and its nodes.
+func (e *env) createGroup(ng *v1alpha1.NodeGroup) {
+	e.t.Helper()
+	if _, err := e.tidal.TidalV1alpha1().NodeGroups().Create(context.Background(), ng, metav1.CreateOptions{}); err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { e.removeGroup(context.Background(), ng.Name) })
+}
+
+// removeGroup deletes the NodeGroup name and its nodes, ignoring errors (cleanup).
+func (e *env) removeGroup(ctx context.Context, name string) {
+	_ = e.tidal.TidalV1alpha1().NodeGroups().Delete(ctx, name, metav1.DeleteOptions{})
+	_ = e.c.Client.CoreV1().Nodes().DeleteCollection(ctx, metav1.DeleteOptions{},
+		metav1.ListOptions{LabelSelector: template.LabelNodeGroup + "=" + name})
+}
+
+// scale sets the replicas of the Deployment app through its /scale subresource, as an operator does.
+func (e *env) scale(app string, replicas int32) {
+	e.t.Helper()
+	ctx := context.Background()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		s, err := e.c.Client.AppsV1().Deployments(e.ns).GetScale(ctx, app, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		s.Spec.Replicas = replicas
+		_, err = e.c.Client.AppsV1().Deployments(e.ns).UpdateScale(ctx, app, s, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// running counts the pods of app that are Running and not being deleted.
+func (e *env) running(app string) int {
+	e.t.Helper()
+	n := 0
+	for _, p := range e.pods(app) {
+		if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil {
+			n++
+		}
+	}
+	return n
 }
 
 // deployment creates a Deployment of replicas pods requesting cpu each.

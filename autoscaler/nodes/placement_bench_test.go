@@ -16,7 +16,6 @@ import (
 	"github.com/tidalscale/tidal/autoscaler/nodes"
 	"github.com/tidalscale/tidal/autoscaler/nodes/batch"
 	"github.com/tidalscale/tidal/autoscaler/nodes/provider/sim"
-	"github.com/tidalscale/tidal/autoscaler/nodes/template"
 )
 
 // BenchmarkEventToRunning measures a scale-up decision for 20 pods (1 CPU each) that need 3 new nodes (8 CPU,
@@ -49,9 +48,7 @@ func BenchmarkEventToRunning(b *testing.B) {
 					g.Spec.ProviderRef.Config = map[string]string{sim.ConfigProvisioningDelay: "30s"}
 					g.Spec.Template.Capacity = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("8"), corev1.ResourceMemory: resource.MustParse("32Gi")}
 				})
-				if _, err := e.tidal.TidalV1alpha1().NodeGroups().Create(ctx, ng, metav1.CreateOptions{}); err != nil {
-					b.Fatal(err)
-				}
+				e.createGroup(ng)
 				if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 					got, err := e.tidal.TidalV1alpha1().NodeGroups().Get(ctx, ng.Name, metav1.GetOptions{})
 					if err != nil {
@@ -63,11 +60,6 @@ func BenchmarkEventToRunning(b *testing.B) {
 				}); err != nil {
 					b.Fatal(err)
 				}
-				b.Cleanup(func() {
-					_ = e.tidal.TidalV1alpha1().NodeGroups().Delete(context.Background(), ng.Name, metav1.DeleteOptions{})
-					_ = e.c.Client.CoreV1().Nodes().DeleteCollection(context.Background(), metav1.DeleteOptions{},
-						metav1.ListOptions{LabelSelector: template.LabelNodeGroup + "=" + ng.Name})
-				})
 				app := "app" + group
 				place := e.selectGroup(group)
 				if vnode != "" {
@@ -81,27 +73,8 @@ func BenchmarkEventToRunning(b *testing.B) {
 				case "auto":
 					e.placedRequest(app, 20, "1", group, vnode, auto5s)
 				}
-				err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-					s, err := e.c.Client.AppsV1().Deployments(e.ns).GetScale(ctx, app, metav1.GetOptions{})
-					if err != nil {
-						return err
-					}
-					s.Spec.Replicas = 20
-					_, err = e.c.Client.AppsV1().Deployments(e.ns).UpdateScale(ctx, app, s, metav1.UpdateOptions{})
-					return err
-				})
-				if err != nil {
-					b.Fatal(err)
-				}
-				e.eventually(5*time.Minute, "20 pods running", func() (bool, error) {
-					running := 0
-					for _, p := range e.pods(app) {
-						if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil {
-							running++
-						}
-					}
-					return running >= 20, nil
-				})
+				e.scale(app, 20)
+				e.eventually(5*time.Minute, "20 pods running", func() (bool, error) { return e.running(app) >= 20, nil })
 				took = append(took, time.Since(start))
 				b.Logf("demand=%s iteration %d: %s", mode, i, took[len(took)-1].Round(time.Millisecond))
 				// Free the virtual node and the scheduler for the next iteration.

@@ -101,23 +101,11 @@ func affinityGroupOrVirtual(group, vnode string) *corev1.Affinity {
 // placedRequest is capacityRequest with spec.placement auto and the pods' affinity.
 func (e *env) placedRequest(app string, replicas int32, cpu, group, vnode string, p v1alpha1.Placement) {
 	e.t.Helper()
-	cr := &v1alpha1.CapacityRequest{
-		ObjectMeta: metav1.ObjectMeta{Name: "deployment-" + app, Namespace: e.ns},
-		Spec: v1alpha1.CapacityRequestSpec{
-			Replicas: replicas,
-			Selector: metav1.LabelSelector{MatchLabels: map[string]string{"app": app}},
-			Pod: v1alpha1.CapacityRequestPod{
-				Labels:   map[string]string{"app": app},
-				Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu), corev1.ResourceMemory: resource.MustParse("100Mi")},
-				Affinity: affinityGroupOrVirtual(e.group(group), vnode),
-			},
-			ExpiresAt: metav1.NewTime(time.Now().Add(10 * time.Minute)),
-			Placement: &p,
-		},
-	}
-	if _, err := e.tidal.TidalV1alpha1().CapacityRequests(e.ns).Create(context.Background(), cr, metav1.CreateOptions{}); err != nil {
-		e.t.Fatalf("create capacity request: %v", err)
-	}
+	e.capacityRequest(app, replicas, cpu, group, time.Now().Add(10*time.Minute), func(cr *v1alpha1.CapacityRequest) {
+		cr.Spec.Pod.NodeSelector = nil
+		cr.Spec.Pod.Affinity = affinityGroupOrVirtual(e.group(group), vnode)
+		cr.Spec.Placement = &p
+	})
 }
 
 func (e *env) decision(app string) *v1alpha1.PlacementDecision {

@@ -45,9 +45,6 @@ import (
 // Type is the trigger type served by this package.
 const Type = "aws-cloudwatch"
 
-// callTimeout bounds one Sample when the caller's context has no earlier deadline.
-const callTimeout = 15 * time.Second
-
 // Register adds the aws-cloudwatch trigger to r.
 func Register(r *scalers.Registry) { r.Register(New, Type); r.Describe(Metadata{}, Type) }
 
@@ -196,14 +193,7 @@ func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
 
 // Sample reads the newest datapoint in the window; active above activationTargetMetricValue.
 func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	v, err := s.read(ctx)
-	if err != nil {
-		s.log.Debug("aws-cloudwatch sample failed", zap.String("error", err.Error()))
-		return nil, false, err
-	}
-	return []scalers.Sample{{MetricName: s.metricName, Value: v}}, v > s.meta.ActivationTargetMetricValue, nil
+	return scalers.SampleOne(ctx, s.log, "aws-cloudwatch sample failed", s.metricName, s.meta.ActivationTargetMetricValue, s.read)
 }
 
 // input builds KEDA's GetMetricData request for the window ending at now.

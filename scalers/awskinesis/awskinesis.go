@@ -15,7 +15,6 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
@@ -29,8 +28,6 @@ import (
 
 // Type is the trigger type served by this package.
 const Type = "aws-kinesis-stream"
-
-const callTimeout = 15 * time.Second
 
 // Register adds the aws-kinesis-stream trigger to r.
 func Register(r *scalers.Registry) { r.Register(New, Type); r.Describe(Metadata{}, Type) }
@@ -93,7 +90,7 @@ func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
 
 // Sample reads the open shard count; active above activationShardCount.
 func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	ctx, cancel := context.WithTimeout(ctx, scalers.CallTimeout)
 	defer cancel()
 	out, err := s.client.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(s.meta.StreamName)})
 	if err != nil {

@@ -23,7 +23,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -38,9 +37,6 @@ import (
 
 // Type is the trigger type served by this package.
 const Type = "aws-sqs-queue"
-
-// callTimeout bounds one Sample when the caller's context has no earlier deadline.
-const callTimeout = 15 * time.Second
 
 // Register adds the aws-sqs-queue trigger to r.
 func Register(r *scalers.Registry) { r.Register(New, Type); r.Describe(Metadata{}, Type) }
@@ -141,7 +137,7 @@ func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
 
 // Sample reads the queue's counts and sums the ones the metadata asks for; active above activationQueueLength.
 func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	ctx, cancel := context.WithTimeout(ctx, scalers.CallTimeout)
 	defer cancel()
 	n, err := s.length(ctx)
 	if err != nil {

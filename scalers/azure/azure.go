@@ -200,14 +200,33 @@ func HTTPClient(shared *scalers.Shared, scalerType string) (*http.Client, func()
 	return &http.Client{Transport: tr, Timeout: DefaultTimeout}, release, nil
 }
 
-// NewClient builds the SDK client of one storage entity (a queue, a container): from the connection string when
-// one is given, else at ServiceURL/entity with WorkloadIdentity(s.Identity). fromConn and fromCred wrap the
-// SDK's two constructors; opts are the pipeline options both use for the credential.
-func NewClient[C any](s Storage, entity string, opts policy.ClientOptions,
-	fromConn func(conn, entity string) (C, error), fromCred func(url string, cred azcore.TokenCredential) (C, error)) (C, error) {
+// NewClient builds the SDK client of one storage entity (a queue, a container) of a trigger of scalerType, over
+// HTTPClient's transport for that type, whose release func it returns: from the connection string when one is
+// given, else at ServiceURL/entity with WorkloadIdentity of cfg's pod identity (set into s.Identity). fromConn
+// and fromCred wrap the SDK's two constructors and get the pipeline options both use. Errors name the trigger.
+func NewClient[C any](cfg *scalers.TriggerConfig, scalerType string, s *Storage, entity string,
+	fromConn func(conn, entity string, opts policy.ClientOptions) (C, error),
+	fromCred func(url string, cred azcore.TokenCredential, opts policy.ClientOptions) (C, error)) (C, func() error, error) {
+	var zero C
+	s.Identity = cfg.PodIdentity
+	hc, release, err := HTTPClient(cfg.Shared, scalerType)
+	if err != nil {
+		return zero, nil, cfg.Errorf("%w", err)
+	}
+	c, err := newClient(*s, entity, ClientOptions(hc), fromConn, fromCred)
+	if err != nil {
+		_ = release()
+		return zero, nil, cfg.Errorf("%w", err)
+	}
+	return c, release, nil
+}
+
+func newClient[C any](s Storage, entity string, opts policy.ClientOptions,
+	fromConn func(conn, entity string, opts policy.ClientOptions) (C, error),
+	fromCred func(url string, cred azcore.TokenCredential, opts policy.ClientOptions) (C, error)) (C, error) {
 	var zero C
 	if s.Connection != "" {
-		c, err := fromConn(s.Connection, entity)
+		c, err := fromConn(s.Connection, entity, opts)
 		if err != nil {
 			// The SDK's parse error may quote the connection string: keep it out.
 			return zero, errors.New("connection: not a valid storage connection string")
@@ -218,5 +237,5 @@ func NewClient[C any](s Storage, entity string, opts policy.ClientOptions,
 	if err != nil {
 		return zero, err
 	}
-	return fromCred(s.ServiceURL+"/"+entity, cred)
+	return fromCred(s.ServiceURL+"/"+entity, cred, opts)
 }

@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/gobwas/glob"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -93,22 +94,15 @@ func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) 
 	if err := scalers.Parse(cfg, &meta); err != nil {
 		return nil, err
 	}
-	meta.Storage.Identity = cfg.PodIdentity
-	hc, release, err := azure.HTTPClient(cfg.Shared, TriggerType)
-	if err != nil {
-		return nil, cfg.Errorf("%w", err)
-	}
-	opts := &container.ClientOptions{ClientOptions: azure.ClientOptions(hc)}
-	client, err := azure.NewClient(meta.Storage, meta.BlobContainerName, opts.ClientOptions,
-		func(conn, name string) (*container.Client, error) {
-			return container.NewClientFromConnectionString(conn, name, opts)
+	client, release, err := azure.NewClient(cfg, TriggerType, &meta.Storage, meta.BlobContainerName,
+		func(conn, name string, o policy.ClientOptions) (*container.Client, error) {
+			return container.NewClientFromConnectionString(conn, name, &container.ClientOptions{ClientOptions: o})
 		},
-		func(url string, cred azcore.TokenCredential) (*container.Client, error) {
-			return container.NewClient(url, cred, opts)
+		func(url string, cred azcore.TokenCredential, o policy.ClientOptions) (*container.Client, error) {
+			return container.NewClient(url, cred, &container.ClientOptions{ClientOptions: o})
 		})
 	if err != nil {
-		_ = release()
-		return nil, cfg.Errorf("%w", err)
+		return nil, err
 	}
 	return &Scaler{cfg: cfg, meta: meta, metricName: cfg.MetricName("azure-blob", meta.BlobContainerName), client: client, release: release}, nil
 }

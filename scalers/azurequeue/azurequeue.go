@@ -13,6 +13,7 @@ import (
 	"fmt"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue/v2"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 
@@ -70,22 +71,15 @@ func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) 
 	if err := scalers.Parse(cfg, &meta); err != nil {
 		return nil, err
 	}
-	meta.Storage.Identity = cfg.PodIdentity
-	hc, release, err := azure.HTTPClient(cfg.Shared, TriggerType)
-	if err != nil {
-		return nil, cfg.Errorf("%w", err)
-	}
-	opts := &azqueue.ClientOptions{ClientOptions: azure.ClientOptions(hc)}
-	client, err := azure.NewClient(meta.Storage, meta.QueueName, opts.ClientOptions,
-		func(conn, queue string) (*azqueue.QueueClient, error) {
-			return azqueue.NewQueueClientFromConnectionString(conn, queue, opts)
+	client, release, err := azure.NewClient(cfg, TriggerType, &meta.Storage, meta.QueueName,
+		func(conn, name string, o policy.ClientOptions) (*azqueue.QueueClient, error) {
+			return azqueue.NewQueueClientFromConnectionString(conn, name, &azqueue.ClientOptions{ClientOptions: o})
 		},
-		func(url string, cred azcore.TokenCredential) (*azqueue.QueueClient, error) {
-			return azqueue.NewQueueClient(url, cred, opts)
+		func(url string, cred azcore.TokenCredential, o policy.ClientOptions) (*azqueue.QueueClient, error) {
+			return azqueue.NewQueueClient(url, cred, &azqueue.ClientOptions{ClientOptions: o})
 		})
 	if err != nil {
-		_ = release()
-		return nil, cfg.Errorf("%w", err)
+		return nil, err
 	}
 	return &Scaler{cfg: cfg, meta: meta, metricName: cfg.MetricName("azure-queue", meta.QueueName), client: client, release: release}, nil
 }

@@ -37,10 +37,7 @@ import (
 // Type is the trigger type served by this package.
 const Type = "etcd"
 
-const (
-	callTimeout = 15 * time.Second
-	dialTimeout = 5 * time.Second
-)
+const dialTimeout = 5 * time.Second
 
 // Register adds the etcd trigger to r.
 func Register(r *scalers.Registry) { r.Register(New, Type); r.Describe(Metadata{}, Type) }
@@ -158,7 +155,7 @@ func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
 
 // Sample reads watchKey as a number; active above activationValue.
 func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	ctx, cancel := context.WithTimeout(ctx, scalers.CallTimeout)
 	defer cancel()
 	client, err := s.conn()
 	if err != nil {

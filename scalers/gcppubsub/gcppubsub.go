@@ -47,8 +47,6 @@ import (
 // Type is the trigger type served by this package.
 const Type = "gcp-pubsub"
 
-const callTimeout = 15 * time.Second
-
 // Register adds the gcp-pubsub trigger to r.
 func Register(r *scalers.Registry) { r.Register(New, Type); r.Describe(Metadata{}, Type) }
 
@@ -194,9 +192,7 @@ func newScaler(ctx context.Context, cfg *scalers.TriggerConfig, now func() time.
 		now: now,
 		log: cfg.Logger.With(zap.String("trigger", cfg.ID())),
 	}
-	opts = append([]option.ClientOption{meta.ClientOption()}, opts...)
-	// The client outlives this call.
-	c, err := monitoring.NewMetricClient(context.WithoutCancel(ctx), opts...)
+	c, err := meta.NewMetricClient(ctx, opts...)
 	if err != nil {
 		return nil, cfg.Errorf("GoogleApplicationCredentials: cannot build the Monitoring client: %s", s.redact(err.Error()))
 	}
@@ -213,14 +209,7 @@ func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
 
 // Sample reads the newest point of the metric within timeHorizon; active above activationValue.
 func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	v, err := s.read(ctx)
-	if err != nil {
-		s.log.Debug("gcp-pubsub sample failed", zap.String("error", err.Error()))
-		return nil, false, err
-	}
-	return []scalers.Sample{{MetricName: s.metricName, Value: v}}, v > s.meta.ActivationValue, nil
+	return scalers.SampleOne(ctx, s.log, "gcp-pubsub sample failed", s.metricName, s.meta.ActivationValue, s.read)
 }
 
 func (s *Scaler) read(ctx context.Context) (float64, error) {

@@ -47,8 +47,6 @@ import (
 // Type is the trigger type served by this package.
 const Type = "gcp-stackdriver"
 
-const callTimeout = 15 * time.Second
-
 // window is how far back a query without a longer alignment period looks (KEDA's two minutes).
 const window = 2 * time.Minute
 
@@ -144,9 +142,7 @@ func newScaler(ctx context.Context, cfg *scalers.TriggerConfig, now func() time.
 		now:    now,
 		log:    cfg.Logger.With(zap.String("trigger", cfg.ID())),
 	}
-	opts = append([]option.ClientOption{meta.ClientOption()}, opts...)
-	// The client outlives this call.
-	c, err := monitoring.NewMetricClient(context.WithoutCancel(ctx), opts...)
+	c, err := meta.NewMetricClient(ctx, opts...)
 	if err != nil {
 		return nil, cfg.Errorf("%s: cannot build the Monitoring client: %s", meta.Field(), s.redact(err.Error()))
 	}
@@ -163,14 +159,7 @@ func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
 
 // Sample reads the newest point of the first series; active above activationTargetValue.
 func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
-	v, err := s.read(ctx)
-	if err != nil {
-		s.log.Debug("gcp-stackdriver sample failed", zap.String("error", err.Error()))
-		return nil, false, err
-	}
-	return []scalers.Sample{{MetricName: s.metricName, Value: v}}, v > s.meta.ActivationTargetValue, nil
+	return scalers.SampleOne(ctx, s.log, "gcp-stackdriver sample failed", s.metricName, s.meta.ActivationTargetValue, s.read)
 }
 
 // request builds the ListTimeSeries request for the window ending at now.

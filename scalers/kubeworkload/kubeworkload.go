@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -32,8 +31,6 @@ import (
 
 // Type is the trigger type served by this package.
 const Type = "kubernetes-workload"
-
-const callTimeout = 15 * time.Second
 
 // Register adds the kubernetes-workload trigger to r.
 func Register(r *scalers.Registry) { r.Register(New, Type); r.Describe(Metadata{}, Type) }
@@ -117,7 +114,7 @@ func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
 	if err := s.ready(); err != nil {
 		return nil, false, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	ctx, cancel := context.WithTimeout(ctx, scalers.CallTimeout)
 	defer cancel()
 	opts := s.listOptions()
 	opts.ResourceVersion = "0" // served from the apiserver's watch cache

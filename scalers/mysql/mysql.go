@@ -38,7 +38,7 @@ import (
 const Type = "mysql"
 
 const (
-	queryTimeout   = 15 * time.Second
+	queryTimeout   = scalers.CallTimeout
 	dialTimeout    = 10 * time.Second
 	maxOpenConns   = 4
 	maxIdleConns   = 2
@@ -215,14 +215,7 @@ func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
 
 // Sample runs the query and reports its value; active when above activationQueryValue.
 func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
-	defer cancel()
-	v, err := s.queryValue(ctx)
-	if err != nil {
-		s.log.Debug("mysql query failed", zap.String("error", err.Error()))
-		return nil, false, err
-	}
-	return []scalers.Sample{{MetricName: s.metricName, Value: v}}, v > s.meta.ActivationQueryValue, nil
+	return scalers.SampleOne(ctx, s.log, "mysql query failed", s.metricName, s.meta.ActivationQueryValue, s.queryValue)
 }
 
 func (s *Scaler) queryValue(ctx context.Context) (float64, error) {

@@ -57,12 +57,6 @@ func table(t testing.TB) (string, *sql.DB) {
 	return name, db
 }
 
-// sample returns the single metric value and activity, failing the test on error.
-func sample(t testing.TB, s scalers.Scaler) (float64, bool) {
-	t.Helper()
-	return scalertest.Sample(t, s, "")
-}
-
 func TestSampleLoadAndDrain(t *testing.T) {
 	cases := []struct {
 		name       string
@@ -117,77 +111,30 @@ func TestSampleLoadAndDrain(t *testing.T) {
 func TestQueryResultShapes(t *testing.T) {
 	tbl, db := table(t)
 	exec(t, db, "INSERT INTO "+tbl+" (label) VALUES ('a'), ('b')")
-	cases := []struct {
-		name    string
-		query   string
-		want    float64
-		wantErr string
-	}{
-		{name: "decimal", query: "SELECT CAST(2.5 AS DECIMAL(4,2))", want: 2.5},
-		{name: "double", query: "SELECT 0.25e0", want: 0.25},
-		{name: "count", query: "SELECT count(*) FROM " + tbl, want: 2},
-		{name: "null is zero", query: "SELECT sum(id) FROM " + tbl + " WHERE false", want: 0},
-		{name: "first row wins", query: "SELECT id FROM " + tbl + " ORDER BY id DESC", want: 2},
-		{name: "text column", query: "SELECT label FROM " + tbl + " LIMIT 1", wantErr: `query: column "label" is not a number`},
-		{name: "no row", query: "SELECT id FROM " + tbl + " WHERE false", wantErr: "query: returned no rows"},
-		{name: "two columns", query: "SELECT 1, 2", wantErr: "query: must return exactly one column, got 2"},
-		{name: "syntax error", query: "SELEKT 1", wantErr: "query: Error 1064"},
-		{name: "missing table", query: "SELECT count(*) FROM " + tbl + "_nope", wantErr: "doesn't exist"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			cfg := &scalers.TriggerConfig{Type: Type, Name: "jobs",
-				Metadata:   map[string]string{"query": tc.query, "queryValue": "1"},
-				AuthParams: map[string]string{"connectionString": rootDSN}}
-			if tc.wantErr != "" {
-				scalertest.SampleFails(t, New, cfg, tc.wantErr)
-				return
-			}
-			if v, _ := sample(t, scalertest.New[scalers.Scaler](t, New, cfg)); v != tc.want {
-				t.Errorf("value = %v, want %v", v, tc.want)
-			}
-		})
-	}
+	scalertest.QueryTable(t, New, func(query string) *scalers.TriggerConfig {
+		return &scalers.TriggerConfig{Type: Type, Name: "jobs",
+			Metadata:   map[string]string{"query": query, "queryValue": "1"},
+			AuthParams: map[string]string{"connectionString": rootDSN}}
+	}, append(scalertest.SQLCases(tbl),
+		scalertest.QueryCase{Name: "decimal", Query: "SELECT CAST(2.5 AS DECIMAL(4,2))", Want: 2.5},
+		scalertest.QueryCase{Name: "double", Query: "SELECT 0.25e0", Want: 0.25},
+		scalertest.QueryCase{Name: "syntax error", Query: "SELEKT 1", WantErr: "query: Error 1064"},
+		scalertest.QueryCase{Name: "missing table", Query: "SELECT count(*) FROM " + tbl + "_nope", WantErr: "doesn't exist"},
+	))
 }
 
 func TestSharedHandle(t *testing.T) {
 	shared := scalers.NewShared()
-	mk := func(idx int) *scalers.TriggerConfig {
+	scalertest.SharedClient(t, New, shared, func(idx int) *scalers.TriggerConfig {
 		return &scalers.TriggerConfig{Type: Type, Index: idx, Shared: shared,
 			Metadata:   map[string]string{"query": "SELECT 1", "queryValue": "1"},
 			AuthParams: map[string]string{"connectionString": rootDSN}}
-	}
-	a := scalertest.New[scalers.Scaler](t, New, mk(0))
-	b := scalertest.New[scalers.Scaler](t, New, mk(1))
-	if shared.Len() != 1 {
-		t.Fatalf("shared clients = %d, want 1", shared.Len())
-	}
-	sample(t, a)
-	_ = a.Close(context.Background())
-	sample(t, b)
-	_ = b.Close(context.Background())
-	if shared.Len() != 0 {
-		t.Fatalf("after both closed: %d clients, want 0", shared.Len())
-	}
+	})
 }
 
 func TestMetadata(t *testing.T) {
 	base := map[string]string{"query": "SELECT 1", "queryValue": "10"}
 	fields := map[string]string{"host": "db", "port": "3306", "username": "u", "dbName": "d"}
-	// build merges maps left to right; a value "-" deletes the key.
-	build := func(ms ...map[string]string) map[string]string {
-		out := map[string]string{}
-		for _, m := range ms {
-			for k, v := range m {
-				if v == "-" {
-					delete(out, k)
-				} else {
-					out[k] = v
-				}
-			}
-		}
-		return out
-	}
 	auth := map[string]string{"connectionString": rootDSN}
 	cases := []struct {
 		name       string
@@ -203,31 +150,31 @@ func TestMetadata(t *testing.T) {
 		{name: "value metricType", meta: base, auth: auth, mt: autoscalingv2.ValueMetricType,
 			wantMeta: Metadata{ConnectionString: rootDSN, Query: "SELECT 1", QueryValue: 10}, wantMetric: "s0-mysql-test"},
 		{name: "defaults", meta: base, auth: auth, wantMeta: Metadata{ConnectionString: rootDSN, Query: "SELECT 1", QueryValue: 10}, wantMetric: "s0-mysql-test"},
-		{name: "activation", meta: build(base, map[string]string{"activationQueryValue": "0.5"}), auth: auth,
+		{name: "activation", meta: scalertest.Merge(base, map[string]string{"activationQueryValue": "0.5"}), auth: auth,
 			wantMeta: Metadata{ConnectionString: rootDSN, Query: "SELECT 1", QueryValue: 10, ActivationQueryValue: 0.5}, wantMetric: "s0-mysql-test"},
-		{name: "fields with password", meta: build(base, fields), auth: map[string]string{"password": "pw"},
+		{name: "fields with password", meta: scalertest.Merge(base, fields), auth: map[string]string{"password": "pw"},
 			wantMeta: Metadata{Host: "db", Port: "3306", Username: "u", DBName: "d", Password: "pw", Query: "SELECT 1", QueryValue: 10}, wantMetric: "s0-mysql-d"},
 		{name: "fields from authParams", meta: base, auth: fields,
 			wantMeta: Metadata{Host: "db", Port: "3306", Username: "u", DBName: "d", Query: "SELECT 1", QueryValue: 10}, wantMetric: "s0-mysql-d"},
-		{name: "password from env", meta: build(base, fields, map[string]string{"passwordFromEnv": "PW"}), env: map[string]string{"PW": "envpw"},
+		{name: "password from env", meta: scalertest.Merge(base, fields, map[string]string{"passwordFromEnv": "PW"}), env: map[string]string{"PW": "envpw"},
 			wantMeta: Metadata{Host: "db", Port: "3306", Username: "u", DBName: "d", Password: "envpw", Query: "SELECT 1", QueryValue: 10}, wantMetric: "s0-mysql-d"},
-		{name: "metricName", meta: build(base, fields, map[string]string{"metricName": "My_Queue"}),
+		{name: "metricName", meta: scalertest.Merge(base, fields, map[string]string{"metricName": "My_Queue"}),
 			wantMeta: Metadata{Host: "db", Port: "3306", Username: "u", DBName: "d", Query: "SELECT 1", QueryValue: 10, MetricName: "My_Queue"}, wantMetric: "s0-mysql-my-queue"},
-		{name: "missing query", meta: build(base, map[string]string{"query": "-"}), auth: auth, wantErr: `"query"`},
-		{name: "empty query", meta: build(base, map[string]string{"query": ""}), auth: auth, wantErr: "query: must not be empty"},
-		{name: "missing queryValue", meta: build(base, map[string]string{"queryValue": "-"}), auth: auth, wantErr: `"queryValue"`},
-		{name: "non-numeric queryValue", meta: build(base, map[string]string{"queryValue": "ten"}), auth: auth, wantErr: "queryValue: want a finite number"},
-		{name: "zero queryValue", meta: build(base, map[string]string{"queryValue": "0"}), auth: auth, wantErr: "queryValue: a metric target must be at least 0.001"},
-		{name: "negative queryValue", meta: build(base, map[string]string{"queryValue": "-3"}), auth: auth, wantErr: "queryValue: a metric target must be at least 0.001"},
-		{name: "non-numeric activation", meta: build(base, map[string]string{"activationQueryValue": "x"}), auth: auth, wantErr: "activationQueryValue: want a finite number"},
-		{name: "negative activation", meta: build(base, map[string]string{"activationQueryValue": "-1"}), auth: auth, wantErr: "activationQueryValue: must be >= 0"},
-		{name: "no host", meta: build(base, fields, map[string]string{"host": "-"}), wantErr: "host: required when connectionString is not given"},
-		{name: "no port", meta: build(base, fields, map[string]string{"port": "-"}), wantErr: "port: required"},
-		{name: "no username", meta: build(base, fields, map[string]string{"username": "-"}), wantErr: "username: required"},
-		{name: "no dbName", meta: build(base, fields, map[string]string{"dbName": "-"}), wantErr: "dbName: required"},
-		{name: "connectionString in plain metadata", meta: build(base, map[string]string{"connectionString": rootDSN}), wantErr: "connectionString: must come from authParams"},
-		{name: "password in plain metadata", meta: build(base, fields, map[string]string{"password": "pw"}), wantErr: "password: must come from authParams"},
-		{name: "connectionStringFromEnv missing variable", meta: build(base, map[string]string{"connectionStringFromEnv": "NOPE"}), wantErr: "connectionStringFromEnv"},
+		{name: "missing query", meta: scalertest.Merge(base, map[string]string{"query": scalertest.Delete}), auth: auth, wantErr: `"query"`},
+		{name: "empty query", meta: scalertest.Merge(base, map[string]string{"query": ""}), auth: auth, wantErr: "query: must not be empty"},
+		{name: "missing queryValue", meta: scalertest.Merge(base, map[string]string{"queryValue": scalertest.Delete}), auth: auth, wantErr: `"queryValue"`},
+		{name: "non-numeric queryValue", meta: scalertest.Merge(base, map[string]string{"queryValue": "ten"}), auth: auth, wantErr: "queryValue: want a finite number"},
+		{name: "zero queryValue", meta: scalertest.Merge(base, map[string]string{"queryValue": "0"}), auth: auth, wantErr: "queryValue: a metric target must be at least 0.001"},
+		{name: "negative queryValue", meta: scalertest.Merge(base, map[string]string{"queryValue": "-3"}), auth: auth, wantErr: "queryValue: a metric target must be at least 0.001"},
+		{name: "non-numeric activation", meta: scalertest.Merge(base, map[string]string{"activationQueryValue": "x"}), auth: auth, wantErr: "activationQueryValue: want a finite number"},
+		{name: "negative activation", meta: scalertest.Merge(base, map[string]string{"activationQueryValue": "-1"}), auth: auth, wantErr: "activationQueryValue: must be >= 0"},
+		{name: "no host", meta: scalertest.Merge(base, fields, map[string]string{"host": scalertest.Delete}), wantErr: "host: required when connectionString is not given"},
+		{name: "no port", meta: scalertest.Merge(base, fields, map[string]string{"port": scalertest.Delete}), wantErr: "port: required"},
+		{name: "no username", meta: scalertest.Merge(base, fields, map[string]string{"username": scalertest.Delete}), wantErr: "username: required"},
+		{name: "no dbName", meta: scalertest.Merge(base, fields, map[string]string{"dbName": scalertest.Delete}), wantErr: "dbName: required"},
+		{name: "connectionString in plain metadata", meta: scalertest.Merge(base, map[string]string{"connectionString": rootDSN}), wantErr: "connectionString: must come from authParams"},
+		{name: "password in plain metadata", meta: scalertest.Merge(base, fields, map[string]string{"password": "pw"}), wantErr: "password: must come from authParams"},
+		{name: "connectionStringFromEnv missing variable", meta: scalertest.Merge(base, map[string]string{"connectionStringFromEnv": "NOPE"}), wantErr: "connectionStringFromEnv"},
 		{name: "bad DSN", meta: base, auth: map[string]string{"connectionString": "root:pw@tcp(127.0.0.1:3306"}, wantErr: "connectionString: cannot parse the DSN"},
 	}
 	for _, tc := range cases {
@@ -284,7 +231,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	good := scalertest.New[scalers.Scaler](t, New, &scalers.TriggerConfig{Type: Type,
 		Metadata:   map[string]string{"query": "SELECT 3", "queryValue": "1", "host": "127.0.0.1", "port": "3306", "username": user, "dbName": "test"},
 		AuthParams: map[string]string{"password": rightPW}})
-	if v, _ := sample(t, good); v != 3 {
+	if v, _ := scalertest.Sample(t, good, ""); v != 3 {
 		t.Fatalf("right password: value %v, want 3", v)
 	}
 

@@ -36,8 +36,6 @@ import (
 const Type = "postgresql"
 
 const (
-	// queryTimeout bounds one Sample when the caller's context has no earlier deadline.
-	queryTimeout = 15 * time.Second
 	// maxPoolConns caps one shared pool: scalers run one short query at a time per trigger.
 	maxPoolConns = 4
 )
@@ -215,14 +213,7 @@ func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
 
 // Sample runs the query and reports its value; active when above activationTargetQueryValue.
 func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
-	defer cancel()
-	v, err := s.queryValue(ctx)
-	if err != nil {
-		s.log.Debug("postgresql query failed", zap.String("error", err.Error()))
-		return nil, false, err
-	}
-	return []scalers.Sample{{MetricName: s.metricName, Value: v}}, v > s.meta.ActivationTargetQueryValue, nil
+	return scalers.SampleOne(ctx, s.log, "postgresql query failed", s.metricName, s.meta.ActivationTargetQueryValue, s.queryValue)
 }
 
 func (s *Scaler) queryValue(ctx context.Context) (float64, error) {

@@ -55,12 +55,6 @@ func exec(t testing.TB, conn *pgx.Conn, sql string) {
 	}
 }
 
-// sample returns the single metric value and activity, failing the test on error.
-func sample(t testing.TB, s scalers.Scaler) (float64, bool) {
-	t.Helper()
-	return scalertest.Sample(t, s, "")
-}
-
 func TestSampleLoadAndDrain(t *testing.T) {
 	cases := []struct {
 		name string
@@ -112,81 +106,30 @@ func TestSampleLoadAndDrain(t *testing.T) {
 func TestQueryResultShapes(t *testing.T) {
 	tbl, conn := table(t)
 	exec(t, conn, "INSERT INTO "+tbl+" (label) VALUES ('a'), ('b')")
-	cases := []struct {
-		name    string
-		query   string
-		want    float64
-		wantErr string
-	}{
-		{name: "numeric", query: "SELECT 2.5::numeric", want: 2.5},
-		{name: "float", query: "SELECT 0.25::float8", want: 0.25},
-		{name: "bigint", query: "SELECT count(*) FROM " + tbl, want: 2},
-		{name: "null is zero", query: "SELECT sum(id) FROM " + tbl + " WHERE false", want: 0},
-		{name: "first row wins", query: "SELECT id FROM " + tbl + " ORDER BY id DESC", want: 2},
-		{name: "text column", query: "SELECT label FROM " + tbl + " LIMIT 1", wantErr: `query: column "label" is not a number`},
-		{name: "no row", query: "SELECT id FROM " + tbl + " WHERE false", wantErr: "query: returned no rows"},
-		{name: "two columns", query: "SELECT 1, 2", wantErr: "query: must return exactly one column, got 2"},
-		{name: "syntax error", query: "SELEKT 1", wantErr: "query: ERROR: syntax error"},
-		{name: "missing table", query: "SELECT count(*) FROM " + tbl + "_nope", wantErr: "does not exist"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			cfg := &scalers.TriggerConfig{Type: Type, Name: "jobs",
-				Metadata:   map[string]string{"query": tc.query, "targetQueryValue": "1"},
-				AuthParams: map[string]string{"connection": adminConn}}
-			if tc.wantErr != "" {
-				scalertest.SampleFails(t, New, cfg, tc.wantErr)
-				return
-			}
-			if v, _ := sample(t, scalertest.New[scalers.Scaler](t, New, cfg)); v != tc.want {
-				t.Errorf("value = %v, want %v", v, tc.want)
-			}
-		})
-	}
+	scalertest.QueryTable(t, New, func(query string) *scalers.TriggerConfig {
+		return &scalers.TriggerConfig{Type: Type, Name: "jobs",
+			Metadata:   map[string]string{"query": query, "targetQueryValue": "1"},
+			AuthParams: map[string]string{"connection": adminConn}}
+	}, append(scalertest.SQLCases(tbl),
+		scalertest.QueryCase{Name: "numeric", Query: "SELECT 2.5::numeric", Want: 2.5},
+		scalertest.QueryCase{Name: "float", Query: "SELECT 0.25::float8", Want: 0.25},
+		scalertest.QueryCase{Name: "syntax error", Query: "SELEKT 1", WantErr: "query: ERROR: syntax error"},
+		scalertest.QueryCase{Name: "missing table", Query: "SELECT count(*) FROM " + tbl + "_nope", WantErr: "does not exist"},
+	))
 }
 
 func TestSharedPool(t *testing.T) {
 	shared := scalers.NewShared()
-	mk := func(idx int) *scalers.TriggerConfig {
+	scalertest.SharedClient(t, New, shared, func(idx int) *scalers.TriggerConfig {
 		return &scalers.TriggerConfig{Type: Type, Index: idx, Shared: shared,
 			Metadata:   map[string]string{"query": "SELECT 1", "targetQueryValue": "1"},
 			AuthParams: map[string]string{"connection": adminConn}}
-	}
-	a := scalertest.New[scalers.Scaler](t, New, mk(0))
-	b := scalertest.New[scalers.Scaler](t, New, mk(1))
-	if shared.Len() != 1 {
-		t.Fatalf("shared clients = %d, want 1", shared.Len())
-	}
-	sample(t, a)
-	sample(t, b)
-	_ = a.Close(context.Background())
-	if shared.Len() != 1 {
-		t.Fatalf("after one close: %d clients, want 1", shared.Len())
-	}
-	sample(t, b)
-	_ = b.Close(context.Background())
-	if shared.Len() != 0 {
-		t.Fatalf("after both closed: %d clients, want 0", shared.Len())
-	}
+	})
 }
 
 func TestMetadata(t *testing.T) {
 	base := map[string]string{"query": "SELECT 1", "targetQueryValue": "10"}
 	fields := map[string]string{"host": "db", "port": "5432", "userName": "u", "dbName": "d", "sslmode": "require"}
-	// build merges maps left to right; a value "-" deletes the key.
-	build := func(ms ...map[string]string) map[string]string {
-		out := map[string]string{}
-		for _, m := range ms {
-			for k, v := range m {
-				if v == "-" {
-					delete(out, k)
-				} else {
-					out[k] = v
-				}
-			}
-		}
-		return out
-	}
 	auth := map[string]string{"connection": adminConn}
 	withFields := Metadata{Host: "db", Port: "5432", UserName: "u", DBName: "d", SSLMode: "require", Query: "SELECT 1", TargetQueryValue: 10}
 	cases := []struct {
@@ -200,31 +143,31 @@ func TestMetadata(t *testing.T) {
 	}{
 		{name: "utilization metricType", meta: base, auth: auth, mt: autoscalingv2.UtilizationMetricType, wantErr: "metricType: Utilization is only for cpu and memory"},
 		{name: "defaults", meta: base, auth: auth, wantMeta: Metadata{Connection: adminConn, Query: "SELECT 1", TargetQueryValue: 10}},
-		{name: "activation", meta: build(base, map[string]string{"activationTargetQueryValue": "2.5"}), auth: auth,
+		{name: "activation", meta: scalertest.Merge(base, map[string]string{"activationTargetQueryValue": "2.5"}), auth: auth,
 			wantMeta: Metadata{Connection: adminConn, Query: "SELECT 1", TargetQueryValue: 10, ActivationTargetQueryValue: 2.5}},
-		{name: "fields with password", meta: build(base, fields), auth: map[string]string{"password": "pw"},
+		{name: "fields with password", meta: scalertest.Merge(base, fields), auth: map[string]string{"password": "pw"},
 			wantMeta: func() Metadata { m := withFields; m.Password = "pw"; return m }()},
 		{name: "fields from authParams", meta: base, auth: fields, wantMeta: withFields},
-		{name: "password from env", meta: build(base, fields, map[string]string{"passwordFromEnv": "PGPW"}), env: map[string]string{"PGPW": "envpw"},
+		{name: "password from env", meta: scalertest.Merge(base, fields, map[string]string{"passwordFromEnv": "PGPW"}), env: map[string]string{"PGPW": "envpw"},
 			wantMeta: func() Metadata { m := withFields; m.Password = "envpw"; return m }()},
-		{name: "missing query", meta: build(base, map[string]string{"query": "-"}), auth: auth, wantErr: `"query"`},
-		{name: "empty query", meta: build(base, map[string]string{"query": " "}), auth: auth, wantErr: "query: must not be empty"},
-		{name: "missing targetQueryValue", meta: build(base, map[string]string{"targetQueryValue": "-"}), auth: auth, wantErr: `"targetQueryValue"`},
-		{name: "non-numeric targetQueryValue", meta: build(base, map[string]string{"targetQueryValue": "ten"}), auth: auth, wantErr: "targetQueryValue: want a finite number"},
-		{name: "zero targetQueryValue", meta: build(base, map[string]string{"targetQueryValue": "0"}), auth: auth, wantErr: "targetQueryValue: a metric target must be at least 0.001"},
-		{name: "negative targetQueryValue", meta: build(base, map[string]string{"targetQueryValue": "-1"}), auth: auth, wantErr: "targetQueryValue: a metric target must be at least 0.001"},
-		{name: "non-numeric activation", meta: build(base, map[string]string{"activationTargetQueryValue": "x"}), auth: auth, wantErr: "activationTargetQueryValue: want a finite number"},
-		{name: "negative activation", meta: build(base, map[string]string{"activationTargetQueryValue": "-1"}), auth: auth, wantErr: "activationTargetQueryValue: must be >= 0"},
-		{name: "no connection and no host", meta: build(base, fields, map[string]string{"host": "-"}), wantErr: "host: required when connection is not given"},
-		{name: "no port", meta: build(base, fields, map[string]string{"port": "-"}), wantErr: "port: required"},
-		{name: "no userName", meta: build(base, fields, map[string]string{"userName": "-"}), wantErr: "userName: required"},
-		{name: "no dbName", meta: build(base, fields, map[string]string{"dbName": "-"}), wantErr: "dbName: required"},
-		{name: "no sslmode", meta: build(base, fields, map[string]string{"sslmode": "-"}), wantErr: "sslmode: required"},
-		{name: "connection in plain metadata", meta: build(base, map[string]string{"connection": adminConn}), wantErr: "connection: must come from authParams"},
-		{name: "password in plain metadata", meta: build(base, fields, map[string]string{"password": "pw"}), wantErr: "password: must come from authParams"},
-		{name: "connectionFromEnv missing variable", meta: build(base, map[string]string{"connectionFromEnv": "NOPE"}), wantErr: "connectionFromEnv"},
+		{name: "missing query", meta: scalertest.Merge(base, map[string]string{"query": scalertest.Delete}), auth: auth, wantErr: `"query"`},
+		{name: "empty query", meta: scalertest.Merge(base, map[string]string{"query": " "}), auth: auth, wantErr: "query: must not be empty"},
+		{name: "missing targetQueryValue", meta: scalertest.Merge(base, map[string]string{"targetQueryValue": scalertest.Delete}), auth: auth, wantErr: `"targetQueryValue"`},
+		{name: "non-numeric targetQueryValue", meta: scalertest.Merge(base, map[string]string{"targetQueryValue": "ten"}), auth: auth, wantErr: "targetQueryValue: want a finite number"},
+		{name: "zero targetQueryValue", meta: scalertest.Merge(base, map[string]string{"targetQueryValue": "0"}), auth: auth, wantErr: "targetQueryValue: a metric target must be at least 0.001"},
+		{name: "negative targetQueryValue", meta: scalertest.Merge(base, map[string]string{"targetQueryValue": "-1"}), auth: auth, wantErr: "targetQueryValue: a metric target must be at least 0.001"},
+		{name: "non-numeric activation", meta: scalertest.Merge(base, map[string]string{"activationTargetQueryValue": "x"}), auth: auth, wantErr: "activationTargetQueryValue: want a finite number"},
+		{name: "negative activation", meta: scalertest.Merge(base, map[string]string{"activationTargetQueryValue": "-1"}), auth: auth, wantErr: "activationTargetQueryValue: must be >= 0"},
+		{name: "no connection and no host", meta: scalertest.Merge(base, fields, map[string]string{"host": scalertest.Delete}), wantErr: "host: required when connection is not given"},
+		{name: "no port", meta: scalertest.Merge(base, fields, map[string]string{"port": scalertest.Delete}), wantErr: "port: required"},
+		{name: "no userName", meta: scalertest.Merge(base, fields, map[string]string{"userName": scalertest.Delete}), wantErr: "userName: required"},
+		{name: "no dbName", meta: scalertest.Merge(base, fields, map[string]string{"dbName": scalertest.Delete}), wantErr: "dbName: required"},
+		{name: "no sslmode", meta: scalertest.Merge(base, fields, map[string]string{"sslmode": scalertest.Delete}), wantErr: "sslmode: required"},
+		{name: "connection in plain metadata", meta: scalertest.Merge(base, map[string]string{"connection": adminConn}), wantErr: "connection: must come from authParams"},
+		{name: "password in plain metadata", meta: scalertest.Merge(base, fields, map[string]string{"password": "pw"}), wantErr: "password: must come from authParams"},
+		{name: "connectionFromEnv missing variable", meta: scalertest.Merge(base, map[string]string{"connectionFromEnv": "NOPE"}), wantErr: "connectionFromEnv"},
 		{name: "bad connection string", meta: base, auth: map[string]string{"connection": "postgres://u:pw@[::1"}, wantErr: "connection: cannot parse"},
-		{name: "bad sslmode value", meta: build(base, fields, map[string]string{"sslmode": "sometimes"}), wantErr: "connection: cannot parse"},
+		{name: "bad sslmode value", meta: scalertest.Merge(base, fields, map[string]string{"sslmode": "sometimes"}), wantErr: "connection: cannot parse"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -5,19 +5,26 @@ const Delete = "<delete>"
 
 // With returns a copy of base with changes applied, for metadata table tests: each key is set to its value, or
 // removed when the value is Delete. base is not modified.
-func With(base, changes map[string]string) map[string]string {
-	m := make(map[string]string, len(base)+len(changes))
-	for k, v := range base {
-		m[k] = v
+func With(base, changes map[string]string) map[string]string { return Merge(base, changes) }
+
+// Merge returns a new map with ms applied left to right: each key is set to its value, or removed when the value
+// is Delete. No argument is modified.
+func Merge(ms ...map[string]string) map[string]string {
+	n := 0
+	for _, m := range ms {
+		n += len(m)
 	}
-	for k, v := range changes {
-		if v == Delete {
-			delete(m, k)
-			continue
+	out := make(map[string]string, n)
+	for _, m := range ms {
+		for k, v := range m {
+			if v == Delete {
+				delete(out, k)
+				continue
+			}
+			out[k] = v
 		}
-		m[k] = v
 	}
-	return m
+	return out
 }
 
 // WithPairs is With for changes given as key, value pairs; a trailing key without a value is ignored.

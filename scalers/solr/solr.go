@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 
@@ -25,10 +24,7 @@ import (
 // TriggerType is the trigger type this package registers.
 const TriggerType = "solr"
 
-const (
-	callTimeout  = 15 * time.Second
-	maxErrorBody = 256
-)
+const maxErrorBody = 256
 
 // Metadata is the solr trigger's metadata, with KEDA's names and defaults.
 type Metadata struct {
@@ -97,7 +93,7 @@ func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) 
 	u.Path += "/solr/" + url.PathEscape(meta.Collection) + "/select"
 	u.RawQuery = url.Values{"q": {meta.Query}, "wt": {"json"}, "rows": {"0"}}.Encode()
 	return &Scaler{cfg: cfg, meta: meta, metricName: cfg.MetricName(TriggerType, ""), url: u.String(),
-		client: &http.Client{Transport: tr, Timeout: callTimeout}, release: release}, nil
+		client: &http.Client{Transport: tr, Timeout: scalers.CallTimeout}, release: release}, nil
 }
 
 // MetricSpecs returns one External metric with targetQueryValue as its target.

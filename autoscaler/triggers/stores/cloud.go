@@ -69,18 +69,11 @@ func (a *AWSSecretManager) read(ctx context.Context, d Deps) (map[string]string,
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string]string, len(s.Secrets))
-	for i, sec := range s.Secrets {
-		if err := requireNames(i, sec.Parameter, "name", sec.Name); err != nil {
-			return nil, err
-		}
-		v, err := r.Get(ctx, AWSSecret{Name: sec.Name, VersionID: sec.VersionID, VersionStage: sec.VersionStage, SecretKey: sec.SecretKey})
-		if err != nil {
-			return nil, fmt.Errorf("secrets[%d]: %w", i, err)
-		}
-		out[sec.Parameter] = v
-	}
-	return out, nil
+	return readSecrets(ctx, s.Secrets, func(sec tidalv1alpha1.AwsSecretManagerSecret) (string, string, string) {
+		return sec.Parameter, "name", sec.Name
+	}, func(ctx context.Context, sec tidalv1alpha1.AwsSecretManagerSecret) (string, error) {
+		return r.Get(ctx, AWSSecret{Name: sec.Name, VersionID: sec.VersionID, VersionStage: sec.VersionStage, SecretKey: sec.SecretKey})
+	})
 }
 
 // awsCredentialField is one of an awsSecretManager section's credentials, read into a field of the client's
@@ -141,18 +134,11 @@ func (g *GCPSecretManager) read(ctx context.Context, d Deps) (map[string]string,
 		return nil, err
 	}
 	defer func() { _ = r.Close() }()
-	out := make(map[string]string, len(s.Secrets))
-	for i, sec := range s.Secrets {
-		if err := requireNames(i, sec.Parameter, "id", sec.ID); err != nil {
-			return nil, err
-		}
-		v, err := r.Get(ctx, GCPSecret{ID: sec.ID, Version: sec.Version})
-		if err != nil {
-			return nil, fmt.Errorf("secrets[%d]: %w", i, err)
-		}
-		out[sec.Parameter] = v
-	}
-	return out, nil
+	return readSecrets(ctx, s.Secrets, func(sec tidalv1alpha1.GCPSecretManagerSecret) (string, string, string) {
+		return sec.Parameter, "id", sec.ID
+	}, func(ctx context.Context, sec tidalv1alpha1.GCPSecretManagerSecret) (string, error) {
+		return r.Get(ctx, GCPSecret{ID: sec.ID, Version: sec.Version})
+	})
 }
 
 // AzureKeyVault reads an authentication's azureKeyVault section: each secret from the vault at vaultUri, as the
@@ -199,18 +185,11 @@ func (a *AzureKeyVault) read(ctx context.Context, d Deps) (map[string]string, er
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string]string, len(s.Secrets))
-	for i, sec := range s.Secrets {
-		if err := requireNames(i, sec.Parameter, "name", sec.Name); err != nil {
-			return nil, err
-		}
-		v, err := r.Get(ctx, AzureSecret{Name: sec.Name, Version: sec.Version})
-		if err != nil {
-			return nil, fmt.Errorf("secrets[%d]: %w", i, err)
-		}
-		out[sec.Parameter] = v
-	}
-	return out, nil
+	return readSecrets(ctx, s.Secrets, func(sec tidalv1alpha1.AzureKeyVaultSecret) (string, string, string) {
+		return sec.Parameter, "name", sec.Name
+	}, func(ctx context.Context, sec tidalv1alpha1.AzureKeyVaultSecret) (string, error) {
+		return r.Get(ctx, AzureSecret{Name: sec.Name, Version: sec.Version})
+	})
 }
 
 // inField prefixes err, whose text starts with a path relative to field (secrets[0], credentials.clientSecret),
@@ -251,14 +230,26 @@ func requireSecrets(n int) error {
 	return nil
 }
 
-func requireNames(i int, parameter, nameField, name string) error {
-	switch {
-	case parameter == "":
-		return fmt.Errorf("secrets[%d].parameter: required", i)
-	case name == "":
-		return fmt.Errorf("secrets[%d].%s: required", i, nameField)
+// readSecrets reads each of a section's secrets with get into a map by the secret's parameter. key gives a
+// secret's parameter, the name of the field that names it in the store (name, id) and that name; both are
+// required. Errors start with secrets[<index>].
+func readSecrets[S any](ctx context.Context, secrets []S, key func(S) (parameter, nameField, name string), get func(context.Context, S) (string, error)) (map[string]string, error) {
+	out := make(map[string]string, len(secrets))
+	for i, sec := range secrets {
+		parameter, nameField, name := key(sec)
+		switch {
+		case parameter == "":
+			return nil, fmt.Errorf("secrets[%d].parameter: required", i)
+		case name == "":
+			return nil, fmt.Errorf("secrets[%d].%s: required", i, nameField)
+		}
+		v, err := get(ctx, sec)
+		if err != nil {
+			return nil, fmt.Errorf("secrets[%d]: %w", i, err)
+		}
+		out[parameter] = v
 	}
-	return nil
+	return out, nil
 }
 
 // secretValue reads a credential from a Secret in d.Namespace; errors name field, the Secret and the key.
