@@ -88,17 +88,11 @@ func (r eventToRunning) measure(ctx context.Context, env *runEnv) (*result.Run, 
 			spec.Containers[0].Resources.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("100Mi")}
 			spec.Affinity = realOrVirtual(map[string]string{labelBench: env.namespace}, vnName)
 		}}
-	if err := w.create(ctx, env.opts.Cluster, env.tidal, env.namespace); err != nil {
-		return nil, err
-	}
-	obs, err := newObserver(ctx, env.opts.Cluster.Client, env.namespace, workerName)
+	obs, err := w.start(ctx, env)
 	if err != nil {
 		return nil, err
 	}
 	defer obs.stop()
-	if err := waitReady(ctx, env.tidal, env.namespace, workerName, iterTimeout(p.Timeout.D())); err != nil {
-		return nil, err
-	}
 
 	var toReplicas, toRunning, toBackfilled []time.Duration
 	var onVirtual []float64

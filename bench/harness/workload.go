@@ -133,6 +133,23 @@ func (w scaledWorkload) create(ctx context.Context, c *devcluster.Cluster, tc ti
 	return nil
 }
 
+// start creates the workload in the run's namespace, watches it, and waits for its ScaledObject to be Ready;
+// the caller stops the observer.
+func (w scaledWorkload) start(ctx context.Context, env *runEnv) (*observer, error) {
+	if err := w.create(ctx, env.opts.Cluster, env.tidal, env.namespace); err != nil {
+		return nil, err
+	}
+	obs, err := newObserver(ctx, env.opts.Cluster.Client, env.namespace, w.Name)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitReady(ctx, env.tidal, env.namespace, w.Name, iterTimeout(env.params.Timeout.D())); err != nil {
+		obs.stop()
+		return nil, err
+	}
+	return obs, nil
+}
+
 // waitReady waits for the ScaledObject's Ready condition, so measurements start with the autoscaler in place.
 func waitReady(ctx context.Context, tc tidalclient.Interface, namespace, name string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
