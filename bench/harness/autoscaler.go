@@ -35,7 +35,11 @@ type Autoscaler interface {
 }
 
 // tidalDirect is Tidal's operator in this process with its own in-process poller: direct mode.
-type tidalDirect struct{ log *zap.Logger }
+// noCapacityRequests turns its demand signal off (--capacity-requests=false).
+type tidalDirect struct {
+	log                *zap.Logger
+	noCapacityRequests bool
+}
 
 func (tidalDirect) Name() string { return "tidal-direct" }
 func (tidalDirect) Mode() string { return "direct" }
@@ -45,7 +49,8 @@ func (a tidalDirect) Start(ctx context.Context, c *devcluster.Cluster, namespace
 	if err != nil {
 		return nil, fmt.Errorf("tidal-direct: %w", err)
 	}
-	op, err := operatorapp.New(operatorapp.Options{Config: c.Config, Source: p, Logger: a.log.Named("operator"), Namespace: namespace, WatchNamespace: namespace})
+	op, err := operatorapp.New(operatorapp.Options{Config: c.Config, Source: p, Logger: a.log.Named("operator"), Namespace: namespace,
+		WatchNamespace: namespace, NoCapacityRequests: a.noCapacityRequests})
 	if err != nil {
 		return nil, fmt.Errorf("tidal-direct: %w", err)
 	}

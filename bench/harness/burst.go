@@ -31,17 +31,11 @@ func (burst) measure(ctx context.Context, env *runEnv) (*result.Run, error) {
 		d := p.ScaleDownStabilization.D()
 		w.ScaleDownStabilization = &d
 	}
-	if err := w.create(ctx, env.opts.Cluster, env.tidal, env.namespace); err != nil {
-		return nil, err
-	}
-	obs, err := newObserver(ctx, env.opts.Cluster.Client, env.namespace, workerName)
+	obs, err := w.start(ctx, env)
 	if err != nil {
 		return nil, err
 	}
 	defer obs.stop()
-	if err := waitReady(ctx, env.tidal, env.namespace, workerName, iterTimeout(p.Timeout.D())); err != nil {
-		return nil, err
-	}
 	var activation, steps, toNeeded, backToZero []time.Duration
 	var peak, drainS []float64
 	missed, ahead := 0, 0

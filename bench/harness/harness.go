@@ -55,6 +55,11 @@ type selfContained interface{ selfContained() }
 // (another build, another autoscaler); in that run they start nothing themselves.
 type commandComparable interface{ commandComparable() }
 
+// variantRunner runners name their own contestants (event-to-running: Tidal once per demand variant).
+type variantRunner interface {
+	contestants(p scenario.Params, o Options) []Autoscaler
+}
+
 // noAutoscaler stands in for the autoscaler of a self-contained runner.
 type noAutoscaler struct{}
 
@@ -115,6 +120,12 @@ func Run(ctx context.Context, spec *scenario.Spec, o Options) (*result.Result, e
 		res.TidalVersion = "unknown"
 	}
 	list := autoscalers(spec, p, o)
+	if vr, ok := r.(variantRunner); ok {
+		if o.CompareCmd != "" || spec.Compare != nil {
+			return nil, fmt.Errorf("scenario %s: kind %s compares its own variants; --compare-cmd and compare are not supported", spec.Name, spec.Kind)
+		}
+		list = vr.contestants(p, o)
+	}
 	if _, ok := r.(selfContained); ok {
 		_, comparable := r.(commandComparable)
 		if (o.CompareCmd != "" && !comparable) || spec.Compare != nil {
@@ -144,6 +155,9 @@ func Run(ctx context.Context, spec *scenario.Spec, o Options) (*result.Result, e
 			"next period; bursts whose queue drained before reaching the needed replicas are counted in burstsNeverReachingNeeded.")
 	}
 	res.Compare()
+	if spec.Kind == scenario.KindEventToRunning {
+		res.Notes = append(res.Notes, speedups(res, metricEventToRunning)...)
+	}
 	res.DurationSeconds = time.Since(start).Seconds()
 	res.Machine.LoadAvg1End = result.LoadAvg1()
 	return res, nil
@@ -208,6 +222,16 @@ func runnerFor(kind string, o Options) (runner, error) {
 			return nil, err
 		}
 		return nodeScaleUp{bin: bin}, nil
+	case scenario.KindEventToRunning:
+		na, err := nodeAutoscalerBinary(o.NodeAutoscalerBin)
+		if err != nil {
+			return nil, err
+		}
+		vn, err := findBinary(o.VirtualNodeBin, envVirtualNode, "tidal-virtual-node", "event-to-running's auto variant needs the virtual node")
+		if err != nil {
+			return nil, err
+		}
+		return eventToRunning{nodeAutoscaler: na, virtualNode: vn}, nil
 	case scenario.KindVirtualBurst:
 		bin, err := findBinary(o.VirtualNodeBin, envVirtualNode, "tidal-virtual-node", "virtual-burst needs the virtual node")
 		if err != nil {

@@ -90,7 +90,7 @@ func runShort(t *testing.T, name string, o harness.Options) *result.Result {
 	if o.RedisAddress == "" {
 		o.RedisAddress = pushRedis(t)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	res, err := harness.Run(ctx, spec, o)
 	if err != nil {
@@ -365,5 +365,39 @@ func TestVirtualBurst(t *testing.T) {
 	// One real node holds four one-CPU pods; the rest of the burst ran on the virtual node.
 	if got, want := res.Runs[0].Counters["podsOnVirtualNodeMean"], float64(res.Params.Pods-4); got != want {
 		t.Fatalf("pods on the virtual node %v, want %v", got, want)
+	}
+}
+
+// Event to running with the node autoscaler and the virtual node binaries: each demand variant took the burst
+// to all pods Running, auto ran part of it on the virtual node and backfilled it, and the ratios are stated.
+func TestEventToRunning(t *testing.T) {
+	nodes := componentBinary(t, "TIDAL_NODE_AUTOSCALER_BIN", "tidal-node-autoscaler")
+	virtual := componentBinary(t, "TIDAL_VIRTUAL_NODE_BIN", "tidal-virtual-node")
+	if nodes == "" || virtual == "" {
+		expectUnavailable(t, "event-to-running", "go build -o bin/tidal-")
+		return
+	}
+	res := runShort(t, "event-to-running", harness.Options{NodeAutoscalerBin: nodes, VirtualNodeBin: virtual})
+	n := res.Params.Repeats
+	for _, run := range []string{"tidal-signal-off", "tidal-signal-on", "tidal-auto"} {
+		metric(t, res, run, "event-to-replicas", n)
+		metric(t, res, run, "event-to-running", n)
+	}
+	backfilled := metric(t, res, "tidal-auto", "event-to-backfilled", n)
+	if running := res.Runs[2].Metric("event-to-running"); backfilled.P50 < running.P50 {
+		t.Fatalf("backfill done at %vms before the pods ran at %vms", backfilled.P50, running.P50)
+	}
+	if got := res.Runs[2].Counters["podsOnVirtualNodeMean"]; got <= 0 {
+		t.Fatalf("auto ran no pod on the virtual node (podsOnVirtualNodeMean %v): it should burst with a node delay of %s over a %ds target",
+			got, res.Params.ProvisioningDelay.D(), res.Params.MaxPendingSeconds)
+	}
+	ratios := 0
+	for _, note := range res.Notes {
+		if strings.HasPrefix(note, "event-to-running: tidal-signal-off/") {
+			ratios++
+		}
+	}
+	if ratios != 2 {
+		t.Fatalf("want the (a)/(b) and (a)/(c) ratios in the notes, got %q", res.Notes)
 	}
 }

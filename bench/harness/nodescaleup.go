@@ -84,7 +84,7 @@ func (r nodeScaleUp) measure(ctx context.Context, env *runEnv) (*result.Run, err
 	// KUBECONFIG and TIDAL_BENCH_NAMESPACE; it must manage the NodeGroups labelled tidal.dev/bench=<namespace>).
 	_, command := env.autoscaler.(commandAutoscaler)
 	if !command {
-		stop, err := r.start(ctx, env)
+		stop, err := startNodeAutoscaler(ctx, r.bin, env)
 		if err != nil {
 			return nil, err
 		}
@@ -127,8 +127,9 @@ func (r nodeScaleUp) measure(ctx context.Context, env *runEnv) (*result.Run, err
 	return run, nil
 }
 
-// start runs the node autoscaler binary for this run's NodeGroups only.
-func (r nodeScaleUp) start(ctx context.Context, env *runEnv) (func(), error) {
+// startNodeAutoscaler runs the node autoscaler binary for this run's NodeGroups only (labelled
+// tidal.dev/bench=<namespace>), with the scenario's scan interval and sim delay, and extra flags.
+func startNodeAutoscaler(ctx context.Context, bin string, env *runEnv, extra ...string) (func(), error) {
 	p := env.params
 	args := []string{"--kubeconfig", env.opts.Cluster.Kubeconfig, "--namespace", env.namespace, "--metrics-addr", "",
 		"--leader-elect=false", "--log-level", "warn", "--scale-down-enabled=false",
@@ -138,7 +139,8 @@ func (r nodeScaleUp) start(ctx context.Context, env *runEnv) (func(), error) {
 	}
 	// Always passed: 0s is a valid delay (a cloud that answers at once), not "the binary's default".
 	args = append(args, "--sim-provisioning-delay", p.ProvisioningDelay.D().String())
-	return startProcess(ctx, exec.Command(r.bin, args...), filepath.Join(env.opts.TmpDir, "node-autoscaler.log"))
+	args = append(args, extra...)
+	return startProcess(ctx, exec.Command(bin, args...), filepath.Join(env.opts.TmpDir, "node-autoscaler.log"))
 }
 
 // startProcess starts cmd in its own process group, output to logPath; stop sends SIGTERM to the group (SIGKILL

@@ -29,17 +29,11 @@ func (scaleFromZero) measure(ctx context.Context, env *runEnv) (*result.Run, err
 	}
 	w := scaledWorkload{Name: workerName, Mode: env.autoscaler.Mode(), Trigger: src.Trigger(1), MaxReplicas: 1,
 		PollingInterval: p.PollingInterval.D(), Cooldown: p.Cooldown.D()}
-	if err := w.create(ctx, env.opts.Cluster, env.tidal, env.namespace); err != nil {
-		return nil, err
-	}
-	obs, err := newObserver(ctx, env.opts.Cluster.Client, env.namespace, workerName)
+	obs, err := w.start(ctx, env)
 	if err != nil {
 		return nil, err
 	}
 	defer obs.stop()
-	if err := waitReady(ctx, env.tidal, env.namespace, workerName, iterTimeout(p.Timeout.D())); err != nil {
-		return nil, err
-	}
 	var toReplica, toRunning []time.Duration
 	var timeline []result.Point
 	total := p.Warmup + p.Repeats

@@ -40,30 +40,12 @@ func (r virtualBurst) measure(ctx context.Context, env *runEnv) (*result.Run, er
 	p := env.params
 	kube := env.opts.Cluster.Client
 	vnName := "bench-vn-" + env.namespace[len(env.namespace)-5:]
-	port, err := freePort()
+	stop, err := startVirtualNode(ctx, r.bin, env, vnName)
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"--kubeconfig", env.opts.Cluster.Kubeconfig, "--node-name", vnName, "--port", fmt.Sprint(port),
-		"--backend", "sim", "--kubelet-auth", "none", "--backfill", "--log-level", "warn", "--metrics-addr", "",
-		"--process-dir", filepath.Join(env.opts.TmpDir, "virtual-node")}
-	if p.BackfillInterval > 0 {
-		args = append(args, "--backfill-interval", p.BackfillInterval.D().String())
-	}
-	stop, err := startProcess(ctx, exec.Command(r.bin, args...), filepath.Join(env.opts.TmpDir, "virtual-node.log"))
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		stop()
-		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = kube.CoreV1().Nodes().Delete(dctx, vnName, metav1.DeleteOptions{})
-	}()
+	defer stop()
 	defer deleteLabelled(kube, env.namespace)
-	if err := waitNodeReady(ctx, kube, vnName); err != nil {
-		return nil, fmt.Errorf("virtual node: %w", err)
-	}
 
 	var toRunning, virtualPod, backfill []time.Duration
 	var onVirtual []float64
@@ -89,6 +71,37 @@ func (r virtualBurst) measure(ctx context.Context, env *runEnv) (*result.Run, er
 		},
 		Counters: map[string]float64{"podsOnVirtualNodeMean": mean(onVirtual)},
 	}, nil
+}
+
+// startVirtualNode runs tidal-virtual-node (sim backend, --backfill, the scenario's backfill interval) as node
+// name and waits for the node to be Ready; stop ends the process and deletes the Node.
+func startVirtualNode(ctx context.Context, bin string, env *runEnv, name string) (func(), error) {
+	kube := env.opts.Cluster.Client
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"--kubeconfig", env.opts.Cluster.Kubeconfig, "--node-name", name, "--port", fmt.Sprint(port),
+		"--backend", "sim", "--kubelet-auth", "none", "--backfill", "--log-level", "warn", "--metrics-addr", "",
+		"--process-dir", filepath.Join(env.opts.TmpDir, "virtual-node")}
+	if env.params.BackfillInterval > 0 {
+		args = append(args, "--backfill-interval", env.params.BackfillInterval.D().String())
+	}
+	stopProcess, err := startProcess(ctx, exec.Command(bin, args...), filepath.Join(env.opts.TmpDir, "virtual-node.log"))
+	if err != nil {
+		return nil, err
+	}
+	stop := func() {
+		stopProcess()
+		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = kube.CoreV1().Nodes().Delete(dctx, name, metav1.DeleteOptions{})
+	}
+	if err := waitNodeReady(ctx, kube, name); err != nil {
+		stop()
+		return nil, fmt.Errorf("virtual node: %w", err)
+	}
+	return stop, nil
 }
 
 func freePort() (int, error) {
@@ -149,18 +162,7 @@ func virtualBurstOnce(ctx context.Context, kube kubernetes.Interface, env *runEn
 		{Key: virtualTaintKey, Operator: corev1.TolerationOpEqual, Value: virtualTaintValue, Effect: corev1.TaintEffectNoSchedule},
 		{Key: taintReal, Operator: corev1.TolerationOpEqual, Value: "true", Effect: corev1.TaintEffectNoSchedule},
 	}
-	realTerm := corev1.NodeSelectorTerm{}
-	for k, v := range realSel {
-		realTerm.MatchExpressions = append(realTerm.MatchExpressions, corev1.NodeSelectorRequirement{Key: k, Operator: corev1.NodeSelectorOpIn, Values: []string{v}})
-	}
-	spec.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
-		RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{
-			realTerm,
-			{MatchExpressions: []corev1.NodeSelectorRequirement{{Key: "kubernetes.io/hostname", Operator: corev1.NodeSelectorOpIn, Values: []string{vnName}}}},
-		}},
-		// Real nodes first: the virtual node's large capacity would otherwise win the scheduler's scoring.
-		PreferredDuringSchedulingIgnoredDuringExecution: []corev1.PreferredSchedulingTerm{{Weight: 100, Preference: realTerm}},
-	}}
+	spec.Affinity = realOrVirtual(realSel, vnName)
 	t0 := time.Now()
 	if _, err := kube.AppsV1().Deployments(env.namespace).Create(ctx, d, metav1.CreateOptions{}); err != nil {
 		return nil, fmt.Errorf("create Deployment %s: %w", name, err)
@@ -184,6 +186,22 @@ func virtualBurstOnce(ctx context.Context, kube kubernetes.Interface, env *runEn
 	}
 	it.backfilled = done.Sub(t1)
 	return it, nil
+}
+
+// realOrVirtual is a node affinity for the scenario's real nodes (labelled realSel) or the virtual node vnName,
+// real nodes preferred: the virtual node's large capacity would otherwise win the scheduler's scoring.
+func realOrVirtual(realSel map[string]string, vnName string) *corev1.Affinity {
+	realTerm := corev1.NodeSelectorTerm{}
+	for k, v := range realSel {
+		realTerm.MatchExpressions = append(realTerm.MatchExpressions, corev1.NodeSelectorRequirement{Key: k, Operator: corev1.NodeSelectorOpIn, Values: []string{v}})
+	}
+	return &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
+		RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{
+			realTerm,
+			{MatchExpressions: []corev1.NodeSelectorRequirement{{Key: corev1.LabelHostname, Operator: corev1.NodeSelectorOpIn, Values: []string{vnName}}}},
+		}},
+		PreferredDuringSchedulingIgnoredDuringExecution: []corev1.PreferredSchedulingTerm{{Weight: 100, Preference: realTerm}},
+	}}
 }
 
 // waitNodeReady waits until kwok (or the virtual node) reports the node Ready and it carries no not-ready or

@@ -58,6 +58,13 @@ type scaledWorkload struct {
 	Cooldown        time.Duration
 	// ScaleDownStabilization, when set, goes into advanced.horizontalPodAutoscalerConfig.behavior.
 	ScaleDownStabilization *time.Duration
+	// ScaleUpAtOnce replaces the default scale-up rules (+4 pods or +100 % per 15s) with ones that allow any
+	// step at once, so one decision takes the target from one replica to the queue's count.
+	ScaleUpAtOnce bool
+	// Placement is the ScaledObject's spec.placement.
+	Placement *tidalv1alpha1.Placement
+	// Pod, when set, shapes the Deployment's pod spec (requests, affinity).
+	Pod func(*corev1.PodSpec)
 }
 
 func deployment(name string) *appsv1.Deployment {
@@ -84,7 +91,11 @@ func deployment(name string) *appsv1.Deployment {
 
 // create makes the Deployment (at zero) and the ScaledObject in namespace.
 func (w scaledWorkload) create(ctx context.Context, c *devcluster.Cluster, tc tidalclient.Interface, namespace string) error {
-	if _, err := c.Client.AppsV1().Deployments(namespace).Create(ctx, deployment(w.Name), metav1.CreateOptions{}); err != nil {
+	d := deployment(w.Name)
+	if w.Pod != nil {
+		w.Pod(&d.Spec.Template.Spec)
+	}
+	if _, err := c.Client.AppsV1().Deployments(namespace).Create(ctx, d, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("create Deployment %s/%s: %w", namespace, w.Name, err)
 	}
 	polling := max(int32(w.PollingInterval/time.Second), 1)
@@ -100,18 +111,43 @@ func (w scaledWorkload) create(ctx context.Context, c *devcluster.Cluster, tc ti
 			MinReplicaCount: &zero,
 			MaxReplicaCount: &maxR,
 			Triggers:        []tidalv1alpha1.ScaleTriggers{w.Trigger},
+			Placement:       w.Placement,
 		},
 	}
+	var behavior autoscalingv2.HorizontalPodAutoscalerBehavior
 	if w.ScaleDownStabilization != nil {
 		secs := int32(*w.ScaleDownStabilization / time.Second)
-		so.Spec.Advanced = &tidalv1alpha1.AdvancedConfig{HorizontalPodAutoscalerConfig: &tidalv1alpha1.HorizontalPodAutoscalerConfig{
-			Behavior: &autoscalingv2.HorizontalPodAutoscalerBehavior{ScaleDown: &autoscalingv2.HPAScalingRules{StabilizationWindowSeconds: &secs}},
-		}}
+		behavior.ScaleDown = &autoscalingv2.HPAScalingRules{StabilizationWindowSeconds: &secs}
+	}
+	if w.ScaleUpAtOnce {
+		zeroWindow := int32(0)
+		behavior.ScaleUp = &autoscalingv2.HPAScalingRules{StabilizationWindowSeconds: &zeroWindow,
+			Policies: []autoscalingv2.HPAScalingPolicy{{Type: autoscalingv2.PercentScalingPolicy, Value: 10000, PeriodSeconds: 1}}}
+	}
+	if behavior.ScaleDown != nil || behavior.ScaleUp != nil {
+		so.Spec.Advanced = &tidalv1alpha1.AdvancedConfig{HorizontalPodAutoscalerConfig: &tidalv1alpha1.HorizontalPodAutoscalerConfig{Behavior: &behavior}}
 	}
 	if _, err := tc.TidalV1alpha1().ScaledObjects(namespace).Create(ctx, so, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("create ScaledObject %s/%s: %w", namespace, w.Name, err)
 	}
 	return nil
+}
+
+// start creates the workload in the run's namespace, watches it, and waits for its ScaledObject to be Ready;
+// the caller stops the observer.
+func (w scaledWorkload) start(ctx context.Context, env *runEnv) (*observer, error) {
+	if err := w.create(ctx, env.opts.Cluster, env.tidal, env.namespace); err != nil {
+		return nil, err
+	}
+	obs, err := newObserver(ctx, env.opts.Cluster.Client, env.namespace, w.Name)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitReady(ctx, env.tidal, env.namespace, w.Name, iterTimeout(env.params.Timeout.D())); err != nil {
+		obs.stop()
+		return nil, err
+	}
+	return obs, nil
 }
 
 // waitReady waits for the ScaledObject's Ready condition, so measurements start with the autoscaler in place.

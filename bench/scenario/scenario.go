@@ -17,15 +17,16 @@ import (
 
 // Kinds of scenario the harness knows.
 const (
-	KindScaleFromZero = "scale-from-zero"
-	KindBurst         = "burst"
-	KindAdapterLoad   = "adapter-load"
-	KindNodeScaleUp   = "node-scale-up"
-	KindVirtualBurst  = "virtual-burst"
+	KindScaleFromZero  = "scale-from-zero"
+	KindBurst          = "burst"
+	KindAdapterLoad    = "adapter-load"
+	KindNodeScaleUp    = "node-scale-up"
+	KindVirtualBurst   = "virtual-burst"
+	KindEventToRunning = "event-to-running"
 )
 
 // Kinds lists every kind, sorted.
-var kinds = []string{KindAdapterLoad, KindBurst, KindNodeScaleUp, KindScaleFromZero, KindVirtualBurst}
+var kinds = []string{KindAdapterLoad, KindBurst, KindEventToRunning, KindNodeScaleUp, KindScaleFromZero, KindVirtualBurst}
 
 // Event sources.
 const (
@@ -38,6 +39,18 @@ const (
 	ModeDirect = "direct"
 	ModeHPA    = "hpa"
 )
+
+// Demand variants of event-to-running.
+const (
+	// VariantOff: the operator writes no CapacityRequest; nodes follow Pending pods (the KEDA + CA pattern).
+	VariantOff = "signal-off"
+	// VariantOn: the operator publishes the CapacityRequest before /scale; the node autoscaler acts on it.
+	VariantOn = "signal-on"
+	// VariantAuto: the demand signal with spec.placement auto, a virtual node to burst to, and backfill.
+	VariantAuto = "auto"
+)
+
+var variants = []string{VariantOff, VariantOn, VariantAuto}
 
 // Spec is one scenario file.
 type Spec struct {
@@ -92,8 +105,13 @@ type Params struct {
 	Pods              int      `json:"pods,omitempty"`
 	ProvisioningDelay Duration `json:"provisioningDelay,omitempty"`
 	ScanInterval      Duration `json:"scanInterval,omitempty"`
-	// BackfillInterval is the virtual node's --backfill-interval (virtual-burst).
+	// BackfillInterval is the virtual node's --backfill-interval (virtual-burst, event-to-running).
 	BackfillInterval Duration `json:"backfillInterval,omitempty"`
+	// Event to running: Variants are the demand variants measured, in order (signal-off, signal-on, auto; the first is the
+	// baseline of the ratios), and MaxPendingSeconds is auto's spec.placement.maxPendingSeconds. Pods, Repeats,
+	// ProvisioningDelay, ScanInterval and BackfillInterval apply as above.
+	Variants          []string `json:"variants,omitempty"`
+	MaxPendingSeconds int      `json:"maxPendingSeconds,omitempty"`
 }
 
 // LoadStep pushes Rate items per second for For.
@@ -190,6 +208,7 @@ func (s *Spec) Effective(short bool) Params {
 	over(&p.Requests, o.Requests)
 	over(&p.Concurrency, o.Concurrency)
 	over(&p.Pods, o.Pods)
+	over(&p.MaxPendingSeconds, o.MaxPendingSeconds)
 	overD(&p.Interval, o.Interval)
 	overD(&p.PollingInterval, o.PollingInterval)
 	overD(&p.Cooldown, o.Cooldown)
@@ -205,6 +224,9 @@ func (s *Spec) Effective(short bool) Params {
 	}
 	if len(o.Nodes) > 0 {
 		p.Nodes = o.Nodes
+	}
+	if len(o.Variants) > 0 {
+		p.Variants = o.Variants
 	}
 	return p
 }
@@ -287,6 +309,20 @@ func (p Params) validate(kind string) error {
 	case KindVirtualBurst:
 		need("pods", p.Pods)
 		need("repeats", p.Repeats)
+	case KindEventToRunning:
+		need("pods", p.Pods)
+		need("repeats", p.Repeats)
+		if len(p.Variants) == 0 {
+			errs = append(errs, fmt.Errorf("variants: at least one of %s is required", strings.Join(variants, ", ")))
+		}
+		for i, v := range p.Variants {
+			if !contains(variants, v) {
+				errs = append(errs, fmt.Errorf("variants[%d]: want one of %s, got %q", i, strings.Join(variants, ", "), v))
+			}
+		}
+		if contains(p.Variants, VariantAuto) && (p.MaxPendingSeconds < 1 || p.MaxPendingSeconds > 3600) {
+			errs = append(errs, fmt.Errorf("maxPendingSeconds: auto needs 1..3600, got %d", p.MaxPendingSeconds))
+		}
 	}
 	return errors.Join(errs...)
 }

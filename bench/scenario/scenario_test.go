@@ -26,6 +26,9 @@ func TestParse(t *testing.T) {
 		{name: "burst step without rate", yaml: "kind: burst\nparams: {source: redis, repeats: 1, targetPerReplica: 5, maxReplicas: 3, itemsPerPodSecond: 1, load: [{rate: 0, for: 1s}]}\n", wantErr: `load[0]: rate and for must be positive`},
 		{name: "adapter load needs sizes", yaml: "kind: adapter-load\nparams: {scaledObjects: 10}\n", wantErr: `requests: must be positive`},
 		{name: "node scale-up bad size", yaml: "kind: node-scale-up\nparams: {nodes: [0], pods: 1, repeats: 1}\n", wantErr: `nodes[0]: must be positive`},
+		{name: "event to running", yaml: "kind: event-to-running\nparams: {variants: [signal-off, signal-on, auto], pods: 20, repeats: 1, maxPendingSeconds: 5}\n"},
+		{name: "event to running unknown variant", yaml: "kind: event-to-running\nparams: {variants: [keda], pods: 20, repeats: 1}\n", wantErr: `variants[0]: want one of signal-off, signal-on, auto, got "keda"`},
+		{name: "event to running auto needs a target", yaml: "kind: event-to-running\nparams: {variants: [signal-off, auto], pods: 20, repeats: 1}\n", wantErr: `maxPendingSeconds: auto needs 1..3600, got 0`},
 		{name: "bad compare mode", yaml: "kind: scale-from-zero\nparams: {source: redis, repeats: 1}\ncompare: {mode: keda}\n", wantErr: `compare.mode: want direct or hpa, got "keda"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
