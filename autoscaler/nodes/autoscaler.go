@@ -34,6 +34,7 @@ import (
 	"github.com/tidalscale/tidal/autoscaler/nodes/scaledown"
 	"github.com/tidalscale/tidal/autoscaler/nodes/scaleup"
 	"github.com/tidalscale/tidal/autoscaler/nodes/simulator"
+	"github.com/tidalscale/tidal/internal/kubenode"
 )
 
 // DefaultStatusConfigMap is the name of the status ConfigMap.
@@ -245,7 +246,7 @@ func New(ctx context.Context, opts Options) (*Autoscaler, error) {
 }
 
 func (a *Autoscaler) noteReady(obj any) {
-	if n, ok := obj.(*corev1.Node); ok && nodeReady(n) {
+	if n, ok := obj.(*corev1.Node); ok && kubenode.Schedulable(n) {
 		a.readySeen.LoadOrStore(n.Name, time.Now())
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/tidalscale/tidal/autoscaler/nodes/provisiontime"
 	"github.com/tidalscale/tidal/autoscaler/nodes/scaleup"
 	"github.com/tidalscale/tidal/autoscaler/nodes/template"
+	"github.com/tidalscale/tidal/internal/kubenode"
 )
 
 // state is what one loop observed.
@@ -171,7 +172,7 @@ func (a *Autoscaler) observeGroup(ctx context.Context, now time.Time, ng *v1alph
 		}
 		gs.registered++
 		gs.nodes = append(gs.nodes, node.Name)
-		if nodeReady(node) {
+		if kubenode.Schedulable(node) {
 			gs.ready++
 			measured = append(measured, provisiontime.Instance{ID: in.ID, Ready: true, ReadyAt: a.readySince(node)})
 		} else {
@@ -252,12 +253,12 @@ func (a *Autoscaler) fillSnapshot(st *state) error {
 		if isVirtual(n) {
 			// Burst capacity: never a destination in the simulation, but its pods are tracked.
 			st.burst = append(st.burst, byNode[n.Name]...)
-			if st.virtual == nil && nodeReady(n) && n.DeletionTimestamp == nil && !n.Spec.Unschedulable {
+			if st.virtual == nil && kubenode.Schedulable(n) && n.DeletionTimestamp == nil && !n.Spec.Unschedulable {
 				st.virtual = n
 			}
 			continue
 		}
-		if !nodeReady(n) || n.DeletionTimestamp != nil {
+		if !kubenode.Schedulable(n) || n.DeletionTimestamp != nil {
 			continue
 		}
 		if err := a.snap.AddNodeWithPods(n, byNode[n.Name]); err != nil {
@@ -324,20 +325,6 @@ func isUnschedulable(p *corev1.Pod) bool {
 	for _, c := range p.Status.Conditions {
 		if c.Type == corev1.PodScheduled {
 			return c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable
-		}
-	}
-	return false
-}
-
-func nodeReady(n *corev1.Node) bool {
-	for _, t := range n.Spec.Taints {
-		if t.Key == corev1.TaintNodeNotReady || t.Key == corev1.TaintNodeUnreachable {
-			return false
-		}
-	}
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
 		}
 	}
 	return false

@@ -97,7 +97,7 @@ func startVirtualNode(ctx context.Context, bin string, env *runEnv, name string)
 		defer cancel()
 		_ = kube.CoreV1().Nodes().Delete(dctx, name, metav1.DeleteOptions{})
 	}
-	if err := waitNodeReady(ctx, kube, name); err != nil {
+	if err := devcluster.WaitNodeSchedulable(ctx, kube, name); err != nil {
 		stop()
 		return nil, fmt.Errorf("virtual node: %w", err)
 	}
@@ -135,7 +135,7 @@ func virtualBurstOnce(ctx context.Context, kube kubernetes.Interface, env *runEn
 			if _, err := kube.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
 				return fmt.Errorf("create real node %s: %w", node.Name, err)
 			}
-			return waitNodeReady(ctx, kube, node.Name)
+			return devcluster.WaitNodeSchedulable(ctx, kube, node.Name)
 		})
 	}
 	// The real capacity before the burst: one node, four pods.
@@ -202,36 +202,6 @@ func realOrVirtual(realSel map[string]string, vnName string) *corev1.Affinity {
 		}},
 		PreferredDuringSchedulingIgnoredDuringExecution: []corev1.PreferredSchedulingTerm{{Weight: 100, Preference: realTerm}},
 	}}
-}
-
-// waitNodeReady waits until kwok (or the virtual node) reports the node Ready and it carries no not-ready or
-// unreachable taint.
-func waitNodeReady(ctx context.Context, kube kubernetes.Interface, name string) error {
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	err := devcluster.WaitFor(ctx, 100*time.Millisecond, func() (bool, error) {
-		n, err := kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return false, nil
-		}
-		// Ready, and the node lifecycle controller has lifted the not-ready taint it starts with: only then can
-		// the scheduler use the node.
-		for _, t := range n.Spec.Taints {
-			if t.Key == corev1.TaintNodeNotReady || t.Key == corev1.TaintNodeUnreachable {
-				return false, nil
-			}
-		}
-		for _, c := range n.Status.Conditions {
-			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
-				return true, nil
-			}
-		}
-		return false, nil
-	})
-	if err != nil {
-		return fmt.Errorf("node %s never became Ready: %w", name, err)
-	}
-	return nil
 }
 
 // podTimes is one pod as the watch saw it.

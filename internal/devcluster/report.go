@@ -6,9 +6,13 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/tidalscale/tidal/internal/kubenode"
 )
 
 // logNamespace logs what a failed test left in its namespace — each pod's node, phase and conditions, and the
@@ -50,4 +54,20 @@ func describePod(p *corev1.Pod) string {
 		}
 	}
 	return b.String()
+}
+
+// WaitNodeSchedulable waits (up to a minute) until the node name is Ready and carries no not-ready or unreachable
+// taint (kubenode.Schedulable): only then will the scheduler use it, so a test that creates pods for a new node
+// waits for this rather than for Ready.
+func WaitNodeSchedulable(ctx context.Context, client kubernetes.Interface, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	err := WaitFor(ctx, 100*time.Millisecond, func() (bool, error) {
+		n, err := client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		return err == nil && kubenode.Schedulable(n), nil
+	})
+	if err != nil {
+		return fmt.Errorf("node %s never became schedulable (Ready, no not-ready taint): %w", name, err)
+	}
+	return nil
 }

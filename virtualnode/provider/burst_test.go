@@ -49,10 +49,11 @@ func addPoolNode(ctx context.Context, t *testing.T, c *devcluster.Cluster, pool,
 	t.Cleanup(func() {
 		_ = c.Client.CoreV1().Nodes().Delete(context.Background(), name, metav1.DeleteOptions{})
 	})
-	testenv.WaitFor(ctx, t, "node "+name+" Ready", func() (bool, error) {
-		n, err := c.Client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
-		return err == nil && nodeReady(n), err
-	})
+	// Schedulable, not only Ready: until the not-ready taint is lifted the scheduler would send the Deployment's
+	// pods elsewhere (all of them to the virtual node), and burst pods never move back on their own.
+	if err := devcluster.WaitNodeSchedulable(ctx, c.Client, name); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func burstDeployment(pool, vnode string, replicas int32) *appsv1.Deployment {

@@ -111,6 +111,9 @@ func startNode(t testing.TB, c *devcluster.Cluster, backendName string, capacity
 	if err := vn.WaitReady(rctx); err != nil {
 		t.Fatalf("virtual node %s ready: %v", name, err)
 	}
+	if err := devcluster.WaitNodeSchedulable(rctx, c.Client, name); err != nil {
+		t.Fatal(err)
+	}
 	return sn
 }
 

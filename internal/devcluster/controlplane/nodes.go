@@ -12,6 +12,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/tidalscale/tidal/internal/kubenode"
 )
 
 // Well-known labels set on every simulated node.
@@ -107,24 +109,10 @@ func waitNodesReady(ctx context.Context, client kubernetes.Interface, n int) err
 		}
 		ready := 0
 		for i := range list.Items {
-			if nodeSchedulable(&list.Items[i]) {
+			if kubenode.Schedulable(&list.Items[i]) {
 				ready++
 			}
 		}
 		return ready >= n, nil
 	})
-}
-
-func nodeSchedulable(node *corev1.Node) bool {
-	for _, t := range node.Spec.Taints {
-		if t.Key == corev1.TaintNodeNotReady || t.Key == corev1.TaintNodeUnreachable {
-			return false
-		}
-	}
-	for _, c := range node.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
