@@ -68,7 +68,7 @@ type Config struct {
 	// ScaleDownDisabled turns scale-down off.
 	ScaleDownDisabled bool
 	ScaleDown         scaledown.Options
-	// ScaleDownDelayAfterAdd: no scale-down this long after a scale-up (default 10m).
+	// ScaleDownDelayAfterAdd: no scale-down this long after a scale-up (0: the default 10m; negative: none).
 	ScaleDownDelayAfterAdd time.Duration
 	// DrainTimeout bounds one node's drain (default 10m).
 	DrainTimeout time.Duration
@@ -89,7 +89,7 @@ func (c *Config) defaults() {
 	if c.MaxNodeProvisionTime <= 0 {
 		c.MaxNodeProvisionTime = 15 * time.Minute
 	}
-	if c.ScaleDownDelayAfterAdd <= 0 {
+	if c.ScaleDownDelayAfterAdd == 0 {
 		c.ScaleDownDelayAfterAdd = 10 * time.Minute
 	}
 	if c.StatusNamespace == "" {

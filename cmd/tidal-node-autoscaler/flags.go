@@ -100,6 +100,20 @@ func (f *autoscalerFlags) config() (nodes.Config, error) {
 	if f.batchMax < 0 {
 		return nodes.Config{}, fmt.Errorf("--batch-max-duration: want a non-negative duration, got %s", f.batchMax)
 	}
+	// Cluster Autoscaler reads 0 as "no wait"; the library's Config reads 0 as its default and a negative
+	// duration as none.
+	unneeded, delayAfterAdd := f.unneeded, f.delayAfterAdd
+	for _, d := range []struct {
+		flag string
+		v    *time.Duration
+	}{{"--scale-down-unneeded-time", &unneeded}, {"--scale-down-delay-after-add", &delayAfterAdd}} {
+		switch {
+		case *d.v < 0:
+			return nodes.Config{}, fmt.Errorf("%s: want a non-negative duration, got %s", d.flag, *d.v)
+		case *d.v == 0:
+			*d.v = -1
+		}
+	}
 	if f.qps <= 0 {
 		return nodes.Config{}, fmt.Errorf("--kube-api-qps: want a positive number, got %v", f.qps)
 	}
@@ -126,10 +140,10 @@ func (f *autoscalerFlags) config() (nodes.Config, error) {
 		ScaleUpForBurstPods:  f.burst,
 		ScaleDownDisabled:    !f.scaleDownEnabled,
 		ScaleDown: scaledown.Options{
-			UnneededTime: f.unneeded, UtilizationThreshold: f.threshold,
+			UnneededTime: unneeded, UtilizationThreshold: f.threshold,
 			SkipNodesWithLocalStorage: f.localStorage, SkipNodesWithSystemPods: f.systemPods,
 		},
-		ScaleDownDelayAfterAdd: f.delayAfterAdd,
+		ScaleDownDelayAfterAdd: delayAfterAdd,
 		DrainTimeout:           f.drainTimeout,
 		NodeGroupSelector:      sel,
 	}, nil

@@ -43,6 +43,8 @@ func TestBadFlagsNameTheFlag(t *testing.T) {
 		want string
 	}{
 		{name: "negative batch idle", args: []string{"--batch-idle-duration=-1s"}, want: "--batch-idle-duration"},
+		{name: "negative unneeded time", args: []string{"--scale-down-unneeded-time=-1s"}, want: "--scale-down-unneeded-time"},
+		{name: "negative delay after add", args: []string{"--scale-down-delay-after-add=-5m"}, want: "--scale-down-delay-after-add"},
 		{name: "negative batch max", args: []string{"--batch-max-duration=-1s"}, want: "--batch-max-duration"},
 		{name: "batch idle not a duration", args: []string{"--batch-idle-duration=soon"}, want: "batch-idle-duration"},
 		{name: "zero scan interval", args: []string{"--scan-interval=0s"}, want: "--scan-interval"},
@@ -60,5 +62,30 @@ func TestBadFlagsNameTheFlag(t *testing.T) {
 				t.Fatalf("%v: error %v, want one naming %s", tc.args, err, tc.want)
 			}
 		})
+	}
+}
+
+// TestZeroScaleDownWaitsMeanNone: as in Cluster Autoscaler, 0 turns the wait off (it used to fall back to 10m).
+func TestZeroScaleDownWaitsMeanNone(t *testing.T) {
+	f, err := parse(t, "--scale-down-unneeded-time=0s", "--scale-down-delay-after-add=0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := f.config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ScaleDownDelayAfterAdd >= 0 || cfg.ScaleDown.UnneededTime >= 0 {
+		t.Errorf("delay after add %s, unneeded time %s; want none (negative)", cfg.ScaleDownDelayAfterAdd, cfg.ScaleDown.UnneededTime)
+	}
+	f, err = parse(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err = f.config(); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ScaleDownDelayAfterAdd != 10*time.Minute || cfg.ScaleDown.UnneededTime != 10*time.Minute {
+		t.Errorf("defaults: delay after add %s, unneeded time %s; want 10m each", cfg.ScaleDownDelayAfterAdd, cfg.ScaleDown.UnneededTime)
 	}
 }

@@ -28,7 +28,7 @@ const (
 
 // Options of the Planner; zero values take cluster-autoscaler's defaults where noted.
 type Options struct {
-	// UnneededTime a node must stay unneeded before removal (default 10m).
+	// UnneededTime a node must stay unneeded before removal (0: the default 10m; negative: none, removed at once).
 	UnneededTime time.Duration
 	// UtilizationThreshold: nodes whose CPU or memory request ratio is at or above it are needed (default 0.5).
 	UtilizationThreshold float64
@@ -96,7 +96,7 @@ type Planner struct {
 
 // NewPlanner returns a Planner with defaults applied.
 func NewPlanner(opts Options) *Planner {
-	if opts.UnneededTime <= 0 {
+	if opts.UnneededTime == 0 {
 		opts.UnneededTime = 10 * time.Minute
 	}
 	if opts.UtilizationThreshold <= 0 {
