@@ -2,14 +2,18 @@ package app_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	aggregator "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
 	"k8s.io/utils/ptr"
 	cmoptions "sigs.k8s.io/custom-metrics-apiserver/pkg/cmd/options"
@@ -58,6 +62,8 @@ type adapterConfig struct {
 	namespace  string        // namespace of the ExternalName Service
 	streamAddr string        // "" picks a port
 	storeTTL   time.Duration // --secret-store-ttl (0: the default)
+	shard      *app.ShardOptions
+	cut        *atomic.Bool // when set, fails every request to the API server while true (a partition)
 }
 
 func startAdapter(t testing.TB, c *devcluster.Cluster, p pki, cfg adapterConfig, logger *zap.Logger) *adapterRun {
@@ -84,8 +90,14 @@ func startAdapter(t testing.TB, c *devcluster.Cluster, p pki, cfg adapterConfig,
 	if cfg.streamAddr == "" {
 		cfg.streamAddr = "127.0.0.1:0"
 	}
+	restCfg := c.Config
+	if cfg.cut != nil {
+		restCfg = rest.CopyConfig(c.Config)
+		restCfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return cutTransport{rt: rt, on: cfg.cut} })
+	}
 	opts := app.Options{
-		Config: c.Config, Registry: testRegistry(cfg.gauge), Logger: logger, Serving: serving,
+		Shard:  cfg.shard,
+		Config: restCfg, Registry: testRegistry(cfg.gauge), Logger: logger, Serving: serving,
 		// Pods on process and containerd virtual nodes are measured; a short interval for tests.
 		PodMetrics:     &podmetrics.Options{Scrape: &podmetrics.ScrapeOptions{Interval: 2 * time.Second}},
 		Stream:         &app.StreamOptions{Addr: cfg.streamAddr, TLS: streamTLS},
@@ -104,6 +116,19 @@ func startAdapter(t testing.TB, c *devcluster.Cluster, p pki, cfg adapterConfig,
 	}
 	a, stop := inproc.RunAdapter(t, context.Background(), opts)
 	return &adapterRun{Adapter: a, securePort: port, stop: stop}
+}
+
+// cutTransport fails every request while on, as a network partition between an adapter and the API server.
+type cutTransport struct {
+	rt http.RoundTripper
+	on *atomic.Bool
+}
+
+func (c cutTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if c.on.Load() {
+		return nil, errors.New("partitioned from the API server (test)")
+	}
+	return c.rt.RoundTrip(r)
 }
 
 // env is one test's namespace of the dev cluster (internal/testenv).
