@@ -255,4 +255,6 @@ func (s *sharded) Snapshot() []samples.ObjectState {
 }
 
 // Subscribe streams every source's updates.
-func (s *sharded) Subscribe(buffer int) (<-chan samples.Update, func()) { return s.hub.Subscribe(buffer) }
+func (s *sharded) Subscribe(buffer int) (<-chan samples.Update, func()) {
+	return s.hub.Subscribe(buffer)
+}

@@ -51,7 +51,7 @@ type ServerOptions struct {
 	// PeerSource, when set, is what other adapter replicas receive (ClientOptions.Peer): this replica's own
 	// objects only, so no sample is relayed twice or back to where it came from. Source when nil.
 	PeerSource Source
-	Logger *zap.Logger
+	Logger     *zap.Logger
 	// Buffer is each stream's poller subscription buffer (default 4096); beyond it the poller coalesces.
 	Buffer int
 	// ControlBuffer bounds queued object installs and deletions per stream (default 4096); a stream that
