@@ -107,6 +107,9 @@ func startAdapter(t testing.TB, c *devcluster.Cluster, p pki, cfg adapterConfig,
 		// triggers too (the chart's one-poller test counts pollers of its list).
 		WatchNamespace: cfg.namespace,
 	}
+	if cfg.shard != nil {
+		opts.Namespace = cfg.namespace // the member Leases live in the test's namespace
+	}
 	if cfg.register {
 		c.Exclusive(t, devcluster.ExclusiveMetricsAPIs) // the APIServices are cluster-wide
 		opts.Register = &server.RegisterOptions{
