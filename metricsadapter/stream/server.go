@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 
 	"github.com/tidalscale/tidal/autoscaler/samples"
@@ -141,7 +142,8 @@ func (s *Server) broadcast(msg *streampb.WatchResponse) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c := range s.conns {
-		c.offer(msg)
+		// Each stream stamps its message's send time: one copy per stream.
+		c.offer(proto.CloneOf(msg))
 	}
 }
 
