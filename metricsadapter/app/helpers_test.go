@@ -118,6 +118,23 @@ func startAdapter(t testing.TB, c *devcluster.Cluster, p pki, cfg adapterConfig,
 		}
 	}
 	a, stop := inproc.RunAdapter(t, context.Background(), opts)
+	if cfg.register {
+		// Stop the adapter (before the cluster stops: its watches would hold the apiserver's shutdown) and delete
+		// the APIServices, so nothing points at a dead backend in a cluster shared with other packages (the
+		// chart's install test waits for them to be gone).
+		t.Cleanup(func() {
+			stop()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			agg, err := aggregator.NewForConfig(c.Config)
+			if err != nil {
+				return
+			}
+			for _, name := range []string{server.APIServiceExternalMetrics, server.APIServiceMetrics} {
+				_ = agg.ApiregistrationV1().APIServices().Delete(ctx, name, metav1.DeleteOptions{})
+			}
+		})
+	}
 	return &adapterRun{Adapter: a, securePort: port, stop: stop}
 }
 
@@ -140,27 +157,13 @@ type env struct{ *testenv.Env }
 func setup(t testing.TB) *env { return &env{testenv.New(t)} }
 
 // registeredAdapter starts this test's adapter, registers both metrics APIs to it through an ExternalName
-// Service in the test's namespace, and waits until the aggregator serves them. At cleanup it stops the adapter
-// (before the cluster stops: its watches would hold the apiserver's shutdown) and deletes the APIServices, so
-// nothing points at a dead backend in a cluster shared with other packages. Tests using it must not run in
-// parallel: the APIServices are cluster-wide.
+// Service in the test's namespace, and waits until the aggregator serves them (startAdapter removes them at
+// cleanup). Tests using it must not run in parallel: the APIServices are cluster-wide.
 func (e *env) registeredAdapter() (*adapterRun, pki, *benchGauge) {
 	e.T.Helper()
 	p := newPKI(e.T, testpki.NewCA(e.T, "tidal-test"), e.NS)
 	gauge := &benchGauge{}
 	a := startAdapter(e.T, e.Cluster, p, adapterConfig{register: true, namespace: e.NS, gauge: gauge}, zap.NewNop())
-	e.T.Cleanup(func() {
-		a.stop()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		agg, err := aggregator.NewForConfig(e.Cluster.Config)
-		if err != nil {
-			return
-		}
-		for _, name := range []string{server.APIServiceExternalMetrics, server.APIServiceMetrics} {
-			_ = agg.ApiregistrationV1().APIServices().Delete(ctx, name, metav1.DeleteOptions{})
-		}
-	})
 	for _, group := range []string{"external.metrics.k8s.io", "metrics.k8s.io"} {
 		e.Eventually(group+" served through the aggregator", 90*time.Second, func() (bool, string) {
 			raw, err := e.Cluster.Client.Discovery().RESTClient().Get().AbsPath("/apis/" + group + "/v1beta1").DoRaw(e.Ctx)
