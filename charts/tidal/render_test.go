@@ -866,3 +866,72 @@ func TestDeploymentStrategy(t *testing.T) {
 		}
 	})
 }
+
+// TestAdapterShardsAboveOneReplica: more than one metrics-adapter replica split the objects on Leases, reach each
+// other's stream by pod IP (verifying the Service's name) and may manage their member Leases; one replica does not.
+func TestAdapterShardsAboveOneReplica(t *testing.T) {
+	c := loadChart(t)
+	for _, tc := range []struct {
+		name     string
+		replicas int
+		sharded  bool
+	}{
+		{name: "one replica", replicas: 1},
+		{name: "three replicas shard", replicas: 3, sharded: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			objs, err := render(t, c, vals("metricsAdapter.replicas", tc.replicas))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var args []string
+			podIP, leases := false, false
+			for _, o := range objs {
+				switch {
+				case o.GetKind() == "Deployment" && o.GetName() == "tidal-metrics-adapter":
+					containers, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
+					ctr := containers[0].(map[string]any)
+					args = strs(ctr["args"])
+					env, _ := ctr["env"].([]any)
+					for _, e := range env {
+						ev := e.(map[string]any)
+						path, _, _ := unstructured.NestedString(ev, "valueFrom", "fieldRef", "fieldPath")
+						podIP = podIP || ev["name"] == "POD_IP" && path == "status.podIP"
+					}
+				case o.GetKind() == "Role" && o.GetName() == "tidal-metrics-adapter":
+					rules, _, _ := unstructured.NestedSlice(o.Object, "rules")
+					for _, r := range rules {
+						rule := r.(map[string]any)
+						verbs := strs(rule["verbs"])
+						if slices.Contains(strs(rule["resources"]), "leases") && slices.Contains(verbs, "create") &&
+							slices.Contains(verbs, "list") && slices.Contains(verbs, "update") {
+							leases = true
+						}
+					}
+				}
+			}
+			if got := slices.Contains(args, "--sharding=leases"); got != tc.sharded {
+				t.Errorf("--sharding=leases in %v: %v, want %v", args, got, tc.sharded)
+			}
+			wantName := "--stream-peer-server-name=tidal-metrics-adapter." + releaseNamespace(t, objs) + ".svc"
+			if got := slices.Contains(args, wantName); got != tc.sharded {
+				t.Errorf("%s in %v: %v, want %v", wantName, args, got, tc.sharded)
+			}
+			if podIP != tc.sharded || leases != tc.sharded {
+				t.Errorf("POD_IP env %v, Lease Role %v; want both %v", podIP, leases, tc.sharded)
+			}
+		})
+	}
+}
+
+// releaseNamespace is the namespace the chart's namespaced objects were rendered into.
+func releaseNamespace(t *testing.T, objs []*unstructured.Unstructured) string {
+	t.Helper()
+	for _, o := range objs {
+		if o.GetKind() == "Deployment" {
+			return o.GetNamespace()
+		}
+	}
+	t.Fatal("no Deployment rendered")
+	return ""
+}

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"cmp"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"time"
 
@@ -10,6 +13,7 @@ import (
 	cmoptions "sigs.k8s.io/custom-metrics-apiserver/pkg/cmd/options"
 
 	tidalapp "github.com/tidalscale/tidal/internal/app"
+	"github.com/tidalscale/tidal/internal/shard"
 	"github.com/tidalscale/tidal/metricsadapter/app"
 	"github.com/tidalscale/tidal/metricsadapter/podmetrics"
 	"github.com/tidalscale/tidal/metricsadapter/server"
@@ -35,6 +39,10 @@ type flags struct {
 	apiserviceCAFile                     string
 
 	allInOne bool
+
+	sharding, shardAdvertise                                          string
+	shardLeaseDuration, shardRenewDeadline, shardRetryPeriod          time.Duration
+	streamPeerCert, streamPeerKey, streamPeerCA, streamPeerServerName string
 }
 
 func (f *flags) register(fs *pflag.FlagSet) {
@@ -54,10 +62,19 @@ func (f *flags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.apiserviceExtName, "apiservice-external-name", "", "make that Service an ExternalName to this host (an adapter outside the cluster, e.g. localhost for the dev cluster)")
 	fs.StringVar(&f.apiserviceCAFile, "apiservice-ca-file", "", "CA bundle of the serving certificate for the APIServices; empty means insecureSkipTLSVerify")
 	fs.BoolVar(&f.allInOne, "all-in-one", false, "also run the operator in this process, sharing the adapter's poller")
+	fs.StringVar(&f.sharding, "sharding", "", `"leases" splits the objects between the adapter's replicas by consistent hashing over their Leases (each polls only its own, and streams the others' samples from them); empty: every replica polls every object`)
+	fs.StringVar(&f.shardAdvertise, "shard-advertise-address", "", "host:port at which the other replicas reach this one's stream (default: $POD_IP and the --stream-addr port)")
+	fs.DurationVar(&f.shardLeaseDuration, "shard-lease-duration", shard.DefaultLeaseDuration, "how long a replica stays a member after its Lease's last renewal")
+	fs.DurationVar(&f.shardRenewDeadline, "shard-renew-deadline", shard.DefaultRenewDeadline, "how long a replica keeps its objects after the start of its last successful renewal")
+	fs.DurationVar(&f.shardRetryPeriod, "shard-retry-period", shard.DefaultRetryPeriod, "interval between Lease renewals")
+	fs.StringVar(&f.streamPeerCert, "stream-peer-tls-cert-file", "", "client certificate for the other replicas' streams (default: --stream-tls-cert-file, which then needs the clientAuth usage)")
+	fs.StringVar(&f.streamPeerKey, "stream-peer-tls-key-file", "", "its key (default: --stream-tls-key-file)")
+	fs.StringVar(&f.streamPeerCA, "stream-peer-ca-file", "", "CA of the other replicas' stream certificates (default: --stream-client-ca-file)")
+	fs.StringVar(&f.streamPeerServerName, "stream-peer-server-name", "", "name the other replicas' stream certificates are verified against (they are dialled by IP)")
 }
 
 // options validates the flags into the adapter's Options.
-func (f *flags) options(env tidalapp.Env, serving *cmoptions.CustomMetricsAdapterServerOptions) (app.Options, error) {
+func (f *flags) options(env tidalapp.Env, serving *cmoptions.CustomMetricsAdapterServerOptions, getenv func(string) string) (app.Options, error) {
 	if f.workers < 1 {
 		return app.Options{}, fmt.Errorf("--workers: must be at least 1, got %d", f.workers)
 	}
@@ -92,6 +109,20 @@ func (f *flags) options(env tidalapp.Env, serving *cmoptions.CustomMetricsAdapte
 		}
 		opts.Stream = &app.StreamOptions{Addr: f.streamAddr, TLS: tlsCfg}
 	}
+	switch f.sharding {
+	case "":
+	case "leases":
+		if opts.Stream == nil {
+			return app.Options{}, errors.New("--sharding=leases: needs the stream (--stream-addr)")
+		}
+		so, err := f.shardOptions(getenv)
+		if err != nil {
+			return app.Options{}, err
+		}
+		opts.Shard = so
+	default:
+		return app.Options{}, fmt.Errorf(`--sharding: want "leases" or empty, got %q`, f.sharding)
+	}
 	if f.registerAPIServices {
 		ro := &server.RegisterOptions{
 			Namespace: env.Flags.Namespace, Service: f.apiserviceService, Port: int32(serving.SecureServing.BindPort),
@@ -106,4 +137,29 @@ func (f *flags) options(env tidalapp.Env, serving *cmoptions.CustomMetricsAdapte
 		opts.Register = ro
 	}
 	return opts, nil
+}
+
+// shardOptions are the sharding flags' options; getenv reads POD_IP for the default advertised address.
+func (f *flags) shardOptions(getenv func(string) string) (*app.ShardOptions, error) {
+	advertise := f.shardAdvertise
+	if advertise == "" {
+		_, port, err := net.SplitHostPort(f.streamAddr)
+		if err != nil {
+			return nil, fmt.Errorf("--stream-addr: %w", err)
+		}
+		ip := getenv("POD_IP")
+		if ip == "" {
+			return nil, errors.New("--sharding=leases: --shard-advertise-address or $POD_IP is required")
+		}
+		advertise = net.JoinHostPort(ip, port)
+	}
+	tlsCfg, err := stream.ClientTLSConfig(stream.TLSFiles{
+		CertFile: cmp.Or(f.streamPeerCert, f.streamCert), KeyFile: cmp.Or(f.streamPeerKey, f.streamKey),
+		CAFile: cmp.Or(f.streamPeerCA, f.streamClientCA), ServerName: f.streamPeerServerName,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("--stream-peer-*: %w", err)
+	}
+	return &app.ShardOptions{Advertise: advertise, PeerTLS: tlsCfg,
+		LeaseDuration: f.shardLeaseDuration, RenewDeadline: f.shardRenewDeadline, RetryPeriod: f.shardRetryPeriod}, nil
 }

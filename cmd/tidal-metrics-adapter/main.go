@@ -36,13 +36,16 @@ func main() {
 	serving.AddFlags(fs)
 	tidalapp.Main("metrics-adapter", fs, &common, func(ctx context.Context, env tidalapp.Env) error {
 		redis.SetLogger(env.Log) // go-redis logs reconnects through its own global logger
-		opts, err := f.options(env, serving)
+		opts, err := f.options(env, serving, os.Getenv)
 		if err != nil {
 			return err
 		}
 		a, err := app.New(opts)
 		if err != nil {
 			return err
+		}
+		if f.allInOne && opts.Shard != nil {
+			return errors.New("--all-in-one and --sharding are exclusive (the in-process operator reads this replica's poller only)")
 		}
 		if !f.allInOne {
 			return a.Run(ctx)

@@ -73,6 +73,9 @@ type Options struct {
 	// OnChange is called (from the renewing goroutine) after a round changed the live members or whether this
 	// replica may claim keys: callers re-check every object they hold or might now own.
 	OnChange func()
+	// Annotations are published on this replica's Lease (for example the address its peers reach it at); the
+	// others read them with Peers. Keys must not be AnnotationView.
+	Annotations map[string]string
 }
 
 // member is what one replica knows of another's Lease.
@@ -82,6 +85,7 @@ type member struct {
 	observed time.Time // when record last changed, by our clock
 	view     []string  // the members the holder published as live
 	rv       string
+	annots   map[string]string
 }
 
 // Membership is this replica's membership in its group and its view of the others.
@@ -105,6 +109,8 @@ func New(opts Options) (*Membership, error) {
 		return nil, errors.New("shard: a Kubernetes client is required")
 	case opts.Namespace == "" || opts.Group == "":
 		return nil, errors.New("shard: namespace and group are required")
+	case opts.Annotations[AnnotationView] != "":
+		return nil, fmt.Errorf("shard: annotation %s is the membership's own", AnnotationView)
 	}
 	if opts.Identity == "" {
 		host, err := os.Hostname()
@@ -168,6 +174,19 @@ func (m *Membership) Owner(key string) string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return Owner(m.live, key)
+}
+
+// Peers are the other live members in this replica's view, with the annotations of their Leases.
+func (m *Membership) Peers() map[string]map[string]string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]map[string]string{}
+	for name, mb := range m.members {
+		if name != m.leaseName && slices.Contains(m.live, mb.identity) {
+			out[mb.identity] = mb.annots
+		}
+	}
+	return out
 }
 
 // Members are the live members in this replica's view, sorted.
@@ -314,6 +333,7 @@ func (m *Membership) observe(leases []coordinationv1.Lease, now time.Time) (chan
 		}
 		mb.rv = l.ResourceVersion
 		mb.view = splitView(l.Annotations[AnnotationView])
+		mb.annots = l.Annotations
 		if id != "" && now.Sub(mb.observed) > 2*m.opts.LeaseDuration {
 			expired = append(expired, *l)
 		}
@@ -357,7 +377,7 @@ func (m *Membership) renew(ctx context.Context, self *coordinationv1.Lease, star
 	if self == nil {
 		l := &coordinationv1.Lease{
 			ObjectMeta: metav1.ObjectMeta{Name: m.leaseName, Namespace: m.opts.Namespace,
-				Labels: map[string]string{LabelGroup: m.opts.Group}, Annotations: map[string]string{AnnotationView: view}},
+				Labels: map[string]string{LabelGroup: m.opts.Group}, Annotations: m.annotations(nil, view)},
 			Spec: coordinationv1.LeaseSpec{HolderIdentity: &id, LeaseDurationSeconds: &secs, AcquireTime: &renewTime, RenewTime: &renewTime},
 		}
 		out, err := leases.Create(ctx, l, metav1.CreateOptions{})
@@ -368,10 +388,7 @@ func (m *Membership) renew(ctx context.Context, self *coordinationv1.Lease, star
 		return out, nil
 	}
 	l := self.DeepCopy()
-	if l.Annotations == nil {
-		l.Annotations = map[string]string{}
-	}
-	l.Annotations[AnnotationView] = view
+	l.Annotations = m.annotations(l.Annotations, view)
 	if l.Labels == nil {
 		l.Labels = map[string]string{}
 	}
@@ -385,6 +402,18 @@ func (m *Membership) renew(ctx context.Context, self *coordinationv1.Lease, star
 		return nil, fmt.Errorf("renew shard lease %s: %w", m.leaseName, err)
 	}
 	return out, nil
+}
+
+// annotations adds the view and Options.Annotations to a Lease's annotations.
+func (m *Membership) annotations(have map[string]string, view string) map[string]string {
+	if have == nil {
+		have = map[string]string{}
+	}
+	for k, v := range m.opts.Annotations {
+		have[k] = v
+	}
+	have[AnnotationView] = view
+	return have
 }
 
 // deleteExpired removes the Lease of a member that has not renewed for two lease durations (a killed pod), only

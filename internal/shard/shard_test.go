@@ -35,6 +35,13 @@ type cut struct{ on atomic.Bool }
 // member's calls.
 func newMember(t *testing.T, tracker k8stesting.ObjectTracker, clk *clock, id string, partition *cut) *Membership {
 	t.Helper()
+	return newMemberWith(t, tracker, partition, Options{Namespace: "tidal-system", Group: "tidal-operator", Identity: id,
+		LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second, Now: clk.Now})
+}
+
+// newMemberWith is newMember with opts (Client set here).
+func newMemberWith(t *testing.T, tracker k8stesting.ObjectTracker, partition *cut, opts Options) *Membership {
+	t.Helper()
 	cs := fake.NewClientset()
 	cs.PrependReactor("*", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		if partition != nil && partition.on.Load() {
@@ -42,8 +49,8 @@ func newMember(t *testing.T, tracker k8stesting.ObjectTracker, clk *clock, id st
 		}
 		return k8stesting.ObjectReaction(tracker)(a)
 	})
-	m, err := New(Options{Client: cs, Namespace: "tidal-system", Group: "tidal-operator", Identity: id,
-		LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second, Now: clk.Now})
+	opts.Client = cs
+	m, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,5 +308,33 @@ func TestStartTogether(t *testing.T) {
 	}
 	if un, _ := owners(ms, ks); un != 0 {
 		t.Fatalf("%d keys unowned after four rounds", un)
+	}
+}
+
+// Annotations a member publishes reach the others through Peers, with the view annotation kept its own; a member
+// that expired leaves Peers.
+func TestPeersCarryAnnotations(t *testing.T) {
+	tracker, clk := newTracker(), &clock{now: time.Unix(1_000_000, 0)}
+	var part cut
+	mk := func(id string, p *cut) *Membership {
+		return newMemberWith(t, tracker, p, Options{Namespace: "tidal-system", Group: "tidal-metrics-adapter", Identity: id,
+			Annotations: map[string]string{"tidal.dev/stream-address": id + ":9090"}, Now: clk.Now})
+	}
+	a, b := mk("a", nil), mk("b", &part)
+	rounds(t, clk, 3, a, b)
+	if got := a.Peers(); len(got) != 1 || got["b"]["tidal.dev/stream-address"] != "b:9090" || got["b"][AnnotationView] != "a,b" {
+		t.Fatalf("a's peers = %v, want b with its address and view a,b", got)
+	}
+	if got := b.Peers()["a"]["tidal.dev/stream-address"]; got != "a:9090" {
+		t.Fatalf("b sees a's address %q", got)
+	}
+	part.on.Store(true)
+	rounds(t, clk, 10, a, b) // 20s > the 15s lease
+	if got := a.Peers(); len(got) != 0 {
+		t.Fatalf("a's peers after b expired = %v, want none", got)
+	}
+	if _, err := New(Options{Client: fake.NewClientset(), Namespace: "x", Group: "g", Identity: "c",
+		Annotations: map[string]string{AnnotationView: "c"}}); err == nil {
+		t.Fatal("an Options.Annotations entry for the view annotation was accepted")
 	}
 }

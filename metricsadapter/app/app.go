@@ -36,6 +36,7 @@ import (
 	"github.com/tidalscale/tidal/autoscaler/triggers/stores"
 	scaffold "github.com/tidalscale/tidal/internal/app"
 	"github.com/tidalscale/tidal/internal/controller"
+	"github.com/tidalscale/tidal/internal/shard"
 	"github.com/tidalscale/tidal/metricsadapter/external"
 	"github.com/tidalscale/tidal/metricsadapter/objects"
 	"github.com/tidalscale/tidal/metricsadapter/podmetrics"
@@ -81,6 +82,8 @@ type Options struct {
 	MetricsAddr string
 	// Register, when set, creates or updates the APIServices (and an ExternalName Service) once serving.
 	Register *server.RegisterOptions
+	// Shard, when set, splits the objects between the adapter's replicas (see ShardOptions).
+	Shard *ShardOptions
 }
 
 // Adapter is a built metrics adapter; Run starts it.
@@ -98,6 +101,8 @@ type Adapter struct {
 	tidalInf tidalinformers.SharedInformerFactory
 	kubeInf  informers.SharedInformerFactory
 	api      *server.Server
+	members  *shard.Membership // nil unless sharded
+	sharded  *sharded
 
 	streamListener net.Listener
 	server         *scaffold.Server
@@ -115,6 +120,8 @@ func New(opts Options) (*Adapter, error) {
 		return nil, errors.New("metrics adapter: serving options are required")
 	case opts.Stream != nil && opts.Stream.TLS == nil:
 		return nil, errors.New("metrics adapter: stream: TLS is required (the stream is mutual TLS)")
+	case opts.Shard != nil && (opts.Stream == nil || opts.Shard.PeerTLS == nil || opts.Shard.Advertise == ""):
+		return nil, errors.New("metrics adapter: sharding needs the stream, an advertised stream address and the peers' client TLS")
 	}
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
@@ -160,8 +167,24 @@ func New(opts Options) (*Adapter, error) {
 		Stores:   stores.NewCache(opts.SecretStoreTTL, nil)}
 	a.shared = newSharedSource(a.poller)
 	observer := observers{a.shared}
+	// cacheView is what external.metrics.k8s.io and the operators' streams read: every object.
+	var cacheView interface {
+		external.Cache
+		stream.Source
+	} = a.poller
+	var owns func(string) bool
+	if so := opts.Shard; so != nil {
+		a.members, err = shard.New(shard.Options{Client: a.kube, Namespace: opts.Namespace, Group: ShardGroup, Identity: so.Identity,
+			LeaseDuration: so.LeaseDuration, RenewDeadline: so.RenewDeadline, RetryPeriod: so.RetryPeriod, Logger: opts.Logger,
+			Annotations: map[string]string{AnnotationStreamAddress: so.Advertise}, OnChange: a.membershipChanged})
+		if err != nil {
+			return nil, fmt.Errorf("metrics adapter: %w", err)
+		}
+		a.sharded = newSharded(a.poller, a.members, so.PeerTLS, opts.Logger.Named("peers"))
+		cacheView, owns = a.sharded, a.members.Owns
+	}
 	if opts.Stream != nil {
-		if a.stream, err = stream.NewServer(stream.ServerOptions{Source: a.poller, Logger: opts.Logger.Named("stream"), Metrics: a.registry}); err != nil {
+		if a.stream, err = stream.NewServer(stream.ServerOptions{Source: cacheView, PeerSource: a.poller, Logger: opts.Logger.Named("stream"), Metrics: a.registry}); err != nil {
 			return nil, fmt.Errorf("metrics adapter: %w", err)
 		}
 		observer = append(observer, a.stream)
@@ -169,7 +192,7 @@ func New(opts Options) (*Adapter, error) {
 	runtimeMetrics := controller.NewMetrics(a.registry, "metrics_adapter")
 	soLog := opts.Logger.Named("scaledobjects")
 	a.soCtl, err = objects.New(objects.Options{
-		Kind: samples.KindScaledObject, Informer: soInf.Informer(), Poller: a.poller, Observer: observer, Logger: soLog, Metrics: runtimeMetrics,
+		Kind: samples.KindScaledObject, Informer: soInf.Informer(), Poller: a.poller, Observer: observer, Logger: soLog, Metrics: runtimeMetrics, Owns: owns,
 		Get: func(ns, name string) (metav1.Object, error) {
 			so, err := soInf.Lister().ScaledObjects(ns).Get(name)
 			if err != nil {
@@ -187,7 +210,7 @@ func New(opts Options) (*Adapter, error) {
 	sjInf := a.tidalInf.Tidal().V1alpha1().ScaledJobs()
 	sjLog := opts.Logger.Named("scaledjobs")
 	a.sjCtl, err = objects.New(objects.Options{
-		Kind: samples.KindScaledJob, Informer: sjInf.Informer(), Poller: a.poller, Observer: observer, Logger: sjLog, Metrics: runtimeMetrics,
+		Kind: samples.KindScaledJob, Informer: sjInf.Informer(), Poller: a.poller, Observer: observer, Logger: sjLog, Metrics: runtimeMetrics, Owns: owns,
 		Get: func(ns, name string) (metav1.Object, error) {
 			sj, err := sjInf.Lister().ScaledJobs(ns).Get(name)
 			if err != nil {
@@ -202,7 +225,7 @@ func New(opts Options) (*Adapter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metrics adapter: %w", err)
 	}
-	provider, err := external.New(external.Options{Cache: a.poller, Lister: soInf.Lister(), Logger: opts.Logger.Named("external"), Metrics: a.registry})
+	provider, err := external.New(external.Options{Cache: cacheView, Lister: soInf.Lister(), Logger: opts.Logger.Named("external"), Metrics: a.registry})
 	if err != nil {
 		return nil, fmt.Errorf("metrics adapter: %w", err)
 	}
@@ -241,6 +264,21 @@ func New(opts Options) (*Adapter, error) {
 	}
 	return a, nil
 }
+
+// membershipChanged re-checks every object's ownership and the peers streamed from.
+func (a *Adapter) membershipChanged() {
+	a.soCtl.EnqueueAll()
+	a.sjCtl.EnqueueAll()
+	a.sharded.syncPeers()
+	a.log.Info("shard membership changed", zap.Strings("members", a.members.Members()), zap.Bool("claiming", a.members.Claiming()),
+		zap.Int("ownedScaledObjects", a.soCtl.Owned()), zap.Int("ownedScaledJobs", a.sjCtl.Owned()))
+}
+
+// Members is the adapter's shard membership, nil unless sharded.
+func (a *Adapter) Members() *shard.Membership { return a.members }
+
+// Owned is the number of ScaledObjects and ScaledJobs this replica polls.
+func (a *Adapter) Owned() int { return a.soCtl.Owned() + a.sjCtl.Owned() }
 
 // Poller is the adapter's poller (for an all-in-one process, see Source).
 func (a *Adapter) Poller() *poller.Poller { return a.poller }
@@ -287,8 +325,40 @@ func (a *Adapter) Run(ctx context.Context) error {
 	})
 	a.tidalInf.Start(ctx.Done())
 	defer a.tidalInf.Shutdown()
+	claiming := make(chan struct{})
+	if a.members != nil {
+		// The membership outlives ctx by its release (it deletes its Lease so the others take over at once); the
+		// peers' streams stop with ctx.
+		mctx, mcancel := context.WithCancel(context.WithoutCancel(ctx))
+		var mwg sync.WaitGroup
+		mwg.Go(func() { _ = a.members.Run(mctx) })
+		defer mwg.Wait()
+		defer mcancel()
+		wg.Go(func() { a.sharded.run(ctx) })
+		// The controllers start once this replica may claim objects, so their first pass installs what it owns
+		// (the stream serves only after that pass).
+		wg.Go(func() {
+			defer close(claiming)
+			t := time.NewTicker(100 * time.Millisecond)
+			defer t.Stop()
+			for !a.members.Claiming() {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+			}
+		})
+	} else {
+		close(claiming)
+	}
 	for _, ctl := range []*objects.Controller{a.soCtl, a.sjCtl} {
 		wg.Go(func() {
+			select {
+			case <-claiming:
+			case <-ctx.Done():
+				return
+			}
 			if err := ctl.Run(ctx, a.opts.Workers); err != nil && ctx.Err() == nil {
 				errs <- err
 			}

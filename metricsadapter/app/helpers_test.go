@@ -2,14 +2,18 @@ package app_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	aggregator "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
 	"k8s.io/utils/ptr"
 	cmoptions "sigs.k8s.io/custom-metrics-apiserver/pkg/cmd/options"
@@ -58,6 +62,8 @@ type adapterConfig struct {
 	namespace  string        // namespace of the ExternalName Service
 	streamAddr string        // "" picks a port
 	storeTTL   time.Duration // --secret-store-ttl (0: the default)
+	shard      *app.ShardOptions
+	cut        *atomic.Bool // when set, fails every request to the API server while true (a partition)
 }
 
 func startAdapter(t testing.TB, c *devcluster.Cluster, p pki, cfg adapterConfig, logger *zap.Logger) *adapterRun {
@@ -84,8 +90,14 @@ func startAdapter(t testing.TB, c *devcluster.Cluster, p pki, cfg adapterConfig,
 	if cfg.streamAddr == "" {
 		cfg.streamAddr = "127.0.0.1:0"
 	}
+	restCfg := c.Config
+	if cfg.cut != nil {
+		restCfg = rest.CopyConfig(c.Config)
+		restCfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return cutTransport{rt: rt, on: cfg.cut} })
+	}
 	opts := app.Options{
-		Config: c.Config, Registry: testRegistry(cfg.gauge), Logger: logger, Serving: serving,
+		Shard:  cfg.shard,
+		Config: restCfg, Registry: testRegistry(cfg.gauge), Logger: logger, Serving: serving,
 		// Pods on process and containerd virtual nodes are measured; a short interval for tests.
 		PodMetrics:     &podmetrics.Options{Scrape: &podmetrics.ScrapeOptions{Interval: 2 * time.Second}},
 		Stream:         &app.StreamOptions{Addr: cfg.streamAddr, TLS: streamTLS},
@@ -95,6 +107,9 @@ func startAdapter(t testing.TB, c *devcluster.Cluster, p pki, cfg adapterConfig,
 		// triggers too (the chart's one-poller test counts pollers of its list).
 		WatchNamespace: cfg.namespace,
 	}
+	if cfg.shard != nil {
+		opts.Namespace = cfg.namespace // the member Leases live in the test's namespace
+	}
 	if cfg.register {
 		c.Exclusive(t, devcluster.ExclusiveMetricsAPIs) // the APIServices are cluster-wide
 		opts.Register = &server.RegisterOptions{
@@ -103,7 +118,37 @@ func startAdapter(t testing.TB, c *devcluster.Cluster, p pki, cfg adapterConfig,
 		}
 	}
 	a, stop := inproc.RunAdapter(t, context.Background(), opts)
+	if cfg.register {
+		// Stop the adapter (before the cluster stops: its watches would hold the apiserver's shutdown) and delete
+		// the APIServices, so nothing points at a dead backend in a cluster shared with other packages (the
+		// chart's install test waits for them to be gone).
+		t.Cleanup(func() {
+			stop()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			agg, err := aggregator.NewForConfig(c.Config)
+			if err != nil {
+				return
+			}
+			for _, name := range []string{server.APIServiceExternalMetrics, server.APIServiceMetrics} {
+				_ = agg.ApiregistrationV1().APIServices().Delete(ctx, name, metav1.DeleteOptions{})
+			}
+		})
+	}
 	return &adapterRun{Adapter: a, securePort: port, stop: stop}
+}
+
+// cutTransport fails every request while on, as a network partition between an adapter and the API server.
+type cutTransport struct {
+	rt http.RoundTripper
+	on *atomic.Bool
+}
+
+func (c cutTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if c.on.Load() {
+		return nil, errors.New("partitioned from the API server (test)")
+	}
+	return c.rt.RoundTrip(r)
 }
 
 // env is one test's namespace of the dev cluster (internal/testenv).
@@ -112,27 +157,13 @@ type env struct{ *testenv.Env }
 func setup(t testing.TB) *env { return &env{testenv.New(t)} }
 
 // registeredAdapter starts this test's adapter, registers both metrics APIs to it through an ExternalName
-// Service in the test's namespace, and waits until the aggregator serves them. At cleanup it stops the adapter
-// (before the cluster stops: its watches would hold the apiserver's shutdown) and deletes the APIServices, so
-// nothing points at a dead backend in a cluster shared with other packages. Tests using it must not run in
-// parallel: the APIServices are cluster-wide.
+// Service in the test's namespace, and waits until the aggregator serves them (startAdapter removes them at
+// cleanup). Tests using it must not run in parallel: the APIServices are cluster-wide.
 func (e *env) registeredAdapter() (*adapterRun, pki, *benchGauge) {
 	e.T.Helper()
 	p := newPKI(e.T, testpki.NewCA(e.T, "tidal-test"), e.NS)
 	gauge := &benchGauge{}
 	a := startAdapter(e.T, e.Cluster, p, adapterConfig{register: true, namespace: e.NS, gauge: gauge}, zap.NewNop())
-	e.T.Cleanup(func() {
-		a.stop()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		agg, err := aggregator.NewForConfig(e.Cluster.Config)
-		if err != nil {
-			return
-		}
-		for _, name := range []string{server.APIServiceExternalMetrics, server.APIServiceMetrics} {
-			_ = agg.ApiregistrationV1().APIServices().Delete(ctx, name, metav1.DeleteOptions{})
-		}
-	})
 	for _, group := range []string{"external.metrics.k8s.io", "metrics.k8s.io"} {
 		e.Eventually(group+" served through the aggregator", 90*time.Second, func() (bool, string) {
 			raw, err := e.Cluster.Client.Discovery().RESTClient().Get().AbsPath("/apis/" + group + "/v1beta1").DoRaw(e.Ctx)

@@ -58,6 +58,10 @@ type Options struct {
 	Metrics *controller.Metrics
 	// Now is the clock RefreshAt is compared with (time.Now when nil).
 	Now func() time.Time
+	// Owns, when set, shards the adapter's replicas (internal/shard): only objects it owns ("namespace/name")
+	// are installed in the poller; any other is removed from it (released) without telling the Observer, since
+	// the object lives on at its owner. Call EnqueueAll when ownership may have changed.
+	Owns func(key string) bool
 }
 
 // built is what the poller holds for an object: its generation, when its secret-store parameters must be read
@@ -170,11 +174,19 @@ func (c *Controller) Reconcile(ctx context.Context, key string) (controller.Resu
 	pkey := samples.Key{Kind: c.opts.Kind, Namespace: ns, Name: name}
 	obj, err := c.opts.Get(ns, name)
 	if apierrors.IsNotFound(err) || (err == nil && obj.GetDeletionTimestamp() != nil) {
-		c.forget(ctx, key, pkey)
+		if had := c.forget(ctx, key, pkey); !had && c.opts.Owns != nil && c.opts.Observer != nil {
+			// Sharded: every replica relays its peers' objects to its stream clients, so each tells its own
+			// clients about a deletion, whichever replica polled the object.
+			c.opts.Observer.ObjectDeleted(pkey)
+		}
 		return controller.Result{}, nil
 	}
 	if err != nil {
 		return controller.Result{}, err
+	}
+	if c.opts.Owns != nil && !c.opts.Owns(key) {
+		c.release(ctx, key, pkey)
+		return controller.Result{}, nil
 	}
 	c.mu.Lock()
 	prev, ok := c.built[key]
@@ -234,7 +246,34 @@ func (c *Controller) next(refreshAt time.Time) controller.Result {
 	return controller.Result{RequeueAfter: max(refreshAt.Sub(c.opts.Now()), time.Millisecond)}
 }
 
-func (c *Controller) forget(ctx context.Context, key string, pkey samples.Key) {
+// EnqueueAll queues every object of the informer's cache (the ownership of any may have changed).
+func (c *Controller) EnqueueAll() {
+	for _, key := range c.opts.Informer.GetStore().ListKeys() {
+		c.runner.Enqueue(key)
+	}
+}
+
+// Owned is the number of objects installed in the poller.
+func (c *Controller) Owned() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.built)
+}
+
+// release removes an object another replica owns from the poller, if it was installed here.
+func (c *Controller) release(ctx context.Context, key string, pkey samples.Key) {
+	c.mu.Lock()
+	_, had := c.built[key]
+	delete(c.built, key)
+	c.mu.Unlock()
+	if had {
+		c.opts.Poller.Delete(ctx, pkey)
+		c.log.Info("released: owned by another replica", zap.String("kind", c.opts.Kind), zap.String("object", key))
+	}
+}
+
+// forget removes an object from the poller and tells the Observer if it was installed; it reports whether it was.
+func (c *Controller) forget(ctx context.Context, key string, pkey samples.Key) bool {
 	c.mu.Lock()
 	_, had := c.built[key]
 	delete(c.built, key)
@@ -243,4 +282,5 @@ func (c *Controller) forget(ctx context.Context, key string, pkey samples.Key) {
 	if had && c.opts.Observer != nil {
 		c.opts.Observer.ObjectDeleted(pkey)
 	}
+	return had
 }

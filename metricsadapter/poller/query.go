@@ -37,6 +37,22 @@ func (p *Poller) Lookup(key samples.Key, metricName string) (scalers.Sample, sam
 		return scalers.Sample{}, samples.TriggerState{}, fmt.Errorf("%s %s: metric %q: %w", key.Kind, key, metricName, ErrNotFound)
 	}
 	st := *t.state.Load()
+	stale := ""
+	if !st.SampledAt.IsZero() {
+		age := p.now().Sub(st.SampledAt)
+		p.metrics.cacheAge.Observe(max(age.Seconds(), 0))
+		if age > t.staleAfter {
+			stale = "older than " + t.staleAfter.String()
+		}
+	}
+	sample, err := Evaluate(key, metricName, st, stale)
+	return sample, st, err
+}
+
+// Evaluate is Lookup's answer for one trigger's state: the sample of metricName and Lookup's errors. stale, when
+// not empty, says why the last sample may no longer be used (Lookup: "older than <staleAfter>"; a peer's copy of
+// the state: the peer is unreachable).
+func Evaluate(key samples.Key, metricName string, st samples.TriggerState, stale string) (scalers.Sample, error) {
 	var sample scalers.Sample
 	found := false
 	for _, s := range st.Samples {
@@ -45,27 +61,21 @@ func (p *Poller) Lookup(key samples.Key, metricName string) (scalers.Sample, sam
 			break
 		}
 	}
-	stale := false
-	if !st.SampledAt.IsZero() {
-		age := p.now().Sub(st.SampledAt)
-		p.metrics.cacheAge.Observe(max(age.Seconds(), 0))
-		stale = age > t.staleAfter
-	}
 	switch {
 	// st.Err already names the object and trigger.
-	case st.Err != nil && stale:
-		return sample, st, fmt.Errorf("metric %q: %w, %w: %w", metricName, ErrSampleFailed, ErrStale, st.Err)
+	case st.Err != nil && stale != "":
+		return sample, fmt.Errorf("metric %q: %w, %w: %w", metricName, ErrSampleFailed, ErrStale, st.Err)
 	case st.Err != nil:
-		return sample, st, fmt.Errorf("metric %q: %w: %w", metricName, ErrSampleFailed, st.Err)
+		return sample, fmt.Errorf("metric %q: %w: %w", metricName, ErrSampleFailed, st.Err)
 	case st.SampledAt.IsZero():
-		return sample, st, fmt.Errorf("%s %s: metric %q: no sample yet: %w", key.Kind, key, metricName, ErrNotFound)
+		return sample, fmt.Errorf("%s %s: metric %q: no sample yet: %w", key.Kind, key, metricName, ErrNotFound)
 	case !found:
-		return sample, st, fmt.Errorf("%s %s: metric %q: missing from the trigger's last sample: %w", key.Kind, key, metricName, ErrNotFound)
-	case stale:
-		return sample, st, fmt.Errorf("%s %s: metric %q: sampled at %s, older than %s: %w",
-			key.Kind, key, metricName, st.SampledAt.UTC().Format("15:04:05.000"), t.staleAfter, ErrStale)
+		return sample, fmt.Errorf("%s %s: metric %q: missing from the trigger's last sample: %w", key.Kind, key, metricName, ErrNotFound)
+	case stale != "":
+		return sample, fmt.Errorf("%s %s: metric %q: sampled at %s, %s: %w",
+			key.Kind, key, metricName, st.SampledAt.UTC().Format("15:04:05.000"), stale, ErrStale)
 	}
-	return sample, st, nil
+	return sample, nil
 }
 
 // Snapshot returns the current state of every object, sorted by kind, namespace and name: what a reconnecting

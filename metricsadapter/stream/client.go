@@ -16,11 +16,13 @@ import (
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 
 	"github.com/tidalscale/tidal/autoscaler/samples"
 	"github.com/tidalscale/tidal/metricsadapter/poller"
 	"github.com/tidalscale/tidal/metricsadapter/stream/streampb"
+	"github.com/tidalscale/tidal/scalers"
 )
 
 // ErrUnreachable is what Client.Err wraps while the client has no live stream to the adapter.
@@ -54,6 +56,9 @@ type ClientOptions struct {
 	KeepaliveTime time.Duration
 	// OnStatus, when set, is called (from the client's goroutine; it must not block) whenever Status changes.
 	OnStatus func(Status)
+	// Peer asks for the adapter's own objects only, not those it relays from its peers: another adapter
+	// replica's view of this one (see Server's PeerSource).
+	Peer bool
 }
 
 // Client streams the adapter's poller state and implements the operator's SampleSource:
@@ -198,6 +203,48 @@ func (c *Client) MetricSpecs(key samples.Key) []autoscalingv2.MetricSpec {
 	return out
 }
 
+// Lookup answers as poller.Poller.Lookup from the streamed state: the adapter's cached sample of one metric.
+// While the stream is down the state is reported stale.
+func (c *Client) Lookup(key samples.Key, metricName string) (scalers.Sample, samples.TriggerState, error) {
+	c.mu.Lock()
+	connected := c.status.Connected
+	var st samples.TriggerState
+	found := false
+	if o := c.objects[key]; o != nil {
+		for _, t := range o.triggers {
+			if slices.Contains(t.MetricNames, metricName) {
+				st, found = t, true
+				break
+			}
+		}
+	}
+	c.mu.Unlock()
+	if !found {
+		return scalers.Sample{}, samples.TriggerState{}, fmt.Errorf("%s %s: metric %q: %w", key.Kind, key, metricName, poller.ErrNotFound)
+	}
+	stale := ""
+	if !connected {
+		stale = "its adapter " + c.opts.Address + " unreachable"
+	}
+	sample, err := poller.Evaluate(key, metricName, st, stale)
+	return sample, st, err
+}
+
+// State returns the streamed state of one object (poller.ErrNotFound when unknown).
+func (c *Client) State(key samples.Key) (samples.ObjectState, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	o := c.objects[key]
+	if o == nil {
+		return samples.ObjectState{}, fmt.Errorf("%s %s: %w", key.Kind, key, poller.ErrNotFound)
+	}
+	st := samples.ObjectState{Key: key, Generation: o.gen}
+	for _, idx := range sortedIndexes(o.triggers) {
+		st.Triggers = append(st.Triggers, o.triggers[idx])
+	}
+	return st, nil
+}
+
 func sortedIndexes(m map[int]samples.TriggerState) []int {
 	idx := make([]int, 0, len(m))
 	for i := range m {
@@ -254,6 +301,9 @@ func (c *Client) Run(ctx context.Context) error {
 func (c *Client) watch(ctx context.Context, api streampb.SampleStreamClient, first bool) (bool, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if c.opts.Peer {
+		ctx = metadata.AppendToOutgoingContext(ctx, peerHeader, "true")
+	}
 	stream, err := api.Watch(ctx, &streampb.WatchRequest{Client: c.opts.Name})
 	if err != nil {
 		return false, err

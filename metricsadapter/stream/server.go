@@ -23,7 +23,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 
 	"github.com/tidalscale/tidal/autoscaler/samples"
@@ -39,10 +41,18 @@ type Source interface {
 	State(key samples.Key) (samples.ObjectState, error)
 }
 
+// peerHeader is the gRPC metadata key by which another adapter replica asks for PeerSource (ClientOptions.Peer).
+const peerHeader = "tidal-stream-peer"
+
 // ServerOptions configures a Server. Source is required.
 type ServerOptions struct {
+	// Source is what operators receive: with sharded adapters, every object (the replica's own and those
+	// relayed from its peers).
 	Source Source
-	Logger *zap.Logger
+	// PeerSource, when set, is what other adapter replicas receive (ClientOptions.Peer): this replica's own
+	// objects only, so no sample is relayed twice or back to where it came from. Source when nil.
+	PeerSource Source
+	Logger     *zap.Logger
 	// Buffer is each stream's poller subscription buffer (default 4096); beyond it the poller coalesces.
 	Buffer int
 	// ControlBuffer bounds queued object installs and deletions per stream (default 4096); a stream that
@@ -106,7 +116,7 @@ func (s *Server) ObjectChanged(key samples.Key) {
 	if err != nil {
 		return // deleted meanwhile
 	}
-	info, err := s.objectInfo(key, st.Generation)
+	info, err := s.objectInfo(s.opts.Source, key, st.Generation)
 	if err != nil {
 		s.log.Error("cannot encode object", zap.String("object", key.String()), zap.Error(err))
 		return
@@ -132,12 +142,13 @@ func (s *Server) broadcast(msg *streampb.WatchResponse) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c := range s.conns {
-		c.offer(msg)
+		// Each stream stamps its message's send time: one copy per stream.
+		c.offer(proto.CloneOf(msg))
 	}
 }
 
-func (s *Server) objectInfo(key samples.Key, gen int64) (*streampb.ObjectInfo, error) {
-	specs, err := specsToPB(s.opts.Source.MetricSpecs(key))
+func (s *Server) objectInfo(src Source, key samples.Key, gen int64) (*streampb.ObjectInfo, error) {
+	specs, err := specsToPB(src.MetricSpecs(key))
 	if err != nil {
 		return nil, err
 	}
@@ -148,12 +159,16 @@ func (s *Server) objectInfo(key samples.Key, gen int64) (*streampb.ObjectInfo, e
 func (s *Server) Watch(req *streampb.WatchRequest, stream streampb.SampleStream_WatchServer) error {
 	ctx := stream.Context()
 	log := s.log.With(zap.String("client", req.GetClient()))
+	src := s.opts.Source
+	if md, _ := metadata.FromIncomingContext(ctx); s.opts.PeerSource != nil && len(md.Get(peerHeader)) > 0 {
+		src = s.opts.PeerSource
+	}
 	c := &conn{control: make(chan *streampb.WatchResponse, s.opts.ControlBuffer), overflow: make(chan struct{})}
 	// Subscribe (and register for object events) before taking the snapshot, so nothing falls in between.
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
-	updates, cancel := s.opts.Source.Subscribe(s.opts.Buffer)
+	updates, cancel := src.Subscribe(s.opts.Buffer)
 	defer func() {
 		cancel()
 		s.mu.Lock()
@@ -167,7 +182,7 @@ func (s *Server) Watch(req *streampb.WatchRequest, stream streampb.SampleStream_
 	// generation goes after its object's info, and one of an older generation is dropped, so the client stamps
 	// every sample with the generation it belongs to.
 	sent := map[samples.Key]int64{}
-	snap, err := s.snapshot(sent)
+	snap, err := s.snapshot(src, sent)
 	if err != nil {
 		return status.Errorf(codes.Internal, "snapshot: %v", err)
 	}
@@ -205,7 +220,7 @@ func (s *Server) Watch(req *streampb.WatchRequest, stream streampb.SampleStream_
 			if g := u.Trigger.Generation; g < sent[u.Key] {
 				continue // a late sample of a replaced generation
 			} else if g > sent[u.Key] {
-				info, err := s.objectInfo(u.Key, g)
+				info, err := s.objectInfo(src, u.Key, g)
 				if err != nil {
 					return status.Errorf(codes.Internal, "%s %s: %v", u.Key.Kind, u.Key, err)
 				}
@@ -236,12 +251,12 @@ func (s *Server) send(stream streampb.SampleStream_WatchServer, msg *streampb.Wa
 // snapshot encodes every object with the triggers that have reported for its generation; a trigger not yet
 // sampled is left out, so a client never mistakes "no sample yet" for an inactive trigger. It records each
 // object's generation in sent.
-func (s *Server) snapshot(sent map[samples.Key]int64) (*streampb.WatchResponse, error) {
-	states := s.opts.Source.Snapshot()
+func (s *Server) snapshot(src Source, sent map[samples.Key]int64) (*streampb.WatchResponse, error) {
+	states := src.Snapshot()
 	snap := &streampb.Snapshot{Objects: make([]*streampb.ObjectState, 0, len(states))}
 	for i := range states {
 		st := &states[i]
-		info, err := s.objectInfo(st.Key, st.Generation)
+		info, err := s.objectInfo(src, st.Key, st.Generation)
 		if err != nil {
 			return nil, fmt.Errorf("%s %s: %w", st.Key.Kind, st.Key, err)
 		}
