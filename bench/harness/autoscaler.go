@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	aggregator "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
 	cmoptions "sigs.k8s.io/custom-metrics-apiserver/pkg/cmd/options"
 
@@ -138,9 +137,7 @@ func unregister(c *devcluster.Cluster) {
 	if err != nil {
 		return
 	}
-	for _, name := range []string{server.APIServiceExternalMetrics, server.APIServiceMetrics} {
-		_ = agg.ApiregistrationV1().APIServices().Delete(ctx, name, metav1.DeleteOptions{})
-	}
+	_ = server.Unregister(ctx, agg)
 }
 
 // waitAggregated waits until external.metrics.k8s.io answers through the aggregator.

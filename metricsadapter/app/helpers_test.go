@@ -12,7 +12,6 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	aggregator "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
 	"k8s.io/utils/ptr"
@@ -130,9 +129,7 @@ func startAdapter(t testing.TB, c *devcluster.Cluster, p pki, cfg adapterConfig,
 			if err != nil {
 				return
 			}
-			for _, name := range []string{server.APIServiceExternalMetrics, server.APIServiceMetrics} {
-				_ = agg.ApiregistrationV1().APIServices().Delete(ctx, name, metav1.DeleteOptions{})
-			}
+			_ = server.Unregister(ctx, agg)
 		})
 	}
 	return &adapterRun{Adapter: a, securePort: port, stop: stop}

@@ -54,6 +54,18 @@ func Register(ctx context.Context, kube kubernetes.Interface, agg aggregator.Int
 	return nil
 }
 
+// Unregister deletes both APIServices (absent ones are fine), so nothing keeps pointing at an adapter that is
+// gone — on a cluster shared with others, e.g. when a test's or a benchmark's adapter stops.
+func Unregister(ctx context.Context, agg aggregator.Interface) error {
+	var errs []error
+	for _, name := range []string{APIServiceExternalMetrics, APIServiceMetrics} {
+		if err := agg.ApiregistrationV1().APIServices().Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("delete APIService %s: %w", name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // APIServices renders the APIService objects of o.
 func APIServices(o RegisterOptions) []*apiregistrationv1.APIService {
 	type apiGroup struct {
