@@ -141,10 +141,13 @@ func TestShardedAdapters(t *testing.T) {
 			if n == drive {
 				continue
 			}
+			// An object's first sample comes after its first (jittered) poll and then its owner's relay: wait for
+			// it, as a client of the aggregator would.
 			m := "s0-redis-" + strings.ToLower(idleList)
-			if _, err := externalValue(e, m, n); err != nil {
-				t.Errorf("through %s: %s: %v", ids[i], n, err)
-			}
+			e.Eventually(fmt.Sprintf("%s answers %s", ids[i], n), 30*time.Second, func() (bool, string) {
+				_, err := externalValue(e, m, n)
+				return err == nil, fmt.Sprint(err)
+			})
 		}
 		t.Logf("%s answered all %d objects", ids[i], len(names))
 	}
