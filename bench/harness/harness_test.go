@@ -50,12 +50,15 @@ func helperAutoscaler() int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	// Only the bench's namespace: the dev cluster is shared with other tests' ScaledObjects, which an operator
+	// watching every namespace would poll and scale too.
+	ns := os.Getenv("TIDAL_BENCH_NAMESPACE")
 	source, err := poller.Start(ctx, poller.Options{Registry: registry.New()})
 	if err != nil {
 		os.Stderr.WriteString(err.Error() + "\n")
 		return 1
 	}
-	op, err := operatorapp.New(operatorapp.Options{Config: cfg, Source: source, Logger: zap.NewNop(), Namespace: os.Getenv("TIDAL_BENCH_NAMESPACE")})
+	op, err := operatorapp.New(operatorapp.Options{Config: cfg, Source: source, Logger: zap.NewNop(), Namespace: ns, WatchNamespace: ns})
 	if err != nil {
 		os.Stderr.WriteString(err.Error() + "\n")
 		return 1
