@@ -217,13 +217,13 @@ func runnerFor(kind string, o Options) (runner, error) {
 	case scenario.KindAdapterLoad:
 		return adapterLoad{}, nil
 	case scenario.KindNodeScaleUp:
-		bin, err := nodeAutoscalerBinary(o.NodeAutoscalerBin)
+		bin, err := findBinary(o.NodeAutoscalerBin, envNodeAutoscaler, "tidal-node-autoscaler", "node-scale-up needs the node autoscaler")
 		if err != nil {
 			return nil, err
 		}
 		return nodeScaleUp{bin: bin}, nil
 	case scenario.KindEventToRunning:
-		na, err := nodeAutoscalerBinary(o.NodeAutoscalerBin)
+		na, err := findBinary(o.NodeAutoscalerBin, envNodeAutoscaler, "tidal-node-autoscaler", "event-to-running needs the node autoscaler")
 		if err != nil {
 			return nil, err
 		}

@@ -288,6 +288,10 @@ func TestUnavailableComponents(t *testing.T) {
 			opts: harness.Options{NodeAutoscalerBin: "/nonexistent/tidal-node-autoscaler"}},
 		{name: "virtual burst", scenario: "virtual-burst", mention: "tidal-virtual-node binary /nonexistent/tidal-virtual-node not found",
 			opts: harness.Options{VirtualNodeBin: "/nonexistent/tidal-virtual-node"}},
+		{name: "event to running, node autoscaler", scenario: "event-to-running", mention: "tidal-node-autoscaler binary /nonexistent/tidal-node-autoscaler not found",
+			opts: harness.Options{NodeAutoscalerBin: "/nonexistent/tidal-node-autoscaler"}},
+		{name: "event to running, virtual node", scenario: "event-to-running", mention: "tidal-virtual-node binary /nonexistent/tidal-virtual-node not found",
+			opts: harness.Options{NodeAutoscalerBin: os.Args[0], VirtualNodeBin: "/nonexistent/tidal-virtual-node"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			spec, err := scenario.Load(scenarioPath(t, tc.scenario))

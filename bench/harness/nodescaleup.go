@@ -38,11 +38,6 @@ const (
 	envVirtualNode    = "TIDAL_VIRTUAL_NODE_BIN"
 )
 
-// nodeAutoscalerBinary finds tidal-node-autoscaler: explicit, $TIDAL_NODE_AUTOSCALER_BIN, or bin/ in the module.
-func nodeAutoscalerBinary(explicit string) (string, error) {
-	return findBinary(explicit, envNodeAutoscaler, "tidal-node-autoscaler", "node-scale-up needs the node autoscaler")
-}
-
 // findBinary returns explicit, else $env, else bin/<name> under the module root — the first that exists — or an
 // ErrUnavailable saying how to build it.
 func findBinary(explicit, env, name, why string) (string, error) {
