@@ -68,6 +68,15 @@ type TriggerState struct {
 // it has no value, not a value of zero.
 func (t *TriggerState) Reported() bool { return !t.SampledAt.IsZero() || t.Err != nil }
 
+// OlderThan reports whether t is older than u: a state of the same generation whose last successful sample was
+// taken before u's. States of different generations are not ordered by time (the generation decides which one
+// a consumer keeps), nor is a state without a successful sample (a new sampler's first failures carry no time).
+// SampledAt is stamped by the sampler's clock, so comparing the states of two replicas assumes their clocks
+// agree to better than a polling interval.
+func (t *TriggerState) OlderThan(u *TriggerState) bool {
+	return t.Generation == u.Generation && !t.SampledAt.IsZero() && t.SampledAt.Before(u.SampledAt)
+}
+
 // ObjectState is the state of one object, for Snapshot.
 type ObjectState struct {
 	Key        Key

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,11 +13,14 @@ import (
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/releaseutil"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/discovery"
@@ -94,11 +98,13 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 	c.checkCRDsEstablished(ctx, t)
 	c.checkAPIService(ctx, t, "v1beta1.external.metrics.k8s.io", ns)
 	c.checkWebhookRBAC(ctx, t, release)
+	c.checkAdapterSharding(ctx, t, release, ns, 1)
 
-	// Upgrade: every deployable on, two operator replicas, the dashboard, and (when no operator in this shared
-	// cluster registered one) the Helm-owned webhook configuration.
+	// Upgrade: every deployable on, two operator replicas, three sharded adapter replicas, the dashboard, and
+	// (when no operator in this shared cluster registered one) the Helm-owned webhook configuration.
 	upVals := vals("nodeAutoscaler.enabled", true, "virtualNode.enabled", true, "grafanaDashboard.enabled", true,
-		"operator.replicas", 2, "operator.extraScaleTargets", []any{map[string]any{"apiGroup": "argoproj.io", "resources": []any{"rollouts"}}})
+		"operator.replicas", 2, "operator.extraScaleTargets", []any{map[string]any{"apiGroup": "argoproj.io", "resources": []any{"rollouts"}}},
+		"metricsAdapter.replicas", 3)
 	_, err = dc.Client.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, "tidal-validating-webhook", metav1.GetOptions{})
 	helmOwned := apierrors.IsNotFound(err)
 	if helmOwned {
@@ -119,6 +125,7 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 		t.Fatalf("after upgrade: version %d, status %s", rel2.Version, rel2.Info.Status)
 	}
 	upgraded := c.checkReleaseObjects(ctx, t, rel2)
+	c.checkAdapterSharding(ctx, t, release, ns, 3)
 	if helmOwned {
 		if _, err := dc.Client.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, "tidal-validating-webhook", metav1.GetOptions{}); err != nil {
 			t.Errorf("helm-owned webhook configuration: %v", err)
@@ -324,5 +331,68 @@ func (c *cluster) checkWebhookRBAC(ctx context.Context, t *testing.T, release st
 	}
 	if !found {
 		t.Error("operator ClusterRole cannot update tidal-validating-webhook")
+	}
+}
+
+// checkAdapterSharding: the installed metrics adapter runs replicas replicas, sharded on Leases when more than
+// one (docs/sharding.md): --sharding=leases, the peers' server name (the Service's DNS name, since they dial pod
+// IPs), POD_IP for the advertised stream address, and a service account the API server's authorizer lets manage
+// the member Leases in the release namespace (and nowhere else); one replica gets none of it. Its
+// PodDisruptionBudget selects its pods either way.
+func (c *cluster) checkAdapterSharding(ctx context.Context, t *testing.T, release, ns string, replicas int32) {
+	t.Helper()
+	name := release + "-metrics-adapter"
+	sharded := replicas > 1
+	d, err := c.Client.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("metrics adapter Deployment: %v", err)
+	}
+	if *d.Spec.Replicas != replicas {
+		t.Errorf("metrics adapter replicas = %d, want %d", *d.Spec.Replicas, replicas)
+	}
+	ctr := d.Spec.Template.Spec.Containers[0]
+	wantArgs := []string{"--sharding=leases", "--stream-peer-server-name=" + name + "." + ns + ".svc"}
+	for _, a := range wantArgs {
+		if got := slices.Contains(ctr.Args, a); got != sharded {
+			t.Errorf("%d adapter replicas: %s in args %v: %v, want %v", replicas, a, ctr.Args, got, sharded)
+		}
+	}
+	podIP := slices.ContainsFunc(ctr.Env, func(e corev1.EnvVar) bool {
+		return e.Name == "POD_IP" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "status.podIP"
+	})
+	if podIP != sharded {
+		t.Errorf("%d adapter replicas: POD_IP from status.podIP: %v, want %v", replicas, podIP, sharded)
+	}
+
+	user := "system:serviceaccount:" + ns + ":" + d.Spec.Template.Spec.ServiceAccountName
+	for _, where := range []struct {
+		ns   string
+		want bool
+	}{{ns, sharded}, {"kube-system", false}} {
+		for _, verb := range []string{"create", "list", "get", "update", "delete"} {
+			sar, err := c.Client.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+				User: user, Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + ns},
+				ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: where.ns, Verb: verb, Group: "coordination.k8s.io", Resource: "leases"},
+			}}, metav1.CreateOptions{})
+			if err != nil {
+				t.Fatalf("SubjectAccessReview: %v", err)
+			}
+			if sar.Status.Allowed != where.want {
+				t.Errorf("%d adapter replicas: %s may %s leases in %s: %v, want %v (%s)", replicas, user, verb, where.ns,
+					sar.Status.Allowed, where.want, sar.Status.Reason)
+			}
+		}
+	}
+
+	pdb, err := c.Client.PolicyV1().PodDisruptionBudgets(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("metrics adapter PodDisruptionBudget: %v", err)
+	}
+	sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sel.Matches(labels.Set(d.Spec.Template.Labels)) || pdb.Spec.MaxUnavailable == nil || pdb.Spec.MaxUnavailable.IntValue() != 1 {
+		t.Errorf("metrics adapter PodDisruptionBudget: selector %v, maxUnavailable %v; want the adapter's pods, 1 at a time", sel, pdb.Spec.MaxUnavailable)
 	}
 }

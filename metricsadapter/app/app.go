@@ -182,6 +182,7 @@ func New(opts Options) (*Adapter, error) {
 		}
 		a.sharded = newSharded(a.poller, a.members, so.PeerTLS, opts.Logger.Named("peers"))
 		cacheView, owns = a.sharded, a.members.Owns
+		observer = append(observer, a.sharded) // forgets a deleted object's relay stamps
 	}
 	if opts.Stream != nil {
 		if a.stream, err = stream.NewServer(stream.ServerOptions{Source: cacheView, PeerSource: a.poller, Logger: opts.Logger.Named("stream"), Metrics: a.registry}); err != nil {

@@ -57,8 +57,11 @@ type peer struct {
 
 // sharded is a sharded replica's view of every object: its own poller's and, through a stream client to each
 // other live member, theirs. A key is read from its owner first, then from this replica, then from any other
-// (during a hand-over the previous owner's last state answers until the new owner's first sample). It is the
-// external metrics provider's cache and the stream's Source for operators; peers receive the poller alone.
+// (during a hand-over the previous owner's last state answers until the new owner's first sample), except that
+// a state older than another source's (samples.TriggerState.OlderThan) is never chosen, and no update older
+// than one already relayed for its trigger is relayed: across a hand-over a consumer never goes back in time.
+// It is the external metrics provider's cache and the stream's Source for operators; peers receive the poller
+// alone.
 type sharded struct {
 	local   *poller.Poller
 	members *shard.Membership
@@ -66,6 +69,11 @@ type sharded struct {
 	tls     *tls.Config
 	log     *zap.Logger
 	hub     *poller.Hub // every source's updates, for operators' streams
+
+	// relayMu serialises the relay's check and publish; relayed stamps (Generation, SampledAt, Active) the
+	// newest state published per trigger of each object.
+	relayMu sync.Mutex
+	relayed map[samples.Key]map[int]samples.TriggerState
 
 	mu    sync.Mutex
 	ctx   context.Context // set by run; peers started before are started by run
@@ -75,7 +83,7 @@ type sharded struct {
 
 func newSharded(local *poller.Poller, members *shard.Membership, peerTLS *tls.Config, log *zap.Logger) *sharded {
 	return &sharded{local: local, members: members, self: members.Identity(), tls: peerTLS, log: log,
-		hub: poller.NewHub(nil), peers: map[string]*peer{}}
+		hub: poller.NewHub(nil), peers: map[string]*peer{}, relayed: map[samples.Key]map[int]samples.TriggerState{}}
 }
 
 // run forwards the local poller's updates and keeps a stream client to every live peer until ctx is done.
@@ -111,10 +119,49 @@ func (s *sharded) forward(ctx context.Context, src interface {
 				if !ok {
 					return
 				}
-				s.hub.Publish(u)
+				s.relay(u)
 			}
 		}
 	})
+}
+
+// relay publishes u into the hub unless it is older than the state already published for its trigger: the
+// previous owner's last samples, still in flight on its stream or replayed by a peer stream that reconnects,
+// must not overwrite the new owner's. Every source's updates pass here. ActivityChanged is recomputed against
+// the state published before, which may have come from another source.
+func (s *sharded) relay(u samples.Update) bool {
+	// Held over Publish (which never blocks), so two sources' updates cannot pass each other after the check.
+	s.relayMu.Lock()
+	defer s.relayMu.Unlock()
+	held := s.relayed[u.Key]
+	prev, ok := held[u.Trigger.Index]
+	if ok && u.Trigger.OlderThan(&prev) {
+		return false
+	}
+	stamp := samples.TriggerState{Generation: u.Trigger.Generation, SampledAt: u.Trigger.SampledAt, Active: u.Trigger.Active}
+	if ok && prev.Generation == stamp.Generation {
+		u.ActivityChanged = prev.Active != stamp.Active
+		if prev.SampledAt.After(stamp.SampledAt) {
+			stamp.SampledAt = prev.SampledAt // a failure without a sample time keeps the last one
+		}
+	}
+	if held == nil {
+		held = map[int]samples.TriggerState{}
+		s.relayed[u.Key] = held
+	}
+	held[u.Trigger.Index] = stamp
+	s.hub.Publish(u)
+	return true
+}
+
+// ObjectChanged does nothing: a new generation is not ordered by time against the old one.
+func (s *sharded) ObjectChanged(samples.Key) {}
+
+// ObjectDeleted forgets the relay's stamps of a deleted object.
+func (s *sharded) ObjectDeleted(key samples.Key) {
+	s.relayMu.Lock()
+	delete(s.relayed, key)
+	s.relayMu.Unlock()
 }
 
 // syncPeers starts a stream client to each live peer that advertises an address and stops those of peers gone.
@@ -179,29 +226,61 @@ func (s *sharded) sources(key samples.Key) []sourcer {
 	return out
 }
 
-// Lookup answers from the first source that knows the metric.
+// Lookup answers from the first source that knows the metric, unless a later one holds a newer state of it.
 func (s *sharded) Lookup(key samples.Key, metricName string) (scalers.Sample, samples.TriggerState, error) {
+	type answer struct {
+		sample scalers.Sample
+		st     samples.TriggerState
+		err    error
+	}
+	var best *answer
 	var firstErr error
 	for _, src := range s.sources(key) {
 		sample, st, err := src.Lookup(key, metricName)
-		if err == nil || !errors.Is(err, poller.ErrNotFound) {
-			return sample, st, err
+		if err != nil && errors.Is(err, poller.ErrNotFound) {
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
 		}
-		if firstErr == nil {
-			firstErr = err
+		if best == nil || best.st.OlderThan(&st) {
+			best = &answer{sample, st, err}
 		}
 	}
-	return scalers.Sample{}, samples.TriggerState{}, firstErr
+	if best == nil {
+		return scalers.Sample{}, samples.TriggerState{}, firstErr
+	}
+	return best.sample, best.st, best.err
 }
 
-// State is the first source's state of the object.
+// State is the first source's state of the object, unless a later one holds a newer state of it.
 func (s *sharded) State(key samples.Key) (samples.ObjectState, error) {
+	var best *samples.ObjectState
 	for _, src := range s.sources(key) {
-		if st, err := src.State(key); err == nil {
-			return st, nil
+		if st, err := src.State(key); err == nil && (best == nil || objectOlder(best, &st)) {
+			best = &st
 		}
 	}
-	return samples.ObjectState{}, fmt.Errorf("%s %s: %w", key.Kind, key, poller.ErrNotFound)
+	if best == nil {
+		return samples.ObjectState{}, fmt.Errorf("%s %s: %w", key.Kind, key, poller.ErrNotFound)
+	}
+	return *best, nil
+}
+
+// objectOlder reports whether a is older than b: of the same generation, with its newest successful sample
+// taken before b's newest.
+func objectOlder(a, b *samples.ObjectState) bool {
+	newest := func(o *samples.ObjectState) samples.TriggerState {
+		st := samples.TriggerState{Generation: o.Generation}
+		for i := range o.Triggers {
+			if o.Triggers[i].SampledAt.After(st.SampledAt) {
+				st.SampledAt = o.Triggers[i].SampledAt
+			}
+		}
+		return st
+	}
+	na, nb := newest(a), newest(b)
+	return na.OlderThan(&nb)
 }
 
 // MetricSpecs are the first source's metric specs of the object.
@@ -214,7 +293,8 @@ func (s *sharded) MetricSpecs(key samples.Key) []autoscalingv2.MetricSpec {
 	return nil
 }
 
-// Snapshot merges every source's objects, each from its best source.
+// Snapshot merges every source's objects, each from its best source: the newest (objectOlder), then the owner,
+// then this replica.
 func (s *sharded) Snapshot() []samples.ObjectState {
 	s.mu.Lock()
 	all := []sourcer{s.local}
@@ -242,7 +322,7 @@ func (s *sharded) Snapshot() []samples.ObjectState {
 			if !ok {
 				order = append(order, st.Key)
 			}
-			if !ok || rank > cur.rank {
+			if !ok || objectOlder(&cur.st, &st) || (rank > cur.rank && !objectOlder(&st, &cur.st)) {
 				best[st.Key] = pick{st, rank}
 			}
 		}
