@@ -171,10 +171,5 @@ func (c *Controller) observe(u samples.Update) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	key := u.Key.Namespace + "/" + u.Key.Name
-	st := c.jobs[key]
-	if st == nil {
-		st = &jobState{triggers: map[int]samples.TriggerState{}}
-		c.jobs[key] = st
-	}
-	st.triggers[u.Trigger.Index] = u.Trigger
+	c.stateLocked(key).triggers[u.Trigger.Index] = u.Trigger
 }

@@ -161,6 +161,11 @@ func (c *Controller) reconcile(ctx context.Context, ns, name string) error {
 func (c *Controller) state(key string) *jobState {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.stateLocked(key)
+}
+
+// stateLocked is state with c.mu held.
+func (c *Controller) stateLocked(key string) *jobState {
 	st := c.jobs[key]
 	if st == nil {
 		st = &jobState{triggers: map[int]samples.TriggerState{}}
