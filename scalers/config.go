@@ -170,6 +170,17 @@ var notSecret = map[string]bool{
 	"scram_sha256": true, "scram_sha512": true, "basic": true, "bearer": true, "tls": true, "apikey": true,
 }
 
+// WithoutUserinfo drops the user and password from a URL shown in an error; s is returned as it is when it does not
+// parse or has none.
+func WithoutUserinfo(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	u.User = nil
+	return u.String()
+}
+
 func urlPassword(s string) string {
 	if !strings.Contains(s, "@") || !strings.Contains(s, "://") {
 		return ""
@@ -187,10 +198,12 @@ func urlPassword(s string) string {
 
 // Redact replaces every secret of this trigger found in s.
 func (c *TriggerConfig) Redact(s string) string {
-	return redact(s, c.secrets())
+	return RedactSecrets(s, c.secrets())
 }
 
-func redact(s string, secrets []string) string {
+// RedactSecrets replaces every one of secrets found in s with [REDACTED], for a scaler that knows secrets of its
+// own beyond the trigger's (a password from the environment, a connection string it built).
+func RedactSecrets(s string, secrets []string) string {
 	for _, sec := range secrets {
 		s = strings.ReplaceAll(s, sec, "[REDACTED]")
 	}
@@ -203,5 +216,5 @@ type triggerError struct {
 	redact []string
 }
 
-func (e *triggerError) Error() string { return redact(e.id+": "+e.err.Error(), e.redact) }
+func (e *triggerError) Error() string { return RedactSecrets(e.id+": "+e.err.Error(), e.redact) }
 func (e *triggerError) Unwrap() error { return e.err }

@@ -82,7 +82,7 @@ func (m *Metadata) Validate() error {
 	for _, a := range m.Addresses {
 		u, err := url.Parse(strings.TrimRight(a, "/"))
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
-			errs = append(errs, fmt.Errorf("addresses: %q is not an absolute http(s) URL without credentials", redact(a)))
+			errs = append(errs, fmt.Errorf("addresses: %q is not an absolute http(s) URL without credentials", scalers.WithoutUserinfo(a)))
 			continue
 		}
 		m.urls = append(m.urls, u)
@@ -152,15 +152,6 @@ func cloudURL(id string) (*url.URL, error) {
 		u.Host += ":" + port
 	}
 	return u, nil
-}
-
-func redact(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	u.User = nil
-	return u.String()
 }
 
 // Scaler runs one search.

@@ -71,7 +71,7 @@ func (m *Metadata) Validate() error {
 	var errs []error
 	u, err := url.Parse(m.ServerAddress)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		errs = append(errs, fmt.Errorf("serverAddress: want an absolute http(s) URL, got %q", redactURL(m.ServerAddress)))
+		errs = append(errs, fmt.Errorf("serverAddress: want an absolute http(s) URL, got %q", scalers.WithoutUserinfo(m.ServerAddress)))
 	} else {
 		// KEDA accepts the server root, a path prefix, or the full query endpoint.
 		p := strings.TrimRight(u.Path, "/")
@@ -135,15 +135,6 @@ func (m *Metadata) tlsOptions() tlsauth.Options {
 		o.Cert, o.Key, o.KeyPassword = m.Cert, m.Key, m.KeyPassword
 	}
 	return o
-}
-
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	u.User = nil
-	return u.String()
 }
 
 // Scaler runs one LogQL query.

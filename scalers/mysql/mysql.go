@@ -201,12 +201,7 @@ type discardLogger struct{}
 
 func (discardLogger) Print(...any) {}
 
-func (s *Scaler) redact(msg string) string {
-	for _, sec := range s.secrets {
-		msg = strings.ReplaceAll(msg, sec, "[REDACTED]")
-	}
-	return msg
-}
+func (s *Scaler) redact(msg string) string { return scalers.RedactSecrets(msg, s.secrets) }
 
 // MetricSpecs returns one External metric, s<index>-mysql-<dbName>, targeting queryValue.
 func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
@@ -228,26 +223,14 @@ func (s *Scaler) queryValue(ctx context.Context) (float64, error) {
 	if err != nil {
 		return 0, s.cfg.Errorf("query: %s", s.redact(err.Error()))
 	}
-	if len(cols) != 1 {
-		return 0, s.cfg.Errorf("query: must return exactly one column, got %d", len(cols))
-	}
-	if !rows.Next() {
-		if err := rows.Err(); err != nil {
-			return 0, s.cfg.Errorf("query: %s", s.redact(err.Error()))
-		}
-		return 0, s.cfg.Errorf("query: returned no rows, want one row with one number")
-	}
-	var f sql.NullFloat64
-	if err := rows.Scan(&f); err != nil {
-		return 0, s.cfg.Errorf("query: column %q is not a number", cols[0])
-	}
-	if err := rows.Close(); err != nil {
-		return 0, s.cfg.Errorf("query: %s", s.redact(err.Error()))
-	}
-	if !f.Valid {
-		return 0, nil
-	}
-	return f.Float64, nil
+	return scalers.OneNumber(s.cfg, s.redact, scalers.QueryResult{Columns: len(cols), Next: rows.Next, Err: rows.Err, Close: rows.Close,
+		Scan: func() (float64, bool, error) {
+			var f sql.NullFloat64
+			if err := rows.Scan(&f); err != nil {
+				return 0, false, fmt.Errorf("column %q is not a number", cols[0])
+			}
+			return f.Float64, !f.Valid, nil
+		}})
 }
 
 // errorField names what an error from QueryContext is about: the server's answer to the query, or reaching

@@ -199,12 +199,7 @@ func secretsOf(m Metadata, connStr string) []string {
 
 // redact removes this trigger's password and connection string from s (cfg.Errorf removes authParams values
 // again; this also covers passwordFromEnv/connectionFromEnv).
-func (s *Scaler) redact(msg string) string {
-	for _, sec := range s.secrets {
-		msg = strings.ReplaceAll(msg, sec, "[REDACTED]")
-	}
-	return msg
-}
+func (s *Scaler) redact(msg string) string { return scalers.RedactSecrets(msg, s.secrets) }
 
 // MetricSpecs returns one External metric, s<index>-postgresql, targeting targetQueryValue.
 func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
@@ -226,28 +221,16 @@ func (s *Scaler) queryValue(ctx context.Context) (float64, error) {
 		return 0, s.cfg.Errorf("query: %s", s.redact(err.Error()))
 	}
 	defer rows.Close()
-	if n := len(rows.FieldDescriptions()); n != 1 {
-		return 0, s.cfg.Errorf("query: must return exactly one column, got %d", n)
-	}
-	if !rows.Next() {
-		if err := rows.Err(); err != nil {
-			return 0, s.cfg.Errorf("query: %s", s.redact(err.Error()))
-		}
-		return 0, s.cfg.Errorf("query: returned no rows, want one row with one number")
-	}
-	var f pgtype.Float8
-	if err := rows.Scan(&f); err != nil {
-		col := rows.FieldDescriptions()[0]
-		return 0, s.cfg.Errorf("query: column %q is not a number (type oid %d)", col.Name, col.DataTypeOID)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, s.cfg.Errorf("query: %s", s.redact(err.Error()))
-	}
-	if !f.Valid {
-		return 0, nil
-	}
-	return f.Float64, nil
+	return scalers.OneNumber(s.cfg, s.redact, scalers.QueryResult{Columns: len(rows.FieldDescriptions()), Next: rows.Next, Err: rows.Err,
+		Scan: func() (float64, bool, error) {
+			var f pgtype.Float8
+			if err := rows.Scan(&f); err != nil {
+				col := rows.FieldDescriptions()[0]
+				return 0, false, fmt.Errorf("column %q is not a number (type oid %d)", col.Name, col.DataTypeOID)
+			}
+			return f.Float64, !f.Valid, nil
+		},
+		Close: func() error { rows.Close(); return rows.Err() }})
 }
 
 // Close releases the shared pool.

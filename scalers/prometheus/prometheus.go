@@ -81,7 +81,7 @@ func (m *Metadata) Validate() error {
 	var errs []error
 	u, err := url.Parse(m.ServerAddress)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		errs = append(errs, fmt.Errorf("serverAddress: want an absolute http(s) URL, got %q", redactURL(m.ServerAddress)))
+		errs = append(errs, fmt.Errorf("serverAddress: want an absolute http(s) URL, got %q", scalers.WithoutUserinfo(m.ServerAddress)))
 	} else {
 		u.Path = strings.TrimRight(u.Path, "/") + "/api/v1/query"
 		u.RawPath = ""
@@ -169,16 +169,6 @@ func (m *Metadata) oauth() *httpauth.OAuth {
 		return nil
 	}
 	return &m.OAuth
-}
-
-// redactURL drops userinfo from an address shown in an error.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	u.User = nil
-	return u.String()
 }
 
 // Scaler runs one PromQL query.

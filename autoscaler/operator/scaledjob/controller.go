@@ -21,6 +21,7 @@ import (
 	tidallisters "github.com/tidalscale/tidal/api/client/listers/api/v1alpha1"
 	"github.com/tidalscale/tidal/autoscaler/operator"
 	"github.com/tidalscale/tidal/autoscaler/operator/capacity"
+	"github.com/tidalscale/tidal/autoscaler/operator/triggerstate"
 	"github.com/tidalscale/tidal/autoscaler/samples"
 	"github.com/tidalscale/tidal/autoscaler/triggers"
 	"github.com/tidalscale/tidal/internal/controller"
@@ -66,36 +67,19 @@ type Controller struct {
 
 // jobState is what the controller remembers of one ScaledJob.
 type jobState struct {
-	generation int64
-	buildErr   error
-	// degraded is the *triggers.DegradedError of the last resolution (nil when healthy): an external secret store
-	// could not be read and its last values are in use. refreshAt is when the parameters read from secret stores
-	// are due again (zero: never); authDigest is triggers.AuthDigest of the parameters the scalers were built with.
-	degraded   error
-	refreshAt  time.Time
-	authDigest string
-	triggers   map[int]samples.TriggerState
+	reg      triggerstate.State // the registration of its triggers with the source
+	triggers map[int]samples.TriggerState
 	// consumed is the newest sample time already turned into Jobs: one creation round per sample round.
 	consumed time.Time
 }
 
-// retryBuildErrors is how soon a ScaledJob whose triggers could not be built is tried again: no sample and
-// perhaps no Job event will come to wake it once a Secret appears or a secret store answers again.
-const retryBuildErrors = 30 * time.Second
-
-// retryAfter is when key must be reconciled again without an event: after a build error, or when its
-// secret-store values are due for a refresh (0: no need).
+// retryAfter is when key must be reconciled again without an event (triggerstate.State.RetryAfter): no sample
+// and perhaps no Job event will come to wake a ScaledJob whose triggers could not be built.
 func (c *Controller) retryAfter(key string) time.Duration {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	st := c.jobs[key]
-	switch {
-	case st == nil:
-		return 0
-	case st.buildErr != nil:
-		return retryBuildErrors
-	case !st.refreshAt.IsZero():
-		return max(st.refreshAt.Sub(c.now()), time.Second)
+	if st := c.jobs[key]; st != nil {
+		return st.reg.RetryAfter(c.now())
 	}
 	return 0
 }
@@ -187,10 +171,5 @@ func (c *Controller) observe(u samples.Update) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	key := u.Key.Namespace + "/" + u.Key.Name
-	st := c.jobs[key]
-	if st == nil {
-		st = &jobState{triggers: map[int]samples.TriggerState{}}
-		c.jobs[key] = st
-	}
-	st.triggers[u.Trigger.Index] = u.Trigger
+	c.stateLocked(key).triggers[u.Trigger.Index] = u.Trigger
 }

@@ -24,6 +24,7 @@ import (
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	"github.com/tidalscale/tidal/autoscaler/core"
 	"github.com/tidalscale/tidal/autoscaler/operator"
+	"github.com/tidalscale/tidal/autoscaler/operator/triggerstate"
 	"github.com/tidalscale/tidal/autoscaler/samples"
 	"github.com/tidalscale/tidal/autoscaler/triggers"
 	"github.com/tidalscale/tidal/internal/controller"
@@ -59,10 +60,6 @@ func (c *Controller) release(ctx context.Context, ns, name string) {
 func (c *Controller) mayWrite(sj *tidalv1alpha1.ScaledJob) error {
 	return operator.CheckOwner(c.opts.Shard, sj.Namespace, sj.Name)
 }
-
-// reasonSecretStoreDegraded: an external secret store could not be read; Jobs are created from the values it
-// returned last, until --secret-store-ttl is over.
-const reasonSecretStoreDegraded = "SecretStoreDegraded"
 
 func (c *Controller) reconcile(ctx context.Context, ns, name string) error {
 	log := operator.LoggerFrom(ctx)
@@ -112,7 +109,7 @@ func (c *Controller) reconcile(ctx context.Context, ns, name string) error {
 	case pauseErr != nil:
 		controller.SetCondition(&status.Conditions, sj.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, "InvalidAnnotation", pauseErr.Error())
 	case buildErr != nil:
-		controller.SetCondition(&status.Conditions, sj.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, "TriggerInvalid", buildErr.Error())
+		controller.SetCondition(&status.Conditions, sj.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, triggerstate.ReasonTriggerInvalid, buildErr.Error())
 	case sourceErr(c.opts.Source) != nil:
 		controller.SetCondition(&status.Conditions, sj.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, "SampleSourceUnavailable",
 			"creating no jobs: "+sourceErr(c.opts.Source).Error())
@@ -147,12 +144,12 @@ func (c *Controller) reconcile(ctx context.Context, ns, name string) error {
 		controller.SetCondition(&status.Conditions, sj.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionTrue, "ScaledJobReady", "ScaledJob is defined correctly and is ready to scale")
 	}
 	c.mu.Lock()
-	degraded := st.degraded
+	degraded := st.reg.Degraded
 	c.mu.Unlock()
 	if degraded != nil && buildErr == nil && pauseErr == nil {
 		// Jobs are still created from the store's last values (above); Ready says they may be stale.
 		if ready := apimeta.FindStatusCondition(status.Conditions, tidalv1alpha1.ConditionReady); ready != nil && ready.Status == metav1.ConditionTrue {
-			controller.SetCondition(&status.Conditions, sj.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, reasonSecretStoreDegraded, degraded.Error())
+			controller.SetCondition(&status.Conditions, sj.Generation, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, triggerstate.ReasonSecretStoreDegraded, degraded.Error())
 		}
 	}
 	if err := c.cleanHistory(ctx, sj, jobs); err != nil {
@@ -164,6 +161,11 @@ func (c *Controller) reconcile(ctx context.Context, ns, name string) error {
 func (c *Controller) state(key string) *jobState {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.stateLocked(key)
+}
+
+// stateLocked is state with c.mu held.
+func (c *Controller) stateLocked(key string) *jobState {
 	st := c.jobs[key]
 	if st == nil {
 		st = &jobState{triggers: map[int]samples.TriggerState{}}
@@ -173,62 +175,18 @@ func (c *Controller) state(key string) *jobState {
 }
 
 // ensureTriggers registers the ScaledJob's triggers with the sample source when its generation is new, and
-// again when parameters read from an external secret store are due for a refresh: a rotated value rebuilds the
-// scalers, values that expired without a successful read remove them (as for ScaledObjects).
+// again when parameters read from an external secret store are due for a refresh (triggerstate).
 func (c *Controller) ensureTriggers(ctx context.Context, sj *tidalv1alpha1.ScaledJob, st *jobState) error {
-	c.mu.Lock()
-	sameGeneration := st.generation == sj.Generation
-	built := sameGeneration && (st.refreshAt.IsZero() || c.now().Before(st.refreshAt))
-	prevDegraded := st.degraded
-	c.mu.Unlock()
-	if built {
-		return nil
-	}
-	refreshing := sameGeneration
-	spec, err := triggers.ForScaledJob(ctx, sj, c.opts.Resolver, c.log)
-	if err != nil && !triggers.IsDegraded(err) {
-		c.event(sj, corev1.EventTypeWarning, "TriggerInvalid", err.Error())
-		if refreshing {
-			c.opts.Source.Delete(ctx, spec.Key)
-		}
-		c.mu.Lock()
-		st.buildErr = err
-		st.generation, st.refreshAt, st.degraded = 0, time.Time{}, nil
-		if refreshing {
-			st.triggers = map[int]samples.TriggerState{}
-		}
-		c.mu.Unlock()
-		return nil
-	}
-	if err != nil && (prevDegraded == nil || prevDegraded.Error() != err.Error()) {
-		c.event(sj, corev1.EventTypeWarning, reasonSecretStoreDegraded, err.Error())
-	}
-	digest := triggers.AuthDigest(spec.Triggers)
-	if refreshing {
-		c.mu.Lock()
-		st.degraded, st.refreshAt = err, spec.RefreshAt
-		same := st.authDigest == digest
-		c.mu.Unlock()
-		if same {
-			return nil
-		}
-		// A store returned new values: rebuild the scalers (an Upsert of a held generation is a no-op).
-		c.opts.Source.Delete(ctx, spec.Key)
-		c.mu.Lock()
-		st.triggers = map[int]samples.TriggerState{}
-		c.mu.Unlock()
-	}
-	errs := c.opts.Source.Upsert(ctx, spec)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	st.generation, st.buildErr = sj.Generation, nil
-	st.degraded, st.refreshAt, st.authDigest = err, spec.RefreshAt, digest
-	for _, e := range errs {
-		if e != nil {
-			st.buildErr = e
-			c.event(sj, corev1.EventTypeWarning, "TriggerInvalid", e.Error())
-			break
-		}
+	errs := st.reg.Ensure(ctx, triggerstate.Registration{
+		Lock: &c.mu, Generation: sj.Generation, Now: c.now(), Source: c.opts.Source,
+		Resolve: func(ctx context.Context) (samples.ObjectSpec, error) {
+			return triggers.ForScaledJob(ctx, sj, c.opts.Resolver, c.log)
+		},
+		Event: func(reason, msg string) { c.event(sj, corev1.EventTypeWarning, reason, msg) },
+		Reset: func() { st.triggers = map[int]samples.TriggerState{} },
+	})
+	if len(errs) > 0 { // the first build error is the one the status reports
+		c.event(sj, corev1.EventTypeWarning, triggerstate.ReasonTriggerInvalid, errs[0].Error())
 	}
 	return nil
 }
@@ -276,7 +234,7 @@ func (c *Controller) decisionInput(sj *tidalv1alpha1.ScaledJob, st *jobState, ru
 		}
 		statuses = append(statuses, ts)
 	}
-	return in, newest, st.buildErr, statuses
+	return in, newest, st.reg.Err(), statuses
 }
 
 // pausedOf reads the paused annotation (Tidal's or KEDA's spelling): "true" creates no new Jobs and leaves

@@ -138,8 +138,8 @@ func (c *Controller) decisionInput(so *tidalv1alpha1.ScaledObject, st *objectSta
 				sampled = ts.SampledAt
 			}
 			obs.Triggers[i] = tr
-		case len(st.buildErrs) > 0:
-			obs.Triggers[i] = coreinput.Trigger{Reported: true, Err: st.buildErrs[0]}
+		case st.reg.Err() != nil:
+			obs.Triggers[i] = coreinput.Trigger{Reported: true, Err: st.reg.Err()}
 		}
 	}
 	// A malformed pause annotation was reported before the decision; without it the mapping cannot fail.

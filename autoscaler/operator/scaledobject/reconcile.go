@@ -15,6 +15,7 @@ import (
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	"github.com/tidalscale/tidal/autoscaler/core"
 	"github.com/tidalscale/tidal/autoscaler/operator"
+	"github.com/tidalscale/tidal/autoscaler/operator/triggerstate"
 	"github.com/tidalscale/tidal/autoscaler/samples"
 	"github.com/tidalscale/tidal/autoscaler/scaletarget"
 	"github.com/tidalscale/tidal/autoscaler/triggers"
@@ -34,7 +35,7 @@ const (
 	ReasonScaled            = "Scaled"
 	ReasonScaleFailed       = "ScaleFailed"
 	ReasonTargetInvalid     = "ScaleTargetInvalid"
-	ReasonTriggerInvalid    = "TriggerInvalid"
+	ReasonTriggerInvalid    = triggerstate.ReasonTriggerInvalid
 	ReasonTriggerFailing    = "TriggerFailing"
 	ReasonPaused            = "Paused"
 	ReasonFallback          = "FallbackActive"
@@ -44,7 +45,7 @@ const (
 	ReasonSourceUnavailable = "SampleSourceUnavailable"
 	// ReasonSecretStoreDegraded: an external secret store could not be read; scaling goes on with the values it
 	// returned last, until --secret-store-ttl runs out (then ReasonTriggerInvalid).
-	ReasonSecretStoreDegraded = "SecretStoreDegraded"
+	ReasonSecretStoreDegraded = triggerstate.ReasonSecretStoreDegraded
 	// ReasonWaiting: some trigger has no sample of the current generation (or no metric spec) yet; replicas are
 	// held as they are.
 	ReasonWaiting          = "WaitingForSamples"
@@ -59,13 +60,7 @@ type Result = controller.Result
 // kept in the status (lastActiveTime, decisionState) and restored before the first decision, so a restart or a
 // leader change neither scales a workload to zero early nor cuts a stabilization window short.
 type objectState struct {
-	generation int64 // generation whose triggers are registered with the source; 0 means none
-	buildErrs  []error
-	// degraded is the *triggers.DegradedError of the last resolution (nil when healthy); refreshAt is when the
-	// triggers are resolved again because secret store values are due (zero: only on a new generation).
-	degraded   error
-	refreshAt  time.Time
-	authDigest string // triggers.AuthDigest of the parameters the registered scalers were built with
+	reg        triggerstate.State // the registration of its triggers with the source
 	triggers   map[int]samples.TriggerState
 	core       core.State
 	restored   bool // core was loaded from the status
@@ -208,7 +203,8 @@ func (c *Controller) reconcile(ctx context.Context, ns, name string) (Result, er
 	return c.reconcileDirect(ctx, so, status, target, scale, st)
 }
 
-// ensureTriggers (re)registers the object's triggers with the source when its generation changed.
+// ensureTriggers (re)registers the object's triggers with the source when its generation changed or its
+// secret-store values are due (triggerstate).
 func (c *Controller) ensureTriggers(ctx context.Context, so *tidalv1alpha1.ScaledObject, target scaletarget.Target) (*objectState, error) {
 	key := so.Namespace + "/" + so.Name
 	c.mu.Lock()
@@ -217,62 +213,18 @@ func (c *Controller) ensureTriggers(ctx context.Context, so *tidalv1alpha1.Scale
 		st = newObjectState()
 		c.objects[key] = st
 	}
-	built := st.generation == so.Generation && (st.refreshAt.IsZero() || c.now().Before(st.refreshAt))
-	refreshing := st.generation == so.Generation
-	prevDegraded := st.degraded
 	c.mu.Unlock()
-	if built {
-		return st, nil
-	}
-	spec, resolveErr := triggers.ForScaledObject(ctx, so, c.opts.Targets, c.opts.Resolver, c.log)
-	if resolveErr != nil && !triggers.IsDegraded(resolveErr) {
-		// Auth or environment could not be resolved: every trigger reports it; retry later, as a secret may
-		// appear. The message names the field and never a value.
-		c.event(so, corev1.EventTypeWarning, ReasonTriggerInvalid, resolveErr.Error())
-		if refreshing {
-			// Secret store values expired without a successful read: the scalers built with them go, as if
-			// the authentication had never resolved.
-			c.opts.Source.Delete(ctx, spec.Key)
-		}
-		c.mu.Lock()
-		st.buildErrs = []error{resolveErr}
-		st.generation, st.refreshAt, st.degraded = 0, time.Time{}, nil
-		if refreshing {
-			st.triggers = map[int]samples.TriggerState{}
-		}
-		c.mu.Unlock()
-		return st, nil
-	}
-	if resolveErr != nil && (prevDegraded == nil || prevDegraded.Error() != resolveErr.Error()) {
-		c.event(so, corev1.EventTypeWarning, ReasonSecretStoreDegraded, resolveErr.Error())
-	}
-	digest := triggers.AuthDigest(spec.Triggers)
-	if refreshing {
-		c.mu.Lock()
-		st.degraded, st.refreshAt = resolveErr, spec.RefreshAt
-		same := st.authDigest == digest
-		c.mu.Unlock()
-		if same {
-			return st, nil
-		}
-		// A store returned new values (a rotated secret): rebuild the scalers with them (an Upsert of a held
-		// generation is a no-op, so drop the object first).
-		c.opts.Source.Delete(ctx, spec.Key)
-		c.mu.Lock()
-		st.triggers = map[int]samples.TriggerState{}
-		c.mu.Unlock()
-	}
-	errs := c.opts.Source.Upsert(ctx, spec)
+	errs := st.reg.Ensure(ctx, triggerstate.Registration{
+		Lock: &c.mu, Generation: so.Generation, Now: c.now(), Source: c.opts.Source,
+		Resolve: func(ctx context.Context) (samples.ObjectSpec, error) {
+			return triggers.ForScaledObject(ctx, so, c.opts.Targets, c.opts.Resolver, c.log)
+		},
+		Event: func(reason, msg string) { c.event(so, corev1.EventTypeWarning, reason, msg) },
+		Reset: func() { st.triggers = map[int]samples.TriggerState{} },
+	})
 	for _, e := range errs {
-		if e != nil {
-			c.event(so, corev1.EventTypeWarning, ReasonTriggerInvalid, e.Error())
-		}
+		c.event(so, corev1.EventTypeWarning, ReasonTriggerInvalid, e.Error())
 	}
-	c.mu.Lock()
-	st.generation = so.Generation
-	st.degraded, st.refreshAt, st.authDigest = resolveErr, spec.RefreshAt, digest
-	st.buildErrs = slices.DeleteFunc(slices.Clone(errs), func(e error) bool { return e == nil })
-	c.mu.Unlock()
 	return st, nil
 }
 

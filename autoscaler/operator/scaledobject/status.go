@@ -112,8 +112,8 @@ func fillTriggerStatus(status *tidalv1alpha1.ScaledObjectStatus, so *tidalv1alph
 				}
 				health[m] = h
 			}
-		case len(st.buildErrs) > 0:
-			ts.Error = st.buildErrs[0].Error()
+		case st.reg.Err() != nil:
+			ts.Error = st.reg.Err().Error()
 		}
 		status.Triggers = append(status.Triggers, ts)
 	}
@@ -134,13 +134,13 @@ func applyDecisionConditions(status *tidalv1alpha1.ScaledObjectStatus, gen int64
 		}
 	}
 	switch {
-	case len(st.buildErrs) > 0:
-		controller.SetCondition(&status.Conditions, gen, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, ReasonTriggerInvalid, st.buildErrs[0].Error())
+	case st.reg.Err() != nil:
+		controller.SetCondition(&status.Conditions, gen, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, ReasonTriggerInvalid, st.reg.Err().Error())
 	case len(failing) > 0:
 		controller.SetCondition(&status.Conditions, gen, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, ReasonTriggerFailing, "failing triggers: "+strings.Join(failing, ", "))
-	case st.degraded != nil:
+	case st.reg.Degraded != nil:
 		// Scaling goes on with the last values the store returned; Ready says the store is failing.
-		controller.SetCondition(&status.Conditions, gen, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, ReasonSecretStoreDegraded, st.degraded.Error())
+		controller.SetCondition(&status.Conditions, gen, tidalv1alpha1.ConditionReady, metav1.ConditionFalse, ReasonSecretStoreDegraded, st.reg.Degraded.Error())
 	default:
 		controller.SetCondition(&status.Conditions, gen, tidalv1alpha1.ConditionReady, metav1.ConditionTrue, ReasonReady, "ScaledObject is defined correctly and is ready for scaling")
 	}
