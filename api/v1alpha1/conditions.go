@@ -10,6 +10,10 @@ const (
 	ConditionFallback = "Fallback"
 	// ConditionPaused is True when autoscaling is paused by annotation.
 	ConditionPaused = "Paused"
+	// ConditionPlacement is True when a placement is set, saying which and where it came from (spec.placement or
+	// the workload's tidal.dev/placement annotations), and False when the annotations are invalid. Absent when
+	// neither is set.
+	ConditionPlacement = "Placement"
 )
 
 // Condition types of NodeGroup status.

@@ -45,19 +45,24 @@ type Placement struct {
 
 // Validate checks p, naming the field under path.
 func (p *Placement) Validate(path *field.Path) field.ErrorList {
+	return p.validate(path.Child("policy"), path.Child("maxPendingSeconds"))
+}
+
+// validate checks p, naming its policy and its latency target by the paths given (spec fields or annotations).
+func (p *Placement) validate(policy, maxPending *field.Path) field.ErrorList {
 	if p == nil {
 		return nil
 	}
 	var errs field.ErrorList
 	if !oneOf(string(p.Policy), placementPolicies()) {
-		errs = append(errs, field.NotSupported(path.Child("policy"), p.Policy, placementPolicies()))
+		errs = append(errs, field.NotSupported(policy, p.Policy, placementPolicies()))
 	}
 	if m := p.MaxPendingSeconds; m != nil && (*m < 1 || *m > MaxPlacementPendingSeconds) {
-		errs = append(errs, field.Invalid(path.Child("maxPendingSeconds"), *m,
+		errs = append(errs, field.Invalid(maxPending, *m,
 			fmt.Sprintf("must be between 1 and %d seconds", MaxPlacementPendingSeconds)))
 	}
 	if p.Policy == PlacementAuto && p.MaxPendingSeconds == nil {
-		errs = append(errs, field.Required(path.Child("maxPendingSeconds"), "required when policy is auto"))
+		errs = append(errs, field.Required(maxPending, "required when policy is auto"))
 	}
 	return errs
 }

@@ -17,9 +17,11 @@ func jobScalingStrategies() []string {
 }
 func multipleScalersCalculations() []string { return []string{"avg", "max", "min", "sum"} }
 
-// Validate checks a ScaledJob; every error names its field (spec....).
+// Validate checks a ScaledJob; every error names its field (spec...., or metadata.annotations[...] for the
+// placement annotations, which a ScaledJob carries itself).
 func (sj *ScaledJob) Validate() field.ErrorList {
-	return sj.Spec.validate(field.NewPath("spec"))
+	errs := sj.Spec.validate(field.NewPath("spec"))
+	return append(errs, ValidatePlacementAnnotations(sj.Annotations, field.NewPath("metadata", "annotations"))...)
 }
 
 func (s *ScaledJobSpec) validate(p *field.Path) field.ErrorList {

@@ -144,22 +144,41 @@ func (ts *Client) UpdateReplicas(ctx context.Context, t Target, s *autoscalingv1
 	}
 }
 
-// PodTemplate returns the target's pod template (spec.template) when it has one (Deployments, StatefulSets,
-// most workload CRDs); nil otherwise.
-func (ts *Client) PodTemplate(ctx context.Context, t Target) (*corev1.PodTemplateSpec, error) {
+// Workload is what the operator reads of a target object besides /scale.
+type Workload struct {
+	// Template is the object's pod template (spec.template); nil when it has none.
+	Template *corev1.PodTemplateSpec
+	// Annotations are the object's own metadata.annotations (the placement annotations live there).
+	Annotations map[string]string
+}
+
+// Workload reads the target object once and returns its pod template and annotations.
+func (ts *Client) Workload(ctx context.Context, t Target) (Workload, error) {
 	obj, err := ts.dynamic.Resource(t.GVR).Namespace(t.Namespace).Get(ctx, t.Name, metav1.GetOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("get %s %s/%s: %w", t.GVK.Kind, t.Namespace, t.Name, err)
+		return Workload{}, fmt.Errorf("get %s %s/%s: %w", t.GVK.Kind, t.Namespace, t.Name, err)
 	}
+	w := Workload{Annotations: obj.GetAnnotations()}
 	raw, found, err := unstructured.NestedMap(obj.Object, "spec", "template")
 	if err != nil || !found {
-		return nil, nil //nolint:nilerr // a target without a pod template simply has no environment to offer
+		return w, nil //nolint:nilerr // a target without a pod template simply has no environment to offer
 	}
 	var tmpl corev1.PodTemplateSpec
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(raw, &tmpl); err != nil {
-		return nil, fmt.Errorf("%s %s/%s: spec.template: %w", t.GVK.Kind, t.Namespace, t.Name, err)
+		return w, fmt.Errorf("%s %s/%s: spec.template: %w", t.GVK.Kind, t.Namespace, t.Name, err)
 	}
-	return &tmpl, nil
+	w.Template = &tmpl
+	return w, nil
+}
+
+// PodTemplate returns the target's pod template (spec.template) when it has one (Deployments, StatefulSets,
+// most workload CRDs); nil otherwise.
+func (ts *Client) PodTemplate(ctx context.Context, t Target) (*corev1.PodTemplateSpec, error) {
+	w, err := ts.Workload(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	return w.Template, nil
 }
 
 // KindString renders status.scaleTargetKind: "apps/v1.Deployment".

@@ -142,7 +142,7 @@ func TestLint(t *testing.T) {
 func allOn() map[string]any {
 	return vals("nodeAutoscaler.enabled", true, "virtualNode.enabled", true, "serviceMonitor.enabled", true,
 		"grafanaDashboard.enabled", true, "crds.templated", true, "operator.webhook.helmOwnedConfiguration", true,
-		"metricsAdapter.apiService.podMetrics", true,
+		"metricsAdapter.apiService.podMetrics", true, "virtualNode.pricePerCPUHour", "0.05", "virtualNode.podStartSeconds", 2,
 		"operator.extraScaleTargets", []any{map[string]any{"apiGroup": "argoproj.io", "resources": []any{"rollouts"}}})
 }
 
@@ -479,6 +479,8 @@ func TestValuesSchemaRejects(t *testing.T) {
 		{name: "port out of range", vals: vals("operator.webhook.port", 70000), want: "operator.webhook.port"},
 		{name: "extra arg without dashes", vals: vals("operator.extraArgs", []any{"workers=3"}), want: "operator.extraArgs"},
 		{name: "bad node name", vals: vals("virtualNode.nodeName", "Not_A_Name"), want: "virtualNode.nodeName"},
+		{name: "price not a decimal", vals: vals("virtualNode.pricePerCPUHour", "cheap"), want: "virtualNode.pricePerCPUHour"},
+		{name: "negative pod start", vals: vals("virtualNode.podStartSeconds", -1), want: "virtualNode.podStartSeconds"},
 		{name: "secret mode without CA", vals: vals("metricsAdapter.tls.mode", "secret", "metricsAdapter.tls.secretName", "x"), want: "metricsAdapter.tls.caBundle"},
 		{name: "no service account name", vals: vals("operator.serviceAccount.create", false), want: "operator.serviceAccount.name is required"},
 	}
@@ -696,6 +698,20 @@ func TestVirtualNodeContainerdBackendMountsTheHostSocket(t *testing.T) {
 		}
 		if env := fmt.Sprint(lookup(spec, "containers[0].env")); strings.Contains(env, "status.podIP") {
 			t.Errorf("env still reads status.podIP: %s", env)
+		}
+	})
+	t.Run("placement inputs", func(t *testing.T) {
+		spec := deployment(t, vals("virtualNode.enabled", true, "virtualNode.pricePerCPUHour", "0.05", "virtualNode.podStartSeconds", 2.5))
+		args := strs(lookup(spec, "containers[0].args"))
+		for _, want := range []string{"--price-per-cpu-hour=0.05", "--pod-start-seconds=2.5"} {
+			if !contains(args, want) {
+				t.Errorf("args %v lack %s", args, want)
+			}
+		}
+		for _, a := range strs(lookup(deployment(t, vals("virtualNode.enabled", true)), "containers[0].args")) {
+			if strings.HasPrefix(a, "--price-per-cpu-hour") || strings.HasPrefix(a, "--pod-start-seconds") {
+				t.Errorf("unset values pass %s", a)
+			}
 		}
 	})
 	t.Run("containerd", func(t *testing.T) {

@@ -147,8 +147,9 @@ func newExplainCmd(g *globalFlags, s streams) *cobra.Command {
 				return fmt.Errorf("get ScaledObject %s/%s: %w", ns, args[0], err)
 			}
 			now := s.now()
+			target := g.readTarget(cmd.Context(), so)
 			rep, err := explain.Explain(cmd.Context(), so, explain.Options{Registry: registry.New(), Now: now,
-				Env: g.targetEnv(cmd.Context(), so), CapacityRequest: capacityRequest(cmd.Context(), client, so)})
+				Env: target.env, TargetAnnotations: target.annotations, CapacityRequest: capacityRequest(cmd.Context(), client, so)})
 			if err != nil {
 				return err
 			}
@@ -160,39 +161,49 @@ func newExplainCmd(g *globalFlags, s streams) *cobra.Command {
 	}
 }
 
-// targetEnv reads the literal environment of a Deployment or StatefulSet target's container (the
-// envSourceContainerName, else the first), so explain can build scalers configured with ...FromEnv keys. Values
-// from Secrets and ConfigMaps are not read. Any failure yields no environment: explain then reports the target as
-// unknown for those triggers.
-func (g *globalFlags) targetEnv(ctx context.Context, so *tidalv1alpha1.ScaledObject) map[string]string {
+// targetInfo is what explain reads of the scale target.
+type targetInfo struct {
+	// env is the literal environment of the target's container.
+	env map[string]string
+	// annotations are the target's own metadata.annotations (placement may be set there).
+	annotations map[string]string
+}
+
+// readTarget reads a Deployment or StatefulSet target once: the literal environment of its container (the
+// envSourceContainerName, else the first), so explain can build scalers configured with ...FromEnv keys, and its
+// annotations, so explain can tell a placement set by annotation. Values from Secrets and ConfigMaps are not
+// read. Any failure yields neither: explain then reports the target as unknown for those triggers, and shows
+// only spec.placement.
+func (g *globalFlags) readTarget(ctx context.Context, so *tidalv1alpha1.ScaledObject) targetInfo {
 	cfg, err := g.clientConfig().ClientConfig()
 	if err != nil {
-		return nil
+		return targetInfo{}
 	}
 	kube, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
-		return nil
+		return targetInfo{}
 	}
 	ref := so.Spec.ScaleTargetRef
 	if ref.APIVersion != "" && ref.APIVersion != "apps/v1" {
-		return nil
+		return targetInfo{}
 	}
 	var tmpl *corev1.PodTemplateSpec
+	var annotations map[string]string
 	switch ref.Kind {
 	case "", "Deployment":
 		d, err := kube.AppsV1().Deployments(so.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
 		if err != nil {
-			return nil
+			return targetInfo{}
 		}
-		tmpl = &d.Spec.Template
+		tmpl, annotations = &d.Spec.Template, d.Annotations
 	case "StatefulSet":
 		st, err := kube.AppsV1().StatefulSets(so.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
 		if err != nil {
-			return nil
+			return targetInfo{}
 		}
-		tmpl = &st.Spec.Template
+		tmpl, annotations = &st.Spec.Template, st.Annotations
 	default:
-		return nil
+		return targetInfo{}
 	}
 	env := map[string]string{}
 	for i, c := range tmpl.Spec.Containers {
@@ -204,7 +215,7 @@ func (g *globalFlags) targetEnv(ctx context.Context, so *tidalv1alpha1.ScaledObj
 			}
 		}
 	}
-	return env
+	return targetInfo{env: env, annotations: annotations}
 }
 
 func nsName(ns string) string {

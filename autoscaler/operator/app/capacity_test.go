@@ -208,7 +208,8 @@ func TestCapacityRequestForScaledJob(t *testing.T) {
 	}
 }
 
-func scaledJobFor(e *env, name, list string) *tidalv1alpha1.ScaledJob {
+// scaledJobFor creates a ScaledJob named name creating a Job per item of list, changed by mutate.
+func scaledJobFor(e *env, name, list string, mutate ...func(*tidalv1alpha1.ScaledJob)) *tidalv1alpha1.ScaledJob {
 	e.T.Helper()
 	sj := &tidalv1alpha1.ScaledJob{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
@@ -221,6 +222,9 @@ func scaledJobFor(e *env, name, list string) *tidalv1alpha1.ScaledJob {
 			Triggers: []tidalv1alpha1.ScaleTriggers{{Type: "redis", Name: "batches",
 				Metadata: map[string]string{"address": "127.0.0.1:6379", "listName": list, "listLength": "1"}}},
 		},
+	}
+	for _, m := range mutate {
+		m(sj)
 	}
 	out, err := e.Tidal.TidalV1alpha1().ScaledJobs(e.NS).Create(e.Ctx, sj, metav1.CreateOptions{})
 	if err != nil {

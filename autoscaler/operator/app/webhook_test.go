@@ -127,6 +127,21 @@ func TestInvalidScaledObjectsRejected(t *testing.T) {
 			}
 		})
 	}
+	// A ScaledJob carries its placement annotations itself, so bad values are refused here, naming the annotation.
+	t.Run("ScaledJob with a bad placement annotation", func(t *testing.T) {
+		sj := validObjects(e.NS, "bad-placement", tidalv1alpha1.KindScaledJob)[0].(*tidalv1alpha1.ScaledJob)
+		sj.Annotations = map[string]string{tidalv1alpha1.AnnotationPlacement: "teleport"}
+		_, err := e.Tidal.TidalV1alpha1().ScaledJobs(e.NS).Create(e.Ctx, sj, metav1.CreateOptions{})
+		if err == nil {
+			_ = e.Tidal.TidalV1alpha1().ScaledJobs(e.NS).Delete(e.Ctx, sj.Name, metav1.DeleteOptions{})
+			t.Fatal("accepted a ScaledJob with tidal.dev/placement: teleport")
+		}
+		for _, w := range []string{"metadata.annotations[tidal.dev/placement]", "teleport"} {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("error %q does not name %q", err, w)
+			}
+		}
+	})
 }
 
 // startWebhook runs the operator with its webhook for this test's namespace and waits until it answers.

@@ -84,7 +84,8 @@ type Request struct {
 	Selector string
 	// Template is the pod template of one replica.
 	Template *corev1.PodTemplateSpec
-	// Placement is the scaler object's spec.placement (burst or wait, docs/placement.md); nil when unset.
+	// Placement is the workload's effective placement (burst or wait, docs/placement.md): the scaler object's
+	// spec.placement, else the workload's placement annotations (v1alpha1.ResolvePlacement); nil when unset.
 	Placement *v1alpha1.Placement
 }
 

@@ -13,8 +13,9 @@ import (
 )
 
 // publishDemand announces, before the Jobs are created, that jobs unfinished Jobs' pods will exist: each Job
-// runs spec.parallelism pods (1 when unset). It never holds the Jobs back: a failure is logged.
-func (c *Controller) publishDemand(ctx context.Context, sj *tidalv1alpha1.ScaledJob, jobs int64) {
+// runs spec.parallelism pods (1 when unset), placed by placement (the ScaledJob's spec.placement, else its
+// placement annotations; tidalv1alpha1.ResolvePlacement). It never holds the Jobs back: a failure is logged.
+func (c *Controller) publishDemand(ctx context.Context, sj *tidalv1alpha1.ScaledJob, placement *tidalv1alpha1.Placement, jobs int64) {
 	if c.opts.Capacity == nil || c.mayWrite(sj) != nil {
 		return
 	}
@@ -32,7 +33,7 @@ func (c *Controller) publishDemand(ctx context.Context, sj *tidalv1alpha1.Scaled
 		Owner: sj, OwnerKind: kindScaledJob,
 		OwnerRef: *metav1.NewControllerRef(sj, tidalv1alpha1.SchemeGroupVersion.WithKind(kindScaledJob)),
 		Replicas: int32(replicas), Selector: labels.SelectorFromSet(labels.Set{LabelScaledJobName: sj.Name}).String(),
-		Template: tmpl, Placement: sj.Spec.Placement,
+		Template: tmpl, Placement: placement,
 	})
 	if err != nil {
 		operator.LoggerFrom(ctx).Warn("capacity request not published", zap.Error(err))

@@ -24,6 +24,7 @@ import (
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	"github.com/tidalscale/tidal/autoscaler/core"
 	"github.com/tidalscale/tidal/autoscaler/operator"
+	"github.com/tidalscale/tidal/autoscaler/operator/capacity"
 	"github.com/tidalscale/tidal/autoscaler/operator/triggerstate"
 	"github.com/tidalscale/tidal/autoscaler/samples"
 	"github.com/tidalscale/tidal/autoscaler/triggers"
@@ -100,6 +101,12 @@ func (c *Controller) reconcile(ctx context.Context, ns, name string) error {
 	fresh := newest.After(st.consumed)
 	c.mu.Unlock()
 	status.Triggers = triggerStatus
+	// The ScaledJob carries its placement annotations itself (it is the Jobs' definition): they are at hand on
+	// every reconcile, so the Placement condition is always current.
+	placement := tidalv1alpha1.ResolvePlacement(sj.Spec.Placement, sj.Annotations)
+	if warning := capacity.ApplyPlacementCondition(&status.Conditions, sj.Generation, placement, kindScaledJob+" "+sj.Name); warning != "" {
+		c.event(sj, corev1.EventTypeWarning, capacity.ReasonInvalidPlacementAnnotation, warning)
+	}
 	if paused {
 		controller.SetCondition(&status.Conditions, sj.Generation, tidalv1alpha1.ConditionPaused, metav1.ConditionTrue, "ScaledJobPaused", "autoscaling is paused: no new Jobs")
 	} else {
@@ -123,7 +130,7 @@ func (c *Controller) reconcile(ctx context.Context, ns, name string) error {
 			break
 		}
 		if d.Create > 0 {
-			c.publishDemand(ctx, sj, running+pending+d.Create)
+			c.publishDemand(ctx, sj, placement.Placement, running+pending+d.Create)
 			if err := c.createJobs(ctx, sj, hash, d.Create); err != nil {
 				return err
 			}

@@ -6,6 +6,7 @@ import (
 
 	"go.uber.org/zap"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
@@ -17,7 +18,11 @@ import (
 // publishDemand announces a scale-up to desired replicas before /scale is written (the demand signal, see
 // autoscaler/operator/capacity), and returns the CapacityRequest's name ("" when none was written). It never
 // holds the scale-up back: a failure is logged and scaling goes on.
-func (c *Controller) publishDemand(ctx context.Context, so *tidalv1alpha1.ScaledObject, target scaletarget.Target, scale *autoscalingv1.Scale, desired int32) string {
+//
+// The request carries the workload's placement: spec.placement, else the target's placement annotations, read
+// from the same GET of the target that yields its pod template (no extra request). That read is also when the
+// Placement condition in status is brought up to date, and an invalid annotation is announced by an event.
+func (c *Controller) publishDemand(ctx context.Context, so *tidalv1alpha1.ScaledObject, status *tidalv1alpha1.ScaledObjectStatus, target scaletarget.Target, scale *autoscalingv1.Scale, desired int32) string {
 	if c.opts.Capacity == nil || c.mayWrite(so) != nil {
 		return ""
 	}
@@ -34,15 +39,19 @@ func (c *Controller) publishDemand(ctx context.Context, so *tidalv1alpha1.Scaled
 		}
 		selector = s.Status.Selector
 	}
-	tmpl, err := c.opts.Targets.PodTemplate(ctx, target)
+	w, err := c.opts.Targets.Workload(ctx, target)
 	if err != nil {
 		log.Warn("capacity request not published", zap.Error(err))
 		return ""
 	}
+	placement := tidalv1alpha1.ResolvePlacement(so.Spec.Placement, w.Annotations)
+	if warning := capacity.ApplyPlacementCondition(&status.Conditions, so.Generation, placement, target.GVK.Kind+" "+target.Name); warning != "" {
+		c.event(so, corev1.EventTypeWarning, capacity.ReasonInvalidPlacementAnnotation, warning)
+	}
 	name, err := c.opts.Capacity.PublishNamed(ctx, capacity.Request{
 		Owner: so, OwnerKind: kindScaledObject,
 		OwnerRef: *metav1.NewControllerRef(so, tidalv1alpha1.SchemeGroupVersion.WithKind(kindScaledObject)),
-		Replicas: desired, Selector: selector, Template: tmpl, Placement: so.Spec.Placement,
+		Replicas: desired, Selector: selector, Template: w.Template, Placement: placement.Placement,
 	})
 	if err != nil {
 		log.Warn("capacity request not published", zap.Error(err))

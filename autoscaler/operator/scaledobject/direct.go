@@ -58,7 +58,7 @@ func (c *Controller) reconcileDirect(ctx context.Context, so *tidalv1alpha1.Scal
 	if desired != current {
 		var trace *tidalv1alpha1.ScaleUpTrace
 		if desired > current {
-			trace = c.scaleUpTrace(sampled, now, current, desired, c.publishDemand(ctx, so, target, scale, desired))
+			trace = c.scaleUpTrace(sampled, now, current, desired, c.publishDemand(ctx, so, status, target, scale, desired))
 		}
 		if _, err := c.opts.Targets.UpdateReplicas(ctx, target, scale, desired, func() error { return c.mayWrite(so) }); err != nil {
 			if !errors.Is(err, operator.ErrNotOwner) {

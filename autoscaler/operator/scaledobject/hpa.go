@@ -66,7 +66,7 @@ func (c *Controller) reconcileHPAMode(ctx context.Context, so *tidalv1alpha1.Sca
 			}
 			var trace *tidalv1alpha1.ScaleUpTrace
 			if d.DesiredReplicas > current {
-				trace = c.scaleUpTrace(time.Time{}, now, current, d.DesiredReplicas, c.publishDemand(ctx, so, target, nil, d.DesiredReplicas))
+				trace = c.scaleUpTrace(time.Time{}, now, current, d.DesiredReplicas, c.publishDemand(ctx, so, status, target, nil, d.DesiredReplicas))
 			}
 			if _, err := c.opts.Targets.SetReplicas(ctx, target, d.DesiredReplicas); err != nil {
 				c.event(so, corev1.EventTypeWarning, ReasonScaleFailed, err.Error())

@@ -38,6 +38,9 @@ type Options struct {
 	Env map[string]string
 	// CapacityRequest is the object's CapacityRequest (nil when none), for the placement decision.
 	CapacityRequest *tidalv1alpha1.CapacityRequest
+	// TargetAnnotations are the scale target's metadata.annotations, for placement set by annotation
+	// (tidal.dev/placement); nil when the target could not be read.
+	TargetAnnotations map[string]string
 }
 
 // Report is the explanation of one ScaledObject; it is also the JSON/YAML output.
@@ -62,15 +65,24 @@ type Report struct {
 	Decision      *Decision `json:"decision,omitempty"`
 	DecisionError string    `json:"decisionError,omitempty"`
 	Behavior      Behavior  `json:"behavior"`
-	// Placement is spec.placement and the node autoscaler's last decision for it; nil when unset.
+	// Placement is the placement in effect (spec.placement, else the target's placement annotations) and the
+	// node autoscaler's last decision for it; nil when neither is set.
 	Placement *Placement `json:"placement,omitempty"`
 	Notes     []string   `json:"notes,omitempty"`
 }
 
 // Placement is the burst-or-wait policy and the decision with its inputs.
 type Placement struct {
+	// Policy is empty when only invalid annotations are set (AnnotationError): no placement applies.
 	Policy            string `json:"policy"`
 	MaxPendingSeconds *int32 `json:"maxPendingSeconds,omitempty"`
+	// Source is where the policy came from: "spec" (spec.placement) or "annotation" (the scale target's
+	// tidal.dev/placement annotations); empty when none applies.
+	Source string `json:"source,omitempty"`
+	// Overridden is true when the target has valid placement annotations that spec.placement wins over.
+	Overridden bool `json:"overriddenAnnotations,omitempty"`
+	// AnnotationError names the target's invalid placement annotations and their values (they are ignored).
+	AnnotationError string `json:"annotationError,omitempty"`
 	// Decision is the CapacityRequest's status.placement; nil before the node autoscaler decided.
 	Decision *tidalv1alpha1.PlacementDecision `json:"decision,omitempty"`
 	// CapacityRequest names the request the decision is on.
@@ -134,8 +146,14 @@ func Explain(ctx context.Context, so *tidalv1alpha1.ScaledObject, opts Options) 
 	if a := so.Spec.Advanced; a != nil && a.ScalingModifiers != nil {
 		r.Formula = a.ScalingModifiers.Formula
 	}
-	if p := so.Spec.Placement; p != nil {
-		r.Placement = &Placement{Policy: string(p.Policy), MaxPendingSeconds: p.MaxPendingSeconds}
+	if eff := tidalv1alpha1.ResolvePlacement(so.Spec.Placement, opts.TargetAnnotations); eff.Placement != nil || eff.AnnotationErr != nil {
+		r.Placement = &Placement{Source: string(eff.Source), Overridden: eff.Overridden}
+		if p := eff.Placement; p != nil {
+			r.Placement.Policy, r.Placement.MaxPendingSeconds = string(p.Policy), p.MaxPendingSeconds
+		}
+		if eff.AnnotationErr != nil {
+			r.Placement.AnnotationError = eff.AnnotationErr.Error()
+		}
 		if cr := opts.CapacityRequest; cr != nil {
 			r.Placement.CapacityRequest = cr.Name
 			r.Placement.Decision = cr.Status.Placement

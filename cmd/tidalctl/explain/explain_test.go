@@ -260,3 +260,54 @@ func TestExplainShowsPlacementDecisionAndInputs(t *testing.T) {
 		}
 	}
 }
+
+// Explain says where the placement came from: the target's annotations when spec.placement is unset,
+// spec.placement (winning) when both are set, and names invalid annotations it ignores.
+func TestExplainShowsPlacementSource(t *testing.T) {
+	cases := []struct {
+		name        string
+		spec        *tidalv1alpha1.Placement
+		annotations map[string]string
+		source      string
+		want        []string
+	}{
+		{name: "annotation", annotations: map[string]string{tidalv1alpha1.AnnotationPlacement: "burstToVirtual"}, source: "annotation",
+			want: []string{"Placement (burstToVirtual):", "From:               tidal.dev/placement annotations on "}},
+		{name: "spec wins", spec: &tidalv1alpha1.Placement{Policy: tidalv1alpha1.PlacementWaitForNodes},
+			annotations: map[string]string{tidalv1alpha1.AnnotationPlacement: "burstToVirtual"}, source: "spec",
+			want: []string{"Placement (waitForNodes):", "From:               spec.placement (wins over the target's tidal.dev/placement annotations)"}},
+		{name: "invalid annotation", annotations: map[string]string{tidalv1alpha1.AnnotationPlacement: "auto", tidalv1alpha1.AnnotationMaxPendingSeconds: "-1"},
+			want: []string{"Placement (none):", "Ignored:            invalid annotations on ", "metadata.annotations[tidal.dev/max-pending-seconds]", "-1",
+				"no placement applies: pods wait for nodes"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			so := redisObject(1, sampled("queue", "redis", "12", true, ""))
+			so.Spec.Placement = tc.spec
+			r, err := Explain(context.Background(), so, Options{Registry: registry.New(), Now: now, TargetAnnotations: tc.annotations})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Placement == nil || r.Placement.Source != tc.source {
+				t.Fatalf("placement %+v, want source %q", r.Placement, tc.source)
+			}
+			var out bytes.Buffer
+			if err := r.WriteText(&out, now); err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("explain does not show %q:\n%s", w, out.String())
+				}
+			}
+		})
+	}
+	// Neither set: no placement section.
+	r, err := Explain(context.Background(), redisObject(1), Options{Registry: registry.New(), Now: now, TargetAnnotations: map[string]string{"app": "x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Placement != nil {
+		t.Errorf("placement %+v without spec.placement or annotations", r.Placement)
+	}
+}

@@ -207,10 +207,30 @@ func sortedConditions(in []metav1.Condition) []metav1.Condition {
 func (r Report) writePlacement(w io.Writer, now time.Time) {
 	p := r.Placement
 	policy := p.Policy
+	if policy == "" {
+		policy = "none"
+	}
 	if p.MaxPendingSeconds != nil {
 		policy += fmt.Sprintf(", maxPendingSeconds %d", *p.MaxPendingSeconds)
 	}
 	fmt.Fprintf(w, "\nPlacement (%s):\n", policy)
+	switch p.Source {
+	case string(tidalv1alpha1.PlacementSourceSpec):
+		from := "spec.placement"
+		if p.Overridden {
+			from += " (wins over the target's " + tidalv1alpha1.AnnotationPlacement + " annotations)"
+		}
+		fmt.Fprintf(w, "  From:               %s\n", from)
+	case string(tidalv1alpha1.PlacementSourceAnnotation):
+		fmt.Fprintf(w, "  From:               %s annotations on %s\n", tidalv1alpha1.AnnotationPlacement, r.Target)
+	}
+	if p.AnnotationError != "" {
+		fmt.Fprintf(w, "  Ignored:            invalid annotations on %s: %s\n", r.Target, oneLine(p.AnnotationError))
+	}
+	if p.Policy == "" {
+		fmt.Fprintln(w, "  no placement applies: pods wait for nodes")
+		return
+	}
 	d := p.Decision
 	if d == nil {
 		fmt.Fprintln(w, "  no decision yet: the node autoscaler decides when a scale-up needs new nodes")
