@@ -65,6 +65,12 @@ type ClientOptions struct {
 //   - Subscribe, Snapshot and MetricSpecs serve the streamed view. After a reconnect the view is rebuilt from
 //     the new snapshot (objects missing from it are dropped) and every trigger of the snapshot is published to
 //     subscribers, so the operator re-observes the current state.
+//   - The view never goes back in time, even when a reconnect reaches another adapter replica (behind a
+//     Service): a trigger's state from a snapshot or update that is older than the one held
+//     (samples.TriggerState.OlderThan: same generation, an earlier last success) leaves the held state in
+//     place, and the snapshot republishes the held one. A newer generation replaces the held state whatever
+//     its time. As with the adapters' relay, a failure carries its replica's last success time, so once a newer
+//     state is held, another replica's failures are not seen until its next success.
 //   - Upsert and Delete only record interest: the adapter builds scalers from the ScaledObjects itself. Upsert
 //     returns the build errors the adapter reported for that generation, if it already knows it.
 //   - While the adapter is unreachable the view keeps its last state (nothing is dropped or invented); Status
@@ -354,11 +360,17 @@ func (c *Client) applySnapshot(s *streampb.Snapshot) error {
 		objects[key] = v
 	}
 	c.mu.Lock()
-	// Flag activity changes relative to the previous view, so a subscriber reacts as to a live update.
+	// Keep a held state newer than the snapshot's (another replica's may be older), and flag activity changes
+	// relative to the previous view, so a subscriber reacts as to a live update.
 	for i := range updates {
-		if old := c.objects[updates[i].Key]; old != nil {
-			if prev, had := old.triggers[updates[i].Trigger.Index]; had && prev.Active != updates[i].Trigger.Active {
-				updates[i].ActivityChanged = true
+		u := &updates[i]
+		if old := c.objects[u.Key]; old != nil {
+			if prev, had := old.triggers[u.Trigger.Index]; had {
+				if u.Trigger.OlderThan(&prev) {
+					u.Trigger = prev
+					objects[u.Key].triggers[prev.Index] = prev
+				}
+				u.ActivityChanged = prev.Active != u.Trigger.Active
 			}
 		}
 	}
@@ -386,9 +398,18 @@ func (c *Client) applyUpdate(u *streampb.TriggerUpdate) {
 	}
 	// The server sends an object's info before the first sample of each generation (see Server.Watch).
 	ts.Generation = o.gen
+	changed := u.GetActivityChanged()
+	if prev, had := o.triggers[ts.Index]; had {
+		if ts.OlderThan(&prev) {
+			c.mu.Unlock()
+			return
+		}
+		// The server flags changes against its own previous state, which a reconnect may not have taken.
+		changed = changed || prev.Active != ts.Active
+	}
 	o.triggers[ts.Index] = ts
 	c.mu.Unlock()
-	c.hub.Publish(samples.Update{Key: key, Trigger: ts, ActivityChanged: u.GetActivityChanged()})
+	c.hub.Publish(samples.Update{Key: key, Trigger: ts, ActivityChanged: changed})
 }
 
 func (c *Client) applyObject(info *streampb.ObjectInfo) error {

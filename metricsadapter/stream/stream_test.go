@@ -484,3 +484,123 @@ func TestUpdatesCarryTheirGeneration(t *testing.T) {
 		}
 	}
 }
+
+// replica builds another adapter replica sharing f's certificates, with its own gauge and a poller stamping
+// samples with now; it does not serve yet (see serve).
+func (f *fixture) replica(now func() time.Time) *fixture {
+	f.t.Helper()
+	g := &gauge{}
+	p, err := poller.New(poller.Options{Registry: gaugeRegistry(g), Logger: zaptest.NewLogger(f.t).Named("replica-poller"), Now: now})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = p.Run(ctx) }()
+	f.t.Cleanup(func() { cancel(); <-done })
+	srv, err := stream.NewServer(stream.ServerOptions{Source: p, Logger: zaptest.NewLogger(f.t).Named("replica-server")})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return &fixture{t: f.t, g: g, poller: p, server: srv, pki: f.pki, srvTLS: f.srvTLS, cliTLS: f.cliTLS}
+}
+
+// TestReconnectNeverGoesBackInTime: an operator's client that reconnects to another adapter replica (as behind
+// a Service) keeps its sample of a trigger when the replica's snapshot or updates hold an older one of the same
+// generation, takes a newer generation whatever its time, still drops objects the replica does not have, and
+// takes the replica's next newer sample.
+func TestReconnectNeverGoesBackInTime(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	f.g.value.Store(2)
+	same, edited, gone := objectSpec("ns", "same", 1, time.Hour), objectSpec("ns", "edited", 1, time.Hour), objectSpec("ns", "gone", 1, time.Hour)
+	for _, s := range []samples.ObjectSpec{same, edited, gone} {
+		f.poller.Upsert(ctx, s)
+		if err := f.poller.SampleNow(ctx, s.Key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := f.goodClient()
+	eventually(t, "three objects", func() (bool, string) { return len(c.Snapshot()) == 3, fmt.Sprintf("%+v", c.Snapshot()) })
+	held, err := c.State(same.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The other replica's clock runs an hour behind until the test moves it: its samples are older.
+	var behind atomic.Int64
+	behind.Store(int64(time.Hour))
+	r := f.replica(func() time.Time { return time.Now().Add(-time.Duration(behind.Load())) })
+	r.g.value.Store(1)
+	editedV2 := objectSpec("ns", "edited", 2, time.Hour)
+	for _, s := range []samples.ObjectSpec{same, editedV2} {
+		r.poller.Upsert(ctx, s)
+		if err := r.poller.SampleNow(ctx, s.Key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st, _ := r.poller.State(same.Key); !st.Triggers[0].SampledAt.Before(held.Triggers[0].SampledAt) {
+		t.Fatalf("replica's sample at %v is not older than the held one at %v", st.Triggers[0].SampledAt, held.Triggers[0].SampledAt)
+	}
+
+	f.stopFn()
+	eventually(t, "outage reported", func() (bool, string) {
+		return errors.Is(c.Err(), stream.ErrUnreachable), fmt.Sprint(c.Err())
+	})
+	updates, cancel := c.Subscribe(64)
+	defer cancel()
+	r.serve(f.addr)
+	// The client applies the snapshot before it marks itself connected.
+	eventually(t, "connected to the replica", func() (bool, string) {
+		st := c.Status()
+		return st.Connected && st.Reconnects == 1, fmt.Sprintf("%+v", st)
+	})
+	// Same generation, older sample: the held state stays, and is what the snapshot republished.
+	waitUpdate(t, updates, same.Key, 2)
+	if st, err := c.State(same.Key); err != nil || st.Generation != 1 || st.Triggers[0].Samples[0].Value != 2 ||
+		!st.Triggers[0].SampledAt.Equal(held.Triggers[0].SampledAt) {
+		t.Fatalf("state of %s after reconnect = %+v, %v; want the held sample (value 2 at %v)", same.Key, st, err, held.Triggers[0].SampledAt)
+	}
+	// Newer generation, older sample: the replica's replaces the held one.
+	if st, err := c.State(edited.Key); err != nil || st.Generation != 2 || len(st.Triggers) != 1 ||
+		st.Triggers[0].Generation != 2 || st.Triggers[0].Samples[0].Value != 1 {
+		t.Fatalf("state of %s after reconnect = %+v, %v; want generation 2's sample (value 1)", edited.Key, st, err)
+	}
+	// An object absent from the replica's snapshot is dropped as before.
+	if _, err := c.State(gone.Key); !errors.Is(err, poller.ErrNotFound) {
+		t.Fatalf("state of %s after reconnect: err = %v, want not found", gone.Key, err)
+	}
+
+	// Live updates: the replica's next sample, still older than the held one, is dropped; once its clock
+	// catches up, its next sample is taken. Updates of a trigger arrive in order, so seeing the second without
+	// the first proves the first was dropped.
+	r.g.value.Store(4)
+	if err := r.poller.SampleNow(ctx, same.Key); err != nil {
+		t.Fatal(err)
+	}
+	behind.Store(0)
+	r.g.value.Store(3)
+	if err := r.poller.SampleNow(ctx, same.Key); err != nil {
+		t.Fatal(err)
+	}
+	timeout := time.After(30 * time.Second)
+	for taken := false; !taken; {
+		select {
+		case u := <-updates:
+			if u.Key != same.Key {
+				continue
+			}
+			switch v := u.Trigger.Samples[0].Value; {
+			case v == 4:
+				t.Fatalf("older update relayed: %+v", u)
+			case v == 3:
+				taken = true
+			}
+		case <-timeout:
+			t.Fatal("the replica's newer sample (value 3) not streamed")
+		}
+	}
+	if st, err := c.State(same.Key); err != nil || st.Triggers[0].Samples[0].Value != 3 {
+		t.Fatalf("state of %s = %+v, %v; want the newer sample (value 3)", same.Key, st, err)
+	}
+}
