@@ -2,8 +2,6 @@ package shard
 
 import (
 	"context"
-	"errors"
-	"net/http"
 	"os"
 	"strconv"
 	"sync/atomic"
@@ -13,26 +11,12 @@ import (
 	"go.uber.org/zap/zaptest"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 
 	"github.com/tidalscale/tidal/internal/devcluster"
 	"github.com/tidalscale/tidal/internal/testenv"
 )
 
 func TestMain(m *testing.M) { os.Exit(devcluster.Main(m)) }
-
-// cutTransport fails every request while on, as a network partition between one replica and the API server.
-type cutTransport struct {
-	rt http.RoundTripper
-	on *atomic.Bool
-}
-
-func (c cutTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if c.on.Load() {
-		return nil, errors.New("partitioned")
-	}
-	return c.rt.RoundTrip(r)
-}
 
 // TestMembershipOnRealLeases runs three members on the dev cluster's Leases with a 3 s lease: every key owned by
 // exactly one; a partitioned member stops claiming and its keys are taken over; a member that leaves hands its
@@ -45,8 +29,7 @@ func TestMembershipOnRealLeases(t *testing.T) {
 	ks := keys(300)
 
 	start := func(id string, cut *atomic.Bool) (*Membership, context.CancelFunc) {
-		cfg := rest.CopyConfig(c.Config)
-		cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return cutTransport{rt: rt, on: cut} })
+		cfg := testenv.Partitioned(c.Config, cut)
 		cs, err := kubernetes.NewForConfig(cfg)
 		if err != nil {
 			t.Fatal(err)

@@ -2,17 +2,14 @@ package app_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
-	"k8s.io/client-go/rest"
 	aggregator "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
 	"k8s.io/utils/ptr"
 	cmoptions "sigs.k8s.io/custom-metrics-apiserver/pkg/cmd/options"
@@ -91,8 +88,7 @@ func startAdapter(t testing.TB, c *devcluster.Cluster, p pki, cfg adapterConfig,
 	}
 	restCfg := c.Config
 	if cfg.cut != nil {
-		restCfg = rest.CopyConfig(c.Config)
-		restCfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return cutTransport{rt: rt, on: cfg.cut} })
+		restCfg = testenv.Partitioned(c.Config, cfg.cut)
 	}
 	opts := app.Options{
 		Shard:  cfg.shard,
@@ -133,19 +129,6 @@ func startAdapter(t testing.TB, c *devcluster.Cluster, p pki, cfg adapterConfig,
 		})
 	}
 	return &adapterRun{Adapter: a, securePort: port, stop: stop}
-}
-
-// cutTransport fails every request while on, as a network partition between an adapter and the API server.
-type cutTransport struct {
-	rt http.RoundTripper
-	on *atomic.Bool
-}
-
-func (c cutTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if c.on.Load() {
-		return nil, errors.New("partitioned from the API server (test)")
-	}
-	return c.rt.RoundTrip(r)
 }
 
 // env is one test's namespace of the dev cluster (internal/testenv).
