@@ -111,3 +111,19 @@ type Source interface {
 	// memory), in trigger order.
 	MetricSpecs(key Key) []autoscalingv2.MetricSpec
 }
+
+// Consume calls fn with each update from updates, in order, until ctx is done or updates is closed: the loop of
+// every subscriber of a Source.
+func Consume(ctx context.Context, updates <-chan Update, fn func(Update)) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case u, ok := <-updates:
+			if !ok {
+				return
+			}
+			fn(u)
+		}
+	}
+}

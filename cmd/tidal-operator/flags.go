@@ -4,8 +4,10 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
@@ -14,10 +16,71 @@ import (
 
 	"github.com/tidalscale/tidal/autoscaler/operator/app"
 	"github.com/tidalscale/tidal/autoscaler/samples"
+	tidalapp "github.com/tidalscale/tidal/internal/app"
 	"github.com/tidalscale/tidal/metricsadapter/poller"
 	"github.com/tidalscale/tidal/metricsadapter/stream"
 	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/registry"
 )
+
+// operatorFlags are the operator's own flags (the common ones are internal/app's).
+type operatorFlags struct {
+	workers                 int
+	sharding, shardIdentity string
+	capacityRequests        bool
+	capacityRequestTTL      time.Duration
+	webhook                 webhookFlags
+	adapter                 adapterFlags
+}
+
+func (f *operatorFlags) register(fs *flag.FlagSet) {
+	fs.IntVar(&f.workers, "workers", 4, "concurrent ScaledObject reconciles")
+	fs.StringVar(&f.sharding, "sharding", "", `"leases" runs the controllers on every replica, each writing only the objects it owns by consistent hashing over the replicas' Leases (timed by the --leader-elect-* flags); empty means one writer overall (--leader-elect)`)
+	fs.StringVar(&f.shardIdentity, "shard-identity", os.Getenv("POD_NAME"), "this replica's name among the shard members (default $POD_NAME, else the hostname)")
+	fs.BoolVar(&f.capacityRequests, "capacity-requests", true, "publish a CapacityRequest (the demand signal for the node autoscaler) before each scale-up, and for HPAs' scale-ups")
+	fs.DurationVar(&f.capacityRequestTTL, "capacity-request-ttl", 0, "how long a CapacityRequest counts after its last refresh (default 2m)")
+	f.webhook.register(fs)
+	f.adapter.register(fs)
+}
+
+// options checks the flags and builds the operator's Options; the sample source (the adapter's stream or an
+// in-process poller) starts here and runs until ctx is done.
+func (f *operatorFlags) options(ctx context.Context, env tidalapp.Env, common *tidalapp.Flags) (app.Options, error) {
+	if f.capacityRequestTTL < 0 {
+		return app.Options{}, fmt.Errorf("--capacity-request-ttl: must not be negative, got %s", f.capacityRequestTTL)
+	}
+	if f.workers < 1 {
+		return app.Options{}, fmt.Errorf("--workers: must be at least 1, got %d", f.workers)
+	}
+	var shard *app.ShardOptions
+	switch f.sharding {
+	case "":
+	case "leases":
+		shard = &app.ShardOptions{Identity: f.shardIdentity, LeaseDuration: common.LeaseDuration,
+			RenewDeadline: common.RenewDeadline, RetryPeriod: common.RetryPeriod}
+	default:
+		return app.Options{}, fmt.Errorf(`--sharding: want "leases" or empty, got %q`, f.sharding)
+	}
+	opts := app.Options{
+		Config: env.Config, Registry: registry.New(), Metrics: tidalapp.NewRegistry(), Logger: env.Log,
+		Namespace: common.Namespace, WatchNamespace: common.WatchNamespace, AuthFileRoot: common.AuthFileRoot,
+		SecretStoreTTL: common.SecretStoreTTL, Workers: f.workers, ServeAddr: common.MetricsAddr,
+		Election: env.Election(app.LeaseName), Shard: shard,
+		NoCapacityRequests: !f.capacityRequests, CapacityRequestTTL: f.capacityRequestTTL,
+	}
+	if shard != nil && opts.Election != nil {
+		env.Log.Info("--sharding=leases: leader election is off, each object has one writer through its shard")
+		opts.Election = nil
+	}
+	var err error
+	if opts.Webhook, err = f.webhook.options(); err != nil {
+		return app.Options{}, err
+	}
+	if opts.Source, err = f.adapter.source(ctx, env.Log, opts.Registry, opts.Metrics); err != nil {
+		return app.Options{}, err
+	}
+	return opts, nil
+}
 
 // adapterFlags choose the metrics adapter's sample stream over in-process sampling.
 type adapterFlags struct {

@@ -72,7 +72,7 @@ type RegisterOptions struct {
 // Register adds the shared flags to fs.
 func (f *Flags) Register(fs FlagSet, o RegisterOptions) {
 	fs.StringVar(&f.Kubeconfig, "kubeconfig", os.Getenv("KUBECONFIG"), "path to a kubeconfig; empty means in-cluster")
-	fs.StringVar(&f.Namespace, "namespace", envOr("POD_NAMESPACE", cmpOr(o.Namespace, "tidal-system")), "this component's namespace (its Lease, ClusterTriggerAuthentication secrets)")
+	fs.StringVar(&f.Namespace, "namespace", envOr("POD_NAMESPACE", cmpOr(o.Namespace, DefaultNamespace)), "this component's namespace (its Lease, ClusterTriggerAuthentication secrets)")
 	fs.StringVar(&f.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.MetricsAddr, "metrics-addr", cmpOr(o.MetricsAddr, ":8080"), "address for /metrics, /healthz and /readyz; empty disables")
 	fs.BoolVar(&f.Version, "version", false, "print the version and exit")

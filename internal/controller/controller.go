@@ -96,6 +96,14 @@ func (r *Runner) EnqueueObject(obj any) {
 	r.queue.Add(key)
 }
 
+// EnqueueAll enqueues every key in store: after a change that may concern all objects, such as a shard
+// membership change.
+func (r *Runner) EnqueueAll(store cache.Store) {
+	for _, key := range store.ListKeys() {
+		r.queue.Add(key)
+	}
+}
+
 // Handler enqueues the object of every add, update and delete.
 func (r *Runner) Handler() cache.ResourceEventHandler {
 	return cache.ResourceEventHandlerFuncs{

@@ -123,19 +123,8 @@ func New(opts Options) (*Adapter, error) {
 	case opts.Shard != nil && (opts.Stream == nil || opts.Shard.PeerTLS == nil || opts.Shard.Advertise == ""):
 		return nil, errors.New("metrics adapter: sharding needs the stream, an advertised stream address and the peers' client TLS")
 	}
-	if opts.Logger == nil {
-		opts.Logger = zap.NewNop()
-	}
-	if opts.Workers <= 0 {
-		opts.Workers = 4
-	}
-	if opts.Namespace == "" {
-		opts.Namespace = "tidal-system"
-	}
-	cfg := rest.CopyConfig(opts.Config)
-	if cfg.QPS == 0 {
-		cfg.QPS, cfg.Burst = 100, 200
-	}
+	opts.Logger, opts.Workers, opts.Namespace = scaffold.Defaults(opts.Logger, opts.Workers, opts.Namespace)
+	cfg := scaffold.ClientConfig(opts.Config, 100, 200)
 	a := &Adapter{opts: opts, log: opts.Logger}
 	var err error
 	if a.kube, err = kubernetes.NewForConfig(cfg); err != nil {

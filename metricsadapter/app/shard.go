@@ -111,17 +111,7 @@ func (s *sharded) forward(ctx context.Context, src interface {
 	ch, cancel := src.Subscribe(4096)
 	s.wg.Go(func() {
 		defer cancel()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case u, ok := <-ch:
-				if !ok {
-					return
-				}
-				s.relay(u)
-			}
-		}
+		samples.Consume(ctx, ch, func(u samples.Update) { s.relay(u) })
 	})
 }
 

@@ -129,19 +129,8 @@ func New(opts Options) (*Operator, error) {
 	if opts.Source == nil {
 		return nil, errors.New("operator: a sample source is required")
 	}
-	if opts.Logger == nil {
-		opts.Logger = zap.NewNop()
-	}
-	if opts.Workers <= 0 {
-		opts.Workers = 4
-	}
-	if opts.Namespace == "" {
-		opts.Namespace = "tidal-system"
-	}
-	cfg := rest.CopyConfig(opts.Config)
-	if cfg.QPS == 0 {
-		cfg.QPS, cfg.Burst = 200, 400
-	}
+	opts.Logger, opts.Workers, opts.Namespace = scaffold.Defaults(opts.Logger, opts.Workers, opts.Namespace)
+	cfg := scaffold.ClientConfig(opts.Config, 200, 400)
 	kube, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
@@ -282,13 +271,10 @@ func (o *Operator) runControllers(ctx context.Context) error {
 	}
 	factory := tidalinformers.NewSharedInformerFactoryWithOptions(o.tidal, 10*time.Minute, tidalinformers.WithNamespace(o.opts.WatchNamespace))
 	soInformer := factory.Tidal().V1alpha1().ScaledObjects()
-	soc, err := scaledobject.New(scaledobject.Options{
-		Kube: o.kube, Tidal: o.tidal,
-		Informer: soInformer.Informer(), Lister: soInformer.Lister(),
-		Targets:  targets,
-		Resolver: o.resolver(),
-		Source:   source, Recorder: recorder, Logger: o.log, Metrics: o.metrics, Shard: sh, Capacity: o.capacity,
-	})
+	deps := operator.Deps{Kube: o.kube, Tidal: o.tidal, Resolver: o.resolver(), Source: source, Recorder: recorder,
+		Logger: o.log, Metrics: o.metrics, Shard: sh, Capacity: o.capacity}
+	soc, err := scaledobject.New(scaledobject.Options{Deps: deps,
+		Informer: soInformer.Informer(), Lister: soInformer.Lister(), Targets: targets})
 	if err != nil {
 		return err
 	}
@@ -296,13 +282,9 @@ func (o *Operator) runControllers(ctx context.Context) error {
 	kubeFactory := kubeinformers.NewSharedInformerFactoryWithOptions(o.kube, 10*time.Minute, kubeinformers.WithNamespace(o.opts.WatchNamespace),
 		kubeinformers.WithTweakListOptions(func(lo *metav1.ListOptions) { lo.LabelSelector = scaledjob.LabelScaledJobName }))
 	jobInformer := kubeFactory.Batch().V1().Jobs()
-	sjc, err := scaledjob.New(scaledjob.Options{
-		Kube: o.kube, Tidal: o.tidal,
+	sjc, err := scaledjob.New(scaledjob.Options{Deps: deps,
 		Informer: sjInformer.Informer(), Lister: sjInformer.Lister(),
-		JobInformer: jobInformer.Informer(), JobLister: jobInformer.Lister(),
-		Resolver: o.resolver(),
-		Source:   source, Recorder: recorder, Logger: o.log, Metrics: o.metrics, Shard: sh, Capacity: o.capacity,
-	})
+		JobInformer: jobInformer.Informer(), JobLister: jobInformer.Lister()})
 	if err != nil {
 		return err
 	}

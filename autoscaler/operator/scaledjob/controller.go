@@ -12,18 +12,13 @@ import (
 
 	"go.uber.org/zap"
 	batchv1 "k8s.io/api/batch/v1"
-	"k8s.io/client-go/kubernetes"
 	batchlisters "k8s.io/client-go/listers/batch/v1"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/tools/record"
 
-	tidalclient "github.com/tidalscale/tidal/api/client/clientset/versioned"
 	tidallisters "github.com/tidalscale/tidal/api/client/listers/api/v1alpha1"
 	"github.com/tidalscale/tidal/autoscaler/operator"
-	"github.com/tidalscale/tidal/autoscaler/operator/capacity"
 	"github.com/tidalscale/tidal/autoscaler/operator/triggerstate"
 	"github.com/tidalscale/tidal/autoscaler/samples"
-	"github.com/tidalscale/tidal/autoscaler/triggers"
 	"github.com/tidalscale/tidal/internal/controller"
 )
 
@@ -36,22 +31,11 @@ const (
 
 // Options wires a Controller.
 type Options struct {
-	Kube        kubernetes.Interface
-	Tidal       tidalclient.Interface
+	operator.Deps
 	Informer    cache.SharedIndexInformer // ScaledJobs
 	Lister      tidallisters.ScaledJobLister
 	JobInformer cache.SharedIndexInformer // Jobs labelled scaledjob.tidal.dev/name
 	JobLister   batchlisters.JobLister
-	Resolver    *triggers.Resolver
-	Source      samples.Source
-	Recorder    record.EventRecorder
-	Logger      *zap.Logger
-	Metrics     *operator.Metrics
-	// Shard, when set, limits this replica to the ScaledJobs it owns; every write re-checks ownership first.
-	Shard operator.Shard
-	// Capacity publishes a CapacityRequest before Jobs are created; nil publishes none.
-	Capacity *capacity.Publisher
-	Now      func() time.Time
 }
 
 // Controller reconciles ScaledJobs.
@@ -86,12 +70,7 @@ func (c *Controller) retryAfter(key string) time.Duration {
 
 // New builds a Controller and registers its informer handlers.
 func New(opts Options) (*Controller, error) {
-	if opts.Logger == nil {
-		opts.Logger = zap.NewNop()
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
+	opts.Deps = opts.Deps.WithDefaults()
 	c := &Controller{opts: opts, log: opts.Logger.Named("scaledjob"), now: opts.Now, jobs: map[string]*jobState{}}
 	var err error
 	c.runner, err = controller.New(controller.Options{
@@ -133,9 +112,7 @@ func (c *Controller) enqueueOwner(obj any) {
 
 // EnqueueAll reconciles every cached ScaledJob (after a shard membership change).
 func (c *Controller) EnqueueAll() {
-	for _, obj := range c.opts.Informer.GetStore().List() {
-		c.runner.EnqueueObject(obj)
-	}
+	c.runner.EnqueueAll(c.opts.Informer.GetStore())
 }
 
 // Owned counts the cached ScaledJobs this replica owns (all of them without a shard).
@@ -147,23 +124,12 @@ func (c *Controller) Owned() int {
 func (c *Controller) Run(ctx context.Context, workers int) error {
 	updates, cancel := c.opts.Source.Subscribe(1024)
 	defer cancel()
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case u, ok := <-updates:
-				if !ok {
-					return
-				}
-				if u.Key.Kind != kindScaledJob {
-					continue
-				}
-				c.observe(u)
-				c.runner.Enqueue(u.Key.Namespace + "/" + u.Key.Name)
-			}
+	go samples.Consume(ctx, updates, func(u samples.Update) {
+		if u.Key.Kind == kindScaledJob {
+			c.observe(u)
+			c.runner.Enqueue(u.Key.Namespace + "/" + u.Key.Name)
 		}
-	}()
+	})
 	return c.runner.Run(ctx, workers)
 }
 

@@ -10,39 +10,21 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/tools/record"
 
-	tidalclient "github.com/tidalscale/tidal/api/client/clientset/versioned"
 	tidallisters "github.com/tidalscale/tidal/api/client/listers/api/v1alpha1"
 	"github.com/tidalscale/tidal/autoscaler/operator"
-	"github.com/tidalscale/tidal/autoscaler/operator/capacity"
 	"github.com/tidalscale/tidal/autoscaler/samples"
 	"github.com/tidalscale/tidal/autoscaler/scaletarget"
-	"github.com/tidalscale/tidal/autoscaler/triggers"
 	"github.com/tidalscale/tidal/internal/controller"
 )
 
 // Options wires a Controller.
 type Options struct {
-	Kube     kubernetes.Interface
-	Tidal    tidalclient.Interface
+	operator.Deps
 	Informer cache.SharedIndexInformer // ScaledObjects
 	Lister   tidallisters.ScaledObjectLister
 	Targets  *scaletarget.Client
-	Resolver *triggers.Resolver
-	Source   samples.Source
-	Recorder record.EventRecorder
-	Logger   *zap.Logger
-	Metrics  *operator.Metrics
-	// Shard, when set, limits this replica to the objects it owns: others are released, and every write
-	// re-checks ownership first.
-	Shard operator.Shard
-	// Capacity publishes a CapacityRequest before each scale-up; nil publishes none.
-	Capacity *capacity.Publisher
-	// Now is the clock; time.Now when nil.
-	Now func() time.Time
 }
 
 // Controller reconciles ScaledObjects.
@@ -58,12 +40,7 @@ type Controller struct {
 
 // New builds a Controller and registers its informer handlers.
 func New(opts Options) (*Controller, error) {
-	if opts.Logger == nil {
-		opts.Logger = zap.NewNop()
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
+	opts.Deps = opts.Deps.WithDefaults()
 	c := &Controller{
 		opts:    opts,
 		log:     opts.Logger.Named("scaledobject"),
@@ -87,9 +64,7 @@ func New(opts Options) (*Controller, error) {
 // EnqueueAll reconciles every ScaledObject in the informer's cache: after a shard membership change, each
 // replica releases the objects it lost and takes up the ones it gained.
 func (c *Controller) EnqueueAll() {
-	for _, obj := range c.opts.Informer.GetStore().List() {
-		c.runner.EnqueueObject(obj)
-	}
+	c.runner.EnqueueAll(c.opts.Informer.GetStore())
 }
 
 // Owned counts the cached ScaledObjects this replica owns (all of them without a shard).
@@ -106,28 +81,15 @@ func (c *Controller) Run(ctx context.Context, workers int) error {
 			c.observe(samples.Update{Key: st.Key, Trigger: t})
 		}
 	}
-	go c.consume(ctx, updates)
-	return c.runner.Run(ctx, workers)
-}
-
-// consume turns every sample update into a reconcile of its object: this is what makes direct mode react to a
-// push within milliseconds rather than at a sync period.
-func (c *Controller) consume(ctx context.Context, updates <-chan samples.Update) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case u, ok := <-updates:
-			if !ok {
-				return
-			}
-			if u.Key.Kind != "" && u.Key.Kind != kindScaledObject {
-				continue
-			}
+	// Every sample update becomes a reconcile of its object: this is what makes direct mode react to a push
+	// within milliseconds rather than at a sync period.
+	go samples.Consume(ctx, updates, func(u samples.Update) {
+		if u.Key.Kind == "" || u.Key.Kind == kindScaledObject {
 			c.observe(u)
 			c.runner.Enqueue(u.Key.Namespace + "/" + u.Key.Name)
 		}
-	}
+	})
+	return c.runner.Run(ctx, workers)
 }
 
 func (c *Controller) observe(u samples.Update) {
