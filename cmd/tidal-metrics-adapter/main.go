@@ -50,18 +50,24 @@ func main() {
 		if !f.allInOne {
 			return a.Run(ctx)
 		}
-		op, err := operatorapp.New(operatorapp.Options{Config: env.Config, Source: a.Source(),
-			Logger: env.Log.Named("operator"), Namespace: common.Namespace, WatchNamespace: common.WatchNamespace, AuthFileRoot: common.AuthFileRoot, SecretStoreTTL: common.SecretStoreTTL, Workers: f.workers})
-		if err != nil {
-			return err
-		}
-		ctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		var wg sync.WaitGroup
-		errs := make([]error, 2)
-		wg.Go(func() { errs[0] = a.Run(ctx); cancel() })
-		wg.Go(func() { errs[1] = op.Run(ctx); cancel() })
-		wg.Wait()
-		return errors.Join(errs...)
+		return runAllInOne(ctx, a, operatorapp.Options{Config: env.Config, Source: a.Source(), Logger: env.Log.Named("operator"),
+			Namespace: common.Namespace, WatchNamespace: common.WatchNamespace, AuthFileRoot: common.AuthFileRoot,
+			SecretStoreTTL: common.SecretStoreTTL, Workers: f.workers})
 	})
+}
+
+// runAllInOne runs the adapter and an operator on its poller in this process until ctx is done or either stops.
+func runAllInOne(ctx context.Context, a *app.Adapter, opts operatorapp.Options) error {
+	op, err := operatorapp.New(opts)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	wg.Go(func() { errs[0] = a.Run(ctx); cancel() })
+	wg.Go(func() { errs[1] = op.Run(ctx); cancel() })
+	wg.Wait()
+	return errors.Join(errs...)
 }
