@@ -1,10 +1,11 @@
 package v1alpha1
 
 import (
-	"bytes"
 	"encoding/json"
 	"reflect"
 	"testing"
+
+	"github.com/tidalscale/tidal/internal/testjson"
 )
 
 // kedaToTidal changes apiVersion keda.sh/v1alpha1 to tidal.dev/v1alpha1, as `tidalctl convert` does, and
@@ -39,7 +40,7 @@ func TestKEDAManifestsConvert(t *testing.T) {
 			if err != nil {
 				t.Fatalf("marshal: %v", err)
 			}
-			want, got := normalize(t, m.json), normalize(t, back)
+			want, got := testjson.Normalize(t, m.json), testjson.Normalize(t, back)
 			if !reflect.DeepEqual(want, got) {
 				wantJS, _ := json.MarshalIndent(want, "", "  ")
 				gotJS, _ := json.MarshalIndent(got, "", "  ")
@@ -56,44 +57,5 @@ func TestKEDAManifestsConvert(t *testing.T) {
 		if !kinds[k] {
 			t.Errorf("no KEDA %s manifest in testdata/keda", k)
 		}
-	}
-}
-
-// normalize decodes JSON generically and drops nulls and empty objects, which Go encoding adds for unset
-// non-pointer structs (metadata.creationTimestamp, status).
-func normalize(t *testing.T, js []byte) any {
-	t.Helper()
-	var v any
-	dec := json.NewDecoder(bytes.NewReader(js))
-	dec.UseNumber()
-	if err := dec.Decode(&v); err != nil {
-		t.Fatal(err)
-	}
-	return prune(v)
-}
-
-func prune(v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		out := map[string]any{}
-		for k, val := range x {
-			p := prune(val)
-			if p == nil {
-				continue
-			}
-			if m, ok := p.(map[string]any); ok && len(m) == 0 {
-				continue
-			}
-			out[k] = p
-		}
-		return out
-	case []any:
-		out := make([]any, len(x))
-		for i := range x {
-			out[i] = prune(x[i])
-		}
-		return out
-	default:
-		return v
 	}
 }

@@ -121,13 +121,19 @@ func podsSpec(name string, averageMilli int64) autoscalingv2.MetricSpec {
 	}
 }
 
-func objectSpec(name string, t autoscalingv2.MetricTargetType, milliTarget int64) autoscalingv2.MetricSpec {
+// metricTarget is a Value or AverageValue target of milliTarget milli-units.
+func metricTarget(t autoscalingv2.MetricTargetType, milliTarget int64) autoscalingv2.MetricTarget {
 	target := autoscalingv2.MetricTarget{Type: t}
 	if t == autoscalingv2.ValueMetricType {
 		target.Value = milli(milliTarget)
 	} else {
 		target.AverageValue = milli(milliTarget)
 	}
+	return target
+}
+
+func objectSpec(name string, t autoscalingv2.MetricTargetType, milliTarget int64) autoscalingv2.MetricSpec {
+	target := metricTarget(t, milliTarget)
 	return autoscalingv2.MetricSpec{
 		Type: autoscalingv2.ObjectMetricSourceType,
 		Object: &autoscalingv2.ObjectMetricSource{
@@ -139,12 +145,7 @@ func objectSpec(name string, t autoscalingv2.MetricTargetType, milliTarget int64
 }
 
 func externalSpec(name string, t autoscalingv2.MetricTargetType, milliTarget int64) autoscalingv2.MetricSpec {
-	target := autoscalingv2.MetricTarget{Type: t}
-	if t == autoscalingv2.ValueMetricType {
-		target.Value = milli(milliTarget)
-	} else {
-		target.AverageValue = milli(milliTarget)
-	}
+	target := metricTarget(t, milliTarget)
 	return autoscalingv2.MetricSpec{
 		Type: autoscalingv2.ExternalMetricSourceType,
 		External: &autoscalingv2.ExternalMetricSource{

@@ -103,17 +103,7 @@ func TestPodRequest(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "test-pod"}, Spec: tc.spec}
-			got, err := PodRequest(pod, tc.container, corev1.ResourceCPU)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error = %v, want %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil || got != tc.want {
-				t.Fatalf("PodRequest = %d, %v; want %d", got, err, tc.want)
-			}
+			checkPodRequest(t, tc.spec, tc.container, corev1.ResourceCPU, tc.want, tc.wantErr)
 		})
 	}
 }
@@ -169,18 +159,23 @@ func TestPodRequestPodLevelFallback(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p"}, Spec: tc.spec}
-			got, err := PodRequest(pod, "", tc.resource)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error = %v, want %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil || got != tc.want {
-				t.Fatalf("PodRequest = %d, %v; want %d", got, err, tc.want)
-			}
+			checkPodRequest(t, tc.spec, "", tc.resource, tc.want, tc.wantErr)
 		})
+	}
+}
+
+// checkPodRequest checks PodRequest of a pod with spec: want, or an error containing wantErr when it is set.
+func checkPodRequest(t *testing.T, spec corev1.PodSpec, container string, res corev1.ResourceName, want int64, wantErr string) {
+	t.Helper()
+	got, err := PodRequest(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p"}, Spec: spec}, container, res)
+	if wantErr != "" {
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Fatalf("error = %v, want %q", err, wantErr)
+		}
+		return
+	}
+	if err != nil || got != want {
+		t.Fatalf("PodRequest = %d, %v; want %d", got, err, want)
 	}
 }
 

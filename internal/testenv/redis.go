@@ -12,6 +12,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -57,6 +59,24 @@ func RedisScaledObject(name, target, addr, list string) *tidalv1alpha1.ScaledObj
 				Type: "redis", Name: "queue",
 				Metadata: map[string]string{"address": addr, "listName": list, "listLength": "5"},
 			}},
+		},
+	}
+}
+
+// RedisScaledJob creates a Job (image tidal/batch, restartPolicy Never) for every perJob items of list (trigger
+// "batches", polled every second, at most 10 Jobs).
+func RedisScaledJob(name, addr, list string, perJob int) *tidalv1alpha1.ScaledJob {
+	return &tidalv1alpha1.ScaledJob{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: tidalv1alpha1.ScaledJobSpec{
+			PollingInterval: ptr.To[int32](1),
+			MaxReplicaCount: ptr.To[int32](10),
+			JobTargetRef: &batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+				RestartPolicy: corev1.RestartPolicyNever,
+				Containers:    []corev1.Container{{Name: "job", Image: "tidal/batch"}},
+			}}},
+			Triggers: []tidalv1alpha1.ScaleTriggers{{Type: "redis", Name: "batches",
+				Metadata: map[string]string{"address": addr, "listName": list, "listLength": strconv.Itoa(perJob)}}},
 		},
 	}
 }

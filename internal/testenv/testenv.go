@@ -90,6 +90,16 @@ func (e *Env) ScaledObject(so *tidalv1alpha1.ScaledObject) *tidalv1alpha1.Scaled
 	return out
 }
 
+// ScaledJob creates sj in the test's namespace.
+func (e *Env) ScaledJob(sj *tidalv1alpha1.ScaledJob) *tidalv1alpha1.ScaledJob {
+	e.T.Helper()
+	out, err := e.Tidal.TidalV1alpha1().ScaledJobs(e.NS).Create(e.Ctx, sj, metav1.CreateOptions{})
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	return out
+}
+
 // Condition is the status of the ScaledObject's condition typ, or "" when it is not set.
 func (e *Env) Condition(name, typ string) metav1.ConditionStatus {
 	e.T.Helper()

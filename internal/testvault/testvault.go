@@ -9,8 +9,6 @@ package testvault
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -21,6 +19,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tidalscale/tidal/internal/testrand"
 
 	vault "github.com/hashicorp/vault/api"
 	corev1 "k8s.io/api/core/v1"
@@ -197,7 +197,7 @@ func (s *Server) CreateAuthentication(t testing.TB, tc tidalclient.Interface, na
 func (s *Server) EnableAppRole(t testing.TB) (roleID, secretID string) {
 	t.Helper()
 	if s.fake != nil {
-		roleID, secretID = "role-"+randHex(8), "secret-"+randHex(16)
+		roleID, secretID = "role-"+testrand.Hex(8), "secret-"+testrand.Hex(16)
 		s.fake.addAppRole(roleID, secretID)
 		return roleID, secretID
 	}
@@ -258,7 +258,7 @@ func (s *Server) EnableKubernetesAuth(t testing.TB, role, namespace, serviceAcco
 	}
 	ctx := context.Background()
 	// Vault reviews tokens with a reviewer JWT: a service account allowed to create TokenReviews.
-	rev := "vault-reviewer-" + randHex(4)
+	rev := "vault-reviewer-" + testrand.Hex(4)
 	if _, err := s.kube.CoreV1().ServiceAccounts(namespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: rev}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -292,12 +292,6 @@ func (s *Server) EnableKubernetesAuth(t testing.TB, role, namespace, serviceAcco
 	}); err != nil {
 		t.Fatalf("write role: %v", err)
 	}
-}
-
-func randHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // PutKV2In writes secret/<name> in the Vault namespace ns (X-Vault-Namespace), creating the namespace on a real

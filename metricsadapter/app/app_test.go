@@ -14,8 +14,6 @@ import (
 	"go.uber.org/zap/zaptest"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
-	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/metrics/pkg/apis/external_metrics/v1beta1"
 	metricsv1beta1 "k8s.io/metrics/pkg/apis/metrics/v1beta1"
@@ -268,23 +266,7 @@ func TestScaledJobSamplesStreamed(t *testing.T) {
 	client := e.startOperatorClientOnly(p, a.StreamAddr())
 	rc, list := testenv.RedisList(t, testenv.RedisAddr)
 	testenv.Push(t, rc, list, 4)
-	sj := &tidalv1alpha1.ScaledJob{
-		ObjectMeta: metav1.ObjectMeta{Name: "jobs"},
-		Spec: tidalv1alpha1.ScaledJobSpec{
-			JobTargetRef: &batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
-				RestartPolicy: corev1.RestartPolicyNever,
-				Containers:    []corev1.Container{{Name: "job", Image: "tidal/demo-worker"}},
-			}}},
-			PollingInterval: ptr.To[int32](1),
-			Triggers: []tidalv1alpha1.ScaleTriggers{{
-				Type: "redis", Name: "queue",
-				Metadata: map[string]string{"address": "127.0.0.1:6379", "listName": list, "listLength": "1"},
-			}},
-		},
-	}
-	if _, err := e.Tidal.TidalV1alpha1().ScaledJobs(e.NS).Create(e.Ctx, sj, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	e.ScaledJob(testenv.RedisScaledJob("jobs", testenv.RedisAddr, list, 1))
 	key := samples.Key{Kind: samples.KindScaledJob, Namespace: e.NS, Name: "jobs"}
 	e.Eventually("ScaledJob sample streamed to the operator side", 60*time.Second, func() (bool, string) {
 		for _, st := range client.Snapshot() {

@@ -4,13 +4,12 @@ import (
 	"testing"
 	"time"
 
-	goredis "github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
 
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	"github.com/tidalscale/tidal/internal/testenv"
 	"github.com/tidalscale/tidal/internal/testpki"
 	"github.com/tidalscale/tidal/internal/testvault"
-	"go.uber.org/zap"
 )
 
 // With the adapter as the operator's sample source it is the adapter's scalers that hold the values read from a
@@ -19,8 +18,7 @@ import (
 func TestSecretStoreRotationReachesAdapterScalers(t *testing.T) {
 	e := setup(t)
 	v := testvault.Start(t, e.Cluster.Client, e.Cluster.Config)
-	v.PutKV2(t, "redis", map[string]any{"address": testenv.RedisAddr})
-	v.CreateAuthentication(t, e.Tidal, e.NS, "vault", "address", "redis", "address")
+	v.RedisAddress(t, e.Tidal, e.NS, testenv.RedisAddr)
 	p := newPKI(t, testpki.NewCA(t, "tidal-store"), e.NS)
 	a := startAdapter(t, e.Cluster, p, adapterConfig{namespace: e.NS, storeTTL: 6 * time.Second}, zap.NewNop())
 	e.startOperator(p, a.StreamAddr())
@@ -28,17 +26,12 @@ func TestSecretStoreRotationReachesAdapterScalers(t *testing.T) {
 	rc, list := testenv.RedisList(t, testenv.RedisAddr)
 	e.Deployment("worker", 0)
 	so := redisSO("orders", "worker", list, tidalv1alpha1.ScalingModeDirect)
-	delete(so.Spec.Triggers[0].Metadata, "address")
-	so.Spec.Triggers[0].AuthenticationRef = &tidalv1alpha1.AuthenticationRef{Name: "vault"}
+	testvault.AddressFromVault(&so.Spec.Triggers[0])
 	e.ScaledObject(so)
 	testenv.Push(t, rc, list, 12) // ceil(12/5) = 3
 	e.WaitReplicas("worker", 3, 90*time.Second)
 
 	// Vault now names another Redis where the same list is longer: only a rebuilt scaler reads it.
-	private := testenv.StartRedis(t)
-	prc := goredis.NewClient(&goredis.Options{Addr: private.Addr})
-	t.Cleanup(func() { _ = prc.Close() })
-	testenv.Push(t, prc, list, 30) // ceil(30/5) = 6
-	v.PutKV2(t, "redis", map[string]any{"address": private.Addr})
+	v.RotateRedis(t, list, 30) // ceil(30/5) = 6
 	e.WaitReplicas("worker", 6, 90*time.Second)
 }

@@ -96,6 +96,14 @@ func newFixture(t *testing.T) *fixture {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = p.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
+	f := serveFixture(t, g, p)
+	return f
+}
+
+// serve starts the gRPC server on addr; stop() stops it as a crashed adapter would.
+// serveFixture serves p's stream over mutual TLS with a CA of the test's own, on a loopback port.
+func serveFixture(t *testing.T, g *gauge, p *poller.Poller) *fixture {
+	t.Helper()
 	srv, err := stream.NewServer(stream.ServerOptions{Source: p, Logger: zaptest.NewLogger(t).Named("server")})
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +115,6 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-// serve starts the gRPC server on addr; stop() stops it as a crashed adapter would.
 func (f *fixture) serve(addr string) {
 	f.t.Helper()
 	tlsCfg, err := stream.ServerTLSConfig(stream.TLSFiles{CertFile: f.srvTLS.CertFile, KeyFile: f.srvTLS.KeyFile, CAFile: f.pki.CertFile})
@@ -434,14 +441,7 @@ func TestSnapshotLeavesOutUnsampledTriggers(t *testing.T) {
 	if errs := p.Upsert(context.Background(), spec); len(errs) > 0 {
 		t.Fatal(errs)
 	}
-	srv, err := stream.NewServer(stream.ServerOptions{Source: p, Logger: zaptest.NewLogger(t).Named("server")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca := testpki.NewCA(t, "stream")
-	f := &fixture{t: t, g: g, poller: p, server: srv, pki: ca,
-		srvTLS: ca.Server(t, "adapter", "localhost", "127.0.0.1"), cliTLS: ca.Client(t, "operator")}
-	f.serve("127.0.0.1:0")
+	f := serveFixture(t, g, p)
 	c := f.goodClient()
 	eventually(t, "connected", func() (bool, string) { return c.Err() == nil, fmt.Sprint(c.Err()) })
 	snap := c.Snapshot()

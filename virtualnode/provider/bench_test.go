@@ -138,6 +138,18 @@ func BenchmarkPodStartProcess(b *testing.B) {
 	})
 }
 
+// burstBenchNode is a fresh namespace, a sim virtual node (lognormal start, median 50ms, p99 150ms; delete
+// 10ms) and a watch of the namespace's pod times, for one iteration of a burst benchmark.
+func burstBenchNode(b *testing.B, c *devcluster.Cluster) (string, *startedNode, context.Context, *podTimes) {
+	ns := c.Namespace(b)
+	vn := simNode(b, c, sim.Options{
+		StartLatency:  sim.Latency{Kind: "lognormal", Median: 50 * time.Millisecond, P99: 150 * time.Millisecond},
+		DeleteLatency: sim.Latency{Kind: "fixed", Value: 10 * time.Millisecond},
+	}, nil)
+	ctx := testContext(b)
+	return ns, vn, ctx, watchPodTimes(ctx, b, c, ns)
+}
+
 // BenchmarkBurst1000Sim: a 1,000-replica Deployment on the sim backend (lognormal start, median 50ms, p99
 // 150ms): seconds from Deployment created to all pods Running, and the bound→Running percentiles.
 func BenchmarkBurst1000Sim(b *testing.B) {
@@ -145,13 +157,7 @@ func BenchmarkBurst1000Sim(b *testing.B) {
 	const n = 1000
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		ns := c.Namespace(b)
-		vn := simNode(b, c, sim.Options{
-			StartLatency:  sim.Latency{Kind: "lognormal", Median: 50 * time.Millisecond, P99: 150 * time.Millisecond},
-			DeleteLatency: sim.Latency{Kind: "fixed", Value: 10 * time.Millisecond},
-		}, nil)
-		ctx := testContext(b)
-		pt := watchPodTimes(ctx, b, c, ns)
+		ns, vn, ctx, pt := burstBenchNode(b, c)
 		b.StartTimer()
 		start := time.Now()
 		if _, err := c.Client.AppsV1().Deployments(ns).Create(ctx, simDeployment("burst", vn.Name, n), metav1.CreateOptions{}); err != nil {
@@ -197,13 +203,7 @@ func BenchmarkBurst1000SimBound(b *testing.B) {
 	}
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		ns := c.Namespace(b)
-		vn := simNode(b, c, sim.Options{
-			StartLatency:  sim.Latency{Kind: "lognormal", Median: 50 * time.Millisecond, P99: 150 * time.Millisecond},
-			DeleteLatency: sim.Latency{Kind: "fixed", Value: 10 * time.Millisecond},
-		}, nil)
-		ctx := testContext(b)
-		pt := watchPodTimes(ctx, b, c, ns)
+		ns, vn, ctx, pt := burstBenchNode(b, c)
 		b.StartTimer()
 		start := time.Now()
 		var wg sync.WaitGroup

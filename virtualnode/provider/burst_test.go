@@ -57,36 +57,23 @@ func addPoolNode(ctx context.Context, t *testing.T, c *devcluster.Cluster, pool,
 }
 
 func burstDeployment(pool, vnode string, replicas int32) *appsv1.Deployment {
-	labels := map[string]string{"app": "burst"}
-	return &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "burst"},
-		Spec: appsv1.DeploymentSpec{
-			Replicas: &replicas,
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{
-					TerminationGracePeriodSeconds: ptr.To(int64(1)),
-					Containers: []corev1.Container{{Name: "app", Image: "example.com/app:1", Resources: corev1.ResourceRequirements{
-						Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("128Mi")}}}},
-					Tolerations: []corev1.Toleration{
-						{Key: provider.TaintKey, Operator: corev1.TolerationOpEqual, Value: provider.TaintValue, Effect: corev1.TaintEffectNoSchedule},
-						{Key: poolLabel, Operator: corev1.TolerationOpEqual, Value: pool, Effect: corev1.TaintEffectNoSchedule},
-					},
-					Affinity: &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
-						// Real nodes of this test's pool, or this test's virtual node...
-						RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{
-							{MatchExpressions: []corev1.NodeSelectorRequirement{{Key: poolLabel, Operator: corev1.NodeSelectorOpIn, Values: []string{pool}}}},
-							{MatchExpressions: []corev1.NodeSelectorRequirement{{Key: "kubernetes.io/hostname", Operator: corev1.NodeSelectorOpIn, Values: []string{vnode}}}},
-						}},
-						// ...preferring real nodes: the virtual node only takes the overflow.
-						PreferredDuringSchedulingIgnoredDuringExecution: []corev1.PreferredSchedulingTerm{{Weight: 100, Preference: corev1.NodeSelectorTerm{
-							MatchExpressions: []corev1.NodeSelectorRequirement{{Key: "type", Operator: corev1.NodeSelectorOpNotIn, Values: []string{"virtual-kubelet"}}}}}},
-					}},
-				},
-			},
-		},
+	d := appDeployment("burst", replicas, "1", "128Mi")
+	pod := &d.Spec.Template.Spec
+	pod.Tolerations = []corev1.Toleration{
+		{Key: provider.TaintKey, Operator: corev1.TolerationOpEqual, Value: provider.TaintValue, Effect: corev1.TaintEffectNoSchedule},
+		{Key: poolLabel, Operator: corev1.TolerationOpEqual, Value: pool, Effect: corev1.TaintEffectNoSchedule},
 	}
+	pod.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
+		// Real nodes of this test's pool, or this test's virtual node...
+		RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{
+			{MatchExpressions: []corev1.NodeSelectorRequirement{{Key: poolLabel, Operator: corev1.NodeSelectorOpIn, Values: []string{pool}}}},
+			{MatchExpressions: []corev1.NodeSelectorRequirement{{Key: "kubernetes.io/hostname", Operator: corev1.NodeSelectorOpIn, Values: []string{vnode}}}},
+		}},
+		// ...preferring real nodes: the virtual node only takes the overflow.
+		PreferredDuringSchedulingIgnoredDuringExecution: []corev1.PreferredSchedulingTerm{{Weight: 100, Preference: corev1.NodeSelectorTerm{
+			MatchExpressions: []corev1.NodeSelectorRequirement{{Key: "type", Operator: corev1.NodeSelectorOpNotIn, Values: []string{"virtual-kubelet"}}}}}},
+	}}
+	return d
 }
 
 // placement counts the Deployment's ReplicaSet-owned Ready pods, on the virtual node and elsewhere.
@@ -120,23 +107,32 @@ func place(ctx context.Context, c *devcluster.Cluster, ns, vnode string) (placem
 	return pl, nil
 }
 
-func TestBurstToVirtualNodeAndBackfill(t *testing.T) {
-	t.Parallel()
+// burstReplicas is the Deployment of the burst tests: 2 replicas fit the pool's real node, 2 burst.
+const burstReplicas = 4
+
+// burstSetup makes a pool with one real node that fits half of a burstReplicas Deployment and a simulated
+// virtual node, creates the Deployment and waits until 2 pods run on the real node and 2 burst to the virtual
+// one.
+func burstSetup(t *testing.T) (context.Context, *devcluster.Cluster, string, string, *startedNode) {
 	c := devcluster.Get(t)
 	ns := c.Namespace(t)
 	ctx := testContext(t)
 	pool := ns
 	addPoolNode(ctx, t, c, pool, uniqueName("pool-a"))
 	vn := simNode(t, c, sim.Options{StartLatency: sim.Latency{Kind: "fixed", Value: 20 * time.Millisecond}}, nil)
-
-	const replicas = 4
-	if _, err := c.Client.AppsV1().Deployments(ns).Create(ctx, burstDeployment(pool, vn.Name, replicas), metav1.CreateOptions{}); err != nil {
+	if _, err := c.Client.AppsV1().Deployments(ns).Create(ctx, burstDeployment(pool, vn.Name, burstReplicas), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	testenv.WaitFor(ctx, t, "2 pods on the full real node and 2 burst to the virtual node", func() (bool, error) {
 		pl, err := place(ctx, c, ns, vn.Name)
 		return pl.readyReal == 2 && pl.readyVirtual == 2, err
 	})
+	return ctx, c, ns, pool, vn
+}
+
+func TestBurstToVirtualNodeAndBackfill(t *testing.T) {
+	t.Parallel()
+	ctx, c, ns, pool, vn := burstSetup(t)
 
 	bf, err := backfill.New(backfill.Options{Client: c.Client, NodeName: vn.Name, Interval: 300 * time.Millisecond, ReadyTimeout: time.Minute})
 	if err != nil {
@@ -147,8 +143,8 @@ func TestBurstToVirtualNodeAndBackfill(t *testing.T) {
 	t.Cleanup(func() { stopBackfill(); wg.Wait() })
 	wg.Go(func() { bf.Run(bctx) })
 
-	// Watch the ready count from now on: it must never drop below the desired replicas.
-	minReady := replicas
+	// Watch the ready count from now on: it must never drop below the desired burstReplicas.
+	minReady := burstReplicas
 	var mu sync.Mutex
 	mctx, stopMonitor := context.WithCancel(ctx)
 	wg.Go(func() {
@@ -172,13 +168,13 @@ func TestBurstToVirtualNodeAndBackfill(t *testing.T) {
 	addPoolNode(ctx, t, c, pool, uniqueName("pool-b"))
 	testenv.WaitFor(ctx, t, "all pods back on real nodes", func() (bool, error) {
 		pl, err := place(ctx, c, ns, vn.Name)
-		return pl.readyReal == replicas && pl.readyVirtual == 0 && pl.total == replicas && pl.replacements == 0, err
+		return pl.readyReal == burstReplicas && pl.readyVirtual == 0 && pl.total == burstReplicas && pl.replacements == 0, err
 	})
 	stopMonitor()
 	mu.Lock()
 	defer mu.Unlock()
-	if minReady < replicas {
-		t.Errorf("ready pods dropped to %d during backfill, want never below %d", minReady, replicas)
+	if minReady < burstReplicas {
+		t.Errorf("ready pods dropped to %d during backfill, want never below %d", minReady, burstReplicas)
 	}
 }
 
@@ -187,21 +183,7 @@ func TestBurstToVirtualNodeAndBackfill(t *testing.T) {
 // completes.
 func TestBackfillRespectsPodDisruptionBudget(t *testing.T) {
 	t.Parallel()
-	c := devcluster.Get(t)
-	ns := c.Namespace(t)
-	ctx := testContext(t)
-	pool := ns
-	addPoolNode(ctx, t, c, pool, uniqueName("pool-a"))
-	vn := simNode(t, c, sim.Options{StartLatency: sim.Latency{Kind: "fixed", Value: 20 * time.Millisecond}}, nil)
-
-	const replicas = 4
-	if _, err := c.Client.AppsV1().Deployments(ns).Create(ctx, burstDeployment(pool, vn.Name, replicas), metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	testenv.WaitFor(ctx, t, "2 pods on the full real node and 2 burst to the virtual node", func() (bool, error) {
-		pl, err := place(ctx, c, ns, vn.Name)
-		return pl.readyReal == 2 && pl.readyVirtual == 2, err
-	})
+	ctx, c, ns, pool, vn := burstSetup(t)
 	// Six must stay available: even with both replacements Ready (4 + 2 healthy) no pod may go.
 	pdb := &policyv1.PodDisruptionBudget{
 		ObjectMeta: metav1.ObjectMeta{Name: "burst"},
@@ -225,7 +207,7 @@ func TestBackfillRespectsPodDisruptionBudget(t *testing.T) {
 		t.Fatalf("while the budget allows no disruption: %+v, %v; want the 2 burst pods still on the virtual node", pl, err)
 	}
 
-	if err := retryUpdatePDB(ctx, c, ns, "burst", intstr.FromInt32(replicas)); err != nil {
+	if err := retryUpdatePDB(ctx, c, ns, "burst", intstr.FromInt32(burstReplicas)); err != nil {
 		t.Fatal(err)
 	}
 	testenv.WaitFor(ctx, t, "all pods back on real nodes", func() (bool, error) {
@@ -233,7 +215,7 @@ func TestBackfillRespectsPodDisruptionBudget(t *testing.T) {
 			return false, err
 		}
 		pl, err := place(ctx, c, ns, vn.Name)
-		return pl.readyReal == replicas && pl.readyVirtual == 0 && pl.total == replicas && pl.replacements == 0, err
+		return pl.readyReal == burstReplicas && pl.readyVirtual == 0 && pl.total == burstReplicas && pl.replacements == 0, err
 	})
 }
 

@@ -30,8 +30,16 @@ func simNode(t testing.TB, c *devcluster.Cluster, opts sim.Options, capacity cor
 }
 
 func simDeployment(name, node string, replicas int32) *appsv1.Deployment {
+	d := appDeployment(name, replicas, "100m", "64Mi")
+	onNode(&d.Spec.Template.Spec, node)
+	return d
+}
+
+// appDeployment is a Deployment of replicas pods of one container (example.com/app:1) requesting cpu and
+// memory, labelled app=name, with a 1 s grace period.
+func appDeployment(name string, replicas int32, cpu, memory string) *appsv1.Deployment {
 	labels := map[string]string{"app": name}
-	d := &appsv1.Deployment{
+	return &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: appsv1.DeploymentSpec{
 			Replicas: &replicas,
@@ -41,13 +49,11 @@ func simDeployment(name, node string, replicas int32) *appsv1.Deployment {
 				Spec: corev1.PodSpec{
 					TerminationGracePeriodSeconds: ptr.To(int64(1)),
 					Containers: []corev1.Container{{Name: "app", Image: "example.com/app:1", Resources: corev1.ResourceRequirements{
-						Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("64Mi")}}}},
+						Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu), corev1.ResourceMemory: resource.MustParse(memory)}}}},
 				},
 			},
 		},
 	}
-	onNode(&d.Spec.Template.Spec, node)
-	return d
 }
 
 func countOnNode(ctx context.Context, c *devcluster.Cluster, ns, selector, node string) (running, total int, err error) {

@@ -211,24 +211,11 @@ func TestCapacityRequestForScaledJob(t *testing.T) {
 // scaledJobFor creates a ScaledJob named name creating a Job per item of list, changed by mutate.
 func scaledJobFor(e *env, name, list string, mutate ...func(*tidalv1alpha1.ScaledJob)) *tidalv1alpha1.ScaledJob {
 	e.T.Helper()
-	sj := &tidalv1alpha1.ScaledJob{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: tidalv1alpha1.ScaledJobSpec{
-			JobTargetRef: &batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
-				RestartPolicy: corev1.RestartPolicyNever,
-				Containers: []corev1.Container{{Name: "job", Image: "tidal/batch", Resources: corev1.ResourceRequirements{
-					Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m")}}}},
-			}}},
-			Triggers: []tidalv1alpha1.ScaleTriggers{{Type: "redis", Name: "batches",
-				Metadata: map[string]string{"address": "127.0.0.1:6379", "listName": list, "listLength": "1"}}},
-		},
-	}
+	sj := testenv.RedisScaledJob(name, testenv.RedisAddr, list, 1)
+	sj.Spec.PollingInterval, sj.Spec.MaxReplicaCount = nil, nil
+	sj.Spec.JobTargetRef.Template.Spec.Containers[0].Resources.Requests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m")}
 	for _, m := range mutate {
 		m(sj)
 	}
-	out, err := e.Tidal.TidalV1alpha1().ScaledJobs(e.NS).Create(e.Ctx, sj, metav1.CreateOptions{})
-	if err != nil {
-		e.T.Fatal(err)
-	}
-	return out
+	return e.ScaledJob(sj)
 }

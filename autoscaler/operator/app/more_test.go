@@ -69,25 +69,12 @@ func TestScaledJobRunsOneJobPerBatch(t *testing.T) {
 	e.startOperator(app.Options{})
 	rc, list := testenv.RedisList(t, "127.0.0.1:6379")
 	one := int32(1)
-	sj := &tidalv1alpha1.ScaledJob{
-		ObjectMeta: metav1.ObjectMeta{Name: "batch"},
-		Spec: tidalv1alpha1.ScaledJobSpec{
-			// Redis pushes every change, so the long interval makes the sample rounds exactly: one for the
-			// burst, one for the drain.
-			PollingInterval:            ptr.To[int32](300),
-			MaxReplicaCount:            ptr.To[int32](10),
-			SuccessfulJobsHistoryLimit: &one,
-			JobTargetRef: &batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
-				RestartPolicy: corev1.RestartPolicyNever,
-				Containers:    []corev1.Container{{Name: "job", Image: "tidal/batch"}},
-			}}},
-			Triggers: []tidalv1alpha1.ScaleTriggers{{Type: "redis", Name: "batches",
-				Metadata: map[string]string{"address": "127.0.0.1:6379", "listName": list, "listLength": "2"}}},
-		},
-	}
-	if _, err := e.Tidal.TidalV1alpha1().ScaledJobs(e.NS).Create(e.Ctx, sj, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	sj := testenv.RedisScaledJob("batch", testenv.RedisAddr, list, 2)
+	// Redis pushes every change, so the long interval makes the sample rounds exactly: one for the burst, one
+	// for the drain.
+	sj.Spec.PollingInterval = ptr.To[int32](300)
+	sj.Spec.SuccessfulJobsHistoryLimit = &one
+	e.ScaledJob(sj)
 	testenv.Push(t, rc, list, 6) // 3 batches of 2
 	jobs := func() []batchv1.Job {
 		l, err := e.Cluster.Client.BatchV1().Jobs(e.NS).List(e.Ctx, metav1.ListOptions{LabelSelector: scaledjob.LabelScaledJobName + "=batch"})
@@ -178,23 +165,10 @@ func TestScaledJobPaused(t *testing.T) {
 	e := setup(t)
 	e.startOperator(app.Options{})
 	rc, list := testenv.RedisList(t, testenv.RedisAddr)
-	sj := &tidalv1alpha1.ScaledJob{
-		ObjectMeta: metav1.ObjectMeta{Name: "held", Annotations: map[string]string{tidalv1alpha1.KEDAPausedAnnotation: "true"}},
-		Spec: tidalv1alpha1.ScaledJobSpec{
-			PollingInterval: ptr.To[int32](1),
-			MaxReplicaCount: ptr.To[int32](10),
-			JobTargetRef: &batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
-				RestartPolicy: corev1.RestartPolicyNever,
-				Containers:    []corev1.Container{{Name: "job", Image: "tidal/batch"}},
-			}}},
-			Triggers: []tidalv1alpha1.ScaleTriggers{{Type: "redis", Name: "batches",
-				Metadata: map[string]string{"address": testenv.RedisAddr, "listName": list, "listLength": "2"}}},
-		},
-	}
+	sj := testenv.RedisScaledJob("held", testenv.RedisAddr, list, 2)
+	sj.Annotations = map[string]string{tidalv1alpha1.KEDAPausedAnnotation: "true"}
 	api := e.Tidal.TidalV1alpha1().ScaledJobs(e.NS)
-	if _, err := api.Create(e.Ctx, sj, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	e.ScaledJob(sj)
 	testenv.Push(t, rc, list, 4) // 2 batches of 2
 	// The status shows the sample of 4 and Paused=True: the reconcile that saw the sample has run.
 	e.Eventually("paused ScaledJob saw the queue", 60*time.Second, func() (bool, string) {
@@ -257,25 +231,12 @@ func TestScaledJobPendingPodConditions(t *testing.T) {
 	e.startOperator(app.Options{})
 	rc, list := testenv.RedisList(t, testenv.RedisAddr)
 	create := func(name string, conditions []string) {
-		sj := &tidalv1alpha1.ScaledJob{
-			ObjectMeta: metav1.ObjectMeta{Name: name},
-			Spec: tidalv1alpha1.ScaledJobSpec{
-				PollingInterval: ptr.To[int32](1),
-				MaxReplicaCount: ptr.To[int32](10),
-				ScalingStrategy: &tidalv1alpha1.ScalingStrategy{Strategy: tidalv1alpha1.ScalingStrategyAccurate, PendingPodConditions: conditions},
-				JobTargetRef: &batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
-					RestartPolicy: corev1.RestartPolicyNever,
-					NodeSelector:  map[string]string{"kubernetes.io/hostname": node},
-					Tolerations:   []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
-					Containers:    []corev1.Container{{Name: "job", Image: "tidal/batch"}},
-				}}},
-				Triggers: []tidalv1alpha1.ScaleTriggers{{Type: "redis", Name: "batches",
-					Metadata: map[string]string{"address": testenv.RedisAddr, "listName": list, "listLength": "1"}}},
-			},
-		}
-		if _, err := e.Tidal.TidalV1alpha1().ScaledJobs(e.NS).Create(e.Ctx, sj, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
+		sj := testenv.RedisScaledJob(name, testenv.RedisAddr, list, 1)
+		sj.Spec.ScalingStrategy = &tidalv1alpha1.ScalingStrategy{Strategy: tidalv1alpha1.ScalingStrategyAccurate, PendingPodConditions: conditions}
+		pod := &sj.Spec.JobTargetRef.Template.Spec
+		pod.NodeSelector = map[string]string{"kubernetes.io/hostname": node}
+		pod.Tolerations = []corev1.Toleration{{Operator: corev1.TolerationOpExists}}
+		e.ScaledJob(sj)
 	}
 	create("scheduled", []string{string(corev1.PodScheduled)})
 	create("ready", nil)

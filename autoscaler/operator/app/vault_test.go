@@ -6,15 +6,11 @@ import (
 	"testing"
 	"time"
 
-	goredis "github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
-	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
 	"github.com/tidalscale/tidal/autoscaler/operator/app"
@@ -33,28 +29,21 @@ func TestVaultAuthenticationScales(t *testing.T) {
 	e := setup(t)
 	v := testvault.Start(t, e.Cluster.Client, e.Cluster.Config)
 	const secretAddr = "127.0.0.1:6379"
-	v.PutKV2(t, "redis", map[string]any{"address": secretAddr})
-	v.CreateAuthentication(t, e.Tidal, e.NS, "vault", "address", "redis", "address")
+	v.RedisAddress(t, e.Tidal, e.NS, secretAddr)
 	core, logs := observer.New(zapcore.DebugLevel)
 	e.startOperator(app.Options{SecretStoreTTL: 30 * time.Second, Logger: zap.New(core)})
 	rc, list := testenv.RedisList(t, secretAddr)
 	e.Deployment("worker", 0)
 	so := testenv.RedisScaledObject("orders", "worker", "", list)
-	delete(so.Spec.Triggers[0].Metadata, "address")
-	so.Spec.Triggers[0].AuthenticationRef = &tidalv1alpha1.AuthenticationRef{Name: "vault"}
+	testvault.AddressFromVault(&so.Spec.Triggers[0])
 	e.ScaledObject(so)
 	testenv.Push(t, rc, list, 12) // ceil(12/5) = 3
 	e.WaitReplicas("worker", 3, 60*time.Second)
 
 	// Rotation: Vault now names another Redis, where the same list is longer; the refresh (half the TTL)
 	// rebuilds the scaler with it.
-	private := testenv.StartRedis(t)
-	prc := goredis.NewClient(&goredis.Options{Addr: private.Addr})
-	t.Cleanup(func() { _ = prc.Close() })
-	testenv.Push(t, prc, list, 30) // ceil(30/5) = 6
-	v.PutKV2(t, "redis", map[string]any{"address": private.Addr})
+	rc, privateAddr := v.RotateRedis(t, list, 30) // ceil(30/5) = 6
 	e.WaitReplicas("worker", 6, 90*time.Second)
-	rc = prc
 
 	ready := func(reason, mentions string) func() (bool, string) {
 		return func() (bool, string) {
@@ -102,7 +91,7 @@ func TestVaultAuthenticationScales(t *testing.T) {
 			seen += fmt.Sprintf(" %s=%v", k, f)
 		}
 	}
-	for _, secret := range []string{secretAddr, private.Addr, testvault.RootToken} {
+	for _, secret := range []string{secretAddr, privateAddr, testvault.RootToken} {
 		if strings.Contains(seen, secret) {
 			t.Fatalf("a log, event or the status shows a secret value")
 		}
@@ -115,27 +104,12 @@ func TestVaultAuthenticationScales(t *testing.T) {
 func TestVaultAuthenticationScaledJob(t *testing.T) {
 	e := setup(t)
 	v := testvault.Start(t, e.Cluster.Client, e.Cluster.Config)
-	v.PutKV2(t, "redis", map[string]any{"address": testenv.RedisAddr})
-	v.CreateAuthentication(t, e.Tidal, e.NS, "vault", "address", "redis", "address")
+	v.RedisAddress(t, e.Tidal, e.NS, testenv.RedisAddr)
 	e.startOperator(app.Options{SecretStoreTTL: 20 * time.Second})
 	rc, list := testenv.RedisList(t, testenv.RedisAddr)
-	sj := &tidalv1alpha1.ScaledJob{
-		ObjectMeta: metav1.ObjectMeta{Name: "batch"},
-		Spec: tidalv1alpha1.ScaledJobSpec{
-			PollingInterval: ptr.To[int32](1),
-			MaxReplicaCount: ptr.To[int32](10),
-			JobTargetRef: &batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
-				RestartPolicy: corev1.RestartPolicyNever,
-				Containers:    []corev1.Container{{Name: "job", Image: "tidal/batch"}},
-			}}},
-			Triggers: []tidalv1alpha1.ScaleTriggers{{Type: "redis", Name: "batches",
-				Metadata:          map[string]string{"listName": list, "listLength": "2"},
-				AuthenticationRef: &tidalv1alpha1.AuthenticationRef{Name: "vault"}}},
-		},
-	}
-	if _, err := e.Tidal.TidalV1alpha1().ScaledJobs(e.NS).Create(e.Ctx, sj, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	sj := testenv.RedisScaledJob("batch", "", list, 2)
+	testvault.AddressFromVault(&sj.Spec.Triggers[0])
+	e.ScaledJob(sj)
 	jobCount := func() int {
 		l, err := e.Cluster.Client.BatchV1().Jobs(e.NS).List(e.Ctx, metav1.ListOptions{LabelSelector: scaledjob.LabelScaledJobName + "=batch"})
 		if err != nil {
@@ -152,11 +126,7 @@ func TestVaultAuthenticationScaledJob(t *testing.T) {
 	before := jobCount()
 
 	// Only a scaler rebuilt with the rotated address sees the private Redis's list.
-	private := testenv.StartRedis(t)
-	prc := goredis.NewClient(&goredis.Options{Addr: private.Addr})
-	t.Cleanup(func() { _ = prc.Close() })
-	testenv.Push(t, prc, list, 6)
-	v.PutKV2(t, "redis", map[string]any{"address": private.Addr})
+	v.RotateRedis(t, list, 6)
 	e.Eventually("jobs for the list at the rotated address", 60*time.Second, func() (bool, string) { return jobCount() > before, fmt.Sprint(jobCount()) })
 
 	ready := func(reason string) func() (bool, string) {

@@ -7,8 +7,6 @@ import (
 	"time"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
-	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -173,13 +171,7 @@ func validObjects(ns, name, kind string) []runtime.Object {
 	case tidalv1alpha1.KindScaledObject:
 		return []runtime.Object{testenv.RedisScaledObject(name, name, "127.0.0.1:6379", "l")}
 	case tidalv1alpha1.KindScaledJob:
-		return []runtime.Object{&tidalv1alpha1.ScaledJob{ObjectMeta: metav1.ObjectMeta{Name: name},
-			Spec: tidalv1alpha1.ScaledJobSpec{
-				JobTargetRef: &batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
-					RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: "job", Image: "tidal/batch"}}}}},
-				Triggers: []tidalv1alpha1.ScaleTriggers{{Type: "redis",
-					Metadata: map[string]string{"address": "127.0.0.1:6379", "listName": "l", "listLength": "2"}}},
-			}}}
+		return []runtime.Object{testenv.RedisScaledJob(name, "127.0.0.1:6379", "l", 2)}
 	case tidalv1alpha1.KindTriggerAuthentication:
 		return []runtime.Object{
 			&tidalv1alpha1.TriggerAuthentication{ObjectMeta: metav1.ObjectMeta{Name: name}},

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tidalscale/tidal/internal/testjson"
+
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -100,7 +102,7 @@ func TestCorpusConvertsLosslessly(t *testing.T) {
 					t.Fatalf("object %d: decode as Tidal %s: %v", i, kind, err)
 				}
 				back, _ := json.Marshal(typed)
-				if want, got := normalize(t, js), normalize(t, back); !reflect.DeepEqual(want, got) {
+				if want, got := testjson.Normalize(t, js), testjson.Normalize(t, back); !reflect.DeepEqual(want, got) {
 					t.Errorf("object %d: Tidal's %s type does not carry every field\nwant %v\ngot  %v", i, kind, want, got)
 				}
 				for _, fe := range tidalv1alpha1.UnsupportedFields(typed) {
@@ -132,7 +134,7 @@ func TestCorpusConvertsLosslessly(t *testing.T) {
 			for i := range orig {
 				want, _ := json.Marshal(orig[i])
 				got, _ := json.Marshal(back[i])
-				if !reflect.DeepEqual(normalize(t, want), normalize(t, got)) {
+				if !reflect.DeepEqual(testjson.Normalize(t, want), testjson.Normalize(t, got)) {
 					t.Errorf("object %d: KEDA -> Tidal -> KEDA changed it\nwant %s\ngot  %s", i, want, got)
 				}
 			}
@@ -280,44 +282,6 @@ func golden(t *testing.T, path string, got []byte) {
 	if !bytes.Equal(want, got) {
 		t.Errorf("output differs from %s (run with -update after checking):\n%s", path, got)
 	}
-}
-
-// normalize decodes JSON generically and drops nulls and empty objects, which Go encoding adds for unset
-// non-pointer structs (metadata.creationTimestamp, status).
-func normalize(t *testing.T, js []byte) any {
-	t.Helper()
-	dec := json.NewDecoder(bytes.NewReader(js))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		t.Fatal(err)
-	}
-	return prune(v)
-}
-
-func prune(v any) any {
-	switch x := v.(type) {
-	case map[string]any:
-		out := map[string]any{}
-		for k, val := range x {
-			p := prune(val)
-			if p == nil {
-				continue
-			}
-			if m, ok := p.(map[string]any); ok && len(m) == 0 {
-				continue
-			}
-			out[k] = p
-		}
-		return out
-	case []any:
-		out := make([]any, len(x))
-		for i := range x {
-			out[i] = prune(x[i])
-		}
-		return out
-	}
-	return v
 }
 
 // kedaObjects returns valid KEDA objects of an UnsupportedField kind (both authentication kinds for

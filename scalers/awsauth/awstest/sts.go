@@ -1,13 +1,13 @@
 package awstest
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/xml"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tidalscale/tidal/internal/testrand"
 )
 
 // STS fakes AWS STS's AssumeRoleWithWebIdentity as the query protocol has it (a form-encoded POST with
@@ -66,7 +66,7 @@ func (s *STS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, qerr)
 		return
 	}
-	akid, secret, sess := "ASIA"+randHex(8), randHex(20), randHex(32)
+	akid, secret, sess := "ASIA"+testrand.Hex(8), testrand.Hex(20), testrand.Hex(32)
 	s.mu.Lock()
 	if s.issued == nil {
 		s.issued = map[string]issuedKey{}
@@ -96,9 +96,9 @@ func (s *STS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	resp.Result.Credentials = creds{akid, secret, sess, time.Now().Add(time.Hour).UTC().Format(time.RFC3339)}
 	resp.Result.SubjectFromWebIdentityToken = subject
 	resp.Result.AssumedRoleUser.Arn = role + "/" + session
-	resp.Result.AssumedRoleUser.AssumedRoleId = "AROA" + randHex(8) + ":" + session
+	resp.Result.AssumedRoleUser.AssumedRoleId = "AROA" + testrand.Hex(8) + ":" + session
 	resp.Result.Audience = "sts.amazonaws.com"
-	resp.Meta.RequestID = randHex(16)
+	resp.Meta.RequestID = testrand.Hex(16)
 	w.Header().Set("Content-Type", "text/xml")
 	_ = xml.NewEncoder(w).Encode(resp)
 }
@@ -111,7 +111,7 @@ func (s *STS) writeError(w http.ResponseWriter, e *QueryError) {
 		XMLName   xml.Name `xml:"https://sts.amazonaws.com/doc/2011-06-15/ ErrorResponse"`
 		Error     errBody
 		RequestID string `xml:"RequestId"`
-	}{Error: errBody{Type: "Sender", Code: e.Code, Message: e.Message}, RequestID: randHex(16)}
+	}{Error: errBody{Type: "Sender", Code: e.Code, Message: e.Message}, RequestID: testrand.Hex(16)}
 	w.Header().Set("Content-Type", "text/xml")
 	w.WriteHeader(e.Status)
 	_ = xml.NewEncoder(w).Encode(body)
@@ -136,10 +136,4 @@ func (s *STS) Signed(r *http.Request) ([]byte, string, *Error) {
 		return body, k.role, nil
 	}
 	return nil, "", &Error{Status: http.StatusForbidden, Type: "UnrecognizedClientException", Message: "The security token included in the request is invalid."}
-}
-
-func randHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }

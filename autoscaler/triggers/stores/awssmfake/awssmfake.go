@@ -7,9 +7,7 @@
 package awssmfake
 
 import (
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -19,6 +17,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tidalscale/tidal/internal/testrand"
 
 	"github.com/tidalscale/tidal/internal/testpki"
 	"github.com/tidalscale/tidal/scalers/awsauth/awstest"
@@ -56,7 +56,7 @@ type version struct {
 // New starts a fake for region with fresh credentials; t's cleanup stops it.
 func New(t testing.TB, region string) *Server {
 	t.Helper()
-	s := &Server{Region: region, AccessKeyID: "AKIA" + strings.ToUpper(randHex(8)), SecretAccessKey: randHex(20), secrets: map[string][]version{}}
+	s := &Server{Region: region, AccessKeyID: "AKIA" + strings.ToUpper(testrand.Hex(8)), SecretAccessKey: testrand.Hex(20), secrets: map[string][]version{}}
 	s.keys = awstest.Keys{s.AccessKeyID: s.SecretAccessKey}
 	s.ca = testpki.NewCA(t, "awssmfake")
 	pair := s.ca.Server(t, "awssmfake", "secretsmanager."+region+".amazonaws.com", "127.0.0.1")
@@ -90,7 +90,7 @@ func (s *Server) Put(name, value string) string {
 			vs[i].stages = append(without(vs[i].stages, "AWSCURRENT"), "AWSPREVIOUS")
 		}
 	}
-	id := uuid()
+	id := testrand.UUID()
 	s.secrets[name] = append(vs, version{id: id, value: value, created: time.Now(), stages: []string{"AWSCURRENT"}})
 	return id
 }
@@ -248,15 +248,4 @@ func without(list []string, v string) []string {
 		}
 	}
 	return out
-}
-
-func randHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-func uuid() string {
-	h := randHex(16)
-	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }

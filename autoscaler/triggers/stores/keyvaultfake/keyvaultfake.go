@@ -11,9 +11,7 @@
 package keyvaultfake
 
 import (
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -24,6 +22,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tidalscale/tidal/internal/testrand"
 
 	"github.com/tidalscale/tidal/internal/testpki"
 )
@@ -77,7 +77,7 @@ func New(t testing.TB, cfg Config) *Server {
 		cfg.AuthorityHost = "login.microsoftonline.com"
 	}
 	s := &Server{
-		VaultURI: "https://" + cfg.VaultHost, TenantID: uuid(), ClientID: uuid(), ClientSecret: "cs~" + randHex(16),
+		VaultURI: "https://" + cfg.VaultHost, TenantID: testrand.UUID(), ClientID: testrand.UUID(), ClientSecret: "cs~" + testrand.Hex(16),
 		cfg: cfg, ca: testpki.NewCA(t, "keyvaultfake"),
 		secrets: map[string][]secretVersion{}, tokens: map[string]string{},
 	}
@@ -116,7 +116,7 @@ func (s *Server) Federate(clientID string, accept func(assertion string) bool) {
 func (s *Server) Set(name, value string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	id := randHex(16)
+	id := testrand.Hex(16)
 	s.secrets[name] = append(s.secrets[name], secretVersion{id: id, value: value, created: time.Now()})
 	return id
 }
@@ -270,7 +270,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 
 // issue answers an access token for resourceScope.
 func (s *Server) issue(w http.ResponseWriter, resourceScope string) {
-	tok := "eyJ0eXAi." + randHex(24)
+	tok := "eyJ0eXAi." + testrand.Hex(24)
 	s.mu.Lock()
 	s.tokens[tok] = resourceScope
 	s.mu.Unlock()
@@ -279,7 +279,7 @@ func (s *Server) issue(w http.ResponseWriter, resourceScope string) {
 
 func entraError(w http.ResponseWriter, status int, code string, n int, desc string) {
 	writeJSON(w, status, map[string]any{"error": code, "error_description": desc, "error_codes": []int{n},
-		"timestamp": time.Now().UTC().Format("2006-01-02 15:04:05Z"), "trace_id": uuid(), "correlation_id": uuid(),
+		"timestamp": time.Now().UTC().Format("2006-01-02 15:04:05Z"), "trace_id": testrand.UUID(), "correlation_id": testrand.UUID(),
 		"error_uri": "https://login.microsoftonline.com/error?code=" + fmt.Sprint(n)})
 }
 
@@ -287,15 +287,4 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
-}
-
-func randHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-func uuid() string {
-	h := randHex(16)
-	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
