@@ -43,20 +43,13 @@ func clampInt32(v int64) int32 {
 
 // ceilInt32 is int32(math.Ceil(f)) without the undefined behaviour of converting an out-of-range float: values
 // beyond the int32 range saturate, NaN becomes 0.
-func ceilInt32(f float64) int32 {
-	switch {
-	case math.IsNaN(f):
-		return 0
-	case f >= math.MaxInt32:
-		return math.MaxInt32
-	case f <= math.MinInt32:
-		return math.MinInt32
-	}
-	return int32(math.Ceil(f))
-}
+func ceilInt32(f float64) int32 { return saturateInt32(math.Ceil(f)) }
 
 // truncInt32 is int32(f) (truncation toward zero) with saturation, as used by upstream's Percent scale-down policy.
-func truncInt32(f float64) int32 {
+func truncInt32(f float64) int32 { return saturateInt32(math.Trunc(f)) }
+
+// saturateInt32 converts a whole f to int32: beyond the int32 range it saturates, NaN becomes 0.
+func saturateInt32(f float64) int32 {
 	switch {
 	case math.IsNaN(f):
 		return 0

@@ -257,43 +257,24 @@ func replicasChangePerPeriod(periodSeconds int32, events []ScaleEvent, now time.
 
 // scaleUpLimit is upstream's calculateScaleUpLimitWithScalingRules: the highest count the policies allow now.
 func scaleUpLimit(current int32, upEvents, downEvents []ScaleEvent, r *scalingRules, now time.Time) int32 {
-	if r.selectPolicy == autoscalingv2.DisabledPolicySelect {
-		return current
-	}
-	useMin := r.selectPolicy == autoscalingv2.MinChangePolicySelect
-	result := int32(math.MinInt32)
-	if useMin {
-		result = math.MaxInt32
-	}
-	for _, p := range r.policies {
-		added := replicasChangePerPeriod(p.PeriodSeconds, upEvents, now)
-		deleted := replicasChangePerPeriod(p.PeriodSeconds, downEvents, now)
-		start := int64(current) - int64(added) + int64(deleted)
-		var proposed int32
-		switch p.Type {
-		case autoscalingv2.PodsScalingPolicy:
-			proposed = clampInt32(start + int64(p.Value))
-		case autoscalingv2.PercentScalingPolicy:
-			// Rounded up so that a small percentage still allows adding a pod.
-			proposed = ceilInt32(float64(start) * (1 + float64(p.Value)/100))
-		}
-		if useMin {
-			result = min(result, proposed)
-		} else {
-			result = max(result, proposed)
-		}
-	}
-	return result
+	return policyLimit(true, current, upEvents, downEvents, r, now)
 }
 
 // scaleDownLimit is upstream's calculateScaleDownLimitWithBehaviors: the lowest count the policies allow now.
 func scaleDownLimit(current int32, upEvents, downEvents []ScaleEvent, r *scalingRules, now time.Time) int32 {
+	return policyLimit(false, current, upEvents, downEvents, r, now)
+}
+
+// policyLimit is the count r's policies allow now in one direction: each policy proposes one from the count
+// before the changes of its period, and selectPolicy Max takes the largest change (the highest count going up,
+// the lowest going down), Min the smallest.
+func policyLimit(up bool, current int32, upEvents, downEvents []ScaleEvent, r *scalingRules, now time.Time) int32 {
 	if r.selectPolicy == autoscalingv2.DisabledPolicySelect {
 		return current
 	}
-	useMin := r.selectPolicy == autoscalingv2.MinChangePolicySelect
+	highest := up != (r.selectPolicy == autoscalingv2.MinChangePolicySelect)
 	result := int32(math.MaxInt32)
-	if useMin {
+	if highest {
 		result = math.MinInt32
 	}
 	for _, p := range r.policies {
@@ -301,13 +282,18 @@ func scaleDownLimit(current int32, upEvents, downEvents []ScaleEvent, r *scaling
 		deleted := replicasChangePerPeriod(p.PeriodSeconds, downEvents, now)
 		start := int64(current) - int64(added) + int64(deleted)
 		var proposed int32
-		switch p.Type {
-		case autoscalingv2.PodsScalingPolicy:
+		switch {
+		case p.Type == autoscalingv2.PodsScalingPolicy && up:
+			proposed = clampInt32(start + int64(p.Value))
+		case p.Type == autoscalingv2.PodsScalingPolicy:
 			proposed = clampInt32(start - int64(p.Value))
-		case autoscalingv2.PercentScalingPolicy:
+		case p.Type == autoscalingv2.PercentScalingPolicy && up:
+			// Rounded up so that a small percentage still allows adding a pod.
+			proposed = ceilInt32(float64(start) * (1 + float64(p.Value)/100))
+		case p.Type == autoscalingv2.PercentScalingPolicy:
 			proposed = truncInt32(float64(start) * (1 - float64(p.Value)/100))
 		}
-		if useMin {
+		if highest {
 			result = max(result, proposed)
 		} else {
 			result = min(result, proposed)

@@ -78,6 +78,15 @@ type podAggregate struct {
 	unmatched, unmatchedSum       int64
 }
 
+// readyOnly is the count when every pod reported and none is unready on a scale-up: the current count within
+// the tolerance, else ratio × the ready pods.
+func (a *podAggregate) readyOnly(current int32, tol Tolerances, ratio float64) int32 {
+	if tol.Within(ratio) {
+		return current
+	}
+	return ceilInt32(ratio * float64(a.ready))
+}
+
 func (in *PodMetricInput) aggregate(withRequests bool, fallbackUtilization int64) (podAggregate, error) {
 	var a podAggregate
 	if len(in.Pods) == 0 {
@@ -185,11 +194,7 @@ func ResourceUtilizationReplicas(in PodMetricInput, targetUtilization int32) (Pr
 
 	scaleUpWithUnready := a.unready > 0 && ratio > 1.0
 	if !scaleUpWithUnready && a.missing == 0 {
-		if in.Tolerances.Within(ratio) {
-			out.Replicas = in.CurrentReplicas
-		} else {
-			out.Replicas = ceilInt32(ratio * float64(a.ready))
-		}
+		out.Replicas = a.readyOnly(in.CurrentReplicas, in.Tolerances, ratio)
 		return out, nil
 	}
 
@@ -232,11 +237,7 @@ func AverageValueReplicas(in PodMetricInput, targetUsage int64) (Proposal, error
 
 	scaleUpWithUnready := a.unready > 0 && ratio > 1.0
 	if !scaleUpWithUnready && a.missing == 0 {
-		if in.Tolerances.Within(ratio) {
-			out.Replicas = in.CurrentReplicas
-		} else {
-			out.Replicas = ceilInt32(ratio * float64(a.ready))
-		}
+		out.Replicas = a.readyOnly(in.CurrentReplicas, in.Tolerances, ratio)
 		return out, nil
 	}
 

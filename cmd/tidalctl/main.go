@@ -20,6 +20,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/tidalscale/tidal/cmd/tidalctl/tablefmt"
 )
 
 func main() {
@@ -53,7 +55,7 @@ func run(ctx context.Context, args []string, s streams) int {
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintln(s.err, "tidalctl: "+oneLine(err.Error()))
+	fmt.Fprintln(s.err, "tidalctl: "+tablefmt.OneLine(err.Error()))
 	var ue usageError
 	if errors.As(err, &ue) || isCobraUsage(err) {
 		return 2
@@ -71,5 +73,3 @@ func isCobraUsage(err error) bool {
 	}
 	return false
 }
-
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

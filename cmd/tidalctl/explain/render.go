@@ -4,16 +4,15 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/duration"
 
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
+	"github.com/tidalscale/tidal/cmd/tidalctl/tablefmt"
 )
 
 // describeBehavior spells out the scale-up and scale-down rules: the spec's, or the HPA controller's defaults.
@@ -73,7 +72,7 @@ func (r Report) WriteText(w io.Writer, now time.Time) error {
 	if r.Idle != nil {
 		bounds += fmt.Sprintf(", idle %d", *r.Idle)
 	}
-	p("Replicas:\tcurrent %s, desired %s (%s)", optInt(r.CurrentReplicas), optInt(r.DesiredReplicas), bounds)
+	p("Replicas:\tcurrent %s, desired %s (%s)", tablefmt.Int(r.CurrentReplicas), tablefmt.Int(r.DesiredReplicas), bounds)
 	p("Last active:\t%s", ago(r.LastActive, now))
 	if r.Paused != "" {
 		p("Paused:\t%s", r.Paused)
@@ -89,7 +88,7 @@ func (r Report) WriteText(w io.Writer, now time.Time) error {
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  TYPE\tSTATUS\tREASON\tMESSAGE")
 	for _, c := range sortedConditions(r.Conditions) {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", c.Type, c.Status, c.Reason, oneLine(c.Message))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", c.Type, c.Status, c.Reason, tablefmt.OneLine(c.Message))
 	}
 	if len(r.Conditions) == 0 {
 		fmt.Fprintln(tw, "  (none: the operator has not reconciled the object)")
@@ -102,7 +101,7 @@ func (r Report) WriteText(w io.Writer, now time.Time) error {
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  NAME\tTYPE\tVALUE\tTARGET\tMETRIC TYPE\tACTIVE\tFAILURES\tPROPOSAL\tSAMPLED\tERROR")
 	for _, t := range r.Triggers {
-		target, proposal := dash(t.Target), optInt(t.Proposal)
+		target, proposal := tablefmt.Dash(t.Target), tablefmt.Int(t.Proposal)
 		if t.TargetError != "" {
 			target = "?"
 		}
@@ -112,21 +111,21 @@ func (r Report) WriteText(w io.Writer, now time.Time) error {
 		if t.Resource {
 			target, proposal = "(HPA)", "(mode hpa only)"
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%t\t%d\t%s\t%s\t%s\n", t.Name, t.Type, dash(t.Value), target,
-			dash(t.MetricType), t.Active, t.Failures, proposal, ago(t.Sampled, now), oneLine(t.Error))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%t\t%d\t%s\t%s\t%s\n", t.Name, t.Type, tablefmt.Dash(t.Value), target,
+			tablefmt.Dash(t.MetricType), t.Active, t.Failures, proposal, ago(t.Sampled, now), tablefmt.OneLine(t.Error))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	for _, t := range r.Triggers {
 		if t.TargetError != "" {
-			fmt.Fprintf(w, "  %s: target unknown: %s\n", t.Name, oneLine(t.TargetError))
+			fmt.Fprintf(w, "  %s: target unknown: %s\n", t.Name, tablefmt.OneLine(t.TargetError))
 		}
 	}
 
 	fmt.Fprintln(w, "\nDecision (the scaling core re-run on the samples above):")
 	if r.Decision == nil {
-		fmt.Fprintf(w, "  not computed: %s\n", oneLine(r.DecisionError))
+		fmt.Fprintf(w, "  not computed: %s\n", tablefmt.OneLine(r.DecisionError))
 	} else {
 		d := r.Decision
 		fmt.Fprintf(w, "  Desired replicas: %d\n", d.DesiredReplicas)
@@ -136,7 +135,7 @@ func (r Report) WriteText(w io.Writer, now time.Time) error {
 			fmt.Fprintln(w, "  HPA conditions:")
 			tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 			for _, c := range d.Conditions {
-				fmt.Fprintf(tw, "    %s\t%s\t%s\t%s\n", c.Type, c.Status, c.Reason, oneLine(c.Message))
+				fmt.Fprintf(tw, "    %s\t%s\t%s\t%s\n", c.Type, c.Status, c.Reason, tablefmt.OneLine(c.Message))
 			}
 			if err := tw.Flush(); err != nil {
 				return err
@@ -157,31 +156,11 @@ func (r Report) WriteText(w io.Writer, now time.Time) error {
 }
 
 func ago(t *metav1.Time, now time.Time) string {
-	if t == nil || t.IsZero() {
-		return "-"
+	if a := tablefmt.Age(t, now); a != "-" {
+		return a + " ago"
 	}
-	d := now.Sub(t.Time)
-	if d < 0 {
-		d = 0
-	}
-	return duration.HumanDuration(d) + " ago"
+	return "-"
 }
-
-func optInt(p *int32) string {
-	if p == nil {
-		return "-"
-	}
-	return strconv.Itoa(int(*p))
-}
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // conditionOrder is the order conditions are shown in, whatever order the operator wrote them in.
 var conditionOrder = map[string]int{tidalv1alpha1.ConditionReady: 0, tidalv1alpha1.ConditionActive: 1,
@@ -225,7 +204,7 @@ func (r Report) writePlacement(w io.Writer, now time.Time) {
 		fmt.Fprintf(w, "  From:               %s annotations on %s\n", tidalv1alpha1.AnnotationPlacement, r.Target)
 	}
 	if p.AnnotationError != "" {
-		fmt.Fprintf(w, "  Ignored:            invalid annotations on %s: %s\n", r.Target, oneLine(p.AnnotationError))
+		fmt.Fprintf(w, "  Ignored:            invalid annotations on %s: %s\n", r.Target, tablefmt.OneLine(p.AnnotationError))
 	}
 	if p.Policy == "" {
 		fmt.Fprintln(w, "  no placement applies: pods wait for nodes")
@@ -244,8 +223,8 @@ func (r Report) writePlacement(w io.Writer, now time.Time) {
 	}
 	at := metav1.NewTime(d.DecidedAt.Time)
 	fmt.Fprintf(w, "  Decision:           %s (%s, on CapacityRequest %s)\n", d.Decision, ago(&at, now), p.CapacityRequest)
-	fmt.Fprintf(w, "  Reason:             %s\n", oneLine(d.Reason))
-	fmt.Fprintf(w, "  Node group:         %s, provision time %s, price per CPU-hour %s\n", dash(d.NodeGroup), dur(d.NodeProvisionTime), dash(d.NodePricePerCPUHour))
-	fmt.Fprintf(w, "  Virtual node:       %s, pod start %s, price per CPU-hour %s\n", dash(d.VirtualNode), dur(d.VirtualPodStartTime), dash(d.VirtualPricePerCPUHour))
+	fmt.Fprintf(w, "  Reason:             %s\n", tablefmt.OneLine(d.Reason))
+	fmt.Fprintf(w, "  Node group:         %s, provision time %s, price per CPU-hour %s\n", tablefmt.Dash(d.NodeGroup), dur(d.NodeProvisionTime), tablefmt.Dash(d.NodePricePerCPUHour))
+	fmt.Fprintf(w, "  Virtual node:       %s, pod start %s, price per CPU-hour %s\n", tablefmt.Dash(d.VirtualNode), dur(d.VirtualPodStartTime), tablefmt.Dash(d.VirtualPricePerCPUHour))
 	fmt.Fprintf(w, "  Pods burst:         %d\n", d.BurstPods)
 }

@@ -13,9 +13,9 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/duration"
 
 	tidalv1alpha1 "github.com/tidalscale/tidal/api/v1alpha1"
+	"github.com/tidalscale/tidal/cmd/tidalctl/tablefmt"
 )
 
 // Row is one ScaledObject as `tidalctl status` shows it; it is also the JSON/YAML output.
@@ -67,8 +67,8 @@ func rowOf(so *tidalv1alpha1.ScaledObject) Row {
 	}
 	r := Row{
 		Namespace: so.Namespace, Name: so.Name, Target: kind + "/" + ref.Name, Mode: mode,
-		Min:        derefOr(so.Spec.MinReplicaCount, tidalv1alpha1.DefaultMinReplicaCount),
-		Max:        derefOr(so.Spec.MaxReplicaCount, tidalv1alpha1.DefaultMaxReplicaCount),
+		Min:        so.Spec.GetMinReplicaCount(),
+		Max:        so.Spec.GetMaxReplicaCount(),
 		Current:    so.Status.CurrentReplicas,
 		Desired:    so.Status.DesiredReplicas,
 		Ready:      condition(so, tidalv1alpha1.ConditionReady),
@@ -126,7 +126,7 @@ func WriteTable(w io.Writer, rows []Row, opts TableOptions) error {
 	fmt.Fprintln(tw, strings.Join(head, "\t"))
 	for _, r := range rows {
 		obj := []string{r.Name, r.Target, r.Mode, strconv.Itoa(int(r.Min)), strconv.Itoa(int(r.Max)),
-			optInt(r.Current), optInt(r.Desired), orDash(r.Ready), orDash(r.Active), age(r.LastActive, opts.Now)}
+			tablefmt.Int(r.Current), tablefmt.Int(r.Desired), tablefmt.Dash(r.Ready), tablefmt.Dash(r.Active), tablefmt.Age(r.LastActive, opts.Now)}
 		if opts.AllNamespaces {
 			obj = append([]string{r.Namespace}, obj...)
 		}
@@ -140,8 +140,8 @@ func WriteTable(w io.Writer, rows []Row, opts TableOptions) error {
 			if i == 0 {
 				cols = obj
 			}
-			trig := []string{orDash(t.Name), orDash(t.Type), orDash(t.Value), triggerActive(t), age(t.LastSampleTime, opts.Now),
-				oneLine(t.Error)}
+			trig := []string{tablefmt.Dash(t.Name), tablefmt.Dash(t.Type), tablefmt.Dash(t.Value), triggerActive(t), tablefmt.Age(t.LastSampleTime, opts.Now),
+				tablefmt.OneLine(t.Error)}
 			fmt.Fprintln(tw, strings.Join(append(append([]string{}, cols...), trig...), "\t"))
 		}
 	}
@@ -156,45 +156,4 @@ func triggerActive(t tidalv1alpha1.TriggerStatus) string {
 		return "true"
 	}
 	return "false"
-}
-
-// age formats the time since t like kubectl's AGE column ("-" when unset).
-func age(t *metav1.Time, now time.Time) string {
-	if t == nil || t.IsZero() {
-		return "-"
-	}
-	d := now.Sub(t.Time)
-	if d < 0 {
-		d = 0
-	}
-	return duration.HumanDuration(d)
-}
-
-func optInt(p *int32) string {
-	if p == nil {
-		return "-"
-	}
-	return strconv.Itoa(int(*p))
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
-// oneLine keeps a table row on one line: errors may carry newlines from the source.
-func oneLine(s string) string {
-	if s == "" {
-		return ""
-	}
-	return strings.Join(strings.Fields(s), " ")
-}
-
-func derefOr(p *int32, def int32) int32 {
-	if p == nil {
-		return def
-	}
-	return *p
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"strconv"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -30,26 +29,19 @@ type controllerManagerOptions struct {
 // service-account credentials, as in kubeadm clusters, so the HPA controller reaches the metrics APIs through the
 // aggregator with the bootstrap RBAC of system:controller:horizontal-pod-autoscaler.
 func controllerManagerArgs(o controllerManagerOptions) []string {
-	return []string{
-		"--kubeconfig=" + o.Kubeconfig,
-		"--authentication-kubeconfig=" + o.Kubeconfig,
-		"--authorization-kubeconfig=" + o.Kubeconfig,
-		"--leader-elect=false",
-		"--bind-address=127.0.0.1",
-		"--secure-port=" + strconv.Itoa(o.Port),
-		"--cert-dir=" + o.CertDir,
+	return append(componentArgs(o.Kubeconfig, o.Port, o.CertDir),
 		"--controllers=*",
 		"--use-service-account-credentials=true",
-		"--service-account-private-key-file=" + o.PKI.ServiceAccountKey,
-		"--root-ca-file=" + o.PKI.CACert,
-		"--cluster-signing-cert-file=" + o.PKI.CACert,
-		"--cluster-signing-key-file=" + o.PKI.CAKey,
-		"--horizontal-pod-autoscaler-sync-period=" + o.HPASyncPeriod.String(),
+		"--service-account-private-key-file="+o.PKI.ServiceAccountKey,
+		"--root-ca-file="+o.PKI.CACert,
+		"--cluster-signing-cert-file="+o.PKI.CACert,
+		"--cluster-signing-key-file="+o.PKI.CAKey,
+		"--horizontal-pod-autoscaler-sync-period="+o.HPASyncPeriod.String(),
 		// Controllers create and delete pods in bursts in benchmarks; the default 20 QPS throttles them.
 		"--kube-api-qps=200",
 		"--kube-api-burst=400",
 		"--profiling=false",
-	}
+	)
 }
 
 // runControllerManager builds a kube-controller-manager from flags without cobra and runs it until ctx is done.

@@ -20,17 +20,22 @@ type schedulerOptions struct {
 	Port       int
 }
 
-func schedulerArgs(o schedulerOptions) []string {
+// componentArgs are the flags the controller manager and the scheduler share: the admin kubeconfig for the API
+// server and for delegated authentication and authorization, no leader election, and a loopback secure port.
+func componentArgs(kubeconfig string, port int, certDir string) []string {
 	return []string{
-		"--kubeconfig=" + o.Kubeconfig,
-		"--authentication-kubeconfig=" + o.Kubeconfig,
-		"--authorization-kubeconfig=" + o.Kubeconfig,
+		"--kubeconfig=" + kubeconfig,
+		"--authentication-kubeconfig=" + kubeconfig,
+		"--authorization-kubeconfig=" + kubeconfig,
 		"--leader-elect=false",
 		"--bind-address=127.0.0.1",
-		"--secure-port=" + strconv.Itoa(o.Port),
-		"--cert-dir=" + o.CertDir,
-		"--profiling=false",
+		"--secure-port=" + strconv.Itoa(port),
+		"--cert-dir=" + certDir,
 	}
+}
+
+func schedulerArgs(o schedulerOptions) []string {
+	return append(componentArgs(o.Kubeconfig, o.Port, o.CertDir), "--profiling=false")
 }
 
 // runScheduler builds a kube-scheduler (default profile, all default plugins) from flags without cobra and runs
