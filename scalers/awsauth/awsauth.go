@@ -109,6 +109,21 @@ func ParseMetadata[M any](cfg *scalers.TriggerConfig) (M, error) {
 	return m, err
 }
 
+// Build parses an AWS trigger's metadata (ParseMetadata; M embeds Metadata) and builds its SDK configuration
+// (TriggerConfig): the first steps of every AWS trigger's constructor.
+func Build[M any](ctx context.Context, cfg *scalers.TriggerConfig) (M, aws.Config, error) {
+	m, err := ParseMetadata[M](cfg)
+	if err != nil {
+		return m, aws.Config{}, err
+	}
+	a, ok := any(&m).(interface{ awsMetadata() *Metadata })
+	if !ok {
+		return m, aws.Config{}, cfg.Errorf("%T does not embed awsauth.Metadata", m)
+	}
+	c, err := a.awsMetadata().TriggerConfig(ctx, cfg)
+	return m, c, err
+}
+
 // TriggerConfig is Config with the SDK's default HTTP client, for a trigger's constructor: an error names the
 // trigger and never repeats a secret.
 func (m *Metadata) TriggerConfig(ctx context.Context, cfg *scalers.TriggerConfig) (aws.Config, error) {
