@@ -20,10 +20,10 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/gobwas/glob"
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
 
 	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/azure"
+	"github.com/tidalscale/tidal/scalers/onemetric"
 )
 
 // TriggerType is the trigger type this package registers.
@@ -73,11 +73,9 @@ func (m *Metadata) Validate() error {
 
 // Scaler counts the blobs of one container.
 type Scaler struct {
-	cfg        *scalers.TriggerConfig
-	meta       Metadata
-	metricName string
-	client     *container.Client
-	release    func() error
+	onemetric.Base
+	meta   Metadata
+	client *container.Client
 }
 
 var _ scalers.Scaler = (*Scaler)(nil)
@@ -88,7 +86,8 @@ func Register(r *scalers.Registry) {
 	r.Describe(Metadata{}, TriggerType)
 }
 
-// New parses the trigger and builds the container client; nothing is sent until Sample.
+// New parses the trigger and builds the container client; nothing is sent until Sample. The one External metric
+// targets blobCount; the trigger is active when the count exceeds activationBlobCount.
 func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
 	var meta Metadata
 	if err := scalers.Parse(cfg, &meta); err != nil {
@@ -104,24 +103,22 @@ func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &Scaler{cfg: cfg, meta: meta, metricName: cfg.MetricName("azure-blob", meta.BlobContainerName), client: client, release: release}, nil
+	s := &Scaler{meta: meta, client: client}
+	s.Base = onemetric.New(cfg, cfg.MetricName("azure-blob", meta.BlobContainerName), float64(meta.BlobCount), float64(meta.ActivationBlobCount), s.count)
+	s.Release = release
+	return s, nil
 }
 
-// MetricSpecs returns one External metric with blobCount as its target.
-func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
-	return []autoscalingv2.MetricSpec{scalers.ExternalMetric(s.cfg, s.metricName, float64(s.meta.BlobCount))}
-}
-
-// Sample counts the blobs; the trigger is active when the count exceeds activationBlobCount.
-func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
-	n, err := s.count(ctx)
+// count counts the blobs.
+func (s *Scaler) count(ctx context.Context) (float64, error) {
+	n, err := s.list(ctx)
 	if err != nil {
-		return nil, false, s.cfg.Errorf("container %q: listing blobs: %w", s.meta.BlobContainerName, azure.Describe(err))
+		return 0, s.Cfg.Errorf("container %q: listing blobs: %w", s.meta.BlobContainerName, azure.Describe(err))
 	}
-	return []scalers.Sample{{MetricName: s.metricName, Value: float64(n)}}, n > s.meta.ActivationBlobCount, nil
+	return float64(n), nil
 }
 
-func (s *Scaler) count(ctx context.Context) (int64, error) {
+func (s *Scaler) list(ctx context.Context) (int64, error) {
 	var prefix *string
 	if s.meta.prefix != "" {
 		prefix = &s.meta.prefix
@@ -152,6 +149,3 @@ func (s *Scaler) count(ctx context.Context) (int64, error) {
 	}
 	return n, nil
 }
-
-// Close releases the shared transport.
-func (s *Scaler) Close(context.Context) error { return s.release() }

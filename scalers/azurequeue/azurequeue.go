@@ -15,10 +15,10 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue/v2"
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
 
 	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/azure"
+	"github.com/tidalscale/tidal/scalers/onemetric"
 )
 
 // TriggerType is the trigger type this package registers.
@@ -50,11 +50,9 @@ func (m *Metadata) Validate() error {
 
 // Scaler reads one queue's length.
 type Scaler struct {
-	cfg        *scalers.TriggerConfig
-	meta       Metadata
-	metricName string
-	client     *azqueue.QueueClient
-	release    func() error
+	onemetric.Base
+	meta   Metadata
+	client *azqueue.QueueClient
 }
 
 var _ scalers.Scaler = (*Scaler)(nil)
@@ -65,7 +63,8 @@ func Register(r *scalers.Registry) {
 	r.Describe(Metadata{}, TriggerType)
 }
 
-// New parses the trigger and builds the queue client; nothing is sent until Sample.
+// New parses the trigger and builds the queue client; nothing is sent until Sample. The one External metric
+// targets queueLength; the trigger is active when the count exceeds activationQueueLength.
 func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
 	var meta Metadata
 	if err := scalers.Parse(cfg, &meta); err != nil {
@@ -81,24 +80,22 @@ func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &Scaler{cfg: cfg, meta: meta, metricName: cfg.MetricName("azure-queue", meta.QueueName), client: client, release: release}, nil
+	s := &Scaler{meta: meta, client: client}
+	s.Base = onemetric.New(cfg, cfg.MetricName("azure-queue", meta.QueueName), float64(meta.QueueLength), float64(meta.ActivationQueueLength), s.count)
+	s.Release = release
+	return s, nil
 }
 
-// MetricSpecs returns one External metric with queueLength as its target.
-func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
-	return []autoscalingv2.MetricSpec{scalers.ExternalMetric(s.cfg, s.metricName, float64(s.meta.QueueLength))}
-}
-
-// Sample reads the message count; the trigger is active when it exceeds activationQueueLength.
-func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
-	n, err := s.count(ctx)
+// count reads the message count.
+func (s *Scaler) count(ctx context.Context) (float64, error) {
+	n, err := s.length(ctx)
 	if err != nil {
-		return nil, false, s.cfg.Errorf("queue %q: %w", s.meta.QueueName, err)
+		return 0, s.Cfg.Errorf("queue %q: %w", s.meta.QueueName, err)
 	}
-	return []scalers.Sample{{MetricName: s.metricName, Value: float64(n)}}, n > s.meta.ActivationQueueLength, nil
+	return float64(n), nil
 }
 
-func (s *Scaler) count(ctx context.Context) (int64, error) {
+func (s *Scaler) length(ctx context.Context) (int64, error) {
 	if s.meta.QueueLengthStrategy == "visibleonly" {
 		peeked, err := s.client.PeekMessages(ctx, &azqueue.PeekMessagesOptions{NumberOfMessages: to(int32(maxPeek))})
 		if err != nil {
@@ -119,6 +116,3 @@ func (s *Scaler) count(ctx context.Context) (int64, error) {
 }
 
 func to[T any](v T) *T { return &v }
-
-// Close releases the shared transport.
-func (s *Scaler) Close(context.Context) error { return s.release() }
