@@ -2,6 +2,7 @@ package gcp
 
 import (
 	"context"
+	"time"
 
 	monitoring "cloud.google.com/go/monitoring/apiv3/v2"
 	"cloud.google.com/go/monitoring/apiv3/v2/monitoringpb"
@@ -25,4 +26,30 @@ func Number(v *monitoringpb.TypedValue) (float64, bool) {
 		return tv.DoubleValue, true
 	}
 	return 0, false
+}
+
+// Newest is the newest point of the time series read so far, for the triggers that scale on a metric's newest
+// value.
+type Newest struct {
+	// End is the end time of the point's interval; Value its value. Found reports that a point was read.
+	End   time.Time
+	Value float64
+	Found bool
+}
+
+// Add reads points: one whose interval ends later than the newest so far becomes the newest. It returns the
+// value of the first such point that is not a number (Number), or nil.
+func (n *Newest) Add(points []*monitoringpb.Point) *monitoringpb.TypedValue {
+	for _, p := range points {
+		end := p.GetInterval().GetEndTime().AsTime()
+		if n.Found && !end.After(n.End) {
+			continue
+		}
+		v, ok := Number(p.GetValue())
+		if !ok {
+			return p.GetValue()
+		}
+		n.End, n.Value, n.Found = end, v, true
+	}
+	return nil
 }
