@@ -377,14 +377,7 @@ func TestSecretFromEnvNotLeaked(t *testing.T) {
 
 func TestServerDown(t *testing.T) {
 	f := newFake(t)
-	s := newTestScaler(t, f.trigger(nil))
-	scalertest.Sample(t, s, "")
-	f.srv.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if _, _, err := s.Sample(ctx); err == nil || !strings.Contains(err.Error(), "GetMetricData") {
-		t.Fatalf("server down: %v, want a GetMetricData error", err)
-	}
+	scalertest.SourceDown(t, newTestScaler(t, f.trigger(nil)), f.srv.Close, "GetMetricData")
 }
 
 // BenchmarkSample measures one GetMetricData (SigV4-signed, CBOR encoded) against the in-process fake.

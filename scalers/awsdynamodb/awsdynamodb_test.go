@@ -228,12 +228,7 @@ func TestAuthAndServerDown(t *testing.T) {
 	cfg := f.trigger(nil)
 	cfg.AuthParams["awsSecretAccessKey"] = "wrong-dynamo-secret"
 	scalertest.SampleFails(t, New, cfg, "InvalidSignatureException", "wrong-dynamo-secret")
-	s := scalertest.New[scalers.Scaler](t, New, f.trigger(nil))
-	scalertest.Sample(t, s, "")
-	f.srv.Close()
-	if _, _, err := s.Sample(context.Background()); err == nil || !strings.Contains(err.Error(), "Query") {
-		t.Fatalf("server down: %v", err)
-	}
+	scalertest.SourceDown(t, scalertest.New[scalers.Scaler](t, New, f.trigger(nil)), f.srv.Close, "Query")
 }
 
 // BenchmarkSample measures one signed Query (two pages) against the local fake.

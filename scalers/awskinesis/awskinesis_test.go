@@ -132,12 +132,7 @@ func TestAuthAndServerDown(t *testing.T) {
 	cfg := f.trigger(nil)
 	cfg.AuthParams["awsSecretAccessKey"] = "wrong-kinesis-secret"
 	scalertest.SampleFails(t, New, cfg, "InvalidSignatureException", "wrong-kinesis-secret")
-	s := scalertest.New[scalers.Scaler](t, New, f.trigger(nil))
-	scalertest.Sample(t, s, "")
-	f.srv.Close()
-	if _, _, err := s.Sample(context.Background()); err == nil || !strings.Contains(err.Error(), "DescribeStreamSummary") {
-		t.Fatalf("server down: %v", err)
-	}
+	scalertest.SourceDown(t, scalertest.New[scalers.Scaler](t, New, f.trigger(nil)), f.srv.Close, "DescribeStreamSummary")
 }
 
 // BenchmarkSample measures one signed DescribeStreamSummary against the local fake.

@@ -354,13 +354,7 @@ func TestServerDown(t *testing.T) {
 	srv := newServer(t)
 	q := srv.queue(t)
 	s := scalertest.New[scalers.Scaler](t, New, trigger(srv, map[string]string{"queueURL": srv.queueURL(q)}))
-	scalertest.Sample(t, s, "")
-	srv.sqs.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if _, _, err := s.Sample(ctx); err == nil || !strings.Contains(err.Error(), "GetQueueAttributes") {
-		t.Fatalf("server down: err = %v, want a GetQueueAttributes error", err)
-	}
+	scalertest.SourceDown(t, s, srv.sqs.Close, "GetQueueAttributes")
 }
 
 // BenchmarkSample measures one GetQueueAttributes (SigV4-signed JSON request) against in-process GoAWS.

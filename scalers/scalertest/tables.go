@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 
@@ -12,8 +13,9 @@ import (
 )
 
 // NewCase is one row of a NewTable: a trigger's metadata, auth parameters, resolved environment and metricType,
-// and either WantErr, a text New's error must contain, or the metadata the scaler must hold (WantMeta) and the
-// name of its one External metric (WantMetric).
+// and either WantErr, a text New's error must contain (the field it names), or what the scaler must hold
+// (WantMeta: its metadata, or the part of it a test compares) and the name of its one External metric
+// (WantMetric; not checked when empty).
 type NewCase[M comparable] struct {
 	Name          string
 	MD, Auth, Env map[string]string
@@ -23,14 +25,15 @@ type NewCase[M comparable] struct {
 	WantMetric    string
 }
 
-// NewTable runs each case as a subtest of a trigger of triggerType named name, built with newFn. A case with
-// WantErr must fail to build with an error that names the trigger and contains WantErr; any other must build,
-// hold WantMeta (read by meta) and have one External metric named WantMetric whose target type is the case's
-// MetricType (AverageValue when empty).
+// NewTable runs each case as a parallel subtest of a trigger of triggerType named name (empty: unnamed), built
+// with newFn. A case with WantErr must fail to build with an error that names the trigger and contains WantErr;
+// any other must build, hold WantMeta (read by meta) and have one External metric, named WantMetric, whose
+// target type is the case's MetricType (AverageValue when empty).
 func NewTable[M comparable, R scalers.Scaler](t *testing.T, triggerType, name string, newFn func(context.Context, *scalers.TriggerConfig) (R, error), meta func(R) M, cases []NewCase[M]) {
 	t.Helper()
 	for _, tc := range cases {
 		t.Run(tc.Name, func(t *testing.T) {
+			t.Parallel()
 			cfg := &scalers.TriggerConfig{Type: triggerType, Name: name, Metadata: tc.MD, AuthParams: tc.Auth, ResolvedEnv: tc.Env, MetricType: tc.MetricType}
 			s, err := newFn(context.Background(), cfg)
 			if tc.WantErr != "" {
@@ -54,7 +57,7 @@ func NewTable[M comparable, R scalers.Scaler](t *testing.T, triggerType, name st
 			if len(specs) != 1 || specs[0].External == nil {
 				t.Fatalf("specs = %+v, want one External metric", specs)
 			}
-			if got := specs[0].External.Metric.Name; got != tc.WantMetric {
+			if got := specs[0].External.Metric.Name; tc.WantMetric != "" && got != tc.WantMetric {
 				t.Errorf("metric = %q, want %q", got, tc.WantMetric)
 			}
 			wantType := tc.MetricType
@@ -128,5 +131,19 @@ func FuzzNew[R scalers.Scaler](t *testing.T, newFn func(context.Context, *scaler
 	defer s.Close(context.Background())
 	if specs := s.MetricSpecs(); len(specs) != 1 || specs[0].External.Target.Type != autoscalingv2.AverageValueMetricType {
 		t.Fatalf("specs = %+v, want one AverageValue metric", specs)
+	}
+}
+
+// SourceDownTimeout bounds the Sample of SourceDown, which may wait for a client's retries.
+const SourceDownTimeout = 60 * time.Second
+
+// SourceDown checks that s reads its source, then that once stop has taken the source away (closed the fake
+// server) a Sample fails, within SourceDownTimeout, with an error containing want (the call that failed).
+func SourceDown(t testing.TB, s scalers.Scaler, stop func(), want string) {
+	t.Helper()
+	Sample(t, s, "")
+	stop()
+	if _, _, err := sampleWithin(s, SourceDownTimeout); err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("source down: err = %v, want an error containing %q", err, want)
 	}
 }
