@@ -23,10 +23,10 @@ import (
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus/admin"
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
 
 	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/azure"
+	"github.com/tidalscale/tidal/scalers/onemetric"
 )
 
 // TriggerType is the trigger type this package registers.
@@ -116,11 +116,9 @@ func (m *Metadata) pick(active, deadLetter int32) int64 {
 
 // Scaler reads the active-message count of one entity, or of every entity its pattern matches.
 type Scaler struct {
-	cfg        *scalers.TriggerConfig
-	meta       Metadata
-	metricName string
-	client     *admin.Client
-	release    func() error
+	onemetric.Base
+	meta   Metadata
+	client *admin.Client
 }
 
 var _ scalers.Scaler = (*Scaler)(nil)
@@ -131,7 +129,8 @@ func Register(r *scalers.Registry) {
 	r.Describe(Metadata{}, TriggerType)
 }
 
-// New parses the trigger and builds the administration client; nothing is sent until Sample.
+// New parses the trigger and builds the administration client; nothing is sent until Sample. The one External
+// metric targets messageCount; the trigger is active when the count exceeds activationMessageCount.
 func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
 	var meta Metadata
 	if err := scalers.Parse(cfg, &meta); err != nil {
@@ -165,21 +164,19 @@ func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) 
 	if meta.TopicName != "" {
 		name = meta.TopicName + "-" + meta.SubscriptionName
 	}
-	return &Scaler{cfg: cfg, meta: meta, metricName: cfg.MetricName(TriggerType, name), client: client, release: release}, nil
+	s := &Scaler{meta: meta, client: client}
+	s.Base = onemetric.New(cfg, cfg.MetricName(TriggerType, name), float64(meta.MessageCount), float64(meta.ActivationMessageCount), s.read)
+	s.Release = release
+	return s, nil
 }
 
-// MetricSpecs returns one External metric with messageCount as its target.
-func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
-	return []autoscalingv2.MetricSpec{scalers.ExternalMetric(s.cfg, s.metricName, float64(s.meta.MessageCount))}
-}
-
-// Sample reads the count messageCountType names (active messages by default); the trigger is active when it exceeds activationMessageCount.
-func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
+// read reads the count messageCountType names (active messages by default).
+func (s *Scaler) read(ctx context.Context) (float64, error) {
 	n, err := s.count(ctx)
 	if err != nil {
-		return nil, false, s.cfg.Errorf("%s: %w", s.entity(), err)
+		return 0, s.Cfg.Errorf("%s: %w", s.entity(), err)
 	}
-	return []scalers.Sample{{MetricName: s.metricName, Value: float64(n)}}, n > s.meta.ActivationMessageCount, nil
+	return float64(n), nil
 }
 
 func (s *Scaler) entity() string {
@@ -272,6 +269,3 @@ func combine(op string, counts []int64) int64 {
 	}
 	return sum
 }
-
-// Close releases the shared transport.
-func (s *Scaler) Close(context.Context) error { return s.release() }

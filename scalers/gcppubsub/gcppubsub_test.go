@@ -320,14 +320,7 @@ func TestAuthFailure(t *testing.T) {
 func TestServerDown(t *testing.T) {
 	e := newEnv(t)
 	sub, _ := e.subscription(t)
-	s := e.scaler(t, e.trigger(map[string]string{"subscriptionName": sub}))
-	scalertest.Sample(t, s, "")
-	e.mon.Stop()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if _, _, err := s.Sample(ctx); err == nil || !strings.Contains(err.Error(), "ListTimeSeries") {
-		t.Fatalf("server down: %v", err)
-	}
+	scalertest.SourceDown(t, e.scaler(t, e.trigger(map[string]string{"subscriptionName": sub})), e.mon.Stop, "ListTimeSeries")
 }
 
 // BenchmarkSample measures one ListTimeSeries over TLS gRPC with a self-signed JWT against the fake Monitoring
