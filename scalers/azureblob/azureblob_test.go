@@ -9,6 +9,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 
+	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/azure/azurite"
 	"github.com/tidalscale/tidal/scalers/scalertest"
 )
@@ -154,21 +155,9 @@ func TestSampleErrors(t *testing.T) {
 	t.Parallel()
 	srv := azurite.Start(t, "blob")
 	_, name := newContainer(t, srv, "a")
-	wrongKey := "V3JvbmdLZXlXcm9uZ0tleVdyb25nS2V5V3JvbmdLZXk="
-	down := azurite.Server{Endpoint: "http://127.0.0.1:1/" + azurite.Account, Service: "blob"}
-	tests := []struct {
-		name, container, conn, wantErr string
-	}{
-		{name: "wrong account key", container: name, conn: srv.ConnectionString(wrongKey), wantErr: "403"},
-		{name: "container does not exist", container: "absent", conn: srv.ConnectionString(azurite.Key), wantErr: "ContainerNotFound"},
-		{name: "server down", container: name, conn: down.ConnectionString(azurite.Key), wantErr: "connect"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			scalertest.SampleFails(t, New, scalertest.Config(TriggerType, "uploads", map[string]string{"blobContainerName": tc.container}, map[string]string{"connection": tc.conn}), tc.wantErr, wrongKey, azurite.Key)
-		})
-	}
+	azurite.SampleErrors(t, srv, New, name, "absent", "ContainerNotFound", func(container, conn string) *scalers.TriggerConfig {
+		return scalertest.Config(TriggerType, "uploads", map[string]string{"blobContainerName": container}, map[string]string{"connection": conn})
+	})
 }
 
 // BenchmarkSample measures one Sample (a one-page blob listing of 20 blobs) against a local Azurite.
