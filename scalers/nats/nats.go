@@ -29,11 +29,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
-
 	"go.uber.org/zap"
 
 	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/onemetric"
 )
 
 // TriggerType is the trigger type this package registers.
@@ -188,10 +187,9 @@ type lagReader interface {
 
 // Scaler is the nats-jetstream scaler.
 type Scaler struct {
-	cfg        *scalers.TriggerConfig
-	meta       *Metadata
-	metricName string
-	log        *zap.Logger
+	onemetric.Base
+	meta *Metadata
+	log  *zap.Logger
 
 	reader lagReader   // Sample's source
 	api    *apiReader  // the JetStream API reader when natsServer is set (also Watch's source); may be reader
@@ -213,12 +211,9 @@ func New(ctx context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error
 	if err != nil {
 		return nil, cfg.Errorf("%w", err)
 	}
-	s := &Scaler{
-		cfg:        cfg,
-		meta:       meta,
-		metricName: cfg.MetricName("nats-jetstream", meta.Stream),
-		log:        cfg.Logger.With(zap.String("stream", meta.Stream), zap.String("consumer", meta.Consumer)),
-	}
+	s := &Scaler{meta: meta, log: cfg.Logger.With(zap.String("stream", meta.Stream), zap.String("consumer", meta.Consumer))}
+	s.Base = onemetric.New(cfg, cfg.MetricName("nats-jetstream", meta.Stream), float64(meta.LagThreshold), float64(meta.ActivationLagThreshold), s.read)
+	s.Timeout, s.Release = meta.Timeout, s.release
 	if meta.Server != "" {
 		s.api = newAPIReader(cfg, meta, tlsCfg)
 		s.reader = s.api
@@ -242,26 +237,27 @@ func Register(r *scalers.Registry) {
 	r.Describe(Metadata{}, TriggerType)
 }
 
-// MetricSpecs returns the one External metric s<index>-nats-jetstream-<stream>.
-func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
-	return []autoscalingv2.MetricSpec{scalers.ExternalMetric(s.cfg, s.metricName, float64(s.meta.LagThreshold))}
+// Sample reads the consumer's lag and whether it is above activationLagThreshold (onemetric.Base), and keeps
+// that activity for Watch.
+func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
+	v, active, err := s.Base.Sample(ctx)
+	if err == nil {
+		s.active.Store(active)
+	}
+	return v, active, err
 }
 
-// Sample reads the consumer's lag and whether it is above activationLagThreshold.
-func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.meta.Timeout)
-	defer cancel()
+// read reads the consumer's lag.
+func (s *Scaler) read(ctx context.Context) (float64, error) {
 	lag, err := s.reader.lag(ctx)
 	if err != nil {
-		return nil, false, s.cfg.Errorf("stream %q consumer %q: %w", s.meta.Stream, s.meta.Consumer, err)
+		return 0, s.Cfg.Errorf("stream %q consumer %q: %w", s.meta.Stream, s.meta.Consumer, err)
 	}
-	active := lag > s.meta.ActivationLagThreshold
-	s.active.Store(active)
-	return []scalers.Sample{{MetricName: s.metricName, Value: float64(lag)}}, active, nil
+	return float64(lag), nil
 }
 
-// Close releases the NATS connection and HTTP client.
-func (s *Scaler) Close(context.Context) error {
+// release closes the NATS connection and HTTP client, once (Close).
+func (s *Scaler) release() error {
 	var err error
 	s.closeOnce.Do(func() {
 		if s.reader != nil && s.reader != lagReader(s.api) {
@@ -274,7 +270,7 @@ func (s *Scaler) Close(context.Context) error {
 		}
 	})
 	if err != nil {
-		return s.cfg.Errorf("close: %w", err)
+		return s.Cfg.Errorf("close: %w", err)
 	}
 	return nil
 }
