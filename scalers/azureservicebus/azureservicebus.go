@@ -22,6 +22,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus/admin"
 
 	"github.com/tidalscale/tidal/scalers"
@@ -136,35 +137,30 @@ func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) 
 	if err := scalers.Parse(cfg, &meta); err != nil {
 		return nil, err
 	}
-	hc, release, err := azure.HTTPClient(cfg.Shared, TriggerType)
-	if err != nil {
-		return nil, cfg.Errorf("%w", err)
-	}
-	opts := &admin.ClientOptions{ClientOptions: azure.ClientOptions(hc)}
-	var client *admin.Client
-	if meta.Connection != "" {
-		client, err = admin.NewClientFromConnectionString(meta.Connection, opts)
+	s := &Scaler{meta: meta}
+	release, err := azure.Connect(cfg, TriggerType, func(o policy.ClientOptions) (err error) {
+		opts := &admin.ClientOptions{ClientOptions: o}
+		if meta.Connection != "" {
+			if s.client, err = admin.NewClientFromConnectionString(meta.Connection, opts); err != nil {
+				// The SDK's parse error may quote the connection string: keep it out.
+				return errors.New("connection: not a valid Service Bus connection string")
+			}
+			return nil
+		}
+		cred, err := azure.WorkloadIdentity(cfg.PodIdentity, o)
 		if err != nil {
-			// The SDK's parse error may quote the connection string: keep it out.
-			err = errors.New("connection: not a valid Service Bus connection string")
+			return fmt.Errorf("namespace: %w", err)
 		}
-	} else {
-		cred, cerr := azure.WorkloadIdentity(cfg.PodIdentity, opts.ClientOptions)
-		if cerr != nil {
-			err = fmt.Errorf("namespace: %w", cerr)
-		} else {
-			client, err = admin.NewClient(meta.fqdn, cred, opts)
-		}
-	}
+		s.client, err = admin.NewClient(meta.fqdn, cred, opts)
+		return err
+	})
 	if err != nil {
-		_ = release()
-		return nil, cfg.Errorf("%w", err)
+		return nil, err
 	}
 	name := meta.QueueName
 	if meta.TopicName != "" {
 		name = meta.TopicName + "-" + meta.SubscriptionName
 	}
-	s := &Scaler{meta: meta, client: client}
 	s.Base = onemetric.New(cfg, cfg.MetricName(TriggerType, name), float64(meta.MessageCount), float64(meta.ActivationMessageCount), s.read)
 	s.Release = release
 	return s, nil
