@@ -57,80 +57,34 @@ func table(t testing.TB) (string, *sql.DB) {
 	return name, db
 }
 
+var suite = scalertest.SQLSuite{Type: Type, New: New, Target: "queryValue", Activation: "activationQueryValue",
+	Auth: map[string]string{"connectionString": rootDSN},
+	Table: func(t testing.TB) (string, func(string)) {
+		tbl, db := table(t)
+		return tbl, func(q string) { exec(t, db, q) }
+	},
+	Dialect: func(tbl string) []scalertest.QueryCase {
+		return []scalertest.QueryCase{
+			{Name: "decimal", Query: "SELECT CAST(2.5 AS DECIMAL(4,2))", Want: 2.5},
+			{Name: "double", Query: "SELECT 0.25e0", Want: 0.25},
+			{Name: "syntax error", Query: "SELEKT 1", WantErr: "query: Error 1064"},
+			{Name: "missing table", Query: "SELECT count(*) FROM " + tbl + "_nope", WantErr: "doesn't exist"},
+		}
+	},
+}
+
 func TestSampleLoadAndDrain(t *testing.T) {
-	cases := []struct {
-		name       string
-		wantMetric string
-		cfg        func(table string) *scalers.TriggerConfig
-	}{
-		{
-			name:       "connectionString from authParams",
-			wantMetric: "s1-mysql-test",
-			cfg: func(table string) *scalers.TriggerConfig {
-				return &scalers.TriggerConfig{Type: Type, Index: 1,
-					Metadata:   map[string]string{"query": "SELECT count(*) FROM " + table + " WHERE done = false", "queryValue": "4", "activationQueryValue": "1"},
-					AuthParams: map[string]string{"connectionString": rootDSN}}
-			},
-		},
-		{
-			name:       "connectionString from env with metricName",
-			wantMetric: "s1-mysql-jobs",
-			cfg: func(table string) *scalers.TriggerConfig {
-				return &scalers.TriggerConfig{Type: Type, Index: 1,
-					Metadata:    map[string]string{"query": "SELECT count(*) FROM " + table + " WHERE done = false", "queryValue": "4", "activationQueryValue": "1", "connectionStringFromEnv": "DSN", "metricName": "jobs"},
-					ResolvedEnv: map[string]string{"DSN": rootDSN}}
-			},
-		},
-		{
-			name:       "separate fields",
-			wantMetric: "s1-mysql-test",
-			cfg: func(table string) *scalers.TriggerConfig {
-				return &scalers.TriggerConfig{Type: Type, Index: 1,
-					Metadata: map[string]string{"query": "SELECT count(*) FROM " + table + " WHERE done = false", "queryValue": "4", "activationQueryValue": "1",
-						"host": "127.0.0.1", "port": "3306", "username": "root", "dbName": "test"}}
-			},
-		},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			tbl, db := table(t)
-			s := scalertest.New[scalers.Scaler](t, New, tc.cfg(tbl))
-			scalertest.ExpectMetric(t, s, tc.wantMetric, 4000)
-			scalertest.Steps(t, s, []scalertest.Step{
-				{Name: "empty"},
-				{Name: "one row (activation 1)", Do: func() { exec(t, db, "INSERT INTO "+tbl+" (done) VALUES (false)") }, Value: 1},
-				{Name: "loaded", Do: func() {
-					exec(t, db, "INSERT INTO "+tbl+" (done) VALUES (false), (false), (false), (false), (true)")
-				}, Value: 5, Active: true},
-				{Name: "drained", Do: func() { exec(t, db, "UPDATE "+tbl+" SET done = true") }},
-			})
-		})
-	}
-}
-
-func TestQueryResultShapes(t *testing.T) {
-	tbl, db := table(t)
-	exec(t, db, "INSERT INTO "+tbl+" (label) VALUES ('a'), ('b')")
-	scalertest.QueryTable(t, New, func(query string) *scalers.TriggerConfig {
-		return &scalers.TriggerConfig{Type: Type, Name: "jobs",
-			Metadata:   map[string]string{"query": query, "queryValue": "1"},
-			AuthParams: map[string]string{"connectionString": rootDSN}}
-	}, append(scalertest.SQLCases(tbl),
-		scalertest.QueryCase{Name: "decimal", Query: "SELECT CAST(2.5 AS DECIMAL(4,2))", Want: 2.5},
-		scalertest.QueryCase{Name: "double", Query: "SELECT 0.25e0", Want: 0.25},
-		scalertest.QueryCase{Name: "syntax error", Query: "SELEKT 1", WantErr: "query: Error 1064"},
-		scalertest.QueryCase{Name: "missing table", Query: "SELECT count(*) FROM " + tbl + "_nope", WantErr: "doesn't exist"},
-	))
-}
-
-func TestSharedHandle(t *testing.T) {
-	shared := scalers.NewShared()
-	scalertest.SharedClient(t, New, shared, func(idx int) *scalers.TriggerConfig {
-		return &scalers.TriggerConfig{Type: Type, Index: idx, Shared: shared,
-			Metadata:   map[string]string{"query": "SELECT 1", "queryValue": "1"},
-			AuthParams: map[string]string{"connectionString": rootDSN}}
+	suite.LoadAndDrain(t, []scalertest.LoadCase{
+		{Name: "connectionString from authParams", Metric: "s1-mysql-test", Auth: map[string]string{"connectionString": rootDSN}},
+		{Name: "connectionString from env with metricName", Metric: "s1-mysql-jobs",
+			MD: map[string]string{"connectionStringFromEnv": "DSN", "metricName": "jobs"}, Env: map[string]string{"DSN": rootDSN}},
+		{Name: "separate fields", Metric: "s1-mysql-test", MD: map[string]string{"host": "127.0.0.1", "port": "3306", "username": "root", "dbName": "test"}},
 	})
 }
+
+func TestQueryResultShapes(t *testing.T) { suite.QueryShapes(t) }
+
+func TestSharedHandle(t *testing.T) { suite.Shared(t) }
 
 func TestMetadata(t *testing.T) {
 	base := map[string]string{"query": "SELECT 1", "queryValue": "10"}
@@ -241,11 +195,4 @@ func FuzzParseMysqlMetadata(f *testing.F) {
 	})
 }
 
-func BenchmarkSample(b *testing.B) {
-	tbl, db := table(b)
-	exec(b, db, "INSERT INTO "+tbl+" (done) VALUES (false), (false), (true)")
-	s := scalertest.New[scalers.Scaler](b, New, &scalers.TriggerConfig{Type: Type,
-		Metadata:   map[string]string{"query": "SELECT count(*) FROM " + tbl + " WHERE done = false", "queryValue": "5"},
-		AuthParams: map[string]string{"connectionString": rootDSN}})
-	scalertest.BenchmarkSample(b, s)
-}
+func BenchmarkSample(b *testing.B) { suite.Benchmark(b, 3) }

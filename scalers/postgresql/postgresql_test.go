@@ -54,77 +54,35 @@ func exec(t testing.TB, conn *pgx.Conn, sql string) {
 	}
 }
 
+var suite = scalertest.SQLSuite{Type: Type, New: New, Target: "targetQueryValue", Activation: "activationTargetQueryValue",
+	Auth: map[string]string{"connection": adminConn},
+	Table: func(t testing.TB) (string, func(string)) {
+		tbl, conn := table(t)
+		return tbl, func(q string) { exec(t, conn, q) }
+	},
+	Dialect: func(tbl string) []scalertest.QueryCase {
+		return []scalertest.QueryCase{
+			{Name: "numeric", Query: "SELECT 2.5::numeric", Want: 2.5},
+			{Name: "float", Query: "SELECT 0.25::float8", Want: 0.25},
+			{Name: "syntax error", Query: "SELEKT 1", WantErr: "query: ERROR: syntax error"},
+			{Name: "missing table", Query: "SELECT count(*) FROM " + tbl + "_nope", WantErr: "does not exist"},
+		}
+	},
+}
+
 func TestSampleLoadAndDrain(t *testing.T) {
-	cases := []struct {
-		name string
-		cfg  func(table string) *scalers.TriggerConfig
-	}{
-		{
-			name: "connection from authParams",
-			cfg: func(table string) *scalers.TriggerConfig {
-				return &scalers.TriggerConfig{Type: Type, Index: 2,
-					Metadata:   map[string]string{"query": "SELECT count(*) FROM " + table + " WHERE done = false", "targetQueryValue": "5", "activationTargetQueryValue": "2"},
-					AuthParams: map[string]string{"connection": adminConn}}
-			},
-		},
-		{
-			name: "connection URL from env",
-			cfg: func(table string) *scalers.TriggerConfig {
-				return &scalers.TriggerConfig{Type: Type, Index: 2,
-					Metadata:    map[string]string{"query": "SELECT count(*) FROM " + table + " WHERE done = false", "targetQueryValue": "5", "activationTargetQueryValue": "2", "connectionFromEnv": "PG_URL"},
-					ResolvedEnv: map[string]string{"PG_URL": "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"}}
-			},
-		},
-		{
-			name: "separate fields",
-			cfg: func(table string) *scalers.TriggerConfig {
-				return &scalers.TriggerConfig{Type: Type, Index: 2,
-					Metadata: map[string]string{"query": "SELECT count(*) FROM " + table + " WHERE done = false", "targetQueryValue": "5", "activationTargetQueryValue": "2",
-						"host": "127.0.0.1", "port": "5432", "userName": "postgres", "dbName": "test", "sslmode": "disable"}}
-			},
-		},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			tbl, conn := table(t)
-			s := scalertest.New[scalers.Scaler](t, New, tc.cfg(tbl))
-			scalertest.ExpectMetric(t, s, "s2-postgresql", 5000)
-			scalertest.Steps(t, s, []scalertest.Step{
-				{Name: "empty"},
-				{Name: "two rows (activation 2)", Do: func() { exec(t, conn, "INSERT INTO "+tbl+" (done) VALUES (false), (false)") }, Value: 2},
-				{Name: "loaded", Do: func() {
-					exec(t, conn, "INSERT INTO "+tbl+" (done) SELECT false FROM generate_series(1, 5)")
-					exec(t, conn, "INSERT INTO "+tbl+" (done) VALUES (true)")
-				}, Value: 7, Active: true},
-				{Name: "drained", Do: func() { exec(t, conn, "UPDATE "+tbl+" SET done = true") }},
-			})
-		})
-	}
-}
-
-func TestQueryResultShapes(t *testing.T) {
-	tbl, conn := table(t)
-	exec(t, conn, "INSERT INTO "+tbl+" (label) VALUES ('a'), ('b')")
-	scalertest.QueryTable(t, New, func(query string) *scalers.TriggerConfig {
-		return &scalers.TriggerConfig{Type: Type, Name: "jobs",
-			Metadata:   map[string]string{"query": query, "targetQueryValue": "1"},
-			AuthParams: map[string]string{"connection": adminConn}}
-	}, append(scalertest.SQLCases(tbl),
-		scalertest.QueryCase{Name: "numeric", Query: "SELECT 2.5::numeric", Want: 2.5},
-		scalertest.QueryCase{Name: "float", Query: "SELECT 0.25::float8", Want: 0.25},
-		scalertest.QueryCase{Name: "syntax error", Query: "SELEKT 1", WantErr: "query: ERROR: syntax error"},
-		scalertest.QueryCase{Name: "missing table", Query: "SELECT count(*) FROM " + tbl + "_nope", WantErr: "does not exist"},
-	))
-}
-
-func TestSharedPool(t *testing.T) {
-	shared := scalers.NewShared()
-	scalertest.SharedClient(t, New, shared, func(idx int) *scalers.TriggerConfig {
-		return &scalers.TriggerConfig{Type: Type, Index: idx, Shared: shared,
-			Metadata:   map[string]string{"query": "SELECT 1", "targetQueryValue": "1"},
-			AuthParams: map[string]string{"connection": adminConn}}
+	suite.LoadAndDrain(t, []scalertest.LoadCase{
+		{Name: "connection from authParams", Metric: "s1-postgresql", Auth: map[string]string{"connection": adminConn}},
+		{Name: "connection URL from env", Metric: "s1-postgresql",
+			MD: map[string]string{"connectionFromEnv": "PG_URL"}, Env: map[string]string{"PG_URL": "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"}},
+		{Name: "separate fields", Metric: "s1-postgresql",
+			MD: map[string]string{"host": "127.0.0.1", "port": "5432", "userName": "postgres", "dbName": "test", "sslmode": "disable"}},
 	})
 }
+
+func TestQueryResultShapes(t *testing.T) { suite.QueryShapes(t) }
+
+func TestSharedPool(t *testing.T) { suite.Shared(t) }
 
 func TestMetadata(t *testing.T) {
 	base := map[string]string{"query": "SELECT 1", "targetQueryValue": "10"}
@@ -224,11 +182,4 @@ func FuzzParsePostgresqlMetadata(f *testing.F) {
 	})
 }
 
-func BenchmarkSample(b *testing.B) {
-	tbl, conn := table(b)
-	exec(b, conn, "INSERT INTO "+tbl+" (done) SELECT false FROM generate_series(1, 100)")
-	s := scalertest.New[scalers.Scaler](b, New, &scalers.TriggerConfig{Type: Type,
-		Metadata:   map[string]string{"query": "SELECT count(*) FROM " + tbl + " WHERE done = false", "targetQueryValue": "5"},
-		AuthParams: map[string]string{"connection": adminConn}})
-	scalertest.BenchmarkSample(b, s)
-}
+func BenchmarkSample(b *testing.B) { suite.Benchmark(b, 100) }
