@@ -37,12 +37,7 @@ func newFake(t testing.TB) *fake {
 	t.Helper()
 	f := &fake{tables: map[string][]map[string]string{}}
 	keys := awstest.Keys{keyID: secret}
-	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, aerr := keys.ReadSigned(r)
-		if aerr != nil {
-			aerr.Write(w)
-			return
-		}
+	f.srv = httptest.NewServer(keys.Handler(func(w http.ResponseWriter, r *http.Request, body []byte) {
 		if r.Header.Get("X-Amz-Target") != "DynamoDB_20120810.Query" {
 			(&awstest.Error{Status: 400, Type: "com.amazonaws.dynamodb.v20120810#UnknownOperationException", Message: "unknown"}).Write(w)
 			return

@@ -32,12 +32,7 @@ func newFake(t testing.TB) *fake {
 	t.Helper()
 	f := &fake{shards: map[string]int{}}
 	keys := awstest.Keys{keyID: secret}
-	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, aerr := keys.ReadSigned(r)
-		if aerr != nil {
-			aerr.Write(w)
-			return
-		}
+	f.srv = httptest.NewServer(keys.Handler(func(w http.ResponseWriter, r *http.Request, body []byte) {
 		if r.Header.Get("X-Amz-Target") != "Kinesis_20131202.DescribeStreamSummary" {
 			(&awstest.Error{Status: 400, Type: "UnknownOperationException", Message: r.Header.Get("X-Amz-Target")}).Write(w)
 			return

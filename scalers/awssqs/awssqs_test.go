@@ -45,12 +45,7 @@ func newServer(t testing.TB) *server {
 	s := &server{goaws: httptest.NewServer(router.New())}
 	t.Cleanup(s.goaws.Close)
 	keys := awstest.Keys{keyID: secret}
-	s.sqs = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, aerr := keys.ReadSigned(r)
-		if aerr != nil {
-			aerr.Write(w)
-			return
-		}
+	s.sqs = httptest.NewServer(keys.Handler(func(w http.ResponseWriter, r *http.Request, body []byte) {
 		var in struct {
 			QueueURL       string   `json:"QueueUrl"`
 			QueueName      string   `json:"QueueName"`

@@ -25,7 +25,6 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -195,7 +194,6 @@ type Scaler struct {
 	api    *apiReader  // the JetStream API reader when natsServer is set (also Watch's source); may be reader
 	active atomic.Bool // the last Sample's activity; Watch only signals while inactive
 
-	closeOnce sync.Once
 }
 
 var _ scalers.PushScaler = (*Scaler)(nil)
@@ -214,6 +212,7 @@ func New(ctx context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error
 	s := &Scaler{meta: meta, log: cfg.Logger.With(zap.String("stream", meta.Stream), zap.String("consumer", meta.Consumer))}
 	s.Base = onemetric.New(cfg, cfg.MetricName("nats-jetstream", meta.Stream), float64(meta.LagThreshold), float64(meta.ActivationLagThreshold), s.read)
 	s.Timeout, s.Release = meta.Timeout, s.release
+	s.Source = fmt.Sprintf("stream %q consumer %q", meta.Stream, meta.Consumer)
 	if meta.Server != "" {
 		s.api = newAPIReader(cfg, meta, tlsCfg)
 		s.reader = s.api
@@ -250,25 +249,20 @@ func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
 // read reads the consumer's lag.
 func (s *Scaler) read(ctx context.Context) (float64, error) {
 	lag, err := s.reader.lag(ctx)
-	if err != nil {
-		return 0, s.Cfg.Errorf("stream %q consumer %q: %w", s.meta.Stream, s.meta.Consumer, err)
-	}
-	return float64(lag), nil
+	return float64(lag), err
 }
 
-// release closes the NATS connection and HTTP client, once (Close).
+// release closes the NATS connection and HTTP client (Close calls it once).
 func (s *Scaler) release() error {
 	var err error
-	s.closeOnce.Do(func() {
-		if s.reader != nil && s.reader != lagReader(s.api) {
-			err = s.reader.close()
+	if s.reader != nil && s.reader != lagReader(s.api) {
+		err = s.reader.close()
+	}
+	if s.api != nil {
+		if cerr := s.api.close(); err == nil {
+			err = cerr
 		}
-		if s.api != nil {
-			if cerr := s.api.close(); err == nil {
-				err = cerr
-			}
-		}
-	})
+	}
 	if err != nil {
 		return s.Cfg.Errorf("close: %w", err)
 	}

@@ -394,17 +394,7 @@ func TestCredentialsNeverLeak(t *testing.T) {
 			if cerr := s.Close(context.Background()); cerr != nil {
 				texts = append(texts, cerr.Error())
 			}
-			for _, e := range logs.All() {
-				texts = append(texts, e.Message)
-				for k, v := range e.ContextMap() {
-					texts = append(texts, fmt.Sprintf("%s=%v", k, v))
-				}
-			}
-			for _, m := range texts {
-				if strings.Contains(m, secret) {
-					t.Fatalf("secret leaked: %q", m)
-				}
-			}
+			scalertest.AssertNoSecret(t, secret, strings.Join(texts, "\n"), logs.All())
 			t.Logf("error: %v", err)
 		})
 	}

@@ -5,6 +5,7 @@ package onemetric
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -23,21 +24,27 @@ type Base struct {
 	MetricName string
 	// Target is the metric's target; Activation the value the trigger is active above.
 	Target, Activation float64
-	// Read reads the value; its error names the trigger (Cfg.Errorf) and the field it concerns.
+	// Read reads the value. Its error names the trigger (Cfg.Errorf) and the field it concerns, unless Source
+	// does.
 	Read func(context.Context) (float64, error)
+	// Source, when set, names what Read reads (`queue "orders"`): a Read error e becomes
+	// Cfg.Errorf("<Source>: %w", e).
+	Source string
 	// Timeout bounds one Read when the caller's context has no earlier deadline; 0 means scalers.CallTimeout.
 	Timeout time.Duration
-	// Release closes what the trigger holds (a shared client); nil when there is nothing to close.
+	// Release closes what the trigger holds (a shared client); nil when there is nothing to close. Close calls
+	// it once.
 	Release func() error
 
-	log *zap.Logger
+	log       *zap.Logger
+	closeOnce *sync.Once
 }
 
 // New returns the Base of the trigger cfg: one External metric named metricName with target, active above
 // activation, read with read. cfg must be parsed (scalers.Parse normalizes it).
 func New(cfg *scalers.TriggerConfig, metricName string, target, activation float64, read func(context.Context) (float64, error)) Base {
 	return Base{Cfg: cfg, MetricName: metricName, Target: target, Activation: activation, Read: read,
-		log: cfg.Logger.With(zap.String("trigger", cfg.ID()))}
+		log: cfg.Logger.With(zap.String("trigger", cfg.ID())), closeOnce: new(sync.Once)}
 }
 
 // MetricSpecs returns the one External metric, targeting Target.
@@ -52,13 +59,24 @@ func (b *Base) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
 	if timeout == 0 {
 		timeout = scalers.CallTimeout
 	}
-	return scalers.SampleOneWithin(ctx, timeout, b.log, b.Cfg.Type+" sample failed", b.MetricName, b.Activation, b.Read)
+	return scalers.SampleOneWithin(ctx, timeout, b.log, b.Cfg.Type+" sample failed", b.MetricName, b.Activation, b.read)
 }
 
-// Close calls Release.
-func (b *Base) Close(context.Context) error {
-	if b.Release == nil {
-		return nil
+func (b *Base) read(ctx context.Context) (float64, error) {
+	v, err := b.Read(ctx)
+	if err != nil && b.Source != "" {
+		return 0, b.Cfg.Errorf("%s: %w", b.Source, err)
 	}
-	return b.Release()
+	return v, err
+}
+
+// Close calls Release the first time; later calls return nil.
+func (b *Base) Close(context.Context) error {
+	var err error
+	b.closeOnce.Do(func() {
+		if b.Release != nil {
+			err = b.Release()
+		}
+	})
+	return err
 }

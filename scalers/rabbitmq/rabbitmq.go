@@ -27,7 +27,6 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -238,8 +237,6 @@ type Scaler struct {
 	meta   *Metadata
 	log    *zap.Logger
 	reader reader
-
-	closeOnce sync.Once
 }
 
 var _ scalers.PushScaler = (*Scaler)(nil)
@@ -257,7 +254,7 @@ func New(ctx context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error
 	}
 	s := &Scaler{meta: meta, log: cfg.Logger.With(zap.String("queue", meta.QueueName))}
 	s.Base = onemetric.New(cfg, cfg.MetricName("rabbitmq", url.QueryEscape(meta.QueueName)), *meta.Value, meta.ActivationValue, s.read)
-	s.Timeout, s.Release = meta.timeout(), s.release
+	s.Timeout, s.Release, s.Source = meta.timeout(), s.release, fmt.Sprintf("queue %q", meta.QueueName)
 	switch meta.Protocol {
 	case ProtocolAMQP:
 		s.reader = newAMQPReader(cfg, meta, tlsCfg)
@@ -279,13 +276,7 @@ func Register(r *scalers.Registry) {
 
 // read reads the queue: its length or publish rate. Sample (onemetric.Base) bounds it with the trigger's timeout
 // and reports it active above activationValue.
-func (s *Scaler) read(ctx context.Context) (float64, error) {
-	v, err := s.reader.read(ctx)
-	if err != nil {
-		return 0, s.Cfg.Errorf("queue %q: %w", s.meta.QueueName, err)
-	}
-	return v, nil
-}
+func (s *Scaler) read(ctx context.Context) (float64, error) { return s.reader.read(ctx) }
 
 // Watch re-reads the queue every watchInterval and signals on changed when the trigger turns active (for
 // QueueLength: the queue went from empty to non-empty). It is a fast broker-side poll, not a broker push; see the
@@ -335,11 +326,9 @@ func (s *Scaler) Watch(ctx context.Context, changed chan<- struct{}) error {
 	}
 }
 
-// release closes the connection or HTTP client, once (Close).
+// release closes the connection or HTTP client (Close calls it once).
 func (s *Scaler) release() error {
-	var err error
-	s.closeOnce.Do(func() { err = s.reader.close() })
-	if err != nil {
+	if err := s.reader.close(); err != nil {
 		return s.Cfg.Errorf("close: %w", err)
 	}
 	return nil

@@ -417,17 +417,7 @@ func TestCredentialsNeverLeak(t *testing.T) {
 			if logs.Len() == 0 {
 				t.Fatal("Watch logged nothing about the failing reads")
 			}
-			for _, e := range logs.All() {
-				errs = append(errs, e.Message)
-				for k, v := range e.ContextMap() {
-					errs = append(errs, fmt.Sprintf("%s=%v", k, v))
-				}
-			}
-			for _, m := range errs {
-				if strings.Contains(m, secret) {
-					t.Fatalf("secret leaked: %q", m)
-				}
-			}
+			scalertest.AssertNoSecret(t, secret, strings.Join(errs, "\n"), logs.All())
 			t.Logf("error: %v", err)
 		})
 	}
