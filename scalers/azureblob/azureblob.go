@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/gobwas/glob"
@@ -78,8 +77,6 @@ type Scaler struct {
 	client *container.Client
 }
 
-var _ scalers.Scaler = (*Scaler)(nil)
-
 // Register adds the azure-blob scaler to r.
 func Register(r *scalers.Registry) {
 	r.Register(New, TriggerType)
@@ -94,31 +91,21 @@ func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) 
 		return nil, err
 	}
 	client, release, err := azure.NewClient(cfg, TriggerType, &meta.Storage, meta.BlobContainerName,
-		func(conn, name string, o policy.ClientOptions) (*container.Client, error) {
-			return container.NewClientFromConnectionString(conn, name, &container.ClientOptions{ClientOptions: o})
-		},
-		func(url string, cred azcore.TokenCredential, o policy.ClientOptions) (*container.Client, error) {
-			return container.NewClient(url, cred, &container.ClientOptions{ClientOptions: o})
+		container.NewClientFromConnectionString, container.NewClient,
+		func(o policy.ClientOptions) *container.ClientOptions {
+			return &container.ClientOptions{ClientOptions: o}
 		})
 	if err != nil {
 		return nil, err
 	}
 	s := &Scaler{meta: meta, client: client}
 	s.Base = onemetric.New(cfg, cfg.MetricName("azure-blob", meta.BlobContainerName), float64(meta.BlobCount), float64(meta.ActivationBlobCount), s.count)
-	s.Release = release
+	s.Source, s.Release = fmt.Sprintf("container %q: listing blobs", meta.BlobContainerName), release
 	return s, nil
 }
 
 // count counts the blobs.
 func (s *Scaler) count(ctx context.Context) (float64, error) {
-	n, err := s.list(ctx)
-	if err != nil {
-		return 0, s.Cfg.Errorf("container %q: listing blobs: %w", s.meta.BlobContainerName, azure.Describe(err))
-	}
-	return float64(n), nil
-}
-
-func (s *Scaler) list(ctx context.Context) (int64, error) {
 	var prefix *string
 	if s.meta.prefix != "" {
 		prefix = &s.meta.prefix
@@ -129,7 +116,7 @@ func (s *Scaler) list(ctx context.Context) (int64, error) {
 		for pager.More() {
 			page, err := pager.NextPage(ctx)
 			if err != nil {
-				return 0, err
+				return 0, azure.Describe(err)
 			}
 			for _, b := range page.Segment.BlobItems {
 				if s.meta.glob == nil || (b.Name != nil && s.meta.glob.Match(*b.Name)) {
@@ -137,15 +124,15 @@ func (s *Scaler) list(ctx context.Context) (int64, error) {
 				}
 			}
 		}
-		return n, nil
+		return float64(n), nil
 	}
 	pager := s.client.NewListBlobsHierarchyPager(s.meta.BlobDelimiter, &container.ListBlobsHierarchyOptions{Prefix: prefix})
 	for pager.More() {
 		page, err := pager.NextPage(ctx)
 		if err != nil {
-			return 0, err
+			return 0, azure.Describe(err)
 		}
 		n += int64(len(page.Segment.BlobItems))
 	}
-	return n, nil
+	return float64(n), nil
 }

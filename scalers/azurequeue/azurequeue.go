@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue/v2"
 
@@ -55,8 +54,6 @@ type Scaler struct {
 	client *azqueue.QueueClient
 }
 
-var _ scalers.Scaler = (*Scaler)(nil)
-
 // Register adds the azure-queue scaler to r.
 func Register(r *scalers.Registry) {
 	r.Register(New, TriggerType)
@@ -71,38 +68,26 @@ func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) 
 		return nil, err
 	}
 	client, release, err := azure.NewClient(cfg, TriggerType, &meta.Storage, meta.QueueName,
-		func(conn, name string, o policy.ClientOptions) (*azqueue.QueueClient, error) {
-			return azqueue.NewQueueClientFromConnectionString(conn, name, &azqueue.ClientOptions{ClientOptions: o})
-		},
-		func(url string, cred azcore.TokenCredential, o policy.ClientOptions) (*azqueue.QueueClient, error) {
-			return azqueue.NewQueueClient(url, cred, &azqueue.ClientOptions{ClientOptions: o})
-		})
+		azqueue.NewQueueClientFromConnectionString, azqueue.NewQueueClient,
+		func(o policy.ClientOptions) *azqueue.ClientOptions { return &azqueue.ClientOptions{ClientOptions: o} })
 	if err != nil {
 		return nil, err
 	}
 	s := &Scaler{meta: meta, client: client}
 	s.Base = onemetric.New(cfg, cfg.MetricName("azure-queue", meta.QueueName), float64(meta.QueueLength), float64(meta.ActivationQueueLength), s.count)
-	s.Release = release
+	s.Source, s.Release = fmt.Sprintf("queue %q", meta.QueueName), release
 	return s, nil
 }
 
 // count reads the message count.
 func (s *Scaler) count(ctx context.Context) (float64, error) {
-	n, err := s.length(ctx)
-	if err != nil {
-		return 0, s.Cfg.Errorf("queue %q: %w", s.meta.QueueName, err)
-	}
-	return float64(n), nil
-}
-
-func (s *Scaler) length(ctx context.Context) (int64, error) {
 	if s.meta.QueueLengthStrategy == "visibleonly" {
 		peeked, err := s.client.PeekMessages(ctx, &azqueue.PeekMessagesOptions{NumberOfMessages: to(int32(maxPeek))})
 		if err != nil {
 			return 0, fmt.Errorf("peeking messages: %w", azure.Describe(err))
 		}
 		if len(peeked.Messages) < maxPeek {
-			return int64(len(peeked.Messages)), nil
+			return float64(len(peeked.Messages)), nil
 		}
 	}
 	props, err := s.client.GetProperties(ctx, nil)
@@ -112,7 +97,7 @@ func (s *Scaler) length(ctx context.Context) (int64, error) {
 	if props.ApproximateMessagesCount == nil {
 		return 0, errors.New("the service returned no approximate message count")
 	}
-	return *props.ApproximateMessagesCount, nil
+	return float64(*props.ApproximateMessagesCount), nil
 }
 
 func to[T any](v T) *T { return &v }

@@ -122,8 +122,6 @@ type Scaler struct {
 	client *admin.Client
 }
 
-var _ scalers.Scaler = (*Scaler)(nil)
-
 // Register adds the azure-servicebus scaler to r.
 func Register(r *scalers.Registry) {
 	r.Register(New, TriggerType)
@@ -161,18 +159,9 @@ func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) 
 	if meta.TopicName != "" {
 		name = meta.TopicName + "-" + meta.SubscriptionName
 	}
-	s.Base = onemetric.New(cfg, cfg.MetricName(TriggerType, name), float64(meta.MessageCount), float64(meta.ActivationMessageCount), s.read)
-	s.Release = release
+	s.Base = onemetric.New(cfg, cfg.MetricName(TriggerType, name), float64(meta.MessageCount), float64(meta.ActivationMessageCount), s.count)
+	s.Source, s.Release = s.entity(), release
 	return s, nil
-}
-
-// read reads the count messageCountType names (active messages by default).
-func (s *Scaler) read(ctx context.Context) (float64, error) {
-	n, err := s.count(ctx)
-	if err != nil {
-		return 0, s.Cfg.Errorf("%s: %w", s.entity(), err)
-	}
-	return float64(n), nil
 }
 
 func (s *Scaler) entity() string {
@@ -182,7 +171,8 @@ func (s *Scaler) entity() string {
 	return fmt.Sprintf("queue %q", s.meta.QueueName)
 }
 
-func (s *Scaler) count(ctx context.Context) (int64, error) {
+// count reads the count messageCountType names (active messages by default).
+func (s *Scaler) count(ctx context.Context) (float64, error) {
 	if s.meta.pattern != nil {
 		counts, err := s.matching(ctx)
 		if err != nil {
@@ -191,7 +181,7 @@ func (s *Scaler) count(ctx context.Context) (int64, error) {
 		if len(counts) == 0 {
 			return 0, errors.New("no entity matches the pattern")
 		}
-		return combine(s.meta.Operation, counts), nil
+		return float64(combine(s.meta.Operation, counts)), nil
 	}
 	if s.meta.TopicName != "" {
 		p, err := s.client.GetSubscriptionRuntimeProperties(ctx, s.meta.TopicName, s.meta.SubscriptionName, nil)
@@ -201,7 +191,7 @@ func (s *Scaler) count(ctx context.Context) (int64, error) {
 		if p == nil {
 			return 0, errors.New("the subscription does not exist")
 		}
-		return s.meta.pick(p.ActiveMessageCount, p.DeadLetterMessageCount), nil
+		return float64(s.meta.pick(p.ActiveMessageCount, p.DeadLetterMessageCount)), nil
 	}
 	p, err := s.client.GetQueueRuntimeProperties(ctx, s.meta.QueueName, nil)
 	if err != nil {
@@ -210,7 +200,7 @@ func (s *Scaler) count(ctx context.Context) (int64, error) {
 	if p == nil {
 		return 0, errors.New("the queue does not exist")
 	}
-	return s.meta.pick(p.ActiveMessageCount, p.DeadLetterMessageCount), nil
+	return float64(s.meta.pick(p.ActiveMessageCount, p.DeadLetterMessageCount)), nil
 }
 
 // matching lists the runtime properties of every queue (or subscription of the topic) and returns the counts
