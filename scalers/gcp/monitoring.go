@@ -7,6 +7,8 @@ import (
 	monitoring "cloud.google.com/go/monitoring/apiv3/v2"
 	"cloud.google.com/go/monitoring/apiv3/v2/monitoringpb"
 	"google.golang.org/api/option"
+
+	"github.com/tidalscale/tidal/scalers/onemetric"
 )
 
 // NewMetricClient builds a Cloud Monitoring client authenticated with c, then opts (tests add the fake
@@ -15,6 +17,31 @@ func (c *Credentials) NewMetricClient(ctx context.Context, opts ...option.Client
 	opts = append([]option.ClientOption{c.ClientOption()}, opts...)
 	return monitoring.NewMetricClient(context.WithoutCancel(ctx), opts...)
 }
+
+// Monitor is what a Cloud Monitoring trigger holds besides its metadata: its one-metric skeleton, whose Close
+// closes the Monitoring client, the client, and the clock that places its query window.
+type Monitor struct {
+	onemetric.Base
+	Client *monitoring.MetricClient
+	Now    func() time.Time
+
+	creds Credentials
+}
+
+// NewMonitor builds the Monitoring client (NewMetricClient, with opts) of the trigger base reads, for a clock now.
+// An error names the credentials' field and never repeats the key.
+func (c *Credentials) NewMonitor(ctx context.Context, base onemetric.Base, now func() time.Time, opts ...option.ClientOption) (Monitor, error) {
+	m := Monitor{Base: base, Now: now, creds: *c}
+	client, err := c.NewMetricClient(ctx, opts...)
+	if err != nil {
+		return m, base.Cfg.Errorf("%s: cannot build the Monitoring client: %s", c.Field(), m.Redact(err.Error()))
+	}
+	m.Client, m.Release = client, client.Close
+	return m, nil
+}
+
+// Redact removes the trigger's key document and authParams from msg.
+func (m *Monitor) Redact(msg string) string { return m.Cfg.Redact(m.creds.Redact(msg)) }
 
 // Number is a Cloud Monitoring point's value as a float: int64 and double values are numbers, others (bool,
 // string, distribution) are not.

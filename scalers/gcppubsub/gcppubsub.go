@@ -31,7 +31,6 @@ import (
 	"time"
 	"unicode"
 
-	monitoring "cloud.google.com/go/monitoring/apiv3/v2"
 	"cloud.google.com/go/monitoring/apiv3/v2/monitoringpb"
 	"google.golang.org/api/iterator"
 	"google.golang.org/api/option"
@@ -155,11 +154,9 @@ func ParseMetadata(cfg *scalers.TriggerConfig) (Metadata, error) {
 
 // Scaler is a gcp-pubsub trigger.
 type Scaler struct {
-	onemetric.Base
+	gcp.Monitor
 	meta   Metadata
-	client *monitoring.MetricClient
 	filter string
-	now    func() time.Time
 }
 
 // New builds a gcp-pubsub trigger with a Cloud Monitoring client: one External metric, s<index>-gcp-ps-<name>,
@@ -174,27 +171,19 @@ func newScaler(ctx context.Context, cfg *scalers.TriggerConfig, now func() time.
 	if err != nil {
 		return nil, err
 	}
-	s := &Scaler{
-		meta: meta,
-		filter: fmt.Sprintf(`metric.type = %q AND resource.labels.%s_id = %q`,
-			meta.metricType, meta.resourceType, meta.resourceID),
-		now: now,
+	s := &Scaler{meta: meta, filter: fmt.Sprintf(`metric.type = %q AND resource.labels.%s_id = %q`,
+		meta.metricType, meta.resourceType, meta.resourceID)}
+	base := onemetric.New(cfg, cfg.MetricName("gcp-ps", meta.resourceID), meta.Value, meta.ActivationValue, s.read)
+	if s.Monitor, err = meta.NewMonitor(ctx, base, now, opts...); err != nil {
+		return nil, err
 	}
-	s.Base = onemetric.New(cfg, cfg.MetricName("gcp-ps", meta.resourceID), meta.Value, meta.ActivationValue, s.read)
-	c, err := meta.NewMetricClient(ctx, opts...)
-	if err != nil {
-		return nil, cfg.Errorf("GoogleApplicationCredentials: cannot build the Monitoring client: %s", s.redact(err.Error()))
-	}
-	s.client, s.Release = c, c.Close
 	return s, nil
 }
 
-func (s *Scaler) redact(msg string) string { return s.Cfg.Redact(s.meta.Redact(msg)) }
-
 // read returns the newest point of the metric within timeHorizon.
 func (s *Scaler) read(ctx context.Context) (float64, error) {
-	now := s.now()
-	it := s.client.ListTimeSeries(ctx, &monitoringpb.ListTimeSeriesRequest{
+	now := s.Now()
+	it := s.Client.ListTimeSeries(ctx, &monitoringpb.ListTimeSeriesRequest{
 		Name:   "projects/" + s.meta.project,
 		Filter: s.filter,
 		Interval: &monitoringpb.TimeInterval{
@@ -210,7 +199,7 @@ func (s *Scaler) read(ctx context.Context) (float64, error) {
 			break
 		}
 		if err != nil {
-			return 0, s.Cfg.Errorf("%sName %s: Monitoring ListTimeSeries %s: %s", s.meta.resourceType, s.meta.resourceID, s.meta.metricType, s.redact(err.Error()))
+			return 0, s.Cfg.Errorf("%sName %s: Monitoring ListTimeSeries %s: %s", s.meta.resourceType, s.meta.resourceID, s.meta.metricType, s.Redact(err.Error()))
 		}
 		if bad := newest.Add(ts.GetPoints()); bad != nil {
 			return 0, s.Cfg.Errorf("mode: metric %s is not a number (%T); it needs an aggregation, which is not supported yet", s.meta.metricType, bad.GetValue())

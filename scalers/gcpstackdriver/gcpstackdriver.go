@@ -30,7 +30,6 @@ import (
 	"strings"
 	"time"
 
-	monitoring "cloud.google.com/go/monitoring/apiv3/v2"
 	"cloud.google.com/go/monitoring/apiv3/v2/monitoringpb"
 	"google.golang.org/api/iterator"
 	"google.golang.org/api/option"
@@ -105,11 +104,9 @@ func ParseMetadata(cfg *scalers.TriggerConfig) (Metadata, error) {
 
 // Scaler is a gcp-stackdriver trigger.
 type Scaler struct {
-	onemetric.Base
+	gcp.Monitor
 	meta   Metadata
 	filter string
-	client *monitoring.MetricClient
-	now    func() time.Time
 }
 
 // New builds a gcp-stackdriver trigger with a Cloud Monitoring client: one External metric,
@@ -125,22 +122,14 @@ func newScaler(ctx context.Context, cfg *scalers.TriggerConfig, now func() time.
 	if err != nil {
 		return nil, err
 	}
-	s := &Scaler{
-		meta: meta,
-		// As KEDA does: only the project's own resources.
-		filter: fmt.Sprintf(`%s AND resource.labels.project_id=%q`, meta.Filter, meta.ProjectID),
-		now:    now,
+	// As KEDA does: only the project's own resources.
+	s := &Scaler{meta: meta, filter: fmt.Sprintf(`%s AND resource.labels.project_id=%q`, meta.Filter, meta.ProjectID)}
+	base := onemetric.New(cfg, cfg.MetricName("gcp-stackdriver", meta.ProjectID), meta.TargetValue, meta.ActivationTargetValue, s.read)
+	if s.Monitor, err = meta.NewMonitor(ctx, base, now, opts...); err != nil {
+		return nil, err
 	}
-	s.Base = onemetric.New(cfg, cfg.MetricName("gcp-stackdriver", meta.ProjectID), meta.TargetValue, meta.ActivationTargetValue, s.read)
-	c, err := meta.NewMetricClient(ctx, opts...)
-	if err != nil {
-		return nil, cfg.Errorf("%s: cannot build the Monitoring client: %s", meta.Field(), s.redact(err.Error()))
-	}
-	s.client, s.Release = c, c.Close
 	return s, nil
 }
-
-func (s *Scaler) redact(msg string) string { return s.Cfg.Redact(s.meta.Redact(msg)) }
 
 // request builds the ListTimeSeries request for the window ending at now.
 func (s *Scaler) request(now time.Time) *monitoringpb.ListTimeSeriesRequest {
@@ -156,7 +145,7 @@ func (s *Scaler) request(now time.Time) *monitoringpb.ListTimeSeriesRequest {
 
 // read returns the newest point of the first series in the window.
 func (s *Scaler) read(ctx context.Context) (float64, error) {
-	ts, err := s.client.ListTimeSeries(ctx, s.request(s.now())).Next()
+	ts, err := s.Client.ListTimeSeries(ctx, s.request(s.Now())).Next()
 	if errors.Is(err, iterator.Done) || (err == nil && len(ts.GetPoints()) == 0) {
 		if s.meta.ValueIfNull != nil {
 			return *s.meta.ValueIfNull, nil
@@ -165,7 +154,7 @@ func (s *Scaler) read(ctx context.Context) (float64, error) {
 			s.meta.Filter, max(window, time.Duration(s.meta.AlignmentPeriodSeconds)*time.Second))
 	}
 	if err != nil {
-		if msg := s.redact(err.Error()); msg != err.Error() {
+		if msg := s.Redact(err.Error()); msg != err.Error() {
 			return 0, s.Cfg.Errorf("projectId %s: Monitoring ListTimeSeries: %s", s.meta.ProjectID, msg)
 		}
 		return 0, s.Cfg.Errorf("projectId %s: Monitoring ListTimeSeries: %w", s.meta.ProjectID, err)
