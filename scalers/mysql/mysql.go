@@ -92,7 +92,8 @@ func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) 
 		return nil, err
 	}
 	s := &Scaler{meta: meta, secrets: sqlscaler.Secrets(meta.Password, meta.ConnectionString)}
-	s.Cfg = cfg
+	// The metric is named after the database, known once the DSN is parsed.
+	s.Base = onemetric.New(cfg, "", meta.QueryValue, meta.ActivationQueryValue, s.queryValue)
 	dc, err := s.driverConfig()
 	if err != nil {
 		return nil, err
@@ -102,7 +103,7 @@ func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) 
 	if meta.MetricName != "" {
 		metricSuffix = meta.MetricName
 	}
-	s.Base = onemetric.New(cfg, cfg.MetricName(Type, metricSuffix), meta.QueryValue, meta.ActivationQueryValue, s.queryValue)
+	s.MetricName = cfg.MetricName(Type, metricSuffix)
 
 	connector, err := drv.NewConnector(dc)
 	if err != nil {
