@@ -154,8 +154,8 @@ func TestMetadata(t *testing.T) {
 	t.Parallel()
 	defaults := map[string]string{"tableName": "jobs", "awsRegion": "eu-west-1", "keyConditionExpression": "#s = :s",
 		"expressionAttributeNames": `{"#s": "status"}`, "expressionAttributeValues": `{":s": {"S": "queued"}}`, "targetValue": "5"}
-	auth := map[string]string{"awsAccessKeyID": "AKID", "awsSecretAccessKey": "s3cr3t-value"}
-	scalertest.ParseTableFunc(t, Type, ParseMetadata, []scalertest.ParseCase[Metadata]{
+	auth := awstest.Auth()
+	scalertest.ParseTableFunc(t, Type, ParseMetadata, append(awstest.CredentialCases[Metadata](defaults), []scalertest.ParseCase[Metadata]{
 		{Name: "defaults", MD: defaults, Auth: auth, Check: func(t *testing.T, m Metadata) {
 			if m.TargetValue != 5 || m.ActivationTargetValue != 0 || m.names["#s"] != "status" || len(m.values) != 1 || m.IndexName != "" {
 				t.Errorf("defaults wrong: %+v", m)
@@ -182,8 +182,7 @@ func TestMetadata(t *testing.T) {
 		{Name: "targetValue text", MD: scalertest.WithPairs(defaults, "targetValue", "five"), Auth: auth, WantErr: "targetValue: want integer"},
 		{Name: "targetValue zero", MD: scalertest.WithPairs(defaults, "targetValue", "0"), Auth: auth, WantErr: "targetValue"},
 		{Name: "activationTargetValue negative", MD: scalertest.WithPairs(defaults, "activationTargetValue", "-4"), Auth: auth, WantErr: "activationTargetValue"},
-		{Name: "no credentials", MD: defaults, WantErr: "awsAccessKeyID"},
-	})
+	}...), awstest.Secret)
 }
 
 func TestSample(t *testing.T) {

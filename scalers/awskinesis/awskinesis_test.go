@@ -76,8 +76,8 @@ func (f *fake) trigger(md map[string]string) *scalers.TriggerConfig {
 func TestMetadata(t *testing.T) {
 	t.Parallel()
 	defaults := map[string]string{"streamName": "orders", "awsRegion": "eu-west-1"}
-	auth := map[string]string{"awsAccessKeyID": "AKID", "awsSecretAccessKey": "s3cr3t-value"}
-	scalertest.ParseTableFunc(t, Type, ParseMetadata, []scalertest.ParseCase[Metadata]{
+	auth := awstest.Auth()
+	scalertest.ParseTableFunc(t, Type, ParseMetadata, append(awstest.CredentialCases[Metadata](defaults), []scalertest.ParseCase[Metadata]{
 		{Name: "defaults", MD: defaults, Auth: auth, Check: func(t *testing.T, m Metadata) {
 			if m.ShardCount != 2 || m.ActivationShardCount != 0 || m.StreamName != "orders" {
 				t.Errorf("defaults wrong: %+v", m)
@@ -95,10 +95,7 @@ func TestMetadata(t *testing.T) {
 		{Name: "shardCount zero", MD: scalertest.WithPairs(defaults, "shardCount", "0"), Auth: auth, WantErr: "shardCount"},
 		{Name: "activationShardCount negative", MD: scalertest.WithPairs(defaults, "activationShardCount", "-1"), Auth: auth, WantErr: "activationShardCount"},
 		{Name: "activationShardCount text", MD: scalertest.WithPairs(defaults, "activationShardCount", "1.5"), Auth: auth, WantErr: "activationShardCount"},
-		{Name: "missing awsRegion", MD: scalertest.WithPairs(defaults, "awsRegion", scalertest.Delete), Auth: auth, WantErr: "awsRegion"},
-		{Name: "no credentials", MD: defaults, WantErr: "awsAccessKeyID"},
-		{Name: "role refused", MD: defaults, Auth: scalertest.WithPairs(auth, "awsRoleArn", "arn:aws:iam::1:role/r"), WantErr: "awsRoleArn"},
-	})
+	}...), awstest.Secret)
 }
 
 func TestSample(t *testing.T) {
