@@ -1,6 +1,7 @@
 // Package awsauth holds what every AWS trigger shares: KEDA's region, endpoint and credential parameters, and
 // the aws-sdk-go-v2 configuration built from them. The aws-sqs-queue, aws-cloudwatch, aws-kinesis-stream and
-// aws-dynamodb scalers embed Metadata, parse with ParseMetadata and build their client from TriggerConfig.
+// aws-dynamodb scalers embed Metadata and parse it and build their SDK configuration with Build (ParseMetadata
+// and TriggerConfig).
 //
 // Credentials (KEDA names, from a TriggerAuthentication or "<name>FromEnv"):
 //

@@ -1,6 +1,7 @@
 // Package gcp holds what the Google Cloud triggers share: KEDA's credential parameters and the client option
-// built from them. The gcp-pubsub and gcp-stackdriver scalers embed Credentials, pass their trigger config
-// through ParseConfig before parsing, and call Load from their Validate.
+// built from them. The gcp-pubsub and gcp-stackdriver scalers embed Credentials, parse with ParseMetadata (which
+// passes their trigger config through ParseConfig), call Load from their Validate and read Cloud Monitoring
+// through a Monitor.
 //
 // Credentials (KEDA names):
 //

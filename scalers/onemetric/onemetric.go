@@ -1,6 +1,7 @@
 // Package onemetric is the skeleton of a trigger that reports one External metric read by one call per Sample:
-// the AWS, Google Cloud, Azure storage and SQL triggers embed Base and give it the function that reads their
-// source, so that the metric spec, the Sample's timeout, activity and failure log, and Close have one home.
+// the AWS, Google Cloud, Azure Storage and Service Bus, SQL, NATS JetStream and RabbitMQ triggers embed Base and
+// give it the function that reads their source, so that the metric spec, the Sample's timeout, activity, error
+// naming and failure log, and Close have one home.
 package onemetric
 
 import (
