@@ -15,7 +15,13 @@ const CallTimeout = 15 * time.Second
 // read under CallTimeout and reports the value as metricName, active when above activation. A failed read is
 // logged at debug level as failed (e.g. "mysql query failed") and returned unchanged.
 func SampleOne(ctx context.Context, log *zap.Logger, failed, metricName string, activation float64, read func(context.Context) (float64, error)) ([]Sample, bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
+	return SampleOneWithin(ctx, CallTimeout, log, failed, metricName, activation, read)
+}
+
+// SampleOneWithin is SampleOne for a trigger whose read has a bound of its own (a paged query that may take longer
+// than CallTimeout).
+func SampleOneWithin(ctx context.Context, timeout time.Duration, log *zap.Logger, failed, metricName string, activation float64, read func(context.Context) (float64, error)) ([]Sample, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	v, err := read(ctx)
 	if err != nil {

@@ -1,6 +1,7 @@
 // Package awsauth holds what every AWS trigger shares: KEDA's region, endpoint and credential parameters, and
 // the aws-sdk-go-v2 configuration built from them. The aws-sqs-queue, aws-cloudwatch, aws-kinesis-stream and
-// aws-dynamodb scalers embed Metadata, parse with ParseMetadata and build their client from TriggerConfig.
+// aws-dynamodb scalers embed Metadata and parse it and build their SDK configuration with Build (ParseMetadata
+// and TriggerConfig).
 //
 // Credentials (KEDA names, from a TriggerAuthentication or "<name>FromEnv"):
 //
@@ -107,6 +108,21 @@ func ParseMetadata[M any](cfg *scalers.TriggerConfig) (M, error) {
 	}
 	err := scalers.Parse(cfg, &m)
 	return m, err
+}
+
+// Build parses an AWS trigger's metadata (ParseMetadata; M embeds Metadata) and builds its SDK configuration
+// (TriggerConfig): the first steps of every AWS trigger's constructor.
+func Build[M any](ctx context.Context, cfg *scalers.TriggerConfig) (M, aws.Config, error) {
+	m, err := ParseMetadata[M](cfg)
+	if err != nil {
+		return m, aws.Config{}, err
+	}
+	a, ok := any(&m).(interface{ awsMetadata() *Metadata })
+	if !ok {
+		return m, aws.Config{}, cfg.Errorf("%T does not embed awsauth.Metadata", m)
+	}
+	c, err := a.awsMetadata().TriggerConfig(ctx, cfg)
+	return m, c, err
 }
 
 // TriggerConfig is Config with the SDK's default HTTP client, for a trigger's constructor: an error names the

@@ -34,12 +34,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
-
-	"go.uber.org/zap"
 
 	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/awsauth"
+	"github.com/tidalscale/tidal/scalers/onemetric"
 )
 
 // Type is the trigger type served by this package.
@@ -153,47 +151,27 @@ func ParseMetadata(cfg *scalers.TriggerConfig) (Metadata, error) {
 
 // Scaler is an aws-cloudwatch trigger.
 type Scaler struct {
-	cfg        *scalers.TriggerConfig
-	meta       Metadata
-	metricName string
-	client     *cloudwatch.Client
-	now        func() time.Time
-	log        *zap.Logger
+	onemetric.Base
+	meta   Metadata
+	client *cloudwatch.Client
+	now    func() time.Time
 }
 
-// New builds an aws-cloudwatch trigger. Nothing is sent to AWS until the first Sample.
+// New builds an aws-cloudwatch trigger: one External metric, s<index>-aws-cloudwatch, targeting
+// targetMetricValue and active above activationTargetMetricValue. Nothing is sent to AWS until the first Sample.
 func New(ctx context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
 	return newScaler(ctx, cfg, time.Now)
 }
 
 // newScaler lets tests set the clock that places the query window.
 func newScaler(ctx context.Context, cfg *scalers.TriggerConfig, now func() time.Time) (*Scaler, error) {
-	meta, err := ParseMetadata(cfg)
+	meta, awsCfg, err := awsauth.Build[Metadata](ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	awsCfg, err := meta.TriggerConfig(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	return &Scaler{
-		cfg:        cfg,
-		meta:       meta,
-		metricName: cfg.MetricName("aws-cloudwatch", ""),
-		client:     cloudwatch.NewFromConfig(awsCfg),
-		now:        now,
-		log:        cfg.Logger.With(zap.String("trigger", cfg.ID())),
-	}, nil
-}
-
-// MetricSpecs returns one External metric, s<index>-aws-cloudwatch, targeting targetMetricValue.
-func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
-	return []autoscalingv2.MetricSpec{scalers.ExternalMetric(s.cfg, s.metricName, s.meta.TargetMetricValue)}
-}
-
-// Sample reads the newest datapoint in the window; active above activationTargetMetricValue.
-func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
-	return scalers.SampleOne(ctx, s.log, "aws-cloudwatch sample failed", s.metricName, s.meta.ActivationTargetMetricValue, s.read)
+	s := &Scaler{meta: meta, client: cloudwatch.NewFromConfig(awsCfg), now: now}
+	s.Base = onemetric.New(cfg, cfg.MetricName("aws-cloudwatch", ""), meta.TargetMetricValue, meta.ActivationTargetMetricValue, s.read)
+	return s, nil
 }
 
 // input builds KEDA's GetMetricData request for the window ending at now.
@@ -225,21 +203,21 @@ func (s *Scaler) read(ctx context.Context) (float64, error) {
 	out, err := s.client.GetMetricData(ctx, s.input(s.now()))
 	if err != nil {
 		if msg := s.meta.Redact(err.Error()); msg != err.Error() {
-			return 0, s.cfg.Errorf("%s: GetMetricData: %s", s.query(), msg)
+			return 0, s.Cfg.Errorf("%s: GetMetricData: %s", s.query(), msg)
 		}
-		return 0, s.cfg.Errorf("%s: GetMetricData: %w", s.query(), err)
+		return 0, s.Cfg.Errorf("%s: GetMetricData: %w", s.query(), err)
 	}
 	if len(out.MetricDataResults) > 0 {
 		r := out.MetricDataResults[0]
 		if r.StatusCode == types.StatusCodeForbidden || r.StatusCode == types.StatusCodeInternalError {
-			return 0, s.cfg.Errorf("%s: GetMetricData status %s", s.query(), r.StatusCode)
+			return 0, s.Cfg.Errorf("%s: GetMetricData status %s", s.query(), r.StatusCode)
 		}
 		if len(r.Values) > 0 {
 			return r.Values[0], nil // ScanBy TimestampDescending: the newest first
 		}
 	}
 	if !s.meta.IgnoreNullValues {
-		return 0, s.cfg.Errorf("%s: CloudWatch returned no datapoint and ignoreNullValues is false", s.query())
+		return 0, s.Cfg.Errorf("%s: CloudWatch returned no datapoint and ignoreNullValues is false", s.query())
 	}
 	return s.meta.MinMetricValue, nil
 }
@@ -251,6 +229,3 @@ func (s *Scaler) query() string {
 	}
 	return fmt.Sprintf("metric %s/%s", s.meta.Namespace, s.meta.MetricName)
 }
-
-// Close releases nothing: the SDK client holds idle connections only.
-func (s *Scaler) Close(context.Context) error { return nil }

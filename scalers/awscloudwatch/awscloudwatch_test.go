@@ -189,8 +189,8 @@ func newTestScaler(t testing.TB, cfg *scalers.TriggerConfig) *Scaler {
 
 func TestMetadata(t *testing.T) {
 	t.Parallel()
-	auth := map[string]string{"awsAccessKeyID": "AKID", "awsSecretAccessKey": "s3cr3t-value"}
-	scalertest.ParseTableFunc(t, Type, ParseMetadata, []scalertest.ParseCase[Metadata]{
+	auth := awstest.Auth()
+	scalertest.ParseTableFunc(t, Type, ParseMetadata, append(awstest.CredentialCases[Metadata](base), []scalertest.ParseCase[Metadata]{
 		{Name: "defaults", MD: scalertest.WithPairs(base, "metricStatPeriod", scalertest.Delete), Auth: auth, Check: func(t *testing.T, m Metadata) {
 			if m.TargetMetricValue != 5 || m.ActivationTargetMetricValue != 0 || m.MinMetricValue != 0 || !m.IgnoreNullValues ||
 				m.MetricStat != "Average" || m.MetricStatPeriod != 300 || m.MetricCollectionTime != 300 || m.MetricEndTimeOffset != 0 ||
@@ -215,7 +215,6 @@ func TestMetadata(t *testing.T) {
 				}
 			}},
 		{Name: "expression alone", MD: map[string]string{"expression": "SELECT MAX(CPUUtilization) FROM \"AWS/EC2\"", "targetMetricValue": "50", "awsRegion": region}, Auth: auth},
-		{Name: "operator identity", MD: scalertest.WithPairs(base, "identityOwner", "operator")},
 		{Name: "empty awsEndpoint as in KEDA's example", MD: scalertest.WithPairs(base, "awsEndpoint", ""), Auth: auth},
 		{Name: "missing namespace", MD: scalertest.WithPairs(base, "namespace", scalertest.Delete), Auth: auth, WantErr: "namespace: required"},
 		{Name: "missing metricName", MD: scalertest.WithPairs(base, "metricName", " "), Auth: auth, WantErr: "metricName: required"},
@@ -238,13 +237,7 @@ func TestMetadata(t *testing.T) {
 		{Name: "metricEndTimeOffset negative", MD: scalertest.WithPairs(base, "metricEndTimeOffset", "-1"), Auth: auth, WantErr: "metricEndTimeOffset"},
 		{Name: "metricEndTimeOffset text", MD: scalertest.WithPairs(base, "metricEndTimeOffset", "1m"), Auth: auth, WantErr: "metricEndTimeOffset"},
 		{Name: "metricUnit unknown", MD: scalertest.WithPairs(base, "metricUnit", "Furlongs"), Auth: auth, WantErr: "metricUnit"},
-		{Name: "missing awsRegion", MD: scalertest.WithPairs(base, "awsRegion", scalertest.Delete), Auth: auth, WantErr: `"awsRegion"`},
-		{Name: "bad awsEndpoint", MD: scalertest.WithPairs(base, "awsEndpoint", "127.0.0.1:1"), Auth: auth, WantErr: "awsEndpoint"},
-		{Name: "bad identityOwner", MD: scalertest.WithPairs(base, "identityOwner", "node"), Auth: auth, WantErr: "identityOwner"},
-		{Name: "no credentials", MD: base, WantErr: "awsAccessKeyID"},
-		{Name: "secret without key", MD: base, Auth: map[string]string{"awsSecretAccessKey": "s3cr3t-value"}, WantErr: "awsAccessKeyID"},
-		{Name: "role refused", MD: base, Auth: scalertest.WithPairs(auth, "awsRoleArn", "arn:aws:iam::1:role/r"), WantErr: "awsRoleArn"},
-	}, "s3cr3t-value")
+	}...), awstest.Secret)
 }
 
 func TestSample(t *testing.T) {
@@ -377,14 +370,7 @@ func TestSecretFromEnvNotLeaked(t *testing.T) {
 
 func TestServerDown(t *testing.T) {
 	f := newFake(t)
-	s := newTestScaler(t, f.trigger(nil))
-	scalertest.Sample(t, s, "")
-	f.srv.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if _, _, err := s.Sample(ctx); err == nil || !strings.Contains(err.Error(), "GetMetricData") {
-		t.Fatalf("server down: %v, want a GetMetricData error", err)
-	}
+	scalertest.SourceDown(t, newTestScaler(t, f.trigger(nil)), f.srv.Close, "GetMetricData")
 }
 
 // BenchmarkSample measures one GetMetricData (SigV4-signed, CBOR encoded) against the in-process fake.

@@ -28,12 +28,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
-
-	"go.uber.org/zap"
 
 	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/awsauth"
+	"github.com/tidalscale/tidal/scalers/onemetric"
 )
 
 // Type is the trigger type served by this package.
@@ -131,41 +129,26 @@ func ParseMetadata(cfg *scalers.TriggerConfig) (Metadata, error) {
 
 // Scaler is an aws-dynamodb trigger.
 type Scaler struct {
-	cfg        *scalers.TriggerConfig
-	meta       Metadata
-	metricName string
-	client     *dynamodb.Client
-	log        *zap.Logger
+	onemetric.Base
+	meta   Metadata
+	client *dynamodb.Client
 }
 
-// New builds an aws-dynamodb trigger. Nothing is sent to AWS until the first Sample.
+// New builds an aws-dynamodb trigger: one External metric, s<index>-aws-dynamodb-<table>, targeting targetValue
+// and active above activationTargetValue. Nothing is sent to AWS until the first Sample.
 func New(ctx context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
-	meta, err := ParseMetadata(cfg)
+	meta, awsCfg, err := awsauth.Build[Metadata](ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	awsCfg, err := meta.TriggerConfig(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	return &Scaler{
-		cfg:        cfg,
-		meta:       meta,
-		metricName: cfg.MetricName("aws-dynamodb", meta.TableName),
-		client:     dynamodb.NewFromConfig(awsCfg),
-		log:        cfg.Logger.With(zap.String("trigger", cfg.ID())),
-	}, nil
+	s := &Scaler{meta: meta, client: dynamodb.NewFromConfig(awsCfg)}
+	s.Base = onemetric.New(cfg, cfg.MetricName("aws-dynamodb", meta.TableName), float64(meta.TargetValue), float64(meta.ActivationTargetValue), s.count)
+	s.Timeout = callTimeout
+	return s, nil
 }
 
-// MetricSpecs returns one External metric, s<index>-aws-dynamodb-<table>, targeting targetValue.
-func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
-	return []autoscalingv2.MetricSpec{scalers.ExternalMetric(s.cfg, s.metricName, float64(s.meta.TargetValue))}
-}
-
-// Sample counts the matching items over every page; active above activationTargetValue.
-func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
+// count counts the matching items over every page.
+func (s *Scaler) count(ctx context.Context) (float64, error) {
 	in := &dynamodb.QueryInput{
 		TableName:                 aws.String(s.meta.TableName),
 		KeyConditionExpression:    aws.String(s.meta.KeyConditionExpression),
@@ -179,22 +162,16 @@ func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
 	var n int64
 	for page := 0; ; page++ {
 		if page == maxPages {
-			return nil, false, s.cfg.Errorf("tableName %s: query still paging after %d pages", s.meta.TableName, maxPages)
+			return 0, s.Cfg.Errorf("tableName %s: query still paging after %d pages", s.meta.TableName, maxPages)
 		}
 		out, err := s.client.Query(ctx, in)
 		if err != nil {
-			err = s.cfg.Errorf("tableName %s: Query: %s", s.meta.TableName, s.meta.Redact(err.Error()))
-			s.log.Debug("aws-dynamodb sample failed", zap.String("error", err.Error()))
-			return nil, false, err
+			return 0, s.Cfg.Errorf("tableName %s: Query: %s", s.meta.TableName, s.meta.Redact(err.Error()))
 		}
 		n += int64(out.Count)
 		if len(out.LastEvaluatedKey) == 0 {
-			break
+			return float64(n), nil
 		}
 		in.ExclusiveStartKey = out.LastEvaluatedKey
 	}
-	return []scalers.Sample{{MetricName: s.metricName, Value: float64(n)}}, n > s.meta.ActivationTargetValue, nil
 }
-
-// Close releases nothing: the SDK client holds idle connections only.
-func (s *Scaler) Close(context.Context) error { return nil }

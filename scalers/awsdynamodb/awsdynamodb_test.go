@@ -37,12 +37,7 @@ func newFake(t testing.TB) *fake {
 	t.Helper()
 	f := &fake{tables: map[string][]map[string]string{}}
 	keys := awstest.Keys{keyID: secret}
-	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, aerr := keys.ReadSigned(r)
-		if aerr != nil {
-			aerr.Write(w)
-			return
-		}
+	f.srv = httptest.NewServer(keys.Handler(func(w http.ResponseWriter, r *http.Request, body []byte) {
 		if r.Header.Get("X-Amz-Target") != "DynamoDB_20120810.Query" {
 			(&awstest.Error{Status: 400, Type: "com.amazonaws.dynamodb.v20120810#UnknownOperationException", Message: "unknown"}).Write(w)
 			return
@@ -159,8 +154,8 @@ func TestMetadata(t *testing.T) {
 	t.Parallel()
 	defaults := map[string]string{"tableName": "jobs", "awsRegion": "eu-west-1", "keyConditionExpression": "#s = :s",
 		"expressionAttributeNames": `{"#s": "status"}`, "expressionAttributeValues": `{":s": {"S": "queued"}}`, "targetValue": "5"}
-	auth := map[string]string{"awsAccessKeyID": "AKID", "awsSecretAccessKey": "s3cr3t-value"}
-	scalertest.ParseTableFunc(t, Type, ParseMetadata, []scalertest.ParseCase[Metadata]{
+	auth := awstest.Auth()
+	scalertest.ParseTableFunc(t, Type, ParseMetadata, append(awstest.CredentialCases[Metadata](defaults), []scalertest.ParseCase[Metadata]{
 		{Name: "defaults", MD: defaults, Auth: auth, Check: func(t *testing.T, m Metadata) {
 			if m.TargetValue != 5 || m.ActivationTargetValue != 0 || m.names["#s"] != "status" || len(m.values) != 1 || m.IndexName != "" {
 				t.Errorf("defaults wrong: %+v", m)
@@ -187,8 +182,7 @@ func TestMetadata(t *testing.T) {
 		{Name: "targetValue text", MD: scalertest.WithPairs(defaults, "targetValue", "five"), Auth: auth, WantErr: "targetValue: want integer"},
 		{Name: "targetValue zero", MD: scalertest.WithPairs(defaults, "targetValue", "0"), Auth: auth, WantErr: "targetValue"},
 		{Name: "activationTargetValue negative", MD: scalertest.WithPairs(defaults, "activationTargetValue", "-4"), Auth: auth, WantErr: "activationTargetValue"},
-		{Name: "no credentials", MD: defaults, WantErr: "awsAccessKeyID"},
-	})
+	}...), awstest.Secret)
 }
 
 func TestSample(t *testing.T) {
@@ -228,12 +222,7 @@ func TestAuthAndServerDown(t *testing.T) {
 	cfg := f.trigger(nil)
 	cfg.AuthParams["awsSecretAccessKey"] = "wrong-dynamo-secret"
 	scalertest.SampleFails(t, New, cfg, "InvalidSignatureException", "wrong-dynamo-secret")
-	s := scalertest.New[scalers.Scaler](t, New, f.trigger(nil))
-	scalertest.Sample(t, s, "")
-	f.srv.Close()
-	if _, _, err := s.Sample(context.Background()); err == nil || !strings.Contains(err.Error(), "Query") {
-		t.Fatalf("server down: %v", err)
-	}
+	scalertest.SourceDown(t, scalertest.New[scalers.Scaler](t, New, f.trigger(nil)), f.srv.Close, "Query")
 }
 
 // BenchmarkSample measures one signed Query (two pages) against the local fake.

@@ -18,12 +18,10 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
-
-	"go.uber.org/zap"
 
 	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/awsauth"
+	"github.com/tidalscale/tidal/scalers/onemetric"
 )
 
 // Type is the trigger type served by this package.
@@ -57,53 +55,31 @@ func ParseMetadata(cfg *scalers.TriggerConfig) (Metadata, error) {
 
 // Scaler is an aws-kinesis-stream trigger.
 type Scaler struct {
-	cfg        *scalers.TriggerConfig
-	meta       Metadata
-	metricName string
-	client     *kinesis.Client
-	log        *zap.Logger
+	onemetric.Base
+	meta   Metadata
+	client *kinesis.Client
 }
 
-// New builds an aws-kinesis-stream trigger. Nothing is sent to AWS until the first Sample.
+// New builds an aws-kinesis-stream trigger: one External metric, s<index>-aws-kinesis-<stream>, targeting
+// shardCount and active above activationShardCount. Nothing is sent to AWS until the first Sample.
 func New(ctx context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
-	meta, err := ParseMetadata(cfg)
+	meta, awsCfg, err := awsauth.Build[Metadata](ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	awsCfg, err := meta.TriggerConfig(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	return &Scaler{
-		cfg:        cfg,
-		meta:       meta,
-		metricName: cfg.MetricName("aws-kinesis", meta.StreamName),
-		client:     kinesis.NewFromConfig(awsCfg),
-		log:        cfg.Logger.With(zap.String("trigger", cfg.ID())),
-	}, nil
+	s := &Scaler{meta: meta, client: kinesis.NewFromConfig(awsCfg)}
+	s.Base = onemetric.New(cfg, cfg.MetricName("aws-kinesis", meta.StreamName), float64(meta.ShardCount), float64(meta.ActivationShardCount), s.read)
+	return s, nil
 }
 
-// MetricSpecs returns one External metric, s<index>-aws-kinesis-<stream>, targeting shardCount.
-func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
-	return []autoscalingv2.MetricSpec{scalers.ExternalMetric(s.cfg, s.metricName, float64(s.meta.ShardCount))}
-}
-
-// Sample reads the open shard count; active above activationShardCount.
-func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, scalers.CallTimeout)
-	defer cancel()
+// read returns the stream's open shard count.
+func (s *Scaler) read(ctx context.Context) (float64, error) {
 	out, err := s.client.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(s.meta.StreamName)})
 	if err != nil {
-		err = s.cfg.Errorf("streamName %s: DescribeStreamSummary: %s", s.meta.StreamName, s.meta.Redact(err.Error()))
-		s.log.Debug("aws-kinesis-stream sample failed", zap.String("error", err.Error()))
-		return nil, false, err
+		return 0, s.Cfg.Errorf("streamName %s: DescribeStreamSummary: %s", s.meta.StreamName, s.meta.Redact(err.Error()))
 	}
 	if out.StreamDescriptionSummary == nil || out.StreamDescriptionSummary.OpenShardCount == nil {
-		return nil, false, s.cfg.Errorf("streamName %s: DescribeStreamSummary returned no OpenShardCount", s.meta.StreamName)
+		return 0, s.Cfg.Errorf("streamName %s: DescribeStreamSummary returned no OpenShardCount", s.meta.StreamName)
 	}
-	n := int64(*out.StreamDescriptionSummary.OpenShardCount)
-	return []scalers.Sample{{MetricName: s.metricName, Value: float64(n)}}, n > s.meta.ActivationShardCount, nil
+	return float64(*out.StreamDescriptionSummary.OpenShardCount), nil
 }
-
-// Close releases nothing: the SDK client holds idle connections only.
-func (s *Scaler) Close(context.Context) error { return nil }

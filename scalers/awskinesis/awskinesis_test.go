@@ -32,12 +32,7 @@ func newFake(t testing.TB) *fake {
 	t.Helper()
 	f := &fake{shards: map[string]int{}}
 	keys := awstest.Keys{keyID: secret}
-	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, aerr := keys.ReadSigned(r)
-		if aerr != nil {
-			aerr.Write(w)
-			return
-		}
+	f.srv = httptest.NewServer(keys.Handler(func(w http.ResponseWriter, r *http.Request, body []byte) {
 		if r.Header.Get("X-Amz-Target") != "Kinesis_20131202.DescribeStreamSummary" {
 			(&awstest.Error{Status: 400, Type: "UnknownOperationException", Message: r.Header.Get("X-Amz-Target")}).Write(w)
 			return
@@ -81,8 +76,8 @@ func (f *fake) trigger(md map[string]string) *scalers.TriggerConfig {
 func TestMetadata(t *testing.T) {
 	t.Parallel()
 	defaults := map[string]string{"streamName": "orders", "awsRegion": "eu-west-1"}
-	auth := map[string]string{"awsAccessKeyID": "AKID", "awsSecretAccessKey": "s3cr3t-value"}
-	scalertest.ParseTableFunc(t, Type, ParseMetadata, []scalertest.ParseCase[Metadata]{
+	auth := awstest.Auth()
+	scalertest.ParseTableFunc(t, Type, ParseMetadata, append(awstest.CredentialCases[Metadata](defaults), []scalertest.ParseCase[Metadata]{
 		{Name: "defaults", MD: defaults, Auth: auth, Check: func(t *testing.T, m Metadata) {
 			if m.ShardCount != 2 || m.ActivationShardCount != 0 || m.StreamName != "orders" {
 				t.Errorf("defaults wrong: %+v", m)
@@ -100,10 +95,7 @@ func TestMetadata(t *testing.T) {
 		{Name: "shardCount zero", MD: scalertest.WithPairs(defaults, "shardCount", "0"), Auth: auth, WantErr: "shardCount"},
 		{Name: "activationShardCount negative", MD: scalertest.WithPairs(defaults, "activationShardCount", "-1"), Auth: auth, WantErr: "activationShardCount"},
 		{Name: "activationShardCount text", MD: scalertest.WithPairs(defaults, "activationShardCount", "1.5"), Auth: auth, WantErr: "activationShardCount"},
-		{Name: "missing awsRegion", MD: scalertest.WithPairs(defaults, "awsRegion", scalertest.Delete), Auth: auth, WantErr: "awsRegion"},
-		{Name: "no credentials", MD: defaults, WantErr: "awsAccessKeyID"},
-		{Name: "role refused", MD: defaults, Auth: scalertest.WithPairs(auth, "awsRoleArn", "arn:aws:iam::1:role/r"), WantErr: "awsRoleArn"},
-	})
+	}...), awstest.Secret)
 }
 
 func TestSample(t *testing.T) {
@@ -132,12 +124,7 @@ func TestAuthAndServerDown(t *testing.T) {
 	cfg := f.trigger(nil)
 	cfg.AuthParams["awsSecretAccessKey"] = "wrong-kinesis-secret"
 	scalertest.SampleFails(t, New, cfg, "InvalidSignatureException", "wrong-kinesis-secret")
-	s := scalertest.New[scalers.Scaler](t, New, f.trigger(nil))
-	scalertest.Sample(t, s, "")
-	f.srv.Close()
-	if _, _, err := s.Sample(context.Background()); err == nil || !strings.Contains(err.Error(), "DescribeStreamSummary") {
-		t.Fatalf("server down: %v", err)
-	}
+	scalertest.SourceDown(t, scalertest.New[scalers.Scaler](t, New, f.trigger(nil)), f.srv.Close, "DescribeStreamSummary")
 }
 
 // BenchmarkSample measures one signed DescribeStreamSummary against the local fake.

@@ -27,12 +27,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
-
-	"go.uber.org/zap"
 
 	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/awsauth"
+	"github.com/tidalscale/tidal/scalers/onemetric"
 )
 
 // Type is the trigger type served by this package.
@@ -88,24 +86,19 @@ func ParseMetadata(cfg *scalers.TriggerConfig) (Metadata, error) {
 
 // Scaler is an aws-sqs-queue trigger.
 type Scaler struct {
-	cfg        *scalers.TriggerConfig
-	meta       Metadata
-	metricName string
-	client     *sqs.Client
-	attrs      []types.QueueAttributeName
-	log        *zap.Logger
+	onemetric.Base
+	meta   Metadata
+	client *sqs.Client
+	attrs  []types.QueueAttributeName
 
 	mu       sync.Mutex
 	queueURL string // resolved on first use when the metadata names the queue only
 }
 
-// New builds an aws-sqs-queue trigger. Nothing is sent to AWS until the first Sample.
+// New builds an aws-sqs-queue trigger: one External metric, s<index>-aws-sqs-<queue>, targeting queueLength and
+// active above activationQueueLength. Nothing is sent to AWS until the first Sample.
 func New(ctx context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
-	meta, err := ParseMetadata(cfg)
-	if err != nil {
-		return nil, err
-	}
-	awsCfg, err := meta.TriggerConfig(ctx, cfg)
+	meta, awsCfg, err := awsauth.Build[Metadata](ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -116,59 +109,37 @@ func New(ctx context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error
 	if meta.ScaleOnDelayed {
 		attrs = append(attrs, types.QueueAttributeNameApproximateNumberOfMessagesDelayed)
 	}
-	s := &Scaler{
-		cfg:        cfg,
-		meta:       meta,
-		metricName: cfg.MetricName("aws-sqs", meta.queueName),
-		client:     sqs.NewFromConfig(awsCfg),
-		attrs:      attrs,
-		log:        cfg.Logger.With(zap.String("trigger", cfg.ID())),
-	}
+	s := &Scaler{meta: meta, client: sqs.NewFromConfig(awsCfg), attrs: attrs}
+	s.Base = onemetric.New(cfg, cfg.MetricName("aws-sqs", meta.queueName), float64(meta.QueueLength), float64(meta.ActivationQueueLength), s.length)
 	if !meta.isName {
 		s.queueURL = meta.QueueURL
 	}
 	return s, nil
 }
 
-// MetricSpecs returns one External metric, s<index>-aws-sqs-<queue>, targeting queueLength.
-func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
-	return []autoscalingv2.MetricSpec{scalers.ExternalMetric(s.cfg, s.metricName, float64(s.meta.QueueLength))}
-}
-
-// Sample reads the queue's counts and sums the ones the metadata asks for; active above activationQueueLength.
-func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, scalers.CallTimeout)
-	defer cancel()
-	n, err := s.length(ctx)
-	if err != nil {
-		s.log.Debug("aws-sqs-queue sample failed", zap.String("error", err.Error()))
-		return nil, false, err
-	}
-	return []scalers.Sample{{MetricName: s.metricName, Value: float64(n)}}, n > s.meta.ActivationQueueLength, nil
-}
-
-func (s *Scaler) length(ctx context.Context) (int64, error) {
+// length reads the queue's counts and sums the ones the metadata asks for.
+func (s *Scaler) length(ctx context.Context) (float64, error) {
 	qURL, err := s.resolve(ctx)
 	if err != nil {
 		return 0, err
 	}
 	out, err := s.client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(qURL), AttributeNames: s.attrs})
 	if err != nil {
-		return 0, s.cfg.Errorf("queueURL %s: GetQueueAttributes: %s", qURL, s.meta.Redact(err.Error()))
+		return 0, s.Cfg.Errorf("queueURL %s: GetQueueAttributes: %s", qURL, s.meta.Redact(err.Error()))
 	}
 	var total int64
 	for _, a := range s.attrs {
 		raw, ok := out.Attributes[string(a)]
 		if !ok {
-			return 0, s.cfg.Errorf("queueURL %s: GetQueueAttributes returned no %s", qURL, a)
+			return 0, s.Cfg.Errorf("queueURL %s: GetQueueAttributes returned no %s", qURL, a)
 		}
 		n, err := strconv.ParseInt(raw, 10, 64)
 		if err != nil || n < 0 {
-			return 0, s.cfg.Errorf("queueURL %s: %s is not a count: %q", qURL, a, raw)
+			return 0, s.Cfg.Errorf("queueURL %s: %s is not a count: %q", qURL, a, raw)
 		}
 		total += n
 	}
-	return total, nil
+	return float64(total), nil
 }
 
 // resolve returns the queue URL, asking GetQueueUrl once when the metadata gave a bare name.
@@ -180,11 +151,8 @@ func (s *Scaler) resolve(ctx context.Context) (string, error) {
 	}
 	out, err := s.client.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(s.meta.queueName)})
 	if err != nil {
-		return "", s.cfg.Errorf("queueURL: GetQueueUrl for queue %q: %s", s.meta.queueName, s.meta.Redact(err.Error()))
+		return "", s.Cfg.Errorf("queueURL: GetQueueUrl for queue %q: %s", s.meta.queueName, s.meta.Redact(err.Error()))
 	}
 	s.queueURL = aws.ToString(out.QueueUrl)
 	return s.queueURL, nil
 }
-
-// Close releases nothing: the SDK client holds idle connections only.
-func (s *Scaler) Close(context.Context) error { return nil }

@@ -45,12 +45,7 @@ func newServer(t testing.TB) *server {
 	s := &server{goaws: httptest.NewServer(router.New())}
 	t.Cleanup(s.goaws.Close)
 	keys := awstest.Keys{keyID: secret}
-	s.sqs = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, aerr := keys.ReadSigned(r)
-		if aerr != nil {
-			aerr.Write(w)
-			return
-		}
+	s.sqs = httptest.NewServer(keys.Handler(func(w http.ResponseWriter, r *http.Request, body []byte) {
 		var in struct {
 			QueueURL       string   `json:"QueueUrl"`
 			QueueName      string   `json:"QueueName"`
@@ -162,89 +157,57 @@ func trigger(srv *server, md map[string]string) *scalers.TriggerConfig {
 func TestMetadata(t *testing.T) {
 	t.Parallel()
 	defaults := map[string]string{"queueURL": "https://sqs.eu-west-1.amazonaws.com/123456789012/orders", "awsRegion": "eu-west-1"}
-	auth := map[string]string{"awsAccessKeyID": "AKID", "awsSecretAccessKey": "s3cr3t-value"}
-	tests := []struct {
-		name    string
-		md      map[string]string
-		auth    map[string]string
-		env     map[string]string
-		wantErr string
-		check   func(t *testing.T, m Metadata)
-	}{
-		{name: "defaults", md: defaults, auth: auth, check: func(t *testing.T, m Metadata) {
+	auth := awstest.Auth()
+	scalertest.ParseTableFunc(t, Type, ParseMetadata, append(awstest.CredentialCases[Metadata](defaults), []scalertest.ParseCase[Metadata]{
+		{Name: "defaults", MD: defaults, Auth: auth, Check: func(t *testing.T, m Metadata) {
 			if m.QueueLength != 5 || m.ActivationQueueLength != 0 || !m.ScaleOnInFlight || m.ScaleOnDelayed ||
 				m.queueName != "orders" || m.isName || m.IdentityOwner != "pod" || m.Endpoint != "" {
 				t.Errorf("defaults wrong: %+v", m)
 			}
 		}},
-		{name: "every field", md: scalertest.WithPairs(defaults, "queueLength", "20", "activationQueueLength", "3",
+		{Name: "every field", MD: scalertest.WithPairs(defaults, "queueLength", "20", "activationQueueLength", "3",
 			"scaleOnInFlight", "false", "scaleOnDelayed", "true", "awsEndpoint", "http://127.0.0.1:4566"),
-			auth: scalertest.WithPairs(auth, "awsSessionToken", "tok"), check: func(t *testing.T, m Metadata) {
+			Auth: scalertest.WithPairs(auth, "awsSessionToken", "tok"), Check: func(t *testing.T, m Metadata) {
 				if m.QueueLength != 20 || m.ActivationQueueLength != 3 || m.ScaleOnInFlight || !m.ScaleOnDelayed ||
 					m.Endpoint != "http://127.0.0.1:4566" || m.SessionToken != "tok" {
 					t.Errorf("fields wrong: %+v", m)
 				}
 			}},
-		{name: "bare queue name", md: scalertest.WithPairs(defaults, "queueURL", "orders"), auth: auth, check: func(t *testing.T, m Metadata) {
+		{Name: "bare queue name", MD: scalertest.WithPairs(defaults, "queueURL", "orders"), Auth: auth, Check: func(t *testing.T, m Metadata) {
 			if !m.isName || m.queueName != "orders" {
 				t.Errorf("name not taken: %+v", m)
 			}
 		}},
-		{name: "queueURLFromEnv", md: scalertest.WithPairs(defaults, "queueURL", scalertest.Delete, "queueURLFromEnv", "Q"),
-			env: map[string]string{"Q": "https://sqs.eu-west-1.amazonaws.com/1/jobs"}, auth: auth, check: func(t *testing.T, m Metadata) {
+		{Name: "queueURLFromEnv", MD: scalertest.WithPairs(defaults, "queueURL", scalertest.Delete, "queueURLFromEnv", "Q"),
+			Env: map[string]string{"Q": "https://sqs.eu-west-1.amazonaws.com/1/jobs"}, Auth: auth, Check: func(t *testing.T, m Metadata) {
 				if m.queueName != "jobs" {
 					t.Errorf("queueName = %q", m.queueName)
 				}
 			}},
-		{name: "operator identity needs no keys", md: scalertest.WithPairs(defaults, "identityOwner", "operator")},
-		{name: "missing queueURL", md: scalertest.WithPairs(defaults, "queueURL", scalertest.Delete), auth: auth, wantErr: `"queueURL"`},
-		{name: "queueURLFromEnv not set", md: scalertest.WithPairs(defaults, "queueURL", scalertest.Delete, "queueURLFromEnv", "NOPE"), auth: auth, wantErr: "queueURLFromEnv"},
-		{name: "queueURL without queue", md: scalertest.WithPairs(defaults, "queueURL", "https://sqs.eu-west-1.amazonaws.com/123"), auth: auth, wantErr: "queueURL"},
-		{name: "queueURL too deep", md: scalertest.WithPairs(defaults, "queueURL", "https://sqs.eu-west-1.amazonaws.com/1/q/x"), auth: auth, wantErr: "queueURL"},
-		{name: "queueURL ftp", md: scalertest.WithPairs(defaults, "queueURL", "ftp://h/1/q"), auth: auth, wantErr: "queueURL"},
-		{name: "queueURL garbage", md: scalertest.WithPairs(defaults, "queueURL", "sqs: orders"), auth: auth, wantErr: "queueURL"},
-		{name: "blank queueURL", md: scalertest.WithPairs(defaults, "queueURL", " "), auth: auth, wantErr: "queueURL"},
-		{name: "missing awsRegion", md: scalertest.WithPairs(defaults, "awsRegion", scalertest.Delete), auth: auth, wantErr: `"awsRegion"`},
-		{name: "queueLength text", md: scalertest.WithPairs(defaults, "queueLength", "five"), auth: auth, wantErr: "queueLength: want integer"},
-		{name: "queueLength fraction", md: scalertest.WithPairs(defaults, "queueLength", "2.5"), auth: auth, wantErr: "queueLength"},
-		{name: "queueLength zero", md: scalertest.WithPairs(defaults, "queueLength", "0"), auth: auth, wantErr: "queueLength: must be >= 1"},
-		{name: "queueLength negative", md: scalertest.WithPairs(defaults, "queueLength", "-3"), auth: auth, wantErr: "queueLength"},
-		{name: "activationQueueLength text", md: scalertest.WithPairs(defaults, "activationQueueLength", "x"), auth: auth, wantErr: "activationQueueLength"},
-		{name: "activationQueueLength negative", md: scalertest.WithPairs(defaults, "activationQueueLength", "-1"), auth: auth, wantErr: "activationQueueLength"},
-		{name: "scaleOnInFlight bad", md: scalertest.WithPairs(defaults, "scaleOnInFlight", "yes please"), auth: auth, wantErr: "scaleOnInFlight"},
-		{name: "scaleOnDelayed bad", md: scalertest.WithPairs(defaults, "scaleOnDelayed", "2"), auth: auth, wantErr: "scaleOnDelayed"},
-		{name: "identityOwner bad", md: scalertest.WithPairs(defaults, "identityOwner", "node"), auth: auth, wantErr: "identityOwner"},
-		{name: "awsEndpoint not a URL", md: scalertest.WithPairs(defaults, "awsEndpoint", "localhost:4566"), auth: auth, wantErr: "awsEndpoint"},
-		{name: "no credentials", md: defaults, wantErr: "awsAccessKeyID"},
-		{name: "key without secret", md: defaults, auth: map[string]string{"awsAccessKeyID": "AKID"}, wantErr: "awsSecretAccessKey"},
-		{name: "secret without key", md: defaults, auth: map[string]string{"awsSecretAccessKey": "s3cr3t-value"}, wantErr: "awsAccessKeyID"},
-		{name: "role refused, not ignored", md: defaults, auth: scalertest.WithPairs(auth, "awsRoleArn", "arn:aws:iam::1:role/r"), wantErr: "awsRoleArn"},
-		{name: "Utilization refused", md: defaults, auth: auth, wantErr: "metricType"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			cfg := &scalers.TriggerConfig{Type: Type, Metadata: tc.md, AuthParams: tc.auth, ResolvedEnv: tc.env}
-			if tc.name == "Utilization refused" {
-				cfg.MetricType = "Utilization"
-			}
-			m, err := ParseMetadata(cfg)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), "aws-sqs-queue trigger") || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want it to name the trigger and %q", err, tc.wantErr)
-				}
-				if strings.Contains(err.Error(), "s3cr3t-value") {
-					t.Errorf("error leaks the secret: %v", err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if tc.check != nil {
-				tc.check(t, m)
-			}
-		})
+		{Name: "missing queueURL", MD: scalertest.WithPairs(defaults, "queueURL", scalertest.Delete), Auth: auth, WantErr: `"queueURL"`},
+		{Name: "queueURLFromEnv not set", MD: scalertest.WithPairs(defaults, "queueURL", scalertest.Delete, "queueURLFromEnv", "NOPE"), Auth: auth, WantErr: "queueURLFromEnv"},
+		{Name: "queueURL without queue", MD: scalertest.WithPairs(defaults, "queueURL", "https://sqs.eu-west-1.amazonaws.com/123"), Auth: auth, WantErr: "queueURL"},
+		{Name: "queueURL too deep", MD: scalertest.WithPairs(defaults, "queueURL", "https://sqs.eu-west-1.amazonaws.com/1/q/x"), Auth: auth, WantErr: "queueURL"},
+		{Name: "queueURL ftp", MD: scalertest.WithPairs(defaults, "queueURL", "ftp://h/1/q"), Auth: auth, WantErr: "queueURL"},
+		{Name: "queueURL garbage", MD: scalertest.WithPairs(defaults, "queueURL", "sqs: orders"), Auth: auth, WantErr: "queueURL"},
+		{Name: "blank queueURL", MD: scalertest.WithPairs(defaults, "queueURL", " "), Auth: auth, WantErr: "queueURL"},
+		{Name: "queueLength text", MD: scalertest.WithPairs(defaults, "queueLength", "five"), Auth: auth, WantErr: "queueLength: want integer"},
+		{Name: "queueLength fraction", MD: scalertest.WithPairs(defaults, "queueLength", "2.5"), Auth: auth, WantErr: "queueLength"},
+		{Name: "queueLength zero", MD: scalertest.WithPairs(defaults, "queueLength", "0"), Auth: auth, WantErr: "queueLength: must be >= 1"},
+		{Name: "queueLength negative", MD: scalertest.WithPairs(defaults, "queueLength", "-3"), Auth: auth, WantErr: "queueLength"},
+		{Name: "activationQueueLength text", MD: scalertest.WithPairs(defaults, "activationQueueLength", "x"), Auth: auth, WantErr: "activationQueueLength"},
+		{Name: "activationQueueLength negative", MD: scalertest.WithPairs(defaults, "activationQueueLength", "-1"), Auth: auth, WantErr: "activationQueueLength"},
+		{Name: "scaleOnInFlight bad", MD: scalertest.WithPairs(defaults, "scaleOnInFlight", "yes please"), Auth: auth, WantErr: "scaleOnInFlight"},
+		{Name: "scaleOnDelayed bad", MD: scalertest.WithPairs(defaults, "scaleOnDelayed", "2"), Auth: auth, WantErr: "scaleOnDelayed"},
+	}...), awstest.Secret)
+}
+
+func TestUtilizationRefused(t *testing.T) {
+	t.Parallel()
+	cfg := &scalers.TriggerConfig{Type: Type, MetricType: "Utilization", AuthParams: awstest.Auth(),
+		Metadata: map[string]string{"queueURL": "https://sqs.eu-west-1.amazonaws.com/123456789012/orders", "awsRegion": "eu-west-1"}}
+	if _, err := ParseMetadata(cfg); err == nil || !strings.Contains(err.Error(), "aws-sqs-queue trigger") || !strings.Contains(err.Error(), "metricType") {
+		t.Fatalf("error %v, want it to name the trigger and metricType", err)
 	}
 }
 
@@ -354,13 +317,7 @@ func TestServerDown(t *testing.T) {
 	srv := newServer(t)
 	q := srv.queue(t)
 	s := scalertest.New[scalers.Scaler](t, New, trigger(srv, map[string]string{"queueURL": srv.queueURL(q)}))
-	scalertest.Sample(t, s, "")
-	srv.sqs.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if _, _, err := s.Sample(ctx); err == nil || !strings.Contains(err.Error(), "GetQueueAttributes") {
-		t.Fatalf("server down: err = %v, want a GetQueueAttributes error", err)
-	}
+	scalertest.SourceDown(t, s, srv.sqs.Close, "GetQueueAttributes")
 }
 
 // BenchmarkSample measures one GetQueueAttributes (SigV4-signed JSON request) against in-process GoAWS.

@@ -200,42 +200,47 @@ func HTTPClient(shared *scalers.Shared, scalerType string) (*http.Client, func()
 	return &http.Client{Transport: tr, Timeout: DefaultTimeout}, release, nil
 }
 
-// NewClient builds the SDK client of one storage entity (a queue, a container) of a trigger of scalerType, over
-// HTTPClient's transport for that type, whose release func it returns: from the connection string when one is
-// given, else at ServiceURL/entity with WorkloadIdentity of cfg's pod identity (set into s.Identity). fromConn
-// and fromCred wrap the SDK's two constructors and get the pipeline options both use. Errors name the trigger.
-func NewClient[C any](cfg *scalers.TriggerConfig, scalerType string, s *Storage, entity string,
-	fromConn func(conn, entity string, opts policy.ClientOptions) (C, error),
-	fromCred func(url string, cred azcore.TokenCredential, opts policy.ClientOptions) (C, error)) (C, func() error, error) {
-	var zero C
-	s.Identity = cfg.PodIdentity
+// Connect acquires HTTPClient's transport for a trigger of scalerType and calls connect with the pipeline
+// options over it, which builds the trigger's SDK clients. It returns the transport's release func, or releases it
+// when connect fails. Errors name the trigger.
+func Connect(cfg *scalers.TriggerConfig, scalerType string, connect func(opts policy.ClientOptions) error) (func() error, error) {
 	hc, release, err := HTTPClient(cfg.Shared, scalerType)
 	if err != nil {
-		return zero, nil, cfg.Errorf("%w", err)
+		return nil, cfg.Errorf("%w", err)
 	}
-	c, err := newClient(*s, entity, ClientOptions(hc), fromConn, fromCred)
-	if err != nil {
+	if err := connect(ClientOptions(hc)); err != nil {
 		_ = release()
-		return zero, nil, cfg.Errorf("%w", err)
+		return nil, cfg.Errorf("%w", err)
 	}
-	return c, release, nil
+	return release, nil
 }
 
-func newClient[C any](s Storage, entity string, opts policy.ClientOptions,
-	fromConn func(conn, entity string, opts policy.ClientOptions) (C, error),
-	fromCred func(url string, cred azcore.TokenCredential, opts policy.ClientOptions) (C, error)) (C, error) {
-	var zero C
-	if s.Connection != "" {
-		c, err := fromConn(s.Connection, entity, opts)
-		if err != nil {
-			// The SDK's parse error may quote the connection string: keep it out.
-			return zero, errors.New("connection: not a valid storage connection string")
+// NewClient builds the SDK client of one storage entity (a queue, a container) of a trigger of scalerType with
+// Connect, whose release func it returns: from the connection string when one is given, else at
+// ServiceURL/entity with WorkloadIdentity of cfg's pod identity (set into s.Identity). fromConn and fromCred are
+// the SDK's two constructors; options wraps the pipeline options both get into the SDK's options type. Errors
+// name the trigger.
+func NewClient[C, O any](cfg *scalers.TriggerConfig, scalerType string, s *Storage, entity string,
+	fromConn func(conn, entity string, opts *O) (C, error),
+	fromCred func(url string, cred azcore.TokenCredential, opts *O) (C, error),
+	options func(policy.ClientOptions) *O) (C, func() error, error) {
+	s.Identity = cfg.PodIdentity
+	var c C
+	release, err := Connect(cfg, scalerType, func(opts policy.ClientOptions) error {
+		if s.Connection != "" {
+			var err error
+			if c, err = fromConn(s.Connection, entity, options(opts)); err != nil {
+				// The SDK's parse error may quote the connection string: keep it out.
+				return errors.New("connection: not a valid storage connection string")
+			}
+			return nil
 		}
-		return c, nil
-	}
-	cred, err := WorkloadIdentity(s.Identity, opts)
-	if err != nil {
-		return zero, err
-	}
-	return fromCred(s.ServiceURL+"/"+entity, cred, opts)
+		cred, err := WorkloadIdentity(s.Identity, opts)
+		if err != nil {
+			return err
+		}
+		c, err = fromCred(s.ServiceURL+"/"+entity, cred, options(opts))
+		return err
+	})
+	return c, release, err
 }

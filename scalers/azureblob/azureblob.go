@@ -16,14 +16,13 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/gobwas/glob"
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
 
 	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/azure"
+	"github.com/tidalscale/tidal/scalers/onemetric"
 )
 
 // TriggerType is the trigger type this package registers.
@@ -73,14 +72,10 @@ func (m *Metadata) Validate() error {
 
 // Scaler counts the blobs of one container.
 type Scaler struct {
-	cfg        *scalers.TriggerConfig
-	meta       Metadata
-	metricName string
-	client     *container.Client
-	release    func() error
+	onemetric.Base
+	meta   Metadata
+	client *container.Client
 }
-
-var _ scalers.Scaler = (*Scaler)(nil)
 
 // Register adds the azure-blob scaler to r.
 func Register(r *scalers.Registry) {
@@ -88,40 +83,29 @@ func Register(r *scalers.Registry) {
 	r.Describe(Metadata{}, TriggerType)
 }
 
-// New parses the trigger and builds the container client; nothing is sent until Sample.
+// New parses the trigger and builds the container client; nothing is sent until Sample. The one External metric
+// targets blobCount; the trigger is active when the count exceeds activationBlobCount.
 func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
 	var meta Metadata
 	if err := scalers.Parse(cfg, &meta); err != nil {
 		return nil, err
 	}
 	client, release, err := azure.NewClient(cfg, TriggerType, &meta.Storage, meta.BlobContainerName,
-		func(conn, name string, o policy.ClientOptions) (*container.Client, error) {
-			return container.NewClientFromConnectionString(conn, name, &container.ClientOptions{ClientOptions: o})
-		},
-		func(url string, cred azcore.TokenCredential, o policy.ClientOptions) (*container.Client, error) {
-			return container.NewClient(url, cred, &container.ClientOptions{ClientOptions: o})
+		container.NewClientFromConnectionString, container.NewClient,
+		func(o policy.ClientOptions) *container.ClientOptions {
+			return &container.ClientOptions{ClientOptions: o}
 		})
 	if err != nil {
 		return nil, err
 	}
-	return &Scaler{cfg: cfg, meta: meta, metricName: cfg.MetricName("azure-blob", meta.BlobContainerName), client: client, release: release}, nil
+	s := &Scaler{meta: meta, client: client}
+	s.Base = onemetric.New(cfg, cfg.MetricName("azure-blob", meta.BlobContainerName), float64(meta.BlobCount), float64(meta.ActivationBlobCount), s.count)
+	s.Source, s.Release = fmt.Sprintf("container %q: listing blobs", meta.BlobContainerName), release
+	return s, nil
 }
 
-// MetricSpecs returns one External metric with blobCount as its target.
-func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
-	return []autoscalingv2.MetricSpec{scalers.ExternalMetric(s.cfg, s.metricName, float64(s.meta.BlobCount))}
-}
-
-// Sample counts the blobs; the trigger is active when the count exceeds activationBlobCount.
-func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
-	n, err := s.count(ctx)
-	if err != nil {
-		return nil, false, s.cfg.Errorf("container %q: listing blobs: %w", s.meta.BlobContainerName, azure.Describe(err))
-	}
-	return []scalers.Sample{{MetricName: s.metricName, Value: float64(n)}}, n > s.meta.ActivationBlobCount, nil
-}
-
-func (s *Scaler) count(ctx context.Context) (int64, error) {
+// count counts the blobs.
+func (s *Scaler) count(ctx context.Context) (float64, error) {
 	var prefix *string
 	if s.meta.prefix != "" {
 		prefix = &s.meta.prefix
@@ -132,7 +116,7 @@ func (s *Scaler) count(ctx context.Context) (int64, error) {
 		for pager.More() {
 			page, err := pager.NextPage(ctx)
 			if err != nil {
-				return 0, err
+				return 0, azure.Describe(err)
 			}
 			for _, b := range page.Segment.BlobItems {
 				if s.meta.glob == nil || (b.Name != nil && s.meta.glob.Match(*b.Name)) {
@@ -140,18 +124,15 @@ func (s *Scaler) count(ctx context.Context) (int64, error) {
 				}
 			}
 		}
-		return n, nil
+		return float64(n), nil
 	}
 	pager := s.client.NewListBlobsHierarchyPager(s.meta.BlobDelimiter, &container.ListBlobsHierarchyOptions{Prefix: prefix})
 	for pager.More() {
 		page, err := pager.NextPage(ctx)
 		if err != nil {
-			return 0, err
+			return 0, azure.Describe(err)
 		}
 		n += int64(len(page.Segment.BlobItems))
 	}
-	return n, nil
+	return float64(n), nil
 }
-
-// Close releases the shared transport.
-func (s *Scaler) Close(context.Context) error { return s.release() }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 
+	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/azure/azurite"
 	"github.com/tidalscale/tidal/scalers/scalertest"
 )
@@ -114,7 +115,7 @@ func TestCountingModes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			s := newScaler(t, scalertest.WithPairs(map[string]string{"blobContainerName": name}, tc.kv...), auth)
-			if v, _ := scalertest.Sample(t, s, s.metricName); v != tc.want {
+			if v, _ := scalertest.Sample(t, s, s.MetricName); v != tc.want {
 				t.Fatalf("count = %v, want %v", v, tc.want)
 			}
 		})
@@ -143,7 +144,7 @@ func TestSampleAgainstAzurite(t *testing.T) {
 	}
 	for _, st := range steps {
 		upload(t, cc, st.add...)
-		v, active := scalertest.Sample(t, s, s.metricName)
+		v, active := scalertest.Sample(t, s, s.MetricName)
 		if v != st.want || active != st.wantActive {
 			t.Fatalf("%s: Sample = (%v, %v), want (%v, %v)", st.name, v, active, st.want, st.wantActive)
 		}
@@ -154,21 +155,9 @@ func TestSampleErrors(t *testing.T) {
 	t.Parallel()
 	srv := azurite.Start(t, "blob")
 	_, name := newContainer(t, srv, "a")
-	wrongKey := "V3JvbmdLZXlXcm9uZ0tleVdyb25nS2V5V3JvbmdLZXk="
-	down := azurite.Server{Endpoint: "http://127.0.0.1:1/" + azurite.Account, Service: "blob"}
-	tests := []struct {
-		name, container, conn, wantErr string
-	}{
-		{name: "wrong account key", container: name, conn: srv.ConnectionString(wrongKey), wantErr: "403"},
-		{name: "container does not exist", container: "absent", conn: srv.ConnectionString(azurite.Key), wantErr: "ContainerNotFound"},
-		{name: "server down", container: name, conn: down.ConnectionString(azurite.Key), wantErr: "connect"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			scalertest.SampleFails(t, New, scalertest.Config(TriggerType, "uploads", map[string]string{"blobContainerName": tc.container}, map[string]string{"connection": tc.conn}), tc.wantErr, wrongKey, azurite.Key)
-		})
-	}
+	azurite.SampleErrors(t, srv, New, name, "absent", "ContainerNotFound", func(container, conn string) *scalers.TriggerConfig {
+		return scalertest.Config(TriggerType, "uploads", map[string]string{"blobContainerName": container}, map[string]string{"connection": conn})
+	})
 }
 
 // BenchmarkSample measures one Sample (a one-page blob listing of 20 blobs) against a local Azurite.

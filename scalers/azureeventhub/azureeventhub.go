@@ -206,15 +206,12 @@ func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) 
 	if err := scalers.Parse(cfg, &meta); err != nil {
 		return nil, err
 	}
-	hc, release, err := azure.HTTPClient(cfg.Shared, TriggerType)
+	s := &Scaler{cfg: cfg, meta: meta, metricName: cfg.MetricName(TriggerType, meta.ConsumerGroup)}
+	release, err := azure.Connect(cfg, TriggerType, s.connect)
 	if err != nil {
-		return nil, cfg.Errorf("%w", err)
+		return nil, err
 	}
-	s := &Scaler{cfg: cfg, meta: meta, metricName: cfg.MetricName(TriggerType, meta.ConsumerGroup), release: release}
-	if err := s.connect(azure.ClientOptions(hc)); err != nil {
-		_ = release()
-		return nil, cfg.Errorf("%w", err)
-	}
+	s.release = release
 	return s, nil
 }
 

@@ -12,13 +12,12 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue/v2"
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
 
 	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/azure"
+	"github.com/tidalscale/tidal/scalers/onemetric"
 )
 
 // TriggerType is the trigger type this package registers.
@@ -50,14 +49,10 @@ func (m *Metadata) Validate() error {
 
 // Scaler reads one queue's length.
 type Scaler struct {
-	cfg        *scalers.TriggerConfig
-	meta       Metadata
-	metricName string
-	client     *azqueue.QueueClient
-	release    func() error
+	onemetric.Base
+	meta   Metadata
+	client *azqueue.QueueClient
 }
-
-var _ scalers.Scaler = (*Scaler)(nil)
 
 // Register adds the azure-queue scaler to r.
 func Register(r *scalers.Registry) {
@@ -65,47 +60,34 @@ func Register(r *scalers.Registry) {
 	r.Describe(Metadata{}, TriggerType)
 }
 
-// New parses the trigger and builds the queue client; nothing is sent until Sample.
+// New parses the trigger and builds the queue client; nothing is sent until Sample. The one External metric
+// targets queueLength; the trigger is active when the count exceeds activationQueueLength.
 func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
 	var meta Metadata
 	if err := scalers.Parse(cfg, &meta); err != nil {
 		return nil, err
 	}
 	client, release, err := azure.NewClient(cfg, TriggerType, &meta.Storage, meta.QueueName,
-		func(conn, name string, o policy.ClientOptions) (*azqueue.QueueClient, error) {
-			return azqueue.NewQueueClientFromConnectionString(conn, name, &azqueue.ClientOptions{ClientOptions: o})
-		},
-		func(url string, cred azcore.TokenCredential, o policy.ClientOptions) (*azqueue.QueueClient, error) {
-			return azqueue.NewQueueClient(url, cred, &azqueue.ClientOptions{ClientOptions: o})
-		})
+		azqueue.NewQueueClientFromConnectionString, azqueue.NewQueueClient,
+		func(o policy.ClientOptions) *azqueue.ClientOptions { return &azqueue.ClientOptions{ClientOptions: o} })
 	if err != nil {
 		return nil, err
 	}
-	return &Scaler{cfg: cfg, meta: meta, metricName: cfg.MetricName("azure-queue", meta.QueueName), client: client, release: release}, nil
+	s := &Scaler{meta: meta, client: client}
+	s.Base = onemetric.New(cfg, cfg.MetricName("azure-queue", meta.QueueName), float64(meta.QueueLength), float64(meta.ActivationQueueLength), s.count)
+	s.Source, s.Release = fmt.Sprintf("queue %q", meta.QueueName), release
+	return s, nil
 }
 
-// MetricSpecs returns one External metric with queueLength as its target.
-func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
-	return []autoscalingv2.MetricSpec{scalers.ExternalMetric(s.cfg, s.metricName, float64(s.meta.QueueLength))}
-}
-
-// Sample reads the message count; the trigger is active when it exceeds activationQueueLength.
-func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
-	n, err := s.count(ctx)
-	if err != nil {
-		return nil, false, s.cfg.Errorf("queue %q: %w", s.meta.QueueName, err)
-	}
-	return []scalers.Sample{{MetricName: s.metricName, Value: float64(n)}}, n > s.meta.ActivationQueueLength, nil
-}
-
-func (s *Scaler) count(ctx context.Context) (int64, error) {
+// count reads the message count.
+func (s *Scaler) count(ctx context.Context) (float64, error) {
 	if s.meta.QueueLengthStrategy == "visibleonly" {
 		peeked, err := s.client.PeekMessages(ctx, &azqueue.PeekMessagesOptions{NumberOfMessages: to(int32(maxPeek))})
 		if err != nil {
 			return 0, fmt.Errorf("peeking messages: %w", azure.Describe(err))
 		}
 		if len(peeked.Messages) < maxPeek {
-			return int64(len(peeked.Messages)), nil
+			return float64(len(peeked.Messages)), nil
 		}
 	}
 	props, err := s.client.GetProperties(ctx, nil)
@@ -115,10 +97,7 @@ func (s *Scaler) count(ctx context.Context) (int64, error) {
 	if props.ApproximateMessagesCount == nil {
 		return 0, errors.New("the service returned no approximate message count")
 	}
-	return *props.ApproximateMessagesCount, nil
+	return float64(*props.ApproximateMessagesCount), nil
 }
 
 func to[T any](v T) *T { return &v }
-
-// Close releases the shared transport.
-func (s *Scaler) Close(context.Context) error { return s.release() }

@@ -142,7 +142,7 @@ func TestSampleAgainstAzurite(t *testing.T) {
 	}
 	for _, st := range steps {
 		enqueue(st.add)
-		v, active := scalertest.Sample(t, s, s.metricName)
+		v, active := scalertest.Sample(t, s, s.MetricName)
 		if v != st.want || active != st.wantActive {
 			t.Fatalf("%s: Sample = (%v, %v), want (%v, %v)", st.name, v, active, st.want, st.wantActive)
 		}
@@ -170,24 +170,9 @@ func TestSampleErrors(t *testing.T) {
 	t.Parallel()
 	srv := azurite.Start(t, "queue")
 	_, name := newQueue(t, srv, 1)
-	wrongKey := "V3JvbmdLZXlXcm9uZ0tleVdyb25nS2V5V3JvbmdLZXk="
-	down := azurite.Server{Endpoint: "http://127.0.0.1:1/" + azurite.Account, Service: "queue"}
-	tests := []struct {
-		name    string
-		queue   string
-		conn    string
-		wantErr string
-	}{
-		{name: "wrong account key", queue: name, conn: srv.ConnectionString(wrongKey), wantErr: "403"},
-		{name: "queue does not exist", queue: "absent-queue", conn: srv.ConnectionString(azurite.Key), wantErr: "QueueNotFound"},
-		{name: "server down", queue: name, conn: down.ConnectionString(azurite.Key), wantErr: "connect"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			scalertest.SampleFails(t, New, scalertest.Config(TriggerType, "orders", map[string]string{"queueName": tc.queue}, map[string]string{"connection": tc.conn}), tc.wantErr, wrongKey, azurite.Key)
-		})
-	}
+	azurite.SampleErrors(t, srv, New, name, "absent-queue", "QueueNotFound", func(queue, conn string) *scalers.TriggerConfig {
+		return scalertest.Config(TriggerType, "orders", map[string]string{"queueName": queue}, map[string]string{"connection": conn})
+	})
 }
 
 func TestRegistered(t *testing.T) {

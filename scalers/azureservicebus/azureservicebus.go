@@ -22,11 +22,12 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus/admin"
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
 
 	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/azure"
+	"github.com/tidalscale/tidal/scalers/onemetric"
 )
 
 // TriggerType is the trigger type this package registers.
@@ -116,14 +117,10 @@ func (m *Metadata) pick(active, deadLetter int32) int64 {
 
 // Scaler reads the active-message count of one entity, or of every entity its pattern matches.
 type Scaler struct {
-	cfg        *scalers.TriggerConfig
-	meta       Metadata
-	metricName string
-	client     *admin.Client
-	release    func() error
+	onemetric.Base
+	meta   Metadata
+	client *admin.Client
 }
-
-var _ scalers.Scaler = (*Scaler)(nil)
 
 // Register adds the azure-servicebus scaler to r.
 func Register(r *scalers.Registry) {
@@ -131,55 +128,40 @@ func Register(r *scalers.Registry) {
 	r.Describe(Metadata{}, TriggerType)
 }
 
-// New parses the trigger and builds the administration client; nothing is sent until Sample.
+// New parses the trigger and builds the administration client; nothing is sent until Sample. The one External
+// metric targets messageCount; the trigger is active when the count exceeds activationMessageCount.
 func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
 	var meta Metadata
 	if err := scalers.Parse(cfg, &meta); err != nil {
 		return nil, err
 	}
-	hc, release, err := azure.HTTPClient(cfg.Shared, TriggerType)
-	if err != nil {
-		return nil, cfg.Errorf("%w", err)
-	}
-	opts := &admin.ClientOptions{ClientOptions: azure.ClientOptions(hc)}
-	var client *admin.Client
-	if meta.Connection != "" {
-		client, err = admin.NewClientFromConnectionString(meta.Connection, opts)
+	s := &Scaler{meta: meta}
+	release, err := azure.Connect(cfg, TriggerType, func(o policy.ClientOptions) (err error) {
+		opts := &admin.ClientOptions{ClientOptions: o}
+		if meta.Connection != "" {
+			if s.client, err = admin.NewClientFromConnectionString(meta.Connection, opts); err != nil {
+				// The SDK's parse error may quote the connection string: keep it out.
+				return errors.New("connection: not a valid Service Bus connection string")
+			}
+			return nil
+		}
+		cred, err := azure.WorkloadIdentity(cfg.PodIdentity, o)
 		if err != nil {
-			// The SDK's parse error may quote the connection string: keep it out.
-			err = errors.New("connection: not a valid Service Bus connection string")
+			return fmt.Errorf("namespace: %w", err)
 		}
-	} else {
-		cred, cerr := azure.WorkloadIdentity(cfg.PodIdentity, opts.ClientOptions)
-		if cerr != nil {
-			err = fmt.Errorf("namespace: %w", cerr)
-		} else {
-			client, err = admin.NewClient(meta.fqdn, cred, opts)
-		}
-	}
+		s.client, err = admin.NewClient(meta.fqdn, cred, opts)
+		return err
+	})
 	if err != nil {
-		_ = release()
-		return nil, cfg.Errorf("%w", err)
+		return nil, err
 	}
 	name := meta.QueueName
 	if meta.TopicName != "" {
 		name = meta.TopicName + "-" + meta.SubscriptionName
 	}
-	return &Scaler{cfg: cfg, meta: meta, metricName: cfg.MetricName(TriggerType, name), client: client, release: release}, nil
-}
-
-// MetricSpecs returns one External metric with messageCount as its target.
-func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
-	return []autoscalingv2.MetricSpec{scalers.ExternalMetric(s.cfg, s.metricName, float64(s.meta.MessageCount))}
-}
-
-// Sample reads the count messageCountType names (active messages by default); the trigger is active when it exceeds activationMessageCount.
-func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
-	n, err := s.count(ctx)
-	if err != nil {
-		return nil, false, s.cfg.Errorf("%s: %w", s.entity(), err)
-	}
-	return []scalers.Sample{{MetricName: s.metricName, Value: float64(n)}}, n > s.meta.ActivationMessageCount, nil
+	s.Base = onemetric.New(cfg, cfg.MetricName(TriggerType, name), float64(meta.MessageCount), float64(meta.ActivationMessageCount), s.count)
+	s.Source, s.Release = s.entity(), release
+	return s, nil
 }
 
 func (s *Scaler) entity() string {
@@ -189,7 +171,8 @@ func (s *Scaler) entity() string {
 	return fmt.Sprintf("queue %q", s.meta.QueueName)
 }
 
-func (s *Scaler) count(ctx context.Context) (int64, error) {
+// count reads the count messageCountType names (active messages by default).
+func (s *Scaler) count(ctx context.Context) (float64, error) {
 	if s.meta.pattern != nil {
 		counts, err := s.matching(ctx)
 		if err != nil {
@@ -198,7 +181,7 @@ func (s *Scaler) count(ctx context.Context) (int64, error) {
 		if len(counts) == 0 {
 			return 0, errors.New("no entity matches the pattern")
 		}
-		return combine(s.meta.Operation, counts), nil
+		return float64(combine(s.meta.Operation, counts)), nil
 	}
 	if s.meta.TopicName != "" {
 		p, err := s.client.GetSubscriptionRuntimeProperties(ctx, s.meta.TopicName, s.meta.SubscriptionName, nil)
@@ -208,7 +191,7 @@ func (s *Scaler) count(ctx context.Context) (int64, error) {
 		if p == nil {
 			return 0, errors.New("the subscription does not exist")
 		}
-		return s.meta.pick(p.ActiveMessageCount, p.DeadLetterMessageCount), nil
+		return float64(s.meta.pick(p.ActiveMessageCount, p.DeadLetterMessageCount)), nil
 	}
 	p, err := s.client.GetQueueRuntimeProperties(ctx, s.meta.QueueName, nil)
 	if err != nil {
@@ -217,7 +200,7 @@ func (s *Scaler) count(ctx context.Context) (int64, error) {
 	if p == nil {
 		return 0, errors.New("the queue does not exist")
 	}
-	return s.meta.pick(p.ActiveMessageCount, p.DeadLetterMessageCount), nil
+	return float64(s.meta.pick(p.ActiveMessageCount, p.DeadLetterMessageCount)), nil
 }
 
 // matching lists the runtime properties of every queue (or subscription of the topic) and returns the counts
@@ -272,6 +255,3 @@ func combine(op string, counts []int64) int64 {
 	}
 	return sum
 }
-
-// Close releases the shared transport.
-func (s *Scaler) Close(context.Context) error { return s.release() }

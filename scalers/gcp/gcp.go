@@ -1,6 +1,7 @@
 // Package gcp holds what the Google Cloud triggers share: KEDA's credential parameters and the client option
-// built from them. The gcp-pubsub and gcp-stackdriver scalers embed Credentials, pass their trigger config
-// through ParseConfig before parsing, and call Load from their Validate.
+// built from them. The gcp-pubsub and gcp-stackdriver scalers embed Credentials, parse with ParseMetadata (which
+// passes their trigger config through ParseConfig), call Load from their Validate and read Cloud Monitoring
+// through a Monitor.
 //
 // Credentials (KEDA names):
 //
@@ -56,6 +57,24 @@ func ParseConfig(cfg *scalers.TriggerConfig) *scalers.TriggerConfig {
 	c := *cfg
 	c.Metadata = md
 	return &c
+}
+
+// gcpCredentials lets ParseMetadata reach the Credentials a trigger's metadata struct embeds.
+func (c *Credentials) gcpCredentials() *Credentials { return c }
+
+// ParseMetadata parses and validates a GCP trigger's metadata (M embeds Credentials) without connecting: it
+// refuses a Utilization metricType (every GCP trigger's metric is an External value), sets Identity from the
+// trigger's podIdentity and parses cfg through ParseConfig.
+func ParseMetadata[M any](cfg *scalers.TriggerConfig) (M, error) {
+	var m M
+	if err := cfg.RefuseUtilization(); err != nil {
+		return m, err
+	}
+	if c, ok := any(&m).(interface{ gcpCredentials() *Credentials }); ok {
+		c.gcpCredentials().Identity = cfg.PodIdentity
+	}
+	err := scalers.Parse(ParseConfig(cfg), &m)
+	return m, err
 }
 
 // Load reads the key JSON (from the file when the trigger named one) and its type and project, never echoing its

@@ -31,17 +31,14 @@ import (
 	"time"
 	"unicode"
 
-	monitoring "cloud.google.com/go/monitoring/apiv3/v2"
 	"cloud.google.com/go/monitoring/apiv3/v2/monitoringpb"
 	"google.golang.org/api/iterator"
 	"google.golang.org/api/option"
 	"google.golang.org/protobuf/types/known/timestamppb"
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
-
-	"go.uber.org/zap"
 
 	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/gcp"
+	"github.com/tidalscale/tidal/scalers/onemetric"
 )
 
 // Type is the trigger type served by this package.
@@ -149,30 +146,21 @@ func pascalToSnake(s string) (string, bool) {
 	return b.String(), true
 }
 
-// ParseMetadata parses and validates a gcp-pubsub trigger's metadata without connecting.
+// ParseMetadata parses and validates a gcp-pubsub trigger's metadata without connecting. KEDA's
+// credentialsFromEnv names a variable holding the JSON; credentialsFromEnvFile one holding a path.
 func ParseMetadata(cfg *scalers.TriggerConfig) (Metadata, error) {
-	var m Metadata
-	if err := cfg.RefuseUtilization(); err != nil {
-		return m, err
-	}
-	m.Identity = cfg.PodIdentity
-	// KEDA's credentialsFromEnv names a variable holding the JSON; credentialsFromEnvFile one holding a path.
-	err := scalers.Parse(gcp.ParseConfig(cfg), &m)
-	return m, err
+	return gcp.ParseMetadata[Metadata](cfg)
 }
 
 // Scaler is a gcp-pubsub trigger.
 type Scaler struct {
-	cfg        *scalers.TriggerConfig
-	meta       Metadata
-	metricName string
-	client     *monitoring.MetricClient
-	filter     string
-	now        func() time.Time
-	log        *zap.Logger
+	gcp.Monitor
+	meta   Metadata
+	filter string
 }
 
-// New builds a gcp-pubsub trigger with a Cloud Monitoring client. The connection opens lazily.
+// New builds a gcp-pubsub trigger with a Cloud Monitoring client: one External metric, s<index>-gcp-ps-<name>,
+// targeting value and active above activationValue. The connection opens lazily.
 func New(ctx context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
 	return newScaler(ctx, cfg, time.Now)
 }
@@ -183,38 +171,19 @@ func newScaler(ctx context.Context, cfg *scalers.TriggerConfig, now func() time.
 	if err != nil {
 		return nil, err
 	}
-	s := &Scaler{
-		cfg:        cfg,
-		meta:       meta,
-		metricName: cfg.MetricName("gcp-ps", meta.resourceID),
-		filter: fmt.Sprintf(`metric.type = %q AND resource.labels.%s_id = %q`,
-			meta.metricType, meta.resourceType, meta.resourceID),
-		now: now,
-		log: cfg.Logger.With(zap.String("trigger", cfg.ID())),
+	s := &Scaler{meta: meta, filter: fmt.Sprintf(`metric.type = %q AND resource.labels.%s_id = %q`,
+		meta.metricType, meta.resourceType, meta.resourceID)}
+	base := onemetric.New(cfg, cfg.MetricName("gcp-ps", meta.resourceID), meta.Value, meta.ActivationValue, s.read)
+	if s.Monitor, err = meta.NewMonitor(ctx, base, now, opts...); err != nil {
+		return nil, err
 	}
-	c, err := meta.NewMetricClient(ctx, opts...)
-	if err != nil {
-		return nil, cfg.Errorf("GoogleApplicationCredentials: cannot build the Monitoring client: %s", s.redact(err.Error()))
-	}
-	s.client = c
 	return s, nil
 }
 
-func (s *Scaler) redact(msg string) string { return s.cfg.Redact(s.meta.Redact(msg)) }
-
-// MetricSpecs returns one External metric, s<index>-gcp-ps-<name>, targeting value.
-func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
-	return []autoscalingv2.MetricSpec{scalers.ExternalMetric(s.cfg, s.metricName, s.meta.Value)}
-}
-
-// Sample reads the newest point of the metric within timeHorizon; active above activationValue.
-func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
-	return scalers.SampleOne(ctx, s.log, "gcp-pubsub sample failed", s.metricName, s.meta.ActivationValue, s.read)
-}
-
+// read returns the newest point of the metric within timeHorizon.
 func (s *Scaler) read(ctx context.Context) (float64, error) {
-	now := s.now()
-	it := s.client.ListTimeSeries(ctx, &monitoringpb.ListTimeSeriesRequest{
+	now := s.Now()
+	it := s.Client.ListTimeSeries(ctx, &monitoringpb.ListTimeSeriesRequest{
 		Name:   "projects/" + s.meta.project,
 		Filter: s.filter,
 		Interval: &monitoringpb.TimeInterval{
@@ -223,40 +192,25 @@ func (s *Scaler) read(ctx context.Context) (float64, error) {
 		},
 		View: monitoringpb.ListTimeSeriesRequest_FULL,
 	})
-	var (
-		newest time.Time
-		value  float64
-		found  bool
-	)
+	var newest gcp.Newest
 	for {
 		ts, err := it.Next()
 		if errors.Is(err, iterator.Done) {
 			break
 		}
 		if err != nil {
-			return 0, s.cfg.Errorf("%sName %s: Monitoring ListTimeSeries %s: %s", s.meta.resourceType, s.meta.resourceID, s.meta.metricType, s.redact(err.Error()))
+			return 0, s.Cfg.Errorf("%sName %s: Monitoring ListTimeSeries %s: %s", s.meta.resourceType, s.meta.resourceID, s.meta.metricType, s.Redact(err.Error()))
 		}
-		for _, p := range ts.GetPoints() {
-			end := p.GetInterval().GetEndTime().AsTime()
-			if found && !end.After(newest) {
-				continue
-			}
-			v, ok := gcp.Number(p.GetValue())
-			if !ok {
-				return 0, s.cfg.Errorf("mode: metric %s is not a number (%T); it needs an aggregation, which is not supported yet", s.meta.metricType, p.GetValue().GetValue())
-			}
-			newest, value, found = end, v, true
+		if bad := newest.Add(ts.GetPoints()); bad != nil {
+			return 0, s.Cfg.Errorf("mode: metric %s is not a number (%T); it needs an aggregation, which is not supported yet", s.meta.metricType, bad.GetValue())
 		}
 	}
-	if !found {
+	if !newest.Found {
 		if s.meta.ValueIfNull != nil {
 			return *s.meta.ValueIfNull, nil
 		}
-		return 0, s.cfg.Errorf("%sName %s: Monitoring has no %s point in the last %v (set valueIfNull to use a default)",
+		return 0, s.Cfg.Errorf("%sName %s: Monitoring has no %s point in the last %v (set valueIfNull to use a default)",
 			s.meta.resourceType, s.meta.resourceID, s.meta.metricType, s.meta.TimeHorizon)
 	}
-	return value, nil
+	return newest.Value, nil
 }
-
-// Close closes the Monitoring client.
-func (s *Scaler) Close(context.Context) error { return s.client.Close() }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -200,24 +198,16 @@ func (e *env) trigger(md map[string]string) *scalers.TriggerConfig {
 
 func (e *env) scaler(t testing.TB, cfg *scalers.TriggerConfig) *Scaler {
 	t.Helper()
-	s, err := newScaler(context.Background(), cfg, e.clock, e.mon.ClientOptions()...)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	t.Cleanup(func() { _ = s.Close(context.Background()) })
-	return s
+	return scalertest.New[*Scaler](t, func(ctx context.Context, cfg *scalers.TriggerConfig) (*Scaler, error) {
+		return newScaler(ctx, cfg, e.clock, e.mon.ClientOptions()...)
+	}, cfg)
 }
 
 func TestMetadata(t *testing.T) {
 	t.Parallel()
-	creds, _ := monitoringfake.ServiceAccount(t, project, "http://127.0.0.1:1/token")
-	auth := map[string]string{"GoogleApplicationCredentials": creds}
-	file := filepath.Join(t.TempDir(), "key.json")
-	if err := os.WriteFile(file, []byte(creds), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	defaults := map[string]string{"subscriptionName": "orders"}
-	scalertest.ParseTableFunc(t, Type, ParseMetadata, []scalertest.ParseCase[Metadata]{
+	auth, credCases := monitoringfake.CredentialCases[Metadata](t, project, defaults)
+	scalertest.ParseTableFunc(t, Type, ParseMetadata, append(credCases, []scalertest.ParseCase[Metadata]{
 		{Name: "defaults", MD: defaults, Auth: auth, Check: func(t *testing.T, m Metadata) {
 			if m.Value != 10 || m.ActivationValue != 0 || m.TimeHorizon != 2*time.Minute || m.ValueIfNull != nil || m.project != project ||
 				m.resourceID != "orders" || m.metricType != "pubsub.googleapis.com/subscription/num_undelivered_messages" {
@@ -237,8 +227,6 @@ func TestMetadata(t *testing.T) {
 				t.Errorf("topic: %+v", m)
 			}
 		}},
-		{Name: "credentialsFromEnv", MD: scalertest.WithPairs(defaults, "credentialsFromEnv", "GCP_JSON"), Env: map[string]string{"GCP_JSON": creds}},
-		{Name: "credentialsFromEnvFile", MD: scalertest.WithPairs(defaults, "credentialsFromEnvFile", "GCP_FILE"), Env: map[string]string{"GCP_FILE": file}},
 		{Name: "subscriptionNameFromEnv", MD: map[string]string{"subscriptionNameFromEnv": "SUB"}, Env: map[string]string{"SUB": "s1"}, Auth: auth},
 		{Name: "no name", MD: map[string]string{}, Auth: auth, WantErr: "subscriptionName: required"},
 		{Name: "both names", MD: scalertest.WithPairs(defaults, "topicName", "t"), Auth: auth, WantErr: "give exactly one"},
@@ -252,13 +240,8 @@ func TestMetadata(t *testing.T) {
 		{Name: "timeHorizon too short", MD: scalertest.WithPairs(defaults, "timeHorizon", "10s"), Auth: auth, WantErr: "timeHorizon"},
 		{Name: "valueIfNull text", MD: scalertest.WithPairs(defaults, "valueIfNull", "none"), Auth: auth, WantErr: "valueIfNull"},
 		{Name: "aggregation refused", MD: scalertest.WithPairs(defaults, "aggregation", "sum"), Auth: auth, WantErr: "aggregation"},
-		{Name: "no credentials", MD: defaults, WantErr: "GoogleApplicationCredentials: required"},
-		{Name: "credentials not JSON", MD: defaults, Auth: map[string]string{"GoogleApplicationCredentials": "not-json-secret"}, WantErr: "not a Google credentials"},
-		{Name: "credentials wrong type", MD: defaults, Auth: map[string]string{"GoogleApplicationCredentials": `{"type":"api_key"}`}, WantErr: "unsupported credentials type"},
 		{Name: "credentials without project", MD: defaults, Auth: map[string]string{"GoogleApplicationCredentials": `{"type":"service_account"}`}, WantErr: "project_id"},
-		{Name: "credentialsFromEnv unset", MD: scalertest.WithPairs(defaults, "credentialsFromEnv", "NOPE"), WantErr: "credentialsFromEnv"},
-		{Name: "credentialsFromEnvFile missing file", MD: scalertest.WithPairs(defaults, "credentialsFromEnvFile", "F"), Env: map[string]string{"F": "/nonexistent/key.json"}, WantErr: "credentialsFromEnvFile"},
-	}, "PRIVATE KEY", "not-json-secret")
+	}...), "PRIVATE KEY", "not-json-secret")
 }
 
 func TestSubscriptionSize(t *testing.T) {
@@ -337,14 +320,7 @@ func TestAuthFailure(t *testing.T) {
 func TestServerDown(t *testing.T) {
 	e := newEnv(t)
 	sub, _ := e.subscription(t)
-	s := e.scaler(t, e.trigger(map[string]string{"subscriptionName": sub}))
-	scalertest.Sample(t, s, "")
-	e.mon.Stop()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if _, _, err := s.Sample(ctx); err == nil || !strings.Contains(err.Error(), "ListTimeSeries") {
-		t.Fatalf("server down: %v", err)
-	}
+	scalertest.SourceDown(t, e.scaler(t, e.trigger(map[string]string{"subscriptionName": sub})), e.mon.Stop, "ListTimeSeries")
 }
 
 // BenchmarkSample measures one ListTimeSeries over TLS gRPC with a self-signed JWT against the fake Monitoring

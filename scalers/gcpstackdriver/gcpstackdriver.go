@@ -30,18 +30,15 @@ import (
 	"strings"
 	"time"
 
-	monitoring "cloud.google.com/go/monitoring/apiv3/v2"
 	"cloud.google.com/go/monitoring/apiv3/v2/monitoringpb"
 	"google.golang.org/api/iterator"
 	"google.golang.org/api/option"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
-
-	"go.uber.org/zap"
 
 	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/gcp"
+	"github.com/tidalscale/tidal/scalers/onemetric"
 )
 
 // Type is the trigger type served by this package.
@@ -102,27 +99,19 @@ func (m *Metadata) Validate() error {
 
 // ParseMetadata parses and validates a gcp-stackdriver trigger's metadata without connecting.
 func ParseMetadata(cfg *scalers.TriggerConfig) (Metadata, error) {
-	var m Metadata
-	if err := cfg.RefuseUtilization(); err != nil {
-		return m, err
-	}
-	m.Identity = cfg.PodIdentity
-	err := scalers.Parse(gcp.ParseConfig(cfg), &m)
-	return m, err
+	return gcp.ParseMetadata[Metadata](cfg)
 }
 
 // Scaler is a gcp-stackdriver trigger.
 type Scaler struct {
-	cfg        *scalers.TriggerConfig
-	meta       Metadata
-	metricName string
-	filter     string
-	client     *monitoring.MetricClient
-	now        func() time.Time
-	log        *zap.Logger
+	gcp.Monitor
+	meta   Metadata
+	filter string
 }
 
-// New builds a gcp-stackdriver trigger with a Cloud Monitoring client. The connection opens lazily.
+// New builds a gcp-stackdriver trigger with a Cloud Monitoring client: one External metric,
+// s<index>-gcp-stackdriver-<projectId>, targeting targetValue and active above activationTargetValue. The
+// connection opens lazily.
 func New(ctx context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
 	return newScaler(ctx, cfg, time.Now)
 }
@@ -133,33 +122,13 @@ func newScaler(ctx context.Context, cfg *scalers.TriggerConfig, now func() time.
 	if err != nil {
 		return nil, err
 	}
-	s := &Scaler{
-		cfg:        cfg,
-		meta:       meta,
-		metricName: cfg.MetricName("gcp-stackdriver", meta.ProjectID),
-		// As KEDA does: only the project's own resources.
-		filter: fmt.Sprintf(`%s AND resource.labels.project_id=%q`, meta.Filter, meta.ProjectID),
-		now:    now,
-		log:    cfg.Logger.With(zap.String("trigger", cfg.ID())),
+	// As KEDA does: only the project's own resources.
+	s := &Scaler{meta: meta, filter: fmt.Sprintf(`%s AND resource.labels.project_id=%q`, meta.Filter, meta.ProjectID)}
+	base := onemetric.New(cfg, cfg.MetricName("gcp-stackdriver", meta.ProjectID), meta.TargetValue, meta.ActivationTargetValue, s.read)
+	if s.Monitor, err = meta.NewMonitor(ctx, base, now, opts...); err != nil {
+		return nil, err
 	}
-	c, err := meta.NewMetricClient(ctx, opts...)
-	if err != nil {
-		return nil, cfg.Errorf("%s: cannot build the Monitoring client: %s", meta.Field(), s.redact(err.Error()))
-	}
-	s.client = c
 	return s, nil
-}
-
-func (s *Scaler) redact(msg string) string { return s.cfg.Redact(s.meta.Redact(msg)) }
-
-// MetricSpecs returns one External metric, s<index>-gcp-stackdriver-<projectId>, targeting targetValue.
-func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
-	return []autoscalingv2.MetricSpec{scalers.ExternalMetric(s.cfg, s.metricName, s.meta.TargetValue)}
-}
-
-// Sample reads the newest point of the first series; active above activationTargetValue.
-func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
-	return scalers.SampleOne(ctx, s.log, "gcp-stackdriver sample failed", s.metricName, s.meta.ActivationTargetValue, s.read)
 }
 
 // request builds the ListTimeSeries request for the window ending at now.
@@ -174,39 +143,25 @@ func (s *Scaler) request(now time.Time) *monitoringpb.ListTimeSeriesRequest {
 	}
 }
 
+// read returns the newest point of the first series in the window.
 func (s *Scaler) read(ctx context.Context) (float64, error) {
-	ts, err := s.client.ListTimeSeries(ctx, s.request(s.now())).Next()
+	ts, err := s.Client.ListTimeSeries(ctx, s.request(s.Now())).Next()
 	if errors.Is(err, iterator.Done) || (err == nil && len(ts.GetPoints()) == 0) {
 		if s.meta.ValueIfNull != nil {
 			return *s.meta.ValueIfNull, nil
 		}
-		return 0, s.cfg.Errorf("filter %s: Monitoring has no point in the last %v (set valueIfNull to use a default)",
+		return 0, s.Cfg.Errorf("filter %s: Monitoring has no point in the last %v (set valueIfNull to use a default)",
 			s.meta.Filter, max(window, time.Duration(s.meta.AlignmentPeriodSeconds)*time.Second))
 	}
 	if err != nil {
-		if msg := s.redact(err.Error()); msg != err.Error() {
-			return 0, s.cfg.Errorf("projectId %s: Monitoring ListTimeSeries: %s", s.meta.ProjectID, msg)
+		if msg := s.Redact(err.Error()); msg != err.Error() {
+			return 0, s.Cfg.Errorf("projectId %s: Monitoring ListTimeSeries: %s", s.meta.ProjectID, msg)
 		}
-		return 0, s.cfg.Errorf("projectId %s: Monitoring ListTimeSeries: %w", s.meta.ProjectID, err)
+		return 0, s.Cfg.Errorf("projectId %s: Monitoring ListTimeSeries: %w", s.meta.ProjectID, err)
 	}
-	var (
-		newest time.Time
-		value  float64
-	)
-	for i, p := range ts.GetPoints() {
-		end := p.GetInterval().GetEndTime().AsTime()
-		if i > 0 && !end.After(newest) {
-			continue
-		}
-		v, ok := gcp.Number(p.GetValue())
-		if !ok {
-			return 0, s.cfg.Errorf("filter %s: the metric is not a number (%T); align it (alignmentPeriodSeconds, alignmentAligner) to read one", s.meta.Filter, p.GetValue().GetValue())
-		}
-		value = v
-		newest = end
+	var newest gcp.Newest
+	if bad := newest.Add(ts.GetPoints()); bad != nil {
+		return 0, s.Cfg.Errorf("filter %s: the metric is not a number (%T); align it (alignmentPeriodSeconds, alignmentAligner) to read one", s.meta.Filter, bad.GetValue())
 	}
-	return value, nil
+	return newest.Value, nil
 }
-
-// Close closes the Monitoring client.
-func (s *Scaler) Close(context.Context) error { return s.client.Close() }

@@ -2,8 +2,6 @@ package gcpstackdriver
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -193,24 +191,16 @@ func (e *env) trigger(md map[string]string) *scalers.TriggerConfig {
 
 func (e *env) scaler(t testing.TB, cfg *scalers.TriggerConfig) *Scaler {
 	t.Helper()
-	s, err := newScaler(context.Background(), cfg, func() time.Time { return now }, e.mon.ClientOptions()...)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	t.Cleanup(func() { _ = s.Close(context.Background()) })
-	return s
+	return scalertest.New[*Scaler](t, func(ctx context.Context, cfg *scalers.TriggerConfig) (*Scaler, error) {
+		return newScaler(ctx, cfg, func() time.Time { return now }, e.mon.ClientOptions()...)
+	}, cfg)
 }
 
 func TestMetadata(t *testing.T) {
 	t.Parallel()
-	creds, _ := monitoringfake.ServiceAccount(t, project, "http://127.0.0.1:1/token")
-	auth := map[string]string{"GoogleApplicationCredentials": creds}
-	file := filepath.Join(t.TempDir(), "key.json")
-	if err := os.WriteFile(file, []byte(creds), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	defaults := map[string]string{"projectId": "p1", "filter": `metric.type = "x"`}
-	scalertest.ParseTableFunc(t, Type, ParseMetadata, []scalertest.ParseCase[Metadata]{
+	auth, credCases := monitoringfake.CredentialCases[Metadata](t, project, defaults)
+	scalertest.ParseTableFunc(t, Type, ParseMetadata, append(credCases, []scalertest.ParseCase[Metadata]{
 		{Name: "defaults", MD: defaults, Auth: auth, Check: func(t *testing.T, m Metadata) {
 			if m.TargetValue != 5 || m.ActivationTargetValue != 0 || m.ValueIfNull != nil || m.aggregation != nil ||
 				m.AlignmentAligner != "none" || m.AlignmentReducer != "none" || m.ProjectID != "p1" {
@@ -248,8 +238,6 @@ func TestMetadata(t *testing.T) {
 				}
 			}
 		}},
-		{Name: "credentialsFromEnv", MD: scalertest.WithPairs(defaults, "credentialsFromEnv", "GCP_JSON"), Env: map[string]string{"GCP_JSON": creds}},
-		{Name: "credentialsFromEnvFile", MD: scalertest.WithPairs(defaults, "credentialsFromEnvFile", "GCP_FILE"), Env: map[string]string{"GCP_FILE": file}},
 		{Name: "projectIdFromEnv", MD: map[string]string{"projectIdFromEnv": "PROJ", "filter": "f"}, Env: map[string]string{"PROJ": "p2"}, Auth: auth},
 		{Name: "missing projectId", MD: scalertest.WithPairs(defaults, "projectId", scalertest.Delete), Auth: auth, WantErr: `"projectId"`},
 		{Name: "bad projectId", MD: scalertest.WithPairs(defaults, "projectId", "projects/p1"), Auth: auth, WantErr: "projectId: want a project ID"},
@@ -265,12 +253,7 @@ func TestMetadata(t *testing.T) {
 		{Name: "alignmentReducer unknown", MD: scalertest.WithPairs(defaults, "alignmentPeriodSeconds", "60", "alignmentReducer", "REDUCE_SUM"), Auth: auth, WantErr: "alignmentReducer"},
 		{Name: "aligner without period", MD: scalertest.WithPairs(defaults, "alignmentAligner", "mean"), Auth: auth, WantErr: "alignmentAligner: needs alignmentPeriodSeconds"},
 		{Name: "reducer without period", MD: scalertest.WithPairs(defaults, "alignmentReducer", "sum"), Auth: auth, WantErr: "alignmentReducer: needs alignmentPeriodSeconds"},
-		{Name: "no credentials", MD: defaults, WantErr: "GoogleApplicationCredentials: required"},
-		{Name: "credentials not JSON", MD: defaults, Auth: map[string]string{"GoogleApplicationCredentials": "not-json-secret"}, WantErr: "not a Google credentials"},
-		{Name: "credentials wrong type", MD: defaults, Auth: map[string]string{"GoogleApplicationCredentials": `{"type":"api_key"}`}, WantErr: "unsupported credentials type"},
-		{Name: "credentialsFromEnv unset", MD: scalertest.WithPairs(defaults, "credentialsFromEnv", "NOPE"), WantErr: "credentialsFromEnv"},
-		{Name: "credentialsFromEnvFile missing file", MD: scalertest.WithPairs(defaults, "credentialsFromEnvFile", "F"), Env: map[string]string{"F": "/nonexistent/key.json"}, WantErr: "credentialsFromEnvFile"},
-	}, "PRIVATE KEY", "not-json-secret")
+	}...), "PRIVATE KEY", "not-json-secret")
 }
 
 func TestSample(t *testing.T) {
@@ -363,14 +346,7 @@ func TestAuthFailure(t *testing.T) {
 func TestServerDown(t *testing.T) {
 	e := newEnv(t)
 	e.put(cpu, map[string]string{"instance_id": "1"}, point{now.Add(-time.Minute), 1})
-	s := e.scaler(t, e.trigger(nil))
-	scalertest.Sample(t, s, "")
-	e.mon.Stop()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if _, _, err := s.Sample(ctx); err == nil || !strings.Contains(err.Error(), "ListTimeSeries") {
-		t.Fatalf("server down: %v", err)
-	}
+	scalertest.SourceDown(t, e.scaler(t, e.trigger(nil)), e.mon.Stop, "ListTimeSeries")
 }
 
 // BenchmarkSample measures one ListTimeSeries over TLS gRPC with a self-signed JWT against the fake Monitoring

@@ -113,12 +113,7 @@ func triggerConfig(addr string, md map[string]string) *scalers.TriggerConfig {
 func newScaler(t testing.TB, cfg *scalers.TriggerConfig) *Scaler {
 	t.Helper()
 	cfg.Normalize()
-	s, err := New(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	t.Cleanup(func() { _ = s.Close(context.Background()) })
-	return s.(*Scaler)
+	return scalertest.New[*Scaler](t, New, cfg)
 }
 
 // sample returns the single metric value and activity, failing the test on error.

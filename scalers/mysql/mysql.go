@@ -23,27 +23,24 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strings"
 	"time"
 
 	drv "github.com/go-sql-driver/mysql"
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
-
-	"go.uber.org/zap"
 
 	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/onemetric"
+	"github.com/tidalscale/tidal/scalers/sqlscaler"
 )
 
 // Type is the trigger type served by this package.
 const Type = "mysql"
 
 const (
-	queryTimeout   = scalers.CallTimeout
-	dialTimeout    = 10 * time.Second
-	maxOpenConns   = 4
-	maxIdleConns   = 2
-	connMaxIdle    = 5 * time.Minute
-	minSecretChars = 3
+	queryTimeout = scalers.CallTimeout
+	dialTimeout  = 10 * time.Second
+	maxOpenConns = 4
+	maxIdleConns = 2
+	connMaxIdle  = 5 * time.Minute
 )
 
 // Register adds the mysql trigger to r.
@@ -52,10 +49,7 @@ func Register(r *scalers.Registry) {
 	r.Describe(Metadata{}, Type)
 }
 
-// Metadata is the mysql trigger's metadata.
-//
-// The secret fields list triggerMetadata only so that their "<name>FromEnv" form resolves; a plain value in
-// metadata is rejected by ParseMetadata.
+// Metadata is the mysql trigger's metadata. Its secret fields list triggerMetadata as sqlscaler.ParseMetadata says.
 type Metadata struct {
 	ConnectionString string `tidal:"name=connectionString,order=authParams;triggerMetadata,optional"`
 	Username         string `tidal:"name=username,order=triggerMetadata;authParams,optional"`
@@ -72,75 +66,44 @@ type Metadata struct {
 
 // Validate checks the cross-field rules: a connectionString, or all of host, port, username and dbName.
 func (m *Metadata) Validate() error {
-	var errs []error
-	if strings.TrimSpace(m.Query) == "" {
-		errs = append(errs, errors.New("query: must not be empty"))
-	}
-	if m.ConnectionString == "" {
-		for _, f := range []struct{ name, val string }{
-			{"host", m.Host}, {"port", m.Port}, {"username", m.Username}, {"dbName", m.DBName},
-		} {
-			if f.val == "" {
-				errs = append(errs, fmt.Errorf("%s: required when connectionString is not given", f.name))
-			}
-		}
-	}
-	return errors.Join(errs...)
+	return sqlscaler.Validate(m.Query, "connectionString", m.ConnectionString,
+		sqlscaler.Field{Name: "host", Value: m.Host}, sqlscaler.Field{Name: "port", Value: m.Port},
+		sqlscaler.Field{Name: "username", Value: m.Username}, sqlscaler.Field{Name: "dbName", Value: m.DBName})
 }
 
 // ParseMetadata parses and validates a mysql trigger's metadata without connecting.
 func ParseMetadata(cfg *scalers.TriggerConfig) (Metadata, error) {
-	var m Metadata
-	if err := cfg.RefuseUtilization(); err != nil {
-		return m, err
-	}
-	// Secrets belong in a TriggerAuthentication or a *FromEnv variable, never in plain metadata.
-	for _, k := range []string{"connectionString", "password"} {
-		if _, plain := cfg.Metadata[k]; plain {
-			return m, cfg.Errorf("%s: must come from authParams (TriggerAuthentication) or %sFromEnv, not plain metadata", k, k)
-		}
-	}
-	if err := scalers.Parse(cfg, &m); err != nil {
-		return m, err
-	}
-	return m, nil
+	return sqlscaler.ParseMetadata[Metadata](cfg, "connectionString", "password")
 }
 
 // Scaler is a mysql trigger.
 type Scaler struct {
-	cfg        *scalers.TriggerConfig
-	meta       Metadata
-	metricName string
-	db         *sql.DB
-	release    func() error
-	secrets    []string
-	log        *zap.Logger
+	onemetric.Base
+	meta    Metadata
+	db      *sql.DB
+	secrets []string
 }
 
-// New builds a mysql trigger. The database handle connects lazily: an unreachable server is a Sample error.
+// New builds a mysql trigger: one External metric, s<index>-mysql-<dbName>, targeting queryValue and active
+// above activationQueryValue. The database handle connects lazily: an unreachable server is a Sample error.
 func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
 	meta, err := ParseMetadata(cfg)
 	if err != nil {
 		return nil, err
 	}
-	s := &Scaler{cfg: cfg, meta: meta, log: cfg.Logger.With(zap.String("trigger", cfg.ID()))}
-	for _, sec := range []string{meta.Password, meta.ConnectionString} {
-		if len(sec) >= minSecretChars {
-			s.secrets = append(s.secrets, sec)
-		}
-	}
+	s := &Scaler{meta: meta, secrets: sqlscaler.Secrets(meta.Password, meta.ConnectionString)}
+	// The metric is named after the database, known once the DSN is parsed.
+	s.Base = onemetric.New(cfg, "", meta.QueryValue, meta.ActivationQueryValue, s.queryValue)
 	dc, err := s.driverConfig()
 	if err != nil {
 		return nil, err
 	}
-	if len(dc.Passwd) >= minSecretChars {
-		s.secrets = append(s.secrets, dc.Passwd)
-	}
+	s.secrets = append(s.secrets, sqlscaler.Secrets(dc.Passwd)...)
 	metricSuffix := dc.DBName
 	if meta.MetricName != "" {
 		metricSuffix = meta.MetricName
 	}
-	s.metricName = cfg.MetricName(Type, metricSuffix)
+	s.MetricName = cfg.MetricName(Type, metricSuffix)
 
 	connector, err := drv.NewConnector(dc)
 	if err != nil {
@@ -160,7 +123,7 @@ func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) 
 	if err != nil {
 		return nil, cfg.Errorf("connectionString: %s", s.redact(err.Error()))
 	}
-	s.db, s.release = db, release
+	s.db, s.Release = db, release
 	return s, nil
 }
 
@@ -171,7 +134,7 @@ func (s *Scaler) driverConfig() (*drv.Config, error) {
 	if m.ConnectionString != "" {
 		parsed, err := drv.ParseDSN(m.ConnectionString)
 		if err != nil {
-			return nil, s.cfg.Errorf("connectionString: cannot parse the DSN (%s)", s.redact(err.Error()))
+			return nil, s.Cfg.Errorf("connectionString: cannot parse the DSN (%s)", s.redact(err.Error()))
 		}
 		dc = parsed
 	} else {
@@ -203,27 +166,18 @@ func (discardLogger) Print(...any) {}
 
 func (s *Scaler) redact(msg string) string { return scalers.RedactSecrets(msg, s.secrets) }
 
-// MetricSpecs returns one External metric, s<index>-mysql-<dbName>, targeting queryValue.
-func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
-	return []autoscalingv2.MetricSpec{scalers.ExternalMetric(s.cfg, s.metricName, s.meta.QueryValue)}
-}
-
-// Sample runs the query and reports its value; active when above activationQueryValue.
-func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
-	return scalers.SampleOne(ctx, s.log, "mysql query failed", s.metricName, s.meta.ActivationQueryValue, s.queryValue)
-}
-
+// queryValue runs the query and returns its value.
 func (s *Scaler) queryValue(ctx context.Context) (float64, error) {
 	rows, err := s.db.QueryContext(ctx, s.meta.Query)
 	if err != nil {
-		return 0, s.cfg.Errorf("%s: %s", errorField(err), s.redact(err.Error()))
+		return 0, s.Cfg.Errorf("%s: %s", errorField(err), s.redact(err.Error()))
 	}
 	defer rows.Close()
 	cols, err := rows.Columns()
 	if err != nil {
-		return 0, s.cfg.Errorf("query: %s", s.redact(err.Error()))
+		return 0, s.Cfg.Errorf("query: %s", s.redact(err.Error()))
 	}
-	return scalers.OneNumber(s.cfg, s.redact, scalers.QueryResult{Columns: len(cols), Next: rows.Next, Err: rows.Err, Close: rows.Close,
+	return scalers.OneNumber(s.Cfg, s.redact, scalers.QueryResult{Columns: len(cols), Next: rows.Next, Err: rows.Err, Close: rows.Close,
 		Scan: func() (float64, bool, error) {
 			var f sql.NullFloat64
 			if err := rows.Scan(&f); err != nil {
@@ -241,12 +195,4 @@ func errorField(err error) string {
 		return "query"
 	}
 	return "connection"
-}
-
-// Close releases the shared database handle.
-func (s *Scaler) Close(context.Context) error {
-	if s.release == nil {
-		return nil
-	}
-	return s.release()
 }

@@ -283,7 +283,7 @@ func (r *apiReader) close() error {
 // caller polls. Watch returns nil when ctx is done and an error if the subscription dies.
 func (s *Scaler) Watch(ctx context.Context, changed chan<- struct{}) error {
 	if s.api == nil {
-		return s.cfg.Errorf("natsServer: push needs natsServer (the JetStream API); natsServerMonitoringEndpoint alone is polled")
+		return s.Cfg.Errorf("natsServer: push needs natsServer (the JetStream API); natsServerMonitoringEndpoint alone is polled")
 	}
 	sctx, cancel := context.WithTimeout(ctx, s.meta.Timeout)
 	subjects, err := s.api.subjects(sctx)
@@ -299,7 +299,7 @@ func (s *Scaler) Watch(ctx context.Context, changed chan<- struct{}) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		return s.cfg.Errorf("watch stream %q consumer %q: %w", s.meta.Stream, s.meta.Consumer, err)
+		return s.Cfg.Errorf("watch stream %q consumer %q: %w", s.meta.Stream, s.meta.Consumer, err)
 	}
 	notify := func(*natsgo.Msg) {
 		if s.active.Load() {
@@ -319,7 +319,7 @@ func (s *Scaler) Watch(ctx context.Context, changed chan<- struct{}) error {
 	for _, subj := range subjects {
 		sub, err := nc.Subscribe(subj, notify)
 		if err != nil {
-			return s.cfg.Errorf("watch subscribe %q: %w", subj, err)
+			return s.Cfg.Errorf("watch subscribe %q: %w", subj, err)
 		}
 		subs = append(subs, sub)
 	}
@@ -328,7 +328,7 @@ func (s *Scaler) Watch(ctx context.Context, changed chan<- struct{}) error {
 	err = nc.FlushWithContext(fctx)
 	fcancel()
 	if err != nil && ctx.Err() == nil {
-		s.log.Warn("nats watch flush failed; the subscription is retried by the client", zap.String("error", s.cfg.Redact(err.Error())))
+		s.log.Warn("nats watch flush failed; the subscription is retried by the client", zap.String("error", s.Cfg.Redact(err.Error())))
 	}
 	s.log.Debug("nats watch subscribed", zap.Strings("subjects", subjects))
 	check := time.NewTicker(5 * time.Second)
@@ -340,7 +340,7 @@ func (s *Scaler) Watch(ctx context.Context, changed chan<- struct{}) error {
 		case <-check.C:
 			for _, sub := range subs {
 				if !sub.IsValid() {
-					return s.cfg.Errorf("watch: subscription to %q closed", sub.Subject)
+					return s.Cfg.Errorf("watch: subscription to %q closed", sub.Subject)
 				}
 			}
 		}

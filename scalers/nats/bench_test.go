@@ -21,7 +21,7 @@ func BenchmarkSample(b *testing.B) {
 		{name: "monitoring-jsz", metadata: map[string]string{"natsServerMonitoringEndpoint": strings.TrimPrefix(srv.URL, "http://"), "account": "$G", "stream": "ORDERS", "consumer": "worker"}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			s := newScaler(b, scalerOpts{metadata: bc.metadata})
+			s := newScaler(b, scalertest.Trigger{MD: bc.metadata})
 			scalertest.BenchmarkSample(b, s)
 		})
 	}

@@ -12,6 +12,8 @@ import (
 
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tidalscale/tidal/scalers/scalertest"
 )
 
 // natsCluster is a three-server JetStream cluster this test started. Server i (1..3) listens on 127.0.0.i with the
@@ -108,8 +110,8 @@ func TestMonitoringEndpointCluster(t *testing.T) {
 
 	leader := cl.node(consumerLeader(t, f))
 	follower := leader%3 + 1
-	viaHTTP := newScaler(t, scalerOpts{metadata: map[string]string{"natsServerMonitoringEndpoint": cl.monitoring(follower), "account": "$G", "stream": f.stream, "consumer": f.consumer}})
-	viaAPI := newScaler(t, scalerOpts{metadata: map[string]string{"natsServer": cl.url(follower), "stream": f.stream, "consumer": f.consumer}})
+	viaHTTP := newScaler(t, scalertest.Trigger{MD: map[string]string{"natsServerMonitoringEndpoint": cl.monitoring(follower), "account": "$G", "stream": f.stream, "consumer": f.consumer}})
+	viaAPI := newScaler(t, scalertest.Trigger{MD: map[string]string{"natsServer": cl.url(follower), "stream": f.stream, "consumer": f.consumer}})
 	if v, _ := sample(t, viaAPI); v != 6 {
 		t.Fatalf("JetStream API lag = %v, want 6", v)
 	}
@@ -171,7 +173,7 @@ func TestMonitoringEndpointClusterR1(t *testing.T) {
 	home := cl.node(consumerLeader(t, f))
 	other := home%3 + 1
 	f.publish(t, f.subject, 3)
-	s := newScaler(t, scalerOpts{metadata: map[string]string{"natsServerMonitoringEndpoint": cl.monitoring(other), "account": "$G", "stream": f.stream, "consumer": f.consumer}})
+	s := newScaler(t, scalertest.Trigger{MD: map[string]string{"natsServerMonitoringEndpoint": cl.monitoring(other), "account": "$G", "stream": f.stream, "consumer": f.consumer}})
 	if v, active := sample(t, s); v != 3 || !active {
 		t.Fatalf("R1 stream on node%d read via node%d: lag=%v active=%v, want 3/true", home, other, v, active)
 	}

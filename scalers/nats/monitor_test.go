@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tidalscale/tidal/scalers/scalertest"
 )
 
 // jszServer serves testdata/jsz.json, a /jsz?acc=$G&consumers=true&config=true answer captured from
@@ -58,7 +60,7 @@ func TestMonitoringEndpoint(t *testing.T) {
 			for k, v := range tc.metadata {
 				md[k] = v
 			}
-			s := newScaler(t, scalerOpts{metadata: md})
+			s := newScaler(t, scalertest.Trigger{MD: md})
 			v, active, err := s.Sample(context.Background())
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), "nats-jetstream trigger") {
@@ -82,7 +84,7 @@ func TestMonitoringEndpoint(t *testing.T) {
 		http.Error(w, "boom", http.StatusInternalServerError)
 	}))
 	defer bad.Close()
-	s := newScaler(t, scalerOpts{metadata: map[string]string{"natsServerMonitoringEndpoint": strings.TrimPrefix(bad.URL, "http://"), "account": "$G", "stream": "S", "consumer": "C"}})
+	s := newScaler(t, scalertest.Trigger{MD: map[string]string{"natsServerMonitoringEndpoint": strings.TrimPrefix(bad.URL, "http://"), "account": "$G", "stream": "S", "consumer": "C"}})
 	if _, _, err := s.Sample(context.Background()); err == nil || !strings.Contains(err.Error(), "500") {
 		t.Fatalf("HTTP 500: err=%v, want it reported", err)
 	}
@@ -94,8 +96,8 @@ func TestMonitoringEndpointLive(t *testing.T) {
 	t.Parallel()
 	srv := startNATS(t)
 	f := newFixture(t, srv.url, "")
-	viaHTTP := newScaler(t, scalerOpts{metadata: map[string]string{"natsServerMonitoringEndpoint": srv.monitoring, "account": "$G", "stream": f.stream, "consumer": f.consumer}})
-	viaAPI := newScaler(t, scalerOpts{metadata: map[string]string{"natsServer": srv.url, "stream": f.stream, "consumer": f.consumer}})
+	viaHTTP := newScaler(t, scalertest.Trigger{MD: map[string]string{"natsServerMonitoringEndpoint": srv.monitoring, "account": "$G", "stream": f.stream, "consumer": f.consumer}})
+	viaAPI := newScaler(t, scalertest.Trigger{MD: map[string]string{"natsServer": srv.url, "stream": f.stream, "consumer": f.consumer}})
 	check := func(what string, want float64) {
 		t.Helper()
 		for _, s := range []*Scaler{viaHTTP, viaAPI} {
@@ -119,7 +121,7 @@ func TestBothSourcesSampleMonitoringWatchAPI(t *testing.T) {
 	t.Parallel()
 	srv := startNATS(t)
 	f := newFixture(t, srv.url, "")
-	s := newScaler(t, scalerOpts{metadata: map[string]string{"natsServerMonitoringEndpoint": srv.monitoring, "natsServer": srv.url, "account": "$G", "stream": f.stream, "consumer": f.consumer}})
+	s := newScaler(t, scalertest.Trigger{MD: map[string]string{"natsServerMonitoringEndpoint": srv.monitoring, "natsServer": srv.url, "account": "$G", "stream": f.stream, "consumer": f.consumer}})
 	if _, ok := s.reader.(*monitorReader); !ok {
 		t.Fatalf("Sample reads %T, want the monitoring endpoint", s.reader)
 	}
@@ -128,7 +130,7 @@ func TestBothSourcesSampleMonitoringWatchAPI(t *testing.T) {
 	f.publish(t, f.subject, 1)
 	select {
 	case <-changed:
-	case <-time.After(s.cfg.PollingInterval):
+	case <-time.After(s.Cfg.PollingInterval):
 		t.Fatal("no wake-up")
 	}
 	if v, active := sample(t, s); v != 1 || !active {
@@ -164,7 +166,7 @@ func TestClusterHosts(t *testing.T) {
 				_, _ = w.Write([]byte(tc.varz))
 			}))
 			defer srv.Close()
-			s := newScaler(t, scalerOpts{metadata: map[string]string{"natsServerMonitoringEndpoint": "nats.ns.svc:8222", "account": "$G", "stream": "S", "consumer": "C"}})
+			s := newScaler(t, scalertest.Trigger{MD: map[string]string{"natsServerMonitoringEndpoint": "nats.ns.svc:8222", "account": "$G", "stream": "S", "consumer": "C"}})
 			mr := s.reader.(*monitorReader)
 			// Send the /varz request to the test server while keeping the endpoint's host name and port.
 			mr.client = &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {

@@ -25,15 +25,13 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
-
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
 
 	"go.uber.org/zap"
 
 	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/onemetric"
 )
 
 // TriggerType is the trigger type this package registers.
@@ -188,16 +186,14 @@ type lagReader interface {
 
 // Scaler is the nats-jetstream scaler.
 type Scaler struct {
-	cfg        *scalers.TriggerConfig
-	meta       *Metadata
-	metricName string
-	log        *zap.Logger
+	onemetric.Base
+	meta *Metadata
+	log  *zap.Logger
 
 	reader lagReader   // Sample's source
 	api    *apiReader  // the JetStream API reader when natsServer is set (also Watch's source); may be reader
 	active atomic.Bool // the last Sample's activity; Watch only signals while inactive
 
-	closeOnce sync.Once
 }
 
 var _ scalers.PushScaler = (*Scaler)(nil)
@@ -213,12 +209,10 @@ func New(ctx context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error
 	if err != nil {
 		return nil, cfg.Errorf("%w", err)
 	}
-	s := &Scaler{
-		cfg:        cfg,
-		meta:       meta,
-		metricName: cfg.MetricName("nats-jetstream", meta.Stream),
-		log:        cfg.Logger.With(zap.String("stream", meta.Stream), zap.String("consumer", meta.Consumer)),
-	}
+	s := &Scaler{meta: meta, log: cfg.Logger.With(zap.String("stream", meta.Stream), zap.String("consumer", meta.Consumer))}
+	s.Base = onemetric.New(cfg, cfg.MetricName("nats-jetstream", meta.Stream), float64(meta.LagThreshold), float64(meta.ActivationLagThreshold), s.read)
+	s.Timeout, s.Release = meta.Timeout, s.release
+	s.Source = fmt.Sprintf("stream %q consumer %q", meta.Stream, meta.Consumer)
 	if meta.Server != "" {
 		s.api = newAPIReader(cfg, meta, tlsCfg)
 		s.reader = s.api
@@ -242,39 +236,35 @@ func Register(r *scalers.Registry) {
 	r.Describe(Metadata{}, TriggerType)
 }
 
-// MetricSpecs returns the one External metric s<index>-nats-jetstream-<stream>.
-func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
-	return []autoscalingv2.MetricSpec{scalers.ExternalMetric(s.cfg, s.metricName, float64(s.meta.LagThreshold))}
-}
-
-// Sample reads the consumer's lag and whether it is above activationLagThreshold.
+// Sample reads the consumer's lag and whether it is above activationLagThreshold (onemetric.Base), and keeps
+// that activity for Watch.
 func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.meta.Timeout)
-	defer cancel()
-	lag, err := s.reader.lag(ctx)
-	if err != nil {
-		return nil, false, s.cfg.Errorf("stream %q consumer %q: %w", s.meta.Stream, s.meta.Consumer, err)
+	v, active, err := s.Base.Sample(ctx)
+	if err == nil {
+		s.active.Store(active)
 	}
-	active := lag > s.meta.ActivationLagThreshold
-	s.active.Store(active)
-	return []scalers.Sample{{MetricName: s.metricName, Value: float64(lag)}}, active, nil
+	return v, active, err
 }
 
-// Close releases the NATS connection and HTTP client.
-func (s *Scaler) Close(context.Context) error {
+// read reads the consumer's lag.
+func (s *Scaler) read(ctx context.Context) (float64, error) {
+	lag, err := s.reader.lag(ctx)
+	return float64(lag), err
+}
+
+// release closes the NATS connection and HTTP client (Close calls it once).
+func (s *Scaler) release() error {
 	var err error
-	s.closeOnce.Do(func() {
-		if s.reader != nil && s.reader != lagReader(s.api) {
-			err = s.reader.close()
+	if s.reader != nil && s.reader != lagReader(s.api) {
+		err = s.reader.close()
+	}
+	if s.api != nil {
+		if cerr := s.api.close(); err == nil {
+			err = cerr
 		}
-		if s.api != nil {
-			if cerr := s.api.close(); err == nil {
-				err = cerr
-			}
-		}
-	})
+	}
 	if err != nil {
-		return s.cfg.Errorf("close: %w", err)
+		return s.Cfg.Errorf("close: %w", err)
 	}
 	return nil
 }

@@ -17,7 +17,6 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest"
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/tidalscale/tidal/scalers"
@@ -123,41 +122,21 @@ func ackAll(t testing.TB, msgs []jetstream.Msg) {
 	}
 }
 
-type scalerOpts struct {
-	metadata map[string]string
-	auth     map[string]string
-	logger   *zap.Logger
-	shared   *scalers.Shared
-}
-
-func newScaler(t testing.TB, o scalerOpts) *Scaler {
+func newScaler(t testing.TB, tr scalertest.Trigger) *Scaler {
 	t.Helper()
-	logger := o.logger
-	if logger == nil {
-		logger = zaptest.NewLogger(t)
-	}
-	cfg := &scalers.TriggerConfig{
-		Type: TriggerType, Name: "jobs", Metadata: o.metadata, AuthParams: o.auth, Logger: logger, Shared: o.shared,
-		PollingInterval: 60 * time.Second, ObjectNamespace: "default", ObjectName: "worker", ObjectKind: "ScaledObject",
-	}
-	s, err := New(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	t.Cleanup(func() { _ = s.Close(context.Background()) })
-	return s.(*Scaler)
+	return scalertest.New[*Scaler](t, New, tr.Config(t, TriggerType, "jobs"))
 }
 
 // sample returns the single metric value and activity, failing the test on error.
 func sample(t testing.TB, s *Scaler) (float64, bool) {
 	t.Helper()
-	return scalertest.Sample(t, s, s.metricName)
+	return scalertest.Sample(t, s, s.MetricName)
 }
 
 func TestAPILag(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, natsURL, "")
-	s := newScaler(t, scalerOpts{metadata: map[string]string{"natsServer": natsURL, "stream": f.stream, "consumer": f.consumer, "lagThreshold": "3"}})
+	s := newScaler(t, scalertest.Trigger{MD: map[string]string{"natsServer": natsURL, "stream": f.stream, "consumer": f.consumer, "lagThreshold": "3"}})
 
 	specs := s.MetricSpecs()
 	if got, want := specs[0].External.Metric.Name, scalers.SanitizeMetricName("s0-nats-jetstream-"+f.stream); got != want {
@@ -191,7 +170,7 @@ func TestAPILag(t *testing.T) {
 func TestAPIFilterAndActivation(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, natsURL, "hot")
-	s := newScaler(t, scalerOpts{metadata: map[string]string{"natsServer": natsURL, "stream": f.stream, "consumer": f.consumer, "activationLagThreshold": "2"}})
+	s := newScaler(t, scalertest.Trigger{MD: map[string]string{"natsServer": natsURL, "stream": f.stream, "consumer": f.consumer, "activationLagThreshold": "2"}})
 	f.publish(t, f.stream+".cold", 4) // outside the consumer's filter: no lag
 	f.publish(t, f.stream+".hot", 2)
 	if v, active := sample(t, s); v != 2 || active {
@@ -208,11 +187,11 @@ func TestAPIMissingConsumerAndStream(t *testing.T) {
 	f := newFixture(t, natsURL, "")
 	f.publish(t, f.subject, 4)
 	// KEDA: a consumer that does not exist yet has the whole stream as lag.
-	s := newScaler(t, scalerOpts{metadata: map[string]string{"natsServer": natsURL, "stream": f.stream, "consumer": "not-yet"}})
+	s := newScaler(t, scalertest.Trigger{MD: map[string]string{"natsServer": natsURL, "stream": f.stream, "consumer": "not-yet"}})
 	if v, active := sample(t, s); v != 4 || !active {
 		t.Fatalf("missing consumer: lag=%v active=%v, want last_seq 4/true", v, active)
 	}
-	missing := newScaler(t, scalerOpts{metadata: map[string]string{"natsServer": natsURL, "stream": f.stream + "_gone", "consumer": "c"}})
+	missing := newScaler(t, scalertest.Trigger{MD: map[string]string{"natsServer": natsURL, "stream": f.stream + "_gone", "consumer": "c"}})
 	_, _, err := missing.Sample(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "nats-jetstream trigger") || !strings.Contains(err.Error(), "stream not found") {
 		t.Fatalf("missing stream: err=%v, want a nats-jetstream trigger 'stream not found' error", err)
@@ -224,8 +203,8 @@ func TestAPISharedConnection(t *testing.T) {
 	f := newFixture(t, natsURL, "")
 	shared := scalers.NewShared()
 	md := map[string]string{"natsServer": natsURL, "stream": f.stream, "consumer": f.consumer}
-	s1 := newScaler(t, scalerOpts{metadata: md, shared: shared})
-	s2 := newScaler(t, scalerOpts{metadata: md, shared: shared})
+	s1 := newScaler(t, scalertest.Trigger{MD: md, Shared: shared})
+	s2 := newScaler(t, scalertest.Trigger{MD: md, Shared: shared})
 	sample(t, s1)
 	sample(t, s2)
 	if n := shared.Len(); n != 1 {
@@ -259,7 +238,7 @@ func startWatch(t *testing.T, s *Scaler) <-chan struct{} {
 func TestWatch(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, natsURL, "")
-	s := newScaler(t, scalerOpts{metadata: map[string]string{"natsServer": natsURL, "stream": f.stream, "consumer": f.consumer}})
+	s := newScaler(t, scalertest.Trigger{MD: map[string]string{"natsServer": natsURL, "stream": f.stream, "consumer": f.consumer}})
 	if _, active := sample(t, s); active {
 		t.Fatal("empty stream is active")
 	}
@@ -273,9 +252,9 @@ func TestWatch(t *testing.T) {
 	f.publish(t, f.subject, 1)
 	select {
 	case <-changed:
-		t.Logf("watch wake-up after publish: %v (pollingInterval %v)", time.Since(start), s.cfg.PollingInterval)
-	case <-time.After(s.cfg.PollingInterval):
-		t.Fatalf("no wake-up within the %v polling interval", s.cfg.PollingInterval)
+		t.Logf("watch wake-up after publish: %v (pollingInterval %v)", time.Since(start), s.Cfg.PollingInterval)
+	case <-time.After(s.Cfg.PollingInterval):
+		t.Fatalf("no wake-up within the %v polling interval", s.Cfg.PollingInterval)
 	}
 	if v, active := sample(t, s); v != 1 || !active {
 		t.Fatalf("after wake-up: lag=%v active=%v, want 1/true", v, active)
@@ -292,7 +271,7 @@ func TestWatch(t *testing.T) {
 func TestWatchFilterSubject(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, natsURL, "hot")
-	s := newScaler(t, scalerOpts{metadata: map[string]string{"natsServer": natsURL, "stream": f.stream, "consumer": f.consumer}})
+	s := newScaler(t, scalertest.Trigger{MD: map[string]string{"natsServer": natsURL, "stream": f.stream, "consumer": f.consumer}})
 	changed := startWatch(t, s)
 	f.publish(t, f.stream+".cold", 1)
 	select {
@@ -303,14 +282,14 @@ func TestWatchFilterSubject(t *testing.T) {
 	f.publish(t, f.stream+".hot", 1)
 	select {
 	case <-changed:
-	case <-time.After(s.cfg.PollingInterval):
+	case <-time.After(s.Cfg.PollingInterval):
 		t.Fatal("no wake-up for a publish on the consumer's filter subject")
 	}
 }
 
 func TestWatchNeedsNatsServer(t *testing.T) {
 	t.Parallel()
-	s := newScaler(t, scalerOpts{metadata: map[string]string{"natsServerMonitoringEndpoint": "127.0.0.1:8222", "account": "$G", "stream": "s", "consumer": "c"}})
+	s := newScaler(t, scalertest.Trigger{MD: map[string]string{"natsServerMonitoringEndpoint": "127.0.0.1:8222", "account": "$G", "stream": "s", "consumer": "c"}})
 	err := s.Watch(context.Background(), make(chan struct{}, 1))
 	if err == nil || !strings.Contains(err.Error(), "nats-jetstream trigger") || !strings.Contains(err.Error(), "natsServer") {
 		t.Fatalf("Watch without natsServer: err=%v, want an error naming natsServer", err)
@@ -400,7 +379,7 @@ func TestCredentialsNeverLeak(t *testing.T) {
 			for k, v := range tc.metadata {
 				md[k] = v
 			}
-			s := newScaler(t, scalerOpts{metadata: md, auth: tc.auth, logger: zap.New(core)})
+			s := newScaler(t, scalertest.Trigger{MD: md, Auth: tc.auth, Logger: zap.New(core)})
 			var texts []string
 			_, _, err := s.Sample(context.Background())
 			if err == nil {
@@ -415,17 +394,7 @@ func TestCredentialsNeverLeak(t *testing.T) {
 			if cerr := s.Close(context.Background()); cerr != nil {
 				texts = append(texts, cerr.Error())
 			}
-			for _, e := range logs.All() {
-				texts = append(texts, e.Message)
-				for k, v := range e.ContextMap() {
-					texts = append(texts, fmt.Sprintf("%s=%v", k, v))
-				}
-			}
-			for _, m := range texts {
-				if strings.Contains(m, secret) {
-					t.Fatalf("secret leaked: %q", m)
-				}
-			}
+			scalertest.AssertNoSecret(t, secret, strings.Join(texts, "\n"), logs.All())
 			t.Logf("error: %v", err)
 		})
 	}
@@ -437,9 +406,9 @@ func TestAuthenticatedServer(t *testing.T) {
 	srv := startNATS(t, "--user", "tidal", "--pass", "right-password")
 	f := newFixture(t, strings.Replace(srv.url, "nats://", "nats://tidal:right-password@", 1), "")
 	f.publish(t, f.subject, 2)
-	s := newScaler(t, scalerOpts{
-		metadata: map[string]string{"natsServer": srv.url, "stream": f.stream, "consumer": f.consumer},
-		auth:     map[string]string{"username": "tidal", "password": "right-password"},
+	s := newScaler(t, scalertest.Trigger{
+		MD:   map[string]string{"natsServer": srv.url, "stream": f.stream, "consumer": f.consumer},
+		Auth: map[string]string{"username": "tidal", "password": "right-password"},
 	})
 	if v, active := sample(t, s); v != 2 || !active {
 		t.Fatalf("lag=%v active=%v, want 2/true", v, active)

@@ -25,11 +25,10 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
-
-	"go.uber.org/zap"
 
 	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/onemetric"
+	"github.com/tidalscale/tidal/scalers/sqlscaler"
 )
 
 // Type is the trigger type served by this package.
@@ -46,10 +45,7 @@ func Register(r *scalers.Registry) {
 	r.Describe(Metadata{}, Type)
 }
 
-// Metadata is the postgresql trigger's metadata.
-//
-// The secret fields list triggerMetadata only so that their "<name>FromEnv" form resolves; a plain value in
-// metadata is rejected by ParseMetadata.
+// Metadata is the postgresql trigger's metadata. Its secret fields list triggerMetadata as sqlscaler.ParseMetadata says.
 type Metadata struct {
 	Connection string `tidal:"name=connection,order=authParams;triggerMetadata,optional"`
 	Host       string `tidal:"name=host,order=authParams;triggerMetadata,optional"`
@@ -66,20 +62,10 @@ type Metadata struct {
 
 // Validate checks the cross-field rules: a connection string, or all of host, port, userName, dbName, sslmode.
 func (m *Metadata) Validate() error {
-	var errs []error
-	if strings.TrimSpace(m.Query) == "" {
-		errs = append(errs, errors.New("query: must not be empty"))
-	}
-	if m.Connection == "" {
-		for _, f := range []struct{ name, val string }{
-			{"host", m.Host}, {"port", m.Port}, {"userName", m.UserName}, {"dbName", m.DBName}, {"sslmode", m.SSLMode},
-		} {
-			if f.val == "" {
-				errs = append(errs, fmt.Errorf("%s: required when connection is not given", f.name))
-			}
-		}
-	}
-	return errors.Join(errs...)
+	return sqlscaler.Validate(m.Query, "connection", m.Connection,
+		sqlscaler.Field{Name: "host", Value: m.Host}, sqlscaler.Field{Name: "port", Value: m.Port},
+		sqlscaler.Field{Name: "userName", Value: m.UserName}, sqlscaler.Field{Name: "dbName", Value: m.DBName},
+		sqlscaler.Field{Name: "sslmode", Value: m.SSLMode})
 }
 
 // connString builds the libpq key=value string from the separate fields.
@@ -110,57 +96,34 @@ func quote(v string) string {
 
 // Scaler is a postgresql trigger.
 type Scaler struct {
-	cfg        *scalers.TriggerConfig
-	meta       Metadata
-	metricName string
-	pool       *pgxpool.Pool
-	release    func() error
-	secrets    []string
-	log        *zap.Logger
+	onemetric.Base
+	meta    Metadata
+	pool    *pgxpool.Pool
+	secrets []string
 }
 
-// ParseMetadata parses and validates a postgresql trigger's metadata without connecting.
+// ParseMetadata parses and validates a postgresql trigger's metadata without connecting. A connection string
+// carries a password: in plain metadata it is refused (KEDA ignores it there; Tidal says so).
 func ParseMetadata(cfg *scalers.TriggerConfig) (Metadata, error) {
-	var m Metadata
-	if err := cfg.RefuseUtilization(); err != nil {
-		return m, err
-	}
-	// A connection string carries a password: it belongs in a TriggerAuthentication or connectionFromEnv, never
-	// in plain metadata (KEDA ignores it there; Tidal says so).
-	if _, plain := cfg.Metadata["connection"]; plain {
-		return m, cfg.Errorf("connection: must come from authParams (TriggerAuthentication) or connectionFromEnv, not plain metadata")
-	}
-	if _, plain := cfg.Metadata["password"]; plain {
-		return m, cfg.Errorf("password: must come from authParams (TriggerAuthentication) or passwordFromEnv, not plain metadata")
-	}
-	if err := scalers.Parse(cfg, &m); err != nil {
-		return m, err
-	}
-	return m, nil
+	return sqlscaler.ParseMetadata[Metadata](cfg, "connection", "password")
 }
 
-// New builds a postgresql trigger. The pool connects lazily: an unreachable server is a Sample error.
+// New builds a postgresql trigger: one External metric, s<index>-postgresql, targeting targetQueryValue and active
+// above activationTargetQueryValue. The pool connects lazily: an unreachable server is a Sample error.
 func New(ctx context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
 	meta, err := ParseMetadata(cfg)
 	if err != nil {
 		return nil, err
 	}
-	s := &Scaler{
-		cfg:        cfg,
-		meta:       meta,
-		metricName: cfg.MetricName(Type, ""),
-		log:        cfg.Logger.With(zap.String("trigger", cfg.ID())),
-	}
 	connStr := meta.connString()
-	s.secrets = secretsOf(meta, connStr)
+	s := &Scaler{meta: meta, secrets: sqlscaler.Secrets(meta.Password, meta.Connection, connStr)}
+	s.Base = onemetric.New(cfg, cfg.MetricName(Type, ""), meta.TargetQueryValue, meta.ActivationTargetQueryValue, s.queryValue)
 	poolCfg, err := pgxpool.ParseConfig(connStr)
 	if err != nil {
 		// pgconn's parse error may quote the string; never pass it on.
 		return nil, cfg.Errorf("connection: cannot parse the connection string (%s)", s.redact(parseErrorKind(err)))
 	}
-	if poolCfg.ConnConfig.Password != "" {
-		s.secrets = append(s.secrets, poolCfg.ConnConfig.Password)
-	}
+	s.secrets = append(s.secrets, sqlscaler.Secrets(poolCfg.ConnConfig.Password)...)
 	poolCfg.MaxConns = maxPoolConns
 	poolCfg.MinConns = 0
 	poolCfg.MaxConnIdleTime = 5 * time.Minute
@@ -175,7 +138,7 @@ func New(ctx context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error
 	if err != nil {
 		return nil, cfg.Errorf("connection: %s", s.redact(err.Error()))
 	}
-	s.pool, s.release = pool, release
+	s.pool, s.Release = pool, release
 	return s, nil
 }
 
@@ -187,41 +150,22 @@ func parseErrorKind(err error) string {
 	return "invalid syntax"
 }
 
-func secretsOf(m Metadata, connStr string) []string {
-	var out []string
-	for _, s := range []string{m.Password, m.Connection, connStr} {
-		if len(s) >= 3 {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
 // redact removes this trigger's password and connection string from s (cfg.Errorf removes authParams values
 // again; this also covers passwordFromEnv/connectionFromEnv).
 func (s *Scaler) redact(msg string) string { return scalers.RedactSecrets(msg, s.secrets) }
 
-// MetricSpecs returns one External metric, s<index>-postgresql, targeting targetQueryValue.
-func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
-	return []autoscalingv2.MetricSpec{scalers.ExternalMetric(s.cfg, s.metricName, s.meta.TargetQueryValue)}
-}
-
-// Sample runs the query and reports its value; active when above activationTargetQueryValue.
-func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
-	return scalers.SampleOne(ctx, s.log, "postgresql query failed", s.metricName, s.meta.ActivationTargetQueryValue, s.queryValue)
-}
-
+// queryValue runs the query and returns its value.
 func (s *Scaler) queryValue(ctx context.Context) (float64, error) {
 	rows, err := s.pool.Query(ctx, s.meta.Query)
 	if err != nil {
 		var ce *pgconn.ConnectError
 		if errors.As(err, &ce) {
-			return 0, s.cfg.Errorf("connection: %s", s.redact(err.Error()))
+			return 0, s.Cfg.Errorf("connection: %s", s.redact(err.Error()))
 		}
-		return 0, s.cfg.Errorf("query: %s", s.redact(err.Error()))
+		return 0, s.Cfg.Errorf("query: %s", s.redact(err.Error()))
 	}
 	defer rows.Close()
-	return scalers.OneNumber(s.cfg, s.redact, scalers.QueryResult{Columns: len(rows.FieldDescriptions()), Next: rows.Next, Err: rows.Err,
+	return scalers.OneNumber(s.Cfg, s.redact, scalers.QueryResult{Columns: len(rows.FieldDescriptions()), Next: rows.Next, Err: rows.Err,
 		Scan: func() (float64, bool, error) {
 			var f pgtype.Float8
 			if err := rows.Scan(&f); err != nil {
@@ -231,12 +175,4 @@ func (s *Scaler) queryValue(ctx context.Context) (float64, error) {
 			return f.Float64, !f.Valid, nil
 		},
 		Close: func() error { rows.Close(); return rows.Err() }})
-}
-
-// Close releases the shared pool.
-func (s *Scaler) Close(context.Context) error {
-	if s.release == nil {
-		return nil
-	}
-	return s.release()
 }

@@ -21,7 +21,7 @@ func BenchmarkSample(b *testing.B) {
 		{name: "http", host: httpURL},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			s := newScaler(b, scalerOpts{metadata: map[string]string{"host": bc.host, "queueName": q}})
+			s := newScaler(b, scalertest.Trigger{MD: map[string]string{"host": bc.host, "queueName": q}})
 			scalertest.BenchmarkSample(b, s)
 		})
 	}

@@ -30,90 +30,61 @@ func TestParseMetadata(t *testing.T) {
 		timeout    time.Duration
 		watch      time.Duration
 	}
-	for _, tc := range []struct {
-		name     string
-		metadata map[string]string
-		auth     map[string]string
-		env      map[string]string
-		want     *want
-		errField string // the error must name this field
-	}{
-		{name: "defaults", metadata: base(), want: &want{protocol: "amqp", mode: "QueueLength", value: 20, pageSize: 100, operation: "sum", timeout: defaultTimeout, watch: defaultWatchAMQP}},
-		{name: "mode and value", metadata: base("mode", "QueueLength", "value", "100.5", "activationValue", "10.5"), want: &want{protocol: "amqp", mode: "QueueLength", value: 100.5, activation: 10.5, pageSize: 100, operation: "sum", timeout: defaultTimeout, watch: defaultWatchAMQP}},
-		{name: "deprecated queueLength", metadata: base("queueLength", "7"), want: &want{protocol: "amqp", mode: "QueueLength", value: 7, pageSize: 100, operation: "sum", timeout: defaultTimeout, watch: defaultWatchAMQP}},
-		{name: "http auto", metadata: base("host", "http://guest:guest@127.0.0.1:15672/", "mode", "MessageRate", "value", "2", "useRegex", "true", "operation", "avg", "pageSize", "10", "timeout", "1500", "excludeUnacknowledged", "true"), want: &want{protocol: "http", mode: "MessageRate", value: 2, pageSize: 10, operation: "avg", timeout: 1500 * time.Millisecond, watch: defaultWatchHTTP}},
-		{name: "explicit protocol", metadata: base("protocol", "amqp", "watchInterval", "50ms"), want: &want{protocol: "amqp", mode: "QueueLength", value: 20, pageSize: 100, operation: "sum", timeout: defaultTimeout, watch: 50 * time.Millisecond}},
-		{name: "amqps with tls", metadata: base("host", "amqps://h:5671/"), auth: map[string]string{"tls": "enable"}, want: &want{protocol: "amqp", mode: "QueueLength", value: 20, pageSize: 100, operation: "sum", timeout: defaultTimeout, watch: defaultWatchAMQP}},
-		{name: "hostFromEnv", metadata: base("host", "<delete>", "hostFromEnv", "RABBIT"), env: map[string]string{"RABBIT": "http://h:15672/"}, want: &want{protocol: "http", mode: "QueueLength", value: 20, pageSize: 100, operation: "sum", timeout: defaultTimeout, watch: defaultWatchHTTP}},
-		{name: "host from authParams", metadata: base("host", "<delete>"), auth: map[string]string{"host": "amqp://u:p@h:5672/"}, want: &want{protocol: "amqp", mode: "QueueLength", value: 20, pageSize: 100, operation: "sum", timeout: defaultTimeout, watch: defaultWatchAMQP}},
+	scalertest.NewTable(t, TriggerType, "", New, func(s scalers.Scaler) want {
+		m := s.(*Scaler).meta
+		return want{protocol: m.Protocol, mode: m.Mode, value: *m.Value, activation: m.ActivationValue, pageSize: m.PageSize,
+			operation: m.Operation, timeout: m.timeout(), watch: m.watchInterval()}
+	}, []scalertest.NewCase[want]{
+		{Name: "defaults", MD: base(), WantMeta: want{protocol: "amqp", mode: "QueueLength", value: 20, pageSize: 100, operation: "sum", timeout: defaultTimeout, watch: defaultWatchAMQP}},
+		{Name: "mode and value", MD: base("mode", "QueueLength", "value", "100.5", "activationValue", "10.5"), WantMeta: want{protocol: "amqp", mode: "QueueLength", value: 100.5, activation: 10.5, pageSize: 100, operation: "sum", timeout: defaultTimeout, watch: defaultWatchAMQP}},
+		{Name: "deprecated queueLength", MD: base("queueLength", "7"), WantMeta: want{protocol: "amqp", mode: "QueueLength", value: 7, pageSize: 100, operation: "sum", timeout: defaultTimeout, watch: defaultWatchAMQP}},
+		{Name: "http auto", MD: base("host", "http://guest:guest@127.0.0.1:15672/", "mode", "MessageRate", "value", "2", "useRegex", "true", "operation", "avg", "pageSize", "10", "timeout", "1500", "excludeUnacknowledged", "true"), WantMeta: want{protocol: "http", mode: "MessageRate", value: 2, pageSize: 10, operation: "avg", timeout: 1500 * time.Millisecond, watch: defaultWatchHTTP}},
+		{Name: "explicit protocol", MD: base("protocol", "amqp", "watchInterval", "50ms"), WantMeta: want{protocol: "amqp", mode: "QueueLength", value: 20, pageSize: 100, operation: "sum", timeout: defaultTimeout, watch: 50 * time.Millisecond}},
+		{Name: "amqps with tls", MD: base("host", "amqps://h:5671/"), Auth: map[string]string{"tls": "enable"}, WantMeta: want{protocol: "amqp", mode: "QueueLength", value: 20, pageSize: 100, operation: "sum", timeout: defaultTimeout, watch: defaultWatchAMQP}},
+		{Name: "hostFromEnv", MD: base("host", "<delete>", "hostFromEnv", "RABBIT"), Env: map[string]string{"RABBIT": "http://h:15672/"}, WantMeta: want{protocol: "http", mode: "QueueLength", value: 20, pageSize: 100, operation: "sum", timeout: defaultTimeout, watch: defaultWatchHTTP}},
+		{Name: "host from authParams", MD: base("host", "<delete>"), Auth: map[string]string{"host": "amqp://u:p@h:5672/"}, WantMeta: want{protocol: "amqp", mode: "QueueLength", value: 20, pageSize: 100, operation: "sum", timeout: defaultTimeout, watch: defaultWatchAMQP}},
 
-		{name: "oauth over http", metadata: base("host", "http://127.0.0.1:15672/"), auth: map[string]string{"oauthTokenURI": "https://idp/token", "clientID": "c", "clientSecret": "s"}, want: &want{protocol: "http", mode: "QueueLength", value: 20, pageSize: 100, operation: "sum", timeout: defaultTimeout, watch: defaultWatchHTTP}},
-		{name: "oauth over amqp", metadata: base("host", "amqp://127.0.0.1:5672/"), auth: map[string]string{"oauthTokenURI": "https://idp/token", "clientID": "c", "clientSecret": "s"}, errField: "oauthTokenURI"},
-		{name: "oauth with username", metadata: base("host", "http://u:p@127.0.0.1:15672/"), auth: map[string]string{"oauthTokenURI": "https://idp/token", "clientID": "c", "clientSecret": "s"}, errField: "oauthTokenURI"},
-		{name: "oauth without secret", metadata: base("host", "http://127.0.0.1:15672/"), auth: map[string]string{"oauthTokenURI": "https://idp/token", "clientID": "c"}, errField: "clientSecret"},
-		{name: "oauth without token URL", metadata: base("host", "http://127.0.0.1:15672/"), auth: map[string]string{"clientID": "c", "clientSecret": "s"}, errField: "oauthTokenURI"},
+		{Name: "oauth over http", MD: base("host", "http://127.0.0.1:15672/"), Auth: map[string]string{"oauthTokenURI": "https://idp/token", "clientID": "c", "clientSecret": "s"}, WantMeta: want{protocol: "http", mode: "QueueLength", value: 20, pageSize: 100, operation: "sum", timeout: defaultTimeout, watch: defaultWatchHTTP}},
+		{Name: "oauth over amqp", MD: base("host", "amqp://127.0.0.1:5672/"), Auth: map[string]string{"oauthTokenURI": "https://idp/token", "clientID": "c", "clientSecret": "s"}, WantErr: "oauthTokenURI"},
+		{Name: "oauth with username", MD: base("host", "http://u:p@127.0.0.1:15672/"), Auth: map[string]string{"oauthTokenURI": "https://idp/token", "clientID": "c", "clientSecret": "s"}, WantErr: "oauthTokenURI"},
+		{Name: "oauth without secret", MD: base("host", "http://127.0.0.1:15672/"), Auth: map[string]string{"oauthTokenURI": "https://idp/token", "clientID": "c"}, WantErr: "clientSecret"},
+		{Name: "oauth without token URL", MD: base("host", "http://127.0.0.1:15672/"), Auth: map[string]string{"clientID": "c", "clientSecret": "s"}, WantErr: "oauthTokenURI"},
 
-		{name: "missing host", metadata: base("host", "<delete>"), errField: "host"},
-		{name: "hostFromEnv variable missing", metadata: base("host", "<delete>", "hostFromEnv", "NOPE"), errField: "hostFromEnv"},
-		{name: "missing queueName", metadata: base("queueName", "<delete>"), errField: "queueName"},
-		{name: "empty queueName", metadata: base("queueName", " "), errField: "queueName"},
-		{name: "bad URL", metadata: base("host", "::not a url"), errField: "host"},
-		{name: "bad scheme", metadata: base("host", "ftp://h/"), errField: "host"},
-		{name: "protocol mismatch", metadata: base("protocol", "http"), errField: "protocol"},
-		{name: "unknown protocol", metadata: base("protocol", "mqtt"), errField: "protocol"},
-		{name: "unknown mode", metadata: base("mode", "Bytes", "value", "1"), errField: "mode"},
-		{name: "mode without value", metadata: base("mode", "QueueLength"), errField: "value"},
-		{name: "value without mode", metadata: base("value", "3"), errField: "mode"},
-		{name: "non-numeric value", metadata: base("mode", "QueueLength", "value", "AA"), errField: "value"},
-		{name: "zero value", metadata: base("mode", "QueueLength", "value", "0"), errField: "value"},
-		{name: "negative value", metadata: base("mode", "QueueLength", "value", "-1"), errField: "value"},
-		{name: "negative activationValue", metadata: base("activationValue", "-1"), errField: "activationValue"},
-		{name: "non-numeric activationValue", metadata: base("activationValue", "x"), errField: "activationValue"},
-		{name: "queueLength with mode", metadata: base("queueLength", "5", "mode", "QueueLength", "value", "5"), errField: "queueLength"},
-		{name: "MessageRate over amqp", metadata: base("mode", "MessageRate", "value", "5"), errField: "mode"},
-		{name: "useRegex over amqp", metadata: base("useRegex", "true"), errField: "useRegex"},
-		{name: "excludeUnacknowledged over amqp", metadata: base("excludeUnacknowledged", "true"), errField: "excludeUnacknowledged"},
-		{name: "bad useRegex", metadata: base("useRegex", "maybe"), errField: "useRegex"},
-		{name: "bad operation", metadata: base("host", "http://h:15672/", "operation", "median"), errField: "operation"},
-		{name: "zero pageSize", metadata: base("host", "http://h:15672/", "pageSize", "0"), errField: "pageSize"},
-		{name: "non-numeric pageSize", metadata: base("host", "http://h:15672/", "pageSize", "ten"), errField: "pageSize"},
-		{name: "zero timeout", metadata: base("timeout", "0"), errField: "timeout"},
-		{name: "negative timeout", metadata: base("timeout", "-5"), errField: "timeout"},
-		{name: "tiny watchInterval", metadata: base("watchInterval", "1ms"), errField: "watchInterval"},
-		{name: "username without password", metadata: base(), auth: map[string]string{"username": "u"}, errField: "username"},
-		{name: "password in plain metadata", metadata: base("password", "hunter22"), errField: "password"},
-		{name: "bad tls value", metadata: base("host", "amqps://h/"), auth: map[string]string{"tls": "yes"}, errField: "tls"},
-		{name: "tls over plain amqp", metadata: base(), auth: map[string]string{"tls": "enable"}, errField: "tls"},
-		{name: "cert without key", metadata: base("host", "amqps://h/"), auth: map[string]string{"tls": "enable", "cert": "x"}, errField: "cert"},
-		{name: "bad ca", metadata: base("host", "amqps://h/"), auth: map[string]string{"tls": "enable", "ca": "not pem"}, errField: "ca"},
-		{name: "bad unsafeSsl", metadata: base("unsafeSsl", "sure"), errField: "unsafeSsl"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			cfg := &scalers.TriggerConfig{Type: TriggerType, Metadata: tc.metadata, AuthParams: tc.auth, ResolvedEnv: tc.env}
-			s, err := New(context.Background(), cfg)
-			if tc.want == nil {
-				if err == nil {
-					_ = s.Close(context.Background())
-					t.Fatalf("want an error naming %q, got none", tc.errField)
-				}
-				if !strings.Contains(err.Error(), "rabbitmq trigger") || !strings.Contains(err.Error(), tc.errField) {
-					t.Fatalf("error %q does not name the scaler type and field %q", err, tc.errField)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("New: %v", err)
-			}
-			defer s.Close(context.Background())
-			m := s.(*Scaler).meta
-			got := want{protocol: m.Protocol, mode: m.Mode, value: *m.Value, activation: m.ActivationValue, pageSize: m.PageSize,
-				operation: m.Operation, timeout: m.timeout(), watch: m.watchInterval()}
-			if got != *tc.want {
-				t.Fatalf("parsed %+v, want %+v", got, *tc.want)
-			}
-		})
-	}
+		{Name: "missing host", MD: base("host", "<delete>"), WantErr: "host"},
+		{Name: "hostFromEnv variable missing", MD: base("host", "<delete>", "hostFromEnv", "NOPE"), WantErr: "hostFromEnv"},
+		{Name: "missing queueName", MD: base("queueName", "<delete>"), WantErr: "queueName"},
+		{Name: "empty queueName", MD: base("queueName", " "), WantErr: "queueName"},
+		{Name: "bad URL", MD: base("host", "::not a url"), WantErr: "host"},
+		{Name: "bad scheme", MD: base("host", "ftp://h/"), WantErr: "host"},
+		{Name: "protocol mismatch", MD: base("protocol", "http"), WantErr: "protocol"},
+		{Name: "unknown protocol", MD: base("protocol", "mqtt"), WantErr: "protocol"},
+		{Name: "unknown mode", MD: base("mode", "Bytes", "value", "1"), WantErr: "mode"},
+		{Name: "mode without value", MD: base("mode", "QueueLength"), WantErr: "value"},
+		{Name: "value without mode", MD: base("value", "3"), WantErr: "mode"},
+		{Name: "non-numeric value", MD: base("mode", "QueueLength", "value", "AA"), WantErr: "value"},
+		{Name: "zero value", MD: base("mode", "QueueLength", "value", "0"), WantErr: "value"},
+		{Name: "negative value", MD: base("mode", "QueueLength", "value", "-1"), WantErr: "value"},
+		{Name: "negative activationValue", MD: base("activationValue", "-1"), WantErr: "activationValue"},
+		{Name: "non-numeric activationValue", MD: base("activationValue", "x"), WantErr: "activationValue"},
+		{Name: "queueLength with mode", MD: base("queueLength", "5", "mode", "QueueLength", "value", "5"), WantErr: "queueLength"},
+		{Name: "MessageRate over amqp", MD: base("mode", "MessageRate", "value", "5"), WantErr: "mode"},
+		{Name: "useRegex over amqp", MD: base("useRegex", "true"), WantErr: "useRegex"},
+		{Name: "excludeUnacknowledged over amqp", MD: base("excludeUnacknowledged", "true"), WantErr: "excludeUnacknowledged"},
+		{Name: "bad useRegex", MD: base("useRegex", "maybe"), WantErr: "useRegex"},
+		{Name: "bad operation", MD: base("host", "http://h:15672/", "operation", "median"), WantErr: "operation"},
+		{Name: "zero pageSize", MD: base("host", "http://h:15672/", "pageSize", "0"), WantErr: "pageSize"},
+		{Name: "non-numeric pageSize", MD: base("host", "http://h:15672/", "pageSize", "ten"), WantErr: "pageSize"},
+		{Name: "zero timeout", MD: base("timeout", "0"), WantErr: "timeout"},
+		{Name: "negative timeout", MD: base("timeout", "-5"), WantErr: "timeout"},
+		{Name: "tiny watchInterval", MD: base("watchInterval", "1ms"), WantErr: "watchInterval"},
+		{Name: "username without password", MD: base(), Auth: map[string]string{"username": "u"}, WantErr: "username"},
+		{Name: "password in plain metadata", MD: base("password", "hunter22"), WantErr: "password"},
+		{Name: "bad tls value", MD: base("host", "amqps://h/"), Auth: map[string]string{"tls": "yes"}, WantErr: "tls"},
+		{Name: "tls over plain amqp", MD: base(), Auth: map[string]string{"tls": "enable"}, WantErr: "tls"},
+		{Name: "cert without key", MD: base("host", "amqps://h/"), Auth: map[string]string{"tls": "enable", "cert": "x"}, WantErr: "cert"},
+		{Name: "bad ca", MD: base("host", "amqps://h/"), Auth: map[string]string{"tls": "enable", "ca": "not pem"}, WantErr: "ca"},
+		{Name: "bad unsafeSsl", MD: base("unsafeSsl", "sure"), WantErr: "unsafeSsl"},
+	})
 }
 
 func TestSplitVhost(t *testing.T) {
@@ -198,7 +169,7 @@ func TestHTTPTLS(t *testing.T) {
 			for k, v := range tc.meta {
 				md[k] = v
 			}
-			s := newScaler(t, scalerOpts{metadata: md, auth: tc.auth})
+			s := newScaler(t, scalertest.Trigger{MD: md, Auth: tc.auth})
 			v, _, err := s.Sample(context.Background())
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {

@@ -27,15 +27,13 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
-
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
 
 	"go.uber.org/zap"
 
 	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/httpauth"
+	"github.com/tidalscale/tidal/scalers/onemetric"
 )
 
 // TriggerType is the trigger type this package registers.
@@ -235,13 +233,10 @@ type reader interface {
 
 // Scaler is the rabbitmq scaler.
 type Scaler struct {
-	cfg        *scalers.TriggerConfig
-	meta       *Metadata
-	metricName string
-	log        *zap.Logger
-	reader     reader
-
-	closeOnce sync.Once
+	onemetric.Base
+	meta   *Metadata
+	log    *zap.Logger
+	reader reader
 }
 
 var _ scalers.PushScaler = (*Scaler)(nil)
@@ -257,12 +252,9 @@ func New(ctx context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error
 	if err != nil {
 		return nil, cfg.Errorf("%w", err)
 	}
-	s := &Scaler{
-		cfg:        cfg,
-		meta:       meta,
-		metricName: cfg.MetricName("rabbitmq", url.QueryEscape(meta.QueueName)),
-		log:        cfg.Logger.With(zap.String("queue", meta.QueueName)),
-	}
+	s := &Scaler{meta: meta, log: cfg.Logger.With(zap.String("queue", meta.QueueName))}
+	s.Base = onemetric.New(cfg, cfg.MetricName("rabbitmq", url.QueryEscape(meta.QueueName)), *meta.Value, meta.ActivationValue, s.read)
+	s.Timeout, s.Release, s.Source = meta.timeout(), s.release, fmt.Sprintf("queue %q", meta.QueueName)
 	switch meta.Protocol {
 	case ProtocolAMQP:
 		s.reader = newAMQPReader(cfg, meta, tlsCfg)
@@ -282,21 +274,9 @@ func Register(r *scalers.Registry) {
 	r.Describe(Metadata{}, TriggerType)
 }
 
-// MetricSpecs returns the one External metric s<index>-rabbitmq-<queueName>.
-func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
-	return []autoscalingv2.MetricSpec{scalers.ExternalMetric(s.cfg, s.metricName, *s.meta.Value)}
-}
-
-// Sample reads the queue: its length or publish rate, and whether it is above activationValue.
-func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.meta.timeout())
-	defer cancel()
-	v, err := s.reader.read(ctx)
-	if err != nil {
-		return nil, false, s.cfg.Errorf("queue %q: %w", s.meta.QueueName, err)
-	}
-	return []scalers.Sample{{MetricName: s.metricName, Value: v}}, v > s.meta.ActivationValue, nil
-}
+// read reads the queue: its length or publish rate. Sample (onemetric.Base) bounds it with the trigger's timeout
+// and reports it active above activationValue.
+func (s *Scaler) read(ctx context.Context) (float64, error) { return s.reader.read(ctx) }
 
 // Watch re-reads the queue every watchInterval and signals on changed when the trigger turns active (for
 // QueueLength: the queue went from empty to non-empty). It is a fast broker-side poll, not a broker push; see the
@@ -323,7 +303,7 @@ func (s *Scaler) Watch(ctx context.Context, changed chan<- struct{}) error {
 		case err != nil:
 			if !failing {
 				s.log.Warn("rabbitmq watch read failed; retrying with backoff",
-					zap.String("error", s.cfg.Redact(err.Error())), zap.Duration("interval", interval))
+					zap.String("error", s.Cfg.Redact(err.Error())), zap.Duration("interval", interval))
 				failing = true
 			}
 			wait = min(2*wait, maxWatchBackoff)
@@ -346,12 +326,10 @@ func (s *Scaler) Watch(ctx context.Context, changed chan<- struct{}) error {
 	}
 }
 
-// Close releases the connection or HTTP client.
-func (s *Scaler) Close(context.Context) error {
-	var err error
-	s.closeOnce.Do(func() { err = s.reader.close() })
-	if err != nil {
-		return s.cfg.Errorf("close: %w", err)
+// release closes the connection or HTTP client (Close calls it once).
+func (s *Scaler) release() error {
+	if err := s.reader.close(); err != nil {
+		return s.Cfg.Errorf("close: %w", err)
 	}
 	return nil
 }

@@ -13,7 +13,6 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest"
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/tidalscale/tidal/internal/testenv"
@@ -96,37 +95,15 @@ func (b *broker) purge(t testing.TB, queue string) {
 	}
 }
 
-type scalerOpts struct {
-	metadata map[string]string
-	auth     map[string]string
-	env      map[string]string
-	logger   *zap.Logger
-	shared   *scalers.Shared
-}
-
-func newScaler(t testing.TB, o scalerOpts) *Scaler {
+func newScaler(t testing.TB, tr scalertest.Trigger) *Scaler {
 	t.Helper()
-	logger := o.logger
-	if logger == nil {
-		logger = zaptest.NewLogger(t)
-	}
-	cfg := &scalers.TriggerConfig{
-		Type: TriggerType, Name: "orders", Metadata: o.metadata, AuthParams: o.auth, ResolvedEnv: o.env,
-		PollingInterval: 60 * time.Second, Logger: logger, Shared: o.shared,
-		ObjectNamespace: "default", ObjectName: "worker", ObjectKind: "ScaledObject",
-	}
-	s, err := New(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	t.Cleanup(func() { _ = s.Close(context.Background()) })
-	return s.(*Scaler)
+	return scalertest.New[*Scaler](t, New, tr.Config(t, TriggerType, "orders"))
 }
 
 // sample returns the single metric value and activity, failing the test on error.
 func sample(t testing.TB, s *Scaler) (float64, bool) {
 	t.Helper()
-	return scalertest.Sample(t, s, s.metricName)
+	return scalertest.Sample(t, s, s.MetricName)
 }
 
 // sampleUntil samples until cond holds or the timeout passes. The management API refreshes its statistics every
@@ -153,7 +130,7 @@ func TestAMQPQueueLength(t *testing.T) {
 	b := newBroker(t)
 	q := uniqueQueue(t)
 	b.declare(t, q)
-	s := newScaler(t, scalerOpts{metadata: map[string]string{"host": amqpURL, "queueName": q, "mode": "QueueLength", "value": "5"}})
+	s := newScaler(t, scalertest.Trigger{MD: map[string]string{"host": amqpURL, "queueName": q, "mode": "QueueLength", "value": "5"}})
 
 	specs := s.MetricSpecs()
 	if len(specs) != 1 || specs[0].External.Metric.Name != "s0-rabbitmq-"+q {
@@ -190,7 +167,7 @@ func TestAMQPActivationValue(t *testing.T) {
 	b := newBroker(t)
 	q := uniqueQueue(t)
 	b.declare(t, q)
-	s := newScaler(t, scalerOpts{metadata: map[string]string{"host": amqpURL, "queueName": q, "value": "10", "mode": "QueueLength", "activationValue": "3"}})
+	s := newScaler(t, scalertest.Trigger{MD: map[string]string{"host": amqpURL, "queueName": q, "value": "10", "mode": "QueueLength", "activationValue": "3"}})
 	b.publish(t, q, 3)
 	if v, active := sample(t, s); v != 3 || active {
 		t.Fatalf("3 messages, activationValue 3: value=%v active=%v, want 3/false", v, active)
@@ -205,7 +182,7 @@ func TestAMQPMissingQueueRecovers(t *testing.T) {
 	t.Parallel()
 	b := newBroker(t)
 	q := uniqueQueue(t)
-	s := newScaler(t, scalerOpts{metadata: map[string]string{"host": amqpURL, "queueName": q}})
+	s := newScaler(t, scalertest.Trigger{MD: map[string]string{"host": amqpURL, "queueName": q}})
 	_, _, err := s.Sample(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "rabbitmq trigger") || !strings.Contains(err.Error(), "NOT_FOUND") {
 		t.Fatalf("missing queue: err=%v, want a rabbitmq trigger NOT_FOUND error", err)
@@ -225,10 +202,10 @@ func TestAMQPVhostNameAndAuthParams(t *testing.T) {
 	b.declare(t, q)
 	b.publish(t, q, 2)
 	// Credentials from authParams, host from the container environment, vhost from vhostName.
-	s := newScaler(t, scalerOpts{
-		metadata: map[string]string{"hostFromEnv": "RABBIT_HOST", "queueName": q, "vhostName": "/"},
-		env:      map[string]string{"RABBIT_HOST": "amqp://127.0.0.1:5672/ignored"},
-		auth:     map[string]string{"username": "guest", "password": "guest"},
+	s := newScaler(t, scalertest.Trigger{
+		MD:   map[string]string{"hostFromEnv": "RABBIT_HOST", "queueName": q, "vhostName": "/"},
+		Env:  map[string]string{"RABBIT_HOST": "amqp://127.0.0.1:5672/ignored"},
+		Auth: map[string]string{"username": "guest", "password": "guest"},
 	})
 	if v, _ := sample(t, s); v != 2 {
 		t.Fatalf("value=%v, want 2", v)
@@ -245,8 +222,8 @@ func TestAMQPSharedConnection(t *testing.T) {
 	b.declare(t, q1)
 	b.declare(t, q2)
 	shared := scalers.NewShared()
-	s1 := newScaler(t, scalerOpts{metadata: map[string]string{"host": amqpURL, "queueName": q1}, shared: shared})
-	s2 := newScaler(t, scalerOpts{metadata: map[string]string{"host": amqpURL, "queueName": q2}, shared: shared})
+	s1 := newScaler(t, scalertest.Trigger{MD: map[string]string{"host": amqpURL, "queueName": q1}, Shared: shared})
+	s2 := newScaler(t, scalertest.Trigger{MD: map[string]string{"host": amqpURL, "queueName": q2}, Shared: shared})
 	b.publish(t, q2, 1)
 	if v, _ := sample(t, s1); v != 0 {
 		t.Fatalf("q1 = %v, want 0", v)
@@ -269,8 +246,8 @@ func TestHTTPQueueLength(t *testing.T) {
 	b := newBroker(t)
 	q := uniqueQueue(t)
 	b.declare(t, q)
-	s := newScaler(t, scalerOpts{metadata: map[string]string{"host": httpURL, "queueName": q, "mode": "QueueLength", "value": "10"}})
-	ready := newScaler(t, scalerOpts{metadata: map[string]string{"host": httpURL, "queueName": q, "mode": "QueueLength", "value": "10", "excludeUnacknowledged": "true"}})
+	s := newScaler(t, scalertest.Trigger{MD: map[string]string{"host": httpURL, "queueName": q, "mode": "QueueLength", "value": "10"}})
+	ready := newScaler(t, scalertest.Trigger{MD: map[string]string{"host": httpURL, "queueName": q, "mode": "QueueLength", "value": "10", "excludeUnacknowledged": "true"}})
 	sampleUntil(t, s, 60*time.Second, "empty queue", func(v float64, active bool) bool { return v == 0 && !active })
 	b.publish(t, q, 6)
 	sampleUntil(t, s, 60*time.Second, "6 published", func(v float64, active bool) bool { return v == 6 && active })
@@ -295,7 +272,7 @@ func TestHTTPMessageRate(t *testing.T) {
 	b := newBroker(t)
 	q := uniqueQueue(t)
 	b.declare(t, q)
-	s := newScaler(t, scalerOpts{metadata: map[string]string{"host": httpURL, "queueName": q, "mode": "MessageRate", "value": "100"}})
+	s := newScaler(t, scalertest.Trigger{MD: map[string]string{"host": httpURL, "queueName": q, "mode": "MessageRate", "value": "100"}})
 	sampleUntil(t, s, 60*time.Second, "no publishes yet", func(v float64, active bool) bool { return v == 0 && !active })
 	// Publish steadily in the background; the rate is computed over the management API's sample window.
 	ctx, cancel := context.WithCancel(context.Background())
@@ -334,7 +311,7 @@ func TestHTTPRegexOperations(t *testing.T) {
 		{name: "sum over pages of one", operation: "sum", pageSize: "1", want: 7},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newScaler(t, scalerOpts{metadata: map[string]string{
+			s := newScaler(t, scalertest.Trigger{MD: map[string]string{
 				"host": httpURL, "queueName": "^" + regexp.QuoteMeta(prefix) + "-.$", "useRegex": "true",
 				"operation": tc.operation, "pageSize": tc.pageSize, "mode": "QueueLength", "value": "5",
 			}})
@@ -368,8 +345,8 @@ func watchLatency(t *testing.T, s *Scaler, activate func()) time.Duration {
 	select {
 	case <-changed:
 		return time.Since(start)
-	case <-time.After(s.cfg.PollingInterval):
-		t.Fatalf("no Watch wake-up within the %v polling interval", s.cfg.PollingInterval)
+	case <-time.After(s.Cfg.PollingInterval):
+		t.Fatalf("no Watch wake-up within the %v polling interval", s.Cfg.PollingInterval)
 		return 0
 	}
 }
@@ -379,7 +356,7 @@ func TestWatchAMQP(t *testing.T) {
 	b := newBroker(t)
 	q := uniqueQueue(t)
 	b.declare(t, q)
-	s := newScaler(t, scalerOpts{metadata: map[string]string{"host": amqpURL, "queueName": q}})
+	s := newScaler(t, scalertest.Trigger{MD: map[string]string{"host": amqpURL, "queueName": q}})
 	lat := watchLatency(t, s, func() { b.publish(t, q, 1) })
 	t.Logf("amqp watch wake-up after publish: %v (watchInterval %v, pollingInterval 60s)", lat, s.meta.watchInterval())
 	if v, active := sample(t, s); v != 1 || !active {
@@ -392,7 +369,7 @@ func TestWatchHTTP(t *testing.T) {
 	b := newBroker(t)
 	q := uniqueQueue(t)
 	b.declare(t, q)
-	s := newScaler(t, scalerOpts{metadata: map[string]string{"host": httpURL, "queueName": q, "watchInterval": "500ms"}})
+	s := newScaler(t, scalertest.Trigger{MD: map[string]string{"host": httpURL, "queueName": q, "watchInterval": "500ms"}})
 	lat := watchLatency(t, s, func() { b.publish(t, q, 1) })
 	t.Logf("http watch wake-up after publish: %v (management statistics refresh ~5s)", lat)
 }
@@ -418,7 +395,7 @@ func TestCredentialsNeverLeak(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			core, logs := observer.New(zap.DebugLevel)
-			s := newScaler(t, scalerOpts{metadata: tc.metadata, auth: tc.auth, env: tc.env, logger: zap.New(core)})
+			s := newScaler(t, scalertest.Trigger{MD: tc.metadata, Auth: tc.auth, Env: tc.env, Logger: zap.New(core)})
 			var errs []string
 			_, _, err := s.Sample(context.Background())
 			if err == nil {
@@ -440,17 +417,7 @@ func TestCredentialsNeverLeak(t *testing.T) {
 			if logs.Len() == 0 {
 				t.Fatal("Watch logged nothing about the failing reads")
 			}
-			for _, e := range logs.All() {
-				errs = append(errs, e.Message)
-				for k, v := range e.ContextMap() {
-					errs = append(errs, fmt.Sprintf("%s=%v", k, v))
-				}
-			}
-			for _, m := range errs {
-				if strings.Contains(m, secret) {
-					t.Fatalf("secret leaked: %q", m)
-				}
-			}
+			scalertest.AssertNoSecret(t, secret, strings.Join(errs, "\n"), logs.All())
 			t.Logf("error: %v", err)
 		})
 	}
@@ -478,7 +445,7 @@ func TestMetricNames(t *testing.T) {
 	t.Parallel()
 	names := map[string]string{}
 	for _, q := range []string{"orders", "a/b", "Orders.V2"} {
-		s := newScaler(t, scalerOpts{metadata: map[string]string{"host": amqpURL, "queueName": q}})
+		s := newScaler(t, scalertest.Trigger{MD: map[string]string{"host": amqpURL, "queueName": q}})
 		names[q] = s.MetricSpecs()[0].External.Metric.Name
 	}
 	want := map[string]string{"orders": "s0-rabbitmq-orders", "a/b": "s0-rabbitmq-a-2fb", "Orders.V2": "s0-rabbitmq-orders-v2"}

@@ -213,51 +213,32 @@ func (c *connMeta) newClient() (goredis.UniversalClient, error) {
 			return nil, err
 		}
 	}
+	o := &goredis.UniversalOptions{
+		Addrs:                 c.Addresses,
+		MasterName:            c.SentinelMaster,
+		SentinelUsername:      c.SentinelUsername,
+		SentinelPassword:      c.SentinelPassword,
+		Username:              c.Username,
+		Password:              c.Password,
+		DB:                    c.DatabaseIndex,
+		TLSConfig:             tlsConf,
+		DialTimeout:           dialTimeout,
+		ReadTimeout:           ioTimeout,
+		WriteTimeout:          ioTimeout,
+		ContextTimeoutEnabled: true,
+		PoolSize:              poolSize,
+		DisableIdentity:       true,
+	}
+	// The mode, not the number of addresses, picks the client: each conversion keeps only the options that
+	// apply to it (a cluster has no DB, a plain server reads the first address, the sentinel fields are for a
+	// failover client only).
 	switch c.mode {
 	case modeCluster:
-		return goredis.NewClusterClient(&goredis.ClusterOptions{
-			Addrs:                 c.Addresses,
-			Username:              c.Username,
-			Password:              c.Password,
-			TLSConfig:             tlsConf,
-			DialTimeout:           dialTimeout,
-			ReadTimeout:           ioTimeout,
-			WriteTimeout:          ioTimeout,
-			ContextTimeoutEnabled: true,
-			PoolSize:              poolSize,
-			DisableIdentity:       true,
-		}), nil
+		return goredis.NewClusterClient(o.Cluster()), nil
 	case modeSentinel:
-		return goredis.NewFailoverClient(&goredis.FailoverOptions{
-			MasterName:            c.SentinelMaster,
-			SentinelAddrs:         c.Addresses,
-			SentinelUsername:      c.SentinelUsername,
-			SentinelPassword:      c.SentinelPassword,
-			Username:              c.Username,
-			Password:              c.Password,
-			DB:                    c.DatabaseIndex,
-			TLSConfig:             tlsConf,
-			DialTimeout:           dialTimeout,
-			ReadTimeout:           ioTimeout,
-			WriteTimeout:          ioTimeout,
-			ContextTimeoutEnabled: true,
-			PoolSize:              poolSize,
-			DisableIdentity:       true,
-		}), nil
+		return goredis.NewFailoverClient(o.Failover()), nil
 	default:
-		return goredis.NewClient(&goredis.Options{
-			Addr:                  c.Addresses[0],
-			Username:              c.Username,
-			Password:              c.Password,
-			DB:                    c.DatabaseIndex,
-			TLSConfig:             tlsConf,
-			DialTimeout:           dialTimeout,
-			ReadTimeout:           ioTimeout,
-			WriteTimeout:          ioTimeout,
-			ContextTimeoutEnabled: true,
-			PoolSize:              poolSize,
-			DisableIdentity:       true,
-		}), nil
+		return goredis.NewClient(o.Simple()), nil
 	}
 }
 

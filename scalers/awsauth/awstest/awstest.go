@@ -23,6 +23,19 @@ import (
 // Keys are the credentials a fake accepts: access key ID → secret access key.
 type Keys map[string]string
 
+// Handler is an HTTP handler that answers a request whose SigV4 signature keys refuse with the error AWS answers
+// (ReadSigned), and hands any other to serve with its body.
+func (k Keys) Handler(serve func(w http.ResponseWriter, r *http.Request, body []byte)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, aerr := k.ReadSigned(r)
+		if aerr != nil {
+			aerr.Write(w)
+			return
+		}
+		serve(w, r, body)
+	})
+}
+
 // ReadSigned reads r's body and checks its SigV4 signature against keys. It returns the body, or an error whose
 // text is what AWS answers for an unknown key or a bad signature.
 func (k Keys) ReadSigned(r *http.Request) ([]byte, *Error) {
