@@ -40,7 +40,7 @@ type flags struct {
 
 	allInOne bool
 
-	sharding, shardAdvertise                                          string
+	sharding, shardAdvertise, shardIdentity                           string
 	shardLeaseDuration, shardRenewDeadline, shardRetryPeriod          time.Duration
 	streamPeerCert, streamPeerKey, streamPeerCA, streamPeerServerName string
 }
@@ -63,6 +63,7 @@ func (f *flags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.apiserviceCAFile, "apiservice-ca-file", "", "CA bundle of the serving certificate for the APIServices; empty means insecureSkipTLSVerify")
 	fs.BoolVar(&f.allInOne, "all-in-one", false, "also run the operator in this process, sharing the adapter's poller")
 	fs.StringVar(&f.sharding, "sharding", "", `"leases" splits the objects between the adapter's replicas by consistent hashing over their Leases (each polls only its own, and streams the others' samples from them); empty: every replica polls every object`)
+	fs.StringVar(&f.shardIdentity, "shard-identity", os.Getenv("POD_NAME"), "this replica's name among the shard members (default $POD_NAME, else the hostname)")
 	fs.StringVar(&f.shardAdvertise, "shard-advertise-address", "", "host:port at which the other replicas reach this one's stream (default: $POD_IP and the --stream-addr port)")
 	fs.DurationVar(&f.shardLeaseDuration, "shard-lease-duration", shard.DefaultLeaseDuration, "how long a replica stays a member after its Lease's last renewal")
 	fs.DurationVar(&f.shardRenewDeadline, "shard-renew-deadline", shard.DefaultRenewDeadline, "how long a replica keeps its objects after the start of its last successful renewal")
@@ -160,6 +161,6 @@ func (f *flags) shardOptions(getenv func(string) string) (*app.ShardOptions, err
 	if err != nil {
 		return nil, fmt.Errorf("--stream-peer-*: %w", err)
 	}
-	return &app.ShardOptions{Advertise: advertise, PeerTLS: tlsCfg,
+	return &app.ShardOptions{Identity: f.shardIdentity, Advertise: advertise, PeerTLS: tlsCfg,
 		LeaseDuration: f.shardLeaseDuration, RenewDeadline: f.shardRenewDeadline, RetryPeriod: f.shardRetryPeriod}, nil
 }

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tidalscale/tidal/internal/shard"
+
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -116,7 +118,7 @@ func (r *rig) operatorArgs(kubeconfig string, leaderElect bool, extra ...string)
 
 // adapter starts a metrics adapter binary polling the rig's namespace and serving the sample stream on streamAddr
 // with certificates of ca, and returns the operator flags that wire an operator to it.
-func (r *rig) adapter(ca *testpki.CA, streamAddr string) (*testenv.Proc, []string) {
+func (r *rig) adapter(ca *testpki.CA, streamAddr string, extra ...string) (*testenv.Proc, []string) {
 	bin := testenv.Binary(r.t, "TIDAL_METRICS_ADAPTER_BIN", "tidal-metrics-adapter")
 	server, client := ca.Server(r.t, "tidal-metrics-adapter", "127.0.0.1"), ca.Client(r.t, "tidal-operator")
 	securePort, err := freeAddr()
@@ -125,10 +127,10 @@ func (r *rig) adapter(ca *testpki.CA, streamAddr string) (*testenv.Proc, []strin
 	}
 	_, port, _ := net.SplitHostPort(securePort)
 	kc := r.e.Cluster.Kubeconfig
-	p := testenv.Start(r.t, bin, "--kubeconfig="+kc, "--authentication-kubeconfig="+kc, "--authorization-kubeconfig="+kc,
-		"--namespace="+r.e.NS, "--watch-namespace="+r.e.NS, "--metrics-addr=", "--bind-address=127.0.0.1", "--secure-port="+port,
-		"--stream-addr="+streamAddr, "--stream-tls-cert-file="+server.CertFile, "--stream-tls-key-file="+server.KeyFile,
-		"--stream-client-ca-file="+ca.CertFile)
+	p := testenv.Start(r.t, bin, append([]string{"--kubeconfig=" + kc, "--authentication-kubeconfig=" + kc, "--authorization-kubeconfig=" + kc,
+		"--namespace=" + r.e.NS, "--watch-namespace=" + r.e.NS, "--metrics-addr=", "--bind-address=127.0.0.1", "--secure-port=" + port,
+		"--stream-addr=" + streamAddr, "--stream-tls-cert-file=" + server.CertFile, "--stream-tls-key-file=" + server.KeyFile,
+		"--stream-client-ca-file=" + ca.CertFile}, extra...)...)
 	return p, []string{"--metrics-adapter-address=" + streamAddr, "--metrics-adapter-ca=" + ca.CertFile,
 		"--metrics-adapter-cert=" + client.CertFile, "--metrics-adapter-key=" + client.KeyFile, "--metrics-adapter-server-name=127.0.0.1"}
 }
@@ -297,6 +299,42 @@ var faults = []fault{
 			r.setItems(during)
 			time.Sleep(3 * time.Second)
 			r.adapter(ca, streamAddr)
+		})
+	})},
+	{"sharded metrics adapters: the owner killed", onRig(false, func(r *rig) Result {
+		// Two adapter replicas share the objects by their Leases; the operator streams from the one that does
+		// not poll the workload's object, which reaches it through that replica's peer stream. Killing the
+		// owner makes the survivor take the object over (within two lease periods) and poll it itself.
+		ca := testpki.NewCA(r.t, "tidal-chaos")
+		peer := ca.Client(r.t, "tidal-metrics-adapter-peer")
+		names := []string{"adapter-a", "adapter-b"}
+		owner := shard.Owner(names, r.e.NS+"/work")
+		procs, addrs, wires := map[string]*testenv.Proc{}, map[string]string{}, map[string][]string{}
+		start := func(name string) {
+			procs[name], wires[name] = r.adapter(ca, addrs[name], "--sharding=leases", "--shard-identity="+name,
+				"--shard-advertise-address="+addrs[name], "--stream-peer-server-name=127.0.0.1",
+				"--stream-peer-tls-cert-file="+peer.CertFile, "--stream-peer-tls-key-file="+peer.KeyFile,
+				"--shard-lease-duration=4s", "--shard-renew-deadline=3s", "--shard-retry-period=500ms")
+		}
+		for _, name := range names {
+			addr, err := freeAddr()
+			if err != nil {
+				r.t.Fatal(err)
+			}
+			addrs[name] = addr
+			start(name)
+		}
+		survivor := names[0]
+		if survivor == owner {
+			survivor = names[1]
+		}
+		r.operator(r.e.Cluster.Kubeconfig, true, wires[survivor]...)
+		r.steady()
+		return r.measure("sharded metrics adapter: owner kill -9, restarted after 3 s", during, func() {
+			procs[owner].Kill()
+			r.setItems(during)
+			time.Sleep(3 * time.Second)
+			start(owner)
 		})
 	})},
 	{"trigger edited under load", onRig(false, func(r *rig) Result {
