@@ -59,6 +59,9 @@ type TriggerState struct {
 	ConsecutiveFailures int
 	// SampledAt is when the last successful sample was taken; zero before the first.
 	SampledAt time.Time
+	// AttemptedAt is when the latest sample, successful or failed, was taken; zero before the first, and for a
+	// trigger whose scaler could not be built.
+	AttemptedAt time.Time
 	// Pushed reports that the latest sample was taken because the trigger's PushScaler signalled a change.
 	Pushed bool
 }
@@ -68,13 +71,23 @@ type TriggerState struct {
 // it has no value, not a value of zero.
 func (t *TriggerState) Reported() bool { return !t.SampledAt.IsZero() || t.Err != nil }
 
-// OlderThan reports whether t is older than u: a state of the same generation whose last successful sample was
-// taken before u's. States of different generations are not ordered by time (the generation decides which one
-// a consumer keeps), nor is a state without a successful sample (a new sampler's first failures carry no time).
-// SampledAt is stamped by the sampler's clock, so comparing the states of two replicas assumes their clocks
-// agree to better than a polling interval.
+// Latest is when the trigger last reported a sample: AttemptedAt, or SampledAt when the sender did not stamp
+// attempts (an adapter of an earlier version).
+func (t *TriggerState) Latest() time.Time {
+	if !t.AttemptedAt.IsZero() {
+		return t.AttemptedAt
+	}
+	return t.SampledAt
+}
+
+// OlderThan reports whether t is older than u: a state of the same generation whose latest sample (Latest:
+// successful or failed) was taken before u's. States of different generations are not ordered by time (the
+// generation decides which one a consumer keeps), nor is a state without a sample time (a scaler that could not
+// be built). Times are stamped by the sampler's clock, so comparing the states of two replicas assumes their
+// clocks agree to better than a polling interval.
 func (t *TriggerState) OlderThan(u *TriggerState) bool {
-	return t.Generation == u.Generation && !t.SampledAt.IsZero() && t.SampledAt.Before(u.SampledAt)
+	tl := t.Latest()
+	return t.Generation == u.Generation && !tl.IsZero() && tl.Before(u.Latest())
 }
 
 // ObjectState is the state of one object, for Snapshot.

@@ -99,6 +99,19 @@ func TestRelayNeverGoesBackInTime(t *testing.T) {
 	// The old owner's earlier state, replayed again, is still dropped after the failure.
 	dropped(oldOwner, update(key, at(4), 6, true, nil, false))
 
+	// With attempt times on the wire, a failure is ordered by when it was taken, not by its last success: the
+	// new owner's failure at 7s (last success 5s) is news after the old owner's late success at 6s, and the
+	// old owner's failure taken at 6.5s is not.
+	late := update(key, at(6), 8, true, nil, false)
+	late.Trigger.AttemptedAt = at(6)
+	relayed(oldOwner, late)
+	failure := update(key, at(5), 7, true, errors.New("redis: i/o timeout"), false)
+	failure.Trigger.AttemptedAt = at(7)
+	relayed(newOwner, failure)
+	stale := update(key, at(6), 8, true, errors.New("redis: connection refused"), false)
+	stale.Trigger.AttemptedAt = at(6).Add(500 * time.Millisecond)
+	dropped(oldOwner, stale)
+
 	// A new generation is not ordered by time against the old one.
 	gen2 := update(key, at(4), 1, false, nil, true)
 	gen2.Trigger.Generation = 2

@@ -128,11 +128,16 @@ func (s *sharded) relay(u samples.Update) bool {
 	if ok && u.Trigger.OlderThan(&prev) {
 		return false
 	}
-	stamp := samples.TriggerState{Generation: u.Trigger.Generation, SampledAt: u.Trigger.SampledAt, Active: u.Trigger.Active}
+	stamp := samples.TriggerState{Generation: u.Trigger.Generation, SampledAt: u.Trigger.SampledAt,
+		AttemptedAt: u.Trigger.Latest(), Active: u.Trigger.Active}
 	if ok && prev.Generation == stamp.Generation {
 		u.ActivityChanged = prev.Active != stamp.Active
+		// An update without a time (a build error) keeps the last ones.
 		if prev.SampledAt.After(stamp.SampledAt) {
-			stamp.SampledAt = prev.SampledAt // a failure without a sample time keeps the last one
+			stamp.SampledAt = prev.SampledAt
+		}
+		if prev.AttemptedAt.After(stamp.AttemptedAt) {
+			stamp.AttemptedAt = prev.AttemptedAt
 		}
 	}
 	if held == nil {
@@ -257,14 +262,14 @@ func (s *sharded) State(key samples.Key) (samples.ObjectState, error) {
 	return *best, nil
 }
 
-// objectOlder reports whether a is older than b: of the same generation, with its newest successful sample
-// taken before b's newest.
+// objectOlder reports whether a is older than b: of the same generation, with its newest sample (successful or
+// failed) taken before b's newest.
 func objectOlder(a, b *samples.ObjectState) bool {
 	newest := func(o *samples.ObjectState) samples.TriggerState {
 		st := samples.TriggerState{Generation: o.Generation}
 		for i := range o.Triggers {
-			if o.Triggers[i].SampledAt.After(st.SampledAt) {
-				st.SampledAt = o.Triggers[i].SampledAt
+			if l := o.Triggers[i].Latest(); l.After(st.AttemptedAt) {
+				st.AttemptedAt = l
 			}
 		}
 		return st

@@ -73,6 +73,7 @@ func (p *Poller) record(t *trigger, values []scalers.Sample, active bool, err er
 	prev := t.state.Load()
 	next := *prev
 	next.Pushed = pushed
+	next.AttemptedAt = p.now()
 	changed := false
 	if err != nil {
 		next.Err = redactErr(&t.cfg, fmt.Errorf("%s %s: %w", t.key.Kind, t.key, err))
@@ -90,7 +91,7 @@ func (p *Poller) record(t *trigger, values []scalers.Sample, active bool, err er
 		// Own the slice: a scaler may reuse its buffer on the next call.
 		next.Samples = append([]scalers.Sample(nil), values...)
 		next.Active = active
-		next.SampledAt = p.now()
+		next.SampledAt = next.AttemptedAt
 		next.Err = nil
 		next.ConsecutiveFailures = 0
 		changed = active != prev.Active

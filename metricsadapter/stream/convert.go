@@ -67,6 +67,7 @@ func triggerToPB(t *samples.TriggerState) *streampb.TriggerState {
 		Active:              t.Active,
 		ConsecutiveFailures: int32(t.ConsecutiveFailures),
 		SampledAtUnixNano:   unixNano(t.SampledAt),
+		AttemptedAtUnixNano: unixNano(t.AttemptedAt),
 		Pushed:              t.Pushed,
 	}
 	if len(t.Samples) > 0 {
@@ -94,6 +95,7 @@ func triggerFromPB(t *streampb.TriggerState) samples.TriggerState {
 		Active:              t.GetActive(),
 		ConsecutiveFailures: int(t.GetConsecutiveFailures()),
 		SampledAt:           fromUnixNano(t.GetSampledAtUnixNano()),
+		AttemptedAt:         fromUnixNano(t.GetAttemptedAtUnixNano()),
 		Pushed:              t.GetPushed(),
 	}
 	if n := len(t.GetSamples()); n > 0 {

@@ -579,6 +579,21 @@ func TestReconnectNeverGoesBackInTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	behind.Store(0)
+	// Its clock caught up, the replica's sample fails: the failure carries a last success an hour older than
+	// the held sample, but was taken after it (the attempt time on the wire), so it is news.
+	r.g.value.Store(-1)
+	_ = r.poller.SampleNow(ctx, same.Key)
+	for failed := false; !failed; {
+		select {
+		case u := <-updates:
+			failed = u.Key == same.Key && u.Trigger.Err != nil
+		case <-time.After(30 * time.Second):
+			t.Fatal("the replica's failure, taken after the held sample, not streamed")
+		}
+	}
+	if st, err := c.State(same.Key); err != nil || st.Triggers[0].Err == nil {
+		t.Fatalf("state of %s = %+v, %v; want the replica's failure", same.Key, st, err)
+	}
 	r.g.value.Store(3)
 	if err := r.poller.SampleNow(ctx, same.Key); err != nil {
 		t.Fatal(err)

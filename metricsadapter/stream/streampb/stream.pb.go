@@ -16,12 +16,11 @@
 package streampb
 
 import (
+	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
+	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
-
-	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
-	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 )
 
 const (
@@ -486,8 +485,12 @@ type TriggerState struct {
 	// sampled_at_unix_nano is when the last successful sample was taken; 0 before the first.
 	SampledAtUnixNano int64 `protobuf:"varint,10,opt,name=sampled_at_unix_nano,json=sampledAtUnixNano,proto3" json:"sampled_at_unix_nano,omitempty"`
 	Pushed            bool  `protobuf:"varint,11,opt,name=pushed,proto3" json:"pushed,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// attempted_at_unix_nano is when the latest sample, successful or failed, was taken; 0 before the first and
+	// for a scaler that could not be built. A receiver orders two states of a trigger by it (by
+	// sampled_at_unix_nano when it is 0: a sender of an earlier version).
+	AttemptedAtUnixNano int64 `protobuf:"varint,12,opt,name=attempted_at_unix_nano,json=attemptedAtUnixNano,proto3" json:"attempted_at_unix_nano,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *TriggerState) Reset() {
@@ -597,6 +600,13 @@ func (x *TriggerState) GetPushed() bool {
 	return false
 }
 
+func (x *TriggerState) GetAttemptedAtUnixNano() int64 {
+	if x != nil {
+		return x.AttemptedAtUnixNano
+	}
+	return 0
+}
+
 type TriggerUpdate struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	Key             *ObjectKey             `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
@@ -690,7 +700,7 @@ const file_metricsadapter_stream_streampb_stream_proto_rawDesc = "" +
 	"\x06Sample\x12\x1f\n" +
 	"\vmetric_name\x18\x01 \x01(\tR\n" +
 	"metricName\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value\"\xfa\x02\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value\"\xaf\x03\n" +
 	"\fTriggerState\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -704,7 +714,8 @@ const file_metricsadapter_stream_streampb_stream_proto_rawDesc = "" +
 	"\x14consecutive_failures\x18\t \x01(\x05R\x13consecutiveFailures\x12/\n" +
 	"\x14sampled_at_unix_nano\x18\n" +
 	" \x01(\x03R\x11sampledAtUnixNano\x12\x16\n" +
-	"\x06pushed\x18\v \x01(\bR\x06pushed\"\xbf\x01\n" +
+	"\x06pushed\x18\v \x01(\bR\x06pushed\x123\n" +
+	"\x16attempted_at_unix_nano\x18\f \x01(\x03R\x13attemptedAtUnixNano\"\xbf\x01\n" +
 	"\rTriggerUpdate\x12;\n" +
 	"\x03key\x18\x01 \x01(\v2).tidal.metricsadapter.stream.v1.ObjectKeyR\x03key\x12F\n" +
 	"\atrigger\x18\x02 \x01(\v2,.tidal.metricsadapter.stream.v1.TriggerStateR\atrigger\x12)\n" +
