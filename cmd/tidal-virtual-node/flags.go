@@ -46,6 +46,7 @@ type flags struct {
 	pricePerCPUHour                         string
 	podStartSeconds                         float64
 	workers                                 int
+	nodeIdentity                            string
 }
 
 // newFlagSet registers the shared flags into common and the virtual node's own into f.
@@ -60,6 +61,7 @@ func newFlagSet(common *tidalapp.Flags, f *flags) *flag.FlagSet {
 	fs.StringVar(&f.cpu, "cpu", "100", "CPU capacity the node advertises")
 	fs.StringVar(&f.memory, "memory", "400Gi", "memory capacity the node advertises")
 	fs.StringVar(&f.pods, "pods", "1000", "pod capacity the node advertises")
+	fs.StringVar(&f.nodeIdentity, "node-identity", provider.NodeIdentityCSR, "identity that reads the Secrets and ConfigMaps of the node's pods: csr (a client certificate for system:node:NAME from a CertificateSigningRequest, renewed before expiry; the API server's Node authorizer then allows only the objects its pods reference) or serviceaccount (the service account, which then needs get on all Secrets and ConfigMaps: clusters without --authorization-mode=Node)")
 	fs.IntVar(&f.workers, "workers", 50, "pod reconcile and status workers")
 	fs.StringVar(&f.backendName, "backend", "sim", "sim, aci, process (opt-in: runs pods as local processes, sandboxed) or containerd (real containers on the host's network)")
 	f.containerd.register(fs)
@@ -106,6 +108,9 @@ func parseFlags(args []string) (flags, error) {
 func (f *flags) validate() error {
 	if f.port < 1 || f.port > 65535 {
 		return fmt.Errorf("--port: want 1-65535, got %d", f.port)
+	}
+	if f.nodeIdentity != provider.NodeIdentityCSR && f.nodeIdentity != provider.NodeIdentityServiceAccount {
+		return fmt.Errorf("--node-identity: want %s or %s, got %q", provider.NodeIdentityCSR, provider.NodeIdentityServiceAccount, f.nodeIdentity)
 	}
 	if f.pricePerCPUHour != "" {
 		if p, err := strconv.ParseFloat(f.pricePerCPUHour, 64); err != nil || p < 0 || math.IsInf(p, 0) || math.IsNaN(p) {

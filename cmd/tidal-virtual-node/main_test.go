@@ -50,6 +50,7 @@ func TestBadFlagsNameTheFlag(t *testing.T) {
 		{name: "price not a number", args: []string{"--price-per-cpu-hour=cheap"}, want: "--price-per-cpu-hour"},
 		{name: "negative price", args: []string{"--price-per-cpu-hour=-1"}, want: "--price-per-cpu-hour"},
 		{name: "negative pod start", args: []string{"--pod-start-seconds=-2"}, want: "--pod-start-seconds"},
+		{name: "node identity", args: []string{"--node-identity=root"}, want: "--node-identity"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

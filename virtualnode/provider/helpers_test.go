@@ -63,7 +63,10 @@ type startedNode struct {
 // deletes its Node object.
 func startNode(t testing.TB, c *devcluster.Cluster, backendName string, capacity corev1.ResourceList, opts provider.VirtualNodeOptions) *startedNode {
 	t.Helper()
-	name := uniqueName("vk-" + backendName)
+	name := opts.Node.Name // a test that needs the name beforehand (a node identity) sets it
+	if name == "" {
+		name = uniqueName("vk-" + backendName)
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("listen: %v", err)
