@@ -68,7 +68,7 @@ func newFlagSet(common *tidalapp.Flags, f *flags) *flag.FlagSet {
 	fs.StringVar(&f.processAllowed, "process-allowed-commands", "", "process backend: comma-separated executables pods may run besides their image's mapped entrypoint (container command, kubectl exec, exec probes)")
 	fs.UintVar(&f.processUID, "process-uid", 65532, "process backend: uid pods run as (never 0)")
 	fs.UintVar(&f.processGID, "process-gid", 65532, "process backend: gid pods run as (never 0)")
-	fs.BoolVar(&f.processNamespaces, "process-namespaces", true, "process backend: run each container in its own mount and PID namespaces (needs root)")
+	fs.BoolVar(&f.processNamespaces, "process-namespaces", true, "process backend: run each container in its own mount and PID namespaces, kubectl exec and exec probes in the container's (needs root, and nsenter from util-linux)")
 	fs.StringVar(&f.auth, "kubelet-auth", provider.AuthWebhook, "kubelet API authentication: webhook (client certificates + TokenReview/SubjectAccessReview) or none")
 	fs.StringVar(&f.certFile, "tls-cert-file", "", "kubelet API serving certificate (default: self-signed)")
 	fs.StringVar(&f.keyFile, "tls-key-file", "", "kubelet API serving key")

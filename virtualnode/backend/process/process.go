@@ -7,7 +7,8 @@
 //
 // Pods run only allow-listed executables (the image map's entrypoints and Options.AllowedCommands), and with
 // Options.Sandbox as an unprivileged uid in their own mount and PID namespaces; kubectl exec and exec probes get
-// the same allow-list and identity. The backend is opt-in in tidal-virtual-node (--backend=process).
+// the same allow-list and identity, and join the running container's namespaces (nsenter). The backend is opt-in
+// in tidal-virtual-node (--backend=process).
 package process
 
 import (
@@ -89,6 +90,13 @@ func New(opts Options) (*Backend, error) {
 	}
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("process backend: Dir %q: %w", opts.Dir, err)
+	}
+	if opts.Sandbox != nil {
+		s := *opts.Sandbox // prepare fills it in: the caller's stays as given
+		if err := s.prepare(); err != nil {
+			return nil, err
+		}
+		opts.Sandbox = &s
 	}
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()

@@ -1,6 +1,7 @@
 package process
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -8,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"syscall"
 )
 
@@ -19,9 +21,13 @@ const ReasonCommandNotAllowed = "CommandNotAllowed"
 type Sandbox struct {
 	// UID and GID the pod's processes run as. Must not be 0: pods never run as the node's own (root) user.
 	UID, GID uint32
-	// Namespaces runs each process in new mount and PID namespaces (CLONE_NEWNS|CLONE_NEWPID; needs root or
-	// CAP_SYS_ADMIN): it cannot signal the node's processes, and everything it starts dies with it.
+	// Namespaces runs each container in new mount and PID namespaces (CLONE_NEWNS|CLONE_NEWPID; needs root or
+	// CAP_SYS_ADMIN): it cannot signal the node's processes, and everything it starts dies with it. kubectl exec
+	// and exec probes join the container's namespaces (nsenter from util-linux, which must be on PATH): they see
+	// its processes and its root, not the node's.
 	Namespaces bool
+
+	nsenter string // set by prepare
 }
 
 func (s *Sandbox) validate() error {
@@ -31,6 +37,19 @@ func (s *Sandbox) validate() error {
 	if s.UID == 0 || s.GID == 0 {
 		return fmt.Errorf("process backend: Sandbox: UID and GID must not be 0 (got %d:%d)", s.UID, s.GID)
 	}
+	return nil
+}
+
+// prepare resolves what the sandbox needs on the node: nsenter for exec into the namespaces.
+func (s *Sandbox) prepare() error {
+	if s == nil || !s.Namespaces {
+		return nil
+	}
+	nsenter, err := exec.LookPath("nsenter")
+	if err != nil {
+		return fmt.Errorf("process backend: Sandbox.Namespaces: exec into a container needs nsenter (util-linux): %w", err)
+	}
+	s.nsenter = nsenter
 	return nil
 }
 
@@ -45,6 +64,26 @@ func (b *Backend) procAttr() *syscall.SysProcAttr {
 		}
 	}
 	return a
+}
+
+// execCmd is the command for kubectl exec and exec probes in the container whose process is pid: with
+// namespaces it joins the container's mount and PID namespaces, root and working directory (nsenter) as the
+// sandbox user; else a new process like the container's.
+func (b *Backend) execCmd(ctx context.Context, pid int, argv, env []string, workDir string) *exec.Cmd {
+	s := b.opts.Sandbox
+	var x *exec.Cmd
+	if s == nil || !s.Namespaces {
+		x = exec.CommandContext(ctx, argv[0], argv[1:]...)
+		x.Dir, x.SysProcAttr = workDir, b.procAttr()
+	} else {
+		args := []string{"--target", strconv.Itoa(pid), "--mount", "--pid", "--root", "--wd",
+			"--setuid", strconv.FormatUint(uint64(s.UID), 10), "--setgid", strconv.FormatUint(uint64(s.GID), 10), "--"}
+		x = exec.CommandContext(ctx, s.nsenter, append(args, argv...)...)
+		x.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	}
+	x.Env = env
+	x.Cancel = func() error { return syscall.Kill(-x.Process.Pid, syscall.SIGKILL) } // the whole group
+	return x
 }
 
 // commandAllowed reports whether argv0 may run in a pod: the image map's own entrypoint for the container's image

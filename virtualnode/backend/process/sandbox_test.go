@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -54,28 +55,7 @@ func TestCommandAllowList(t *testing.T) {
 // TestSandboxIdentityAndNamespaces: with a Sandbox, the container, kubectl exec and exec probes run as the
 // unprivileged uid, the container as PID 1 of its own PID namespace, and root-only files stay unreadable.
 func TestSandboxIdentityAndNamespaces(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("the sandbox needs root (the virtual node runs as root to switch users)")
-	}
-	dir, err := os.MkdirTemp("", "tidal-sandbox-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o711); err != nil {
-		t.Fatal(err)
-	}
-	st := &statuses{last: map[backend.Key]*corev1.PodStatus{}}
-	b, err := New(Options{Images: StaticImages{"busybox": nil}, AllowedCommands: []string{"sh"}, Dir: dir + "/pods",
-		Changed: st.changed, Sandbox: &Sandbox{UID: 65532, GID: 65532, Namespaces: true}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = b.Close(ctx)
-	})
+	b, st, dir := sandboxBackend(t, Sandbox{UID: 65532, GID: 65532, Namespaces: true})
 	if _, err := New(Options{Images: StaticImages{}, Dir: dir + "/x", Changed: st.changed, Sandbox: &Sandbox{}}); err == nil {
 		t.Fatal("a sandbox with uid 0 was accepted")
 	}
@@ -109,6 +89,99 @@ func TestSandboxIdentityAndNamespaces(t *testing.T) {
 	}
 	if !strings.HasPrefix(out.String(), "65532\n") {
 		t.Fatalf("exec ran as %q, want uid 65532", out.String())
+	}
+}
+
+// sandboxBackend is a backend running busybox-mapped pods (sh allowed) in sandbox s, in a temporary directory
+// under /tmp that the sandbox user may traverse; it skips the test when not root.
+func sandboxBackend(t *testing.T, s Sandbox) (*Backend, *statuses, string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("the sandbox needs root (the virtual node runs as root to switch users)")
+	}
+	dir, err := os.MkdirTemp("", "tidal-sandbox-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	st := &statuses{last: map[backend.Key]*corev1.PodStatus{}}
+	b, err := New(Options{Images: StaticImages{"busybox": nil}, AllowedCommands: []string{"sh"}, Dir: dir + "/pods",
+		Changed: st.changed, Sandbox: &s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = b.Close(ctx)
+	})
+	return b, st, dir
+}
+
+// containerPID is the host PID of the container's running process.
+func containerPID(t *testing.T, b *Backend, key backend.Key) int {
+	t.Helper()
+	waitRunning(t, b, key)
+	run, err := b.get(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := run.container("main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run.mu.Lock()
+	defer run.mu.Unlock()
+	return c.proc.Pid
+}
+
+func execOut(t *testing.T, b *Backend, key backend.Key, script string) string {
+	t.Helper()
+	var out bytes.Buffer
+	if err := b.Exec(context.Background(), key, "main", []string{"sh", "-c", script}, backend.Streams{Stdout: nopCloser{&out}, Stderr: nopCloser{&out}}); err != nil {
+		t.Fatalf("exec %q: %v: %s", script, err, out.String())
+	}
+	return out.String()
+}
+
+// TestExecJoinsTheContainersNamespaces: kubectl exec (and so exec probes, which run the same way) runs in the
+// container's own PID and mount namespaces, as the sandbox user, not in namespaces of its own.
+func TestExecJoinsTheContainersNamespaces(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		sandbox Sandbox
+	}{
+		{"namespaces", Sandbox{UID: 65532, GID: 65532, Namespaces: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, _, _ := sandboxBackend(t, tc.sandbox)
+			pod := shPod("target", "sleep 60", corev1.RestartPolicyNever)
+			key := backend.KeyOf(pod)
+			if err := b.Create(context.Background(), backend.Pod{Pod: pod}); err != nil {
+				t.Fatal(err)
+			}
+			pid := containerPID(t, b, key)
+			var want []string
+			for _, ns := range []string{"pid", "mnt"} {
+				l, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", pid, ns))
+				if err != nil {
+					t.Fatal(err)
+				}
+				self, _ := os.Readlink("/proc/self/ns/" + ns)
+				if l == self {
+					t.Fatalf("the container shares the node's %s namespace %s", ns, l)
+				}
+				want = append(want, l)
+			}
+			want = append(want, "65532")
+			got := strings.Fields(execOut(t, b, key, "readlink /proc/self/ns/pid; readlink /proc/self/ns/mnt; id -u"))
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("exec ran in %v, want the container's namespaces and uid %v", got, want)
+			}
+		})
 	}
 }
 
