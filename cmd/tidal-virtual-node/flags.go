@@ -35,7 +35,8 @@ type flags struct {
 	processDir, imagesConfigMap, imagesFile string
 	processAllowed                          string
 	processUID, processGID                  uint
-	processNamespaces                       bool
+	processNamespaces, processPrivateRoot   bool
+	processRootBinds                        string
 	simStart, simDelete                     string
 	simFailure, simCPU                      float64
 	aciSub, aciRG, aciRegion, aciSubnets    string
@@ -69,6 +70,8 @@ func newFlagSet(common *tidalapp.Flags, f *flags) *flag.FlagSet {
 	fs.UintVar(&f.processUID, "process-uid", 65532, "process backend: uid pods run as (never 0)")
 	fs.UintVar(&f.processGID, "process-gid", 65532, "process backend: gid pods run as (never 0)")
 	fs.BoolVar(&f.processNamespaces, "process-namespaces", true, "process backend: run each container in its own mount and PID namespaces, kubectl exec and exec probes in the container's (needs root, and nsenter from util-linux)")
+	fs.BoolVar(&f.processPrivateRoot, "process-private-root", true, "process backend: give each container a private root filesystem (--process-root-binds read-only, its pod directory, its own /proc and /tmp) instead of the host's (needs --process-namespaces)")
+	fs.StringVar(&f.processRootBinds, "process-root-binds", strings.Join(process.DefaultRootBinds, ","), "process backend: comma-separated host paths a private root shows read-only")
 	fs.StringVar(&f.auth, "kubelet-auth", provider.AuthWebhook, "kubelet API authentication: webhook (client certificates + TokenReview/SubjectAccessReview) or none")
 	fs.StringVar(&f.certFile, "tls-cert-file", "", "kubelet API serving certificate (default: self-signed)")
 	fs.StringVar(&f.keyFile, "tls-key-file", "", "kubelet API serving key")
@@ -159,7 +162,8 @@ func backendFactory(ctx context.Context, f flags, cfg *rest.Config, client kuber
 		return func(d provider.BackendDeps) (backend.Backend, error) {
 			return process.New(process.Options{Images: images, Dir: f.processDir, Changed: d.Changed, NodeIP: d.NodeIP, Logger: d.Logger,
 				AllowedCommands: splitList(f.processAllowed),
-				Sandbox:         &process.Sandbox{UID: uint32(f.processUID), GID: uint32(f.processGID), Namespaces: f.processNamespaces}})
+				Sandbox: &process.Sandbox{UID: uint32(f.processUID), GID: uint32(f.processGID), Namespaces: f.processNamespaces,
+					PrivateRoot: f.processPrivateRoot, RootBinds: splitList(f.processRootBinds)}})
 		}, nil
 	case "sim":
 		start, err := sim.ParseLatency("--sim-start-latency", f.simStart)

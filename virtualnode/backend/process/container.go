@@ -143,11 +143,18 @@ func (c *container) runOnce() (int32, string, string) {
 		lf.Finish()
 		return c.failedStart(err)
 	}
-	cmd := &exec.Cmd{
-		Path: path, Args: c.spec.argv, Env: c.env, Dir: c.workDir, Stdout: outW, Stderr: errW,
-		SysProcAttr: r.b.procAttr(),
+	cmd, started, err := r.b.containerCmd(path, c.spec.argv, c.env, c.workDir, r.dir)
+	if err == nil {
+		cmd.Stdout, cmd.Stderr = outW, errW
+		err = cmd.Start()
+		if err == nil {
+			if err = started(); err != nil {
+				_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+				_ = cmd.Wait()
+			}
+		}
 	}
-	if err := cmd.Start(); err != nil {
+	if err != nil {
 		outR.Close()
 		outW.Close()
 		errR.Close()

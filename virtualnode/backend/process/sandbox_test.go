@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -58,6 +59,10 @@ func TestSandboxIdentityAndNamespaces(t *testing.T) {
 	b, st, dir := sandboxBackend(t, Sandbox{UID: 65532, GID: 65532, Namespaces: true})
 	if _, err := New(Options{Images: StaticImages{}, Dir: dir + "/x", Changed: st.changed, Sandbox: &Sandbox{}}); err == nil {
 		t.Fatal("a sandbox with uid 0 was accepted")
+	}
+	if _, err := New(Options{Images: StaticImages{}, Dir: dir + "/x", Changed: st.changed,
+		Sandbox: &Sandbox{UID: 65532, GID: 65532, PrivateRoot: true}}); err == nil {
+		t.Fatal("a private root without namespaces was accepted")
 	}
 
 	pod := shPod("sandboxed", `id -u > "$POD_DIR/who"; echo $$ >> "$POD_DIR/who"; sleep 60`, corev1.RestartPolicyNever)
@@ -155,6 +160,7 @@ func TestExecJoinsTheContainersNamespaces(t *testing.T) {
 		sandbox Sandbox
 	}{
 		{"namespaces", Sandbox{UID: 65532, GID: 65532, Namespaces: true}},
+		{"private root", Sandbox{UID: 65532, GID: 65532, Namespaces: true, PrivateRoot: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b, _, _ := sandboxBackend(t, tc.sandbox)
@@ -181,7 +187,69 @@ func TestExecJoinsTheContainersNamespaces(t *testing.T) {
 			if fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Fatalf("exec ran in %v, want the container's namespaces and uid %v", got, want)
 			}
+			if tc.sandbox.PrivateRoot {
+				// The container's own /proc: its PID 1 is the container's command.
+				if got := execOut(t, b, key, "tr '\\0' ' ' < /proc/1/cmdline"); got != "sh -c sleep 60 " {
+					t.Fatalf("exec sees /proc/1 as %q, want the container's sh -c sleep 60", got)
+				}
+			}
 		})
+	}
+}
+
+// TestPrivateRootHidesTheHost: with a private root a pod sees the bound system directories read-only, its own
+// directory writable, an empty /tmp and /proc of its own, and nothing else of the host: a file in a host
+// directory outside the bound set is not there, for the container nor for kubectl exec.
+func TestPrivateRootHidesTheHost(t *testing.T) {
+	b, _, dir := sandboxBackend(t, Sandbox{UID: 65532, GID: 65532, Namespaces: true, PrivateRoot: true})
+	hostDir, err := os.MkdirTemp("/var/tmp", "tidal-host-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(hostDir) })
+	secret, hostTmp := hostDir+"/secret", dir+"/host-only"
+	for _, f := range []string{secret, hostTmp} {
+		if err := os.WriteFile(f, []byte("host"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(hostDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	script := fmt.Sprintf(`r="$POD_DIR/report"
+test -e %[1]s && echo secret-visible >> "$r" || echo secret-hidden >> "$r"
+test -e %[2]s && echo tmp-visible >> "$r" || echo tmp-hidden >> "$r"
+touch /usr/tidal-probe 2>/dev/null && echo usr-writable >> "$r" || echo usr-readonly >> "$r"
+echo x > /tmp/x && echo tmp-writable >> "$r"
+test -r /etc/passwd && echo etc-readable >> "$r"
+echo "procs=$(ls -d /proc/[0-9]* | wc -l)" >> "$r"
+echo done >> "$r"
+sleep 60`, secret, hostTmp)
+	pod := shPod("private", script, corev1.RestartPolicyNever)
+	key := backend.KeyOf(pod)
+	if err := b.Create(context.Background(), backend.Pod{Pod: pod}); err != nil {
+		t.Fatal(err)
+	}
+	run, err := b.get(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var report []byte
+	eventually(t, "the container wrote its report", func() bool {
+		report, err = os.ReadFile(run.dir + "/report")
+		return err == nil && strings.HasSuffix(string(report), "done\n")
+	})
+	lines := strings.Fields(string(report))
+	want := []string{"secret-hidden", "tmp-hidden", "usr-readonly", "tmp-writable", "etc-readable"}
+	if len(lines) != len(want)+2 || fmt.Sprint(lines[:len(want)]) != fmt.Sprint(want) {
+		t.Fatalf("report %q, want %v then procs and done", report, want)
+	}
+	// The container's PID namespace holds sh, sleep and the report's ls: a handful, not the host's processes.
+	if n, err := strconv.Atoi(strings.TrimPrefix(lines[len(want)], "procs=")); err != nil || n > 5 {
+		t.Fatalf("the container sees %s processes in /proc, want its own few", lines[len(want)])
+	}
+	if got := execOut(t, b, key, fmt.Sprintf("test -e %s && echo visible || echo hidden; cat /tmp/x", secret)); got != "hidden\nx\n" {
+		t.Fatalf("exec sees %q, want the host file hidden and the container's /tmp", got)
 	}
 }
 
