@@ -15,7 +15,6 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/tidalscale/tidal/internal/devcluster"
-	"github.com/tidalscale/tidal/internal/testenv"
 	"github.com/tidalscale/tidal/virtualnode/provider"
 )
 
@@ -107,19 +106,8 @@ func TestNodeIdentityReadsOnlyWhatItsPodsReference(t *testing.T) {
 	ctr.Env = []corev1.EnvVar{{Name: "USER_NAME", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
 		LocalObjectReference: corev1.LocalObjectReference{Name: "creds"}, Key: "user"}}}}
 	ctr.EnvFrom = []corev1.EnvFromSource{{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}}}}
-	if _, err := c.Client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	testenv.WaitFor(ctx, t, "pod Succeeded", func() (bool, error) {
-		p, err := c.Client.CoreV1().Pods(ns).Get(ctx, "env", metav1.GetOptions{})
-		return err == nil && p.Status.Phase == corev1.PodSucceeded, err
-	})
-	b, err := c.Client.CoreV1().Pods(ns).GetLogs("env", &corev1.PodLogOptions{}).DoRaw(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := "user=ada mode=turbo\n"; string(b) != want {
-		t.Errorf("logs = %q, want %q", b, want)
+	if logs, want := logsOnceSucceeded(ctx, t, c, ns, pod), "user=ada mode=turbo\n"; logs != want {
+		t.Errorf("logs = %q, want %q", logs, want)
 	}
 
 	if _, err := nodeClient.CoreV1().Secrets(ns).Get(ctx, "creds", metav1.GetOptions{}); err != nil {

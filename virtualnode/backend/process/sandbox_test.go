@@ -68,14 +68,7 @@ func TestSandboxIdentityAndNamespaces(t *testing.T) {
 	pod := shPod("sandboxed", `id -u > "$POD_DIR/who"; echo $$ >> "$POD_DIR/who"; sleep 60`, corev1.RestartPolicyNever)
 	pod.Spec.Containers[0].ReadinessProbe = &corev1.Probe{PeriodSeconds: 1, ProbeHandler: corev1.ProbeHandler{
 		Exec: &corev1.ExecAction{Command: []string{"sh", "-c", `test "$(id -u)" = 65532`}}}}
-	key := backend.KeyOf(pod)
-	if err := b.Create(context.Background(), backend.Pod{Pod: pod}); err != nil {
-		t.Fatal(err)
-	}
-	run, err := b.get(key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key, run := createPod(t, b, pod)
 	eventually(t, "the container wrote its identity", func() bool {
 		raw, err := os.ReadFile(run.dir + "/who")
 		return err == nil && strings.Count(string(raw), "\n") == 2
@@ -126,6 +119,20 @@ func sandboxBackend(t *testing.T, s Sandbox) (*Backend, *statuses, string) {
 	return b, st, dir
 }
 
+// createPod creates pod in b and returns its key and run.
+func createPod(t *testing.T, b *Backend, pod *corev1.Pod) (backend.Key, *podRun) {
+	t.Helper()
+	key := backend.KeyOf(pod)
+	if err := b.Create(context.Background(), backend.Pod{Pod: pod}); err != nil {
+		t.Fatal(err)
+	}
+	run, err := b.get(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, run
+}
+
 // containerPID is the host PID of the container's running process.
 func containerPID(t *testing.T, b *Backend, key backend.Key) int {
 	t.Helper()
@@ -165,10 +172,7 @@ func TestExecJoinsTheContainersNamespaces(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			b, _, _ := sandboxBackend(t, tc.sandbox)
 			pod := shPod("target", "sleep 60", corev1.RestartPolicyNever)
-			key := backend.KeyOf(pod)
-			if err := b.Create(context.Background(), backend.Pod{Pod: pod}); err != nil {
-				t.Fatal(err)
-			}
+			key, _ := createPod(t, b, pod)
 			pid := containerPID(t, b, key)
 			var want []string
 			for _, ns := range []string{"pid", "mnt"} {
@@ -226,14 +230,7 @@ echo "procs=$(ls -d /proc/[0-9]* | wc -l)" >> "$r"
 echo done >> "$r"
 sleep 60`, secret, hostTmp)
 	pod := shPod("private", script, corev1.RestartPolicyNever)
-	key := backend.KeyOf(pod)
-	if err := b.Create(context.Background(), backend.Pod{Pod: pod}); err != nil {
-		t.Fatal(err)
-	}
-	run, err := b.get(key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key, run := createPod(t, b, pod)
 	var report []byte
 	eventually(t, "the container wrote its report", func() bool {
 		report, err = os.ReadFile(run.dir + "/report")
