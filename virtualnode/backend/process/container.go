@@ -146,12 +146,11 @@ func (c *container) runOnce() (int32, string, string) {
 	cmd, started, err := r.b.containerCmd(path, c.spec.argv, c.env, c.workDir, r.dir)
 	if err == nil {
 		cmd.Stdout, cmd.Stderr = outW, errW
-		err = cmd.Start()
-		if err == nil {
-			if err = started(); err != nil {
-				_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-				_ = cmd.Wait()
-			}
+		if err = cmd.Start(); err != nil {
+			_ = started() // releases the init step's pipe: nothing holds it, so this returns at once
+		} else if err = started(); err != nil {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			_ = cmd.Wait()
 		}
 	}
 	if err != nil {

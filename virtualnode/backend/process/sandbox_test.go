@@ -270,3 +270,30 @@ func waitRunning(t *testing.T, b *Backend, key backend.Key) {
 type nopCloser struct{ *bytes.Buffer }
 
 func (nopCloser) Close() error { return nil }
+
+// TestPrivateRootInitFailureIsTheContainersExit: when the init step cannot build the root (here: a working
+// directory the root does not have), the container terminates with 127 and the reason in its log; it never runs
+// in the host's root instead.
+func TestPrivateRootInitFailureIsTheContainersExit(t *testing.T) {
+	b, st, _ := sandboxBackend(t, Sandbox{UID: 65532, GID: 65532, Namespaces: true, PrivateRoot: true})
+	pod := shPod("nowd", "echo ran", corev1.RestartPolicyNever)
+	pod.Spec.Containers[0].WorkingDir = "/var/lib"
+	key, _ := createPod(t, b, pod)
+	eventually(t, "the container terminated", func() bool {
+		s := st.get(key)
+		return s != nil && len(s.ContainerStatuses) == 1 && s.ContainerStatuses[0].State.Terminated != nil
+	})
+	if term := st.get(key).ContainerStatuses[0].State.Terminated; term.ExitCode != 127 {
+		t.Fatalf("exit code %d, want 127 from the init step", term.ExitCode)
+	}
+	rc, err := b.Logs(context.Background(), key, "main", backend.LogOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	var logs bytes.Buffer
+	_, _ = logs.ReadFrom(rc)
+	if !strings.Contains(logs.String(), sandboxInitName+": working directory") || strings.Contains(logs.String(), "ran") {
+		t.Fatalf("logs %q, want the init step's working directory error and no run", logs.String())
+	}
+}
