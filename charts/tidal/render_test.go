@@ -143,6 +143,7 @@ func allOn() map[string]any {
 	return vals("nodeAutoscaler.enabled", true, "virtualNode.enabled", true, "serviceMonitor.enabled", true,
 		"grafanaDashboard.enabled", true, "crds.templated", true, "operator.webhook.helmOwnedConfiguration", true,
 		"metricsAdapter.apiService.podMetrics", true, "virtualNode.pricePerCPUHour", "0.05", "virtualNode.podStartSeconds", 2,
+		"virtualNode.readableConfigMaps", []any{"tidal-system/tidal-process-images"},
 		"operator.extraScaleTargets", []any{map[string]any{"apiGroup": "argoproj.io", "resources": []any{"rollouts"}}})
 }
 
@@ -950,4 +951,102 @@ func releaseNamespace(t *testing.T, objs []*unstructured.Unstructured) string {
 	}
 	t.Fatal("no Deployment rendered")
 	return ""
+}
+
+// The virtual node's service account reads no Secret or ConfigMap by default: its pods' are read with the node
+// identity (system:node:<nodeName>, through a CSR it may request), limited by the Node authorizer to what its pods
+// reference. nodeIdentity=serviceaccount gives it get (never list or watch) instead; readableSecrets and
+// readableConfigMaps give it get on those objects by name.
+func TestVirtualNodeReadsSecretsOnlyAsItsNode(t *testing.T) {
+	c := loadChart(t)
+	rbac := func(t *testing.T, v map[string]any) (rules map[string][]string, args []string) {
+		t.Helper()
+		objs, err := render(t, c, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rules = map[string][]string{}
+		for _, o := range objs {
+			switch {
+			case o.GetKind() == "Deployment" && o.GetName() == "tidal-virtual-node":
+				args = strs(lookup(o.Object, "spec.template.spec.containers[0].args"))
+			case (o.GetKind() == "ClusterRole" || o.GetKind() == "Role") && strings.HasPrefix(o.GetName(), "tidal-virtual-node"):
+				rs, _, _ := unstructured.NestedSlice(o.Object, "rules")
+				for _, r := range rs {
+					rule := r.(map[string]any)
+					for _, res := range strs(rule["resources"]) {
+						key := o.GetKind() + " " + qualified(o) + " " + res
+						if names := strs(rule["resourceNames"]); len(names) > 0 {
+							key += " " + strings.Join(names, ",")
+						}
+						rules[key] = append(rules[key], strs(rule["verbs"])...)
+					}
+				}
+			}
+		}
+		return rules, args
+	}
+	readsAny := func(rules map[string][]string) []string {
+		var out []string
+		for k := range rules {
+			if f := strings.Fields(k); len(f) == 3 && (f[2] == "secrets" || f[2] == "configmaps") {
+				out = append(out, k)
+			}
+		}
+		return out
+	}
+	t.Run("default: node identity", func(t *testing.T) {
+		rules, args := rbac(t, vals("virtualNode.enabled", true))
+		if r := readsAny(rules); len(r) != 0 {
+			t.Errorf("service account reads %v", r)
+		}
+		if v := rules["ClusterRole tidal-virtual-node certificatesigningrequests/nodeclient"]; !contains(v, "create") {
+			t.Errorf("no create on certificatesigningrequests/nodeclient: %v", rules)
+		}
+		if v := rules["ClusterRole tidal-virtual-node certificatesigningrequests"]; !contains(v, "create") || !contains(v, "watch") {
+			t.Errorf("certificatesigningrequests verbs %v, want create and watch", v)
+		}
+		if !contains(args, "--node-identity=csr") {
+			t.Errorf("args %v lack --node-identity=csr", args)
+		}
+	})
+	t.Run("serviceaccount", func(t *testing.T) {
+		rules, args := rbac(t, vals("virtualNode.enabled", true, "virtualNode.nodeIdentity", "serviceaccount"))
+		for _, res := range []string{"secrets", "configmaps"} {
+			if v := rules["ClusterRole tidal-virtual-node "+res]; len(v) != 1 || v[0] != "get" {
+				t.Errorf("%s verbs %v, want only get", res, v)
+			}
+		}
+		if _, ok := rules["ClusterRole tidal-virtual-node certificatesigningrequests/nodeclient"]; ok {
+			t.Error("CSR permissions without the csr node identity")
+		}
+		if !contains(args, "--node-identity=serviceaccount") {
+			t.Errorf("args %v lack --node-identity=serviceaccount", args)
+		}
+	})
+	t.Run("readable objects by name", func(t *testing.T) {
+		rules, _ := rbac(t, vals("virtualNode.enabled", true, "virtualNode.readableSecrets", []any{"tidal-system/aci-creds"},
+			"virtualNode.readableConfigMaps", []any{"tidal-system/images", "other/cfg"}))
+		want := map[string][]string{
+			"Role tidal-system/tidal-virtual-node-reads secrets aci-creds": {"get"},
+			"Role tidal-system/tidal-virtual-node-reads configmaps images": {"get"},
+			"Role other/tidal-virtual-node-reads configmaps cfg":           {"get"},
+		}
+		for k, v := range want {
+			if got := rules[k]; fmt.Sprint(got) != fmt.Sprint(v) {
+				t.Errorf("%s: verbs %v, want %v (rules %v)", k, got, v, rules)
+			}
+		}
+		if r := readsAny(rules); len(r) != 0 {
+			t.Errorf("service account reads %v beyond the named objects", r)
+		}
+	})
+	t.Run("bad reference", func(t *testing.T) {
+		if _, err := render(t, c, vals("virtualNode.enabled", true, "virtualNode.readableSecrets", []any{"no-namespace"})); err == nil {
+			t.Error("readableSecrets entry without a namespace accepted")
+		}
+		if _, err := render(t, c, vals("virtualNode.enabled", true, "virtualNode.nodeIdentity", "token")); err == nil {
+			t.Error("nodeIdentity token accepted")
+		}
+	})
 }

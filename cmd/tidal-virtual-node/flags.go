@@ -35,7 +35,8 @@ type flags struct {
 	processDir, imagesConfigMap, imagesFile string
 	processAllowed                          string
 	processUID, processGID                  uint
-	processNamespaces                       bool
+	processNamespaces, processPrivateRoot   bool
+	processRootBinds                        string
 	simStart, simDelete                     string
 	simFailure, simCPU                      float64
 	aciSub, aciRG, aciRegion, aciSubnets    string
@@ -46,6 +47,7 @@ type flags struct {
 	pricePerCPUHour                         string
 	podStartSeconds                         float64
 	workers                                 int
+	nodeIdentity                            string
 }
 
 // newFlagSet registers the shared flags into common and the virtual node's own into f.
@@ -60,13 +62,16 @@ func newFlagSet(common *tidalapp.Flags, f *flags) *flag.FlagSet {
 	fs.StringVar(&f.cpu, "cpu", "100", "CPU capacity the node advertises")
 	fs.StringVar(&f.memory, "memory", "400Gi", "memory capacity the node advertises")
 	fs.StringVar(&f.pods, "pods", "1000", "pod capacity the node advertises")
+	fs.StringVar(&f.nodeIdentity, "node-identity", provider.NodeIdentityCSR, "identity that reads the Secrets and ConfigMaps of the node's pods: csr (a client certificate for system:node:NAME from a CertificateSigningRequest, renewed before expiry; the API server's Node authorizer then allows only the objects its pods reference) or serviceaccount (the service account, which then needs get on all Secrets and ConfigMaps: clusters without --authorization-mode=Node)")
 	fs.IntVar(&f.workers, "workers", 50, "pod reconcile and status workers")
 	fs.StringVar(&f.backendName, "backend", "sim", "sim, aci, process (opt-in: runs pods as local processes, sandboxed) or containerd (real containers on the host's network)")
 	f.containerd.register(fs)
 	fs.StringVar(&f.processAllowed, "process-allowed-commands", "", "process backend: comma-separated executables pods may run besides their image's mapped entrypoint (container command, kubectl exec, exec probes)")
 	fs.UintVar(&f.processUID, "process-uid", 65532, "process backend: uid pods run as (never 0)")
 	fs.UintVar(&f.processGID, "process-gid", 65532, "process backend: gid pods run as (never 0)")
-	fs.BoolVar(&f.processNamespaces, "process-namespaces", true, "process backend: run each container in its own mount and PID namespaces (needs root)")
+	fs.BoolVar(&f.processNamespaces, "process-namespaces", true, "process backend: run each container in its own mount and PID namespaces, kubectl exec and exec probes in the container's (needs root, and nsenter from util-linux)")
+	fs.BoolVar(&f.processPrivateRoot, "process-private-root", true, "process backend: give each container a private root filesystem (--process-root-binds read-only, its pod directory, its own /proc and /tmp) instead of the host's (needs --process-namespaces)")
+	fs.StringVar(&f.processRootBinds, "process-root-binds", strings.Join(process.DefaultRootBinds, ","), "process backend: comma-separated host paths a private root shows read-only")
 	fs.StringVar(&f.auth, "kubelet-auth", provider.AuthWebhook, "kubelet API authentication: webhook (client certificates + TokenReview/SubjectAccessReview) or none")
 	fs.StringVar(&f.certFile, "tls-cert-file", "", "kubelet API serving certificate (default: self-signed)")
 	fs.StringVar(&f.keyFile, "tls-key-file", "", "kubelet API serving key")
@@ -106,6 +111,9 @@ func parseFlags(args []string) (flags, error) {
 func (f *flags) validate() error {
 	if f.port < 1 || f.port > 65535 {
 		return fmt.Errorf("--port: want 1-65535, got %d", f.port)
+	}
+	if f.nodeIdentity != provider.NodeIdentityCSR && f.nodeIdentity != provider.NodeIdentityServiceAccount {
+		return fmt.Errorf("--node-identity: want %s or %s, got %q", provider.NodeIdentityCSR, provider.NodeIdentityServiceAccount, f.nodeIdentity)
 	}
 	if f.pricePerCPUHour != "" {
 		if p, err := strconv.ParseFloat(f.pricePerCPUHour, 64); err != nil || p < 0 || math.IsInf(p, 0) || math.IsNaN(p) {
@@ -154,7 +162,8 @@ func backendFactory(ctx context.Context, f flags, cfg *rest.Config, client kuber
 		return func(d provider.BackendDeps) (backend.Backend, error) {
 			return process.New(process.Options{Images: images, Dir: f.processDir, Changed: d.Changed, NodeIP: d.NodeIP, Logger: d.Logger,
 				AllowedCommands: splitList(f.processAllowed),
-				Sandbox:         &process.Sandbox{UID: uint32(f.processUID), GID: uint32(f.processGID), Namespaces: f.processNamespaces}})
+				Sandbox: &process.Sandbox{UID: uint32(f.processUID), GID: uint32(f.processGID), Namespaces: f.processNamespaces,
+					PrivateRoot: f.processPrivateRoot, RootBinds: splitList(f.processRootBinds)}})
 		}, nil
 	case "sim":
 		start, err := sim.ParseLatency("--sim-start-latency", f.simStart)

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/client-go/kubernetes"
@@ -61,8 +62,12 @@ func run(ctx context.Context, env tidalapp.Env, f flags) error {
 		if err != nil {
 			return err
 		}
+		podObjects, err := podObjectsClient(ctx, f, cfg, log)
+		if err != nil {
+			return err
+		}
 		vn, err := provider.NewVirtualNode(provider.VirtualNodeOptions{
-			Client: client,
+			Client: client, PodObjects: podObjects,
 			Node: provider.NodeOptions{Name: f.nodeName, Address: f.address, Port: int32(f.port), Capacity: capacity,
 				Backend: f.backendName, Version: "v1.37.2-tidal", Annotations: f.nodeAnnotations()},
 			Server:     provider.ServerOptions{Auth: f.auth, CertFile: f.certFile, KeyFile: f.keyFile, ClientCAFile: f.clientCA},
@@ -98,4 +103,27 @@ func run(ctx context.Context, env tidalapp.Env, f flags) error {
 		return err
 	}
 	return e.Run(ctx, runNode)
+}
+
+// podObjectsClient is the client that reads the Secrets and ConfigMaps of the node's pods: with --node-identity=csr
+// the node's own certificate (renewed until ctx is done), else nil (the service account's client).
+func podObjectsClient(ctx context.Context, f flags, cfg *rest.Config, log *zap.Logger) (kubernetes.Interface, error) {
+	if f.nodeIdentity != provider.NodeIdentityCSR {
+		return nil, nil
+	}
+	id, err := provider.StartNodeIdentity(ctx, provider.NodeIdentityOptions{Config: cfg, NodeName: f.nodeName, Logger: log.Named("node-identity")})
+	if err != nil {
+		return nil, err
+	}
+	context.AfterFunc(ctx, id.Stop)
+	nodeCfg, err := id.Config()
+	if err != nil {
+		return nil, err
+	}
+	nodeCfg.QPS, nodeCfg.Burst = cfg.QPS, cfg.Burst
+	c, err := kubernetes.NewForConfig(nodeCfg)
+	if err != nil {
+		return nil, fmt.Errorf("node identity client: %w", err)
+	}
+	return c, nil
 }

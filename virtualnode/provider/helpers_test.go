@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/tidalscale/tidal/internal/devcluster"
+	"github.com/tidalscale/tidal/internal/testenv"
 	"github.com/tidalscale/tidal/virtualnode/provider"
 )
 
@@ -63,7 +64,10 @@ type startedNode struct {
 // deletes its Node object.
 func startNode(t testing.TB, c *devcluster.Cluster, backendName string, capacity corev1.ResourceList, opts provider.VirtualNodeOptions) *startedNode {
 	t.Helper()
-	name := uniqueName("vk-" + backendName)
+	name := opts.Node.Name // a test that needs the name beforehand (a node identity) sets it
+	if name == "" {
+		name = uniqueName("vk-" + backendName)
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("listen: %v", err)
@@ -194,4 +198,21 @@ func scaleDeployment(ctx context.Context, t testing.TB, c *devcluster.Cluster, n
 	if _, err := c.Client.AppsV1().Deployments(ns).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 		t.Fatalf("scale deployment %s to %d: %v", name, replicas, err)
 	}
+}
+
+// logsOnceSucceeded creates pod in ns, waits until it Succeeded and returns its logs.
+func logsOnceSucceeded(ctx context.Context, t *testing.T, c *devcluster.Cluster, ns string, pod *corev1.Pod) string {
+	t.Helper()
+	if _, err := c.Client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(ctx, t, "pod "+pod.Name+" Succeeded", func() (bool, error) {
+		p, err := c.Client.CoreV1().Pods(ns).Get(ctx, pod.Name, metav1.GetOptions{})
+		return err == nil && p.Status.Phase == corev1.PodSucceeded, err
+	})
+	b, err := c.Client.CoreV1().Pods(ns).GetLogs(pod.Name, &corev1.PodLogOptions{}).DoRaw(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -277,19 +277,8 @@ func TestProcessBackendMaterialisesVolumesAndSecretEnv(t *testing.T) {
 	ctr.VolumeMounts = []corev1.VolumeMount{{Name: "config", MountPath: "/etc/cfg"}, {Name: "secret", MountPath: "/etc/secret"}, {Name: "scratch", MountPath: "/tmp/s"}}
 	ctr.Env = []corev1.EnvVar{{Name: "USER_NAME", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
 		LocalObjectReference: corev1.LocalObjectReference{Name: "creds"}, Key: "user"}}}}
-	if _, err := c.Client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	testenv.WaitFor(ctx, t, "pod Succeeded", func() (bool, error) {
-		p, err := c.Client.CoreV1().Pods(ns).Get(ctx, "volumes", metav1.GetOptions{})
-		return err == nil && p.Status.Phase == corev1.PodSucceeded, err
-	})
-	b, err := c.Client.CoreV1().Pods(ns).GetLogs("volumes", &corev1.PodLogOptions{}).DoRaw(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	want := "mode=turbo token=tok-123 user=ada\nscratch=scratch\n"
-	if string(b) != want {
-		t.Errorf("logs = %q, want %q", b, want)
+	if logs := logsOnceSucceeded(ctx, t, c, ns, pod); logs != want {
+		t.Errorf("logs = %q, want %q", logs, want)
 	}
 }

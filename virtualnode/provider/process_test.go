@@ -40,21 +40,26 @@ import (
 // busybox to "the pod's own command".
 func processNode(t testing.TB, c *devcluster.Cluster, capacity corev1.ResourceList) *startedNode {
 	t.Helper()
+	return processNodeWith(t, c, capacity, provider.VirtualNodeOptions{})
+}
+
+// processNodeWith is processNode with more options (NewBackend is set here).
+func processNodeWith(t testing.TB, c *devcluster.Cluster, capacity corev1.ResourceList, opts provider.VirtualNodeOptions) *startedNode {
+	t.Helper()
 	worker := demoWorkerBinary(t)
 	dir := t.TempDir()
-	return startNode(t, c, "process", capacity, provider.VirtualNodeOptions{
-		NewBackend: func(d provider.BackendDeps) (backend.Backend, error) {
-			return process.New(process.Options{
-				Images:          process.StaticImages{"tidal/demo-worker": {worker}, "busybox": nil},
-				AllowedCommands: []string{"sh"},
-				Dir:             dir,
-				Changed:         d.Changed,
-				NodeIP:          d.NodeIP,
-				Logger:          d.Logger,
-				RestartBackoff:  500 * time.Millisecond,
-			})
-		},
-	})
+	opts.NewBackend = func(d provider.BackendDeps) (backend.Backend, error) {
+		return process.New(process.Options{
+			Images:          process.StaticImages{"tidal/demo-worker": {worker}, "busybox": nil},
+			AllowedCommands: []string{"sh"},
+			Dir:             dir,
+			Changed:         d.Changed,
+			NodeIP:          d.NodeIP,
+			Logger:          d.Logger,
+			RestartBackoff:  500 * time.Millisecond,
+		})
+	}
+	return startNode(t, c, "process", capacity, opts)
 }
 
 func freePort(t testing.TB) int {

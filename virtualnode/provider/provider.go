@@ -11,6 +11,11 @@
 // server's pods/log and pods/exec accept a loopback node address; nodes/proxy (and so metrics-server scraping
 // through it) refuses one, so on the dev cluster stats are read from the kubelet port directly.
 //
+// Secrets and ConfigMaps its pods reference are read by name, never listed or watched, with the identity
+// VirtualNodeOptions.PodObjects gives: the node's own (system:node:<name>, NodeIdentity: a client certificate from
+// a CertificateSigningRequest, renewed before expiry), which the API server's Node authorizer limits to the
+// objects referenced by pods bound to the node (docs/virtual-node.md).
+//
 // Problems with a pod (an unmapped image, a pod larger than the node, a backend quota) become the pod's status
 // (Failed, or Pending and retried with backoff for quota) with a reason and a Warning event, never an error
 // that would stop the node.

@@ -41,8 +41,12 @@ type BackendDeps struct {
 // VirtualNodeOptions configure a VirtualNode.
 type VirtualNodeOptions struct {
 	Client kubernetes.Interface
-	Node   NodeOptions
-	Server ServerOptions
+	// PodObjects reads the Secrets and ConfigMaps the node's pods reference, one GET by name each (never a list
+	// or watch). Give it the node's own identity (NodeIdentity: system:node:<name>), which the API server's Node
+	// authorizer allows exactly those objects; nil: Client.
+	PodObjects kubernetes.Interface
+	Node       NodeOptions
+	Server     ServerOptions
 	// Listener serves the kubelet API; when nil one is opened on Node.Address:Node.Port. When Node.Port is 0
 	// it is taken from the listener.
 	Listener net.Listener
@@ -125,17 +129,22 @@ func (v *VirtualNode) build() error {
 	v.eb = record.NewBroadcaster()
 	recorder := v.eb.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "tidal-virtual-node", Host: o.Node.Name})
 	var pods corev1listers.PodLister
+	reader := o.PodObjects
+	if reader == nil {
+		reader = o.Client
+	}
+	secrets, configMaps := secretsByName{reader}, configMapsByName{reader}
 	newProvider := func(pc nodeutil.ProviderConfig) (nodeutil.Provider, vknode.NodeProvider, error) {
 		p, err := New(Options{
 			NodeName: o.Node.Name, NodeIP: o.Node.Address, Allocatable: o.Node.Capacity, Taints: o.Node.Node().Spec.Taints,
-			ConfigMaps: pc.ConfigMaps, Secrets: pc.Secrets, Recorder: recorder, Logger: v.log, Pods: o.Client.CoreV1(),
+			ConfigMaps: configMaps, Secrets: secrets, Recorder: recorder, Logger: v.log, Pods: o.Client.CoreV1(),
 			Clock: o.Clock, RetryBase: o.RetryBase, RetryMax: o.RetryMax,
 		})
 		if err != nil {
 			return nil, nil, err
 		}
 		b, err := o.NewBackend(BackendDeps{
-			Changed: p.Changed, ConfigMaps: pc.ConfigMaps, Secrets: pc.Secrets,
+			Changed: p.Changed, ConfigMaps: configMaps, Secrets: secrets,
 			NodeName: o.Node.Name, NodeIP: o.Node.Address, Logger: v.log.With(zap.String("backend", o.Node.Backend)),
 		})
 		if err != nil {
@@ -147,7 +156,7 @@ func (v *VirtualNode) build() error {
 		return p, nil, nil // nil: virtual-kubelet's naive node provider keeps the node Ready while we run
 	}
 	n, err := nodeutil.NewNode(o.Node.Name, newProvider, func(cfg *nodeutil.NodeConfig) error {
-		cfg.Client = o.Client
+		cfg.Client = withoutSecretInformers{o.Client}
 		cfg.NodeSpec = *o.Node.Node()
 		cfg.EventRecorder = recorder
 		cfg.NumWorkers = o.Workers
@@ -160,6 +169,7 @@ func (v *VirtualNode) build() error {
 		pc.SyncPodsFromKubernetesRateLimiter = queueLimiter(o.QueueQPS)
 		pc.SyncPodStatusFromProviderRateLimiter = queueLimiter(o.QueueQPS)
 		pc.DeletePodsFromKubernetesRateLimiter = queueLimiter(o.QueueQPS)
+		pc.SecretInformer, pc.ConfigMapInformer = secrets, configMaps
 		return nil
 	}))
 	if err != nil {

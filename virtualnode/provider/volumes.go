@@ -11,8 +11,8 @@ import (
 	"github.com/tidalscale/tidal/virtualnode/backend"
 )
 
-// materialiseVolumes reads the content of the pod's ConfigMap, Secret and emptyDir volumes from the informer
-// caches. Other volume types are not supported by a virtual node and are reported as a PodError. A missing,
+// materialiseVolumes reads the content of the pod's ConfigMap, Secret and emptyDir volumes (ConfigMaps and Secrets
+// by name, with the node's identity: podobjects.go). Other volume types are not supported by a virtual node and are reported as a PodError. A missing,
 // non-optional ConfigMap or Secret is a plain error: the pod controller retries, as the kubelet would.
 func (p *Provider) materialiseVolumes(pod *corev1.Pod) (map[string]backend.Volume, error) {
 	out := map[string]backend.Volume{}

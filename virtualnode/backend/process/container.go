@@ -143,11 +143,17 @@ func (c *container) runOnce() (int32, string, string) {
 		lf.Finish()
 		return c.failedStart(err)
 	}
-	cmd := &exec.Cmd{
-		Path: path, Args: c.spec.argv, Env: c.env, Dir: c.workDir, Stdout: outW, Stderr: errW,
-		SysProcAttr: r.b.procAttr(),
+	cmd, started, err := r.b.containerCmd(path, c.spec.argv, c.env, c.workDir, r.dir)
+	if err == nil {
+		cmd.Stdout, cmd.Stderr = outW, errW
+		if err = cmd.Start(); err != nil {
+			_ = started() // releases the init step's pipe: nothing holds it, so this returns at once
+		} else if err = started(); err != nil {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			_ = cmd.Wait()
+		}
 	}
-	if err := cmd.Start(); err != nil {
+	if err != nil {
 		outR.Close()
 		outW.Close()
 		errR.Close()

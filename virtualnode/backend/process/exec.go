@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
-	"syscall"
 
 	utilexec "k8s.io/utils/exec"
 
@@ -60,18 +59,18 @@ func (b *Backend) Exec(ctx context.Context, key backend.Key, container string, c
 		return &backend.PodError{Reason: backend.ReasonUnsupportedFeature, Message: "exec: TTY is not supported by the process backend; drop -t"}
 	}
 	run.mu.Lock()
-	running := c.proc != nil
+	pid := 0
+	if c.proc != nil {
+		pid = c.proc.Pid
+	}
 	run.mu.Unlock()
-	if !running {
+	if pid == 0 {
 		return fmt.Errorf("pod %s container %q is not running: %w", key, container, backend.ErrNotFound)
 	}
 	if cmd[0] != c.spec.argv[0] && !b.commandAllowed(nil, cmd[0]) {
 		return utilexec.CodeExitError{Err: notAllowed("exec command", cmd[0]), Code: 126}
 	}
-	x := exec.CommandContext(ctx, cmd[0], cmd[1:]...)
-	x.Env, x.Dir = c.env, c.workDir
-	x.SysProcAttr = b.procAttr()
-	x.Cancel = func() error { return syscall.Kill(-x.Process.Pid, syscall.SIGKILL) }
+	x := b.execCmd(ctx, pid, cmd, c.env, c.workDir)
 	if s.Stdin != nil {
 		x.Stdin = s.Stdin
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os/exec"
 	"sync"
 	"syscall"
 
@@ -59,10 +58,16 @@ func (c *container) probeOnce(ctx context.Context, p *corev1.Probe) error {
 		if len(p.Exec.Command) == 0 {
 			return fmt.Errorf("exec probe: empty command")
 		}
-		cmd := exec.CommandContext(ctx, p.Exec.Command[0], p.Exec.Command[1:]...)
-		cmd.Env, cmd.Dir = c.env, c.workDir
-		cmd.SysProcAttr = c.run.b.procAttr()
-		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) } // the whole group
+		c.run.mu.Lock()
+		pid := 0
+		if c.proc != nil {
+			pid = c.proc.Pid
+		}
+		c.run.mu.Unlock()
+		if pid == 0 {
+			return fmt.Errorf("exec probe: container not running")
+		}
+		cmd := c.run.b.execCmd(ctx, pid, p.Exec.Command, c.env, c.workDir)
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Run(); err != nil {

@@ -6,8 +6,11 @@
 // death signal kills it too if the virtual node itself dies, so no process outlives the node.
 //
 // Pods run only allow-listed executables (the image map's entrypoints and Options.AllowedCommands), and with
-// Options.Sandbox as an unprivileged uid in their own mount and PID namespaces; kubectl exec and exec probes get
-// the same allow-list and identity. The backend is opt-in in tidal-virtual-node (--backend=process).
+// Options.Sandbox as an unprivileged uid in their own mount and PID namespaces, with Sandbox.PrivateRoot in a
+// root filesystem of their own (read-only system directories, their pod directory, their own /proc and /tmp;
+// built by an init step, the binary re-executed under a hidden name, see rootfs.go). kubectl exec and exec probes
+// get the same allow-list and identity, and join the running container's namespaces and root (nsenter). The
+// backend is opt-in in tidal-virtual-node (--backend=process); docs/virtual-node.md describes the sandbox.
 package process
 
 import (
@@ -89,6 +92,13 @@ func New(opts Options) (*Backend, error) {
 	}
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("process backend: Dir %q: %w", opts.Dir, err)
+	}
+	if opts.Sandbox != nil {
+		s := *opts.Sandbox // prepare fills it in: the caller's stays as given
+		if err := s.prepare(opts.Dir); err != nil {
+			return nil, err
+		}
+		opts.Sandbox = &s
 	}
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()

@@ -126,13 +126,7 @@ func TestDeleteKillsTheWholeProcessGroupAfterGrace(t *testing.T) {
 func TestCloseLeavesNoProcesses(t *testing.T) {
 	b, _ := newBackend(t)
 	pod := shPod("closing", `sleep 300 & echo $! $$ > "$POD_DIR/pids"; wait`, corev1.RestartPolicyAlways)
-	if err := b.Create(context.Background(), backend.Pod{Pod: pod}); err != nil {
-		t.Fatal(err)
-	}
-	run, err := b.get(backend.KeyOf(pod))
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, run := createPod(t, b, pod)
 	var pids []int
 	eventually(t, "processes started", func() bool { pids = pidsFrom(t, run.dir+"/pids"); return len(pids) == 2 })
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
