@@ -484,6 +484,7 @@ func TestValuesSchemaRejects(t *testing.T) {
 		{name: "negative pod start", vals: vals("virtualNode.podStartSeconds", -1), want: "virtualNode.podStartSeconds"},
 		{name: "secret mode without CA", vals: vals("metricsAdapter.tls.mode", "secret", "metricsAdapter.tls.secretName", "x"), want: "metricsAdapter.tls.caBundle"},
 		{name: "no service account name", vals: vals("operator.serviceAccount.create", false), want: "operator.serviceAccount.name is required"},
+		{name: "process backend without root", vals: vals("virtualNode.enabled", true, "virtualNode.backend", "process"), want: "virtualNode.backend: process"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1049,4 +1050,31 @@ func TestVirtualNodeReadsSecretsOnlyAsItsNode(t *testing.T) {
 			t.Error("nodeIdentity token accepted")
 		}
 	})
+}
+
+// The process backend renders once the virtual node runs as root (its sandbox switches uid and namespaces), with
+// the backend flag on the container.
+func TestProcessBackendNeedsRoot(t *testing.T) {
+	c := loadChart(t)
+	objs, err := render(t, c, vals("virtualNode.enabled", true, "virtualNode.backend", "process",
+		"virtualNode.securityContext", map[string]any{"runAsUser": 0, "runAsNonRoot": false,
+			"capabilities": map[string]any{"add": []any{"SYS_ADMIN", "SETUID", "SETGID"}}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs {
+		if o.GetKind() != "Deployment" || !strings.Contains(o.GetName(), "virtual-node") {
+			continue
+		}
+		containers, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
+		ctr := containers[0].(map[string]any)
+		if uid, _, _ := unstructured.NestedInt64(ctr, "securityContext", "runAsUser"); uid != 0 {
+			t.Errorf("virtual node runs as uid %d, want 0", uid)
+		}
+		if !strings.Contains(fmt.Sprint(ctr["args"]), "--backend=process") {
+			t.Errorf("args %v lack --backend=process", ctr["args"])
+		}
+		return
+	}
+	t.Fatal("no virtual node Deployment rendered")
 }
