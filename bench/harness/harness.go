@@ -232,6 +232,12 @@ func runnerFor(kind string, o Options) (runner, error) {
 			return nil, err
 		}
 		return eventToRunning{nodeAutoscaler: na, virtualNode: vn}, nil
+	case scenario.KindFleet:
+		bin, err := findBinary("", envOperator, "tidal-operator", "fleet runs operator processes")
+		if err != nil {
+			return nil, err
+		}
+		return fleet{bin: bin}, nil
 	case scenario.KindVirtualBurst:
 		bin, err := findBinary(o.VirtualNodeBin, envVirtualNode, "tidal-virtual-node", "virtual-burst needs the virtual node")
 		if err != nil {

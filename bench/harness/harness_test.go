@@ -408,3 +408,41 @@ func TestEventToRunning(t *testing.T) {
 		t.Fatalf("want the (a)/(b) and (a)/(c) ratios in the notes, got %q", res.Notes)
 	}
 }
+
+// Fleet with operator binaries ($TIDAL_OPERATOR_BIN or bin/tidal-operator): three sharded replicas share the
+// objects, one is killed and the survivors take its objects over (rebalance measured), every replica's RSS is
+// read, and the polls are counted against their due times.
+func TestFleet(t *testing.T) {
+	bin := componentBinary(t, "TIDAL_OPERATOR_BIN", "tidal-operator")
+	if bin == "" {
+		expectUnavailable(t, "fleet-30000", "go build -o bin/tidal-operator ./cmd/tidal-operator")
+		return
+	}
+	res := runShort(t, "fleet-30000", harness.Options{})
+	// The survivors took every object over (how fast is the benchmark's figure, not asserted here).
+	metric(t, res, "tidal-operator", "rebalance", 1)
+	c := res.Runs[0].Counters
+	for i := range res.Params.Replicas {
+		if c[fmt.Sprintf("rssPeakMiB/fleet-%d", i)] <= 0 {
+			t.Errorf("no RSS read for replica %d: %v", i, c)
+		}
+	}
+	// Every object polled at least once per interval by the survivors (the short form runs 24 s at 2 s).
+	if min := float64(res.Params.ScaledObjects); c["polls"] < min {
+		t.Errorf("polls = %v, want at least %v", c["polls"], min)
+	}
+}
+
+// Soak (its short form): one operator, RSS read throughout, polls counted.
+func TestSoak(t *testing.T) {
+	bin := componentBinary(t, "TIDAL_OPERATOR_BIN", "tidal-operator")
+	if bin == "" {
+		expectUnavailable(t, "soak-10000", "go build -o bin/tidal-operator ./cmd/tidal-operator")
+		return
+	}
+	res := runShort(t, "soak-10000", harness.Options{})
+	c := res.Runs[0].Counters
+	if c["rssGrowth/fleet-0"] <= 0 || c["polls"] < float64(res.Params.ScaledObjects) {
+		t.Fatalf("counters %v: want RSS read and every object polled", c)
+	}
+}

@@ -23,10 +23,11 @@ const (
 	KindNodeScaleUp    = "node-scale-up"
 	KindVirtualBurst   = "virtual-burst"
 	KindEventToRunning = "event-to-running"
+	KindFleet          = "fleet"
 )
 
 // Kinds lists every kind, sorted.
-var kinds = []string{KindAdapterLoad, KindBurst, KindEventToRunning, KindNodeScaleUp, KindScaleFromZero, KindVirtualBurst}
+var kinds = []string{KindAdapterLoad, KindBurst, KindEventToRunning, KindFleet, KindNodeScaleUp, KindScaleFromZero, KindVirtualBurst}
 
 // Event sources.
 const (
@@ -112,6 +113,11 @@ type Params struct {
 	// ProvisioningDelay, ScanInterval and BackfillInterval apply as above.
 	Variants          []string `json:"variants,omitempty"`
 	MaxPendingSeconds int      `json:"maxPendingSeconds,omitempty"`
+	// Fleet: ScaledObjects objects under Replicas operator processes (sharded on Leases when more than one) for
+	// Duration; KillAfter, when set, kills one replica that long after the start.
+	Replicas  int      `json:"replicas,omitempty"`
+	Duration  Duration `json:"duration,omitempty"`
+	KillAfter Duration `json:"killAfter,omitempty"`
 }
 
 // LoadStep pushes Rate items per second for For.
@@ -209,6 +215,9 @@ func (s *Spec) Effective(short bool) Params {
 	over(&p.Concurrency, o.Concurrency)
 	over(&p.Pods, o.Pods)
 	over(&p.MaxPendingSeconds, o.MaxPendingSeconds)
+	over(&p.Replicas, o.Replicas)
+	overD(&p.Duration, o.Duration)
+	overD(&p.KillAfter, o.KillAfter)
 	overD(&p.Interval, o.Interval)
 	overD(&p.PollingInterval, o.PollingInterval)
 	overD(&p.Cooldown, o.Cooldown)
@@ -309,6 +318,16 @@ func (p Params) validate(kind string) error {
 	case KindVirtualBurst:
 		need("pods", p.Pods)
 		need("repeats", p.Repeats)
+	case KindFleet:
+		need("scaledObjects", p.ScaledObjects)
+		need("replicas", p.Replicas)
+		need("duration", int(p.Duration.D().Seconds()))
+		switch {
+		case p.KillAfter < 0 || (p.KillAfter > 0 && p.KillAfter >= p.Duration):
+			errs = append(errs, fmt.Errorf("killAfter: want 0 (no kill) or less than duration (%s), got %s", p.Duration.D(), p.KillAfter.D()))
+		case p.KillAfter > 0 && p.Replicas < 2:
+			errs = append(errs, fmt.Errorf("killAfter: needs at least 2 replicas to take over, got %d", p.Replicas))
+		}
 	case KindEventToRunning:
 		need("pods", p.Pods)
 		need("repeats", p.Repeats)
