@@ -32,7 +32,7 @@ func TestMetadata(t *testing.T) {
 			"tenantName", "team-a", "ignoreNullValues", "false", "unsafeSsl", "true", "authModes", "basic"),
 			Auth: map[string]string{"username": "u", "password": "p"}, Check: func(t *testing.T, m Metadata) {
 				if m.queryURL.String() != "https://gw/loki-a/loki/api/v1/query" || m.Threshold != 0.5 || m.ActivationThreshold != 2 ||
-					m.TenantName != "team-a" || m.IgnoreNullValues || !m.UnsafeSsl || !m.modes["basic"] {
+					m.TenantName != "team-a" || m.IgnoreNullValues || !m.UnsafeSsl || !m.Has("basic") {
 					t.Errorf("fields wrong: %+v url=%s", m, m.queryURL)
 				}
 			}},

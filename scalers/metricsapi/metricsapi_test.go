@@ -46,7 +46,7 @@ func newScaler(t testing.TB, md, auth map[string]string) *Scaler {
 }
 
 // sample samples s once; anything but one value under s's metric name is an error.
-func sample(s *Scaler) (float64, bool, error) { return scalertest.FirstNamed(s, s.metricName) }
+func sample(s *Scaler) (float64, bool, error) { return scalertest.FirstNamed(s, s.MetricName()) }
 
 func TestLoadThenDrain(t *testing.T) {
 	t.Parallel()
@@ -56,8 +56,8 @@ func TestLoadThenDrain(t *testing.T) {
 	s := newScaler(t, map[string]string{
 		"url": srv.URL + "/api/v1/stats", "valueLocation": "components.worker.tasks", "targetValue": "5", "activationTargetValue": "2",
 	}, nil)
-	if s.metricName != "s0-metric-api-components-worker-tasks" {
-		t.Errorf("metric name = %q, want KEDA's s0-metric-api-components-worker-tasks", s.metricName)
+	if s.MetricName() != "s0-metric-api-components-worker-tasks" {
+		t.Errorf("metric name = %q, want KEDA's s0-metric-api-components-worker-tasks", s.MetricName())
 	}
 	for _, step := range []struct {
 		depth  int

@@ -67,7 +67,7 @@ func newScaler(t testing.TB, md, auth map[string]string) *Scaler {
 }
 
 // sampleErr samples s once; anything but one value under s's metric name is an error.
-func sampleErr(s *Scaler) (float64, bool, error) { return scalertest.FirstNamed(s, s.metricName) }
+func sampleErr(s *Scaler) (float64, bool, error) { return scalertest.FirstNamed(s, s.MetricName()) }
 
 func TestResultHandling(t *testing.T) {
 	t.Parallel()
