@@ -26,6 +26,9 @@ import (
 // TriggerType is the trigger type this package registers.
 const TriggerType = "activemq"
 
+// Register adds the activemq scaler to r.
+func Register(r *scalers.Registry) { r.Register(New, TriggerType); r.Describe(Metadata{}, TriggerType) }
+
 const (
 	defaultTemplate = "http://{{.ManagementEndpoint}}/api/jolokia/read/org.apache.activemq:type=Broker,brokerName={{.BrokerName}},destinationType=Queue,destinationName={{.DestinationName}}/QueueSize"
 	defaultTimeout  = 3 * time.Second
@@ -109,24 +112,14 @@ type Scaler struct {
 	meta Metadata
 }
 
-var _ scalers.Scaler = (*Scaler)(nil)
-
-// Register adds the activemq scaler to r.
-func Register(r *scalers.Registry) {
-	r.Register(New, TriggerType)
-	r.Describe(Metadata{}, TriggerType)
-}
-
 // New parses the trigger; the HTTP transport is shared between activemq triggers.
 func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
-	base, meta, err := httpscaler.New(cfg, TriggerType, func(m *Metadata) httpscaler.Options {
+	return httpscaler.Build(cfg, TriggerType, func(m *Metadata) httpscaler.Options {
 		return httpscaler.Options{Metric: cfg.MetricName("activemq", m.DestinationName), Target: float64(m.TargetQueueSize),
 			Activation: float64(m.ActivationTargetQueueSize), Client: httpauth.ClientOptions{Timeout: defaultTimeout}}
+	}, func(base httpscaler.Base, meta Metadata) *Scaler {
+		return &Scaler{Base: base, meta: meta}
 	})
-	if err != nil {
-		return nil, err
-	}
-	return &Scaler{Base: base, meta: meta}, nil
 }
 
 // Sample reads QueueSize; the trigger is active when it exceeds activationTargetQueueSize.

@@ -45,6 +45,9 @@ import (
 // TriggerType is the trigger type this package registers.
 const TriggerType = "azure-pipelines"
 
+// Register adds the azure-pipelines scaler to r.
+func Register(r *scalers.Registry) { r.Register(New, TriggerType); r.Describe(Metadata{}, TriggerType) }
+
 const (
 	callTimeout        = 30 * time.Second
 	defaultJobsToFetch = 250
@@ -132,32 +135,22 @@ type Scaler struct {
 	poolID int64 // resolved from poolName on first use
 }
 
-var _ scalers.Scaler = (*Scaler)(nil)
-
-// Register adds the azure-pipelines scaler to r.
-func Register(r *scalers.Registry) {
-	r.Register(New, TriggerType)
-	r.Describe(Metadata{}, TriggerType)
-}
-
 // New parses the trigger; nothing is sent until Sample.
 func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
 	if _, inline := cfg.Metadata["personalAccessToken"]; inline {
 		// A token written into the trigger would be stored in the object and shown by every get: refuse it.
 		return nil, cfg.Errorf("personalAccessToken: give it in a TriggerAuthentication or through personalAccessTokenFromEnv, not in the trigger metadata")
 	}
-	base, meta, err := httpscaler.New(cfg, TriggerType, func(m *Metadata) httpscaler.Options {
+	return httpscaler.Build(cfg, TriggerType, func(m *Metadata) httpscaler.Options {
 		pool := m.PoolName
 		if m.PoolID != 0 {
 			pool = strconv.FormatInt(m.PoolID, 10)
 		}
 		return httpscaler.Options{Metric: cfg.MetricName(TriggerType, pool), Target: float64(m.TargetPipelinesQueueLength),
 			Activation: float64(m.ActivationTargetPipelinesQueueLength), Client: httpauth.ClientOptions{Timeout: callTimeout}}
+	}, func(base httpscaler.Base, meta Metadata) *Scaler {
+		return &Scaler{Base: base, meta: meta, poolID: meta.PoolID, log: cfg.Logger.With(zap.String("trigger", cfg.ID()))}
 	})
-	if err != nil {
-		return nil, err
-	}
-	return &Scaler{Base: base, meta: meta, poolID: meta.PoolID, log: cfg.Logger.With(zap.String("trigger", cfg.ID()))}, nil
 }
 
 // Sample counts the matching unfinished job requests; active above activationTargetPipelinesQueueLength.

@@ -33,6 +33,9 @@ import (
 // TriggerType is the trigger type this package registers.
 const TriggerType = "datadog"
 
+// Register adds the datadog scaler to r.
+func Register(r *scalers.Registry) { r.Register(New, TriggerType); r.Describe(Metadata{}, TriggerType) }
+
 const defaultTimeout = 3 * time.Second
 
 // Metadata is the datadog trigger's metadata and authentication, with KEDA's names and defaults.
@@ -103,17 +106,9 @@ type Scaler struct {
 	now  func() time.Time
 }
 
-var _ scalers.Scaler = (*Scaler)(nil)
-
-// Register adds the datadog scaler to r.
-func Register(r *scalers.Registry) {
-	r.Register(New, TriggerType)
-	r.Describe(Metadata{}, TriggerType)
-}
-
 // New parses the trigger; the HTTP transport is shared between datadog triggers.
 func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
-	base, meta, err := httpscaler.New(cfg, TriggerType, func(m *Metadata) httpscaler.Options {
+	return httpscaler.Build(cfg, TriggerType, func(m *Metadata) httpscaler.Options {
 		if m.Age < 60 {
 			cfg.Logger.Info("a datadog window (age) under 60s may find no point", zap.Int("age", m.Age))
 		}
@@ -123,11 +118,9 @@ func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) 
 		}
 		return httpscaler.Options{Metric: cfg.MetricName("datadog", m.metricPart), Target: m.QueryValue, Activation: m.ActivationQueryValue,
 			Client: httpauth.ClientOptions{Timeout: timeout}}
+	}, func(base httpscaler.Base, meta Metadata) *Scaler {
+		return &Scaler{Base: base, meta: meta, now: time.Now}
 	})
-	if err != nil {
-		return nil, err
-	}
-	return &Scaler{Base: base, meta: meta, now: time.Now}, nil
 }
 
 // Sample runs the query; the trigger is active when the value exceeds activationQueryValue.

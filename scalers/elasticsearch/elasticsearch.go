@@ -40,6 +40,9 @@ import (
 // TriggerType is the trigger type this package registers.
 const TriggerType = "elasticsearch"
 
+// Register adds the elasticsearch scaler to r.
+func Register(r *scalers.Registry) { r.Register(New, TriggerType); r.Describe(Metadata{}, TriggerType) }
+
 const defaultTimeout = 3 * time.Second
 
 // Metadata is the elasticsearch trigger's metadata and authentication, with KEDA's names and defaults.
@@ -159,14 +162,6 @@ type Scaler struct {
 	httpscaler.Base
 	meta   Metadata
 	client *elastictransport.Client
-}
-
-var _ scalers.Scaler = (*Scaler)(nil)
-
-// Register adds the elasticsearch scaler to r.
-func Register(r *scalers.Registry) {
-	r.Register(New, TriggerType)
-	r.Describe(Metadata{}, TriggerType)
 }
 
 // New parses the trigger and builds the client over a transport shared by elasticsearch triggers with the same

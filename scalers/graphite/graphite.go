@@ -24,6 +24,9 @@ import (
 // TriggerType is the trigger type this package registers.
 const TriggerType = "graphite"
 
+// Register adds the graphite scaler to r.
+func Register(r *scalers.Registry) { r.Register(New, TriggerType); r.Describe(Metadata{}, TriggerType) }
+
 const defaultTimeout = 3 * time.Second
 
 // Metadata is the graphite trigger's metadata, with KEDA's names and defaults.
@@ -82,24 +85,14 @@ type Scaler struct {
 	meta Metadata
 }
 
-var _ scalers.Scaler = (*Scaler)(nil)
-
-// Register adds the graphite scaler to r.
-func Register(r *scalers.Registry) {
-	r.Register(New, TriggerType)
-	r.Describe(Metadata{}, TriggerType)
-}
-
 // New parses the trigger; the HTTP transport is shared between graphite triggers.
 func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
-	base, meta, err := httpscaler.New(cfg, TriggerType, func(m *Metadata) httpscaler.Options {
+	return httpscaler.Build(cfg, TriggerType, func(m *Metadata) httpscaler.Options {
 		return httpscaler.Options{Metric: cfg.MetricName("graphite", ""), Target: m.Threshold, Activation: m.ActivationThreshold,
 			Client: httpauth.ClientOptions{Timeout: defaultTimeout}}
+	}, func(base httpscaler.Base, meta Metadata) *Scaler {
+		return &Scaler{Base: base, meta: meta}
 	})
-	if err != nil {
-		return nil, err
-	}
-	return &Scaler{Base: base, meta: meta}, nil
 }
 
 // Sample runs the query; the trigger is active when the value exceeds activationThreshold.

@@ -49,5 +49,15 @@ func New[M any](cfg *scalers.TriggerConfig, triggerType string, options func(*M)
 	return Base{OneMetric: scalers.NewOneMetric(cfg, o.Metric, o.Target, o.Activation), Cfg: cfg, Client: client}, meta, nil
 }
 
+// Build is New for a scaler that needs nothing more than Base and its metadata: it returns the scaler that build
+// makes of them.
+func Build[M any, S scalers.Scaler](cfg *scalers.TriggerConfig, triggerType string, options func(*M) Options, build func(Base, M) S) (scalers.Scaler, error) {
+	base, meta, err := New(cfg, triggerType, options)
+	if err != nil {
+		return nil, err
+	}
+	return build(base, meta), nil
+}
+
 // Close releases the client's shared transport and token source.
 func (b *Base) Close(context.Context) error { return b.Client.Close() }

@@ -28,6 +28,9 @@ import (
 // TriggerType is the trigger type this package registers.
 const TriggerType = "influxdb"
 
+// Register adds the influxdb scaler to r.
+func Register(r *scalers.Registry) { r.Register(New, TriggerType); r.Describe(Metadata{}, TriggerType) }
+
 // timeoutSeconds is KEDA's global HTTP timeout default, in the unit the client takes.
 const timeoutSeconds = 3
 
@@ -73,14 +76,6 @@ type Scaler struct {
 	meta   Metadata
 	client influxdb2.Client
 	query  api.QueryAPI
-}
-
-var _ scalers.Scaler = (*Scaler)(nil)
-
-// Register adds the influxdb scaler to r.
-func Register(r *scalers.Registry) {
-	r.Register(New, TriggerType)
-	r.Describe(Metadata{}, TriggerType)
 }
 
 // New parses the trigger and builds the client over a transport shared by influxdb triggers with the same TLS

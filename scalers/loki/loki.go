@@ -32,6 +32,9 @@ import (
 // TriggerType is the trigger type this package registers.
 const TriggerType = "loki"
 
+// Register adds the loki scaler to r.
+func Register(r *scalers.Registry) { r.Register(New, TriggerType); r.Describe(Metadata{}, TriggerType) }
+
 const (
 	queryPath      = "/loki/api/v1/query"
 	defaultTimeout = 3 * time.Second
@@ -83,24 +86,14 @@ type Scaler struct {
 	meta Metadata
 }
 
-var _ scalers.Scaler = (*Scaler)(nil)
-
-// Register adds the loki scaler to r.
-func Register(r *scalers.Registry) {
-	r.Register(New, TriggerType)
-	r.Describe(Metadata{}, TriggerType)
-}
-
 // New parses the trigger; the HTTP transport is shared between triggers with the same TLS settings.
 func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
-	base, meta, err := httpscaler.New(cfg, TriggerType, func(m *Metadata) httpscaler.Options {
+	return httpscaler.Build(cfg, TriggerType, func(m *Metadata) httpscaler.Options {
 		return httpscaler.Options{Metric: cfg.MetricName("loki", ""), Target: m.Threshold, Activation: m.ActivationThreshold,
 			Client: m.ClientOptions(m.UnsafeSsl, defaultTimeout)}
+	}, func(base httpscaler.Base, meta Metadata) *Scaler {
+		return &Scaler{Base: base, meta: meta}
 	})
-	if err != nil {
-		return nil, err
-	}
-	return &Scaler{Base: base, meta: meta}, nil
 }
 
 // Sample runs the query; the trigger is active when the value exceeds activationThreshold.

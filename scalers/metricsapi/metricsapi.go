@@ -36,6 +36,9 @@ import (
 // TriggerType is the trigger type this package registers.
 const TriggerType = "metrics-api"
 
+// Register adds the metrics-api scaler to r.
+func Register(r *scalers.Registry) { r.Register(New, TriggerType); r.Describe(Metadata{}, TriggerType) }
+
 // defaultTimeout is KEDA's global HTTP timeout default.
 const defaultTimeout = 3 * time.Second
 
@@ -155,27 +158,17 @@ type Scaler struct {
 	meta Metadata
 }
 
-var _ scalers.Scaler = (*Scaler)(nil)
-
-// Register adds the metrics-api scaler to r.
-func Register(r *scalers.Registry) {
-	r.Register(New, TriggerType)
-	r.Describe(Metadata{}, TriggerType)
-}
-
 // New parses the trigger. HTTP transports are shared between triggers with the same TLS settings, OAuth2 tokens
 // between triggers of the same OAuth2 client.
 func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
-	base, meta, err := httpscaler.New(cfg, TriggerType, func(m *Metadata) httpscaler.Options {
+	return httpscaler.Build(cfg, TriggerType, func(m *Metadata) httpscaler.Options {
 		// KEDA normalises the value location into the metric name (dots, slashes, ... become dashes).
 		return httpscaler.Options{Metric: cfg.MetricName("metric-api", kedaNormalize(m.ValueLocation)), Target: m.TargetValue,
 			Activation: m.ActivationTargetValue, Client: httpauth.ClientOptions{
 				TLS: m.ClientTLS.Options(m.UnsafeSsl, m.modes[authTLS]), Timeout: m.timeout, OAuth: m.OAuth.If(m.modes[authOAuth])}}
+	}, func(base httpscaler.Base, meta Metadata) *Scaler {
+		return &Scaler{Base: base, meta: meta}
 	})
-	if err != nil {
-		return nil, err
-	}
-	return &Scaler{Base: base, meta: meta}, nil
 }
 
 // Sample fetches the URL and reads the value; the trigger is active when it exceeds activationTargetValue.

@@ -27,6 +27,9 @@ import (
 // TriggerType is the trigger type this package registers.
 const TriggerType = "new-relic"
 
+// Register adds the new-relic scaler to r.
+func Register(r *scalers.Registry) { r.Register(New, TriggerType); r.Describe(Metadata{}, TriggerType) }
+
 const defaultTimeout = 3 * time.Second
 
 var endpoints = map[string]string{
@@ -75,24 +78,14 @@ type Scaler struct {
 	meta Metadata
 }
 
-var _ scalers.Scaler = (*Scaler)(nil)
-
-// Register adds the new-relic scaler to r.
-func Register(r *scalers.Registry) {
-	r.Register(New, TriggerType)
-	r.Describe(Metadata{}, TriggerType)
-}
-
 // New parses the trigger; the HTTP transport is shared between new-relic triggers.
 func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
-	base, meta, err := httpscaler.New(cfg, TriggerType, func(m *Metadata) httpscaler.Options {
+	return httpscaler.Build(cfg, TriggerType, func(m *Metadata) httpscaler.Options {
 		return httpscaler.Options{Metric: cfg.MetricName("new-relic", ""), Target: m.Threshold, Activation: m.ActivationThreshold,
 			Client: httpauth.ClientOptions{Timeout: defaultTimeout}}
+	}, func(base httpscaler.Base, meta Metadata) *Scaler {
+		return &Scaler{Base: base, meta: meta}
 	})
-	if err != nil {
-		return nil, err
-	}
-	return &Scaler{Base: base, meta: meta}, nil
 }
 
 // Sample runs the query; the trigger is active when the value exceeds activationThreshold.

@@ -30,6 +30,9 @@ import (
 // TriggerType is the trigger type this package registers.
 const TriggerType = "prometheus"
 
+// Register adds the prometheus scaler to r.
+func Register(r *scalers.Registry) { r.Register(New, TriggerType); r.Describe(Metadata{}, TriggerType) }
+
 // defaultTimeout is KEDA's global HTTP timeout default.
 const defaultTimeout = 3 * time.Second
 
@@ -94,25 +97,15 @@ type Scaler struct {
 	meta Metadata
 }
 
-var _ scalers.Scaler = (*Scaler)(nil)
-
-// Register adds the prometheus scaler to r.
-func Register(r *scalers.Registry) {
-	r.Register(New, TriggerType)
-	r.Describe(Metadata{}, TriggerType)
-}
-
 // New parses the trigger. HTTP transports are shared between triggers with the same TLS settings, OAuth2 tokens
 // between triggers of the same OAuth2 client.
 func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
-	base, meta, err := httpscaler.New(cfg, TriggerType, func(m *Metadata) httpscaler.Options {
+	return httpscaler.Build(cfg, TriggerType, func(m *Metadata) httpscaler.Options {
 		return httpscaler.Options{Metric: cfg.MetricName("prometheus", ""), Target: m.Threshold, Activation: m.ActivationThreshold,
 			Client: m.ClientOptions(m.UnsafeSsl, m.timeout)}
+	}, func(base httpscaler.Base, meta Metadata) *Scaler {
+		return &Scaler{Base: base, meta: meta}
 	})
-	if err != nil {
-		return nil, err
-	}
-	return &Scaler{Base: base, meta: meta}, nil
 }
 
 // Sample runs the query; the trigger is active when the value exceeds activationThreshold.

@@ -22,6 +22,9 @@ import (
 // TriggerType is the trigger type this package registers.
 const TriggerType = "solr"
 
+// Register adds the solr scaler to r.
+func Register(r *scalers.Registry) { r.Register(New, TriggerType); r.Describe(Metadata{}, TriggerType) }
+
 // Metadata is the solr trigger's metadata, with KEDA's names and defaults.
 type Metadata struct {
 	Host                       string  `tidal:"name=host"`
@@ -64,27 +67,22 @@ type Scaler struct {
 	url  string
 }
 
-var _ scalers.Scaler = (*Scaler)(nil)
-
-// Register adds the solr scaler to r.
-func Register(r *scalers.Registry) {
-	r.Register(New, TriggerType)
-	r.Describe(Metadata{}, TriggerType)
-}
-
 // New parses the trigger; nothing is sent until Sample.
 func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
-	base, meta, err := httpscaler.New(cfg, TriggerType, func(m *Metadata) httpscaler.Options {
+	return httpscaler.Build(cfg, TriggerType, func(m *Metadata) httpscaler.Options {
 		return httpscaler.Options{Metric: cfg.MetricName(TriggerType, ""), Target: m.TargetQueryValue, Activation: m.ActivationTargetQueryValue,
 			Client: httpauth.ClientOptions{Timeout: scalers.CallTimeout}}
+	}, func(base httpscaler.Base, meta Metadata) *Scaler {
+		return &Scaler{Base: base, meta: meta, url: meta.selectURL()}
 	})
-	if err != nil {
-		return nil, err
-	}
-	u := *meta.base
-	u.Path += "/solr/" + url.PathEscape(meta.Collection) + "/select"
-	u.RawQuery = url.Values{"q": {meta.Query}, "wt": {"json"}, "rows": {"0"}}.Encode()
-	return &Scaler{Base: base, meta: meta, url: u.String()}, nil
+}
+
+// selectURL is the collection's select request for the query, asking for the count only.
+func (m *Metadata) selectURL() string {
+	u := *m.base
+	u.Path += "/solr/" + url.PathEscape(m.Collection) + "/select"
+	u.RawQuery = url.Values{"q": {m.Query}, "wt": {"json"}, "rows": {"0"}}.Encode()
+	return u.String()
 }
 
 // Sample runs the query; the trigger is active when the count exceeds activationTargetQueryValue.
