@@ -26,9 +26,6 @@ import (
 // TriggerType is the trigger type this package registers.
 const TriggerType = "activemq"
 
-// Register adds the activemq scaler to r.
-func Register(r *scalers.Registry) { r.Register(New, TriggerType); r.Describe(Metadata{}, TriggerType) }
-
 const (
 	defaultTemplate = "http://{{.ManagementEndpoint}}/api/jolokia/read/org.apache.activemq:type=Broker,brokerName={{.BrokerName}},destinationType=Queue,destinationName={{.DestinationName}}/QueueSize"
 	defaultTimeout  = 3 * time.Second
@@ -154,3 +151,6 @@ func (s *Scaler) queueSize(ctx context.Context) (int64, error) {
 	}
 	return *r.Value, nil
 }
+
+// Register adds the activemq scaler to r.
+func Register(r *scalers.Registry) { r.Register(New, TriggerType); r.Describe(Metadata{}, TriggerType) }

@@ -45,9 +45,6 @@ import (
 // TriggerType is the trigger type this package registers.
 const TriggerType = "azure-pipelines"
 
-// Register adds the azure-pipelines scaler to r.
-func Register(r *scalers.Registry) { r.Register(New, TriggerType); r.Describe(Metadata{}, TriggerType) }
-
 const (
 	callTimeout        = 30 * time.Second
 	defaultJobsToFetch = 250
@@ -295,3 +292,6 @@ func (s *Scaler) get(ctx context.Context, path string, q url.Values, dst any) er
 	}
 	return nil
 }
+
+// Register adds the azure-pipelines scaler to r.
+func Register(r *scalers.Registry) { r.Register(New, TriggerType); r.Describe(Metadata{}, TriggerType) }

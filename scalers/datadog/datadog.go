@@ -33,9 +33,6 @@ import (
 // TriggerType is the trigger type this package registers.
 const TriggerType = "datadog"
 
-// Register adds the datadog scaler to r.
-func Register(r *scalers.Registry) { r.Register(New, TriggerType); r.Describe(Metadata{}, TriggerType) }
-
 const defaultTimeout = 3 * time.Second
 
 // Metadata is the datadog trigger's metadata and authentication, with KEDA's names and defaults.
@@ -214,3 +211,6 @@ func (s *Scaler) fetch(ctx context.Context) (float64, error) {
 	}
 	return maxV, nil
 }
+
+// Register adds the datadog scaler to r.
+func Register(r *scalers.Registry) { r.Register(New, TriggerType); r.Describe(Metadata{}, TriggerType) }

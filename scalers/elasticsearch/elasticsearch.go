@@ -40,9 +40,6 @@ import (
 // TriggerType is the trigger type this package registers.
 const TriggerType = "elasticsearch"
 
-// Register adds the elasticsearch scaler to r.
-func Register(r *scalers.Registry) { r.Register(New, TriggerType); r.Describe(Metadata{}, TriggerType) }
-
 const defaultTimeout = 3 * time.Second
 
 // Metadata is the elasticsearch trigger's metadata and authentication, with KEDA's names and defaults.
@@ -262,3 +259,6 @@ func (s *Scaler) search(ctx context.Context) (float64, error) {
 		return 0, fmt.Errorf("valueLocation %q: want a number, got %s", s.meta.ValueLocation, r.Type)
 	}
 }
+
+// Register adds the elasticsearch scaler to r.
+func Register(r *scalers.Registry) { r.Register(New, TriggerType); r.Describe(Metadata{}, TriggerType) }

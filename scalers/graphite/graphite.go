@@ -24,9 +24,6 @@ import (
 // TriggerType is the trigger type this package registers.
 const TriggerType = "graphite"
 
-// Register adds the graphite scaler to r.
-func Register(r *scalers.Registry) { r.Register(New, TriggerType); r.Describe(Metadata{}, TriggerType) }
-
 const defaultTimeout = 3 * time.Second
 
 // Metadata is the graphite trigger's metadata, with KEDA's names and defaults.
@@ -129,3 +126,6 @@ func (s *Scaler) render(ctx context.Context) (float64, error) {
 	}
 	return 0, fmt.Errorf("every datapoint since %s is null; widen queryTime or check the query", s.meta.QueryTime)
 }
+
+// Register adds the graphite scaler to r.
+func Register(r *scalers.Registry) { r.Register(New, TriggerType); r.Describe(Metadata{}, TriggerType) }

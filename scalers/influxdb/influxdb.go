@@ -28,9 +28,6 @@ import (
 // TriggerType is the trigger type this package registers.
 const TriggerType = "influxdb"
 
-// Register adds the influxdb scaler to r.
-func Register(r *scalers.Registry) { r.Register(New, TriggerType); r.Describe(Metadata{}, TriggerType) }
-
 // timeoutSeconds is KEDA's global HTTP timeout default, in the unit the client takes.
 const timeoutSeconds = 3
 
@@ -140,3 +137,6 @@ func (s *Scaler) Close(ctx context.Context) error {
 	s.client.Close()
 	return s.Base.Close(ctx)
 }
+
+// Register adds the influxdb scaler to r.
+func Register(r *scalers.Registry) { r.Register(New, TriggerType); r.Describe(Metadata{}, TriggerType) }

@@ -32,9 +32,6 @@ import (
 // TriggerType is the trigger type this package registers.
 const TriggerType = "loki"
 
-// Register adds the loki scaler to r.
-func Register(r *scalers.Registry) { r.Register(New, TriggerType); r.Describe(Metadata{}, TriggerType) }
-
 const (
 	queryPath      = "/loki/api/v1/query"
 	defaultTimeout = 3 * time.Second
@@ -163,3 +160,6 @@ func (s *Scaler) query(ctx context.Context) (float64, error) {
 	}
 	return v, nil
 }
+
+// Register adds the loki scaler to r.
+func Register(r *scalers.Registry) { r.Register(New, TriggerType); r.Describe(Metadata{}, TriggerType) }

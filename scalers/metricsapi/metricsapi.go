@@ -36,9 +36,6 @@ import (
 // TriggerType is the trigger type this package registers.
 const TriggerType = "metrics-api"
 
-// Register adds the metrics-api scaler to r.
-func Register(r *scalers.Registry) { r.Register(New, TriggerType); r.Describe(Metadata{}, TriggerType) }
-
 // defaultTimeout is KEDA's global HTTP timeout default.
 const defaultTimeout = 3 * time.Second
 
@@ -176,3 +173,6 @@ func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
 	v, err := s.fetch(ctx)
 	return s.Report(v, err, "")
 }
+
+// Register adds the metrics-api scaler to r.
+func Register(r *scalers.Registry) { r.Register(New, TriggerType); r.Describe(Metadata{}, TriggerType) }

@@ -27,9 +27,6 @@ import (
 // TriggerType is the trigger type this package registers.
 const TriggerType = "new-relic"
 
-// Register adds the new-relic scaler to r.
-func Register(r *scalers.Registry) { r.Register(New, TriggerType); r.Describe(Metadata{}, TriggerType) }
-
 const defaultTimeout = 3 * time.Second
 
 var endpoints = map[string]string{
@@ -157,3 +154,6 @@ func (s *Scaler) query(ctx context.Context) (float64, error) {
 	}
 	return 0, nil
 }
+
+// Register adds the new-relic scaler to r.
+func Register(r *scalers.Registry) { r.Register(New, TriggerType); r.Describe(Metadata{}, TriggerType) }

@@ -30,9 +30,6 @@ import (
 // TriggerType is the trigger type this package registers.
 const TriggerType = "prometheus"
 
-// Register adds the prometheus scaler to r.
-func Register(r *scalers.Registry) { r.Register(New, TriggerType); r.Describe(Metadata{}, TriggerType) }
-
 // defaultTimeout is KEDA's global HTTP timeout default.
 const defaultTimeout = 3 * time.Second
 
@@ -113,3 +110,6 @@ func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
 	v, err := s.query(ctx, time.Now())
 	return s.Report(v, err, "query %q", s.meta.Query)
 }
+
+// Register adds the prometheus scaler to r.
+func Register(r *scalers.Registry) { r.Register(New, TriggerType); r.Describe(Metadata{}, TriggerType) }

@@ -22,9 +22,6 @@ import (
 // TriggerType is the trigger type this package registers.
 const TriggerType = "solr"
 
-// Register adds the solr scaler to r.
-func Register(r *scalers.Registry) { r.Register(New, TriggerType); r.Describe(Metadata{}, TriggerType) }
-
 // Metadata is the solr trigger's metadata, with KEDA's names and defaults.
 type Metadata struct {
 	Host                       string  `tidal:"name=host"`
@@ -120,3 +117,6 @@ func (s *Scaler) count(ctx context.Context) (float64, error) {
 	}
 	return *r.Response.NumFound, nil
 }
+
+// Register adds the solr scaler to r.
+func Register(r *scalers.Registry) { r.Register(New, TriggerType); r.Describe(Metadata{}, TriggerType) }
