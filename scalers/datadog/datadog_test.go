@@ -167,15 +167,8 @@ func TestSample(t *testing.T) {
 			s := newScaler(t, srv.URL, md, nil)
 			s.now = func() time.Time { return time.Unix(1700001000, 0) }
 			f.set(tc.status, tc.body)
-			v, active, err := scalertest.First(s)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), `datadog trigger "hits"`) {
-					t.Fatalf("Sample error = %v, want one naming the trigger and containing %q", err, tc.wantErr)
-				}
+			if !scalertest.ExpectSample(t, s, `datadog trigger "hits"`, tc.want, tc.wantActive, tc.wantErr) {
 				return
-			}
-			if err != nil || v != tc.want || active != tc.wantActive {
-				t.Fatalf("Sample = (%v, %v, %v), want (%v, %v)", v, active, err, tc.want, tc.wantActive)
 			}
 			f.mu.Lock()
 			from, to, q := f.from, f.to, f.query
@@ -200,13 +193,8 @@ func TestAuthFailure(t *testing.T) {
 
 func TestServerDown(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(http.NotFoundHandler())
-	addr := srv.URL
-	srv.Close()
-	_, _, err := scalertest.First(newScaler(t, addr, map[string]string{"query": "avg:x{*}", "queryValue": "1"}, nil))
-	if err == nil || !strings.Contains(err.Error(), "connect") {
-		t.Fatalf("error %v, want a connection error", err)
-	}
+	addr := scalertest.ClosedURL(t)
+	scalertest.ExpectConnectError(t, newScaler(t, addr, map[string]string{"query": "avg:x{*}", "queryValue": "1"}, nil))
 }
 
 func TestMetricName(t *testing.T) {

@@ -3,7 +3,6 @@ package graphite
 import (
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 
@@ -109,15 +108,8 @@ func TestSample(t *testing.T) {
 			s := newScaler(t, map[string]string{"serverAddress": srv.URL, "query": "sumSeries(jobs.*.queued)", "queryTime": "-5Minutes",
 				"threshold": "100", "activationThreshold": "5"}, nil)
 			f.set(tc.status, tc.body)
-			v, active, err := scalertest.First(s)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), `graphite trigger "jobs"`) {
-					t.Fatalf("Sample error = %v, want one naming the trigger and containing %q", err, tc.wantErr)
-				}
+			if !scalertest.ExpectSample(t, s, `graphite trigger "jobs"`, tc.want, tc.wantActive, tc.wantErr) {
 				return
-			}
-			if err != nil || v != tc.want || active != tc.wantActive {
-				t.Fatalf("Sample = (%v, %v, %v), want (%v, %v)", v, active, err, tc.want, tc.wantActive)
 			}
 			f.mu.Lock()
 			params := f.params
@@ -142,13 +134,8 @@ func TestBasicAuth(t *testing.T) {
 
 func TestServerDown(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(http.NotFoundHandler())
-	addr := srv.URL
-	srv.Close()
-	_, _, err := scalertest.First(newScaler(t, map[string]string{"serverAddress": addr, "query": "x", "queryTime": "-1Minutes"}, nil))
-	if err == nil || !strings.Contains(err.Error(), "connect") {
-		t.Fatalf("error %v, want a connection error", err)
-	}
+	addr := scalertest.ClosedURL(t)
+	scalertest.ExpectConnectError(t, newScaler(t, map[string]string{"serverAddress": addr, "query": "x", "queryTime": "-1Minutes"}, nil))
 }
 
 // BenchmarkSample measures one Sample against an in-process fake of graphite-web's render API.

@@ -157,15 +157,8 @@ func TestSample(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newScaler(t, srv.URL, map[string]string{"organizationName": "acme", "query": query, "thresholdValue": "10", "activationThresholdValue": "2"}, nil)
 			f.set(tc.status, tc.body)
-			v, active, err := scalertest.First(s)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), `influxdb trigger "jobs"`) {
-					t.Fatalf("Sample error = %v, want one naming the trigger and containing %q", err, tc.wantErr)
-				}
+			if !scalertest.ExpectSample(t, s, `influxdb trigger "jobs"`, tc.want, tc.wantActive, tc.wantErr) {
 				return
-			}
-			if err != nil || v != tc.want || active != tc.wantActive {
-				t.Fatalf("Sample = (%v, %v, %v), want (%v, %v)", v, active, err, tc.want, tc.wantActive)
 			}
 			f.mu.Lock()
 			org, q := f.org, f.query
@@ -193,13 +186,8 @@ func TestAuthFailure(t *testing.T) {
 
 func TestServerDown(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(http.NotFoundHandler())
-	addr := srv.URL
-	srv.Close()
-	_, _, err := scalertest.First(newScaler(t, addr, map[string]string{"organizationName": "acme", "query": "q", "thresholdValue": "1"}, nil))
-	if err == nil || !strings.Contains(err.Error(), "connect") {
-		t.Fatalf("error %v, want a connection error", err)
-	}
+	addr := scalertest.ClosedURL(t)
+	scalertest.ExpectConnectError(t, newScaler(t, addr, map[string]string{"organizationName": "acme", "query": "q", "thresholdValue": "1"}, nil))
 }
 
 // BenchmarkSample measures one Sample against an in-process fake of InfluxDB 2's query API.

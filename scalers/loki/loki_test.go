@@ -145,18 +145,8 @@ func TestSample(t *testing.T) {
 			}
 			s := newScaler(t, md, nil)
 			f.set(tc.status, tc.body)
-			v, active, err := scalertest.First(s)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), `loki trigger "logs"`) {
-					t.Fatalf("Sample error = %v, want one naming the trigger and containing %q", err, tc.wantErr)
-				}
+			if !scalertest.ExpectSample(t, s, `loki trigger "logs"`, tc.want, tc.wantActive, tc.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatalf("Sample: %v", err)
-			}
-			if v != tc.want || active != tc.wantActive {
-				t.Fatalf("Sample = (%v, %v), want (%v, %v)", v, active, tc.want, tc.wantActive)
 			}
 			f.mu.Lock()
 			got := f.query
@@ -194,13 +184,8 @@ func TestOAuth(t *testing.T) {
 
 func TestServerDown(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(http.NotFoundHandler())
-	addr := srv.URL
-	srv.Close()
-	_, _, err := scalertest.First(newScaler(t, map[string]string{"serverAddress": addr, "query": "sum(x)", "threshold": "1"}, nil))
-	if err == nil || !strings.Contains(err.Error(), "connect") {
-		t.Fatalf("error %v, want a connection error", err)
-	}
+	addr := scalertest.ClosedURL(t)
+	scalertest.ExpectConnectError(t, newScaler(t, map[string]string{"serverAddress": addr, "query": "sum(x)", "threshold": "1"}, nil))
 }
 
 // BenchmarkSample measures one Sample against an in-process fake of Loki's query API.

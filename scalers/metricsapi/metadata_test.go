@@ -81,13 +81,7 @@ func TestURLWithAPIKeyNeverInParseError(t *testing.T) {
 func TestMetricSpecs(t *testing.T) {
 	t.Parallel()
 	s := newScaler(t, map[string]string{"url": "http://x", "valueLocation": "components.worker.tasks", "targetValue": "0.5"}, nil)
-	specs := s.MetricSpecs()
-	if len(specs) != 1 || specs[0].External.Metric.Name != "s0-metric-api-components-worker-tasks" {
-		t.Fatalf("specs = %+v", specs)
-	}
-	if av := specs[0].External.Target.AverageValue; av == nil || av.MilliValue() != 500 {
-		t.Fatalf("target = %+v, want AverageValue 0.5", specs[0].External.Target)
-	}
+	scalertest.ExpectMetric(t, s, "s0-metric-api-components-worker-tasks", 500)
 }
 
 func TestExtractValue(t *testing.T) {

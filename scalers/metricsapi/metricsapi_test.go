@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 
@@ -134,16 +133,8 @@ func TestFormats(t *testing.T) {
 			if tc.format != "" {
 				md["format"] = tc.format
 			}
-			v, _, err := sample(newScaler(t, md, nil))
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), "metrics-api trigger") {
-					t.Fatalf("Sample error = %v, want one naming the trigger and containing %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil || v != tc.want {
-				t.Fatalf("Sample = (%v, %v), want %v", v, err, tc.want)
-			}
+			// activationTargetValue is 0: a positive value is active.
+			scalertest.ExpectSample(t, newScaler(t, md, nil), "metrics-api trigger", tc.want, tc.want > 0, tc.wantErr)
 		})
 	}
 }

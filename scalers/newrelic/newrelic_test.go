@@ -134,15 +134,8 @@ func TestSample(t *testing.T) {
 			}
 			s := newScaler(t, md, map[string]string{"account": "1234567", "queryKey": queryKey})
 			f.set(tc.results, tc.errors)
-			v, active, err := scalertest.First(s)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), `new-relic trigger "tx"`) {
-					t.Fatalf("Sample error = %v, want one naming the trigger and containing %q", err, tc.wantErr)
-				}
+			if !scalertest.ExpectSample(t, s, `new-relic trigger "tx"`, tc.want, tc.wantActive, tc.wantErr) {
 				return
-			}
-			if err != nil || v != tc.want || active != tc.wantActive {
-				t.Fatalf("Sample = (%v, %v, %v), want (%v, %v)", v, active, err, tc.want, tc.wantActive)
 			}
 			f.mu.Lock()
 			vars := f.vars
@@ -168,14 +161,9 @@ func TestAuthFailure(t *testing.T) {
 
 func TestServerDown(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(http.NotFoundHandler())
-	addr := srv.URL
-	srv.Close()
-	_, _, err := scalertest.First(newScaler(t, map[string]string{"nrql": "SELECT 1", "threshold": "1", "region": addr + "/graphql"},
+	addr := scalertest.ClosedURL(t)
+	scalertest.ExpectConnectError(t, newScaler(t, map[string]string{"nrql": "SELECT 1", "threshold": "1", "region": addr + "/graphql"},
 		map[string]string{"account": "1", "queryKey": queryKey}))
-	if err == nil || !strings.Contains(err.Error(), "connect") {
-		t.Fatalf("error %v, want a connection error", err)
-	}
 }
 
 // BenchmarkSample measures one Sample against an in-process fake of NerdGraph.

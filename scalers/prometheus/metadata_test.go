@@ -94,13 +94,7 @@ func TestBadTLSMaterialIsABuildError(t *testing.T) {
 func TestMetricSpecs(t *testing.T) {
 	t.Parallel()
 	s := newScaler(t, map[string]string{"serverAddress": "http://p:9090", "query": "up", "threshold": "2.5"}, nil)
-	specs := s.MetricSpecs()
-	if len(specs) != 1 || specs[0].External.Metric.Name != "s0-prometheus" {
-		t.Fatalf("specs = %+v, want one metric s0-prometheus", specs)
-	}
-	if av := specs[0].External.Target.AverageValue; av == nil || av.MilliValue() != 2500 {
-		t.Fatalf("target = %+v, want AverageValue 2.5", specs[0].External.Target)
-	}
+	scalertest.ExpectMetric(t, s, "s0-prometheus", 2500)
 }
 
 func FuzzParsePrometheusMetadata(f *testing.F) {

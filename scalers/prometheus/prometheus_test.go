@@ -109,19 +109,7 @@ func TestResultHandling(t *testing.T) {
 			s := newScaler(t, md, nil)
 			api.set(tc.status, tc.body)
 			// Subtests share the server; run them serially so each sees its own body.
-			v, active, err := sampleErr(s)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), "prometheus trigger") {
-					t.Fatalf("Sample error = %v, want one naming the trigger and containing %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("Sample: %v", err)
-			}
-			if v != tc.want || active != tc.wantActive {
-				t.Fatalf("Sample = (%v, %v), want (%v, %v)", v, active, tc.want, tc.wantActive)
-			}
+			scalertest.ExpectSample(t, s, "prometheus trigger", tc.want, tc.wantActive, tc.wantErr)
 		})
 	}
 }

@@ -1,0 +1,52 @@
+package scalertest
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/tidalscale/tidal/scalers"
+)
+
+// ExpectSample samples s once for one row of a Sample table test. With wantErr set it fails t unless the Sample
+// fails with an error that contains wantErr and names the trigger as id (cfg.ID(): `graphite trigger "jobs"`),
+// and returns false; otherwise it fails t unless the Sample returns one value, named as the one External metric
+// of s's MetricSpecs (FirstNamed), equal to want, with the trigger active as wantActive, and returns true, so that
+// the caller goes on to check what the source was asked.
+func ExpectSample(t testing.TB, s scalers.Scaler, id string, want float64, wantActive bool, wantErr string) bool {
+	t.Helper()
+	specs := s.MetricSpecs()
+	if len(specs) != 1 || specs[0].External == nil {
+		t.Fatalf("specs = %+v, want one External metric", specs)
+	}
+	v, active, err := FirstNamed(s, specs[0].External.Metric.Name)
+	if wantErr != "" {
+		if err == nil || !strings.Contains(err.Error(), wantErr) || !strings.Contains(err.Error(), id) {
+			t.Fatalf("Sample error = %v, want one naming the trigger and containing %q", err, wantErr)
+		}
+		return false
+	}
+	if err != nil || v != want || active != wantActive {
+		t.Fatalf("Sample = (%v, %v, %v), want (%v, %v)", v, active, err, want, wantActive)
+	}
+	return true
+}
+
+// ClosedURL returns the http URL of a server that was started and closed: nothing listens there any more.
+func ClosedURL(t testing.TB) string {
+	t.Helper()
+	srv := httptest.NewServer(http.NotFoundHandler())
+	u := srv.URL
+	srv.Close()
+	return u
+}
+
+// ExpectConnectError fails t unless one Sample of s (First) fails with a connection error, for a scaler built
+// against ClosedURL.
+func ExpectConnectError(t testing.TB, s scalers.Scaler) {
+	t.Helper()
+	if _, _, err := First(s); err == nil || !strings.Contains(err.Error(), "connect") {
+		t.Fatalf("error %v, want a connection error", err)
+	}
+}
