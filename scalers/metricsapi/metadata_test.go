@@ -1,7 +1,6 @@
 package metricsapi
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -133,20 +132,11 @@ func FuzzParseMetricsAPIMetadata(f *testing.F) {
 			"url": url, "valueLocation": loc, "format": format, "targetValue": target, "activationTargetValue": activation,
 			"authMode": mode, "method": method, "keyParamName": keyParam, "timeout": timeout,
 		}, AuthParams: map[string]string{"apiKey": "k", "username": "u", "token": "t"}}
-		cfg.Normalize()
-		s, err := New(context.Background(), cfg)
-		if err != nil {
-			if !strings.Contains(err.Error(), "metrics-api trigger") {
-				t.Fatalf("error does not name the trigger: %v", err)
-			}
+		s, ok := scalertest.Poke(t, New, cfg)
+		if !ok {
 			return
 		}
-		_ = s.MetricSpecs()
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		_, _, _ = s.Sample(ctx)
 		// The value extractors must not panic on arbitrary bodies either.
 		_, _ = extractValue([]byte(url+loc), format, loc, s.(*Scaler).meta.selector)
-		_ = s.Close(context.Background())
 	})
 }

@@ -1,6 +1,7 @@
 package scalertest
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -49,4 +50,25 @@ func ExpectConnectError(t testing.TB, s scalers.Scaler) {
 	if _, _, err := First(s); err == nil || !strings.Contains(err.Error(), "connect") {
 		t.Fatalf("error %v, want a connection error", err)
 	}
+}
+
+// Poke is the body of a metadata fuzz test: it builds a scaler from cfg with newFn, whose error must name the
+// trigger ("<type> trigger"; ok is then false), and makes a built scaler give its metric specs and take a Sample
+// with a cancelled context, which keeps it off the network: neither may panic. The scaler is closed when t ends.
+func Poke[R scalers.Scaler](t testing.TB, newFn func(context.Context, *scalers.TriggerConfig) (R, error), cfg *scalers.TriggerConfig) (s R, ok bool) {
+	t.Helper()
+	cfg.Normalize()
+	s, err := newFn(context.Background(), cfg)
+	if err != nil {
+		if !strings.Contains(err.Error(), cfg.Type+" trigger") {
+			t.Fatalf("error does not name the trigger: %v", err)
+		}
+		return s, false
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	_ = s.MetricSpecs()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, _, _ = s.Sample(ctx)
+	return s, true
 }
