@@ -75,10 +75,10 @@ func (m *Metadata) credentials() httpauth.Credentials {
 			c.Header = "X-API-KEY"
 		}
 	}
-	if m.modes[authBasic] {
+	if m.modes[httpauth.ModeBasic] {
 		c.Username, c.Password = m.Username, m.Password
 	}
-	if m.modes[authBearer] {
+	if m.modes[httpauth.ModeBearer] {
 		c.BearerToken = m.BearerToken
 	}
 	return c

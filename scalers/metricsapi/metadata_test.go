@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/httpauth"
 	"github.com/tidalscale/tidal/scalers/scalertest"
 )
 
@@ -49,7 +50,7 @@ func TestMetadata(t *testing.T) {
 		{Name: "bad authMode", MD: base(map[string]string{"authMode": "kerberos"}), WantErr: "authMode"},
 		{Name: "oauth", MD: base(map[string]string{"authMode": "oauth"}),
 			Auth: map[string]string{"oauthTokenURI": "https://idp/token", "clientID": "c", "scopes": "a"}, Check: func(t *testing.T, m Metadata) {
-				if !m.modes[authOAuth] || m.TokenURL != "https://idp/token" || m.ClientID != "c" || len(m.Scopes) != 1 {
+				if !m.modes[httpauth.ModeOAuth] || m.TokenURL != "https://idp/token" || m.ClientID != "c" || len(m.Scopes) != 1 {
 					t.Errorf("oauth fields wrong: %+v", m.OAuth)
 				}
 			}},

@@ -39,14 +39,8 @@ const TriggerType = "metrics-api"
 // defaultTimeout is KEDA's global HTTP timeout default.
 const defaultTimeout = 3 * time.Second
 
-// Auth modes.
-const (
-	authAPIKey = "apiKey"
-	authBasic  = "basic"
-	authBearer = "bearer"
-	authTLS    = "tls"
-	authOAuth  = httpauth.ModeOAuth
-)
+// authAPIKey is metrics-api's own auth mode; the others are httpauth's.
+const authAPIKey = "apiKey"
 
 // Formats.
 const (
@@ -117,24 +111,24 @@ func (m *Metadata) Validate() error {
 }
 
 func (m *Metadata) validateAuth() []error {
-	modes, errs := httpauth.ParseModes("authMode", m.AuthMode, authAPIKey, authBasic, authBearer, authTLS, authOAuth)
+	modes, errs := httpauth.ParseModes("authMode", m.AuthMode, authAPIKey, httpauth.ModeBasic, httpauth.ModeBearer, httpauth.ModeTLS, httpauth.ModeOAuth)
 	m.modes = modes
-	if (m.modes[authBasic] && m.modes[authBearer]) || (m.modes[authOAuth] && (m.modes[authBasic] || m.modes[authBearer])) {
+	if (m.modes[httpauth.ModeBasic] && m.modes[httpauth.ModeBearer]) || (m.modes[httpauth.ModeOAuth] && (m.modes[httpauth.ModeBasic] || m.modes[httpauth.ModeBearer])) {
 		errs = append(errs, errors.New("authMode: basic, bearer and oauth cannot be combined"))
 	}
-	if m.modes[authOAuth] {
+	if m.modes[httpauth.ModeOAuth] {
 		errs = append(errs, m.OAuth.Validate("authMode oauth")...)
 	}
 	if m.modes[authAPIKey] && m.APIKey == "" {
 		errs = append(errs, errors.New("apiKey: required by authMode apiKey"))
 	}
-	if m.modes[authBasic] && m.Username == "" {
+	if m.modes[httpauth.ModeBasic] && m.Username == "" {
 		errs = append(errs, errors.New("username: required by authMode basic"))
 	}
-	if m.modes[authBearer] && m.BearerToken == "" {
+	if m.modes[httpauth.ModeBearer] && m.BearerToken == "" {
 		errs = append(errs, errors.New("token: required by authMode bearer"))
 	}
-	if err := m.ClientTLS.Check(m.modes[authTLS], "authMode tls"); err != nil {
+	if err := m.ClientTLS.Check(m.modes[httpauth.ModeTLS], "authMode tls"); err != nil {
 		errs = append(errs, err)
 	}
 	if strings.ContainsAny(m.KeyParamName, " \t\r\n:") {
@@ -162,7 +156,7 @@ func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) 
 		// KEDA normalises the value location into the metric name (dots, slashes, ... become dashes).
 		return httpscaler.Options{Metric: cfg.MetricName("metric-api", kedaNormalize(m.ValueLocation)), Target: m.TargetValue,
 			Activation: m.ActivationTargetValue, Client: httpauth.ClientOptions{
-				TLS: m.ClientTLS.Options(m.UnsafeSsl, m.modes[authTLS]), Timeout: m.timeout, OAuth: m.OAuth.If(m.modes[authOAuth])}}
+				TLS: m.ClientTLS.Options(m.UnsafeSsl, m.modes[httpauth.ModeTLS]), Timeout: m.timeout, OAuth: m.OAuth.If(m.modes[httpauth.ModeOAuth])}}
 	}, func(base httpscaler.Base, meta Metadata) *Scaler {
 		return &Scaler{Base: base, meta: meta}
 	})
