@@ -3,7 +3,6 @@ package graphite
 import (
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 
 	"github.com/tidalscale/tidal/scalers/scalertest"
@@ -40,17 +39,9 @@ func TestMetadata(t *testing.T) {
 
 // fakeGraphite serves graphite-web's /render?format=json; with user set it requires basic auth.
 type fakeGraphite struct {
-	mu         sync.Mutex
+	scalertest.Canned
 	user, pass string
-	status     int
-	body       string
 	params     map[string]string
-}
-
-func (f *fakeGraphite) set(status int, body string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.status, f.body = status, body
 }
 
 func (f *fakeGraphite) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -58,8 +49,8 @@ func (f *fakeGraphite) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
 	q := r.URL.Query()
 	f.params = map[string]string{"target": q.Get("target"), "from": q.Get("from"), "format": q.Get("format")}
 	if u, p, _ := r.BasicAuth(); f.user != "" && (u != f.user || p != f.pass) {
@@ -67,9 +58,7 @@ func (f *fakeGraphite) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Unauthorized", http.StatusUnauthorized)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(f.status)
-	_, _ = w.Write([]byte(f.body))
+	f.Reply(w, "application/json")
 }
 
 func newScaler(tb testing.TB, md, auth map[string]string) *Scaler {
@@ -107,13 +96,13 @@ func TestSample(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newScaler(t, map[string]string{"serverAddress": srv.URL, "query": "sumSeries(jobs.*.queued)", "queryTime": "-5Minutes",
 				"threshold": "100", "activationThreshold": "5"}, nil)
-			f.set(tc.status, tc.body)
+			f.Set(tc.status, tc.body)
 			if !scalertest.ExpectSample(t, s, `graphite trigger "jobs"`, tc.want, tc.wantActive, tc.wantErr) {
 				return
 			}
-			f.mu.Lock()
+			f.Mu.Lock()
 			params := f.params
-			f.mu.Unlock()
+			f.Mu.Unlock()
 			if params["target"] != "sumSeries(jobs.*.queued)" || params["from"] != "-5Minutes" || params["format"] != "json" {
 				t.Fatalf("request parameters %v", params)
 			}
@@ -123,7 +112,7 @@ func TestSample(t *testing.T) {
 
 func TestBasicAuth(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(&fakeGraphite{user: "graphite", pass: "s3cret-pass", status: 200, body: `[{"target":"x","datapoints":[[4,1]]}]`})
+	srv := httptest.NewServer(&fakeGraphite{user: "graphite", pass: "s3cret-pass", Canned: scalertest.Canned{Status: 200, Body: `[{"target":"x","datapoints":[[4,1]]}]`}})
 	t.Cleanup(srv.Close)
 	md := map[string]string{"serverAddress": srv.URL, "query": "x", "queryTime": "-1Minutes", "authMode": "basic"}
 	if v, _, err := scalertest.First(newScaler(t, md, map[string]string{"username": "graphite", "password": "s3cret-pass"})); err != nil || v != 4 {
@@ -140,7 +129,7 @@ func TestServerDown(t *testing.T) {
 
 // BenchmarkSample measures one Sample against an in-process fake of graphite-web's render API.
 func BenchmarkSample(b *testing.B) {
-	srv := httptest.NewServer(&fakeGraphite{status: 200, body: `[{"target":"x","datapoints":[[1,1],[2,2],[3,3]]}]`})
+	srv := httptest.NewServer(&fakeGraphite{Canned: scalertest.Canned{Status: 200, Body: `[{"target":"x","datapoints":[[1,1],[2,2],[3,3]]}]`}})
 	b.Cleanup(srv.Close)
 	scalertest.BenchmarkSample(b, newScaler(b, map[string]string{"serverAddress": srv.URL, "query": "x", "queryTime": "-1Minutes"}, nil))
 }

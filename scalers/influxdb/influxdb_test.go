@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/tidalscale/tidal/scalers"
@@ -64,17 +63,9 @@ func TestPlainAuthTokenInMetadataIsRefused(t *testing.T) {
 // fakeInflux serves InfluxDB 2's POST /api/v2/query?org= : a Token authorization header, a Flux query in a JSON
 // body, and an annotated CSV response (or a JSON error with code and message).
 type fakeInflux struct {
-	mu     sync.Mutex
-	status int
-	body   string
-	org    string
-	query  string
-}
-
-func (f *fakeInflux) set(status int, body string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.status, f.body = status, body
+	scalertest.Canned
+	org   string
+	query string
 }
 
 func (f *fakeInflux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -95,17 +86,15 @@ func (f *fakeInflux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Type  string `json:"type"`
 	}
 	_ = json.NewDecoder(r.Body).Decode(&req)
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
 	f.org, f.query = r.URL.Query().Get("org"), req.Query
-	if f.status != http.StatusOK {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(f.status)
-		_, _ = w.Write([]byte(f.body))
+	if f.Status != http.StatusOK {
+		f.Reply(w, "application/json")
 		return
 	}
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-	_, _ = w.Write([]byte(f.body))
+	_, _ = w.Write([]byte(f.Body))
 }
 
 // csvResult is an annotated CSV table with one record per value, of the given Flux datatype.
@@ -156,13 +145,13 @@ func TestSample(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newScaler(t, srv.URL, map[string]string{"organizationName": "acme", "query": query, "thresholdValue": "10", "activationThresholdValue": "2"}, nil)
-			f.set(tc.status, tc.body)
+			f.Set(tc.status, tc.body)
 			if !scalertest.ExpectSample(t, s, `influxdb trigger "jobs"`, tc.want, tc.wantActive, tc.wantErr) {
 				return
 			}
-			f.mu.Lock()
+			f.Mu.Lock()
 			org, q := f.org, f.query
-			f.mu.Unlock()
+			f.Mu.Unlock()
 			if org != "acme" || q != query {
 				t.Fatalf("server got org %q query %q", org, q)
 			}
@@ -175,7 +164,7 @@ func TestSample(t *testing.T) {
 
 func TestAuthFailure(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(&fakeInflux{status: 200, body: csvResult("double", "1")})
+	srv := httptest.NewServer(&fakeInflux{Canned: scalertest.Canned{Status: 200, Body: csvResult("double", "1")}})
 	t.Cleanup(srv.Close)
 	scalertest.SampleFails(t, New, scalertest.Config(TriggerType, "", map[string]string{"serverURL": srv.URL, "organizationName": "acme", "query": "q", "thresholdValue": "1"},
 		map[string]string{"authToken": "wrong-token-123"}), "HTTP 401", "wrong-token-123")
@@ -192,7 +181,7 @@ func TestServerDown(t *testing.T) {
 
 // BenchmarkSample measures one Sample against an in-process fake of InfluxDB 2's query API.
 func BenchmarkSample(b *testing.B) {
-	srv := httptest.NewServer(&fakeInflux{status: 200, body: csvResult("double", "3")})
+	srv := httptest.NewServer(&fakeInflux{Canned: scalertest.Canned{Status: 200, Body: csvResult("double", "3")}})
 	b.Cleanup(srv.Close)
 	scalertest.BenchmarkSample(b, newScaler(b, srv.URL, map[string]string{"organizationName": "acme", "query": "q", "thresholdValue": "1"}, nil))
 }

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/tidalscale/tidal/scalers/httpauth/oauthtest"
@@ -62,18 +61,10 @@ func TestMetadata(t *testing.T) {
 // fakeLoki serves /loki/api/v1/query as Loki does, answering with the body set for the query; it requires the
 // tenant header when tenant is set and the bearer token when token is set.
 type fakeLoki struct {
-	mu     sync.Mutex
+	scalertest.Canned
 	tenant string
 	token  string
-	status int
-	body   string
 	query  string
-}
-
-func (f *fakeLoki) set(status int, body string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.status, f.body = status, body
 }
 
 func (f *fakeLoki) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -81,8 +72,8 @@ func (f *fakeLoki) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
 	f.query = r.URL.Query().Get("query")
 	if f.token != "" && r.Header.Get("Authorization") != "Bearer "+f.token {
 		http.Error(w, "authentication failure", http.StatusUnauthorized)
@@ -92,9 +83,7 @@ func (f *fakeLoki) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no org id", http.StatusUnauthorized)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
-	w.WriteHeader(f.status)
-	_, _ = w.Write([]byte(f.body))
+	f.Reply(w, "application/json; charset=UTF-8")
 }
 
 func vector(values ...string) string {
@@ -144,13 +133,13 @@ func TestSample(t *testing.T) {
 				md["ignoreNullValues"] = tc.ignoreNull
 			}
 			s := newScaler(t, md, nil)
-			f.set(tc.status, tc.body)
+			f.Set(tc.status, tc.body)
 			if !scalertest.ExpectSample(t, s, `loki trigger "logs"`, tc.want, tc.wantActive, tc.wantErr) {
 				return
 			}
-			f.mu.Lock()
+			f.Mu.Lock()
 			got := f.query
-			f.mu.Unlock()
+			f.Mu.Unlock()
 			if got != query {
 				t.Fatalf("server got query %q, want %q", got, query)
 			}
@@ -161,7 +150,7 @@ func TestSample(t *testing.T) {
 func TestAuth(t *testing.T) {
 	t.Parallel()
 	const token = "loki-token-secret"
-	srv := httptest.NewServer(&fakeLoki{token: token, status: 200, body: vector("7")})
+	srv := httptest.NewServer(&fakeLoki{token: token, Canned: scalertest.Canned{Status: 200, Body: vector("7")}})
 	t.Cleanup(srv.Close)
 	md := map[string]string{"serverAddress": srv.URL, "query": "sum(x)", "threshold": "1", "authModes": "bearer"}
 	if v, active, err := scalertest.First(newScaler(t, md, map[string]string{"bearerToken": token})); err != nil || v != 7 || !active {
@@ -176,7 +165,7 @@ func TestAuth(t *testing.T) {
 func TestOAuth(t *testing.T) {
 	t.Parallel()
 	oauthtest.CheckScaler(t, oauthtest.ScalerCase{Type: TriggerType, New: New, Want: 7,
-		Resource: &fakeLoki{status: 200, body: vector("7")},
+		Resource: &fakeLoki{Canned: scalertest.Canned{Status: 200, Body: vector("7")}},
 		Metadata: func(u string) map[string]string {
 			return map[string]string{"serverAddress": u, "query": "sum(x)", "threshold": "1", "authModes": "oauth"}
 		}})
@@ -190,7 +179,7 @@ func TestServerDown(t *testing.T) {
 
 // BenchmarkSample measures one Sample against an in-process fake of Loki's query API.
 func BenchmarkSample(b *testing.B) {
-	srv := httptest.NewServer(&fakeLoki{status: 200, body: vector("3")})
+	srv := httptest.NewServer(&fakeLoki{Canned: scalertest.Canned{Status: 200, Body: vector("3")}})
 	b.Cleanup(srv.Close)
 	scalertest.BenchmarkSample(b, newScaler(b, map[string]string{"serverAddress": srv.URL, "query": "sum(x)", "threshold": "1"}, nil))
 }

@@ -6,7 +6,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,24 +16,16 @@ import (
 
 // fakeAPI serves /api/v1/query with a configurable status and body, and records each request.
 type fakeAPI struct {
-	mu     sync.Mutex
-	status int
-	body   string
+	scalertest.Canned
 	query  url.Values
 	header http.Header
 	host   string
 	calls  int
 }
 
-func (f *fakeAPI) set(status int, body string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.status, f.body = status, body
-}
-
 func (f *fakeAPI) last() (url.Values, http.Header, string, int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
 	return f.query, f.header, f.host, f.calls
 }
 
@@ -43,11 +34,11 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	f.mu.Lock()
+	f.Mu.Lock()
 	f.query, f.header, f.host = r.URL.Query(), r.Header.Clone(), r.Host
 	f.calls++
-	status, body := f.status, f.body
-	f.mu.Unlock()
+	status, body := f.Status, f.Body
+	f.Mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write([]byte(body))
@@ -107,7 +98,7 @@ func TestResultHandling(t *testing.T) {
 				md["ignoreNullValues"] = tc.ignoreNull
 			}
 			s := newScaler(t, md, nil)
-			api.set(tc.status, tc.body)
+			api.Set(tc.status, tc.body)
 			// Subtests share the server; run them serially so each sees its own body.
 			scalertest.ExpectSample(t, s, "prometheus trigger", tc.want, tc.wantActive, tc.wantErr)
 		})
@@ -116,7 +107,7 @@ func TestResultHandling(t *testing.T) {
 
 func TestRequestShape(t *testing.T) {
 	t.Parallel()
-	api := &fakeAPI{status: 200, body: vector("3")}
+	api := &fakeAPI{Canned: scalertest.Canned{Status: 200, Body: vector("3")}}
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
 	s := newScaler(t, map[string]string{
@@ -264,7 +255,7 @@ func TestUnreachableServer(t *testing.T) {
 }
 
 func BenchmarkSample(b *testing.B) {
-	api := &fakeAPI{status: 200, body: vector("12.5")}
+	api := &fakeAPI{Canned: scalertest.Canned{Status: 200, Body: vector("12.5")}}
 	srv := httptest.NewServer(api)
 	b.Cleanup(srv.Close)
 	scalertest.BenchmarkSample(b, newScaler(b, map[string]string{"serverAddress": srv.URL, "query": "sum(up)", "threshold": "1"}, nil))
