@@ -82,11 +82,6 @@ func (m *Metadata) Validate() error {
 	return errors.Join(errs...)
 }
 
-// ParseMetadata parses and validates an etcd trigger's metadata without connecting.
-func ParseMetadata(cfg *scalers.TriggerConfig) (Metadata, error) {
-	return scalers.ParseExternal[Metadata](cfg)
-}
-
 // Scaler is an etcd trigger.
 type Scaler struct {
 	scalers.OneMetric
@@ -101,7 +96,7 @@ type Scaler struct {
 
 // New builds an etcd trigger. The client connects lazily: an unreachable cluster is a Sample error.
 func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
-	meta, err := ParseMetadata(cfg)
+	meta, err := scalers.ParseExternal[Metadata](cfg)
 	if err != nil {
 		return nil, err
 	}

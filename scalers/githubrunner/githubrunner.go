@@ -105,11 +105,6 @@ func (m *Metadata) Validate() error {
 	return errors.Join(errs...)
 }
 
-// ParseMetadata parses and validates a github-runner trigger's metadata without calling GitHub.
-func ParseMetadata(cfg *scalers.TriggerConfig) (Metadata, error) {
-	return scalers.ParseExternal[Metadata](cfg)
-}
-
 // Scaler is a github-runner trigger.
 type Scaler struct {
 	scalers.OneMetric
@@ -126,7 +121,7 @@ type Scaler struct {
 
 // New builds a github-runner trigger.
 func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
-	meta, err := ParseMetadata(cfg)
+	meta, err := scalers.ParseExternal[Metadata](cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -56,11 +56,6 @@ func (m *Metadata) Validate() error {
 	return errors.Join(errs...)
 }
 
-// ParseMetadata parses and validates a kubernetes-workload trigger's metadata.
-func ParseMetadata(cfg *scalers.TriggerConfig) (Metadata, error) {
-	return scalers.ParseExternal[Metadata](cfg)
-}
-
 // Scaler is a kubernetes-workload trigger.
 type Scaler struct {
 	scalers.OneMetric
@@ -72,7 +67,7 @@ type Scaler struct {
 // New builds a kubernetes-workload trigger. It needs the object's namespace; the client is checked at Sample, so
 // a deployable without one (tidalctl) can still validate the metadata.
 func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
-	meta, err := ParseMetadata(cfg)
+	meta, err := scalers.ParseExternal[Metadata](cfg)
 	if err != nil {
 		return nil, err
 	}
