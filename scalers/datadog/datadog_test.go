@@ -3,7 +3,6 @@ package datadog
 import (
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -123,8 +122,7 @@ func newScaler(tb testing.TB, url string, md, auth map[string]string) *Scaler {
 func TestSample(t *testing.T) {
 	t.Parallel()
 	f := &fakeDatadog{}
-	srv := httptest.NewServer(f)
-	t.Cleanup(srv.Close)
+	srv := scalertest.Serve(t, f)
 	const query = "sum:trace.http.request.hits{service:api}.as_count()"
 	tests := []struct {
 		name       string
@@ -173,8 +171,7 @@ func TestSample(t *testing.T) {
 
 func TestAuthFailure(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(&fakeDatadog{Canned: scalertest.Canned{Status: 200, Body: seriesBody([]string{"1"})}})
-	t.Cleanup(srv.Close)
+	srv := scalertest.Serve(t, &fakeDatadog{Canned: scalertest.Canned{Status: 200, Body: seriesBody([]string{"1"})}})
 	err := scalertest.SampleFails(t, New, scalertest.Config(TriggerType, "", map[string]string{"query": "avg:x{*}", "queryValue": "1"},
 		map[string]string{"apiKey": "wrong-api-key-123", "appKey": appKey, "datadogSite": srv.URL}), "403", "wrong-api-key-123", appKey)
 	if !strings.Contains(err.Error(), "unauthorized") {
@@ -198,7 +195,6 @@ func TestMetricName(t *testing.T) {
 
 // BenchmarkSample measures one Sample against an in-process fake of the Datadog query API.
 func BenchmarkSample(b *testing.B) {
-	srv := httptest.NewServer(&fakeDatadog{Canned: scalertest.Canned{Status: 200, Body: seriesBody([]string{"1", "2", "null"})}})
-	b.Cleanup(srv.Close)
+	srv := scalertest.Serve(b, &fakeDatadog{Canned: scalertest.Canned{Status: 200, Body: seriesBody([]string{"1", "2", "null"})}})
 	scalertest.BenchmarkSample(b, newScaler(b, srv.URL, map[string]string{"query": "avg:x{*}", "queryValue": "1"}, nil))
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"sync"
 	"testing"
 
@@ -111,8 +110,7 @@ func newScaler(tb testing.TB, md, auth map[string]string) *Scaler {
 func TestSample(t *testing.T) {
 	t.Parallel()
 	f := &fakeES{}
-	srv := httptest.NewServer(f)
-	t.Cleanup(srv.Close)
+	srv := scalertest.Serve(t, f)
 	basic := map[string]string{"username": "esuser", "password": "changeme"}
 	template := map[string]string{"addresses": srv.URL, "index": "jobs;jobs-old", "searchTemplateName": "pending", "parameters": "state:pending",
 		"valueLocation": "hits.total.value", "targetValue": "10", "activationTargetValue": "3"}
@@ -161,8 +159,7 @@ func TestSample(t *testing.T) {
 
 func TestAuthFailure(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(&fakeES{hits: "1"})
-	t.Cleanup(srv.Close)
+	srv := scalertest.Serve(t, &fakeES{hits: "1"})
 	scalertest.SampleFails(t, New, scalertest.Config(TriggerType, "", map[string]string{"addresses": srv.URL, "index": "jobs", "searchTemplateName": "t", "valueLocation": "hits.total.value", "targetValue": "1"},
 		map[string]string{"username": "esuser", "password": "wrong-password-123"}), "HTTP 401", "wrong-password-123")
 }
@@ -176,8 +173,7 @@ func TestServerDown(t *testing.T) {
 
 // BenchmarkSample measures one Sample (a search template call) against an in-process fake of Elasticsearch.
 func BenchmarkSample(b *testing.B) {
-	srv := httptest.NewServer(&fakeES{hits: "3"})
-	b.Cleanup(srv.Close)
+	srv := scalertest.Serve(b, &fakeES{hits: "3"})
 	scalertest.BenchmarkSample(b, newScaler(b, map[string]string{"addresses": srv.URL, "index": "jobs", "searchTemplateName": "t",
 		"valueLocation": "hits.total.value", "targetValue": "1"}, map[string]string{"username": "esuser", "password": "changeme"}))
 }

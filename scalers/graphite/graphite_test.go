@@ -2,7 +2,6 @@ package graphite
 
 import (
 	"net/http"
-	"net/http/httptest"
 	"testing"
 
 	"github.com/tidalscale/tidal/scalers/scalertest"
@@ -69,8 +68,7 @@ func newScaler(tb testing.TB, md, auth map[string]string) *Scaler {
 func TestSample(t *testing.T) {
 	t.Parallel()
 	f := &fakeGraphite{}
-	srv := httptest.NewServer(f)
-	t.Cleanup(srv.Close)
+	srv := scalertest.Serve(t, f)
 	one := func(points string) string {
 		return `[{"target":"sumSeries(jobs.*.queued)","tags":{"name":"sumSeries(jobs.*.queued)","aggregatedBy":"sum"},"datapoints":[` + points + `]}]`
 	}
@@ -112,8 +110,7 @@ func TestSample(t *testing.T) {
 
 func TestBasicAuth(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(&fakeGraphite{user: "graphite", pass: "s3cret-pass", Canned: scalertest.Canned{Status: 200, Body: `[{"target":"x","datapoints":[[4,1]]}]`}})
-	t.Cleanup(srv.Close)
+	srv := scalertest.Serve(t, &fakeGraphite{user: "graphite", pass: "s3cret-pass", Canned: scalertest.Canned{Status: 200, Body: `[{"target":"x","datapoints":[[4,1]]}]`}})
 	md := map[string]string{"serverAddress": srv.URL, "query": "x", "queryTime": "-1Minutes", "authMode": "basic"}
 	if v, _, err := scalertest.First(newScaler(t, md, map[string]string{"username": "graphite", "password": "s3cret-pass"})); err != nil || v != 4 {
 		t.Fatalf("good credentials: (%v, %v), want 4", v, err)
@@ -129,7 +126,6 @@ func TestServerDown(t *testing.T) {
 
 // BenchmarkSample measures one Sample against an in-process fake of graphite-web's render API.
 func BenchmarkSample(b *testing.B) {
-	srv := httptest.NewServer(&fakeGraphite{Canned: scalertest.Canned{Status: 200, Body: `[{"target":"x","datapoints":[[1,1],[2,2],[3,3]]}]`}})
-	b.Cleanup(srv.Close)
+	srv := scalertest.Serve(b, &fakeGraphite{Canned: scalertest.Canned{Status: 200, Body: `[{"target":"x","datapoints":[[1,1],[2,2],[3,3]]}]`}})
 	scalertest.BenchmarkSample(b, newScaler(b, map[string]string{"serverAddress": srv.URL, "query": "x", "queryTime": "-1Minutes"}, nil))
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -123,8 +122,7 @@ func newScaler(tb testing.TB, url string, md, auth map[string]string) *Scaler {
 func TestSample(t *testing.T) {
 	t.Parallel()
 	f := &fakeInflux{}
-	srv := httptest.NewServer(f)
-	t.Cleanup(srv.Close)
+	srv := scalertest.Serve(t, f)
 	const query = `from(bucket:"jobs") |> range(start: -1m) |> filter(fn: (r) => r._field == "queued") |> last()`
 	tests := []struct {
 		name       string
@@ -164,8 +162,7 @@ func TestSample(t *testing.T) {
 
 func TestAuthFailure(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(&fakeInflux{Canned: scalertest.Canned{Status: 200, Body: csvResult("double", "1")}})
-	t.Cleanup(srv.Close)
+	srv := scalertest.Serve(t, &fakeInflux{Canned: scalertest.Canned{Status: 200, Body: csvResult("double", "1")}})
 	scalertest.SampleFails(t, New, scalertest.Config(TriggerType, "", map[string]string{"serverURL": srv.URL, "organizationName": "acme", "query": "q", "thresholdValue": "1"},
 		map[string]string{"authToken": "wrong-token-123"}), "HTTP 401", "wrong-token-123")
 	if v, _, err := scalertest.First(newScaler(t, srv.URL, map[string]string{"organizationName": "acme", "query": "q", "thresholdValue": "1"}, nil)); err != nil || v != 1 {
@@ -181,7 +178,6 @@ func TestServerDown(t *testing.T) {
 
 // BenchmarkSample measures one Sample against an in-process fake of InfluxDB 2's query API.
 func BenchmarkSample(b *testing.B) {
-	srv := httptest.NewServer(&fakeInflux{Canned: scalertest.Canned{Status: 200, Body: csvResult("double", "3")}})
-	b.Cleanup(srv.Close)
+	srv := scalertest.Serve(b, &fakeInflux{Canned: scalertest.Canned{Status: 200, Body: csvResult("double", "3")}})
 	scalertest.BenchmarkSample(b, newScaler(b, srv.URL, map[string]string{"organizationName": "acme", "query": "q", "thresholdValue": "1"}, nil))
 }

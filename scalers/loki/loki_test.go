@@ -3,7 +3,6 @@ package loki
 import (
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -103,8 +102,7 @@ func newScaler(tb testing.TB, md, auth map[string]string) *Scaler {
 func TestSample(t *testing.T) {
 	t.Parallel()
 	f := &fakeLoki{tenant: "team-a"}
-	srv := httptest.NewServer(f)
-	t.Cleanup(srv.Close)
+	srv := scalertest.Serve(t, f)
 	query := `sum(count_over_time({app="api"} |= "error" [1m]))`
 	tests := []struct {
 		name       string
@@ -150,8 +148,7 @@ func TestSample(t *testing.T) {
 func TestAuth(t *testing.T) {
 	t.Parallel()
 	const token = "loki-token-secret"
-	srv := httptest.NewServer(&fakeLoki{token: token, Canned: scalertest.Canned{Status: 200, Body: vector("7")}})
-	t.Cleanup(srv.Close)
+	srv := scalertest.Serve(t, &fakeLoki{token: token, Canned: scalertest.Canned{Status: 200, Body: vector("7")}})
 	md := map[string]string{"serverAddress": srv.URL, "query": "sum(x)", "threshold": "1", "authModes": "bearer"}
 	if v, active, err := scalertest.First(newScaler(t, md, map[string]string{"bearerToken": token})); err != nil || v != 7 || !active {
 		t.Fatalf("good token: (%v, %v, %v), want (7, true, nil)", v, active, err)
@@ -179,7 +176,6 @@ func TestServerDown(t *testing.T) {
 
 // BenchmarkSample measures one Sample against an in-process fake of Loki's query API.
 func BenchmarkSample(b *testing.B) {
-	srv := httptest.NewServer(&fakeLoki{Canned: scalertest.Canned{Status: 200, Body: vector("3")}})
-	b.Cleanup(srv.Close)
+	srv := scalertest.Serve(b, &fakeLoki{Canned: scalertest.Canned{Status: 200, Body: vector("3")}})
 	scalertest.BenchmarkSample(b, newScaler(b, map[string]string{"serverAddress": srv.URL, "query": "sum(x)", "threshold": "1"}, nil))
 }

@@ -50,8 +50,7 @@ func sample(s *Scaler) (float64, bool, error) { return scalertest.FirstNamed(s, 
 func TestLoadThenDrain(t *testing.T) {
 	t.Parallel()
 	api := &queueAPI{}
-	srv := httptest.NewServer(api)
-	t.Cleanup(srv.Close)
+	srv := scalertest.Serve(t, api)
 	s := newScaler(t, map[string]string{
 		"url": srv.URL + "/api/v1/stats", "valueLocation": "components.worker.tasks", "targetValue": "5", "activationTargetValue": "2",
 	}, nil)
@@ -79,8 +78,7 @@ func TestFormats(t *testing.T) {
 	g.WithLabelValues("billing", "prod").Set(4)
 	h := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "latency_seconds", Help: "latency"})
 	reg.MustRegister(h)
-	promSrv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	t.Cleanup(promSrv.Close)
+	promSrv := scalertest.Serve(t, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 
 	bodies := map[string]string{
 		"/json":    `{"a":{"b":[{"c":3.5},{"c":"250m"}]},"s":"lots","o":{},"t":true}`,
@@ -186,8 +184,7 @@ func TestOAuth(t *testing.T) {
 func TestCredentialsNeverLeak(t *testing.T) {
 	t.Parallel()
 	const key = "query-api-key-0123456789"
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusForbidden) }))
-	t.Cleanup(srv.Close)
+	srv := scalertest.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusForbidden) }))
 	dead := httptest.NewServer(http.NotFoundHandler())
 	deadURL := dead.URL
 	dead.Close()
@@ -211,8 +208,7 @@ func TestCredentialsNeverLeak(t *testing.T) {
 
 func BenchmarkSample(b *testing.B) {
 	api := &queueAPI{depth: 12}
-	srv := httptest.NewServer(api)
-	b.Cleanup(srv.Close)
+	srv := scalertest.Serve(b, api)
 	s := newScaler(b, map[string]string{"url": srv.URL, "valueLocation": "queues.#(name==\"b\").depth", "targetValue": "5"}, nil)
 	ctx := context.Background()
 	if v, _, err := s.Sample(ctx); err != nil || v[0].Value != 24 {

@@ -3,7 +3,6 @@ package newrelic
 import (
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -104,8 +103,7 @@ func newScaler(tb testing.TB, md, auth map[string]string) *Scaler {
 func TestSample(t *testing.T) {
 	t.Parallel()
 	f := &fakeNerdGraph{}
-	srv := httptest.NewServer(f)
-	t.Cleanup(srv.Close)
+	srv := scalertest.Serve(t, f)
 	const nrql = "SELECT count(*) FROM Transaction SINCE 1 minute ago"
 	tests := []struct {
 		name       string
@@ -149,8 +147,7 @@ func TestSample(t *testing.T) {
 
 func TestAuthFailure(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(&fakeNerdGraph{results: `[{"count":1}]`})
-	t.Cleanup(srv.Close)
+	srv := scalertest.Serve(t, &fakeNerdGraph{results: `[{"count":1}]`})
 	scalertest.SampleFails(t, New, scalertest.Config(TriggerType, "", map[string]string{"nrql": "SELECT 1", "threshold": "1", "region": srv.URL + "/graphql"},
 		map[string]string{"account": "1", "queryKey": "NRAK-WRONGKEY"}), "Invalid API key", "NRAK-WRONGKEY")
 	if v, _, err := scalertest.First(newScaler(t, map[string]string{"nrql": "SELECT 1", "threshold": "1", "region": srv.URL + "/graphql"},
@@ -168,8 +165,7 @@ func TestServerDown(t *testing.T) {
 
 // BenchmarkSample measures one Sample against an in-process fake of NerdGraph.
 func BenchmarkSample(b *testing.B) {
-	srv := httptest.NewServer(&fakeNerdGraph{results: `[{"count":3}]`})
-	b.Cleanup(srv.Close)
+	srv := scalertest.Serve(b, &fakeNerdGraph{results: `[{"count":3}]`})
 	scalertest.BenchmarkSample(b, newScaler(b, map[string]string{"nrql": "SELECT count(*) FROM Transaction", "threshold": "1", "region": srv.URL + "/graphql"},
 		map[string]string{"account": "1", "queryKey": queryKey}))
 }

@@ -63,8 +63,7 @@ func sampleErr(s *Scaler) (float64, bool, error) { return scalertest.FirstNamed(
 func TestResultHandling(t *testing.T) {
 	t.Parallel()
 	api := &fakeAPI{}
-	srv := httptest.NewServer(api)
-	t.Cleanup(srv.Close)
+	srv := scalertest.Serve(t, api)
 	tests := []struct {
 		name       string
 		status     int
@@ -108,8 +107,7 @@ func TestResultHandling(t *testing.T) {
 func TestRequestShape(t *testing.T) {
 	t.Parallel()
 	api := &fakeAPI{Canned: scalertest.Canned{Status: 200, Body: vector("3")}}
-	srv := httptest.NewServer(api)
-	t.Cleanup(srv.Close)
+	srv := scalertest.Serve(t, api)
 	s := newScaler(t, map[string]string{
 		"serverAddress": srv.URL + "/prefix/", "query": `sum(rate(http_requests_total{job="api"}[1m]))`, "threshold": "1",
 		"namespace": "team-a", "queryParameters": "dedup=true,partial_response=false",
@@ -256,7 +254,6 @@ func TestUnreachableServer(t *testing.T) {
 
 func BenchmarkSample(b *testing.B) {
 	api := &fakeAPI{Canned: scalertest.Canned{Status: 200, Body: vector("12.5")}}
-	srv := httptest.NewServer(api)
-	b.Cleanup(srv.Close)
+	srv := scalertest.Serve(b, api)
 	scalertest.BenchmarkSample(b, newScaler(b, map[string]string{"serverAddress": srv.URL, "query": "sum(up)", "threshold": "1"}, nil))
 }

@@ -72,3 +72,11 @@ func Poke[R scalers.Scaler](t testing.TB, newFn func(context.Context, *scalers.T
 	_, _, _ = s.Sample(ctx)
 	return s, true
 }
+
+// Serve starts h on a local HTTP server, closed when tb's test ends.
+func Serve(tb testing.TB, h http.Handler) *httptest.Server {
+	tb.Helper()
+	srv := httptest.NewServer(h)
+	tb.Cleanup(srv.Close)
+	return srv
+}
