@@ -9,7 +9,6 @@ package activemq
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -18,12 +17,10 @@ import (
 	"text/template"
 	"time"
 
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
-
 	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/httpauth"
 	"github.com/tidalscale/tidal/scalers/httpquery"
-	"github.com/tidalscale/tidal/scalers/tlsauth"
+	"github.com/tidalscale/tidal/scalers/httpscaler"
 )
 
 // TriggerType is the trigger type this package registers.
@@ -108,51 +105,25 @@ func (m *Metadata) Validate() error {
 
 // Scaler reads one queue's size.
 type Scaler struct {
-	cfg        *scalers.TriggerConfig
-	meta       Metadata
-	metricName string
-	client     *http.Client
-	release    func() error
-}
-
-var _ scalers.Scaler = (*Scaler)(nil)
-
-// Register adds the activemq scaler to r.
-func Register(r *scalers.Registry) {
-	r.Register(New, TriggerType)
-	r.Describe(Metadata{}, TriggerType)
+	httpscaler.Base
+	meta Metadata
 }
 
 // New parses the trigger; the HTTP transport is shared between activemq triggers.
 func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
-	var meta Metadata
-	if err := scalers.Parse(cfg, &meta); err != nil {
-		return nil, err
-	}
-	tr, release, err := httpauth.AcquireTransport(cfg.Shared, TriggerType, tlsauth.Options{})
-	if err != nil {
-		return nil, cfg.Errorf("%w", err)
-	}
-	return &Scaler{cfg: cfg, meta: meta, metricName: cfg.MetricName("activemq", meta.DestinationName),
-		client: &http.Client{Transport: tr, Timeout: defaultTimeout}, release: release}, nil
-}
-
-// MetricSpecs returns one External metric with targetQueueSize as its target.
-func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
-	return []autoscalingv2.MetricSpec{scalers.ExternalMetric(s.cfg, s.metricName, float64(s.meta.TargetQueueSize))}
+	return httpscaler.Build(cfg, TriggerType, func(m *Metadata) httpscaler.Options {
+		return httpscaler.Options{Metric: cfg.MetricName("activemq", m.DestinationName), Target: float64(m.TargetQueueSize),
+			Activation: float64(m.ActivationTargetQueueSize), Client: httpauth.ClientOptions{Timeout: defaultTimeout}}
+	}, func(base httpscaler.Base, meta Metadata) *Scaler {
+		return &Scaler{Base: base, meta: meta}
+	})
 }
 
 // Sample reads QueueSize; the trigger is active when it exceeds activationTargetQueueSize.
 func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
 	n, err := s.queueSize(ctx)
-	if err != nil {
-		return nil, false, s.cfg.Errorf("broker %q: queue %q: %w", s.meta.BrokerName, s.meta.DestinationName, err)
-	}
-	return []scalers.Sample{{MetricName: s.metricName, Value: float64(n)}}, n > s.meta.ActivationTargetQueueSize, nil
+	return s.Report(float64(n), err, "broker %q: queue %q", s.meta.BrokerName, s.meta.DestinationName)
 }
-
-// Close releases the shared transport.
-func (s *Scaler) Close(context.Context) error { return s.release() }
 
 // jolokiaResponse is a Jolokia read response: status is Jolokia's own, which can be 404 inside an HTTP 200.
 type jolokiaResponse struct {
@@ -163,20 +134,11 @@ type jolokiaResponse struct {
 }
 
 func (s *Scaler) queueSize(ctx context.Context) (int64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.meta.endpoint, nil)
-	if err != nil {
-		return 0, fmt.Errorf("building the request: %w", err)
-	}
-	req.SetBasicAuth(s.meta.Username, s.meta.Password)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Origin", s.meta.CorsHeader)
-	body, err := httpquery.Do(s.client, req, "jolokia")
-	if err != nil {
-		return 0, err
-	}
 	var r jolokiaResponse
-	if err := json.Unmarshal(body, &r); err != nil {
-		return 0, fmt.Errorf("decoding the Jolokia response: %w", err)
+	if _, err := (httpquery.Request{Service: "jolokia", URL: s.meta.endpoint,
+		Header:  map[string]string{"Content-Type": "application/json", "Origin": s.meta.CorsHeader},
+		Prepare: func(req *http.Request) error { req.SetBasicAuth(s.meta.Username, s.meta.Password); return nil }}).JSON(ctx, s.Client.Client, &r); err != nil {
+		return 0, err
 	}
 	if r.Status != http.StatusOK {
 		if r.ErrorType == "javax.management.InstanceNotFoundException" {
@@ -189,3 +151,6 @@ func (s *Scaler) queueSize(ctx context.Context) (int64, error) {
 	}
 	return *r.Value, nil
 }
+
+// Register adds the activemq scaler to r.
+func Register(r *scalers.Registry) { r.Register(New, TriggerType); r.Describe(Metadata{}, TriggerType) }

@@ -3,7 +3,6 @@ package activemq
 import (
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -108,8 +107,7 @@ func newScaler(tb testing.TB, md, auth map[string]string) *Scaler {
 func TestSample(t *testing.T) {
 	t.Parallel()
 	f := &fakeJolokia{queues: map[string]int64{"orders": 0}}
-	srv := httptest.NewServer(f)
-	t.Cleanup(srv.Close)
+	srv := scalertest.Serve(t, f)
 	host := strings.TrimPrefix(srv.URL, "http://")
 	s := newScaler(t, map[string]string{"managementEndpoint": host, "brokerName": "localhost", "destinationName": "orders",
 		"targetQueueSize": "10", "activationTargetQueueSize": "3"}, creds)
@@ -144,27 +142,20 @@ func TestSample(t *testing.T) {
 
 func TestAuthFailure(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(&fakeJolokia{queues: map[string]int64{"orders": 1}})
-	t.Cleanup(srv.Close)
+	srv := scalertest.Serve(t, &fakeJolokia{queues: map[string]int64{"orders": 1}})
 	scalertest.SampleFails(t, New, scalertest.Config(TriggerType, "", map[string]string{"managementEndpoint": strings.TrimPrefix(srv.URL, "http://"), "brokerName": "localhost", "destinationName": "orders"},
 		map[string]string{"username": "admin", "password": "wrong-pass-123"}), "HTTP 401", "wrong-pass-123")
 }
 
 func TestServerDown(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(http.NotFoundHandler())
-	host := strings.TrimPrefix(srv.URL, "http://")
-	srv.Close()
-	_, _, err := scalertest.First(newScaler(t, map[string]string{"managementEndpoint": host, "brokerName": "localhost", "destinationName": "orders"}, creds))
-	if err == nil || !strings.Contains(err.Error(), "connect") {
-		t.Fatalf("error %v, want a connection error", err)
-	}
+	host := strings.TrimPrefix(scalertest.ClosedURL(t), "http://")
+	scalertest.ExpectConnectError(t, newScaler(t, map[string]string{"managementEndpoint": host, "brokerName": "localhost", "destinationName": "orders"}, creds))
 }
 
 // BenchmarkSample measures one Sample against an in-process fake of ActiveMQ's Jolokia API.
 func BenchmarkSample(b *testing.B) {
-	srv := httptest.NewServer(&fakeJolokia{queues: map[string]int64{"orders": 5}})
-	b.Cleanup(srv.Close)
+	srv := scalertest.Serve(b, &fakeJolokia{queues: map[string]int64{"orders": 5}})
 	scalertest.BenchmarkSample(b, newScaler(b, map[string]string{"managementEndpoint": strings.TrimPrefix(srv.URL, "http://"),
 		"brokerName": "localhost", "destinationName": "orders"}, creds))
 }

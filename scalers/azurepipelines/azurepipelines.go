@@ -36,11 +36,10 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
 
 	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/httpauth"
-	"github.com/tidalscale/tidal/scalers/tlsauth"
+	"github.com/tidalscale/tidal/scalers/httpscaler"
 )
 
 // TriggerType is the trigger type this package registers.
@@ -125,23 +124,12 @@ func withoutAgentVersion(demands []string) []string {
 
 // Scaler counts one agent pool's queued job requests.
 type Scaler struct {
-	cfg        *scalers.TriggerConfig
-	meta       Metadata
-	metricName string
-	client     *http.Client
-	release    func() error
-	log        *zap.Logger
+	httpscaler.Base
+	meta Metadata
+	log  *zap.Logger
 
 	mu     sync.Mutex
 	poolID int64 // resolved from poolName on first use
-}
-
-var _ scalers.Scaler = (*Scaler)(nil)
-
-// Register adds the azure-pipelines scaler to r.
-func Register(r *scalers.Registry) {
-	r.Register(New, TriggerType)
-	r.Describe(Metadata{}, TriggerType)
 }
 
 // New parses the trigger; nothing is sent until Sample.
@@ -150,35 +138,22 @@ func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) 
 		// A token written into the trigger would be stored in the object and shown by every get: refuse it.
 		return nil, cfg.Errorf("personalAccessToken: give it in a TriggerAuthentication or through personalAccessTokenFromEnv, not in the trigger metadata")
 	}
-	var meta Metadata
-	if err := scalers.Parse(cfg, &meta); err != nil {
-		return nil, err
-	}
-	tr, release, err := httpauth.AcquireTransport(cfg.Shared, TriggerType, tlsauth.Options{})
-	if err != nil {
-		return nil, cfg.Errorf("%w", err)
-	}
-	pool := meta.PoolName
-	if meta.PoolID != 0 {
-		pool = strconv.FormatInt(meta.PoolID, 10)
-	}
-	return &Scaler{cfg: cfg, meta: meta, metricName: cfg.MetricName(TriggerType, pool),
-		client: &http.Client{Transport: tr, Timeout: callTimeout}, release: release, poolID: meta.PoolID,
-		log: cfg.Logger.With(zap.String("trigger", cfg.ID()))}, nil
-}
-
-// MetricSpecs returns one External metric with targetPipelinesQueueLength as its target.
-func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
-	return []autoscalingv2.MetricSpec{scalers.ExternalMetric(s.cfg, s.metricName, float64(s.meta.TargetPipelinesQueueLength))}
+	return httpscaler.Build(cfg, TriggerType, func(m *Metadata) httpscaler.Options {
+		pool := m.PoolName
+		if m.PoolID != 0 {
+			pool = strconv.FormatInt(m.PoolID, 10)
+		}
+		return httpscaler.Options{Metric: cfg.MetricName(TriggerType, pool), Target: float64(m.TargetPipelinesQueueLength),
+			Activation: float64(m.ActivationTargetPipelinesQueueLength), Client: httpauth.ClientOptions{Timeout: callTimeout}}
+	}, func(base httpscaler.Base, meta Metadata) *Scaler {
+		return &Scaler{Base: base, meta: meta, poolID: meta.PoolID, log: cfg.Logger.With(zap.String("trigger", cfg.ID()))}
+	})
 }
 
 // Sample counts the matching unfinished job requests; active above activationTargetPipelinesQueueLength.
 func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
 	n, err := s.queueLength(ctx)
-	if err != nil {
-		return nil, false, s.cfg.Errorf("%w", err)
-	}
-	return []scalers.Sample{{MetricName: s.metricName, Value: float64(n)}}, n > s.meta.ActivationTargetPipelinesQueueLength, nil
+	return s.Report(float64(n), err, "")
 }
 
 // jobRequest is the part of an Azure DevOps TaskAgentJobRequest the count needs.
@@ -289,7 +264,7 @@ func (s *Scaler) get(ctx context.Context, path string, q url.Values, dst any) er
 	}
 	req.SetBasicAuth("", s.meta.PersonalAccessToken)
 	req.Header.Set("Accept", "application/json")
-	resp, err := s.client.Do(req)
+	resp, err := s.Client.Do(req)
 	if err != nil {
 		return err
 	}
@@ -318,5 +293,5 @@ func (s *Scaler) get(ctx context.Context, path string, q url.Values, dst any) er
 	return nil
 }
 
-// Close releases the shared transport.
-func (s *Scaler) Close(context.Context) error { return s.release() }
+// Register adds the azure-pipelines scaler to r.
+func Register(r *scalers.Registry) { r.Register(New, TriggerType); r.Describe(Metadata{}, TriggerType) }

@@ -202,7 +202,7 @@ func TestQueueLength(t *testing.T) {
 		d.mu.Lock()
 		d.jobs[7] = st.jobs
 		d.mu.Unlock()
-		v, active := scalertest.Sample(t, s, s.metricName)
+		v, active := scalertest.Sample(t, s, s.MetricName())
 		if v != st.want || active != st.wantActive {
 			t.Fatalf("%s: Sample = (%v, %v), want (%v, %v)", st.name, v, active, st.want, st.wantActive)
 		}

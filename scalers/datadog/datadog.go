@@ -23,12 +23,11 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
 
 	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/httpauth"
 	"github.com/tidalscale/tidal/scalers/httpquery"
-	"github.com/tidalscale/tidal/scalers/tlsauth"
+	"github.com/tidalscale/tidal/scalers/httpscaler"
 )
 
 // TriggerType is the trigger type this package registers.
@@ -99,59 +98,33 @@ func (m *Metadata) Validate() error {
 
 // Scaler runs one Datadog metrics query.
 type Scaler struct {
-	cfg        *scalers.TriggerConfig
-	meta       Metadata
-	metricName string
-	client     *http.Client
-	release    func() error
-	now        func() time.Time
-}
-
-var _ scalers.Scaler = (*Scaler)(nil)
-
-// Register adds the datadog scaler to r.
-func Register(r *scalers.Registry) {
-	r.Register(New, TriggerType)
-	r.Describe(Metadata{}, TriggerType)
+	httpscaler.Base
+	meta Metadata
+	now  func() time.Time
 }
 
 // New parses the trigger; the HTTP transport is shared between datadog triggers.
 func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
-	var meta Metadata
-	if err := scalers.Parse(cfg, &meta); err != nil {
-		return nil, err
-	}
-	if meta.Age < 60 {
-		cfg.Logger.Info("a datadog window (age) under 60s may find no point", zap.Int("age", meta.Age))
-	}
-	tr, release, err := httpauth.AcquireTransport(cfg.Shared, TriggerType, tlsauth.Options{})
-	if err != nil {
-		return nil, cfg.Errorf("%w", err)
-	}
-	timeout := defaultTimeout
-	if meta.Timeout > 0 {
-		timeout = meta.Timeout
-	}
-	return &Scaler{cfg: cfg, meta: meta, metricName: cfg.MetricName("datadog", meta.metricPart),
-		client: &http.Client{Transport: tr, Timeout: timeout}, release: release, now: time.Now}, nil
-}
-
-// MetricSpecs returns one External metric with queryValue as its target.
-func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
-	return []autoscalingv2.MetricSpec{scalers.ExternalMetric(s.cfg, s.metricName, s.meta.QueryValue)}
+	return httpscaler.Build(cfg, TriggerType, func(m *Metadata) httpscaler.Options {
+		if m.Age < 60 {
+			cfg.Logger.Info("a datadog window (age) under 60s may find no point", zap.Int("age", m.Age))
+		}
+		timeout := defaultTimeout
+		if m.Timeout > 0 {
+			timeout = m.Timeout
+		}
+		return httpscaler.Options{Metric: cfg.MetricName("datadog", m.metricPart), Target: m.QueryValue, Activation: m.ActivationQueryValue,
+			Client: httpauth.ClientOptions{Timeout: timeout}}
+	}, func(base httpscaler.Base, meta Metadata) *Scaler {
+		return &Scaler{Base: base, meta: meta, now: time.Now}
+	})
 }
 
 // Sample runs the query; the trigger is active when the value exceeds activationQueryValue.
 func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
 	v, err := s.query(ctx)
-	if err != nil {
-		return nil, false, s.cfg.Errorf("query %q: %w", s.meta.Query, err)
-	}
-	return []scalers.Sample{{MetricName: s.metricName, Value: v}}, v > s.meta.ActivationQueryValue, nil
+	return s.Report(v, err, "query %q", s.meta.Query)
 }
-
-// Close releases the shared transport.
-func (s *Scaler) Close(context.Context) error { return s.release() }
 
 // response is the v1 metrics query response; a point is [timestamp ms, value or null].
 type response struct {
@@ -169,7 +142,7 @@ var errUnavailable = errors.New("no Datadog metrics returned for the given time 
 func (s *Scaler) query(ctx context.Context) (float64, error) {
 	v, err := s.fetch(ctx)
 	if errors.Is(err, errUnavailable) && s.meta.MetricUnavailableValue != nil {
-		s.cfg.Logger.Debug("datadog metric unavailable, using metricUnavailableValue", zap.Error(err))
+		s.Cfg.Logger.Debug("datadog metric unavailable, using metricUnavailableValue", zap.Error(err))
 		return *s.meta.MetricUnavailableValue, nil
 	}
 	return v, err
@@ -180,14 +153,9 @@ func (s *Scaler) fetch(ctx context.Context) (float64, error) {
 	from := to - int64(s.meta.Age)
 	u := *s.meta.queryURL
 	u.RawQuery = url.Values{"from": {strconv.FormatInt(from, 10)}, "to": {strconv.FormatInt(to, 10)}, "query": {s.meta.Query}}.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return 0, fmt.Errorf("building the request: %w", err)
-	}
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("DD-API-KEY", s.meta.APIKey)
-	req.Header.Set("DD-APPLICATION-KEY", s.meta.AppKey)
-	body, err := httpquery.Do(s.client, req, "datadog")
+	var r response
+	body, err := (httpquery.Request{Service: "datadog", URL: u.String(), Header: map[string]string{"Accept": "application/json",
+		"DD-API-KEY": s.meta.APIKey, "DD-APPLICATION-KEY": s.meta.AppKey}}).JSON(ctx, s.Client.Client, &r)
 	var se *httpquery.StatusError
 	if errors.As(err, &se) {
 		var r response
@@ -206,10 +174,6 @@ func (s *Scaler) fetch(ctx context.Context) (float64, error) {
 	}
 	if err != nil {
 		return 0, err
-	}
-	var r response
-	if err := json.Unmarshal(body, &r); err != nil {
-		return 0, fmt.Errorf("decoding the response: %w", err)
 	}
 	if r.Status == "error" {
 		return 0, fmt.Errorf("datadog returned an error: %s", httpquery.FirstLine(r.Error, 300))
@@ -247,3 +211,6 @@ func (s *Scaler) fetch(ctx context.Context) (float64, error) {
 	}
 	return maxV, nil
 }
+
+// Register adds the datadog scaler to r.
+func Register(r *scalers.Registry) { r.Register(New, TriggerType); r.Describe(Metadata{}, TriggerType) }

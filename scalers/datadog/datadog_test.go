@@ -3,10 +3,8 @@ package datadog
 import (
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -65,17 +63,9 @@ func TestMetadata(t *testing.T) {
 // fakeDatadog serves GET /api/v1/query as Datadog documents it: DD-API-KEY and DD-APPLICATION-KEY headers, from,
 // to (epoch seconds) and query parameters, and a series list whose pointlist holds [ms timestamp, value] pairs.
 type fakeDatadog struct {
-	mu       sync.Mutex
-	status   int
-	body     string
+	scalertest.Canned
 	from, to int64
 	query    string
-}
-
-func (f *fakeDatadog) set(status int, body string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.status, f.body = status, body
 }
 
 func (f *fakeDatadog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -90,19 +80,19 @@ func (f *fakeDatadog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte(`{"errors":["Forbidden"]}`))
 		return
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
 	q := r.URL.Query()
 	f.from, _ = strconv.ParseInt(q.Get("from"), 10, 64)
 	f.to, _ = strconv.ParseInt(q.Get("to"), 10, 64)
 	f.query = q.Get("query")
-	if f.status == http.StatusTooManyRequests {
+	if f.Status == http.StatusTooManyRequests {
 		w.Header().Set("X-RateLimit-Limit", "1600")
 		w.Header().Set("X-RateLimit-Period", "3600")
 		w.Header().Set("X-RateLimit-Reset", "42")
 	}
-	w.WriteHeader(f.status)
-	_, _ = w.Write([]byte(f.body))
+	w.WriteHeader(f.Status)
+	_, _ = w.Write([]byte(f.Body))
 }
 
 // seriesBody renders a query response with one series per pointlist; "null" is a missing point.
@@ -132,8 +122,7 @@ func newScaler(tb testing.TB, url string, md, auth map[string]string) *Scaler {
 func TestSample(t *testing.T) {
 	t.Parallel()
 	f := &fakeDatadog{}
-	srv := httptest.NewServer(f)
-	t.Cleanup(srv.Close)
+	srv := scalertest.Serve(t, f)
 	const query = "sum:trace.http.request.hits{service:api}.as_count()"
 	tests := []struct {
 		name       string
@@ -166,20 +155,13 @@ func TestSample(t *testing.T) {
 			md := scalertest.WithPairs(map[string]string{"query": query, "queryValue": "10", "activationQueryValue": "5", "age": "120", "timeWindowOffset": "30"}, tc.extra...)
 			s := newScaler(t, srv.URL, md, nil)
 			s.now = func() time.Time { return time.Unix(1700001000, 0) }
-			f.set(tc.status, tc.body)
-			v, active, err := scalertest.First(s)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), `datadog trigger "hits"`) {
-					t.Fatalf("Sample error = %v, want one naming the trigger and containing %q", err, tc.wantErr)
-				}
+			f.Set(tc.status, tc.body)
+			if !scalertest.ExpectSample(t, s, `datadog trigger "hits"`, tc.want, tc.wantActive, tc.wantErr) {
 				return
 			}
-			if err != nil || v != tc.want || active != tc.wantActive {
-				t.Fatalf("Sample = (%v, %v, %v), want (%v, %v)", v, active, err, tc.want, tc.wantActive)
-			}
-			f.mu.Lock()
+			f.Mu.Lock()
 			from, to, q := f.from, f.to, f.query
-			f.mu.Unlock()
+			f.Mu.Unlock()
 			if to != 1700001000-30 || from != to-120 || q != query {
 				t.Fatalf("window [%d, %d] query %q, want [%d, %d] %q", from, to, q, 1700001000-30-120, 1700001000-30, query)
 			}
@@ -189,8 +171,7 @@ func TestSample(t *testing.T) {
 
 func TestAuthFailure(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(&fakeDatadog{status: 200, body: seriesBody([]string{"1"})})
-	t.Cleanup(srv.Close)
+	srv := scalertest.Serve(t, &fakeDatadog{Canned: scalertest.Canned{Status: 200, Body: seriesBody([]string{"1"})}})
 	err := scalertest.SampleFails(t, New, scalertest.Config(TriggerType, "", map[string]string{"query": "avg:x{*}", "queryValue": "1"},
 		map[string]string{"apiKey": "wrong-api-key-123", "appKey": appKey, "datadogSite": srv.URL}), "403", "wrong-api-key-123", appKey)
 	if !strings.Contains(err.Error(), "unauthorized") {
@@ -200,13 +181,8 @@ func TestAuthFailure(t *testing.T) {
 
 func TestServerDown(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(http.NotFoundHandler())
-	addr := srv.URL
-	srv.Close()
-	_, _, err := scalertest.First(newScaler(t, addr, map[string]string{"query": "avg:x{*}", "queryValue": "1"}, nil))
-	if err == nil || !strings.Contains(err.Error(), "connect") {
-		t.Fatalf("error %v, want a connection error", err)
-	}
+	addr := scalertest.ClosedURL(t)
+	scalertest.ExpectConnectError(t, newScaler(t, addr, map[string]string{"query": "avg:x{*}", "queryValue": "1"}, nil))
 }
 
 func TestMetricName(t *testing.T) {
@@ -219,7 +195,6 @@ func TestMetricName(t *testing.T) {
 
 // BenchmarkSample measures one Sample against an in-process fake of the Datadog query API.
 func BenchmarkSample(b *testing.B) {
-	srv := httptest.NewServer(&fakeDatadog{status: 200, body: seriesBody([]string{"1", "2", "null"})})
-	b.Cleanup(srv.Close)
+	srv := scalertest.Serve(b, &fakeDatadog{Canned: scalertest.Canned{Status: 200, Body: seriesBody([]string{"1", "2", "null"})}})
 	scalertest.BenchmarkSample(b, newScaler(b, srv.URL, map[string]string{"query": "avg:x{*}", "queryValue": "1"}, nil))
 }

@@ -29,11 +29,11 @@ import (
 	"github.com/elastic/elastic-transport-go/v8/elastictransport"
 	"github.com/elastic/go-elasticsearch/v8/esapi"
 	"github.com/tidwall/gjson"
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
 
 	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/httpauth"
 	"github.com/tidalscale/tidal/scalers/httpquery"
+	"github.com/tidalscale/tidal/scalers/httpscaler"
 	"github.com/tidalscale/tidal/scalers/tlsauth"
 )
 
@@ -156,65 +156,47 @@ func cloudURL(id string) (*url.URL, error) {
 
 // Scaler runs one search.
 type Scaler struct {
-	cfg        *scalers.TriggerConfig
-	meta       Metadata
-	metricName string
-	client     *elastictransport.Client
-	release    func() error
-}
-
-var _ scalers.Scaler = (*Scaler)(nil)
-
-// Register adds the elasticsearch scaler to r.
-func Register(r *scalers.Registry) {
-	r.Register(New, TriggerType)
-	r.Describe(Metadata{}, TriggerType)
+	httpscaler.Base
+	meta   Metadata
+	client *elastictransport.Client
 }
 
 // New parses the trigger and builds the client over a transport shared by elasticsearch triggers with the same
 // TLS settings; nothing is sent until Sample.
-func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
-	var meta Metadata
-	if err := scalers.Parse(cfg, &meta); err != nil {
+func New(ctx context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
+	base, meta, err := httpscaler.New(cfg, TriggerType, func(m *Metadata) httpscaler.Options {
+		name := "query"
+		if m.SearchTemplateName != "" {
+			name = m.SearchTemplateName
+		}
+		return httpscaler.Options{Metric: cfg.MetricName("elasticsearch", name), Target: m.TargetValue, Activation: m.ActivationTargetValue,
+			Client: httpauth.ClientOptions{TLS: tlsauth.Options{UnsafeSsl: m.UnsafeSsl}}}
+	})
+	if err != nil {
 		return nil, err
 	}
-	tr, release, err := httpauth.AcquireTransport(cfg.Shared, TriggerType, tlsauth.Options{UnsafeSsl: meta.UnsafeSsl})
-	if err != nil {
-		return nil, cfg.Errorf("%w", err)
-	}
 	client, err := elastictransport.New(elastictransport.Config{URLs: meta.urls, Username: meta.Username, Password: meta.Password,
-		APIKey: meta.APIKey, Transport: tr, MaxRetries: 1})
+		APIKey: meta.APIKey, Transport: base.Client.Transport, MaxRetries: 1})
 	if err != nil {
-		_ = release()
+		_ = base.Close(ctx)
 		return nil, cfg.Errorf("addresses: %w", err)
 	}
-	name := "query"
-	if meta.SearchTemplateName != "" {
-		name = meta.SearchTemplateName
-	}
-	return &Scaler{cfg: cfg, meta: meta, metricName: cfg.MetricName("elasticsearch", name), client: client, release: release}, nil
-}
-
-// MetricSpecs returns one External metric with targetValue as its target.
-func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
-	return []autoscalingv2.MetricSpec{scalers.ExternalMetric(s.cfg, s.metricName, s.meta.TargetValue)}
+	return &Scaler{Base: base, meta: meta, client: client}, nil
 }
 
 // Sample runs the search; the trigger is active when the value exceeds activationTargetValue.
 func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
 	v, err := s.search(ctx)
-	if err != nil {
-		what := "query"
-		if s.meta.SearchTemplateName != "" {
-			what = fmt.Sprintf("search template %q", s.meta.SearchTemplateName)
-		}
-		return nil, false, s.cfg.Errorf("index %s: %s: %w", s.meta.Index, what, err)
-	}
-	return []scalers.Sample{{MetricName: s.metricName, Value: v}}, v > s.meta.ActivationTargetValue, nil
+	return s.Report(v, err, "index %s: %s", s.meta.Index, s.meta.what())
 }
 
-// Close releases the shared transport.
-func (s *Scaler) Close(context.Context) error { return s.release() }
+// what names the search in errors.
+func (m *Metadata) what() string {
+	if m.SearchTemplateName != "" {
+		return fmt.Sprintf("search template %q", m.SearchTemplateName)
+	}
+	return "query"
+}
 
 func (s *Scaler) search(ctx context.Context) (float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, defaultTimeout)
@@ -277,3 +259,6 @@ func (s *Scaler) search(ctx context.Context) (float64, error) {
 		return 0, fmt.Errorf("valueLocation %q: want a number, got %s", s.meta.ValueLocation, r.Type)
 	}
 }
+
+// Register adds the elasticsearch scaler to r.
+func Register(r *scalers.Registry) { r.Register(New, TriggerType); r.Describe(Metadata{}, TriggerType) }

@@ -4,8 +4,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 
@@ -112,8 +110,7 @@ func newScaler(tb testing.TB, md, auth map[string]string) *Scaler {
 func TestSample(t *testing.T) {
 	t.Parallel()
 	f := &fakeES{}
-	srv := httptest.NewServer(f)
-	t.Cleanup(srv.Close)
+	srv := scalertest.Serve(t, f)
 	basic := map[string]string{"username": "esuser", "password": "changeme"}
 	template := map[string]string{"addresses": srv.URL, "index": "jobs;jobs-old", "searchTemplateName": "pending", "parameters": "state:pending",
 		"valueLocation": "hits.total.value", "targetValue": "10", "activationTargetValue": "3"}
@@ -141,15 +138,8 @@ func TestSample(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newScaler(t, tc.md, basic)
 			f.set(tc.hits, tc.failWith)
-			v, active, err := scalertest.First(s)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), `elasticsearch trigger "pending"`) {
-					t.Fatalf("Sample error = %v, want one naming the trigger and containing %q", err, tc.wantErr)
-				}
+			if !scalertest.ExpectSample(t, s, `elasticsearch trigger "pending"`, tc.want, tc.wantActive, tc.wantErr) {
 				return
-			}
-			if err != nil || v != tc.want || active != tc.wantActive {
-				t.Fatalf("Sample = (%v, %v, %v), want (%v, %v)", v, active, err, tc.want, tc.wantActive)
 			}
 			f.mu.Lock()
 			path, body := f.path, f.body
@@ -169,28 +159,21 @@ func TestSample(t *testing.T) {
 
 func TestAuthFailure(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(&fakeES{hits: "1"})
-	t.Cleanup(srv.Close)
+	srv := scalertest.Serve(t, &fakeES{hits: "1"})
 	scalertest.SampleFails(t, New, scalertest.Config(TriggerType, "", map[string]string{"addresses": srv.URL, "index": "jobs", "searchTemplateName": "t", "valueLocation": "hits.total.value", "targetValue": "1"},
 		map[string]string{"username": "esuser", "password": "wrong-password-123"}), "HTTP 401", "wrong-password-123")
 }
 
 func TestServerDown(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(http.NotFoundHandler())
-	addr := srv.URL
-	srv.Close()
-	_, _, err := scalertest.First(newScaler(t, map[string]string{"addresses": addr, "index": "jobs", "searchTemplateName": "t", "valueLocation": "a", "targetValue": "1"},
+	addr := scalertest.ClosedURL(t)
+	scalertest.ExpectConnectError(t, newScaler(t, map[string]string{"addresses": addr, "index": "jobs", "searchTemplateName": "t", "valueLocation": "a", "targetValue": "1"},
 		map[string]string{"username": "esuser", "password": "changeme"}))
-	if err == nil || !strings.Contains(err.Error(), "connect") {
-		t.Fatalf("error %v, want a connection error", err)
-	}
 }
 
 // BenchmarkSample measures one Sample (a search template call) against an in-process fake of Elasticsearch.
 func BenchmarkSample(b *testing.B) {
-	srv := httptest.NewServer(&fakeES{hits: "3"})
-	b.Cleanup(srv.Close)
+	srv := scalertest.Serve(b, &fakeES{hits: "3"})
 	scalertest.BenchmarkSample(b, newScaler(b, map[string]string{"addresses": srv.URL, "index": "jobs", "searchTemplateName": "t",
 		"valueLocation": "hits.total.value", "targetValue": "1"}, map[string]string{"username": "esuser", "password": "changeme"}))
 }

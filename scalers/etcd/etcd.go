@@ -26,7 +26,6 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
 
 	"go.uber.org/zap"
 
@@ -83,23 +82,13 @@ func (m *Metadata) Validate() error {
 	return errors.Join(errs...)
 }
 
-// ParseMetadata parses and validates an etcd trigger's metadata without connecting.
-func ParseMetadata(cfg *scalers.TriggerConfig) (Metadata, error) {
-	var m Metadata
-	if err := cfg.RefuseUtilization(); err != nil {
-		return m, err
-	}
-	err := scalers.Parse(cfg, &m)
-	return m, err
-}
-
 // Scaler is an etcd trigger.
 type Scaler struct {
-	cfg        *scalers.TriggerConfig
-	meta       Metadata
-	metricName string
-	clientCfg  clientv3.Config
-	log        *zap.Logger
+	scalers.OneMetric
+	cfg       *scalers.TriggerConfig
+	meta      Metadata
+	clientCfg clientv3.Config
+	log       *zap.Logger
 
 	mu     sync.Mutex
 	client *clientv3.Client // opened by conn
@@ -107,7 +96,7 @@ type Scaler struct {
 
 // New builds an etcd trigger. The client connects lazily: an unreachable cluster is a Sample error.
 func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
-	meta, err := ParseMetadata(cfg)
+	meta, err := scalers.ParseExternal[Metadata](cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -124,11 +113,11 @@ func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) 
 		cc.TLS = tc
 	}
 	return &Scaler{
-		cfg:        cfg,
-		meta:       meta,
-		metricName: cfg.MetricName("etcd", meta.WatchKey),
-		clientCfg:  cc,
-		log:        cfg.Logger.With(zap.String("trigger", cfg.ID())),
+		cfg:       cfg,
+		meta:      meta,
+		OneMetric: scalers.NewOneMetric(cfg, cfg.MetricName("etcd", meta.WatchKey), meta.Value, meta.ActivationValue),
+		clientCfg: cc,
+		log:       cfg.Logger.With(zap.String("trigger", cfg.ID())),
 	}, nil
 }
 
@@ -146,11 +135,6 @@ func (s *Scaler) conn() (*clientv3.Client, error) {
 	}
 	s.client = c
 	return c, nil
-}
-
-// MetricSpecs returns one External metric, s<index>-etcd-<watchKey>, targeting value.
-func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
-	return []autoscalingv2.MetricSpec{scalers.ExternalMetric(s.cfg, s.metricName, s.meta.Value)}
 }
 
 // Sample reads watchKey as a number; active above activationValue.
@@ -174,7 +158,7 @@ func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
 	if err != nil || v != v {
 		return nil, false, s.cfg.Errorf("watchKey %q: value is not a number", s.meta.WatchKey)
 	}
-	return []scalers.Sample{{MetricName: s.metricName, Value: v}}, v > s.meta.ActivationValue, nil
+	return s.Value(v)
 }
 
 // Watch watches watchKey and signals changed on every put or delete. The server sends progress notifications

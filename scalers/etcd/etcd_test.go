@@ -106,7 +106,7 @@ func TestMetadata(t *testing.T) {
 	t.Parallel()
 	defaults := map[string]string{"endpoints": "http://10.0.0.1:2379, http://10.0.0.2:2379", "watchKey": "/jobs/length", "value": "5"}
 	pki := scalertest.NewPKI(t)
-	scalertest.ParseTableFunc(t, Type, ParseMetadata, []scalertest.ParseCase[Metadata]{
+	scalertest.ParseTableFunc(t, Type, scalers.ParseExternal[Metadata], []scalertest.ParseCase[Metadata]{
 		{Name: "defaults", MD: defaults, Check: func(t *testing.T, m Metadata) {
 			if len(m.Endpoints) != 2 || m.Endpoints[1] != "http://10.0.0.2:2379" || m.WatchKey != "/jobs/length" || m.Value != 5 ||
 				m.ActivationValue != 0 || m.WatchProgressNotifyInterval != 600 || m.TLS != "disable" {

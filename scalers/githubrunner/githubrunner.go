@@ -38,8 +38,6 @@ import (
 	"sync"
 	"time"
 
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
-
 	"go.uber.org/zap"
 
 	"github.com/tidalscale/tidal/scalers"
@@ -107,21 +105,11 @@ func (m *Metadata) Validate() error {
 	return errors.Join(errs...)
 }
 
-// ParseMetadata parses and validates a github-runner trigger's metadata without calling GitHub.
-func ParseMetadata(cfg *scalers.TriggerConfig) (Metadata, error) {
-	var m Metadata
-	if err := cfg.RefuseUtilization(); err != nil {
-		return m, err
-	}
-	err := scalers.Parse(cfg, &m)
-	return m, err
-}
-
 // Scaler is a github-runner trigger.
 type Scaler struct {
+	scalers.OneMetric
 	cfg         *scalers.TriggerConfig
 	meta        Metadata
-	metricName  string
 	runnerLabel []string
 	http        *http.Client
 	now         func() time.Time
@@ -133,7 +121,7 @@ type Scaler struct {
 
 // New builds a github-runner trigger.
 func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
-	meta, err := ParseMetadata(cfg)
+	meta, err := scalers.ParseExternal[Metadata](cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -147,17 +135,12 @@ func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) 
 	return &Scaler{
 		cfg:         cfg,
 		meta:        meta,
-		metricName:  cfg.MetricName("github-runner", meta.Owner),
+		OneMetric:   scalers.NewOneMetric(cfg, cfg.MetricName("github-runner", meta.Owner), float64(meta.TargetWorkflowQueueLength), float64(meta.ActivationTargetWorkflowQueueLength)),
 		runnerLabel: labels,
 		http:        &http.Client{Timeout: callTimeout},
 		now:         time.Now,
 		log:         cfg.Logger.With(zap.String("trigger", cfg.ID())),
 	}, nil
-}
-
-// MetricSpecs returns one External metric, s<index>-github-runner-<owner>, targeting targetWorkflowQueueLength.
-func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
-	return []autoscalingv2.MetricSpec{scalers.ExternalMetric(s.cfg, s.metricName, float64(s.meta.TargetWorkflowQueueLength))}
 }
 
 // Sample counts the queued jobs this runner could take; active above activationTargetWorkflowQueueLength.
@@ -169,7 +152,7 @@ func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
 		s.log.Debug("github-runner sample failed", zap.String("error", err.Error()))
 		return nil, false, err
 	}
-	return []scalers.Sample{{MetricName: s.metricName, Value: float64(n)}}, n > s.meta.ActivationTargetWorkflowQueueLength, nil
+	return s.Value(float64(n))
 }
 
 type run struct {

@@ -124,7 +124,7 @@ func TestMetadata(t *testing.T) {
 	t.Parallel()
 	defaults := map[string]string{"owner": "acme", "runnerScope": "org"}
 	auth := map[string]string{"personalAccessToken": "ghp_secret_value"}
-	scalertest.ParseTableFunc(t, Type, ParseMetadata, []scalertest.ParseCase[Metadata]{
+	scalertest.ParseTableFunc(t, Type, scalers.ParseExternal[Metadata], []scalertest.ParseCase[Metadata]{
 		{Name: "defaults", MD: defaults, Auth: auth, Check: func(t *testing.T, m Metadata) {
 			if m.TargetWorkflowQueueLength != 1 || m.ActivationTargetWorkflowQueueLength != 0 || m.NoDefaultLabels ||
 				m.api.String() != "https://api.github.com" || len(m.Repos) != 0 || len(m.Labels) != 0 {

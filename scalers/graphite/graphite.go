@@ -8,7 +8,6 @@ package graphite
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -16,12 +15,10 @@ import (
 	"strings"
 	"time"
 
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
-
 	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/httpauth"
 	"github.com/tidalscale/tidal/scalers/httpquery"
-	"github.com/tidalscale/tidal/scalers/tlsauth"
+	"github.com/tidalscale/tidal/scalers/httpscaler"
 )
 
 // TriggerType is the trigger type this package registers.
@@ -71,53 +68,35 @@ func (m *Metadata) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Scaler runs one render query.
-type Scaler struct {
-	cfg        *scalers.TriggerConfig
-	meta       Metadata
-	metricName string
-	client     *http.Client
-	release    func() error
+// credentials adds basic auth with authMode basic.
+func (m *Metadata) credentials(req *http.Request) error {
+	if m.AuthMode == "basic" {
+		req.SetBasicAuth(m.Username, m.Password)
+	}
+	return nil
 }
 
-var _ scalers.Scaler = (*Scaler)(nil)
-
-// Register adds the graphite scaler to r.
-func Register(r *scalers.Registry) {
-	r.Register(New, TriggerType)
-	r.Describe(Metadata{}, TriggerType)
+// Scaler runs one render query.
+type Scaler struct {
+	httpscaler.Base
+	meta Metadata
 }
 
 // New parses the trigger; the HTTP transport is shared between graphite triggers.
 func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
-	var meta Metadata
-	if err := scalers.Parse(cfg, &meta); err != nil {
-		return nil, err
-	}
-	tr, release, err := httpauth.AcquireTransport(cfg.Shared, TriggerType, tlsauth.Options{})
-	if err != nil {
-		return nil, cfg.Errorf("%w", err)
-	}
-	return &Scaler{cfg: cfg, meta: meta, metricName: cfg.MetricName("graphite", ""),
-		client: &http.Client{Transport: tr, Timeout: defaultTimeout}, release: release}, nil
-}
-
-// MetricSpecs returns one External metric with threshold as its target.
-func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
-	return []autoscalingv2.MetricSpec{scalers.ExternalMetric(s.cfg, s.metricName, s.meta.Threshold)}
+	return httpscaler.Build(cfg, TriggerType, func(m *Metadata) httpscaler.Options {
+		return httpscaler.Options{Metric: cfg.MetricName("graphite", ""), Target: m.Threshold, Activation: m.ActivationThreshold,
+			Client: httpauth.ClientOptions{Timeout: defaultTimeout}}
+	}, func(base httpscaler.Base, meta Metadata) *Scaler {
+		return &Scaler{Base: base, meta: meta}
+	})
 }
 
 // Sample runs the query; the trigger is active when the value exceeds activationThreshold.
 func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
 	v, err := s.render(ctx)
-	if err != nil {
-		return nil, false, s.cfg.Errorf("query %q: %w", s.meta.Query, err)
-	}
-	return []scalers.Sample{{MetricName: s.metricName, Value: v}}, v > s.meta.ActivationThreshold, nil
+	return s.Report(v, err, "query %q", s.meta.Query)
 }
-
-// Close releases the shared transport.
-func (s *Scaler) Close(context.Context) error { return s.release() }
 
 // series is one element of the render API's JSON output; a datapoint is [value or null, timestamp].
 type series struct {
@@ -128,20 +107,9 @@ type series struct {
 func (s *Scaler) render(ctx context.Context) (float64, error) {
 	u := *s.meta.renderURL
 	u.RawQuery = url.Values{"target": {s.meta.Query}, "from": {s.meta.QueryTime}, "format": {"json"}}.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return 0, fmt.Errorf("building the request: %w", err)
-	}
-	if s.meta.AuthMode == "basic" {
-		req.SetBasicAuth(s.meta.Username, s.meta.Password)
-	}
-	body, err := httpquery.Do(s.client, req, "graphite")
-	if err != nil {
-		return 0, err
-	}
 	var result []series
-	if err := json.Unmarshal(body, &result); err != nil {
-		return 0, fmt.Errorf("decoding the render output: %w", err)
+	if _, err := (httpquery.Request{Service: "graphite", URL: u.String(), Prepare: s.meta.credentials}).JSON(ctx, s.Client.Client, &result); err != nil {
+		return 0, err
 	}
 	switch {
 	case len(result) == 0:
@@ -158,3 +126,6 @@ func (s *Scaler) render(ctx context.Context) (float64, error) {
 	}
 	return 0, fmt.Errorf("every datapoint since %s is null; widen queryTime or check the query", s.meta.QueryTime)
 }
+
+// Register adds the graphite scaler to r.
+func Register(r *scalers.Registry) { r.Register(New, TriggerType); r.Describe(Metadata{}, TriggerType) }

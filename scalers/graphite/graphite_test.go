@@ -2,9 +2,6 @@ package graphite
 
 import (
 	"net/http"
-	"net/http/httptest"
-	"strings"
-	"sync"
 	"testing"
 
 	"github.com/tidalscale/tidal/scalers/scalertest"
@@ -41,17 +38,9 @@ func TestMetadata(t *testing.T) {
 
 // fakeGraphite serves graphite-web's /render?format=json; with user set it requires basic auth.
 type fakeGraphite struct {
-	mu         sync.Mutex
+	scalertest.Canned
 	user, pass string
-	status     int
-	body       string
 	params     map[string]string
-}
-
-func (f *fakeGraphite) set(status int, body string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.status, f.body = status, body
 }
 
 func (f *fakeGraphite) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -59,8 +48,8 @@ func (f *fakeGraphite) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
 	q := r.URL.Query()
 	f.params = map[string]string{"target": q.Get("target"), "from": q.Get("from"), "format": q.Get("format")}
 	if u, p, _ := r.BasicAuth(); f.user != "" && (u != f.user || p != f.pass) {
@@ -68,9 +57,7 @@ func (f *fakeGraphite) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Unauthorized", http.StatusUnauthorized)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(f.status)
-	_, _ = w.Write([]byte(f.body))
+	f.Reply(w, "application/json")
 }
 
 func newScaler(tb testing.TB, md, auth map[string]string) *Scaler {
@@ -81,8 +68,7 @@ func newScaler(tb testing.TB, md, auth map[string]string) *Scaler {
 func TestSample(t *testing.T) {
 	t.Parallel()
 	f := &fakeGraphite{}
-	srv := httptest.NewServer(f)
-	t.Cleanup(srv.Close)
+	srv := scalertest.Serve(t, f)
 	one := func(points string) string {
 		return `[{"target":"sumSeries(jobs.*.queued)","tags":{"name":"sumSeries(jobs.*.queued)","aggregatedBy":"sum"},"datapoints":[` + points + `]}]`
 	}
@@ -108,20 +94,13 @@ func TestSample(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newScaler(t, map[string]string{"serverAddress": srv.URL, "query": "sumSeries(jobs.*.queued)", "queryTime": "-5Minutes",
 				"threshold": "100", "activationThreshold": "5"}, nil)
-			f.set(tc.status, tc.body)
-			v, active, err := scalertest.First(s)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), `graphite trigger "jobs"`) {
-					t.Fatalf("Sample error = %v, want one naming the trigger and containing %q", err, tc.wantErr)
-				}
+			f.Set(tc.status, tc.body)
+			if !scalertest.ExpectSample(t, s, `graphite trigger "jobs"`, tc.want, tc.wantActive, tc.wantErr) {
 				return
 			}
-			if err != nil || v != tc.want || active != tc.wantActive {
-				t.Fatalf("Sample = (%v, %v, %v), want (%v, %v)", v, active, err, tc.want, tc.wantActive)
-			}
-			f.mu.Lock()
+			f.Mu.Lock()
 			params := f.params
-			f.mu.Unlock()
+			f.Mu.Unlock()
 			if params["target"] != "sumSeries(jobs.*.queued)" || params["from"] != "-5Minutes" || params["format"] != "json" {
 				t.Fatalf("request parameters %v", params)
 			}
@@ -131,8 +110,7 @@ func TestSample(t *testing.T) {
 
 func TestBasicAuth(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(&fakeGraphite{user: "graphite", pass: "s3cret-pass", status: 200, body: `[{"target":"x","datapoints":[[4,1]]}]`})
-	t.Cleanup(srv.Close)
+	srv := scalertest.Serve(t, &fakeGraphite{user: "graphite", pass: "s3cret-pass", Canned: scalertest.Canned{Status: 200, Body: `[{"target":"x","datapoints":[[4,1]]}]`}})
 	md := map[string]string{"serverAddress": srv.URL, "query": "x", "queryTime": "-1Minutes", "authMode": "basic"}
 	if v, _, err := scalertest.First(newScaler(t, md, map[string]string{"username": "graphite", "password": "s3cret-pass"})); err != nil || v != 4 {
 		t.Fatalf("good credentials: (%v, %v), want 4", v, err)
@@ -142,18 +120,12 @@ func TestBasicAuth(t *testing.T) {
 
 func TestServerDown(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(http.NotFoundHandler())
-	addr := srv.URL
-	srv.Close()
-	_, _, err := scalertest.First(newScaler(t, map[string]string{"serverAddress": addr, "query": "x", "queryTime": "-1Minutes"}, nil))
-	if err == nil || !strings.Contains(err.Error(), "connect") {
-		t.Fatalf("error %v, want a connection error", err)
-	}
+	addr := scalertest.ClosedURL(t)
+	scalertest.ExpectConnectError(t, newScaler(t, map[string]string{"serverAddress": addr, "query": "x", "queryTime": "-1Minutes"}, nil))
 }
 
 // BenchmarkSample measures one Sample against an in-process fake of graphite-web's render API.
 func BenchmarkSample(b *testing.B) {
-	srv := httptest.NewServer(&fakeGraphite{status: 200, body: `[{"target":"x","datapoints":[[1,1],[2,2],[3,3]]}]`})
-	b.Cleanup(srv.Close)
+	srv := scalertest.Serve(b, &fakeGraphite{Canned: scalertest.Canned{Status: 200, Body: `[{"target":"x","datapoints":[[1,1],[2,2],[3,3]]}]`}})
 	scalertest.BenchmarkSample(b, newScaler(b, map[string]string{"serverAddress": srv.URL, "query": "x", "queryTime": "-1Minutes"}, nil))
 }

@@ -1,10 +1,13 @@
 // Package httpquery is the request/response step the HTTP API scalers (loki, graphite, datadog, new-relic,
-// elasticsearch, activemq, azure-pipelines) share: send one request, bound and read the body, and turn a transport
-// failure or a non-2xx status into a short error that never repeats the request's query string (where API keys
-// and queries live).
+// elasticsearch, activemq, azure-pipelines, solr, prometheus) share: send one request, bound and read the body, and
+// turn a transport failure or a non-2xx status into a short error that never repeats the request's query string
+// (where API keys and queries live); and, for a JSON API (Request), build the request and decode the answer.
 package httpquery
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -65,4 +68,52 @@ func FirstLine(s string, n int) string {
 		s = s[:n] + "..."
 	}
 	return s
+}
+
+// Request is one call of an HTTP API that answers in JSON.
+type Request struct {
+	// Service names the server in errors ("loki").
+	Service string
+	// Method is GET when empty.
+	Method string
+	URL    string
+	// Body, when not nil, is sent as the request body.
+	Body []byte
+	// Header values are set on the request.
+	Header map[string]string
+	// Prepare, when not nil, adds what Header cannot (credentials, a token that may fail to come).
+	Prepare func(*http.Request) error
+}
+
+// JSON sends r with client (Do) and decodes the body of a 2xx response into dst. The body is returned too, also
+// with a *StatusError, for a caller that reads the API's own error document.
+func (r Request) JSON(ctx context.Context, client *http.Client, dst any) ([]byte, error) {
+	method := r.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	var body io.Reader
+	if r.Body != nil {
+		body = bytes.NewReader(r.Body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, r.URL, body)
+	if err != nil {
+		return nil, fmt.Errorf("building the request: %w", err)
+	}
+	for k, v := range r.Header {
+		req.Header.Set(k, v)
+	}
+	if r.Prepare != nil {
+		if err := r.Prepare(req); err != nil {
+			return nil, err
+		}
+	}
+	b, err := Do(client, req, r.Service)
+	if err != nil {
+		return b, err
+	}
+	if err := json.Unmarshal(b, dst); err != nil {
+		return b, fmt.Errorf("decoding the %s response: %w", r.Service, err)
+	}
+	return b, nil
 }

@@ -11,17 +11,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	nethttp "net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	influxdb2 "github.com/influxdata/influxdb-client-go/v2"
 	"github.com/influxdata/influxdb-client-go/v2/api"
 	"github.com/influxdata/influxdb-client-go/v2/api/http"
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
 
 	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/httpauth"
+	"github.com/tidalscale/tidal/scalers/httpscaler"
 	"github.com/tidalscale/tidal/scalers/tlsauth"
 )
 
@@ -69,20 +69,10 @@ func (m *Metadata) Validate() error {
 
 // Scaler runs one Flux query.
 type Scaler struct {
-	cfg        *scalers.TriggerConfig
-	meta       Metadata
-	metricName string
-	client     influxdb2.Client
-	query      api.QueryAPI
-	release    func() error
-}
-
-var _ scalers.Scaler = (*Scaler)(nil)
-
-// Register adds the influxdb scaler to r.
-func Register(r *scalers.Registry) {
-	r.Register(New, TriggerType)
-	r.Describe(Metadata{}, TriggerType)
+	httpscaler.Base
+	meta   Metadata
+	client influxdb2.Client
+	query  api.QueryAPI
 }
 
 // New parses the trigger and builds the client over a transport shared by influxdb triggers with the same TLS
@@ -92,34 +82,22 @@ func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) 
 	if _, ok := cfg.Metadata["authToken"]; ok {
 		return nil, cfg.Errorf("authToken: not accepted in metadata (removed in KEDA v2.20); put it in a TriggerAuthentication or use authTokenFromEnv")
 	}
-	var meta Metadata
-	if err := scalers.Parse(cfg, &meta); err != nil {
+	base, meta, err := httpscaler.New(cfg, TriggerType, func(m *Metadata) httpscaler.Options {
+		return httpscaler.Options{Metric: cfg.MetricName("influxdb", m.OrganizationName), Target: m.ThresholdValue,
+			Activation: m.ActivationThresholdValue, Client: httpauth.ClientOptions{TLS: tlsauth.Options{UnsafeSsl: m.UnsafeSsl}, Timeout: timeoutSeconds * time.Second}}
+	})
+	if err != nil {
 		return nil, err
 	}
-	tr, release, err := httpauth.AcquireTransport(cfg.Shared, TriggerType, tlsauth.Options{UnsafeSsl: meta.UnsafeSsl})
-	if err != nil {
-		return nil, cfg.Errorf("%w", err)
-	}
-	opts := influxdb2.DefaultOptions().
-		SetHTTPClient(&nethttp.Client{Transport: tr, Timeout: timeoutSeconds * 1e9}).
-		SetHTTPRequestTimeout(timeoutSeconds)
-	client := influxdb2.NewClientWithOptions(meta.ServerURL, meta.AuthToken, opts)
-	return &Scaler{cfg: cfg, meta: meta, metricName: cfg.MetricName("influxdb", meta.OrganizationName), client: client,
-		query: client.QueryAPI(meta.OrganizationName), release: release}, nil
-}
-
-// MetricSpecs returns one External metric with thresholdValue as its target.
-func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
-	return []autoscalingv2.MetricSpec{scalers.ExternalMetric(s.cfg, s.metricName, s.meta.ThresholdValue)}
+	client := influxdb2.NewClientWithOptions(meta.ServerURL, meta.AuthToken,
+		influxdb2.DefaultOptions().SetHTTPClient(base.Client.Client).SetHTTPRequestTimeout(timeoutSeconds))
+	return &Scaler{Base: base, meta: meta, client: client, query: client.QueryAPI(meta.OrganizationName)}, nil
 }
 
 // Sample runs the query; the trigger is active when the value exceeds activationThresholdValue.
 func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
 	v, err := s.run(ctx)
-	if err != nil {
-		return nil, false, s.cfg.Errorf("organization %q: %w", s.meta.OrganizationName, err)
-	}
-	return []scalers.Sample{{MetricName: s.metricName, Value: v}}, v > s.meta.ActivationThresholdValue, nil
+	return s.Report(v, err, "organization %q", s.meta.OrganizationName)
 }
 
 func (s *Scaler) run(ctx context.Context) (float64, error) {
@@ -155,7 +133,10 @@ func (s *Scaler) run(ctx context.Context) (float64, error) {
 }
 
 // Close closes the client and releases the shared transport.
-func (s *Scaler) Close(context.Context) error {
+func (s *Scaler) Close(ctx context.Context) error {
 	s.client.Close()
-	return s.release()
+	return s.Base.Close(ctx)
 }
+
+// Register adds the influxdb scaler to r.
+func Register(r *scalers.Registry) { r.Register(New, TriggerType); r.Describe(Metadata{}, TriggerType) }

@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/tidalscale/tidal/scalers"
@@ -64,17 +62,9 @@ func TestPlainAuthTokenInMetadataIsRefused(t *testing.T) {
 // fakeInflux serves InfluxDB 2's POST /api/v2/query?org= : a Token authorization header, a Flux query in a JSON
 // body, and an annotated CSV response (or a JSON error with code and message).
 type fakeInflux struct {
-	mu     sync.Mutex
-	status int
-	body   string
-	org    string
-	query  string
-}
-
-func (f *fakeInflux) set(status int, body string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.status, f.body = status, body
+	scalertest.Canned
+	org   string
+	query string
 }
 
 func (f *fakeInflux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -95,17 +85,15 @@ func (f *fakeInflux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Type  string `json:"type"`
 	}
 	_ = json.NewDecoder(r.Body).Decode(&req)
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
 	f.org, f.query = r.URL.Query().Get("org"), req.Query
-	if f.status != http.StatusOK {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(f.status)
-		_, _ = w.Write([]byte(f.body))
+	if f.Status != http.StatusOK {
+		f.Reply(w, "application/json")
 		return
 	}
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-	_, _ = w.Write([]byte(f.body))
+	_, _ = w.Write([]byte(f.Body))
 }
 
 // csvResult is an annotated CSV table with one record per value, of the given Flux datatype.
@@ -134,8 +122,7 @@ func newScaler(tb testing.TB, url string, md, auth map[string]string) *Scaler {
 func TestSample(t *testing.T) {
 	t.Parallel()
 	f := &fakeInflux{}
-	srv := httptest.NewServer(f)
-	t.Cleanup(srv.Close)
+	srv := scalertest.Serve(t, f)
 	const query = `from(bucket:"jobs") |> range(start: -1m) |> filter(fn: (r) => r._field == "queued") |> last()`
 	tests := []struct {
 		name       string
@@ -156,20 +143,13 @@ func TestSample(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newScaler(t, srv.URL, map[string]string{"organizationName": "acme", "query": query, "thresholdValue": "10", "activationThresholdValue": "2"}, nil)
-			f.set(tc.status, tc.body)
-			v, active, err := scalertest.First(s)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), `influxdb trigger "jobs"`) {
-					t.Fatalf("Sample error = %v, want one naming the trigger and containing %q", err, tc.wantErr)
-				}
+			f.Set(tc.status, tc.body)
+			if !scalertest.ExpectSample(t, s, `influxdb trigger "jobs"`, tc.want, tc.wantActive, tc.wantErr) {
 				return
 			}
-			if err != nil || v != tc.want || active != tc.wantActive {
-				t.Fatalf("Sample = (%v, %v, %v), want (%v, %v)", v, active, err, tc.want, tc.wantActive)
-			}
-			f.mu.Lock()
+			f.Mu.Lock()
 			org, q := f.org, f.query
-			f.mu.Unlock()
+			f.Mu.Unlock()
 			if org != "acme" || q != query {
 				t.Fatalf("server got org %q query %q", org, q)
 			}
@@ -182,8 +162,7 @@ func TestSample(t *testing.T) {
 
 func TestAuthFailure(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(&fakeInflux{status: 200, body: csvResult("double", "1")})
-	t.Cleanup(srv.Close)
+	srv := scalertest.Serve(t, &fakeInflux{Canned: scalertest.Canned{Status: 200, Body: csvResult("double", "1")}})
 	scalertest.SampleFails(t, New, scalertest.Config(TriggerType, "", map[string]string{"serverURL": srv.URL, "organizationName": "acme", "query": "q", "thresholdValue": "1"},
 		map[string]string{"authToken": "wrong-token-123"}), "HTTP 401", "wrong-token-123")
 	if v, _, err := scalertest.First(newScaler(t, srv.URL, map[string]string{"organizationName": "acme", "query": "q", "thresholdValue": "1"}, nil)); err != nil || v != 1 {
@@ -193,18 +172,12 @@ func TestAuthFailure(t *testing.T) {
 
 func TestServerDown(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(http.NotFoundHandler())
-	addr := srv.URL
-	srv.Close()
-	_, _, err := scalertest.First(newScaler(t, addr, map[string]string{"organizationName": "acme", "query": "q", "thresholdValue": "1"}, nil))
-	if err == nil || !strings.Contains(err.Error(), "connect") {
-		t.Fatalf("error %v, want a connection error", err)
-	}
+	addr := scalertest.ClosedURL(t)
+	scalertest.ExpectConnectError(t, newScaler(t, addr, map[string]string{"organizationName": "acme", "query": "q", "thresholdValue": "1"}, nil))
 }
 
 // BenchmarkSample measures one Sample against an in-process fake of InfluxDB 2's query API.
 func BenchmarkSample(b *testing.B) {
-	srv := httptest.NewServer(&fakeInflux{status: 200, body: csvResult("double", "3")})
-	b.Cleanup(srv.Close)
+	srv := scalertest.Serve(b, &fakeInflux{Canned: scalertest.Canned{Status: 200, Body: csvResult("double", "3")}})
 	scalertest.BenchmarkSample(b, newScaler(b, srv.URL, map[string]string{"organizationName": "acme", "query": "q", "thresholdValue": "1"}, nil))
 }

@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"strings"
 
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -57,42 +56,27 @@ func (m *Metadata) Validate() error {
 	return errors.Join(errs...)
 }
 
-// ParseMetadata parses and validates a kubernetes-workload trigger's metadata.
-func ParseMetadata(cfg *scalers.TriggerConfig) (Metadata, error) {
-	var m Metadata
-	if err := cfg.RefuseUtilization(); err != nil {
-		return m, err
-	}
-	err := scalers.Parse(cfg, &m)
-	return m, err
-}
-
 // Scaler is a kubernetes-workload trigger.
 type Scaler struct {
-	cfg        *scalers.TriggerConfig
-	meta       Metadata
-	metricName string
-	log        *zap.Logger
+	scalers.OneMetric
+	cfg  *scalers.TriggerConfig
+	meta Metadata
+	log  *zap.Logger
 }
 
 // New builds a kubernetes-workload trigger. It needs the object's namespace; the client is checked at Sample, so
 // a deployable without one (tidalctl) can still validate the metadata.
 func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
-	meta, err := ParseMetadata(cfg)
+	meta, err := scalers.ParseExternal[Metadata](cfg)
 	if err != nil {
 		return nil, err
 	}
 	return &Scaler{
-		cfg:        cfg,
-		meta:       meta,
-		metricName: cfg.MetricName("workload", cfg.ObjectNamespace),
-		log:        cfg.Logger.With(zap.String("trigger", cfg.ID())),
+		cfg:       cfg,
+		meta:      meta,
+		OneMetric: scalers.NewOneMetric(cfg, cfg.MetricName("workload", cfg.ObjectNamespace), meta.Value, meta.ActivationValue),
+		log:       cfg.Logger.With(zap.String("trigger", cfg.ID())),
 	}, nil
-}
-
-// MetricSpecs returns one External metric, s<index>-workload-<namespace>, targeting value.
-func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
-	return []autoscalingv2.MetricSpec{scalers.ExternalMetric(s.cfg, s.metricName, s.meta.Value)}
 }
 
 func (s *Scaler) listOptions() metav1.ListOptions {
@@ -130,7 +114,7 @@ func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
 			n++
 		}
 	}
-	return []scalers.Sample{{MetricName: s.metricName, Value: n}}, n > s.meta.ActivationValue, nil
+	return s.Value(n)
 }
 
 // Watch watches the matching pods and signals changed on every event, re-watching from the last seen version

@@ -25,7 +25,7 @@ func TestMain(m *testing.M) { os.Exit(devcluster.Main(m)) }
 func TestMetadata(t *testing.T) {
 	t.Parallel()
 	defaults := map[string]string{"podSelector": "app=worker", "value": "2"}
-	scalertest.ParseTableFunc(t, Type, ParseMetadata, []scalertest.ParseCase[Metadata]{
+	scalertest.ParseTableFunc(t, Type, scalers.ParseExternal[Metadata], []scalertest.ParseCase[Metadata]{
 		{Name: "defaults", MD: defaults, Check: func(t *testing.T, m Metadata) {
 			if m.Value != 2 || m.ActivationValue != 0 || m.selector.String() != "app=worker" {
 				t.Errorf("defaults wrong: %+v", m)

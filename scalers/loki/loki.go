@@ -15,7 +15,6 @@ package loki
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -24,12 +23,10 @@ import (
 	"strings"
 	"time"
 
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
-
 	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/httpauth"
 	"github.com/tidalscale/tidal/scalers/httpquery"
-	"github.com/tidalscale/tidal/scalers/tlsauth"
+	"github.com/tidalscale/tidal/scalers/httpscaler"
 )
 
 // TriggerType is the trigger type this package registers.
@@ -50,20 +47,9 @@ type Metadata struct {
 	IgnoreNullValues    bool    `tidal:"name=ignoreNullValues,default=true"`
 	UnsafeSsl           bool    `tidal:"name=unsafeSsl,default=false"`
 
-	AuthModes        string `tidal:"name=authModes,optional"`
-	BearerToken      string `tidal:"name=bearerToken,order=authParams,optional"`
-	Username         string `tidal:"name=username,order=authParams,optional"`
-	Password         string `tidal:"name=password,order=authParams,optional"`
-	CustomAuthHeader string `tidal:"name=customAuthHeader,order=authParams,optional"`
-	CustomAuthValue  string `tidal:"name=customAuthValue,order=authParams,optional"`
-	CA               string `tidal:"name=ca,order=authParams,optional"`
-	Cert             string `tidal:"name=cert,order=authParams,optional"`
-	Key              string `tidal:"name=key,order=authParams,optional"`
-	KeyPassword      string `tidal:"name=keyPassword,order=authParams,optional"`
-	httpauth.OAuth
+	httpauth.Auth
 
 	queryURL *url.URL
-	modes    map[string]bool
 }
 
 // Validate checks the address, query, threshold and authentication rules.
@@ -87,106 +73,31 @@ func (m *Metadata) Validate() error {
 	if m.Threshold <= 0 {
 		errs = append(errs, fmt.Errorf("threshold: must be a positive number, got %v", m.Threshold))
 	}
-	modes, modeErrs := httpauth.ParseModes("authModes", m.AuthModes, "bearer", "basic", "custom", "tls", httpauth.ModeOAuth)
-	m.modes = modes
-	errs = append(errs, modeErrs...)
-	exclusive := 0
-	for _, mode := range []string{"bearer", "basic", "custom", httpauth.ModeOAuth} {
-		if m.modes[mode] {
-			exclusive++
-		}
-	}
-	if exclusive > 1 {
-		errs = append(errs, errors.New("authModes: bearer, basic, custom and oauth cannot be combined"))
-	}
-	if m.modes[httpauth.ModeOAuth] {
-		errs = append(errs, m.OAuth.Validate("authModes oauth")...)
-	}
-	if m.modes["bearer"] && m.BearerToken == "" {
-		errs = append(errs, errors.New("bearerToken: required by authModes bearer"))
-	}
-	if m.modes["basic"] && m.Username == "" {
-		errs = append(errs, errors.New("username: required by authModes basic"))
-	}
-	if m.modes["custom"] && (m.CustomAuthHeader == "" || m.CustomAuthValue == "") {
-		errs = append(errs, errors.New("customAuthHeader and customAuthValue: required by authModes custom"))
-	}
-	if m.modes["tls"] && (m.Cert == "" || m.Key == "") {
-		errs = append(errs, errors.New("cert and key: required by authModes tls"))
-	}
+	errs = append(errs, m.Auth.Check()...)
 	return errors.Join(errs...)
-}
-
-func (m *Metadata) credentials() httpauth.Credentials {
-	switch {
-	case m.modes["bearer"]:
-		return httpauth.Credentials{BearerToken: m.BearerToken}
-	case m.modes["basic"]:
-		return httpauth.Credentials{Username: m.Username, Password: m.Password}
-	case m.modes["custom"]:
-		return httpauth.Credentials{Header: m.CustomAuthHeader, HeaderValue: m.CustomAuthValue}
-	}
-	return httpauth.Credentials{}
-}
-
-func (m *Metadata) tlsOptions() tlsauth.Options {
-	o := tlsauth.Options{UnsafeSsl: m.UnsafeSsl, CA: m.CA}
-	if m.modes["tls"] {
-		o.Cert, o.Key, o.KeyPassword = m.Cert, m.Key, m.KeyPassword
-	}
-	return o
 }
 
 // Scaler runs one LogQL query.
 type Scaler struct {
-	cfg        *scalers.TriggerConfig
-	meta       Metadata
-	metricName string
-	client     *httpauth.Client
-}
-
-var _ scalers.Scaler = (*Scaler)(nil)
-
-// Register adds the loki scaler to r.
-func Register(r *scalers.Registry) {
-	r.Register(New, TriggerType)
-	r.Describe(Metadata{}, TriggerType)
+	httpscaler.Base
+	meta Metadata
 }
 
 // New parses the trigger; the HTTP transport is shared between triggers with the same TLS settings.
 func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
-	var meta Metadata
-	if err := scalers.Parse(cfg, &meta); err != nil {
-		return nil, err
-	}
-	var oauth *httpauth.OAuth
-	if meta.modes[httpauth.ModeOAuth] {
-		oauth = &meta.OAuth
-	}
-	client, err := httpauth.AcquireClient(cfg.Shared, TriggerType, httpauth.ClientOptions{
-		TLS: meta.tlsOptions(), Timeout: defaultTimeout, OAuth: oauth, Logger: cfg.Logger})
-	if err != nil {
-		return nil, cfg.Errorf("%w", err)
-	}
-	return &Scaler{cfg: cfg, meta: meta, metricName: cfg.MetricName("loki", ""), client: client}, nil
-}
-
-// MetricSpecs returns one External metric with threshold as its target.
-func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
-	return []autoscalingv2.MetricSpec{scalers.ExternalMetric(s.cfg, s.metricName, s.meta.Threshold)}
+	return httpscaler.Build(cfg, TriggerType, func(m *Metadata) httpscaler.Options {
+		return httpscaler.Options{Metric: cfg.MetricName("loki", ""), Target: m.Threshold, Activation: m.ActivationThreshold,
+			Client: m.ClientOptions(m.UnsafeSsl, defaultTimeout)}
+	}, func(base httpscaler.Base, meta Metadata) *Scaler {
+		return &Scaler{Base: base, meta: meta}
+	})
 }
 
 // Sample runs the query; the trigger is active when the value exceeds activationThreshold.
 func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
 	v, err := s.query(ctx)
-	if err != nil {
-		return nil, false, s.cfg.Errorf("query %q: %w", s.meta.Query, err)
-	}
-	return []scalers.Sample{{MetricName: s.metricName, Value: v}}, v > s.meta.ActivationThreshold, nil
+	return s.Report(v, err, "query %q", s.meta.Query)
 }
-
-// Close releases the shared transport.
-func (s *Scaler) Close(context.Context) error { return s.client.Close() }
 
 type response struct {
 	Status string `json:"status"`
@@ -202,24 +113,15 @@ type response struct {
 func (s *Scaler) query(ctx context.Context) (float64, error) {
 	u := *s.meta.queryURL
 	u.RawQuery = url.Values{"query": {s.meta.Query}}.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return 0, fmt.Errorf("building the request: %w", err)
-	}
-	if s.meta.TenantName != "" {
-		req.Header.Set("X-Scope-OrgID", s.meta.TenantName)
-	}
-	s.meta.credentials().Apply(req)
-	if err := s.client.Authorize(ctx, req); err != nil {
-		return 0, err
-	}
-	body, err := httpquery.Do(s.client.Client, req, "loki")
-	if err != nil {
-		return 0, err
-	}
 	var r response
-	if err := json.Unmarshal(body, &r); err != nil {
-		return 0, fmt.Errorf("decoding the response: %w", err)
+	if _, err := (httpquery.Request{Service: "loki", URL: u.String(), Prepare: func(req *http.Request) error {
+		if s.meta.TenantName != "" {
+			req.Header.Set("X-Scope-OrgID", s.meta.TenantName)
+		}
+		s.meta.Credentials().Apply(req)
+		return s.Client.Authorize(req.Context(), req)
+	}}).JSON(ctx, s.Client.Client, &r); err != nil {
+		return 0, err
 	}
 	if r.Status != "success" {
 		return 0, fmt.Errorf("loki returned status %q: %s", r.Status, httpquery.FirstLine(r.Error, 300))
@@ -258,3 +160,6 @@ func (s *Scaler) query(ctx context.Context) (float64, error) {
 	}
 	return v, nil
 }
+
+// Register adds the loki scaler to r.
+func Register(r *scalers.Registry) { r.Register(New, TriggerType); r.Describe(Metadata{}, TriggerType) }

@@ -3,9 +3,7 @@ package loki
 import (
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/tidalscale/tidal/scalers/httpauth/oauthtest"
@@ -32,7 +30,7 @@ func TestMetadata(t *testing.T) {
 			"tenantName", "team-a", "ignoreNullValues", "false", "unsafeSsl", "true", "authModes", "basic"),
 			Auth: map[string]string{"username": "u", "password": "p"}, Check: func(t *testing.T, m Metadata) {
 				if m.queryURL.String() != "https://gw/loki-a/loki/api/v1/query" || m.Threshold != 0.5 || m.ActivationThreshold != 2 ||
-					m.TenantName != "team-a" || m.IgnoreNullValues || !m.UnsafeSsl || !m.modes["basic"] {
+					m.TenantName != "team-a" || m.IgnoreNullValues || !m.UnsafeSsl || !m.Has("basic") {
 					t.Errorf("fields wrong: %+v url=%s", m, m.queryURL)
 				}
 			}},
@@ -62,18 +60,10 @@ func TestMetadata(t *testing.T) {
 // fakeLoki serves /loki/api/v1/query as Loki does, answering with the body set for the query; it requires the
 // tenant header when tenant is set and the bearer token when token is set.
 type fakeLoki struct {
-	mu     sync.Mutex
+	scalertest.Canned
 	tenant string
 	token  string
-	status int
-	body   string
 	query  string
-}
-
-func (f *fakeLoki) set(status int, body string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.status, f.body = status, body
 }
 
 func (f *fakeLoki) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -81,8 +71,8 @@ func (f *fakeLoki) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
 	f.query = r.URL.Query().Get("query")
 	if f.token != "" && r.Header.Get("Authorization") != "Bearer "+f.token {
 		http.Error(w, "authentication failure", http.StatusUnauthorized)
@@ -92,9 +82,7 @@ func (f *fakeLoki) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no org id", http.StatusUnauthorized)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
-	w.WriteHeader(f.status)
-	_, _ = w.Write([]byte(f.body))
+	f.Reply(w, "application/json; charset=UTF-8")
 }
 
 func vector(values ...string) string {
@@ -114,8 +102,7 @@ func newScaler(tb testing.TB, md, auth map[string]string) *Scaler {
 func TestSample(t *testing.T) {
 	t.Parallel()
 	f := &fakeLoki{tenant: "team-a"}
-	srv := httptest.NewServer(f)
-	t.Cleanup(srv.Close)
+	srv := scalertest.Serve(t, f)
 	query := `sum(count_over_time({app="api"} |= "error" [1m]))`
 	tests := []struct {
 		name       string
@@ -144,23 +131,13 @@ func TestSample(t *testing.T) {
 				md["ignoreNullValues"] = tc.ignoreNull
 			}
 			s := newScaler(t, md, nil)
-			f.set(tc.status, tc.body)
-			v, active, err := scalertest.First(s)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), `loki trigger "logs"`) {
-					t.Fatalf("Sample error = %v, want one naming the trigger and containing %q", err, tc.wantErr)
-				}
+			f.Set(tc.status, tc.body)
+			if !scalertest.ExpectSample(t, s, `loki trigger "logs"`, tc.want, tc.wantActive, tc.wantErr) {
 				return
 			}
-			if err != nil {
-				t.Fatalf("Sample: %v", err)
-			}
-			if v != tc.want || active != tc.wantActive {
-				t.Fatalf("Sample = (%v, %v), want (%v, %v)", v, active, tc.want, tc.wantActive)
-			}
-			f.mu.Lock()
+			f.Mu.Lock()
 			got := f.query
-			f.mu.Unlock()
+			f.Mu.Unlock()
 			if got != query {
 				t.Fatalf("server got query %q, want %q", got, query)
 			}
@@ -171,8 +148,7 @@ func TestSample(t *testing.T) {
 func TestAuth(t *testing.T) {
 	t.Parallel()
 	const token = "loki-token-secret"
-	srv := httptest.NewServer(&fakeLoki{token: token, status: 200, body: vector("7")})
-	t.Cleanup(srv.Close)
+	srv := scalertest.Serve(t, &fakeLoki{token: token, Canned: scalertest.Canned{Status: 200, Body: vector("7")}})
 	md := map[string]string{"serverAddress": srv.URL, "query": "sum(x)", "threshold": "1", "authModes": "bearer"}
 	if v, active, err := scalertest.First(newScaler(t, md, map[string]string{"bearerToken": token})); err != nil || v != 7 || !active {
 		t.Fatalf("good token: (%v, %v, %v), want (7, true, nil)", v, active, err)
@@ -186,7 +162,7 @@ func TestAuth(t *testing.T) {
 func TestOAuth(t *testing.T) {
 	t.Parallel()
 	oauthtest.CheckScaler(t, oauthtest.ScalerCase{Type: TriggerType, New: New, Want: 7,
-		Resource: &fakeLoki{status: 200, body: vector("7")},
+		Resource: &fakeLoki{Canned: scalertest.Canned{Status: 200, Body: vector("7")}},
 		Metadata: func(u string) map[string]string {
 			return map[string]string{"serverAddress": u, "query": "sum(x)", "threshold": "1", "authModes": "oauth"}
 		}})
@@ -194,18 +170,12 @@ func TestOAuth(t *testing.T) {
 
 func TestServerDown(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(http.NotFoundHandler())
-	addr := srv.URL
-	srv.Close()
-	_, _, err := scalertest.First(newScaler(t, map[string]string{"serverAddress": addr, "query": "sum(x)", "threshold": "1"}, nil))
-	if err == nil || !strings.Contains(err.Error(), "connect") {
-		t.Fatalf("error %v, want a connection error", err)
-	}
+	addr := scalertest.ClosedURL(t)
+	scalertest.ExpectConnectError(t, newScaler(t, map[string]string{"serverAddress": addr, "query": "sum(x)", "threshold": "1"}, nil))
 }
 
 // BenchmarkSample measures one Sample against an in-process fake of Loki's query API.
 func BenchmarkSample(b *testing.B) {
-	srv := httptest.NewServer(&fakeLoki{status: 200, body: vector("3")})
-	b.Cleanup(srv.Close)
+	srv := scalertest.Serve(b, &fakeLoki{Canned: scalertest.Canned{Status: 200, Body: vector("3")}})
 	scalertest.BenchmarkSample(b, newScaler(b, map[string]string{"serverAddress": srv.URL, "query": "sum(x)", "threshold": "1"}, nil))
 }

@@ -9,10 +9,8 @@ import (
 	"net/url"
 
 	"github.com/tidalscale/tidal/scalers/httpauth"
+	"github.com/tidalscale/tidal/scalers/httpquery"
 )
-
-// maxBody bounds how much of a response is read.
-const maxBody = 8 << 20
 
 // fetch GETs the URL and extracts the value.
 func (s *Scaler) fetch(ctx context.Context) (float64, error) {
@@ -21,7 +19,7 @@ func (s *Scaler) fetch(ctx context.Context) (float64, error) {
 		return 0, err
 	}
 	shown := httpauth.RedactURL(s.meta.URL)
-	resp, err := s.client.Do(req)
+	resp, err := s.Client.Do(req)
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) && ue.Err != nil {
@@ -31,10 +29,10 @@ func (s *Scaler) fetch(ctx context.Context) (float64, error) {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxBody))
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, httpquery.MaxBody))
 		return 0, fmt.Errorf("GET %s: api returned HTTP %d, want 200", shown, resp.StatusCode)
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, httpquery.MaxBody))
 	if err != nil {
 		return 0, fmt.Errorf("GET %s: reading the body: %w", shown, err)
 	}
@@ -61,7 +59,7 @@ func (s *Scaler) newRequest(ctx context.Context) (*http.Request, error) {
 		return nil, fmt.Errorf("building the request for %s: %w", httpauth.RedactURL(s.meta.URL), err)
 	}
 	s.meta.credentials().Apply(req)
-	if err := s.client.Authorize(ctx, req); err != nil {
+	if err := s.Client.Authorize(ctx, req); err != nil {
 		return nil, err
 	}
 	return req, nil
@@ -77,10 +75,10 @@ func (m *Metadata) credentials() httpauth.Credentials {
 			c.Header = "X-API-KEY"
 		}
 	}
-	if m.modes[authBasic] {
+	if m.modes[httpauth.ModeBasic] {
 		c.Username, c.Password = m.Username, m.Password
 	}
-	if m.modes[authBearer] {
+	if m.modes[httpauth.ModeBearer] {
 		c.BearerToken = m.BearerToken
 	}
 	return c

@@ -1,12 +1,12 @@
 package metricsapi
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/httpauth"
 	"github.com/tidalscale/tidal/scalers/scalertest"
 )
 
@@ -50,7 +50,7 @@ func TestMetadata(t *testing.T) {
 		{Name: "bad authMode", MD: base(map[string]string{"authMode": "kerberos"}), WantErr: "authMode"},
 		{Name: "oauth", MD: base(map[string]string{"authMode": "oauth"}),
 			Auth: map[string]string{"oauthTokenURI": "https://idp/token", "clientID": "c", "scopes": "a"}, Check: func(t *testing.T, m Metadata) {
-				if !m.modes[authOAuth] || m.TokenURL != "https://idp/token" || m.ClientID != "c" || len(m.Scopes) != 1 {
+				if !m.modes[httpauth.ModeOAuth] || m.TokenURL != "https://idp/token" || m.ClientID != "c" || len(m.Scopes) != 1 {
 					t.Errorf("oauth fields wrong: %+v", m.OAuth)
 				}
 			}},
@@ -81,13 +81,7 @@ func TestURLWithAPIKeyNeverInParseError(t *testing.T) {
 func TestMetricSpecs(t *testing.T) {
 	t.Parallel()
 	s := newScaler(t, map[string]string{"url": "http://x", "valueLocation": "components.worker.tasks", "targetValue": "0.5"}, nil)
-	specs := s.MetricSpecs()
-	if len(specs) != 1 || specs[0].External.Metric.Name != "s0-metric-api-components-worker-tasks" {
-		t.Fatalf("specs = %+v", specs)
-	}
-	if av := specs[0].External.Target.AverageValue; av == nil || av.MilliValue() != 500 {
-		t.Fatalf("target = %+v, want AverageValue 0.5", specs[0].External.Target)
-	}
+	scalertest.ExpectMetric(t, s, "s0-metric-api-components-worker-tasks", 500)
 }
 
 func TestExtractValue(t *testing.T) {
@@ -139,20 +133,11 @@ func FuzzParseMetricsAPIMetadata(f *testing.F) {
 			"url": url, "valueLocation": loc, "format": format, "targetValue": target, "activationTargetValue": activation,
 			"authMode": mode, "method": method, "keyParamName": keyParam, "timeout": timeout,
 		}, AuthParams: map[string]string{"apiKey": "k", "username": "u", "token": "t"}}
-		cfg.Normalize()
-		s, err := New(context.Background(), cfg)
-		if err != nil {
-			if !strings.Contains(err.Error(), "metrics-api trigger") {
-				t.Fatalf("error does not name the trigger: %v", err)
-			}
+		s, ok := scalertest.Poke(t, New, cfg)
+		if !ok {
 			return
 		}
-		_ = s.MetricSpecs()
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		_, _, _ = s.Sample(ctx)
 		// The value extractors must not panic on arbitrary bodies either.
 		_, _ = extractValue([]byte(url+loc), format, loc, s.(*Scaler).meta.selector)
-		_ = s.Close(context.Background())
 	})
 }

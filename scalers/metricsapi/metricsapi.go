@@ -28,11 +28,9 @@ import (
 	"strings"
 	"time"
 
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
-
 	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/httpauth"
-	"github.com/tidalscale/tidal/scalers/tlsauth"
+	"github.com/tidalscale/tidal/scalers/httpscaler"
 )
 
 // TriggerType is the trigger type this package registers.
@@ -41,14 +39,8 @@ const TriggerType = "metrics-api"
 // defaultTimeout is KEDA's global HTTP timeout default.
 const defaultTimeout = 3 * time.Second
 
-// Auth modes.
-const (
-	authAPIKey = "apiKey"
-	authBasic  = "basic"
-	authBearer = "bearer"
-	authTLS    = "tls"
-	authOAuth  = httpauth.ModeOAuth
-)
+// authAPIKey is metrics-api's own auth mode; the others are httpauth's.
+const authAPIKey = "apiKey"
 
 // Formats.
 const (
@@ -76,10 +68,7 @@ type Metadata struct {
 	Username     string `tidal:"name=username,order=authParams,optional"`
 	Password     string `tidal:"name=password,order=authParams,optional"`
 	BearerToken  string `tidal:"name=token;bearerToken,order=authParams,optional"`
-	CA           string `tidal:"name=ca,order=authParams,optional"`
-	Cert         string `tidal:"name=cert,order=authParams,optional"`
-	Key          string `tidal:"name=key,order=authParams,optional"`
-	KeyPassword  string `tidal:"name=keyPassword,order=authParams,optional"`
+	httpauth.ClientTLS
 	httpauth.OAuth
 
 	url      *url.URL
@@ -122,47 +111,30 @@ func (m *Metadata) Validate() error {
 }
 
 func (m *Metadata) validateAuth() []error {
-	modes, errs := httpauth.ParseModes("authMode", m.AuthMode, authAPIKey, authBasic, authBearer, authTLS, authOAuth)
+	modes, errs := httpauth.ParseModes("authMode", m.AuthMode, authAPIKey, httpauth.ModeBasic, httpauth.ModeBearer, httpauth.ModeTLS, httpauth.ModeOAuth)
 	m.modes = modes
-	if (m.modes[authBasic] && m.modes[authBearer]) || (m.modes[authOAuth] && (m.modes[authBasic] || m.modes[authBearer])) {
+	if (m.modes[httpauth.ModeBasic] && m.modes[httpauth.ModeBearer]) || (m.modes[httpauth.ModeOAuth] && (m.modes[httpauth.ModeBasic] || m.modes[httpauth.ModeBearer])) {
 		errs = append(errs, errors.New("authMode: basic, bearer and oauth cannot be combined"))
 	}
-	if m.modes[authOAuth] {
+	if m.modes[httpauth.ModeOAuth] {
 		errs = append(errs, m.OAuth.Validate("authMode oauth")...)
 	}
 	if m.modes[authAPIKey] && m.APIKey == "" {
 		errs = append(errs, errors.New("apiKey: required by authMode apiKey"))
 	}
-	if m.modes[authBasic] && m.Username == "" {
+	if m.modes[httpauth.ModeBasic] && m.Username == "" {
 		errs = append(errs, errors.New("username: required by authMode basic"))
 	}
-	if m.modes[authBearer] && m.BearerToken == "" {
+	if m.modes[httpauth.ModeBearer] && m.BearerToken == "" {
 		errs = append(errs, errors.New("token: required by authMode bearer"))
 	}
-	if m.modes[authTLS] && (m.Cert == "" || m.Key == "") {
-		errs = append(errs, errors.New("cert and key: required by authMode tls"))
+	if err := m.ClientTLS.Check(m.modes[httpauth.ModeTLS], "authMode tls"); err != nil {
+		errs = append(errs, err)
 	}
 	if strings.ContainsAny(m.KeyParamName, " \t\r\n:") {
 		errs = append(errs, fmt.Errorf("keyParamName: invalid name %q", m.KeyParamName))
 	}
 	return errs
-}
-
-// oauth is the OAuth2 configuration with authMode oauth, nil otherwise.
-func (m *Metadata) oauth() *httpauth.OAuth {
-	if !m.modes[authOAuth] {
-		return nil
-	}
-	return &m.OAuth
-}
-
-// tlsOptions are the transport's TLS settings: unsafeSsl and ca always, the client certificate with authMode tls.
-func (m *Metadata) tlsOptions() tlsauth.Options {
-	o := tlsauth.Options{UnsafeSsl: m.UnsafeSsl, CA: m.CA}
-	if m.modes[authTLS] {
-		o.Cert, o.Key, o.KeyPassword = m.Cert, m.Key, m.KeyPassword
-	}
-	return o
 }
 
 // kedaNormalize is KEDA's NormalizeString: the characters it turns into dashes in metric names. Tidal's
@@ -173,55 +145,28 @@ func kedaNormalize(s string) string {
 
 // Scaler reads one value from an HTTP endpoint.
 type Scaler struct {
-	cfg        *scalers.TriggerConfig
-	meta       Metadata
-	metricName string
-	client     *httpauth.Client
-}
-
-var _ scalers.Scaler = (*Scaler)(nil)
-
-// Register adds the metrics-api scaler to r.
-func Register(r *scalers.Registry) {
-	r.Register(New, TriggerType)
-	r.Describe(Metadata{}, TriggerType)
+	httpscaler.Base
+	meta Metadata
 }
 
 // New parses the trigger. HTTP transports are shared between triggers with the same TLS settings, OAuth2 tokens
 // between triggers of the same OAuth2 client.
 func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
-	var meta Metadata
-	if err := scalers.Parse(cfg, &meta); err != nil {
-		return nil, err
-	}
-	client, err := httpauth.AcquireClient(cfg.Shared, TriggerType, httpauth.ClientOptions{
-		TLS: meta.tlsOptions(), Timeout: meta.timeout, OAuth: meta.oauth(), Logger: cfg.Logger})
-	if err != nil {
-		return nil, cfg.Errorf("%w", err)
-	}
-	// KEDA normalises the value location into the metric name (dots, slashes, ... become dashes).
-	name := kedaNormalize(meta.ValueLocation)
-	return &Scaler{
-		cfg:        cfg,
-		meta:       meta,
-		metricName: cfg.MetricName("metric-api", name),
-		client:     client,
-	}, nil
-}
-
-// MetricSpecs returns one External metric with targetValue as its target.
-func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
-	return []autoscalingv2.MetricSpec{scalers.ExternalMetric(s.cfg, s.metricName, s.meta.TargetValue)}
+	return httpscaler.Build(cfg, TriggerType, func(m *Metadata) httpscaler.Options {
+		// KEDA normalises the value location into the metric name (dots, slashes, ... become dashes).
+		return httpscaler.Options{Metric: cfg.MetricName("metric-api", kedaNormalize(m.ValueLocation)), Target: m.TargetValue,
+			Activation: m.ActivationTargetValue, Client: httpauth.ClientOptions{
+				TLS: m.ClientTLS.Options(m.UnsafeSsl, m.modes[httpauth.ModeTLS]), Timeout: m.timeout, OAuth: m.OAuth.If(m.modes[httpauth.ModeOAuth])}}
+	}, func(base httpscaler.Base, meta Metadata) *Scaler {
+		return &Scaler{Base: base, meta: meta}
+	})
 }
 
 // Sample fetches the URL and reads the value; the trigger is active when it exceeds activationTargetValue.
 func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
 	v, err := s.fetch(ctx)
-	if err != nil {
-		return nil, false, s.cfg.Errorf("%w", err)
-	}
-	return []scalers.Sample{{MetricName: s.metricName, Value: v}}, v > s.meta.ActivationTargetValue, nil
+	return s.Report(v, err, "")
 }
 
-// Close releases the shared transport and token source.
-func (s *Scaler) Close(context.Context) error { return s.client.Close() }
+// Register adds the metrics-api scaler to r.
+func Register(r *scalers.Registry) { r.Register(New, TriggerType); r.Describe(Metadata{}, TriggerType) }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 
@@ -46,18 +45,17 @@ func newScaler(t testing.TB, md, auth map[string]string) *Scaler {
 }
 
 // sample samples s once; anything but one value under s's metric name is an error.
-func sample(s *Scaler) (float64, bool, error) { return scalertest.FirstNamed(s, s.metricName) }
+func sample(s *Scaler) (float64, bool, error) { return scalertest.FirstNamed(s, s.MetricName()) }
 
 func TestLoadThenDrain(t *testing.T) {
 	t.Parallel()
 	api := &queueAPI{}
-	srv := httptest.NewServer(api)
-	t.Cleanup(srv.Close)
+	srv := scalertest.Serve(t, api)
 	s := newScaler(t, map[string]string{
 		"url": srv.URL + "/api/v1/stats", "valueLocation": "components.worker.tasks", "targetValue": "5", "activationTargetValue": "2",
 	}, nil)
-	if s.metricName != "s0-metric-api-components-worker-tasks" {
-		t.Errorf("metric name = %q, want KEDA's s0-metric-api-components-worker-tasks", s.metricName)
+	if s.MetricName() != "s0-metric-api-components-worker-tasks" {
+		t.Errorf("metric name = %q, want KEDA's s0-metric-api-components-worker-tasks", s.MetricName())
 	}
 	for _, step := range []struct {
 		depth  int
@@ -80,8 +78,7 @@ func TestFormats(t *testing.T) {
 	g.WithLabelValues("billing", "prod").Set(4)
 	h := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "latency_seconds", Help: "latency"})
 	reg.MustRegister(h)
-	promSrv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	t.Cleanup(promSrv.Close)
+	promSrv := scalertest.Serve(t, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 
 	bodies := map[string]string{
 		"/json":    `{"a":{"b":[{"c":3.5},{"c":"250m"}]},"s":"lots","o":{},"t":true}`,
@@ -134,16 +131,8 @@ func TestFormats(t *testing.T) {
 			if tc.format != "" {
 				md["format"] = tc.format
 			}
-			v, _, err := sample(newScaler(t, md, nil))
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), "metrics-api trigger") {
-					t.Fatalf("Sample error = %v, want one naming the trigger and containing %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil || v != tc.want {
-				t.Fatalf("Sample = (%v, %v), want %v", v, err, tc.want)
-			}
+			// activationTargetValue is 0: a positive value is active.
+			scalertest.ExpectSample(t, newScaler(t, md, nil), "metrics-api trigger", tc.want, tc.want > 0, tc.wantErr)
 		})
 	}
 }
@@ -195,8 +184,7 @@ func TestOAuth(t *testing.T) {
 func TestCredentialsNeverLeak(t *testing.T) {
 	t.Parallel()
 	const key = "query-api-key-0123456789"
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusForbidden) }))
-	t.Cleanup(srv.Close)
+	srv := scalertest.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusForbidden) }))
 	dead := httptest.NewServer(http.NotFoundHandler())
 	deadURL := dead.URL
 	dead.Close()
@@ -220,8 +208,7 @@ func TestCredentialsNeverLeak(t *testing.T) {
 
 func BenchmarkSample(b *testing.B) {
 	api := &queueAPI{depth: 12}
-	srv := httptest.NewServer(api)
-	b.Cleanup(srv.Close)
+	srv := scalertest.Serve(b, api)
 	s := newScaler(b, map[string]string{"url": srv.URL, "valueLocation": "queues.#(name==\"b\").depth", "targetValue": "5"}, nil)
 	ctx := context.Background()
 	if v, _, err := s.Sample(ctx); err != nil || v[0].Value != 24 {

@@ -18,12 +18,10 @@ import (
 	"strings"
 	"time"
 
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
-
 	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/httpauth"
 	"github.com/tidalscale/tidal/scalers/httpquery"
-	"github.com/tidalscale/tidal/scalers/tlsauth"
+	"github.com/tidalscale/tidal/scalers/httpscaler"
 )
 
 // TriggerType is the trigger type this package registers.
@@ -73,51 +71,25 @@ func (m *Metadata) Validate() error {
 
 // Scaler runs one NRQL query.
 type Scaler struct {
-	cfg        *scalers.TriggerConfig
-	meta       Metadata
-	metricName string
-	client     *http.Client
-	release    func() error
-}
-
-var _ scalers.Scaler = (*Scaler)(nil)
-
-// Register adds the new-relic scaler to r.
-func Register(r *scalers.Registry) {
-	r.Register(New, TriggerType)
-	r.Describe(Metadata{}, TriggerType)
+	httpscaler.Base
+	meta Metadata
 }
 
 // New parses the trigger; the HTTP transport is shared between new-relic triggers.
 func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
-	var meta Metadata
-	if err := scalers.Parse(cfg, &meta); err != nil {
-		return nil, err
-	}
-	tr, release, err := httpauth.AcquireTransport(cfg.Shared, TriggerType, tlsauth.Options{})
-	if err != nil {
-		return nil, cfg.Errorf("%w", err)
-	}
-	return &Scaler{cfg: cfg, meta: meta, metricName: cfg.MetricName("new-relic", ""),
-		client: &http.Client{Transport: tr, Timeout: defaultTimeout}, release: release}, nil
-}
-
-// MetricSpecs returns one External metric with threshold as its target.
-func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
-	return []autoscalingv2.MetricSpec{scalers.ExternalMetric(s.cfg, s.metricName, s.meta.Threshold)}
+	return httpscaler.Build(cfg, TriggerType, func(m *Metadata) httpscaler.Options {
+		return httpscaler.Options{Metric: cfg.MetricName("new-relic", ""), Target: m.Threshold, Activation: m.ActivationThreshold,
+			Client: httpauth.ClientOptions{Timeout: defaultTimeout}}
+	}, func(base httpscaler.Base, meta Metadata) *Scaler {
+		return &Scaler{Base: base, meta: meta}
+	})
 }
 
 // Sample runs the query; the trigger is active when the value exceeds activationThreshold.
 func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
 	v, err := s.query(ctx)
-	if err != nil {
-		return nil, false, s.cfg.Errorf("account %d: nrql %q: %w", s.meta.Account, s.meta.NRQL, err)
-	}
-	return []scalers.Sample{{MetricName: s.metricName, Value: v}}, v > s.meta.ActivationThreshold, nil
+	return s.Report(v, err, "account %d: nrql %q", s.meta.Account, s.meta.NRQL)
 }
-
-// Close releases the shared transport.
-func (s *Scaler) Close(context.Context) error { return s.release() }
 
 // nerdGraphQuery is the GraphQL document the New Relic client libraries send for an NRQL query.
 const nerdGraphQuery = `query($query: Nrql!, $accountId: Int!) { actor { account(id: $accountId) { nrql(query: $query) { results } } } }`
@@ -145,19 +117,10 @@ func (s *Scaler) query(ctx context.Context) (float64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("encoding the request: %w", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.meta.endpoint, strings.NewReader(string(payload)))
-	if err != nil {
-		return 0, fmt.Errorf("building the request: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("API-Key", s.meta.QueryKey)
-	body, err := httpquery.Do(s.client, req, "NerdGraph")
-	if err != nil {
-		return 0, err
-	}
 	var r graphQLResponse
-	if err := json.Unmarshal(body, &r); err != nil {
-		return 0, fmt.Errorf("decoding the response: %w", err)
+	if _, err := (httpquery.Request{Service: "NerdGraph", Method: http.MethodPost, URL: s.meta.endpoint, Body: payload,
+		Header: map[string]string{"Content-Type": "application/json", "API-Key": s.meta.QueryKey}}).JSON(ctx, s.Client.Client, &r); err != nil {
+		return 0, err
 	}
 	if len(r.Errors) > 0 {
 		msgs := make([]string, len(r.Errors))
@@ -191,3 +154,6 @@ func (s *Scaler) query(ctx context.Context) (float64, error) {
 	}
 	return 0, nil
 }
+
+// Register adds the new-relic scaler to r.
+func Register(r *scalers.Registry) { r.Register(New, TriggerType); r.Describe(Metadata{}, TriggerType) }

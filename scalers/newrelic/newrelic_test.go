@@ -3,7 +3,6 @@ package newrelic
 import (
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -104,8 +103,7 @@ func newScaler(tb testing.TB, md, auth map[string]string) *Scaler {
 func TestSample(t *testing.T) {
 	t.Parallel()
 	f := &fakeNerdGraph{}
-	srv := httptest.NewServer(f)
-	t.Cleanup(srv.Close)
+	srv := scalertest.Serve(t, f)
 	const nrql = "SELECT count(*) FROM Transaction SINCE 1 minute ago"
 	tests := []struct {
 		name       string
@@ -134,15 +132,8 @@ func TestSample(t *testing.T) {
 			}
 			s := newScaler(t, md, map[string]string{"account": "1234567", "queryKey": queryKey})
 			f.set(tc.results, tc.errors)
-			v, active, err := scalertest.First(s)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), `new-relic trigger "tx"`) {
-					t.Fatalf("Sample error = %v, want one naming the trigger and containing %q", err, tc.wantErr)
-				}
+			if !scalertest.ExpectSample(t, s, `new-relic trigger "tx"`, tc.want, tc.wantActive, tc.wantErr) {
 				return
-			}
-			if err != nil || v != tc.want || active != tc.wantActive {
-				t.Fatalf("Sample = (%v, %v, %v), want (%v, %v)", v, active, err, tc.want, tc.wantActive)
 			}
 			f.mu.Lock()
 			vars := f.vars
@@ -156,8 +147,7 @@ func TestSample(t *testing.T) {
 
 func TestAuthFailure(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(&fakeNerdGraph{results: `[{"count":1}]`})
-	t.Cleanup(srv.Close)
+	srv := scalertest.Serve(t, &fakeNerdGraph{results: `[{"count":1}]`})
 	scalertest.SampleFails(t, New, scalertest.Config(TriggerType, "", map[string]string{"nrql": "SELECT 1", "threshold": "1", "region": srv.URL + "/graphql"},
 		map[string]string{"account": "1", "queryKey": "NRAK-WRONGKEY"}), "Invalid API key", "NRAK-WRONGKEY")
 	if v, _, err := scalertest.First(newScaler(t, map[string]string{"nrql": "SELECT 1", "threshold": "1", "region": srv.URL + "/graphql"},
@@ -168,20 +158,14 @@ func TestAuthFailure(t *testing.T) {
 
 func TestServerDown(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(http.NotFoundHandler())
-	addr := srv.URL
-	srv.Close()
-	_, _, err := scalertest.First(newScaler(t, map[string]string{"nrql": "SELECT 1", "threshold": "1", "region": addr + "/graphql"},
+	addr := scalertest.ClosedURL(t)
+	scalertest.ExpectConnectError(t, newScaler(t, map[string]string{"nrql": "SELECT 1", "threshold": "1", "region": addr + "/graphql"},
 		map[string]string{"account": "1", "queryKey": queryKey}))
-	if err == nil || !strings.Contains(err.Error(), "connect") {
-		t.Fatalf("error %v, want a connection error", err)
-	}
 }
 
 // BenchmarkSample measures one Sample against an in-process fake of NerdGraph.
 func BenchmarkSample(b *testing.B) {
-	srv := httptest.NewServer(&fakeNerdGraph{results: `[{"count":3}]`})
-	b.Cleanup(srv.Close)
+	srv := scalertest.Serve(b, &fakeNerdGraph{results: `[{"count":3}]`})
 	scalertest.BenchmarkSample(b, newScaler(b, map[string]string{"nrql": "SELECT count(*) FROM Transaction", "threshold": "1", "region": srv.URL + "/graphql"},
 		map[string]string{"account": "1", "queryKey": queryKey}))
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tidalscale/tidal/scalers"
+	"github.com/tidalscale/tidal/scalers/httpauth"
 	"github.com/tidalscale/tidal/scalers/scalertest"
 )
 
@@ -17,7 +18,7 @@ func TestMetadata(t *testing.T) {
 	scalertest.ParseTable(t, TriggerType, []scalertest.ParseCase[Metadata]{
 		{Name: "defaults", MD: base(nil), Check: func(t *testing.T, m Metadata) {
 			if m.Threshold != 10 || m.ActivationThreshold != 0 || !m.IgnoreNullValues || m.UnsafeSsl || m.timeout != defaultTimeout ||
-				m.queryURL.String() != "http://prom:9090/api/v1/query" || len(m.modes) != 0 {
+				m.queryURL.String() != "http://prom:9090/api/v1/query" || len(m.Modes()) != 0 {
 				t.Errorf("defaults wrong: %+v url=%s", m, m.queryURL)
 			}
 		}},
@@ -28,7 +29,7 @@ func TestMetadata(t *testing.T) {
 		}), Auth: map[string]string{"bearerToken": "t", "cert": "c", "key": "k"}, Check: func(t *testing.T, m Metadata) {
 			if m.Threshold != 2.5 || m.ActivationThreshold != 1.5 || m.Namespace != "ns" || m.QueryParameters["b"] != "2" ||
 				m.CustomHeaders["X-A"] != "1" || m.IgnoreNullValues || !m.UnsafeSsl || m.timeout != 1500*time.Millisecond ||
-				!m.modes["tls"] || !m.modes["bearer"] || m.queryURL.String() != "https://thanos:10902/prefix/api/v1/query" {
+				!m.Has("tls") || !m.Has("bearer") || m.queryURL.String() != "https://thanos:10902/prefix/api/v1/query" {
 				t.Errorf("fields wrong: %+v url=%s", m, m.queryURL)
 			}
 		}},
@@ -61,7 +62,7 @@ func TestMetadata(t *testing.T) {
 		{Name: "oauth", MD: base(map[string]string{"authModes": "oauth"}),
 			Auth: map[string]string{"oauthTokenURI": "https://idp/token", "clientID": "c", "clientSecret": "s", "scope": "a, b", "endpointParams": "audience=x"},
 			Check: func(t *testing.T, m Metadata) {
-				if !m.modes[authOAuth] || m.TokenURL != "https://idp/token" || m.ClientID != "c" || m.ClientSecret != "s" ||
+				if !m.Has(httpauth.ModeOAuth) || m.TokenURL != "https://idp/token" || m.ClientID != "c" || m.ClientSecret != "s" ||
 					strings.Join(m.Scopes, " ") != "a b" || m.EndpointParams != "audience=x" {
 					t.Errorf("oauth fields wrong: %+v", m.OAuth)
 				}
@@ -93,13 +94,7 @@ func TestBadTLSMaterialIsABuildError(t *testing.T) {
 func TestMetricSpecs(t *testing.T) {
 	t.Parallel()
 	s := newScaler(t, map[string]string{"serverAddress": "http://p:9090", "query": "up", "threshold": "2.5"}, nil)
-	specs := s.MetricSpecs()
-	if len(specs) != 1 || specs[0].External.Metric.Name != "s0-prometheus" {
-		t.Fatalf("specs = %+v, want one metric s0-prometheus", specs)
-	}
-	if av := specs[0].External.Target.AverageValue; av == nil || av.MilliValue() != 2500 {
-		t.Fatalf("target = %+v, want AverageValue 2.5", specs[0].External.Target)
-	}
+	scalertest.ExpectMetric(t, s, "s0-prometheus", 2500)
 }
 
 func FuzzParsePrometheusMetadata(f *testing.F) {
@@ -113,19 +108,7 @@ func FuzzParsePrometheusMetadata(f *testing.F) {
 			"queryParameters": params, "customHeaders": headers, "ignoreNullValues": ignoreNull, "timeout": timeout,
 			"authModes": modes,
 		}, AuthParams: map[string]string{"bearerToken": "tok", "username": "u", "password": "p"}}
-		cfg.Normalize()
-		s, err := New(context.Background(), cfg)
-		if err != nil {
-			if !strings.Contains(err.Error(), "prometheus trigger") {
-				t.Fatalf("error does not name the trigger: %v", err)
-			}
-			return
-		}
-		_ = s.MetricSpecs()
-		// A request must always be buildable from parsed metadata; the cancelled context keeps it off the network.
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		_, _, _ = s.Sample(ctx)
-		_ = s.Close(context.Background())
+		// A request must always be buildable from parsed metadata.
+		scalertest.Poke(t, New, cfg)
 	})
 }

@@ -22,11 +22,9 @@ import (
 	"strings"
 	"time"
 
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
-
 	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/httpauth"
-	"github.com/tidalscale/tidal/scalers/tlsauth"
+	"github.com/tidalscale/tidal/scalers/httpscaler"
 )
 
 // TriggerType is the trigger type this package registers.
@@ -34,15 +32,6 @@ const TriggerType = "prometheus"
 
 // defaultTimeout is KEDA's global HTTP timeout default.
 const defaultTimeout = 3 * time.Second
-
-// Auth modes.
-const (
-	authBearer = "bearer"
-	authBasic  = "basic"
-	authTLS    = "tls"
-	authCustom = "custom"
-	authOAuth  = httpauth.ModeOAuth
-)
 
 // Metadata is the prometheus trigger's metadata and authentication, with KEDA's names and defaults.
 type Metadata struct {
@@ -59,21 +48,10 @@ type Metadata struct {
 	// Timeout is KEDA's per-trigger HTTP timeout: a number of milliseconds, or a Go duration such as "5s".
 	Timeout string `tidal:"name=timeout,optional"`
 
-	AuthModes        string `tidal:"name=authModes,optional"`
-	BearerToken      string `tidal:"name=bearerToken,order=authParams,optional"`
-	Username         string `tidal:"name=username,order=authParams,optional"`
-	Password         string `tidal:"name=password,order=authParams,optional"`
-	CustomAuthHeader string `tidal:"name=customAuthHeader,order=authParams,optional"`
-	CustomAuthValue  string `tidal:"name=customAuthValue,order=authParams,optional"`
-	CA               string `tidal:"name=ca,order=authParams,optional"`
-	Cert             string `tidal:"name=cert,order=authParams,optional"`
-	Key              string `tidal:"name=key,order=authParams,optional"`
-	KeyPassword      string `tidal:"name=keyPassword,order=authParams,optional"`
-	httpauth.OAuth
+	httpauth.Auth
 
 	queryURL *url.URL
 	timeout  time.Duration
-	modes    map[string]bool
 }
 
 // Validate checks the address, threshold, timeout and authentication rules.
@@ -106,115 +84,32 @@ func (m *Metadata) Validate() error {
 			errs = append(errs, fmt.Errorf("customHeaders: invalid header name %q", k))
 		}
 	}
-	errs = append(errs, m.validateAuth()...)
+	errs = append(errs, m.Auth.Check()...)
 	return errors.Join(errs...)
-}
-
-func (m *Metadata) validateAuth() []error {
-	modes, errs := httpauth.ParseModes("authModes", m.AuthModes, authBearer, authBasic, authTLS, authCustom, authOAuth)
-	m.modes = modes
-	exclusive := 0
-	for _, mode := range []string{authBearer, authBasic, authCustom, authOAuth} {
-		if m.modes[mode] {
-			exclusive++
-		}
-	}
-	if exclusive > 1 {
-		errs = append(errs, errors.New("authModes: bearer, basic, custom and oauth cannot be combined"))
-	}
-	if m.modes[authOAuth] {
-		errs = append(errs, m.OAuth.Validate("authModes oauth")...)
-	}
-	if m.modes[authBearer] && m.BearerToken == "" {
-		errs = append(errs, errors.New("bearerToken: required by authModes bearer"))
-	}
-	if m.modes[authBasic] && m.Username == "" {
-		errs = append(errs, errors.New("username: required by authModes basic"))
-	}
-	if m.modes[authCustom] && (m.CustomAuthHeader == "" || m.CustomAuthValue == "") {
-		errs = append(errs, errors.New("customAuthHeader and customAuthValue: required by authModes custom"))
-	}
-	if m.modes[authTLS] && (m.Cert == "" || m.Key == "") {
-		errs = append(errs, errors.New("cert and key: required by authModes tls"))
-	}
-	return errs
-}
-
-// tlsOptions are the transport's TLS settings: unsafeSsl and ca always, the client certificate with authModes tls.
-func (m *Metadata) tlsOptions() tlsauth.Options {
-	o := tlsauth.Options{UnsafeSsl: m.UnsafeSsl, CA: m.CA}
-	if m.modes[authTLS] {
-		o.Cert, o.Key, o.KeyPassword = m.Cert, m.Key, m.KeyPassword
-	}
-	return o
-}
-
-// credentials are what the active (exclusive) auth mode adds to a request: a bearer token, basic auth or the
-// custom header.
-func (m *Metadata) credentials() httpauth.Credentials {
-	switch {
-	case m.modes[authBearer]:
-		return httpauth.Credentials{BearerToken: m.BearerToken}
-	case m.modes[authBasic]:
-		return httpauth.Credentials{Username: m.Username, Password: m.Password}
-	case m.modes[authCustom]:
-		return httpauth.Credentials{Header: m.CustomAuthHeader, HeaderValue: m.CustomAuthValue}
-	}
-	return httpauth.Credentials{}
-}
-
-// oauth is the OAuth2 configuration with authModes oauth, nil otherwise.
-func (m *Metadata) oauth() *httpauth.OAuth {
-	if !m.modes[authOAuth] {
-		return nil
-	}
-	return &m.OAuth
 }
 
 // Scaler runs one PromQL query.
 type Scaler struct {
-	cfg        *scalers.TriggerConfig
-	meta       Metadata
-	metricName string
-	client     *httpauth.Client
-}
-
-var _ scalers.Scaler = (*Scaler)(nil)
-
-// Register adds the prometheus scaler to r.
-func Register(r *scalers.Registry) {
-	r.Register(New, TriggerType)
-	r.Describe(Metadata{}, TriggerType)
+	httpscaler.Base
+	meta Metadata
 }
 
 // New parses the trigger. HTTP transports are shared between triggers with the same TLS settings, OAuth2 tokens
 // between triggers of the same OAuth2 client.
 func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
-	var meta Metadata
-	if err := scalers.Parse(cfg, &meta); err != nil {
-		return nil, err
-	}
-	client, err := httpauth.AcquireClient(cfg.Shared, TriggerType, httpauth.ClientOptions{
-		TLS: meta.tlsOptions(), Timeout: meta.timeout, OAuth: meta.oauth(), Logger: cfg.Logger})
-	if err != nil {
-		return nil, cfg.Errorf("%w", err)
-	}
-	return &Scaler{cfg: cfg, meta: meta, metricName: cfg.MetricName("prometheus", ""), client: client}, nil
-}
-
-// MetricSpecs returns one External metric with threshold as its target.
-func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
-	return []autoscalingv2.MetricSpec{scalers.ExternalMetric(s.cfg, s.metricName, s.meta.Threshold)}
+	return httpscaler.Build(cfg, TriggerType, func(m *Metadata) httpscaler.Options {
+		return httpscaler.Options{Metric: cfg.MetricName("prometheus", ""), Target: m.Threshold, Activation: m.ActivationThreshold,
+			Client: m.ClientOptions(m.UnsafeSsl, m.timeout)}
+	}, func(base httpscaler.Base, meta Metadata) *Scaler {
+		return &Scaler{Base: base, meta: meta}
+	})
 }
 
 // Sample runs the query; the trigger is active when the value exceeds activationThreshold.
 func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
 	v, err := s.query(ctx, time.Now())
-	if err != nil {
-		return nil, false, s.cfg.Errorf("query %q: %w", s.meta.Query, err)
-	}
-	return []scalers.Sample{{MetricName: s.metricName, Value: v}}, v > s.meta.ActivationThreshold, nil
+	return s.Report(v, err, "query %q", s.meta.Query)
 }
 
-// Close releases the shared transport and token source.
-func (s *Scaler) Close(context.Context) error { return s.client.Close() }
+// Register adds the prometheus scaler to r.
+func Register(r *scalers.Registry) { r.Register(New, TriggerType); r.Describe(Metadata{}, TriggerType) }

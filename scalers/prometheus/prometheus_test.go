@@ -6,7 +6,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,24 +16,16 @@ import (
 
 // fakeAPI serves /api/v1/query with a configurable status and body, and records each request.
 type fakeAPI struct {
-	mu     sync.Mutex
-	status int
-	body   string
+	scalertest.Canned
 	query  url.Values
 	header http.Header
 	host   string
 	calls  int
 }
 
-func (f *fakeAPI) set(status int, body string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.status, f.body = status, body
-}
-
 func (f *fakeAPI) last() (url.Values, http.Header, string, int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
 	return f.query, f.header, f.host, f.calls
 }
 
@@ -43,11 +34,11 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	f.mu.Lock()
+	f.Mu.Lock()
 	f.query, f.header, f.host = r.URL.Query(), r.Header.Clone(), r.Host
 	f.calls++
-	status, body := f.status, f.body
-	f.mu.Unlock()
+	status, body := f.Status, f.Body
+	f.Mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write([]byte(body))
@@ -67,13 +58,12 @@ func newScaler(t testing.TB, md, auth map[string]string) *Scaler {
 }
 
 // sampleErr samples s once; anything but one value under s's metric name is an error.
-func sampleErr(s *Scaler) (float64, bool, error) { return scalertest.FirstNamed(s, s.metricName) }
+func sampleErr(s *Scaler) (float64, bool, error) { return scalertest.FirstNamed(s, s.MetricName()) }
 
 func TestResultHandling(t *testing.T) {
 	t.Parallel()
 	api := &fakeAPI{}
-	srv := httptest.NewServer(api)
-	t.Cleanup(srv.Close)
+	srv := scalertest.Serve(t, api)
 	tests := []struct {
 		name       string
 		status     int
@@ -107,30 +97,17 @@ func TestResultHandling(t *testing.T) {
 				md["ignoreNullValues"] = tc.ignoreNull
 			}
 			s := newScaler(t, md, nil)
-			api.set(tc.status, tc.body)
+			api.Set(tc.status, tc.body)
 			// Subtests share the server; run them serially so each sees its own body.
-			v, active, err := sampleErr(s)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), "prometheus trigger") {
-					t.Fatalf("Sample error = %v, want one naming the trigger and containing %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("Sample: %v", err)
-			}
-			if v != tc.want || active != tc.wantActive {
-				t.Fatalf("Sample = (%v, %v), want (%v, %v)", v, active, tc.want, tc.wantActive)
-			}
+			scalertest.ExpectSample(t, s, "prometheus trigger", tc.want, tc.wantActive, tc.wantErr)
 		})
 	}
 }
 
 func TestRequestShape(t *testing.T) {
 	t.Parallel()
-	api := &fakeAPI{status: 200, body: vector("3")}
-	srv := httptest.NewServer(api)
-	t.Cleanup(srv.Close)
+	api := &fakeAPI{Canned: scalertest.Canned{Status: 200, Body: vector("3")}}
+	srv := scalertest.Serve(t, api)
 	s := newScaler(t, map[string]string{
 		"serverAddress": srv.URL + "/prefix/", "query": `sum(rate(http_requests_total{job="api"}[1m]))`, "threshold": "1",
 		"namespace": "team-a", "queryParameters": "dedup=true,partial_response=false",
@@ -276,8 +253,7 @@ func TestUnreachableServer(t *testing.T) {
 }
 
 func BenchmarkSample(b *testing.B) {
-	api := &fakeAPI{status: 200, body: vector("12.5")}
-	srv := httptest.NewServer(api)
-	b.Cleanup(srv.Close)
+	api := &fakeAPI{Canned: scalertest.Canned{Status: 200, Body: vector("12.5")}}
+	srv := scalertest.Serve(b, api)
 	scalertest.BenchmarkSample(b, newScaler(b, map[string]string{"serverAddress": srv.URL, "query": "sum(up)", "threshold": "1"}, nil))
 }

@@ -5,17 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
-)
 
-// maxBody bounds how much of a response is read: an instant query for one series is a few hundred bytes.
-const maxBody = 8 << 20
+	"github.com/tidalscale/tidal/scalers/httpquery"
+)
 
 // apiResponse is the Prometheus HTTP API envelope.
 type apiResponse struct {
@@ -36,29 +33,17 @@ type vectorSample struct {
 
 // query runs the instant query at ts and returns its single value.
 func (s *Scaler) query(ctx context.Context, ts time.Time) (float64, error) {
-	req, err := s.newRequest(ctx, ts)
+	var r apiResponse
+	body, err := s.request(ts).JSON(ctx, s.Client.Client, &r)
+	var se *httpquery.StatusError
+	if errors.As(err, &se) {
+		var e apiResponse
+		if json.Unmarshal(body, &e) == nil && e.Error != "" {
+			se.Message = e.ErrorType + ": " + truncate(e.Error, 300)
+		}
+	}
 	if err != nil {
 		return 0, err
-	}
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return 0, fmt.Errorf("calling %s: %w", s.meta.queryURL.Redacted(), unwrapURLError(err))
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-	if err != nil {
-		return 0, fmt.Errorf("reading response from %s: %w", s.meta.queryURL.Redacted(), err)
-	}
-	var r apiResponse
-	jsonErr := json.Unmarshal(body, &r)
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		if jsonErr == nil && r.Error != "" {
-			return 0, fmt.Errorf("prometheus returned HTTP %d: %s: %s", resp.StatusCode, r.ErrorType, truncate(r.Error, 300))
-		}
-		return 0, fmt.Errorf("prometheus returned HTTP %d", resp.StatusCode)
-	}
-	if jsonErr != nil {
-		return 0, fmt.Errorf("decoding the response: %w", jsonErr)
 	}
 	if r.Status != "success" {
 		return 0, fmt.Errorf("prometheus returned status %q: %s: %s", r.Status, r.ErrorType, truncate(r.Error, 300))
@@ -66,7 +51,8 @@ func (s *Scaler) query(ctx context.Context, ts time.Time) (float64, error) {
 	return s.value(r)
 }
 
-func (s *Scaler) newRequest(ctx context.Context, ts time.Time) (*http.Request, error) {
+// request is the instant query at ts.
+func (s *Scaler) request(ts time.Time) httpquery.Request {
 	u := *s.meta.queryURL
 	q := u.Query()
 	q.Set("query", s.meta.Query)
@@ -78,23 +64,18 @@ func (s *Scaler) newRequest(ctx context.Context, ts time.Time) (*http.Request, e
 		q.Set(k, v)
 	}
 	u.RawQuery = q.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return nil, fmt.Errorf("building the request: %w", err)
-	}
-	req.Header.Set("Accept", "application/json")
-	for k, v := range s.meta.CustomHeaders {
-		if strings.EqualFold(k, "Host") {
-			req.Host = v
-			continue
-		}
-		req.Header.Add(k, v)
-	}
-	s.meta.credentials().Apply(req)
-	if err := s.client.Authorize(ctx, req); err != nil {
-		return nil, err
-	}
-	return req, nil
+	return httpquery.Request{Service: "prometheus", URL: u.String(), Header: map[string]string{"Accept": "application/json"},
+		Prepare: func(req *http.Request) error {
+			for k, v := range s.meta.CustomHeaders {
+				if strings.EqualFold(k, "Host") {
+					req.Host = v
+					continue
+				}
+				req.Header.Add(k, v)
+			}
+			s.meta.Credentials().Apply(req)
+			return s.Client.Authorize(req.Context(), req)
+		}}
 }
 
 // value extracts the single value of a vector or scalar result, as KEDA does for vectors.
@@ -147,15 +128,6 @@ func (s *Scaler) value(r apiResponse) (float64, error) {
 		return 0, fmt.Errorf("the query returned %v (set ignoreNullValues to treat it as 0)", v)
 	}
 	return v, nil
-}
-
-// unwrapURLError drops the *url.Error wrapper, whose message repeats the full URL with its query.
-func unwrapURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) && ue.Err != nil {
-		return ue.Err
-	}
-	return err
 }
 
 func truncate(s string, n int) string {

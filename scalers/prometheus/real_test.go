@@ -122,8 +122,7 @@ func newGaugeTarget(t testing.TB, name string) gaugeTarget {
 	reg := prometheus.NewRegistry()
 	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: "queue depth for the Tidal prometheus scaler test"})
 	reg.MustRegister(g)
-	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	t.Cleanup(srv.Close)
+	srv := scalertest.Serve(t, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return gaugeTarget{srv: srv, gauge: g}
 }
 

@@ -1,7 +1,8 @@
 // Package scalertest holds helpers for scaler tests only: a throwaway PKI for TLS servers and clients, legacy
 // key encryption for keyPassword tests, the zap observer check that no secret reaches an error or a log line,
 // metadata maps and the metadata table runner (ParseTable), building and sampling a scaler (Config, New, First,
-// SampleFails), and the Sample latency benchmark.
+// SampleFails), the checks of a Sample table row and of an unreachable source (ExpectSample, ExpectConnectError),
+// in-process API fakes (Serve, Canned, ClosedURL), the metadata fuzz body (Poke), and the Sample latency benchmark.
 // Production code never imports it.
 package scalertest
 

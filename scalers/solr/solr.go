@@ -9,22 +9,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
 
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
-
 	"github.com/tidalscale/tidal/scalers"
 	"github.com/tidalscale/tidal/scalers/httpauth"
-	"github.com/tidalscale/tidal/scalers/tlsauth"
+	"github.com/tidalscale/tidal/scalers/httpquery"
+	"github.com/tidalscale/tidal/scalers/httpscaler"
 )
 
 // TriggerType is the trigger type this package registers.
 const TriggerType = "solr"
-
-const maxErrorBody = 256
 
 // Metadata is the solr trigger's metadata, with KEDA's names and defaults.
 type Metadata struct {
@@ -63,83 +59,58 @@ func (m *Metadata) Validate() error {
 
 // Scaler counts the documents matching one query.
 type Scaler struct {
-	cfg        *scalers.TriggerConfig
-	meta       Metadata
-	metricName string
-	url        string
-	client     *http.Client
-	release    func() error
-}
-
-var _ scalers.Scaler = (*Scaler)(nil)
-
-// Register adds the solr scaler to r.
-func Register(r *scalers.Registry) {
-	r.Register(New, TriggerType)
-	r.Describe(Metadata{}, TriggerType)
+	httpscaler.Base
+	meta Metadata
+	url  string
 }
 
 // New parses the trigger; nothing is sent until Sample.
 func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) {
-	var meta Metadata
-	if err := scalers.Parse(cfg, &meta); err != nil {
-		return nil, err
-	}
-	tr, release, err := httpauth.AcquireTransport(cfg.Shared, TriggerType, tlsauth.Options{})
-	if err != nil {
-		return nil, cfg.Errorf("%w", err)
-	}
-	u := *meta.base
-	u.Path += "/solr/" + url.PathEscape(meta.Collection) + "/select"
-	u.RawQuery = url.Values{"q": {meta.Query}, "wt": {"json"}, "rows": {"0"}}.Encode()
-	return &Scaler{cfg: cfg, meta: meta, metricName: cfg.MetricName(TriggerType, ""), url: u.String(),
-		client: &http.Client{Transport: tr, Timeout: scalers.CallTimeout}, release: release}, nil
+	return httpscaler.Build(cfg, TriggerType, func(m *Metadata) httpscaler.Options {
+		return httpscaler.Options{Metric: cfg.MetricName(TriggerType, ""), Target: m.TargetQueryValue, Activation: m.ActivationTargetQueryValue,
+			Client: httpauth.ClientOptions{Timeout: scalers.CallTimeout}}
+	}, func(base httpscaler.Base, meta Metadata) *Scaler {
+		return &Scaler{Base: base, meta: meta, url: meta.selectURL()}
+	})
 }
 
-// MetricSpecs returns one External metric with targetQueryValue as its target.
-func (s *Scaler) MetricSpecs() []autoscalingv2.MetricSpec {
-	return []autoscalingv2.MetricSpec{scalers.ExternalMetric(s.cfg, s.metricName, s.meta.TargetQueryValue)}
+// selectURL is the collection's select request for the query, asking for the count only.
+func (m *Metadata) selectURL() string {
+	u := *m.base
+	u.Path += "/solr/" + url.PathEscape(m.Collection) + "/select"
+	u.RawQuery = url.Values{"q": {m.Query}, "wt": {"json"}, "rows": {"0"}}.Encode()
+	return u.String()
 }
 
 // Sample runs the query; the trigger is active when the count exceeds activationTargetQueryValue.
 func (s *Scaler) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
 	n, err := s.count(ctx)
-	if err != nil {
-		return nil, false, s.cfg.Errorf("collection %q: %w", s.meta.Collection, err)
-	}
-	return []scalers.Sample{{MetricName: s.metricName, Value: n}}, n > s.meta.ActivationTargetQueryValue, nil
+	return s.Report(n, err, "collection %q", s.meta.Collection)
 }
 
 func (s *Scaler) count(ctx context.Context) (float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
-	if err != nil {
-		return 0, err
+	var r struct {
+		Response *struct {
+			NumFound *float64 `json:"numFound"`
+		} `json:"response"`
 	}
-	httpauth.Credentials{Username: s.meta.Username, Password: s.meta.Password}.Apply(req)
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	body, err := (httpquery.Request{Service: "solr", URL: s.url, Prepare: func(req *http.Request) error {
+		httpauth.Credentials{Username: s.meta.Username, Password: s.meta.Password}.Apply(req)
+		return nil
+	}}).JSON(ctx, s.Client.Client, &r)
+	var se *httpquery.StatusError
+	if errors.As(err, &se) {
 		var e struct {
 			Error struct {
 				Msg string `json:"msg"`
 			} `json:"error"`
 		}
 		if json.Unmarshal(body, &e) == nil && e.Error.Msg != "" {
-			return 0, fmt.Errorf("HTTP %d: %s", resp.StatusCode, e.Error.Msg)
+			se.Message = httpquery.FirstLine(e.Error.Msg, 300)
 		}
-		return 0, fmt.Errorf("HTTP %d", resp.StatusCode)
 	}
-	var r struct {
-		Response *struct {
-			NumFound *float64 `json:"numFound"`
-		} `json:"response"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
-		return 0, fmt.Errorf("decoding the answer: %w", err)
+	if err != nil {
+		return 0, err
 	}
 	if r.Response == nil || r.Response.NumFound == nil {
 		return 0, errors.New("the answer has no response.numFound")
@@ -147,5 +118,5 @@ func (s *Scaler) count(ctx context.Context) (float64, error) {
 	return *r.Response.NumFound, nil
 }
 
-// Close releases the shared transport.
-func (s *Scaler) Close(context.Context) error { return s.release() }
+// Register adds the solr scaler to r.
+func Register(r *scalers.Registry) { r.Register(New, TriggerType); r.Describe(Metadata{}, TriggerType) }
