@@ -115,7 +115,7 @@ func TestCountingModes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			s := newScaler(t, scalertest.WithPairs(map[string]string{"blobContainerName": name}, tc.kv...), auth)
-			if v, _ := scalertest.Sample(t, s, s.MetricName); v != tc.want {
+			if v, _ := scalertest.Sample(t, s, s.MetricName()); v != tc.want {
 				t.Fatalf("count = %v, want %v", v, tc.want)
 			}
 		})
@@ -144,7 +144,7 @@ func TestSampleAgainstAzurite(t *testing.T) {
 	}
 	for _, st := range steps {
 		upload(t, cc, st.add...)
-		v, active := scalertest.Sample(t, s, s.MetricName)
+		v, active := scalertest.Sample(t, s, s.MetricName())
 		if v != st.want || active != st.wantActive {
 			t.Fatalf("%s: Sample = (%v, %v), want (%v, %v)", st.name, v, active, st.want, st.wantActive)
 		}

@@ -142,7 +142,7 @@ func TestSampleAgainstAzurite(t *testing.T) {
 	}
 	for _, st := range steps {
 		enqueue(st.add)
-		v, active := scalertest.Sample(t, s, s.MetricName)
+		v, active := scalertest.Sample(t, s, s.MetricName())
 		if v != st.want || active != st.wantActive {
 			t.Fatalf("%s: Sample = (%v, %v), want (%v, %v)", st.name, v, active, st.want, st.wantActive)
 		}

@@ -308,7 +308,7 @@ func TestQueue(t *testing.T) {
 		wantActive bool
 	}{{0, false}, {3, false}, {4, true}, {250, true}} {
 		fake.set(q, st.active)
-		v, active := scalertest.Sample(t, s, s.MetricName)
+		v, active := scalertest.Sample(t, s, s.MetricName())
 		if v != float64(st.active) || active != st.wantActive {
 			t.Fatalf("%d active messages: Sample = (%v, %v), want (%d, %v)", st.active, v, active, st.active, st.wantActive)
 		}
@@ -342,11 +342,11 @@ func TestMessageCountType(t *testing.T) {
 		queue, subsc float64
 	}{{"active", 5, 2}, {"deadLetter", 3, 40}, {"activeAndDeadLetter", 8, 42}} {
 		s := newScaler(t, map[string]string{"queueName": q, "messageCountType": c.countType, "activationMessageCount": "4"}, key)
-		if v, active := scalertest.Sample(t, s, s.MetricName); v != c.queue || active != (c.queue > 4) {
+		if v, active := scalertest.Sample(t, s, s.MetricName()); v != c.queue || active != (c.queue > 4) {
 			t.Errorf("%s, queue: Sample = (%v, %v), want (%v, %v)", c.countType, v, active, c.queue, c.queue > 4)
 		}
 		s = newScaler(t, map[string]string{"topicName": topic, "subscriptionName": "billing", "messageCountType": c.countType}, key)
-		if v, _ := scalertest.Sample(t, s, s.MetricName); v != c.subsc {
+		if v, _ := scalertest.Sample(t, s, s.MetricName()); v != c.subsc {
 			t.Errorf("%s, subscription: Sample = %v, want %v", c.countType, v, c.subsc)
 		}
 		s = newScaler(t, map[string]string{"topicName": topic, "subscriptionName": "bill.*", "useRegex": "true", "messageCountType": c.countType}, key)

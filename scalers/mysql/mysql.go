@@ -92,7 +92,8 @@ func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) 
 		return nil, err
 	}
 	s := &Scaler{meta: meta, secrets: sqlscaler.Secrets(meta.Password, meta.ConnectionString)}
-	// The metric is named after the database, known once the DSN is parsed.
+	// The metric is named after the database, known once the DSN is parsed (whose errors name the trigger
+	// through the Base): the Base is built again with the name.
 	s.Base = onemetric.New(cfg, "", meta.QueryValue, meta.ActivationQueryValue, s.queryValue)
 	dc, err := s.driverConfig()
 	if err != nil {
@@ -103,7 +104,7 @@ func New(_ context.Context, cfg *scalers.TriggerConfig) (scalers.Scaler, error) 
 	if meta.MetricName != "" {
 		metricSuffix = meta.MetricName
 	}
-	s.MetricName = cfg.MetricName(Type, metricSuffix)
+	s.Base = onemetric.New(cfg, cfg.MetricName(Type, metricSuffix), meta.QueryValue, meta.ActivationQueryValue, s.queryValue)
 
 	connector, err := drv.NewConnector(dc)
 	if err != nil {

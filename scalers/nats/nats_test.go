@@ -130,7 +130,7 @@ func newScaler(t testing.TB, tr scalertest.Trigger) *Scaler {
 // sample returns the single metric value and activity, failing the test on error.
 func sample(t testing.TB, s *Scaler) (float64, bool) {
 	t.Helper()
-	return scalertest.Sample(t, s, s.MetricName)
+	return scalertest.Sample(t, s, s.MetricName())
 }
 
 func TestAPILag(t *testing.T) {

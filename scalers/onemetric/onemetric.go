@@ -5,26 +5,23 @@
 package onemetric
 
 import (
+	"cmp"
 	"context"
 	"sync"
 	"time"
-
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
 
 	"go.uber.org/zap"
 
 	"github.com/tidalscale/tidal/scalers"
 )
 
-// Base implements scalers.Scaler for a trigger with one metric. Build it with New; set Timeout and Release on the
-// result when the trigger needs them.
+// Base implements scalers.Scaler for a trigger with one metric: scalers.OneMetric (the metric spec, the sample
+// and its activity) read with Read. Build it with New; set Timeout and Release on the result when the trigger
+// needs them.
 type Base struct {
+	scalers.OneMetric
 	// Cfg is the trigger's configuration (its metricType, and ID and Errorf for errors).
 	Cfg *scalers.TriggerConfig
-	// MetricName names the External metric (cfg.MetricName of the trigger's prefix and source).
-	MetricName string
-	// Target is the metric's target; Activation the value the trigger is active above.
-	Target, Activation float64
 	// Read reads the value. Its error names the trigger (Cfg.Errorf) and the field it concerns, unless Source
 	// does.
 	Read func(context.Context) (float64, error)
@@ -44,23 +41,21 @@ type Base struct {
 // New returns the Base of the trigger cfg: one External metric named metricName with target, active above
 // activation, read with read. cfg must be parsed (scalers.Parse normalizes it).
 func New(cfg *scalers.TriggerConfig, metricName string, target, activation float64, read func(context.Context) (float64, error)) Base {
-	return Base{Cfg: cfg, MetricName: metricName, Target: target, Activation: activation, Read: read,
+	return Base{OneMetric: scalers.NewOneMetric(cfg, metricName, target, activation), Cfg: cfg, Read: read,
 		log: cfg.Logger.With(zap.String("trigger", cfg.ID())), closeOnce: new(sync.Once)}
 }
 
-// MetricSpecs returns the one External metric, targeting Target.
-func (b *Base) MetricSpecs() []autoscalingv2.MetricSpec {
-	return []autoscalingv2.MetricSpec{scalers.ExternalMetric(b.Cfg, b.MetricName, b.Target)}
-}
-
-// Sample reads the value under Timeout; active when it is above Activation. A failed read is logged at debug
-// level as "<type> sample failed" and returned unchanged.
+// Sample reads the value under Timeout; active when it is above the activation threshold. A failed read is
+// logged at debug level as "<type> sample failed" and returned unchanged.
 func (b *Base) Sample(ctx context.Context) ([]scalers.Sample, bool, error) {
-	timeout := b.Timeout
-	if timeout == 0 {
-		timeout = scalers.CallTimeout
+	ctx, cancel := context.WithTimeout(ctx, cmp.Or(b.Timeout, scalers.CallTimeout))
+	defer cancel()
+	v, err := b.read(ctx)
+	if err != nil {
+		b.log.Debug(b.Cfg.Type+" sample failed", zap.String("error", err.Error()))
+		return nil, false, err
 	}
-	return scalers.SampleOneWithin(ctx, timeout, b.log, b.Cfg.Type+" sample failed", b.MetricName, b.Activation, b.read)
+	return b.Value(v)
 }
 
 func (b *Base) read(ctx context.Context) (float64, error) {

@@ -103,7 +103,7 @@ func newScaler(t testing.TB, tr scalertest.Trigger) *Scaler {
 // sample returns the single metric value and activity, failing the test on error.
 func sample(t testing.TB, s *Scaler) (float64, bool) {
 	t.Helper()
-	return scalertest.Sample(t, s, s.MetricName)
+	return scalertest.Sample(t, s, s.MetricName())
 }
 
 // sampleUntil samples until cond holds or the timeout passes. The management API refreshes its statistics every
