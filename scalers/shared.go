@@ -2,8 +2,10 @@ package scalers
 
 import (
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"fmt"
+	"net/http"
 	"sort"
 	"sync"
 )
@@ -103,4 +105,21 @@ func ClientKey(scalerType string, fields map[string]string) string {
 		fmt.Fprintf(h, "%s=%s\x00", k, fields[k])
 	}
 	return scalerType + ":" + hex.EncodeToString(h.Sum(nil))
+}
+
+// AcquireHTTPClient is the *http.Client shared under key (Acquire): Go's default transport with tlsCfg, and at
+// most maxIdlePerHost idle connections per host when positive; its idle connections are closed when the last
+// user releases it.
+func AcquireHTTPClient(s *Shared, key string, tlsCfg *tls.Config, maxIdlePerHost int) (*http.Client, func() error, error) {
+	return Acquire(s, key, func() (*http.Client, error) {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = tlsCfg
+		if maxIdlePerHost > 0 {
+			tr.MaxIdleConnsPerHost = maxIdlePerHost
+		}
+		return &http.Client{Transport: tr}, nil
+	}, func(c *http.Client) error {
+		c.CloseIdleConnections()
+		return nil
+	})
 }

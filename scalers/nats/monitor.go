@@ -103,14 +103,7 @@ func newMonitorReader(cfg *scalers.TriggerConfig, meta *Metadata, tlsCfg *tls.Co
 		return nil, fmt.Errorf("natsServerMonitoringEndpoint: %w", err)
 	}
 	key := scalers.ClientKey("nats-monitoring", map[string]string{"tls": tlsKey(meta)})
-	client, release, err := scalers.Acquire(cfg.Shared, key, func() (*http.Client, error) {
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.TLSClientConfig = tlsCfg
-		return &http.Client{Transport: tr}, nil
-	}, func(c *http.Client) error {
-		c.CloseIdleConnections()
-		return nil
-	})
+	client, release, err := scalers.AcquireHTTPClient(cfg.Shared, key, tlsCfg, 0)
 	if err != nil {
 		return nil, err
 	}

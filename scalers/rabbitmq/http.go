@@ -76,15 +76,7 @@ func newHTTPReader(cfg *scalers.TriggerConfig, meta *Metadata, tlsCfg *tls.Confi
 		r.hasCreds = true
 	}
 	key := scalers.ClientKey("rabbitmq-http", map[string]string{"tls": tlsKey(meta), "unsafeSsl": strconv.FormatBool(meta.UnsafeSsl)})
-	client, release, err := scalers.Acquire(cfg.Shared, key, func() (*http.Client, error) {
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.TLSClientConfig = tlsCfg
-		tr.MaxIdleConnsPerHost = 16
-		return &http.Client{Transport: tr}, nil
-	}, func(c *http.Client) error {
-		c.CloseIdleConnections()
-		return nil
-	})
+	client, release, err := scalers.AcquireHTTPClient(cfg.Shared, key, tlsCfg, 16)
 	if err != nil {
 		return nil, err
 	}
