@@ -3,7 +3,8 @@
 #   make bench BENCH_SCENARIOS=bench/scenarios/burst.yaml
 #   make bench-short                                  (each scenario's tiny sizes, a few minutes)
 #   make bench BENCH_FLAGS="--compare-cmd 'bin/other-autoscaler --kubeconfig \$$KUBECONFIG'"
-# node-scale-up and virtual-burst drive bin/tidal-node-autoscaler and bin/tidal-virtual-node as processes.
+# node-scale-up and virtual-burst drive bin/tidal-node-autoscaler and bin/tidal-virtual-node as processes, fleet
+# (fleet-30000, soak-10000) bin/tidal-operator.
 #   make bench-compare BENCH_RESULTS="bench/results/a.json ..."   (fails when a p99 rose > 20 % over bench/baseline.json)
 # Each scenario first waits (up to 3 min) for the 1-minute load average to fall to BENCH_QUIET_LOAD; one that
 # starts above it says so in its notes. Every result records the load at its start and end.
@@ -17,7 +18,7 @@ BENCH_RESULTS    ?=
 
 bench-bins: build-dev
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/ ./cmd/tidal-bench ./cmd/tidal-node-autoscaler ./cmd/tidal-virtual-node
+	$(GO) build -o $(BIN)/ ./cmd/tidal-bench ./cmd/tidal-node-autoscaler ./cmd/tidal-virtual-node ./cmd/tidal-operator
 
 bench: bench-bins
 	$(BIN)/tidal-bench run --tidal-dev $(BIN)/tidal-dev --out $(BENCH_OUT) --quiet-load $(BENCH_QUIET_LOAD) \
