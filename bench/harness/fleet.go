@@ -1,10 +1,8 @@
 package harness
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -14,6 +12,10 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/tidalscale/tidal/bench/result"
 	"github.com/tidalscale/tidal/bench/scenario"
@@ -105,8 +107,9 @@ func (r fleet) measure(ctx context.Context, env *runEnv) (*result.Run, error) {
 		if !killedAt.IsZero() && len(rebalance) == 0 {
 			owned := 0.0
 			for _, rep := range replicas[1:] {
-				v, _ := scrape(ctx, rep.metrics, `tidal_shard_owned_objects{kind="ScaledObject"}`)
-				owned += v
+				if fams, err := scrape(ctx, rep.metrics); err == nil {
+					owned += gaugeWithLabel(fams["tidal_shard_owned_objects"], "kind", "ScaledObject")
+				}
 			}
 			if int(owned) == p.ScaledObjects {
 				rebalance = append(rebalance, time.Since(killedAt))
@@ -135,11 +138,11 @@ func (r fleet) measure(ctx context.Context, env *runEnv) (*result.Run, error) {
 		if rep.dead {
 			continue
 		}
-		n, err := scrape(ctx, rep.metrics, "tidal_poller_scheduler_lag_seconds_count")
+		fams, err := scrape(ctx, rep.metrics)
 		if err != nil {
 			return nil, fmt.Errorf("fleet: %s: %w", rep.name, err)
 		}
-		onTime, err := scrape(ctx, rep.metrics, `tidal_poller_scheduler_lag_seconds_bucket{le="1"}`)
+		n, onTime, err := within(fams["tidal_poller_scheduler_lag_seconds"], 1)
 		if err != nil {
 			return nil, fmt.Errorf("fleet: %s: %w", rep.name, err)
 		}
@@ -193,30 +196,44 @@ func rssMiB(pid int) (float64, error) {
 	return 0, fmt.Errorf("/proc/%d/status: no VmRSS", pid)
 }
 
-// scrape reads one series (its name and labels exactly as exposed) from a Prometheus text endpoint.
-func scrape(ctx context.Context, url, series string) (float64, error) {
+// scrape reads a Prometheus text endpoint's metric families.
+func scrape(ctx context.Context, url string) (map[string]*dto.MetricFamily, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer resp.Body.Close()
-	return findSeries(resp.Body, series)
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	return parser.TextToMetricFamilies(resp.Body)
 }
 
-func findSeries(r io.Reader, series string) (float64, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
-			return strconv.ParseFloat(strings.TrimSpace(rest), 64)
+// gaugeWithLabel is the value of mf's gauge whose label name is value; 0 when there is none.
+func gaugeWithLabel(mf *dto.MetricFamily, name, value string) float64 {
+	for _, m := range mf.GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == name && l.GetValue() == value {
+				return m.GetGauge().GetValue()
+			}
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return 0, err
+	return 0
+}
+
+// within reads histogram mf: its sample count and how many observations were at most bound (a bucket's upper
+// bound).
+func within(mf *dto.MetricFamily, bound float64) (count, atMost float64, err error) {
+	if len(mf.GetMetric()) != 1 {
+		return 0, 0, fmt.Errorf("histogram %s: want one series, got %d", mf.GetName(), len(mf.GetMetric()))
 	}
-	return 0, fmt.Errorf("no series %s", series)
+	h := mf.GetMetric()[0].GetHistogram()
+	for _, b := range h.GetBucket() {
+		if b.GetUpperBound() == bound {
+			return float64(h.GetSampleCount()), float64(b.GetCumulativeCount()), nil
+		}
+	}
+	return 0, 0, fmt.Errorf("histogram %s: no bucket with upper bound %v", mf.GetName(), bound)
 }
